@@ -1,0 +1,65 @@
+//! The command line: one file per command.
+
+mod events;
+mod info;
+mod serve;
+mod version;
+mod vm;
+
+use std::process::ExitCode;
+
+use berth_host::home::BerthHome;
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub type CommandResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "Berth: containers on your desktop")]
+pub struct Cli {
+    /// The engine's address (unix:PATH, vsock:CID:PORT, vsock-hybrid:PATH:PORT).
+    #[arg(long, global = true, env = "BERTH_HOST")]
+    host: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the client's and the engine's versions.
+    Version(version::Args),
+    /// Show facts about the engine and the machine it runs on.
+    Info(info::Args),
+    /// Follow the engine's events.
+    Events(events::Args),
+    /// Run the engine and serve its sockets until interrupted.
+    Serve(serve::Args),
+    /// Manage Berth's VM.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
+}
+
+/// Output formats of commands that print data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// What every command gets.
+#[derive(Debug)]
+pub struct Context {
+    pub host: Option<String>,
+    pub home: BerthHome,
+}
+
+pub async fn run(cli: Cli) -> CommandResult {
+    let ctx = Context { host: cli.host, home: BerthHome::from_env() };
+    match cli.command {
+        Command::Version(args) => version::run(&ctx, args).await,
+        Command::Info(args) => info::run(&ctx, args).await,
+        Command::Events(args) => events::run(&ctx, args).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Vm(cmd) => vm::run(&ctx, cmd).await,
+    }
+}

@@ -1,0 +1,100 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use berth_host::vm::{self, VmConfig, VmState};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{CommandResult, Context};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run the engine on this host (Linux), without a VM.
+    #[arg(long)]
+    native: bool,
+}
+
+pub async fn run(ctx: &Context, args: Args) -> CommandResult {
+    if args.native {
+        serve_native(ctx)
+    } else {
+        serve_vm(ctx).await
+    }
+}
+
+/// The native placement is the agent itself, run on this host with unix sockets: the
+/// same binary and code as in the VM. It replaces this process, so it stays in the
+/// foreground and gets the signals.
+fn serve_native(ctx: &Context) -> CommandResult {
+    use std::os::unix::process::CommandExt;
+    if !cfg!(target_os = "linux") {
+        return Err("`berth serve --native` needs Linux; use `berth serve` to run the engine in the VM".into());
+    }
+    let agent = find_agent().ok_or(
+        "berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)",
+    )?;
+    let socket = ctx.home.grpc_socket();
+    eprintln!("serving the native engine on {}", socket.display());
+    let err = std::process::Command::new(&agent)
+        .arg("--unix")
+        .arg(&socket)
+        .arg("--root")
+        .arg(ctx.home.engine_dir())
+        .exec();
+    Err(format!("cannot run {}: {err}", agent.display()).into())
+}
+
+fn find_agent() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("BERTH_AGENT") {
+        return Some(PathBuf::from(path));
+    }
+    let sibling = std::env::current_exe().ok()?.parent()?.join("berth-agent");
+    if sibling.is_file() {
+        return Some(sibling);
+    }
+    vm::find_program("berth-agent")
+}
+
+/// Boots the VM and serves `$BERTH_HOME/run/berth.sock` by passing bytes to the agent's
+/// vsock port, until SIGINT or SIGTERM; then powers the VM off.
+async fn serve_vm(ctx: &Context) -> CommandResult {
+    let config = VmConfig::from_env()?;
+    let socket = ctx.home.grpc_socket();
+    // Bind first: a busy socket is an error before anything boots.
+    let listener = berth_proto::socket::bind_unix(&socket).await?;
+    let running = match vm::start(&ctx.home, &config, |state| {
+        if let VmState::Booting { accel } = state {
+            eprintln!("booting the VM ({accel})...");
+        }
+    })
+    .await
+    {
+        Ok(running) => running,
+        Err(err) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(err.into());
+        }
+    };
+    eprintln!(
+        "Berth is ready in {:.2}s: engine {} (kernel {}); gRPC API at {}",
+        running.boot_time.as_secs_f64(),
+        running.engine.engine_version,
+        running.engine.kernel_version,
+        socket.display()
+    );
+    let endpoint = running.endpoint();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let outcome = tokio::select! {
+        result = berth_host::proxy::serve_unix(listener, endpoint) => result.map_err(|e| e.to_string()),
+        _ = term.recv() => Ok(()),
+        _ = int.recv() => Ok(()),
+    };
+    let _ = std::fs::remove_file(&socket);
+    eprintln!("stopping the VM...");
+    let stopped = vm::stop(&ctx.home, Duration::from_secs(10)).await;
+    running.reap().await;
+    stopped?;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! Berth's container engine. The guest agent is a thin binary over this library; the
+//! same code runs inside the VM and natively on Linux.
+
+pub mod events;
+pub mod system;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use events::{EventBus, EventRecord};
+
+/// Where the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Inside Berth's VM.
+    Vm,
+    /// Directly on a Linux host.
+    Native,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Vm => "vm",
+            Placement::Native => "native",
+        }
+    }
+}
+
+/// Settings the engine starts with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub placement: Placement,
+    /// The engine's state directory.
+    pub root_dir: PathBuf,
+}
+
+/// The engine: state shared by every API it serves.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: EngineConfig,
+    events: EventBus,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine { inner: Arc::new(Inner { config, events: EventBus::new(256) }) }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// The gRPC service for `berth.v1.System`.
+    pub fn system_service(
+        &self,
+    ) -> berth_proto::v1::system_server::SystemServer<system::SystemApi> {
+        berth_proto::v1::system_server::SystemServer::new(system::SystemApi::new(self.clone()))
+    }
+}

@@ -1,0 +1,116 @@
+//! `berth.v1.System`: version, info and the event stream.
+
+mod facts;
+
+use std::pin::Pin;
+
+use berth_proto::v1::{
+    system_server::System, Event, EventsRequest, InfoRequest, InfoResponse, VersionRequest,
+    VersionResponse,
+};
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+pub use facts::MachineFacts;
+
+use crate::Engine;
+
+/// The engine's version, from the crate.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The System service over an [`Engine`].
+#[derive(Debug)]
+pub struct SystemApi {
+    engine: Engine,
+}
+
+impl SystemApi {
+    pub fn new(engine: Engine) -> SystemApi {
+        SystemApi { engine }
+    }
+}
+
+/// The version answer, also used by the agent's own `--version`.
+pub fn version() -> VersionResponse {
+    let facts = MachineFacts::read();
+    VersionResponse {
+        engine_version: ENGINE_VERSION.to_owned(),
+        api_version: berth_proto::API_VERSION.to_owned(),
+        kernel_version: facts.kernel_release,
+        os: std::env::consts::OS.to_owned(),
+        arch: std::env::consts::ARCH.to_owned(),
+        git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or_default().to_owned(),
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl System for SystemApi {
+    async fn version(&self, _: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(version()))
+    }
+
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let facts = MachineFacts::read();
+        let config = self.engine.config();
+        Ok(Response::new(InfoResponse {
+            hostname: facts.hostname,
+            cpus: facts.cpus,
+            memory_bytes: facts.memory_bytes,
+            kernel_version: facts.kernel_release,
+            operating_system: facts.os_pretty_name,
+            arch: std::env::consts::ARCH.to_owned(),
+            uptime_seconds: facts.uptime_seconds,
+            placement: config.placement.as_str().to_owned(),
+            root_dir: config.root_dir.display().to_string(),
+            pid: std::process::id(),
+        }))
+    }
+
+    type EventsStream = EventStream;
+
+    async fn events(&self, request: Request<EventsRequest>) -> Result<Response<EventStream>, Status> {
+        let request = request.into_inner();
+        let (backlog, mut live) = self.engine.events().subscribe(request.replay);
+        let types = request.types;
+        let wanted = move |kind: &str| types.is_empty() || types.iter().any(|t| t == kind);
+        let stream = async_stream(move |tx| async move {
+            for event in backlog {
+                if wanted(&event.kind) && tx.send(Ok(event.into())).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if wanted(&event.kind) && tx.send(Ok(event.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        let status = Status::data_loss(format!(
+                            "event subscriber fell behind and missed {missed} events"
+                        ));
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by a task through a small channel; the task ends when the client goes.
+fn async_stream<F, Fut>(body: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

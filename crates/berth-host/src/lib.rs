@@ -1,0 +1,13 @@
+//! The host side of Berth: everything the desktop app and the `berth` CLI share.
+//!
+//! - [`home`]: where state and sockets live (`BERTH_HOME`).
+//! - [`agent`]: the gRPC client of the engine, over a unix socket, AF_VSOCK, or the
+//!   hybrid unix-socket protocol of vhost-device-vsock.
+//! - [`vm`]: the VM's lifecycle: QEMU with direct kernel boot, driven over QMP.
+
+pub mod agent;
+pub mod home;
+pub mod proxy;
+pub mod vm;
+
+pub use berth_proto::ErrorKind;

@@ -1,0 +1,733 @@
+//! The VM's lifecycle: QEMU with direct kernel boot, vsock to the agent, QMP to stop it.
+//!
+//! A VM started by one Berth process (the CLI, the app) is found by any other through
+//! its record in `$BERTH_HOME/vm/state.json`.
+
+pub mod accel;
+pub mod image;
+pub mod qmp;
+mod qemu;
+pub mod state;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use berth_proto::ErrorKind;
+use tokio::process::{Child, Command};
+
+use crate::agent::{self, AgentClient, AgentEndpoint, WaitError};
+use crate::home::BerthHome;
+use accel::{Accel, AccelChoice, Verdict};
+pub use image::VmImage;
+use qemu::{QemuArgs, VsockDevice};
+use state::VmRecord;
+pub use status::{EngineVersion, VmState};
+
+/// The guest CID when vhost-device-vsock is used (it is private to that device).
+const HYBRID_GUEST_CID: u32 = 3;
+/// Longest unix socket path we accept (sun_path is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// How to start the VM.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub image: VmImage,
+    pub qemu: PathBuf,
+    /// vhost-device-vsock, when the host has no vhost-vsock; `None` uses AF_VSOCK.
+    pub vhost_device_vsock: Option<PathBuf>,
+    pub accel: AccelChoice,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    /// How long the agent may take to answer under the accelerator that boots.
+    pub boot_timeout: Duration,
+    /// How long a hardware accelerator may take before it counts as unusable.
+    pub hardware_probe_timeout: Duration,
+}
+
+impl VmConfig {
+    /// The configuration from the environment: `BERTH_VM_IMAGE`, `BERTH_QEMU`,
+    /// `BERTH_VHOST_DEVICE_VSOCK`, `BERTH_ACCEL`, `BERTH_VM_CPUS`, `BERTH_VM_MEMORY_MIB`,
+    /// `BERTH_BOOT_TIMEOUT_SECS`.
+    pub fn from_env() -> Result<VmConfig, StartError> {
+        let image = VmImage::locate()?;
+        let qemu = match std::env::var_os("BERTH_QEMU") {
+            Some(path) => PathBuf::from(path),
+            None => find_program(qemu_binary_name()).ok_or(StartError::QemuMissing {
+                program: qemu_binary_name().to_owned(),
+            })?,
+        };
+        let vhost_device_vsock = if host_has_vhost_vsock() {
+            None
+        } else {
+            Some(match std::env::var_os("BERTH_VHOST_DEVICE_VSOCK") {
+                Some(path) => PathBuf::from(path),
+                None => find_program("vhost-device-vsock").ok_or(StartError::VhostMissing)?,
+            })
+        };
+        let accel = AccelChoice::parse(&std::env::var("BERTH_ACCEL").unwrap_or_default())
+            .map_err(StartError::InvalidConfig)?;
+        let number = |name: &str, default: u64| -> Result<u64, StartError> {
+            match std::env::var(name) {
+                Ok(text) => text
+                    .parse()
+                    .map_err(|_| StartError::InvalidConfig(format!("{name}={text:?} is not a number"))),
+                Err(_) => Ok(default),
+            }
+        };
+        Ok(VmConfig {
+            image,
+            qemu,
+            vhost_device_vsock,
+            accel,
+            cpus: u32::try_from(number("BERTH_VM_CPUS", 1)?).unwrap_or(1).max(1),
+            mem_mib: u32::try_from(number("BERTH_VM_MEMORY_MIB", 1024)?).unwrap_or(1024).max(128),
+            boot_timeout: Duration::from_secs(number("BERTH_BOOT_TIMEOUT_SECS", 60)?),
+            hardware_probe_timeout: Duration::from_secs(5),
+        })
+    }
+}
+
+fn qemu_binary_name() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "qemu-system-aarch64"
+    } else {
+        "qemu-system-x86_64"
+    }
+}
+
+fn host_has_vhost_vsock() -> bool {
+    if std::env::var("BERTH_VSOCK").as_deref() == Ok("hybrid") {
+        return false;
+    }
+    cfg!(target_os = "linux")
+        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/vhost-vsock").is_ok()
+}
+
+/// Finds a program on PATH (and in ~/.cargo/bin, where `cargo install` puts tools).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("QEMU is not installed: {program} is not on PATH (install QEMU, e.g. `apt install qemu-system-x86`, or set BERTH_QEMU)")]
+    QemuMissing { program: String },
+    #[error(transparent)]
+    ImageMissing(#[from] image::ImageMissing),
+    #[error("the host has no vhost-vsock and vhost-device-vsock is not installed (`cargo install vhost-device-vsock`, or set BERTH_VHOST_DEVICE_VSOCK)")]
+    VhostMissing,
+    #[error("invalid VM configuration: {0}")]
+    InvalidConfig(String),
+    #[error("the VM is already running (QEMU pid {pid})")]
+    AlreadyRunning { pid: u32 },
+    #[error("socket path {path} is too long for a unix socket; use a shorter BERTH_HOME")]
+    SocketPathTooLong { path: PathBuf },
+    #[error("cannot {what}")]
+    Io { what: String, source: std::io::Error },
+    #[error("vhost-device-vsock did not start: {detail}")]
+    VhostFailed { detail: String },
+    #[error("QEMU ({accel}) stopped during boot: {reason}\n--- console tail ---\n{console}")]
+    QemuExited { accel: &'static str, reason: String, console: String },
+    #[error("the agent did not answer within {timeout:?} under {accel} ({last})\n--- console tail ---\n{console}")]
+    NoAnswer { accel: &'static str, timeout: Duration, last: String, console: String },
+}
+
+impl StartError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StartError::QemuMissing { .. }
+            | StartError::ImageMissing(_)
+            | StartError::VhostMissing => ErrorKind::NotFound,
+            StartError::InvalidConfig(_) | StartError::SocketPathTooLong { .. } => ErrorKind::InvalidArgument,
+            StartError::AlreadyRunning { .. } => ErrorKind::Conflict,
+            StartError::QemuExited { .. } | StartError::NoAnswer { .. } | StartError::VhostFailed { .. } => {
+                ErrorKind::Unavailable
+            }
+            StartError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+        let what = what.into();
+        move |source| StartError::Io { what, source }
+    }
+}
+
+/// Files of the VM in `$BERTH_HOME/vm`.
+#[derive(Debug, Clone)]
+pub struct VmPaths {
+    pub dir: PathBuf,
+    pub state: PathBuf,
+    pub lock: PathBuf,
+    pub qmp: PathBuf,
+    pub vhost_socket: PathBuf,
+    pub vsock_uds: PathBuf,
+    pub console_log: PathBuf,
+    pub qemu_log: PathBuf,
+    pub vhost_log: PathBuf,
+    pub verdicts: PathBuf,
+}
+
+impl VmPaths {
+    pub fn new(home: &BerthHome) -> VmPaths {
+        let dir = home.vm_dir();
+        VmPaths {
+            state: dir.join("state.json"),
+            lock: dir.join("lock"),
+            qmp: dir.join("qmp.sock"),
+            vhost_socket: dir.join("vhost.sock"),
+            vsock_uds: dir.join("vsock.sock"),
+            console_log: dir.join("console.log"),
+            qemu_log: dir.join("qemu.log"),
+            vhost_log: dir.join("vhost-device-vsock.log"),
+            verdicts: dir.join("accel-verdicts.json"),
+            dir,
+        }
+    }
+}
+
+/// A VM this process started: its record, its child processes and a connected client.
+#[derive(Debug)]
+pub struct RunningVm {
+    pub record: VmRecord,
+    pub client: AgentClient,
+    pub engine: EngineVersion,
+    /// From QEMU's start to the agent's first answer.
+    pub boot_time: Duration,
+    qemu: Child,
+    vhost: Option<Child>,
+}
+
+impl RunningVm {
+    pub fn endpoint(&self) -> AgentEndpoint {
+        endpoint_of(&self.record)
+    }
+
+    /// Whether QEMU is still running (reaps it if it exited).
+    pub fn qemu_alive(&mut self) -> bool {
+        matches!(self.qemu.try_wait(), Ok(None))
+    }
+
+    /// Lets the VM outlive this process (the CLI's `vm start`): the children are no
+    /// longer waited for here.
+    pub fn detach(self) -> VmRecord {
+        self.record
+    }
+
+    /// The state to show for this VM.
+    pub fn ready_state(&self) -> VmState {
+        VmState::Ready { accel: self.record.accel.as_str().to_owned(), engine: self.engine.clone() }
+    }
+
+    /// Waits for the child processes after a stop, so none is left a zombie.
+    pub async fn reap(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.qemu.wait()).await;
+        if let Some(vhost) = self.vhost.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), vhost.wait()).await;
+        }
+    }
+}
+
+/// The agent endpoint of a recorded VM.
+pub fn endpoint_of(record: &VmRecord) -> AgentEndpoint {
+    match (&record.vsock_uds, record.guest_cid) {
+        (Some(uds), _) => AgentEndpoint::HybridVsock { uds: uds.clone(), port: berth_proto::AGENT_VSOCK_PORT },
+        (None, Some(cid)) => AgentEndpoint::Vsock { cid, port: berth_proto::AGENT_VSOCK_PORT },
+        (None, None) => AgentEndpoint::HybridVsock {
+            uds: PathBuf::from("/nonexistent"),
+            port: berth_proto::AGENT_VSOCK_PORT,
+        },
+    }
+}
+
+/// Boots the VM and waits until the agent answers. `on_state` hears each state change.
+pub async fn start(
+    home: &BerthHome,
+    config: &VmConfig,
+    mut on_state: impl FnMut(&VmState),
+) -> Result<RunningVm, StartError> {
+    let paths = VmPaths::new(home);
+    std::fs::create_dir_all(&paths.dir).map_err(StartError::io(format!("create {}", paths.dir.display())))?;
+    for socket in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
+        if socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(StartError::SocketPathTooLong { path: socket.clone() });
+        }
+    }
+    let _lock = FileLock::acquire(&paths.lock).map_err(StartError::io("lock the VM directory"))?;
+    if let Some(record) = state::load(&paths.state).map_err(StartError::io("read the VM state"))? {
+        if state::process_alive(record.qemu_pid, "qemu") {
+            return Err(StartError::AlreadyRunning { pid: record.qemu_pid });
+        }
+        // A VM that died without us: clear what it left.
+        for problem in cleanup(&paths, Some(&record)).await {
+            tracing::warn!(%problem, "cleanup of a dead VM");
+        }
+    }
+
+    let kernel_id = accel::kernel_id(&config.image.kernel);
+    let mut verdicts = load_verdicts(&paths.verdicts);
+    let candidates = accel::candidates(config.accel, &kernel_id, &verdicts);
+    let mut last_error = None;
+    for accel in candidates {
+        let probing = accel.is_hardware() && config.accel == AccelChoice::Auto;
+        let timeout = if probing { config.hardware_probe_timeout } else { config.boot_timeout };
+        on_state(&VmState::Booting { accel: accel.as_str().to_owned() });
+        match boot_once(&paths, config, accel, timeout).await {
+            Ok(vm) => {
+                on_state(&vm.ready_state());
+                return Ok(vm);
+            }
+            Err(err @ (StartError::QemuExited { .. } | StartError::NoAnswer { .. })) if probing => {
+                tracing::warn!(accel = accel.as_str(), error = %err, "accelerator unusable, falling back");
+                verdicts.push(Verdict { accel, kernel_id: kernel_id.clone(), reason: first_line(&err.to_string()) });
+                let _ = std::fs::write(&paths.verdicts, serde_json::to_vec_pretty(&verdicts).unwrap_or_default());
+                last_error = Some(err);
+            }
+            Err(err) => {
+                on_state(&VmState::Error { reason: err.to_string() });
+                return Err(err);
+            }
+        }
+    }
+    let err = last_error.unwrap_or(StartError::InvalidConfig("no accelerator to try".into()));
+    on_state(&VmState::Error { reason: err.to_string() });
+    Err(err)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+fn load_verdicts(path: &Path) -> Vec<Verdict> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+async fn boot_once(
+    paths: &VmPaths,
+    config: &VmConfig,
+    accel: Accel,
+    timeout: Duration,
+) -> Result<RunningVm, StartError> {
+    for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let started = Instant::now();
+    let mut vhost = None;
+    let vsock = match &config.vhost_device_vsock {
+        Some(program) => {
+            vhost = Some(spawn_vhost(program, paths).await?);
+            VsockDevice::VhostUser { socket: paths.vhost_socket.clone() }
+        }
+        None => VsockDevice::Kernel { guest_cid: pick_guest_cid() },
+    };
+    let guest_cid = match vsock {
+        VsockDevice::Kernel { guest_cid } => Some(guest_cid),
+        VsockDevice::VhostUser { .. } => None,
+    };
+    let args = QemuArgs {
+        accel,
+        cpus: config.cpus,
+        mem_mib: config.mem_mib,
+        kernel: config.image.kernel.clone(),
+        initrd: config.image.initrd.clone(),
+        cmdline: "console=ttyS0 quiet panic=-1 rdinit=/init".to_owned(),
+        qmp_socket: paths.qmp.clone(),
+        console_log: paths.console_log.clone(),
+        vsock,
+    };
+    let qemu_log = std::fs::File::create(&paths.qemu_log).map_err(StartError::io("create the QEMU log"))?;
+    let qemu_log_err = qemu_log.try_clone().map_err(StartError::io("open the QEMU log"))?;
+    let mut command = Command::new(&config.qemu);
+    command
+        .args(args.to_args())
+        .stdin(Stdio::null())
+        .stdout(qemu_log)
+        .stderr(qemu_log_err)
+        // Its own process group: a Ctrl-C meant for the CLI does not kill the VM.
+        .process_group(0);
+    let qemu = match command.spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            if let Some(mut v) = vhost {
+                let _ = v.kill().await;
+            }
+            return Err(StartError::Io { what: format!("run {}", config.qemu.display()), source });
+        }
+    };
+    let record = VmRecord {
+        qemu_pid: qemu.id().unwrap_or(0),
+        vhost_pid: vhost.as_ref().and_then(Child::id),
+        accel,
+        qmp_socket: paths.qmp.clone(),
+        vsock_uds: config.vhost_device_vsock.as_ref().map(|_| paths.vsock_uds.clone()),
+        guest_cid,
+        console_log: paths.console_log.clone(),
+        started_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0),
+    };
+    let mut vm_children = Children { qemu, vhost };
+    if let Err(source) = state::save(&paths.state, &record) {
+        vm_children.kill().await;
+        return Err(StartError::Io { what: "write the VM state".into(), source });
+    }
+
+    let endpoint = endpoint_of(&record);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let qemu_log_path = paths.qemu_log.clone();
+    let waited = {
+        let children = &mut vm_children;
+        agent::wait_ready(&endpoint, deadline, || children.alive(&qemu_log_path)).await
+    };
+    match waited {
+        Ok((client, version)) => Ok(RunningVm {
+            record,
+            client,
+            engine: version.into(),
+            boot_time: started.elapsed(),
+            qemu: vm_children.qemu,
+            vhost: vm_children.vhost,
+        }),
+        Err(err) => {
+            vm_children.kill().await;
+            for problem in cleanup(paths, Some(&record)).await {
+                tracing::warn!(%problem, "cleanup after a failed boot");
+            }
+            let console = tail(&paths.console_log, 30);
+            Err(match err {
+                WaitError::Gone { reason } => StartError::QemuExited { accel: accel.as_str(), reason, console },
+                WaitError::Deadline { last } => StartError::NoAnswer { accel: accel.as_str(), timeout, last, console },
+            })
+        }
+    }
+}
+
+struct Children {
+    qemu: Child,
+    vhost: Option<Child>,
+}
+
+impl Children {
+    fn alive(&mut self, qemu_log: &Path) -> Result<(), String> {
+        match self.qemu.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => return Err(format!("QEMU exited with {status}: {}", tail(qemu_log, 5))),
+            Err(err) => return Err(format!("cannot check QEMU: {err}")),
+        }
+        if let Some(vhost) = self.vhost.as_mut() {
+            if let Ok(Some(status)) = vhost.try_wait() {
+                return Err(format!("vhost-device-vsock exited with {status}"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.qemu.kill().await;
+        if let Some(vhost) = self.vhost.as_mut() {
+            let _ = vhost.kill().await;
+        }
+    }
+}
+
+async fn spawn_vhost(program: &Path, paths: &VmPaths) -> Result<Child, StartError> {
+    let log = std::fs::File::create(&paths.vhost_log).map_err(StartError::io("create the vhost-device-vsock log"))?;
+    let log_err = log.try_clone().map_err(StartError::io("open the vhost-device-vsock log"))?;
+    let spec = format!(
+        "guest-cid={HYBRID_GUEST_CID},socket={},uds-path={}",
+        paths.vhost_socket.display(),
+        paths.vsock_uds.display()
+    );
+    let mut child = Command::new(program)
+        .args(["--vm", &spec])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .map_err(StartError::io(format!("run {}", program.display())))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !paths.vhost_socket.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(StartError::VhostFailed {
+                detail: format!("exited with {status}: {}", tail(&paths.vhost_log, 5)),
+            });
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill().await;
+            return Err(StartError::VhostFailed { detail: "its socket did not appear within 5s".into() });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(child)
+}
+
+fn pick_guest_cid() -> u32 {
+    // CIDs 0-2 are reserved; derive one from our pid to avoid clashing with other VMs.
+    3 + std::process::id() % 100_000
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The VM's state, from its record, QEMU's status and the agent.
+pub async fn status(home: &BerthHome) -> VmState {
+    let paths = VmPaths::new(home);
+    let record = match state::load(&paths.state) {
+        Ok(Some(record)) => record,
+        Ok(None) => return VmState::Stopped,
+        Err(err) => return VmState::Error { reason: format!("cannot read the VM state: {err}") },
+    };
+    status_of(&paths, &record).await
+}
+
+async fn status_of(paths: &VmPaths, record: &VmRecord) -> VmState {
+    if !state::process_alive(record.qemu_pid, "qemu") {
+        return VmState::Error {
+            reason: format!(
+                "the VM stopped without Berth asking (QEMU pid {} is gone); console tail:\n{}",
+                record.qemu_pid,
+                tail(&paths.console_log, 10)
+            ),
+        };
+    }
+    match qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2)).await {
+        Ok(qmp) => match qmp.query_status().await {
+            Ok(run) if run.running => {}
+            Ok(run) => return VmState::Error { reason: format!("the VM is {}", run.status) },
+            Err(err) => return VmState::Error { reason: agent::error_chain(&err) },
+        },
+        Err(err) => return VmState::Error { reason: agent::error_chain(&err) },
+    }
+    let accel = record.accel.as_str().to_owned();
+    let timeout = Duration::from_secs(2);
+    match AgentClient::connect(&endpoint_of(record), timeout).await {
+        Ok(client) => match client.version(timeout).await {
+            Ok(version) => VmState::Ready { accel, engine: version.into() },
+            Err(_) => VmState::Booting { accel },
+        },
+        Err(_) => VmState::Booting { accel },
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("cannot read the VM state")]
+    State(#[source] std::io::Error),
+    #[error("stopping the VM left problems: {}", .0.join("; "))]
+    Cleanup(Vec<String>),
+}
+
+impl StopError {
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// How a stop went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    NotRunning,
+    /// The guest powered off after the ACPI power button.
+    PoweredOff,
+    /// The guest did not power off in time; QEMU was told to quit.
+    Quit,
+    /// QEMU did not quit either and was killed.
+    Killed,
+}
+
+/// Stops the VM: ACPI power button, up to `grace` for the guest to power off, then
+/// QMP `quit`, then SIGKILL. Cleans up sockets and the record whatever happened.
+pub async fn stop(home: &BerthHome, grace: Duration) -> Result<StopOutcome, StopError> {
+    let paths = VmPaths::new(home);
+    let Some(record) = state::load(&paths.state).map_err(StopError::State)? else {
+        return Ok(StopOutcome::NotRunning);
+    };
+    let pid = record.qemu_pid;
+    let gone = || !state::process_alive(pid, "qemu");
+    let outcome = if gone() {
+        StopOutcome::NotRunning
+    } else {
+        let qmp = qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2)).await.ok();
+        let mut outcome = StopOutcome::Killed;
+        if let Some(qmp) = &qmp {
+            if qmp.system_powerdown().await.is_ok() && wait_until(grace, gone).await {
+                outcome = StopOutcome::PoweredOff;
+            } else if qmp.quit().await.is_ok() && wait_until(Duration::from_secs(3), gone).await {
+                outcome = StopOutcome::Quit;
+            }
+        }
+        if outcome == StopOutcome::Killed {
+            signal(pid, libc::SIGKILL);
+            wait_until(Duration::from_secs(3), gone).await;
+        }
+        outcome
+    };
+    let problems = cleanup(&paths, Some(&record)).await;
+    if problems.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(StopError::Cleanup(problems))
+    }
+}
+
+async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: kill(2) with a positive pid has no memory-safety preconditions.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+/// Removes everything a VM leaves: its processes, sockets and record. Runs every step
+/// and returns every problem.
+async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(record) = record {
+        if state::process_alive(record.qemu_pid, "qemu") {
+            signal(record.qemu_pid, libc::SIGKILL);
+            if !wait_until(Duration::from_secs(3), || !state::process_alive(record.qemu_pid, "qemu")).await {
+                problems.push(format!("QEMU pid {} did not exit", record.qemu_pid));
+            }
+        }
+        if let Some(pid) = record.vhost_pid {
+            if state::process_alive(pid, "vhost-device-vsock") {
+                signal(pid, libc::SIGTERM);
+                if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "vhost-device-vsock")).await {
+                    signal(pid, libc::SIGKILL);
+                    if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "vhost-device-vsock")).await {
+                        problems.push(format!("vhost-device-vsock pid {pid} did not exit"));
+                    }
+                }
+            }
+        }
+    }
+    for file in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.state] {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => problems.push(format!("cannot remove {}: {err}", file.display())),
+        }
+    }
+    problems
+}
+
+/// An exclusive advisory lock on a file, released on drop.
+struct FileLock {
+    file: std::fs::File,
+}
+
+impl FileLock {
+    fn acquire(path: &Path) -> std::io::Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        // SAFETY: flock on a valid, owned file descriptor.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                err.kind(),
+                format!("another Berth process is starting the VM ({err})"),
+            ));
+        }
+        Ok(FileLock { file })
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: unlocking our own valid descriptor.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_takes_the_last_lines() {
+        let dir = std::env::temp_dir().join(format!("berth-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("log");
+        std::fs::write(&file, "a\nb\nc\nd\n").expect("write");
+        assert_eq!(tail(&file, 2), "c\nd");
+        assert_eq!(tail(&dir.join("missing"), 2), "");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn status_without_record_is_stopped() {
+        let dir = std::env::temp_dir().join(format!("berth-status-{}", std::process::id()));
+        let home = BerthHome::new(&dir);
+        assert_eq!(status(&home).await, VmState::Stopped);
+        assert_eq!(stop(&home, Duration::from_secs(1)).await.expect("stop"), StopOutcome::NotRunning);
+    }
+
+    #[tokio::test]
+    async fn stale_record_of_a_dead_vm_is_reported_then_cleaned_by_stop() {
+        let dir = std::env::temp_dir().join(format!("berth-stale-{}", std::process::id()));
+        let home = BerthHome::new(&dir);
+        let paths = VmPaths::new(&home);
+        std::fs::create_dir_all(&paths.dir).expect("dir");
+        let record = VmRecord {
+            qemu_pid: u32::MAX - 7,
+            vhost_pid: None,
+            accel: Accel::Tcg,
+            qmp_socket: paths.qmp.clone(),
+            vsock_uds: Some(paths.vsock_uds.clone()),
+            guest_cid: None,
+            console_log: paths.console_log.clone(),
+            started_unix_ms: 0,
+        };
+        state::save(&paths.state, &record).expect("save");
+        std::fs::write(&paths.console_log, "Kernel panic - not syncing\n").expect("console");
+        match status(&home).await {
+            VmState::Error { reason } => assert!(reason.contains("Kernel panic"), "{reason}"),
+            other => panic!("expected error, got {other:?}"),
+        }
+        assert_eq!(stop(&home, Duration::from_secs(1)).await.expect("stop"), StopOutcome::NotRunning);
+        assert!(!paths.state.exists());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let dir = std::env::temp_dir().join(format!("berth-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("lock");
+        let first = FileLock::acquire(&path).expect("first");
+        assert!(FileLock::acquire(&path).is_err());
+        drop(first);
+        FileLock::acquire(&path).expect("after release");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,101 @@
+//! QEMU's command line for Berth's VM.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::accel::Accel;
+
+/// How the host reaches the guest's vsock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VsockDevice {
+    /// vhost-user-vsock backed by vhost-device-vsock listening on `socket`.
+    VhostUser { socket: PathBuf },
+    /// The host kernel's vhost-vsock with this guest CID.
+    Kernel { guest_cid: u32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct QemuArgs {
+    pub accel: Accel,
+    pub cpus: u32,
+    pub mem_mib: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub qmp_socket: PathBuf,
+    pub console_log: PathBuf,
+    pub vsock: VsockDevice,
+}
+
+impl QemuArgs {
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
+        let mut machine = format!("q35,accel={}", self.accel.as_str());
+        if matches!(self.vsock, VsockDevice::VhostUser { .. }) {
+            // vhost-user needs guest memory the backend can map: a shared memfd.
+            machine.push_str(",memory-backend=mem0");
+        }
+        push(&["-name", "berth", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+        push(&["-machine", &machine, "-cpu", self.accel.cpu_model()]);
+        push(&["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)]);
+        if matches!(self.vsock, VsockDevice::VhostUser { .. }) {
+            push(&["-object", &format!("memory-backend-memfd,id=mem0,size={}M,share=on", self.mem_mib)]);
+        }
+        push(&["-kernel", &self.kernel.to_string_lossy(), "-initrd", &self.initrd.to_string_lossy()]);
+        push(&["-append", &self.cmdline]);
+        push(&["-serial", &format!("file:{}", self.console_log.display())]);
+        push(&["-qmp", &format!("unix:{},server=on,wait=off", self.qmp_socket.display())]);
+        match &self.vsock {
+            VsockDevice::VhostUser { socket } => {
+                push(&["-chardev", &format!("socket,id=vsock0,path={}", socket.display())]);
+                push(&["-device", "vhost-user-vsock-pci,chardev=vsock0"]);
+            }
+            VsockDevice::Kernel { guest_cid } => {
+                push(&["-device", &format!("vhost-vsock-pci,guest-cid={guest_cid}")]);
+            }
+        }
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(vsock: VsockDevice) -> Vec<String> {
+        QemuArgs {
+            accel: Accel::Tcg,
+            cpus: 1,
+            mem_mib: 512,
+            kernel: "/img/vmlinuz".into(),
+            initrd: "/img/initramfs.cpio.gz".into(),
+            cmdline: "console=ttyS0".into(),
+            qmp_socket: "/h/qmp.sock".into(),
+            console_log: "/h/console.log".into(),
+            vsock,
+        }
+        .to_args()
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+    }
+
+    #[test]
+    fn vhost_user_gets_shared_memory() {
+        let a = args(VsockDevice::VhostUser { socket: "/h/vhost.sock".into() });
+        let joined = a.join(" ");
+        assert!(joined.contains("-machine q35,accel=tcg,memory-backend=mem0"), "{joined}");
+        assert!(joined.contains("memory-backend-memfd,id=mem0,size=512M,share=on"), "{joined}");
+        assert!(joined.contains("vhost-user-vsock-pci,chardev=vsock0"), "{joined}");
+        assert!(joined.contains("-cpu max"), "{joined}");
+    }
+
+    #[test]
+    fn kernel_vsock_has_cid_and_no_memfd() {
+        let a = args(VsockDevice::Kernel { guest_cid: 7 });
+        let joined = a.join(" ");
+        assert!(joined.contains("vhost-vsock-pci,guest-cid=7"), "{joined}");
+        assert!(!joined.contains("memfd"), "{joined}");
+    }
+}

@@ -1,0 +1,93 @@
+//! The record of a running VM, kept in `$BERTH_HOME/vm/state.json` so that any Berth
+//! process (CLI, app) can find, query and stop the VM another one started.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::accel::Accel;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmRecord {
+    pub qemu_pid: u32,
+    pub vhost_pid: Option<u32>,
+    pub accel: Accel,
+    pub qmp_socket: PathBuf,
+    /// The hybrid vsock socket (vhost-device-vsock's uds-path), when used.
+    pub vsock_uds: Option<PathBuf>,
+    /// The guest CID, when the host's AF_VSOCK is used.
+    pub guest_cid: Option<u32>,
+    pub console_log: PathBuf,
+    /// Unix time (ms) at which QEMU was started.
+    pub started_unix_ms: u64,
+}
+
+pub fn load(path: &Path) -> std::io::Result<Option<VmRecord>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Writes the record atomically (temp file, then rename).
+pub fn save(path: &Path, record: &VmRecord) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Whether `pid` is a live (not zombie) process whose command line mentions `needle`.
+/// The needle guards against a recycled pid.
+pub fn process_alive(pid: u32, needle: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the parenthesised command name.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z") | Some("X") | None) {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains(needle))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_missing() {
+        let dir = std::env::temp_dir().join(format!("berth-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.json");
+        assert_eq!(load(&path).expect("load"), None);
+        let record = VmRecord {
+            qemu_pid: 42,
+            vhost_pid: Some(43),
+            accel: Accel::Tcg,
+            qmp_socket: "/x/qmp.sock".into(),
+            vsock_uds: Some("/x/vsock.sock".into()),
+            guest_cid: None,
+            console_log: "/x/console.log".into(),
+            started_unix_ms: 1,
+        };
+        save(&path, &record).expect("save");
+        assert_eq!(load(&path).expect("load"), Some(record));
+        std::fs::write(&path, b"{not json").expect("write");
+        assert!(load(&path).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn own_process_is_alive_and_needle_matters() {
+        let me = std::process::id();
+        assert!(process_alive(me, ""));
+        assert!(!process_alive(me, "no-such-command-line-part"));
+        assert!(!process_alive(u32::MAX - 1, ""));
+    }
+}

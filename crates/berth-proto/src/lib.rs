@@ -1,0 +1,20 @@
+//! The `berth.v1` gRPC contract and the closed set of error kinds.
+//!
+//! This is the only crate that host crates and guest crates share.
+
+mod kind;
+pub mod socket;
+
+pub use kind::ErrorKind;
+
+/// Generated code of the `berth.v1` package.
+pub mod v1 {
+    #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+    tonic::include_proto!("berth.v1");
+}
+
+/// The version of the gRPC API this crate describes.
+pub const API_VERSION: &str = "1.0";
+
+/// The vsock port the agent serves the gRPC API on inside the VM.
+pub const AGENT_VSOCK_PORT: u32 = 1024;

@@ -1,0 +1,120 @@
+//! berth-agent: the engine's front door. Inside the VM it serves gRPC on AF_VSOCK; run
+//! natively on Linux (`berth serve --native`) it serves the same API on a unix socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use berth_engine::{Engine, EngineConfig, Placement};
+use clap::Parser;
+use futures::StreamExt;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "berth-agent", version, about)]
+struct Args {
+    /// Serve the gRPC API on this AF_VSOCK port (inside the VM).
+    #[arg(long)]
+    vsock_port: Option<u32>,
+    /// Serve the gRPC API on this unix socket (native placement).
+    #[arg(long)]
+    unix: Option<PathBuf>,
+    /// The engine's state directory.
+    #[arg(long, default_value = "/var/lib/berth")]
+    root: PathBuf,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("berth-agent: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = format!("berth-agent: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let placement = if args.vsock_port.is_some() { Placement::Vm } else { Placement::Native };
+    if args.vsock_port.is_none() && args.unix.is_none() {
+        return Err("nothing to serve on: give --vsock-port or --unix".into());
+    }
+    std::fs::create_dir_all(&args.root)
+        .map_err(|e| format!("cannot create state directory {}: {e}", args.root.display()))?;
+    let engine = Engine::new(EngineConfig { placement, root_dir: args.root.clone() });
+
+    let mut servers = Vec::new();
+    if let Some(path) = &args.unix {
+        let listener = berth_proto::socket::bind_unix(path).await?;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let router = tonic::transport::Server::builder().add_service(engine.system_service());
+        tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
+    }
+    if let Some(port) = args.vsock_port {
+        let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
+        let listener = tokio_vsock::VsockListener::bind(addr)
+            .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
+        let incoming = listener.incoming();
+        let router = tonic::transport::Server::builder().add_service(engine.system_service());
+        tracing::info!(port, "serving gRPC on vsock");
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
+    }
+
+    engine.events().publish(
+        "engine",
+        "ready",
+        [
+            ("placement".to_owned(), placement.as_str().to_owned()),
+            ("version".to_owned(), berth_engine::system::ENGINE_VERSION.to_owned()),
+        ],
+    );
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut servers = futures::stream::iter(servers).buffer_unordered(4);
+    let signal_name = tokio::select! {
+        _ = term.recv() => "TERM",
+        _ = int.recv() => "INT",
+        done = servers.next() => {
+            return match done {
+                Some(Ok(Ok(()))) | None => Err("a gRPC server stopped unexpectedly".into()),
+                Some(Ok(Err(err))) => Err(format!("gRPC server failed: {err}").into()),
+                Some(Err(err)) => Err(format!("gRPC server task failed: {err}").into()),
+            };
+        }
+    };
+    tracing::info!(signal = signal_name, "stopping");
+    engine.events().publish("engine", "stopping", [("signal".to_owned(), signal_name.to_owned())]);
+    // Give event subscribers a moment to receive "stopping" before the sockets close.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Some(path) = &args.unix {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
