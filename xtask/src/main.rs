@@ -1,1 +1,61 @@
-fn main() {}
+//! `cargo xtask <verb>`: the one entry point for developers. No knowledge lives only
+//! in someone's shell history.
+
+mod bench;
+mod codegen;
+mod cpio;
+mod run;
+mod setup;
+mod shell;
+mod test;
+mod vm_image;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <verb>
+
+  setup              install what this machine lacks (Debian packages as root, cargo tools, npm ci)
+  vm-image           build the VM's kernel + initramfs under build/vm-image
+  run                build everything and launch Berth Desktop (headless: berth serve)
+  test [tier...]     run the test tiers: unit, native, vm, gui (default: all)
+  bench vm-boot      QEMU start to first gRPC reply vs. the bare-boot floor
+  codegen [--check]  regenerate the UI's TypeScript types from the Rust types
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(err) = dispatch(&args) {
+        eprintln!("xtask: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::run(rest),
+        Some("vm-image") => vm_image::run(rest).map(drop),
+        Some("run") => run::run(rest),
+        Some("test") => test::run(rest),
+        Some("bench") => bench::run(rest),
+        Some("codegen") => codegen::run(rest),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown verb {other:?}\n{USAGE}"),
+    }
+}
+
+/// The workspace root (the parent of this crate).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Where built artefacts that are not cargo's go.
+pub fn build_dir() -> PathBuf {
+    root().join("build")
+}

@@ -1,0 +1,346 @@
+//! `cargo xtask vm-image`: the VM's kernel and initramfs, built offline from Debian
+//! packages and reproducibly. See vm-images/README.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::cpio::Archive;
+use crate::shell;
+
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+const KERNEL_META_PACKAGE: &str = "linux-image-cloud-amd64";
+/// Printed by the floor initramfs when it reaches userspace.
+pub const FLOOR_MARKER: &str = "BERTH-FLOOR-READY";
+
+/// What `vm-image` produced.
+#[derive(Debug)]
+pub struct Built {
+    pub dir: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub floor: PathBuf,
+}
+
+pub fn run(_args: &[String]) -> Result<Built> {
+    build()
+}
+
+pub fn build() -> Result<Built> {
+    let out = crate::build_dir().join("vm-image");
+    let cache = crate::build_dir().join("cache");
+    fs::create_dir_all(&out)?;
+    fs::create_dir_all(&cache)?;
+
+    let kernel_root = kernel_tree(&cache)?;
+    let release = kernel_release(&kernel_root)?;
+    let vmlinuz = kernel_root.join(format!("boot/vmlinuz-{release}"));
+    let busybox = static_busybox()?;
+    let agent = build_agent()?;
+
+    let module_dir = kernel_root.join(format!("lib/modules/{release}"));
+    let wanted = read_module_list(&crate::root().join("vm-images/modules.txt"))?;
+    let modules = resolve_modules(&module_dir, &wanted)?;
+
+    // The VM's initramfs.
+    let mut archive = Archive::default();
+    add_busybox(&mut archive, &busybox)?;
+    add_tree(&mut archive, &crate::root().join("vm-images/rootfs"), "")?;
+    archive.file("sbin/berth-agent", 0o755, fs::read(&agent)?);
+    let mut order = String::new();
+    for (name, path) in &modules {
+        let file = format!("{name}.ko");
+        archive.file(&format!("lib/modules/{file}"), 0o644, fs::read(path)?);
+        order.push_str(&file);
+        order.push('\n');
+    }
+    archive.file("etc/berth/modules.order", 0o644, order.into_bytes());
+    archive.symlink("init", "bin/busybox");
+    let initrd = out.join("initramfs.cpio.gz");
+    write_gz(&initrd, &archive.to_bytes())?;
+
+    // The floor: the same kernel, a bare busybox that says it is up and powers off.
+    let mut floor = Archive::default();
+    add_busybox(&mut floor, &busybox)?;
+    let floor_init = format!("#!/bin/sh\necho {FLOOR_MARKER} > /dev/console\npoweroff -f\n");
+    floor.file("init", 0o755, floor_init.into_bytes());
+    let floor_path = out.join("floor.cpio.gz");
+    write_gz(&floor_path, &floor.to_bytes())?;
+
+    let kernel = out.join("vmlinuz");
+    fs::copy(&vmlinuz, &kernel).with_context(|| format!("copy {}", vmlinuz.display()))?;
+
+    let mut files = serde_json::Map::new();
+    let mut total = 0u64;
+    for path in [&kernel, &initrd, &floor_path] {
+        let bytes = fs::read(path)?;
+        total += bytes.len() as u64;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        files.insert(
+            name,
+            serde_json::json!({ "sha256": hex(&Sha256::digest(&bytes)), "bytes": bytes.len() }),
+        );
+    }
+    let manifest = serde_json::json!({
+        "kernel_release": release,
+        "agent_target": MUSL_TARGET,
+        "modules": modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "files": files,
+    });
+    fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "vm-image: {} (kernel {release})\n  vmlinuz           {:>6.1} MiB\n  initramfs.cpio.gz {:>6.1} MiB ({} modules)\n  total             {:>6.1} MiB",
+        out.display(),
+        size(&kernel) as f64 / 1048576.0,
+        size(&initrd) as f64 / 1048576.0,
+        modules.len(),
+        (size(&kernel) + size(&initrd)) as f64 / 1048576.0,
+    );
+    let _ = total;
+    Ok(Built { dir: out, kernel, initrd, floor: floor_path })
+}
+
+/// Debian's cloud kernel package, downloaded once into the cache and unpacked there.
+fn kernel_tree(cache: &Path) -> Result<PathBuf> {
+    let deb = match std::env::var_os("BERTH_KERNEL_DEB") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let package = kernel_package()?;
+            let found = find_deb(cache, &package);
+            match found {
+                Some(deb) => deb,
+                None => {
+                    println!("vm-image: downloading {package}");
+                    shell::run(Command::new("apt-get").args(["download", "-q", &package]).current_dir(cache))
+                        .context("download the kernel package (as root, after `apt-get update`; `cargo xtask setup` does that)")?;
+                    find_deb(cache, &package).context("apt-get download left no .deb")?
+                }
+            }
+        }
+    };
+    let stem = deb.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let tree = cache.join(format!("{stem}.tree"));
+    if !tree.join("boot").is_dir() {
+        let tmp = cache.join(format!("{stem}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        shell::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
+        fs::rename(&tmp, &tree)?;
+    }
+    Ok(tree)
+}
+
+fn kernel_package() -> Result<String> {
+    let text = shell::output(Command::new("apt-cache").args(["depends", KERNEL_META_PACKAGE]))
+        .context("look up Debian's cloud kernel")?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-"))
+        .map(str::to_owned)
+        .with_context(|| format!("{KERNEL_META_PACKAGE} has no linux-image dependency; run `apt-get update`"))
+}
+
+fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {
+    let prefix = format!("{package}_");
+    fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            name.starts_with(&prefix) && name.ends_with(".deb")
+        })
+}
+
+fn kernel_release(tree: &Path) -> Result<String> {
+    let mut releases: Vec<String> = fs::read_dir(tree.join("lib/modules"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    releases.sort();
+    releases.pop().context("the kernel package has no lib/modules/<release>")
+}
+
+fn static_busybox() -> Result<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("BERTH_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into()));
+    let bytes = fs::read(&path)
+        .with_context(|| format!("read {} (install Debian's busybox-static)", path.display()))?;
+    if elf_has_interpreter(&bytes) {
+        bail!("{} is dynamically linked; install Debian's busybox-static", path.display());
+    }
+    Ok(path)
+}
+
+/// Whether an ELF64 file asks for a dynamic loader (has a PT_INTERP program header).
+fn elf_has_interpreter(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).map(|v| v as usize)
+    };
+    if !elf.starts_with(b"\x7fELF") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        elf.get(at..at + 4) == Some(&3u32.to_le_bytes()[..])
+    })
+}
+
+fn add_busybox(archive: &mut Archive, busybox: &Path) -> Result<()> {
+    archive.file("bin/busybox", 0o755, fs::read(busybox)?);
+    let list = shell::output(Command::new(busybox).arg("--list-full"))?;
+    for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if applet == "bin/busybox" {
+            continue;
+        }
+        let depth = applet.matches('/').count();
+        let target = format!("{}bin/busybox", "../".repeat(depth));
+        archive.symlink(applet, &target);
+    }
+    for dir in ["dev", "proc", "sys", "run", "tmp", "root", "var/lib/berth", "var/log"] {
+        archive.dir(dir);
+    }
+    archive.char_dev("dev/console", 0o600, 5, 1);
+    archive.char_dev("dev/null", 0o666, 1, 3);
+    Ok(())
+}
+
+/// Adds the files under `dir` at `prefix`, executable files 0755, others 0644.
+fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries: Vec<_> = fs::read_dir(dir)?.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = format!("{prefix}{name}");
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            archive.dir(&path);
+            add_tree(archive, &entry.path(), &format!("{path}/"))?;
+        } else {
+            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            archive.file(&path, mode, fs::read(entry.path())?);
+        }
+    }
+    Ok(())
+}
+
+fn build_agent() -> Result<PathBuf> {
+    println!("vm-image: building berth-agent for {MUSL_TARGET}");
+    shell::run(
+        shell::cargo()
+            .args(["build", "--release", "--package", "berth-agent", "--target", MUSL_TARGET])
+            .current_dir(crate::root()),
+    )
+    .context("build the static agent (needs `rustup target add x86_64-unknown-linux-musl`; `cargo xtask setup` does that)")?;
+    Ok(crate::root().join(format!("target/{MUSL_TARGET}/release/berth-agent")))
+}
+
+fn read_module_list(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The wanted modules and their dependencies, dependencies first. Debian's package has
+/// no modules.dep, so each module's `depends=` is read from its `.modinfo`.
+fn resolve_modules(module_dir: &Path, wanted: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let mut index = BTreeMap::new();
+    index_modules(module_dir, &mut index)?;
+    let mut ordered = Vec::new();
+    let mut done = BTreeSet::new();
+    for name in wanted {
+        visit(name, &index, &mut done, &mut Vec::new(), &mut ordered)?;
+    }
+    Ok(ordered)
+}
+
+fn index_modules(dir: &Path, index: &mut BTreeMap<String, PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            index_modules(&path, index)?;
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
+            index.insert(name.replace('-', "_"), path);
+        }
+    }
+    Ok(())
+}
+
+fn visit(
+    name: &str,
+    index: &BTreeMap<String, PathBuf>,
+    done: &mut BTreeSet<String>,
+    stack: &mut Vec<String>,
+    ordered: &mut Vec<(String, PathBuf)>,
+) -> Result<()> {
+    let name = name.replace('-', "_");
+    if done.contains(&name) {
+        return Ok(());
+    }
+    if stack.contains(&name) {
+        bail!("module dependency cycle: {} -> {name}", stack.join(" -> "));
+    }
+    let path = index.get(&name).with_context(|| format!("kernel module {name} is not in the kernel package"))?;
+    stack.push(name.clone());
+    for dep in module_depends(&fs::read(path)?) {
+        visit(&dep, index, done, stack, ordered)?;
+    }
+    stack.pop();
+    done.insert(name.clone());
+    ordered.push((name, path.clone()));
+    Ok(())
+}
+
+/// The `depends=` entry of a module's `.modinfo` strings.
+pub fn module_depends(ko: &[u8]) -> Vec<String> {
+    let key = b"depends=";
+    ko.split(|b| *b == 0)
+        .find_map(|s| s.strip_prefix(key.as_slice()))
+        .map(|list| {
+            String::from_utf8_lossy(list)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn write_gz(path: &Path, data: &[u8]) -> Result<()> {
+    let file = fs::File::create(path)?;
+    // mtime 0 and no file name in the header: the same input gives the same bytes.
+    let mut gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::default());
+    gz.write_all(data)?;
+    gz.finish()?;
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depends_from_modinfo() {
+        let ko = b"\x7fELF...\0license=GPL\0depends=virtio,virtio_ring\0intree=Y\0";
+        assert_eq!(module_depends(ko), ["virtio", "virtio_ring"]);
+        assert!(module_depends(b"\0depends=\0").is_empty());
+        assert!(module_depends(b"nothing").is_empty());
+    }
+}
