@@ -21,8 +21,15 @@ pub struct Args {
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut stream = agent.events(args.replay, args.types).await?;
+    let mut engine_stopping = false;
     while let Some(event) = stream.next().await {
-        let event = event?;
+        let event = match event {
+            Ok(event) => event,
+            // The engine said it was stopping: the stream breaking is the end, not an error.
+            Err(_) if engine_stopping => break,
+            Err(status) => return Err(format!("the event stream broke: {}", status.message()).into()),
+        };
+        engine_stopping = event.r#type == "engine" && event.action == "stopping";
         match args.format {
             Format::Json => println!(
                 "{}",

@@ -84,7 +84,7 @@ impl VmConfig {
             cpus: u32::try_from(number("BERTH_VM_CPUS", 1)?).unwrap_or(1).max(1),
             mem_mib: u32::try_from(number("BERTH_VM_MEMORY_MIB", 1024)?).unwrap_or(1024).max(128),
             boot_timeout: Duration::from_secs(number("BERTH_BOOT_TIMEOUT_SECS", 60)?),
-            hardware_probe_timeout: Duration::from_secs(5),
+            hardware_probe_timeout: Duration::from_secs(3),
         })
     }
 }
@@ -97,7 +97,8 @@ fn qemu_binary_name() -> &'static str {
     }
 }
 
-fn host_has_vhost_vsock() -> bool {
+/// Whether the host kernel offers vhost-vsock (else vhost-device-vsock is used).
+pub fn host_has_vhost_vsock() -> bool {
     if std::env::var("BERTH_VSOCK").as_deref() == Ok("hybrid") {
         return false;
     }

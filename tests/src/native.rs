@@ -1,0 +1,79 @@
+//! A native engine (`berth serve --native`) per test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_host::agent::{AgentClient, AgentEndpoint};
+
+/// `berth serve --native` in its own BERTH_HOME; killed on drop.
+#[derive(Debug)]
+pub struct NativeEngine {
+    pub home: PathBuf,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl NativeEngine {
+    pub fn start(test: &str) -> NativeEngine {
+        let home = crate::temp_home(test);
+        let log = home.join("engine.log");
+        let child = Command::new(crate::bin("berth"))
+            .args(["serve", "--native"])
+            .env("BERTH_HOME", &home)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(home.join("engine.err")).expect("log"))
+            .spawn()
+            .expect("spawn berth serve --native");
+        let engine = NativeEngine { home, child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !engine.socket().exists() {
+            assert!(Instant::now() < deadline, "the native engine did not create its socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        engine
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.home.join("run/berth.sock")
+    }
+
+    pub fn endpoint(&self) -> AgentEndpoint {
+        AgentEndpoint::Unix(self.socket())
+    }
+
+    pub async fn client(&self) -> AgentClient {
+        AgentClient::connect(&self.endpoint(), Duration::from_secs(5)).await.expect("connect to the native engine")
+    }
+
+    /// Runs `berth` against this engine.
+    pub fn berth(&self, args: &[&str]) -> std::process::Output {
+        berth(&self.home, args)
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for NativeEngine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// Runs `berth` with the given BERTH_HOME.
+pub fn berth(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(crate::bin("berth"))
+        .args(args)
+        .env("BERTH_HOME", home)
+        .env_remove("BERTH_HOST")
+        .output()
+        .expect("run berth")
+}

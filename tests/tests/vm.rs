@@ -1,0 +1,229 @@
+//! The real VM: QEMU under TCG with the image `cargo xtask vm-image` built, the agent
+//! answering over vsock (vhost-device-vsock's hybrid socket here), stopped over QMP.
+//!
+//! These compile everywhere and run on purpose: `cargo xtask test vm` (they are
+//! `#[ignore]`d in a plain `cargo test`, since each boots a VM).
+
+use std::time::Duration;
+
+use berth_host::agent::AgentClient;
+use berth_host::vm::{self, StartError, StopOutcome, VmState};
+use berth_tests::native::berth;
+use berth_tests::processes_matching;
+use berth_tests::vm::{with_timeout, TestVm};
+use futures::StreamExt;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn manifest_kernel_release() -> String {
+    let manifest = berth_tests::root().join("build/vm-image/manifest.json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("build/vm-image/manifest.json (cargo xtask vm-image)"))
+            .expect("manifest json");
+    json["kernel_release"].as_str().expect("kernel_release").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a VM: cargo xtask test vm"]
+async fn boots_answers_over_vsock_streams_events_and_powers_off() {
+    with_timeout(LIMIT, async {
+        let mut vm = TestVm::builder("vm-lifecycle").mem_mib(512).start().await;
+        let client = vm.client();
+
+        // The answer comes from inside the VM: the guest kernel, not the host's.
+        let version = client.version(Duration::from_secs(10)).await.expect("version");
+        assert_eq!(version.kernel_version, manifest_kernel_release());
+        assert_eq!(version.engine_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(version.api_version, berth_proto::API_VERSION);
+        assert_eq!((version.os.as_str(), version.arch.as_str()), ("linux", "x86_64"));
+        let info = client.info(Duration::from_secs(10)).await.expect("info");
+        assert_eq!(info.placement, "vm");
+        assert_eq!(info.hostname, "berth");
+        assert!(info.memory_bytes > 256 << 20 && info.memory_bytes <= 512 << 20, "{}", info.memory_bytes);
+
+        let status = vm.qmp_status().await;
+        assert!(status.running);
+        assert_eq!(status.status, "running");
+        assert!(matches!(vm::status(&vm.home.home).await, VmState::Ready { .. }));
+
+        // Events: the replayed "ready", then "stopping" live when the power button is pressed.
+        let mut events = client.events(true, vec![]).await.expect("events");
+        let ready = events.next().await.expect("event").expect("ok");
+        assert_eq!((ready.r#type.as_str(), ready.action.as_str()), ("engine", "ready"));
+        assert_eq!(ready.attributes.get("placement").map(String::as_str), Some("vm"));
+        let watcher = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(Ok(event)) = events.next().await {
+                seen.push(format!("{}.{}", event.r#type, event.action));
+            }
+            seen
+        });
+
+        let outcome = vm.stop().await;
+        assert_eq!(outcome, StopOutcome::PoweredOff, "the guest must power off by itself on the ACPI button");
+        let seen = tokio::time::timeout(Duration::from_secs(10), watcher).await.expect("stream ends").expect("task");
+        assert!(seen.contains(&"engine.stopping".to_owned()), "events after powerdown: {seen:?}");
+
+        // Nothing left: no record, no sockets, no processes of this VM.
+        let paths = &vm.home.paths;
+        for file in [&paths.state, &paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
+            assert!(!file.exists(), "{} left behind", file.display());
+        }
+        let home = vm.home.home.root().display().to_string();
+        assert!(processes_matching(&home).is_empty(), "processes left: {:?}", processes_matching(&home));
+        assert_eq!(vm::status(&vm.home.home).await, VmState::Stopped);
+        let console = std::fs::read_to_string(&paths.console_log).expect("console log");
+        assert!(console.contains("reboot: Power down"), "console: {console}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a VM: cargo xtask test vm"]
+async fn a_dead_vm_is_detected_and_a_second_start_is_refused() {
+    with_timeout(LIMIT, async {
+        let vm = TestVm::builder("vm-dead").start().await;
+        let builder = TestVm::builder("vm-dead");
+        // A second start on the same home while the first runs is a conflict.
+        let config = builder.config().expect("config");
+        let err = vm::start(&vm.home.home, &config, |_| {}).await.expect_err("second start");
+        assert!(matches!(err, StartError::AlreadyRunning { .. }), "{err}");
+        assert_eq!(err.kind(), berth_proto::ErrorKind::Conflict);
+
+        let pid = vm.running().record.qemu_pid;
+        std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match vm::status(&vm.home.home).await {
+                VmState::Error { reason } => {
+                    assert!(reason.contains("stopped without Berth asking"), "{reason}");
+                    break;
+                }
+                other => assert!(std::time::Instant::now() < deadline, "still {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A client call to the dead VM fails with Unavailable, not a hang.
+        let err = AgentClient::connect(&vm.endpoint(), Duration::from_secs(2)).await.expect_err("dead");
+        assert_eq!(err.kind(), berth_proto::ErrorKind::Unavailable);
+        // Stop cleans up what the dead VM left.
+        assert_eq!(vm::stop(&vm.home.home, Duration::from_secs(2)).await.expect("stop"), StopOutcome::NotRunning);
+        assert!(!vm.home.paths.state.exists());
+        let home = vm.home.home.root().display().to_string();
+        assert!(processes_matching(&home).is_empty(), "processes left: {:?}", processes_matching(&home));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a VM: cargo xtask test vm"]
+async fn an_agent_that_never_answers_fails_at_the_deadline_with_the_console() {
+    with_timeout(LIMIT, async {
+        // One second is far too short for a TCG boot: the deadline must fire.
+        let (home, result) = TestVm::builder("vm-deadline").boot_timeout(Duration::from_secs(1)).try_start().await;
+        let err = result.expect_err("must time out");
+        let text = err.to_string();
+        assert!(matches!(err, StartError::NoAnswer { .. }), "{text}");
+        assert!(text.contains("did not answer within 1s under tcg"), "{text}");
+        assert!(text.contains("--- console tail ---"), "{text}");
+        assert_eq!(err.kind(), berth_proto::ErrorKind::Unavailable);
+        // Nothing is left running or recorded.
+        assert!(!home.paths.state.exists());
+        let root = home.home.root().display().to_string();
+        assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+async fn missing_qemu_and_missing_image_are_clear_errors() {
+    let (_home, result) =
+        TestVm::builder("vm-noqemu").qemu("/nonexistent/qemu-system-x86_64".into()).try_start().await;
+    let err = result.expect_err("no qemu");
+    assert!(err.to_string().contains("cannot run /nonexistent/qemu-system-x86_64"), "{err}");
+
+    let empty = berth_tests::temp_home("vm-noimage-dir");
+    let (_home, result) = TestVm::builder("vm-noimage").image_dir(empty.clone()).try_start().await;
+    let err = result.expect_err("no image");
+    assert!(err.to_string().contains("cargo xtask vm-image"), "{err}");
+    assert_eq!(err.kind(), berth_proto::ErrorKind::NotFound);
+    let _ = std::fs::remove_dir_all(&empty);
+
+    // From the CLI: QEMU not on PATH.
+    let home = berth_tests::temp_home("vm-cli-noqemu");
+    let out = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["vm", "start"])
+        .env("BERTH_HOME", &home)
+        .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+        .env("PATH", "/nonexistent")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("berth");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("QEMU is not installed"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn cli_vm_start_status_version_stop() {
+    let home = berth_tests::temp_home("vm-cli");
+    let artifacts = berth_tests::artifact_dir("vm-cli");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(berth_tests::bin("berth"))
+            .args(args)
+            .env("BERTH_HOME", &home)
+            .env("BERTH_ACCEL", "tcg")
+            .env("BERTH_VM_MEMORY_MIB", "512")
+            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .output()
+            .expect("berth");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let keep = |why: &str| {
+        let _ = std::fs::copy(home.join("vm/console.log"), artifacts.join("console.log"));
+        let _ = std::fs::copy(home.join("vm/qemu.log"), artifacts.join("qemu.log"));
+        let _ = run(&["vm", "stop", "--time", "2"]);
+        panic!("{why} (logs in {})", artifacts.display());
+    };
+
+    let (ok, _, _) = run(&["vm", "status"]);
+    assert!(!ok, "status of a stopped VM exits non-zero");
+    let (ok, out, err) = run(&["vm", "start"]);
+    if !ok {
+        keep(&format!("vm start failed: {err}"));
+    }
+    assert!(out.contains("VM ready in"), "{out}");
+    let (ok, out, err) = run(&["vm", "status", "--format", "json"]);
+    if !ok {
+        keep(&format!("vm status failed: {err}"));
+    }
+    let state: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(state["state"], "ready");
+    assert_eq!(state["accel"], "tcg");
+    assert_eq!(state["engine"]["kernel_version"], manifest_kernel_release());
+
+    let (ok, out, err) = run(&["version", "--format", "json"]);
+    if !ok {
+        keep(&format!("version failed: {err}"));
+    }
+    let version: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(version["engine"]["kernel_version"], manifest_kernel_release());
+    assert!(version["engine"]["endpoint"].as_str().unwrap_or_default().starts_with("vsock"), "{version}");
+
+    let (ok, out, _) = run(&["vm", "start"]);
+    assert!(!ok && out.is_empty(), "a second start must fail");
+
+    let (ok, out, err) = run(&["vm", "stop"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "the VM powered off");
+    let (ok, out, _) = run(&["vm", "status"]);
+    assert!(!ok);
+    assert_eq!(out.trim(), "stopped");
+    let root = home.display().to_string();
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
+    let _ = berth(&home, &["vm", "stop"]);
+    let _ = std::fs::remove_dir_all(&home);
+}
