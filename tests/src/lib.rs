@@ -3,6 +3,7 @@
 
 pub mod native;
 pub mod vm;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod home;
 pub mod proxy;
+pub mod ui;
 pub mod vm;
 
 pub use berth_proto::ErrorKind;

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The engine's version as the guest reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct EngineVersion {
     pub engine_version: String,
     pub api_version: String,
@@ -27,7 +27,7 @@ impl From<berth_proto::v1::VersionResponse> for EngineVersion {
 
 /// The VM's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum VmState {
     Stopped,

@@ -1,0 +1,30 @@
+//! Types the desktop app's UI receives besides the VM's state. The UI's TypeScript types
+//! are generated from these and from [`crate::vm::VmState`] (`cargo xtask codegen`).
+
+use serde::{Deserialize, Serialize};
+
+/// An error as the UI sees it: a stable code from the closed set of kinds, and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct UiError {
+    /// One of: not_found, already_exists, invalid_argument, conflict, unavailable, internal.
+    pub code: String,
+    pub message: String,
+}
+
+impl UiError {
+    pub fn new(kind: berth_proto::ErrorKind, message: impl Into<String>) -> UiError {
+        UiError { code: kind.ui_code().to_owned(), message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_is_the_kind() {
+        let e = UiError::new(berth_proto::ErrorKind::Conflict, "busy");
+        assert_eq!(serde_json::to_value(&e).expect("json"), serde_json::json!({"code": "conflict", "message": "busy"}));
+    }
+}

@@ -1,0 +1,42 @@
+//! Berth Desktop: a window over berth-host. The Rust side only wires Tauri commands and
+//! events to berth-host; the UI (ui/) renders the state it is sent.
+
+// No console window on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod desktop;
+
+use tauri::Manager;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let app = tauri::Builder::default()
+        .manage(desktop::Desktop::new(berth_host::home::BerthHome::from_env()))
+        .setup(|app| {
+            desktop::watch(app.handle().clone());
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![commands::vm_state, commands::start_vm, commands::stop_vm])
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("berth-desktop: cannot start: {err}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Like Docker Desktop: quitting the app stops the VM it started.
+            let desktop = handle.state::<desktop::Desktop>();
+            tauri::async_runtime::block_on(desktop.shutdown());
+        }
+    });
+}
