@@ -1,2 +1,131 @@
-use anyhow::Result;
-pub fn run(_args: &[String]) -> Result<()> { anyhow::bail!("not written yet") }
+//! `cargo xtask setup`: installs what this machine lacks. Idempotent, and quick when
+//! everything is there. On Debian as root it installs; elsewhere it says what to install.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::shell;
+
+/// Debian packages: the VM (QEMU, busybox, cpio), codegen (protoc), the static agent
+/// (musl), the desktop app (Tauri v2's build packages) and its GUI test (Xvfb, WebKit's
+/// WebDriver).
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "protobuf-compiler",
+    "musl-tools",
+    "busybox-static",
+    "cpio",
+    "build-essential",
+    "pkg-config",
+    "curl",
+    "wget",
+    "file",
+    "libwebkit2gtk-4.1-dev",
+    "libxdo-dev",
+    "libssl-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+];
+
+/// Tools installed with `cargo install` (name, version).
+pub const CARGO_TOOLS: &[(&str, &str, &str)] = &[
+    // (crate, version, the binary it installs)
+    ("vhost-device-vsock", "0.3.0", "vhost-device-vsock"),
+    ("tauri-driver", "2.1.0", "tauri-driver"),
+];
+
+pub fn run(_args: &[String]) -> Result<()> {
+    debian_packages()?;
+    rust_targets()?;
+    cargo_tools()?;
+    npm_packages()?;
+    println!("setup: done");
+    Ok(())
+}
+
+fn is_root() -> bool {
+    shell::output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+}
+
+fn debian_packages() -> Result<()> {
+    if !Path::new("/usr/bin/dpkg-query").exists() {
+        println!(
+            "setup: not a Debian system; install the equivalents of: {}\n       (QEMU, protoc, musl-gcc, a static busybox, cpio, Tauri v2's build prerequisites, Xvfb, WebKitWebDriver)",
+            DEBIAN_PACKAGES.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
+    if missing.is_empty() {
+        println!("setup: Debian packages present");
+        return Ok(());
+    }
+    if !is_root() {
+        println!("setup: missing Debian packages; run as root:\n  apt-get update && apt-get install -y {}", missing.join(" "));
+        return Ok(());
+    }
+    println!("setup: installing {}", missing.join(" "));
+    shell::run(Command::new("apt-get").args(["update", "-q"]))?;
+    shell::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn debian_installed(package: &str) -> bool {
+    shell::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .map(|s| s.contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn rust_targets() -> Result<()> {
+    let target = crate::vm_image::MUSL_TARGET;
+    let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("rustup is needed to add the musl target")?;
+    if installed.lines().any(|l| l.trim() == target) {
+        println!("setup: rust target {target} present");
+        return Ok(());
+    }
+    shell::run(Command::new("rustup").args(["target", "add", target]))
+}
+
+fn cargo_tools() -> Result<()> {
+    for (krate, version, binary) in CARGO_TOOLS {
+        if shell::have(binary) {
+            println!("setup: {binary} present");
+            continue;
+        }
+        println!("setup: cargo install {krate} {version}");
+        shell::run(shell::cargo().args(["install", "--locked", "--version", version, krate]))?;
+    }
+    Ok(())
+}
+
+fn npm_packages() -> Result<()> {
+    let ui = crate::root().join("ui");
+    let lock = ui.join("package-lock.json");
+    let installed = ui.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
+        (Ok(l), Ok(i)) => match (l.modified(), i.modified()) {
+            (Ok(l), Ok(i)) => i >= l,
+            _ => false,
+        },
+        _ => false,
+    };
+    if fresh {
+        println!("setup: ui/node_modules up to date");
+        return Ok(());
+    }
+    if !shell::have("npm") {
+        println!("setup: npm not found; install Node.js 20+ and run `npm ci` in ui/");
+        return Ok(());
+    }
+    shell::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&ui))
+}

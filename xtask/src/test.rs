@@ -1,2 +1,134 @@
-use anyhow::Result;
-pub fn run(_args: &[String]) -> Result<()> { anyhow::bail!("not written yet") }
+//! `cargo xtask test [tier...]`: every test tier, in order, each building what it needs.
+//!
+//! - unit:   each crate's own tests, the UI type drift check, the UI's type check
+//! - native: the real agent on a unix socket (`berth serve --native`), over gRPC and the CLI
+//! - vm:     builds the VM image, boots real VMs under TCG over vsock, stops them over QMP
+//! - gui:    the real app window under Xvfb, driven through tauri-driver + WebKitWebDriver
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::shell;
+
+const TIERS: &[&str] = &["unit", "native", "vm", "gui"];
+
+pub fn run(args: &[String]) -> Result<()> {
+    let tiers: Vec<&str> = if args.is_empty() { TIERS.to_vec() } else { args.iter().map(String::as_str).collect() };
+    for tier in &tiers {
+        if !TIERS.contains(tier) {
+            bail!("unknown test tier {tier:?}; tiers: {}", TIERS.join(", "));
+        }
+    }
+    crate::setup::run(&[])?;
+    let mut timings = Vec::new();
+    for tier in tiers {
+        let started = Instant::now();
+        println!("\n=== test tier: {tier} ===");
+        match tier {
+            "unit" => unit()?,
+            "native" => native()?,
+            "vm" => vm()?,
+            "gui" => gui()?,
+            _ => unreachable!("checked above"),
+        }
+        timings.push(format!("{tier} {:.0}s", started.elapsed().as_secs_f64()));
+    }
+    println!("\nxtask test: all tiers passed ({})", timings.join(", "));
+    Ok(())
+}
+
+fn cargo_test(args: &[&str]) -> Result<()> {
+    shell::run(shell::cargo().arg("test").args(args).current_dir(crate::root()))
+}
+
+fn build(packages: &[&str]) -> Result<()> {
+    let mut cmd = shell::cargo();
+    cmd.arg("build").current_dir(crate::root());
+    for p in packages {
+        cmd.args(["--package", p]);
+    }
+    shell::run(&mut cmd)
+}
+
+fn unit() -> Result<()> {
+    cargo_test(&["--workspace", "--exclude", "berth-tests", "--exclude", "berth-desktop"])?;
+    crate::codegen::run(&["--check".to_owned()])?;
+    shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui")))
+        .context("type-check the UI")
+}
+
+fn native() -> Result<()> {
+    build(&["berth-cli", "berth-agent"])?;
+    cargo_test(&["--package", "berth-tests", "--test", "native"])
+}
+
+fn vm() -> Result<()> {
+    crate::vm_image::build()?;
+    build(&["berth-cli", "berth-agent"])?;
+    cargo_test(&["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])
+}
+
+fn gui() -> Result<()> {
+    crate::vm_image::build()?;
+    build_desktop()?;
+    build(&["berth-cli"])?;
+    let xvfb = Xvfb::start()?;
+    let mut cmd = shell::cargo();
+    cmd.args(["test", "--package", "berth-tests", "--test", "gui", "--", "--ignored"])
+        .env("DISPLAY", &xvfb.display)
+        .current_dir(crate::root());
+    let result = shell::run(&mut cmd);
+    drop(xvfb);
+    result
+}
+
+/// The UI bundle, then the app that embeds it.
+pub fn build_desktop() -> Result<()> {
+    let ui = crate::root().join("ui");
+    shell::run(Command::new("npm").args(["run", "--silent", "build"]).current_dir(&ui)).context("build the UI")?;
+    build(&["berth-desktop"])
+}
+
+/// A private X server for the GUI tests, stopped on drop.
+pub struct Xvfb {
+    pub display: String,
+    child: Child,
+}
+
+impl Xvfb {
+    pub fn start() -> Result<Xvfb> {
+        let number = (90..200)
+            .find(|n| !PathBuf::from(format!("/tmp/.X{n}-lock")).exists() && !PathBuf::from(format!("/tmp/.X11-unix/X{n}")).exists())
+            .context("no free X display number")?;
+        let display = format!(":{number}");
+        let child = Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start Xvfb (Debian package xvfb)")?;
+        let mut xvfb = Xvfb { display, child };
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            if let Ok(Some(status)) = xvfb.child.try_wait() {
+                bail!("Xvfb exited with {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("Xvfb did not create {}", socket.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(xvfb)
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

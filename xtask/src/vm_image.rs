@@ -22,9 +22,6 @@ pub const FLOOR_MARKER: &str = "BERTH-FLOOR-READY";
 #[derive(Debug)]
 pub struct Built {
     pub dir: PathBuf,
-    pub kernel: PathBuf,
-    pub initrd: PathBuf,
-    pub floor: PathBuf,
 }
 
 pub fn run(_args: &[String]) -> Result<Built> {
@@ -103,7 +100,7 @@ pub fn build() -> Result<Built> {
         (size(&kernel) + size(&initrd)) as f64 / 1048576.0,
     );
     let _ = total;
-    Ok(Built { dir: out, kernel, initrd, floor: floor_path })
+    Ok(Built { dir: out })
 }
 
 /// Debian's cloud kernel package, downloaded once into the cache and unpacked there.

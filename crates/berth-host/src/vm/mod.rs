@@ -6,7 +6,7 @@
 pub mod accel;
 pub mod image;
 pub mod qmp;
-mod qemu;
+pub mod qemu;
 pub mod state;
 pub mod status;
 
@@ -331,7 +331,7 @@ async fn boot_once(
     };
     let guest_cid = match vsock {
         VsockDevice::Kernel { guest_cid } => Some(guest_cid),
-        VsockDevice::VhostUser { .. } => None,
+        VsockDevice::VhostUser { .. } | VsockDevice::None => None,
     };
     let args = QemuArgs {
         accel,

@@ -12,6 +12,8 @@ pub enum VsockDevice {
     VhostUser { socket: PathBuf },
     /// The host kernel's vhost-vsock with this guest CID.
     Kernel { guest_cid: u32 },
+    /// No vsock device: only for measuring the bare boot floor.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ impl QemuArgs {
             VsockDevice::Kernel { guest_cid } => {
                 push(&["-device", &format!("vhost-vsock-pci,guest-cid={guest_cid}")]);
             }
+            VsockDevice::None => {}
         }
         args
     }
