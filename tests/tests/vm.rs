@@ -185,6 +185,7 @@ fn cli_vm_start_status_version_stop() {
     let keep = |why: &str| {
         let _ = std::fs::copy(home.join("vm/console.log"), artifacts.join("console.log"));
         let _ = std::fs::copy(home.join("vm/qemu.log"), artifacts.join("qemu.log"));
+        let _ = std::fs::copy(home.join("vm/vhost-device-vsock.log"), artifacts.join("vhost-device-vsock.log"));
         let _ = run(&["vm", "stop", "--time", "2"]);
         panic!("{why} (logs in {})", artifacts.display());
     };
@@ -225,5 +226,60 @@ fn cli_vm_start_status_version_stop() {
     let root = home.display().to_string();
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = berth(&home, &["vm", "stop"]);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
+    let home = berth_tests::temp_home("vm-serve");
+    let artifacts = berth_tests::artifact_dir("vm-serve");
+    let mut serve = std::process::Command::new(berth_tests::bin("berth"))
+        .arg("serve")
+        .env("BERTH_HOME", &home)
+        .env("BERTH_ACCEL", "tcg")
+        .env("BERTH_VM_MEMORY_MIB", "512")
+        .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(artifacts.join("serve.log")).expect("log"))
+        .spawn()
+        .expect("berth serve");
+    let socket = home.join("run/berth.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    // The socket is bound before the VM boots; the engine answers once the VM is up.
+    let answered = loop {
+        let out = berth(&home, &["version", "--format", "json"]);
+        if out.status.success() {
+            break Some(out);
+        }
+        if std::time::Instant::now() > deadline || serve.try_wait().ok().flatten().is_some() {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let Some(out) = answered else {
+        let _ = serve.kill();
+        let _ = std::fs::copy(home.join("vm/console.log"), artifacts.join("console.log"));
+        panic!("berth serve never answered (logs in {})", artifacts.display());
+    };
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["engine"]["kernel_version"], manifest_kernel_release());
+    assert_eq!(json["engine"]["endpoint"], format!("unix:{}", socket.display()));
+    let info = berth(&home, &["info", "--format", "json"]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
+    assert_eq!(info["placement"], "vm");
+
+    // A second `berth serve` on the same home refuses the busy socket.
+    let second = berth(&home, &["serve"]);
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use"), "{}", String::from_utf8_lossy(&second.stderr));
+
+    std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().expect("kill");
+    let status = serve.wait().expect("wait");
+    assert!(status.success(), "berth serve exit: {status}");
+    assert!(!socket.exists(), "the socket must be removed");
+    assert!(!home.join("vm/state.json").exists(), "the VM must be stopped");
+    let root = home.display().to_string();
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = std::fs::remove_dir_all(&home);
 }

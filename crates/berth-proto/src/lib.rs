@@ -18,3 +18,8 @@ pub const API_VERSION: &str = "1.0";
 
 /// The vsock port the agent serves the gRPC API on inside the VM.
 pub const AGENT_VSOCK_PORT: u32 = 1024;
+
+/// The line the agent prints on the VM's console once it listens on vsock. The host
+/// waits for it before connecting: connects made while the guest's vsock driver is still
+/// coming up can leave vhost-device-vsock's queue stuck.
+pub const AGENT_LISTENING_MARKER: &str = "berth-agent: listening on vsock port";

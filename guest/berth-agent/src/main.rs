@@ -83,6 +83,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let incoming = listener.incoming();
         let router = tonic::transport::Server::builder().add_service(engine.system_service());
         tracing::info!(port, "serving gRPC on vsock");
+        // A stable line on the console: the host waits for it before its first connect.
+        eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
 

@@ -138,13 +138,17 @@ impl AgentClient {
 
 /// Connects and asks for the version until the engine answers, `alive` says the far
 /// side is gone, or `deadline` passes. Retries about every 100 ms.
+/// `may_connect` says when the first attempt may be made (e.g. once the guest said on
+/// its console that it listens); it is asked before each attempt until it agrees.
 pub async fn wait_ready(
     endpoint: &AgentEndpoint,
     deadline: tokio::time::Instant,
     mut alive: impl FnMut() -> Result<(), String>,
+    mut may_connect: impl FnMut() -> bool,
 ) -> Result<(AgentClient, VersionResponse), WaitError> {
     let attempt_timeout = Duration::from_secs(2);
     let mut last = String::from("no attempt made");
+    let mut gate_open = false;
     loop {
         if let Err(reason) = alive() {
             return Err(WaitError::Gone { reason });
@@ -153,7 +157,16 @@ pub async fn wait_ready(
         if now >= deadline {
             return Err(WaitError::Deadline { last });
         }
+        if !gate_open {
+            gate_open = may_connect();
+            if !gate_open {
+                last = "the agent has not said it listens yet".to_owned();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        }
         let budget = attempt_timeout.min(deadline - now);
+        let attempt = tokio::time::Instant::now();
         match AgentClient::connect(endpoint, budget).await {
             Ok(client) => match client.version(budget).await {
                 Ok(version) => return Ok((client, version)),
@@ -161,6 +174,7 @@ pub async fn wait_ready(
             },
             Err(err) => last = error_chain(&err),
         }
+        tracing::debug!(took_ms = attempt.elapsed().as_millis() as u64, error = %last, "agent not answering yet");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -317,7 +317,8 @@ async fn boot_once(
     accel: Accel,
     timeout: Duration,
 ) -> Result<RunningVm, StartError> {
-    for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
+    // The console log too: the previous boot's lines must not look like this boot's.
+    for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.console_log] {
         let _ = std::fs::remove_file(stale);
     }
     let started = Instant::now();
@@ -385,9 +386,16 @@ async fn boot_once(
     let endpoint = endpoint_of(&record);
     let deadline = tokio::time::Instant::now() + timeout;
     let qemu_log_path = paths.qemu_log.clone();
+    // Connect once the agent has said on the console that it listens; should the console
+    // never say so (another image), start trying after a few seconds anyway.
+    let console = ConsoleWatch::new(&paths.console_log);
+    let blind_after = Instant::now() + Duration::from_secs(8);
     let waited = {
         let children = &mut vm_children;
-        agent::wait_ready(&endpoint, deadline, || children.alive(&qemu_log_path)).await
+        agent::wait_ready(&endpoint, deadline, || children.alive(&qemu_log_path), || {
+            console.contains(berth_proto::AGENT_LISTENING_MARKER) || Instant::now() > blind_after
+        })
+        .await
     };
     match waited {
         Ok((client, version)) => Ok(RunningVm {
@@ -403,12 +411,51 @@ async fn boot_once(
             for problem in cleanup(paths, Some(&record)).await {
                 tracing::warn!(%problem, "cleanup after a failed boot");
             }
-            let console = tail(&paths.console_log, 30);
+            let mut console = tail(&paths.console_log, 30);
+            if config.vhost_device_vsock.is_some() {
+                let vhost = tail(&paths.vhost_log, 10);
+                if !vhost.is_empty() {
+                    console.push_str("\n--- vhost-device-vsock log tail ---\n");
+                    console.push_str(&vhost);
+                }
+            }
             Err(match err {
                 WaitError::Gone { reason } => StartError::QemuExited { accel: accel.as_str(), reason, console },
                 WaitError::Deadline { last } => StartError::NoAnswer { accel: accel.as_str(), timeout, last, console },
             })
         }
+    }
+}
+
+/// Reads the growing console log from where it last stopped, looking for a line.
+struct ConsoleWatch {
+    path: PathBuf,
+    seen: std::sync::Mutex<(u64, String)>,
+}
+
+impl ConsoleWatch {
+    fn new(path: &Path) -> ConsoleWatch {
+        ConsoleWatch { path: path.to_owned(), seen: std::sync::Mutex::new((0, String::new())) }
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(mut file) = std::fs::File::open(&self.path) {
+            let mut fresh = Vec::new();
+            if file.seek(SeekFrom::Start(seen.0)).is_ok() && file.read_to_end(&mut fresh).is_ok() {
+                seen.0 += fresh.len() as u64;
+                seen.1.push_str(&String::from_utf8_lossy(&fresh));
+            }
+        }
+        let found = seen.1.contains(needle);
+        // Keep only a tail so a chatty console costs no memory.
+        if seen.1.len() > 4096 {
+            let cut = seen.1.len() - 1024;
+            let cut = (cut..seen.1.len()).find(|i| seen.1.is_char_boundary(*i)).unwrap_or(0);
+            seen.1.drain(..cut);
+        }
+        found
     }
 }
 
