@@ -10,7 +10,7 @@ use crate::shell;
 
 /// Debian packages: the VM (QEMU, busybox, cpio), codegen (protoc), the static agent
 /// (musl), the desktop app (Tauri v2's build packages) and its GUI test (Xvfb, WebKit's
-/// WebDriver).
+/// WebDriver), the image tests (a registry and skopeo).
 pub const DEBIAN_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "protobuf-compiler",
@@ -30,6 +30,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "xvfb",
     "xauth",
     "webkit2gtk-driver",
+    // Image tests: a real registry, and an independent client to check it.
+    "docker-registry",
+    "skopeo",
 ];
 
 /// Tools installed with `cargo install` (name, version).

@@ -1,7 +1,8 @@
 //! `cargo xtask test [tier...]`: every test tier, in order, each building what it needs.
 //!
 //! - unit:   each crate's own tests, the UI type drift check, the UI's type check
-//! - native: the real agent on a unix socket (`berth serve --native`), over gRPC and the CLI
+//! - native: the real agent on a unix socket (`berth serve --native`), over gRPC and the CLI;
+//!           the image fixtures against a real registry (docker-registry) and skopeo
 //! - vm:     builds the VM image, boots real VMs under TCG over vsock, stops them over QMP
 //! - gui:    the real app window under Xvfb, driven through tauri-driver + WebKitWebDriver
 
@@ -62,7 +63,7 @@ fn unit() -> Result<()> {
 
 fn native() -> Result<()> {
     build(&["berth-cli", "berth-agent"])?;
-    cargo_test(&["--package", "berth-tests", "--test", "native"])
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures"])
 }
 
 fn vm() -> Result<()> {
