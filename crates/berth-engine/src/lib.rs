@@ -1,6 +1,7 @@
 //! Berth's container engine. The guest agent is a thin binary over this library; the
 //! same code runs inside the VM and natively on Linux.
 
+pub mod content;
 pub mod events;
 pub mod system;
 
