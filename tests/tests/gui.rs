@@ -14,9 +14,24 @@ struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // SIGTERM first: tauri-driver then stops the WebKitWebDriver it started.
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Pids of WebKit's helper processes and the app (to find the ones a test leaves).
+fn webkit_pids() -> Vec<u32> {
+    ["WebKitWebDriver", "WebKitNetworkProcess", "WebKitWebProcess", "berth-desktop"]
+        .iter()
+        .flat_map(|n| processes_matching(n))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -36,6 +51,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
             .expect("json");
     let kernel = manifest["kernel_release"].as_str().expect("kernel").to_owned();
 
+    let before = webkit_pids();
     let port = free_port();
     let native_port = free_port();
     let tauri_driver = berth_host::vm::find_program("tauri-driver").expect("tauri-driver (cargo xtask setup installs it)");
@@ -122,6 +138,19 @@ fn start_the_vm_from_the_window_and_see_ready() {
     }
     let _ = session.close();
     drop(driver);
+    // WebKit's helpers exit a moment after the app; wait for them, then count what is left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut leaked: Vec<u32> = Vec::new();
+    while std::time::Instant::now() < deadline {
+        leaked = webkit_pids().into_iter().filter(|p| !before.contains(p)).collect();
+        if leaked.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in &leaked {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
     let leftovers = processes_matching(&home.display().to_string());
     // Whatever happened, kill what the app may have left, then report.
     for (pid, _) in &leftovers {
@@ -132,5 +161,6 @@ fn start_the_vm_from_the_window_and_see_ready() {
         panic!("{err} (screenshots and logs in {})", artifacts.display());
     }
     assert!(leftovers.is_empty(), "processes left after the app closed: {leftovers:?}");
+    assert!(leaked.is_empty(), "WebKit / app processes left after the session: {leaked:?}");
     assert!(artifacts.join("berth-desktop-ready.png").is_file());
 }

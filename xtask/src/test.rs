@@ -63,7 +63,7 @@ fn unit() -> Result<()> {
 
 fn native() -> Result<()> {
     build(&["berth-cli", "berth-agent"])?;
-    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures"])
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images"])
 }
 
 fn vm() -> Result<()> {

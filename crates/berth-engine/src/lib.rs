@@ -3,6 +3,8 @@
 
 pub mod content;
 pub mod events;
+pub mod image;
+pub mod registry;
 pub mod system;
 
 use std::path::PathBuf;
@@ -45,12 +47,15 @@ pub struct Engine {
 #[derive(Debug)]
 struct Inner {
     config: EngineConfig,
-    events: EventBus,
+    events: Arc<EventBus>,
+    images: Arc<image::Images>,
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig) -> Engine {
-        Engine { inner: Arc::new(Inner { config, events: EventBus::new(256) }) }
+    /// Opens the engine's stores under `config.root_dir`.
+    pub fn open(config: EngineConfig) -> Result<Engine, image::OpenError> {
+        let images = image::Images::open(&config.root_dir, registry::RegistryConfig::from_env())?;
+        Ok(Engine { inner: Arc::new(Inner { config, events: Arc::new(EventBus::new(256)), images: Arc::new(images) }) })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -61,10 +66,37 @@ impl Engine {
         &self.inner.events
     }
 
+    pub fn images(&self) -> &image::Images {
+        &self.inner.images
+    }
+
+    /// The gRPC service for `berth.v1.Images`.
+    pub fn images_service(&self) -> berth_proto::v1::images_server::ImagesServer<image::api::ImagesApi> {
+        berth_proto::v1::images_server::ImagesServer::new(image::api::ImagesApi::new(
+            self.inner.images.clone(),
+            self.inner.events.clone(),
+        ))
+    }
+
     /// The gRPC service for `berth.v1.System`.
     pub fn system_service(
         &self,
     ) -> berth_proto::v1::system_server::SystemServer<system::SystemApi> {
         berth_proto::v1::system_server::SystemServer::new(system::SystemApi::new(self.clone()))
     }
+}
+
+/// An error and all its sources on one line, each said once.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -1,7 +1,9 @@
 //! The command line: one file per command.
 
 mod events;
+mod images;
 mod info;
+mod pull;
 mod serve;
 mod version;
 mod vm;
@@ -33,6 +35,12 @@ enum Command {
     Events(events::Args),
     /// Run the engine and serve its sockets until interrupted.
     Serve(serve::Args),
+    /// Pull an image from a registry.
+    Pull(pull::Args),
+    /// List images.
+    Images(images::Args),
+    /// Show images in Docker's JSON shape.
+    Inspect(images::InspectArgs),
     /// Manage Berth's VM.
     #[command(subcommand)]
     Vm(vm::VmCommand),
@@ -60,6 +68,9 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Info(args) => info::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Pull(args) => pull::run(&ctx, args).await,
+        Command::Images(args) => images::run(&ctx, args).await,
+        Command::Inspect(args) => images::inspect(&ctx, args).await,
         Command::Vm(cmd) => vm::run(&ctx, cmd).await,
     }
 }

@@ -58,7 +58,7 @@ pub struct CallError {
 }
 
 impl CallError {
-    fn from_status(operation: &'static str, status: tonic::Status) -> CallError {
+    pub fn from_status(operation: &'static str, status: tonic::Status) -> CallError {
         CallError {
             operation,
             kind: ErrorKind::from_grpc_code(status.code()),
@@ -83,6 +83,7 @@ impl CallError {
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     system: SystemClient<Channel>,
+    images: berth_proto::v1::images_client::ImagesClient<Channel>,
 }
 
 impl AgentClient {
@@ -102,7 +103,10 @@ impl AgentClient {
             }
             Err(_) => return Err(ConnectError::Timeout { endpoint: endpoint.to_string(), timeout }),
         };
-        Ok(AgentClient { system: SystemClient::new(channel) })
+        Ok(AgentClient {
+            system: SystemClient::new(channel.clone()),
+            images: berth_proto::v1::images_client::ImagesClient::new(channel),
+        })
     }
 
     pub async fn version(&self, timeout: Duration) -> Result<VersionResponse, CallError> {
@@ -119,6 +123,11 @@ impl AgentClient {
             Ok(result) => result.map(|r| r.into_inner()).map_err(|s| CallError::from_status("info", s)),
             Err(_) => Err(CallError::timeout("info", timeout)),
         }
+    }
+
+    /// The `berth.v1.Images` client on the same connection.
+    pub fn images(&self) -> berth_proto::v1::images_client::ImagesClient<Channel> {
+        self.images.clone()
     }
 
     /// Subscribes to the engine's events.

@@ -1,0 +1,127 @@
+//! `berth.v1.Images`: each call turns into an [`Images`] action.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use berth_proto::v1::{
+    images_server::Images as ImagesApiTrait, pull_event, Image, InspectImageRequest, LayerDone, LayerProgress,
+    ListImagesRequest, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+};
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{ImageRecord, Images, PullProgress};
+use crate::events::EventBus;
+
+/// Layer progress goes out at most once per this many bytes (and at the end).
+const PROGRESS_STEP: u64 = 512 << 10;
+
+#[derive(Debug)]
+pub struct ImagesApi {
+    images: Arc<Images>,
+    events: Arc<EventBus>,
+}
+
+impl ImagesApi {
+    pub fn new(images: Arc<Images>, events: Arc<EventBus>) -> ImagesApi {
+        ImagesApi { images, events }
+    }
+}
+
+pub fn to_proto(r: ImageRecord) -> Image {
+    Image {
+        id: r.id.to_string(),
+        manifest_digest: r.manifest_digest.to_string(),
+        tags: r.tags,
+        repo_digests: r.repo_digests,
+        size: r.size,
+        created: r.created,
+        architecture: r.architecture,
+        os: r.os,
+        layers: r.layers.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn status(kind: berth_proto::ErrorKind, message: String) -> Status {
+    Status::new(kind.grpc_code(), message)
+}
+
+type PullStream = Pin<Box<dyn Stream<Item = Result<PullEvent, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl ImagesApiTrait for ImagesApi {
+    type PullStream = PullStream;
+
+    async fn pull(&self, request: Request<PullRequest>) -> Result<Response<PullStream>, Status> {
+        let request = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<PullEvent, Status>>(64);
+        let images = self.images.clone();
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
+            let forward_tx = tx.clone();
+            let forward = tokio::spawn(async move {
+                let mut last_sent: HashMap<String, u64> = HashMap::new();
+                while let Some(p) = prx.recv().await {
+                    let event = match p {
+                        PullProgress::Resolved { manifest, layers } => pull_event::Event::Resolved(PullResolved {
+                            manifest_digest: manifest.to_string(),
+                            layers: u32::try_from(layers).unwrap_or(u32::MAX),
+                        }),
+                        PullProgress::Layer { digest, done, total } => {
+                            let key = digest.to_string();
+                            let last = last_sent.get(&key).copied().unwrap_or(0);
+                            if done < total && done.saturating_sub(last) < PROGRESS_STEP {
+                                continue;
+                            }
+                            last_sent.insert(key.clone(), done);
+                            pull_event::Event::Layer(LayerProgress { digest: key, done, total })
+                        }
+                        PullProgress::LayerDone { digest, cached } => {
+                            pull_event::Event::LayerDone(LayerDone { digest: digest.to_string(), cached })
+                        }
+                    };
+                    if forward_tx.send(Ok(PullEvent { event: Some(event) })).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let result = images.pull(&request.reference, Some(&request.platform), ptx).await;
+            let _ = forward.await;
+            let message = match result {
+                Ok(record) => {
+                    events.publish("image", "pull", [("name".to_owned(), request.reference.clone()), ("id".to_owned(), record.id.to_string())]);
+                    Ok(PullEvent { event: Some(pull_event::Event::Done(to_proto(record))) })
+                }
+                Err(err) => {
+                    tracing::warn!(reference = %request.reference, error = %err, "pull failed");
+                    Err(status(err.kind(), crate::error_chain(&err)))
+                }
+            };
+            let _ = tx.send(message).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list(&self, _: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
+        let images = self.images.catalog.list().map_err(|e| status(e.kind(), e.to_string()))?;
+        Ok(Response::new(ListImagesResponse { images: images.into_iter().map(to_proto).collect() }))
+    }
+
+    async fn inspect(&self, request: Request<InspectImageRequest>) -> Result<Response<Image>, Status> {
+        let wanted = request.into_inner().reference;
+        let catalog = &self.images.catalog;
+        // The name as given, then normalised (`busybox` -> docker.io/library/busybox:latest).
+        let mut found = catalog.find(&wanted).map_err(|e| status(e.kind(), e.to_string()))?;
+        if found.is_none() {
+            if let Ok(reference) = wanted.parse::<crate::registry::Reference>() {
+                found = catalog.find(&reference.to_string()).map_err(|e| status(e.kind(), e.to_string()))?;
+            }
+        }
+        match found {
+            Some(record) => Ok(Response::new(to_proto(record))),
+            None => Err(status(berth_proto::ErrorKind::NotFound, format!("no such image: {wanted}"))),
+        }
+    }
+}

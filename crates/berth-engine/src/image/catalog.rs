@@ -1,0 +1,229 @@
+//! The image catalog: which images the engine holds and by which names, in SQLite.
+//! Every change is one transaction, so a crash never leaves half an image record.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use berth_proto::ErrorKind;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::content::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("image catalog: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("image catalog holds a bad digest {0:?}")]
+    Corrupt(String),
+}
+
+impl CatalogError {
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// One image: identified by its config digest, as Docker does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    /// Names that point here (`registry/repo:tag`).
+    pub tags: Vec<String>,
+    /// `registry/repo@sha256:...` it was pulled as.
+    pub repo_digests: Vec<String>,
+    /// Sum of the compressed layer sizes.
+    pub size: u64,
+    pub created: String,
+    pub architecture: String,
+    pub os: String,
+    /// The uncompressed layers' digests (the config's `rootfs.diff_ids`), bottom first.
+    pub layers: Vec<Digest>,
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    db: Mutex<Connection>,
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
+        let db = Connection::open(path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             CREATE TABLE IF NOT EXISTS images (
+                 id TEXT PRIMARY KEY,
+                 manifest_digest TEXT NOT NULL,
+                 size INTEGER NOT NULL,
+                 created TEXT NOT NULL,
+                 architecture TEXT NOT NULL,
+                 os TEXT NOT NULL,
+                 layers TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS names (
+                 name TEXT PRIMARY KEY,
+                 kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
+                 image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+             );",
+        )?;
+        Ok(Catalog { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an image and points `tag` (if any) and `repo_digest` at it, in one
+    /// transaction. A tag that pointed elsewhere moves.
+    pub fn put(&self, image: &ImageRecord, tag: Option<&str>, repo_digest: Option<&str>) -> Result<(), CatalogError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let layers: Vec<String> = image.layers.iter().map(Digest::to_string).collect();
+        tx.execute(
+            "INSERT INTO images (id, manifest_digest, size, created, architecture, os, layers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest",
+            params![
+                image.id.to_string(),
+                image.manifest_digest.to_string(),
+                image.size as i64,
+                image.created,
+                image.architecture,
+                image.os,
+                layers.join(","),
+            ],
+        )?;
+        for (name, kind) in [(tag, "tag"), (repo_digest, "digest")] {
+            if let Some(name) = name {
+                tx.execute(
+                    "INSERT INTO names (name, kind, image_id) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+                    params![name, kind, image.id.to_string()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every image, newest name first.
+    pub fn list(&self) -> Result<Vec<ImageRecord>, CatalogError> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT id, manifest_digest, size, created, architecture, os, layers FROM images ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut images = Vec::new();
+        for row in rows {
+            let (id, manifest, size, created, architecture, os, layers) = row?;
+            let parse = |s: &str| s.parse::<Digest>().map_err(|_| CatalogError::Corrupt(s.to_owned()));
+            let mut record = ImageRecord {
+                id: parse(&id)?,
+                manifest_digest: parse(&manifest)?,
+                tags: Vec::new(),
+                repo_digests: Vec::new(),
+                size: u64::try_from(size).unwrap_or(0),
+                created,
+                architecture,
+                os,
+                layers: layers.split(',').filter(|s| !s.is_empty()).map(parse).collect::<Result<_, _>>()?,
+            };
+            let mut names = db.prepare_cached("SELECT name, kind FROM names WHERE image_id = ?1 ORDER BY name")?;
+            for name in names.query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                let (name, kind) = name?;
+                if kind == "tag" {
+                    record.tags.push(name);
+                } else {
+                    record.repo_digests.push(name);
+                }
+            }
+            images.push(record);
+        }
+        Ok(images)
+    }
+
+    /// The image a name (`registry/repo:tag`, `repo@digest`) or an id (full or a unique
+    /// prefix of at least 4 hex digits) stands for.
+    pub fn find(&self, name_or_id: &str) -> Result<Option<ImageRecord>, CatalogError> {
+        let id: Option<String> = {
+            let db = self.db();
+            let by_name = db
+                .query_row("SELECT image_id FROM names WHERE name = ?1", [name_or_id], |r| r.get::<_, String>(0))
+                .optional()?;
+            match by_name {
+                Some(id) => Some(id),
+                None => {
+                    let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+                    if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                        let mut stmt = db.prepare("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
+                        let ids: Vec<String> =
+                            stmt.query_map([format!("sha256:{hex}%")], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                        if ids.len() == 1 { ids.into_iter().next() } else { None }
+                    } else {
+                        None
+                    }
+                }
+            }
+        };
+        let Some(id) = id else { return Ok(None) };
+        Ok(self.list()?.into_iter().find(|i| i.id.to_string() == id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u8) -> ImageRecord {
+        ImageRecord {
+            id: Digest::of(&[n]),
+            manifest_digest: Digest::of(&[n, n]),
+            tags: vec![],
+            repo_digests: vec![],
+            size: 1000 + u64::from(n),
+            created: "1970-01-01T00:00:00Z".into(),
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            layers: vec![Digest::of(b"l1"), Digest::of(b"l2")],
+        }
+    }
+
+    #[test]
+    fn put_list_find_and_move_a_tag() {
+        let dir = std::env::temp_dir().join(format!("berth-catalog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let catalog = Catalog::open(&dir.join("images.db")).expect("open");
+        catalog.put(&record(1), Some("r/a:latest"), Some("r/a@sha256:x")).expect("put");
+        let all = catalog.list().expect("list");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].tags, ["r/a:latest"]);
+        assert_eq!(all[0].layers.len(), 2);
+        let found = catalog.find("r/a:latest").expect("find").expect("some");
+        assert_eq!(found.id, record(1).id);
+        let first = record(1);
+        let prefix = &first.id.hex()[..8];
+        assert_eq!(catalog.find(prefix).expect("find").map(|i| i.id), Some(record(1).id));
+        // The tag moves to a newer image; the old one keeps its digest name.
+        catalog.put(&record(2), Some("r/a:latest"), None).expect("put");
+        let old = catalog.find(&record(1).id.to_string()).expect("find").expect("some");
+        assert!(old.tags.is_empty());
+        assert_eq!(old.repo_digests, ["r/a@sha256:x"]);
+        // Reopening keeps everything.
+        drop(catalog);
+        let catalog = Catalog::open(&dir.join("images.db")).expect("reopen");
+        assert_eq!(catalog.list().expect("list").len(), 2);
+        assert!(catalog.find("nope:latest").expect("find").is_none());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

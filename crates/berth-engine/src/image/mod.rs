@@ -1,0 +1,50 @@
+//! Images: pull from registries into the content store, recorded in the catalog.
+
+pub mod api;
+pub mod catalog;
+pub mod manifest;
+mod pull;
+
+use std::path::Path;
+
+use berth_proto::ErrorKind;
+
+pub use catalog::{Catalog, CatalogError, ImageRecord};
+pub use pull::{PullError, PullProgress};
+
+use crate::content::{ContentError, ContentStore};
+use crate::registry::{RegistryClient, RegistryConfig};
+
+/// The engine's images: blobs, the catalog of names, and the registry client.
+#[derive(Debug)]
+pub struct Images {
+    pub content: ContentStore,
+    pub catalog: Catalog,
+    registry: RegistryClient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl OpenError {
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+impl Images {
+    /// Opens the stores under `root` (`content/`, `images.db`).
+    pub fn open(root: &Path, registries: RegistryConfig) -> Result<Images, OpenError> {
+        std::fs::create_dir_all(root).map_err(|source| ContentError::Io { what: format!("create {}", root.display()), source })?;
+        Ok(Images {
+            content: ContentStore::open(&root.join("content"))?,
+            catalog: Catalog::open(&root.join("images.db"))?,
+            registry: RegistryClient::new(registries),
+        })
+    }
+}

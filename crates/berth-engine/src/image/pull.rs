@@ -1,0 +1,170 @@
+//! `pull`: resolve a reference (choosing a platform from an index), fetch the manifest,
+//! config and layers (in parallel, skipping blobs already held, each verified while it
+//! streams), then record the image. Until the record is written nothing names the
+//! image, so an interrupted pull leaves only verified blobs, which the next one reuses.
+
+use std::sync::Arc;
+
+use berth_proto::ErrorKind;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::manifest::{self, Index, Manifest, Platform};
+use super::{ImageRecord, Images};
+use crate::content::{Digest, InvalidDigest};
+use crate::registry::{InvalidReference, Reference, RegistryError};
+
+/// How many layers download at once.
+const PARALLEL_LAYERS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Reference(#[from] InvalidReference),
+    #[error("invalid platform {0:?}: expected os/arch[/variant]")]
+    Platform(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{reference} has no image for {wanted} (it offers: {offered})")]
+    NoMatchingPlatform { reference: String, wanted: String, offered: String },
+    #[error("invalid manifest for {reference}: {detail}")]
+    InvalidManifest { reference: String, detail: String },
+    #[error("layer {digest} of {reference} has unsupported media type {media_type:?}")]
+    UnsupportedLayer { reference: String, digest: String, media_type: String },
+    #[error(transparent)]
+    Digest(#[from] InvalidDigest),
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
+    #[error(transparent)]
+    Catalog(#[from] super::CatalogError),
+}
+
+impl PullError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PullError::Reference(_) | PullError::Platform(_) | PullError::Digest(_) => ErrorKind::InvalidArgument,
+            PullError::Registry(e) => e.kind(),
+            PullError::NoMatchingPlatform { .. } => ErrorKind::NotFound,
+            PullError::InvalidManifest { .. } | PullError::UnsupportedLayer { .. } => ErrorKind::InvalidArgument,
+            PullError::Content(e) => e.kind(),
+            PullError::Catalog(e) => e.kind(),
+        }
+    }
+}
+
+/// What a pull reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullProgress {
+    /// The reference resolved to this manifest.
+    Resolved { manifest: Digest, layers: usize },
+    /// Bytes of one layer so far.
+    Layer { digest: Digest, done: u64, total: u64 },
+    /// A layer is complete; `cached` when it was already held.
+    LayerDone { digest: Digest, cached: bool },
+}
+
+impl Images {
+    /// Pulls `reference` for `platform` (default: this machine's).
+    pub async fn pull(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        progress: mpsc::UnboundedSender<PullProgress>,
+    ) -> Result<ImageRecord, PullError> {
+        let reference: Reference = reference.parse()?;
+        let wanted = match platform.filter(|p| !p.is_empty()) {
+            Some(p) => Platform::parse(p).ok_or_else(|| PullError::Platform(p.to_owned()))?,
+            None => Platform::host(),
+        };
+        let invalid = |detail: String| PullError::InvalidManifest { reference: reference.to_string(), detail };
+
+        let mut top = self.registry.manifest(&reference).await?;
+        let repo_digest = top.digest.clone();
+        if manifest::is_index(&top.media_type, &top.bytes) {
+            let index: Index = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
+            let chosen = index
+                .manifests
+                .iter()
+                .find(|d| d.platform.as_ref().is_some_and(|p| wanted.accepts(p)))
+                .ok_or_else(|| PullError::NoMatchingPlatform {
+                    reference: reference.to_string(),
+                    wanted: wanted.to_string(),
+                    offered: index
+                        .manifests
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref().map(Platform::to_string))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            self.content.put(top.digest.clone(), &top.bytes).await?;
+            top = self.registry.manifest(&reference.with_digest(chosen.digest()?)).await?;
+        }
+        let manifest: Manifest = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
+        for layer in &manifest.layers {
+            if manifest::layer_compression(&layer.media_type).is_none() {
+                return Err(PullError::UnsupportedLayer {
+                    reference: reference.to_string(),
+                    digest: layer.digest.clone(),
+                    media_type: layer.media_type.clone(),
+                });
+            }
+        }
+        self.content.put(top.digest.clone(), &top.bytes).await?;
+        let _ = progress.send(PullProgress::Resolved { manifest: top.digest.clone(), layers: manifest.layers.len() });
+
+        // The config: small, fetched first, read for the record.
+        let config_digest = manifest.config.digest()?;
+        self.registry.blob(&reference, &config_digest, manifest.config.size, &self.content, |_| {}).await?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&self.content.read(&config_digest).await?).map_err(|e| invalid(format!("config: {e}")))?;
+        let diff_ids = config["rootfs"]["diff_ids"].as_array().map(Vec::len).unwrap_or(0);
+        if diff_ids != manifest.layers.len() {
+            return Err(invalid(format!("{} layers but {diff_ids} diff_ids in the config", manifest.layers.len())));
+        }
+
+        // The layers, a few at a time.
+        let progress = Arc::new(progress);
+        let mut jobs = Vec::with_capacity(manifest.layers.len());
+        for layer in &manifest.layers {
+            let digest = layer.digest()?;
+            let total = layer.size;
+            let progress = progress.clone();
+            let reference = &reference;
+            jobs.push(async move {
+                let cached = self.content.contains(&digest);
+                let on_bytes = |done: u64| {
+                    let _ = progress.send(PullProgress::Layer { digest: digest.clone(), done, total });
+                };
+                self.registry.blob(reference, &digest, total, &self.content, on_bytes).await?;
+                let _ = progress.send(PullProgress::LayerDone { digest: digest.clone(), cached });
+                Ok::<Digest, PullError>(digest)
+            });
+        }
+        let mut downloads = futures::stream::iter(jobs).buffered(PARALLEL_LAYERS);
+        while let Some(done) = downloads.next().await {
+            done?;
+        }
+        drop(downloads);
+        let layers = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|ids| ids.iter().map(|d| d.as_str().unwrap_or_default().parse::<Digest>()).collect::<Result<Vec<_>, _>>())
+            .transpose()?
+            .unwrap_or_default();
+
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let record = ImageRecord {
+            id: config_digest,
+            manifest_digest: top.digest.clone(),
+            tags: reference.tag.iter().map(|t| format!("{}:{t}", reference.name())).collect(),
+            repo_digests: vec![format!("{}@{repo_digest}", reference.name())],
+            size: manifest.layers.iter().map(|l| l.size).sum(),
+            created: text(&config["created"]),
+            architecture: text(&config["architecture"]),
+            os: text(&config["os"]),
+            layers,
+        };
+        let tag = record.tags.first().cloned();
+        self.catalog.put(&record, tag.as_deref(), record.repo_digests.first().map(String::as_str))?;
+        Ok(self.catalog.find(&record.id.to_string())?.unwrap_or(record))
+    }
+}

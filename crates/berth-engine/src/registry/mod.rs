@@ -1,0 +1,289 @@
+//! The OCI distribution protocol, client side: manifests (with a size cap), blobs
+//! streamed into the content store, and auth (anonymous or basic bearer-token flow from
+//! `WWW-Authenticate`, or basic). Credentials never appear in an error or a log.
+
+mod auth;
+mod reference;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use berth_proto::ErrorKind;
+use futures::StreamExt;
+
+pub use auth::{Challenge, Credentials};
+pub use reference::{InvalidReference, Reference, DOCKER_HUB};
+
+use crate::content::{ContentError, ContentStore, Digest};
+
+/// Manifests bigger than this are refused (Docker uses 4 MiB as well).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach registry {registry}: {detail}")]
+    Unreachable { registry: String, detail: String },
+    #[error("{what} not found in {reference}")]
+    NotFound { what: String, reference: String },
+    #[error("access to {reference} denied: {detail}")]
+    Denied { reference: String, detail: String },
+    #[error("registry answered {status} for {what} of {reference}")]
+    Status { status: u16, what: String, reference: String },
+    #[error("manifest of {reference} is over the {limit} byte limit")]
+    ManifestTooLarge { reference: String, limit: usize },
+    #[error("manifest of {reference} does not match its digest {expected} (got {actual})")]
+    ManifestDigest { reference: String, expected: Digest, actual: Digest },
+    #[error("bad token answer from {realm}")]
+    Token { realm: String },
+    #[error(transparent)]
+    Content(#[from] ContentError),
+}
+
+impl RegistryError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RegistryError::Unreachable { .. } | RegistryError::Token { .. } => ErrorKind::Unavailable,
+            RegistryError::NotFound { .. } => ErrorKind::NotFound,
+            RegistryError::Denied { .. } => ErrorKind::InvalidArgument,
+            RegistryError::Status { status, .. } if *status >= 500 => ErrorKind::Unavailable,
+            RegistryError::Status { .. } => ErrorKind::Internal,
+            RegistryError::ManifestTooLarge { .. } | RegistryError::ManifestDigest { .. } => ErrorKind::InvalidArgument,
+            RegistryError::Content(e) => e.kind(),
+        }
+    }
+}
+
+/// Where registries are and how to talk to them.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    /// `host:port` of registries spoken to over plain http (loopback ones always are).
+    pub insecure: Vec<String>,
+    /// Credentials per registry host.
+    pub credentials: HashMap<String, Credentials>,
+}
+
+impl RegistryConfig {
+    /// From `BERTH_INSECURE_REGISTRIES=host:port,...`.
+    pub fn from_env() -> RegistryConfig {
+        let insecure = std::env::var("BERTH_INSECURE_REGISTRIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        RegistryConfig { insecure, credentials: HashMap::new() }
+    }
+
+    fn scheme(&self, host: &str) -> &'static str {
+        let bare = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        let loopback = bare == "localhost" || bare.starts_with("127.") || bare == "[::1]";
+        if loopback || self.insecure.iter().any(|h| h == host) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+}
+
+/// A manifest as fetched: bytes, digest and media type.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub media_type: String,
+    pub digest: Digest,
+    pub bytes: Vec<u8>,
+}
+
+/// A client for OCI registries.
+#[derive(Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    config: RegistryConfig,
+    /// Bearer tokens by (registry, scope).
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+impl RegistryClient {
+    pub fn new(config: RegistryConfig) -> RegistryClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        RegistryClient { http, config, tokens: Mutex::new(HashMap::new()) }
+    }
+
+    fn url(&self, reference: &Reference, tail: &str) -> String {
+        let host = reference.api_host();
+        format!("{}://{host}/v2/{}/{tail}", self.config.scheme(host), reference.repository)
+    }
+
+    /// GET with auth: on a 401 the challenge is answered once and the request retried.
+    async fn get(&self, reference: &Reference, url: &str, accept: Option<&str>) -> Result<reqwest::Response, RegistryError> {
+        let scope = format!("repository:{}:pull", reference.repository);
+        let key = (reference.registry.clone(), scope.clone());
+        let mut retried = false;
+        loop {
+            let mut request = self.http.get(url);
+            if let Some(accept) = accept {
+                request = request.header(reqwest::header::ACCEPT, accept);
+            }
+            let token = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            let creds = self.config.credentials.get(&reference.registry);
+            request = match (&token, creds) {
+                (Some(token), _) => request.bearer_auth(token),
+                (None, Some(c)) if retried => request.basic_auth(&c.username, Some(&c.password)),
+                _ => request,
+            };
+            let response = request.send().await.map_err(|e| RegistryError::Unreachable {
+                registry: reference.registry.clone(),
+                detail: auth::without_secrets(&e.to_string()),
+            })?;
+            if response.status() != reqwest::StatusCode::UNAUTHORIZED || retried {
+                return Ok(response);
+            }
+            retried = true;
+            let challenge = response
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse);
+            match challenge {
+                Some(Challenge::Bearer { realm, service }) => {
+                    let token = self.fetch_token(&realm, service.as_deref(), &scope, creds).await?;
+                    self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), token);
+                }
+                Some(Challenge::Basic) if creds.is_some() => {}
+                _ => {
+                    return Err(RegistryError::Denied {
+                        reference: reference.to_string(),
+                        detail: if creds.is_some() { "credentials refused".into() } else { "authentication required (berth login)".into() },
+                    })
+                }
+            }
+        }
+    }
+
+    async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str, creds: Option<&Credentials>) -> Result<String, RegistryError> {
+        let mut request = self.http.get(realm).query(&[("scope", scope)]);
+        if let Some(service) = service {
+            request = request.query(&[("service", service)]);
+        }
+        if let Some(c) = creds {
+            request = request.basic_auth(&c.username, Some(&c.password));
+        }
+        let response = request.send().await.map_err(|_| RegistryError::Token { realm: realm.to_owned() })?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Token { realm: realm.to_owned() });
+        }
+        let body: serde_json::Value = response.json().await.map_err(|_| RegistryError::Token { realm: realm.to_owned() })?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| RegistryError::Token { realm: realm.to_owned() })
+    }
+
+    /// Fetches a manifest (or index) by the reference's tag or digest, reading at most
+    /// [`MAX_MANIFEST_BYTES`], and checks it against the digest it was asked by.
+    pub async fn manifest(&self, reference: &Reference) -> Result<Fetched, RegistryError> {
+        let url = self.url(reference, &format!("manifests/{}", reference.lookup()));
+        let response = self.get(reference, &url, Some(ACCEPT_MANIFESTS)).await?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Err(RegistryError::NotFound { what: format!("manifest {}", reference.lookup()), reference: reference.name() });
+        }
+        if status != 200 {
+            return Err(RegistryError::Status { status, what: "manifest".into(), reference: reference.to_string() });
+        }
+        let media_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_owned())
+            .unwrap_or_default();
+        let too_large = || RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_BYTES };
+        if response.content_length().is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::Unreachable { registry: reference.registry.clone(), detail: e.to_string() })?;
+            if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = &reference.digest {
+            if expected != &digest {
+                return Err(RegistryError::ManifestDigest { reference: reference.to_string(), expected: expected.clone(), actual: digest });
+            }
+        }
+        // Some registries send no or a generic content type: the document says what it is.
+        let media_type = if media_type.is_empty() || media_type == "application/json" {
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or(media_type)
+        } else {
+            media_type
+        };
+        Ok(Fetched { media_type, digest, bytes })
+    }
+
+    /// Streams a blob into the store, verifying digest and size; `progress` hears the
+    /// bytes done so far. A blob already in the store is not fetched again.
+    pub async fn blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+        store: &ContentStore,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), RegistryError> {
+        if store.contains(digest) {
+            progress(size);
+            return Ok(());
+        }
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let response = self.get(reference, &url, None).await?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
+        }
+        if status != 200 {
+            return Err(RegistryError::Status { status, what: format!("blob {digest}"), reference: reference.to_string() });
+        }
+        let mut writer = store.writer(digest.clone(), Some(size)).await?;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::Unreachable { registry: reference.registry.clone(), detail: e.to_string() })?;
+            writer.write(&chunk).await?;
+            progress(writer.written());
+        }
+        writer.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_listed_registries_are_plain_http() {
+        let config = RegistryConfig { insecure: vec!["reg.lan:5000".into()], credentials: HashMap::new() };
+        assert_eq!(config.scheme("127.0.0.1:5000"), "http");
+        assert_eq!(config.scheme("localhost:5000"), "http");
+        assert_eq!(config.scheme("reg.lan:5000"), "http");
+        assert_eq!(config.scheme("registry-1.docker.io"), "https");
+    }
+}

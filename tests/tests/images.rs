@@ -1,0 +1,186 @@
+//! Pull, against a real registry (Debian's docker-registry) holding the project's own
+//! fixtures, into the native engine: digests, platform selection, every compression,
+//! cached layers, and hostile or missing images refused with their own errors.
+
+use berth_host::agent::{AgentClient, CallError};
+use berth_proto::v1::{pull_event::Event, Image, InspectImageRequest, ListImagesRequest, PullRequest};
+use berth_proto::ErrorKind;
+use berth_tests::fixtures::{self, registry::Registry, Fixture};
+use berth_tests::native::NativeEngine;
+use futures::StreamExt;
+use sha2::Digest as _;
+
+struct Pulled {
+    image: Image,
+    cached: Vec<bool>,
+}
+
+async fn pull(client: &AgentClient, reference: &str, platform: &str) -> Result<Pulled, CallError> {
+    let request = PullRequest { reference: reference.into(), platform: platform.into() };
+    let mut stream = client.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
+    let mut cached = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event.map_err(|s| CallError::from_status("pull", s))?.event {
+            Some(Event::LayerDone(l)) => cached.push(l.cached),
+            Some(Event::Done(image)) => return Ok(Pulled { image, cached }),
+            _ => {}
+        }
+    }
+    panic!("pull of {reference} ended without a result");
+}
+
+/// The manifest of a fixture for one architecture.
+fn manifest_of(fixture: &Fixture, arch: &str) -> serde_json::Value {
+    let top: serde_json::Value = serde_json::from_slice(&fixture.top.data).expect("json");
+    if fixture.manifests.is_empty() {
+        return top;
+    }
+    let digest = top["manifests"].as_array().expect("index").iter().find(|m| m["platform"]["architecture"] == arch).expect("arch")["digest"].clone();
+    let child = fixture.manifests.iter().find(|m| serde_json::Value::from(m.digest.clone()) == digest).expect("child");
+    serde_json::from_slice(&child.data).expect("json")
+}
+
+/// Every blob in the engine's content store hashes to its own name.
+fn store_is_consistent(engine: &NativeEngine) -> usize {
+    let dir = engine.home.join("engine/content/blobs/sha256");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("blobs") {
+        let entry = entry.expect("entry");
+        let data = std::fs::read(entry.path()).expect("read");
+        let hex: String = sha2::Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, entry.file_name().to_string_lossy(), "blob content does not match its name");
+        n += 1;
+    }
+    let ingest = engine.home.join("engine/content/ingest");
+    assert!(std::fs::read_dir(&ingest).expect("ingest").next().is_none(), "ingest/ must be empty after a pull");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_every_fixture_with_the_digests_the_builder_made() {
+    let registry = Registry::start("pull");
+    let engine = NativeEngine::start("img-pull");
+    let client = engine.client().await;
+    for fixture in fixtures::catalog() {
+        registry.push(&fixture);
+        let reference = registry.reference(&fixture);
+        let pulled = pull(&client, &reference, "").await.unwrap_or_else(|e| panic!("{reference}: {e}"));
+        let manifest = manifest_of(&fixture, "amd64");
+        assert_eq!(pulled.image.id, manifest["config"]["digest"], "{reference}: image id is the config digest");
+        let config_digest = manifest["config"]["digest"].as_str().expect("config digest");
+        let config = fixture.blobs.iter().find(|b| b.digest == config_digest).expect("config blob");
+        let config: serde_json::Value = serde_json::from_slice(&config.data).expect("json");
+        assert_eq!(serde_json::json!(pulled.image.layers), config["rootfs"]["diff_ids"], "{reference}");
+        // Every compressed layer the manifest names is in the store.
+        for layer in manifest["layers"].as_array().expect("layers") {
+            let hex = layer["digest"].as_str().expect("digest").trim_start_matches("sha256:");
+            assert!(engine.home.join("engine/content/blobs/sha256").join(hex).is_file(), "{reference}: {hex} not stored");
+        }
+        assert_eq!(pulled.image.architecture, "amd64");
+        // Images with the same config are one image with several names, as in Docker.
+        let repo_digest = format!("{}/{}@{}", registry.addr, fixture.repo, fixture.top.digest);
+        assert!(pulled.image.repo_digests.contains(&repo_digest), "{reference}: {:?}", pulled.image.repo_digests);
+        assert!(pulled.image.tags.contains(&reference), "{reference}: {:?}", pulled.image.tags);
+        if fixture.tag != "gzip" && fixture.tag != "zstd" && fixture.tag != "plain" {
+            let size: u64 = manifest["layers"].as_array().expect("layers").iter().map(|l| l["size"].as_u64().unwrap_or(0)).sum();
+            assert_eq!(pulled.image.size, size);
+        }
+    }
+    // The busybox layer is shared: pulled once, then found in the store.
+    let again = pull(&client, &format!("{}/busybox:oci", registry.addr), "").await.expect("re-pull");
+    assert_eq!(again.cached, [true]);
+    assert!(store_is_consistent(&engine) > 10);
+
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    let mut tags: Vec<&String> = listed.iter().flat_map(|i| &i.tags).collect();
+    tags.sort();
+    tags.dedup();
+    assert_eq!(tags.len(), fixtures::catalog().len(), "{tags:?}");
+    let inspected = client
+        .images()
+        .inspect(InspectImageRequest { reference: format!("{}/busybox:latest", registry.addr) })
+        .await
+        .expect("inspect")
+        .into_inner();
+    assert!(inspected.tags.contains(&format!("{}/busybox:latest", registry.addr)), "{:?}", inspected.tags);
+    let by_id = client.images().inspect(InspectImageRequest { reference: inspected.id[7..19].to_owned() }).await.expect("by id");
+    assert_eq!(by_id.into_inner().id, inspected.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_is_chosen_from_the_index() {
+    let registry = Registry::start("platform");
+    let engine = NativeEngine::start("img-platform");
+    let client = engine.client().await;
+    let index = fixtures::catalog().into_iter().find(|f| f.tag == "index").expect("index fixture");
+    registry.push(&index);
+    let reference = registry.reference(&index);
+    let arm = pull(&client, &reference, "linux/arm64/v8").await.expect("arm64");
+    assert_eq!(arm.image.architecture, "arm64");
+    assert_eq!(arm.image.id, manifest_of(&index, "arm64")["config"]["digest"]);
+    let amd = pull(&client, &reference, "linux/amd64").await.expect("amd64");
+    assert_eq!(amd.image.architecture, "amd64");
+    assert_ne!(amd.image.id, arm.image.id);
+    let err = pull(&client, &reference, "linux/riscv64").await.err().expect("no riscv64");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message.contains("has no image for linux/riscv64 (it offers: linux/amd64, linux/arm64/v8)"), "{}", err.message);
+    let err = pull(&client, &reference, "nonsense").await.err().expect("bad platform");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_own_error_and_the_store_is_unchanged() {
+    let registry = Registry::start("bad");
+    let engine = NativeEngine::start("img-bad");
+    let client = engine.client().await;
+    let hostile = fixtures::hostile();
+    for f in &hostile {
+        registry.push(f);
+    }
+    let bad = hostile.iter().find(|f| f.tag == "bad-digest").expect("bad-digest");
+    let err = pull(&client, &registry.reference(bad), "").await.err().expect("must fail");
+    assert!(err.message.contains("does not match its digest"), "{}", err.message);
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let (bad_digest, _) = &bad.corrupt[0];
+    let bad_path = engine.home.join("engine/content/blobs/sha256").join(bad_digest.trim_start_matches("sha256:"));
+    assert!(!bad_path.exists(), "the tampered blob must not be stored");
+    store_is_consistent(&engine);
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert!(listed.is_empty(), "no image may be recorded: {listed:?}");
+
+    let err = pull(&client, &format!("{}/busybox:no-such-tag", registry.addr), "").await.err().expect("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message.contains("manifest no-such-tag not found"), "{}", err.message);
+    let err = pull(&client, "Not A Reference", "").await.err().expect("invalid");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    // Nothing listens there: unreachable, not a hang.
+    let err = pull(&client, "127.0.0.1:9/busybox:latest", "").await.err().expect("unreachable");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.message.contains("cannot reach registry 127.0.0.1:9"), "{}", err.message);
+    let err = client.images().inspect(InspectImageRequest { reference: "nope:latest".into() }).await.expect_err("no image");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}
+
+#[test]
+fn cli_pull_and_images() {
+    let registry = Registry::start("cli");
+    let engine = NativeEngine::start("img-cli");
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let reference = registry.reference(&fixture);
+    let out = engine.berth(&["pull", &reference]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(text.contains(&format!("Digest: {}", fixture.top.digest)), "{text}");
+    let out = engine.berth(&["images"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{}/busybox", registry.addr)) && text.contains("oci"), "{text}");
+    let out = engine.berth(&["inspect", &reference]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json[0]["RepoTags"][0], reference);
+    assert_eq!(json[0]["Os"], "linux");
+    let out = engine.berth(&["pull", &format!("{}/busybox:missing", registry.addr)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
