@@ -184,3 +184,64 @@ fn cli_pull_and_images() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_owned(),
+        Some(p) => fixtures::digest(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_are_unpacked_into_snapshots() {
+    use std::os::unix::fs::PermissionsExt;
+    let registry = Registry::start("unpack");
+    let engine = NativeEngine::start("img-unpack");
+    let client = engine.client().await;
+    let snapshots = engine.home.join("engine/snapshots");
+    for tag in ["gzip", "zstd", "plain"] {
+        let fixture = fixtures::catalog().into_iter().find(|f| f.repo == "layers" && f.tag == tag).expect("fixture");
+        registry.push(&fixture);
+        let pulled = pull(&client, &registry.reference(&fixture), "").await.unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let base = chain_id(None, &pulled.image.layers[0]);
+        let top = chain_id(Some(&base), &pulled.image.layers[1]);
+        let root = snapshots.join(base.trim_start_matches("sha256:"));
+        let busybox = std::fs::read(root.join("bin/busybox")).expect("bin/busybox unpacked");
+        assert_eq!(busybox, std::fs::read("/bin/busybox").expect("host busybox"));
+        let mode = std::fs::metadata(root.join("bin/busybox")).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755);
+        assert_eq!(std::fs::read_link(root.join("bin/sh")).expect("bin/sh").display().to_string(), "../bin/busybox");
+        let hello = snapshots.join(top.trim_start_matches("sha256:")).join("hello/world.txt");
+        assert_eq!(std::fs::read_to_string(&hello).expect("hello"), "hello from a layer\n", "{tag}");
+    }
+    // Three pulls, one shared base layer, one top: the same content, so one top snapshot.
+    let dirs: Vec<_> = std::fs::read_dir(&snapshots).expect("snapshots").flatten().collect();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_layers_are_refused_and_write_nothing_outside() {
+    let registry = Registry::start("hostile-unpack");
+    let engine = NativeEngine::start("img-hostile");
+    let client = engine.client().await;
+    let hostile = fixtures::hostile();
+    for f in &hostile {
+        registry.push(f);
+    }
+    let _ = std::fs::remove_file("/tmp/berth-pwned");
+    for (tag, reason) in [("dotdot", "climbs out with `..`"), ("symlink-out", "is written through a symlink")] {
+        let f = hostile.iter().find(|f| f.tag == tag).expect("fixture");
+        let err = pull(&client, &registry.reference(f), "").await.err().unwrap_or_else(|| panic!("{tag} must fail"));
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{tag}: {}", err.message);
+        assert!(err.message.contains("hostile layer") && err.message.contains(reason), "{tag}: {}", err.message);
+    }
+    assert!(!std::path::Path::new("/tmp/berth-pwned").exists(), "a file was written through the symlink");
+    for dir in [engine.home.join("escaped"), engine.home.join("engine/escaped"), engine.home.join("engine/snapshots/escaped")] {
+        assert!(!dir.exists(), "{} written outside the snapshot", dir.display());
+    }
+    let left: Vec<_> = std::fs::read_dir(engine.home.join("engine/snapshots")).expect("snapshots").flatten().collect();
+    assert!(left.is_empty(), "no snapshot (or half of one) may stay: {left:?}");
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert!(listed.is_empty());
+    store_is_consistent(&engine);
+}

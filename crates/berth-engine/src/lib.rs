@@ -5,6 +5,7 @@ pub mod content;
 pub mod events;
 pub mod image;
 pub mod registry;
+pub mod snapshot;
 pub mod system;
 
 use std::path::PathBuf;

@@ -20,6 +20,7 @@ use crate::registry::{RegistryClient, RegistryConfig};
 pub struct Images {
     pub content: ContentStore,
     pub catalog: Catalog,
+    pub snapshots: crate::snapshot::Snapshots,
     registry: RegistryClient,
 }
 
@@ -29,6 +30,8 @@ pub enum OpenError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 impl OpenError {
@@ -38,12 +41,13 @@ impl OpenError {
 }
 
 impl Images {
-    /// Opens the stores under `root` (`content/`, `images.db`).
+    /// Opens the stores under `root` (`content/`, `images.db`, `snapshots/`).
     pub fn open(root: &Path, registries: RegistryConfig) -> Result<Images, OpenError> {
         std::fs::create_dir_all(root).map_err(|source| ContentError::Io { what: format!("create {}", root.display()), source })?;
         Ok(Images {
             content: ContentStore::open(&root.join("content"))?,
             catalog: Catalog::open(&root.join("images.db"))?,
+            snapshots: crate::snapshot::Snapshots::open(&root.join("snapshots"))?,
             registry: RegistryClient::new(registries),
         })
     }

@@ -37,6 +37,10 @@ pub enum PullError {
     Content(#[from] crate::content::ContentError),
     #[error(transparent)]
     Catalog(#[from] super::CatalogError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error("unpacking was interrupted")]
+    Interrupted,
 }
 
 impl PullError {
@@ -48,6 +52,8 @@ impl PullError {
             PullError::InvalidManifest { .. } | PullError::UnsupportedLayer { .. } => ErrorKind::InvalidArgument,
             PullError::Content(e) => e.kind(),
             PullError::Catalog(e) => e.kind(),
+            PullError::Snapshot(e) => e.kind(),
+            PullError::Interrupted => ErrorKind::Internal,
         }
     }
 }
@@ -150,6 +156,22 @@ impl Images {
             .map(|ids| ids.iter().map(|d| d.as_str().unwrap_or_default().parse::<Digest>()).collect::<Result<Vec<_>, _>>())
             .transpose()?
             .unwrap_or_default();
+
+        // Unpack bottom-up into snapshots named by chain ID (shared between images).
+        let mut parent: Option<Digest> = None;
+        for (layer, diff_id) in manifest.layers.iter().zip(&layers) {
+            let chain = crate::snapshot::chain_id(parent.as_ref(), diff_id);
+            if !self.snapshots.contains(&chain) {
+                let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
+                let blob = self.content.path(&layer.digest()?);
+                let snapshots = self.snapshots.clone();
+                let (diff_id, chain_for_task) = (diff_id.clone(), chain.clone());
+                tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &diff_id, &chain_for_task))
+                    .await
+                    .map_err(|_| PullError::Interrupted)??;
+            }
+            parent = Some(chain);
+        }
 
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         let record = ImageRecord {

@@ -1,0 +1,263 @@
+//! Applying one layer tarball to a directory, refusing anything that would write
+//! outside it.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use berth_proto::ErrorKind;
+use sha2::Digest as _;
+
+use crate::content::Digest;
+use crate::image::manifest::Compression;
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("hostile layer {diff_id}: entry {entry:?} {reason}")]
+    Hostile { diff_id: Digest, entry: String, reason: &'static str },
+    #[error("layer {expected} does not match its diff ID (got {actual})")]
+    DiffId { expected: Digest, actual: Digest },
+    #[error("layer {diff_id} is not a valid tar stream")]
+    Corrupt { diff_id: Digest, source: io::Error },
+    #[error("cannot unpack {entry:?} of layer {diff_id}")]
+    Io { diff_id: Digest, entry: String, source: io::Error },
+}
+
+impl UnpackError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UnpackError::Hostile { .. } | UnpackError::DiffId { .. } | UnpackError::Corrupt { .. } => ErrorKind::InvalidArgument,
+            UnpackError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+pub fn unpack(blob: fs::File, compression: Compression, diff_id: &Digest, root: &Path) -> Result<(), UnpackError> {
+    let corrupt = |source| UnpackError::Corrupt { diff_id: diff_id.clone(), source };
+    let buffered = io::BufReader::with_capacity(256 << 10, blob);
+    let decompressed: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(buffered).map_err(corrupt)?),
+        Compression::None => Box::new(buffered),
+    };
+    let mut reader = HashingReader { inner: decompressed, hasher: sha2::Sha256::new() };
+    {
+        let mut archive = tar::Archive::new(&mut reader);
+        for entry in archive.entries().map_err(corrupt)? {
+            let mut entry = entry.map_err(corrupt)?;
+            apply(&mut entry, diff_id, root)?;
+        }
+    }
+    // Whatever follows the end-of-archive marker is part of the diff ID too.
+    io::copy(&mut reader, &mut io::sink()).map_err(corrupt)?;
+    let actual = Digest::from_hash(&reader.hasher.finalize());
+    if &actual != diff_id {
+        return Err(UnpackError::DiffId { expected: diff_id.clone(), actual });
+    }
+    Ok(())
+}
+
+/// The entry's path inside the layer, or why it is hostile.
+fn clean_path(raw: &Path) -> Result<PathBuf, &'static str> {
+    let mut out = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => return Err("climbs out with `..`"),
+            Component::Prefix(_) => return Err("has a path prefix"),
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a path whose parent directories pass through a symlink (writing through it
+/// could land anywhere); creates missing parents as directories.
+fn safe_parent(root: &Path, rel: &Path) -> Result<(), &'static str> {
+    let mut current = root.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for part in parent.components() {
+            current.push(part);
+            match fs::symlink_metadata(&current) {
+                Ok(meta) if meta.file_type().is_symlink() => return Err("is written through a symlink"),
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err("has a parent that is not a directory"),
+                Err(_) => {
+                    if fs::create_dir(&current).is_err() {
+                        return Err("has a parent that cannot be created");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mknod(path: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+fn set_opaque(dir: &Path) -> io::Result<()> {
+    let c = CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let name = c"trusted.overlay.opaque";
+    // SAFETY: valid NUL-terminated strings and a 1-byte value buffer.
+    let rc = unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+fn lchown(path: &Path, uid: u64, gid: u64) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let (uid, gid) = (u32::try_from(uid).unwrap_or(0), u32::try_from(gid).unwrap_or(0));
+    // SAFETY: a valid NUL-terminated path; lchown does not follow symlinks.
+    let rc = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> Result<(), UnpackError> {
+    let raw = entry.path().map_err(|source| UnpackError::Corrupt { diff_id: diff_id.clone(), source })?.into_owned();
+    let name = raw.display().to_string();
+    let hostile = |reason| UnpackError::Hostile { diff_id: diff_id.clone(), entry: name.clone(), reason };
+    let io_err = |source| UnpackError::Io { diff_id: diff_id.clone(), entry: name.clone(), source };
+    let rel = clean_path(&raw).map_err(hostile)?;
+    if rel.as_os_str().is_empty() {
+        return Ok(()); // the root itself
+    }
+    safe_parent(root, &rel).map_err(hostile)?;
+    let path = root.join(&rel);
+    let file_name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+
+    // Whiteouts become overlayfs's own markers.
+    if file_name == OPAQUE_WHITEOUT {
+        let dir = path.parent().unwrap_or(root);
+        return set_opaque(dir).map_err(io_err);
+    }
+    if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
+        if hidden.is_empty() || hidden == "." || hidden == ".." {
+            return Err(hostile("is a malformed whiteout"));
+        }
+        let target = path.with_file_name(hidden);
+        let _ = fs::remove_dir_all(&target);
+        let _ = fs::remove_file(&target);
+        return mknod(&target, libc::S_IFCHR | 0o000, 0).map_err(io_err);
+    }
+
+    let header = entry.header();
+    let mode = header.mode().unwrap_or(0o644) & 0o7777;
+    let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+    let mtime = header.mtime().unwrap_or(0);
+    let kind = header.entry_type();
+    // A later entry replaces an earlier one, but never merges into a directory by type change.
+    if !kind.is_dir() {
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            if meta.is_dir() {
+                fs::remove_dir_all(&path).map_err(io_err)?;
+            } else {
+                fs::remove_file(&path).map_err(io_err)?;
+            }
+        }
+    }
+    match kind {
+        tar::EntryType::Directory => {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(&path).map_err(io_err)?;
+                    fs::create_dir(&path).map_err(io_err)?;
+                }
+                Err(_) => fs::create_dir(&path).map_err(io_err)?,
+            }
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err)?;
+            io::copy(entry, &mut out).map_err(io_err)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
+        }
+        tar::EntryType::Symlink => {
+            let target = entry.link_name().map_err(io_err)?.ok_or_else(|| hostile("is a symlink without a target"))?;
+            symlink(&*target, &path).map_err(io_err)?;
+        }
+        tar::EntryType::Link => {
+            let target = entry.link_name().map_err(io_err)?.ok_or_else(|| hostile("is a hard link without a target"))?;
+            let target_rel = clean_path(&target).map_err(|_| hostile("hard-links outside the layer"))?;
+            safe_parent(root, &target_rel).map_err(hostile)?;
+            let source = root.join(&target_rel);
+            match fs::symlink_metadata(&source) {
+                Ok(meta) if meta.file_type().is_symlink() || meta.is_file() => {}
+                _ => return Err(hostile("hard-links to something that is not a file of this layer")),
+            }
+            fs::hard_link(&source, &path).map_err(io_err)?;
+            return Ok(());
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            let kind_bits = match kind {
+                tar::EntryType::Char => libc::S_IFCHR,
+                tar::EntryType::Block => libc::S_IFBLK,
+                _ => libc::S_IFIFO,
+            };
+            mknod(&path, kind_bits | (mode & 0o777), libc::makedev(major, minor)).map_err(io_err)?;
+        }
+        // PAX / GNU long-name headers are consumed by the tar reader; others carry nothing to write.
+        _ => return Ok(()),
+    }
+    // Ownership as the layer says (root-owned engines only); time for reproducible trees.
+    if let Err(err) = lchown(&path, uid, gid) {
+        if err.raw_os_error() != Some(libc::EPERM) {
+            return Err(io_err(err));
+        }
+    }
+    if kind != tar::EntryType::Symlink {
+        let time = filetime_of(mtime);
+        let _ = set_times(&path, time);
+    }
+    Ok(())
+}
+
+fn filetime_of(secs: u64) -> libc::timespec {
+    libc::timespec { tv_sec: libc::time_t::try_from(secs).unwrap_or(0), tv_nsec: 0 }
+}
+
+fn set_times(path: &Path, time: libc::timespec) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let times = [time, time];
+    // SAFETY: valid path and a two-element timespec array, as utimensat requires.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_or_refused() {
+        assert_eq!(clean_path(Path::new("./a/b")), Ok(PathBuf::from("a/b")));
+        assert_eq!(clean_path(Path::new("/etc/passwd")), Ok(PathBuf::from("etc/passwd")));
+        assert!(clean_path(Path::new("a/../../b")).is_err());
+    }
+}
