@@ -18,21 +18,42 @@ impl NativeEngine {
     pub fn start(test: &str) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let child = Command::new(crate::bin("berth"))
-            .args(["serve", "--native"])
-            .env("BERTH_HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(std::fs::File::create(home.join("engine.err")).expect("log"))
-            .spawn()
-            .expect("spawn berth serve --native");
+        let child = NativeEngine::spawn(&home, &log);
         let engine = NativeEngine { home, child, log };
+        engine.wait_socket();
+        engine
+    }
+
+    /// SIGKILL (no chance to clean up), then a new engine on the same state.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = NativeEngine::spawn(&self.home, &self.log);
+        // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !engine.socket().exists() {
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(Instant::now() < deadline, "the restarted engine did not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(home: &Path, log: &Path) -> Child {
+        Command::new(crate::bin("berth"))
+            .args(["serve", "--native"])
+            .env("BERTH_HOME", home)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::options().create(true).append(true).open(log).expect("log"))
+            .stderr(std::fs::File::options().create(true).append(true).open(home.join("engine.err")).expect("log"))
+            .spawn()
+            .expect("spawn berth serve --native")
+    }
+
+    fn wait_socket(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.socket().exists() {
             assert!(Instant::now() < deadline, "the native engine did not create its socket");
             std::thread::sleep(Duration::from_millis(20));
         }
-        engine
     }
 
     pub fn socket(&self) -> PathBuf {

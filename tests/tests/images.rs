@@ -245,3 +245,114 @@ async fn hostile_layers_are_refused_and_write_nothing_outside() {
     assert!(listed.is_empty());
     store_is_consistent(&engine);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_and_rmi_follow_docker_and_leave_nothing_behind() {
+    let registry = Registry::start("rmi");
+    let engine = NativeEngine::start("img-rmi");
+    let client = engine.client().await;
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let reference = registry.reference(&fixture);
+    pull(&client, &reference, "").await.expect("pull");
+
+    let out = engine.berth(&["tag", &reference, "local/mine:1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = engine.berth(&["rmi", "local/mine:1"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Untagged: local/mine:1");
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert_eq!(listed.len(), 1, "the image stays while it has a name");
+
+    // By id while two names point at it: a conflict, unless forced.
+    engine.berth(&["tag", &reference, "local/mine:2"]);
+    let id = listed[0].id.clone();
+    let out = engine.berth(&["rmi", &id[7..19]]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("referenced by several names"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = engine.berth(&["rmi", "-f", &id[7..19]]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("Deleted: {id}")), "{text}");
+    assert!(text.contains("Untagged: local/mine:2"), "{text}");
+
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert!(listed.is_empty());
+    assert_eq!(store_is_consistent(&engine), 0, "no blob may stay once no image needs it");
+    let snapshots: Vec<_> = std::fs::read_dir(engine.home.join("engine/snapshots")).expect("dir").flatten().collect();
+    assert!(snapshots.is_empty(), "{snapshots:?}");
+    let out = engine.berth(&["rmi", "nope:latest"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such image"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_pull_leaves_a_consistent_store_and_the_next_pull_completes() {
+    let registry = Registry::start("crash");
+    let mut engine = NativeEngine::start("img-crash");
+    let big = fixtures::big();
+    registry.push(&big);
+    let reference = registry.reference(&big);
+
+    // Pull through the CLI and kill the engine once the big layer is partly in.
+    let mut puller = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["pull", &reference])
+        .env("BERTH_HOME", &engine.home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("berth pull");
+    let ingest = engine.home.join("engine/content/ingest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let partial = std::fs::read_dir(&ingest)
+            .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false)))
+            .unwrap_or(false);
+        if partial {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pull never got going");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    engine.kill_and_restart();
+    let _ = puller.wait();
+
+    let out = engine.berth(&["system", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "check after the crash: {text}");
+    assert!(text.contains("the store is consistent"), "{text}");
+    let client = engine.client().await;
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert!(listed.is_empty(), "a half-pulled image must not be recorded");
+
+    let pulled = pull(&client, &reference, "").await.expect("the pull after the crash completes");
+    assert_eq!(pulled.image.layers.len(), 2);
+    let out = engine.berth(&["system", "check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    store_is_consistent(&engine);
+    let random = engine
+        .home
+        .join("engine/snapshots")
+        .join(chain_id(Some(&chain_id(None, &pulled.image.layers[0])), &pulled.image.layers[1]).trim_start_matches("sha256:"))
+        .join("data/random.bin");
+    assert_eq!(std::fs::metadata(&random).expect("random.bin").len(), 100 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_a_corrupt_blob_and_repair_removes_it() {
+    let registry = Registry::start("check");
+    let engine = NativeEngine::start("img-check");
+    let client = engine.client().await;
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let pulled = pull(&client, &registry.reference(&fixture), "").await.expect("pull");
+    let config = engine.home.join("engine/content/blobs/sha256").join(pulled.image.id.trim_start_matches("sha256:"));
+    std::fs::write(&config, b"{\"tampered\": true}").expect("tamper");
+    let out = engine.berth(&["system", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("does not match its digest"), "{text}");
+    let out = engine.berth(&["system", "check", "--repair"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("repaired: deleted corrupt blob"), "{text}");
+    assert!(!config.exists());
+}

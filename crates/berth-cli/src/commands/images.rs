@@ -42,7 +42,7 @@ fn split_tag(tag: &str) -> (String, String) {
     }
 }
 
-fn familiar(repo: &str) -> String {
+pub fn familiar(repo: &str) -> String {
     repo.strip_prefix("docker.io/library/").or_else(|| repo.strip_prefix("docker.io/")).unwrap_or(repo).to_owned()
 }
 

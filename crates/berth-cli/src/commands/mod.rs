@@ -4,7 +4,10 @@ mod events;
 mod images;
 mod info;
 mod pull;
+mod rmi;
 mod serve;
+mod system;
+mod tag;
 mod version;
 mod vm;
 
@@ -41,6 +44,13 @@ enum Command {
     Images(images::Args),
     /// Show images in Docker's JSON shape.
     Inspect(images::InspectArgs),
+    /// Give an image another name.
+    Tag(tag::Args),
+    /// Remove images (untag, then delete what nothing else uses).
+    Rmi(rmi::Args),
+    /// Engine-wide commands.
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Manage Berth's VM.
     #[command(subcommand)]
     Vm(vm::VmCommand),
@@ -71,6 +81,9 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Pull(args) => pull::run(&ctx, args).await,
         Command::Images(args) => images::run(&ctx, args).await,
         Command::Inspect(args) => images::inspect(&ctx, args).await,
+        Command::Tag(args) => tag::run(&ctx, args).await,
+        Command::Rmi(args) => rmi::run(&ctx, args).await,
+        Command::System(cmd) => system::run(&ctx, cmd).await,
         Command::Vm(cmd) => vm::run(&ctx, cmd).await,
     }
 }

@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    images_server::Images as ImagesApiTrait, pull_event, Image, InspectImageRequest, LayerDone, LayerProgress,
-    ListImagesRequest, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
+    LayerDone, LayerProgress, ListImagesRequest, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    RemoveImageRequest, RemoveImageResponse, TagImageRequest,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -111,17 +112,42 @@ impl ImagesApiTrait for ImagesApi {
 
     async fn inspect(&self, request: Request<InspectImageRequest>) -> Result<Response<Image>, Status> {
         let wanted = request.into_inner().reference;
-        let catalog = &self.images.catalog;
         // The name as given, then normalised (`busybox` -> docker.io/library/busybox:latest).
-        let mut found = catalog.find(&wanted).map_err(|e| status(e.kind(), e.to_string()))?;
-        if found.is_none() {
-            if let Ok(reference) = wanted.parse::<crate::registry::Reference>() {
-                found = catalog.find(&reference.to_string()).map_err(|e| status(e.kind(), e.to_string()))?;
-            }
-        }
+        let found = self.images.resolve(&wanted).map_err(|e| status(e.kind(), e.to_string()))?;
         match found {
             Some(record) => Ok(Response::new(to_proto(record))),
             None => Err(status(berth_proto::ErrorKind::NotFound, format!("no such image: {wanted}"))),
         }
+    }
+
+    async fn tag(&self, request: Request<TagImageRequest>) -> Result<Response<Image>, Status> {
+        let request = request.into_inner();
+        let record = self.images.tag(&request.source, &request.target).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        self.events.publish("image", "tag", [("name".to_owned(), request.target), ("id".to_owned(), record.id.to_string())]);
+        Ok(Response::new(to_proto(record)))
+    }
+
+    async fn remove(&self, request: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
+        let request = request.into_inner();
+        let removed = self.images.remove(&request.reference, request.force).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        for name in &removed.untagged {
+            self.events.publish("image", "untag", [("name".to_owned(), name.clone())]);
+        }
+        for id in &removed.deleted {
+            self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
+        }
+        Ok(Response::new(RemoveImageResponse { untagged: removed.untagged, deleted: removed.deleted }))
+    }
+
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let report = self.images.check(request.into_inner().repair).await;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Response::new(CheckResponse {
+            problems: report.problems,
+            repaired: report.repaired,
+            blobs: count(report.blobs),
+            images: count(report.images),
+            snapshots: count(report.snapshots),
+        }))
     }
 }

@@ -108,6 +108,31 @@ impl Catalog {
         Ok(())
     }
 
+    /// Points `name` (a tag) at an image; a tag that pointed elsewhere moves.
+    pub fn tag(&self, image: &Digest, name: &str) -> Result<(), CatalogError> {
+        self.db().execute(
+            "INSERT INTO names (name, kind, image_id) VALUES (?1, 'tag', ?2)
+             ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, kind = 'tag'",
+            params![name, image.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Removes one name; whether it existed.
+    pub fn untag(&self, name: &str) -> Result<bool, CatalogError> {
+        Ok(self.db().execute("DELETE FROM names WHERE name = ?1", [name])? > 0)
+    }
+
+    /// Deletes an image and every name of it, in one transaction.
+    pub fn delete(&self, image: &Digest) -> Result<(), CatalogError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM names WHERE image_id = ?1", [image.to_string()])?;
+        tx.execute("DELETE FROM images WHERE id = ?1", [image.to_string()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every image, newest name first.
     pub fn list(&self) -> Result<Vec<ImageRecord>, CatalogError> {
         let db = self.db();

@@ -2,15 +2,19 @@
 
 pub mod api;
 pub mod catalog;
+mod check;
 pub mod manifest;
 mod pull;
+mod remove;
 
 use std::path::Path;
 
 use berth_proto::ErrorKind;
 
+pub use check::CheckReport;
 pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
+pub use remove::{RemoveError, Removed};
 
 use crate::content::{ContentError, ContentStore};
 use crate::registry::{RegistryClient, RegistryConfig};

@@ -1,0 +1,129 @@
+//! `tag` and `rmi`, with Docker's rules: removing a name untags; removing the last name
+//! (or the id) deletes the image; blobs and snapshots nothing else uses go with it.
+
+use std::collections::HashSet;
+
+use berth_proto::ErrorKind;
+
+use super::manifest::Manifest;
+use super::{CatalogError, ImageRecord, Images};
+use crate::content::{ContentError, Digest};
+use crate::registry::{InvalidReference, Reference};
+use crate::snapshot::chain_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("no such image: {0}")]
+    NotFound(String),
+    #[error("image {id} is referenced by several names ({names}); remove them by name, or force")]
+    Ambiguous { id: String, names: String },
+    #[error(transparent)]
+    Reference(#[from] InvalidReference),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    #[error("cannot remove snapshot {chain}")]
+    Snapshot { chain: Digest, source: std::io::Error },
+}
+
+impl RemoveError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RemoveError::NotFound(_) => ErrorKind::NotFound,
+            RemoveError::Ambiguous { .. } => ErrorKind::Conflict,
+            RemoveError::Reference(_) => ErrorKind::InvalidArgument,
+            RemoveError::Catalog(e) => e.kind(),
+            RemoveError::Content(e) => e.kind(),
+            RemoveError::Snapshot { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What `rmi` did, as Docker reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+impl Images {
+    /// Finds an image by name (as given, then normalised) or id.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Option<ImageRecord>, CatalogError> {
+        if let Some(found) = self.catalog.find(name_or_id)? {
+            return Ok(Some(found));
+        }
+        match name_or_id.parse::<Reference>() {
+            Ok(reference) => self.catalog.find(&reference.to_string()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// `tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord, RemoveError> {
+        let image = self.resolve(source)?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))?;
+        let target: Reference = target.parse()?;
+        self.catalog.tag(&image.id, &target.to_string())?;
+        self.resolve(&image.id.to_string())?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))
+    }
+
+    /// `rmi NAME|ID`.
+    pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
+        let image = self.resolve(name_or_id)?.ok_or_else(|| RemoveError::NotFound(name_or_id.to_owned()))?;
+        let mut removed = Removed::default();
+        let by_name = image.tags.iter().chain(&image.repo_digests).find(|n| {
+            *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n)
+        });
+        if let Some(name) = by_name.cloned() {
+            if image.tags.len() > 1 && !force {
+                self.catalog.untag(&name)?;
+                removed.untagged.push(name);
+                return Ok(removed);
+            }
+        } else if image.tags.len() > 1 && !force {
+            return Err(RemoveError::Ambiguous { id: image.id.to_string(), names: image.tags.join(", ") });
+        }
+        removed.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
+        self.catalog.delete(&image.id)?;
+        removed.deleted.push(image.id.to_string());
+        self.collect_garbage()?;
+        Ok(removed)
+    }
+
+    /// Deletes blobs and snapshots no remaining image needs.
+    pub fn collect_garbage(&self) -> Result<(), RemoveError> {
+        let mut blobs: HashSet<Digest> = HashSet::new();
+        let mut chains: HashSet<Digest> = HashSet::new();
+        for image in self.catalog.list()? {
+            blobs.insert(image.id.clone());
+            blobs.insert(image.manifest_digest.clone());
+            for repo_digest in &image.repo_digests {
+                if let Some(Ok(d)) = repo_digest.rsplit_once('@').map(|(_, d)| d.parse::<Digest>()) {
+                    blobs.insert(d);
+                }
+            }
+            if let Ok(bytes) = std::fs::read(self.content.path(&image.manifest_digest)) {
+                if let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) {
+                    blobs.extend(manifest.layers.iter().filter_map(|l| l.digest().ok()));
+                }
+            }
+            let mut parent: Option<Digest> = None;
+            for diff_id in &image.layers {
+                let chain = chain_id(parent.as_ref(), diff_id);
+                chains.insert(chain.clone());
+                parent = Some(chain);
+            }
+        }
+        for digest in self.content.list()? {
+            if !blobs.contains(&digest) {
+                self.content.delete(&digest)?;
+            }
+        }
+        for chain in self.snapshots.list() {
+            if !chains.contains(&chain) {
+                std::fs::remove_dir_all(self.snapshots.path(&chain)).map_err(|source| RemoveError::Snapshot { chain, source })?;
+            }
+        }
+        Ok(())
+    }
+}
