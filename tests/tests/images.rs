@@ -16,7 +16,7 @@ struct Pulled {
 }
 
 async fn pull(client: &AgentClient, reference: &str, platform: &str) -> Result<Pulled, CallError> {
-    let request = PullRequest { reference: reference.into(), platform: platform.into() };
+    let request = PullRequest { reference: reference.into(), platform: platform.into(), auth: None };
     let mut stream = client.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     let mut cached = Vec::new();
     while let Some(event) = stream.next().await {
@@ -355,4 +355,64 @@ async fn check_finds_a_corrupt_blob_and_repair_removes_it() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("repaired: deleted corrupt blob"), "{text}");
     assert!(!config.exists());
+}
+
+#[test]
+fn login_pull_logout_against_a_registry_with_htpasswd() {
+    let registry = Registry::start_with_login("auth", "alice", "s3cret-pw");
+    let engine = NativeEngine::start("img-auth");
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let reference = registry.reference(&fixture);
+    let docker_config = engine.home.join("docker-config");
+    let berth = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(berth_tests::bin("berth"))
+            .args(args)
+            .env("BERTH_HOME", &engine.home)
+            .env("DOCKER_CONFIG", &docker_config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    let (ok, _, err) = berth(&["pull", &reference], "");
+    assert!(!ok);
+    assert!(err.contains("authentication required"), "{err}");
+    let (ok, _, err) = berth(&["login", &registry.addr, "-u", "alice", "--password-stdin"], "wrong\n");
+    assert!(!ok);
+    assert!(err.contains("credentials refused"), "{err}");
+    assert!(!docker_config.join("config.json").exists(), "a refused login stores nothing");
+
+    let (ok, out, err) = berth(&["login", &registry.addr, "-u", "alice", "--password-stdin"], "s3cret-pw\n");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "Login Succeeded");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
+    assert!(config["auths"][&registry.addr]["auth"].is_string(), "{config}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(docker_config.join("config.json")).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let (ok, out, err) = berth(&["pull", &reference], "");
+    assert!(ok, "{err}");
+    assert!(out.contains(&fixture.top.digest), "{out}");
+
+    let (ok, out, _) = berth(&["logout", &registry.addr], "");
+    assert!(ok);
+    assert!(out.contains("Removing login credentials"), "{out}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
+    assert!(config["auths"].get(&registry.addr).is_none(), "{config}");
+
+    // The password never reaches the engine's logs.
+    for log in ["engine.log", "engine.err"] {
+        let text = std::fs::read_to_string(engine.home.join(log)).unwrap_or_default();
+        assert!(!text.contains("s3cret-pw"), "{log} holds the password");
+    }
 }

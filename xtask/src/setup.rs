@@ -30,9 +30,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "xvfb",
     "xauth",
     "webkit2gtk-driver",
-    // Image tests: a real registry, and an independent client to check it.
+    // Image tests: a real registry, an independent client to check it, htpasswd for logins.
     "docker-registry",
     "skopeo",
+    "apache2-utils",
 ];
 
 /// Tools installed with `cargo install` (name, version).

@@ -6,6 +6,7 @@
 //! - [`vm`]: the VM's lifecycle: QEMU with direct kernel boot, driven over QMP.
 
 pub mod agent;
+pub mod credentials;
 pub mod home;
 pub mod proxy;
 pub mod ui;

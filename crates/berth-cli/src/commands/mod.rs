@@ -3,6 +3,7 @@
 mod events;
 mod images;
 mod info;
+mod login;
 mod pull;
 mod rmi;
 mod serve;
@@ -38,6 +39,10 @@ enum Command {
     Events(events::Args),
     /// Run the engine and serve its sockets until interrupted.
     Serve(serve::Args),
+    /// Log in to a registry (credentials stored as docker stores them).
+    Login(login::Args),
+    /// Log out of a registry.
+    Logout(login::LogoutArgs),
     /// Pull an image from a registry.
     Pull(pull::Args),
     /// List images.
@@ -78,6 +83,8 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Info(args) => info::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Login(args) => login::login(&ctx, args).await,
+        Command::Logout(args) => login::logout(&ctx, args).await,
         Command::Pull(args) => pull::run(&ctx, args).await,
         Command::Images(args) => images::run(&ctx, args).await,
         Command::Inspect(args) => images::inspect(&ctx, args).await,

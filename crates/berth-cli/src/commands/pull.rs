@@ -28,7 +28,9 @@ fn short(digest: &str) -> &str {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let request = PullRequest { reference: args.reference.clone(), platform: args.platform.clone().unwrap_or_default() };
+    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(&args.reference))?
+        .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
+    let request = PullRequest { reference: args.reference.clone(), platform: args.platform.clone().unwrap_or_default(), auth };
     let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     let tty = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut layers: BTreeMap<String, String> = BTreeMap::new();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use berth_proto::v1::{
     images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
-    LayerDone, LayerProgress, ListImagesRequest, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, ListImagesResponse, PullEvent, PullRequest, PullResolved,
     RemoveImageRequest, RemoveImageResponse, TagImageRequest,
 };
 use futures::Stream;
@@ -88,7 +88,11 @@ impl ImagesApiTrait for ImagesApi {
                     }
                 }
             });
-            let result = images.pull(&request.reference, Some(&request.platform), ptx).await;
+            let creds = request.auth.as_ref().filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials {
+                username: a.username.clone(),
+                password: a.password.clone(),
+            });
+            let result = images.pull(&request.reference, Some(&request.platform), creds.as_ref(), ptx).await;
             let _ = forward.await;
             let message = match result {
                 Ok(record) => {
@@ -137,6 +141,17 @@ impl ImagesApiTrait for ImagesApi {
             self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
         }
         Ok(Response::new(RemoveImageResponse { untagged: removed.untagged, deleted: removed.deleted }))
+    }
+
+    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let request = request.into_inner();
+        let auth = request.auth.unwrap_or_default();
+        if auth.username.is_empty() {
+            return Err(status(berth_proto::ErrorKind::InvalidArgument, "a user name is required".into()));
+        }
+        let creds = crate::registry::Credentials { username: auth.username, password: auth.password };
+        self.images.registry.login(&request.registry, &creds).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(LoginResponse { status: "Login Succeeded".into() }))
     }
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {

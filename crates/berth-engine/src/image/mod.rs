@@ -25,7 +25,7 @@ pub struct Images {
     pub content: ContentStore,
     pub catalog: Catalog,
     pub snapshots: crate::snapshot::Snapshots,
-    registry: RegistryClient,
+    pub registry: RegistryClient,
 }
 
 #[derive(Debug, thiserror::Error)]

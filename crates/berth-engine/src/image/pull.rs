@@ -75,6 +75,7 @@ impl Images {
         &self,
         reference: &str,
         platform: Option<&str>,
+        creds: Option<&crate::registry::Credentials>,
         progress: mpsc::UnboundedSender<PullProgress>,
     ) -> Result<ImageRecord, PullError> {
         let reference: Reference = reference.parse()?;
@@ -84,7 +85,7 @@ impl Images {
         };
         let invalid = |detail: String| PullError::InvalidManifest { reference: reference.to_string(), detail };
 
-        let mut top = self.registry.manifest(&reference).await?;
+        let mut top = self.registry.manifest(&reference, creds).await?;
         let repo_digest = top.digest.clone();
         if manifest::is_index(&top.media_type, &top.bytes) {
             let index: Index = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
@@ -103,7 +104,7 @@ impl Images {
                         .join(", "),
                 })?;
             self.content.put(top.digest.clone(), &top.bytes).await?;
-            top = self.registry.manifest(&reference.with_digest(chosen.digest()?)).await?;
+            top = self.registry.manifest(&reference.with_digest(chosen.digest()?), creds).await?;
         }
         let manifest: Manifest = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
         for layer in &manifest.layers {
@@ -120,7 +121,7 @@ impl Images {
 
         // The config: small, fetched first, read for the record.
         let config_digest = manifest.config.digest()?;
-        self.registry.blob(&reference, &config_digest, manifest.config.size, &self.content, |_| {}).await?;
+        self.registry.blob(&reference, &config_digest, manifest.config.size, &self.content, creds, |_| {}).await?;
         let config: serde_json::Value =
             serde_json::from_slice(&self.content.read(&config_digest).await?).map_err(|e| invalid(format!("config: {e}")))?;
         let diff_ids = config["rootfs"]["diff_ids"].as_array().map(Vec::len).unwrap_or(0);
@@ -141,7 +142,7 @@ impl Images {
                 let on_bytes = |done: u64| {
                     let _ = progress.send(PullProgress::Layer { digest: digest.clone(), done, total });
                 };
-                self.registry.blob(reference, &digest, total, &self.content, on_bytes).await?;
+                self.registry.blob(reference, &digest, total, &self.content, creds, on_bytes).await?;
                 let _ = progress.send(PullProgress::LayerDone { digest: digest.clone(), cached });
                 Ok::<Digest, PullError>(digest)
             });

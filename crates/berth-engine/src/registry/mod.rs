@@ -105,8 +105,8 @@ pub struct Fetched {
 pub struct RegistryClient {
     http: reqwest::Client,
     config: RegistryConfig,
-    /// Bearer tokens by (registry, scope).
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// Bearer tokens by (registry, scope, user).
+    tokens: Mutex<HashMap<(String, String, String), String>>,
 }
 
 impl RegistryClient {
@@ -125,9 +125,18 @@ impl RegistryClient {
     }
 
     /// GET with auth: on a 401 the challenge is answered once and the request retried.
-    async fn get(&self, reference: &Reference, url: &str, accept: Option<&str>) -> Result<reqwest::Response, RegistryError> {
+    /// `creds` are this call's; without them the configured ones for the registry.
+    async fn get(
+        &self,
+        reference: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        creds: Option<&Credentials>,
+    ) -> Result<reqwest::Response, RegistryError> {
         let scope = format!("repository:{}:pull", reference.repository);
-        let key = (reference.registry.clone(), scope.clone());
+        let creds = creds.or_else(|| self.config.credentials.get(&reference.registry));
+        let user = creds.map(|c| c.username.clone()).unwrap_or_default();
+        let key = (reference.registry.clone(), scope.clone(), user);
         let mut retried = false;
         loop {
             let mut request = self.http.get(url);
@@ -135,7 +144,6 @@ impl RegistryClient {
                 request = request.header(reqwest::header::ACCEPT, accept);
             }
             let token = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-            let creds = self.config.credentials.get(&reference.registry);
             request = match (&token, creds) {
                 (Some(token), _) => request.bearer_auth(token),
                 (None, Some(c)) if retried => request.basic_auth(&c.username, Some(&c.password)),
@@ -192,9 +200,9 @@ impl RegistryClient {
 
     /// Fetches a manifest (or index) by the reference's tag or digest, reading at most
     /// [`MAX_MANIFEST_BYTES`], and checks it against the digest it was asked by.
-    pub async fn manifest(&self, reference: &Reference) -> Result<Fetched, RegistryError> {
+    pub async fn manifest(&self, reference: &Reference, creds: Option<&Credentials>) -> Result<Fetched, RegistryError> {
         let url = self.url(reference, &format!("manifests/{}", reference.lookup()));
-        let response = self.get(reference, &url, Some(ACCEPT_MANIFESTS)).await?;
+        let response = self.get(reference, &url, Some(ACCEPT_MANIFESTS), creds).await?;
         let status = response.status().as_u16();
         if status == 404 {
             return Err(RegistryError::NotFound { what: format!("manifest {}", reference.lookup()), reference: reference.name() });
@@ -247,6 +255,7 @@ impl RegistryClient {
         digest: &Digest,
         size: u64,
         store: &ContentStore,
+        creds: Option<&Credentials>,
         mut progress: impl FnMut(u64),
     ) -> Result<(), RegistryError> {
         if store.contains(digest) {
@@ -254,7 +263,7 @@ impl RegistryClient {
             return Ok(());
         }
         let url = self.url(reference, &format!("blobs/{digest}"));
-        let response = self.get(reference, &url, None).await?;
+        let response = self.get(reference, &url, None, creds).await?;
         let status = response.status().as_u16();
         if status == 404 {
             return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
@@ -271,6 +280,27 @@ impl RegistryClient {
         }
         writer.commit().await?;
         Ok(())
+    }
+}
+
+impl RegistryClient {
+    /// Checks credentials the way `docker login` does: the API root, answering its
+    /// challenge with them.
+    pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
+        let registry = if registry.is_empty() { DOCKER_HUB } else { registry };
+        // Any repository of that registry: only the host and the credentials matter here.
+        let reference: Reference = format!("{registry}/berth/login-check:latest").parse().map_err(|_| RegistryError::Unreachable {
+            registry: registry.to_owned(),
+            detail: "not a registry address".into(),
+        })?;
+        let host = reference.api_host();
+        let url = format!("{}://{host}/v2/", self.config.scheme(host));
+        let response = self.get(&reference, &url, None, Some(creds)).await?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            401 | 403 => Err(RegistryError::Denied { reference: registry.to_owned(), detail: "credentials refused".into() }),
+            status => Err(RegistryError::Status { status, what: "login".into(), reference: registry.to_owned() }),
+        }
     }
 }
 
