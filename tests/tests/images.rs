@@ -416,3 +416,63 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
         assert!(!text.contains("s3cret-pw"), "{log} holds the password");
     }
 }
+
+fn skopeo_digest(reference: &str) -> String {
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")])
+        .output()
+        .expect("skopeo");
+    assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    fixtures::digest(&out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_mounts_uploads_and_chunks_and_skopeo_reads_it_back() {
+    let source = Registry::start("push-src");
+    let other = Registry::start("push-dst");
+    let engine = NativeEngine::start("img-push");
+    let client = engine.client().await;
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    source.push(&fixture);
+    let pulled = pull(&client, &source.reference(&fixture), "").await.expect("pull");
+
+    // Same registry, another repository: the blobs are mounted, not sent again.
+    let same = format!("{}/pushed/busybox:v1", source.addr);
+    assert!(engine.berth(&["tag", &source.reference(&fixture), &same]).status.success());
+    let out = engine.berth(&["push", &same]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Mounted from another repository"), "{text}");
+    assert!(text.contains(&format!("v1: digest: {}", fixture.top.digest)), "{text}");
+    assert_eq!(skopeo_digest(&same), fixture.top.digest);
+
+    // Another registry: uploaded; a second push finds everything there.
+    let elsewhere = format!("{}/copy/busybox:v2", other.addr);
+    engine.berth(&["tag", &same, &elsewhere]);
+    let out = engine.berth(&["push", &elsewhere]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.matches(": Pushed").count(), 2, "{text}");
+    assert_eq!(skopeo_digest(&elsewhere), fixture.top.digest);
+    let out = engine.berth(&["push", &elsewhere]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("Layer already exists").count(), 2);
+
+    // The pushed names are recorded as repo digests of the image.
+    let image = client.images().inspect(InspectImageRequest { reference: elsewhere.clone() }).await.expect("inspect").into_inner();
+    assert!(image.repo_digests.contains(&format!("{}/copy/busybox@{}", other.addr, fixture.top.digest)), "{:?}", image.repo_digests);
+    assert_eq!(image.id, pulled.image.id);
+
+    // A 100 MiB layer goes up in chunks.
+    let big = fixtures::big();
+    source.push(&big);
+    pull(&client, &source.reference(&big), "").await.expect("pull big");
+    let big_dst = format!("{}/big:copy", other.addr);
+    engine.berth(&["tag", &source.reference(&big), &big_dst]);
+    let out = engine.berth(&["push", &big_dst]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(skopeo_digest(&big_dst), big.top.digest);
+
+    let out = engine.berth(&["push", &format!("{}/nothing:here", other.addr)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such image"));
+}

@@ -5,6 +5,7 @@ mod images;
 mod info;
 mod login;
 mod pull;
+mod push;
 mod rmi;
 mod serve;
 mod system;
@@ -45,6 +46,8 @@ enum Command {
     Logout(login::LogoutArgs),
     /// Pull an image from a registry.
     Pull(pull::Args),
+    /// Push an image to a registry.
+    Push(push::Args),
     /// List images.
     Images(images::Args),
     /// Show images in Docker's JSON shape.
@@ -86,6 +89,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Login(args) => login::login(&ctx, args).await,
         Command::Logout(args) => login::logout(&ctx, args).await,
         Command::Pull(args) => pull::run(&ctx, args).await,
+        Command::Push(args) => push::run(&ctx, args).await,
         Command::Images(args) => images::run(&ctx, args).await,
         Command::Inspect(args) => images::inspect(&ctx, args).await,
         Command::Tag(args) => tag::run(&ctx, args).await,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use berth_proto::v1::{
     images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
-    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ListImagesResponse, PullEvent, PullRequest, PullResolved,
     RemoveImageRequest, RemoveImageResponse, TagImageRequest,
 };
 use futures::Stream;
@@ -152,6 +152,33 @@ impl ImagesApiTrait for ImagesApi {
         let creds = crate::registry::Credentials { username: auth.username, password: auth.password };
         self.images.registry.login(&request.registry, &creds).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         Ok(Response::new(LoginResponse { status: "Login Succeeded".into() }))
+    }
+
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        let request = request.into_inner();
+        let creds = request.auth.as_ref().filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+        });
+        let pushed = self.images.push(&request.reference, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        self.events.publish("image", "push", [("name".to_owned(), request.reference.clone())]);
+        Ok(Response::new(PushResponse {
+            manifest_digest: pushed.manifest_digest.to_string(),
+            manifest_size: pushed.manifest_size,
+            blobs: pushed
+                .blobs
+                .into_iter()
+                .map(|(digest, how)| PushedBlob {
+                    digest: digest.to_string(),
+                    outcome: match how {
+                        crate::registry::BlobPush::AlreadyThere => "exists",
+                        crate::registry::BlobPush::Mounted => "mounted",
+                        crate::registry::BlobPush::Uploaded => "uploaded",
+                    }
+                    .to_owned(),
+                })
+                .collect(),
+        }))
     }
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {

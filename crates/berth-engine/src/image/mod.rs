@@ -5,6 +5,7 @@ pub mod catalog;
 mod check;
 pub mod manifest;
 mod pull;
+mod push;
 mod remove;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use berth_proto::ErrorKind;
 pub use check::CheckReport;
 pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
+pub use push::{PushError, Pushed};
 pub use remove::{RemoveError, Removed};
 
 use crate::content::{ContentError, ContentStore};

@@ -3,6 +3,7 @@
 //! `WWW-Authenticate`, or basic). Credentials never appear in an error or a log.
 
 mod auth;
+mod push;
 mod reference;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use berth_proto::ErrorKind;
 use futures::StreamExt;
 
 pub use auth::{Challenge, Credentials};
+pub use push::{BlobPush, CHUNK};
 pub use reference::{InvalidReference, Reference, DOCKER_HUB};
 
 use crate::content::{ContentError, ContentStore, Digest};
@@ -107,6 +109,23 @@ pub struct RegistryClient {
     config: RegistryConfig,
     /// Bearer tokens by (registry, scope, user).
     tokens: Mutex<HashMap<(String, String, String), String>>,
+    /// Registries known to want basic auth.
+    basic: Mutex<std::collections::HashSet<String>>,
+}
+
+/// One request, as [`RegistryClient::send`] makes it.
+#[derive(Debug)]
+struct Call<'a> {
+    method: reqwest::Method,
+    reference: &'a Reference,
+    url: &'a str,
+    accept: Option<&'a str>,
+    body: Option<bytes::Bytes>,
+    content_type: Option<&'a str>,
+    creds: Option<&'a Credentials>,
+    push: bool,
+    /// `Content-Range` of a chunk (chunked uploads).
+    content_range: Option<String>,
 }
 
 impl RegistryClient {
@@ -116,7 +135,7 @@ impl RegistryClient {
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        RegistryClient { http, config, tokens: Mutex::new(HashMap::new()) }
+        RegistryClient { http, config, tokens: Mutex::new(HashMap::new()), basic: Mutex::default() }
     }
 
     fn url(&self, reference: &Reference, tail: &str) -> String {
@@ -124,8 +143,7 @@ impl RegistryClient {
         format!("{}://{host}/v2/{}/{tail}", self.config.scheme(host), reference.repository)
     }
 
-    /// GET with auth: on a 401 the challenge is answered once and the request retried.
-    /// `creds` are this call's; without them the configured ones for the registry.
+    /// GET with auth (see [`RegistryClient::send`]).
     async fn get(
         &self,
         reference: &Reference,
@@ -133,20 +151,50 @@ impl RegistryClient {
         accept: Option<&str>,
         creds: Option<&Credentials>,
     ) -> Result<reqwest::Response, RegistryError> {
-        let scope = format!("repository:{}:pull", reference.repository);
+        self.send(Call {
+            method: reqwest::Method::GET,
+            reference,
+            url,
+            accept,
+            body: None,
+            content_type: None,
+            creds,
+            push: false,
+            content_range: None,
+        })
+            .await
+    }
+
+    /// One request with auth: on a 401 the challenge is answered once (a bearer token
+    /// for the repository's pull, or pull+push, scope; or basic credentials) and the
+    /// request is sent again. `creds` are this call's; without them the configured ones.
+    async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, RegistryError> {
+        let Call { method, reference, url, accept, body, content_type, creds, push, content_range } = call;
+        let actions = if push { "pull,push" } else { "pull" };
+        let scope = format!("repository:{}:{actions}", reference.repository);
         let creds = creds.or_else(|| self.config.credentials.get(&reference.registry));
         let user = creds.map(|c| c.username.clone()).unwrap_or_default();
         let key = (reference.registry.clone(), scope.clone(), user);
         let mut retried = false;
         loop {
-            let mut request = self.http.get(url);
+            let mut request = self.http.request(method.clone(), url);
             if let Some(accept) = accept {
                 request = request.header(reqwest::header::ACCEPT, accept);
             }
+            if let Some(content_type) = content_type {
+                request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+            }
+            if let Some(range) = &content_range {
+                request = request.header(reqwest::header::CONTENT_RANGE, range);
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
             let token = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            let basic = self.basic.lock().unwrap_or_else(|p| p.into_inner()).contains(&reference.registry);
             request = match (&token, creds) {
                 (Some(token), _) => request.bearer_auth(token),
-                (None, Some(c)) if retried => request.basic_auth(&c.username, Some(&c.password)),
+                (None, Some(c)) if retried || basic => request.basic_auth(&c.username, Some(&c.password)),
                 _ => request,
             };
             let response = request.send().await.map_err(|e| RegistryError::Unreachable {
@@ -167,7 +215,10 @@ impl RegistryClient {
                     let token = self.fetch_token(&realm, service.as_deref(), &scope, creds).await?;
                     self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), token);
                 }
-                Some(Challenge::Basic) if creds.is_some() => {}
+                Some(Challenge::Basic) if creds.is_some() => {
+                    // Send basic credentials up front from now on: one round trip, not two.
+                    self.basic.lock().unwrap_or_else(|p| p.into_inner()).insert(reference.registry.clone());
+                }
                 _ => {
                     return Err(RegistryError::Denied {
                         reference: reference.to_string(),
