@@ -476,3 +476,72 @@ async fn push_mounts_uploads_and_chunks_and_skopeo_reads_it_back() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such image"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_then_load_round_trips_and_skopeo_reads_the_archive() {
+    let registry = Registry::start("save");
+    let engine = NativeEngine::start("img-save");
+    let client = engine.client().await;
+    let oci = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    let zstd = fixtures::catalog().into_iter().find(|f| f.tag == "zstd").expect("zstd");
+    registry.push(&oci);
+    registry.push(&zstd);
+    let a = pull(&client, &registry.reference(&oci), "").await.expect("pull").image;
+    let b = pull(&client, &registry.reference(&zstd), "").await.expect("pull").image;
+    let tar = engine.home.join("images.tar");
+    let out = engine.berth(&["save", "-o", &tar.display().to_string(), &registry.reference(&oci), &registry.reference(&zstd)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // An independent reader agrees: the archive is an OCI layout and a docker archive.
+    // In an OCI layout the reference name is the tag (org.opencontainers.image.ref.name).
+    let oci_ref = format!("oci-archive:{}:oci", tar.display());
+    let inspected = std::process::Command::new("skopeo").args(["inspect", "--raw", &oci_ref]).output().expect("skopeo");
+    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+    assert_eq!(fixtures::digest(&inspected.stdout), oci.top.digest);
+    let docker_ref = format!("docker-archive:{}:{}", tar.display(), registry.reference(&oci));
+    let inspected = std::process::Command::new("skopeo").args(["inspect", &docker_ref]).output().expect("skopeo");
+    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+
+    // Remove both, load them back: same ids, same names, a consistent store.
+    for image in [&a, &b] {
+        assert!(engine.berth(&["rmi", "-f", &image.id]).status.success());
+    }
+    assert_eq!(store_is_consistent(&engine), 0);
+    let out = engine.berth(&["load", "-i", &tar.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("Loaded image: {}", registry.reference(&oci))), "{text}");
+    for (image, fixture) in [(&a, &oci), (&b, &zstd)] {
+        let back = client.images().inspect(InspectImageRequest { reference: registry.reference(fixture) }).await.expect("inspect").into_inner();
+        assert_eq!(back.id, image.id);
+        assert_eq!(back.layers, image.layers);
+    }
+    let check = engine.berth(&["system", "check"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    // A docker archive written by skopeo (uncompressed layers) loads too.
+    let from_skopeo = engine.home.join("skopeo.tar");
+    let copied = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{}", registry.reference(&oci)),
+            &format!("docker-archive:{}:other/busybox:copied", from_skopeo.display()),
+        ])
+        .output()
+        .expect("skopeo copy");
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let out = engine.berth(&["load", "-i", &from_skopeo.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let copied = client.images().inspect(InspectImageRequest { reference: "other/busybox:copied".into() }).await.expect("inspect").into_inner();
+    assert_eq!(copied.id, a.id, "the same config is the same image");
+
+    // Not an archive: a clear error, and nothing left in the engine's scratch space.
+    let junk = engine.home.join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar").expect("junk");
+    let out = engine.berth(&["load", "-i", &junk.display().to_string()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an image archive"), "{}", String::from_utf8_lossy(&out.stderr));
+    let tmp: Vec<_> = std::fs::read_dir(engine.home.join("engine/tmp")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}

@@ -3,10 +3,12 @@
 mod events;
 mod images;
 mod info;
+mod load;
 mod login;
 mod pull;
 mod push;
 mod rmi;
+mod save;
 mod serve;
 mod system;
 mod tag;
@@ -52,6 +54,10 @@ enum Command {
     Images(images::Args),
     /// Show images in Docker's JSON shape.
     Inspect(images::InspectArgs),
+    /// Write images to a tar (OCI layout and docker archive in one).
+    Save(save::Args),
+    /// Load images from a tar (`berth save`, `docker save`, an OCI layout).
+    Load(load::Args),
     /// Give an image another name.
     Tag(tag::Args),
     /// Remove images (untag, then delete what nothing else uses).
@@ -92,6 +98,8 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Push(args) => push::run(&ctx, args).await,
         Command::Images(args) => images::run(&ctx, args).await,
         Command::Inspect(args) => images::inspect(&ctx, args).await,
+        Command::Save(args) => save::run(&ctx, args).await,
+        Command::Load(args) => load::run(&ctx, args).await,
         Command::Tag(args) => tag::run(&ctx, args).await,
         Command::Rmi(args) => rmi::run(&ctx, args).await,
         Command::System(cmd) => system::run(&ctx, cmd).await,

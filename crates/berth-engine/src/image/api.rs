@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use berth_proto::v1::{
     images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
-    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ArchiveChunk, LoadResponse, SaveRequest, ListImagesResponse, PullEvent, PullRequest, PullResolved,
     RemoveImageRequest, RemoveImageResponse, TagImageRequest,
 };
 use futures::Stream;
@@ -179,6 +179,65 @@ impl ImagesApiTrait for ImagesApi {
                 })
                 .collect(),
         }))
+    }
+
+    type SaveStream = Pin<Box<dyn Stream<Item = Result<ArchiveChunk, Status>> + Send + 'static>>;
+
+    async fn save(&self, request: Request<SaveRequest>) -> Result<Response<Self::SaveStream>, Status> {
+        let names = request.into_inner().references;
+        let images = self.images.clone();
+        let path = images.scratch_file("save");
+        let (p, i) = (path.clone(), images.clone());
+        let saved = tokio::task::spawn_blocking(move || i.save(&names, &p)).await.map_err(|e| Status::internal(e.to_string()))?;
+        if let Err(err) = saved {
+            let _ = std::fs::remove_file(&path);
+            return Err(status(err.kind(), crate::error_chain(&err)));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<ArchiveChunk, Status>>(8);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            if let Ok(mut file) = tokio::fs::File::open(&path).await {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    match file.read(&mut buf).await {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if tx.send(Ok(ArchiveChunk { data: buf[..n].to_vec() })).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tokio::fs::remove_file(&path).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn load(&self, request: Request<tonic::Streaming<ArchiveChunk>>) -> Result<Response<LoadResponse>, Status> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut stream = request.into_inner();
+        let path = self.images.scratch_file("load");
+        let result = async {
+            let mut file = tokio::fs::File::create(&path).await.map_err(|e| Status::internal(e.to_string()))?;
+            while let Some(chunk) = stream.next().await {
+                file.write_all(&chunk?.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            }
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
+            self.images.load(&path).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        let loaded = result?;
+        for name in &loaded {
+            self.events.publish("image", "load", [("name".to_owned(), name.clone())]);
+        }
+        Ok(Response::new(LoadResponse { loaded }))
     }
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {

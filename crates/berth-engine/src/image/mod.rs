@@ -1,6 +1,7 @@
 //! Images: pull from registries into the content store, recorded in the catalog.
 
 pub mod api;
+mod archive;
 pub mod catalog;
 mod check;
 pub mod manifest;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use berth_proto::ErrorKind;
 
+pub use archive::ArchiveError;
 pub use check::CheckReport;
 pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
@@ -28,6 +30,7 @@ pub struct Images {
     pub catalog: Catalog,
     pub snapshots: crate::snapshot::Snapshots,
     pub registry: RegistryClient,
+    root: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +53,22 @@ impl Images {
     /// Opens the stores under `root` (`content/`, `images.db`, `snapshots/`).
     pub fn open(root: &Path, registries: RegistryConfig) -> Result<Images, OpenError> {
         std::fs::create_dir_all(root).map_err(|source| ContentError::Io { what: format!("create {}", root.display()), source })?;
+        // Temporary files of interrupted saves and loads.
+        let _ = std::fs::remove_dir_all(root.join("tmp"));
         Ok(Images {
             content: ContentStore::open(&root.join("content"))?,
             catalog: Catalog::open(&root.join("images.db"))?,
             snapshots: crate::snapshot::Snapshots::open(&root.join("snapshots"))?,
             registry: RegistryClient::new(registries),
+            root: root.to_owned(),
         })
+    }
+
+    /// A fresh path for a temporary file of the engine (removed by its user).
+    pub fn scratch_file(&self, what: &str) -> std::path::PathBuf {
+        let dir = self.root.join("tmp");
+        let _ = std::fs::create_dir_all(&dir);
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        dir.join(format!("{what}-{n}.tar"))
     }
 }
