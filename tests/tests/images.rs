@@ -545,3 +545,48 @@ async fn save_then_load_round_trips_and_skopeo_reads_the_archive() {
     let tmp: Vec<_> = std::fs::read_dir(engine.home.join("engine/tmp")).map(|d| d.flatten().collect()).unwrap_or_default();
     assert!(tmp.is_empty(), "{tmp:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_import_and_prune() {
+    let registry = Registry::start("prune");
+    let engine = NativeEngine::start("img-prune");
+    let client = engine.client().await;
+    let layered = fixtures::catalog().into_iter().find(|f| f.tag == "gzip").expect("layers:gzip");
+    registry.push(&layered);
+    pull(&client, &registry.reference(&layered), "").await.expect("pull");
+    let out = engine.berth(&["history", "--format", "json", &registry.reference(&layered)]);
+    let steps: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(steps.as_array().map(Vec::len), Some(2), "{steps}");
+    assert_eq!(steps[0]["CreatedBy"], "berth fixtures");
+
+    // A rootfs tarball becomes a one-layer image whose tree is the tarball's.
+    let rootfs = engine.home.join("rootfs.tar.gz");
+    let layer = fixtures::layer::gzip(&fixtures::layer::tar(&[
+        fixtures::Entry::Dir { path: "etc/".into(), mode: 0o755 },
+        fixtures::Entry::File { path: "etc/imported".into(), mode: 0o644, data: b"yes\n".to_vec() },
+    ]));
+    std::fs::write(&rootfs, &layer).expect("write");
+    let out = engine.berth(&["import", &rootfs.display().to_string(), "local/imported:1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let imported = client.images().inspect(InspectImageRequest { reference: "local/imported:1".into() }).await.expect("inspect").into_inner();
+    let snapshot = engine.home.join("engine/snapshots").join(imported.layers[0].trim_start_matches("sha256:"));
+    assert_eq!(std::fs::read_to_string(snapshot.join("etc/imported")).expect("file"), "yes\n");
+
+    // Prune: unnamed images only; then -a: all.
+    engine.berth(&["rmi", "local/imported:1"]);
+    engine.berth(&["tag", &registry.reference(&layered), "local/kept:1"]);
+    engine.berth(&["rmi", &registry.reference(&layered)]);
+    let out = engine.berth(&["image", "prune"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert_eq!(listed.len(), 1, "the named image stays: {listed:?}");
+    let out = engine.berth(&["system", "prune", "-a", "-f"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deleted: sha256:"), "{text}");
+    assert!(!text.contains("Total reclaimed space: 0 bytes"), "{text}");
+    assert!(client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images.is_empty());
+    assert_eq!(store_is_consistent(&engine), 0);
+    let out = engine.berth(&["import", "/nonexistent.tar"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent.tar"));
+}

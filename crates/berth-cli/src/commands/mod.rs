@@ -1,7 +1,10 @@
 //! The command line: one file per command.
 
 mod events;
+mod history;
+mod image;
 mod images;
+mod import;
 mod info;
 mod load;
 mod login;
@@ -58,6 +61,13 @@ enum Command {
     Save(save::Args),
     /// Load images from a tar (`berth save`, `docker save`, an OCI layout).
     Load(load::Args),
+    /// The steps that made an image.
+    History(history::Args),
+    /// Make an image from a root filesystem tarball.
+    Import(import::Args),
+    /// Image commands (ls, inspect, history, import, prune).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Give an image another name.
     Tag(tag::Args),
     /// Remove images (untag, then delete what nothing else uses).
@@ -100,6 +110,9 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Inspect(args) => images::inspect(&ctx, args).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,
+        Command::History(args) => history::run(&ctx, args).await,
+        Command::Import(args) => import::run(&ctx, args).await,
+        Command::Image(cmd) => image::run(&ctx, cmd).await,
         Command::Tag(args) => tag::run(&ctx, args).await,
         Command::Rmi(args) => rmi::run(&ctx, args).await,
         Command::System(cmd) => system::run(&ctx, cmd).await,

@@ -10,6 +10,13 @@ use crate::engine;
 pub enum SystemCommand {
     /// Facts about the engine and its machine (same as `berth info`).
     Info(super::info::Args),
+    /// Remove unused data (images so far: unnamed ones; -a every unused image).
+    Prune {
+        #[arg(long, short)]
+        all: bool,
+        #[arg(long, short)]
+        force: bool,
+    },
     /// Verify every blob, snapshot and image reference of the store.
     Check {
         /// Delete what is provably garbage (corrupt blobs, unreferenced content).
@@ -21,6 +28,7 @@ pub enum SystemCommand {
 pub async fn run(ctx: &Context, cmd: SystemCommand) -> CommandResult {
     match cmd {
         SystemCommand::Info(args) => super::info::run(ctx, args).await,
+        SystemCommand::Prune { all, .. } => super::image::prune(ctx, all).await,
         SystemCommand::Check { repair } => {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
             let report = agent.images().check(CheckRequest { repair }).await.map_err(|s| CallError::from_status("check", s))?.into_inner();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use berth_proto::v1::{
     images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
-    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ArchiveChunk, LoadResponse, SaveRequest, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ArchiveChunk, LoadResponse, SaveRequest, HistoryEntry, HistoryResponse, ImportChunk, PruneImagesRequest, PruneImagesResponse, ListImagesResponse, PullEvent, PullRequest, PullResolved,
     RemoveImageRequest, RemoveImageResponse, TagImageRequest,
 };
 use futures::Stream;
@@ -238,6 +238,49 @@ impl ImagesApiTrait for ImagesApi {
             self.events.publish("image", "load", [("name".to_owned(), name.clone())]);
         }
         Ok(Response::new(LoadResponse { loaded }))
+    }
+
+    async fn history(&self, request: Request<InspectImageRequest>) -> Result<Response<HistoryResponse>, Status> {
+        let steps = self.images.history(&request.into_inner().reference).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(HistoryResponse {
+            steps: steps
+                .into_iter()
+                .map(|s| HistoryEntry { created: s.created, created_by: s.created_by, comment: s.comment, empty_layer: s.empty_layer, size: s.size })
+                .collect(),
+        }))
+    }
+
+    async fn prune(&self, request: Request<PruneImagesRequest>) -> Result<Response<PruneImagesResponse>, Status> {
+        let pruned = self.images.prune(request.into_inner().all).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        for id in &pruned.deleted {
+            self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
+        }
+        Ok(Response::new(PruneImagesResponse { deleted: pruned.deleted, untagged: pruned.untagged, reclaimed_bytes: pruned.reclaimed_bytes }))
+    }
+
+    async fn import(&self, request: Request<tonic::Streaming<ImportChunk>>) -> Result<Response<Image>, Status> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let mut stream = request.into_inner();
+        let path = self.images.scratch_file("import");
+        let result = async {
+            let mut file = tokio::fs::File::create(&path).await.map_err(|e| Status::internal(e.to_string()))?;
+            let mut name = None;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                if name.is_none() {
+                    name = Some(chunk.reference.clone());
+                }
+                file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            }
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
+            self.images.import(&path, name.as_deref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        let record = result?;
+        self.events.publish("image", "import", [("id".to_owned(), record.id.to_string())]);
+        Ok(Response::new(to_proto(record)))
     }
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {

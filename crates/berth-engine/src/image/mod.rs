@@ -4,6 +4,7 @@ pub mod api;
 mod archive;
 pub mod catalog;
 mod check;
+mod history;
 pub mod manifest;
 mod pull;
 mod push;
@@ -15,6 +16,7 @@ use berth_proto::ErrorKind;
 
 pub use archive::ArchiveError;
 pub use check::CheckReport;
+pub use history::{HistoryStep, Pruned};
 pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
 pub use push::{PushError, Pushed};

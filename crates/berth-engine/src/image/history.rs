@@ -1,0 +1,158 @@
+//! `history`, `prune` and `import`.
+
+use serde_json::json;
+
+use super::manifest::{self, Manifest};
+use super::{ArchiveError, ImageRecord, Images, RemoveError};
+use crate::content::Digest;
+use crate::registry::Reference;
+use crate::snapshot::chain_id;
+
+/// One step of an image's history, newest first as docker shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryStep {
+    pub created: String,
+    pub created_by: String,
+    pub comment: String,
+    pub empty_layer: bool,
+    /// Compressed size of the layer this step made (0 for empty steps).
+    pub size: u64,
+}
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deleted: Vec<String>,
+    pub untagged: Vec<String>,
+    pub reclaimed_bytes: u64,
+}
+
+impl Images {
+    pub async fn history(&self, name: &str) -> Result<Vec<HistoryStep>, RemoveError> {
+        let image = self.resolve(name)?.ok_or_else(|| RemoveError::NotFound(name.to_owned()))?;
+        let config: serde_json::Value = serde_json::from_slice(&self.content.read(&image.id).await?).unwrap_or_default();
+        let manifest: Option<Manifest> =
+            self.content.read(&image.manifest_digest).await.ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let mut sizes = manifest.map(|m| m.layers.into_iter().map(|l| l.size).collect::<Vec<_>>()).unwrap_or_default().into_iter();
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let mut steps: Vec<HistoryStep> = config["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|h| {
+                let empty_layer = h["empty_layer"].as_bool().unwrap_or(false);
+                HistoryStep {
+                    created: text(&h["created"]),
+                    created_by: text(&h["created_by"]),
+                    comment: text(&h["comment"]),
+                    empty_layer,
+                    size: if empty_layer { 0 } else { sizes.next().unwrap_or(0) },
+                }
+            })
+            .collect();
+        steps.reverse();
+        Ok(steps)
+    }
+
+    /// Removes images without a name (`all`: every image; no container uses one yet).
+    pub fn prune(&self, all: bool) -> Result<Pruned, RemoveError> {
+        let size = |list: &[Digest]| list.iter().filter_map(|d| self.content.size(d).ok()).sum::<u64>();
+        let before = size(&self.content.list()?);
+        let mut pruned = Pruned::default();
+        for image in self.catalog.list()? {
+            if all || image.tags.is_empty() {
+                pruned.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
+                self.catalog.delete(&image.id)?;
+                pruned.deleted.push(image.id.to_string());
+            }
+        }
+        self.collect_garbage()?;
+        pruned.reclaimed_bytes = before.saturating_sub(size(&self.content.list()?));
+        Ok(pruned)
+    }
+
+    /// Makes a one-layer image from a root filesystem tarball (plain, gzip or zstd).
+    pub async fn import(&self, tarball: &std::path::Path, name: Option<&str>) -> Result<ImageRecord, ArchiveError> {
+        let tag = match name.filter(|n| !n.is_empty()) {
+            Some(n) => Some(n.parse::<Reference>().map_err(|e| ArchiveError::Invalid(e.to_string()))?.to_string()),
+            None => None,
+        };
+        let data = tokio::fs::read(tarball).await.map_err(|source| ArchiveError::Io { what: "read the tarball".into(), source })?;
+        let (compression, media_type) = match data.get(..4) {
+            Some([0x1f, 0x8b, _, _]) => (manifest::Compression::Gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
+            Some([0x28, 0xb5, 0x2f, 0xfd]) => (manifest::Compression::Zstd, "application/vnd.oci.image.layer.v1.tar+zstd"),
+            _ => (manifest::Compression::None, "application/vnd.oci.image.layer.v1.tar"),
+        };
+        let layer_digest = Digest::of(&data);
+        // The diff ID is the digest of the uncompressed tar.
+        let diff_id = {
+            let (data, compression) = (data.clone(), compression);
+            tokio::task::spawn_blocking(move || uncompressed_digest(&data, compression))
+                .await
+                .map_err(|_| ArchiveError::Invalid("import was interrupted".into()))?
+                .map_err(|e| ArchiveError::Invalid(format!("the tarball cannot be decompressed: {e}")))?
+        };
+        self.content.put(layer_digest.clone(), &data).await?;
+        let created = "1970-01-01T00:00:00Z";
+        let platform = manifest::Platform::host();
+        let config = json!({
+            "created": created,
+            "architecture": platform.architecture,
+            "os": "linux",
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
+            "history": [{ "created": created, "created_by": "berth import", "comment": "Imported from a tarball" }],
+        });
+        let config_bytes = serde_json::to_vec(&config).unwrap_or_default();
+        let config_digest = Digest::of(&config_bytes);
+        self.content.put(config_digest.clone(), &config_bytes).await?;
+        let manifest_bytes = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_MANIFEST,
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len() },
+            "layers": [{ "mediaType": media_type, "digest": layer_digest.to_string(), "size": data.len() }],
+        }))
+        .unwrap_or_default();
+        let manifest_digest = Digest::of(&manifest_bytes);
+        self.content.put(manifest_digest.clone(), &manifest_bytes).await?;
+        let chain = chain_id(None, &diff_id);
+        let (snapshots, blob, d, c) = (self.snapshots.clone(), self.content.path(&layer_digest), diff_id.clone(), chain);
+        tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &d, &c))
+            .await
+            .map_err(|_| ArchiveError::Invalid("import was interrupted".into()))??;
+        let record = ImageRecord {
+            id: config_digest,
+            manifest_digest,
+            tags: tag.iter().cloned().collect(),
+            repo_digests: vec![],
+            size: data.len() as u64,
+            created: created.to_owned(),
+            architecture: platform.architecture,
+            os: "linux".to_owned(),
+            layers: vec![diff_id],
+        };
+        self.catalog.put(&record, tag.as_deref(), None)?;
+        Ok(record)
+    }
+}
+
+fn uncompressed_digest(data: &[u8], compression: manifest::Compression) -> std::io::Result<Digest> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let mut reader: Box<dyn Read> = match compression {
+        manifest::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        manifest::Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(data)?),
+        manifest::Compression::None => Box::new(data),
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Digest::from_hash(&hasher.finalize()))
+}
