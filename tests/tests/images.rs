@@ -180,6 +180,7 @@ fn cli_pull_and_images() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json[0]["RepoTags"][0], reference);
     assert_eq!(json[0]["Os"], "linux");
+    assert_eq!(json[0]["Config"]["Cmd"], serde_json::json!(["sh"]));
     let out = engine.berth(&["pull", &format!("{}/busybox:missing", registry.addr)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
@@ -589,4 +590,59 @@ async fn history_import_and_prune() {
     let out = engine.berth(&["import", "/nonexistent.tar"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent.tar"));
+}
+
+#[test]
+fn login_goes_through_a_credential_helper_when_one_is_configured() {
+    let registry = Registry::start_with_login("helper", "bob", "helper-pw");
+    let engine = NativeEngine::start("img-helper");
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let docker_config = engine.home.join("docker-config");
+    let bin_dir = engine.home.join("bin");
+    std::fs::create_dir_all(&docker_config).expect("dir");
+    std::fs::create_dir_all(&bin_dir).expect("dir");
+    std::fs::write(docker_config.join("config.json"), r#"{"credsStore": "berthtest"}"#).expect("config");
+    // A credential helper speaking docker's protocol, keeping one login in a file.
+    let store = engine.home.join("helper-store.json");
+    let helper = bin_dir.join("docker-credential-berthtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nstore={}\ncase \"$1\" in\n  store) cat > \"$store\" ;;\n  get) [ -f \"$store\" ] && cat \"$store\" || {{ echo 'credentials not found in native keychain'; exit 1; }} ;;\n  erase) rm -f \"$store\" ;;\nesac\n",
+            store.display()
+        ),
+    )
+    .expect("helper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let berth = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(berth_tests::bin("berth"))
+            .args(args)
+            .env("BERTH_HOME", &engine.home)
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("PATH", &path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("berth");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = berth(&["login", &registry.addr, "-u", "bob", "--password-stdin"], "helper-pw\n");
+    assert!(ok, "{err}");
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&store).expect("helper store")).expect("json");
+    assert_eq!(stored["Username"], "bob");
+    assert_eq!(stored["Secret"], "helper-pw");
+    let config = std::fs::read_to_string(docker_config.join("config.json")).expect("config");
+    assert!(!config.contains("helper-pw"), "the password must live in the helper only: {config}");
+    let (ok, err) = berth(&["pull", &registry.reference(&fixture)], "");
+    assert!(ok, "pull with the helper's login: {err}");
+    let (ok, _) = berth(&["logout", &registry.addr], "");
+    assert!(ok);
+    assert!(!store.exists(), "logout erases the helper's login");
 }

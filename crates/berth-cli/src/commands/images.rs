@@ -56,6 +56,7 @@ pub fn image_json(i: &berth_proto::v1::Image) -> serde_json::Value {
         "Architecture": i.architecture,
         "Os": i.os,
         "RootFS": { "Type": "layers", "Layers": i.layers },
+        "Config": serde_json::from_str::<serde_json::Value>(&i.config_json).unwrap_or(serde_json::Value::Null),
     })
 }
 

@@ -1,5 +1,4 @@
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use berth_host::agent::CallError;
@@ -33,8 +32,12 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let request = PullRequest { reference: args.reference.clone(), platform: args.platform.clone().unwrap_or_default(), auth };
     let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     let tty = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let mut layers: BTreeMap<String, String> = BTreeMap::new();
-    let mut out = std::io::stdout();
+    // On a terminal, one progress bar per layer; elsewhere, a line per finished layer.
+    let bars = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template("{prefix}: {msg:<16} [{bar:30}] {bytes}/{total_bytes}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut layers: HashMap<String, indicatif::ProgressBar> = HashMap::new();
     if !args.quiet {
         println!("Pulling {}", args.reference);
     }
@@ -43,18 +46,24 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         match event.event {
             Some(Event::Resolved(r)) if !args.quiet => println!("Manifest {} ({} layers)", r.manifest_digest, r.layers),
             Some(Event::Layer(l)) if tty => {
-                let pct = if l.total > 0 { l.done * 100 / l.total } else { 100 };
-                layers.insert(l.digest.clone(), format!("{pct:>3}%"));
-                let line: Vec<String> = layers.iter().map(|(d, p)| format!("{}: {p}", short(d))).collect();
-                let _ = write!(out, "\r{}", line.join("  "));
-                let _ = out.flush();
+                let bar = layers.entry(l.digest.clone()).or_insert_with(|| {
+                    let bar = bars.add(indicatif::ProgressBar::new(l.total));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(short(&l.digest).to_owned());
+                    bar.set_message("Downloading");
+                    bar
+                });
+                bar.set_position(l.done);
             }
             Some(Event::LayerDone(l)) if !args.quiet => {
-                if tty {
-                    let _ = write!(out, "\r\x1b[2K");
+                let done = if l.cached { "Already exists" } else { "Pull complete" };
+                match layers.get(&l.digest) {
+                    Some(bar) if tty => bar.finish_with_message(done),
+                    _ if tty => {
+                        let _ = bars.println(format!("{}: {done}", short(&l.digest)));
+                    }
+                    _ => println!("{}: {done}", short(&l.digest)),
                 }
-                println!("{}: {}", short(&l.digest), if l.cached { "Already exists" } else { "Pull complete" });
-                layers.remove(&l.digest);
             }
             Some(Event::Done(image)) => {
                 if args.quiet {

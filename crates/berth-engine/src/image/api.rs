@@ -41,6 +41,7 @@ pub fn to_proto(r: ImageRecord) -> Image {
         architecture: r.architecture,
         os: r.os,
         layers: r.layers.iter().map(ToString::to_string).collect(),
+        config_json: String::new(),
     }
 }
 
@@ -119,7 +120,13 @@ impl ImagesApiTrait for ImagesApi {
         // The name as given, then normalised (`busybox` -> docker.io/library/busybox:latest).
         let found = self.images.resolve(&wanted).map_err(|e| status(e.kind(), e.to_string()))?;
         match found {
-            Some(record) => Ok(Response::new(to_proto(record))),
+            Some(record) => {
+                let config: serde_json::Value =
+                    self.images.content.read(&record.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                let mut image = to_proto(record);
+                image.config_json = config.get("config").map(|c| c.to_string()).unwrap_or_else(|| "{}".to_owned());
+                Ok(Response::new(image))
+            }
             None => Err(status(berth_proto::ErrorKind::NotFound, format!("no such image: {wanted}"))),
         }
     }
