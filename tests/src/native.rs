@@ -89,6 +89,23 @@ impl Drop for NativeEngine {
     }
 }
 
+impl NativeEngine {
+    /// Runs `berth` against this engine with extra environment and standard input;
+    /// returns (success, stdout, stderr).
+    pub fn berth_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)], stdin: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let mut command = Command::new(crate::bin("berth"));
+        command.args(args).env("BERTH_HOME", &self.home).env_remove("BERTH_HOST");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("berth");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// Runs `berth` with the given BERTH_HOME.
 pub fn berth(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new(crate::bin("berth"))

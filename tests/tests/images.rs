@@ -36,7 +36,7 @@ fn manifest_of(fixture: &Fixture, arch: &str) -> serde_json::Value {
         return top;
     }
     let digest = top["manifests"].as_array().expect("index").iter().find(|m| m["platform"]["architecture"] == arch).expect("arch")["digest"].clone();
-    let child = fixture.manifests.iter().find(|m| serde_json::Value::from(m.digest.clone()) == digest).expect("child");
+    let child = fixture.manifests.iter().find(|m| digest.as_str() == Some(m.digest.as_str())).expect("child");
     serde_json::from_slice(&child.data).expect("json")
 }
 
@@ -366,21 +366,7 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
     registry.push(&fixture);
     let reference = registry.reference(&fixture);
     let docker_config = engine.home.join("docker-config");
-    let berth = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(berth_tests::bin("berth"))
-            .args(args)
-            .env("BERTH_HOME", &engine.home)
-            .env("DOCKER_CONFIG", &docker_config)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("berth");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
-        let out = child.wait_with_output().expect("wait");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
+    let berth = |args: &[&str], stdin: &str| engine.berth_with(args, &[("DOCKER_CONFIG", docker_config.as_os_str())], stdin);
 
     let (ok, _, err) = berth(&["pull", &reference], "");
     assert!(!ok);
@@ -618,20 +604,8 @@ fn login_goes_through_a_credential_helper_when_one_is_configured() {
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let berth = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(berth_tests::bin("berth"))
-            .args(args)
-            .env("BERTH_HOME", &engine.home)
-            .env("DOCKER_CONFIG", &docker_config)
-            .env("PATH", &path)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("berth");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
-        let out = child.wait_with_output().expect("wait");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let (ok, _, err) = engine.berth_with(args, &[("DOCKER_CONFIG", docker_config.as_os_str()), ("PATH", std::ffi::OsStr::new(&path))], stdin);
+        (ok, err)
     };
     let (ok, err) = berth(&["login", &registry.addr, "-u", "bob", "--password-stdin"], "helper-pw\n");
     assert!(ok, "{err}");

@@ -2,7 +2,7 @@
 //!
 //! - unit:   each crate's own tests, the UI type drift check, the UI's type check
 //! - native: the real agent on a unix socket (`berth serve --native`), over gRPC and the CLI;
-//!           the image fixtures against a real registry (docker-registry) and skopeo
+//!   the image fixtures against a real registry (docker-registry) and skopeo
 //! - vm:     builds the VM image, boots real VMs under TCG over vsock, stops them over QMP
 //! - gui:    the real app window under Xvfb, driven through tauri-driver + WebKitWebDriver
 

@@ -13,6 +13,22 @@ pub mod v1 {
     tonic::include_proto!("berth.v1");
 }
 
+/// An error and all its sources on one line, each said once (the top of every binary
+/// and every boundary prints errors this way).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The version of the gRPC API this crate describes.
 pub const API_VERSION: &str = "1.0";
 

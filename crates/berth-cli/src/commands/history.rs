@@ -31,7 +31,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Format::Text => {
-            println!("{:<22} {:<50} {:>10}  {}", "CREATED", "CREATED BY", "SIZE", "COMMENT");
+            println!("{:<22} {:<50} {:>10}  COMMENT", "CREATED", "CREATED BY", "SIZE");
             for s in steps {
                 let by: String = s.created_by.chars().take(50).collect();
                 println!("{:<22} {:<50} {:>10}  {}", s.created, by, s.size, s.comment);

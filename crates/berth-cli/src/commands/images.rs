@@ -72,7 +72,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&images.iter().map(image_json).collect::<Vec<_>>())?),
         Format::Text => {
-            println!("{:<40} {:<12} {:<14} {:<22} {}", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+            println!("{:<40} {:<12} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
             for i in &images {
                 let id = &i.id.trim_start_matches("sha256:")[..12];
                 let names: Vec<(String, String)> = if i.tags.is_empty() {

@@ -161,7 +161,7 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
         let target = path.with_file_name(hidden);
         let _ = fs::remove_dir_all(&target);
         let _ = fs::remove_file(&target);
-        return mknod(&target, libc::S_IFCHR | 0o000, 0).map_err(io_err);
+        return mknod(&target, libc::S_IFCHR, 0).map_err(io_err);
     }
 
     let header = entry.header();
