@@ -147,32 +147,44 @@ impl Images {
                 Ok::<Digest, PullError>(digest)
             });
         }
-        let mut downloads = futures::stream::iter(jobs).buffered(PARALLEL_LAYERS);
-        while let Some(done) = downloads.next().await {
-            done?;
-        }
-        drop(downloads);
         let layers = config["rootfs"]["diff_ids"]
             .as_array()
             .map(|ids| ids.iter().map(|d| d.as_str().unwrap_or_default().parse::<Digest>()).collect::<Result<Vec<_>, _>>())
             .transpose()?
             .unwrap_or_default();
 
-        // Unpack bottom-up into snapshots named by chain ID (shared between images).
-        let mut parent: Option<Digest> = None;
-        for (layer, diff_id) in manifest.layers.iter().zip(&layers) {
-            let chain = crate::snapshot::chain_id(parent.as_ref(), diff_id);
-            if !self.snapshots.contains(&chain) {
-                let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
-                let blob = self.content.path(&layer.digest()?);
-                let snapshots = self.snapshots.clone();
-                let (diff_id, chain_for_task) = (diff_id.clone(), chain.clone());
-                tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &diff_id, &chain_for_task))
-                    .await
-                    .map_err(|_| PullError::Interrupted)??;
+        // Downloads run a few at a time and finish in layer order; each finished layer is
+        // unpacked (bottom-up, into a snapshot named by its chain ID) while the later
+        // ones still download. The first failure on either side stops both.
+        let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<Digest>();
+        let download = async move {
+            let mut downloads = futures::stream::iter(jobs).buffered(PARALLEL_LAYERS);
+            while let Some(done) = downloads.next().await {
+                let _ = finished_tx.send(done?);
             }
-            parent = Some(chain);
-        }
+            Ok::<(), PullError>(())
+        };
+        let unpack = async {
+            let mut parent: Option<Digest> = None;
+            for (layer, diff_id) in manifest.layers.iter().zip(&layers) {
+                let Some(blob_digest) = finished_rx.recv().await else {
+                    return Ok(()); // the download side failed and says why
+                };
+                let chain = crate::snapshot::chain_id(parent.as_ref(), diff_id);
+                if !self.snapshots.contains(&chain) {
+                    let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
+                    let blob = self.content.path(&blob_digest);
+                    let snapshots = self.snapshots.clone();
+                    let (diff_id, chain_for_task) = (diff_id.clone(), chain.clone());
+                    tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &diff_id, &chain_for_task))
+                        .await
+                        .map_err(|_| PullError::Interrupted)??;
+                }
+                parent = Some(chain);
+            }
+            Ok::<(), PullError>(())
+        };
+        futures::future::try_join(download, unpack).await?;
 
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         let record = ImageRecord {
