@@ -22,6 +22,7 @@ usage: cargo xtask <verb>
   run                build everything and launch Berth Desktop (headless: berth serve)
   test [tier...]     run the test tiers: unit, native, vm, gui (default: all)
   bench vm-boot      QEMU start to first gRPC reply vs. the bare-boot floor
+  bench pull         pull of a 100 MiB image: berth vs dockerd and podman (shared/peers)
   codegen [--check]  regenerate the UI's TypeScript types from the Rust types
 ";
 
