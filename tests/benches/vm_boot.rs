@@ -32,6 +32,7 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
         qmp_socket: dir.join("floor-qmp.sock"),
         console_log: console.clone(),
         vsock: VsockDevice::None,
+        user_network: true,
     };
     let started = Instant::now();
     let mut child = std::process::Command::new(&config.qemu)

@@ -283,3 +283,36 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a VM: cargo xtask test vm"]
+async fn the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback() {
+    use berth_proto::v1::{pull_event::Event, PullRequest};
+    use berth_tests::fixtures::{self, registry::Registry};
+    with_timeout(LIMIT, async {
+        let registry = Registry::start("vm-pull");
+        let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+        registry.push(&fixture);
+        let mut vm = TestVm::builder("vm-pull").start().await;
+        let client = vm.client();
+        // "127.0.0.1" is the user's machine: the engine in the VM reaches it through QEMU.
+        let request = PullRequest { reference: registry.reference(&fixture), platform: String::new(), auth: None };
+        let mut stream = client.images().pull(request).await.expect("pull").into_inner();
+        let mut image = None;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(e) => {
+                    if let Some(Event::Done(done)) = e.event {
+                        image = Some(done);
+                    }
+                }
+                Err(status) => panic!("pull in the VM failed: {}", status.message()),
+            }
+        }
+        let image = image.expect("a pulled image");
+        let manifest: serde_json::Value = serde_json::from_slice(&fixture.top.data).expect("json");
+        assert_eq!(image.id, manifest["config"]["digest"]);
+        assert_eq!(vm.stop().await, StopOutcome::PoweredOff);
+    })
+    .await;
+}

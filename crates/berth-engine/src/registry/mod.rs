@@ -68,6 +68,10 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// Credentials per registry host.
     pub credentials: HashMap<String, Credentials>,
+    /// Where "127.0.0.1" / "localhost" registries really are. In the VM the user's
+    /// loopback is the host's, reached at QEMU's host address
+    /// (`BERTH_LOOPBACK_REGISTRY_HOST`); natively it is this machine's own.
+    pub loopback_host: Option<String>,
 }
 
 impl RegistryConfig {
@@ -80,7 +84,24 @@ impl RegistryConfig {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        RegistryConfig { insecure, credentials: HashMap::new() }
+        let loopback_host = std::env::var("BERTH_LOOPBACK_REGISTRY_HOST").ok().filter(|h| !h.is_empty());
+        RegistryConfig { insecure, credentials: HashMap::new(), loopback_host }
+    }
+
+    /// The host to connect to for a registry name: loopback names go to `loopback_host`.
+    fn connect_host(&self, host: &str) -> String {
+        let (bare, port) = match host.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || host.starts_with('[') => (h, Some(p)),
+            _ => (host, None),
+        };
+        let loopback = bare == "localhost" || bare.starts_with("127.");
+        match (&self.loopback_host, loopback) {
+            (Some(alias), true) => match port {
+                Some(p) => format!("{alias}:{p}"),
+                None => alias.clone(),
+            },
+            _ => host.to_owned(),
+        }
     }
 
     fn scheme(&self, host: &str) -> &'static str {
@@ -140,7 +161,7 @@ impl RegistryClient {
 
     fn url(&self, reference: &Reference, tail: &str) -> String {
         let host = reference.api_host();
-        format!("{}://{host}/v2/{}/{tail}", self.config.scheme(host), reference.repository)
+        format!("{}://{}/v2/{}/{tail}", self.config.scheme(host), self.config.connect_host(host), reference.repository)
     }
 
     /// GET with auth (see [`RegistryClient::send`]).
@@ -345,7 +366,7 @@ impl RegistryClient {
             detail: "not a registry address".into(),
         })?;
         let host = reference.api_host();
-        let url = format!("{}://{host}/v2/", self.config.scheme(host));
+        let url = format!("{}://{}/v2/", self.config.scheme(host), self.config.connect_host(host));
         let response = self.get(&reference, &url, None, Some(creds)).await?;
         match response.status().as_u16() {
             200 => Ok(()),
@@ -361,10 +382,15 @@ mod tests {
 
     #[test]
     fn loopback_and_listed_registries_are_plain_http() {
-        let config = RegistryConfig { insecure: vec!["reg.lan:5000".into()], credentials: HashMap::new() };
+        let config = RegistryConfig { insecure: vec!["reg.lan:5000".into()], credentials: HashMap::new(), loopback_host: None };
         assert_eq!(config.scheme("127.0.0.1:5000"), "http");
         assert_eq!(config.scheme("localhost:5000"), "http");
         assert_eq!(config.scheme("reg.lan:5000"), "http");
         assert_eq!(config.scheme("registry-1.docker.io"), "https");
+        assert_eq!(config.connect_host("127.0.0.1:5000"), "127.0.0.1:5000");
+        let vm = RegistryConfig { loopback_host: Some("10.0.2.2".into()), ..RegistryConfig::default() };
+        assert_eq!(vm.connect_host("127.0.0.1:5000"), "10.0.2.2:5000");
+        assert_eq!(vm.connect_host("localhost"), "10.0.2.2");
+        assert_eq!(vm.connect_host("reg.example:443"), "reg.example:443");
     }
 }

@@ -34,7 +34,7 @@ impl RegistryClient {
             return Ok(location.to_owned());
         }
         let host = reference.api_host();
-        Ok(format!("{}://{host}{location}", self.config.scheme(host)))
+        Ok(format!("{}://{}{location}", self.config.scheme(host), self.config.connect_host(host)))
     }
 
     /// Puts one blob from the store into `reference`'s repository; `mount_from` is a

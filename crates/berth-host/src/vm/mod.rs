@@ -344,6 +344,7 @@ async fn boot_once(
         qmp_socket: paths.qmp.clone(),
         console_log: paths.console_log.clone(),
         vsock,
+        user_network: true,
     };
     let qemu_log = std::fs::File::create(&paths.qemu_log).map_err(StartError::io("create the QEMU log"))?;
     let qemu_log_err = qemu_log.try_clone().map_err(StartError::io("open the QEMU log"))?;

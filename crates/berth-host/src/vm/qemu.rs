@@ -27,6 +27,9 @@ pub struct QemuArgs {
     pub qmp_socket: PathBuf,
     pub console_log: PathBuf,
     pub vsock: VsockDevice,
+    /// QEMU user-mode networking: the guest reaches the host (10.0.2.2) and, through
+    /// it, what the host reaches; nothing listens for the guest on the host.
+    pub user_network: bool,
 }
 
 impl QemuArgs {
@@ -58,6 +61,9 @@ impl QemuArgs {
             }
             VsockDevice::None => {}
         }
+        if self.user_network {
+            push(&["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]);
+        }
         args
     }
 }
@@ -77,6 +83,7 @@ mod tests {
             qmp_socket: "/h/qmp.sock".into(),
             console_log: "/h/console.log".into(),
             vsock,
+            user_network: true,
         }
         .to_args()
         .into_iter()
@@ -92,6 +99,8 @@ mod tests {
         assert!(joined.contains("memory-backend-memfd,id=mem0,size=512M,share=on"), "{joined}");
         assert!(joined.contains("vhost-user-vsock-pci,chardev=vsock0"), "{joined}");
         assert!(joined.contains("-cpu max"), "{joined}");
+        assert!(joined.contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0"), "{joined}");
+        assert!(!joined.contains("hostfwd"), "nothing may listen on the host for the guest: {joined}");
     }
 
     #[test]
