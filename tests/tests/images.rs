@@ -620,3 +620,45 @@ fn login_goes_through_a_credential_helper_when_one_is_configured() {
     assert!(ok);
     assert!(!store.exists(), "logout erases the helper's login");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_by_digest_and_a_manifest_over_the_size_cap() {
+    let registry = Registry::start("digest");
+    let engine = NativeEngine::start("img-digest");
+    let client = engine.client().await;
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let by_digest = format!("{}/busybox@{}", registry.addr, fixture.top.digest);
+    let pulled = pull(&client, &by_digest, "").await.expect("pull by digest");
+    assert!(pulled.image.tags.is_empty(), "a digest pull names no tag: {:?}", pulled.image.tags);
+    assert!(pulled.image.repo_digests.contains(&by_digest));
+    let wrong = format!("{}/busybox@{}", registry.addr, fixtures::digest(b"not this"));
+    let err = pull(&client, &wrong, "").await.err().expect("unknown digest");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{}", err.message);
+
+    // Distribution will not store an 8 MiB manifest, so this test serves one itself:
+    // the client's cap is what is under test.
+    let huge = fixtures::huge_manifest();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(1) {
+            let mut stream = stream.expect("conn");
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                huge.media_type,
+                huge.data.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&huge.data);
+        }
+    });
+    let err = pull(&client, &format!("{addr}/hostile:huge-manifest"), "").await.err().expect("too large");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message.contains("is over the 4194304 byte limit"), "{}", err.message);
+    let _ = server.join();
+    store_is_consistent(&engine);
+}
