@@ -214,6 +214,23 @@ async fn layers_are_unpacked_into_snapshots() {
         assert_eq!(std::fs::read_link(root.join("bin/sh")).expect("bin/sh").display().to_string(), "../bin/busybox");
         let hello = snapshots.join(top.trim_start_matches("sha256:")).join("hello/world.txt");
         assert_eq!(std::fs::read_to_string(&hello).expect("hello"), "hello from a layer\n", "{tag}");
+        let tagged = hello.with_file_name("tagged.txt");
+        let xattr = std::process::Command::new("getfattr")
+            .args(["--only-values", "-n", "user.berth.fixture"])
+            .arg(&tagged)
+            .output();
+        match xattr {
+            Ok(out) if out.status.success() => assert_eq!(out.stdout, b"kept", "{tag}: xattr not applied"),
+            // No getfattr: read it directly.
+            _ => {
+                let mut buf = [0u8; 16];
+                let c = std::ffi::CString::new(tagged.as_os_str().as_encoded_bytes()).expect("path");
+                // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+                let n = unsafe { libc::lgetxattr(c.as_ptr(), c"user.berth.fixture".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+                assert_eq!(n, 4, "{tag}: xattr not applied");
+                assert_eq!(&buf[..4], b"kept");
+            }
+        }
     }
     // Three pulls, one shared base layer, one top: the same content, so one top snapshot.
     let dirs: Vec<_> = std::fs::read_dir(&snapshots).expect("snapshots").flatten().collect();

@@ -164,6 +164,14 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
         return mknod(&target, libc::S_IFCHR, 0).map_err(io_err);
     }
 
+    // Extended attributes ride in PAX records as SCHILY.xattr.<name>.
+    let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions() {
+        Ok(Some(records)) => records
+            .flatten()
+            .filter_map(|r| Some((r.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_owned(), r.value_bytes().to_vec())))
+            .collect(),
+        _ => Vec::new(),
+    };
     let header = entry.header();
     let mode = header.mode().unwrap_or(0o644) & 0o7777;
     let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
@@ -231,11 +239,26 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
             return Err(io_err(err));
         }
     }
+    for (name, value) in &xattrs {
+        // Where the filesystem or our privileges do not allow one, it is skipped: an
+        // image must still run without, say, a security.capability the VM cannot set.
+        if let Err(err) = set_xattr(&path, name, value) {
+            tracing::debug!(entry = %name, error = %err, "xattr not applied");
+        }
+    }
     if kind != tar::EntryType::Symlink {
         let time = filetime_of(mtime);
         let _ = set_times(&path, time);
     }
     Ok(())
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let n = CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
+    let rc = unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn filetime_of(secs: u64) -> libc::timespec {
