@@ -109,3 +109,16 @@ fn bad_host_address_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid engine address"));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn a_bad_engine_config_file_is_a_clear_error() {
+    let home = berth_tests::temp_home("nat-badconfig");
+    std::fs::create_dir_all(home.join("engine")).expect("dir");
+    std::fs::write(home.join("engine/daemon.json"), br#"{"insecure-registries": "not-a-list"}"#).expect("write");
+    let out = berth(&home, &["serve", "--native"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid engine config") && err.contains("must be a list"), "{err}");
+    assert!(!home.join("run/berth.sock").exists(), "no socket may be left behind");
+    let _ = std::fs::remove_dir_all(&home);
+}

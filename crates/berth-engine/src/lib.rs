@@ -55,7 +55,8 @@ struct Inner {
 impl Engine {
     /// Opens the engine's stores under `config.root_dir`.
     pub fn open(config: EngineConfig) -> Result<Engine, image::OpenError> {
-        let images = image::Images::open(&config.root_dir, registry::RegistryConfig::from_env())?;
+        let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json"))?;
+        let images = image::Images::open(&config.root_dir, registries)?;
         Ok(Engine { inner: Arc::new(Inner { config, events: Arc::new(EventBus::new(256)), images: Arc::new(images) }) })
     }
 

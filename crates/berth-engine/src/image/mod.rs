@@ -43,11 +43,16 @@ pub enum OpenError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error(transparent)]
+    Config(#[from] crate::registry::ConfigError),
 }
 
 impl OpenError {
     pub fn kind(&self) -> ErrorKind {
-        ErrorKind::Internal
+        match self {
+            OpenError::Config(_) => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Internal,
+        }
     }
 }
 

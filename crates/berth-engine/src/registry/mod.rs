@@ -61,6 +61,14 @@ impl RegistryError {
     }
 }
 
+/// The engine's config file is not what it should be.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid engine config {path}: {detail}")]
+pub struct ConfigError {
+    pub path: std::path::PathBuf,
+    pub detail: String,
+}
+
 /// Where registries are and how to talk to them.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryConfig {
@@ -75,17 +83,44 @@ pub struct RegistryConfig {
 }
 
 impl RegistryConfig {
-    /// From `BERTH_INSECURE_REGISTRIES=host:port,...`.
-    pub fn from_env() -> RegistryConfig {
-        let insecure = std::env::var("BERTH_INSECURE_REGISTRIES")
+    /// From `BERTH_INSECURE_REGISTRIES=host:port,...` and the engine's config file
+    /// (`insecure-registries` in `daemon.json` under the engine's root, as dockerd has it).
+    pub fn load(config_file: &std::path::Path) -> Result<RegistryConfig, ConfigError> {
+        let mut insecure: Vec<String> = std::env::var("BERTH_INSECURE_REGISTRIES")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
+        match std::fs::read(config_file) {
+            Ok(bytes) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ConfigError { path: config_file.to_owned(), detail: e.to_string() })?;
+                match v.get("insecure-registries") {
+                    None => {}
+                    Some(serde_json::Value::Array(list)) => {
+                        for item in list {
+                            let host = item.as_str().ok_or_else(|| ConfigError {
+                                path: config_file.to_owned(),
+                                detail: "insecure-registries must be a list of host:port strings".into(),
+                            })?;
+                            insecure.push(host.to_owned());
+                        }
+                    }
+                    Some(_) => {
+                        return Err(ConfigError {
+                            path: config_file.to_owned(),
+                            detail: "insecure-registries must be a list of host:port strings".into(),
+                        })
+                    }
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(ConfigError { path: config_file.to_owned(), detail: err.to_string() }),
+        }
         let loopback_host = std::env::var("BERTH_LOOPBACK_REGISTRY_HOST").ok().filter(|h| !h.is_empty());
-        RegistryConfig { insecure, credentials: HashMap::new(), loopback_host }
+        Ok(RegistryConfig { insecure, credentials: HashMap::new(), loopback_host })
     }
 
     /// The host to connect to for a registry name: loopback names go to `loopback_host`.
@@ -392,5 +427,22 @@ mod tests {
         assert_eq!(vm.connect_host("127.0.0.1:5000"), "10.0.2.2:5000");
         assert_eq!(vm.connect_host("localhost"), "10.0.2.2");
         assert_eq!(vm.connect_host("reg.example:443"), "reg.example:443");
+    }
+
+    #[test]
+    fn insecure_registries_from_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("berth-daemon-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("daemon.json");
+        assert!(RegistryConfig::load(&file).expect("no file is fine").insecure.iter().all(|h| h != "reg.lan:5000"));
+        std::fs::write(&file, r#"{"insecure-registries": ["reg.lan:5000"]}"#).expect("write");
+        let config = RegistryConfig::load(&file).expect("load");
+        assert_eq!(config.scheme("reg.lan:5000"), "http");
+        std::fs::write(&file, r#"{"insecure-registries": "reg.lan"}"#).expect("write");
+        let err = RegistryConfig::load(&file).expect_err("bad type");
+        assert!(err.to_string().contains("must be a list"), "{err}");
+        std::fs::write(&file, b"{not json").expect("write");
+        assert!(RegistryConfig::load(&file).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
