@@ -679,3 +679,34 @@ async fn pull_by_digest_and_a_manifest_over_the_size_cap() {
     let _ = server.join();
     store_is_consistent(&engine);
 }
+
+#[test]
+fn bearer_token_flow_against_a_registry_with_token_auth() {
+    let registry = Registry::start_with_token_auth("token", "carol", "token-pw");
+    let engine = NativeEngine::start("img-token");
+    let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&fixture);
+    let reference = registry.reference(&fixture);
+    let docker_config = engine.home.join("docker-config");
+    let berth = |args: &[&str], stdin: &str| engine.berth_with(args, &[("DOCKER_CONFIG", docker_config.as_os_str())], stdin);
+
+    // Anonymous: the token server refuses, and the error says to log in.
+    let (ok, _, err) = berth(&["pull", &reference], "");
+    assert!(!ok);
+    assert!(err.contains("authentication required"), "{err}");
+    let (ok, _, err) = berth(&["login", &registry.addr, "-u", "carol", "--password-stdin"], "nope\n");
+    assert!(!ok);
+    assert!(err.contains("credentials refused"), "{err}");
+    let (ok, out, err) = berth(&["login", &registry.addr, "-u", "carol", "--password-stdin"], "token-pw\n");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "Login Succeeded");
+    let (ok, out, err) = berth(&["pull", &reference], "");
+    assert!(ok, "pull with a bearer token: {err}");
+    assert!(out.contains(&fixture.top.digest), "{out}");
+    // Push needs a pull,push token for another repository.
+    let target = format!("{}/mine/busybox:v1", registry.addr);
+    assert!(berth(&["tag", &reference, &target], "").0);
+    let (ok, out, err) = berth(&["push", &target], "");
+    assert!(ok, "push with a bearer token: {err}");
+    assert!(out.contains(&fixture.top.digest), "{out}");
+}

@@ -18,7 +18,7 @@ impl fmt::Debug for Credentials {
 /// What a registry's 401 asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
-    Bearer { realm: String, service: Option<String> },
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
     Basic,
 }
 
@@ -31,14 +31,16 @@ impl Challenge {
             "bearer" => {
                 let mut realm = None;
                 let mut service = None;
+                let mut scope = None;
                 for (key, value) in params_of(params) {
                     match key.as_str() {
                         "realm" => realm = Some(value),
                         "service" => service = Some(value),
+                        "scope" => scope = Some(value),
                         _ => {}
                     }
                 }
-                Some(Challenge::Bearer { realm: realm?, service })
+                Some(Challenge::Bearer { realm: realm?, service, scope })
             }
             _ => None,
         }
@@ -96,7 +98,11 @@ mod tests {
         let c = Challenge::parse(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#);
         assert_eq!(
             c,
-            Some(Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()) })
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/busybox:pull".into()),
+            })
         );
         assert_eq!(Challenge::parse(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
         assert_eq!(Challenge::parse("Bearer service=x"), None);

@@ -41,8 +41,8 @@ pub enum RegistryError {
     ManifestTooLarge { reference: String, limit: usize },
     #[error("manifest of {reference} does not match its digest {expected} (got {actual})")]
     ManifestDigest { reference: String, expected: Digest, actual: Digest },
-    #[error("bad token answer from {realm}")]
-    Token { realm: String },
+    #[error("bad token answer from {realm}: {detail}")]
+    Token { realm: String, detail: String },
     #[error(transparent)]
     Content(#[from] ContentError),
 }
@@ -267,8 +267,11 @@ impl RegistryClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(Challenge::parse);
             match challenge {
-                Some(Challenge::Bearer { realm, service }) => {
-                    let token = self.fetch_token(&realm, service.as_deref(), &scope, creds).await?;
+                Some(Challenge::Bearer { realm, service, scope: asked }) => {
+                    // The registry's own scope list, when it gives one (a cross-repository
+                    // mount needs pull on the source too); else the one this call needs.
+                    let wanted = asked.unwrap_or_else(|| scope.clone());
+                    let token = self.fetch_token(reference, &realm, service.as_deref(), &wanted, creds).await?;
                     self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), token);
                 }
                 Some(Challenge::Basic) if creds.is_some() => {
@@ -285,24 +288,49 @@ impl RegistryClient {
         }
     }
 
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str, creds: Option<&Credentials>) -> Result<String, RegistryError> {
-        let mut request = self.http.get(realm).query(&[("scope", scope)]);
+    async fn fetch_token(
+        &self,
+        reference: &Reference,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<String, RegistryError> {
+        // A token server on the user's loopback is reached like a loopback registry.
+        let realm_url = match realm.split_once("://") {
+            Some((scheme, rest)) => {
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                format!("{scheme}://{}/{path}", self.config.connect_host(host))
+            }
+            None => realm.to_owned(),
+        };
+        let mut request = self.http.get(&realm_url);
+        for one in scope.split(' ').filter(|s| !s.is_empty()) {
+            request = request.query(&[("scope", one)]);
+        }
         if let Some(service) = service {
             request = request.query(&[("service", service)]);
         }
         if let Some(c) = creds {
             request = request.basic_auth(&c.username, Some(&c.password));
         }
-        let response = request.send().await.map_err(|_| RegistryError::Token { realm: realm.to_owned() })?;
-        if !response.status().is_success() {
-            return Err(RegistryError::Token { realm: realm.to_owned() });
+        let token_err = |detail: String| RegistryError::Token { realm: realm.to_owned(), detail: auth::without_secrets(&detail) };
+        let response = request.send().await.map_err(|e| token_err(e.to_string()))?;
+        if matches!(response.status().as_u16(), 401 | 403) {
+            return Err(RegistryError::Denied {
+                reference: reference.to_string(),
+                detail: if creds.is_some() { "credentials refused".into() } else { "authentication required (berth login)".into() },
+            });
         }
-        let body: serde_json::Value = response.json().await.map_err(|_| RegistryError::Token { realm: realm.to_owned() })?;
+        if !response.status().is_success() {
+            return Err(token_err(format!("status {}", response.status().as_u16())));
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| token_err(e.to_string()))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
             .map(str::to_owned)
-            .ok_or_else(|| RegistryError::Token { realm: realm.to_owned() })
+            .ok_or_else(|| token_err("no token in the answer".into()))
     }
 
     /// Fetches a manifest (or index) by the reference's tag or digest, reading at most
