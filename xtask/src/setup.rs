@@ -30,10 +30,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "xvfb",
     "xauth",
     "webkit2gtk-driver",
-    // Image tests: a real registry, an independent client to check it, htpasswd for logins.
+    // Image tests: a real registry, an independent client to check it, htpasswd and a
+    // token server (openssl signs its JWTs) for logins.
     "docker-registry",
     "skopeo",
     "apache2-utils",
+    "openssl",
 ];
 
 /// Tools installed with `cargo install` (name, version).
