@@ -133,11 +133,19 @@ impl Catalog {
         Ok(())
     }
 
-    /// Every image, newest name first.
+    /// Every image, by id.
     pub fn list(&self) -> Result<Vec<ImageRecord>, CatalogError> {
+        self.select(None)
+    }
+
+    /// The images with `id` (one at most), or all of them.
+    fn select(&self, id: Option<&str>) -> Result<Vec<ImageRecord>, CatalogError> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT id, manifest_digest, size, created, architecture, os, layers FROM images ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
+        let mut stmt = db.prepare(
+            "SELECT id, manifest_digest, size, created, architecture, os, layers FROM images
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -201,7 +209,7 @@ impl Catalog {
             }
         };
         let Some(id) = id else { return Ok(None) };
-        Ok(self.list()?.into_iter().find(|i| i.id.to_string() == id))
+        Ok(self.select(Some(&id))?.into_iter().next())
     }
 }
 
