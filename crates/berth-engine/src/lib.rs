@@ -1,6 +1,7 @@
 //! Berth's container engine. The guest agent is a thin binary over this library; the
 //! same code runs inside the VM and natively on Linux.
 
+pub mod container;
 pub mod content;
 pub mod events;
 pub mod image;
@@ -50,14 +51,57 @@ struct Inner {
     config: EngineConfig,
     events: Arc<EventBus>,
     images: Arc<image::Images>,
+    containers: Arc<container::Containers>,
+}
+
+/// Why the engine could not open its state.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Images(#[from] image::OpenError),
+    #[error(transparent)]
+    Containers(#[from] container::ContainerError),
+}
+
+impl OpenError {
+    pub fn kind(&self) -> berth_proto::ErrorKind {
+        match self {
+            OpenError::Images(e) => e.kind(),
+            OpenError::Containers(e) => e.kind(),
+        }
+    }
 }
 
 impl Engine {
     /// Opens the engine's stores under `config.root_dir`.
-    pub fn open(config: EngineConfig) -> Result<Engine, image::OpenError> {
-        let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json"))?;
-        let images = image::Images::open(&config.root_dir, registries)?;
-        Ok(Engine { inner: Arc::new(Inner { config, events: Arc::new(EventBus::new(256)), images: Arc::new(images) }) })
+    pub fn open(config: EngineConfig) -> Result<Engine, OpenError> {
+        let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
+        let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
+        let events = Arc::new(EventBus::new(256));
+        let containers = Arc::new(container::Containers::open(
+            &config.root_dir,
+            images.clone(),
+            events.clone(),
+            container::RuntimeConfig::from_env(),
+        )?);
+        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers }) })
+    }
+
+    /// Adopts the containers that kept running while no engine was up, and settles the
+    /// rest. Call once, after `open`, inside the runtime.
+    pub async fn recover(&self) {
+        self.inner.containers.recover().await;
+    }
+
+    pub fn containers(&self) -> &Arc<container::Containers> {
+        &self.inner.containers
+    }
+
+    /// The gRPC service for `berth.v1.Containers`.
+    pub fn containers_service(
+        &self,
+    ) -> berth_proto::v1::containers_server::ContainersServer<container::api::ContainersApi> {
+        berth_proto::v1::containers_server::ContainersServer::new(container::api::ContainersApi::new(self.inner.containers.clone()))
     }
 
     pub fn config(&self) -> &EngineConfig {

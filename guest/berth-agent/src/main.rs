@@ -68,13 +68,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot create state directory {}: {e}", args.root.display()))?;
     let engine = Engine::open(EngineConfig { placement, root_dir: args.root.clone() })?;
 
+    engine.recover().await;
+
     let mut servers = Vec::new();
     if let Some(path) = &args.unix {
         let listener = berth_proto::socket::bind_unix(path).await?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let router = tonic::transport::Server::builder()
             .add_service(engine.system_service())
-            .add_service(engine.images_service());
+            .add_service(engine.images_service())
+            .add_service(engine.containers_service());
         tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
@@ -85,7 +88,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let incoming = listener.incoming();
         let router = tonic::transport::Server::builder()
             .add_service(engine.system_service())
-            .add_service(engine.images_service());
+            .add_service(engine.images_service())
+            .add_service(engine.containers_service());
         tracing::info!(port, "serving gRPC on vsock");
         // A stable line on the console: the host waits for it before its first connect.
         eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);

@@ -1,6 +1,21 @@
 //! The command line: one file per command.
 
+mod container;
+mod create;
 mod events;
+mod exec;
+mod inspect;
+mod kill;
+mod logs;
+mod pause;
+mod ps;
+mod rename;
+mod rm;
+mod run;
+mod start;
+mod stop;
+mod top;
+mod wait;
 mod history;
 mod image;
 mod images;
@@ -55,8 +70,41 @@ enum Command {
     Push(push::Args),
     /// List images.
     Images(images::Args),
-    /// Show images in Docker's JSON shape.
-    Inspect(images::InspectArgs),
+    /// Show containers or images in Docker's JSON shape.
+    Inspect(inspect::Args),
+    /// Create and start a container.
+    Run(run::Args),
+    /// Create a container.
+    Create(create::ContainerArgs),
+    /// Start containers.
+    Start(start::Args),
+    /// Stop containers (the stop signal, then SIGKILL after the timeout).
+    Stop(stop::Args),
+    /// Restart containers.
+    Restart(stop::Args),
+    /// Send a signal to containers.
+    Kill(kill::Args),
+    /// Remove containers.
+    Rm(rm::Args),
+    /// List containers.
+    Ps(ps::Args),
+    /// Fetch a container's logs.
+    Logs(logs::Args),
+    /// Run a command in a running container.
+    Exec(exec::Args),
+    /// Wait for containers to stop; print their exit codes.
+    Wait(wait::Args),
+    /// Rename a container.
+    Rename(rename::Args),
+    /// Pause containers.
+    Pause(pause::Args),
+    /// Unpause containers.
+    Unpause(pause::Args),
+    /// A container's processes.
+    Top(top::Args),
+    /// Container commands.
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
     /// Write images to a tar (OCI layout and docker archive in one).
     Save(save::Args),
     /// Load images from a tar (`berth save`, `docker save`, an OCI layout).
@@ -107,7 +155,23 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Pull(args) => pull::run(&ctx, args).await,
         Command::Push(args) => push::run(&ctx, args).await,
         Command::Images(args) => images::run(&ctx, args).await,
-        Command::Inspect(args) => images::inspect(&ctx, args).await,
+        Command::Inspect(args) => inspect::run(&ctx, args).await,
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Create(args) => create::run(&ctx, args).await,
+        Command::Start(args) => start::run(&ctx, args).await,
+        Command::Stop(args) => stop::stop(&ctx, args).await,
+        Command::Restart(args) => stop::restart(&ctx, args).await,
+        Command::Kill(args) => kill::run(&ctx, args).await,
+        Command::Rm(args) => rm::run(&ctx, args).await,
+        Command::Ps(args) => ps::run(&ctx, args).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Exec(args) => exec::run(&ctx, args).await,
+        Command::Wait(args) => wait::run(&ctx, args).await,
+        Command::Rename(args) => rename::run(&ctx, args).await,
+        Command::Pause(args) => pause::pause(&ctx, args).await,
+        Command::Unpause(args) => pause::unpause(&ctx, args).await,
+        Command::Top(args) => top::run(&ctx, args).await,
+        Command::Container(cmd) => container::run(&ctx, cmd).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
@@ -117,5 +181,34 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Rmi(args) => rmi::run(&ctx, args).await,
         Command::System(cmd) => system::run(&ctx, cmd).await,
         Command::Vm(cmd) => vm::run(&ctx, cmd).await,
+    }
+}
+
+/// Runs `call` for each container, printing its name on success and each failure on
+/// stderr (docker's habit for multi-container verbs); fails if any failed.
+pub async fn each<F, Fut>(containers: &[String], operation: &'static str, call: F) -> CommandResult
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let mut failed = false;
+    for id in containers {
+        match call(id.clone()).await {
+            Ok(()) => println!("{id}"),
+            Err(status) => {
+                eprintln!("berth: {}", berth_host::agent::CallError::from_status(operation, status));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -61,7 +61,7 @@ impl Images {
         let before = size(&self.content.list()?);
         let mut pruned = Pruned::default();
         for image in self.catalog.list()? {
-            if all || image.tags.is_empty() {
+            if (all || image.tags.is_empty()) && self.used_by(&image.id.to_string()).is_none() {
                 pruned.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
                 self.catalog.delete(&image.id)?;
                 pruned.deleted.push(image.id.to_string());

@@ -33,6 +33,8 @@ pub struct Images {
     pub snapshots: crate::snapshot::Snapshots,
     pub registry: RegistryClient,
     root: std::path::PathBuf,
+    /// Image id -> the containers made from it (kept by the container store).
+    used_by: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +70,30 @@ impl Images {
             snapshots: crate::snapshot::Snapshots::open(&root.join("snapshots"))?,
             registry: RegistryClient::new(registries),
             root: root.to_owned(),
+            used_by: Default::default(),
         })
+    }
+
+    /// Records that container `container` was made from image `image_id`.
+    pub fn mark_used(&self, image_id: &str, container: &str) {
+        let mut used = self.used_by.lock().unwrap_or_else(|p| p.into_inner());
+        used.entry(image_id.to_owned()).or_default().insert(container.to_owned());
+    }
+
+    pub fn unmark_used(&self, image_id: &str, container: &str) {
+        let mut used = self.used_by.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = used.get_mut(image_id) {
+            set.remove(container);
+            if set.is_empty() {
+                used.remove(image_id);
+            }
+        }
+    }
+
+    /// A container using the image, if any.
+    pub fn used_by(&self, image_id: &str) -> Option<String> {
+        let used = self.used_by.lock().unwrap_or_else(|p| p.into_inner());
+        used.get(image_id).and_then(|set| set.iter().next().cloned())
     }
 
     /// A fresh path for a temporary file of the engine (removed by its user).

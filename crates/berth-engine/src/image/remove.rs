@@ -23,6 +23,8 @@ pub enum RemoveError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Content(#[from] ContentError),
+    #[error("conflict: unable to delete {image} (must be forced) - image is being used by container {container}")]
+    InUse { image: String, container: String },
     #[error("cannot remove snapshot {chain}")]
     Snapshot { chain: Digest, source: std::io::Error },
 }
@@ -31,7 +33,7 @@ impl RemoveError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RemoveError::NotFound(_) => ErrorKind::NotFound,
-            RemoveError::Ambiguous { .. } => ErrorKind::Conflict,
+            RemoveError::Ambiguous { .. } | RemoveError::InUse { .. } => ErrorKind::Conflict,
             RemoveError::Reference(_) => ErrorKind::InvalidArgument,
             RemoveError::Catalog(e) => e.kind(),
             RemoveError::Content(e) => e.kind(),
@@ -82,6 +84,17 @@ impl Images {
             }
         } else if image.tags.len() > 1 && !force {
             return Err(RemoveError::Ambiguous { id: image.id.to_string(), names: image.tags.join(", ") });
+        }
+        if let Some(container) = self.used_by(&image.id.to_string()) {
+            if !force {
+                return Err(RemoveError::InUse { image: name_or_id.to_owned(), container: container[..12.min(container.len())].to_owned() });
+            }
+            // Docker: forcing takes the names; the image stays for its containers.
+            for name in image.tags.iter() {
+                self.catalog.untag(name)?;
+                removed.untagged.push(name.clone());
+            }
+            return Ok(removed);
         }
         removed.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
         self.catalog.delete(&image.id)?;

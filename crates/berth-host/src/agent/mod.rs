@@ -84,6 +84,7 @@ impl CallError {
 pub struct AgentClient {
     system: SystemClient<Channel>,
     images: berth_proto::v1::images_client::ImagesClient<Channel>,
+    containers: berth_proto::v1::containers_client::ContainersClient<Channel>,
 }
 
 impl AgentClient {
@@ -105,7 +106,8 @@ impl AgentClient {
         };
         Ok(AgentClient {
             system: SystemClient::new(channel.clone()),
-            images: berth_proto::v1::images_client::ImagesClient::new(channel),
+            images: berth_proto::v1::images_client::ImagesClient::new(channel.clone()),
+            containers: berth_proto::v1::containers_client::ContainersClient::new(channel),
         })
     }
 
@@ -128,6 +130,11 @@ impl AgentClient {
     /// The `berth.v1.Images` client on the same connection.
     pub fn images(&self) -> berth_proto::v1::images_client::ImagesClient<Channel> {
         self.images.clone()
+    }
+
+    /// The `berth.v1.Containers` client on the same connection.
+    pub fn containers(&self) -> berth_proto::v1::containers_client::ContainersClient<Channel> {
+        self.containers.clone()
     }
 
     /// Subscribes to the engine's events.

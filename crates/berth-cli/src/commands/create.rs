@@ -1,0 +1,269 @@
+//! `create`, and the container options `run` shares with it.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use berth_host::agent::{AgentClient, CallError};
+use berth_proto::v1::{pull_event::Event, CreateContainerRequest, Mount, PullRequest, Resources, RestartPolicy};
+use berth_proto::ErrorKind;
+use futures::StreamExt;
+
+use super::{CommandResult, Context};
+use crate::engine;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContainerArgs {
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to take it from here).
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long)]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Working directory inside the container.
+    #[arg(long, short = 'w')]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Overwrite the image's entrypoint.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name (no `-h`: that is help here).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Set metadata (KEY=VALUE).
+    #[arg(long = "label", short = 'l')]
+    pub labels: Vec<String>,
+    /// Allocate a pseudo-TTY.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Keep STDIN open.
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Signal to stop the container.
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long)]
+    pub stop_timeout: Option<i32>,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities.
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Security options (no-new-privileges, seccomp=unconfined|<profile.json>).
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// Memory limit (e.g. 64m, 1g).
+    #[arg(long, short = 'm')]
+    pub memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(long, short = 'c')]
+    pub cpu_shares: Option<i64>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Network mode: none or host (networks come later).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// The image.
+    pub image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `64m`, `1g`, `512k`, `1000` (bytes) as docker reads them (binary units).
+pub fn parse_bytes(text: &str) -> Result<i64, String> {
+    let text = text.trim().to_ascii_lowercase();
+    if text == "-1" {
+        return Ok(-1);
+    }
+    let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: f64 = number.parse().map_err(|_| format!("invalid size: {text:?}"))?;
+    let multiplier: f64 = match unit.trim_end_matches('b') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("invalid size: {text:?}")),
+    };
+    Ok((number * multiplier) as i64)
+}
+
+fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read env file {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| if l.contains('=') { Some(l.to_owned()) } else { std::env::var(l).ok().map(|v| format!("{l}={v}")) })
+        .collect())
+}
+
+impl ContainerArgs {
+    pub fn request(&self) -> Result<CreateContainerRequest, String> {
+        let mut env = Vec::new();
+        for file in &self.env_file {
+            env.extend(read_env_file(file)?);
+        }
+        for entry in &self.env {
+            if entry.contains('=') {
+                env.push(entry.clone());
+            } else if let Ok(value) = std::env::var(entry) {
+                env.push(format!("{entry}={value}"));
+            }
+        }
+        let labels: HashMap<String, String> = self
+            .labels
+            .iter()
+            .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new())))
+            .collect();
+        let restart = match self.restart.as_deref() {
+            None => None,
+            Some(text) => {
+                let (name, count) = match text.split_once(':') {
+                    Some((name, count)) => (name, count.parse::<u32>().map_err(|_| format!("invalid restart policy {text:?}"))?),
+                    None => (text, 0),
+                };
+                Some(RestartPolicy { name: name.to_owned(), maximum_retry_count: count })
+            }
+        };
+        let mounts = self
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (target, options) = t.split_once(':').unwrap_or((t.as_str(), ""));
+                Mount { r#type: "tmpfs".into(), target: target.into(), options: options.into(), read_only: false }
+            })
+            .collect();
+        Ok(CreateContainerRequest {
+            name: self.name.clone().unwrap_or_default(),
+            image: self.image.clone(),
+            cmd: self.command.clone(),
+            entrypoint: self.entrypoint.iter().filter(|e| !e.is_empty()).cloned().collect(),
+            entrypoint_set: self.entrypoint.is_some(),
+            env,
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            hostname: self.hostname.clone().unwrap_or_default(),
+            labels,
+            tty: self.tty,
+            open_stdin: self.interactive,
+            init: self.init,
+            stop_signal: self.stop_signal.clone().unwrap_or_default(),
+            stop_timeout: self.stop_timeout.unwrap_or(-1),
+            auto_remove: self.rm,
+            read_only: self.read_only,
+            privileged: self.privileged,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self
+                .security_opt
+                .iter()
+                .map(|o| match o.split_once(['=', ':']) {
+                    // docker reads a profile file on the client and sends its JSON.
+                    Some(("seccomp", path)) if path != "unconfined" && !path.trim_start().starts_with('{') => {
+                        std::fs::read_to_string(path).map(|json| format!("seccomp={json}")).map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))
+                    }
+                    _ => Ok(o.clone()),
+                })
+                .collect::<Result<_, _>>()?,
+            resources: Some(Resources {
+                memory: self.memory.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
+                memory_swap: self.memory_swap.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
+                nano_cpus: self.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+                cpu_shares: self.cpu_shares.unwrap_or(0),
+                pids_limit: self.pids_limit.unwrap_or(0),
+            }),
+            restart_policy: restart,
+            mounts,
+            network_mode: self.network.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// Pulls `image`, reporting on stderr as `docker run` does.
+async fn pull_for_create(agent: &AgentClient, image: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    eprintln!("Unable to find image '{image}' locally");
+    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(image))?
+        .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
+    let request = PullRequest { reference: image.to_owned(), platform: String::new(), auth };
+    let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|s| CallError::from_status("pull", s))?;
+        if let Some(Event::Done(done)) = event.event {
+            eprintln!("Digest: {}", done.manifest_digest);
+            eprintln!("Status: Downloaded newer image for {image}");
+        }
+    }
+    Ok(())
+}
+
+/// Creates the container, pulling its image first if the engine lacks it.
+pub async fn create_container(agent: &AgentClient, args: &ContainerArgs) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let request = args.request()?;
+    let first = agent.containers().create(request.clone()).await;
+    let response = match first {
+        Err(status) if ErrorKind::from_grpc_code(status.code()) == ErrorKind::NotFound && status.message().starts_with("no such image") => {
+            pull_for_create(agent, &args.image).await?;
+            agent.containers().create(request).await.map_err(|s| CallError::from_status("create", s))?
+        }
+        other => other.map_err(|s| CallError::from_status("create", s))?,
+    };
+    let response = response.into_inner();
+    for warning in response.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok(response.id)
+}
+
+pub async fn run(ctx: &Context, args: ContainerArgs) -> CommandResult {
+    let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
+    let id = create_container(&agent, &args).await?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(super::parse_bytes("64m"), Ok(64 << 20));
+        assert_eq!(super::parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(super::parse_bytes("512kb"), Ok(512 << 10));
+        assert_eq!(super::parse_bytes("1000"), Ok(1000));
+        assert_eq!(super::parse_bytes("-1"), Ok(-1));
+        assert!(super::parse_bytes("lots").is_err());
+    }
+}

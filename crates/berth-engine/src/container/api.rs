@@ -1,0 +1,401 @@
+//! `berth.v1.Containers`: each call turns into a [`Containers`] action.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use berth_proto::v1::{
+    containers_server::Containers as ContainersApiTrait, AttachInput, AttachOutput, ContainerDetails, ContainerRef,
+    ContainerSummary, CreateContainerRequest, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
+    ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
+    RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
+    WaitContainerResponse,
+};
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::{Request, Response, Status};
+
+use super::inspect::{command_text, created_unix, matches_filters, status_text};
+use super::record::{ContainerRecord, Resources, RestartPolicy, TmpfsMount};
+use super::{ContainerError, Containers, CreateRequest, ExecRequest, LogsQuery};
+
+#[derive(Debug)]
+pub struct ContainersApi {
+    containers: Arc<Containers>,
+}
+
+impl ContainersApi {
+    pub fn new(containers: Arc<Containers>) -> ContainersApi {
+        ContainersApi { containers }
+    }
+}
+
+fn status(err: ContainerError) -> Status {
+    Status::new(err.kind().grpc_code(), crate::error_chain(&err))
+}
+
+fn summary(record: &ContainerRecord) -> ContainerSummary {
+    ContainerSummary {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        image: record.config.image.clone(),
+        image_id: record.image_id.clone(),
+        command: command_text(record),
+        created: created_unix(record),
+        state: record.state.status.as_str().to_owned(),
+        status: status_text(record),
+        labels: record.config.labels.clone().into_iter().collect(),
+        exit_code: record.state.exit_code,
+    }
+}
+
+fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, Status> {
+    filters
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| Status::invalid_argument(format!("bad filter {f:?}: expected key=value")))
+        })
+        .collect()
+}
+
+impl From<CreateContainerRequest> for CreateRequest {
+    fn from(r: CreateContainerRequest) -> Self {
+        let resources = r.resources.unwrap_or_default();
+        let policy = r.restart_policy.unwrap_or_default();
+        CreateRequest {
+            name: r.name,
+            image: r.image,
+            cmd: r.cmd,
+            entrypoint: r.entrypoint_set.then_some(r.entrypoint),
+            env: r.env,
+            working_dir: r.working_dir,
+            user: r.user,
+            hostname: r.hostname,
+            labels: r.labels.into_iter().collect::<BTreeMap<_, _>>(),
+            tty: r.tty,
+            open_stdin: r.open_stdin,
+            init: r.init,
+            stop_signal: r.stop_signal,
+            stop_timeout: (r.stop_timeout >= 0).then_some(r.stop_timeout),
+            auto_remove: r.auto_remove,
+            read_only: r.read_only,
+            privileged: r.privileged,
+            cap_add: r.cap_add,
+            cap_drop: r.cap_drop,
+            security_opt: r.security_opt,
+            resources: Resources {
+                memory: resources.memory,
+                memory_swap: resources.memory_swap,
+                nano_cpus: resources.nano_cpus,
+                cpu_shares: resources.cpu_shares,
+                pids_limit: resources.pids_limit,
+            },
+            restart_policy: RestartPolicy { name: policy.name, maximum_retry_count: policy.maximum_retry_count },
+            tmpfs: r
+                .mounts
+                .into_iter()
+                .filter(|m| m.r#type == "tmpfs")
+                .map(|m| TmpfsMount { target: m.target, options: m.options, read_only: m.read_only })
+                .collect(),
+            network_mode: r.network_mode,
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl ContainersApiTrait for ContainersApi {
+    type LogsStream = BoxStream<LogChunk>;
+    type AttachStream = BoxStream<AttachOutput>;
+    type ExecStream = BoxStream<ExecOutput>;
+
+    async fn create(&self, request: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
+        let request = request.into_inner();
+        if request.mounts.iter().any(|m| m.r#type != "tmpfs") {
+            return Err(Status::invalid_argument("only tmpfs mounts are supported yet (volumes and binds come with volumes)"));
+        }
+        let record = self.containers.create(request.into()).await.map_err(status)?;
+        let mut warnings = Vec::new();
+        if record.host_config.resources.memory > 0
+            && record.host_config.resources.memory_swap != 0
+            && !self.containers.facts.swap_accounting
+        {
+            warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
+        }
+        Ok(Response::new(CreateContainerResponse { id: record.id, warnings }))
+    }
+
+    async fn start(&self, request: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
+        self.containers.start(&request.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn stop(&self, request: Request<StopContainerRequest>) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        self.containers.stop(&r.id, (r.timeout >= 0).then_some(r.timeout), Some(&r.signal)).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn restart(&self, request: Request<StopContainerRequest>) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        self.containers.restart(&r.id, (r.timeout >= 0).then_some(r.timeout)).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn kill(&self, request: Request<KillContainerRequest>) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        self.containers.kill(&r.id, &r.signal).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn pause(&self, request: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
+        self.containers.pause(&request.into_inner().id, true).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn unpause(&self, request: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
+        self.containers.pause(&request.into_inner().id, false).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn remove(&self, request: Request<RemoveContainerRequest>) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        self.containers.remove(&r.id, r.force).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn rename(&self, request: Request<RenameContainerRequest>) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        self.containers.rename(&r.id, &r.new_name).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn list(&self, request: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
+        let r = request.into_inner();
+        let filters = parse_filters(&r.filters)?;
+        let images = &self.containers.images;
+        let image_id = |name: &str| images.resolve(name).ok().flatten().map(|i| i.id.to_string());
+        let containers = self
+            .containers
+            .list()
+            .map_err(status)?
+            .into_iter()
+            .filter(|c| r.all || !filters.is_empty() || c.state.status.is_running() || c.state.status == super::Status::Restarting)
+            .filter(|c| matches_filters(c, &filters, &image_id))
+            .map(|c| summary(&c))
+            .collect();
+        Ok(Response::new(ListContainersResponse { containers }))
+    }
+
+    async fn inspect(&self, request: Request<ContainerRef>) -> Result<Response<ContainerDetails>, Status> {
+        let record = self.containers.find(&request.into_inner().id).map_err(status)?;
+        let json = self.containers.inspect_json(&record);
+        Ok(Response::new(ContainerDetails { summary: Some(summary(&record)), inspect_json: json.to_string() }))
+    }
+
+    async fn wait(&self, request: Request<WaitContainerRequest>) -> Result<Response<WaitContainerResponse>, Status> {
+        let r = request.into_inner();
+        let exit_code = self.containers.wait(&r.id, &r.condition).await.map_err(status)?;
+        Ok(Response::new(WaitContainerResponse { exit_code, error: String::new() }))
+    }
+
+    async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let r = request.into_inner();
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let parse = |text: &str, what: &str| -> Result<Option<i64>, Status> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            super::logs::parse_time(text, now)
+                .map(Some)
+                .ok_or_else(|| Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}")))
+        };
+        let (stdout, stderr) = if !r.stdout && !r.stderr { (true, true) } else { (r.stdout, r.stderr) };
+        let query = LogsQuery {
+            follow: r.follow,
+            stdout,
+            stderr,
+            since: parse(&r.since, "since")?,
+            until: parse(&r.until, "until")?,
+            tail: usize::try_from(r.tail).ok(),
+        };
+        let receiver = self.containers.logs(&r.id, query).map_err(status)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
+            .map(|line| Ok(LogChunk { stream: u32::from(line.stream), data: line.data, time: line.time }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn attach(&self, request: Request<tonic::Streaming<AttachInput>>) -> Result<Response<Self::AttachStream>, Status> {
+        let mut input = request.into_inner();
+        let first = input
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("attach: the first message must name the container"))?;
+        // Answer at once: the caller starts the container only after this returns
+        // (attach-then-start), so waiting for the start happens in the stream.
+        self.containers.find(&first.id).map_err(status)?;
+        let containers = self.containers.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<AttachOutput, Status>>(64);
+        tokio::spawn(async move {
+            let socket = match containers.attach(&first.id).await {
+                Ok(socket) => socket,
+                Err(err) => {
+                    let _ = sender.send(Err(status(err))).await;
+                    return;
+                }
+            };
+            let socket = match socket.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(socket)) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    let _ = sender.send(Err(Status::internal(e.to_string()))).await;
+                    return;
+                }
+            };
+            let (reader, mut writer) = socket.into_split();
+            tokio::spawn(async move {
+                let mut pending = vec![first];
+                loop {
+                    for message in pending.drain(..) {
+                        if !message.stdin.is_empty() && writer.write_all(&super::attach::frame(super::attach::STDIN, &message.stdin)).await.is_err() {
+                            return;
+                        }
+                        if message.rows > 0 && message.cols > 0 {
+                            let mut size = Vec::with_capacity(4);
+                            size.extend_from_slice(&(message.rows as u16).to_be_bytes());
+                            size.extend_from_slice(&(message.cols as u16).to_be_bytes());
+                            if writer.write_all(&super::attach::frame(super::attach::RESIZE, &size)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if message.close_stdin && writer.write_all(&super::attach::frame(super::attach::CLOSE_STDIN, &[])).await.is_err() {
+                            return;
+                        }
+                    }
+                    match input.message().await {
+                        Ok(Some(message)) => pending.push(message),
+                        _ => return,
+                    }
+                }
+            });
+            pump_attach_output(reader, sender).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn exec(&self, request: Request<tonic::Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+        let mut input = request.into_inner();
+        let first = input.message().await?.ok_or_else(|| Status::invalid_argument("exec: the first message must carry the spec"))?;
+        let spec = first.spec.clone().ok_or_else(|| Status::invalid_argument("exec: the first message must carry the spec"))?;
+        let detach = spec.detach;
+        let request = ExecRequest {
+            container: spec.container,
+            cmd: spec.cmd,
+            env: spec.env,
+            user: spec.user,
+            working_dir: spec.working_dir,
+            tty: spec.tty,
+            attach_stdin: spec.attach_stdin,
+            detach,
+            privileged: spec.privileged,
+        };
+        let mut streams = self.containers.exec(request).await.map_err(status)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<ExecOutput, Status>>(64);
+        if let Some(mut stdin) = streams.child.stdin.take() {
+            tokio::spawn(async move {
+                let mut message = Some(first);
+                loop {
+                    if let Some(m) = message.take() {
+                        if !m.stdin.is_empty() && stdin.write_all(&m.stdin).await.is_err() {
+                            return;
+                        }
+                        if m.close_stdin {
+                            return;
+                        }
+                    }
+                    match input.message().await {
+                        Ok(Some(m)) => message = Some(m),
+                        _ => return,
+                    }
+                }
+            });
+        }
+        let mut pumps = Vec::new();
+        for (stream_no, pipe) in [
+            (1u32, streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+            (2u32, streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+        ] {
+            let Some(mut pipe) = pipe else { continue };
+            let sender = sender.clone();
+            pumps.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match pipe.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let out = ExecOutput { stream: stream_no, data: buf[..n].to_vec(), exited: false, exit_code: 0 };
+                            if sender.send(Ok(out)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        let containers = self.containers.clone();
+        tokio::spawn(async move {
+            let status = streams.child.wait().await;
+            for pump in pumps {
+                let _ = pump.await;
+            }
+            let exit_code = match status {
+                Ok(s) => s.code().unwrap_or_else(|| {
+                    use std::os::unix::process::ExitStatusExt;
+                    128 + s.signal().unwrap_or(0)
+                }),
+                Err(_) => 255,
+            };
+            containers.exec_done(&streams.exec_id, &streams.container_id, exit_code);
+            let _ = sender.send(Ok(ExecOutput { stream: 0, data: Vec::new(), exited: true, exit_code })).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn top(&self, request: Request<ContainerRef>) -> Result<Response<TopResponse>, Status> {
+        let (titles, rows) = self.containers.top(&request.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(TopResponse { titles, processes: rows.into_iter().map(|columns| TopRow { columns }).collect() }))
+    }
+
+    async fn prune(&self, request: Request<PruneContainersRequest>) -> Result<Response<PruneContainersResponse>, Status> {
+        if !request.into_inner().filters.is_empty() {
+            return Err(Status::invalid_argument("container prune filters are not supported yet"));
+        }
+        let deleted = self.containers.prune().await.map_err(status)?;
+        Ok(Response::new(PruneContainersResponse { deleted, reclaimed_bytes: 0 }))
+    }
+}
+
+/// Forwards the monitor's `[stream u8][len u32 BE][data]` frames as messages.
+async fn pump_attach_output(mut reader: tokio::net::unix::OwnedReadHalf, sender: tokio::sync::mpsc::Sender<Result<AttachOutput, Status>>) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 32 * 1024];
+    loop {
+        while buf.len() >= 5 {
+            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+            if buf.len() < 5 + len {
+                break;
+            }
+            let out = AttachOutput { stream: u32::from(buf[0]), data: buf[5..5 + len].to_vec() };
+            buf.drain(..5 + len);
+            if sender.send(Ok(out)).await.is_err() {
+                return;
+            }
+        }
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}

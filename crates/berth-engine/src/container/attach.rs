@@ -1,0 +1,77 @@
+//! Attaching to a container's live stdio through its monitor's `attach.sock` (framing
+//! in guest/berth-monitor's `frame.rs`). Attaching to a container that is not running
+//! yet waits for its next start, and is connected before the process runs, so no
+//! output is missed (docker's attach-then-start, which `run` relies on).
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use super::record::Status;
+use super::{ContainerError, Containers};
+
+/// Client-to-monitor frame kinds.
+pub const STDIN: u8 = 0;
+pub const CLOSE_STDIN: u8 = 1;
+pub const RESIZE: u8 = 2;
+
+/// Encodes one client-to-monitor frame.
+pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + payload.len());
+    out.push(kind);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+impl Containers {
+    /// Connects to the running container's monitor.
+    fn connect_attach(&self, id: &str) -> Result<UnixStream, String> {
+        // The directory may be deeper than a socket path allows; go through an fd.
+        let dir = std::fs::File::open(self.dir(id)).map_err(|e| format!("open the container's directory: {e}"))?;
+        let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
+        UnixStream::connect(&path).map_err(|e| format!("connect to the container's monitor: {e}"))
+    }
+
+    /// A stream of the container's stdio: now if it runs, else from its next start.
+    pub async fn attach(self: &Arc<Self>, key: &str) -> Result<UnixStream, ContainerError> {
+        let id = self.find(key)?.id;
+        let receiver = {
+            let lock = self.lock_of(&id);
+            let _guard = lock.lock().await;
+            let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+            match record.state.status {
+                Status::Running | Status::Paused => return self.connect_attach(&id).map_err(ContainerError::Runtime),
+                Status::Removing | Status::Dead => {
+                    return Err(ContainerError::Conflict(format!("container {} is being removed", record.name)))
+                }
+                _ => {
+                    let (sender, receiver) = tokio::sync::oneshot::channel();
+                    let mut pending = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
+                    pending.entry(id.clone()).or_default().push(sender);
+                    receiver
+                }
+            }
+        };
+        match receiver.await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(message)) => Err(ContainerError::Runtime(message)),
+            Err(_) => Err(ContainerError::Runtime("the container did not start".to_owned())),
+        }
+    }
+
+    /// Connects every waiting attach caller (the process has not started yet).
+    pub(super) fn hand_over_pending_attach(&self, id: &str) {
+        let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
+        for sender in waiting {
+            let _ = sender.send(self.connect_attach(id));
+        }
+    }
+
+    pub(super) fn fail_pending_attach(&self, id: &str, message: &str) {
+        let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
+        for sender in waiting {
+            let _ = sender.send(Err(message.to_owned()));
+        }
+    }
+}

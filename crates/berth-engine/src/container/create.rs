@@ -1,0 +1,354 @@
+//! `create`: checks the request the way docker does, merges it with the image's
+//! config, and records the container. Nothing runs yet and nothing is mounted.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::record::{ContainerConfig, ContainerRecord, HostConfig, Resources, RestartPolicy, State, Status, TmpfsMount};
+use super::{caps, new_id, now_rfc3339, signal, ContainerError, Containers};
+
+/// What a client asks for (the gRPC request and, later, docker's create body, map
+/// onto this).
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub init: bool,
+    pub stop_signal: String,
+    pub stop_timeout: Option<i32>,
+    pub auto_remove: bool,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub resources: Resources,
+    pub restart_policy: RestartPolicy,
+    pub tmpfs: Vec<TmpfsMount>,
+    pub network_mode: String,
+}
+
+/// The image config fields a container inherits.
+#[derive(Debug, Default)]
+pub(crate) struct ImageConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: String,
+}
+
+impl ImageConfig {
+    pub(crate) fn parse(config_blob: &[u8]) -> ImageConfig {
+        let value: Value = serde_json::from_slice(config_blob).unwrap_or(Value::Null);
+        let c = &value["config"];
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        };
+        ImageConfig {
+            entrypoint: strings(&c["Entrypoint"]),
+            cmd: strings(&c["Cmd"]),
+            env: strings(&c["Env"]),
+            working_dir: c["WorkingDir"].as_str().unwrap_or("").to_owned(),
+            user: c["User"].as_str().unwrap_or("").to_owned(),
+            labels: c["Labels"]
+                .as_object()
+                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+                .unwrap_or_default(),
+            stop_signal: c["StopSignal"].as_str().unwrap_or("").to_owned(),
+        }
+    }
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() >= 2
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[1..].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+const ADJECTIVES: [&str; 16] = [
+    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble", "quiet", "swift", "tidy",
+    "vivid", "wise", "zesty",
+];
+const NOUNS: [&str; 16] = [
+    "anchor", "bollard", "buoy", "cargo", "dock", "ferry", "harbor", "keel", "mast", "pier", "quay", "rudder",
+    "schooner", "tugboat", "wharf", "yawl",
+];
+
+fn generated_name(id: &str) -> String {
+    let n = u64::from_str_radix(&id[..8.min(id.len())], 16).unwrap_or(0);
+    format!("{}_{}_{}", ADJECTIVES[(n % 16) as usize], NOUNS[((n / 16) % 16) as usize], &id[8..12.min(id.len())])
+}
+
+/// Merges `KEY=VALUE` lists: later keys replace earlier ones, order kept.
+pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = base.to_vec();
+    for entry in overrides {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        if let Some(slot) = out.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+            *slot = entry.clone();
+        } else {
+            out.push(entry.clone());
+        }
+    }
+    out
+}
+
+fn validate(request: &CreateRequest, cpus: usize) -> Result<(), ContainerError> {
+    let invalid = |m: String| Err(ContainerError::Invalid(m));
+    if !request.name.is_empty() && !valid_name(request.name.trim_start_matches('/')) {
+        return invalid(format!("invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", request.name));
+    }
+    let r = &request.resources;
+    if r.memory != 0 && r.memory < 6 * 1024 * 1024 {
+        return invalid("minimum memory limit allowed is 6MB".to_owned());
+    }
+    if r.memory < 0 {
+        return invalid("invalid memory limit: it cannot be negative".to_owned());
+    }
+    if r.memory_swap > 0 && r.memory == 0 {
+        return invalid("you should always set the memory limit when using the memoryswap limit, see usage".to_owned());
+    }
+    if r.memory_swap > 0 && r.memory_swap < r.memory {
+        return invalid("minimum memoryswap limit should be larger than memory limit, see usage".to_owned());
+    }
+    if r.nano_cpus < 0 || r.nano_cpus > cpus as i64 * 1_000_000_000 {
+        return invalid(format!("range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"));
+    }
+    if r.nano_cpus > 0 && r.nano_cpus < 10_000_000 {
+        return invalid(format!("range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"));
+    }
+    if r.cpu_shares < 0 {
+        return invalid("invalid CPU shares: it cannot be negative".to_owned());
+    }
+    if r.pids_limit < -1 {
+        return invalid("invalid PIDs limit: it cannot be less than -1".to_owned());
+    }
+    match request.restart_policy.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" => {
+            if request.restart_policy.maximum_retry_count > 0 {
+                return invalid(format!(
+                    "maximum retry count cannot be used with restart policy '{}'",
+                    request.restart_policy.name
+                ));
+            }
+        }
+        "on-failure" => {}
+        other => return invalid(format!("invalid restart policy '{other}'")),
+    }
+    if request.auto_remove && !matches!(request.restart_policy.name.as_str(), "" | "no") {
+        return Err(ContainerError::Conflict("conflicting options: cannot specify both --restart and --rm".to_owned()));
+    }
+    if !request.stop_signal.is_empty() && signal::parse(&request.stop_signal).is_none() {
+        return invalid(format!("invalid signal: {}", request.stop_signal));
+    }
+    for cap in request.cap_add.iter().chain(&request.cap_drop) {
+        caps::normalise(cap).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+    }
+    for opt in &request.security_opt {
+        parse_security_opt(opt)?;
+    }
+    for tmpfs in &request.tmpfs {
+        if !tmpfs.target.starts_with('/') {
+            return invalid(format!("invalid mount path {:?}: mount path must be absolute", tmpfs.target));
+        }
+    }
+    match request.network_mode.as_str() {
+        "" | "none" | "host" | "default" | "bridge" => {}
+        other => return invalid(format!("network {other} not found (networks are not supported yet: use none or host)")),
+    }
+    if request.init {
+        return invalid("--init is not supported yet".to_owned());
+    }
+    if !request.working_dir.is_empty() && !request.working_dir.starts_with('/') {
+        return invalid(format!("the working directory '{}' is invalid, it needs to be an absolute path", request.working_dir));
+    }
+    Ok(())
+}
+
+/// A parsed `--security-opt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecurityOpt {
+    NoNewPrivileges(bool),
+    SeccompUnconfined,
+    /// A profile in the OCI/docker JSON form.
+    SeccompProfile(String),
+}
+
+pub(crate) fn parse_security_opt(opt: &str) -> Result<SecurityOpt, ContainerError> {
+    let bad = || ContainerError::Invalid(format!("invalid --security-opt: {opt:?}"));
+    let (key, value) = match opt.split_once(['=', ':']) {
+        Some((k, v)) => (k, Some(v)),
+        None => (opt, None),
+    };
+    match (key, value) {
+        ("no-new-privileges", None) => Ok(SecurityOpt::NoNewPrivileges(true)),
+        ("no-new-privileges", Some(v)) => v.parse::<bool>().map(SecurityOpt::NoNewPrivileges).map_err(|_| bad()),
+        ("seccomp", Some("unconfined")) => Ok(SecurityOpt::SeccompUnconfined),
+        ("seccomp", Some(json)) if json.trim_start().starts_with('{') => {
+            serde_json::from_str::<oci_spec::runtime::LinuxSeccomp>(json)
+                .map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?;
+            Ok(SecurityOpt::SeccompProfile(json.to_owned()))
+        }
+        ("apparmor" | "label", Some(_)) => Err(ContainerError::Invalid(format!(
+            "--security-opt {key} is not supported here (no AppArmor or SELinux on this system)"
+        ))),
+        _ => Err(bad()),
+    }
+}
+
+impl Containers {
+    /// Records a new container; returns it.
+    pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
+        validate(&request, self.facts.cpus)?;
+        let image = self.images.resolve(&request.image)?.ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;
+        let blob = self
+            .images
+            .content
+            .read(&image.id)
+            .await
+            .map_err(|e| ContainerError::Invalid(format!("image {}: {e}", request.image)))?;
+        let image_config = ImageConfig::parse(&blob);
+
+        let entrypoint = request.entrypoint.clone().unwrap_or_else(|| image_config.entrypoint.clone());
+        let cmd = if !request.cmd.is_empty() {
+            request.cmd.clone()
+        } else if request.entrypoint.is_some() {
+            // Docker: a new entrypoint resets the image's Cmd.
+            Vec::new()
+        } else {
+            image_config.cmd.clone()
+        };
+        let mut argv: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+        if argv.is_empty() {
+            return Err(ContainerError::Invalid("no command specified".to_owned()));
+        }
+        let path = argv.remove(0);
+
+        let id = new_id();
+        let name = if request.name.is_empty() { generated_name(&id) } else { request.name.trim_start_matches('/').to_owned() };
+        let hostname = if request.hostname.is_empty() { id[..12].to_owned() } else { request.hostname.clone() };
+        let mut labels = image_config.labels.clone();
+        labels.extend(request.labels.clone());
+        let mut env = merge_env(&image_config.env, &request.env);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned());
+        }
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: now_rfc3339(),
+            image_id: image.id.to_string(),
+            path,
+            args: argv,
+            config: ContainerConfig {
+                image: request.image.clone(),
+                cmd,
+                entrypoint: request.entrypoint.clone().or(Some(entrypoint)).filter(|e| !e.is_empty()),
+                env,
+                working_dir: if request.working_dir.is_empty() { image_config.working_dir } else { request.working_dir.clone() },
+                user: if request.user.is_empty() { image_config.user } else { request.user.clone() },
+                hostname,
+                labels,
+                tty: request.tty,
+                open_stdin: request.open_stdin,
+                stop_signal: if !request.stop_signal.is_empty() {
+                    request.stop_signal.clone()
+                } else if !image_config.stop_signal.is_empty() {
+                    image_config.stop_signal
+                } else {
+                    "SIGTERM".to_owned()
+                },
+                stop_timeout: request.stop_timeout,
+            },
+            host_config: HostConfig {
+                auto_remove: request.auto_remove,
+                read_only: request.read_only,
+                privileged: request.privileged,
+                cap_add: request.cap_add.clone(),
+                cap_drop: request.cap_drop.clone(),
+                security_opt: request.security_opt.clone(),
+                resources: request.resources.clone(),
+                restart_policy: RestartPolicy {
+                    name: if request.restart_policy.name.is_empty() { "no".to_owned() } else { request.restart_policy.name.clone() },
+                    maximum_retry_count: request.restart_policy.maximum_retry_count,
+                },
+                tmpfs: request.tmpfs.clone(),
+                network_mode: match request.network_mode.as_str() {
+                    "host" => "host".to_owned(),
+                    _ => "none".to_owned(),
+                },
+                init: request.init,
+            },
+            state: State { status: Status::Created, ..Default::default() },
+        };
+        let dir = self.dir(&id);
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
+        if let Err(err) = self.store.insert(&record) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(err.into());
+        }
+        self.images.mark_used(&record.image_id, &record.id);
+        self.publish(&record, "create", &[]);
+        self.changed(&record.id);
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merges_by_key() {
+        let merged = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into(), "B=3".into()]);
+        assert_eq!(merged, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn requests_are_checked_like_docker() {
+        let ok = CreateRequest { image: "busybox".into(), ..Default::default() };
+        assert!(validate(&ok, 2).is_ok());
+        let bad = |f: &dyn Fn(&mut CreateRequest)| {
+            let mut r = ok.clone();
+            f(&mut r);
+            validate(&r, 2).expect_err("must be refused").to_string()
+        };
+        assert_eq!(bad(&|r| r.resources.memory = 1024), "minimum memory limit allowed is 6MB");
+        assert!(bad(&|r| r.resources.nano_cpus = 3_000_000_000).contains("range of CPUs is from 0.01 to 2.00"));
+        assert!(bad(&|r| r.name = "bad name".into()).contains("invalid container name"));
+        assert!(bad(&|r| r.restart_policy.name = "sometimes".into()).contains("invalid restart policy"));
+        assert!(bad(&|r| {
+            r.auto_remove = true;
+            r.restart_policy.name = "always".into();
+        })
+        .contains("cannot specify both --restart and --rm"));
+        assert!(bad(&|r| r.stop_signal = "SIGNOPE".into()).contains("invalid signal"));
+        assert!(bad(&|r| r.cap_add = vec!["FLY".into()]).contains("unknown capability"));
+        assert!(bad(&|r| r.security_opt = vec!["bogus".into()]).contains("invalid --security-opt"));
+        assert!(bad(&|r| r.working_dir = "rel".into()).contains("needs to be an absolute path"));
+        assert_eq!(parse_security_opt("no-new-privileges").expect("nnp"), SecurityOpt::NoNewPrivileges(true));
+        assert_eq!(parse_security_opt("no-new-privileges:false").expect("nnp"), SecurityOpt::NoNewPrivileges(false));
+        assert_eq!(parse_security_opt("seccomp=unconfined").expect("seccomp"), SecurityOpt::SeccompUnconfined);
+    }
+
+    #[test]
+    fn generated_names_are_valid() {
+        let name = generated_name("0123456789abcdef");
+        assert!(valid_name(&name), "{name}");
+    }
+}

@@ -1,0 +1,291 @@
+//! Containers as docker shows them: `docker inspect`'s JSON, `ps`'s status text
+//! ("Up 3 seconds", "Exited (0) 2 minutes ago") and `ps --filter`.
+
+use serde_json::{json, Value};
+
+use super::record::{ContainerRecord, Status};
+use super::Containers;
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn seconds_since(rfc3339: &str) -> Option<i64> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    Some((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0))
+}
+
+/// docker's `units.HumanDuration`.
+pub fn human_duration(seconds: i64) -> String {
+    match seconds {
+        s if s < 1 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".to_owned(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".to_owned(),
+        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round() as i64),
+        s if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
+        s if s < 30 * 24 * 3600 * 3 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+/// `ps`'s STATUS column.
+pub fn status_text(record: &ContainerRecord) -> String {
+    let s = &record.state;
+    let since = |t: &str| seconds_since(t).map(human_duration).unwrap_or_default();
+    match s.status {
+        Status::Created => "Created".to_owned(),
+        Status::Running => format!("Up {}", since(&s.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(&s.started_at)),
+        Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, since(&s.finished_at)),
+        Status::Removing => "Removal In Progress".to_owned(),
+        Status::Exited => format!("Exited ({}) {} ago", s.exit_code, since(&s.finished_at)),
+        Status::Dead => "Dead".to_owned(),
+    }
+}
+
+/// The command as `ps` shows it.
+pub fn command_text(record: &ContainerRecord) -> String {
+    std::iter::once(record.path.as_str()).chain(record.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+}
+
+pub fn created_unix(record: &ContainerRecord) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&record.created).map(|t| t.timestamp()).unwrap_or(0)
+}
+
+fn or_zero(t: &str) -> &str {
+    if t.is_empty() {
+        ZERO_TIME
+    } else {
+        t
+    }
+}
+
+impl Containers {
+    /// `docker inspect`'s JSON for one container.
+    pub fn inspect_json(&self, record: &ContainerRecord) -> Value {
+        let dir = self.dir(&record.id);
+        let s = &record.state;
+        let hc = &record.host_config;
+        let r = &hc.resources;
+        let files = dir.join("files");
+        let image_layers = self
+            .images
+            .resolve(&record.image_id)
+            .ok()
+            .flatten()
+            .map(|image| {
+                let mut parent = None;
+                let mut lowers: Vec<String> = image
+                    .layers
+                    .iter()
+                    .map(|diff| {
+                        let chain = crate::snapshot::chain_id(parent.as_ref(), diff);
+                        parent = Some(chain.clone());
+                        self.images.snapshots.path(&chain).display().to_string()
+                    })
+                    .collect();
+                lowers.reverse();
+                lowers.join(":")
+            })
+            .unwrap_or_default();
+        json!({
+            "Id": record.id,
+            "Created": record.created,
+            "Path": record.path,
+            "Args": record.args,
+            "State": {
+                "Status": s.status.as_str(),
+                "Running": s.status.is_running(),
+                "Paused": s.status == Status::Paused,
+                "Restarting": s.status == Status::Restarting,
+                "OOMKilled": s.oom_killed,
+                "Dead": s.status == Status::Dead,
+                "Pid": s.pid,
+                "ExitCode": s.exit_code,
+                "Error": s.error,
+                "StartedAt": or_zero(&s.started_at),
+                "FinishedAt": or_zero(&s.finished_at),
+            },
+            "Image": record.image_id,
+            "ResolvConfPath": files.join("resolv.conf"),
+            "HostnamePath": files.join("hostname"),
+            "HostsPath": files.join("hosts"),
+            "LogPath": dir.join("container.log"),
+            "Name": format!("/{}", record.name),
+            "RestartCount": s.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": Value::Null,
+            "HostConfig": {
+                "Binds": Value::Null,
+                "LogConfig": {"Type": "json-file", "Config": {}},
+                "NetworkMode": hc.network_mode,
+                "PortBindings": {},
+                "RestartPolicy": {"Name": hc.restart_policy.name, "MaximumRetryCount": hc.restart_policy.maximum_retry_count},
+                "AutoRemove": hc.auto_remove,
+                "CapAdd": hc.cap_add,
+                "CapDrop": hc.cap_drop,
+                "Privileged": hc.privileged,
+                "ReadonlyRootfs": hc.read_only,
+                "SecurityOpt": hc.security_opt,
+                "Tmpfs": hc.tmpfs.iter().map(|t| (t.target.clone(), Value::String(t.options.clone()))).collect::<serde_json::Map<_, _>>(),
+                "Init": hc.init,
+                "Memory": r.memory,
+                "MemorySwap": r.memory_swap,
+                "NanoCpus": r.nano_cpus,
+                "CpuShares": r.cpu_shares,
+                "PidsLimit": if r.pids_limit > 0 { json!(r.pids_limit) } else { Value::Null },
+                "MaskedPaths": if hc.privileged { json!([]) } else { json!(super::spec::MASKED_PATHS) },
+                "ReadonlyPaths": if hc.privileged { json!([]) } else { json!(super::spec::READONLY_PATHS) },
+            },
+            "GraphDriver": {
+                "Name": "overlay2",
+                "Data": {
+                    "LowerDir": image_layers,
+                    "UpperDir": dir.join("upper"),
+                    "WorkDir": dir.join("work"),
+                    "MergedDir": dir.join("rootfs"),
+                },
+            },
+            "Mounts": [],
+            "Config": {
+                "Hostname": record.config.hostname,
+                "Domainname": "",
+                "User": record.config.user,
+                "AttachStdin": false,
+                "AttachStdout": false,
+                "AttachStderr": false,
+                "Tty": record.config.tty,
+                "OpenStdin": record.config.open_stdin,
+                "StdinOnce": false,
+                "Env": record.config.env,
+                "Cmd": record.config.cmd,
+                "Image": record.config.image,
+                "Volumes": Value::Null,
+                "WorkingDir": record.config.working_dir,
+                "Entrypoint": record.config.entrypoint,
+                "OnBuild": Value::Null,
+                "Labels": record.config.labels,
+                "StopSignal": record.config.stop_signal,
+                "StopTimeout": record.config.stop_timeout,
+            },
+            "NetworkSettings": {
+                "Bridge": "",
+                "SandboxID": "",
+                "Ports": {},
+                "Networks": {},
+            },
+        })
+    }
+}
+
+impl Containers {
+    /// `top`: the container's processes, in `ps -ef`'s columns (UID PID PPID C STIME TTY
+    /// TIME CMD) read from /proc.
+    pub async fn top(&self, key: &str) -> Result<(Vec<String>, Vec<Vec<String>>), super::ContainerError> {
+        let record = self.find(key)?;
+        if !record.state.status.is_running() {
+            return Err(super::ContainerError::NotRunning(record.name.clone()));
+        }
+        let output = self
+            .runtime_command()
+            .args(["ps", "--format", "json", &record.id])
+            .output()
+            .await
+            .map_err(|e| super::ContainerError::Runtime(format!("cannot run the runtime: {e}")))?;
+        if !output.status.success() {
+            return Err(super::ContainerError::Runtime(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+        }
+        let pids: Vec<i32> = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"].map(str::to_owned).to_vec();
+        let ticks = 100.0;
+        let mut rows = Vec::new();
+        for pid in pids {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ppid = fields.get(1).copied().unwrap_or("0");
+            let cpu_ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+                + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+            let secs = (cpu_ticks / ticks) as u64;
+            let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap_or("0").to_owned())))
+                .unwrap_or_default();
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            rows.push(vec![
+                uid,
+                pid.to_string(),
+                ppid.to_owned(),
+                "0".to_owned(),
+                String::new(),
+                "?".to_owned(),
+                format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60),
+                cmd,
+            ]);
+        }
+        Ok((titles, rows))
+    }
+}
+
+/// Whether `record` passes docker's `ps --filter` list (key=value; several values of
+/// one key are alternatives, different keys must all match).
+pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], image_ids: &dyn Fn(&str) -> Option<String>) -> bool {
+    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter().all(|key| {
+        filters.iter().filter(|(k, _)| k == key).any(|(_, value)| match key {
+            "id" => record.id.starts_with(value.as_str()),
+            "name" => record.name.contains(value.trim_start_matches('/')),
+            "status" => record.state.status.as_str() == value,
+            "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => record.config.labels.get(k).is_some_and(|have| have == v),
+                None => record.config.labels.contains_key(value.as_str()),
+            },
+            "ancestor" => record.config.image == *value || image_ids(value).is_some_and(|id| id == record.image_id),
+            _ => false,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(3), "3 seconds");
+        assert_eq!(human_duration(65), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3700), "About an hour");
+        assert_eq!(human_duration(5 * 3600), "5 hours");
+    }
+
+    #[test]
+    fn filters_combine_like_docker() {
+        let mut record = ContainerRecord { id: "abc".into(), name: "web-1".into(), ..Default::default() };
+        record.config.labels.insert("tier".into(), "front".into());
+        record.state.status = Status::Exited;
+        record.state.exit_code = 3;
+        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let none = |_: &str| None;
+        assert!(matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=front")]), &none));
+        assert!(matches_filters(&record, &f(&[("status", "running"), ("status", "exited")]), &none));
+        assert!(!matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=back")]), &none));
+        assert!(matches_filters(&record, &f(&[("exited", "3"), ("name", "web")]), &none));
+        assert!(!matches_filters(&record, &f(&[("exited", "0")]), &none));
+        assert!(!matches_filters(&record, &f(&[("bogus", "x")]), &none));
+    }
+}

@@ -1,0 +1,534 @@
+//! start, stop, kill, restart, pause, unpause, rm, rename, wait, prune.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::create::{parse_security_opt, SecurityOpt};
+use super::record::{ContainerRecord, Status};
+use super::spec::{self, SpecInput};
+use super::{caps, now_rfc3339, rootfs, seccomp, signal, ContainerError, Containers};
+use crate::snapshot::chain_id;
+
+/// How long a stop waits after SIGKILL before giving up on the process.
+const KILL_GRACE: Duration = Duration::from_secs(30);
+
+impl Containers {
+    /// `start`: mounts the root filesystem, writes the OCI config, starts the monitor
+    /// (which runs `<runtime> create`), hands the live output to waiting attach
+    /// callers, then runs `<runtime> start`. Starting a running container does nothing.
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
+        let id = self.find(key)?.id;
+        let lock = self.lock_of(&id);
+        let _guard = lock.lock().await;
+        let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        match record.state.status {
+            Status::Running | Status::Paused => Ok(()),
+            Status::Removing | Status::Dead => {
+                Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", record.name)))
+            }
+            _ => {
+                let mut record = record;
+                record.state.manually_stopped = false;
+                self.start_locked(record).await
+            }
+        }
+    }
+
+    /// Starts a container whose lock the caller holds.
+    pub(super) async fn start_locked(self: &Arc<Self>, mut record: ContainerRecord) -> Result<(), ContainerError> {
+        let dir = self.dir(&record.id);
+        for stale in ["exit.json", "init.pid", "monitor.pid", "attach.sock"] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+        let rootfs_dir = dir.join("rootfs");
+        let mounted = self.mount_rootfs(&record).await;
+        let launched = match mounted {
+            Ok(()) => self.launch(&record).await,
+            Err(e) => Err(e),
+        };
+        match launched {
+            Ok((child, pid)) => {
+                let monitor_pid = child.id().map(|p| p as i32).unwrap_or(0);
+                record.state.status = Status::Running;
+                record.state.pid = pid;
+                record.state.monitor_pid = monitor_pid;
+                record.state.started_at = now_rfc3339();
+                record.state.error.clear();
+                record.state.exit_code = 0;
+                record.state.oom_killed = false;
+                record.state.generation += 1;
+                self.store.update(&record)?;
+                self.publish(&record, "start", &[]);
+                self.changed(&record.id);
+                let generation = record.state.generation;
+                let this = self.clone();
+                let id = record.id.clone();
+                tokio::spawn(async move {
+                    let mut child = child;
+                    let _ = child.wait().await;
+                    this.on_exit(id, generation).await;
+                });
+                Ok(())
+            }
+            Err(err) => {
+                let _ = rootfs::unmount(&rootfs_dir);
+                self.fail_pending_attach(&record.id, &err.to_string());
+                record.state.error = err.to_string();
+                record.state.exit_code = if err.kind() == berth_proto::ErrorKind::InvalidArgument { 127 } else { 128 };
+                if record.state.status != Status::Created {
+                    record.state.status = Status::Exited;
+                }
+                let _ = self.store.update(&record);
+                self.changed(&record.id);
+                Err(err)
+            }
+        }
+    }
+
+    async fn mount_rootfs(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
+        let dir = self.dir(&record.id);
+        let target = dir.join("rootfs");
+        if rootfs::is_mounted(&target) {
+            return Ok(());
+        }
+        let image = self.images.resolve(&record.image_id)?.ok_or_else(|| ContainerError::NoImage(record.image_id.clone()))?;
+        let mut lowers: Vec<PathBuf> = Vec::new();
+        let mut parent = None;
+        for diff_id in &image.layers {
+            let chain = chain_id(parent.as_ref(), diff_id);
+            let path = self.images.snapshots.path(&chain);
+            if !path.is_dir() {
+                return Err(ContainerError::Invalid(format!("image {} is missing layer {chain}; pull it again", record.config.image)));
+            }
+            lowers.push(path);
+            parent = Some(chain);
+        }
+        lowers.reverse();
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(ContainerError::io("create an empty lower layer"))?;
+            lowers.push(empty);
+        }
+        rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &target)?;
+        Ok(())
+    }
+
+    /// Builds the config and runs the monitor; returns it and the container's pid.
+    async fn launch(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32), ContainerError> {
+        let dir = self.dir(&record.id);
+        let rootfs_dir = dir.join("rootfs");
+        let user = rootfs::resolve_user(&rootfs_dir, &record.config.user)?;
+        let hc = &record.host_config;
+        let caps = caps::compute(hc.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let mut no_new_privileges = false;
+        let mut seccomp_choice = if hc.privileged { None } else { Some(seccomp::default_profile(&caps)) };
+        for opt in &hc.security_opt {
+            match parse_security_opt(opt)? {
+                SecurityOpt::NoNewPrivileges(on) => no_new_privileges = on,
+                SecurityOpt::SeccompUnconfined => seccomp_choice = None,
+                SecurityOpt::SeccompProfile(json) => {
+                    seccomp_choice = Some(serde_json::from_str(&json).map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?)
+                }
+            }
+        }
+        let mut env = record.config.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.insert(1.min(env.len()), format!("HOSTNAME={}", record.config.hostname));
+        }
+        if record.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".to_owned());
+        }
+        let files = dir.join("files");
+        rootfs::write_etc_files(&files, &record.config.hostname)?;
+        let input = SpecInput {
+            record,
+            rootfs: &rootfs_dir,
+            files: &files,
+            user,
+            env,
+            cwd: record.config.working_dir.clone(),
+            caps,
+            cgroup_path: Containers::cgroup_path(&record.id),
+            cgroup_v2: self.facts.cgroup_v2,
+            seccomp: seccomp_choice,
+            no_new_privileges,
+            swap_accounting: self.facts.swap_accounting,
+        };
+        let spec = spec::build(&input)?;
+        spec.save(dir.join("config.json"))
+            .map_err(|e| ContainerError::Io { what: "write config.json".into(), source: std::io::Error::other(e.to_string()) })?;
+        self.spawn_monitor(record).await
+    }
+
+    async fn spawn_monitor(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32), ContainerError> {
+        let dir = self.dir(&record.id);
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: fds is a valid array for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(ContainerError::io("create the monitor's sync pipe")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: pipe2 succeeded; both fds are fresh and ours.
+        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let monitor_log = std::fs::File::create(dir.join("monitor.log")).map_err(ContainerError::io("create monitor.log"))?;
+        let mut command = tokio::process::Command::new(&self.runtime.monitor);
+        command
+            .arg("--id")
+            .arg(&record.id)
+            .arg("--runtime")
+            .arg(&self.runtime.runtime)
+            .arg("--runtime-root")
+            .arg(&self.runtime_root)
+            .arg("--bundle")
+            .arg(&dir)
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--cgroup")
+            .arg(Containers::cgroup_path(&record.id));
+        if record.config.tty {
+            command.arg("--tty");
+        }
+        if record.config.open_stdin {
+            command.arg("--stdin");
+        }
+        command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(monitor_log);
+        let sync_fd = write_end.as_raw_fd();
+        // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,
+        // which are async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                if sync_fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0);
+                } else if libc::dup2(sync_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // The monitor is not killed with the engine: containers outlive it.
+        command.kill_on_drop(false);
+        let mut child = command.spawn().map_err(|e| {
+            ContainerError::Runtime(format!("cannot run the monitor {}: {e}", self.runtime.monitor.display()))
+        })?;
+        drop(write_end);
+        let reader = std::fs::File::from(read_end);
+        let line = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(reader).read_line(&mut line);
+                line
+            }),
+        )
+        .await;
+        let line = match line {
+            Ok(Ok(line)) => line,
+            _ => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(ContainerError::Runtime("the container's monitor did not report within 60 s".to_owned()));
+            }
+        };
+        let line = line.trim();
+        if let Some(pid) = line.strip_prefix("created ") {
+            let pid: i32 = pid.parse().map_err(|_| ContainerError::Runtime(format!("the monitor reported {line:?}")))?;
+            self.hand_over_pending_attach(&record.id);
+            if let Err(err) = self.runtime(&["start", &record.id]).await {
+                let _ = self.runtime(&["kill", &record.id, "KILL"]).await;
+                let _ = child.wait().await;
+                return Err(err);
+            }
+            return Ok((child, pid));
+        }
+        let _ = child.wait().await;
+        let message = match line.strip_prefix("error ") {
+            Some(message) => message.to_owned(),
+            None => {
+                let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+                format!("the container's monitor exited: {}", log.trim())
+            }
+        };
+        Err(ContainerError::Runtime(message))
+    }
+
+    /// Sends `signal` to the container's init.
+    async fn signal(&self, record: &ContainerRecord, signal: i32) -> Result<(), ContainerError> {
+        self.runtime(&["kill", &record.id, &signal.to_string()]).await
+    }
+
+    /// Waits until the container is not running (true) or `timeout` passes (false).
+    async fn wait_stopped(&self, id: &str, timeout: Duration) -> bool {
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.store.get(id) {
+                Ok(Some(record)) if record.state.status.is_running() => {}
+                _ => return true,
+            }
+            tokio::select! {
+                _ = changes.recv() => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+                // The broadcast can lag; look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// `stop`: the stop signal, then SIGKILL after the timeout. Returns false when the
+    /// container was not running.
+    pub async fn stop(self: &Arc<Self>, key: &str, timeout: Option<i32>, signal_name: Option<&str>) -> Result<bool, ContainerError> {
+        let id = self.find(key)?.id;
+        let record = {
+            let lock = self.lock_of(&id);
+            let _guard = lock.lock().await;
+            let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
+            if record.state.status == Status::Restarting {
+                record.state.manually_stopped = true;
+                record.state.status = Status::Exited;
+                self.store.update(&record)?;
+                self.changed(&id);
+                return Ok(true);
+            }
+            if !record.state.status.is_running() {
+                return Ok(false);
+            }
+            record.state.manually_stopped = true;
+            self.store.update(&record)?;
+            record
+        };
+        let signal_text = signal_name.filter(|s| !s.is_empty()).unwrap_or(&record.config.stop_signal);
+        let number = signal::parse(signal_text).ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {signal_text}")))?;
+        let timeout = timeout.filter(|t| *t >= 0).or(record.config.stop_timeout).unwrap_or(10);
+        if self.signal(&record, number).await.is_ok() {
+            self.publish(&record, "kill", &[("signal", number.to_string())]);
+        }
+        if record.state.status == Status::Paused {
+            let _ = self.runtime(&["resume", &record.id]).await;
+        }
+        if !self.wait_stopped(&id, Duration::from_secs(timeout as u64)).await {
+            let _ = self.signal(&record, libc::SIGKILL).await;
+            self.publish(&record, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            if !self.wait_stopped(&id, KILL_GRACE).await {
+                return Err(ContainerError::Runtime(format!("container {} did not exit after SIGKILL", record.name)));
+            }
+        }
+        self.publish(&record, "stop", &[]);
+        Ok(true)
+    }
+
+    /// `restart`: stop (if running), then start.
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i32>) -> Result<(), ContainerError> {
+        self.stop(key, timeout, None).await?;
+        self.start(key).await?;
+        let record = self.find(key)?;
+        self.publish(&record, "restart", &[]);
+        Ok(())
+    }
+
+    /// `kill`: any signal (default KILL) to the container's init.
+    pub async fn kill(self: &Arc<Self>, key: &str, signal_name: &str) -> Result<(), ContainerError> {
+        let id = self.find(key)?.id;
+        let lock = self.lock_of(&id);
+        let guard = lock.lock().await;
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
+        let text = if signal_name.is_empty() { "KILL" } else { signal_name };
+        let number = signal::parse(text).ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {text}")))?;
+        if !record.state.status.is_running() {
+            return Err(ContainerError::NotRunning(record.name.clone()));
+        }
+        if number == libc::SIGKILL || signal::parse(&record.config.stop_signal) == Some(number) {
+            record.state.manually_stopped = true;
+            self.store.update(&record)?;
+        }
+        drop(guard);
+        self.signal(&record, number).await?;
+        self.publish(&record, "kill", &[("signal", number.to_string())]);
+        Ok(())
+    }
+
+    pub async fn pause(self: &Arc<Self>, key: &str, pause: bool) -> Result<(), ContainerError> {
+        let id = self.find(key)?.id;
+        let lock = self.lock_of(&id);
+        let _guard = lock.lock().await;
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
+        match (pause, record.state.status) {
+            (true, Status::Running) => {
+                self.runtime(&["pause", &id]).await?;
+                record.state.status = Status::Paused;
+                self.store.update(&record)?;
+                self.publish(&record, "pause", &[]);
+            }
+            (false, Status::Paused) => {
+                self.runtime(&["resume", &id]).await?;
+                record.state.status = Status::Running;
+                self.store.update(&record)?;
+                self.publish(&record, "unpause", &[]);
+            }
+            (true, Status::Paused) => return Err(ContainerError::Conflict(format!("container {} is already paused", record.name))),
+            (false, Status::Running) => return Err(ContainerError::Conflict(format!("container {} is not paused", record.name))),
+            _ => return Err(ContainerError::NotRunning(record.name.clone())),
+        }
+        self.changed(&id);
+        Ok(())
+    }
+
+    /// `rm`: a running container only with `force` (then SIGKILL first).
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<(), ContainerError> {
+        let record = self.find(key)?;
+        if record.state.status.is_running() {
+            if !force {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    record.name
+                )));
+            }
+            {
+                let lock = self.lock_of(&record.id);
+                let _guard = lock.lock().await;
+                if let Some(mut current) = self.store.get(&record.id)? {
+                    current.state.manually_stopped = true;
+                    self.store.update(&current)?;
+                }
+            }
+            let _ = self.signal(&record, libc::SIGKILL).await;
+            if record.state.status == Status::Paused {
+                let _ = self.runtime(&["resume", &record.id]).await;
+            }
+            if !self.wait_stopped(&record.id, KILL_GRACE).await {
+                return Err(ContainerError::Runtime(format!("container {} did not exit after SIGKILL", record.name)));
+            }
+        }
+        let lock = self.lock_of(&record.id);
+        let _guard = lock.lock().await;
+        let Some(current) = self.store.get(&record.id)? else { return Ok(()) };
+        self.destroy_locked(current).await
+    }
+
+    /// Removes a stopped container's files, runtime state and record. Every step runs;
+    /// every failure is reported.
+    pub(super) async fn destroy_locked(&self, mut record: ContainerRecord) -> Result<(), ContainerError> {
+        if record.state.status.is_running() {
+            return Err(ContainerError::Conflict(format!("container {} is running", record.name)));
+        }
+        record.state.status = Status::Removing;
+        self.store.update(&record)?;
+        let dir = self.dir(&record.id);
+        let mut failures: Vec<String> = Vec::new();
+        if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
+            failures.push(berth_proto::error_chain(&e));
+        }
+        // The runtime's state, if a crash left it (the monitor deletes it normally).
+        if self.runtime_root.join(&record.id).exists() {
+            if let Err(e) = self.runtime(&["delete", "--force", &record.id]).await {
+                failures.push(e.to_string());
+            }
+        }
+        if failures.is_empty() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("cannot remove {}: {e}", dir.display()));
+                }
+            }
+        }
+        if !failures.is_empty() {
+            record.state.status = Status::Dead;
+            record.state.error = failures.join("; ");
+            let _ = self.store.update(&record);
+            self.changed(&record.id);
+            return Err(ContainerError::Runtime(format!("removing container {}: {}", record.name, failures.join("; "))));
+        }
+        {
+            let mut codes = self.removed_exit_codes.lock().unwrap_or_else(|p| p.into_inner());
+            if codes.len() >= 256 {
+                codes.pop_front();
+            }
+            codes.push_back((record.id.clone(), record.state.exit_code));
+        }
+        self.store.delete(&record.id)?;
+        self.images.unmark_used(&record.image_id, &record.id);
+        self.fail_pending_attach(&record.id, "the container was removed");
+        self.publish(&record, "destroy", &[]);
+        self.changed(&record.id);
+        Ok(())
+    }
+
+    pub async fn rename(&self, key: &str, new_name: &str) -> Result<(), ContainerError> {
+        let new_name = new_name.trim_start_matches('/');
+        let valid = new_name.len() >= 2
+            && new_name.as_bytes()[0].is_ascii_alphanumeric()
+            && new_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !valid {
+            return Err(ContainerError::Invalid(format!("invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
+        }
+        let id = self.find(key)?.id;
+        let lock = self.lock_of(&id);
+        let _guard = lock.lock().await;
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
+        if record.name == new_name {
+            return Err(ContainerError::Invalid(format!("renaming a container with the same name as its current name")));
+        }
+        let old = std::mem::replace(&mut record.name, new_name.to_owned());
+        self.store.update(&record)?;
+        self.publish(&record, "rename", &[("oldName", format!("/{old}"))]);
+        self.changed(&id);
+        Ok(())
+    }
+
+    /// `wait`: "not-running" (default), "next-exit" or "removed". Returns the exit code.
+    pub async fn wait(&self, key: &str, condition: &str) -> Result<i32, ContainerError> {
+        let mut changes = self.changes.subscribe();
+        let first = self.find(key)?;
+        let id = first.id.clone();
+        let start_finished = first.state.finished_at.clone();
+        let mut last_code = first.state.exit_code;
+        match condition {
+            "" | "not-running" | "next-exit" | "removed" => {}
+            other => return Err(ContainerError::Invalid(format!("invalid condition: {other:?}"))),
+        }
+        loop {
+            match self.store.get(&id)? {
+                None => {
+                    let codes = self.removed_exit_codes.lock().unwrap_or_else(|p| p.into_inner());
+                    return Ok(codes.iter().rev().find(|(i, _)| *i == id).map_or(last_code, |(_, code)| *code));
+                }
+                Some(record) => {
+                    last_code = record.state.exit_code;
+                    let stopped = !record.state.status.is_running() && record.state.status != Status::Restarting;
+                    let done = match condition {
+                        "removed" => false,
+                        "next-exit" => stopped && record.state.finished_at != start_finished,
+                        _ => stopped,
+                    };
+                    if done {
+                        return Ok(record.state.exit_code);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = changes.recv() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// `container prune`: removes every stopped container. Returns the removed ids.
+    pub async fn prune(self: &Arc<Self>) -> Result<Vec<String>, ContainerError> {
+        let mut removed = Vec::new();
+        for record in self.store.list()? {
+            if matches!(record.state.status, Status::Created | Status::Exited | Status::Dead) {
+                let lock = self.lock_of(&record.id);
+                let _guard = lock.lock().await;
+                if let Some(current) = self.store.get(&record.id)? {
+                    if !current.state.status.is_running() {
+                        self.destroy_locked(current).await?;
+                        removed.push(record.id.clone());
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}

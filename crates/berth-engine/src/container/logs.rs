@@ -1,0 +1,210 @@
+//! Reading the json-file log the monitor writes: `--since`, `--until`, `--tail`,
+//! stream selection, and `--follow` until the container stops.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ContainerError, Containers};
+
+#[derive(Debug, Clone, Default)]
+pub struct LogsQuery {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Unix nanoseconds; lines before are skipped.
+    pub since: Option<i64>,
+    /// Unix nanoseconds; lines after are skipped (and `follow` ends there).
+    pub until: Option<i64>,
+    /// Only the last n lines.
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// 1 = stdout, 2 = stderr.
+    pub stream: u8,
+    pub data: Vec<u8>,
+    pub time: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    log: String,
+    stream: String,
+    time: String,
+}
+
+/// A time as docker's `--since`/`--until` take it: RFC 3339, unix seconds with an
+/// optional fraction, or a duration back from now (`10m`, `1h30m`, `42s`).
+pub fn parse_time(text: &str, now_nanos: i64) -> Option<i64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return t.timestamp_nanos_opt();
+    }
+    if let Some((secs, frac)) = text.split_once('.').or(Some((text, ""))) {
+        if let (Ok(secs), true) = (secs.parse::<i64>(), frac.bytes().all(|b| b.is_ascii_digit())) {
+            let frac = format!("{frac:0<9}");
+            let nanos: i64 = frac[..9].parse().unwrap_or(0);
+            return Some(secs * 1_000_000_000 + nanos);
+        }
+    }
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            'h' => 3_600_000_000_000,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1_000_000
+            }
+            'm' => 60_000_000_000,
+            's' => 1_000_000_000,
+            _ => return None,
+        };
+        let value: f64 = number.parse().ok()?;
+        total += (value * unit as f64) as i64;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some(now_nanos - total)
+}
+
+fn decode(line: &str, query: &LogsQuery) -> Option<LogLine> {
+    let entry: Entry = serde_json::from_str(line).ok()?;
+    let stream = if entry.stream == "stderr" { 2 } else { 1 };
+    if (stream == 1 && !query.stdout) || (stream == 2 && !query.stderr) {
+        return None;
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(&entry.time).ok().and_then(|t| t.timestamp_nanos_opt());
+    if let (Some(since), Some(at)) = (query.since, at) {
+        if at < since {
+            return None;
+        }
+    }
+    if let (Some(until), Some(at)) = (query.until, at) {
+        if at > until {
+            return None;
+        }
+    }
+    Some(LogLine { stream, data: entry.log.into_bytes(), time: entry.time })
+}
+
+/// Calls `each` for every whole line from `offset` on, and moves `offset` past them
+/// (a line still being written is left for the next call).
+fn read_from(path: &std::path::Path, offset: &mut u64, mut each: impl FnMut(&str)) {
+    let Ok(mut file) = std::fs::File::open(path) else { return };
+    if file.seek(SeekFrom::Start(*offset)).is_err() {
+        return;
+    }
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap_or(0);
+        if n == 0 || !line.ends_with('\n') {
+            return;
+        }
+        *offset += n as u64;
+        each(line.trim_end_matches('\n'));
+    }
+}
+
+impl Containers {
+    /// The container's log lines, as a channel; with `follow`, it stays open until the
+    /// container stops (or `until` passes).
+    pub fn logs(self: &Arc<Self>, key: &str, query: LogsQuery) -> Result<tokio::sync::mpsc::Receiver<LogLine>, ContainerError> {
+        let record = self.find(key)?;
+        let path = self.dir(&record.id).join("container.log");
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        let this = self.clone();
+        let id = record.id.clone();
+        tokio::spawn(async move {
+            let mut changes = this.changes.subscribe();
+            let mut offset = 0u64;
+            let mut backlog: Vec<LogLine> = Vec::new();
+            read_from(&path, &mut offset, |line| {
+                if let Some(decoded) = decode(line, &query) {
+                    backlog.push(decoded);
+                }
+            });
+            if let Some(tail) = query.tail {
+                let skip = backlog.len().saturating_sub(tail);
+                backlog.drain(..skip);
+            }
+            for line in backlog {
+                if sender.send(line).await.is_err() {
+                    return;
+                }
+            }
+            if !query.follow {
+                return;
+            }
+            loop {
+                let running = this.store.get(&id).ok().flatten().is_some_and(|r| {
+                    r.state.status.is_running() || r.state.status == super::Status::Restarting
+                });
+                let mut fresh: Vec<LogLine> = Vec::new();
+                read_from(&path, &mut offset, |line| {
+                    if let Some(decoded) = decode(line, &query) {
+                        fresh.push(decoded);
+                    }
+                });
+                for line in fresh {
+                    if sender.send(line).await.is_err() {
+                        return;
+                    }
+                }
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+                if !running || query.until.is_some_and(|u| now > u) || sender.is_closed() {
+                    return;
+                }
+                tokio::select! {
+                    _ = changes.recv() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+        Ok(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_like_docker() {
+        let now = 1_000_000_000_000_000_000;
+        assert_eq!(parse_time("1796013000", now), Some(1_796_013_000_000_000_000));
+        assert_eq!(parse_time("1796013000.5", now), Some(1_796_013_000_500_000_000));
+        assert_eq!(parse_time("2026-11-30T04:30:00Z", now), Some(1_796_013_000_000_000_000));
+        assert_eq!(parse_time("10m", now), Some(now - 600_000_000_000));
+        assert_eq!(parse_time("1h30m", now), Some(now - 5_400_000_000_000));
+        assert_eq!(parse_time("250ms", now), Some(now - 250_000_000));
+        assert_eq!(parse_time("soon", now), None);
+    }
+
+    #[test]
+    fn lines_filter_by_stream_and_time() {
+        let query = LogsQuery { stdout: true, stderr: false, since: Some(1_796_013_000_000_000_000), ..Default::default() };
+        let out = r#"{"log":"a\n","stream":"stdout","time":"2026-11-30T04:30:01.000000000Z"}"#;
+        let err = r#"{"log":"b\n","stream":"stderr","time":"2026-11-30T04:30:01.000000000Z"}"#;
+        let early = r#"{"log":"c\n","stream":"stdout","time":"2026-11-30T04:29:59.000000000Z"}"#;
+        assert_eq!(decode(out, &query).expect("kept").data, b"a\n");
+        assert!(decode(err, &query).is_none());
+        assert!(decode(early, &query).is_none());
+    }
+}

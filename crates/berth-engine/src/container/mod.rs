@@ -1,0 +1,297 @@
+//! Containers: records in `containers.db`, root filesystems as overlays over the
+//! image's snapshots, processes run by the OCI runtime (crun; runc works too) under a
+//! per-container `berth-monitor` that owns stdio, the json-file log and the exit
+//! status, so containers outlive an engine restart and are adopted again.
+//!
+//! Layout under `<root>/containers/<id>/`: `config.json` (the OCI bundle's config),
+//! `rootfs/` (the overlay mount), `upper/` and `work/` (the writable layer),
+//! `files/` (hosts, hostname, resolv.conf), and what the monitor writes:
+//! `container.log`, `exit.json`, `monitor.pid`, `init.pid`, `runtime.log`,
+//! `attach.sock`.
+
+pub mod api;
+mod attach;
+pub mod caps;
+mod create;
+mod exec;
+mod exit;
+pub mod inspect;
+mod lifecycle;
+mod logs;
+pub mod record;
+pub mod rootfs;
+pub mod seccomp;
+pub mod signal;
+pub mod spec;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use berth_proto::ErrorKind;
+
+pub use create::CreateRequest;
+pub use exec::{ExecRequest, ExecStreams};
+pub use logs::{LogLine, LogsQuery};
+pub use record::{ContainerRecord, Status, Store, StoreError};
+
+use crate::events::EventBus;
+use crate::image::Images;
+
+/// Every container operation's error. Messages follow docker's where users know them.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("multiple containers ({1}) match the prefix {0:?}")]
+    Ambiguous(String, usize),
+    #[error("no such image: {0}")]
+    NoImage(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is paused, unpause the container before stopping or killing it")]
+    Paused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Image(#[from] crate::image::CatalogError),
+    #[error("the OCI runtime failed: {0}")]
+    Runtime(String),
+    #[error("cannot {what}")]
+    Io { what: String, source: std::io::Error },
+}
+
+impl ContainerError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ContainerError::NotFound(_) | ContainerError::NoImage(_) => ErrorKind::NotFound,
+            ContainerError::Ambiguous(..) | ContainerError::Invalid(_) => ErrorKind::InvalidArgument,
+            ContainerError::Conflict(_) | ContainerError::NotRunning(_) | ContainerError::Paused(_) => ErrorKind::Conflict,
+            ContainerError::Store(e) => e.kind(),
+            ContainerError::Rootfs(e) => e.kind(),
+            ContainerError::Runtime(message) => runtime_error_kind(message),
+            ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+        let what = what.into();
+        move |source| ContainerError::Io { what, source }
+    }
+}
+
+/// A bad command or working directory is the user's mistake (docker answers 400).
+fn runtime_error_kind(message: &str) -> ErrorKind {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("executable file") || lower.contains("no such file or directory") || lower.contains("permission denied") || lower.contains("not a directory") {
+        ErrorKind::InvalidArgument
+    } else {
+        ErrorKind::Internal
+    }
+}
+
+/// How the engine runs containers.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The OCI runtime binary (`crun`, or `BERTH_RUNTIME`).
+    pub runtime: PathBuf,
+    /// `berth-monitor` (next to the engine's binary, or `BERTH_MONITOR`).
+    pub monitor: PathBuf,
+}
+
+impl RuntimeConfig {
+    pub fn from_env() -> RuntimeConfig {
+        let runtime = std::env::var_os("BERTH_RUNTIME").map(PathBuf::from).unwrap_or_else(|| find_in_path("crun"));
+        let monitor = std::env::var_os("BERTH_MONITOR").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join("berth-monitor")))
+                .filter(|p| p.exists())
+                .unwrap_or_else(|| find_in_path("berth-monitor"))
+        });
+        RuntimeConfig { runtime, monitor }
+    }
+}
+
+fn find_in_path(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Facts about the machine that shape every container's config.
+#[derive(Debug, Clone)]
+struct HostFacts {
+    held_caps: BTreeSet<String>,
+    cgroup_v2: bool,
+    swap_accounting: bool,
+    cpus: usize,
+}
+
+impl HostFacts {
+    fn probe() -> HostFacts {
+        let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let swap_accounting = if cgroup_v2 {
+            true
+        } else {
+            Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        };
+        HostFacts {
+            held_caps: caps::held(),
+            cgroup_v2,
+            swap_accounting,
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+/// Callers waiting for a container's live output from its first byte (docker's
+/// attach-then-start).
+type PendingAttach = tokio::sync::oneshot::Sender<Result<std::os::unix::net::UnixStream, String>>;
+
+/// The engine's containers.
+#[derive(Debug)]
+pub struct Containers {
+    root: PathBuf,
+    runtime_root: PathBuf,
+    store: Store,
+    images: Arc<Images>,
+    events: Arc<EventBus>,
+    runtime: RuntimeConfig,
+    facts: HostFacts,
+    /// One lock per container: state changes of one container never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Container ids whose state changed (feeds `wait` and `logs -f`).
+    changes: tokio::sync::broadcast::Sender<String>,
+    pending_attach: Mutex<HashMap<String, Vec<PendingAttach>>>,
+    /// The last exit codes of removed containers, for `wait --condition removed`
+    /// callers that see the record gone (bounded).
+    removed_exit_codes: Mutex<std::collections::VecDeque<(String, i32)>>,
+}
+
+impl Containers {
+    /// Opens `<root>/containers.db` and `<root>/containers/`. Call [`Containers::recover`]
+    /// once the engine runs, to adopt the containers that kept running.
+    pub fn open(root: &Path, images: Arc<Images>, events: Arc<EventBus>, runtime: RuntimeConfig) -> Result<Containers, ContainerError> {
+        let dir = root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
+        let runtime_root = root.join("runtime");
+        std::fs::create_dir_all(&runtime_root).map_err(ContainerError::io(format!("create {}", runtime_root.display())))?;
+        let store = Store::open(&root.join("containers.db"))?;
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let containers = Containers {
+            root: dir,
+            runtime_root,
+            store,
+            images,
+            events,
+            runtime,
+            facts: HostFacts::probe(),
+            locks: Mutex::new(HashMap::new()),
+            changes,
+            pending_attach: Mutex::new(HashMap::new()),
+            removed_exit_codes: Mutex::new(std::collections::VecDeque::new()),
+        };
+        for record in containers.store.list()? {
+            containers.images.mark_used(&record.image_id, &record.id);
+        }
+        Ok(containers)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The container's directory.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// The container's cgroup, relative to each hierarchy's root.
+    pub fn cgroup_path(id: &str) -> String {
+        format!("/berth/{id}")
+    }
+
+    fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Finds a container by id, name or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<ContainerRecord, ContainerError> {
+        match self.store.find(key)? {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(ContainerError::NotFound(key.to_owned())),
+            Err(n) => Err(ContainerError::Ambiguous(key.to_owned(), n)),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, ContainerError> {
+        Ok(self.store.list()?)
+    }
+
+    fn changed(&self, id: &str) {
+        let _ = self.changes.send(id.to_owned());
+    }
+
+    fn publish(&self, record: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
+        let mut attributes: Vec<(String, String)> = vec![
+            ("id".to_owned(), record.id.clone()),
+            ("name".to_owned(), record.name.clone()),
+            ("image".to_owned(), record.config.image.clone()),
+        ];
+        for (key, value) in &record.config.labels {
+            attributes.push((key.clone(), value.clone()));
+        }
+        for (key, value) in extra {
+            attributes.push(((*key).to_owned(), value.clone()));
+        }
+        self.events.publish("container", action, attributes);
+    }
+
+    fn runtime_command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.runtime.runtime);
+        command.arg("--root").arg(&self.runtime_root);
+        command.stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Runs `<runtime> --root R <args>`; the error carries the runtime's own message.
+    async fn runtime(&self, args: &[&str]) -> Result<(), ContainerError> {
+        let output = self
+            .runtime_command()
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            Err(ContainerError::Runtime(format!("{} {}: {}", self.runtime.runtime.display(), args.join(" "), stderr.trim())))
+        }
+    }
+}
+
+/// A fresh 64-hex-digit id.
+fn new_id() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = random.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Now, as RFC 3339 UTC with nanoseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}

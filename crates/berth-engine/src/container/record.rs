@@ -1,0 +1,315 @@
+//! What the engine knows about a container, and where it keeps it: one row per
+//! container in SQLite (`containers.db`), the record as JSON. Names are unique by a
+//! database constraint, so two creates racing for a name cannot both win.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use berth_proto::ErrorKind;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// The parts of docker's `Config` Berth honours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// The image as the user named it.
+    pub image: String,
+    pub cmd: Vec<String>,
+    /// None: the image's entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stop_signal: String,
+    pub stop_timeout: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub pids_limit: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// "no", "on-failure", "always", "unless-stopped"
+    pub name: String,
+    pub maximum_retry_count: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsMount {
+    pub target: String,
+    pub options: String,
+    pub read_only: bool,
+}
+
+/// The parts of docker's `HostConfig` Berth honours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostConfig {
+    pub auto_remove: bool,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub resources: Resources,
+    pub restart_policy: RestartPolicy,
+    pub tmpfs: Vec<TmpfsMount>,
+    /// "none" or "host".
+    pub network_mode: String,
+    pub init: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Running in docker's sense: a process exists (paused and restarting included).
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub monitor_pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    pub restart_count: u32,
+    /// Stopped by the user (docker's HasBeenManuallyStopped): no restart policy fires,
+    /// and unless-stopped stays stopped across an engine restart.
+    pub manually_stopped: bool,
+    /// The start attempt that is current; an exit from an older one is ignored.
+    pub generation: u64,
+}
+
+/// Everything about one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    pub image_id: String,
+    /// The resolved process: path and arguments (entrypoint + cmd).
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+}
+
+impl ContainerRecord {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("container store: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("container store holds a bad record for {id}")]
+    Corrupt { id: String, source: serde_json::Error },
+    #[error("the container name \"/{name}\" is already in use by container \"{id}\"; remove or rename that container to reuse the name")]
+    NameInUse { name: String, id: String },
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NameInUse { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Store {
+    db: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Connection::open(path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS containers (
+                 id TEXT PRIMARY KEY,
+                 name TEXT NOT NULL UNIQUE,
+                 record TEXT NOT NULL
+             );",
+        )?;
+        Ok(Store { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn decode(id: String, json: String) -> Result<ContainerRecord, StoreError> {
+        serde_json::from_str(&json).map_err(|source| StoreError::Corrupt { id, source })
+    }
+
+    /// Adds a new container; its name must be free.
+    pub fn insert(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        let db = self.db();
+        let holder: Option<String> =
+            db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
+        if let Some(id) = holder {
+            return Err(StoreError::NameInUse { name: record.name.clone(), id });
+        }
+        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt { id: record.id.clone(), source })?;
+        db.execute("INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)", params![record.id, record.name, json])?;
+        Ok(())
+    }
+
+    /// Replaces a container's record (its name included; the new name must be free).
+    pub fn update(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        let db = self.db();
+        let holder: Option<String> =
+            db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
+        if let Some(id) = holder.filter(|id| *id != record.id) {
+            return Err(StoreError::NameInUse { name: record.name.clone(), id });
+        }
+        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt { id: record.id.clone(), source })?;
+        db.execute("UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1", params![record.id, record.name, json])?;
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.db().execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>, StoreError> {
+        let row: Option<(String, String)> = self
+            .db()
+            .query_row("SELECT id, record FROM containers WHERE id = ?1", params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(id, json)| Store::decode(id, json)).transpose()
+    }
+
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, StoreError> {
+        let rows: Vec<(String, String)> = {
+            let db = self.db();
+            let mut statement = db.prepare("SELECT id, record FROM containers")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let mut out = rows.into_iter().map(|(id, json)| Store::decode(id, json)).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Finds a container as docker does: full id, then exact name (with or without a
+    /// leading `/`), then a unique id prefix. `Ok(Err(n))`: the prefix matches n > 1.
+    pub fn find(&self, key: &str) -> Result<Result<Option<ContainerRecord>, usize>, StoreError> {
+        if key.is_empty() {
+            return Ok(Ok(None));
+        }
+        if let Some(found) = self.get(key)? {
+            return Ok(Ok(Some(found)));
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        let by_name: Option<(String, String)> = self
+            .db()
+            .query_row("SELECT id, record FROM containers WHERE name = ?1", params![name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, json)) = by_name {
+            return Ok(Ok(Some(Store::decode(id, json)?)));
+        }
+        if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Ok(None));
+        }
+        let rows: Vec<(String, String)> = {
+            let db = self.db();
+            let mut statement = db.prepare("SELECT id, record FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2")?;
+            let rows = statement
+                .query_map(params![key, key.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        match rows.len() {
+            0 => Ok(Ok(None)),
+            1 => {
+                let (id, json) = rows.into_iter().next().expect("one row");
+                Ok(Ok(Some(Store::decode(id, json)?)))
+            }
+            n => Ok(Err(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, name: &str) -> ContainerRecord {
+        ContainerRecord { id: id.to_owned(), name: name.to_owned(), created: id.to_owned(), ..Default::default() }
+    }
+
+    #[test]
+    fn names_are_unique_and_lookups_follow_docker() {
+        let dir = std::env::temp_dir().join(format!("berth-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = Store::open(&dir.join("c.db")).expect("open");
+        store.insert(&record("abc123", "web")).expect("insert");
+        store.insert(&record("abd456", "db")).expect("insert");
+        let err = store.insert(&record("fff", "web")).expect_err("name in use");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert!(err.to_string().contains("\"/web\" is already in use by container \"abc123\""), "{err}");
+        assert_eq!(store.find("web").expect("find").expect("unique").expect("found").id, "abc123");
+        assert_eq!(store.find("/db").expect("find").expect("unique").expect("found").id, "abd456");
+        assert_eq!(store.find("abc").expect("find").expect("unique").expect("found").id, "abc123");
+        assert_eq!(store.find("ab").expect("find"), Err(2));
+        assert_eq!(store.find("zzz").expect("find"), Ok(None));
+        let mut renamed = store.get("abc123").expect("get").expect("found");
+        renamed.name = "db".to_owned();
+        assert_eq!(store.update(&renamed).expect_err("taken").kind(), ErrorKind::Conflict);
+        renamed.name = "front".to_owned();
+        store.update(&renamed).expect("rename");
+        assert_eq!(store.find("front").expect("find").expect("unique").expect("found").id, "abc123");
+        store.delete("abc123").expect("delete");
+        assert_eq!(store.list().expect("list").len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,237 @@
+//! A container's root filesystem: an overlay of the image's snapshots (read-only lower
+//! layers) under a writable layer of its own, plus the files Berth manages
+//! (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`), and user lookup inside the
+//! image. Files in the image are opened with `openat2(RESOLVE_IN_ROOT)`, so an image's
+//! symlink can never lead the engine to a host file.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::spec::ResolvedUser;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("cannot {what}")]
+    Io { what: String, source: std::io::Error },
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    UnknownUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    UnknownGroup(String),
+    #[error("the image has too many layers for one overlay mount ({0} bytes of options)")]
+    TooManyLayers(usize),
+}
+
+impl RootfsError {
+    pub fn kind(&self) -> berth_proto::ErrorKind {
+        match self {
+            RootfsError::UnknownUser(_) | RootfsError::UnknownGroup(_) => berth_proto::ErrorKind::InvalidArgument,
+            _ => berth_proto::ErrorKind::Internal,
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RootfsError {
+    let what = what.into();
+    move |source| RootfsError::Io { what, source }
+}
+
+fn cstring(path: &Path) -> Result<CString, RootfsError> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| RootfsError::Io { what: format!("use path {}", path.display()), source: std::io::ErrorKind::InvalidInput.into() })
+}
+
+/// Mounts `lowers` (top first) with `upper`/`work` at `target`.
+pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), RootfsError> {
+    for dir in [upper, work, target] {
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    }
+    let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let data = format!("lowerdir={lower},upperdir={},workdir={}", upper.display(), work.display());
+    // The kernel reads mount options from one page.
+    if data.len() >= 4096 {
+        return Err(RootfsError::TooManyLayers(data.len()));
+    }
+    let source = CString::new("overlay").expect("no NUL");
+    let fstype = CString::new("overlay").expect("no NUL");
+    let target_c = cstring(target)?;
+    let data_c = CString::new(data).map_err(|_| RootfsError::Io { what: "build overlay options".into(), source: std::io::ErrorKind::InvalidInput.into() })?;
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::mount(source.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), 0, data_c.as_ptr().cast()) };
+    if ret != 0 {
+        return Err(RootfsError::Io { what: format!("mount the overlay at {}", target.display()), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// Whether something is mounted exactly at `path`.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let wanted = path.to_string_lossy();
+    info.lines().any(|line| line.split(' ').nth(4).is_some_and(|mp| unescape_mountinfo(mp) == wanted))
+}
+
+fn unescape_mountinfo(field: &str) -> String {
+    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// Unmounts `path` if mounted (lazily if busy).
+pub fn unmount(path: &Path) -> Result<(), RootfsError> {
+    if !is_mounted(path) {
+        return Ok(());
+    }
+    let target = cstring(path)?;
+    // SAFETY: target is a valid NUL-terminated path.
+    if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above; MNT_DETACH finishes once the last user lets go.
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    Err(RootfsError::Io { what: format!("unmount {}", path.display()), source: std::io::Error::last_os_error() })
+}
+
+/// Opens `path` as if `root` were `/`: `..` and symlinks stay inside.
+pub fn open_in_root(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: root_c is a valid path; the fd is checked before use.
+    let dirfd = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if dirfd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: dirfd is a fresh descriptor we own.
+    let dir = unsafe { OwnedFd::from_raw_fd(dirfd) };
+    let rel = CString::new(path.trim_start_matches('/')).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: open_how is plain data; all-zero is its "nothing requested" value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    use std::os::fd::AsRawFd;
+    // SAFETY: openat2 with a valid dirfd, NUL-terminated path and a correctly sized open_how.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat2 returned a fresh descriptor we now own.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) })
+}
+
+fn read_in_root(root: &Path, path: &str) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = open_in_root(root, path) {
+        // /etc/passwd is small; cap what a hostile image can make us read.
+        let _ = (&mut file).take(4 << 20).read_to_string(&mut text);
+    }
+    text
+}
+
+/// Resolves docker's `--user` (`name`, `uid`, `name:group`, `uid:gid`, empty = root)
+/// against the image's /etc/passwd and /etc/group.
+pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, RootfsError> {
+    let passwd = read_in_root(root, "/etc/passwd");
+    let group = read_in_root(root, "/etc/group");
+    let (user_part, group_part) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user_part = if user_part.is_empty() { "0" } else { user_part };
+    let entry = passwd.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
+    });
+    let (name, uid, mut gid) = match user_part.parse::<u32>() {
+        Ok(uid) => match entry.clone().find(|(_, u, _)| *u == Some(uid)) {
+            Some((name, _, gid)) => (Some(name.to_owned()), uid, gid.unwrap_or(0)),
+            None => (None, uid, 0),
+        },
+        Err(_) => match entry.clone().find(|(n, _, _)| *n == user_part) {
+            Some((name, Some(uid), gid)) => (Some(name.to_owned()), uid, gid.unwrap_or(0)),
+            _ => return Err(RootfsError::UnknownUser(user_part.to_owned())),
+        },
+    };
+    let groups = group.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3).then(|| (f[0], f[2].parse::<u32>().ok(), f.get(3).copied().unwrap_or("")))
+    });
+    if let Some(g) = group_part.filter(|g| !g.is_empty()) {
+        gid = match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => match groups.clone().find(|(n, _, _)| *n == g) {
+                Some((_, Some(gid), _)) => gid,
+                _ => return Err(RootfsError::UnknownGroup(g.to_owned())),
+            },
+        };
+    }
+    let mut additional_gids: Vec<u32> = match (&name, group_part) {
+        (Some(name), None) => groups
+            .filter(|(_, _, members)| members.split(',').any(|m| m == name))
+            .filter_map(|(_, gid, _)| gid)
+            .filter(|g| *g != gid)
+            .collect(),
+        _ => Vec::new(),
+    };
+    additional_gids.sort_unstable();
+    additional_gids.dedup();
+    Ok(ResolvedUser { uid, gid, additional_gids })
+}
+
+/// Writes the files Berth manages into `dir`: hosts, hostname, resolv.conf (the host's
+/// resolvers minus loopback ones, which mean nothing in the container's network).
+pub fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), RootfsError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    );
+    std::fs::write(dir.join("hosts"), hosts).map_err(io("write hosts"))?;
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io("write hostname"))?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv = String::new();
+    for line in host_resolv.lines() {
+        let is_loopback = line
+            .strip_prefix("nameserver")
+            .map(str::trim)
+            .is_some_and(|ip| ip.starts_with("127.") || ip == "::1");
+        if !is_loopback {
+            resolv.push_str(line);
+            resolv.push('\n');
+        }
+    }
+    std::fs::write(dir.join("resolv.conf"), resolv).map_err(io("write resolv.conf"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_like_docker_and_symlinks_stay_inside() {
+        let root = std::env::temp_dir().join(format!("berth-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).expect("etc");
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").expect("passwd");
+        std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:app\napp:x:1000:\n").expect("group");
+        assert_eq!(resolve_user(&root, "").expect("root"), ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] });
+        assert_eq!(resolve_user(&root, "app").expect("app"), ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![50] });
+        assert_eq!(resolve_user(&root, "app:staff").expect("app").gid, 50);
+        assert_eq!(resolve_user(&root, "4242").expect("uid"), ResolvedUser { uid: 4242, gid: 0, additional_gids: vec![] });
+        assert_eq!(resolve_user(&root, "1000:7").expect("uid").gid, 7);
+        let err = resolve_user(&root, "nobody").expect_err("unknown");
+        assert_eq!(err.to_string(), "unable to find user nobody: no matching entries in passwd file");
+        assert!(matches!(resolve_user(&root, "app:wheel"), Err(RootfsError::UnknownGroup(_))));
+        // An absolute symlink in the image points inside the image, never at the host.
+        std::fs::create_dir_all(root.join("x")).expect("x");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("x/link")).expect("link");
+        std::os::unix::fs::symlink("../../../../../../etc/hostname", root.join("x/up")).expect("link");
+        let mut text = String::new();
+        open_in_root(&root, "/x/link").expect("open").read_to_string(&mut text).expect("read");
+        assert!(text.contains("app:x:1000"), "{text}");
+        assert!(open_in_root(&root, "/x/up").is_err(), "escaped the root");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -1,0 +1,246 @@
+//! The OCI runtime config for a container: Docker's defaults (namespaces, mounts,
+//! masked and read-only /proc paths, the device allowlist, capabilities, the seccomp
+//! profile) plus what the user asked for. The result is an `oci_spec::runtime::Spec`,
+//! so a config the runtime cannot parse fails here, with the field named.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxSeccomp, Spec};
+use serde_json::{json, Value};
+
+use super::record::ContainerRecord;
+
+/// Docker's masked paths: bind-mounted over with nothing.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths.
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+#[derive(Debug)]
+pub struct SpecInput<'a> {
+    pub record: &'a ContainerRecord,
+    pub rootfs: &'a Path,
+    /// Holds `hosts`, `hostname` and `resolv.conf`.
+    pub files: &'a Path,
+    pub user: ResolvedUser,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub caps: BTreeSet<String>,
+    pub cgroup_path: String,
+    pub cgroup_v2: bool,
+    /// None: unconfined.
+    pub seccomp: Option<LinuxSeccomp>,
+    pub no_new_privileges: bool,
+    /// Whether the kernel accounts swap (memory.memsw on cgroup v1).
+    pub swap_accounting: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the OCI runtime config")]
+pub struct SpecError(#[source] pub serde_json::Error);
+
+fn device(kind: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> Value {
+    json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access})
+}
+
+pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
+    let record = input.record;
+    let hc = &record.host_config;
+    let caps: Vec<&str> = input.caps.iter().map(String::as_str).collect();
+    let mut process = json!({
+        "terminal": record.config.tty,
+        "user": {
+            "uid": input.user.uid,
+            "gid": input.user.gid,
+            "additionalGids": input.user.additional_gids,
+        },
+        "args": std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect::<Vec<_>>(),
+        "env": input.env,
+        "cwd": if input.cwd.is_empty() { "/".to_owned() } else { input.cwd.clone() },
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "noNewPrivileges": input.no_new_privileges,
+    });
+    if input.user.uid != 0 {
+        // Docker gives a non-root user no effective or permitted capabilities.
+        process["capabilities"]["effective"] = json!([]);
+        process["capabilities"]["permitted"] = json!([]);
+    }
+
+    let dev_options = ["nosuid", "strictatime", "mode=755", "size=65536k"];
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": dev_options}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", if hc.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", if hc.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
+    ];
+    for file in ["resolv.conf", "hostname", "hosts"] {
+        mounts.push(json!({
+            "destination": format!("/etc/{file}"),
+            "type": "bind",
+            "source": input.files.join(file),
+            "options": ["rbind", "rprivate"],
+        }));
+    }
+    for tmpfs in &hc.tmpfs {
+        let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+        options.extend(tmpfs.options.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
+        if tmpfs.read_only {
+            options.push("ro".into());
+        }
+        mounts.push(json!({"destination": tmpfs.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
+    }
+
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    if hc.network_mode != "host" {
+        namespaces.push(json!({"type": "network"}));
+    }
+    if input.cgroup_v2 {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+
+    let devices = if hc.privileged {
+        vec![json!({"allow": true, "access": "rwm"})]
+    } else {
+        vec![
+            json!({"allow": false, "access": "rwm"}),
+            device("c", None, None, "m"),
+            device("b", None, None, "m"),
+            device("c", Some(1), Some(3), "rwm"),
+            device("c", Some(1), Some(5), "rwm"),
+            device("c", Some(1), Some(7), "rwm"),
+            device("c", Some(1), Some(8), "rwm"),
+            device("c", Some(1), Some(9), "rwm"),
+            device("c", Some(5), Some(0), "rwm"),
+            device("c", Some(5), Some(1), "rwm"),
+            device("c", Some(5), Some(2), "rwm"),
+            device("c", Some(136), None, "rwm"),
+            device("c", Some(10), Some(200), "rwm"),
+        ]
+    };
+    let r = &hc.resources;
+    let mut resources = json!({"devices": devices});
+    let mut memory = serde_json::Map::new();
+    if r.memory > 0 {
+        memory.insert("limit".into(), json!(r.memory));
+        if input.swap_accounting {
+            let swap = match r.memory_swap {
+                0 => r.memory * 2,
+                -1 => -1,
+                n => n,
+            };
+            memory.insert("swap".into(), json!(swap));
+        }
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if r.nano_cpus > 0 {
+        let period: i64 = 100_000;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(r.nano_cpus * period / 1_000_000_000));
+    }
+    if r.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(r.cpu_shares.max(2)));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if r.pids_limit > 0 {
+        resources["pids"] = json!({"limit": r.pids_limit});
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": input.cgroup_path,
+        "resources": resources,
+    });
+    if !hc.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if let Some(seccomp) = &input.seccomp {
+        linux["seccomp"] = serde_json::to_value(seccomp).map_err(SpecError)?;
+    }
+
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": input.rootfs, "readonly": hc.read_only},
+        "hostname": record.config.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    serde_json::from_value(spec).map_err(SpecError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_defaults_are_in_the_config() {
+        let mut record = ContainerRecord { path: "sh".into(), args: vec!["-c".into(), "true".into()], ..Default::default() };
+        record.config.hostname = "abc".into();
+        record.host_config.resources.memory = 64 << 20;
+        record.host_config.resources.nano_cpus = 500_000_000;
+        record.host_config.resources.pids_limit = 50;
+        let caps: BTreeSet<String> = crate::container::caps::DEFAULT.iter().map(|c| (*c).to_owned()).collect();
+        let input = SpecInput {
+            record: &record,
+            rootfs: Path::new("/r"),
+            files: Path::new("/f"),
+            user: ResolvedUser::default(),
+            env: vec!["PATH=/bin".into()],
+            cwd: String::new(),
+            seccomp: Some(crate::container::seccomp::default_profile(&caps)),
+            caps,
+            cgroup_path: "/berth/abc".into(),
+            cgroup_v2: false,
+            no_new_privileges: false,
+            swap_accounting: false,
+        };
+        let spec = build(&input).expect("spec");
+        let value = serde_json::to_value(&spec).expect("json");
+        assert_eq!(value["process"]["args"], json!(["sh", "-c", "true"]));
+        assert_eq!(value["process"]["capabilities"]["bounding"].as_array().expect("caps").len(), 14);
+        assert_eq!(value["linux"]["resources"]["memory"]["limit"], json!(64 << 20));
+        assert!(value["linux"]["resources"]["memory"].get("swap").is_none());
+        assert_eq!(value["linux"]["resources"]["cpu"]["quota"], json!(50_000));
+        assert_eq!(value["linux"]["resources"]["pids"]["limit"], json!(50));
+        assert_eq!(value["linux"]["maskedPaths"].as_array().expect("masked").len(), 11);
+        assert_eq!(value["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        let namespaces: Vec<&str> =
+            value["linux"]["namespaces"].as_array().expect("ns").iter().filter_map(|n| n["type"].as_str()).collect();
+        assert_eq!(namespaces, ["pid", "ipc", "uts", "mount", "network"]);
+    }
+}
