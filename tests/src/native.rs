@@ -12,14 +12,27 @@ pub struct NativeEngine {
     pub home: PathBuf,
     pub child: Child,
     pub log: PathBuf,
+    /// Runs in a network namespace of its own (made by the test), loopback only.
+    pub isolated: bool,
 }
 
 impl NativeEngine {
     pub fn start(test: &str) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let child = NativeEngine::spawn(&home, &log);
-        let engine = NativeEngine { home, child, log };
+        let child = NativeEngine::spawn(&home, &log, false);
+        let engine = NativeEngine { home, child, log, isolated: false };
+        engine.wait_socket();
+        engine
+    }
+
+    /// An engine inside a fresh network namespace with only loopback up: nothing it or
+    /// its containers do can touch the machine's network.
+    pub fn start_isolated(test: &str) -> NativeEngine {
+        let home = crate::temp_home(test);
+        let log = home.join("engine.log");
+        let child = NativeEngine::spawn(&home, &log, true);
+        let engine = NativeEngine { home, child, log, isolated: true };
         engine.wait_socket();
         engine
     }
@@ -28,7 +41,7 @@ impl NativeEngine {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = NativeEngine::spawn(&self.home, &self.log);
+        self.child = NativeEngine::spawn(&self.home, &self.log, self.isolated);
         // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -37,9 +50,18 @@ impl NativeEngine {
         }
     }
 
-    fn spawn(home: &Path, log: &Path) -> Child {
-        Command::new(crate::bin("berth"))
-            .args(["serve", "--native"])
+    fn spawn(home: &Path, log: &Path, isolated: bool) -> Child {
+        let mut command = if isolated {
+            // unshare and sh exec, so the child's pid stays the engine's.
+            let mut c = Command::new("unshare");
+            c.args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" serve --native"]).arg(crate::bin("berth"));
+            c
+        } else {
+            let mut c = Command::new(crate::bin("berth"));
+            c.args(["serve", "--native"]);
+            c
+        };
+        command
             .env("BERTH_HOME", home)
             .stdin(Stdio::null())
             .stdout(std::fs::File::options().create(true).append(true).open(log).expect("log"))
@@ -83,6 +105,13 @@ impl NativeEngine {
 
 impl Drop for NativeEngine {
     fn drop(&mut self) {
+        // Containers outlive the engine by design: remove them while it still runs.
+        if self.home.join("engine/containers.db").exists() {
+            let out = self.berth(&["ps", "-aq", "--no-trunc"]);
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.home);

@@ -36,6 +36,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "skopeo",
     "apache2-utils",
     "openssl",
+    // Containers: the OCI runtime (runc for checking runc compatibility), and `ip`
+    // and `unshare` for the network namespaces the tests make.
+    "crun",
+    "runc",
+    "iproute2",
+    "util-linux",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -50,6 +56,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     rust_targets()?;
     cargo_tools()?;
     npm_packages()?;
+    cgroup_hugetlb()?;
     println!("setup: done");
     Ok(())
 }
@@ -134,4 +141,24 @@ fn npm_packages() -> Result<()> {
         return Ok(());
     }
     shell::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&ui))
+}
+
+/// On a cgroup v1 machine with a hybrid cgroup2 mount, the hugetlb controller can sit
+/// on cgroup2, and crun then refuses every container ("cgroups in hybrid mode not
+/// supported"). Mounting hugetlb as its own v1 hierarchy fixes it (see MACHINE.md).
+fn cgroup_hugetlb() -> Result<()> {
+    let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
+    let on_v2 = std::fs::read_to_string(unified).map(|c| c.split_whitespace().any(|c| c == "hugetlb")).unwrap_or(false);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mounted = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup/hugetlb"));
+    if !on_v2 || mounted || !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        return Ok(());
+    }
+    if !is_root() {
+        println!("setup: crun needs the hugetlb cgroup mounted; run as root:\n  mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb");
+        return Ok(());
+    }
+    println!("setup: mounting the hugetlb cgroup v1 hierarchy for crun");
+    std::fs::create_dir_all("/sys/fs/cgroup/hugetlb").context("create /sys/fs/cgroup/hugetlb")?;
+    shell::run(Command::new("mount").args(["-t", "cgroup", "-o", "hugetlb", "cgroup", "/sys/fs/cgroup/hugetlb"]))
 }

@@ -62,8 +62,8 @@ fn unit() -> Result<()> {
 }
 
 fn native() -> Result<()> {
-    build(&["berth-cli", "berth-agent"])?;
-    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images"])
+    build(&["berth-cli", "berth-agent", "berth-monitor"])?;
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers"])
 }
 
 fn vm() -> Result<()> {

@@ -167,16 +167,18 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, RootfsError
             },
         };
     }
-    let mut additional_gids: Vec<u32> = match (&name, group_part) {
-        (Some(name), None) => groups
+    // As initgroups(3) does: the primary group, then the groups listing the user.
+    let mut additional_gids: Vec<u32> = vec![gid];
+    if let (Some(name), None) = (&name, group_part) {
+        let mut member_of: Vec<u32> = groups
             .filter(|(_, _, members)| members.split(',').any(|m| m == name))
             .filter_map(|(_, gid, _)| gid)
             .filter(|g| *g != gid)
-            .collect(),
-        _ => Vec::new(),
-    };
-    additional_gids.sort_unstable();
-    additional_gids.dedup();
+            .collect();
+        member_of.sort_unstable();
+        member_of.dedup();
+        additional_gids.extend(member_of);
+    }
     Ok(ResolvedUser { uid, gid, additional_gids })
 }
 
@@ -216,10 +218,10 @@ mod tests {
         std::fs::create_dir_all(root.join("etc")).expect("etc");
         std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").expect("passwd");
         std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:app\napp:x:1000:\n").expect("group");
-        assert_eq!(resolve_user(&root, "").expect("root"), ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] });
-        assert_eq!(resolve_user(&root, "app").expect("app"), ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![50] });
+        assert_eq!(resolve_user(&root, "").expect("root"), ResolvedUser { uid: 0, gid: 0, additional_gids: vec![0] });
+        assert_eq!(resolve_user(&root, "app").expect("app"), ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![1000, 50] });
         assert_eq!(resolve_user(&root, "app:staff").expect("app").gid, 50);
-        assert_eq!(resolve_user(&root, "4242").expect("uid"), ResolvedUser { uid: 4242, gid: 0, additional_gids: vec![] });
+        assert_eq!(resolve_user(&root, "4242").expect("uid"), ResolvedUser { uid: 4242, gid: 0, additional_gids: vec![0] });
         assert_eq!(resolve_user(&root, "1000:7").expect("uid").gid, 7);
         let err = resolve_user(&root, "nobody").expect_err("unknown");
         assert_eq!(err.to_string(), "unable to find user nobody: no matching entries in passwd file");

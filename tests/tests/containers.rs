@@ -1,0 +1,453 @@
+//! Containers on the real crun, run by a native engine inside a network namespace the
+//! test made. Images come from OCI archives built offline (no registry needed). After
+//! every test: no mount, cgroup, process, runtime state or file of its containers.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_tests::fixtures;
+use berth_tests::native::NativeEngine;
+use serde_json::{json, Value};
+
+const IMAGE: &str = "berth.test/busybox:1";
+
+/// An isolated engine with the test image loaded.
+fn engine(test: &str) -> NativeEngine {
+    engine_with(test, json!({}))
+}
+
+fn engine_with(test: &str, config: Value) -> NativeEngine {
+    let engine = NativeEngine::start_isolated(test);
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(config), IMAGE)).expect("write archive");
+    let out = engine.berth(&["load", "-i", &archive.display().to_string()]);
+    assert!(out.status.success(), "load: {}", String::from_utf8_lossy(&out.stderr));
+    engine
+}
+
+/// Runs berth; returns (exit code, stdout, stderr).
+fn berth(engine: &NativeEngine, args: &[&str]) -> (i32, String, String) {
+    let out = engine.berth(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(engine: &NativeEngine, args: &[&str]) -> String {
+    let (code, stdout, stderr) = berth(engine, args);
+    assert_eq!(code, 0, "berth {args:?} failed: {stderr}");
+    stdout
+}
+
+fn inspect(engine: &NativeEngine, name: &str) -> Value {
+    let text = ok(engine, &["inspect", "--type", "container", name]);
+    let list: Value = serde_json::from_str(&text).expect("inspect json");
+    list[0].clone()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What a container can leave behind, by id.
+fn leftovers(engine: &NativeEngine, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let dir = engine.home.join("engine/containers").join(id);
+    if dir.exists() {
+        found.push(format!("directory {}", dir.display()));
+    }
+    if engine.home.join("engine/runtime").join(id).exists() {
+        found.push("runtime state".to_owned());
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines().filter(|l| l.contains(id)) {
+        found.push(format!("mount {line}"));
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let cgroup = hierarchy.path().join("berth").join(id);
+        if cgroup.exists() {
+            found.push(format!("cgroup {}", cgroup.display()));
+        }
+    }
+    for (pid, cmd) in berth_tests::processes_matching(id) {
+        found.push(format!("process {pid}: {cmd}"));
+    }
+    found
+}
+
+/// Every container the engine ever made in this test: gone without a trace.
+fn assert_clean(engine: &NativeEngine, ids: &BTreeSet<String>) {
+    for id in ids {
+        wait_until(&format!("container {id} to leave nothing behind"), Duration::from_secs(10), || leftovers(engine, id).is_empty());
+    }
+}
+
+fn remove_all(engine: &NativeEngine) -> BTreeSet<String> {
+    let ids: BTreeSet<String> = ok(engine, &["ps", "-aq", "--no-trunc"]).lines().map(str::to_owned).collect();
+    for id in &ids {
+        ok(engine, &["rm", "-f", id]);
+    }
+    ids
+}
+
+#[test]
+fn exit_codes_output_streams_and_signals_propagate() {
+    let engine = engine("ctr-exit");
+    let mut ids = BTreeSet::new();
+
+    let (code, stdout, stderr) = berth(&engine, &["run", "--name", "three", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(stdout, "out\n");
+    assert_eq!(stderr, "err\n");
+    let three = inspect(&engine, "three");
+    assert_eq!(three["State"]["ExitCode"], 3);
+    assert_eq!(three["State"]["Status"], "exited");
+    ids.insert(three["Id"].as_str().expect("id").to_owned());
+    assert_eq!(ok(&engine, &["wait", "three"]).trim(), "3");
+    // The log keeps both streams apart.
+    let (_, out, err) = berth(&engine, &["logs", "three"]);
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+
+    // --rm: gone once it exits; the exit code still comes back.
+    let (code, _, _) = berth(&engine, &["run", "--rm", "--name", "gone", IMAGE, "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    let (code, _, stderr) = berth(&engine, &["inspect", "--type", "container", "gone"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no such object"), "{stderr}");
+
+    // A signal the process handles: its own exit code.
+    let id = ok(&engine, &["run", "-d", "--name", "trapper", IMAGE, "sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done"]);
+    ids.insert(id.trim().to_owned());
+    ok(&engine, &["kill", "-s", "USR1", "trapper"]);
+    assert_eq!(ok(&engine, &["wait", "trapper"]).trim(), "42");
+
+    // SIGKILL: 128 + 9.
+    let id = ok(&engine, &["run", "-d", "--name", "sleeper", IMAGE, "sleep", "300"]);
+    ids.insert(id.trim().to_owned());
+    ok(&engine, &["kill", "sleeper"]);
+    assert_eq!(ok(&engine, &["wait", "sleeper"]).trim(), "137");
+    let (code, _, stderr) = berth(&engine, &["kill", "sleeper"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is not running"), "{stderr}");
+
+    ids.extend(remove_all(&engine));
+    assert_clean(&engine, &ids);
+}
+
+#[test]
+fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
+    let engine = engine("ctr-stop");
+    // Handles TERM: stops at once with its own code.
+    ok(&engine, &["run", "-d", "--name", "polite", IMAGE, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
+    let started = Instant::now();
+    ok(&engine, &["stop", "polite"]);
+    assert!(started.elapsed() < Duration::from_secs(5), "a TERM-handling container took {:?}", started.elapsed());
+    assert_eq!(inspect(&engine, "polite")["State"]["ExitCode"], 0);
+
+    // Ignores TERM, with a child that ignores it too: SIGKILL after the timeout.
+    ok(&engine, &["run", "-d", "--name", "stubborn", IMAGE, "sh", "-c", "trap '' TERM; sh -c \"trap '' TERM; sleep 300\" & while true; do sleep 0.1; done"]);
+    let started = Instant::now();
+    ok(&engine, &["stop", "-t", "2", "stubborn"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "stop -t 2 took {took:?}");
+    let state = &inspect(&engine, "stubborn")["State"];
+    assert_eq!(state["ExitCode"], 137);
+    assert_eq!(state["Running"], false);
+
+    // --stop-signal and restart.
+    ok(&engine, &["run", "-d", "--name", "usr1", "--stop-signal", "USR1", IMAGE, "sh", "-c", "trap 'exit 11' USR1; while true; do sleep 0.1; done"]);
+    ok(&engine, &["stop", "usr1"]);
+    assert_eq!(inspect(&engine, "usr1")["State"]["ExitCode"], 11);
+    ok(&engine, &["restart", "usr1"]);
+    assert_eq!(inspect(&engine, "usr1")["State"]["Running"], true);
+    // pause / unpause
+    ok(&engine, &["pause", "usr1"]);
+    assert_eq!(inspect(&engine, "usr1")["State"]["Status"], "paused");
+    ok(&engine, &["unpause", "usr1"]);
+    assert_eq!(inspect(&engine, "usr1")["State"]["Status"], "running");
+    // rm without -f refuses a running container.
+    let (code, _, stderr) = berth(&engine, &["rm", "usr1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("container is running: stop the container before removing or force remove"), "{stderr}");
+    let ids = remove_all(&engine);
+    assert_eq!(ids.len(), 3);
+    assert_clean(&engine, &ids);
+}
+
+#[test]
+fn an_oom_kill_is_reported() {
+    let engine = engine("ctr-oom");
+    let (code, _, _) = berth(&engine, &["run", "--name", "hog", "-m", "8m", IMAGE, "sh", "-c", "tail /dev/zero"]);
+    assert_eq!(code, 137);
+    let state = &inspect(&engine, "hog")["State"];
+    assert_eq!(state["OOMKilled"], true, "{state}");
+    assert_eq!(state["ExitCode"], 137);
+    let host = &inspect(&engine, "hog")["HostConfig"];
+    assert_eq!(host["Memory"], 8 << 20);
+    // Without a limit the same container is not OOM-killed (it is stopped by us).
+    ok(&engine, &["run", "-d", "--name", "free", IMAGE, "sleep", "300"]);
+    ok(&engine, &["kill", "free"]);
+    ok(&engine, &["wait", "free"]);
+    assert_eq!(inspect(&engine, "free")["State"]["OOMKilled"], false);
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}
+
+fn ticks(engine: &NativeEngine) -> Vec<u64> {
+    let out = ok(engine, &["logs", "ticker"]);
+    out.lines().filter_map(|l| l.strip_prefix("tick ").and_then(|n| n.parse().ok())).collect()
+}
+
+#[test]
+fn running_containers_and_their_logs_survive_an_engine_restart() {
+    let mut engine = engine("ctr-restart");
+    let id = ok(&engine, &["run", "-d", "--name", "ticker", IMAGE, "sh", "-c", "i=0; while true; do echo tick $i; echo warn $i >&2; i=$((i+1)); sleep 0.1; done"]);
+    let id = id.trim().to_owned();
+    wait_until("some ticks", Duration::from_secs(10), || ticks(&engine).len() >= 3);
+    let pid = inspect(&engine, "ticker")["State"]["Pid"].as_i64().expect("pid");
+
+    engine.kill_and_restart();
+    // Still running, same process, still logging.
+    let state = inspect(&engine, "ticker")["State"].clone();
+    assert_eq!(state["Running"], true, "{state}");
+    assert_eq!(state["Pid"].as_i64(), Some(pid));
+    let before = ticks(&engine).len();
+    wait_until("ticks after the restart", Duration::from_secs(10), || ticks(&engine).len() > before + 3);
+    let all = ticks(&engine);
+    assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "lost or repeated lines: {all:?}");
+
+    // --tail, --timestamps, stderr apart, --since in the future shows nothing.
+    // The tail counts lines of both streams, as docker's does.
+    let (_, out, err) = berth(&engine, &["logs", "--tail", "2", "ticker"]);
+    assert_eq!(out.lines().count() + err.lines().count(), 2, "{out}{err}");
+    let (_, out, err) = berth(&engine, &["logs", "-t", "--tail", "1", "ticker"]);
+    let stamped = out + &err;
+    assert!(stamped.starts_with("20") && (stamped.contains("Z tick ") || stamped.contains("Z warn ")), "{stamped}");
+    let (_, _, stderr) = berth(&engine, &["logs", "--tail", "1", "ticker"]);
+    assert!(stderr.starts_with("warn "), "{stderr}");
+    let future = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        .to_string();
+    assert_eq!(ok(&engine, &["logs", "--since", &future, "ticker"]), "");
+
+    // The adopted container stops normally, and its exit is recorded.
+    ok(&engine, &["stop", "-t", "1", "ticker"]);
+    assert_eq!(inspect(&engine, "ticker")["State"]["Running"], false);
+    // logs -f of a stopped container ends.
+    let followed = ok(&engine, &["logs", "-f", "ticker"]);
+    assert!(followed.lines().count() >= all.len());
+    let ids = remove_all(&engine);
+    assert!(ids.contains(&id));
+    assert_clean(&engine, &ids);
+}
+
+#[test]
+fn restart_policies_count_and_a_stop_is_final() {
+    let engine = engine("ctr-policy");
+    ok(&engine, &["run", "-d", "--name", "flaky", "--restart", "on-failure:2", IMAGE, "sh", "-c", "exit 1"]);
+    wait_until("two restarts, then stopped", Duration::from_secs(20), || {
+        let state = inspect(&engine, "flaky");
+        state["RestartCount"] == 2 && state["State"]["Status"] == "exited"
+    });
+    assert_eq!(inspect(&engine, "flaky")["State"]["ExitCode"], 1);
+
+    // on-failure does not restart a success.
+    ok(&engine, &["run", "-d", "--name", "fine", "--restart", "on-failure", IMAGE, "true"]);
+    ok(&engine, &["wait", "fine"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&engine, "fine")["RestartCount"], 0);
+
+    // always restarts even a success, until stopped.
+    ok(&engine, &["run", "-d", "--name", "phoenix", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.2"]);
+    wait_until("phoenix to restart", Duration::from_secs(20), || inspect(&engine, "phoenix")["RestartCount"].as_u64() >= Some(2));
+    ok(&engine, &["stop", "-t", "1", "phoenix"]);
+    let count = inspect(&engine, "phoenix")["RestartCount"].clone();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = inspect(&engine, "phoenix");
+    assert_eq!(after["RestartCount"], count, "restarted after a stop");
+    assert_eq!(after["State"]["Running"], false);
+
+    let (code, _, stderr) = berth(&engine, &["run", "--rm", "--restart", "always", IMAGE, "true"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot specify both --restart and --rm"), "{stderr}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}
+
+#[test]
+fn security_defaults_follow_docker() {
+    let engine = engine("ctr-security");
+    let run = |args: &[&str]| -> (i32, String, String) {
+        let mut full = vec!["run", "--rm"];
+        full.extend_from_slice(args);
+        berth(&engine, &full)
+    };
+    // Docker's default capability set, exactly.
+    let (_, out, _) = run(&[IMAGE, "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(out.split_whitespace().nth(1), Some("00000000a80425fb"), "{out}");
+    let (_, out, _) = run(&["--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", IMAGE, "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(out.split_whitespace().nth(1), Some("0000000000000400"), "{out}");
+    // The seccomp profile blocks namespace creation...
+    let (code, _, err) = run(&[IMAGE, "unshare", "-n", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Operation not permitted"), "{err}");
+    let (_, out, _) = run(&[IMAGE, "grep", "Seccomp:", "/proc/self/status"]);
+    assert!(out.contains('2'), "no seccomp filter: {out}");
+    // ...and stands aside when asked.
+    let (code, _, err) = run(&["--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN", IMAGE, "unshare", "-n", "true"]);
+    assert_eq!(code, 0, "{err}");
+    // no-new-privileges when asked.
+    let (_, out, _) = run(&["--security-opt", "no-new-privileges", IMAGE, "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert!(out.contains('1'), "{out}");
+    // A non-root user gets no effective capabilities and its groups.
+    let (_, out, _) = run(&["-u", "app", IMAGE, "sh", "-c", "id; grep CapEff /proc/self/status"]);
+    assert!(out.contains("uid=1000(app) gid=1000(app) groups=50(staff),1000(app)"), "{out}");
+    assert!(out.contains("0000000000000000"), "{out}");
+    // Masked and read-only /proc paths.
+    // /proc/timer_list is masked (kernels differ in which masked paths exist; this one
+    // exists on the test machines and is non-empty on the host).
+    assert!(!std::fs::read_to_string("/proc/timer_list").unwrap_or_default().is_empty(), "the host's /proc/timer_list is empty");
+    let (_, out, _) = run(&[IMAGE, "sh", "-c", "wc -c < /proc/timer_list; echo x > /proc/sys/kernel/domainname && echo wrote"]);
+    assert!(out.starts_with('0'), "/proc/timer_list is readable: {out}");
+    assert!(!out.contains("wrote"), "/proc/sys is writable: {out}");
+    // The container sees only its own processes, and cannot signal the engine.
+    let engine_pid = engine.child.id().to_string();
+    let (_, out, _) = run(&[IMAGE, "sh", "-c", &format!("ls /proc | grep -c '^[0-9]'; kill -0 {engine_pid} && echo reached")]);
+    let count: u32 = out.lines().next().and_then(|l| l.trim().parse().ok()).expect("a count");
+    assert!(count <= 4, "the container sees {count} processes");
+    assert!(!out.contains("reached"), "{out}");
+    // --privileged: every capability the engine holds, no seccomp filter.
+    let (_, out, _) = run(&["--privileged", IMAGE, "grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]);
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    let held = std::fs::read_to_string(format!("/proc/{engine_pid}/status"))
+        .expect("engine status")
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_owned()))
+        .expect("CapBnd");
+    assert!(out.contains(&held), "privileged caps are not the engine's {held}: {out}");
+    // Read-only root, with a writable tmpfs.
+    let (code, out, _) = run(&["--read-only", "--tmpfs", "/scratch", IMAGE, "sh", "-c", "touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-ok"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "tmpfs-ok\n");
+    let ids = remove_all(&engine);
+    assert!(ids.is_empty(), "--rm left {ids:?}");
+}
+
+#[test]
+fn the_image_config_and_create_options_are_honoured() {
+    let engine = engine_with(
+        "ctr-config",
+        json!({
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo \"$GREETING from $(pwd) as $(id -un)\""],
+            "Env": ["PATH=/bin:/sbin", "GREETING=hello"],
+            "WorkingDir": "/srv",
+            "User": "app",
+            "StopSignal": "SIGUSR1",
+            "Labels": {"from": "image"},
+        }),
+    );
+    assert_eq!(ok(&engine, &["run", "--rm", IMAGE]), "hello from /srv as app\n");
+    let env_file = engine.home.join("env");
+    std::fs::write(&env_file, "# comment\nFROMFILE=yes\n").expect("env file");
+    let out = ok(&engine, &[
+        "run", "--rm", "-e", "GREETING=hi", "--env-file", &env_file.display().to_string(), "-w", "/tmp", "-u", "root",
+        "--hostname", "box", IMAGE, "echo \"$GREETING $FROMFILE $(pwd) $(id -u) $(hostname) $HOSTNAME\"",
+    ]);
+    assert_eq!(out, "hi yes /tmp 0 box box\n");
+    assert_eq!(ok(&engine, &["run", "--rm", "--entrypoint", "cat", IMAGE, "/srv/data.txt"]), "from the image\n");
+
+    let id = ok(&engine, &["create", "--name", "made", "-l", "tier=front", IMAGE]).trim().to_owned();
+    let made = inspect(&engine, "made");
+    assert_eq!(made["Config"]["StopSignal"], "SIGUSR1");
+    assert_eq!(made["Config"]["Labels"], json!({"from": "image", "tier": "front"}));
+    assert_eq!(made["State"]["Status"], "created");
+    assert_eq!(made["Path"], "/bin/sh");
+    // Filters and formats.
+    assert_eq!(ok(&engine, &["ps", "-a", "--filter", "label=tier=front", "--format", "{{.Names}}"]), "made\n");
+    assert_eq!(ok(&engine, &["ps", "--filter", "status=created", "-q"]).trim(), &id[..12]);
+    assert_eq!(ok(&engine, &["ps", "-q"]), "");
+    ok(&engine, &["rename", "made", "renamed"]);
+    let (code, _, stderr) = berth(&engine, &["create", "--name", "renamed", IMAGE]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is already in use"), "{stderr}");
+
+    // exec with -e, -u, -w, stdin; top.
+    ok(&engine, &["run", "-d", "--name", "svc", "--entrypoint", "sleep", IMAGE, "300"]);
+    let out = ok(&engine, &["exec", "-e", "X=1", "-u", "root", "-w", "/", "svc", "sh", "-c", "echo $X $(id -u) $(pwd)"]);
+    assert_eq!(out, "1 0 /\n");
+    let out = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["exec", "-i", "svc", "cat"])
+        .env("BERTH_HOME", &engine.home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(b"piped\n")?;
+            child.wait_with_output()
+        })
+        .expect("exec -i");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+    let (code, _, _) = berth(&engine, &["exec", "svc", "sh", "-c", "exit 9"]);
+    assert_eq!(code, 9);
+    let top = ok(&engine, &["top", "svc"]);
+    assert!(top.contains("sleep 300"), "{top}");
+    // The image is in use: rmi refuses.
+    let (code, _, stderr) = berth(&engine, &["rmi", IMAGE]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is being used by container"), "{stderr}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+    ok(&engine, &["rmi", IMAGE]);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_leaves_nothing() {
+    let engine = engine("ctr-bad");
+    let cases: [(&[&str], &str); 7] = [
+        (&["run", "--rm", "-u", "ghost", IMAGE, "true"], "unable to find user ghost: no matching entries in passwd file"),
+        (&["run", "--rm", IMAGE, "/no/such/command"], "/no/such/command"),
+        (&["run", "--rm", "-m", "1k", IMAGE, "true"], "minimum memory limit allowed is 6MB"),
+        (&["run", "--rm", "--cpus", "64", IMAGE, "true"], "range of CPUs is from 0.01 to"),
+        (&["run", "--rm", "--cap-add", "FLYING", IMAGE, "true"], "unknown capability"),
+        (&["run", "--rm", "--stop-signal", "SIGNOPE", IMAGE, "true"], "invalid signal"),
+        (&["run", "--rm", "--name", "bad name", IMAGE, "true"], "invalid container name"),
+    ];
+    for (args, message) in cases {
+        let (code, _, stderr) = berth(&engine, args);
+        assert_ne!(code, 0, "{args:?} succeeded");
+        assert!(stderr.contains(message), "{args:?}: expected {message:?} in {stderr:?}");
+    }
+    let (code, _, _) = berth(&engine, &["run", "--rm", IMAGE, "/no/such/command"]);
+    assert_eq!(code, 127);
+    // An image that is not there (and no registry to pull it from in this namespace).
+    let (code, _, stderr) = berth(&engine, &["create", "127.0.0.1:9/absent:1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("absent"), "{stderr}");
+    // A name in use.
+    ok(&engine, &["create", "--name", "taken", IMAGE, "true"]);
+    let (code, _, stderr) = berth(&engine, &["create", "--name", "taken", IMAGE, "true"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("The container name \"/taken\" is already in use") || stderr.contains("the container name \"/taken\" is already in use"), "{stderr}");
+    let (code, _, stderr) = berth(&engine, &["start", "nosuch"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no such container: nosuch"), "{stderr}");
+    // Only `taken` exists; everything the failures touched is gone.
+    let all = ok(&engine, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(all, "taken\n");
+    let containers: Vec<_> = std::fs::read_dir(engine.home.join("engine/containers")).expect("dir").flatten().collect();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+    assert!(!Path::new(&engine.home.join("engine/containers")).read_dir().expect("dir").any(|_| true));
+}
