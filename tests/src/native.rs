@@ -14,14 +14,16 @@ pub struct NativeEngine {
     pub log: PathBuf,
     /// Runs in a network namespace of its own (made by the test), loopback only.
     pub isolated: bool,
+    /// Extra environment for the engine.
+    pub env: Vec<(String, String)>,
 }
 
 impl NativeEngine {
     pub fn start(test: &str) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let child = NativeEngine::spawn(&home, &log, false);
-        let engine = NativeEngine { home, child, log, isolated: false };
+        let child = NativeEngine::spawn(&home, &log, false, &[]);
+        let engine = NativeEngine { home, child, log, isolated: false, env: Vec::new() };
         engine.wait_socket();
         engine
     }
@@ -29,10 +31,16 @@ impl NativeEngine {
     /// An engine inside a fresh network namespace with only loopback up: nothing it or
     /// its containers do can touch the machine's network.
     pub fn start_isolated(test: &str) -> NativeEngine {
+        NativeEngine::start_isolated_with(test, &[])
+    }
+
+    /// `start_isolated` with extra environment for the engine (e.g. `BERTH_RUNTIME`).
+    pub fn start_isolated_with(test: &str, env: &[(&str, &str)]) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let child = NativeEngine::spawn(&home, &log, true);
-        let engine = NativeEngine { home, child, log, isolated: true };
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let child = NativeEngine::spawn(&home, &log, true, &env);
+        let engine = NativeEngine { home, child, log, isolated: true, env };
         engine.wait_socket();
         engine
     }
@@ -41,7 +49,7 @@ impl NativeEngine {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = NativeEngine::spawn(&self.home, &self.log, self.isolated);
+        self.child = NativeEngine::spawn(&self.home, &self.log, self.isolated, &self.env);
         // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -50,7 +58,7 @@ impl NativeEngine {
         }
     }
 
-    fn spawn(home: &Path, log: &Path, isolated: bool) -> Child {
+    fn spawn(home: &Path, log: &Path, isolated: bool, env: &[(String, String)]) -> Child {
         let mut command = if isolated {
             // unshare and sh exec, so the child's pid stays the engine's.
             let mut c = Command::new("unshare");
@@ -61,6 +69,7 @@ impl NativeEngine {
             c.args(["serve", "--native"]);
             c
         };
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         command
             .env("BERTH_HOME", home)
             .stdin(Stdio::null())

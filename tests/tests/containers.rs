@@ -18,7 +18,10 @@ fn engine(test: &str) -> NativeEngine {
 }
 
 fn engine_with(test: &str, config: Value) -> NativeEngine {
-    let engine = NativeEngine::start_isolated(test);
+    load_image(NativeEngine::start_isolated(test), config)
+}
+
+fn load_image(engine: NativeEngine, config: Value) -> NativeEngine {
     let archive = engine.home.join("image.tar");
     std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(config), IMAGE)).expect("write archive");
     let out = engine.berth(&["load", "-i", &archive.display().to_string()]);
@@ -450,4 +453,21 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
     assert!(!Path::new(&engine.home.join("engine/containers")).read_dir().expect("dir").any(|_| true));
+}
+
+#[test]
+fn runc_runs_the_same_containers() {
+    let engine = load_image(NativeEngine::start_isolated_with("ctr-runc", &[("BERTH_RUNTIME", "runc")]), json!({}));
+    let (code, out, err) = berth(&engine, &["run", "--name", "via-runc", IMAGE, "sh", "-c", "echo out; echo err >&2; grep CapEff /proc/self/status; exit 4"]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(out, "out\nCapEff:\t00000000a80425fb\n");
+    assert_eq!(err, "err\n");
+    ok(&engine, &["run", "-d", "--name", "runc-sleeper", IMAGE, "sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"]);
+    ok(&engine, &["stop", "runc-sleeper"]);
+    assert_eq!(inspect(&engine, "runc-sleeper")["State"]["ExitCode"], 3);
+    let (code, _, err) = berth(&engine, &["run", "--rm", IMAGE, "unshare", "-n", "true"]);
+    assert_ne!(code, 0, "seccomp did not apply under runc");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
 }
