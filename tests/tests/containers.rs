@@ -471,3 +471,34 @@ fn runc_runs_the_same_containers() {
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }
+
+#[test]
+fn a_health_check_flips_to_unhealthy() {
+    let engine = engine_with(
+        "ctr-health",
+        json!({
+            "Healthcheck": {"Test": ["CMD-SHELL", "test -f /tmp/healthy"], "Interval": 200_000_000u64, "Timeout": 2_000_000_000u64, "Retries": 2},
+        }),
+    );
+    ok(&engine, &["run", "-d", "--name", "doc", IMAGE, "sh", "-c", "touch /tmp/healthy; exec sleep 300"]);
+    assert_eq!(inspect(&engine, "doc")["Config"]["Healthcheck"]["Retries"], 2);
+    wait_until("healthy", Duration::from_secs(15), || inspect(&engine, "doc")["State"]["Health"]["Status"] == "healthy");
+    assert!(ok(&engine, &["ps", "--format", "{{.Status}}"]).contains("(healthy)"));
+    assert_eq!(ok(&engine, &["ps", "--filter", "health=healthy", "--format", "{{.Names}}"]), "doc\n");
+
+    ok(&engine, &["exec", "doc", "rm", "/tmp/healthy"]);
+    wait_until("unhealthy", Duration::from_secs(15), || inspect(&engine, "doc")["State"]["Health"]["Status"] == "unhealthy");
+    let health = inspect(&engine, "doc")["State"]["Health"].clone();
+    assert!(health["FailingStreak"].as_u64() >= Some(2), "{health}");
+    let last = health["Log"].as_array().and_then(|l| l.last()).cloned().expect("a probe in the log");
+    assert_eq!(last["ExitCode"], 1, "{last}");
+    assert!(ok(&engine, &["ps", "--format", "{{.Status}}"]).contains("(unhealthy)"));
+
+    // --health-cmd replaces the image's check; --no-healthcheck removes it.
+    ok(&engine, &["run", "-d", "--name", "custom", "--health-cmd", "exit 0", "--health-interval", "200ms", IMAGE, "sleep", "300"]);
+    wait_until("custom healthy", Duration::from_secs(15), || inspect(&engine, "custom")["State"]["Health"]["Status"] == "healthy");
+    ok(&engine, &["run", "-d", "--name", "none", "--no-healthcheck", IMAGE, "sleep", "300"]);
+    assert_eq!(inspect(&engine, "none")["State"]["Health"], Value::Null);
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -21,6 +21,7 @@ pub fn run(args: &[String]) -> Result<()> {
             )
         }
         "pull" => pull(args.get(1..).unwrap_or_default()),
+        "run" => run_latency(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -71,4 +72,109 @@ fn pull(_args: &[String]) -> Result<()> {
     let _ = engine.wait();
     let _ = std::fs::remove_dir_all(&home);
     result
+}
+
+/// A release `berth serve --native` in a scratch BERTH_HOME, for benchmarks.
+struct BenchEngine {
+    berth: std::path::PathBuf,
+    home: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl BenchEngine {
+    fn start(name: &str) -> Result<BenchEngine> {
+        shell::run(
+            shell::cargo()
+                .args(["build", "--release", "--package", "berth-cli", "--package", "berth-agent", "--package", "berth-monitor"])
+                .current_dir(crate::root()),
+        )?;
+        let berth = crate::root().join("target/release/berth");
+        let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
+        let _ = std::fs::remove_dir_all(&home);
+        let child = std::process::Command::new(&berth)
+            .args(["serve", "--native"])
+            .env("BERTH_HOME", &home)
+            .env("BERTH_INSECURE_REGISTRIES", "127.0.0.1:5000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let socket = home.join("run/berth.sock");
+        for _ in 0..200 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        Ok(BenchEngine { berth, home, child })
+    }
+
+    /// `BERTH_HOME=... berth` for shell scripts.
+    fn cli(&self) -> String {
+        format!("BERTH_HOME={} {}", self.home.display(), self.berth.display())
+    }
+}
+
+impl Drop for BenchEngine {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .args(["-c", &format!("for c in $({cli} ps -aq); do {cli} rm -f $c; done", cli = self.cli())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse().ok())))
+        .unwrap_or(0)
+}
+
+/// `run --rm busybox true`: Berth (release, native) against dockerd, podman (crun) and
+/// raw `crun run` on the peers' prepared bundle, interleaved in one run by the peers'
+/// bench.py. Then the idle engine's RSS and one monitor's. `BENCH_RUNS` (default 15).
+fn run_latency() -> Result<()> {
+    use std::process::Command;
+    let peers = crate::root().join("../shared/peers");
+    if !peers.join("setup.sh").is_file() {
+        bail!("{} not found: the run benchmark uses the shared peers (dockerd, podman, their registry)", peers.display());
+    }
+    shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
+    let engine = BenchEngine::start("run")?;
+    let b = engine.cli();
+    let runs = std::env::var("BENCH_RUNS").unwrap_or_else(|_| "15".into());
+    let script = format!(
+        ". {common} && {b} pull -q $IMG_BUSYBOX >/dev/null && \
+         python3 {bench} --runs {runs} --warmup 2 --title 'run --rm busybox true, {runs} runs, interleaved' \
+           --case \"docker run --rm busybox true|docker run --rm busybox true\" \
+           --case \"docker run --rm --network none busybox true|docker run --rm --network none busybox true\" \
+           --case \"podman run --rm (crun)|podman --runtime crun run --rm $PODMAN_ULIMITS $IMG_BUSYBOX true\" \
+           --case \"crun run (raw bundle)|crun run --bundle $PEER_BUNDLE bench-crun-\\$\\$\" \
+           --case \"berth run --rm (crun, no network yet)|{b} run --rm $IMG_BUSYBOX true\"",
+        common = peers.join("common.sh").display(),
+        bench = peers.join("bench.py").display(),
+    );
+    shell::run(Command::new("bash").args(["-c", &script]))?;
+
+    // Idle: the engine after the runs settle; then one running container's monitor.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let engine_rss = rss_kib(engine.child.id());
+    let started = shell::output(Command::new("bash").args([
+        "-c",
+        &format!(". {} && {b} run -d $IMG_BUSYBOX sleep 60", peers.join("common.sh").display()),
+    ]))?;
+    let id = started.trim().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let monitor_pid: u32 = std::fs::read_to_string(engine.home.join("engine/containers").join(&id).join("monitor.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0);
+    let monitor_rss = rss_kib(monitor_pid);
+    println!("\n| process | RSS MiB | target |");
+    println!("|---|---|---|");
+    println!("| berth-agent (engine), idle after the runs | {:.1} | < 30 |", engine_rss as f64 / 1024.0);
+    println!("| berth-monitor, one container running | {:.1} | < 3 |", monitor_rss as f64 / 1024.0);
+    Ok(())
 }

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Berth's container engine. The guest agent is a thin binary over this library; the
 //! same code runs inside the VM and natively on Linux.
 

@@ -94,11 +94,71 @@ pub struct ContainerArgs {
     /// Network mode: none or host (networks come later).
     #[arg(long)]
     pub network: Option<String>,
+    /// Command to run to check health (run by /bin/sh -c).
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 500ms).
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Maximum time a health check may take.
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long)]
+    pub health_retries: Option<u32>,
+    /// Start period during which failures do not count.
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// The image.
     pub image: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// A Go-style duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad = || format!("invalid duration: {text:?}");
+    let mut total: f64 = 0.0;
+    let mut number = String::new();
+    let mut chars = text.trim().chars().peekable();
+    if chars.peek().is_none() {
+        return Err(bad());
+    }
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3.6e12,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1e6
+            }
+            'm' => 6e10,
+            's' => 1e9,
+            'u' | 'µ' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1e3
+            }
+            'n' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1.0
+            }
+            _ => return Err(bad()),
+        };
+        let value: f64 = number.parse().map_err(|_| bad())?;
+        total += value * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(bad());
+    }
+    Ok(total as i64)
 }
 
 /// `64m`, `1g`, `512k`, `1000` (bytes) as docker reads them (binary units).
@@ -132,6 +192,28 @@ fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
 }
 
 impl ContainerArgs {
+    fn healthcheck(&self) -> Result<Option<berth_proto::v1::Healthcheck>, String> {
+        if self.no_healthcheck {
+            return Ok(Some(berth_proto::v1::Healthcheck { test: vec!["NONE".into()], ..Default::default() }));
+        }
+        let any = self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let duration = |d: &Option<String>| d.as_deref().map(parse_duration).transpose().map(|d| d.unwrap_or(0));
+        Ok(Some(berth_proto::v1::Healthcheck {
+            test: self.health_cmd.iter().flat_map(|c| ["CMD-SHELL".to_owned(), c.clone()]).collect(),
+            interval: duration(&self.health_interval)?,
+            timeout: duration(&self.health_timeout)?,
+            start_period: duration(&self.health_start_period)?,
+            retries: self.health_retries.unwrap_or(0),
+        }))
+    }
+
     pub fn request(&self) -> Result<CreateContainerRequest, String> {
         let mut env = Vec::new();
         for file in &self.env_file {
@@ -209,6 +291,7 @@ impl ContainerArgs {
             restart_policy: restart,
             mounts,
             network_mode: self.network.clone().unwrap_or_default(),
+            healthcheck: self.healthcheck()?,
         })
     }
 }
@@ -265,5 +348,8 @@ mod tests {
         assert_eq!(super::parse_bytes("1000"), Ok(1000));
         assert_eq!(super::parse_bytes("-1"), Ok(-1));
         assert!(super::parse_bytes("lots").is_err());
+        assert_eq!(super::parse_duration("1m30s"), Ok(90_000_000_000));
+        assert_eq!(super::parse_duration("250ms"), Ok(250_000_000));
+        assert!(super::parse_duration("soon").is_err());
     }
 }

@@ -100,6 +100,13 @@ impl From<CreateContainerRequest> for CreateRequest {
                 .map(|m| TmpfsMount { target: m.target, options: m.options, read_only: m.read_only })
                 .collect(),
             network_mode: r.network_mode,
+            healthcheck: r.healthcheck.map(|h| super::record::Healthcheck {
+                test: h.test,
+                interval: h.interval,
+                timeout: h.timeout,
+                start_period: h.start_period,
+                retries: h.retries,
+            }),
         }
     }
 }

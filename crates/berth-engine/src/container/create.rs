@@ -36,6 +36,8 @@ pub struct CreateRequest {
     pub restart_policy: RestartPolicy,
     pub tmpfs: Vec<TmpfsMount>,
     pub network_mode: String,
+    /// Changes to the image's health check (`--health-*`; test `["NONE"]` disables it).
+    pub healthcheck: Option<super::record::Healthcheck>,
 }
 
 /// The image config fields a container inherits.
@@ -48,6 +50,7 @@ pub(crate) struct ImageConfig {
     pub user: String,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
+    pub healthcheck: Option<super::record::Healthcheck>,
 }
 
 impl ImageConfig {
@@ -68,6 +71,13 @@ impl ImageConfig {
                 .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
                 .unwrap_or_default(),
             stop_signal: c["StopSignal"].as_str().unwrap_or("").to_owned(),
+            healthcheck: c["Healthcheck"].as_object().map(|h| super::record::Healthcheck {
+                test: strings(&h.get("Test").cloned().unwrap_or(Value::Null)),
+                interval: h.get("Interval").and_then(Value::as_i64).unwrap_or(0),
+                timeout: h.get("Timeout").and_then(Value::as_i64).unwrap_or(0),
+                start_period: h.get("StartPeriod").and_then(Value::as_i64).unwrap_or(0),
+                retries: h.get("Retries").and_then(Value::as_u64).unwrap_or(0) as u32,
+            }),
         }
     }
 }
@@ -170,6 +180,18 @@ fn validate(request: &CreateRequest, cpus: usize) -> Result<(), ContainerError> 
     match request.network_mode.as_str() {
         "" | "none" | "host" | "default" | "bridge" => {}
         other => return invalid(format!("network {other} not found (networks are not supported yet: use none or host)")),
+    }
+    if let Some(check) = &request.healthcheck {
+        if check.interval < 0 || check.timeout < 0 || check.start_period < 0 {
+            return invalid("health check durations cannot be negative".to_owned());
+        }
+        if (check.interval > 0 && check.interval < 1_000_000) || (check.timeout > 0 && check.timeout < 1_000_000) {
+            return invalid("interval and timeout of a health check must be at least 1ms".to_owned());
+        }
+        match check.test.first().map(String::as_str) {
+            None | Some("NONE") | Some("CMD") | Some("CMD-SHELL") => {}
+            Some(other) => return invalid(format!("unknown health check type {other:?}: use CMD, CMD-SHELL or NONE")),
+        }
     }
     if request.init {
         return invalid("--init is not supported yet".to_owned());
@@ -274,6 +296,8 @@ impl Containers {
                     "SIGTERM".to_owned()
                 },
                 stop_timeout: request.stop_timeout,
+                healthcheck: super::health::merge(image_config.healthcheck.clone(), request.healthcheck.clone())
+                    .filter(|h| !h.test.is_empty()),
             },
             host_config: HostConfig {
                 auto_remove: request.auto_remove,

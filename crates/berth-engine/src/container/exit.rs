@@ -136,6 +136,9 @@ impl Containers {
             match record.state.status {
                 Status::Running | Status::Paused => match live_monitor(record.state.monitor_pid, &record.id) {
                     Some(pidfd) => {
+                        if let Some(check) = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some()) {
+                            tokio::spawn(self.clone().health_loop(record.id.clone(), record.state.generation, check));
+                        }
                         let this = self.clone();
                         let (id, generation) = (record.id.clone(), record.state.generation);
                         tokio::spawn(async move {

@@ -36,7 +36,15 @@ pub fn status_text(record: &ContainerRecord) -> String {
     let since = |t: &str| seconds_since(t).map(human_duration).unwrap_or_default();
     match s.status {
         Status::Created => "Created".to_owned(),
-        Status::Running => format!("Up {}", since(&s.started_at)),
+        Status::Running => {
+            let health = match s.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", since(&s.started_at))
+        }
         Status::Paused => format!("Up {} (Paused)", since(&s.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, since(&s.finished_at)),
         Status::Removing => "Removal In Progress".to_owned(),
@@ -107,6 +115,11 @@ impl Containers {
                 "Error": s.error,
                 "StartedAt": or_zero(&s.started_at),
                 "FinishedAt": or_zero(&s.finished_at),
+                "Health": s.health.as_ref().map(|h| json!({
+                    "Status": h.status,
+                    "FailingStreak": h.failing_streak,
+                    "Log": h.log.iter().map(|p| json!({"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output})).collect::<Vec<_>>(),
+                })),
             },
             "Image": record.image_id,
             "ResolvConfPath": files.join("resolv.conf"),
@@ -173,6 +186,9 @@ impl Containers {
                 "Labels": record.config.labels,
                 "StopSignal": record.config.stop_signal,
                 "StopTimeout": record.config.stop_timeout,
+                "Healthcheck": record.config.healthcheck.as_ref().map(|h| json!({
+                    "Test": h.test, "Interval": h.interval, "Timeout": h.timeout, "StartPeriod": h.start_period, "Retries": h.retries,
+                })),
             },
             "NetworkSettings": {
                 "Bridge": "",
@@ -251,6 +267,7 @@ pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], i
                 Some((k, v)) => record.config.labels.get(k).is_some_and(|have| have == v),
                 None => record.config.labels.contains_key(value.as_str()),
             },
+            "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
             "ancestor" => record.config.image == *value || image_ids(value).is_some_and(|id| id == record.image_id),
             _ => false,
         })

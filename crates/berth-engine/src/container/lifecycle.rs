@@ -60,10 +60,15 @@ impl Containers {
                 record.state.exit_code = 0;
                 record.state.oom_killed = false;
                 record.state.generation += 1;
+                let check = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some());
+                record.state.health = check.as_ref().map(|_| super::record::Health { status: "starting".into(), ..Default::default() });
                 self.store.update(&record)?;
                 self.publish(&record, "start", &[]);
                 self.changed(&record.id);
                 let generation = record.state.generation;
+                if let Some(check) = check {
+                    tokio::spawn(self.clone().health_loop(record.id.clone(), generation, check));
+                }
                 let this = self.clone();
                 let id = record.id.clone();
                 tokio::spawn(async move {

@@ -15,6 +15,7 @@ pub mod caps;
 mod create;
 mod exec;
 mod exit;
+pub mod health;
 pub mod inspect;
 mod lifecycle;
 mod logs;

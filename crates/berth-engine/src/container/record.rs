@@ -27,6 +27,38 @@ pub struct ContainerConfig {
     pub open_stdin: bool,
     pub stop_signal: String,
     pub stop_timeout: Option<i32>,
+    /// The effective health check (the image's, with the request's changes).
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// docker's `HealthConfig`; durations in nanoseconds, 0 = the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["CMD", args...]`, `["CMD-SHELL", "command"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval: i64,
+    pub timeout: i64,
+    pub start_period: i64,
+    pub retries: u32,
+}
+
+/// The result of one health probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthProbe {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
+}
+
+/// docker's `State.Health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// "starting", "healthy", "unhealthy"
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<HealthProbe>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +149,8 @@ pub struct State {
     pub manually_stopped: bool,
     /// The start attempt that is current; an exit from an older one is ignored.
     pub generation: u64,
+    #[serde(default)]
+    pub health: Option<Health>,
 }
 
 /// Everything about one container.
