@@ -502,3 +502,59 @@ fn a_health_check_flips_to_unhealthy() {
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }
+
+#[test]
+fn stats_update_diff_export_and_cp() {
+    let engine = engine("ctr-inspect-fs");
+    ok(&engine, &["run", "-d", "--name", "busy", "-m", "64m", "--pids-limit", "50", IMAGE, "sh", "-c",
+        "echo new > /added.txt; echo changed >> /srv/data.txt; rm /etc/group; while true; do :; done"]);
+    wait_until("the changes", Duration::from_secs(10), || ok(&engine, &["diff", "busy"]).contains("D /etc/group"));
+    let diff = ok(&engine, &["diff", "busy"]);
+    for line in ["A /added.txt", "C /srv", "C /srv/data.txt", "D /etc/group"] {
+        assert!(diff.lines().any(|l| l == line), "{line:?} missing from:\n{diff}");
+    }
+
+    // One reading: a busy loop uses CPU; the limits show.
+    let stats = ok(&engine, &["stats", "--no-stream", "--format", "json", "busy"]);
+    let reading: Value = serde_json::from_str(stats.trim()).expect("stats json");
+    let cpu: f64 = reading["CPUPerc"].as_str().expect("cpu").trim_end_matches('%').parse().expect("a number");
+    assert!(cpu > 10.0, "a busy loop at {cpu}% CPU");
+    assert!(reading["MemUsage"].as_str().expect("mem").ends_with("/ 64MiB"), "{reading}");
+    assert_eq!(reading["PIDs"], "1");
+
+    // update applies to the running container's cgroup.
+    ok(&engine, &["update", "--memory", "96m", "--pids-limit", "20", "--restart", "on-failure:3", "busy"]);
+    let stats = ok(&engine, &["stats", "--no-stream", "--format", "json", "busy"]);
+    assert!(stats.contains("/ 96MiB"), "{stats}");
+    let updated = inspect(&engine, "busy");
+    assert_eq!(updated["HostConfig"]["Memory"], 96 << 20);
+    assert_eq!(updated["HostConfig"]["PidsLimit"], 20);
+    assert_eq!(updated["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    let (code, _, stderr) = berth(&engine, &["update", "--memory", "1k", "busy"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("minimum memory limit"), "{stderr}");
+
+    // cp out: a file and a directory; symlinks stay links.
+    let out = engine.home.join("out");
+    std::fs::create_dir_all(&out).expect("out dir");
+    ok(&engine, &["cp", "busy:/srv/data.txt", &out.join("copy.txt").display().to_string()]);
+    assert_eq!(std::fs::read_to_string(out.join("copy.txt")).expect("copied"), "from the image\nchanged\n");
+    ok(&engine, &["cp", "busy:/srv", &out.display().to_string()]);
+    assert!(out.join("srv/data.txt").is_file());
+    let (code, _, stderr) = berth(&engine, &["cp", "busy:/nonexistent", &out.display().to_string()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("could not find the file /nonexistent in container busy"), "{stderr}");
+
+    // export of a stopped container: its whole filesystem with the changes.
+    ok(&engine, &["kill", "busy"]);
+    ok(&engine, &["wait", "busy"]);
+    let tar = engine.home.join("export.tar");
+    ok(&engine, &["export", "-o", &tar.display().to_string(), "busy"]);
+    let listing = std::process::Command::new("tar").args(["-tf"]).arg(&tar).output().expect("tar -t");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "added.txt"), "{listing}");
+    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "{listing}");
+    assert!(!listing.lines().any(|l| l.trim_start_matches("./") == "etc/group"), "a deleted file was exported");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}

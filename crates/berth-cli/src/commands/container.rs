@@ -45,6 +45,16 @@ pub enum ContainerCommand {
     Unpause(super::pause::Args),
     /// A container's processes.
     Top(super::top::Args),
+    /// Live resource usage.
+    Stats(super::stats::Args),
+    /// Change limits or the restart policy.
+    Update(super::update::Args),
+    /// What the container changed in its filesystem.
+    Diff(super::diff::Args),
+    /// The filesystem as a tar.
+    Export(super::export::Args),
+    /// Copy files out of a container.
+    Cp(super::cp::Args),
     /// Remove all stopped containers.
     Prune(PruneArgs),
 }
@@ -74,6 +84,11 @@ pub async fn run(ctx: &Context, command: ContainerCommand) -> CommandResult {
         ContainerCommand::Pause(args) => super::pause::pause(ctx, args).await,
         ContainerCommand::Unpause(args) => super::pause::unpause(ctx, args).await,
         ContainerCommand::Top(args) => super::top::run(ctx, args).await,
+        ContainerCommand::Stats(args) => super::stats::run(ctx, args).await,
+        ContainerCommand::Update(args) => super::update::run(ctx, args).await,
+        ContainerCommand::Diff(args) => super::diff::run(ctx, args).await,
+        ContainerCommand::Export(args) => super::export::run(ctx, args).await,
+        ContainerCommand::Cp(args) => super::cp::run(ctx, args).await,
         ContainerCommand::Prune(_) => {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
             let pruned = agent

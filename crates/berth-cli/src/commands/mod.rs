@@ -1,9 +1,12 @@
 //! The command line: one file per command.
 
 mod container;
+mod cp;
 mod create;
+mod diff;
 mod events;
 mod exec;
+mod export;
 mod inspect;
 mod kill;
 mod logs;
@@ -13,8 +16,10 @@ mod rename;
 mod rm;
 mod run;
 mod start;
+mod stats;
 mod stop;
 mod top;
+mod update;
 mod wait;
 mod history;
 mod image;
@@ -102,6 +107,16 @@ enum Command {
     Unpause(pause::Args),
     /// A container's processes.
     Top(top::Args),
+    /// Live resource usage of containers.
+    Stats(stats::Args),
+    /// Change a container's limits or restart policy.
+    Update(update::Args),
+    /// What a container changed in its filesystem.
+    Diff(diff::Args),
+    /// A container's filesystem as a tar.
+    Export(export::Args),
+    /// Copy files out of a container.
+    Cp(cp::Args),
     /// Container commands.
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -171,6 +186,11 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Pause(args) => pause::pause(&ctx, args).await,
         Command::Unpause(args) => pause::unpause(&ctx, args).await,
         Command::Top(args) => top::run(&ctx, args).await,
+        Command::Stats(args) => stats::run(&ctx, args).await,
+        Command::Update(args) => update::run(&ctx, args).await,
+        Command::Diff(args) => diff::run(&ctx, args).await,
+        Command::Export(args) => export::run(&ctx, args).await,
+        Command::Cp(args) => cp::run(&ctx, args).await,
         Command::Container(cmd) => container::run(&ctx, cmd).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,

@@ -9,7 +9,7 @@ use berth_proto::v1::{
     ContainerSummary, CreateContainerRequest, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
     ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
     RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
-    WaitContainerResponse,
+    WaitContainerResponse, StatsRequest, StatsResponse, UpdateContainerRequest, ChangesResponse, Change, ArchiveRequest, ArchiveData,
 };
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,6 +118,102 @@ impl ContainersApiTrait for ContainersApi {
     type LogsStream = BoxStream<LogChunk>;
     type AttachStream = BoxStream<AttachOutput>;
     type ExecStream = BoxStream<ExecOutput>;
+    type StatsStream = BoxStream<StatsResponse>;
+    type ArchiveStream = BoxStream<ArchiveData>;
+
+    async fn stats(&self, request: Request<StatsRequest>) -> Result<Response<Self::StatsStream>, Status> {
+        let r = request.into_inner();
+        let record = self.containers.find(&r.id).map_err(status)?;
+        let mut previous = self.containers.stats_sample(&record).map_err(status)?;
+        let containers = self.containers.clone();
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<StatsResponse, Status>>(4);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Ok(record) = containers.find(&record.id) else { return };
+                let Ok(sample) = containers.stats_sample(&record) else { return };
+                let out = StatsResponse {
+                    id: record.id.clone(),
+                    name: record.name.clone(),
+                    read: sample.read.clone(),
+                    cpu_percent: super::stats::cpu_percent(&previous, &sample),
+                    cpu_total_ns: sample.cpu_total,
+                    system_cpu_ns: sample.system_cpu,
+                    online_cpus: sample.online_cpus,
+                    memory_usage: sample.memory_usage,
+                    memory_limit: sample.memory_limit,
+                    pids: sample.pids,
+                    net_rx: sample.net_rx,
+                    net_tx: sample.net_tx,
+                    block_read: sample.block_read,
+                    block_write: sample.block_write,
+                };
+                if sender.send(Ok(out)).await.is_err() || !r.stream {
+                    return;
+                }
+                previous = sample;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn update(&self, request: Request<UpdateContainerRequest>) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        let resources = r.resources.unwrap_or_default();
+        let update = super::UpdateRequest {
+            resources: Resources {
+                memory: resources.memory,
+                memory_swap: resources.memory_swap,
+                nano_cpus: resources.nano_cpus,
+                cpu_shares: resources.cpu_shares,
+                pids_limit: resources.pids_limit,
+            },
+            restart_policy: r.restart_policy.map(|p| RestartPolicy { name: p.name, maximum_retry_count: p.maximum_retry_count }),
+        };
+        self.containers.update(&r.id, update).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn changes(&self, request: Request<ContainerRef>) -> Result<Response<ChangesResponse>, Status> {
+        let changes = self.containers.changes(&request.into_inner().id).map_err(status)?;
+        Ok(Response::new(ChangesResponse {
+            changes: changes.into_iter().map(|(kind, path)| Change { kind: kind.code(), path }).collect(),
+        }))
+    }
+
+    async fn archive(&self, request: Request<ArchiveRequest>) -> Result<Response<Self::ArchiveStream>, Status> {
+        let r = request.into_inner();
+        let path = if r.path.is_empty() { "/".to_owned() } else { r.path };
+        let scratch = self.containers.images.scratch_file("archive");
+        if let Err(err) = self.containers.archive(&r.id, &path, &scratch).await {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(status(err));
+        }
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<ArchiveData, Status>>(4);
+        tokio::spawn(async move {
+            if let Ok(mut file) = tokio::fs::File::open(&scratch).await {
+                // Unlinked at once: the open file is all that is left of it.
+                let _ = std::fs::remove_file(&scratch);
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match file.read(&mut buf).await {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if sender.send(Ok(ArchiveData { data: buf[..n].to_vec() })).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(Status::internal(e.to_string()))).await;
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&scratch);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
 
     async fn create(&self, request: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
         let request = request.into_inner();

@@ -118,7 +118,7 @@ pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
     out
 }
 
-fn validate(request: &CreateRequest, cpus: usize) -> Result<(), ContainerError> {
+pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), ContainerError> {
     let invalid = |m: String| Err(ContainerError::Invalid(m));
     if !request.name.is_empty() && !valid_name(request.name.trim_start_matches('/')) {
         return invalid(format!("invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", request.name));

@@ -93,7 +93,7 @@ impl Containers {
         }
     }
 
-    async fn mount_rootfs(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
+    pub(super) async fn mount_rootfs(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
         let target = dir.join("rootfs");
         if rootfs::is_mounted(&target) {

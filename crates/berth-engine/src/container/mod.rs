@@ -11,6 +11,7 @@
 
 pub mod api;
 mod attach;
+mod changes;
 pub mod caps;
 mod create;
 mod exec;
@@ -24,6 +25,8 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;
+pub mod stats;
+mod update;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,7 +34,9 @@ use std::sync::{Arc, Mutex};
 
 use berth_proto::ErrorKind;
 
+pub use changes::ChangeKind;
 pub use create::CreateRequest;
+pub use update::UpdateRequest;
 pub use exec::{ExecRequest, ExecStreams};
 pub use logs::{LogLine, LogsQuery};
 pub use record::{ContainerRecord, Status, Store, StoreError};
@@ -48,6 +53,8 @@ pub enum ContainerError {
     Ambiguous(String, usize),
     #[error("no such image: {0}")]
     NoImage(String),
+    #[error("could not find the file {path} in container {container}")]
+    NoPath { path: String, container: String },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -73,7 +80,7 @@ pub enum ContainerError {
 impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NoImage(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NoImage(_) | ContainerError::NoPath { .. } => ErrorKind::NotFound,
             ContainerError::Ambiguous(..) | ContainerError::Invalid(_) => ErrorKind::InvalidArgument,
             ContainerError::Conflict(_) | ContainerError::NotRunning(_) | ContainerError::Paused(_) => ErrorKind::Conflict,
             ContainerError::Store(e) => e.kind(),

@@ -96,6 +96,10 @@ pub fn unmount(path: &Path) -> Result<(), RootfsError> {
 
 /// Opens `path` as if `root` were `/`: `..` and symlinks stay inside.
 pub fn open_in_root(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
+    open_with(root, path, libc::O_RDONLY | libc::O_CLOEXEC)
+}
+
+fn open_with(root: &Path, path: &str, flags: libc::c_int) -> std::io::Result<std::fs::File> {
     let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: root_c is a valid path; the fd is checked before use.
     let dirfd = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
@@ -104,10 +108,14 @@ pub fn open_in_root(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
     }
     // SAFETY: dirfd is a fresh descriptor we own.
     let dir = unsafe { OwnedFd::from_raw_fd(dirfd) };
-    let rel = CString::new(path.trim_start_matches('/')).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let rel = match path.trim_start_matches('/') {
+        "" => ".",
+        rel => rel,
+    };
+    let rel = CString::new(rel).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: open_how is plain data; all-zero is its "nothing requested" value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.flags = flags as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     use std::os::fd::AsRawFd;
     // SAFETY: openat2 with a valid dirfd, NUL-terminated path and a correctly sized open_how.
@@ -119,6 +127,17 @@ pub fn open_in_root(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
     }
     // SAFETY: openat2 returned a fresh descriptor we now own.
     Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) })
+}
+
+/// The host path `path` names inside `root` (symlinks resolved as if `root` were `/`).
+pub fn resolve_in_root(root: &Path, path: &str) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let file = open_with(root, path, libc::O_PATH | libc::O_CLOEXEC)?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if !real.starts_with(root) {
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "path resolves outside the container"));
+    }
+    Ok(real)
 }
 
 fn read_in_root(root: &Path, path: &str) -> String {
