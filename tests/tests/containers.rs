@@ -558,3 +558,41 @@ fn stats_update_diff_export_and_cp() {
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_events_go_out_on_the_event_stream() {
+    let engine = engine("ctr-events");
+    let client = engine.client().await;
+    let mut events = client.events(false, vec!["container".into()]).await.expect("subscribe");
+    let e = engine.home.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| berth_tests::native::berth(&e, args);
+        let out = run(&["run", "-d", "--name", "evented", "-m", "8m", IMAGE, "sh", "-c", "trap '' TERM; sleep 1; tail /dev/zero"]);
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        run(&["wait", "evented"]);
+        run(&["rm", "evented"]);
+        id
+    })
+    .await
+    .expect("cli");
+    let mut seen: Vec<String> = Vec::new();
+    let wanted = ["create", "start", "oom", "die", "destroy"];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !wanted.iter().all(|w| seen.iter().any(|s| s == w)) {
+        let event = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut events))
+            .await
+            .unwrap_or_else(|_| panic!("only saw {seen:?}"))
+            .expect("stream open")
+            .expect("event");
+        if event.attributes.get("id") == Some(&id) {
+            if event.action == "die" {
+                assert_eq!(event.attributes.get("exitCode").map(String::as_str), Some("137"));
+            }
+            assert_eq!(event.attributes.get("name").map(String::as_str), Some("evented"));
+            seen.push(event.action);
+        }
+    }
+    let order: Vec<&str> = seen.iter().map(String::as_str).filter(|a| wanted.contains(a)).collect();
+    assert_eq!(order, wanted, "events out of order");
+    assert_clean(&engine, &BTreeSet::from([id]));
+}
