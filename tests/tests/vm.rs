@@ -316,3 +316,80 @@ async fn the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a VM: cargo xtask test vm"]
+async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
+    use berth_proto::v1::{
+        pull_event::Event, ContainerRef, CreateContainerRequest, LogsRequest, PullRequest, RemoveContainerRequest, Resources,
+        WaitContainerRequest,
+    };
+    use berth_tests::fixtures::{self, registry::Registry};
+    with_timeout(LIMIT, async {
+        let registry = Registry::start("vm-ctr");
+        let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+        registry.push(&fixture);
+        let mut vm = TestVm::builder("vm-ctr").start().await;
+        let client = vm.client();
+        let reference = registry.reference(&fixture);
+        let mut stream = client
+            .images()
+            .pull(PullRequest { reference: reference.clone(), platform: String::new(), auth: None })
+            .await
+            .expect("pull")
+            .into_inner();
+        while let Some(event) = stream.next().await {
+            if let Err(status) = event {
+                panic!("pull in the VM failed: {}", status.message());
+            }
+            let _ = event.map(|e| matches!(e.event, Some(Event::Done(_))));
+        }
+        let mut containers = client.containers();
+        let run = |cmd: &str, memory: i64| CreateContainerRequest {
+            image: reference.clone(),
+            cmd: vec!["sh".into(), "-c".into(), cmd.into()],
+            resources: Some(Resources { memory, ..Default::default() }),
+            stop_timeout: -1,
+            ..Default::default()
+        };
+        // The limit is in the container's own cgroup (v2, with a cgroup namespace).
+        let id = containers.create(run("cat /sys/fs/cgroup/memory.max; echo hi from the vm", 32 << 20)).await.expect("create").into_inner().id;
+        containers.start(ContainerRef { id: id.clone() }).await.expect("start");
+        let code = containers
+            .wait(WaitContainerRequest { id: id.clone(), condition: "not-running".into() })
+            .await
+            .expect("wait")
+            .into_inner()
+            .exit_code;
+        assert_eq!(code, 0);
+        let mut logs = containers
+            .logs(LogsRequest { id: id.clone(), stdout: true, stderr: true, tail: -1, ..Default::default() })
+            .await
+            .expect("logs")
+            .into_inner();
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = logs.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.data));
+        }
+        assert_eq!(text, format!("{}\nhi from the vm\n", 32 << 20));
+        // An OOM kill under cgroup v2.
+        let hog = containers.create(run("tail /dev/zero", 8 << 20)).await.expect("create").into_inner().id;
+        containers.start(ContainerRef { id: hog.clone() }).await.expect("start");
+        let code = containers
+            .wait(WaitContainerRequest { id: hog.clone(), condition: "not-running".into() })
+            .await
+            .expect("wait")
+            .into_inner()
+            .exit_code;
+        assert_eq!(code, 137);
+        let details = containers.inspect(ContainerRef { id: hog.clone() }).await.expect("inspect").into_inner();
+        let json: serde_json::Value = serde_json::from_str(&details.inspect_json).expect("json");
+        assert_eq!(json["State"]["OOMKilled"], true, "{}", json["State"]);
+        for id in [id, hog] {
+            containers.remove(RemoveContainerRequest { id, force: true, volumes: false }).await.expect("rm");
+        }
+        assert!(containers.list(berth_proto::v1::ListContainersRequest { all: true, filters: vec![] }).await.expect("ps").into_inner().containers.is_empty());
+        assert_eq!(vm.stop().await, StopOutcome::PoweredOff);
+    })
+    .await;
+}

@@ -48,7 +48,9 @@ pub fn build() -> Result<Built> {
     let mut archive = Archive::default();
     add_busybox(&mut archive, &busybox)?;
     add_tree(&mut archive, &crate::root().join("vm-images/rootfs"), "")?;
-    archive.file("sbin/berth-agent", 0o755, fs::read(&agent)?);
+    archive.file("sbin/berth-agent", 0o755, stripped(&agent)?);
+    archive.file("sbin/berth-monitor", 0o755, stripped(&agent.with_file_name("berth-monitor"))?);
+    add_runtime(&mut archive, &cache)?;
     let mut order = String::new();
     for (name, path) in &modules {
         let file = format!("{name}.ko");
@@ -229,11 +231,92 @@ fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
+/// Debian packages whose files the VM needs to run containers: crun and the shared
+/// libraries it loads (found by following DT_NEEDED from the binary).
+const RUNTIME_PACKAGES: &[&str] = &[
+    "crun", "libc6", "libsystemd0", "libseccomp2", "libcap2", "libyajl2", "libgcrypt20", "liblzma5", "libzstd1",
+    "liblz4-1", "libgpg-error0",
+];
+
+/// A Debian package unpacked in the cache (downloaded once).
+fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
+    let deb = match find_deb(cache, package) {
+        Some(deb) => deb,
+        None => {
+            println!("vm-image: downloading {package}");
+            shell::run(Command::new("apt-get").args(["download", "-q", package]).current_dir(cache))
+                .with_context(|| format!("download {package} (after `apt-get update`; `cargo xtask setup` does that)"))?;
+            find_deb(cache, package).with_context(|| format!("apt-get download left no .deb for {package}"))?
+        }
+    };
+    let stem = deb.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let tree = cache.join(format!("{stem}.tree"));
+    if !tree.is_dir() {
+        let tmp = cache.join(format!("{stem}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        shell::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
+        fs::rename(&tmp, &tree)?;
+    }
+    Ok(tree)
+}
+
+/// A binary without its symbol table (smaller initramfs, faster boot); `strip` is
+/// deterministic, so the image stays reproducible.
+fn stripped(binary: &Path) -> Result<Vec<u8>> {
+    let copy = crate::build_dir().join("cache").join(format!(
+        "{}.stripped",
+        binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    fs::copy(binary, &copy).with_context(|| format!("copy {}", binary.display()))?;
+    shell::run(Command::new("strip").arg("--strip-all").arg(&copy)).context("strip (binutils)")?;
+    Ok(fs::read(&copy)?)
+}
+
+/// The shared libraries an ELF file names (DT_NEEDED), read with `readelf -d`.
+fn needed(elf: &Path) -> Result<Vec<String>> {
+    let out = shell::output(Command::new("readelf").arg("-d").arg(elf)).with_context(|| format!("readelf -d {}", elf.display()))?;
+    Ok(out
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split_once('[').and_then(|(_, rest)| rest.split_once(']')).map(|(name, _)| name.to_owned()))
+        .collect())
+}
+
+/// crun, its libraries and the dynamic loader, from Debian's packages.
+fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
+    let trees: Vec<PathBuf> = RUNTIME_PACKAGES.iter().map(|p| package_tree(cache, p)).collect::<Result<_>>()?;
+    let find = |name: &str| -> Option<PathBuf> {
+        trees.iter().find_map(|tree| {
+            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin"]
+                .iter()
+                .map(|dir| tree.join(dir).join(name))
+                .find(|p| p.exists())
+        })
+    };
+    let crun = find("crun").context("crun's package holds no usr/bin/crun")?;
+    archive.file("usr/bin/crun", 0o755, fs::read(&crun)?);
+    let mut queue = needed(&crun)?;
+    let mut added = BTreeSet::new();
+    while let Some(name) = queue.pop() {
+        if !added.insert(name.clone()) {
+            continue;
+        }
+        let path = find(&name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
+        // Symlinks in the packages (libfoo.so.1 -> libfoo.so.1.2.3) are read through.
+        let real = fs::canonicalize(&path).with_context(|| format!("resolve {}", path.display()))?;
+        archive.file(&format!("lib/x86_64-linux-gnu/{name}"), 0o755, fs::read(&real)?);
+        queue.extend(needed(&real)?);
+    }
+    let loader = find("ld-linux-x86-64.so.2").context("libc6 holds no ld-linux-x86-64.so.2")?;
+    archive.file("lib64/ld-linux-x86-64.so.2", 0o755, fs::read(fs::canonicalize(&loader)?)?);
+    Ok(())
+}
+
 fn build_agent() -> Result<PathBuf> {
-    println!("vm-image: building berth-agent for {MUSL_TARGET}");
+    println!("vm-image: building berth-agent and berth-monitor for {MUSL_TARGET}");
     shell::run(
         shell::cargo()
-            .args(["build", "--release", "--package", "berth-agent", "--target", MUSL_TARGET])
+            .args(["build", "--release", "--package", "berth-agent", "--package", "berth-monitor", "--target", MUSL_TARGET])
             .current_dir(crate::root()),
     )
     .context("build the static agent (needs `rustup target add x86_64-unknown-linux-musl`; `cargo xtask setup` does that)")?;

@@ -32,6 +32,7 @@ struct Args {
     cgroup: String,
     tty: bool,
     stdin: bool,
+    no_pivot: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
             "--cgroup" => args.cgroup = value()?.to_string_lossy().into_owned(),
             "--tty" => args.tty = true,
             "--stdin" => args.stdin = true,
+            "--no-pivot" => args.no_pivot = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -165,6 +167,9 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     let mut create = Command::new(&args.runtime);
     create.arg("--root").arg(&args.runtime_root).arg("--log").arg(&log_path).arg("--log-format").arg("json");
     create.arg("create").arg("--bundle").arg(&args.bundle).arg("--pid-file").arg(&pid_file);
+    if args.no_pivot {
+        create.arg("--no-pivot");
+    }
 
     let console_path = PathBuf::from("console.sock");
     let (child_ends, console) = if args.tty {

@@ -199,6 +199,9 @@ impl Containers {
         if record.config.open_stdin {
             command.arg("--stdin");
         }
+        if self.facts.root_is_ramfs {
+            command.arg("--no-pivot");
+        }
         command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(monitor_log);
         let sync_fd = write_end.as_raw_fd();
         // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,

@@ -142,6 +142,10 @@ struct HostFacts {
     cgroup_v2: bool,
     swap_accounting: bool,
     cpus: usize,
+    /// `/` is the initramfs (the VM): pivot_root cannot leave it, so the runtime is
+    /// told `--no-pivot` (as docker's DOCKER_RAMDISK does). The VM holds nothing but
+    /// the engine and its containers.
+    root_is_ramfs: bool,
 }
 
 impl HostFacts {
@@ -157,6 +161,13 @@ impl HostFacts {
             cgroup_v2,
             swap_accounting,
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            root_is_ramfs: std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
+                info.lines().any(|l| {
+                    let fields: Vec<&str> = l.split(' ').collect();
+                    let fstype = fields.iter().position(|f| *f == "-").and_then(|i| fields.get(i + 1)).copied();
+                    fields.get(4) == Some(&"/") && fstype == Some("rootfs")
+                })
+            }),
         }
     }
 }
