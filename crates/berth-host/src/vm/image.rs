@@ -20,7 +20,7 @@ impl VmImage {
     /// The image in `dir`, if its kernel and initramfs are both there.
     pub fn in_dir(dir: &Path) -> Option<VmImage> {
         let kernel = dir.join("vmlinuz");
-        let initrd = dir.join("initramfs.cpio.gz");
+        let initrd = dir.join("initramfs.cpio");
         (kernel.is_file() && initrd.is_file()).then(|| VmImage { dir: dir.to_owned(), kernel, initrd })
     }
 

@@ -78,7 +78,7 @@ mod tests {
             cpus: 1,
             mem_mib: 512,
             kernel: "/img/vmlinuz".into(),
-            initrd: "/img/initramfs.cpio.gz".into(),
+            initrd: "/img/initramfs.cpio".into(),
             cmdline: "console=ttyS0".into(),
             qmp_socket: "/h/qmp.sock".into(),
             console_log: "/h/console.log".into(),
