@@ -596,3 +596,42 @@ async fn lifecycle_events_go_out_on_the_event_stream() {
     assert_eq!(order, wanted, "events out of order");
     assert_clean(&engine, &BTreeSet::from([id]));
 }
+
+#[test]
+fn cp_into_a_container_stays_inside_it() {
+    let engine = engine("ctr-cp-in");
+    ok(&engine, &["run", "-d", "--name", "box", IMAGE, "sleep", "300"]);
+    let local = engine.home.join("local");
+    std::fs::create_dir_all(local.join("dir/sub")).expect("dirs");
+    std::fs::write(local.join("dir/sub/file.txt"), "inside\n").expect("file");
+    std::fs::write(local.join("single.txt"), "one\n").expect("file");
+    ok(&engine, &["cp", &local.join("dir").display().to_string(), "box:/srv"]);
+    ok(&engine, &["cp", &local.join("single.txt").display().to_string(), "box:/tmp/renamed.txt"]);
+    assert_eq!(ok(&engine, &["exec", "box", "cat", "/srv/dir/sub/file.txt", "/tmp/renamed.txt"]), "inside\none\n");
+    // A symlink in the container that points at the host's / stays inside the container.
+    let marker = engine.home.join("host-marker");
+    ok(&engine, &["exec", "box", "ln", "-s", &engine.home.display().to_string(), "/escape"]);
+    std::fs::write(local.join("host-marker"), "x").expect("file");
+    let (code, _, stderr) = berth(&engine, &["cp", &local.join("host-marker").display().to_string(), "box:/escape/"]);
+    assert!(!marker.exists(), "cp followed a container symlink onto the host");
+    assert_ne!(code, 0, "the link's target does not exist in the container");
+    assert!(stderr.contains("could not find the file /escape/ in container box"), "{stderr}");
+    // A hostile archive from stdin is refused.
+    let evil = fixtures::layer::tar(&[fixtures::Entry::File { path: "../../evil".into(), mode: 0o644, data: b"x".to_vec() }]);
+    let mut child = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["cp", "-", "box:/tmp"])
+        .env("BERTH_HOME", &engine.home)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cp -");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &evil).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing archive entry"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, stderr) = berth(&engine, &["cp", &local.join("single.txt").display().to_string(), "box:/no/such/dir/x"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("could not find the file"), "{stderr}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}

@@ -1,5 +1,5 @@
-//! `cp CONTAINER:PATH DEST`: copies out of a container (a tar from the engine, unpacked
-//! here, or `-` for the tar itself). Copying into a container is not supported yet.
+//! `cp CONTAINER:PATH DEST` and `cp SRC CONTAINER:PATH`: files and directories out of
+//! and into a container, as tars (`-` for a tar on stdout or stdin).
 
 use std::process::ExitCode;
 
@@ -50,7 +50,52 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        (None, Some(_)) => Err("copying into a container is not supported yet".into()),
+        (None, Some((container, path))) => {
+            let tar_bytes = if args.source == "-" {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)?;
+                data
+            } else {
+                let source = std::path::Path::new(&args.source);
+                let meta = std::fs::symlink_metadata(source).map_err(|e| format!("{}: {e}", source.display()))?;
+                let name = source
+                    .canonicalize()?
+                    .file_name()
+                    .map(|n| n.to_owned())
+                    .ok_or_else(|| format!("cannot copy {}", source.display()))?;
+                let mut builder = tar::Builder::new(Vec::new());
+                builder.follow_symlinks(false);
+                if meta.is_dir() {
+                    builder.append_dir_all(&name, source)?;
+                } else {
+                    builder.append_path_with_name(source, &name)?;
+                }
+                builder.into_inner()?
+            };
+            let (sender, receiver) = tokio::sync::mpsc::channel::<berth_proto::v1::ExtractChunk>(4);
+            let container = container.to_owned();
+            let path = path.to_owned();
+            tokio::spawn(async move {
+                let mut first = true;
+                for chunk in tar_bytes.chunks(256 * 1024) {
+                    let message = berth_proto::v1::ExtractChunk {
+                        id: if first { container.clone() } else { String::new() },
+                        path: if first { path.clone() } else { String::new() },
+                        data: chunk.to_vec(),
+                    };
+                    first = false;
+                    if sender.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            agent
+                .containers()
+                .extract(tokio_stream::wrappers::ReceiverStream::new(receiver))
+                .await
+                .map_err(|s| berth_host::agent::CallError::from_status("cp", s))?;
+            Ok(ExitCode::SUCCESS)
+        }
         _ => Err("copying between containers or between local paths is not supported: one side must be CONTAINER:PATH".into()),
     }
 }

@@ -9,7 +9,7 @@ use berth_proto::v1::{
     ContainerSummary, CreateContainerRequest, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
     ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
     RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
-    WaitContainerResponse, StatsRequest, StatsResponse, UpdateContainerRequest, ChangesResponse, Change, ArchiveRequest, ArchiveData,
+    WaitContainerResponse, StatsRequest, StatsResponse, ExtractChunk, UpdateContainerRequest, ChangesResponse, Change, ArchiveRequest, ArchiveData,
 };
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,6 +171,29 @@ impl ContainersApiTrait for ContainersApi {
             restart_policy: r.restart_policy.map(|p| RestartPolicy { name: p.name, maximum_retry_count: p.maximum_retry_count }),
         };
         self.containers.update(&r.id, update).await.map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn extract(&self, request: Request<tonic::Streaming<ExtractChunk>>) -> Result<Response<Empty>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("extract: the first chunk must name the container"))?;
+        let scratch = self.containers.images.scratch_file("extract");
+        let written = async {
+            let mut file = tokio::fs::File::create(&scratch).await.map_err(|e| Status::internal(e.to_string()))?;
+            file.write_all(&first.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            while let Some(chunk) = stream.message().await? {
+                file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            }
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
+            Ok::<(), Status>(())
+        }
+        .await;
+        let result = match written {
+            Ok(()) => self.containers.extract(&first.id, &first.path, &scratch).await.map_err(status),
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_file(&scratch);
+        result?;
         Ok(Response::new(Empty {}))
     }
 

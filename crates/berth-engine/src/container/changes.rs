@@ -134,3 +134,118 @@ fn write_tar(root: &Path, path: &str, out: &Path) -> Result<(), ContainerError> 
     builder.into_inner().map_err(io)?;
     Ok(())
 }
+
+/// The engine binary's hidden mode that unpacks a tar into a container: run as a child
+/// process, it chroots into the container's root first, so no path or symlink in the
+/// archive or the container can lead outside it.
+pub const EXTRACT_HELPER_FLAG: &str = "--extract-in-root";
+
+/// The helper itself: `<engine> --extract-in-root ROOT DEST [RENAME]`, the tar on stdin.
+/// With RENAME, the archive's top entry gets that name.
+pub fn extract_helper(root: &Path, dest: &str, rename: Option<&str>) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let root_c = std::ffi::CString::new(root.as_os_str().as_bytes()).map_err(|_| "bad root path".to_owned())?;
+    // SAFETY: chroot and chdir take valid NUL-terminated paths; this process is a
+    // single-threaded helper that does nothing else.
+    unsafe {
+        if libc::chroot(root_c.as_ptr()) != 0 {
+            return Err(format!("chroot {}: {}", root.display(), std::io::Error::last_os_error()));
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Err(format!("chdir /: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let mut archive = tar::Archive::new(std::io::stdin().lock());
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_overwrite(true);
+    let dest = Path::new(dest);
+    for entry in archive.entries().map_err(|e| format!("read the archive: {e}"))? {
+        let mut entry = entry.map_err(|e| format!("read the archive: {e}"))?;
+        let path = entry.path().map_err(|e| format!("read the archive: {e}"))?.into_owned();
+        let mut parts: Vec<std::path::Component> = Vec::new();
+        for part in path.components() {
+            match part {
+                std::path::Component::Normal(_) => parts.push(part),
+                std::path::Component::CurDir => {}
+                _ => return Err(format!("refusing archive entry {}", path.display())),
+            }
+        }
+        let mut relative: PathBuf = parts.iter().collect();
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        if let Some(name) = rename {
+            let rest: PathBuf = parts.iter().skip(1).collect();
+            relative = if rest.as_os_str().is_empty() { PathBuf::from(name) } else { Path::new(name).join(rest) };
+        }
+        let target = dest.join(&relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+        }
+        entry.unpack(&target).map_err(|e| format!("write {}: {e}", target.display()))?;
+    }
+    Ok(())
+}
+
+impl Containers {
+    /// Unpacks the tar at `archive` into the container at `dest` (cp in): into it when
+    /// it is a directory, else as that name in its parent directory.
+    pub async fn extract(self: &Arc<Self>, key: &str, dest: &str, archive: &Path) -> Result<(), ContainerError> {
+        let record = self.find(key)?;
+        if record.host_config.read_only {
+            return Err(ContainerError::Conflict(format!("container {} has a read-only root filesystem", record.name)));
+        }
+        let lock = self.lock_of(&record.id);
+        let _guard = lock.lock().await;
+        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let root = self.dir(&record.id).join("rootfs");
+        let mounted_here = !rootfs::is_mounted(&root);
+        if mounted_here {
+            self.mount_rootfs(&record).await?;
+        }
+        let result = self.run_extract_helper(&record.name, &root, dest, archive).await;
+        if mounted_here {
+            let _ = rootfs::unmount(&root);
+        }
+        result
+    }
+
+    async fn run_extract_helper(&self, name: &str, root: &Path, dest: &str, archive: &Path) -> Result<(), ContainerError> {
+        let no_path = || ContainerError::NoPath { path: dest.to_owned(), container: name.to_owned() };
+        let (into, rename) = match rootfs::resolve_in_root(root, dest) {
+            Ok(real) if real.is_dir() => (dest.to_owned(), None),
+            Ok(_) => return Err(ContainerError::Conflict(format!("{dest} exists in container {name} and is not a directory"))),
+            // "dir/" must name an existing directory (docker's rule).
+            Err(_) if dest.ends_with('/') => return Err(no_path()),
+            Err(_) => {
+                let path = Path::new(dest);
+                let parent = path.parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".to_owned());
+                let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(no_path)?;
+                match rootfs::resolve_in_root(root, &parent) {
+                    Ok(real) if real.is_dir() => (parent, Some(file)),
+                    _ => return Err(no_path()),
+                }
+            }
+        };
+        let exe = std::env::current_exe().map_err(ContainerError::io("find the engine's binary"))?;
+        let input = std::fs::File::open(archive).map_err(ContainerError::io("open the archive"))?;
+        let mut command = tokio::process::Command::new(exe);
+        command.arg(EXTRACT_HELPER_FLAG).arg(root).arg(&into);
+        if let Some(rename) = &rename {
+            command.arg(rename);
+        }
+        let output = command
+            .stdin(input)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .await
+            .map_err(ContainerError::io("run the extract helper"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ContainerError::Invalid(format!("copying into {name}: {}", String::from_utf8_lossy(&output.stderr).trim())))
+        }
+    }
+}

@@ -11,7 +11,7 @@
 
 pub mod api;
 mod attach;
-mod changes;
+pub mod changes;
 pub mod caps;
 mod create;
 mod exec;
