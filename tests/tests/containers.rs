@@ -118,6 +118,25 @@ fn exit_codes_output_streams_and_signals_propagate() {
     let (_, out, err) = berth(&engine, &["logs", "three"]);
     assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
 
+    // -t: a terminal from the monitor; -i: our stdin reaches the container.
+    let (code, out, _) = berth(&engine, &["run", "--rm", "-t", IMAGE, "sh", "-c", "tty; exit 2"]);
+    assert_eq!(code, 2);
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    let out = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["run", "--rm", "-i", IMAGE, "sh"])
+        .env("BERTH_HOME", &engine.home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(b"echo from stdin; exit 5\n")?;
+            child.wait_with_output()
+        })
+        .expect("run -i");
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from stdin\n");
+
     // --rm: gone once it exits; the exit code still comes back.
     let (code, _, _) = berth(&engine, &["run", "--rm", "--name", "gone", IMAGE, "sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
@@ -403,6 +422,10 @@ fn the_image_config_and_create_options_are_honoured() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
     let (code, _, _) = berth(&engine, &["exec", "svc", "sh", "-c", "exit 9"]);
     assert_eq!(code, 9);
+    // With a terminal: the process sees a pty; the exit code still comes back.
+    let (code, out, _) = berth(&engine, &["exec", "-t", "svc", "sh", "-c", "tty; exit 4"]);
+    assert_eq!(code, 4);
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
     let top = ok(&engine, &["top", "svc"]);
     assert!(top.contains("sleep 300"), "{top}");
     // The image is in use: rmi refuses.

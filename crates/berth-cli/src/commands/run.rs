@@ -22,10 +22,10 @@ pub struct Args {
 }
 
 /// Puts the terminal in raw mode until dropped.
-struct RawTerminal(Option<libc::termios>);
+pub struct RawTerminal(Option<libc::termios>);
 
 impl RawTerminal {
-    fn enable() -> RawTerminal {
+    pub fn enable() -> RawTerminal {
         // SAFETY: termios is plain data filled by tcgetattr; fd 0 is stdin.
         unsafe {
             let mut original: libc::termios = std::mem::zeroed();
@@ -49,7 +49,7 @@ impl Drop for RawTerminal {
     }
 }
 
-fn terminal_size() -> (u32, u32) {
+pub fn terminal_size() -> (u32, u32) {
     // SAFETY: TIOCGWINSZ fills a winsize from a valid pointer.
     unsafe {
         let mut size: libc::winsize = std::mem::zeroed();

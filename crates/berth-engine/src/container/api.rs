@@ -429,7 +429,53 @@ impl ContainersApiTrait for ContainersApi {
         };
         let mut streams = self.containers.exec(request).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<ExecOutput, Status>>(64);
-        if let Some(mut stdin) = streams.child.stdin.take() {
+        let mut pumps = Vec::new();
+        if let Some(master) = streams.pty.take() {
+            // A terminal: one fd both ways; resizes go to it too.
+            let master = std::fs::File::from(master);
+            let writer = master.try_clone().map_err(|e| Status::internal(e.to_string()))?;
+            let mut reader = tokio::fs::File::from_std(master);
+            let mut writer = tokio::fs::File::from_std(writer);
+            tokio::spawn(async move {
+                let mut message = Some(first);
+                loop {
+                    if let Some(m) = message.take() {
+                        if m.rows > 0 && m.cols > 0 {
+                            use std::os::fd::AsRawFd;
+                            let size = libc::winsize { ws_row: m.rows as u16, ws_col: m.cols as u16, ws_xpixel: 0, ws_ypixel: 0 };
+                            // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+                            unsafe { libc::ioctl(writer.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+                        }
+                        if !m.stdin.is_empty() && writer.write_all(&m.stdin).await.is_err() {
+                            return;
+                        }
+                        if m.close_stdin {
+                            let _ = writer.write_all(&[4]).await;
+                        }
+                    }
+                    match input.message().await {
+                        Ok(Some(m)) => message = Some(m),
+                        _ => return,
+                    }
+                }
+            });
+            let sender = sender.clone();
+            pumps.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        // EIO once the process and every other holder of the terminal are gone.
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let out = ExecOutput { stream: 1, data: buf[..n].to_vec(), exited: false, exit_code: 0 };
+                            if sender.send(Ok(out)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }));
+        } else if let Some(mut stdin) = streams.child.stdin.take() {
             tokio::spawn(async move {
                 let mut message = Some(first);
                 loop {
@@ -448,7 +494,6 @@ impl ContainersApiTrait for ContainersApi {
                 }
             });
         }
-        let mut pumps = Vec::new();
         for (stream_no, pipe) in [
             (1u32, streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
             (2u32, streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
@@ -473,8 +518,9 @@ impl ContainersApiTrait for ContainersApi {
         let containers = self.containers.clone();
         tokio::spawn(async move {
             let status = streams.child.wait().await;
+            // A background process can hold the output open: do not wait for it long.
             for pump in pumps {
-                let _ = pump.await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
             }
             let exit_code = match status {
                 Ok(s) => s.code().unwrap_or_else(|| {

@@ -26,6 +26,8 @@ pub struct ExecRequest {
 #[derive(Debug)]
 pub struct ExecStreams {
     pub child: tokio::process::Child,
+    /// With a terminal: the pty's master side (output and input both go through it).
+    pub pty: Option<std::os::fd::OwnedFd>,
     pub exec_id: String,
     pub container_id: String,
 }
@@ -41,9 +43,6 @@ impl Containers {
         }
         if request.cmd.is_empty() {
             return Err(ContainerError::Invalid("no exec command specified".to_owned()));
-        }
-        if request.tty {
-            return Err(ContainerError::Invalid("exec with a terminal (-t) is not supported yet".to_owned()));
         }
         if !request.working_dir.is_empty() && !request.working_dir.starts_with('/') {
             return Err(ContainerError::Invalid(format!("the working directory '{}' is invalid, it needs to be an absolute path", request.working_dir)));
@@ -71,7 +70,7 @@ impl Containers {
         };
         let (effective, permitted) = if user.uid == 0 { (caps.clone(), caps.clone()) } else { (Vec::new(), Vec::new()) };
         let process = json!({
-            "terminal": false,
+            "terminal": request.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
             "args": request.cmd,
             "env": env,
@@ -90,15 +89,64 @@ impl Containers {
         if request.detach {
             command.arg("--detach");
         }
+        // A terminal: the runtime hands the pty's master over a console socket. Its path
+        // must fit a unix socket address, so it lives in the temp dir, private to root.
+        let console = if request.tty && !request.detach {
+            let path = std::env::temp_dir().join(format!("berth-console-{}.sock", &exec_id[..16]));
+            let _ = std::fs::remove_file(&path);
+            let listener = std::os::unix::net::UnixListener::bind(&path).map_err(ContainerError::io("bind the console socket"))?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            command.arg("--tty").arg("--console-socket").arg(&path);
+            Some((listener, path))
+        } else {
+            None
+        };
         command.arg(&record.id);
         command
-            .stdin(if request.attach_stdin && !request.detach { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-            .stdout(if request.detach { std::process::Stdio::null() } else { std::process::Stdio::piped() })
+            .stdin(if request.attach_stdin && !request.detach && console.is_none() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+            .stdout(if request.detach || console.is_some() { std::process::Stdio::null() } else { std::process::Stdio::piped() })
             .stderr(std::process::Stdio::piped());
         command.kill_on_drop(true);
-        let child = command.spawn().map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())))?;
+        let spawned = command.spawn().map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                if let Some((_, path)) = &console {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(err);
+            }
+        };
+        let pty = match console {
+            None => None,
+            Some((listener, path)) => {
+                let received = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    tokio::task::spawn_blocking(move || listener.accept().map_err(|e| e.to_string()).and_then(|(s, _)| receive_fd(&s))),
+                )
+                .await;
+                let _ = std::fs::remove_file(&path);
+                match received {
+                    Ok(Ok(Ok(fd))) => Some(fd),
+                    other => {
+                        let _ = child.start_kill();
+                        let mut stderr = String::new();
+                        if let Some(mut pipe) = child.stderr.take() {
+                            use tokio::io::AsyncReadExt;
+                            let _ = pipe.read_to_string(&mut stderr).await;
+                        }
+                        let reason = match other {
+                            Ok(Ok(Err(e))) => e,
+                            _ => "the runtime sent no terminal".to_owned(),
+                        };
+                        return Err(ContainerError::Runtime(format!("{reason}: {}", stderr.trim())));
+                    }
+                }
+            }
+        };
         self.publish(&record, "exec_start", &[("execID", exec_id.clone()), ("exec", request.cmd.join(" "))]);
-        Ok(ExecStreams { child, exec_id, container_id: record.id })
+        Ok(ExecStreams { child, pty, exec_id, container_id: record.id })
     }
 
     /// Removes an exec's process file and announces its end.
@@ -107,5 +155,32 @@ impl Containers {
         if let Ok(record) = self.find(container_id) {
             self.publish(&record, "exec_die", &[("execID", streams_exec_id.to_owned()), ("exitCode", exit_code.to_string())]);
         }
+    }
+}
+
+/// Receives one file descriptor (SCM_RIGHTS) from the runtime's console socket.
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let mut data = [0u8; 256];
+    let mut space = [0u8; 64];
+    // SAFETY: msghdr is plain data; every pointer in it refers to the local buffers
+    // above, which outlive the recvmsg call; the fd taken from the control message is
+    // fresh and becomes ours.
+    unsafe {
+        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = space.len() as _;
+        if libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) < 0 {
+            return Err(format!("receive the terminal: {}", std::io::Error::last_os_error()));
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() || (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Err("the runtime sent no terminal".to_owned());
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
     }
 }
