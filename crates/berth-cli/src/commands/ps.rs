@@ -77,7 +77,7 @@ fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
             labels.sort();
             labels.join(",")
         }
-        _ => format!("<no value>"),
+        _ => "<no value>".to_string(),
     }
 }
 

@@ -476,7 +476,7 @@ impl Containers {
         let _guard = lock.lock().await;
         let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
         if record.name == new_name {
-            return Err(ContainerError::Invalid(format!("renaming a container with the same name as its current name")));
+            return Err(ContainerError::Invalid("renaming a container with the same name as its current name".to_string()));
         }
         let old = std::mem::replace(&mut record.name, new_name.to_owned());
         self.store.update(&record)?;
