@@ -119,6 +119,15 @@ pub struct ContainerArgs {
     pub command: Vec<String>,
 }
 
+/// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+pub fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
+    let (name, count) = match text.split_once(':') {
+        Some((name, count)) => (name, count.parse::<u32>().map_err(|_| format!("invalid restart policy {text:?}"))?),
+        None => (text, 0),
+    };
+    Ok(RestartPolicy { name: name.to_owned(), maximum_retry_count: count })
+}
+
 /// A Go-style duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let bad = || format!("invalid duration: {text:?}");
@@ -231,16 +240,7 @@ impl ContainerArgs {
             .iter()
             .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new())))
             .collect();
-        let restart = match self.restart.as_deref() {
-            None => None,
-            Some(text) => {
-                let (name, count) = match text.split_once(':') {
-                    Some((name, count)) => (name, count.parse::<u32>().map_err(|_| format!("invalid restart policy {text:?}"))?),
-                    None => (text, 0),
-                };
-                Some(RestartPolicy { name: name.to_owned(), maximum_retry_count: count })
-            }
-        };
+        let restart = self.restart.as_deref().map(parse_restart).transpose()?;
         let mounts = self
             .tmpfs
             .iter()

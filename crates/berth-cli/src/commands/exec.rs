@@ -59,23 +59,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         .map_err(|s| CallError::from_status("exec", s))?
         .into_inner();
     if args.interactive {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                use std::io::Read;
-                match std::io::stdin().read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = sender.blocking_send(ExecInput { close_stdin: true, ..Default::default() });
-                        return;
-                    }
-                    Ok(n) => {
-                        if sender.blocking_send(ExecInput { stdin: buf[..n].to_vec(), ..Default::default() }).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
+        super::run::forward_stdin(sender.clone(), |data| ExecInput { stdin: data, ..Default::default() }, || ExecInput {
+            close_stdin: true,
+            ..Default::default()
         });
     }
     let _keep_open = sender;

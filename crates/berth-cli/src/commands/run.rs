@@ -61,6 +61,31 @@ pub fn terminal_size() -> (u32, u32) {
     }
 }
 
+/// Sends our stdin as messages (on a thread: reading stdin blocks), then the end.
+pub fn forward_stdin<T: Send + 'static>(
+    sender: tokio::sync::mpsc::Sender<T>,
+    data: impl Fn(Vec<u8>) -> T + Send + 'static,
+    end: impl Fn() -> T + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            use std::io::Read;
+            match std::io::stdin().read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = sender.blocking_send(end());
+                    return;
+                }
+                Ok(n) => {
+                    if sender.blocking_send(data(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Streams the container's output to ours (and our stdin to it) until it ends.
 pub async fn attach_streams(
     agent: &AgentClient,
@@ -81,23 +106,9 @@ pub async fn attach_streams(
         .map_err(|s| CallError::from_status("attach", s))?
         .into_inner();
     if stdin {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                use std::io::Read;
-                match std::io::stdin().read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = sender.blocking_send(AttachInput { close_stdin: true, ..Default::default() });
-                        return;
-                    }
-                    Ok(n) => {
-                        if sender.blocking_send(AttachInput { stdin: buf[..n].to_vec(), ..Default::default() }).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
+        forward_stdin(sender.clone(), |data| AttachInput { stdin: data, ..Default::default() }, || AttachInput {
+            close_stdin: true,
+            ..Default::default()
         });
     }
     Ok(tokio::spawn(async move {

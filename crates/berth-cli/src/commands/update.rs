@@ -1,4 +1,4 @@
-use berth_proto::v1::{Resources, RestartPolicy, UpdateContainerRequest};
+use berth_proto::v1::{Resources, UpdateContainerRequest};
 
 use super::create::parse_bytes;
 use super::{CommandResult, Context};
@@ -37,16 +37,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         cpu_shares: args.cpu_shares.unwrap_or(0),
         pids_limit: args.pids_limit.unwrap_or(0),
     };
-    let restart_policy = match args.restart.as_deref() {
-        None => None,
-        Some(text) => {
-            let (name, count) = match text.split_once(':') {
-                Some((name, count)) => (name, count.parse::<u32>().map_err(|_| format!("invalid restart policy {text:?}"))?),
-                None => (text, 0),
-            };
-            Some(RestartPolicy { name: name.to_owned(), maximum_retry_count: count })
-        }
-    };
+    let restart_policy = args.restart.as_deref().map(super::create::parse_restart).transpose()?;
     super::each(&args.containers, "update", |id| {
         let mut client = agent.containers();
         let request = UpdateContainerRequest { id, resources: Some(resources), restart_policy: restart_policy.clone() };

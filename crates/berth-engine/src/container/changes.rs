@@ -41,8 +41,8 @@ fn is_whiteout(meta: &std::fs::Metadata) -> bool {
 }
 
 impl Containers {
-    /// The lower layers of a container's image, top first.
-    fn lowers(&self, image_id: &str) -> Vec<PathBuf> {
+    /// The lower layers of a container's image, top first (empty if the image is gone).
+    pub(super) fn lowers(&self, image_id: &str) -> Vec<PathBuf> {
         let Ok(Some(image)) = self.images.resolve(image_id) else { return Vec::new() };
         let mut parent = None;
         let mut out: Vec<PathBuf> = image

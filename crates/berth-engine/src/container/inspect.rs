@@ -78,26 +78,8 @@ impl Containers {
         let hc = &record.host_config;
         let r = &hc.resources;
         let files = dir.join("files");
-        let image_layers = self
-            .images
-            .resolve(&record.image_id)
-            .ok()
-            .flatten()
-            .map(|image| {
-                let mut parent = None;
-                let mut lowers: Vec<String> = image
-                    .layers
-                    .iter()
-                    .map(|diff| {
-                        let chain = crate::snapshot::chain_id(parent.as_ref(), diff);
-                        parent = Some(chain.clone());
-                        self.images.snapshots.path(&chain).display().to_string()
-                    })
-                    .collect();
-                lowers.reverse();
-                lowers.join(":")
-            })
-            .unwrap_or_default();
+        let image_layers =
+            self.lowers(&record.image_id).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
         json!({
             "Id": record.id,
             "Created": record.created,

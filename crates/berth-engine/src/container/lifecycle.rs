@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +9,6 @@ use super::create::{parse_security_opt, SecurityOpt};
 use super::record::{ContainerRecord, Status};
 use super::spec::{self, SpecInput};
 use super::{caps, now_rfc3339, rootfs, seccomp, signal, ContainerError, Containers};
-use crate::snapshot::chain_id;
 
 /// How long a stop waits after SIGKILL before giving up on the process.
 const KILL_GRACE: Duration = Duration::from_secs(30);
@@ -99,19 +97,15 @@ impl Containers {
         if rootfs::is_mounted(&target) {
             return Ok(());
         }
-        let image = self.images.resolve(&record.image_id)?.ok_or_else(|| ContainerError::NoImage(record.image_id.clone()))?;
-        let mut lowers: Vec<PathBuf> = Vec::new();
-        let mut parent = None;
-        for diff_id in &image.layers {
-            let chain = chain_id(parent.as_ref(), diff_id);
-            let path = self.images.snapshots.path(&chain);
-            if !path.is_dir() {
-                return Err(ContainerError::Invalid(format!("image {} is missing layer {chain}; pull it again", record.config.image)));
-            }
-            lowers.push(path);
-            parent = Some(chain);
+        self.images.resolve(&record.image_id)?.ok_or_else(|| ContainerError::NoImage(record.image_id.clone()))?;
+        let mut lowers = self.lowers(&record.image_id);
+        if let Some(missing) = lowers.iter().find(|p| !p.is_dir()) {
+            return Err(ContainerError::Invalid(format!(
+                "image {} is missing layer {}; pull it again",
+                record.config.image,
+                missing.display()
+            )));
         }
-        lowers.reverse();
         if lowers.is_empty() {
             let empty = dir.join("empty");
             std::fs::create_dir_all(&empty).map_err(ContainerError::io("create an empty lower layer"))?;
