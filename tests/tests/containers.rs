@@ -658,3 +658,32 @@ fn cp_into_a_container_stays_inside_it() {
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }
+
+#[test]
+fn init_forwards_signals_and_reaps() {
+    let init = berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-monitor");
+    assert!(init.is_file(), "{} is not built (cargo xtask test native builds it)", init.display());
+    let engine = load_image(
+        NativeEngine::start_isolated_with("ctr-init", &[("BERTH_INIT", &init.display().to_string())]),
+        json!({}),
+    );
+    // PID 1 is the init; the command is its child.
+    let out = ok(&engine, &["run", "--rm", "--init", IMAGE, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$"]);
+    let mut lines = out.lines();
+    assert!(lines.next().expect("pid 1").starts_with("/sbin/docker-init -- sh -c"), "{out}");
+    assert_ne!(lines.next(), Some("1"), "{out}");
+    // A shell that is not PID 1 dies of SIGTERM: stop is quick.
+    ok(&engine, &["run", "-d", "--init", "--name", "quick", IMAGE, "sh", "-c", "sleep 300 & wait"]);
+    let started = Instant::now();
+    ok(&engine, &["stop", "-t", "20", "quick"]);
+    assert!(started.elapsed() < Duration::from_secs(10), "stop took {:?}", started.elapsed());
+    assert_eq!(inspect(&engine, "quick")["State"]["ExitCode"], 143);
+    assert_eq!(inspect(&engine, "quick")["HostConfig"]["Init"], true);
+    // Orphans are reaped: no zombie lingers.
+    ok(&engine, &["run", "-d", "--init", "--name", "reaper", IMAGE, "sh", "-c", "sh -c 'sleep 0.2 &' ; sleep 300"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let states = ok(&engine, &["exec", "reaper", "sh", "-c", "cat /proc/[0-9]*/stat | cut -d' ' -f3"]);
+    assert!(!states.lines().any(|s| s == "Z"), "a zombie: {states}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}

@@ -63,6 +63,12 @@ fn unit() -> Result<()> {
 
 fn native() -> Result<()> {
     build(&["berth-cli", "berth-agent", "berth-monitor"])?;
+    // A static berth-monitor too: `--init` puts it at PID 1 inside test images.
+    shell::run(
+        shell::cargo()
+            .args(["build", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET])
+            .current_dir(crate::root()),
+    )?;
     cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers"])
 }
 

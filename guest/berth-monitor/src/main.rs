@@ -13,6 +13,7 @@
 //!    code, signal, OOM kill) atomically, runs `<runtime> delete`, and exits.
 
 mod frame;
+mod init;
 mod jsonlog;
 
 use std::io::{Read, Write};
@@ -61,6 +62,13 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // `--init` puts this same (static) binary at PID 1 of a container.
+    let raw: Vec<String> = std::env::args().collect();
+    let invoked_as_init = raw.first().is_some_and(|a| a.ends_with("init")) || raw.get(1).map(String::as_str) == Some("init");
+    if invoked_as_init {
+        let rest = if raw.get(1).map(String::as_str) == Some("init") { &raw[2..] } else { &raw[1..] };
+        return ExitCode::from(u8::try_from(init::run(rest)).unwrap_or(255));
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(err) => {

@@ -193,9 +193,6 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
             Some(other) => return invalid(format!("unknown health check type {other:?}: use CMD, CMD-SHELL or NONE")),
         }
     }
-    if request.init {
-        return invalid("--init is not supported yet".to_owned());
-    }
     if !request.working_dir.is_empty() && !request.working_dir.starts_with('/') {
         return invalid(format!("the working directory '{}' is invalid, it needs to be an absolute path", request.working_dir));
     }
@@ -237,6 +234,11 @@ impl Containers {
     /// Records a new container; returns it.
     pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
         validate(&request, self.facts.cpus)?;
+        if request.init && self.runtime.init.is_none() {
+            return Err(ContainerError::Invalid(
+                "--init needs a statically linked init: build berth-monitor for musl or set BERTH_INIT".to_owned(),
+            ));
+        }
         let image = self.images.resolve(&request.image)?.ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;
         let blob = self
             .images

@@ -156,6 +156,7 @@ impl Containers {
             seccomp: seccomp_choice,
             no_new_privileges,
             swap_accounting: self.facts.swap_accounting,
+            init: if hc.init { self.runtime.init.clone() } else { None },
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))

@@ -113,6 +113,9 @@ pub struct RuntimeConfig {
     pub runtime: PathBuf,
     /// `berth-monitor` (next to the engine's binary, or `BERTH_MONITOR`).
     pub monitor: PathBuf,
+    /// The init `--init` runs at PID 1: `BERTH_INIT`, else the monitor when it is
+    /// statically linked (it has an init mode and then runs in any image).
+    pub init: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -125,8 +128,26 @@ impl RuntimeConfig {
                 .filter(|p| p.exists())
                 .unwrap_or_else(|| find_in_path("berth-monitor"))
         });
-        RuntimeConfig { runtime, monitor }
+        let init = std::env::var_os("BERTH_INIT")
+            .map(PathBuf::from)
+            .or_else(|| is_static_elf(&monitor).then(|| monitor.clone()));
+        RuntimeConfig { runtime, monitor, init }
     }
+}
+
+/// Whether `path` is an ELF executable without a program interpreter (static).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap_or([0; 8])) as usize;
+    let (entsize, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count).all(|i| {
+        let at = phoff + i * entsize;
+        bytes.get(at..at + 4).is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != 3)
+    })
 }
 
 fn find_in_path(name: &str) -> PathBuf {

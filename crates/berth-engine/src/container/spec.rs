@@ -53,6 +53,8 @@ pub struct SpecInput<'a> {
     pub no_new_privileges: bool,
     /// Whether the kernel accounts swap (memory.memsw on cgroup v1).
     pub swap_accounting: bool,
+    /// With `--init`: the static init binary, bind-mounted at /sbin/docker-init.
+    pub init: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +76,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             "gid": input.user.gid,
             "additionalGids": input.user.additional_gids,
         },
-        "args": std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect::<Vec<_>>(),
+        "args": match &input.init {
+            Some(_) => ["/sbin/docker-init".to_owned(), "--".to_owned()]
+                .into_iter()
+                .chain(std::iter::once(record.path.clone()))
+                .chain(record.args.iter().cloned())
+                .collect::<Vec<_>>(),
+            None => std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect::<Vec<_>>(),
+        },
         "env": input.env,
         "cwd": if input.cwd.is_empty() { "/".to_owned() } else { input.cwd.clone() },
         "capabilities": {
@@ -108,6 +117,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             "type": "bind",
             "source": input.files.join(file),
             "options": ["rbind", "rprivate"],
+        }));
+    }
+    if let Some(init) = &input.init {
+        mounts.push(json!({
+            "destination": "/sbin/docker-init",
+            "type": "bind",
+            "source": init,
+            "options": ["bind", "ro", "nosuid", "nodev"],
         }));
     }
     for tmpfs in &hc.tmpfs {
@@ -228,6 +245,7 @@ mod tests {
             cgroup_v2: false,
             no_new_privileges: false,
             swap_accounting: false,
+            init: None,
         };
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");
