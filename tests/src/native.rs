@@ -47,8 +47,14 @@ impl NativeEngine {
 
     /// SIGKILL (no chance to clean up), then a new engine on the same state.
     pub fn kill_and_restart(&mut self) {
+        self.kill_and_restart_with(|| {});
+    }
+
+    /// SIGKILL, then `meanwhile` (while no engine runs), then a new engine.
+    pub fn kill_and_restart_with(&mut self, meanwhile: impl FnOnce()) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        meanwhile();
         self.child = NativeEngine::spawn(&self.home, &self.log, self.isolated, &self.env);
         // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);

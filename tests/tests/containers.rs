@@ -137,6 +137,14 @@ fn exit_codes_output_streams_and_signals_propagate() {
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from stdin\n");
 
+    // attach to a running container: its output until it exits, and its exit code.
+    ok(&engine, &["run", "-d", "--name", "later", IMAGE, "sh", "-c", "sleep 1; echo late; exit 6"]);
+    let (code, out, _) = berth(&engine, &["attach", "later"]);
+    assert_eq!((code, out.as_str()), (6, "late\n"));
+    let (code, _, stderr) = berth(&engine, &["attach", "later"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot attach to a stopped container"), "{stderr}");
+
     // --rm: gone once it exits; the exit code still comes back.
     let (code, _, _) = berth(&engine, &["run", "--rm", "--name", "gone", IMAGE, "sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
@@ -684,6 +692,41 @@ fn init_forwards_signals_and_reaps() {
     std::thread::sleep(Duration::from_secs(1));
     let states = ok(&engine, &["exec", "reaper", "sh", "-c", "cat /proc/[0-9]*/stat | cut -d' ' -f3"]);
     assert!(!states.lines().any(|s| s == "Z"), "a zombie: {states}");
+    let ids = remove_all(&engine);
+    assert_clean(&engine, &ids);
+}
+
+#[test]
+fn restart_policies_apply_to_exits_while_the_engine_was_down() {
+    let mut engine = engine("ctr-policy-restart");
+    ok(&engine, &["run", "-d", "--name", "always", "--restart", "always", IMAGE, "sleep", "300"]);
+    ok(&engine, &["run", "-d", "--name", "never", IMAGE, "sleep", "300"]);
+    let first_pid = inspect(&engine, "always")["State"]["Pid"].as_i64().expect("pid");
+    let id_always = inspect(&engine, "always")["Id"].as_str().expect("id").to_owned();
+    let id_never = inspect(&engine, "never")["Id"].as_str().expect("id").to_owned();
+    // The engine dies; both containers die while it is away.
+    let runtime_root = engine.home.join("engine/runtime");
+    engine.kill_and_restart_with(|| {
+        for id in [&id_always, &id_never] {
+            let status = std::process::Command::new("crun")
+                .arg("--root")
+                .arg(&runtime_root)
+                .args(["kill", id, "KILL"])
+                .status()
+                .expect("crun kill");
+            assert!(status.success());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    // Back up: the exits are recorded, and `always` came back with a new process.
+    wait_until("always to run again", Duration::from_secs(15), || {
+        let state = inspect(&engine, "always");
+        state["State"]["Running"] == true && state["State"]["Pid"].as_i64() != Some(first_pid)
+    });
+    assert_eq!(inspect(&engine, "always")["RestartCount"], 1);
+    let never = inspect(&engine, "never");
+    assert_eq!(never["State"]["Status"], "exited");
+    assert_eq!(never["State"]["ExitCode"], 137);
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }

@@ -55,6 +55,8 @@ pub enum ContainerCommand {
     Export(super::export::Args),
     /// Copy files out of a container.
     Cp(super::cp::Args),
+    /// Attach to a running container.
+    Attach(super::attach::Args),
     /// Remove all stopped containers.
     Prune(PruneArgs),
 }
@@ -89,6 +91,7 @@ pub async fn run(ctx: &Context, command: ContainerCommand) -> CommandResult {
         ContainerCommand::Diff(args) => super::diff::run(ctx, args).await,
         ContainerCommand::Export(args) => super::export::run(ctx, args).await,
         ContainerCommand::Cp(args) => super::cp::run(ctx, args).await,
+        ContainerCommand::Attach(args) => super::attach::run(ctx, args).await,
         ContainerCommand::Prune(_) => {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
             let pruned = agent

@@ -1,5 +1,6 @@
 //! The command line: one file per command.
 
+mod attach;
 mod container;
 mod cp;
 mod create;
@@ -117,6 +118,8 @@ enum Command {
     Export(export::Args),
     /// Copy files out of a container.
     Cp(cp::Args),
+    /// Attach to a running container's output (and input).
+    Attach(attach::Args),
     /// Container commands.
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -191,6 +194,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Diff(args) => diff::run(&ctx, args).await,
         Command::Export(args) => export::run(&ctx, args).await,
         Command::Cp(args) => cp::run(&ctx, args).await,
+        Command::Attach(args) => attach::run(&ctx, args).await,
         Command::Container(cmd) => container::run(&ctx, cmd).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,
