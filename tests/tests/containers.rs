@@ -268,6 +268,8 @@ fn running_containers_and_their_logs_survive_an_engine_restart() {
         .as_secs()
         .to_string();
     assert_eq!(ok(&engine, &["logs", "--since", &future, "ticker"]), "");
+    assert_eq!(ok(&engine, &["logs", "--until", "1", "ticker"]), "");
+    assert!(!ok(&engine, &["logs", "--until", &future, "ticker"]).is_empty());
 
     // The adopted container stops normally, and its exit is recorded.
     ok(&engine, &["stop", "-t", "1", "ticker"]);
@@ -434,6 +436,11 @@ fn the_image_config_and_create_options_are_honoured() {
     let (code, out, _) = berth(&engine, &["exec", "-t", "svc", "sh", "-c", "tty; exit 4"]);
     assert_eq!(code, 4);
     assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    // exec -d: runs on in the background.
+    ok(&engine, &["exec", "-d", "-u", "root", "svc", "sh", "-c", "sleep 0.2; touch /tmp/detached"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let listing = berth(&engine, &["exec", "-u", "root", "svc", "ls", "-la", "/tmp"]);
+    assert!(listing.1.contains("detached"), "{listing:?}");
     let top = ok(&engine, &["top", "svc"]);
     assert!(top.contains("sleep 300"), "{top}");
     // The image is in use: rmi refuses.
