@@ -9,6 +9,7 @@ pub mod image;
 pub mod registry;
 pub mod snapshot;
 pub mod system;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ struct Inner {
     events: Arc<EventBus>,
     images: Arc<image::Images>,
     containers: Arc<container::Containers>,
+    volumes: Arc<volume::Volumes>,
 }
 
 /// Why the engine could not open its state.
@@ -62,6 +64,8 @@ pub enum OpenError {
     Images(#[from] image::OpenError),
     #[error(transparent)]
     Containers(#[from] container::ContainerError),
+    #[error(transparent)]
+    Volumes(#[from] volume::VolumeError),
 }
 
 impl OpenError {
@@ -69,6 +73,7 @@ impl OpenError {
         match self {
             OpenError::Images(e) => e.kind(),
             OpenError::Containers(e) => e.kind(),
+            OpenError::Volumes(e) => e.kind(),
         }
     }
 }
@@ -79,13 +84,15 @@ impl Engine {
         let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
         let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
         let events = Arc::new(EventBus::new(256));
+        let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?);
         let containers = Arc::new(container::Containers::open(
             &config.root_dir,
             images.clone(),
+            volumes.clone(),
             events.clone(),
             container::RuntimeConfig::from_env(),
         )?);
-        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers }) })
+        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers, volumes }) })
     }
 
     /// Adopts the containers that kept running while no engine was up, and settles the
@@ -96,6 +103,11 @@ impl Engine {
 
     pub fn containers(&self) -> &Arc<container::Containers> {
         &self.inner.containers
+    }
+
+    /// The gRPC service for `berth.v1.Volumes`.
+    pub fn volumes_service(&self) -> berth_proto::v1::volumes_server::VolumesServer<volume::api::VolumesApi> {
+        berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(self.inner.volumes.clone()))
     }
 
     /// The gRPC service for `berth.v1.Containers`.

@@ -37,6 +37,7 @@ mod serve;
 mod system;
 mod tag;
 mod version;
+mod volume;
 mod vm;
 
 use std::process::ExitCode;
@@ -120,6 +121,9 @@ enum Command {
     Cp(cp::Args),
     /// Attach to a running container's output (and input).
     Attach(attach::Args),
+    /// Volume commands (create, ls, inspect, rm, prune).
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Container commands.
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Cp(args) => cp::run(&ctx, args).await,
         Command::Attach(args) => attach::run(&ctx, args).await,
         Command::Container(cmd) => container::run(&ctx, cmd).await,
+        Command::Volume(cmd) => volume::run(&ctx, cmd).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,

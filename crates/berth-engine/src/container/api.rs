@@ -95,9 +95,22 @@ impl From<CreateContainerRequest> for CreateRequest {
             restart_policy: RestartPolicy { name: policy.name, maximum_retry_count: policy.maximum_retry_count },
             tmpfs: r
                 .mounts
-                .into_iter()
+                .iter()
                 .filter(|m| m.r#type == "tmpfs")
-                .map(|m| TmpfsMount { target: m.target, options: m.options, read_only: m.read_only })
+                .map(|m| TmpfsMount { target: m.target.clone(), options: m.options.clone(), read_only: m.read_only })
+                .collect(),
+            mounts: r
+                .mounts
+                .into_iter()
+                .filter(|m| m.r#type != "tmpfs")
+                .map(|m| super::MountRequest {
+                    kind: m.r#type,
+                    source: m.source,
+                    target: m.target,
+                    read_only: m.read_only,
+                    no_copy: m.no_copy,
+                    create_source: m.create_source,
+                })
                 .collect(),
             network_mode: r.network_mode,
             healthcheck: r.healthcheck.map(|h| super::record::Healthcheck {
@@ -240,9 +253,6 @@ impl ContainersApiTrait for ContainersApi {
 
     async fn create(&self, request: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
         let request = request.into_inner();
-        if request.mounts.iter().any(|m| m.r#type != "tmpfs") {
-            return Err(Status::invalid_argument("only tmpfs mounts are supported yet (volumes and binds come with volumes)"));
-        }
         let record = self.containers.create(request.into()).await.map_err(status)?;
         let mut warnings = Vec::new();
         if record.host_config.resources.memory > 0
@@ -289,7 +299,7 @@ impl ContainersApiTrait for ContainersApi {
 
     async fn remove(&self, request: Request<RemoveContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.containers.remove(&r.id, r.force).await.map_err(status)?;
+        self.containers.remove(&r.id, r.force, r.volumes).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 

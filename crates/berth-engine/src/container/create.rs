@@ -38,6 +38,22 @@ pub struct CreateRequest {
     pub network_mode: String,
     /// Changes to the image's health check (`--health-*`; test `["NONE"]` disables it).
     pub healthcheck: Option<super::record::Healthcheck>,
+    /// Volume and bind mounts.
+    pub mounts: Vec<MountRequest>,
+}
+
+/// A volume or bind mount as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct MountRequest {
+    /// "volume" or "bind".
+    pub kind: String,
+    /// Volume name (empty: anonymous) or host path.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub no_copy: bool,
+    /// bind: create the host directory if missing (`-v`).
+    pub create_source: bool,
 }
 
 /// The image config fields a container inherits.
@@ -51,6 +67,8 @@ pub(crate) struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
     pub healthcheck: Option<super::record::Healthcheck>,
+    /// The image's VOLUME paths.
+    pub volumes: Vec<String>,
 }
 
 impl ImageConfig {
@@ -71,6 +89,7 @@ impl ImageConfig {
                 .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
                 .unwrap_or_default(),
             stop_signal: c["StopSignal"].as_str().unwrap_or("").to_owned(),
+            volumes: c["Volumes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
             healthcheck: c["Healthcheck"].as_object().map(|h| super::record::Healthcheck {
                 test: strings(&h.get("Test").cloned().unwrap_or(Value::Null)),
                 interval: h.get("Interval").and_then(Value::as_i64).unwrap_or(0),
@@ -172,9 +191,34 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     for opt in &request.security_opt {
         parse_security_opt(opt)?;
     }
-    for tmpfs in &request.tmpfs {
-        if !tmpfs.target.starts_with('/') {
-            return invalid(format!("invalid mount path {:?}: mount path must be absolute", tmpfs.target));
+    let mut targets = std::collections::BTreeSet::new();
+    for target in request.tmpfs.iter().map(|t| &t.target).chain(request.mounts.iter().map(|m| &m.target)) {
+        if !target.starts_with('/') {
+            return invalid(format!("invalid mount path {target:?}: mount path must be absolute"));
+        }
+        if target.trim_end_matches('/').is_empty() {
+            return invalid("invalid mount path \"/\": the root cannot be a mount".to_owned());
+        }
+        if !targets.insert(target.trim_end_matches('/').to_owned()) {
+            return invalid(format!("duplicate mount point: {target}"));
+        }
+    }
+    for mount in &request.mounts {
+        match mount.kind.as_str() {
+            "volume" => {
+                if !mount.source.is_empty() && !crate::volume::valid_name(&mount.source) {
+                    return invalid(format!("invalid volume name {:?}", mount.source));
+                }
+            }
+            "bind" => {
+                if !mount.source.starts_with('/') {
+                    return invalid(format!("invalid bind source {:?}: it must be an absolute host path", mount.source));
+                }
+                if !mount.create_source && !std::path::Path::new(&mount.source).exists() {
+                    return invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {}", mount.source));
+                }
+            }
+            other => return invalid(format!("invalid mount type {other:?}")),
         }
     }
     match request.network_mode.as_str() {
@@ -319,19 +363,76 @@ impl Containers {
                     _ => "none".to_owned(),
                 },
                 init: request.init,
+                mounts: Vec::new(),
             },
             state: State { status: Status::Created, ..Default::default() },
         };
+        let mut record = record;
+        record.host_config.mounts = self.make_mounts(&request, &image_config.volumes)?;
         let dir = self.dir(&id);
         std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
         if let Err(err) = self.store.insert(&record) {
             let _ = std::fs::remove_dir_all(&dir);
+            self.drop_new_volumes(&record);
             return Err(err.into());
         }
         self.images.mark_used(&record.image_id, &record.id);
+        for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes.mark_used(&mount.source, &record.id);
+        }
         self.publish(&record, "create", &[]);
         self.changed(&record.id);
         Ok(record)
+    }
+}
+
+impl Containers {
+    /// The container's volume and bind mounts: named volumes made if missing, a new
+    /// anonymous volume for each image VOLUME (and `-v /path`) nothing else covers,
+    /// missing `-v` host directories created.
+    fn make_mounts(&self, request: &CreateRequest, image_volumes: &[String]) -> Result<Vec<super::record::MountPoint>, ContainerError> {
+        let mut mounts = Vec::new();
+        let covered = |target: &str| {
+            let t = target.trim_end_matches('/');
+            request.mounts.iter().any(|m| m.target.trim_end_matches('/') == t)
+                || request.tmpfs.iter().any(|m| m.target.trim_end_matches('/') == t)
+        };
+        let wanted = request.mounts.iter().cloned().chain(
+            image_volumes
+                .iter()
+                .filter(|t| !covered(t))
+                .map(|t| MountRequest { kind: "volume".into(), target: t.clone(), ..Default::default() }),
+        );
+        for m in wanted {
+            let source = match m.kind.as_str() {
+                "volume" => {
+                    let anonymous = m.source.is_empty();
+                    let name = (!anonymous).then_some(m.source.as_str());
+                    let (volume, _) = self
+                        .volumes
+                        .create(name, "local", BTreeMap::new(), BTreeMap::new(), anonymous)
+                        .map_err(|e| ContainerError::Invalid(berth_proto::error_chain(&e)))?;
+                    volume.name
+                }
+                _ => {
+                    if m.create_source {
+                        std::fs::create_dir_all(&m.source).map_err(ContainerError::io(format!("create the bind source {}", m.source)))?;
+                    }
+                    m.source.clone()
+                }
+            };
+            mounts.push(super::record::MountPoint { kind: m.kind, source, target: m.target, read_only: m.read_only, no_copy: m.no_copy });
+        }
+        Ok(mounts)
+    }
+
+    /// Anonymous volumes made for a container that was not created after all.
+    fn drop_new_volumes(&self, record: &ContainerRecord) {
+        for mount in &record.host_config.mounts {
+            if mount.kind == "volume" && self.volumes.get(&mount.source).ok().flatten().is_some_and(|v| v.anonymous) {
+                let _ = self.volumes.remove(&mount.source, true);
+            }
+        }
     }
 }
 

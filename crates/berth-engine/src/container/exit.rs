@@ -122,7 +122,7 @@ impl Containers {
         let _ = self.store.update(&record);
         self.changed(&id);
         if record.host_config.auto_remove {
-            if let Err(err) = self.destroy_locked(record).await {
+            if let Err(err) = self.destroy_locked(record, true).await {
                 tracing::warn!(container = %id, error = %berth_proto::error_chain(&err), "auto-remove failed");
             }
         }
@@ -160,7 +160,7 @@ impl Containers {
                     let _guard = lock.lock().await;
                     let mut record = record;
                     record.state.status = Status::Dead;
-                    let _ = self.destroy_locked(record).await;
+                    let _ = self.destroy_locked(record, false).await;
                 }
                 _ => {}
             }

@@ -117,7 +117,7 @@ impl Containers {
             "AppArmorProfile": "",
             "ExecIDs": Value::Null,
             "HostConfig": {
-                "Binds": Value::Null,
+                "Binds": hc.mounts.iter().map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
                 "LogConfig": {"Type": "json-file", "Config": {}},
                 "NetworkMode": hc.network_mode,
                 "PortBindings": {},
@@ -147,7 +147,19 @@ impl Containers {
                     "MergedDir": dir.join("rootfs"),
                 },
             },
-            "Mounts": [],
+            "Mounts": hc.mounts.iter().map(|m| {
+                let volume = m.kind == "volume";
+                json!({
+                    "Type": m.kind,
+                    "Name": if volume { Value::String(m.source.clone()) } else { Value::Null },
+                    "Source": if volume { self.volumes.data_dir(&m.source).display().to_string() } else { m.source.clone() },
+                    "Destination": m.target,
+                    "Driver": if volume { "local" } else { "" },
+                    "Mode": if m.read_only { "ro" } else { "" },
+                    "RW": !m.read_only,
+                    "Propagation": if volume { "" } else { "rprivate" },
+                })
+            }).collect::<Vec<_>>(),
             "Config": {
                 "Hostname": record.config.hostname,
                 "Domainname": "",
@@ -249,6 +261,7 @@ pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], i
                 Some((k, v)) => record.config.labels.get(k).is_some_and(|have| have == v),
                 None => record.config.labels.contains_key(value.as_str()),
             },
+            "volume" => record.host_config.mounts.iter().any(|m| m.source == *value || m.target == *value),
             "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
             "ancestor" => record.config.image == *value || image_ids(value).is_some_and(|id| id == record.image_id),
             _ => false,

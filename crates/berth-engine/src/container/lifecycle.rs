@@ -157,6 +157,7 @@ impl Containers {
             no_new_privileges,
             swap_accounting: self.facts.swap_accounting,
             init: if hc.init { self.runtime.init.clone() } else { None },
+            binds: self.prepare_mounts(record, &rootfs_dir)?,
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))
@@ -255,6 +256,34 @@ impl Containers {
             }
         };
         Err(ContainerError::Runtime(message))
+    }
+
+    /// The host directories of the container's volume and bind mounts. A volume that is
+    /// still empty is first filled from the image at its target (docker's copy-up),
+    /// unless `nocopy`.
+    fn prepare_mounts(&self, record: &ContainerRecord, rootfs_dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, String, bool)>, ContainerError> {
+        let mut binds = Vec::new();
+        for mount in &record.host_config.mounts {
+            let source = if mount.kind == "volume" {
+                let data = self.volumes.data_dir(&mount.source);
+                if !data.is_dir() {
+                    return Err(ContainerError::Invalid(format!("volume {} is gone", mount.source)));
+                }
+                let empty = std::fs::read_dir(&data).map(|mut d| d.next().is_none()).unwrap_or(false);
+                if empty && !mount.no_copy {
+                    if let Ok(from) = rootfs::resolve_in_root(rootfs_dir, &mount.target) {
+                        if from.is_dir() {
+                            rootfs::copy_tree(&from, &data)?;
+                        }
+                    }
+                }
+                data
+            } else {
+                std::path::PathBuf::from(&mount.source)
+            };
+            binds.push((source, mount.target.clone(), mount.read_only));
+        }
+        Ok(binds)
     }
 
     /// Sends `signal` to the container's init.
@@ -379,7 +408,7 @@ impl Containers {
     }
 
     /// `rm`: a running container only with `force` (then SIGKILL first).
-    pub async fn remove(self: &Arc<Self>, key: &str, force: bool) -> Result<(), ContainerError> {
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let record = self.find(key)?;
         if record.state.status.is_running() {
             if !force {
@@ -407,12 +436,12 @@ impl Containers {
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
         let Some(current) = self.store.get(&record.id)? else { return Ok(()) };
-        self.destroy_locked(current).await
+        self.destroy_locked(current, volumes).await
     }
 
     /// Removes a stopped container's files, runtime state and record. Every step runs;
     /// every failure is reported.
-    pub(super) async fn destroy_locked(&self, mut record: ContainerRecord) -> Result<(), ContainerError> {
+    pub(super) async fn destroy_locked(&self, mut record: ContainerRecord, remove_volumes: bool) -> Result<(), ContainerError> {
         if record.state.status.is_running() {
             return Err(ContainerError::Conflict(format!("container {} is running", record.name)));
         }
@@ -452,6 +481,16 @@ impl Containers {
         }
         self.store.delete(&record.id)?;
         self.images.unmark_used(&record.image_id, &record.id);
+        for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes.unmark_used(&mount.source, &record.id);
+            // `rm -v` / `--rm`: the anonymous volumes go too (named ones never do).
+            let anonymous = self.volumes.get(&mount.source).ok().flatten().is_some_and(|v| v.anonymous);
+            if remove_volumes && anonymous {
+                if let Err(e) = self.volumes.remove(&mount.source, true) {
+                    tracing::warn!(volume = %mount.source, error = %berth_proto::error_chain(&e), "cannot remove an anonymous volume");
+                }
+            }
+        }
         self.fail_pending_attach(&record.id, "the container was removed");
         self.publish(&record, "destroy", &[]);
         self.changed(&record.id);
@@ -526,7 +565,7 @@ impl Containers {
                 let _guard = lock.lock().await;
                 if let Some(current) = self.store.get(&record.id)? {
                     if !current.state.status.is_running() {
-                        self.destroy_locked(current).await?;
+                        self.destroy_locked(current, false).await?;
                         removed.push(record.id.clone());
                     }
                 }

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use berth_proto::ErrorKind;
 
 pub use changes::ChangeKind;
-pub use create::CreateRequest;
+pub use create::{CreateRequest, MountRequest};
 pub use update::UpdateRequest;
 pub use exec::{ExecRequest, ExecStreams};
 pub use logs::{LogLine, LogsQuery};
@@ -204,6 +204,7 @@ pub struct Containers {
     runtime_root: PathBuf,
     store: Store,
     images: Arc<Images>,
+    volumes: Arc<crate::volume::Volumes>,
     events: Arc<EventBus>,
     runtime: RuntimeConfig,
     facts: HostFacts,
@@ -220,7 +221,13 @@ pub struct Containers {
 impl Containers {
     /// Opens `<root>/containers.db` and `<root>/containers/`. Call [`Containers::recover`]
     /// once the engine runs, to adopt the containers that kept running.
-    pub fn open(root: &Path, images: Arc<Images>, events: Arc<EventBus>, runtime: RuntimeConfig) -> Result<Containers, ContainerError> {
+    pub fn open(
+        root: &Path,
+        images: Arc<Images>,
+        volumes: Arc<crate::volume::Volumes>,
+        events: Arc<EventBus>,
+        runtime: RuntimeConfig,
+    ) -> Result<Containers, ContainerError> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
         let runtime_root = root.join("runtime");
@@ -232,6 +239,7 @@ impl Containers {
             runtime_root,
             store,
             images,
+            volumes,
             events,
             runtime,
             facts: HostFacts::probe(),
@@ -242,6 +250,9 @@ impl Containers {
         };
         for record in containers.store.list()? {
             containers.images.mark_used(&record.image_id, &record.id);
+            for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+                containers.volumes.mark_used(&mount.source, &record.id);
+            }
         }
         Ok(containers)
     }
@@ -322,7 +333,7 @@ impl Containers {
 }
 
 /// A fresh 64-hex-digit id.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let mut bytes = [0u8; 32];
     if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;

@@ -84,6 +84,19 @@ pub struct TmpfsMount {
     pub read_only: bool,
 }
 
+/// A bind or volume mount (tmpfs mounts are `TmpfsMount`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPoint {
+    /// "volume" or "bind".
+    pub kind: String,
+    /// The volume's name, or the bind's host path.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// volume: do not fill an empty volume from the image.
+    pub no_copy: bool,
+}
+
 /// The parts of docker's `HostConfig` Berth honours.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostConfig {
@@ -99,6 +112,8 @@ pub struct HostConfig {
     /// "none" or "host".
     pub network_mode: String,
     pub init: bool,
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -201,6 +201,40 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, RootfsError
     Ok(ResolvedUser { uid, gid, additional_gids })
 }
 
+/// Copies a directory tree (files, directories, symlinks as links; modes and owners
+/// kept) into `to`, which exists. Used to fill a new volume from the image.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
+    let top = std::fs::symlink_metadata(from).map_err(io(format!("stat {}", from.display())))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(top.mode() & 0o7777)).map_err(io("set a volume's mode"))?;
+    std::os::unix::fs::lchown(to, Some(top.uid()), Some(top.gid())).map_err(io("set a volume's owner"))?;
+    while let Some((src, dst)) = stack.pop() {
+        for entry in std::fs::read_dir(&src).map_err(io(format!("read {}", src.display())))?.flatten() {
+            let path = entry.path();
+            let target = dst.join(entry.file_name());
+            let meta = std::fs::symlink_metadata(&path).map_err(io(format!("stat {}", path.display())))?;
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let link = std::fs::read_link(&path).map_err(io(format!("read link {}", path.display())))?;
+                std::os::unix::fs::symlink(&link, &target).map_err(io(format!("create link {}", target.display())))?;
+            } else if kind.is_dir() {
+                std::fs::create_dir(&target).map_err(io(format!("create {}", target.display())))?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
+                stack.push((path, target.clone()));
+            } else if kind.is_file() {
+                std::fs::copy(&path, &target).map_err(io(format!("copy {}", path.display())))?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
+            } else {
+                // Devices, fifos and sockets are not copied into volumes.
+                continue;
+            }
+            std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid())).map_err(io(format!("chown {}", target.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the files Berth manages into `dir`: hosts, hostname, resolv.conf (the host's
 /// resolvers minus loopback ones, which mean nothing in the container's network).
 pub fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), RootfsError> {

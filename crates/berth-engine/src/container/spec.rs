@@ -55,6 +55,8 @@ pub struct SpecInput<'a> {
     pub swap_accounting: bool,
     /// With `--init`: the static init binary, bind-mounted at /sbin/docker-init.
     pub init: Option<std::path::PathBuf>,
+    /// Volume and bind mounts: (host directory, target, read-only).
+    pub binds: Vec<(std::path::PathBuf, String, bool)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             "source": init,
             "options": ["bind", "ro", "nosuid", "nodev"],
         }));
+    }
+    for (source, target, read_only) in &input.binds {
+        let mut options = vec!["rbind", "rprivate"];
+        if *read_only {
+            options.push("ro");
+        }
+        mounts.push(json!({"destination": target, "type": "bind", "source": source, "options": options}));
     }
     for tmpfs in &hc.tmpfs {
         let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
@@ -246,6 +255,7 @@ mod tests {
             no_new_privileges: false,
             swap_accounting: false,
             init: None,
+            binds: Vec::new(),
         };
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");

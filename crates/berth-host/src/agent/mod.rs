@@ -85,6 +85,7 @@ pub struct AgentClient {
     system: SystemClient<Channel>,
     images: berth_proto::v1::images_client::ImagesClient<Channel>,
     containers: berth_proto::v1::containers_client::ContainersClient<Channel>,
+    volumes: berth_proto::v1::volumes_client::VolumesClient<Channel>,
 }
 
 impl AgentClient {
@@ -107,7 +108,8 @@ impl AgentClient {
         Ok(AgentClient {
             system: SystemClient::new(channel.clone()),
             images: berth_proto::v1::images_client::ImagesClient::new(channel.clone()),
-            containers: berth_proto::v1::containers_client::ContainersClient::new(channel),
+            containers: berth_proto::v1::containers_client::ContainersClient::new(channel.clone()),
+            volumes: berth_proto::v1::volumes_client::VolumesClient::new(channel),
         })
     }
 
@@ -135,6 +137,11 @@ impl AgentClient {
     /// The `berth.v1.Containers` client on the same connection.
     pub fn containers(&self) -> berth_proto::v1::containers_client::ContainersClient<Channel> {
         self.containers.clone()
+    }
+
+    /// The `berth.v1.Volumes` client on the same connection.
+    pub fn volumes(&self) -> berth_proto::v1::volumes_client::VolumesClient<Channel> {
+        self.volumes.clone()
     }
 
     /// Subscribes to the engine's events.

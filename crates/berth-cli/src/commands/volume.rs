@@ -1,0 +1,153 @@
+//! `berth volume create|ls|inspect|rm|prune`.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use berth_host::agent::CallError;
+use berth_proto::v1::{CreateVolumeRequest, ListVolumesRequest, PruneVolumesRequest, RemoveVolumeRequest, Volume, VolumeRef};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{CommandResult, Context};
+use crate::engine;
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        /// Driver options (KEY=VALUE).
+        #[arg(long = "opt", short = 'o')]
+        opts: Vec<String>,
+        /// Set metadata (KEY=VALUE).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Volume driver (only "local").
+        #[arg(long, short, default_value = "local")]
+        driver: String,
+        /// The name (default: a random one).
+        name: Option<String>,
+    },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        /// Filter (name, label, dangling, driver).
+        #[arg(long, short)]
+        filter: Vec<String>,
+        /// Only names.
+        #[arg(long, short)]
+        quiet: bool,
+        /// json, or a template such as '{{.Name}}'.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show volumes in docker's JSON shape.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes (not while a container uses them).
+    Rm {
+        /// No error for a volume that does not exist.
+        #[arg(long, short)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (with --all, every unused volume).
+    Prune {
+        #[arg(long, short)]
+        all: bool,
+        /// Only volumes with this label (label=KEY[=VALUE]).
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Do not prompt (berth never prompts).
+        #[arg(long, short)]
+        force: bool,
+    },
+}
+
+fn pairs(list: &[String]) -> HashMap<String, String> {
+    list.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new()))).collect()
+}
+
+/// docker's `volume inspect` shape.
+pub fn volume_json(v: &Volume) -> serde_json::Value {
+    json!({
+        "CreatedAt": v.created_at,
+        "Driver": v.driver,
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": v.options,
+        "Scope": "local",
+    })
+}
+
+pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
+    let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
+    let mut client = agent.volumes();
+    match command {
+        VolumeCommand::Create { opts, labels, driver, name } => {
+            let request = CreateVolumeRequest { name: name.unwrap_or_default(), driver, labels: pairs(&labels), driver_opts: pairs(&opts) };
+            let volume = client.create(request).await.map_err(|s| CallError::from_status("volume create", s))?.into_inner();
+            println!("{}", volume.name);
+        }
+        VolumeCommand::Ls { filter, quiet, format } => {
+            let list = client
+                .list(ListVolumesRequest { filters: filter, size: false })
+                .await
+                .map_err(|s| CallError::from_status("volume ls", s))?
+                .into_inner()
+                .volumes;
+            match (quiet, format.as_deref()) {
+                (true, _) => list.iter().for_each(|v| println!("{}", v.name)),
+                (_, Some("json")) => list.iter().for_each(|v| println!("{}", volume_json(v))),
+                (_, Some(template)) => list.iter().for_each(|v| {
+                    println!("{}", template.replace("{{.Name}}", &v.name).replace("{{.Driver}}", &v.driver).replace("{{.Mountpoint}}", &v.mountpoint).replace("\\t", "\t"))
+                }),
+                _ => {
+                    let titles = vec!["DRIVER".to_owned(), "VOLUME NAME".to_owned()];
+                    let rows: Vec<Vec<String>> = list.iter().map(|v| vec![v.driver.clone(), v.name.clone()]).collect();
+                    super::ps::print_table(&titles, &rows);
+                }
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut found = Vec::new();
+            let mut failed = false;
+            for name in names {
+                match client.inspect(VolumeRef { name: name.clone() }).await {
+                    Ok(v) => found.push(volume_json(&v.into_inner())),
+                    Err(status) => {
+                        eprintln!("berth: {}", CallError::from_status("volume inspect", status));
+                        failed = true;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&found)?);
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        VolumeCommand::Rm { force, names } => {
+            return super::each(&names, "volume rm", |name| {
+                let mut client = client.clone();
+                async move { client.remove(RemoveVolumeRequest { name, force }).await.map(|_| ()) }
+            })
+            .await;
+        }
+        VolumeCommand::Prune { all, filter, .. } => {
+            let pruned = client
+                .prune(PruneVolumesRequest { all, filters: filter })
+                .await
+                .map_err(|s| CallError::from_status("volume prune", s))?
+                .into_inner();
+            println!("Deleted Volumes:");
+            for name in pruned.deleted {
+                println!("{name}");
+            }
+            println!("\nTotal reclaimed space: {}", super::stats::bytes(pruned.reclaimed_bytes));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

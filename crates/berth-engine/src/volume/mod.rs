@@ -1,0 +1,277 @@
+//! Volumes: named and anonymous directories under `<root>/volumes/<name>/_data`, their
+//! records in SQLite (`volumes.db`), and which containers use them (kept by the
+//! container store, so `rm` and `prune` never take a volume in use).
+
+pub mod api;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_proto::ErrorKind;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    pub name: String,
+    pub driver: String,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub created: String,
+    /// Made for one container (an image VOLUME or `-v /path`); removed with it by
+    /// `rm -v` and `run --rm`.
+    pub anonymous: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("no such volume: {0}")]
+    NotFound(String),
+    #[error("volume name {0:?} includes invalid characters, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed")]
+    BadName(String),
+    #[error("volume {name} is in use by container {container}")]
+    InUse { name: String, container: String },
+    #[error("volume driver {0:?} is not supported (only \"local\")")]
+    Driver(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("volume store: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("volume store holds a bad record for {0}")]
+    Corrupt(String),
+    #[error("cannot {what}")]
+    Io { what: String, source: std::io::Error },
+}
+
+impl VolumeError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VolumeError::NotFound(_) => ErrorKind::NotFound,
+            VolumeError::BadName(_) | VolumeError::Driver(_) | VolumeError::Invalid(_) => ErrorKind::InvalidArgument,
+            VolumeError::InUse { .. } => ErrorKind::Conflict,
+            VolumeError::Db(_) | VolumeError::Corrupt(_) | VolumeError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
+    let what = what.into();
+    move |source| VolumeError::Io { what, source }
+}
+
+/// docker's rule for volume names.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2 && b[0].is_ascii_alphanumeric() && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The engine's volumes.
+#[derive(Debug)]
+pub struct Volumes {
+    root: PathBuf,
+    db: Mutex<Connection>,
+    /// Volume name -> containers using it.
+    used_by: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+impl Volumes {
+    pub fn open(root: &Path) -> Result<Volumes, VolumeError> {
+        let dir = root.join("volumes");
+        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        let db = Connection::open(root.join("volumes.db"))?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, record TEXT NOT NULL);",
+        )?;
+        Ok(Volumes { root: dir, db: Mutex::new(db), used_by: Mutex::new(HashMap::new()) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory containers see (`Mountpoint`).
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name).join("_data")
+    }
+
+    /// Creates a volume, or returns the existing one of that name (docker's create is
+    /// idempotent).
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<(VolumeRecord, bool), VolumeError> {
+        if !matches!(driver, "" | "local") {
+            return Err(VolumeError::Driver(driver.to_owned()));
+        }
+        if let Some(option) = options.keys().find(|k| !matches!(k.as_str(), "type" | "device" | "o")) {
+            return Err(VolumeError::Invalid(format!("invalid option key: {option:?}")));
+        }
+        if !options.is_empty() {
+            return Err(VolumeError::Invalid("local volume options (type, device, o) are not supported yet".into()));
+        }
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(name) => {
+                if !valid_name(name) {
+                    return Err(VolumeError::BadName(name.to_owned()));
+                }
+                name.to_owned()
+            }
+            None => crate::container::new_id(),
+        };
+        if let Some(existing) = self.get(&name)? {
+            return Ok((existing, false));
+        }
+        let record = VolumeRecord {
+            name: name.clone(),
+            driver: "local".into(),
+            labels,
+            options,
+            created: crate::container::now_rfc3339(),
+            anonymous,
+        };
+        let data = self.data_dir(&name);
+        std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
+        let json = serde_json::to_string(&record).map_err(|_| VolumeError::Corrupt(name.clone()))?;
+        if let Err(err) = self.db().execute("INSERT INTO volumes (name, record) VALUES (?1, ?2)", params![name, json]) {
+            let _ = std::fs::remove_dir_all(self.root.join(&name));
+            return Err(err.into());
+        }
+        Ok((record, true))
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<VolumeRecord>, VolumeError> {
+        let json: Option<String> =
+            self.db().query_row("SELECT record FROM volumes WHERE name = ?1", params![name], |r| r.get(0)).optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|_| VolumeError::Corrupt(name.to_owned()))).transpose()
+    }
+
+    pub fn list(&self) -> Result<Vec<VolumeRecord>, VolumeError> {
+        let rows: Vec<(String, String)> = {
+            let db = self.db();
+            let mut statement = db.prepare("SELECT name, record FROM volumes ORDER BY name")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        rows.into_iter().map(|(name, json)| serde_json::from_str(&json).map_err(|_| VolumeError::Corrupt(name))).collect()
+    }
+
+    pub fn mark_used(&self, name: &str, container: &str) {
+        self.used_by.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().insert(container.to_owned());
+    }
+
+    pub fn unmark_used(&self, name: &str, container: &str) {
+        let mut used = self.used_by.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = used.get_mut(name) {
+            set.remove(container);
+            if set.is_empty() {
+                used.remove(name);
+            }
+        }
+    }
+
+    /// The containers using a volume.
+    pub fn users(&self, name: &str) -> Vec<String> {
+        self.used_by.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// `volume rm`: refused while a container uses it (even with force, as docker does).
+    pub fn remove(&self, name: &str, force: bool) -> Result<(), VolumeError> {
+        let Some(_) = self.get(name)? else {
+            return if force { Ok(()) } else { Err(VolumeError::NotFound(name.to_owned())) };
+        };
+        if let Some(container) = self.users(name).into_iter().next() {
+            return Err(VolumeError::InUse { name: name.to_owned(), container: container[..12.min(container.len())].to_owned() });
+        }
+        let dir = self.root.join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(VolumeError::Io { what: format!("remove {}", dir.display()), source: e }),
+        }
+        self.db().execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    /// `volume prune`: unused volumes; only anonymous ones unless `all` (docker 23+).
+    /// Returns the names removed and the bytes reclaimed.
+    pub fn prune(&self, all: bool, label_filters: &[(String, Option<String>)]) -> Result<(Vec<String>, u64), VolumeError> {
+        let mut removed = Vec::new();
+        let mut bytes = 0;
+        for volume in self.list()? {
+            if !(all || volume.anonymous) || !self.users(&volume.name).is_empty() {
+                continue;
+            }
+            let labelled = label_filters.iter().all(|(k, v)| match v {
+                Some(v) => volume.labels.get(k) == Some(v),
+                None => volume.labels.contains_key(k),
+            });
+            if !labelled {
+                continue;
+            }
+            bytes += dir_size(&self.data_dir(&volume.name));
+            self.remove(&volume.name, false)?;
+            removed.push(volume.name);
+        }
+        Ok((removed, bytes))
+    }
+
+    /// Bytes used by a volume's files.
+    pub fn size(&self, name: &str) -> u64 {
+        dir_size(&self.data_dir(name))
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_is_idempotent_and_removal_respects_users() {
+        let root = std::env::temp_dir().join(format!("berth-volumes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let volumes = Volumes::open(&root).expect("open");
+        let (v, created) = volumes.create(Some("data"), "local", BTreeMap::new(), BTreeMap::new(), false).expect("create");
+        assert!(created && volumes.data_dir(&v.name).is_dir());
+        let (_, again) = volumes.create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false).expect("create");
+        assert!(!again);
+        assert_eq!(volumes.create(Some("bad name"), "", BTreeMap::new(), BTreeMap::new(), false).expect_err("bad").kind(), ErrorKind::InvalidArgument);
+        assert!(matches!(volumes.create(None, "nfs", BTreeMap::new(), BTreeMap::new(), false), Err(VolumeError::Driver(_))));
+        volumes.mark_used("data", "abcdef0123456789");
+        let err = volumes.remove("data", true).expect_err("in use");
+        assert_eq!(err.to_string(), "volume data is in use by container abcdef012345");
+        let (anon, _) = volumes.create(None, "", BTreeMap::new(), BTreeMap::new(), true).expect("anon");
+        assert_eq!(anon.name.len(), 64);
+        let (pruned, _) = volumes.prune(false, &[]).expect("prune");
+        assert_eq!(pruned, vec![anon.name.clone()]);
+        volumes.unmark_used("data", "abcdef0123456789");
+        volumes.remove("data", false).expect("remove");
+        assert!(volumes.list().expect("list").is_empty());
+        assert!(!root.join("volumes/data").exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
