@@ -127,3 +127,29 @@ fn bind_and_tmpfs_mounts() {
     // Nothing was made by the refused runs.
     assert!(volumes(&engine).is_empty(), "{:?}", volumes(&engine));
 }
+
+#[test]
+fn volumes_export_import_and_clone() {
+    let engine = engine("vol-transfer", json!({}));
+    ok(&engine, &["run", "--rm", "-v", "src:/d", IMAGE, "sh", "-c", "mkdir /d/sub; echo payload > /d/sub/f; ln -s sub/f /d/link; chown 1000:1000 /d/sub/f"]);
+    let tar = engine.home.join("src.tar");
+    ok(&engine, &["volume", "export", "-o", &tar.display().to_string(), "src"]);
+    ok(&engine, &["volume", "import", "copy", &tar.display().to_string()]);
+    ok(&engine, &["volume", "clone", "src", "twin"]);
+    for name in ["copy", "twin"] {
+        let out = ok(&engine, &["run", "--rm", "-v", &format!("{name}:/d"), IMAGE, "sh", "-c", "cat /d/link; stat -c %u /d/sub/f; readlink /d/link"]);
+        assert_eq!(out, "payload\n1000\nsub/f\n", "volume {name}");
+    }
+    let (code, _, stderr) = berth(&engine, &["volume", "clone", "src", "twin"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    // A hostile archive is refused and the new volume is not left behind.
+    let evil = fixtures::layer::tar(&[fixtures::Entry::File { path: "../../evil".into(), mode: 0o644, data: b"x".to_vec() }]);
+    let evil_path = engine.home.join("evil.tar");
+    std::fs::write(&evil_path, evil).expect("write");
+    let (code, _, stderr) = berth(&engine, &["volume", "import", "hostile", &evil_path.display().to_string()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("refusing archive entry"), "{stderr}");
+    assert!(!volumes(&engine).contains(&"hostile".to_owned()));
+    assert!(!engine.home.join("evil").exists() && !engine.home.join("engine/evil").exists());
+}

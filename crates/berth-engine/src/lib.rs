@@ -107,7 +107,7 @@ impl Engine {
 
     /// The gRPC service for `berth.v1.Volumes`.
     pub fn volumes_service(&self) -> berth_proto::v1::volumes_server::VolumesServer<volume::api::VolumesApi> {
-        berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(self.inner.volumes.clone()))
+        berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(self.inner.volumes.clone(), self.inner.images.clone()))
     }
 
     /// The gRPC service for `berth.v1.Containers`.

@@ -53,6 +53,21 @@ pub enum VolumeCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Write a volume's files as a tar.
+    Export {
+        /// Write to a file instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+        name: String,
+    },
+    /// Unpack a tar (a file, or - for stdin) into a volume, made if missing.
+    Import {
+        name: String,
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Make a new volume with a copy of another's files.
+    Clone { source: String, target: String },
     /// Remove unused anonymous volumes (with --all, every unused volume).
     Prune {
         #[arg(long, short)]
@@ -135,6 +150,62 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
                 async move { client.remove(RemoveVolumeRequest { name, force }).await.map(|_| ()) }
             })
             .await;
+        }
+        VolumeCommand::Export { output, name } => {
+            use futures::StreamExt;
+            use std::io::Write;
+            if output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                return Err("cowardly refusing to write a tar to a terminal: use -o or redirect".into());
+            }
+            let mut stream = client
+                .export(VolumeRef { name })
+                .await
+                .map_err(|s| CallError::from_status("volume export", s))?
+                .into_inner();
+            let mut out: Box<dyn Write> = match output {
+                Some(path) => Box::new(std::fs::File::create(path)?),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk.map_err(|s| CallError::from_status("volume export", s))?.data)?;
+            }
+            out.flush()?;
+        }
+        VolumeCommand::Import { name, file } => {
+            let data = if file == "-" {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)?;
+                data
+            } else {
+                std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?
+            };
+            let (sender, receiver) = tokio::sync::mpsc::channel::<berth_proto::v1::VolumeImportChunk>(4);
+            tokio::spawn(async move {
+                let mut chunks = data.chunks(256 * 1024).peekable();
+                if chunks.peek().is_none() {
+                    let _ = sender.send(berth_proto::v1::VolumeImportChunk { name: name.clone(), data: Vec::new() }).await;
+                }
+                for (i, chunk) in chunks.enumerate() {
+                    let message = berth_proto::v1::VolumeImportChunk { name: if i == 0 { name.clone() } else { String::new() }, data: chunk.to_vec() };
+                    if sender.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let volume = client
+                .import(tokio_stream::wrappers::ReceiverStream::new(receiver))
+                .await
+                .map_err(|s| CallError::from_status("volume import", s))?
+                .into_inner();
+            println!("{}", volume.name);
+        }
+        VolumeCommand::Clone { source, target } => {
+            let volume = client
+                .clone_volume(berth_proto::v1::CloneVolumeRequest { source, target })
+                .await
+                .map_err(|s| CallError::from_status("volume clone", s))?
+                .into_inner();
+            println!("{}", volume.name);
         }
         VolumeCommand::Prune { all, filter, .. } => {
             let pruned = client

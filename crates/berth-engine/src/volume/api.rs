@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use berth_proto::v1::{
     volumes_server::Volumes as VolumesApiTrait, CreateVolumeRequest, ListVolumesRequest, ListVolumesResponse,
-    PruneVolumesRequest, PruneVolumesResponse, RemoveVolumeRequest, RemoveVolumeResponse, Volume, VolumeRef,
+    PruneVolumesRequest, PruneVolumesResponse, RemoveVolumeRequest, RemoveVolumeResponse, Volume, VolumeRef, VolumeData,
+    VolumeImportChunk, CloneVolumeRequest,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Request, Response, Status};
 
 use super::{VolumeError, VolumeRecord, Volumes};
@@ -13,11 +15,13 @@ use super::{VolumeError, VolumeRecord, Volumes};
 #[derive(Debug)]
 pub struct VolumesApi {
     volumes: Arc<Volumes>,
+    /// For scratch files of exports and imports.
+    images: Arc<crate::image::Images>,
 }
 
 impl VolumesApi {
-    pub fn new(volumes: Arc<Volumes>) -> VolumesApi {
-        VolumesApi { volumes }
+    pub fn new(volumes: Arc<Volumes>, images: Arc<crate::image::Images>) -> VolumesApi {
+        VolumesApi { volumes, images }
     }
 
     fn to_proto(&self, v: VolumeRecord, size: bool) -> Volume {
@@ -67,8 +71,62 @@ fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, Status> {
         .collect()
 }
 
+type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl VolumesApiTrait for VolumesApi {
+    type ExportStream = BoxStream<VolumeData>;
+
+    async fn export(&self, request: Request<VolumeRef>) -> Result<Response<Self::ExportStream>, Status> {
+        let name = request.into_inner().name;
+        let scratch = self.images.scratch_file("volume-export");
+        if let Err(err) = self.volumes.export(&name, &scratch) {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(status(err));
+        }
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<VolumeData, Status>>(4);
+        tokio::spawn(async move {
+            if let Ok(mut file) = tokio::fs::File::open(&scratch).await {
+                let _ = std::fs::remove_file(&scratch);
+                let mut buf = vec![0u8; 256 * 1024];
+                while let Ok(n) = file.read(&mut buf).await {
+                    if n == 0 || sender.send(Ok(VolumeData { data: buf[..n].to_vec() })).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&scratch);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+    }
+
+    async fn import(&self, request: Request<tonic::Streaming<VolumeImportChunk>>) -> Result<Response<Volume>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("import: the first chunk must name the volume"))?;
+        let scratch = self.images.scratch_file("volume-import");
+        let written = async {
+            let mut file = tokio::fs::File::create(&scratch).await.map_err(|e| Status::internal(e.to_string()))?;
+            file.write_all(&first.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            while let Some(chunk) = stream.message().await? {
+                file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
+            }
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))
+        }
+        .await;
+        let result = match written {
+            Ok(()) => self.volumes.import(&first.name, &scratch).await.map_err(status),
+            Err(e) => Err(e),
+        };
+        let _ = std::fs::remove_file(&scratch);
+        Ok(Response::new(self.to_proto(result?, true)))
+    }
+
+    async fn clone_volume(&self, request: Request<CloneVolumeRequest>) -> Result<Response<Volume>, Status> {
+        let r = request.into_inner();
+        let record = self.volumes.clone_volume(&r.source, &r.target).map_err(status)?;
+        Ok(Response::new(self.to_proto(record, true)))
+    }
+
     async fn create(&self, request: Request<CreateVolumeRequest>) -> Result<Response<Volume>, Status> {
         let r = request.into_inner();
         let (record, _) = self

@@ -223,6 +223,57 @@ impl Volumes {
         Ok((removed, bytes))
     }
 
+    /// Writes the volume's files as a tar to `out` (symlinks stored, not followed).
+    pub fn export(&self, name: &str, out: &Path) -> Result<(), VolumeError> {
+        self.get(name)?.ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
+        let file = std::fs::File::create(out).map_err(io("create the archive"))?;
+        let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+        builder.follow_symlinks(false);
+        builder.append_dir_all(".", self.data_dir(name)).map_err(io(format!("archive volume {name}")))?;
+        builder.into_inner().map_err(io("finish the archive"))?;
+        Ok(())
+    }
+
+    /// Unpacks the tar at `archive` into the volume (made if missing), through the
+    /// engine binary's chrooted extract helper: nothing in the archive or the volume can
+    /// lead outside it.
+    pub async fn import(&self, name: &str, archive: &Path) -> Result<VolumeRecord, VolumeError> {
+        let (record, created) = self.create(Some(name), "local", BTreeMap::new(), BTreeMap::new(), false)?;
+        let exe = std::env::current_exe().map_err(io("find the engine's binary"))?;
+        let input = std::fs::File::open(archive).map_err(io("open the archive"))?;
+        let output = tokio::process::Command::new(exe)
+            .arg(crate::container::changes::EXTRACT_HELPER_FLAG)
+            .arg(self.data_dir(name))
+            .arg("/")
+            .stdin(input)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .await
+            .map_err(io("run the extract helper"))?;
+        if !output.status.success() {
+            if created {
+                let _ = self.remove(name, true);
+            }
+            return Err(VolumeError::Invalid(format!("importing into volume {name}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+        }
+        Ok(record)
+    }
+
+    /// A new volume `target` holding a copy of `source`'s files.
+    pub fn clone_volume(&self, source: &str, target: &str) -> Result<VolumeRecord, VolumeError> {
+        let from = self.get(source)?.ok_or_else(|| VolumeError::NotFound(source.to_owned()))?;
+        if self.get(target)?.is_some() {
+            return Err(VolumeError::Invalid(format!("volume {target} already exists")));
+        }
+        let (record, _) = self.create(Some(target), "local", from.labels.clone(), BTreeMap::new(), false)?;
+        if let Err(e) = crate::container::rootfs::copy_tree(&self.data_dir(source), &self.data_dir(target)) {
+            let _ = self.remove(target, true);
+            return Err(VolumeError::Invalid(format!("cloning volume {source}: {}", berth_proto::error_chain(&e))));
+        }
+        Ok(record)
+    }
+
     /// Bytes used by a volume's files.
     pub fn size(&self, name: &str) -> u64 {
         dir_size(&self.data_dir(name))
