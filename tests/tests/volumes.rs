@@ -153,3 +153,19 @@ fn volumes_export_import_and_clone() {
     assert!(!volumes(&engine).contains(&"hostile".to_owned()));
     assert!(!engine.home.join("evil").exists() && !engine.home.join("engine/evil").exists());
 }
+
+#[test]
+fn system_prune_and_df_cover_containers_images_and_volumes() {
+    let engine = engine("vol-system", json!({"Volumes": {"/cache": {}}}));
+    ok(&engine, &["run", "--name", "stopped", IMAGE, "sh", "-c", "echo 12345 > /cache/x"]);
+    ok(&engine, &["volume", "create", "keep"]);
+    let df = ok(&engine, &["system", "df"]);
+    assert!(df.lines().any(|l| l.starts_with("Containers") && l.split_whitespace().nth(1) == Some("1")), "{df}");
+    assert!(df.lines().any(|l| l.starts_with("Local Volumes") && l.split_whitespace().nth(2) == Some("2")), "{df}");
+    let out = ok(&engine, &["system", "prune", "-a", "--volumes", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(ok(&engine, &["ps", "-aq"]).is_empty());
+    // The anonymous volume was in use by the container: it goes once the container is gone.
+    assert_eq!(volumes(&engine), vec!["keep".to_owned()]);
+    assert!(ok(&engine, &["images", "-q"]).trim().is_empty(), "the unused image was not pruned");
+}
