@@ -262,7 +262,7 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 }
 
 fn filetime_of(secs: u64) -> libc::timespec {
-    libc::timespec { tv_sec: libc::time_t::try_from(secs).unwrap_or(0), tv_nsec: 0 }
+    libc::timespec { tv_sec: secs.try_into().unwrap_or(0), tv_nsec: 0 }
 }
 
 fn set_times(path: &Path, time: libc::timespec) -> io::Result<()> {
