@@ -352,8 +352,10 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
             stop_timeout: -1,
             ..Default::default()
         };
-        // The limit is in the container's own cgroup (v2, with a cgroup namespace).
-        let id = containers.create(run("cat /sys/fs/cgroup/memory.max; echo hi from the vm", 32 << 20)).await.expect("create").into_inner().id;
+        // The limits are in the container's own cgroup (v2, with a cgroup namespace).
+        let mut limited = run("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max; echo hi from the vm", 32 << 20);
+        limited.resources = Some(Resources { memory: 32 << 20, pids_limit: 20, nano_cpus: 500_000_000, ..Default::default() });
+        let id = containers.create(limited).await.expect("create").into_inner().id;
         containers.start(ContainerRef { id: id.clone() }).await.expect("start");
         let code = containers
             .wait(WaitContainerRequest { id: id.clone(), condition: "not-running".into() })
@@ -371,7 +373,19 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         while let Some(Ok(chunk)) = logs.next().await {
             text.push_str(&String::from_utf8_lossy(&chunk.data));
         }
-        assert_eq!(text, format!("{}\nhi from the vm\n", 32 << 20));
+        assert_eq!(text, format!("{}\n20\n50000 100000\nhi from the vm\n", 32 << 20));
+        // stats reads cgroup v2: the limit, and a live reading while it runs.
+        let sleeper = containers.create(run("sleep 30", 48 << 20)).await.expect("create").into_inner().id;
+        containers.start(ContainerRef { id: sleeper.clone() }).await.expect("start");
+        let mut stats = containers
+            .stats(berth_proto::v1::StatsRequest { id: sleeper.clone(), stream: false })
+            .await
+            .expect("stats")
+            .into_inner();
+        let reading = stats.next().await.expect("a reading").expect("ok");
+        assert_eq!(reading.memory_limit, 48 << 20);
+        assert_eq!(reading.pids, 1);
+        assert!(reading.memory_usage > 0);
         // An OOM kill under cgroup v2.
         let hog = containers.create(run("tail /dev/zero", 8 << 20)).await.expect("create").into_inner().id;
         containers.start(ContainerRef { id: hog.clone() }).await.expect("start");
@@ -385,7 +399,7 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         let details = containers.inspect(ContainerRef { id: hog.clone() }).await.expect("inspect").into_inner();
         let json: serde_json::Value = serde_json::from_str(&details.inspect_json).expect("json");
         assert_eq!(json["State"]["OOMKilled"], true, "{}", json["State"]);
-        for id in [id, hog] {
+        for id in [id, hog, sleeper] {
             containers.remove(RemoveContainerRequest { id, force: true, volumes: false }).await.expect("rm");
         }
         assert!(containers.list(berth_proto::v1::ListContainersRequest { all: true, filters: vec![] }).await.expect("ps").into_inner().containers.is_empty());
