@@ -117,7 +117,7 @@ impl BenchEngine {
 impl Drop for BenchEngine {
     fn drop(&mut self) {
         let _ = std::process::Command::new("bash")
-            .args(["-c", &format!("for c in $({cli} ps -aq); do {cli} rm -f $c; done", cli = self.cli())])
+            .args(["-c", &format!("for c in $({cli} ps -aq); do {cli} rm -f $c >/dev/null; done", cli = self.cli())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
