@@ -155,6 +155,24 @@ impl Containers {
                         tracing::warn!(container = %record.id, error = %berth_proto::error_chain(&err), "restart failed");
                     }
                 }
+                Status::Created | Status::Exited | Status::Dead => {
+                    // An engine that died between the monitor's "created" and
+                    // `crun start` left a monitor waiting and the runtime's state: end both.
+                    let dir = self.dir(&record.id);
+                    let stray = std::fs::read_to_string(dir.join("monitor.pid"))
+                        .ok()
+                        .and_then(|p| p.trim().parse::<i32>().ok())
+                        .and_then(|pid| live_monitor(pid, &record.id).map(|_| pid));
+                    if stray.is_some() || self.runtime_root.join(&record.id).exists() {
+                        let _ = self.runtime(&["delete", "--force", &record.id]).await;
+                    }
+                    if let Some(pid) = stray {
+                        // SAFETY: kill takes plain integers; the pid was just checked to be
+                        // this container's monitor.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                    let _ = rootfs::unmount(&dir.join("rootfs"));
+                }
                 Status::Removing => {
                     let lock = self.lock_of(&record.id);
                     let _guard = lock.lock().await;
@@ -162,7 +180,6 @@ impl Containers {
                     record.state.status = Status::Dead;
                     let _ = self.destroy_locked(record, false).await;
                 }
-                _ => {}
             }
         }
     }
