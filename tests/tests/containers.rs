@@ -737,3 +737,45 @@ fn restart_policies_apply_to_exits_while_the_engine_was_down() {
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_follows_resizes() {
+    use berth_proto::v1::{AttachInput, ContainerRef, CreateContainerRequest};
+    let engine = engine("ctr-resize");
+    let client = engine.client().await;
+    let mut containers = client.containers();
+    let id = containers
+        .create(CreateContainerRequest {
+            image: IMAGE.into(),
+            cmd: vec!["sh".into(), "-c".into(), "while true; do stty size; sleep 0.1; done".into()],
+            tty: true,
+            stop_timeout: -1,
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .id;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<AttachInput>(4);
+    sender.send(AttachInput { id: id.clone(), rows: 30, cols: 100, ..Default::default() }).await.expect("send");
+    let mut output = containers.attach(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.expect("attach").into_inner();
+    containers.start(ContainerRef { id: id.clone() }).await.expect("start");
+    let mut seen = String::new();
+    let mut wait_for = async |wanted: &str, seen: &mut String| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !seen.contains(wanted) {
+            let chunk = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut output))
+                .await
+                .unwrap_or_else(|_| panic!("no {wanted:?} in {seen:?}"))
+                .expect("open")
+                .expect("chunk");
+            seen.push_str(&String::from_utf8_lossy(&chunk.data));
+        }
+    };
+    wait_for("30 100", &mut seen).await;
+    sender.send(AttachInput { rows: 40, cols: 120, ..Default::default() }).await.expect("resize");
+    wait_for("40 120", &mut seen).await;
+    drop(sender);
+    let e = engine.home.clone();
+    tokio::task::spawn_blocking(move || berth_tests::native::berth(&e, &["rm", "-f", &id])).await.expect("rm");
+}

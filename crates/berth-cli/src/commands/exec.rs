@@ -58,6 +58,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         .await
         .map_err(|s| CallError::from_status("exec", s))?
         .into_inner();
+    if args.tty {
+        super::run::forward_resizes(sender.clone(), |rows, cols| ExecInput { rows, cols, ..Default::default() });
+    }
     if args.interactive {
         super::run::forward_stdin(sender.clone(), |data| ExecInput { stdin: data, ..Default::default() }, || ExecInput {
             close_stdin: true,

@@ -61,6 +61,19 @@ pub fn terminal_size() -> (u32, u32) {
     }
 }
 
+/// Sends the terminal's new size whenever it changes (SIGWINCH).
+pub fn forward_resizes<T: Send + 'static>(sender: tokio::sync::mpsc::Sender<T>, resize: impl Fn(u32, u32) -> T + Send + 'static) {
+    tokio::spawn(async move {
+        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+        while winch.recv().await.is_some() {
+            let (rows, cols) = terminal_size();
+            if rows > 0 && sender.send(resize(rows, cols)).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// Sends our stdin as messages (on a thread: reading stdin blocks), then the end.
 pub fn forward_stdin<T: Send + 'static>(
     sender: tokio::sync::mpsc::Sender<T>,
@@ -105,6 +118,9 @@ pub async fn attach_streams(
         .await
         .map_err(|s| CallError::from_status("attach", s))?
         .into_inner();
+    if tty {
+        forward_resizes(sender.clone(), |rows, cols| AttachInput { rows, cols, ..Default::default() });
+    }
     if stdin {
         forward_stdin(sender.clone(), |data| AttachInput { stdin: data, ..Default::default() }, || AttachInput {
             close_stdin: true,
