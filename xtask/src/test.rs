@@ -69,7 +69,7 @@ fn native() -> Result<()> {
             .args(["build", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET])
             .current_dir(crate::root()),
     )?;
-    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes"])
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "compose"])
 }
 
 fn vm() -> Result<()> {

@@ -6,5 +6,6 @@
 pub mod dotenv;
 pub mod interpolate;
 pub mod load;
+pub mod merge;
 pub mod model;
 pub mod project;

@@ -1,6 +1,10 @@
 //! Project names: `-p`, else `COMPOSE_PROJECT_NAME`, else the top-level `name:`, else
 //! the project directory's name; normalised as compose does (lowercase, only
-//! `[a-z0-9_-]`, starting with a letter or digit).
+//! `[a-z0-9_-]`, starting with a letter or digit). Also: loading a whole project
+//! (file discovery, `.env` and `--env-file`, several `-f` files merged in order).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// Normalises a candidate; None when nothing valid is left.
 pub fn normalise(name: &str) -> Option<String> {
@@ -51,5 +55,140 @@ mod tests {
         assert_eq!(choose(None, Some("Env Name"), Some("top"), "dir").as_deref(), Ok("envname"));
         assert_eq!(choose(None, None, Some("top"), "dir").as_deref(), Ok("top"));
         assert_eq!(choose(None, None, None, "My-Project").as_deref(), Ok("my-project"));
+    }
+}
+
+/// Where a project's files come from, and what the user set.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f` files, in order; empty: `COMPOSE_FILE`, else discovered in `working_dir`.
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--env-file` (replaces the project directory's `.env`).
+    pub env_files: Vec<PathBuf>,
+    pub working_dir: PathBuf,
+    /// The process environment (wins over `.env` files).
+    pub environ: BTreeMap<String, String>,
+}
+
+/// A loaded project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+    /// The merged, interpolated tree (what `config` prints).
+    pub resolved: serde_norway::Value,
+    pub model: crate::model::ComposeFile,
+    /// The variables interpolation saw.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("no configuration file provided: not found (looked for {0} in {1})")]
+    NoFile(String, String),
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Dotenv(#[from] crate::dotenv::DotenvError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Name(String),
+}
+
+/// The file names compose looks for, in its order.
+pub const DISCOVERED: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+
+/// Loads a project as `docker compose` does.
+pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
+    let files: Vec<PathBuf> = if !options.files.is_empty() {
+        options.files.iter().map(|f| options.working_dir.join(f)).collect()
+    } else if let Some(list) = options.environ.get("COMPOSE_FILE").filter(|l| !l.is_empty()) {
+        list.split(':').map(|f| options.working_dir.join(f)).collect()
+    } else {
+        let found = DISCOVERED.iter().map(|n| options.working_dir.join(n)).find(|p| p.is_file());
+        vec![found.ok_or_else(|| ProjectError::NoFile(DISCOVERED.join(", "), options.working_dir.display().to_string()))?]
+    };
+    let project_dir = files[0].parent().map(Path::to_path_buf).unwrap_or_else(|| options.working_dir.clone());
+
+    // Variables: the env files (or the project's .env), then the process environment.
+    let outer = |name: &str| options.environ.get(name).cloned();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let env_files: Vec<PathBuf> = if options.env_files.is_empty() {
+        let default = project_dir.join(".env");
+        if default.is_file() { vec![default] } else { Vec::new() }
+    } else {
+        options.env_files.iter().map(|f| options.working_dir.join(f)).collect()
+    };
+    for file in &env_files {
+        let text = std::fs::read_to_string(file).map_err(|source| ProjectError::Read { path: file.display().to_string(), source })?;
+        env.extend(crate::dotenv::parse(&text, &file.display().to_string(), &outer)?);
+    }
+    env.extend(options.environ.clone());
+    let lookup = |name: &str| env.get(name).cloned();
+
+    let mut merged: Option<serde_norway::Value> = None;
+    for file in &files {
+        let value = crate::load::load_file(file, &lookup)?;
+        match &mut merged {
+            None => merged = Some(value),
+            Some(base) => crate::merge::merge(base, value),
+        }
+    }
+    let mut resolved = merged.unwrap_or(serde_norway::Value::Mapping(Default::default()));
+    let top_name = resolved.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+    let dir_name = project_dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
+    let name = choose(
+        options.project_name.as_deref(),
+        options.environ.get("COMPOSE_PROJECT_NAME").map(String::as_str),
+        top_name.as_deref(),
+        &dir_name,
+    )
+    .map_err(ProjectError::Name)?;
+    if let serde_norway::Value::Mapping(map) = &mut resolved {
+        map.insert("name".into(), serde_norway::Value::String(name.clone()));
+    }
+    let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+    let model = crate::model::from_value(resolved.clone(), &label)?;
+    Ok(Project { name, files, resolved, model, env })
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn discovery_env_files_and_several_files() {
+        let dir = std::env::temp_dir().join(format!("berth-compose-{}", std::process::id())).join("My App");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("docker-compose.yml"), "services:\n  web:\n    image: \"nginx:${TAG:-latest}\"\n    ports: ['80:80']\n").expect("write");
+        std::fs::write(dir.join("override.yml"), "services:\n  web:\n    ports: ['443:443']\n").expect("write");
+        std::fs::write(dir.join(".env"), "TAG=1.25\n").expect("write");
+        let options = LoadOptions { working_dir: dir.clone(), ..Default::default() };
+        let project = load_project(&options).expect("load");
+        assert_eq!(project.name, "myapp");
+        assert_eq!(project.model.services["web"].image.as_deref(), Some("nginx:1.25"));
+        // The process environment wins over .env; -f files merge in order; -p wins.
+        let mut options = LoadOptions {
+            working_dir: dir.clone(),
+            files: vec!["docker-compose.yml".into(), "override.yml".into()],
+            project_name: Some("shop".into()),
+            ..Default::default()
+        };
+        options.environ.insert("TAG".into(), "2".into());
+        let project = load_project(&options).expect("load");
+        assert_eq!(project.name, "shop");
+        assert_eq!(project.model.services["web"].image.as_deref(), Some("nginx:2"));
+        assert_eq!(project.model.services["web"].ports.len(), 2);
+        let empty = dir.parent().expect("parent").join("empty");
+        std::fs::create_dir_all(&empty).expect("dir");
+        let err = load_project(&LoadOptions { working_dir: empty, ..Default::default() }).expect_err("no file");
+        assert!(err.to_string().starts_with("no configuration file provided"), "{err}");
+        let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
     }
 }

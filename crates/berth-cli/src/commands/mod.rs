@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod attach;
+mod compose;
 mod container;
 mod cp;
 mod create;
@@ -121,6 +122,8 @@ enum Command {
     Cp(cp::Args),
     /// Attach to a running container's output (and input).
     Attach(attach::Args),
+    /// Compose projects (so far: config).
+    Compose(compose::Args),
     /// Volume commands (create, ls, inspect, rm, prune).
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -201,6 +204,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Attach(args) => attach::run(&ctx, args).await,
         Command::Container(cmd) => container::run(&ctx, cmd).await,
         Command::Volume(cmd) => volume::run(&ctx, cmd).await,
+        Command::Compose(args) => compose::run(&ctx, args).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
