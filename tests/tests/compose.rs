@@ -44,5 +44,9 @@ fn config_resolves_files_variables_and_the_project_name() {
     let (ok, _, err) = config(&dir, &["-f", "missing.yaml", "config"], &[]);
     assert!(!ok);
     assert!(err.contains("required variable NOPE is missing a value: needs NOPE"), "{err}");
+    std::fs::write(dir.join("cycle.yaml"), "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n").expect("write");
+    let (ok, _, err) = config(&dir, &["-f", "cycle.yaml", "config"], &[]);
+    assert!(!ok);
+    assert!(err.contains("dependency cycle detected: a -> b -> a"), "{err}");
     let _ = std::fs::remove_dir_all(dir.parent().expect("home"));
 }

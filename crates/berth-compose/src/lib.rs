@@ -4,6 +4,7 @@
 //! key. The model, merging, planning and applying come next (issue 7).
 
 pub mod dotenv;
+pub mod graph;
 pub mod interpolate;
 pub mod load;
 pub mod merge;

@@ -98,6 +98,8 @@ pub enum ProjectError {
     Read { path: String, source: std::io::Error },
     #[error("{0}")]
     Name(String),
+    #[error("{file}: {source}")]
+    Graph { file: String, source: crate::graph::GraphError },
 }
 
 /// The file names compose looks for, in its order.
@@ -154,6 +156,7 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     }
     let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
     let model = crate::model::from_value(resolved.clone(), &label)?;
+    crate::graph::start_order(&model).map_err(|source| ProjectError::Graph { file: label.clone(), source })?;
     Ok(Project { name, files, resolved, model, env })
 }
 
