@@ -272,9 +272,17 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 /// `command` / `entrypoint`: a list, or a string split as a shell would (quotes kept
 /// together), as compose does.
 fn command<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    string_or_strings(d, |s| split_shell(&s))
+}
+
+/// A string (read by `from_string`) or a list of strings; null is None.
+fn string_or_strings<'de, D: Deserializer<'de>>(
+    d: D,
+    from_string: impl FnOnce(String) -> Result<Vec<String>, String>,
+) -> Result<Option<Vec<String>>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
-        Value::String(s) => split_shell(&s).map(Some).map_err(de::Error::custom),
+        Value::String(s) => from_string(s).map(Some).map_err(de::Error::custom),
         Value::Sequence(items) => {
             items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings"))).collect::<Result<_, _>>().map(Some)
         }
@@ -365,15 +373,8 @@ fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Build>, D::Error> {
 }
 
 fn health_test<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        // A string is a shell command.
-        Value::String(s) => Ok(Some(vec!["CMD-SHELL".into(), s])),
-        Value::Sequence(items) => {
-            items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings"))).collect::<Result<_, _>>().map(Some)
-        }
-        _ => Err(de::Error::custom("expected a string or a list")),
-    }
+    // A string is a shell command.
+    string_or_strings(d, |s| Ok(vec!["CMD-SHELL".into(), s]))
 }
 
 /// `ports`: `"[HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL]"` strings or numbers, or the

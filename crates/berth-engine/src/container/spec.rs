@@ -63,6 +63,22 @@ pub struct SpecInput<'a> {
 #[error("cannot build the OCI runtime config")]
 pub struct SpecError(#[source] pub serde_json::Error);
 
+/// The CFS period Berth sets with `--cpus`, in microseconds (docker's).
+pub const CPU_PERIOD: i64 = 100_000;
+
+/// The CFS quota for `nano_cpus` (docker's NanoCpus) over [`CPU_PERIOD`].
+pub fn cpu_quota(nano_cpus: i64) -> i64 {
+    nano_cpus * CPU_PERIOD / 1_000_000_000
+}
+
+/// Memory plus swap as docker sets it: twice the memory when unset, -1 unlimited.
+pub fn swap_limit(memory: i64, memory_swap: i64) -> i64 {
+    match memory_swap {
+        0 => memory * 2,
+        n => n,
+    }
+}
+
 fn device(kind: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> Value {
     json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access})
 }
@@ -178,12 +194,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if r.memory > 0 {
         memory.insert("limit".into(), json!(r.memory));
         if input.swap_accounting {
-            let swap = match r.memory_swap {
-                0 => r.memory * 2,
-                -1 => -1,
-                n => n,
-            };
-            memory.insert("swap".into(), json!(swap));
+            memory.insert("swap".into(), json!(swap_limit(r.memory, r.memory_swap)));
         }
     }
     if !memory.is_empty() {
@@ -191,9 +202,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     }
     let mut cpu = serde_json::Map::new();
     if r.nano_cpus > 0 {
-        let period: i64 = 100_000;
-        cpu.insert("period".into(), json!(period));
-        cpu.insert("quota".into(), json!(r.nano_cpus * period / 1_000_000_000));
+        cpu.insert("period".into(), json!(CPU_PERIOD));
+        cpu.insert("quota".into(), json!(cpu_quota(r.nano_cpus)));
     }
     if r.cpu_shares > 0 {
         cpu.insert("shares".into(), json!(r.cpu_shares.max(2)));

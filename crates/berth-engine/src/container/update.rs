@@ -51,16 +51,12 @@ impl Containers {
             if r.memory > 0 {
                 args.push(format!("--memory={}", r.memory));
                 if self.facts.swap_accounting {
-                    let swap = match r.memory_swap {
-                        0 => r.memory * 2,
-                        n => n,
-                    };
-                    args.push(format!("--memory-swap={swap}"));
+                    args.push(format!("--memory-swap={}", super::spec::swap_limit(r.memory, r.memory_swap)));
                 }
             }
             if r.nano_cpus > 0 {
-                args.push("--cpu-period=100000".into());
-                args.push(format!("--cpu-quota={}", r.nano_cpus * 100_000 / 1_000_000_000));
+                args.push(format!("--cpu-period={}", super::spec::CPU_PERIOD));
+                args.push(format!("--cpu-quota={}", super::spec::cpu_quota(r.nano_cpus)));
             }
             if r.cpu_shares > 0 {
                 args.push(format!("--cpu-share={}", r.cpu_shares.max(2)));
