@@ -16,14 +16,17 @@ pub struct NativeEngine {
     pub isolated: bool,
     /// Extra environment for the engine.
     pub env: Vec<(String, String)>,
+    /// With `isolated`: the process that holds the test's network namespace, so an
+    /// engine restarted by the test comes back in the same one.
+    pub netns_holder: Option<Child>,
 }
 
 impl NativeEngine {
     pub fn start(test: &str) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let child = NativeEngine::spawn(&home, &log, false, &[]);
-        let engine = NativeEngine { home, child, log, isolated: false, env: Vec::new() };
+        let child = NativeEngine::spawn(&home, &log, None, &[]);
+        let engine = NativeEngine { home, child, log, isolated: false, env: Vec::new(), netns_holder: None };
         engine.wait_socket();
         engine
     }
@@ -39,8 +42,9 @@ impl NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let child = NativeEngine::spawn(&home, &log, true, &env);
-        let engine = NativeEngine { home, child, log, isolated: true, env };
+        let holder = netns_holder();
+        let child = NativeEngine::spawn(&home, &log, Some(holder.id()), &env);
+        let engine = NativeEngine { home, child, log, isolated: true, env, netns_holder: Some(holder) };
         engine.wait_socket();
         engine
     }
@@ -55,7 +59,7 @@ impl NativeEngine {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile();
-        self.child = NativeEngine::spawn(&self.home, &self.log, self.isolated, &self.env);
+        self.child = NativeEngine::spawn(&self.home, &self.log, self.netns_holder.as_ref().map(Child::id), &self.env);
         // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -64,11 +68,11 @@ impl NativeEngine {
         }
     }
 
-    fn spawn(home: &Path, log: &Path, isolated: bool, env: &[(String, String)]) -> Child {
-        let mut command = if isolated {
-            // unshare and sh exec, so the child's pid stays the engine's.
-            let mut c = Command::new("unshare");
-            c.args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$0\" serve --native"]).arg(crate::bin("berth"));
+    fn spawn(home: &Path, log: &Path, netns_of: Option<u32>, env: &[(String, String)]) -> Child {
+        let mut command = if let Some(holder) = netns_of {
+            // nsenter execs, so the child's pid stays the engine's.
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/proc/{holder}/ns/net")).arg("--").arg(crate::bin("berth")).args(["serve", "--native"]);
             c
         } else {
             let mut c = Command::new(crate::bin("berth"));
@@ -129,7 +133,63 @@ impl Drop for NativeEngine {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(mut holder) = self.netns_holder.take() {
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// A process in a new network namespace with loopback up, which lives until killed.
+fn netns_holder() -> Child {
+    let mut holder = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare --net");
+    // Once it runs `sleep`, loopback is up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/comm", holder.id())).map(|c| c.trim() != "sleep").unwrap_or(true) {
+        if Instant::now() > deadline {
+            let _ = holder.kill();
+            panic!("the network namespace holder did not start");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder
+}
+
+impl NativeEngine {
+    /// Runs a command inside the engine's network namespace (isolated engines only);
+    /// returns (success, stdout + stderr).
+    pub fn in_netns(&self, args: &[&str]) -> (bool, String) {
+        let holder = self.netns_holder.as_ref().expect("in_netns needs an isolated engine");
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", holder.id()))
+            .arg("--")
+            .args(args)
+            .output()
+            .expect("nsenter");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
+    /// What networks leave in the engine's namespace: interfaces, addresses, routes and
+    /// Berth's nftables rules. Equal before and after a test means nothing leaked.
+    pub fn network_footprint(&self) -> String {
+        let mut all = String::new();
+        for args in [&["ip", "-o", "link", "show"][..], &["ip", "-o", "-4", "addr", "show"], &["ip", "-4", "route", "show"], &["nft", "list", "table", "ip", "berth"]] {
+            let (_, out) = self.in_netns(args);
+            // Link statistics and link-local noise aside, these are stable.
+            for line in out.lines() {
+                let line: String = line.split("link/").next().unwrap_or(line).split(" qdisc").next().unwrap_or(line).to_owned();
+                all.push_str(line.trim());
+                all.push('\n');
+            }
+        }
+        all
     }
 }
 

@@ -6,6 +6,7 @@ pub mod container;
 pub mod content;
 pub mod events;
 pub mod image;
+pub mod network;
 pub mod registry;
 pub mod snapshot;
 pub mod system;
@@ -55,6 +56,7 @@ struct Inner {
     images: Arc<image::Images>,
     containers: Arc<container::Containers>,
     volumes: Arc<volume::Volumes>,
+    networks: Arc<network::Networks>,
 }
 
 /// Why the engine could not open its state.
@@ -66,6 +68,8 @@ pub enum OpenError {
     Containers(#[from] container::ContainerError),
     #[error(transparent)]
     Volumes(#[from] volume::VolumeError),
+    #[error(transparent)]
+    Networks(#[from] network::NetworkError),
 }
 
 impl OpenError {
@@ -74,6 +78,7 @@ impl OpenError {
             OpenError::Images(e) => e.kind(),
             OpenError::Containers(e) => e.kind(),
             OpenError::Volumes(e) => e.kind(),
+            OpenError::Networks(e) => e.kind(),
         }
     }
 }
@@ -85,19 +90,33 @@ impl Engine {
         let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
         let events = Arc::new(EventBus::new(256));
         let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?);
+        let networks = Arc::new(network::Networks::open(&config.root_dir)?);
         let containers = Arc::new(container::Containers::open(
             &config.root_dir,
             images.clone(),
             volumes.clone(),
+            networks.clone(),
             events.clone(),
             container::RuntimeConfig::from_env(),
         )?);
-        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers, volumes }) })
+        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers, volumes, networks }) })
     }
 
     /// Adopts the containers that kept running while no engine was up, and settles the
     /// rest. Call once, after `open`, inside the runtime.
     pub async fn recover(&self) {
+        let running_on_networks = self
+            .inner
+            .containers
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.state.status.is_running() && c.state.network.as_ref().is_some_and(|n| !n.endpoints.is_empty()));
+        if self.inner.networks.needed_at_start(running_on_networks).unwrap_or(true) {
+            if let Err(e) = self.inner.networks.ready().await {
+                tracing::error!("networks are not ready: {}", berth_proto::error_chain(&e));
+            }
+        }
         self.inner.containers.recover().await;
     }
 
@@ -108,6 +127,15 @@ impl Engine {
     /// The gRPC service for `berth.v1.Volumes`.
     pub fn volumes_service(&self) -> berth_proto::v1::volumes_server::VolumesServer<volume::api::VolumesApi> {
         berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(self.inner.volumes.clone(), self.inner.images.clone()))
+    }
+
+    /// The gRPC service for `berth.v1.Networks`.
+    pub fn networks_service(&self) -> berth_proto::v1::networks_server::NetworksServer<network::api::NetworksApi> {
+        berth_proto::v1::networks_server::NetworksServer::new(network::api::NetworksApi::new(
+            self.inner.networks.clone(),
+            self.inner.containers.clone(),
+            self.inner.events.clone(),
+        ))
     }
 
     /// The gRPC service for `berth.v1.Containers`.

@@ -3,6 +3,7 @@
 //! This is the only crate that host crates and guest crates share.
 
 mod kind;
+pub mod ports;
 pub mod socket;
 
 pub use kind::ErrorKind;

@@ -94,7 +94,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .add_service(engine.system_service())
             .add_service(engine.images_service())
             .add_service(engine.containers_service())
-            .add_service(engine.volumes_service());
+            .add_service(engine.volumes_service())
+            .add_service(engine.networks_service());
         tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
@@ -107,7 +108,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .add_service(engine.system_service())
             .add_service(engine.images_service())
             .add_service(engine.containers_service())
-            .add_service(engine.volumes_service());
+            .add_service(engine.volumes_service())
+            .add_service(engine.networks_service());
         tracing::info!(port, "serving gRPC on vsock");
         // A stable line on the console: the host waits for it before its first connect.
         eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);

@@ -97,9 +97,24 @@ pub struct ContainerArgs {
     /// A mount: type=volume|bind|tmpfs,source=...,target=...[,readonly][,volume-nocopy][,tmpfs-size=...][,tmpfs-mode=...].
     #[arg(long = "mount")]
     pub mounts: Vec<String>,
-    /// Network mode: none or host (networks come later).
-    #[arg(long)]
+    /// Connect to a network: bridge (default), host, none, container:NAME, or a network's name.
+    #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// A network-scoped alias (user networks).
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_aliases: Vec<String>,
+    /// IPv4 address on the network (user networks with a subnet of the user's).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Publish a port: [IP:][HOST-PORT:]CONTAINER-PORT[/tcp|/udp]; ranges allowed.
+    #[arg(long = "publish", short = 'p')]
+    pub publish: Vec<String>,
+    /// Publish every exposed port on a free host port.
+    #[arg(long = "publish-all", short = 'P')]
+    pub publish_all: bool,
+    /// Expose a port (or range) without publishing it.
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Command to run to check health (run by /bin/sh -c).
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -278,6 +293,30 @@ fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
 }
 
 impl ContainerArgs {
+    fn ports(&self) -> Result<Vec<berth_proto::v1::PortBinding>, String> {
+        let mut all = Vec::new();
+        for spec in &self.publish {
+            all.extend(berth_proto::ports::parse_publish(spec)?);
+        }
+        Ok(all)
+    }
+
+    /// `--expose 80`, `--expose 53/udp`, `--expose 8000-8002`.
+    fn exposed(&self) -> Result<Vec<String>, String> {
+        let mut all = Vec::new();
+        for spec in &self.expose {
+            let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+            let bad = || format!("invalid range format for --expose: {spec}");
+            let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+            let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+            if a == 0 || b < a {
+                return Err(bad());
+            }
+            all.extend((a..=b).map(|p| format!("{p}/{proto}")));
+        }
+        Ok(all)
+    }
+
     fn healthcheck(&self) -> Result<Option<berth_proto::v1::Healthcheck>, String> {
         if self.no_healthcheck {
             return Ok(Some(berth_proto::v1::Healthcheck { test: vec!["NONE".into()], ..Default::default() }));
@@ -374,6 +413,11 @@ impl ContainerArgs {
             restart_policy: restart,
             mounts,
             network_mode: self.network.clone().unwrap_or_default(),
+            network_aliases: self.network_aliases.clone(),
+            ipv4_address: self.ip.clone().unwrap_or_default(),
+            ports: self.ports()?,
+            publish_all: self.publish_all,
+            expose: self.exposed()?,
             healthcheck: self.healthcheck()?,
         })
     }

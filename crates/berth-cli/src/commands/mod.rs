@@ -38,6 +38,8 @@ mod serve;
 mod system;
 mod tag;
 mod version;
+mod network;
+mod port;
 mod volume;
 mod vm;
 
@@ -127,6 +129,11 @@ enum Command {
     /// Volume commands (create, ls, inspect, rm, prune).
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Network commands (create, ls, inspect, rm, prune, connect, disconnect).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// A container's published ports.
+    Port(port::Args),
     /// Container commands.
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -204,6 +211,8 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Attach(args) => attach::run(&ctx, args).await,
         Command::Container(cmd) => container::run(&ctx, cmd).await,
         Command::Volume(cmd) => volume::run(&ctx, cmd).await,
+        Command::Network(cmd) => network::run(&ctx, cmd).await,
+        Command::Port(args) => port::run(&ctx, args).await,
         Command::Compose(args) => compose::run(&ctx, args).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,

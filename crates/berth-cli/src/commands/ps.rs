@@ -71,7 +71,8 @@ fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
         "CreatedAt" => chrono_like(c.created),
         "Status" => c.status.clone(),
         "State" => c.state.clone(),
-        "Ports" => String::new(),
+        "Ports" => ports_text(c),
+        "Networks" => c.networks.join(","),
         "Labels" => {
             let mut labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             labels.sort();
@@ -79,6 +80,18 @@ fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
         }
         _ => "<no value>".to_string(),
     }
+}
+
+/// docker's PORTS column: `0.0.0.0:8080->80/tcp, 0.0.0.0:5353->53/udp`.
+pub fn ports_text(c: &ContainerSummary) -> String {
+    c.ports
+        .iter()
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
+            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn chrono_like(unix: i64) -> String {
@@ -89,6 +102,7 @@ fn summary_json(c: &ContainerSummary) -> serde_json::Value {
     json!({
         "ID": c.id, "Names": c.name, "Image": c.image, "ImageID": c.image_id, "Command": c.command,
         "CreatedAt": c.created, "State": c.state, "Status": c.status, "Labels": c.labels, "ExitCode": c.exit_code,
+        "Ports": ports_text(c), "Networks": c.networks.join(","),
     })
 }
 
@@ -159,7 +173,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                         field(c, "Command", trunc),
                         format!("{} ago", ago(now - c.created)),
                         c.status.clone(),
-                        String::new(),
+                        ports_text(c),
                         c.name.clone(),
                     ]
                 })

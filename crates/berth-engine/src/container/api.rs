@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use berth_proto::v1::{
     containers_server::Containers as ContainersApiTrait, AttachInput, AttachOutput, ContainerDetails, ContainerRef,
-    ContainerSummary, CreateContainerRequest, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
+    ContainerSummary, CreateContainerRequest, PortBinding, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
     ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
     RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
     WaitContainerResponse, StatsRequest, StatsResponse, ExtractChunk, UpdateContainerRequest, ChangesResponse, Change, ArchiveRequest, ArchiveData,
@@ -46,6 +46,22 @@ fn summary(record: &ContainerRecord) -> ContainerSummary {
         status: status_text(record),
         labels: record.config.labels.clone().into_iter().collect(),
         exit_code: record.state.exit_code,
+        ports: record
+            .state
+            .network
+            .iter()
+            .flat_map(|n| &n.ports)
+            .map(|p| PortBinding {
+                container_port: p.container_port.into(),
+                protocol: p.protocol.clone(),
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port.into(),
+            })
+            .collect(),
+        networks: match &record.state.network {
+            Some(n) if !n.endpoints.is_empty() => n.endpoints.iter().map(|e| e.network_name.clone()).collect(),
+            _ => vec![record.host_config.network_mode.clone()],
+        },
     }
 }
 
@@ -113,6 +129,20 @@ impl From<CreateContainerRequest> for CreateRequest {
                 })
                 .collect(),
             network_mode: r.network_mode,
+            network_aliases: r.network_aliases,
+            ipv4_address: r.ipv4_address,
+            ports: r
+                .ports
+                .into_iter()
+                .map(|p| crate::network::PortBinding {
+                    container_port: u16::try_from(p.container_port).unwrap_or(0),
+                    protocol: p.protocol,
+                    host_ip: p.host_ip,
+                    host_port: u16::try_from(p.host_port).unwrap_or(0),
+                })
+                .collect(),
+            publish_all: r.publish_all,
+            expose: r.expose,
             healthcheck: r.healthcheck.map(|h| super::record::Healthcheck {
                 test: h.test,
                 interval: h.interval,

@@ -36,6 +36,16 @@ pub struct CreateRequest {
     pub restart_policy: RestartPolicy,
     pub tmpfs: Vec<TmpfsMount>,
     pub network_mode: String,
+    /// `--network-alias`, on the network of `network_mode`.
+    pub network_aliases: Vec<String>,
+    /// `--ip`.
+    pub ipv4_address: String,
+    /// `-p`, one entry per port.
+    pub ports: Vec<crate::network::PortBinding>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--expose` ("80" or "80/tcp").
+    pub expose: Vec<String>,
     /// Changes to the image's health check (`--health-*`; test `["NONE"]` disables it).
     pub healthcheck: Option<super::record::Healthcheck>,
     /// Volume and bind mounts.
@@ -69,6 +79,8 @@ pub(crate) struct ImageConfig {
     pub healthcheck: Option<super::record::Healthcheck>,
     /// The image's VOLUME paths.
     pub volumes: Vec<String>,
+    /// The image's ExposedPorts ("80/tcp").
+    pub exposed_ports: Vec<String>,
 }
 
 impl ImageConfig {
@@ -90,6 +102,7 @@ impl ImageConfig {
                 .unwrap_or_default(),
             stop_signal: c["StopSignal"].as_str().unwrap_or("").to_owned(),
             volumes: c["Volumes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+            exposed_ports: c["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
             healthcheck: c["Healthcheck"].as_object().map(|h| super::record::Healthcheck {
                 test: strings(&h.get("Test").cloned().unwrap_or(Value::Null)),
                 interval: h.get("Interval").and_then(Value::as_i64).unwrap_or(0),
@@ -221,9 +234,13 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
             other => return invalid(format!("invalid mount type {other:?}")),
         }
     }
-    match request.network_mode.as_str() {
-        "" | "none" | "host" | "default" | "bridge" => {}
-        other => return invalid(format!("network {other} not found (networks are not supported yet: use none or host)")),
+    for port in &request.ports {
+        if port.container_port == 0 || !matches!(port.protocol.as_str(), "tcp" | "udp") {
+            return invalid(format!("invalid port {}/{}", port.container_port, port.protocol));
+        }
+    }
+    for port in &request.expose {
+        parse_port_proto(port)?;
     }
     if let Some(check) = &request.healthcheck {
         if check.interval < 0 || check.timeout < 0 || check.start_period < 0 {
@@ -241,6 +258,16 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         return invalid(format!("the working directory '{}' is invalid, it needs to be an absolute path", request.working_dir));
     }
     Ok(())
+}
+
+/// "80", "80/tcp" or "53/udp" as docker writes exposed ports ("80/tcp").
+fn parse_port_proto(spec: &str) -> Result<(u16, String), ContainerError> {
+    let (port, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && matches!(proto.as_str(), "tcp" | "udp") => Ok((p, proto)),
+        _ => Err(ContainerError::Invalid(format!("invalid port {spec:?}: use port[/tcp|/udp]"))),
+    }
 }
 
 /// A parsed `--security-opt`.
@@ -308,6 +335,15 @@ impl Containers {
         let path = argv.remove(0);
 
         let id = new_id();
+        let (network_mode, networks) = self.network_of(&request)?;
+        let mut exposed_ports: Vec<String> = image_config.exposed_ports.clone();
+        for spec in request.expose.iter() {
+            let (port, proto) = parse_port_proto(spec)?;
+            exposed_ports.push(format!("{port}/{proto}"));
+        }
+        exposed_ports.extend(request.ports.iter().map(|p| format!("{}/{}", p.container_port, p.protocol)));
+        exposed_ports.sort();
+        exposed_ports.dedup();
         let name = if request.name.is_empty() { generated_name(&id) } else { request.name.trim_start_matches('/').to_owned() };
         let hostname = if request.hostname.is_empty() { id[..12].to_owned() } else { request.hostname.clone() };
         let mut labels = image_config.labels.clone();
@@ -344,6 +380,7 @@ impl Containers {
                 stop_timeout: request.stop_timeout,
                 healthcheck: super::health::merge(image_config.healthcheck.clone(), request.healthcheck.clone())
                     .filter(|h| !h.test.is_empty()),
+                exposed_ports,
             },
             host_config: HostConfig {
                 auto_remove: request.auto_remove,
@@ -358,14 +395,14 @@ impl Containers {
                     maximum_retry_count: request.restart_policy.maximum_retry_count,
                 },
                 tmpfs: request.tmpfs.clone(),
-                network_mode: match request.network_mode.as_str() {
-                    "host" => "host".to_owned(),
-                    _ => "none".to_owned(),
-                },
+                network_mode,
                 init: request.init,
                 mounts: Vec::new(),
+                port_bindings: request.ports.clone(),
+                publish_all_ports: request.publish_all,
             },
             state: State { status: Status::Created, ..Default::default() },
+            networks,
         };
         let mut record = record;
         record.host_config.mounts = self.make_mounts(&request, &image_config.volumes)?;
@@ -387,6 +424,55 @@ impl Containers {
 }
 
 impl Containers {
+    /// The network mode as recorded and the networks the container joins, checked the
+    /// way docker checks them.
+    fn network_of(&self, request: &CreateRequest) -> Result<(String, Vec<crate::network::EndpointRequest>), ContainerError> {
+        let scoped = !request.network_aliases.is_empty() || !request.ipv4_address.is_empty();
+        let mode = request.network_mode.as_str();
+        match mode {
+            "host" | "none" => {
+                if scoped {
+                    return Err(ContainerError::Invalid(format!("network-scoped aliases and --ip are not supported with --network {mode}")));
+                }
+                Ok((mode.to_owned(), Vec::new()))
+            }
+            _ if mode.starts_with("container:") => {
+                if scoped || !request.ports.is_empty() || request.publish_all {
+                    return Err(ContainerError::Invalid(
+                        "conflicting options: port publishing, aliases and --ip cannot be used with the container network mode".into(),
+                    ));
+                }
+                let other = self.find(&mode["container:".len()..])?;
+                Ok((format!("container:{}", other.id), Vec::new()))
+            }
+            _ => {
+                let key = if matches!(mode, "" | "default") { "bridge" } else { mode };
+                let network = self.networks.find(key)?;
+                match network.driver.as_str() {
+                    "host" | "null" => return Err(ContainerError::Invalid("use --network host or --network none by name".into())),
+                    _ => {}
+                }
+                if network.name == "bridge" && !request.network_aliases.is_empty() {
+                    return Err(ContainerError::Invalid("network-scoped alias is supported only for containers in user defined networks".into()));
+                }
+                if !request.ipv4_address.is_empty() && !network.user_subnet {
+                    return Err(ContainerError::Invalid(
+                        "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+                    ));
+                }
+                let mode = if network.name == "bridge" { "bridge".to_owned() } else { network.name.clone() };
+                Ok((
+                    mode,
+                    vec![crate::network::EndpointRequest {
+                        network_id: network.id,
+                        aliases: request.network_aliases.clone(),
+                        ipv4_address: request.ipv4_address.clone(),
+                    }],
+                ))
+            }
+        }
+    }
+
     /// The container's volume and bind mounts: named volumes made if missing, a new
     /// anonymous volume for each image VOLUME (and `-v /path`) nothing else covers,
     /// missing `-v` host directories created.

@@ -81,6 +81,8 @@ impl Containers {
                 (255, false, now_rfc3339())
             }
         };
+        self.networks.detach(&id).await;
+        record.state.network = None;
         if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
             errors.push(berth_proto::error_chain(&e));
         }
@@ -128,6 +130,22 @@ impl Containers {
         }
     }
 
+    /// Takes back an adopted container's DNS names and published ports.
+    async fn adopt_network(&self, record: &super::ContainerRecord, network: super::record::RunningNetwork) {
+        let spec = crate::network::AttachSpec {
+            container_id: record.id.clone(),
+            name: record.name.clone(),
+            endpoints: record.networks.clone(),
+            ports: Vec::new(),
+        };
+        let ports = self.networks.adopt(&spec, network.endpoints.clone(), &network.ports).await;
+        if ports != network.ports {
+            let mut record = record.clone();
+            record.state.network = Some(super::record::RunningNetwork { endpoints: network.endpoints, ports });
+            let _ = self.store.update(&record);
+        }
+    }
+
     /// Adopts the containers that kept running while the engine was away, settles the
     /// ones whose monitor ended meanwhile, and resumes pending restarts.
     pub async fn recover(self: &Arc<Self>) {
@@ -136,6 +154,9 @@ impl Containers {
             match record.state.status {
                 Status::Running | Status::Paused => match live_monitor(record.state.monitor_pid, &record.id) {
                     Some(pidfd) => {
+                        if let Some(network) = record.state.network.clone() {
+                            self.adopt_network(&record, network).await;
+                        }
                         if let Some(check) = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some()) {
                             tokio::spawn(self.clone().health_loop(record.id.clone(), record.state.generation, check));
                         }
@@ -172,6 +193,7 @@ impl Containers {
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
                     let _ = rootfs::unmount(&dir.join("rootfs"));
+                    self.networks.detach(&record.id).await;
                 }
                 Status::Removing => {
                     let lock = self.lock_of(&record.id);

@@ -120,7 +120,8 @@ impl Containers {
                 "Binds": hc.mounts.iter().map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
                 "LogConfig": {"Type": "json-file", "Config": {}},
                 "NetworkMode": hc.network_mode,
-                "PortBindings": {},
+                "PortBindings": port_bindings(&hc.port_bindings),
+                "PublishAllPorts": hc.publish_all_ports,
                 "RestartPolicy": {"Name": hc.restart_policy.name, "MaximumRetryCount": hc.restart_policy.maximum_retry_count},
                 "AutoRemove": hc.auto_remove,
                 "CapAdd": hc.cap_add,
@@ -174,6 +175,9 @@ impl Containers {
                 "Cmd": record.config.cmd,
                 "Image": record.config.image,
                 "Volumes": Value::Null,
+                "ExposedPorts": if record.config.exposed_ports.is_empty() { Value::Null } else {
+                    Value::Object(record.config.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect())
+                },
                 "WorkingDir": record.config.working_dir,
                 "Entrypoint": record.config.entrypoint,
                 "OnBuild": Value::Null,
@@ -184,14 +188,87 @@ impl Containers {
                     "Test": h.test, "Interval": h.interval, "Timeout": h.timeout, "StartPeriod": h.start_period, "Retries": h.retries,
                 })),
             },
-            "NetworkSettings": {
-                "Bridge": "",
-                "SandboxID": "",
-                "Ports": {},
-                "Networks": {},
-            },
+            "NetworkSettings": self.network_settings(record),
         })
     }
+
+    /// docker's `NetworkSettings`: the networks the container joins (with their
+    /// addresses while it runs) and its ports.
+    fn network_settings(&self, record: &ContainerRecord) -> Value {
+        let running = record.state.network.as_ref();
+        let mut networks = serde_json::Map::new();
+        for request in &record.networks {
+            let Ok(network) = self.networks.find(&request.network_id) else { continue };
+            let live = running.and_then(|r| r.endpoints.iter().find(|e| e.network_id == request.network_id));
+            let mut aliases = request.aliases.clone();
+            if network.name != "bridge" {
+                aliases.push(record.short_id().to_owned());
+            }
+            networks.insert(network.name.clone(), json!({
+                "IPAMConfig": if request.ipv4_address.is_empty() { Value::Null } else { json!({"IPv4Address": request.ipv4_address}) },
+                "Links": Value::Null,
+                "Aliases": if network.name == "bridge" { Value::Null } else { json!(aliases) },
+                "NetworkID": network.id,
+                "EndpointID": live.map(|_| record.id.clone()).unwrap_or_default(),
+                "Gateway": live.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                "IPAddress": live.map(|e| e.ip.to_string()).unwrap_or_default(),
+                "IPPrefixLen": live.map(|e| e.prefix).unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "MacAddress": live.map(|e| e.mac.clone()).unwrap_or_default(),
+                "DNSNames": if network.name == "bridge" { Value::Null } else {
+                    json!(std::iter::once(record.name.clone()).chain(aliases).collect::<Vec<_>>())
+                },
+            }));
+        }
+        let mode = record.host_config.network_mode.as_str();
+        if record.networks.is_empty() && (mode == "host" || mode == "none") {
+            if let Ok(network) = self.networks.find(mode) {
+                networks.insert(mode.to_owned(), json!({"NetworkID": network.id, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "Aliases": Value::Null}));
+            }
+        }
+        let mut ports = serde_json::Map::new();
+        for exposed in &record.config.exposed_ports {
+            ports.insert(exposed.clone(), Value::Null);
+        }
+        if let Some(running) = running {
+            for p in &running.ports {
+                let entry = ports.entry(format!("{}/{}", p.container_port, p.protocol)).or_insert(json!([]));
+                if !entry.is_array() {
+                    *entry = json!([]);
+                }
+                if let Some(list) = entry.as_array_mut() {
+                    list.push(json!({"HostIp": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, "HostPort": p.host_port.to_string()}));
+                }
+            }
+        }
+        let bridge = running.and_then(|r| r.endpoints.iter().find(|e| e.network_name == "bridge"));
+        json!({
+            "Bridge": "",
+            "SandboxID": if running.is_some() { record.id.clone() } else { String::new() },
+            "SandboxKey": if running.is_some() { self.networks.netns_path(&record.id).display().to_string() } else { String::new() },
+            "Ports": ports,
+            "HairpinMode": false,
+            "Gateway": bridge.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "IPAddress": bridge.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
+            "MacAddress": bridge.map(|e| e.mac.clone()).unwrap_or_default(),
+            "Networks": networks,
+        })
+    }
+}
+
+/// docker's `HostConfig.PortBindings`: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}.
+fn port_bindings(bindings: &[crate::network::PortBinding]) -> Value {
+    let mut map = serde_json::Map::new();
+    for b in bindings {
+        let entry = map.entry(format!("{}/{}", b.container_port, b.protocol)).or_insert(json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"HostIp": b.host_ip, "HostPort": if b.host_port == 0 { String::new() } else { b.host_port.to_string() }}));
+        }
+    }
+    Value::Object(map)
 }
 
 impl Containers {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::create::{parse_security_opt, SecurityOpt};
-use super::record::{ContainerRecord, Status};
+use std::path::PathBuf;
+
+use super::record::{ContainerRecord, RunningNetwork, Status};
 use super::spec::{self, SpecInput};
 use super::{caps, now_rfc3339, rootfs, seccomp, signal, ContainerError, Containers};
 
@@ -48,7 +50,8 @@ impl Containers {
             Err(e) => Err(e),
         };
         match launched {
-            Ok((child, pid)) => {
+            Ok((child, pid, network)) => {
+                record.state.network = network;
                 let monitor_pid = child.id().map(|p| p as i32).unwrap_or(0);
                 record.state.status = Status::Running;
                 record.state.pid = pid;
@@ -77,6 +80,8 @@ impl Containers {
                 Ok(())
             }
             Err(err) => {
+                self.networks.detach(&record.id).await;
+                record.state.network = None;
                 let _ = rootfs::unmount(&rootfs_dir);
                 self.fail_pending_attach(&record.id, &err.to_string());
                 record.state.error = err.to_string();
@@ -115,8 +120,12 @@ impl Containers {
         Ok(())
     }
 
-    /// Builds the config and runs the monitor; returns it and the container's pid.
-    async fn launch(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32), ContainerError> {
+    /// Builds the config and runs the monitor; returns it, the container's pid and its
+    /// networking.
+    async fn launch(
+        self: &Arc<Self>,
+        record: &ContainerRecord,
+    ) -> Result<(tokio::process::Child, i32, Option<RunningNetwork>), ContainerError> {
         let dir = self.dir(&record.id);
         let rootfs_dir = dir.join("rootfs");
         let user = rootfs::resolve_user(&rootfs_dir, &record.config.user)?;
@@ -142,7 +151,10 @@ impl Containers {
             env.push("TERM=xterm".to_owned());
         }
         let files = dir.join("files");
-        rootfs::write_etc_files(&files, &record.config.hostname)?;
+        let (netns, network) = self.join_networks(record).await?;
+        let first = network.as_ref().and_then(|n| n.endpoints.first());
+        let nameserver = network.as_ref().and_then(|n| n.endpoints.iter().find(|e| e.dns)).map(|e| e.gateway);
+        rootfs::write_etc_files(&files, &record.config.hostname, first.map(|e| e.ip), nameserver)?;
         let input = SpecInput {
             record,
             rootfs: &rootfs_dir,
@@ -158,11 +170,50 @@ impl Containers {
             swap_accounting: self.facts.swap_accounting,
             init: if hc.init { self.runtime.init.clone() } else { None },
             binds: self.prepare_mounts(record, &rootfs_dir)?,
+            netns,
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))
             .map_err(|e| ContainerError::Io { what: "write config.json".into(), source: std::io::Error::other(e.to_string()) })?;
-        self.spawn_monitor(record).await
+        let (child, pid) = self.spawn_monitor(record).await?;
+        Ok((child, pid, network))
+    }
+
+    /// The network namespace a starting container joins (None: the engine's, for
+    /// `--network host`) and, when it has its own, its addresses and ports.
+    async fn join_networks(&self, record: &ContainerRecord) -> Result<(Option<PathBuf>, Option<RunningNetwork>), ContainerError> {
+        let mode = record.host_config.network_mode.as_str();
+        if mode == "host" {
+            return Ok((None, None));
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let other = self.store.get(other)?.ok_or_else(|| ContainerError::NotFound(other.to_owned()))?;
+            if !other.state.status.is_running() {
+                return Err(ContainerError::Conflict(format!("cannot join network of a non running container: {}", other.name)));
+            }
+            if other.host_config.network_mode == "host" {
+                return Ok((None, None));
+            }
+            return Ok((Some(self.networks.netns_path(&other.id)), None));
+        }
+        let mut ports = record.host_config.port_bindings.clone();
+        if record.host_config.publish_all_ports {
+            for exposed in &record.config.exposed_ports {
+                let (port, proto) = exposed.split_once('/').unwrap_or((exposed, "tcp"));
+                let Ok(port) = port.parse::<u16>() else { continue };
+                if !ports.iter().any(|p| p.container_port == port && p.protocol == proto) {
+                    ports.push(crate::network::PortBinding { container_port: port, protocol: proto.to_owned(), ..Default::default() });
+                }
+            }
+        }
+        let spec = crate::network::AttachSpec {
+            container_id: record.id.clone(),
+            name: record.name.clone(),
+            endpoints: record.networks.clone(),
+            ports,
+        };
+        let attached = self.networks.attach(&spec).await?;
+        Ok((Some(attached.netns), Some(RunningNetwork { endpoints: attached.endpoints, ports: attached.ports })))
     }
 
     async fn spawn_monitor(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32), ContainerError> {
@@ -449,6 +500,7 @@ impl Containers {
         self.store.update(&record)?;
         let dir = self.dir(&record.id);
         let mut failures: Vec<String> = Vec::new();
+        self.networks.detach(&record.id).await;
         if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
             failures.push(berth_proto::error_chain(&e));
         }
@@ -514,6 +566,7 @@ impl Containers {
         }
         let old = std::mem::replace(&mut record.name, new_name.to_owned());
         self.store.update(&record)?;
+        self.networks.rename(&id, new_name);
         self.publish(&record, "rename", &[("oldName", format!("/{old}"))]);
         self.changed(&id);
         Ok(())

@@ -20,6 +20,7 @@ pub mod health;
 pub mod inspect;
 mod lifecycle;
 mod logs;
+mod netconnect;
 pub mod record;
 pub mod rootfs;
 pub mod seccomp;
@@ -71,6 +72,8 @@ pub enum ContainerError {
     Spec(#[from] spec::SpecError),
     #[error(transparent)]
     Image(#[from] crate::image::CatalogError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     #[error("the OCI runtime failed: {0}")]
     Runtime(String),
     #[error("cannot {what}")]
@@ -85,6 +88,7 @@ impl ContainerError {
             ContainerError::Conflict(_) | ContainerError::NotRunning(_) | ContainerError::Paused(_) => ErrorKind::Conflict,
             ContainerError::Store(e) => e.kind(),
             ContainerError::Rootfs(e) => e.kind(),
+            ContainerError::Network(e) => e.kind(),
             ContainerError::Runtime(message) => runtime_error_kind(message),
             ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
         }
@@ -205,6 +209,7 @@ pub struct Containers {
     store: Store,
     images: Arc<Images>,
     volumes: Arc<crate::volume::Volumes>,
+    networks: Arc<crate::network::Networks>,
     events: Arc<EventBus>,
     runtime: RuntimeConfig,
     facts: HostFacts,
@@ -225,6 +230,7 @@ impl Containers {
         root: &Path,
         images: Arc<Images>,
         volumes: Arc<crate::volume::Volumes>,
+        networks: Arc<crate::network::Networks>,
         events: Arc<EventBus>,
         runtime: RuntimeConfig,
     ) -> Result<Containers, ContainerError> {
@@ -240,6 +246,7 @@ impl Containers {
             store,
             images,
             volumes,
+            networks,
             events,
             runtime,
             facts: HostFacts::probe(),

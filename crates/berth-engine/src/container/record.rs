@@ -30,6 +30,9 @@ pub struct ContainerConfig {
     /// The effective health check (the image's, with the request's changes).
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
+    /// The image's ExposedPorts plus `--expose` ("80/tcp").
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 /// docker's `HealthConfig`; durations in nanoseconds, 0 = the default.
@@ -109,11 +112,17 @@ pub struct HostConfig {
     pub resources: Resources,
     pub restart_policy: RestartPolicy,
     pub tmpfs: Vec<TmpfsMount>,
-    /// "none" or "host".
+    /// "bridge", "host", "none", "container:<id>", or a user network's name.
     pub network_mode: String,
     pub init: bool,
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// `-p`, one entry per port.
+    #[serde(default)]
+    pub port_bindings: Vec<crate::network::PortBinding>,
+    /// `-P`.
+    #[serde(default)]
+    pub publish_all_ports: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +175,16 @@ pub struct State {
     pub generation: u64,
     #[serde(default)]
     pub health: Option<Health>,
+    /// The networks and ports it has while it runs.
+    #[serde(default)]
+    pub network: Option<RunningNetwork>,
+}
+
+/// A running container's addresses and published ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningNetwork {
+    pub endpoints: Vec<crate::network::Endpoint>,
+    pub ports: Vec<crate::network::PortMapping>,
 }
 
 /// Everything about one container.
@@ -182,6 +201,9 @@ pub struct ContainerRecord {
     pub config: ContainerConfig,
     pub host_config: HostConfig,
     pub state: State,
+    /// The networks it joins when it starts (docker's EndpointsConfig), in order.
+    #[serde(default)]
+    pub networks: Vec<crate::network::EndpointRequest>,
 }
 
 impl ContainerRecord {

@@ -235,23 +235,24 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Writes the files Berth manages into `dir`: hosts, hostname, resolv.conf (the host's
-/// resolvers minus loopback ones, which mean nothing in the container's network).
-pub fn write_etc_files(dir: &Path, hostname: &str) -> Result<(), RootfsError> {
+/// Writes the files Berth manages into `dir`: hosts (the hostname on the container's
+/// first address), hostname, resolv.conf (the embedded DNS server when given, else the
+/// host's resolvers minus loopback ones, which mean nothing in the container's
+/// network).
+pub fn write_etc_files(dir: &Path, hostname: &str, address: Option<std::net::Ipv4Addr>, nameserver: Option<std::net::Ipv4Addr>) -> Result<(), RootfsError> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    let own = address.map(|a| a.to_string()).unwrap_or_else(|| "127.0.1.1".to_owned());
     let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{own}\t{hostname}\n"
     );
     std::fs::write(dir.join("hosts"), hosts).map_err(io("write hosts"))?;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io("write hostname"))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv = String::new();
+    let mut resolv = nameserver.map(|ns| format!("nameserver {ns}\n")).unwrap_or_default();
     for line in host_resolv.lines() {
-        let is_loopback = line
-            .strip_prefix("nameserver")
-            .map(str::trim)
-            .is_some_and(|ip| ip.starts_with("127.") || ip == "::1");
-        if !is_loopback {
+        let server = line.strip_prefix("nameserver").map(str::trim);
+        let is_loopback = server.is_some_and(|ip| ip.starts_with("127.") || ip == "::1");
+        if !is_loopback && !(nameserver.is_some() && server.is_some()) {
             resolv.push_str(line);
             resolv.push('\n');
         }

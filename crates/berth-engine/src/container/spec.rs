@@ -57,6 +57,8 @@ pub struct SpecInput<'a> {
     pub init: Option<std::path::PathBuf>,
     /// Volume and bind mounts: (host directory, target, read-only).
     pub binds: Vec<(std::path::PathBuf, String, bool)>,
+    /// The network namespace to join; None shares the engine's (`--network host`).
+    pub netns: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,8 +164,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     }
 
     let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
-    if hc.network_mode != "host" {
-        namespaces.push(json!({"type": "network"}));
+    if let Some(path) = &input.netns {
+        namespaces.push(json!({"type": "network", "path": path}));
     }
     if input.cgroup_v2 {
         namespaces.push(json!({"type": "cgroup"}));
@@ -266,6 +268,7 @@ mod tests {
             swap_accounting: false,
             init: None,
             binds: Vec::new(),
+            netns: Some("/run/berth/netns/test".into()),
         };
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");

@@ -67,6 +67,14 @@ pub fn valid_name(name: &str) -> bool {
     b.len() >= 2 && b[0].is_ascii_alphanumeric() && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// Whether `labels` satisfy every `label` filter (`key`, or `key=value`).
+pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[(String, Option<String>)]) -> bool {
+    filters.iter().all(|(k, v)| match v {
+        Some(v) => labels.get(k) == Some(v),
+        None => labels.contains_key(k),
+    })
+}
+
 /// The engine's volumes.
 #[derive(Debug)]
 pub struct Volumes {
@@ -209,11 +217,7 @@ impl Volumes {
             if !(all || volume.anonymous) || !self.users(&volume.name).is_empty() {
                 continue;
             }
-            let labelled = label_filters.iter().all(|(k, v)| match v {
-                Some(v) => volume.labels.get(k) == Some(v),
-                None => volume.labels.contains_key(k),
-            });
-            if !labelled {
+            if !labels_match(&volume.labels, label_filters) {
                 continue;
             }
             bytes += dir_size(&self.data_dir(&volume.name));

@@ -86,6 +86,7 @@ pub struct AgentClient {
     images: berth_proto::v1::images_client::ImagesClient<Channel>,
     containers: berth_proto::v1::containers_client::ContainersClient<Channel>,
     volumes: berth_proto::v1::volumes_client::VolumesClient<Channel>,
+    networks: berth_proto::v1::networks_client::NetworksClient<Channel>,
 }
 
 impl AgentClient {
@@ -109,7 +110,8 @@ impl AgentClient {
             system: SystemClient::new(channel.clone()),
             images: berth_proto::v1::images_client::ImagesClient::new(channel.clone()),
             containers: berth_proto::v1::containers_client::ContainersClient::new(channel.clone()),
-            volumes: berth_proto::v1::volumes_client::VolumesClient::new(channel),
+            volumes: berth_proto::v1::volumes_client::VolumesClient::new(channel.clone()),
+            networks: berth_proto::v1::networks_client::NetworksClient::new(channel),
         })
     }
 
@@ -142,6 +144,11 @@ impl AgentClient {
     /// The `berth.v1.Volumes` client on the same connection.
     pub fn volumes(&self) -> berth_proto::v1::volumes_client::VolumesClient<Channel> {
         self.volumes.clone()
+    }
+
+    /// The `berth.v1.Networks` client on the same connection.
+    pub fn networks(&self) -> berth_proto::v1::networks_client::NetworksClient<Channel> {
+        self.networks.clone()
     }
 
     /// Subscribes to the engine's events.

@@ -1,0 +1,187 @@
+//! `berth.v1.Networks`: each call turns into a [`Networks`] action; connect and
+//! disconnect go through the containers, whose records keep their networks.
+
+use std::sync::Arc;
+
+use berth_proto::v1::{
+    networks_server::Networks as NetworksApiTrait, ConnectNetworkRequest, ConnectNetworkResponse, CreateNetworkRequest,
+    DisconnectNetworkRequest, DisconnectNetworkResponse, ListNetworksRequest, ListNetworksResponse, Network, NetworkRef,
+    PruneNetworksRequest, PruneNetworksResponse, RemoveNetworkResponse,
+};
+use serde_json::json;
+use tonic::{Request, Response, Status};
+
+use super::{CreateNetwork, NetworkError, NetworkRecord, Networks};
+use crate::container::Containers;
+use crate::EventBus;
+
+#[derive(Debug)]
+pub struct NetworksApi {
+    networks: Arc<Networks>,
+    containers: Arc<Containers>,
+    events: Arc<EventBus>,
+}
+
+impl NetworksApi {
+    pub fn new(networks: Arc<Networks>, containers: Arc<Containers>, events: Arc<EventBus>) -> NetworksApi {
+        NetworksApi { networks, containers, events }
+    }
+
+    fn to_proto(&self, n: NetworkRecord) -> Network {
+        Network {
+            inspect_json: inspect_json(&n, &self.networks).to_string(),
+            id: n.id,
+            name: n.name,
+            driver: n.driver,
+            subnet: n.subnet,
+            gateway: n.gateway,
+            internal: n.internal,
+            labels: n.labels.into_iter().collect(),
+            created: n.created,
+        }
+    }
+
+    fn publish(&self, n: &NetworkRecord, action: &str) {
+        self.events.publish("network", action, [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
+    }
+}
+
+fn status(err: NetworkError) -> Status {
+    Status::new(err.kind().grpc_code(), crate::error_chain(&err))
+}
+
+/// docker's `network inspect` JSON.
+pub fn inspect_json(n: &NetworkRecord, networks: &Networks) -> serde_json::Value {
+    let mut config = serde_json::Map::new();
+    if !n.subnet.is_empty() {
+        config.insert("Subnet".into(), json!(n.subnet));
+        config.insert("Gateway".into(), json!(n.gateway));
+        if !n.ip_range.is_empty() {
+            config.insert("IPRange".into(), json!(n.ip_range));
+        }
+    }
+    let containers: serde_json::Map<String, serde_json::Value> = networks
+        .members(&n.id)
+        .into_iter()
+        .map(|(id, name, e)| {
+            (id.clone(), json!({
+                "Name": name,
+                "EndpointID": "",
+                "MacAddress": e.mac,
+                "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                "IPv6Address": "",
+            }))
+        })
+        .collect();
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": if config.is_empty() { vec![] } else { vec![serde_json::Value::Object(config)] }},
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+/// docker's network filters: name (substring), id (prefix), label, driver,
+/// type (custom or builtin), dangling (no container attached).
+fn matches(n: &NetworkRecord, networks: &Networks, filters: &std::collections::HashMap<String, String>) -> bool {
+    filters.iter().all(|(key, value)| {
+        value.split('\n').filter(|v| !v.is_empty()).any(|value| match key.as_str() {
+            "name" => n.name.contains(value),
+            "id" => n.id.starts_with(value),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => n.labels.get(k).is_some_and(|have| have == v),
+                None => n.labels.contains_key(value),
+            },
+            "driver" => n.driver == value,
+            "type" => (value == "builtin") == n.predefined(),
+            "dangling" => (value == "true" || value == "1") == networks.members(&n.id).is_empty(),
+            _ => false,
+        })
+    })
+}
+
+fn container_status(err: crate::container::ContainerError) -> Status {
+    Status::new(err.kind().grpc_code(), crate::error_chain(&err))
+}
+
+#[tonic::async_trait]
+impl NetworksApiTrait for NetworksApi {
+    async fn create(&self, request: Request<CreateNetworkRequest>) -> Result<Response<Network>, Status> {
+        let r = request.into_inner();
+        let record = self
+            .networks
+            .create(CreateNetwork {
+                name: r.name,
+                driver: r.driver,
+                subnet: r.subnet,
+                gateway: r.gateway,
+                ip_range: r.ip_range,
+                internal: r.internal,
+                attachable: r.attachable,
+                labels: r.labels.into_iter().collect(),
+                options: r.options.into_iter().collect(),
+            })
+            .await
+            .map_err(status)?;
+        self.publish(&record, "create");
+        Ok(Response::new(self.to_proto(record)))
+    }
+
+    async fn list(&self, request: Request<ListNetworksRequest>) -> Result<Response<ListNetworksResponse>, Status> {
+        let filters = request.into_inner().filters;
+        if let Some(key) = filters.keys().find(|k| !matches!(k.as_str(), "name" | "id" | "label" | "driver" | "type" | "dangling")) {
+            return Err(Status::invalid_argument(format!("invalid filter '{key}'")));
+        }
+        let networks = self.networks.list().map_err(status)?;
+        let networks = networks.into_iter().filter(|n| matches(n, &self.networks, &filters)).map(|n| self.to_proto(n)).collect();
+        Ok(Response::new(ListNetworksResponse { networks }))
+    }
+
+    async fn inspect(&self, request: Request<NetworkRef>) -> Result<Response<Network>, Status> {
+        let record = self.networks.find(&request.into_inner().id).map_err(status)?;
+        Ok(Response::new(self.to_proto(record)))
+    }
+
+    async fn remove(&self, request: Request<NetworkRef>) -> Result<Response<RemoveNetworkResponse>, Status> {
+        let record = self.networks.remove(&request.into_inner().id).await.map_err(status)?;
+        self.publish(&record, "destroy");
+        Ok(Response::new(RemoveNetworkResponse { id: record.id }))
+    }
+
+    async fn prune(&self, request: Request<PruneNetworksRequest>) -> Result<Response<PruneNetworksResponse>, Status> {
+        let labels: Vec<(String, Option<String>)> = request
+            .into_inner()
+            .labels
+            .into_iter()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                None => (l, None),
+            })
+            .collect();
+        let removed = self.networks.prune(&labels).await.map_err(status)?;
+        Ok(Response::new(PruneNetworksResponse { removed }))
+    }
+
+    async fn connect_container(&self, request: Request<ConnectNetworkRequest>) -> Result<Response<ConnectNetworkResponse>, Status> {
+        let r = request.into_inner();
+        self.containers.connect_network(&r.network, &r.container, r.aliases, r.ipv4_address).await.map_err(container_status)?;
+        Ok(Response::new(ConnectNetworkResponse {}))
+    }
+
+    async fn disconnect_container(&self, request: Request<DisconnectNetworkRequest>) -> Result<Response<DisconnectNetworkResponse>, Status> {
+        let r = request.into_inner();
+        self.containers.disconnect_network(&r.network, &r.container).await.map_err(container_status)?;
+        Ok(Response::new(DisconnectNetworkResponse {}))
+    }
+}

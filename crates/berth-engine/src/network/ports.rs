@@ -1,0 +1,169 @@
+//! Published ports: the engine listens on the host port and relays each TCP connection
+//! or UDP flow to the container's address (docker's userland proxy). Listening in the
+//! engine makes a port that is taken fail at `start` with a clear error, serves
+//! loopback (which NAT cannot), and lets other containers reach a published port
+//! through the gateway (hairpin). The source address the container sees is the
+//! gateway's.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// `-p [ip:]hostPort:containerPort[/proto]`; `host_port` 0 takes a free one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub container_port: u16,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// Empty: every address.
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// A port as published: the host port is the one actually bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub protocol: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+impl PortMapping {
+    pub fn as_binding(&self) -> PortBinding {
+        PortBinding {
+            container_port: self.container_port,
+            protocol: self.protocol.clone(),
+            host_ip: self.host_ip.clone(),
+            host_port: self.host_port,
+        }
+    }
+
+    /// `0.0.0.0:8080->80/tcp`, as `docker ps` shows it.
+    pub fn display(&self) -> String {
+        let ip = if self.host_ip.is_empty() { "0.0.0.0" } else { &self.host_ip };
+        format!("{ip}:{}->{}/{}", self.host_port, self.container_port, self.protocol)
+    }
+}
+
+/// A running relay; stopping it closes the port and every relayed connection.
+#[derive(Debug)]
+pub struct Proxy {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds every port and starts relaying to `target`. Either all are published or none
+/// is (ports already bound are released).
+pub async fn publish(bindings: &[PortBinding], target: Ipv4Addr) -> Result<(Vec<Proxy>, Vec<PortMapping>), String> {
+    let mut proxies = Vec::new();
+    let mut mapped = Vec::new();
+    for b in bindings {
+        let ip: IpAddr = if b.host_ip.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { b.host_ip.parse().map_err(|_| format!("invalid host IP {:?}", b.host_ip))? };
+        let at = SocketAddr::new(ip, b.host_port);
+        let to = SocketAddr::new(IpAddr::V4(target), b.container_port);
+        let failed = |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!("Bind for {at} failed: port is already allocated")
+            } else {
+                format!("cannot publish {at}/{}: {e}", b.protocol)
+            }
+        };
+        let (task, port) = if b.protocol == "udp" {
+            let socket = UdpSocket::bind(at).await.map_err(failed)?;
+            let port = socket.local_addr().map(|a| a.port()).unwrap_or(b.host_port);
+            (tokio::spawn(relay_udp(socket, to)), port)
+        } else {
+            let listener = TcpListener::bind(at).await.map_err(failed)?;
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or(b.host_port);
+            (tokio::spawn(relay_tcp(listener, to)), port)
+        };
+        proxies.push(Proxy { task });
+        mapped.push(PortMapping { container_port: b.container_port, protocol: b.protocol.clone(), host_ip: b.host_ip.clone(), host_port: port });
+    }
+    Ok((proxies, mapped))
+}
+
+async fn relay_tcp(listener: TcpListener, to: SocketAddr) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((mut client, _)) = accepted else { continue };
+                connections.spawn(async move {
+                    let Ok(mut upstream) = TcpStream::connect(to).await else { return };
+                    let _ = client.set_nodelay(true);
+                    let _ = upstream.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 256 * 1024, 256 * 1024).await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// UDP: one socket towards the container per client address, replies relayed back;
+/// a flow idle for two minutes is forgotten.
+async fn relay_udp(socket: UdpSocket, to: SocketAddr) {
+    let socket = Arc::new(socket);
+    let mut flows: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut replies = tokio::task::JoinSet::new();
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<SocketAddr>();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let Ok((n, client)) = received else { continue };
+                let flow = match flows.get(&client) {
+                    Some(flow) => flow.clone(),
+                    None => {
+                        let Ok(flow) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else { continue };
+                        if flow.connect(to).await.is_err() {
+                            continue;
+                        }
+                        let flow = Arc::new(flow);
+                        flows.insert(client, flow.clone());
+                        let (back, inbound, ended_tx) = (socket.clone(), flow.clone(), ended_tx.clone());
+                        replies.spawn(async move {
+                            let mut buf = vec![0u8; 65536];
+                            while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(120), inbound.recv(&mut buf)).await {
+                                let _ = back.send_to(&buf[..n], client).await;
+                            }
+                            let _ = ended_tx.send(client);
+                        });
+                        flow
+                    }
+                };
+                let _ = flow.send(&buf[..n]).await;
+            }
+            Some(client) = ended.recv() => { flows.remove(&client); }
+            Some(_) = replies.join_next(), if !replies.is_empty() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_show_like_docker_ps() {
+        let shown = PortMapping { container_port: 80, protocol: "tcp".into(), host_ip: String::new(), host_port: 8080 };
+        assert_eq!(shown.display(), "0.0.0.0:8080->80/tcp");
+    }
+}
