@@ -182,10 +182,14 @@ impl NativeEngine {
         let mut all = String::new();
         for args in [&["ip", "-o", "link", "show"][..], &["ip", "-o", "-4", "addr", "show"], &["ip", "-4", "route", "show"], &["nft", "list", "table", "ip", "berth"]] {
             let (_, out) = self.in_netns(args);
-            // Link statistics and link-local noise aside, these are stable.
+            // Carrier state (a bridge without ports has none) aside, these are stable.
             for line in out.lines() {
-                let line: String = line.split("link/").next().unwrap_or(line).split(" qdisc").next().unwrap_or(line).to_owned();
-                all.push_str(line.trim());
+                let line = line.split("link/").next().unwrap_or(line).split(" qdisc").next().unwrap_or(line);
+                let line = match (line.find('<'), line.find('>')) {
+                    (Some(a), Some(b)) if a < b => format!("{}{}", &line[..a], &line[b + 1..]),
+                    _ => line.to_owned(),
+                };
+                all.push_str(line.replace(" linkdown", "").trim());
                 all.push('\n');
             }
         }

@@ -63,13 +63,14 @@ fn unit() -> Result<()> {
 
 fn native() -> Result<()> {
     build(&["berth-cli", "berth-agent", "berth-monitor"])?;
-    // A static berth-monitor too: `--init` puts it at PID 1 inside test images.
+    // A static berth-monitor too: `--init` puts it at PID 1 inside test images; and the
+    // static UDP helper the network tests put into theirs.
     shell::run(
         shell::cargo()
-            .args(["build", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET])
+            .args(["build", "--package", "berth-monitor", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
             .current_dir(crate::root()),
     )?;
-    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "compose"])
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "networks", "--test", "compose"])
 }
 
 fn vm() -> Result<()> {
