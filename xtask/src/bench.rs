@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -22,6 +22,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         "pull" => pull(args.get(1..).unwrap_or_default()),
         "run" => run_latency(),
+        "net" => net_throughput(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -74,11 +75,15 @@ fn pull(_args: &[String]) -> Result<()> {
     result
 }
 
-/// A release `berth serve --native` in a scratch BERTH_HOME, for benchmarks.
+/// A release `berth serve --native` in a scratch BERTH_HOME, for benchmarks. It runs in
+/// a network namespace of its own (loopback only), so its bridges and nftables rules
+/// never touch the machine's network; images come in with `docker save | berth load`.
 struct BenchEngine {
     berth: std::path::PathBuf,
     home: std::path::PathBuf,
     child: std::process::Child,
+    /// Holds the engine's network namespace.
+    holder: std::process::Child,
 }
 
 impl BenchEngine {
@@ -91,13 +96,34 @@ impl BenchEngine {
         let berth = crate::root().join("target/release/berth");
         let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
         let _ = std::fs::remove_dir_all(&home);
-        let child = std::process::Command::new(&berth)
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        let comm = format!("/proc/{}/comm", holder.id());
+        for _ in 0..400 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let child = std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", holder.id()))
+            .arg("--")
+            .arg(&berth)
             .args(["serve", "--native"])
             .env("BERTH_HOME", &home)
-            .env("BERTH_INSECURE_REGISTRIES", "127.0.0.1:5000")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .spawn()?;
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = holder.kill();
+                let _ = holder.wait();
+                return Err(e.into());
+            }
+        };
         let socket = home.join("run/berth.sock");
         for _ in 0..200 {
             if socket.exists() {
@@ -105,7 +131,12 @@ impl BenchEngine {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        Ok(BenchEngine { berth, home, child })
+        Ok(BenchEngine { berth, home, child, holder })
+    }
+
+    /// The command prefix that runs something in the engine's network namespace.
+    fn in_netns(&self) -> String {
+        format!("nsenter --net=/proc/{}/ns/net --", self.holder.id())
     }
 
     /// `BERTH_HOME=... berth` for shell scripts.
@@ -121,6 +152,8 @@ impl Drop for BenchEngine {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }
@@ -146,13 +179,14 @@ fn run_latency() -> Result<()> {
     let b = engine.cli();
     let runs = std::env::var("BENCH_RUNS").unwrap_or_else(|_| "15".into());
     let script = format!(
-        ". {common} && {b} pull -q $IMG_BUSYBOX >/dev/null && \
+        ". {common} && docker pull -q $IMG_BUSYBOX >/dev/null && docker save $IMG_BUSYBOX | {b} load >/dev/null && \
          python3 {bench} --runs {runs} --warmup 2 --title 'run --rm busybox true, {runs} runs, interleaved' \
            --case \"docker run --rm busybox true|docker run --rm busybox true\" \
            --case \"docker run --rm --network none busybox true|docker run --rm --network none busybox true\" \
            --case \"podman run --rm (crun)|podman --runtime crun run --rm $PODMAN_ULIMITS $IMG_BUSYBOX true\" \
            --case \"crun run (raw bundle)|crun run --bundle $PEER_BUNDLE bench-crun-\\$\\$\" \
-           --case \"berth run --rm (crun, no network yet)|{b} run --rm $IMG_BUSYBOX true\"",
+           --case \"berth run --rm (crun, default bridge)|{b} run --rm $IMG_BUSYBOX true\" \
+           --case \"berth run --rm --network none|{b} run --rm --network none $IMG_BUSYBOX true\"",
         common = peers.join("common.sh").display(),
         bench = peers.join("bench.py").display(),
     );
@@ -177,4 +211,55 @@ fn run_latency() -> Result<()> {
     println!("| berth-agent (engine), idle after the runs | {:.1} | < 30 |", engine_rss as f64 / 1024.0);
     println!("| berth-monitor, one container running | {:.1} | < 3 |", monitor_rss as f64 / 1024.0);
     Ok(())
+}
+
+/// TCP throughput, Berth (release, native, in its own network namespace) against
+/// dockerd, interleaved in one run: from the host's loopback to a published port, and
+/// from one container to another by name on a user network. Both engines run the same
+/// image (busybox and the static netprobe, imported from one tar); each case moves
+/// `BENCH_MIB` MiB (default 1024), `BENCH_RUNS` times (default 5).
+fn net_throughput() -> Result<()> {
+    use std::process::Command;
+    let peers = crate::root().join("../shared/peers");
+    if !peers.join("setup.sh").is_file() {
+        bail!("{} not found: the net benchmark uses the shared peers (dockerd)", peers.display());
+    }
+    shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
+    shell::run(
+        shell::cargo()
+            .args(["build", "--release", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
+            .current_dir(crate::root()),
+    )?;
+    let probe = crate::root().join(format!("target/{}/release/berth-netprobe", crate::vm_image::MUSL_TARGET));
+    let engine = BenchEngine::start("net")?;
+    let b = engine.cli();
+    let ns = engine.in_netns();
+    let runs = std::env::var("BENCH_RUNS").unwrap_or_else(|_| "5".into());
+    let mib = std::env::var("BENCH_MIB").unwrap_or_else(|_| "1024".into());
+    let rootfs = engine.home.join("netimage");
+    let script = format!(
+        "set -e; . {common}
+         mkdir -p {rootfs}/bin && cp \"$(command -v busybox)\" {rootfs}/bin/busybox && ln -sf busybox {rootfs}/bin/sh && ln -sf busybox {rootfs}/bin/sleep
+         cp {probe} {rootfs}/bin/netprobe && tar -C {rootfs} -cf {rootfs}.tar .
+         docker import {rootfs}.tar berth-bench/net:1 >/dev/null && {b} import {rootfs}.tar berth-bench/net:1 >/dev/null
+         cleanup() {{ docker rm -f bnsrv bncli >/dev/null 2>&1 || true; docker network rm bnnet >/dev/null 2>&1 || true; }}
+         cleanup; trap cleanup EXIT
+         berth() {{ {b} \"$@\"; }}
+         for e in docker berth; do
+           $e network create bnnet >/dev/null
+           $e run -d --name bnsrv --network bnnet -p 15001:5001 berth-bench/net:1 netprobe tcp-sink 5001 >/dev/null
+           $e run -d --name bncli --network bnnet berth-bench/net:1 sleep 3600 >/dev/null
+         done
+         sleep 1
+         python3 {bench} --runs {runs} --warmup 1 --title 'TCP, {mib} MiB per run, interleaved (lower is faster)' \
+           --case \"docker host->published port|{probe} tcp-send 127.0.0.1:15001 {mib}\" \
+           --case \"berth host->published port|{ns} {probe} tcp-send 127.0.0.1:15001 {mib}\" \
+           --case \"docker container->container|docker exec bncli netprobe tcp-send bnsrv:5001 {mib}\" \
+           --case \"berth container->container|{b} exec bncli netprobe tcp-send bnsrv:5001 {mib}\"",
+        common = peers.join("common.sh").display(),
+        bench = peers.join("bench.py").display(),
+        rootfs = rootfs.display(),
+        probe = probe.display(),
+    );
+    shell::run(Command::new("bash").args(["-c", &script]))
 }

@@ -104,15 +104,71 @@ async fn relay_tcp(listener: TcpListener, to: SocketAddr) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((mut client, _)) = accepted else { continue };
+                let Ok((client, _)) = accepted else { continue };
                 connections.spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect(to).await else { return };
+                    let Ok(upstream) = TcpStream::connect(to).await else { return };
                     let _ = client.set_nodelay(true);
                     let _ = upstream.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 256 * 1024, 256 * 1024).await;
+                    let _ = tokio::join!(splice_one_way(&client, &upstream), splice_one_way(&upstream, &client));
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Relays `from` to `to` through a pipe with splice(2), so the bytes never enter the
+/// engine's memory; at the end of `from`, shuts down `to`'s write side.
+async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use tokio::io::Interest;
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded; both fds are fresh and ours.
+    let (pipe_read, pipe_write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // A larger pipe moves more per call; the default (64 KiB) is fine if refused.
+    // SAFETY: fcntl on a pipe fd we own.
+    unsafe { libc::fcntl(pipe_write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    let splice = |input: i32, output: i32, len: usize| -> std::io::Result<usize> {
+        // SAFETY: plain fds, null offsets (neither end is seekable).
+        let n = unsafe {
+            libc::splice(input, std::ptr::null_mut(), output, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
+        };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    };
+    let mut buffered = 0usize;
+    loop {
+        if buffered == 0 {
+            from.readable().await?;
+            match from.try_io(Interest::READABLE, || splice(from.as_raw_fd(), pipe_write.as_raw_fd(), 1 << 20)) {
+                Ok(0) => {
+                    // SAFETY: shutdown on a socket fd we borrow.
+                    unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
+                    return Ok(());
+                }
+                Ok(n) => buffered = n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    // SAFETY: as above.
+                    unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
+                    return Err(e);
+                }
+            }
+        }
+        while buffered > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || splice(pipe_read.as_raw_fd(), to.as_raw_fd(), buffered)) {
+                Ok(n) => buffered -= n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 }
