@@ -398,9 +398,45 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         let details = containers.inspect(ContainerRef { id: hog.clone() }).await.expect("inspect").into_inner();
         let json: serde_json::Value = serde_json::from_str(&details.inspect_json).expect("json");
         assert_eq!(json["State"]["OOMKilled"], true, "{}", json["State"]);
-        for id in [id, hog, sleeper] {
+        // Networks in the VM: a user network with DNS, and NAT out of the VM through
+        // QEMU's user networking (the host's registry, at 10.0.2.2).
+        let mut networks = client.networks();
+        networks
+            .create(berth_proto::v1::CreateNetworkRequest { name: "vmnet".into(), ..Default::default() })
+            .await
+            .expect("network create");
+        let on_net = |cmd: &str| CreateContainerRequest { network_mode: "vmnet".into(), ..run(cmd, 0) };
+        let mut server = on_net("exec busybox httpd -f -p 80 -h /etc");
+        server.network_aliases = vec!["db".into()];
+        let server = containers.create(server).await.expect("create").into_inner().id;
+        containers.start(ContainerRef { id: server.clone() }).await.expect("start");
+        let registry_port = reference.split_once(':').and_then(|(_, rest)| rest.split_once('/')).map(|(p, _)| p.to_owned()).expect("port");
+        let fetch = format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -qO- http://db/hostname && break; sleep 0.2; done; busybox wget -qO- http://10.0.2.2:{registry_port}/v2/"
+        );
+        let client_id = containers.create(on_net(&fetch)).await.expect("create").into_inner().id;
+        containers.start(ContainerRef { id: client_id.clone() }).await.expect("start");
+        let code = containers
+            .wait(WaitContainerRequest { id: client_id.clone(), condition: "not-running".into() })
+            .await
+            .expect("wait")
+            .into_inner()
+            .exit_code;
+        let mut logs = containers
+            .logs(LogsRequest { id: client_id.clone(), stdout: true, stderr: true, tail: -1, ..Default::default() })
+            .await
+            .expect("logs")
+            .into_inner();
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = logs.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.data));
+        }
+        assert_eq!(code, 0, "{text}");
+        assert_eq!(text.trim_end(), format!("{}\n{{}}", &server[..12]), "by name on a user network, then out through NAT");
+        for id in [id, hog, sleeper, server, client_id] {
             containers.remove(RemoveContainerRequest { id, force: true, volumes: false }).await.expect("rm");
         }
+        networks.remove(berth_proto::v1::NetworkRef { id: "vmnet".into() }).await.expect("network rm");
         assert!(containers.list(berth_proto::v1::ListContainersRequest { all: true, filters: vec![] }).await.expect("ps").into_inner().containers.is_empty());
         assert_eq!(vm.stop().await, StopOutcome::PoweredOff);
     })

@@ -43,6 +43,11 @@ pub fn build() -> Result<Built> {
     let module_dir = kernel_root.join(format!("lib/modules/{release}"));
     let wanted = read_module_list(&crate::root().join("vm-images/modules.txt"))?;
     let modules = resolve_modules(&module_dir, &wanted)?;
+    // Network modules: the engine loads them on first use; those boot already loads
+    // are left out of their order.
+    let net_wanted = read_module_list(&crate::root().join("vm-images/net-modules.txt"))?;
+    let net_modules: Vec<(String, PathBuf)> =
+        resolve_modules(&module_dir, &net_wanted)?.into_iter().filter(|(n, _)| !modules.iter().any(|(m, _)| m == n)).collect();
 
     // The VM's initramfs.
     let mut archive = Archive::default();
@@ -59,6 +64,14 @@ pub fn build() -> Result<Built> {
         order.push('\n');
     }
     archive.file("etc/berth/modules.order", 0o644, order.into_bytes());
+    let mut net_order = String::new();
+    for (name, path) in &net_modules {
+        let file = format!("{name}.ko");
+        archive.file(&format!("lib/modules/{file}"), 0o644, fs::read(path)?);
+        net_order.push_str(&file);
+        net_order.push('\n');
+    }
+    archive.file("etc/berth/net-modules.order", 0o644, net_order.into_bytes());
     archive.symlink("init", "bin/busybox");
     // Uncompressed: under TCG the kernel inflates gzip slowly (about 0.6 s for this
     // image), while loading the plain cpio is a copy.
@@ -92,6 +105,7 @@ pub fn build() -> Result<Built> {
         "kernel_release": release,
         "agent_target": MUSL_TARGET,
         "modules": modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "net_modules": net_modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "files": files,
     });
     fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
@@ -234,12 +248,17 @@ fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-/// Debian packages whose files the VM needs to run containers: crun and the shared
-/// libraries it loads (found by following DT_NEEDED from the binary).
+/// Debian packages whose files the VM needs to run containers: crun, nft (networks'
+/// NAT and filter rules) and the shared libraries they load (found by following
+/// DT_NEEDED from the binaries).
 const RUNTIME_PACKAGES: &[&str] = &[
     "crun", "libc6", "libsystemd0", "libseccomp2", "libcap2", "libyajl2", "libgcrypt20", "liblzma5", "libzstd1",
-    "liblz4-1", "libgpg-error0",
+    "liblz4-1", "libgpg-error0", "nftables", "libnftables1", "libedit2", "libmnl0", "libnftnl11", "libxtables12",
+    "libjansson4", "libgmp10", "libtinfo6", "libbsd0", "libmd0",
 ];
+
+/// The binaries taken from RUNTIME_PACKAGES, and where they go in the VM.
+const RUNTIME_BINARIES: &[(&str, &str)] = &[("crun", "usr/bin/crun"), ("nft", "usr/sbin/nft")];
 
 /// A Debian package unpacked in the cache (downloaded once).
 fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
@@ -285,20 +304,23 @@ fn needed(elf: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// crun, its libraries and the dynamic loader, from Debian's packages.
+/// crun, nft, their libraries and the dynamic loader, from Debian's packages.
 fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
     let trees: Vec<PathBuf> = RUNTIME_PACKAGES.iter().map(|p| package_tree(cache, p)).collect::<Result<_>>()?;
     let find = |name: &str| -> Option<PathBuf> {
         trees.iter().find_map(|tree| {
-            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin"]
+            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin", "usr/sbin"]
                 .iter()
                 .map(|dir| tree.join(dir).join(name))
                 .find(|p| p.exists())
         })
     };
-    let crun = find("crun").context("crun's package holds no usr/bin/crun")?;
-    archive.file("usr/bin/crun", 0o755, fs::read(&crun)?);
-    let mut queue = needed(&crun)?;
+    let mut queue = Vec::new();
+    for (name, target) in RUNTIME_BINARIES {
+        let binary = find(name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
+        archive.file(target, 0o755, fs::read(&binary)?);
+        queue.extend(needed(&binary)?);
+    }
     let mut added = BTreeSet::new();
     while let Some(name) = queue.pop() {
         if !added.insert(name.clone()) {

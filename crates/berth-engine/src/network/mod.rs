@@ -30,6 +30,30 @@ use serde::{Deserialize, Serialize};
 use ipam::Subnet;
 pub use ports::{PortBinding, PortMapping};
 
+/// In the VM: the network modules the engine loads on first use (boot does not).
+const NET_MODULES_ORDER: &str = "/etc/berth/net-modules.order";
+
+/// Loads the kernel modules `order` lists (files under /lib/modules), dependencies
+/// first; one already loaded is fine. No list (a normal host): nothing to do.
+fn load_kernel_modules(order: &Path) {
+    let Ok(list) = std::fs::read_to_string(order) else { return };
+    for name in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let path = Path::new("/lib/modules").join(name);
+        let Ok(file) = std::fs::File::open(&path) else {
+            tracing::warn!("kernel module {} is missing", path.display());
+            continue;
+        };
+        // SAFETY: finit_module takes an fd we own, an empty parameter string and no flags.
+        let rc = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), c"".as_ptr(), 0) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EEXIST) {
+                tracing::warn!("cannot load kernel module {name}: {err}");
+            }
+        }
+    }
+}
+
 /// The default bridge's interface.
 pub const DEFAULT_BRIDGE: &str = "berth0";
 
@@ -325,6 +349,7 @@ impl Networks {
 
     async fn init(&self) -> Result<(), NetworkError> {
         let _guard = self.changes.lock().await;
+        load_kernel_modules(Path::new(NET_MODULES_ORDER));
         if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
             tracing::warn!("cannot enable IPv4 forwarding (containers will not reach outside): {e}");
         }
