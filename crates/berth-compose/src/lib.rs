@@ -1,12 +1,15 @@
 //! Compose, client side as in Docker: this crate reads compose files as the Compose
-//! Specification says. So far: variable interpolation, `.env` files, project names, and
-//! loading a file into an interpolated YAML tree whose errors name the file and the
-//! key. The model, merging, planning and applying come next (issue 7).
+//! Specification says (interpolation, `.env` files, project names, several files
+//! merged, the model with every short and long syntax, the dependency graph), plans
+//! a project into engine requests with docker compose's labels, and applies plans
+//! through Berth's gRPC API (`apply`), so the CLI and the desktop app share it.
 
+pub mod apply;
 pub mod dotenv;
 pub mod graph;
 pub mod interpolate;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod plan;
 pub mod project;

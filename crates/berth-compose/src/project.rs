@@ -76,6 +76,8 @@ pub struct LoadOptions {
 #[derive(Debug, Clone)]
 pub struct Project {
     pub name: String,
+    /// The project directory (relative paths in the files are relative to it).
+    pub dir: PathBuf,
     pub files: Vec<PathBuf>,
     /// The merged, interpolated tree (what `config` prints).
     pub resolved: serde_norway::Value,
@@ -157,7 +159,7 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
     let model = crate::model::from_value(resolved.clone(), &label)?;
     crate::graph::start_order(&model).map_err(|source| ProjectError::Graph { file: label.clone(), source })?;
-    Ok(Project { name, files, resolved, model, env })
+    Ok(Project { name, dir: project_dir, files, resolved, model, env })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod kind;
 pub mod ports;
 pub mod socket;
+pub mod units;
 
 pub use kind::ErrorKind;
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use berth_host::agent::{AgentClient, CallError};
-use berth_proto::v1::{pull_event::Event, CreateContainerRequest, Mount, PullRequest, Resources, RestartPolicy};
+use berth_proto::v1::{pull_event::Event, CreateContainerRequest, Mount, PullRequest, Resources};
 use berth_proto::ErrorKind;
 use futures::StreamExt;
 
@@ -211,76 +211,7 @@ pub fn parse_mount_flag(text: &str) -> Result<Mount, String> {
     Ok(mount)
 }
 
-/// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
-pub fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
-    let (name, count) = match text.split_once(':') {
-        Some((name, count)) => (name, count.parse::<u32>().map_err(|_| format!("invalid restart policy {text:?}"))?),
-        None => (text, 0),
-    };
-    Ok(RestartPolicy { name: name.to_owned(), maximum_retry_count: count })
-}
-
-/// A Go-style duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = || format!("invalid duration: {text:?}");
-    let mut total: f64 = 0.0;
-    let mut number = String::new();
-    let mut chars = text.trim().chars().peekable();
-    if chars.peek().is_none() {
-        return Err(bad());
-    }
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3.6e12,
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1e6
-            }
-            'm' => 6e10,
-            's' => 1e9,
-            'u' | 'µ' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1e3
-            }
-            'n' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1.0
-            }
-            _ => return Err(bad()),
-        };
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        total += value * unit;
-        number.clear();
-    }
-    if !number.is_empty() {
-        return Err(bad());
-    }
-    Ok(total as i64)
-}
-
-/// `64m`, `1g`, `512k`, `1000` (bytes) as docker reads them (binary units).
-pub fn parse_bytes(text: &str) -> Result<i64, String> {
-    let text = text.trim().to_ascii_lowercase();
-    if text == "-1" {
-        return Ok(-1);
-    }
-    let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: f64 = number.parse().map_err(|_| format!("invalid size: {text:?}"))?;
-    let multiplier: f64 = match unit.trim_end_matches('b') {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("invalid size: {text:?}")),
-    };
-    Ok((number * multiplier) as i64)
-}
+pub use berth_proto::units::{parse_bytes, parse_duration, parse_restart};
 
 fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read env file {}: {e}", path.display()))?;

@@ -254,3 +254,10 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 }
+
+impl Cli {
+    /// `serve` runs the host side for long; every other command is a short-lived client.
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}

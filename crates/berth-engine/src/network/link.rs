@@ -28,11 +28,14 @@ pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
 }
 
 /// Makes the bridge `name` (if missing) with `gateway/prefix` on it, and brings it up.
-pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), String> {
+/// Its MAC address is fixed (`mac`): a bridge without one takes its lowest port's, and
+/// would change it as containers come and go, leaving stale gateway entries in their
+/// ARP caches (seconds without DNS or a way out).
+pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8, mac: [u8; 6]) -> Result<(), String> {
     let index = match index(handle, name).await? {
         Some(index) => index,
         None => {
-            handle.link().add(LinkBridge::new(name).build()).execute().await.map_err(err("create the bridge"))?;
+            handle.link().add(LinkBridge::new(name).address(mac.to_vec()).build()).execute().await.map_err(err("create the bridge"))?;
             index(handle, name).await?.ok_or_else(|| format!("bridge {name} vanished after creation"))?
         }
     };

@@ -362,7 +362,7 @@ impl Networks {
     async fn ensure_bridge(&self, record: &NetworkRecord) -> Result<(), NetworkError> {
         let subnet = record.subnet().ok_or_else(|| NetworkError::Corrupt(record.id.clone()))?;
         let gateway: Ipv4Addr = record.gateway.parse().map_err(|_| NetworkError::Corrupt(record.id.clone()))?;
-        link::ensure_bridge(self.host().await?, &record.bridge, gateway, subnet.prefix).await.map_err(NetworkError::System)?;
+        link::ensure_bridge(self.host().await?, &record.bridge, gateway, subnet.prefix, ipam::mac_for(gateway)).await.map_err(NetworkError::System)?;
         if record.name != "bridge" {
             let mut servers = self.dns.lock().unwrap_or_else(|p| p.into_inner());
             if !servers.get(&record.id).is_some_and(|t| !t.is_finished()) {
