@@ -50,3 +50,174 @@ fn config_resolves_files_variables_and_the_project_name() {
     assert!(err.contains("dependency cycle detected: a -> b -> a"), "{err}");
     let _ = std::fs::remove_dir_all(dir.parent().expect("home"));
 }
+
+mod stack {
+    //! A 3-service stack on the native engine (inside a network namespace the test
+    //! made): a web service publishing a port, an app service that waits for a healthy
+    //! db service, a named volume and user networks with an alias.
+
+    use std::collections::BTreeSet;
+
+    use berth_tests::fixtures;
+    use berth_tests::native::NativeEngine;
+
+    const IMAGE: &str = "berth.test/busybox:compose";
+
+    const STACK: &str = r#"
+services:
+  web:
+    image: berth.test/busybox:compose
+    command: ["busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: ["8080:80"]
+    init: true
+    volumes: ["./www:/www:ro"]
+    environment: {GREETING: "${GREETING:-hello}"}
+    networks: [front, back]
+    depends_on: [app]
+  app:
+    image: berth.test/busybox:compose
+    command: ["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]
+    init: true
+    networks:
+      back:
+        aliases: [api]
+    depends_on:
+      db: {condition: service_healthy}
+  db:
+    image: berth.test/busybox:compose
+    command: ["sh", "-c", "echo ready > /data/state; exec sleep 3600"]
+    init: true
+    volumes: ["dbdata:/data"]
+    networks: [back]
+    healthcheck:
+      test: ["CMD", "cat", "/data/state"]
+      interval: 200ms
+      retries: 50
+networks:
+  front: {}
+  back: {}
+volumes:
+  dbdata: {}
+"#;
+
+    fn compose(engine: &NativeEngine, dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let mut command = std::process::Command::new(berth_tests::bin("berth"));
+        command.arg("compose").args(args).current_dir(dir).env("BERTH_HOME", &engine.home).env_remove("BERTH_HOST");
+        command.env_remove("COMPOSE_PROJECT_NAME").env_remove("COMPOSE_FILE").env_remove("GREETING");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("berth compose");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn ok(engine: &NativeEngine, dir: &std::path::Path, args: &[&str]) -> String {
+        let (done, out, err) = compose(engine, dir, args, &[]);
+        assert!(done, "compose {args:?}: {err}");
+        out
+    }
+
+    fn ids(engine: &NativeEngine, dir: &std::path::Path) -> BTreeSet<String> {
+        ok(engine, dir, &["ps", "-q"]).lines().map(str::to_owned).collect()
+    }
+
+    fn service_ids(engine: &NativeEngine, dir: &std::path::Path, service: &str) -> BTreeSet<String> {
+        ok(engine, dir, &["ps", "-q", service]).lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_three_service_stack_comes_up_scales_updates_and_goes_down_without_a_trace() {
+        // `init: true` needs a static init (the native tier builds berth-monitor for musl).
+        let init = berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-monitor");
+        let engine = NativeEngine::start_isolated_with("compose-stack", &[("BERTH_INIT", &init.display().to_string())]);
+        let archive = engine.home.join("image.tar");
+        std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("archive");
+        assert!(engine.berth(&["load", "-i", &archive.display().to_string()]).status.success());
+        // The default bridge, made once, stays (like docker0): the baseline includes it.
+        assert!(engine.berth(&["run", "--rm", IMAGE, "true"]).status.success());
+        let baseline = engine.network_footprint();
+        let dir = engine.home.join("shop");
+        std::fs::create_dir_all(dir.join("www")).expect("dir");
+        std::fs::write(dir.join("compose.yaml"), STACK).expect("write");
+        std::fs::write(dir.join("www/index.html"), "hello from the stack\n").expect("write");
+
+        let (done, _, err) = compose(&engine, &dir, &["up", "-d"], &[]);
+        assert!(done, "{err}");
+        // db became healthy before app was created.
+        let db_healthy = err.find("Healthy").expect("waited for db's health");
+        let app_created = err.find("Container shop-app-1  Creating").expect("app created");
+        assert!(db_healthy < app_created, "{err}");
+        // The published port answers on the namespace's loopback.
+        let (got, page) = engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/"]);
+        assert!(got, "{page}");
+        assert_eq!(page, "hello from the stack\n");
+        // Service names and aliases resolve on the shared network.
+        let app_id = service_ids(&engine, &dir, "app").into_iter().next().expect("app");
+        let by_name = ok(&engine, &dir, &["exec", "-T", "web", "busybox", "wget", "-qO-", "http://app/hostname"]);
+        assert_eq!(by_name.trim(), &app_id[..12]);
+        let by_alias = ok(&engine, &dir, &["exec", "-T", "web", "busybox", "wget", "-qO-", "http://api/hostname"]);
+        assert_eq!(by_alias.trim(), &app_id[..12]);
+        // docker compose's labels.
+        let inspect: serde_json::Value = serde_json::from_slice(&engine.berth(&["inspect", "shop-db-1"]).stdout).expect("json");
+        let labels = &inspect[0]["Config"]["Labels"];
+        assert_eq!(labels["com.docker.compose.project"], "shop");
+        assert_eq!(labels["com.docker.compose.service"], "db");
+        assert_eq!(labels["com.docker.compose.container-number"], "1");
+        assert_eq!(labels["com.docker.compose.oneoff"], "False");
+        assert_eq!(labels["com.docker.compose.config-hash"].as_str().map(str::len), Some(64));
+        assert_eq!(inspect[0]["Mounts"][0]["Name"], "shop_dbdata");
+
+        // Idempotent: nothing changed, nothing recreated.
+        let before = ids(&engine, &dir);
+        ok(&engine, &dir, &["up", "-d"]);
+        assert_eq!(ids(&engine, &dir), before);
+
+        // Three app replicas behind one name.
+        ok(&engine, &dir, &["up", "-d", "--scale", "app=3"]);
+        assert_eq!(service_ids(&engine, &dir, "app").len(), 3);
+        let answers = ok(&engine, &dir, &["exec", "-T", "web", "busybox", "nslookup", "app"]);
+        assert_eq!(answers.matches("Name:").count(), 3, "{answers}");
+        let mut seen = BTreeSet::new();
+        for _ in 0..12 {
+            seen.insert(ok(&engine, &dir, &["exec", "-T", "web", "busybox", "wget", "-qO-", "http://app/hostname"]).trim().to_owned());
+        }
+        assert!(!seen.is_empty());
+
+        // A changed service is recreated; the others are left alone.
+        let db_before = service_ids(&engine, &dir, "db");
+        let web_before = service_ids(&engine, &dir, "web");
+        let (done, _, err) = compose(&engine, &dir, &["up", "-d", "--scale", "app=3"], &[("GREETING", "hi")]);
+        assert!(done, "{err}");
+        assert_ne!(service_ids(&engine, &dir, "web"), web_before);
+        assert_eq!(service_ids(&engine, &dir, "db"), db_before);
+        assert_eq!(ok(&engine, &dir, &["exec", "-T", "web", "sh", "-c", "echo $GREETING"]).trim(), "hi");
+
+        // Logs, one-off run.
+        let logs = ok(&engine, &dir, &["logs", "--no-color", "db"]);
+        assert!(logs.is_empty() || logs.starts_with("shop-db-1"), "{logs}");
+        let one_off = ok(&engine, &dir, &["run", "--rm", "-T", "db", "cat", "/data/state"]);
+        assert_eq!(one_off, "ready\n");
+
+        // down -v: no container, network or volume of the project is left.
+        ok(&engine, &dir, &["down", "-v"]);
+        assert!(ok(&engine, &dir, &["ps", "-a", "-q"]).is_empty());
+        let containers = String::from_utf8_lossy(&engine.berth(&["ps", "-aq"]).stdout).into_owned();
+        assert!(containers.is_empty(), "{containers}");
+        let networks = String::from_utf8_lossy(&engine.berth(&["network", "ls", "--format", "{{.Name}}"]).stdout).into_owned();
+        assert_eq!(networks, "bridge\nhost\nnone\n");
+        let volumes = String::from_utf8_lossy(&engine.berth(&["volume", "ls", "-q"]).stdout).into_owned();
+        assert!(volumes.is_empty(), "{volumes}");
+        assert_eq!(engine.network_footprint(), baseline);
+
+        // A service that needs a build gets a clear error naming it; nothing is made.
+        std::fs::write(dir.join("build.yaml"), "services:\n  api:\n    build: .\n  cache:\n    image: berth.test/busybox:compose\n").expect("write");
+        let (done, _, err) = compose(&engine, &dir, &["-f", "build.yaml", "up", "-d"], &[]);
+        assert!(!done);
+        assert!(err.contains("service api: image build is not supported yet"), "{err}");
+        assert!(String::from_utf8_lossy(&engine.berth(&["ps", "-aq"]).stdout).is_empty());
+        // Its other services run on their own.
+        let (done, _, err) = compose(&engine, &dir, &["-f", "build.yaml", "up", "-d", "cache"], &[]);
+        assert!(done, "{err}");
+        ok(&engine, &dir, &["-f", "build.yaml", "down"]);
+    }
+}

@@ -220,6 +220,26 @@ async fn remove(agent: &AgentClient, c: &ContainerSummary, volumes: bool, progre
     Ok(())
 }
 
+/// Stops and removes containers concurrently (stop timeouts run side by side).
+async fn remove_together(agent: &AgentClient, group: &[ContainerSummary], volumes: bool, progress: Progress<'_>) -> Result<(), ApplyError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let removals = group.iter().map(|c| {
+        let tx = tx.clone();
+        async move {
+            let mut report = |line: String| {
+                let _ = tx.send(line);
+            };
+            remove(agent, c, volumes, &mut report).await
+        }
+    });
+    let results = futures::future::join_all(removals).await;
+    drop(tx);
+    while let Some(line) = rx.recv().await {
+        progress(line);
+    }
+    results.into_iter().collect::<Result<Vec<_>, _>>().map(|_| ())
+}
+
 /// Creates replica `number` of `service` and joins its other networks.
 async fn create(agent: &AgentClient, plan: &Plan, service: &PlannedService, number: u32, progress: Progress<'_>) -> Result<String, ApplyError> {
     let request = service.request_for(&plan.project, number);
@@ -263,11 +283,8 @@ pub async fn up(agent: &AgentClient, plan: &Plan, options: &UpOptions, progress:
         let mut by_number: BTreeMap<u32, ContainerSummary> = current.into_iter().map(|c| (number(&c), c)).collect();
         // Fewer replicas: the highest numbers go.
         let extra: Vec<u32> = by_number.keys().copied().filter(|n| *n > service.replicas || *n == 0).collect();
-        for n in extra {
-            if let Some(c) = by_number.remove(&n) {
-                remove(agent, &c, false, progress).await?;
-            }
-        }
+        let going: Vec<ContainerSummary> = extra.iter().filter_map(|n| by_number.remove(n)).collect();
+        remove_together(agent, &going, false, progress).await?;
         for n in 1..=service.replicas {
             let id = match by_number.remove(&n) {
                 Some(c) if !options.force_recreate && c.labels.get(LABEL_HASH) == Some(&service.hash) => {
@@ -313,16 +330,24 @@ pub struct DownOptions {
 /// then its networks, and with `volumes` its volumes.
 pub async fn down(agent: &AgentClient, plan: &Plan, options: &DownOptions, progress: Progress<'_>) -> Result<(), ApplyError> {
     let mut all = containers(agent, &plan.project).await?;
-    // Dependents first (the reverse of the start order); orphans before them all.
+    // Dependents first (the reverse of the start order), orphans before them all; the
+    // containers of one service stop together.
     let position = |c: &ContainerSummary| plan.services.iter().position(|s| s.name == service_of(c)).unwrap_or(usize::MAX);
     all.sort_by_key(|c| std::cmp::Reverse(position(c)));
-    for c in &all {
-        let known = plan.all_services.contains(service_of(c));
-        if known || options.remove_orphans || is_oneoff(c) {
-            remove(agent, c, options.volumes, progress).await?;
-        } else {
+    let mut groups: Vec<Vec<ContainerSummary>> = Vec::new();
+    for c in all {
+        let known = plan.all_services.contains(service_of(&c));
+        if !(known || options.remove_orphans || is_oneoff(&c)) {
             progress(format!("Found orphan container ({}) for this project; use --remove-orphans to clean it up", c.name));
+            continue;
         }
+        match groups.last_mut() {
+            Some(group) if group.first().is_some_and(|g| position(g) == position(&c)) => group.push(c),
+            _ => groups.push(vec![c]),
+        }
+    }
+    for group in groups {
+        remove_together(agent, &group, options.volumes, progress).await?;
     }
     let networks = agent
         .networks()
