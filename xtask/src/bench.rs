@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -23,6 +23,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "pull" => pull(args.get(1..).unwrap_or_default()),
         "run" => run_latency(),
         "net" => net_throughput(),
+        "compose" => compose_up_down(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -93,6 +94,13 @@ impl BenchEngine {
                 .args(["build", "--release", "--package", "berth-cli", "--package", "berth-agent", "--package", "berth-monitor"])
                 .current_dir(crate::root()),
         )?;
+        // A static monitor too: `--init` (compose's `init: true`) runs it as PID 1.
+        shell::run(
+            shell::cargo()
+                .args(["build", "--release", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET])
+                .current_dir(crate::root()),
+        )?;
+        let init = crate::root().join(format!("target/{}/release/berth-monitor", crate::vm_image::MUSL_TARGET));
         let berth = crate::root().join("target/release/berth");
         let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
         let _ = std::fs::remove_dir_all(&home);
@@ -113,6 +121,7 @@ impl BenchEngine {
             .arg(&berth)
             .args(["serve", "--native"])
             .env("BERTH_HOME", &home)
+            .env("BERTH_INIT", &init)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
@@ -260,6 +269,75 @@ fn net_throughput() -> Result<()> {
         bench = peers.join("bench.py").display(),
         rootfs = rootfs.display(),
         probe = probe.display(),
+    );
+    shell::run(Command::new("bash").args(["-c", &script]))
+}
+
+/// The 3-service stack of the compose tests (web publishing a port, app waiting for a
+/// healthy db, a named volume, a user network with an alias), in the compose file
+/// format docker-compose v1 reads too.
+const BENCH_STACK: &str = r#"version: "2.4"
+services:
+  web:
+    image: ${IMAGE}
+    init: true
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: ["127.0.0.1:18090:80"]
+    volumes: ["./www:/www:ro"]
+    networks: [back]
+    depends_on: [app]
+  app:
+    image: ${IMAGE}
+    init: true
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    networks:
+      back:
+        aliases: [api]
+    depends_on:
+      db: {condition: service_healthy}
+  db:
+    image: ${IMAGE}
+    init: true
+    command: ["sh", "-c", "echo ready > /data/state; exec sleep 3600"]
+    volumes: ["dbdata:/data"]
+    networks: [back]
+    healthcheck:
+      test: ["CMD", "cat", "/data/state"]
+      interval: 1s
+      retries: 30
+networks:
+  back: {}
+volumes:
+  dbdata: {}
+"#;
+
+/// `compose up -d` then `down -v` of the 3-service stack: Berth's compose (release,
+/// native engine in its own network namespace) against docker-compose v1 on dockerd
+/// (Debian's packages), interleaved in one run. `BENCH_RUNS` (default 7).
+fn compose_up_down() -> Result<()> {
+    use std::process::Command;
+    let peers = crate::root().join("../shared/peers");
+    if !peers.join("setup.sh").is_file() {
+        bail!("{} not found: the compose benchmark uses the shared peers (dockerd, docker-compose)", peers.display());
+    }
+    shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
+    let engine = BenchEngine::start("compose")?;
+    let b = engine.cli();
+    let dir = engine.home.join("stack");
+    std::fs::create_dir_all(dir.join("www"))?;
+    std::fs::write(dir.join("www/index.html"), "hello\n")?;
+    std::fs::write(dir.join("docker-compose.yml"), BENCH_STACK)?;
+    let runs = std::env::var("BENCH_RUNS").unwrap_or_else(|_| "7".into());
+    let script = format!(
+        "set -e; . {common}; export IMAGE=$IMG_BUSYBOX; cd {dir}
+         docker pull -q $IMG_BUSYBOX >/dev/null && docker save $IMG_BUSYBOX | {b} load >/dev/null
+         docker-compose -p benchstack down -v >/dev/null 2>&1 || true
+         python3 {bench} --runs {runs} --warmup 1 --title 'compose up -d, then down -v: 3 services, health-gated, {runs} runs, interleaved' \
+           --case \"docker-compose v1 on dockerd|docker-compose -p benchstack up -d >/dev/null 2>&1 && docker-compose -p benchstack down -v >/dev/null 2>&1\" \
+           --case \"berth compose|{b} compose -p benchstack up -d >/dev/null 2>&1 && {b} compose -p benchstack down -v >/dev/null 2>&1\"",
+        common = peers.join("common.sh").display(),
+        bench = peers.join("bench.py").display(),
+        dir = dir.display(),
     );
     shell::run(Command::new("bash").args(["-c", &script]))
 }
