@@ -102,6 +102,49 @@ pub enum ProjectError {
     Name(String),
     #[error("{file}: {source}")]
     Graph { file: String, source: crate::graph::GraphError },
+    #[error("{0}")]
+    Extends(String),
+}
+
+/// A service's `extends`: the base service (in this file, or in `file` relative to
+/// `dir`) with the service's own keys merged over it by the merge rules; bases may
+/// extend further. Cycles are refused.
+fn resolve_extends(services: &serde_norway::Value, name: &str, dir: &Path, lookup: &dyn Fn(&str) -> Option<String>, stack: &mut Vec<String>) -> Result<serde_norway::Value, ProjectError> {
+    use serde_norway::Value;
+    let service = services.get(name).cloned().ok_or_else(|| ProjectError::Extends(format!("cannot extend service {name:?}: it does not exist")))?;
+    let Some(extends) = service.get("extends").cloned() else { return Ok(service) };
+    let (base_name, file) = match &extends {
+        Value::String(base) => (base.clone(), None),
+        Value::Mapping(m) => (
+            m.get("service").and_then(Value::as_str).ok_or_else(|| ProjectError::Extends(format!("service {name}: extends needs a service")))?.to_owned(),
+            m.get("file").and_then(Value::as_str).map(str::to_owned),
+        ),
+        _ => return Err(ProjectError::Extends(format!("service {name}: extends must be a service name or a mapping"))),
+    };
+    let key = format!("{}#{base_name}", file.as_deref().unwrap_or(""));
+    if stack.contains(&key) {
+        stack.push(key);
+        return Err(ProjectError::Extends(format!("circular reference with extends: {}", stack.join(" -> "))));
+    }
+    stack.push(key);
+    let base = match &file {
+        None => resolve_extends(services, &base_name, dir, lookup, stack)?,
+        Some(file) => {
+            let path = dir.join(file);
+            let other = crate::load::load_file(&path, lookup)?;
+            let other_services = other.get("services").cloned().unwrap_or(Value::Null);
+            let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
+            resolve_extends(&other_services, &base_name, &other_dir, lookup, stack)?
+        }
+    };
+    stack.pop();
+    let mut merged = base;
+    let mut own = service;
+    if let Value::Mapping(m) = &mut own {
+        m.remove("extends");
+    }
+    crate::merge::merge(&mut merged, own);
+    Ok(merged)
 }
 
 /// The file names compose looks for, in its order.
@@ -144,6 +187,17 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
         }
     }
     let mut resolved = merged.unwrap_or(serde_norway::Value::Mapping(Default::default()));
+    if let Some(services) = resolved.get("services").cloned() {
+        let names: Vec<String> = services.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        let mut done = serde_norway::Mapping::new();
+        for name in names {
+            let value = resolve_extends(&services, &name, &project_dir, &lookup, &mut Vec::new())?;
+            done.insert(name.into(), value);
+        }
+        if let serde_norway::Value::Mapping(map) = &mut resolved {
+            map.insert("services".into(), serde_norway::Value::Mapping(done));
+        }
+    }
     let top_name = resolved.get("name").and_then(|n| n.as_str()).map(str::to_owned);
     let dir_name = project_dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
     let name = choose(
@@ -195,5 +249,35 @@ mod load_tests {
         let err = load_project(&LoadOptions { working_dir: empty, ..Default::default() }).expect_err("no file");
         assert!(err.to_string().starts_with("no configuration file provided"), "{err}");
         let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
+    }
+
+    #[test]
+    fn extends_merges_bases_from_this_and_other_files_and_refuses_cycles() {
+        let dir = std::env::temp_dir().join(format!("berth-compose-ext-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("common")).expect("dir");
+        std::fs::write(
+            dir.join("common/base.yaml"),
+            "services:\n  logged:\n    image: busybox\n    environment: {LOG: info, LEVEL: '1'}\n    ports: ['80']\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("compose.yaml"),
+            "services:\n  web:\n    extends: {file: common/base.yaml, service: logged}\n    environment: {LOG: debug}\n    ports: ['443']\n  worker:\n    extends: web\n    command: work\n",
+        )
+        .expect("write");
+        let project = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect("load");
+        let web = &project.model.services["web"];
+        assert_eq!(web.image.as_deref(), Some("busybox"));
+        assert_eq!(web.environment["LOG"].as_deref(), Some("debug"));
+        assert_eq!(web.environment["LEVEL"].as_deref(), Some("1"));
+        assert_eq!(web.ports.len(), 2);
+        let worker = &project.model.services["worker"];
+        assert_eq!(worker.command.as_deref(), Some(&["work".to_owned()][..]));
+        assert_eq!(worker.environment["LOG"].as_deref(), Some("debug"));
+        std::fs::write(dir.join("compose.yaml"), "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n").expect("write");
+        let err = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect_err("cycle");
+        assert!(err.to_string().starts_with("circular reference with extends"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
