@@ -51,6 +51,38 @@ fn config_resolves_files_variables_and_the_project_name() {
     let _ = std::fs::remove_dir_all(dir.parent().expect("home"));
 }
 
+/// tests/compose-corpus: every `NAME.yaml` either resolves to `NAME.json` (what
+/// `config --format json` prints) or fails with a message holding each line of
+/// `NAME.err` and naming the file.
+#[test]
+fn the_corpus_resolves_or_fails_with_its_messages() {
+    let corpus = berth_tests::root().join("tests/compose-corpus");
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(&corpus).expect("corpus").flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    files.sort();
+    assert!(files.len() >= 10, "the corpus is incomplete: {files:?}");
+    for file in files {
+        let name = file.file_name().expect("name").to_string_lossy().into_owned();
+        let (ok, out, err) = config(&corpus, &["-p", "corpus", "-f", &name, "config", "--format", "json"], &[("TAG", "1.0"), ("EMPTY", "")]);
+        let expected_json = file.with_extension("json");
+        let expected_err = file.with_extension("err");
+        if expected_json.exists() {
+            assert!(ok, "{name}: {err}");
+            let got: serde_json::Value = serde_json::from_str(&out).expect("json");
+            let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&expected_json).expect("read")).expect("expected json");
+            assert_eq!(got, want, "{name}: the resolved project differs from {}", expected_json.display());
+        } else if expected_err.exists() {
+            assert!(!ok, "{name} should be refused: {out}");
+            assert!(err.contains(&name), "{name}: the error does not name the file: {err}");
+            for line in std::fs::read_to_string(&expected_err).expect("read").lines().filter(|l| !l.is_empty()) {
+                assert!(err.contains(line), "{name}: expected {line:?} in: {err}");
+            }
+        } else {
+            panic!("{name} has neither a .json nor an .err expectation");
+        }
+    }
+}
+
 mod stack {
     //! A 3-service stack on the native engine (inside a network namespace the test
     //! made): a web service publishing a port, an app service that waits for a healthy
@@ -135,6 +167,11 @@ volumes:
         assert!(engine.berth(&["load", "-i", &archive.display().to_string()]).status.success());
         // The default bridge, made once, stays (like docker0): the baseline includes it.
         assert!(engine.berth(&["run", "--rm", IMAGE, "true"]).status.success());
+        // The kernel frees an ended namespace (and so its veth pair) a moment later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while engine.network_footprint().contains("veth") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let baseline = engine.network_footprint();
         let dir = engine.home.join("shop");
         std::fs::create_dir_all(dir.join("www")).expect("dir");
@@ -207,6 +244,10 @@ volumes:
         assert_eq!(networks, "bridge\nhost\nnone\n");
         let volumes = String::from_utf8_lossy(&engine.berth(&["volume", "ls", "-q"]).stdout).into_owned();
         assert!(volumes.is_empty(), "{volumes}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while engine.network_footprint() != baseline && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         assert_eq!(engine.network_footprint(), baseline);
 
         // A service that needs a build gets a clear error naming it; nothing is made.

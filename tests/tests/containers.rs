@@ -358,8 +358,8 @@ fn security_defaults_follow_docker() {
     assert!(count <= 4, "the container sees {count} processes");
     assert!(!out.contains("reached"), "{out}");
     // --privileged: every capability the engine holds, no seccomp filter.
-    let (_, out, _) = run(&["--privileged", IMAGE, "grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]);
-    assert!(out.contains("Seccomp:\t0"), "{out}");
+    let (code, out, err) = run(&["--privileged", IMAGE, "grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]);
+    assert!(out.contains("Seccomp:\t0"), "exit {code}: {out}{err}");
     let held = std::fs::read_to_string(format!("/proc/{engine_pid}/status"))
         .expect("engine status")
         .lines()

@@ -21,8 +21,14 @@ fn netprobe() -> PathBuf {
 
 /// An isolated engine with the test image loaded and the default bridge set up; returns
 /// it with its network footprint at that point.
+/// No upstream resolver unless a test runs one: names the engine does not know fail
+/// at once instead of waiting on the machine's resolver, which a test must not use.
 fn engine(test: &str) -> (NativeEngine, String) {
-    let engine = NativeEngine::start_isolated(test);
+    engine_with(test, &[("BERTH_DNS_UPSTREAM", "")])
+}
+
+fn engine_with(test: &str, env: &[(&str, &str)]) -> (NativeEngine, String) {
+    let engine = NativeEngine::start_isolated_with(test, env);
     let probe = std::fs::read(netprobe()).expect("berth-netprobe (built by `cargo xtask test native`)");
     let config = json!({"ExposedPorts": {"80/tcp": {}}});
     let image = fixtures::container_image_with(config, vec![Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }]);
@@ -31,6 +37,8 @@ fn engine(test: &str) -> (NativeEngine, String) {
     ok(&engine, &["load", "-i", &archive.display().to_string()]);
     // The default bridge comes with the first container on it; it stays, like docker0.
     ok(&engine, &["run", "--rm", IMAGE, "true"]);
+    // The kernel frees an ended namespace (and so its veth pair) a moment later.
+    wait_until("the first container's veth to go", || !engine.network_footprint().contains("veth"));
     let baseline = engine.network_footprint();
     assert!(baseline.contains("berth0"), "{baseline}");
     (engine, baseline)
@@ -60,6 +68,9 @@ fn inspect(engine: &NativeEngine, args: &[&str]) -> Value {
 fn short_id(engine: &NativeEngine, name: &str) -> String {
     inspect(engine, &["inspect", name])["Id"].as_str().expect("id")[..12].to_owned()
 }
+
+// `sh -c "busybox timeout N busybox wget ...; exit $?"` in the tests below: the
+// compound command keeps wget from being PID 1, which ignores the timeout's signal.
 
 /// An HTTP server answering /hostname with the container's hostname (its short id).
 fn web(engine: &NativeEngine, name: &str, extra: &[&str]) -> String {
@@ -120,7 +131,7 @@ fn user_networks_resolve_names_and_aliases_and_never_across_networks() {
     let (code, out, err) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "busybox", "nslookup", "web1"]);
     assert_ne!(code, 0, "web1 resolved from another network: {out}");
     assert!(!out.contains("10.77.0.2"), "{out}{err}");
-    let (code, _, _) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "busybox", "timeout", "2", "busybox", "wget", "-qO-", "http://10.77.0.2/hostname"]);
+    let (code, _, _) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://10.77.0.2/hostname; exit $?"]);
     assert_ne!(code, 0, "traffic crossed from one network to another");
 
     // Docker's JSON shapes.
@@ -224,10 +235,10 @@ fn containers_reach_outside_through_nat_and_internal_networks_do_not() {
     ok(&engine, &["network", "create", "open"]);
     ok(&engine, &["network", "create", "--internal", "sealed"]);
     for network in ["bridge", "open"] {
-        let got = ok(&engine, &["run", "--rm", "--network", network, IMAGE, "busybox", "timeout", "5", "busybox", "wget", "-qO-", "http://192.0.2.2/hello"]);
+        let got = ok(&engine, &["run", "--rm", "--network", network, IMAGE, "sh", "-c", "busybox timeout 5 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
         assert_eq!(got, "from outside\n", "on {network}");
     }
-    let (code, out, _) = berth(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "busybox", "timeout", "2", "busybox", "wget", "-qO-", "http://192.0.2.2/hello"]);
+    let (code, out, _) = berth(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
     assert_ne!(code, 0, "an internal network reached outside: {out}");
     let routes = ok(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "ip", "route"]);
     assert!(!routes.contains("default"), "{routes}");
@@ -358,5 +369,30 @@ fn host_none_and_container_network_modes() {
     let shared = ok(&engine, &["run", "--rm", "--network", "container:owner", IMAGE, "busybox", "wget", "-qO-", "http://127.0.0.1/hostname"]);
     assert_eq!(shared.trim(), id);
     assert!(fails(&engine, &["run", "--rm", "--network", "container:owner", "-p", "1:1", IMAGE, "true"]).contains("conflicting options"));
+    assert_torn_down(&engine, &baseline);
+}
+
+#[test]
+fn names_the_engine_does_not_know_go_to_the_upstream_resolver() {
+    // The upstream: a DNS server the test runs in the engine's namespace.
+    let (engine, baseline) = engine_with("net-upstream", &[("BERTH_DNS_UPSTREAM", "127.0.0.1:5300")]);
+    let holder = engine.netns_holder.as_ref().expect("isolated").id();
+    let mut upstream = Command::new("nsenter")
+        .arg(format!("--net=/proc/{holder}/ns/net"))
+        .arg("--")
+        .arg(netprobe())
+        .args(["dns-answer", "127.0.0.1:5300", "192.0.2.77"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("upstream resolver");
+    ok(&engine, &["network", "create", "lan"]);
+    let id = web(&engine, "local", &["--network", "lan"]);
+    let (code, out, err) = berth(&engine, &["run", "--rm", "--network", "lan", IMAGE, "busybox", "nslookup", "-type=a", "example.test"]);
+    let _ = upstream.kill();
+    let _ = upstream.wait();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("192.0.2.77"), "the upstream's answer did not come back: {out}");
+    // Names on the network are still answered by the engine itself.
+    assert_eq!(ok(&engine, &["run", "--rm", "--network", "lan", IMAGE, "busybox", "wget", "-qO-", "http://local/hostname"]).trim(), id);
     assert_torn_down(&engine, &baseline);
 }

@@ -121,7 +121,10 @@ fn resolve_extends(services: &serde_norway::Value, name: &str, dir: &Path, looku
         ),
         _ => return Err(ProjectError::Extends(format!("service {name}: extends must be a service name or a mapping"))),
     };
-    let key = format!("{}#{base_name}", file.as_deref().unwrap_or(""));
+    let key = match &file {
+        Some(file) => format!("{file}:{base_name}"),
+        None => base_name.clone(),
+    };
     if stack.contains(&key) {
         stack.push(key);
         return Err(ProjectError::Extends(format!("circular reference with extends: {}", stack.join(" -> "))));
@@ -190,8 +193,12 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     if let Some(services) = resolved.get("services").cloned() {
         let names: Vec<String> = services.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default();
         let mut done = serde_norway::Mapping::new();
+        let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
         for name in names {
-            let value = resolve_extends(&services, &name, &project_dir, &lookup, &mut Vec::new())?;
+            let value = resolve_extends(&services, &name, &project_dir, &lookup, &mut vec![name.clone()]).map_err(|e| match e {
+                ProjectError::Extends(message) => ProjectError::Extends(format!("{label}: {message}")),
+                other => other,
+            })?;
             done.insert(name.into(), value);
         }
         if let serde_norway::Value::Mapping(map) = &mut resolved {
@@ -277,7 +284,7 @@ mod load_tests {
         assert_eq!(worker.environment["LOG"].as_deref(), Some("debug"));
         std::fs::write(dir.join("compose.yaml"), "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n").expect("write");
         let err = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect_err("cycle");
-        assert!(err.to_string().starts_with("circular reference with extends"), "{err}");
+        assert!(err.to_string().ends_with("compose.yaml: circular reference with extends: a -> b -> a"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

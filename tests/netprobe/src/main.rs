@@ -4,6 +4,8 @@
 //! its end (the network benchmark's server).
 //! `netprobe tcp-send HOST:PORT MIB`: writes MIB mebibytes and waits for the server to
 //! have read them all.
+//! `netprobe dns-answer ADDR:PORT IPV4`: a DNS server that answers every A question
+//! with IPV4 (the upstream resolver of the DNS forwarding test).
 //! Built static (musl) so it runs inside the tests' busybox images.
 
 use std::io::{Read, Write};
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         ["udp-ask", to, text] => udp_ask(to, text),
         ["tcp-sink", port] => tcp_sink(port),
         ["tcp-send", to, mib] => tcp_send(to, mib),
+        ["dns-answer", at, ip] => dns_answer(at, ip),
         _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB".to_owned()),
     };
     match result {
@@ -79,4 +82,38 @@ fn tcp_send(to: &str, mib: &str) -> Result<(), String> {
     let mut rest = [0u8; 16];
     let _ = stream.read(&mut rest);
     Ok(())
+}
+
+/// Answers each query with its question and, for A questions, one A record.
+fn dns_answer(at: &str, ip: &str) -> Result<(), String> {
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| format!("bad address {ip:?}"))?;
+    let socket = UdpSocket::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+    println!("answering on {at}");
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, from) = socket.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
+        if n < 12 {
+            continue;
+        }
+        // The question: labels up to a zero byte, then type and class.
+        let mut end = 12;
+        while end < n && buf[end] != 0 {
+            end += usize::from(buf[end]) + 1;
+        }
+        if end + 5 > n {
+            continue;
+        }
+        let qtype = u16::from_be_bytes([buf[end + 1], buf[end + 2]]);
+        let question = &buf[12..end + 5];
+        let mut reply = Vec::with_capacity(n + 16);
+        reply.extend_from_slice(&buf[..2]);
+        reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(qtype == 1), 0, 0, 0, 0]);
+        reply.extend_from_slice(question);
+        if qtype == 1 {
+            // A pointer to the question's name, type A, class IN, TTL 60, 4 bytes.
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            reply.extend_from_slice(&ip.octets());
+        }
+        let _ = socket.send_to(&reply, from);
+    }
 }

@@ -35,7 +35,11 @@ pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefi
     let index = match index(handle, name).await? {
         Some(index) => index,
         None => {
-            handle.link().add(LinkBridge::new(name).address(mac.to_vec()).build()).execute().await.map_err(err("create the bridge"))?;
+            match handle.link().add(LinkBridge::new(name).address(mac.to_vec()).build()).execute().await {
+                // Another start made it meanwhile.
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                other => other.map_err(err("create the bridge"))?,
+            }
             index(handle, name).await?.ok_or_else(|| format!("bridge {name} vanished after creation"))?
         }
     };
