@@ -321,7 +321,7 @@ async fn the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback() {
 #[ignore = "boots a VM: cargo xtask test vm"]
 async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
     use berth_proto::v1::{
-        ContainerRef, CreateContainerRequest, LogsRequest, PullRequest, RemoveContainerRequest, Resources,
+        ContainerRef, CreateContainerRequest, PullRequest, RemoveContainerRequest, Resources,
         WaitContainerRequest,
     };
     use berth_tests::fixtures::{self, registry::Registry};
@@ -356,22 +356,8 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         limited.resources = Some(Resources { memory: 32 << 20, pids_limit: 20, nano_cpus: 500_000_000, ..Default::default() });
         let id = containers.create(limited).await.expect("create").into_inner().id;
         containers.start(ContainerRef { id: id.clone() }).await.expect("start");
-        let code = containers
-            .wait(WaitContainerRequest { id: id.clone(), condition: "not-running".into() })
-            .await
-            .expect("wait")
-            .into_inner()
-            .exit_code;
+        let (code, text) = exit_and_output(&mut containers, &id).await;
         assert_eq!(code, 0);
-        let mut logs = containers
-            .logs(LogsRequest { id: id.clone(), stdout: true, stderr: true, tail: -1, ..Default::default() })
-            .await
-            .expect("logs")
-            .into_inner();
-        let mut text = String::new();
-        while let Some(Ok(chunk)) = logs.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.data));
-        }
         assert_eq!(text, format!("{}\n20\n50000 100000\nhi from the vm\n", 32 << 20));
         // stats reads cgroup v2: the limit, and a live reading while it runs.
         let sleeper = containers.create(run("sleep 30", 48 << 20)).await.expect("create").into_inner().id;
@@ -416,21 +402,7 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         );
         let client_id = containers.create(on_net(&fetch)).await.expect("create").into_inner().id;
         containers.start(ContainerRef { id: client_id.clone() }).await.expect("start");
-        let code = containers
-            .wait(WaitContainerRequest { id: client_id.clone(), condition: "not-running".into() })
-            .await
-            .expect("wait")
-            .into_inner()
-            .exit_code;
-        let mut logs = containers
-            .logs(LogsRequest { id: client_id.clone(), stdout: true, stderr: true, tail: -1, ..Default::default() })
-            .await
-            .expect("logs")
-            .into_inner();
-        let mut text = String::new();
-        while let Some(Ok(chunk)) = logs.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.data));
-        }
+        let (code, text) = exit_and_output(&mut containers, &client_id).await;
         assert_eq!(code, 0, "{text}");
         assert_eq!(text.trim_end(), format!("{}\n{{}}", &server[..12]), "by name on a user network, then out through NAT");
         for id in [id, hog, sleeper, server, client_id] {
@@ -441,4 +413,28 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         assert_eq!(vm.stop().await, StopOutcome::PoweredOff);
     })
     .await;
+}
+
+/// Waits for a container to end; returns its exit code and its whole log.
+async fn exit_and_output(
+    containers: &mut berth_proto::v1::containers_client::ContainersClient<tonic::transport::Channel>,
+    id: &str,
+) -> (i32, String) {
+    use berth_proto::v1::{LogsRequest, WaitContainerRequest};
+    let code = containers
+        .wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() })
+        .await
+        .expect("wait")
+        .into_inner()
+        .exit_code;
+    let mut logs = containers
+        .logs(LogsRequest { id: id.to_owned(), stdout: true, stderr: true, tail: -1, ..Default::default() })
+        .await
+        .expect("logs")
+        .into_inner();
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.data));
+    }
+    (code, text)
 }

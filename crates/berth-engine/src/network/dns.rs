@@ -80,15 +80,8 @@ impl Server {
         if ips.is_empty() {
             return None;
         }
-        let mut reply = Message::new();
-        reply
-            .set_id(query.id())
-            .set_message_type(MessageType::Response)
-            .set_op_code(query.op_code())
-            .set_recursion_desired(query.recursion_desired())
-            .set_recursion_available(true)
-            .set_authoritative(true)
-            .add_query(question.clone());
+        let mut reply = response_to(query);
+        reply.set_authoritative(true).add_query(question.clone());
         if question.query_type() == RecordType::A {
             for ip in ips {
                 reply.add_answer(Record::from_rdata(question.name().clone(), 600, RData::A(A(ip))));
@@ -139,15 +132,21 @@ async fn forward(packet: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
     None
 }
 
-fn failure(query: &Message, code: ResponseCode) -> Option<Vec<u8>> {
+/// A response header for `query`: its id, opcode and recursion flag.
+fn response_to(query: &Message) -> Message {
     let mut reply = Message::new();
     reply
         .set_id(query.id())
         .set_message_type(MessageType::Response)
         .set_op_code(query.op_code())
         .set_recursion_desired(query.recursion_desired())
-        .set_recursion_available(true)
-        .set_response_code(code);
+        .set_recursion_available(true);
+    reply
+}
+
+fn failure(query: &Message, code: ResponseCode) -> Option<Vec<u8>> {
+    let mut reply = response_to(query);
+    reply.set_response_code(code);
     for q in query.queries() {
         reply.add_query(q.clone());
     }
