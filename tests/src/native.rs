@@ -89,10 +89,12 @@ impl NativeEngine {
             .expect("spawn berth serve --native")
     }
 
+    /// Until the engine accepts connections: the socket file appears at bind(), a
+    /// moment before listen(), and a connect in between is refused.
     fn wait_socket(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.socket().exists() {
-            assert!(Instant::now() < deadline, "the native engine did not create its socket");
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(Instant::now() < deadline, "the native engine did not answer on its socket");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -134,8 +134,9 @@ impl BenchEngine {
             }
         };
         let socket = home.join("run/berth.sock");
-        for _ in 0..200 {
-            if socket.exists() {
+        // Until it accepts (the file appears a moment before listen()).
+        for _ in 0..400 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
