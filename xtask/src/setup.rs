@@ -42,6 +42,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "runc",
     "iproute2",
     "util-linux",
+    // Networks: the engine writes its NAT and filter rules with `nft`.
+    "nftables",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -73,7 +75,12 @@ fn debian_packages() -> Result<()> {
         );
         return Ok(());
     }
-    let missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
+    let mut missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
+    // The Docker API tests drive the real docker CLI: the one on PATH (28.x on the
+    // development machines), else Debian's.
+    if shell::output(Command::new("sh").args(["-c", "command -v docker"])).is_err() && !debian_installed("docker.io") {
+        missing.push("docker.io");
+    }
     if missing.is_empty() {
         println!("setup: Debian packages present");
         return Ok(());

@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod content;
+pub mod docker;
 pub mod events;
 pub mod image;
 pub mod network;
@@ -118,6 +119,14 @@ impl Engine {
             }
         }
         self.inner.containers.recover().await;
+    }
+
+    pub fn networks(&self) -> &network::Networks {
+        &self.inner.networks
+    }
+
+    pub fn volumes(&self) -> &volume::Volumes {
+        &self.inner.volumes
     }
 
     pub fn containers(&self) -> &Arc<container::Containers> {

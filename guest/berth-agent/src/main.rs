@@ -19,6 +19,9 @@ struct Args {
     /// Serve the gRPC API on this unix socket (native placement).
     #[arg(long)]
     unix: Option<PathBuf>,
+    /// Serve the Docker Engine API on this unix socket (native placement).
+    #[arg(long)]
+    docker_unix: Option<PathBuf>,
     /// The engine's state directory.
     #[arg(long, default_value = "/var/lib/berth")]
     root: PathBuf,
@@ -90,12 +93,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.unix {
         let listener = berth_proto::socket::bind_unix(path).await?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let router = tonic::transport::Server::builder()
-            .add_service(engine.system_service())
-            .add_service(engine.images_service())
-            .add_service(engine.containers_service())
-            .add_service(engine.volumes_service())
-            .add_service(engine.networks_service());
+        let router = grpc(&engine);
         tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
@@ -104,17 +102,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio_vsock::VsockListener::bind(addr)
             .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
         let incoming = listener.incoming();
-        let router = tonic::transport::Server::builder()
-            .add_service(engine.system_service())
-            .add_service(engine.images_service())
-            .add_service(engine.containers_service())
-            .add_service(engine.volumes_service())
-            .add_service(engine.networks_service());
+        let router = grpc(&engine);
         tracing::info!(port, "serving gRPC on vsock");
         // A stable line on the console: the host waits for it before its first connect.
         eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
+
+    // The Docker Engine API: the engine answers it itself; it stops with the process.
+    let _docker = match &args.docker_unix {
+        Some(path) => {
+            let listener = berth_proto::socket::bind_unix(path).await?;
+            tracing::info!(socket = %path.display(), "serving the Docker Engine API on unix socket");
+            Some(tokio::spawn(berth_engine::docker::serve(listener, engine.clone())))
+        }
+        None => None,
+    };
 
     engine.events().publish(
         "engine",
@@ -143,8 +146,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     engine.events().publish("engine", "stopping", [("signal".to_owned(), signal_name.to_owned())]);
     // Give event subscribers a moment to receive "stopping" before the sockets close.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    if let Some(path) = &args.unix {
+    for path in [&args.unix, &args.docker_unix].into_iter().flatten() {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// Every gRPC service of the engine.
+fn grpc(engine: &Engine) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
+        .add_service(engine.system_service())
+        .add_service(engine.images_service())
+        .add_service(engine.containers_service())
+        .add_service(engine.volumes_service())
+        .add_service(engine.networks_service())
 }

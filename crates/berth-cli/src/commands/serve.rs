@@ -34,10 +34,12 @@ fn serve_native(ctx: &Context) -> CommandResult {
         "berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)",
     )?;
     let socket = ctx.home.grpc_socket();
-    eprintln!("serving the native engine on {}", socket.display());
+    eprintln!("serving the native engine on {} (Docker Engine API: {})", socket.display(), ctx.home.docker_socket().display());
     let err = std::process::Command::new(&agent)
         .arg("--unix")
         .arg(&socket)
+        .arg("--docker-unix")
+        .arg(ctx.home.docker_socket())
         .arg("--root")
         .arg(ctx.home.engine_dir())
         .exec();

@@ -192,6 +192,47 @@ impl Containers {
         })
     }
 
+    /// One entry of docker's `GET /containers/json`.
+    pub fn summary_json(&self, record: &ContainerRecord) -> Value {
+        let settings = self.network_settings(record);
+        let ports: Vec<Value> = record
+            .state
+            .network
+            .iter()
+            .flat_map(|n| &n.ports)
+            .map(|p| json!({"IP": if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip }, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.protocol}))
+            .chain(record.config.exposed_ports.iter().filter(|e| {
+                !record.state.network.iter().flat_map(|n| &n.ports).any(|p| format!("{}/{}", p.container_port, p.protocol) == **e)
+            }).filter_map(|e| {
+                let (port, proto) = e.split_once('/')?;
+                Some(json!({"PrivatePort": port.parse::<u16>().ok()?, "Type": proto}))
+            }))
+            .collect();
+        json!({
+            "Id": record.id,
+            "Names": [format!("/{}", record.name)],
+            "Image": record.config.image,
+            "ImageID": record.image_id,
+            "Command": command_text(record),
+            "Created": created_unix(record),
+            "Ports": ports,
+            "Labels": record.config.labels,
+            "State": record.state.status.as_str(),
+            "Status": status_text(record),
+            "HostConfig": {"NetworkMode": record.host_config.network_mode},
+            "NetworkSettings": {"Networks": settings["Networks"]},
+            "Mounts": record.host_config.mounts.iter().map(|m| json!({
+                "Type": m.kind,
+                "Name": if m.kind == "volume" { Value::String(m.source.clone()) } else { Value::Null },
+                "Source": if m.kind == "volume" { self.volumes.data_dir(&m.source).display().to_string() } else { m.source.clone() },
+                "Destination": m.target,
+                "Mode": if m.read_only { "ro" } else { "" },
+                "RW": !m.read_only,
+                "Propagation": "",
+            })).collect::<Vec<_>>(),
+        })
+    }
+
     /// docker's `NetworkSettings`: the networks the container joins (with their
     /// addresses while it runs) and its ports.
     fn network_settings(&self, record: &ContainerRecord) -> Value {

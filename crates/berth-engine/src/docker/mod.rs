@@ -1,0 +1,422 @@
+//! The Docker Engine API, served by the engine itself (HTTP/1.1 on a unix socket), so
+//! the `docker` CLI, docker-compose and the SDKs work against Berth unchanged.
+//!
+//! So far: version negotiation (`/_ping` GET and HEAD with docker's headers,
+//! `/version`, `/v1.NN/` paths from 1.24 up to [`API_VERSION`], too old or too new
+//! versions refused as dockerd refuses them), `/info`, and the lists (`/containers/json`
+//! with filters, `/images/json`, `/networks`, `/volumes`). Errors are docker's
+//! `{"message": ...}` bodies with its status codes. The rest of issue 6 (create, start,
+//! attach and exec hijacking, pull progress, ...) builds on this router.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::Engine;
+
+/// The newest API version served (what `API-Version` says; Docker 24's).
+pub const API_VERSION: &str = "1.43";
+/// The oldest API version a client may ask for.
+pub const MIN_API_VERSION: &str = "1.24";
+
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
+}
+
+/// The API on one engine.
+#[derive(Debug, Clone)]
+pub struct DockerApi {
+    engine: Engine,
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
+    let api = Arc::new(DockerApi { engine });
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper::service::service_fn(move |request| {
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(api.handle(request).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades().await {
+                tracing::debug!("docker API connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// `1.43` -> (1, 43).
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// A docker error: status and `{"message": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// The status docker gives an error of this kind.
+    fn from_kind(kind: berth_proto::ErrorKind, message: String) -> ApiError {
+        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, message)
+    }
+}
+
+type Reply = Result<Response<Body>, ApiError>;
+
+fn json_reply(status: StatusCode, value: &Value) -> Reply {
+    Ok(Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(full(format!("{value}\n")))
+        .unwrap_or_else(|_| Response::new(full(""))))
+}
+
+fn ok_json(value: Value) -> Reply {
+    json_reply(StatusCode::OK, &value)
+}
+
+/// The query string's parameters.
+fn query(request: &Request<Incoming>) -> BTreeMap<String, String> {
+    request
+        .uri()
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// docker's boolean query values: `1`, `true`, `True`.
+fn flag(params: &BTreeMap<String, String>, key: &str) -> bool {
+    params.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "TRUE"))
+}
+
+/// The `filters` parameter (`{"label": ["a=b"], "status": {"running": true}}`, both
+/// forms docker accepts) as `key=value` pairs.
+fn filters(params: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(raw) = params.get("filters").filter(|f| !f.is_empty()) else { return Ok(Vec::new()) };
+    let value: Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let mut pairs = Vec::new();
+    for (key, values) in value.as_object().into_iter().flatten() {
+        match values {
+            Value::Array(list) => pairs.extend(list.iter().filter_map(Value::as_str).map(|v| (key.clone(), v.to_owned()))),
+            Value::Object(map) => pairs.extend(map.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(v, _)| (key.clone(), v.clone()))),
+            _ => return Err(ApiError::bad_request(format!("invalid filter {key:?}"))),
+        }
+    }
+    Ok(pairs)
+}
+
+impl DockerApi {
+    /// One request, with docker's headers on every answer.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        let head = request.method() == Method::HEAD;
+        let mut response = match self.route(request).await {
+            Ok(response) => response,
+            Err(e) => {
+                let body = json!({ "message": e.message });
+                json_reply(e.status, &body).unwrap_or_else(|_| Response::new(full("")))
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert("Api-Version", hyper::header::HeaderValue::from_static(API_VERSION));
+        headers.insert("Docker-Experimental", hyper::header::HeaderValue::from_static("false"));
+        headers.insert("Ostype", hyper::header::HeaderValue::from_static("linux"));
+        if let Ok(server) = hyper::header::HeaderValue::from_str(&format!("Berth/{} (linux)", crate::system::ENGINE_VERSION)) {
+            headers.insert("Server", server);
+        }
+        if head {
+            *response.body_mut() = full("");
+        }
+        response
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Reply {
+        let path = request.uri().path().to_owned();
+        let (version, rest) = match path.strip_prefix("/v").and_then(|p| p.split_once('/')) {
+            Some((v, rest)) if parse_version(v).is_some() => (Some(v.to_owned()), format!("/{rest}")),
+            _ => (None, path.clone()),
+        };
+        if let Some(v) = &version {
+            let asked = parse_version(v).unwrap_or((0, 0));
+            if asked > parse_version(API_VERSION).unwrap_or((0, 0)) {
+                return Err(ApiError::bad_request(format!("client version {v} is too new. Maximum supported API version is {API_VERSION}")));
+            }
+            if asked < parse_version(MIN_API_VERSION).unwrap_or((0, 0)) {
+                return Err(ApiError::bad_request(format!(
+                    "client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+                )));
+            }
+        }
+        let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+        let params = query(&request);
+        let method = request.method().clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(Response::builder()
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .header("Cache-Control", "no-cache, no-store, must-revalidate")
+                .header("Pragma", "no-cache")
+                .header("Builder-Version", "1")
+                .body(full("OK"))
+                .unwrap_or_else(|_| Response::new(full("OK")))),
+            (&Method::GET, ["version"]) => ok_json(self.version()),
+            (&Method::GET, ["info"]) => ok_json(self.info()),
+            (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
+            (&Method::GET, ["images", "json"]) => self.images_list(),
+            (&Method::GET, ["networks"]) => self.networks_list(&params),
+            (&Method::GET, ["volumes"]) => self.volumes_list(&params),
+            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
+        }
+    }
+
+    fn version(&self) -> Value {
+        let facts = crate::system::MachineFacts::read();
+        let arch = if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH };
+        json!({
+            "Platform": {"Name": "Berth"},
+            "Components": [{
+                "Name": "Engine",
+                "Version": crate::system::ENGINE_VERSION,
+                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": arch, "KernelVersion": facts.kernel_release},
+            }],
+            "Version": crate::system::ENGINE_VERSION,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": "",
+            "Os": "linux",
+            "Arch": arch,
+            "KernelVersion": facts.kernel_release,
+            "BuildTime": "",
+        })
+    }
+
+    fn info(&self) -> Value {
+        let facts = crate::system::MachineFacts::read();
+        let containers = self.engine.containers().list().unwrap_or_default();
+        let count = |f: &dyn Fn(&crate::container::Status) -> bool| containers.iter().filter(|c| f(&c.state.status)).count();
+        let images = self.engine.images().catalog.list().map(|l| l.len()).unwrap_or(0);
+        let config = self.engine.config();
+        let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        json!({
+            "ID": "",
+            "Containers": containers.len(),
+            "ContainersRunning": count(&|s| *s == crate::container::Status::Running),
+            "ContainersPaused": count(&|s| *s == crate::container::Status::Paused),
+            "ContainersStopped": count(&|s| !s.is_running()),
+            "Images": images,
+            "Driver": "overlay2",
+            "DriverStatus": [],
+            "DockerRootDir": config.root_dir,
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"]},
+            "MemoryLimit": true,
+            "SwapLimit": cgroup_v2,
+            "CpuCfsPeriod": true,
+            "CpuCfsQuota": true,
+            "CPUShares": true,
+            "PidsLimit": true,
+            "IPv4Forwarding": true,
+            "Debug": false,
+            "NFd": 0,
+            "NGoroutines": 0,
+            "SystemTime": crate::container::now_rfc3339(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
+            "NEventsListener": 0,
+            "KernelVersion": facts.kernel_release,
+            "OperatingSystem": if facts.os_pretty_name.is_empty() { "Linux".to_owned() } else { facts.os_pretty_name.clone() },
+            "OSVersion": "",
+            "OSType": "linux",
+            "Architecture": std::env::consts::ARCH,
+            "NCPU": facts.cpus,
+            "MemTotal": facts.memory_bytes,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+            "GenericResources": null,
+            "HttpProxy": "",
+            "HttpsProxy": "",
+            "NoProxy": "",
+            "Name": facts.hostname,
+            "Labels": [],
+            "ExperimentalBuild": false,
+            "ServerVersion": crate::system::ENGINE_VERSION,
+            "Runtimes": {"crun": {"path": "crun"}},
+            "DefaultRuntime": "crun",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+            "LiveRestoreEnabled": true,
+            "Isolation": "",
+            "InitBinary": "docker-init",
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "Warnings": [],
+        })
+    }
+
+    fn containers_list(&self, params: &BTreeMap<String, String>) -> Reply {
+        let containers = self.engine.containers();
+        let all = flag(params, "all");
+        let pairs = filters(params)?;
+        let mut list = containers.list().map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+        list.sort_by(|a, b| b.created.cmp(&a.created));
+        let image_id = |name: &str| self.engine.images().resolve(name).ok().flatten().map(|i| i.id.to_string());
+        let mut out = Vec::new();
+        for record in list {
+            let shown = all || !pairs.is_empty() || record.state.status.is_running() || record.state.status == crate::container::Status::Restarting;
+            if !shown || !crate::container::inspect::matches_filters(&record, &pairs, &image_id) {
+                continue;
+            }
+            out.push(containers.summary_json(&record));
+        }
+        ok_json(Value::Array(out))
+    }
+
+    fn images_list(&self) -> Reply {
+        let images = self.engine.images().catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let list: Vec<Value> = images
+            .into_iter()
+            .map(|i| {
+                json!({
+                    "Id": i.id.to_string(),
+                    "ParentId": "",
+                    "RepoTags": i.tags,
+                    "RepoDigests": i.repo_digests,
+                    "Created": chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0),
+                    "Size": i.size,
+                    "SharedSize": -1,
+                    "Labels": {},
+                    "Containers": -1,
+                })
+            })
+            .collect();
+        ok_json(Value::Array(list))
+    }
+
+    fn networks_list(&self, params: &BTreeMap<String, String>) -> Reply {
+        let pairs = filters(params)?;
+        let networks = self.engine.networks();
+        let list = networks.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let out: Vec<Value> = list
+            .iter()
+            .filter(|n| {
+                pairs.iter().all(|(k, v)| match k.as_str() {
+                    "name" => n.name.contains(v.as_str()),
+                    "id" => n.id.starts_with(v.as_str()),
+                    "driver" => n.driver == *v,
+                    "type" => (v == "builtin") == n.predefined(),
+                    "label" => match v.split_once('=') {
+                        Some((lk, lv)) => n.labels.get(lk).is_some_and(|have| have == lv),
+                        None => n.labels.contains_key(v.as_str()),
+                    },
+                    _ => false,
+                })
+            })
+            .map(|n| crate::network::api::inspect_json(n, networks))
+            .collect();
+        ok_json(Value::Array(out))
+    }
+
+    fn volumes_list(&self, params: &BTreeMap<String, String>) -> Reply {
+        let pairs = filters(params)?;
+        let volumes = self.engine.volumes();
+        let list = volumes.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let out: Vec<Value> = list
+            .iter()
+            .filter(|v| {
+                pairs.iter().all(|(k, val)| match k.as_str() {
+                    "name" => v.name.contains(val.as_str()),
+                    "driver" => v.driver == *val,
+                    "dangling" => (val == "true" || val == "1") == volumes.users(&v.name).is_empty(),
+                    "label" => match val.split_once('=') {
+                        Some((lk, lv)) => v.labels.get(lk).is_some_and(|have| have == lv),
+                        None => v.labels.contains_key(val.as_str()),
+                    },
+                    _ => false,
+                })
+            })
+            .map(|v| {
+                json!({
+                    "CreatedAt": v.created,
+                    "Driver": v.driver,
+                    "Labels": v.labels,
+                    "Mountpoint": volumes.data_dir(&v.name),
+                    "Name": v.name,
+                    "Options": v.options,
+                    "Scope": "local",
+                })
+            })
+            .collect();
+        ok_json(json!({"Volumes": out, "Warnings": []}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_query_strings_read_like_dockerd() {
+        assert_eq!(parse_version("1.43"), Some((1, 43)));
+        assert!(parse_version("1.9").expect("v") < parse_version("1.24").expect("v"));
+        assert_eq!(parse_version("latest"), None);
+        assert_eq!(percent_decode("%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"), r#"{"label":["a=b"]}"#);
+        let mut params = BTreeMap::new();
+        params.insert("filters".to_owned(), r#"{"label":["a=b"],"status":{"running":true,"exited":false}}"#.to_owned());
+        params.insert("all".to_owned(), "1".to_owned());
+        assert!(flag(&params, "all"));
+        assert_eq!(filters(&params).expect("filters"), vec![("label".to_owned(), "a=b".to_owned()), ("status".to_owned(), "running".to_owned())]);
+    }
+}

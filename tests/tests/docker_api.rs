@@ -1,0 +1,109 @@
+//! The Docker Engine API on `$BERTH_HOME/run/docker.sock`, driven by the real docker
+//! CLI (the one on PATH) and by raw HTTP for what the CLI hides (headers, version
+//! refusals, error bodies). So far the API serves negotiation, info and the lists; the
+//! rest of issue 6 extends this suite.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+
+use berth_tests::fixtures;
+use berth_tests::native::NativeEngine;
+
+const IMAGE: &str = "berth.test/busybox:docker";
+
+fn docker(engine: &NativeEngine, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", engine.home.join("run/docker.sock").display()))
+        .env("DOCKER_CONFIG", engine.home.join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .expect("the docker CLI (cargo xtask setup installs one if missing)");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn ok(engine: &NativeEngine, args: &[&str]) -> String {
+    let (done, out, err) = docker(engine, args);
+    assert!(done, "docker {args:?}: {err}");
+    out
+}
+
+/// One raw HTTP/1.1 request; returns the status line, the headers (lowercased names)
+/// and the body.
+fn http(engine: &NativeEngine, method: &str, path: &str) -> (String, Vec<(String, String)>, String) {
+    let mut stream = UnixStream::connect(engine.home.join("run/docker.sock")).expect("connect");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or("").to_owned();
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn the_docker_cli_negotiates_and_lists_against_berth() {
+    let engine = NativeEngine::start_isolated("docker-api");
+    let socket = engine.home.join("run/docker.sock");
+    let mode = std::fs::metadata(&socket).expect("docker.sock").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket is the user's alone");
+
+    // Negotiation: the 28.x CLI downgrades to what the engine serves.
+    let version = ok(&engine, &["version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Client.APIVersion}}"]);
+    assert_eq!(version.trim(), "1.43 1.24 1.43", "{version}");
+    let (status, headers, body) = http(&engine, "HEAD", "/_ping");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(header(&headers, "api-version"), Some("1.43"));
+    assert_eq!(header(&headers, "ostype"), Some("linux"));
+    assert!(body.is_empty());
+    let (status, _, body) = http(&engine, "GET", "/_ping");
+    assert!(status.starts_with("HTTP/1.1 200"));
+    assert_eq!(body, "OK");
+    let (status, _, body) = http(&engine, "GET", "/v1.99/version");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("json error body");
+    assert_eq!(error["message"], "client version 1.99 is too new. Maximum supported API version is 1.43");
+    let (status, _, body) = http(&engine, "GET", "/v1.12/info");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    assert!(body.contains("client version 1.12 is too old"), "{body}");
+    let (status, _, body) = http(&engine, "GET", "/v1.43/no/such/thing");
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"], "page not found");
+    let (status, _, _) = http(&engine, "GET", "/v1.24/info");
+    assert!(status.starts_with("HTTP/1.1 200"), "the oldest version is served: {status}");
+
+    // What berth made, docker lists.
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("archive");
+    assert!(engine.berth(&["load", "-i", &archive.display().to_string()]).status.success());
+    assert!(engine.berth(&["network", "create", "--label", "team=a", "shop"]).status.success());
+    assert!(engine.berth(&["volume", "create", "--label", "team=a", "data"]).status.success());
+    assert!(engine.berth(&["run", "-d", "--name", "kept", "--label", "team=a", "--network", "shop", "-v", "data:/data", IMAGE, "sleep", "300"]).status.success());
+    assert!(engine.berth(&["create", "--name", "idle", IMAGE, "true"]).status.success());
+
+    let info = ok(&engine, &["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}} {{.Driver}} {{.OSType}}"]);
+    assert_eq!(info.trim(), "2 1 1 1 overlay2 linux");
+    assert_eq!(ok(&engine, &["ps", "--format", "{{.Names}} {{.Image}} {{.State}}"]), format!("kept {IMAGE} running\n"));
+    let all = ok(&engine, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(all.lines().collect::<std::collections::BTreeSet<_>>(), ["idle", "kept"].into_iter().collect());
+    assert_eq!(ok(&engine, &["ps", "-a", "--filter", "label=team=a", "--format", "{{.Names}}"]), "kept\n");
+    assert_eq!(ok(&engine, &["ps", "-a", "--filter", "status=created", "--format", "{{.Names}}"]), "idle\n");
+    assert_eq!(ok(&engine, &["ps", "--format", "{{.Networks}} {{.Mounts}}"]), "shop data\n");
+    assert_eq!(ok(&engine, &["images", "--format", "{{.Repository}}:{{.Tag}}"]), format!("{IMAGE}\n"));
+    assert_eq!(ok(&engine, &["network", "ls", "--filter", "type=custom", "--format", "{{.Name}} {{.Driver}}"]), "shop bridge\n");
+    assert_eq!(ok(&engine, &["network", "ls", "--filter", "label=team=a", "-q"]).trim().len(), 12);
+    assert_eq!(ok(&engine, &["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]), "data local\n");
+    assert_eq!(ok(&engine, &["volume", "ls", "--filter", "dangling=true", "-q"]), "");
+    // A bad filter is the client's error, in docker's shape.
+    let (status, _, body) = http(&engine, "GET", "/containers/json?filters=%7Bnot%20json");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    assert!(body.contains("invalid filter"), "{body}");
+}
