@@ -107,3 +107,65 @@ fn the_docker_cli_negotiates_and_lists_against_berth() {
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     assert!(body.contains("invalid filter"), "{body}");
 }
+
+#[test]
+fn the_docker_cli_runs_and_manages_containers_on_berth() {
+    let engine = NativeEngine::start_isolated("docker-run");
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("archive");
+    assert!(engine.berth(&["load", "-i", &archive.display().to_string()]).status.success());
+
+    // run: attach (hijacked), start, wait; the output streams and the exit code.
+    let (done, out, err) = docker(&engine, &["run", "--name", "first", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert!(!done);
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    let state = ok(&engine, &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}}", "first"]);
+    assert_eq!(state.trim(), "exited 3 /first");
+    assert_eq!(ok(&engine, &["wait", "first"]).trim(), "3");
+    let (done, out, err) = docker(&engine, &["logs", "first"]);
+    assert!(done, "{err}");
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"), "logs keep the streams apart");
+    // -i: the client's stdin reaches the container.
+    let mut child = Command::new("docker")
+        .args(["run", "-i", "--rm", IMAGE, "cat"])
+        .env("DOCKER_HOST", format!("unix://{}", engine.home.join("run/docker.sock").display()))
+        .env("DOCKER_CONFIG", engine.home.join("docker-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker run -i");
+    child.stdin.take().expect("stdin").write_all(b"hi from stdin\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi from stdin\n");
+    // --rm removes; -t gives a terminal.
+    assert_eq!(ok(&engine, &["run", "--rm", IMAGE, "echo", "gone"]), "gone\n");
+    let tty = ok(&engine, &["run", "--rm", "-t", IMAGE, "sh", "-c", "tty >/dev/null && echo has-tty"]);
+    assert_eq!(tty.trim(), "has-tty");
+
+    // Detached life: create/start, ps, stop, restart, pause, kill, rm.
+    let id = ok(&engine, &["run", "-d", "--name", "svc", "-p", "8080:80", "--label", "k=v", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    assert_eq!(id.trim().len(), 64);
+    assert_eq!(ok(&engine, &["ps", "--filter", "label=k=v", "--format", "{{.Names}} {{.Ports}}"]), "svc 0.0.0.0:8080->80/tcp\n");
+    let (got, page) = engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
+    assert!(got, "{page}");
+    assert_eq!(page.trim(), &id.trim()[..12]);
+    ok(&engine, &["pause", "svc"]);
+    assert_eq!(ok(&engine, &["inspect", "-f", "{{.State.Status}}", "svc"]).trim(), "paused");
+    ok(&engine, &["unpause", "svc"]);
+    ok(&engine, &["restart", "-t", "1", "svc"]);
+    assert_eq!(ok(&engine, &["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "svc"]).trim().split(' ').next(), Some("running"));
+    ok(&engine, &["kill", "svc"]);
+    assert_eq!(ok(&engine, &["inspect", "-f", "{{.State.ExitCode}}", "svc"]).trim(), "137");
+    ok(&engine, &["create", "--name", "later", IMAGE, "true"]);
+    ok(&engine, &["start", "later"]);
+    assert_eq!(ok(&engine, &["wait", "later"]).trim(), "0");
+    ok(&engine, &["rm", "svc", "later", "first"]);
+    assert!(ok(&engine, &["ps", "-aq"]).is_empty());
+
+    // Errors in docker's shapes and codes.
+    let (done, _, err) = docker(&engine, &["stop", "nothing-here"]);
+    assert!(!done);
+    assert!(err.contains("No such container") || err.contains("no such container"), "{err}");
+    let (done, _, err) = docker(&engine, &["run", "--rm", "-p", "80/sctp", IMAGE, "true"]);
+    assert!(!done, "{err}");
+}

@@ -400,13 +400,13 @@ impl ContainersApiTrait for ContainersApi {
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("attach: the first message must name the container"))?;
-        // Answer at once: the caller starts the container only after this returns
-        // (attach-then-start), so waiting for the start happens in the stream.
-        self.containers.find(&first.id).map_err(status)?;
-        let containers = self.containers.clone();
+        // Answer once the attach is registered: the caller starts the container only
+        // after this returns (attach-then-start), so waiting for the start happens in
+        // the stream and no output is missed.
+        let pending = self.containers.attach_begin(&first.id).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<AttachOutput, Status>>(64);
         tokio::spawn(async move {
-            let socket = match containers.attach(&first.id).await {
+            let socket = match pending.connected().await {
                 Ok(socket) => socket,
                 Err(err) => {
                     let _ = sender.send(Err(status(err))).await;

@@ -24,6 +24,26 @@ pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An attach that is connected, or will be at the container's next start.
+#[derive(Debug)]
+pub enum PendingAttachment {
+    Ready(UnixStream),
+    Waiting(tokio::sync::oneshot::Receiver<Result<UnixStream, String>>),
+}
+
+impl PendingAttachment {
+    pub async fn connected(self) -> Result<UnixStream, ContainerError> {
+        match self {
+            PendingAttachment::Ready(stream) => Ok(stream),
+            PendingAttachment::Waiting(receiver) => match receiver.await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(message)) => Err(ContainerError::Runtime(message)),
+                Err(_) => Err(ContainerError::Runtime("the container did not start".to_owned())),
+            },
+        }
+    }
+}
+
 impl Containers {
     /// Connects to the running container's monitor.
     fn connect_attach(&self, id: &str) -> Result<UnixStream, String> {
@@ -35,32 +55,28 @@ impl Containers {
 
     /// A stream of the container's stdio: now if it runs, else from its next start.
     pub async fn attach(self: &Arc<Self>, key: &str) -> Result<UnixStream, ContainerError> {
+        self.attach_begin(key).await?.connected().await
+    }
+
+    /// The first half of `attach`: once this returns, the container's next start
+    /// hands its stdio over (so a caller can answer its client, which then starts it).
+    pub async fn attach_begin(self: &Arc<Self>, key: &str) -> Result<PendingAttachment, ContainerError> {
         let id = self.find(key)?.id;
-        let receiver = {
-            let lock = self.lock_of(&id);
-            let _guard = lock.lock().await;
-            let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
-            match record.state.status {
-                Status::Running | Status::Paused => return self.connect_attach(&id).map_err(ContainerError::Runtime),
-                Status::Removing | Status::Dead => {
-                    return Err(ContainerError::Conflict(format!("container {} is being removed", record.name)))
-                }
-                _ => {
-                    let (sender, receiver) = tokio::sync::oneshot::channel();
-                    let mut pending = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
-                    pending.entry(id.clone()).or_default().push(sender);
-                    receiver
-                }
+        let lock = self.lock_of(&id);
+        let _guard = lock.lock().await;
+        let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        match record.state.status {
+            Status::Running | Status::Paused => Ok(PendingAttachment::Ready(self.connect_attach(&id).map_err(ContainerError::Runtime)?)),
+            Status::Removing | Status::Dead => Err(ContainerError::Conflict(format!("container {} is being removed", record.name))),
+            _ => {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                let mut pending = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
+                pending.entry(id.clone()).or_default().push(sender);
+                Ok(PendingAttachment::Waiting(receiver))
             }
-        };
-        match receiver.await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(message)) => Err(ContainerError::Runtime(message)),
-            Err(_) => Err(ContainerError::Runtime("the container did not start".to_owned())),
         }
     }
 
-    /// Connects every waiting attach caller (the process has not started yet).
     pub(super) fn hand_over_pending_attach(&self, id: &str) {
         let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         for sender in waiting {

@@ -10,7 +10,7 @@
 //! `attach.sock`.
 
 pub mod api;
-mod attach;
+pub mod attach;
 pub mod changes;
 pub mod caps;
 mod create;
@@ -19,7 +19,7 @@ mod exit;
 pub mod health;
 pub mod inspect;
 mod lifecycle;
-mod logs;
+pub mod logs;
 mod netconnect;
 pub mod record;
 pub mod rootfs;

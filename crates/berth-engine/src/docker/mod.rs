@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 
 use crate::Engine;
 
+mod containers;
+
 /// The newest API version served (what `API-Version` says; Docker 24's).
 pub const API_VERSION: &str = "1.43";
 /// The oldest API version a client may ask for.
@@ -216,6 +218,10 @@ impl DockerApi {
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
+            (_, ["containers", rest @ ..]) => match containers::route(self.engine.containers(), &method, rest, &params, request).await {
+                Some(reply) => reply,
+                None => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
+            },
             (&Method::GET, ["images", "json"]) => self.images_list(),
             (&Method::GET, ["networks"]) => self.networks_list(&params),
             (&Method::GET, ["volumes"]) => self.volumes_list(&params),

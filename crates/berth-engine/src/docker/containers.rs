@@ -1,0 +1,412 @@
+//! `/containers/...`: create (docker's Config, HostConfig and NetworkingConfig),
+//! start, stop, restart, kill, pause, unpause, wait, delete, inspect, logs (docker's
+//! multiplexed framing, raw with a TTY) and attach (the hijacked connection `docker
+//! run` uses: HTTP upgrade, then the container's stdio both ways).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{flag, full, ok_json, ApiError, Body, Reply};
+use crate::container::record::{Healthcheck, Resources, RestartPolicy, TmpfsMount};
+use crate::container::{ContainerError, Containers, CreateRequest, LogsQuery, MountRequest};
+
+impl From<ContainerError> for ApiError {
+    fn from(e: ContainerError) -> ApiError {
+        ApiError::from_kind(e.kind(), crate::error_chain(&e))
+    }
+}
+
+/// The request body as JSON (at most 4 MiB).
+pub async fn json_body(request: Request<Incoming>) -> Result<Value, ApiError> {
+    let bytes = request.into_body().collect().await.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?.to_bytes();
+    if bytes.len() > 4 << 20 {
+        return Err(ApiError::bad_request("the request body is too large"));
+    }
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
+}
+
+/// docker's create body as Berth's request.
+pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
+    }
+    let hc = &body["HostConfig"];
+    let mut mounts = Vec::new();
+    for bind in strings(&hc["Binds"]) {
+        let parts: Vec<&str> = bind.split(':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [s, t] => (*s, *t, ""),
+            [s, t, m] => (*s, *t, *m),
+            _ => return Err(ApiError::bad_request(format!("invalid volume specification: '{bind}'"))),
+        };
+        let bind_mount = source.starts_with('/');
+        mounts.push(MountRequest {
+            kind: if bind_mount { "bind".into() } else { "volume".into() },
+            source: source.to_owned(),
+            target: target.to_owned(),
+            read_only: mode.split(',').any(|m| m == "ro"),
+            no_copy: mode.split(',').any(|m| m == "nocopy"),
+            create_source: bind_mount,
+        });
+    }
+    let mut tmpfs: Vec<TmpfsMount> = string_map(&hc["Tmpfs"]).into_iter().map(|(target, options)| TmpfsMount { target, options, read_only: false }).collect();
+    for m in hc["Mounts"].as_array().into_iter().flatten() {
+        let kind = m["Type"].as_str().unwrap_or("volume");
+        let target = m["Target"].as_str().unwrap_or_default().to_owned();
+        let read_only = m["ReadOnly"].as_bool().unwrap_or(false);
+        match kind {
+            "tmpfs" => {
+                let mut options = Vec::new();
+                if let Some(size) = m["TmpfsOptions"]["SizeBytes"].as_i64() {
+                    options.push(format!("size={size}"));
+                }
+                if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64() {
+                    options.push(format!("mode={mode:o}"));
+                }
+                tmpfs.push(TmpfsMount { target, options: options.join(","), read_only });
+            }
+            "bind" | "volume" => mounts.push(MountRequest {
+                kind: kind.to_owned(),
+                source: m["Source"].as_str().unwrap_or_default().to_owned(),
+                target,
+                read_only,
+                no_copy: m["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false),
+                create_source: false,
+            }),
+            other => return Err(ApiError::bad_request(format!("mount type {other:?} is not supported"))),
+        }
+    }
+    let mut ports = Vec::new();
+    for (key, bindings) in hc["PortBindings"].as_object().into_iter().flatten() {
+        let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
+        let port: u16 = port.parse().map_err(|_| ApiError::bad_request(format!("invalid port {key:?}")))?;
+        for b in bindings.as_array().into_iter().flatten() {
+            let host_port = b["HostPort"].as_str().unwrap_or("");
+            ports.push(crate::network::PortBinding {
+                container_port: port,
+                protocol: protocol.to_owned(),
+                host_ip: b["HostIp"].as_str().unwrap_or_default().to_owned(),
+                host_port: if host_port.is_empty() { 0 } else { host_port.parse().map_err(|_| ApiError::bad_request(format!("invalid host port {host_port:?}")))? },
+            });
+        }
+    }
+    let network_mode = hc["NetworkMode"].as_str().unwrap_or_default().to_owned();
+    let endpoints = body["NetworkingConfig"]["EndpointsConfig"].as_object();
+    let endpoint = endpoints.and_then(|e| e.get(&network_mode).or_else(|| e.values().next()));
+    let entrypoint = match &body["Entrypoint"] {
+        Value::Null => None,
+        other => Some(strings(other)),
+    };
+    let healthcheck = body.get("Healthcheck").filter(|h| h.is_object()).map(|h| Healthcheck {
+        test: strings(&h["Test"]),
+        interval: h["Interval"].as_i64().unwrap_or(0),
+        timeout: h["Timeout"].as_i64().unwrap_or(0),
+        start_period: h["StartPeriod"].as_i64().unwrap_or(0),
+        retries: h["Retries"].as_u64().unwrap_or(0) as u32,
+    });
+    Ok(CreateRequest {
+        name: name.to_owned(),
+        image: body["Image"].as_str().unwrap_or_default().to_owned(),
+        cmd: strings(&body["Cmd"]),
+        entrypoint,
+        env: strings(&body["Env"]),
+        working_dir: body["WorkingDir"].as_str().unwrap_or_default().to_owned(),
+        user: body["User"].as_str().unwrap_or_default().to_owned(),
+        hostname: body["Hostname"].as_str().unwrap_or_default().to_owned(),
+        labels: string_map(&body["Labels"]),
+        tty: body["Tty"].as_bool().unwrap_or(false),
+        open_stdin: body["OpenStdin"].as_bool().unwrap_or(false),
+        init: hc["Init"].as_bool().unwrap_or(false),
+        stop_signal: body["StopSignal"].as_str().unwrap_or_default().to_owned(),
+        stop_timeout: body["StopTimeout"].as_i64().map(|t| t as i32),
+        auto_remove: hc["AutoRemove"].as_bool().unwrap_or(false),
+        read_only: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
+        privileged: hc["Privileged"].as_bool().unwrap_or(false),
+        cap_add: strings(&hc["CapAdd"]),
+        cap_drop: strings(&hc["CapDrop"]),
+        security_opt: strings(&hc["SecurityOpt"]),
+        resources: Resources {
+            memory: hc["Memory"].as_i64().unwrap_or(0),
+            memory_swap: hc["MemorySwap"].as_i64().unwrap_or(0),
+            nano_cpus: hc["NanoCpus"].as_i64().unwrap_or(0),
+            cpu_shares: hc["CpuShares"].as_i64().unwrap_or(0),
+            pids_limit: hc["PidsLimit"].as_i64().unwrap_or(0),
+        },
+        restart_policy: RestartPolicy {
+            name: hc["RestartPolicy"]["Name"].as_str().unwrap_or_default().to_owned(),
+            maximum_retry_count: hc["RestartPolicy"]["MaximumRetryCount"].as_u64().unwrap_or(0) as u32,
+        },
+        tmpfs,
+        network_mode,
+        network_aliases: endpoint.map(|e| strings(&e["Aliases"])).unwrap_or_default(),
+        ipv4_address: endpoint.and_then(|e| e["IPAMConfig"]["IPv4Address"].as_str()).unwrap_or_default().to_owned(),
+        ports,
+        publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
+        expose: body["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+        healthcheck,
+        mounts,
+    })
+}
+
+fn no_content() -> Reply {
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+fn not_modified() -> Reply {
+    Ok(Response::builder().status(StatusCode::NOT_MODIFIED).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+fn seconds(params: &BTreeMap<String, String>) -> Result<Option<i32>, ApiError> {
+    params.get("t").or_else(|| params.get("timeout")).map(|t| t.parse::<i32>().map_err(|_| ApiError::bad_request(format!("invalid timeout {t:?}")))).transpose()
+}
+
+/// Routes `/containers/{id}/...` (and `/containers/create`).
+pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
+    use hyper::Method;
+    let reply = match (method, segments) {
+        (&Method::POST, ["create"]) => {
+            let name = params.get("name").cloned().unwrap_or_default();
+            let body = match json_body(request).await {
+                Ok(body) => body,
+                Err(e) => return Some(Err(e)),
+            };
+            let reply = async {
+                let request = create_request(&name, &body)?;
+                let record = containers.create(request).await?;
+                super::json_reply(StatusCode::CREATED, &json!({"Id": record.id, "Warnings": []}))
+            };
+            reply.await
+        }
+        (&Method::GET, [id, "json"]) => match containers.find(id) {
+            Ok(record) => ok_json(containers.inspect_json(&record)),
+            Err(e) => Err(e.into()),
+        },
+        (&Method::POST, [id, "start"]) => match containers.find(id) {
+            Ok(record) if record.state.status.is_running() => not_modified(),
+            Ok(_) => match containers.start(id).await {
+                Ok(()) => no_content(),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        },
+        (&Method::POST, [id, "stop"]) => match seconds(params) {
+            Ok(timeout) => match containers.stop(id, timeout, params.get("signal").map(String::as_str)).await {
+                Ok(true) => no_content(),
+                Ok(false) => not_modified(),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e),
+        },
+        (&Method::POST, [id, "restart"]) => match seconds(params) {
+            Ok(timeout) => containers.restart(id, timeout).await.map_err(ApiError::from).and_then(|()| no_content()),
+            Err(e) => Err(e),
+        },
+        (&Method::POST, [id, "kill"]) => {
+            let signal = params.get("signal").map(String::as_str).unwrap_or("KILL");
+            containers.kill(id, signal).await.map_err(ApiError::from).and_then(|()| no_content())
+        }
+        (&Method::POST, [id, "pause"]) => containers.pause(id, true).await.map_err(ApiError::from).and_then(|()| no_content()),
+        (&Method::POST, [id, "unpause"]) => containers.pause(id, false).await.map_err(ApiError::from).and_then(|()| no_content()),
+        (&Method::DELETE, [id]) => containers.remove(id, flag(params, "force"), flag(params, "v")).await.map_err(ApiError::from).and_then(|()| no_content()),
+        (&Method::POST, [id, "wait"]) => wait(containers, id, params.get("condition").cloned().unwrap_or_default()),
+        (&Method::GET, [id, "logs"]) => logs(containers, id, params),
+        (&Method::POST, [id, "attach"]) => attach(containers, id, params, request).await,
+        _ => return None,
+    };
+    Some(reply)
+}
+
+/// `wait`: the headers go out at once, the status code when the condition is met
+/// (clients start the container after sending this).
+fn wait(containers: &Arc<Containers>, id: &str, condition: String) -> Reply {
+    let record = containers.find(id)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(1);
+    let containers = containers.clone();
+    tokio::spawn(async move {
+        let body = match containers.wait(&record.id, &condition).await {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": crate::error_chain(&e)}}),
+        };
+        let _ = tx.send(Ok(hyper::body::Frame::data(Bytes::from(format!("{body}\n"))))).await;
+    });
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+/// docker's stream header: [stream, 0, 0, 0, size (u32, big-endian)].
+fn docker_frame(stream: u8, data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(8 + data.len());
+    out.extend_from_slice(&[stream, 0, 0, 0]);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(data);
+    Bytes::from(out)
+}
+
+fn logs(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String>) -> Reply {
+    let record = containers.find(id)?;
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let time = |key: &str| -> Result<Option<i64>, ApiError> {
+        match params.get(key).filter(|v| !v.is_empty() && v.as_str() != "0") {
+            None => Ok(None),
+            Some(v) => crate::container::logs::parse_time(v, now).map(Some).ok_or_else(|| ApiError::bad_request(format!("invalid {key} {v:?}"))),
+        }
+    };
+    let query = LogsQuery {
+        follow: flag(params, "follow"),
+        stdout: flag(params, "stdout"),
+        stderr: flag(params, "stderr"),
+        since: time("since")?,
+        until: time("until")?,
+        tail: params.get("tail").and_then(|t| t.parse::<usize>().ok()),
+    };
+    if !query.stdout && !query.stderr {
+        return Err(ApiError::bad_request("you must choose at least one stream"));
+    }
+    let timestamps = flag(params, "timestamps");
+    let tty = record.config.tty;
+    let mut lines = containers.logs(&record.id, query)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
+    tokio::spawn(async move {
+        while let Some(line) = lines.recv().await {
+            let mut data = Vec::new();
+            if timestamps {
+                data.extend_from_slice(line.time.as_bytes());
+                data.push(b' ');
+            }
+            data.extend_from_slice(&line.data);
+            let chunk = if tty { Bytes::from(data) } else { docker_frame(line.stream, &data) };
+            if tx.send(Ok(hyper::body::Frame::data(chunk))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", content_type).body(body).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+/// `attach` with `Upgrade: tcp`: 101, then the container's output (docker's framing
+/// unless it has a TTY) and the client's input, until the container's stdio closes.
+async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String>, mut request: Request<Incoming>) -> Reply {
+    let record = containers.find(id)?;
+    let wants_upgrade = request.headers().get(hyper::header::UPGRADE).is_some();
+    if !wants_upgrade {
+        return Err(ApiError::bad_request("attach needs a connection upgrade (Upgrade: tcp)"));
+    }
+    let tty = record.config.tty;
+    let (stdin, stdout, stderr) = (flag(params, "stdin"), flag(params, "stdout"), flag(params, "stderr"));
+    let upgrade = hyper::upgrade::on(&mut request);
+    // Registered before the 101 goes out: the client starts the container after it,
+    // and the first output must not be missed.
+    let pending = containers.attach_begin(&record.id).await?;
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::warn!("attach: the connection was not upgraded: {e}");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        let socket = match pending.connected().await {
+            Ok(s) => s,
+            Err(e) => {
+                let message = format!("{}\n", crate::error_chain(&e));
+                let _ = client.write_all(&if tty { Bytes::from(message) } else { docker_frame(2, message.as_bytes()) }).await;
+                let _ = client.shutdown().await;
+                return;
+            }
+        };
+        let socket = match socket.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(socket)) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::warn!("attach: {e}");
+                return;
+            }
+        };
+        let (mut monitor_out, mut monitor_in) = socket.into_split();
+        let (mut client_in, mut client_out) = tokio::io::split(client);
+        // Never ends: dropping the write half would shut it down, and the monitor
+        // takes a client that closed its side as gone (no more output for it).
+        let input = async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while stdin {
+                match client_in.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::CLOSE_STDIN, &[])).await;
+                        break;
+                    }
+                    Ok(n) => {
+                        if monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &buf[..n])).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let output = async move {
+            let mut pending: Vec<u8> = Vec::new();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                while pending.len() >= 5 {
+                    let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+                    if pending.len() < 5 + len {
+                        break;
+                    }
+                    let stream = pending[0];
+                    let data: Vec<u8> = pending[5..5 + len].to_vec();
+                    pending.drain(..5 + len);
+                    let wanted = (stream == 1 && stdout) || (stream == 2 && stderr);
+                    if wanted {
+                        let chunk = if tty { Bytes::from(data) } else { docker_frame(stream, &data) };
+                        if client_out.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                match monitor_out.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = client_out.flush().await;
+            let _ = client_out.shutdown().await;
+        };
+        // The output's end (the container's stdio closed) ends the attach.
+        tokio::select! {
+            _ = output => {}
+            _ = input => {}
+        }
+    });
+    let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Content-Type", content_type)
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .body(full(""))
+        .unwrap_or_else(|_| Response::new(full(""))))
+}
