@@ -169,3 +169,50 @@ fn the_docker_cli_runs_and_manages_containers_on_berth() {
     let (done, _, err) = docker(&engine, &["run", "--rm", "-p", "80/sctp", IMAGE, "true"]);
     assert!(!done, "{err}");
 }
+
+#[test]
+fn the_docker_cli_manages_images_networks_and_volumes_on_berth() {
+    let engine = NativeEngine::start_isolated("docker-objects");
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("archive");
+    assert!(engine.berth(&["load", "-i", &archive.display().to_string()]).status.success());
+
+    // Images: inspect, tag, rmi.
+    ok(&engine, &["tag", IMAGE, "mine:1"]);
+    assert_eq!(ok(&engine, &["image", "inspect", "-f", "{{.Os}} {{len .RootFS.Layers}}", "mine:1"]).trim(), "linux 1");
+    let tags = ok(&engine, &["image", "inspect", "-f", "{{json .RepoTags}}", "mine:1"]);
+    assert!(tags.contains("\"mine:1\"") && tags.contains(IMAGE), "{tags}");
+    assert!(ok(&engine, &["rmi", "mine:1"]).contains("Untagged: mine:1"));
+    let (done, _, err) = docker(&engine, &["image", "inspect", "mine:1"]);
+    assert!(!done && err.contains("No such image"), "{err}");
+
+    // Networks: create with a subnet, names resolve, connect/disconnect, rm, prune.
+    ok(&engine, &["network", "create", "--subnet", "10.66.0.0/24", "--label", "a=b", "dnet"]);
+    assert_eq!(ok(&engine, &["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels}}", "dnet"]).trim(), "10.66.0.0/24 map[a:b]");
+    ok(&engine, &["run", "-d", "--name", "n1", "--network", "dnet", "--network-alias", "api", IMAGE, "sleep", "300"]);
+    let found = ok(&engine, &["run", "--rm", "--network", "dnet", IMAGE, "busybox", "nslookup", "api"]);
+    assert!(found.contains("10.66.0.2"), "{found}");
+    ok(&engine, &["network", "connect", "bridge", "n1"]);
+    assert_eq!(ok(&engine, &["inspect", "-f", "{{len .NetworkSettings.Networks}}", "n1"]).trim(), "2");
+    ok(&engine, &["network", "disconnect", "bridge", "n1"]);
+    let (done, _, err) = docker(&engine, &["network", "rm", "dnet"]);
+    assert!(!done && err.contains("active endpoints"), "{err}");
+    ok(&engine, &["rm", "-f", "n1"]);
+    ok(&engine, &["network", "create", "spare"]);
+    let pruned = ok(&engine, &["network", "prune", "-f"]);
+    assert!(pruned.contains("spare") && pruned.contains("dnet"), "{pruned}");
+    assert_eq!(ok(&engine, &["network", "ls", "--format", "{{.Name}}"]), "bridge\nhost\nnone\n");
+
+    // Volumes: create, inspect, in use, prune.
+    ok(&engine, &["volume", "create", "--label", "x=y", "dv"]);
+    assert_eq!(ok(&engine, &["volume", "inspect", "-f", "{{.Driver}} {{.Labels}}", "dv"]).trim(), "local map[x:y]");
+    ok(&engine, &["run", "--rm", "-v", "dv:/data", IMAGE, "sh", "-c", "echo kept > /data/f"]);
+    assert_eq!(ok(&engine, &["run", "--rm", "-v", "dv:/data:ro", IMAGE, "cat", "/data/f"]), "kept\n");
+    ok(&engine, &["create", "--name", "holder", "-v", "dv:/data", IMAGE, "true"]);
+    let (done, _, err) = docker(&engine, &["volume", "rm", "dv"]);
+    assert!(!done && err.contains("in use"), "{err}");
+    ok(&engine, &["rm", "holder"]);
+    ok(&engine, &["volume", "rm", "dv"]);
+    let (done, _, err) = docker(&engine, &["volume", "inspect", "dv"]);
+    assert!(!done && err.to_lowercase().contains("no such volume"), "{err}");
+}

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::Engine;
 
 mod containers;
+mod objects;
 
 /// The newest API version served (what `API-Version` says; Docker 24's).
 pub const API_VERSION: &str = "1.43";
@@ -56,6 +57,16 @@ pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
             }
         });
     }
+}
+
+/// Docker's familiar form of a name: `busybox:latest`, not
+/// `docker.io/library/busybox:latest`.
+pub fn familiar(name: &str) -> String {
+    name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/")).unwrap_or(name).to_owned()
+}
+
+fn not_found() -> Reply {
+    Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
 }
 
 /// `1.43` -> (1, 43).
@@ -218,13 +229,13 @@ impl DockerApi {
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
-            (_, ["containers", rest @ ..]) => match containers::route(self.engine.containers(), &method, rest, &params, request).await {
-                Some(reply) => reply,
-                None => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
-            },
+            (_, ["containers", rest @ ..]) => containers::route(self.engine.containers(), &method, rest, &params, request).await.unwrap_or_else(not_found),
             (&Method::GET, ["images", "json"]) => self.images_list(),
             (&Method::GET, ["networks"]) => self.networks_list(&params),
             (&Method::GET, ["volumes"]) => self.volumes_list(&params),
+            (_, ["images", rest @ ..]) => objects::images(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
+            (_, ["networks", rest @ ..]) => objects::networks(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
+            (_, ["volumes", rest @ ..]) => objects::volumes(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
             _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
         }
     }
@@ -338,8 +349,8 @@ impl DockerApi {
                 json!({
                     "Id": i.id.to_string(),
                     "ParentId": "",
-                    "RepoTags": i.tags,
-                    "RepoDigests": i.repo_digests,
+                    "RepoTags": i.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+                    "RepoDigests": i.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
                     "Created": chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0),
                     "Size": i.size,
                     "SharedSize": -1,
@@ -418,6 +429,9 @@ mod tests {
         assert_eq!(parse_version("1.43"), Some((1, 43)));
         assert!(parse_version("1.9").expect("v") < parse_version("1.24").expect("v"));
         assert_eq!(parse_version("latest"), None);
+        assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(familiar("docker.io/me/app:2"), "me/app:2");
+        assert_eq!(familiar("127.0.0.1:5000/busybox:latest"), "127.0.0.1:5000/busybox:latest");
         assert_eq!(percent_decode("%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"), r#"{"label":["a=b"]}"#);
         let mut params = BTreeMap::new();
         params.insert("filters".to_owned(), r#"{"label":["a=b"],"status":{"running":true,"exited":false}}"#.to_owned());
