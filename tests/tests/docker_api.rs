@@ -149,6 +149,31 @@ fn the_docker_cli_runs_and_manages_containers_on_berth() {
     let (got, page) = engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
     assert!(got, "{page}");
     assert_eq!(page.trim(), &id.trim()[..12]);
+    // exec: output, exit code, stdin, detached.
+    assert_eq!(ok(&engine, &["exec", "svc", "echo", "from-exec"]), "from-exec\n");
+    let (done, _, err) = docker(&engine, &["exec", "svc", "sh", "-c", "echo to-stderr >&2; exit 4"]);
+    assert!(!done);
+    assert_eq!(err, "to-stderr\n");
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", "svc", "cat"])
+        .env("DOCKER_HOST", format!("unix://{}", engine.home.join("run/docker.sock").display()))
+        .env("DOCKER_CONFIG", engine.home.join("docker-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker exec -i");
+    child.stdin.take().expect("stdin").write_all(b"piped in\n").expect("write");
+    assert_eq!(String::from_utf8_lossy(&child.wait_with_output().expect("wait").stdout), "piped in\n");
+    ok(&engine, &["exec", "-d", "svc", "touch", "/tmp/detached"]);
+    let mut touched = false;
+    for _ in 0..50 {
+        if docker(&engine, &["exec", "svc", "test", "-e", "/tmp/detached"]).0 {
+            touched = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(touched, "the detached exec did not run");
     ok(&engine, &["pause", "svc"]);
     assert_eq!(ok(&engine, &["inspect", "-f", "{{.State.Status}}", "svc"]).trim(), "paused");
     ok(&engine, &["unpause", "svc"]);

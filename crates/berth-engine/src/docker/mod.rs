@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::Engine;
 
 mod containers;
+mod exec;
 mod objects;
 
 /// The newest API version served (what `API-Version` says; Docker 24's).
@@ -38,11 +39,12 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 #[derive(Debug, Clone)]
 pub struct DockerApi {
     engine: Engine,
+    execs: Arc<exec::Execs>,
 }
 
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
-    let api = Arc::new(DockerApi { engine });
+    let api = Arc::new(DockerApi { engine, execs: Arc::default() });
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let api = api.clone();
@@ -229,6 +231,10 @@ impl DockerApi {
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
+            (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), &self.execs, id, request).await,
+            (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), &self.execs, id, request).await,
+            (&Method::POST, ["exec", id, "resize"]) => exec::resize(&self.execs, id, &params),
+            (&Method::GET, ["exec", id, "json"]) => exec::inspect(&self.execs, id),
             (_, ["containers", rest @ ..]) => containers::route(self.engine.containers(), &method, rest, &params, request).await.unwrap_or_else(not_found),
             (&Method::GET, ["images", "json"]) => self.images_list(),
             (&Method::GET, ["networks"]) => self.networks_list(&params),

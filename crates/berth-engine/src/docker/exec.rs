@@ -1,0 +1,252 @@
+//! `docker exec`: `POST /containers/{id}/exec` records what to run,
+//! `POST /exec/{id}/start` runs it (hijacked like attach, or detached),
+//! `GET /exec/{id}/json` reports it (the CLI reads the exit code there), and
+//! `POST /exec/{id}/resize` sizes its terminal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::containers::json_body;
+use super::{full, json_reply, ok_json, ApiError, Reply};
+use crate::container::{Containers, ExecRequest};
+
+#[derive(Debug)]
+struct ExecEntry {
+    request: ExecRequest,
+    container_id: String,
+    running: bool,
+    exit_code: Option<i32>,
+    /// The terminal's master side while it runs (for resize).
+    pty: Option<Arc<std::fs::File>>,
+}
+
+/// Execs created through the API, by id.
+#[derive(Debug, Default)]
+pub struct Execs {
+    entries: Mutex<HashMap<String, ExecEntry>>,
+}
+
+impl Execs {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// `POST /containers/{id}/exec`.
+pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str, request: Request<Incoming>) -> Reply {
+    let record = containers.find(container)?;
+    if !record.state.status.is_running() {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", record.id)));
+    }
+    let body = json_body(request).await?;
+    let cmd = strings(&body["Cmd"]);
+    if cmd.is_empty() {
+        return Err(ApiError::bad_request("no exec command specified"));
+    }
+    let id = crate::container::new_id();
+    let request = ExecRequest {
+        container: record.id.clone(),
+        cmd,
+        env: strings(&body["Env"]),
+        user: body["User"].as_str().unwrap_or_default().to_owned(),
+        working_dir: body["WorkingDir"].as_str().unwrap_or_default().to_owned(),
+        tty: body["Tty"].as_bool().unwrap_or(false),
+        attach_stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+        detach: false,
+        privileged: body["Privileged"].as_bool().unwrap_or(false),
+    };
+    execs.entries().insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None });
+    json_reply(StatusCode::CREATED, &json!({"Id": id}))
+}
+
+/// `GET /exec/{id}/json`.
+pub fn inspect(execs: &Execs, id: &str) -> Reply {
+    let entries = execs.entries();
+    let entry = entries.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
+    let r = &entry.request;
+    ok_json(json!({
+        "ID": id,
+        "Running": entry.running,
+        "ExitCode": entry.exit_code,
+        "ProcessConfig": {"tty": r.tty, "entrypoint": r.cmd.first(), "arguments": r.cmd.get(1..).unwrap_or_default(), "privileged": r.privileged, "user": r.user},
+        "OpenStdin": r.attach_stdin,
+        "OpenStderr": true,
+        "OpenStdout": true,
+        "CanRemove": false,
+        "ContainerID": entry.container_id,
+        "DetachKeys": "",
+        "Pid": 0,
+    }))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub fn resize(execs: &Execs, id: &str, params: &BTreeMap<String, String>) -> Reply {
+    let entries = execs.entries();
+    let entry = entries.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
+    let number = |k: &str| params.get(k).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
+    if let Some(pty) = &entry.pty {
+        let size = libc::winsize { ws_row: number("h"), ws_col: number("w"), ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is the pty's.
+        unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    }
+    Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+/// docker's stream header: [stream, 0, 0, 0, size (u32, big-endian)].
+fn docker_frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + data.len());
+    out.extend_from_slice(&[stream, 0, 0, 0]);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// `POST /exec/{id}/start`.
+pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, mut request: Request<Incoming>) -> Reply {
+    let upgrade = request.headers().get(hyper::header::UPGRADE).is_some().then(|| hyper::upgrade::on(&mut request));
+    let body = json_body(request).await?;
+    let detach = body["Detach"].as_bool().unwrap_or(false);
+    let mut exec = {
+        let mut entries = execs.entries();
+        let entry = entries.get_mut(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
+        if entry.running || entry.exit_code.is_some() {
+            return Err(ApiError::new(StatusCode::CONFLICT, format!("exec {id} has already been started")));
+        }
+        entry.running = true;
+        let mut r = entry.request.clone();
+        r.detach = detach;
+        r
+    };
+    if detach {
+        exec.attach_stdin = false;
+    }
+    let tty = exec.tty;
+    let mut streams = match containers.exec(exec).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(entry) = execs.entries().get_mut(id) {
+                entry.running = false;
+            }
+            return Err(e.into());
+        }
+    };
+    let pty = streams.pty.take().map(std::fs::File::from).map(Arc::new);
+    if let Some(entry) = execs.entries().get_mut(id) {
+        entry.pty = pty.clone();
+    }
+    let (execs, id, containers) = (execs.clone(), id.to_owned(), containers.clone());
+    let finish = move |code: i32, exec_id: String, container_id: String| {
+        containers.exec_done(&exec_id, &container_id, code);
+        if let Some(entry) = execs.entries().get_mut(&id) {
+            entry.running = false;
+            entry.exit_code = Some(code);
+            entry.pty = None;
+        }
+    };
+    let Some(upgrade) = upgrade.filter(|_| !detach) else {
+        tokio::spawn(async move {
+            let code = exit_code(streams.child.wait().await);
+            finish(code, streams.exec_id, streams.container_id);
+        });
+        return Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))));
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            let _ = streams.child.start_kill();
+            let code = exit_code(streams.child.wait().await);
+            finish(code, streams.exec_id, streams.container_id);
+            return;
+        };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut client_in, client_out) = tokio::io::split(client);
+        let client_out = Arc::new(tokio::sync::Mutex::new(client_out));
+        let mut pumps = Vec::new();
+        if let Some(pty) = pty {
+            let (Ok(reader), Ok(writer)) = (pty.try_clone(), pty.try_clone()) else { return };
+            let mut reader = tokio::fs::File::from_std(reader);
+            let mut writer = tokio::fs::File::from_std(writer);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = client_in.read(&mut buf).await {
+                    if n == 0 || writer.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let out = client_out.clone();
+            pumps.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = reader.read(&mut buf).await {
+                    if n == 0 || out.lock().await.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        } else if let Some(mut stdin) = streams.child.stdin.take() {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = client_in.read(&mut buf).await {
+                    if n == 0 || stdin.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                // Dropping stdin closes it: the command sees its end.
+            });
+        }
+        for (stream_no, pipe) in [
+            (1u8, streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+            (2u8, streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+        ] {
+            let Some(mut pipe) = pipe else { continue };
+            let out = client_out.clone();
+            pumps.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    let chunk = if tty { buf[..n].to_vec() } else { docker_frame(stream_no, &buf[..n]) };
+                    if n == 0 || out.lock().await.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        let code = exit_code(streams.child.wait().await);
+        // A background process can hold the output open: do not wait for it long.
+        for pump in pumps {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
+        }
+        // The exit code is recorded before the stream ends: the client reads it next.
+        finish(code, streams.exec_id, streams.container_id);
+        let mut out = client_out.lock().await;
+        let _ = out.flush().await;
+        let _ = out.shutdown().await;
+    });
+    let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Content-Type", content_type)
+        .header(hyper::header::CONNECTION, "Upgrade")
+        .header(hyper::header::UPGRADE, "tcp")
+        .body(full(Bytes::new()))
+        .unwrap_or_else(|_| Response::new(full(""))))
+}
+
+fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    match status {
+        Ok(s) => s.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + s.signal().unwrap_or(0)
+        }),
+        Err(_) => 255,
+    }
+}
