@@ -115,6 +115,7 @@ fn the_docker_cli_runs_and_manages_containers_on_berth() {
     std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("archive");
     assert!(engine.berth(&["load", "-i", &archive.display().to_string()]).status.success());
 
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs().to_string();
     // run: attach (hijacked), start, wait; the output streams and the exit code.
     let (done, out, err) = docker(&engine, &["run", "--name", "first", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert!(!done);
@@ -185,6 +186,11 @@ fn the_docker_cli_runs_and_manages_containers_on_berth() {
     ok(&engine, &["start", "later"]);
     assert_eq!(ok(&engine, &["wait", "later"]).trim(), "0");
     ok(&engine, &["rm", "svc", "later", "first"]);
+    // events: since/until replay what happened, filtered.
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1).to_string();
+    let events = ok(&engine, &["events", "--since", &since, "--until", &until, "--filter", "container=first", "--format", "{{.Type}} {{.Action}}"]);
+    let actions: Vec<&str> = events.lines().collect();
+    assert_eq!(actions, ["container create", "container start", "container die", "container destroy"], "{events}");
     assert!(ok(&engine, &["ps", "-aq"]).is_empty());
 
     // Errors in docker's shapes and codes.

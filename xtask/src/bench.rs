@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -24,6 +24,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "run" => run_latency(),
         "net" => net_throughput(),
         "compose" => compose_up_down(),
+        "api" => docker_api(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -339,6 +340,36 @@ fn compose_up_down() -> Result<()> {
         common = peers.join("common.sh").display(),
         bench = peers.join("bench.py").display(),
         dir = dir.display(),
+    );
+    shell::run(Command::new("bash").args(["-c", &script]))
+}
+
+/// The docker CLI through Berth's Docker Engine API socket (release, native engine in
+/// its own network namespace) against the same CLI through dockerd's, interleaved in
+/// one run: `run --rm busybox true` and `ps`. `BENCH_RUNS` (default 15).
+fn docker_api() -> Result<()> {
+    use std::process::Command;
+    let peers = crate::root().join("../shared/peers");
+    if !peers.join("setup.sh").is_file() {
+        bail!("{} not found: the api benchmark uses the shared peers (dockerd)", peers.display());
+    }
+    shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
+    let engine = BenchEngine::start("api")?;
+    let b = engine.cli();
+    let socket = engine.home.join("run/docker.sock");
+    let runs = std::env::var("BENCH_RUNS").unwrap_or_else(|_| "15".into());
+    let script = format!(
+        ". {common} && docker pull -q $IMG_BUSYBOX >/dev/null && docker save $IMG_BUSYBOX | {b} load >/dev/null && \
+         for i in 1 2 3; do docker run -d $IMG_BUSYBOX sleep 600 >/dev/null; DOCKER_HOST=unix://{socket} docker run -d $IMG_BUSYBOX sleep 600 >/dev/null; done && \
+         python3 {bench} --runs {runs} --warmup 2 --title 'the docker CLI through each engine's API socket, {runs} runs, interleaved' \
+           --case \"docker run --rm busybox true (dockerd)|docker run --rm $IMG_BUSYBOX true\" \
+           --case \"docker run --rm busybox true (berth)|DOCKER_HOST=unix://{socket} docker run --rm $IMG_BUSYBOX true\" \
+           --case \"docker ps, 3 running (dockerd)|docker ps >/dev/null\" \
+           --case \"docker ps, 3 running (berth)|DOCKER_HOST=unix://{socket} docker ps >/dev/null\"; \
+         docker rm -f $(docker ps -q --filter ancestor=$IMG_BUSYBOX) >/dev/null 2>&1; true",
+        common = peers.join("common.sh").display(),
+        bench = peers.join("bench.py").display(),
+        socket = socket.display(),
     );
     shell::run(Command::new("bash").args(["-c", &script]))
 }

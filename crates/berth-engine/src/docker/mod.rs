@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::Engine;
 
 mod containers;
+mod events;
 mod exec;
 mod objects;
 
@@ -230,6 +231,7 @@ impl DockerApi {
                 .unwrap_or_else(|_| Response::new(full("OK")))),
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
+            (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
             (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), &self.execs, id, request).await,
             (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), &self.execs, id, request).await,
