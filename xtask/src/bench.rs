@@ -361,7 +361,7 @@ fn docker_api() -> Result<()> {
     let script = format!(
         ". {common} && docker pull -q $IMG_BUSYBOX >/dev/null && docker save $IMG_BUSYBOX | {b} load >/dev/null && \
          for i in 1 2 3; do docker run -d $IMG_BUSYBOX sleep 600 >/dev/null; DOCKER_HOST=unix://{socket} docker run -d $IMG_BUSYBOX sleep 600 >/dev/null; done && \
-         python3 {bench} --runs {runs} --warmup 2 --title 'the docker CLI through each engine's API socket, {runs} runs, interleaved' \
+         python3 {bench} --runs {runs} --warmup 2 --title 'the docker CLI through each engine API socket, {runs} runs, interleaved' \
            --case \"docker run --rm busybox true (dockerd)|docker run --rm $IMG_BUSYBOX true\" \
            --case \"docker run --rm busybox true (berth)|DOCKER_HOST=unix://{socket} docker run --rm $IMG_BUSYBOX true\" \
            --case \"docker ps, 3 running (dockerd)|docker ps >/dev/null\" \
