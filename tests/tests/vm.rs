@@ -268,6 +268,16 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let info = berth(&home, &["info", "--format", "json"]);
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
     assert_eq!(info["placement"], "vm");
+    // The Docker Engine API of the engine in the VM, through the host's socket.
+    let docker = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}} {{.OSType}} {{.KernelVersion}}"])
+        .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
+        .env("DOCKER_CONFIG", home.join("docker-config"))
+        .output()
+        .expect("docker CLI");
+    assert!(docker.status.success(), "{}", String::from_utf8_lossy(&docker.stderr));
+    let line = String::from_utf8_lossy(&docker.stdout).into_owned();
+    assert!(line.ends_with(&format!("linux {}\n", manifest_kernel_release())), "{line}");
 
     // A second `berth serve` on the same home refuses the busy socket.
     let second = berth(&home, &["serve"]);
@@ -278,6 +288,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let status = serve.wait().expect("wait");
     assert!(status.success(), "berth serve exit: {status}");
     assert!(!socket.exists(), "the socket must be removed");
+    assert!(!home.join("run/docker.sock").exists(), "the Docker API socket must be removed");
     assert!(!home.join("vm/state.json").exists(), "the VM must be stopped");
     let root = home.display().to_string();
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));

@@ -37,6 +37,10 @@ pub const API_VERSION: &str = "1.0";
 /// The vsock port the agent serves the gRPC API on inside the VM.
 pub const AGENT_VSOCK_PORT: u32 = 1024;
 
+/// The guest agent's vsock port for the Docker Engine API (the host proxies
+/// `run/docker.sock` to it).
+pub const DOCKER_API_VSOCK_PORT: u32 = 1025;
+
 /// The line the agent prints on the VM's console once it listens on vsock. The host
 /// waits for it before connecting: connects made while the guest's vsock driver is still
 /// coming up can leave vhost-device-vsock's queue stuck.

@@ -22,6 +22,9 @@ struct Args {
     /// Serve the Docker Engine API on this unix socket (native placement).
     #[arg(long)]
     docker_unix: Option<PathBuf>,
+    /// Serve the Docker Engine API on this AF_VSOCK port (inside the VM).
+    #[arg(long)]
+    docker_vsock_port: Option<u32>,
     /// The engine's state directory.
     #[arg(long, default_value = "/var/lib/berth")]
     root: PathBuf,
@@ -115,6 +118,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let listener = berth_proto::socket::bind_unix(path).await?;
             tracing::info!(socket = %path.display(), "serving the Docker Engine API on unix socket");
             Some(tokio::spawn(berth_engine::docker::serve(listener, engine.clone())))
+        }
+        None => None,
+    };
+    let _docker_vsock = match args.docker_vsock_port {
+        Some(port) => {
+            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port))
+                .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
+            tracing::info!(port, "serving the Docker Engine API on vsock");
+            let api = berth_engine::docker::DockerApi::new(engine.clone());
+            Some(tokio::spawn(async move {
+                loop {
+                    if let Ok((stream, _)) = listener.accept().await {
+                        api.serve_connection(stream);
+                    }
+                }
+            }))
         }
         None => None,
     };

@@ -57,13 +57,22 @@ fn find_agent() -> Option<PathBuf> {
     vm::find_program("berth-agent")
 }
 
-/// Boots the VM and serves `$BERTH_HOME/run/berth.sock` by passing bytes to the agent's
-/// vsock port, until SIGINT or SIGTERM; then powers the VM off.
+/// Boots the VM and serves `$BERTH_HOME/run/berth.sock` and `run/docker.sock` by
+/// passing bytes to the agent's vsock ports, until SIGINT or SIGTERM; then powers the
+/// VM off.
 async fn serve_vm(ctx: &Context) -> CommandResult {
     let config = VmConfig::from_env()?;
     let socket = ctx.home.grpc_socket();
+    let docker_socket = ctx.home.docker_socket();
     // Bind first: a busy socket is an error before anything boots.
     let listener = berth_proto::socket::bind_unix(&socket).await?;
+    let docker_listener = match berth_proto::socket::bind_unix(&docker_socket).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e.into());
+        }
+    };
     let running = match vm::start(&ctx.home, &config, |state| {
         if let VmState::Booting { accel } = state {
             eprintln!("booting the VM ({accel})...");
@@ -74,25 +83,30 @@ async fn serve_vm(ctx: &Context) -> CommandResult {
         Ok(running) => running,
         Err(err) => {
             let _ = std::fs::remove_file(&socket);
+            let _ = std::fs::remove_file(&docker_socket);
             return Err(err.into());
         }
     };
     eprintln!(
-        "Berth is ready in {:.2}s: engine {} (kernel {}); gRPC API at {}",
+        "Berth is ready in {:.2}s: engine {} (kernel {}); gRPC API at {}, Docker Engine API at {}",
         running.boot_time.as_secs_f64(),
         running.engine.engine_version,
         running.engine.kernel_version,
-        socket.display()
+        socket.display(),
+        docker_socket.display()
     );
     let endpoint = running.endpoint();
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let docker_endpoint = endpoint.with_port(berth_proto::DOCKER_API_VSOCK_PORT);
     let outcome = tokio::select! {
         result = berth_host::proxy::serve_unix(listener, endpoint) => result.map_err(|e| e.to_string()),
+        result = berth_host::proxy::serve_unix(docker_listener, docker_endpoint) => result.map_err(|e| e.to_string()),
         _ = term.recv() => Ok(()),
         _ = int.recv() => Ok(()),
     };
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&docker_socket);
     eprintln!("stopping the VM...");
     let stopped = vm::stop(&ctx.home, Duration::from_secs(10)).await;
     running.reap().await;

@@ -43,12 +43,17 @@ pub struct DockerApi {
     execs: Arc<exec::Execs>,
 }
 
-/// Serves the API on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
-    let api = Arc::new(DockerApi { engine, execs: Arc::default() });
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let api = api.clone();
+impl DockerApi {
+    pub fn new(engine: Engine) -> Arc<DockerApi> {
+        Arc::new(DockerApi { engine, execs: Arc::default() })
+    }
+
+    /// Serves one client connection (a unix socket natively, vsock in the VM).
+    pub fn serve_connection<S>(self: &Arc<Self>, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let api = self.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
             let service = hyper::service::service_fn(move |request| {
@@ -59,6 +64,16 @@ pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
                 tracing::debug!("docker API connection ended: {e}");
             }
         });
+    }
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
+    let api = DockerApi::new(engine);
+    loop {
+        if let Ok((stream, _)) = listener.accept().await {
+            api.serve_connection(stream);
+        }
     }
 }
 

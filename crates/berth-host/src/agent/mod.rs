@@ -24,6 +24,17 @@ pub enum AgentEndpoint {
     Vsock { cid: u32, port: u32 },
 }
 
+impl AgentEndpoint {
+    /// The same VM, another vsock port (a unix socket stays as it is).
+    pub fn with_port(&self, port: u32) -> AgentEndpoint {
+        match self {
+            AgentEndpoint::Unix(path) => AgentEndpoint::Unix(path.clone()),
+            AgentEndpoint::HybridVsock { uds, .. } => AgentEndpoint::HybridVsock { uds: uds.clone(), port },
+            AgentEndpoint::Vsock { cid, .. } => AgentEndpoint::Vsock { cid: *cid, port },
+        }
+    }
+}
+
 impl std::fmt::Display for AgentEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
