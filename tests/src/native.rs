@@ -82,6 +82,8 @@ impl NativeEngine {
         command.envs(env.iter().map(|(k, v)| (k, v)));
         command
             .env("BERTH_HOME", home)
+            // `serve` writes the berth docker context: into the test's home, not ~/.docker.
+            .env("DOCKER_CONFIG", home.join("docker-config"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::options().create(true).append(true).open(log).expect("log"))
             .stderr(std::fs::File::options().create(true).append(true).open(home.join("engine.err")).expect("log"))
@@ -221,6 +223,7 @@ pub fn berth(home: &Path, args: &[&str]) -> std::process::Output {
     Command::new(crate::bin("berth"))
         .args(args)
         .env("BERTH_HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker-config"))
         .env_remove("BERTH_HOST")
         .output()
         .expect("run berth")

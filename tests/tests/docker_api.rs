@@ -56,6 +56,15 @@ fn the_docker_cli_negotiates_and_lists_against_berth() {
     let mode = std::fs::metadata(&socket).expect("docker.sock").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the socket is the user's alone");
 
+    // `berth serve` wrote the berth docker context.
+    let out = Command::new("docker")
+        .args(["--context", "berth", "version", "--format", "{{.Server.Platform.Name}}"])
+        .env("DOCKER_CONFIG", engine.home.join("docker-config"))
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("docker --context berth");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Berth");
     // Negotiation: the 28.x CLI downgrades to what the engine serves.
     let version = ok(&engine, &["version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Client.APIVersion}}"]);
     assert_eq!(version.trim(), "1.43 1.24 1.43", "{version}");

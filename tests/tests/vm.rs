@@ -237,6 +237,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let mut serve = std::process::Command::new(berth_tests::bin("berth"))
         .arg("serve")
         .env("BERTH_HOME", &home)
+        .env("DOCKER_CONFIG", home.join("docker-config"))
         .env("BERTH_ACCEL", "tcg")
         .env("BERTH_VM_MEMORY_MIB", "512")
         .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))

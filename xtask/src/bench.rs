@@ -47,6 +47,7 @@ fn pull(_args: &[String]) -> Result<()> {
     let mut engine = Command::new(&berth)
         .args(["serve", "--native"])
         .env("BERTH_HOME", &home)
+        .env("DOCKER_CONFIG", home.join("docker-config"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -122,6 +123,7 @@ impl BenchEngine {
             .arg(&berth)
             .args(["serve", "--native"])
             .env("BERTH_HOME", &home)
+            .env("DOCKER_CONFIG", home.join("docker-config"))
             .env("BERTH_INIT", &init)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -60,12 +60,16 @@ pub fn registry_of(image: &str) -> String {
     }
 }
 
-fn config_path() -> PathBuf {
-    let dir = match std::env::var_os("DOCKER_CONFIG") {
+/// The docker CLI's configuration directory (`$DOCKER_CONFIG`, else `~/.docker`).
+pub fn docker_config_dir() -> PathBuf {
+    match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"),
-    };
-    dir.join("config.json")
+    }
+}
+
+fn config_path() -> PathBuf {
+    docker_config_dir().join("config.json")
 }
 
 fn read_config() -> Result<Value, CredentialsError> {

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod credentials;
+pub mod docker_context;
 pub mod home;
 pub mod proxy;
 pub mod ui;

@@ -34,6 +34,7 @@ fn serve_native(ctx: &Context) -> CommandResult {
         "berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)",
     )?;
     let socket = ctx.home.grpc_socket();
+    context_for(&ctx.home.docker_socket());
     eprintln!("serving the native engine on {} (Docker Engine API: {})", socket.display(), ctx.home.docker_socket().display());
     let err = std::process::Command::new(&agent)
         .arg("--unix")
@@ -64,6 +65,7 @@ async fn serve_vm(ctx: &Context) -> CommandResult {
     let config = VmConfig::from_env()?;
     let socket = ctx.home.grpc_socket();
     let docker_socket = ctx.home.docker_socket();
+    context_for(&docker_socket);
     // Bind first: a busy socket is an error before anything boots.
     let listener = berth_proto::socket::bind_unix(&socket).await?;
     let docker_listener = match berth_proto::socket::bind_unix(&docker_socket).await {
@@ -113,4 +115,13 @@ async fn serve_vm(ctx: &Context) -> CommandResult {
     stopped?;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `berth` docker context, so `docker --context berth` reaches this engine; a
+/// failure to write it is reported, not fatal (DOCKER_HOST works without it).
+fn context_for(socket: &std::path::Path) {
+    match berth_host::docker_context::ensure(socket) {
+        Ok(_) => eprintln!("docker context \"{}\": docker --context {} ... (or DOCKER_HOST=unix://{})", berth_host::docker_context::CONTEXT_NAME, berth_host::docker_context::CONTEXT_NAME, socket.display()),
+        Err(e) => eprintln!("warning: cannot write the berth docker context: {e}"),
+    }
 }
