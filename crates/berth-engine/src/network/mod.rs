@@ -400,9 +400,11 @@ impl Networks {
             other => return Err(NetworkError::Invalid(format!("plugin \"{other}\" not found: only the bridge driver is supported"))),
         }
         if let Some(key) = request.options.keys().find(|k| {
-            !matches!(k.as_str(), "com.docker.network.bridge.name" | "com.docker.network.bridge.enable_ip_masquerade" | "com.docker.network.driver.mtu" | "com.docker.network.bridge.enable_icc")
+            !matches!(k.as_str(), "com.docker.network.bridge.name" | "com.docker.network.bridge.enable_ip_masquerade")
         }) {
-            return Err(NetworkError::Invalid(format!("unsupported bridge option {key:?}")));
+            return Err(NetworkError::Invalid(format!(
+                "unsupported bridge option {key:?} (supported: com.docker.network.bridge.name, com.docker.network.bridge.enable_ip_masquerade)"
+            )));
         }
         self.ready().await?;
         let _guard = self.changes.lock().await;
