@@ -225,7 +225,16 @@ pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segment
         },
         (&Method::POST, [id, "kill"]) => {
             let signal = params.get("signal").map(String::as_str).unwrap_or("KILL");
-            containers.kill(id, signal).await.map_err(ApiError::from).and_then(|()| no_content())
+            match containers.kill(id, signal).await {
+                Ok(()) => {
+                    // As dockerd: a SIGKILL answers once the container has stopped.
+                    if matches!(signal.trim_start_matches("SIG"), "KILL" | "9") {
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), containers.wait(id, "not-running")).await;
+                    }
+                    no_content()
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         (&Method::POST, [id, "pause"]) => containers.pause(id, true).await.map_err(ApiError::from).and_then(|()| no_content()),
         (&Method::POST, [id, "unpause"]) => containers.pause(id, false).await.map_err(ApiError::from).and_then(|()| no_content()),

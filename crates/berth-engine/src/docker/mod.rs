@@ -427,17 +427,7 @@ impl DockerApi {
                     _ => false,
                 })
             })
-            .map(|v| {
-                json!({
-                    "CreatedAt": v.created,
-                    "Driver": v.driver,
-                    "Labels": v.labels,
-                    "Mountpoint": volumes.data_dir(&v.name),
-                    "Name": v.name,
-                    "Options": v.options,
-                    "Scope": "local",
-                })
-            })
+            .map(|v| objects::volume_json(volumes, v))
             .collect();
         ok_json(json!({"Volumes": out, "Warnings": []}))
     }

@@ -188,14 +188,7 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
         }
         (&Method::POST, ["prune"]) => match super::filters(params) {
             Ok(pairs) => {
-                let labels: Vec<(String, Option<String>)> = pairs
-                    .into_iter()
-                    .filter(|(k, _)| k == "label")
-                    .map(|(_, v)| match v.split_once('=') {
-                        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                        None => (v, None),
-                    })
-                    .collect();
+                let labels = label_filters(pairs);
                 match networks.prune(&labels).await {
                     Ok(removed) => ok_json(json!({"NetworksDeleted": removed})),
                     Err(e) => Err(net_err(e)),
@@ -233,7 +226,20 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
     Some(reply)
 }
 
-fn volume_json(volumes: &crate::volume::Volumes, v: &crate::volume::VolumeRecord) -> Value {
+/// The `label` filters (`key` or `key=value`) of a prune.
+fn label_filters(pairs: Vec<(String, String)>) -> Vec<(String, Option<String>)> {
+    pairs
+        .into_iter()
+        .filter(|(k, _)| k == "label")
+        .map(|(_, v)| match v.split_once('=') {
+            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+            None => (v, None),
+        })
+        .collect()
+}
+
+/// docker's volume JSON.
+pub(super) fn volume_json(volumes: &crate::volume::Volumes, v: &crate::volume::VolumeRecord) -> Value {
     json!({
         "CreatedAt": v.created,
         "Driver": v.driver,
@@ -266,14 +272,7 @@ pub async fn volumes(engine: &Engine, method: &Method, segments: &[&str], params
         (&Method::POST, ["prune"]) => match super::filters(params) {
             Ok(pairs) => {
                 let all = pairs.iter().any(|(k, v)| k == "all" && (v == "true" || v == "1"));
-                let labels: Vec<(String, Option<String>)> = pairs
-                    .into_iter()
-                    .filter(|(k, _)| k == "label")
-                    .map(|(_, v)| match v.split_once('=') {
-                        Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                        None => (v, None),
-                    })
-                    .collect();
+                let labels = label_filters(pairs);
                 match volumes.prune(all, &labels) {
                     Ok((removed, bytes)) => ok_json(json!({"VolumesDeleted": removed, "SpaceReclaimed": bytes})),
                     Err(e) => Err(vol_err(e)),
