@@ -265,7 +265,7 @@ fn wait(containers: &Arc<Containers>, id: &str, condition: String) -> Reply {
 }
 
 /// docker's stream header: [stream, 0, 0, 0, size (u32, big-endian)].
-fn docker_frame(stream: u8, data: &[u8]) -> Bytes {
+pub(super) fn docker_frame(stream: u8, data: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(8 + data.len());
     out.extend_from_slice(&[stream, 0, 0, 0]);
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -410,6 +410,11 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
             _ = input => {}
         }
     });
+    upgraded(tty)
+}
+
+/// The 101 that hands a connection over to a container's stdio.
+pub(super) fn upgraded(tty: bool) -> Reply {
     let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

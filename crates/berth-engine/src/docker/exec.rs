@@ -103,15 +103,6 @@ pub fn resize(execs: &Execs, id: &str, params: &BTreeMap<String, String>) -> Rep
     Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
 }
 
-/// docker's stream header: [stream, 0, 0, 0, size (u32, big-endian)].
-fn docker_frame(stream: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + data.len());
-    out.extend_from_slice(&[stream, 0, 0, 0]);
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
 /// `POST /exec/{id}/start`.
 pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, mut request: Request<Incoming>) -> Reply {
     let upgrade = request.headers().get(hyper::header::UPGRADE).is_some().then(|| hyper::upgrade::on(&mut request));
@@ -213,7 +204,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
             pumps.push(tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 while let Ok(n) = pipe.read(&mut buf).await {
-                    let chunk = if tty { buf[..n].to_vec() } else { docker_frame(stream_no, &buf[..n]) };
+                    let chunk = if tty { Bytes::copy_from_slice(&buf[..n]) } else { super::containers::docker_frame(stream_no, &buf[..n]) };
                     if n == 0 || out.lock().await.write_all(&chunk).await.is_err() {
                         break;
                     }
@@ -231,14 +222,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
         let _ = out.flush().await;
         let _ = out.shutdown().await;
     });
-    let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header("Content-Type", content_type)
-        .header(hyper::header::CONNECTION, "Upgrade")
-        .header(hyper::header::UPGRADE, "tcp")
-        .body(full(Bytes::new()))
-        .unwrap_or_else(|_| Response::new(full(""))))
+    super::containers::upgraded(tty)
 }
 
 fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
