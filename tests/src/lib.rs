@@ -1,6 +1,7 @@
 //! Shared parts of Berth's end-to-end tests: finding the built binaries, a native
 //! engine per test, and `TestVm`, a real QEMU VM per test with its logs kept on failure.
 
+pub mod docker_target;
 pub mod fixtures;
 pub mod native;
 pub mod vm;

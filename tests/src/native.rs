@@ -146,7 +146,7 @@ impl Drop for NativeEngine {
 }
 
 /// A process in a new network namespace with loopback up, which lives until killed.
-fn netns_holder() -> Child {
+pub fn netns_holder() -> Child {
     let mut holder = Command::new("unshare")
         .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
         .stdin(Stdio::null())

@@ -65,6 +65,9 @@ impl Containers {
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
         let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        if !matches!(record.state.status, Status::Removing | Status::Dead) {
+            self.publish(&record, "attach", &[]);
+        }
         match record.state.status {
             Status::Running | Status::Paused => Ok(PendingAttachment::Ready(self.connect_attach(&id).map_err(ContainerError::Runtime)?)),
             Status::Removing | Status::Dead => Err(ContainerError::Conflict(format!("container {} is being removed", record.name))),

@@ -23,6 +23,7 @@ use crate::Engine;
 mod containers;
 mod events;
 mod exec;
+mod image_archive;
 mod objects;
 
 /// The newest API version served (what `API-Version` says; Docker 24's).
@@ -107,6 +108,10 @@ impl ApiError {
 
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
     /// The status docker gives an error of this kind.

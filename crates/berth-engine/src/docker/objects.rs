@@ -21,7 +21,7 @@ fn short(digest: &str) -> String {
 }
 
 /// Credentials from `X-Registry-Auth` (base64url JSON, as docker clients send it).
-fn registry_auth(request: &Request<Incoming>) -> Option<crate::registry::Credentials> {
+pub(super) fn registry_auth(request: &Request<Incoming>) -> Option<crate::registry::Credentials> {
     use base64::Engine as _;
     let header = request.headers().get("X-Registry-Auth")?.to_str().ok()?;
     let decoded = base64::engine::general_purpose::URL_SAFE.decode(header.trim()).or_else(|_| base64::engine::general_purpose::STANDARD.decode(header.trim())).ok()?;
@@ -37,7 +37,7 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
         .get("fromImage")
         .filter(|f| !f.is_empty())
         .cloned()
-        .ok_or_else(|| ApiError::bad_request("fromImage is required (image import is not supported here yet)"))?;
+        .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
     let reference = match params.get("tag").filter(|t| !t.is_empty()) {
         Some(tag) if tag.starts_with("sha256:") => format!("{from}@{tag}"),
         Some(tag) => format!("{from}:{tag}"),
@@ -121,7 +121,17 @@ async fn image_inspect(engine: &Engine, name: &str) -> Reply {
 pub async fn images(engine: &Engine, method: &Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     let images = engine.images();
     let reply = match (method, segments) {
+        (&Method::POST, ["create"]) if params.contains_key("fromSrc") => super::image_archive::import(engine, params, request).await,
         (&Method::POST, ["create"]) => pull(engine, params, &request),
+        (&Method::POST, ["load"]) => super::image_archive::load(engine, request).await,
+        (&Method::GET, ["get"]) => {
+            let names = request.uri().query().unwrap_or_default().split('&').filter_map(|p| p.strip_prefix("names=")).map(super::percent_decode).collect();
+            super::image_archive::get(engine, names).await
+        }
+        (&Method::POST, ["prune"]) => super::image_archive::prune(engine, params),
+        (&Method::GET, [name @ .., "get"]) if !name.is_empty() => super::image_archive::get(engine, vec![name.join("/")]).await,
+        (&Method::GET, [name @ .., "history"]) if !name.is_empty() => super::image_archive::history(engine, &name.join("/")).await,
+        (&Method::POST, [name @ .., "push"]) if !name.is_empty() => super::image_archive::push(engine, &name.join("/"), params, &request).await,
         // Names hold slashes: everything between `images/` and the action.
         (&Method::GET, [name @ .., "json"]) if !name.is_empty() => image_inspect(engine, &name.join("/")).await,
         (&Method::POST, [name @ .., "tag"]) if !name.is_empty() => {

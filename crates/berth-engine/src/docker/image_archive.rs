@@ -1,0 +1,186 @@
+//! The image endpoints that move whole images or report on them: `load`, `get` (save),
+//! import (`/images/create?fromSrc=-`), push, history and prune. Archives pass through
+//! a scratch file in the engine's `tmp/`, removed whatever the outcome.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::{full, ok_json, ApiError, Body, Reply};
+use crate::Engine;
+
+/// Removes a scratch file when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Streams the request body into `path`.
+async fn body_to_file(request: Request<Incoming>, path: &Path) -> Result<(), ApiError> {
+    let mut file = tokio::fs::File::create(path).await.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))?;
+    let mut body = request.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            file.write_all(&data).await.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))?;
+        }
+    }
+    file.flush().await.map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// JSON lines, as docker streams progress (`{"stream": ...}`).
+fn lines_reply(lines: &[Value]) -> Reply {
+    let text: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    Ok(Response::builder().header("Content-Type", "application/json").body(full(text)).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+/// `POST /images/load`: a docker or OCI archive in the body.
+pub async fn load(engine: &Engine, request: Request<Incoming>) -> Reply {
+    let images = engine.images();
+    let scratch = Scratch(images.scratch_file("load"));
+    body_to_file(request, &scratch.0).await?;
+    let loaded = images.load(&scratch.0).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    for name in &loaded {
+        engine.events().publish("image", "load", [("name".to_owned(), name.clone())]);
+    }
+    let lines: Vec<Value> = loaded
+        .iter()
+        .map(|name| {
+            let text = if name.starts_with("sha256:") { format!("Loaded image ID: {name}\n") } else { format!("Loaded image: {}\n", super::familiar(name)) };
+            json!({"stream": text})
+        })
+        .collect();
+    lines_reply(&lines)
+}
+
+/// `GET /images/get?names=...` and `GET /images/{name}/get`: the images as one tar.
+pub async fn get(engine: &Engine, names: Vec<String>) -> Reply {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    let images = engine.images_shared();
+    let path = images.scratch_file("save");
+    let scratch = Scratch(path.clone());
+    let saver = images.clone();
+    tokio::task::spawn_blocking(move || saver.save(&names, &path))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let mut file = tokio::fs::File::open(&scratch.0).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    // The file is unlinked now; the open handle streams it.
+    drop(scratch);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(4);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(&buf[..n])))).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", "application/x-tar").body(body).unwrap_or_else(|_| Response::new(full(""))))
+}
+
+/// `POST /images/create?fromSrc=-`: a root filesystem tarball in the body.
+pub async fn import(engine: &Engine, params: &BTreeMap<String, String>, request: Request<Incoming>) -> Reply {
+    if params.get("fromSrc").map(String::as_str) != Some("-") {
+        return Err(ApiError::bad_request("only fromSrc=- (the tarball in the request body) is supported"));
+    }
+    let name = match (params.get("repo").filter(|r| !r.is_empty()), params.get("tag").filter(|t| !t.is_empty())) {
+        (Some(repo), Some(tag)) => Some(format!("{repo}:{tag}")),
+        (Some(repo), None) => Some(repo.clone()),
+        _ => None,
+    };
+    let images = engine.images();
+    let scratch = Scratch(images.scratch_file("import"));
+    body_to_file(request, &scratch.0).await?;
+    let record = images.import(&scratch.0, name.as_deref()).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    engine.events().publish("image", "import", [("id".to_owned(), record.id.to_string())]);
+    lines_reply(&[json!({"status": record.id.to_string()})])
+}
+
+/// `POST /images/{name}/push`: docker's JSON progress lines, an error as the last line.
+pub async fn push(engine: &Engine, name: &str, params: &BTreeMap<String, String>, request: &Request<Incoming>) -> Reply {
+    let reference = match params.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => format!("{name}:{tag}"),
+        None => name.to_owned(),
+    };
+    let creds = super::objects::registry_auth(request);
+    let pushed = engine.images().push(&reference, creds.as_ref()).await;
+    match pushed {
+        Ok(p) => {
+            engine.events().publish("image", "push", [("name".to_owned(), reference.clone())]);
+            let tag = reference.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
+            lines_reply(&[
+                json!({"status": format!("The push refers to repository [{}]", reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference.as_str(), |(r, _)| r))}),
+                json!({"status": format!("{tag}: digest: {} size: {}", p.manifest_digest, p.manifest_size)}),
+                json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": p.manifest_digest.to_string(), "Size": p.manifest_size}}),
+            ])
+        }
+        Err(e) => {
+            let message = crate::error_chain(&e);
+            lines_reply(&[json!({"errorDetail": {"message": message}, "error": message})])
+        }
+    }
+}
+
+/// `GET /images/{name}/history`.
+pub async fn history(engine: &Engine, name: &str) -> Reply {
+    let images = engine.images();
+    let steps = images.history(name).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let id = images.resolve(name).ok().flatten().map(|r| r.id.to_string()).unwrap_or_default();
+    let tags: Vec<String> = images.resolve(name).ok().flatten().map(|r| r.tags.iter().map(|t| super::familiar(t)).collect()).unwrap_or_default();
+    let out: Vec<Value> = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            json!({
+                "Id": if i == 0 { id.clone() } else { "<missing>".to_owned() },
+                "Created": chrono::DateTime::parse_from_rfc3339(&s.created).map(|t| t.timestamp()).unwrap_or(0),
+                "CreatedBy": s.created_by,
+                "Tags": if i == 0 { tags.clone() } else { Vec::new() },
+                "Size": s.size,
+                "Comment": s.comment,
+            })
+        })
+        .collect();
+    ok_json(Value::Array(out))
+}
+
+/// `POST /images/prune`: `dangling=false` in the filters prunes every unused image.
+pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
+    let pairs = super::filters(params)?;
+    let mut all = false;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "dangling" => all = matches!(value.as_str(), "false" | "0"),
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+        }
+    }
+    let pruned = engine.images().prune(all).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    for id in &pruned.deleted {
+        engine.events().publish("image", "delete", [("id".to_owned(), id.clone())]);
+    }
+    let mut deleted: Vec<Value> = pruned.untagged.iter().map(|n| json!({"Untagged": super::familiar(n)})).collect();
+    deleted.extend(pruned.deleted.iter().map(|d| json!({"Deleted": d})));
+    ok_json(json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) }, "SpaceReclaimed": pruned.reclaimed_bytes}))
+}

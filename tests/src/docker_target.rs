@@ -1,0 +1,238 @@
+//! One Docker-compatible engine for the compatibility suite: Berth's native engine, or a
+//! real dockerd from Debian's docker.io that the suite starts itself. Both run in a
+//! network namespace of their own (loopback only) and keep every file in the test's
+//! folder, so the same scenario runs against either and touches nothing on the machine.
+//! A scenario that passes against dockerd tests Docker's behaviour, not Berth's guess.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::native::NativeEngine;
+
+/// The engine under test.
+#[derive(Debug)]
+pub enum DockerTarget {
+    Berth(NativeEngine),
+    Dockerd(Dockerd),
+}
+
+impl DockerTarget {
+    /// `kind` is "berth" or "dockerd".
+    pub fn start(kind: &str, test: &str) -> DockerTarget {
+        match kind {
+            "berth" => DockerTarget::Berth(NativeEngine::start_isolated(test)),
+            "dockerd" => DockerTarget::Dockerd(Dockerd::start(test)),
+            other => panic!("no such target {other}"),
+        }
+    }
+
+    pub fn is_berth(&self) -> bool {
+        matches!(self, DockerTarget::Berth(_))
+    }
+
+    pub fn home(&self) -> &Path {
+        match self {
+            DockerTarget::Berth(engine) => &engine.home,
+            DockerTarget::Dockerd(d) => &d.home,
+        }
+    }
+
+    /// The Docker API's socket.
+    pub fn socket(&self) -> PathBuf {
+        match self {
+            DockerTarget::Berth(engine) => engine.home.join("run/docker.sock"),
+            DockerTarget::Dockerd(d) => d.socket(),
+        }
+    }
+
+    /// The newest API version the engine serves.
+    pub fn api_version(&self) -> &'static str {
+        if self.is_berth() {
+            "1.43"
+        } else {
+            "1.41"
+        }
+    }
+
+    /// A command aimed at this engine's API: DOCKER_HOST, and a DOCKER_CONFIG of the
+    /// test's own (for docker, docker-compose and the Python SDK alike).
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.home().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .current_dir(self.home());
+        command
+    }
+
+    /// `docker ARGS`: (success, stdout, stderr).
+    pub fn docker(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.command("docker").args(args).output().expect("the docker CLI (cargo xtask setup installs one if missing)");
+        text(&out)
+    }
+
+    /// `docker ARGS` that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (done, out, err) = self.docker(args);
+        assert!(done, "docker {args:?} against {self:?}: {err}");
+        out
+    }
+
+    /// `docker ARGS` with `stdin` on its standard input.
+    pub fn docker_with_stdin(&self, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+        let mut child = self.command("docker").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("docker");
+        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+        text(&child.wait_with_output().expect("wait"))
+    }
+
+    /// Runs a command inside the engine's network namespace: (success, stdout + stderr).
+    pub fn in_netns(&self, args: &[&str]) -> (bool, String) {
+        match self {
+            DockerTarget::Berth(engine) => engine.in_netns(args),
+            DockerTarget::Dockerd(d) => in_namespace_of(d.holder.id(), args),
+        }
+    }
+
+    /// `docker load` of an image archive built by the fixtures.
+    pub fn load(&self, archive: &[u8]) {
+        let path = self.home().join("load.tar");
+        std::fs::write(&path, archive).expect("write archive");
+        self.ok(&["load", "-i", &path.display().to_string()]);
+    }
+
+    /// One raw HTTP/1.1 request on the API socket: the status line, the headers
+    /// (lowercased names) and the body.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (String, Vec<(String, String)>, String) {
+        let mut stream = UnixStream::connect(self.socket()).expect("connect");
+        let kind = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines.next().unwrap_or("").to_owned();
+        let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+        let body = if headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") { unchunk(body) } else { body.to_owned() };
+        (status, headers, body)
+    }
+}
+
+fn text(out: &Output) -> (bool, String, String) {
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A chunked body's data.
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn in_namespace_of(pid: u32, args: &[&str]) -> (bool, String) {
+    let out = Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("--").args(args).output().expect("nsenter");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Debian's dockerd in the test's folder: its own data root, exec root (and so its own
+/// containerd), socket, cgroup parent and network namespace. Stopped, and its folder
+/// removed, on drop.
+#[derive(Debug)]
+pub struct Dockerd {
+    pub home: PathBuf,
+    child: Child,
+    holder: Child,
+    cgroup_parent: String,
+}
+
+impl Dockerd {
+    pub fn start(test: &str) -> Dockerd {
+        let home = crate::temp_home(test);
+        let holder = crate::native::netns_holder();
+        let cgroup_parent = format!("berth-test-dockerd-{}", holder.id());
+        let log = std::fs::File::create(home.join("dockerd.log")).expect("log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", holder.id()))
+            .arg("--")
+            .arg("dockerd")
+            .arg("--data-root")
+            .arg(home.join("root"))
+            .arg("--exec-root")
+            .arg(home.join("exec"))
+            .arg("--pidfile")
+            .arg(home.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", home.join("docker.sock").display()))
+            .args(["--storage-driver", "overlay2", "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", &cgroup_parent])
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (Debian's docker.io; cargo xtask setup installs it)");
+        let dockerd = Dockerd { home, child, holder, cgroup_parent };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = Command::new("docker")
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .env("DOCKER_HOST", format!("unix://{}", dockerd.socket().display()))
+                .env("DOCKER_CONFIG", dockerd.home.join("docker-config"))
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "dockerd did not come up: {}", std::fs::read_to_string(dockerd.home.join("dockerd.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        dockerd
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.home.join("docker.sock")
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // dockerd stops its containers and its containerd, and unmounts, on SIGTERM.
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+        // Whatever is still mounted below the folder (a dockerd that was killed).
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let home = self.home.display().to_string();
+            let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(1)).filter(|p| p.starts_with(&home)).collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for point in points {
+                let _ = Command::new("umount").args(["-l", point]).status();
+            }
+        }
+        for controller in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(controller.path().join(&self.cgroup_parent));
+        }
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
