@@ -155,7 +155,7 @@ fn in_namespace_of(pid: u32, args: &[&str]) -> (bool, String) {
 pub struct Dockerd {
     pub home: PathBuf,
     child: Child,
-    holder: Child,
+    pub(crate) holder: Child,
     cgroup_parent: String,
 }
 
@@ -234,5 +234,59 @@ impl Drop for Dockerd {
             let _ = std::fs::remove_dir(controller.path().join(&self.cgroup_parent));
         }
         let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// Debian's docker-registry inside a target's network namespace (on its loopback, port
+/// 5000), with an htpasswd login; stopped and removed on drop.
+#[derive(Debug)]
+pub struct NetnsRegistry {
+    pub addr: String,
+    root: PathBuf,
+    child: Child,
+}
+
+impl DockerTarget {
+    pub fn registry(&self, user: &str, password: &str) -> NetnsRegistry {
+        let root = self.home().join("registry");
+        std::fs::create_dir_all(&root).expect("registry folder");
+        let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (Debian package apache2-utils)");
+        assert!(out.status.success(), "htpasswd failed");
+        std::fs::write(root.join("htpasswd"), &out.stdout).expect("htpasswd file");
+        let addr = "127.0.0.1:5000".to_owned();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            root.join("data").display(),
+            root.join("htpasswd").display()
+        );
+        std::fs::write(root.join("config.yml"), config).expect("registry config");
+        let holder = match self {
+            DockerTarget::Berth(engine) => engine.netns_holder.as_ref().expect("isolated engine").id(),
+            DockerTarget::Dockerd(d) => d.holder.id(),
+        };
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/proc/{holder}/ns/net"))
+            .args(["--", "docker-registry", "serve"])
+            .arg(root.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(root.join("registry.log")).expect("log"))
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let registry = NetnsRegistry { addr, root, child };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        // Up once it answers /v2/ (401: it wants the login).
+        while !self.in_netns(&["busybox", "sh", "-c", "busybox wget -qO- http://127.0.0.1:5000/v2/ 2>&1 | busybox grep -q 401"]).0 {
+            assert!(Instant::now() < deadline, "the registry did not come up: {}", std::fs::read_to_string(registry.root.join("registry.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+impl Drop for NetnsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }

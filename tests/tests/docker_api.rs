@@ -227,3 +227,104 @@ fn images_networks_volumes(target: &DockerTarget) {
     let (done, _, err) = target.docker(&["volume", "inspect", "dv"]);
     assert!(!done && err.to_lowercase().contains("no such volume"), "{err}");
 }
+
+on_both!(files_and_images);
+fn files_and_images(target: &DockerTarget) {
+    with_image(target);
+    let home = target.home().to_path_buf();
+    let path = |name: &str| home.join(name).display().to_string();
+
+    // cp both ways (archive HEAD, GET and PUT), a file and a folder.
+    target.ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "300"]);
+    std::fs::write(home.join("in.txt"), "from the host\n").expect("write");
+    target.ok(&["cp", &path("in.txt"), "box:/tmp/in.txt"]);
+    assert_eq!(target.ok(&["exec", "box", "cat", "/tmp/in.txt"]), "from the host\n");
+    target.ok(&["cp", "box:/srv/data.txt", &path("out.txt")]);
+    assert_eq!(std::fs::read_to_string(home.join("out.txt")).expect("copied out"), "from the image\n");
+    target.ok(&["exec", "box", "sh", "-c", "mkdir -p /tmp/d/e && echo deep > /tmp/d/e/f"]);
+    target.ok(&["cp", "box:/tmp/d", &path("dout")]);
+    assert_eq!(std::fs::read_to_string(home.join("dout/e/f")).expect("copied folder"), "deep\n");
+    let (done, _, err) = target.docker(&["cp", "box:/nope", &path("x")]);
+    assert!(!done && err.contains("/nope"), "{err}");
+    assert!(!home.join("x").exists());
+
+    // diff, top, stats, rename, update.
+    let diff = target.ok(&["diff", "box"]);
+    assert!(diff.lines().any(|l| l == "A /tmp/in.txt") && diff.lines().any(|l| l == "C /tmp"), "{diff}");
+    let top = target.ok(&["top", "box"]);
+    assert!(top.lines().next().is_some_and(|l| l.contains("PID")) && top.contains("sleep 300"), "{top}");
+    assert_eq!(target.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "box"]).trim(), "box 1");
+    target.ok(&["rename", "box", "crate"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.Name}}", "crate"]).trim(), "/crate");
+    target.ok(&["update", "--memory", "64m", "--memory-swap", "128m", "--restart", "on-failure:3", "crate"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}", "crate"]).trim(), "67108864 on-failure");
+    // A terminal's size, set through the API.
+    target.ok(&["run", "-d", "-t", "--name", "term", IMAGE, "sh"]);
+    let (status, _, body) = target.http("POST", "/containers/term/resize?h=40&w=100", "");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    let mut size = String::new();
+    for _ in 0..50 {
+        size = target.ok(&["exec", "term", "stty", "-F", "/dev/pts/0", "size"]);
+        if size.trim() == "40 100" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(size.trim(), "40 100");
+
+    // export, then import the filesystem as a new image.
+    target.ok(&["export", "-o", &path("export.tar"), "crate"]);
+    let listing = Command::new("tar").args(["-tf", &path("export.tar")]).output().expect("tar");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "srv/data.txt"), "{listing}");
+    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "tmp/in.txt"), "{listing}");
+    target.ok(&["import", &path("export.tar"), "imported:1"]);
+    assert_eq!(target.ok(&["run", "--rm", "imported:1", "cat", "/tmp/in.txt"]), "from the host\n");
+
+    // container prune removes what is stopped, nothing else.
+    target.ok(&["rm", "-f", "crate", "term"]);
+    let stopped = target.ok(&["create", "--name", "stopped", IMAGE, "true"]);
+    target.ok(&["run", "-d", "--name", "alive", IMAGE, "sleep", "300"]);
+    let pruned = target.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(stopped.trim()), "{pruned}");
+    assert_eq!(target.ok(&["ps", "-a", "--format", "{{.Names}}"]), "alive\n");
+    target.ok(&["rm", "-f", "alive"]);
+
+    // history, save and load back, image prune, system df.
+    let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]);
+    let history = target.ok(&["history", "--no-trunc", "--format", "{{.ID}}", IMAGE]);
+    assert_eq!(history.lines().next(), Some(id.trim()), "{history}");
+    target.ok(&["save", "-o", &path("saved.tar"), IMAGE]);
+    target.ok(&["rmi", IMAGE]);
+    let loaded = target.ok(&["load", "-i", &path("saved.tar")]);
+    assert_eq!(loaded.trim(), format!("Loaded image: {IMAGE}"));
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]), id);
+    let dangling = target.ok(&["import", &path("export.tar")]);
+    let dangling = dangling.trim();
+    assert!(target.ok(&["images", "-q", "--no-trunc"]).contains(dangling));
+    let pruned = target.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains(dangling), "{pruned}");
+    assert!(!target.ok(&["images", "-q", "--no-trunc"]).contains(dangling));
+    target.ok(&["volume", "create", "dfvol"]);
+    let df = target.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert_eq!(df.lines().collect::<Vec<_>>(), ["Images 2", "Containers 0", "Local Volumes 1", "Build Cache 0"], "{df}");
+
+    // A registry in the engine's namespace: login (auth), push, pull back.
+    let registry = target.registry("tester", "s3cret");
+    let (done, _, err) = target.docker_with_stdin(&["login", "-u", "tester", "--password-stdin", &registry.addr], b"wrong\n");
+    assert!(!done, "a wrong password is refused: {err}");
+    let (done, out, err) = target.docker_with_stdin(&["login", "-u", "tester", "--password-stdin", &registry.addr], b"s3cret\n");
+    assert!(done && out.contains("Login Succeeded"), "{out} {err}");
+    let pushed = format!("{}/suite/busybox:pushed", registry.addr);
+    target.ok(&["tag", IMAGE, &pushed]);
+    let out = target.ok(&["push", &pushed]);
+    assert!(out.contains("pushed: digest: sha256:"), "{out}");
+    target.ok(&["rmi", &pushed, "imported:1"]);
+    target.ok(&["pull", &pushed]);
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Id}}", &pushed]), id);
+    target.ok(&["logout", &registry.addr]);
+    target.ok(&["rmi", &pushed]);
+    let (done, _, err) = target.docker(&["pull", &pushed]);
+    // dockerd says "no basic auth credentials", Berth "authentication required".
+    assert!(!done && ["unauthorized", "no basic auth credentials", "authentication required"].iter().any(|m| err.to_lowercase().contains(m)), "{err}");
+}

@@ -10,7 +10,8 @@ use crate::shell;
 
 /// Debian packages: the VM (QEMU, busybox, cpio), codegen (protoc), the static agent
 /// (musl), the desktop app (Tauri v2's build packages) and its GUI test (Xvfb, WebKit's
-/// WebDriver), the image tests (a registry and skopeo).
+/// WebDriver), the image tests (a registry and skopeo), the Docker compatibility suite
+/// (dockerd, docker-compose v1, the Python Docker SDK).
 pub const DEBIAN_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "protobuf-compiler",
@@ -44,6 +45,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "util-linux",
     // Networks: the engine writes its NAT and filter rules with `nft`.
     "nftables",
+    // The Docker compatibility suite: a real dockerd to run each scenario against too
+    // (its CLI is used only when no newer docker is on PATH), docker-compose v1 and the
+    // Python Docker SDK (Debian's build of PyPI's `docker`, for /usr/bin/python3).
+    "docker.io",
+    "docker-compose",
+    "python3-docker",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -75,12 +82,7 @@ fn debian_packages() -> Result<()> {
         );
         return Ok(());
     }
-    let mut missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
-    // The Docker API tests drive the real docker CLI: the one on PATH (28.x on the
-    // development machines), else Debian's.
-    if shell::output(Command::new("sh").args(["-c", "command -v docker"])).is_err() && !debian_installed("docker.io") {
-        missing.push("docker.io");
-    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
     if missing.is_empty() {
         println!("setup: Debian packages present");
         return Ok(());

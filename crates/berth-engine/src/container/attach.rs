@@ -46,7 +46,7 @@ impl PendingAttachment {
 
 impl Containers {
     /// Connects to the running container's monitor.
-    fn connect_attach(&self, id: &str) -> Result<UnixStream, String> {
+    pub(super) fn connect_attach(&self, id: &str) -> Result<UnixStream, String> {
         // The directory may be deeper than a socket path allows; go through an fd.
         let dir = std::fs::File::open(self.dir(id)).map_err(|e| format!("open the container's directory: {e}"))?;
         let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());

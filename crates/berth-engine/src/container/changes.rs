@@ -249,3 +249,106 @@ impl Containers {
         }
     }
 }
+
+/// A path's facts inside a container, as docker's `X-Docker-Container-Path-Stat` gives
+/// them (`mode` in Go's `os.FileMode` bits, which the docker CLI decodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStat {
+    pub name: String,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime: String,
+    pub link_target: String,
+}
+
+/// Go's `os.FileMode` for a file's metadata.
+fn go_file_mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    let kind = meta.file_type();
+    let mut out = mode & 0o777;
+    if kind.is_dir() {
+        out |= 1 << 31;
+    } else if kind.is_symlink() {
+        out |= 1 << 27;
+    } else if kind.is_fifo() {
+        out |= 1 << 25;
+    } else if kind.is_socket() {
+        out |= 1 << 24;
+    } else if kind.is_char_device() {
+        out |= (1 << 26) | (1 << 21);
+    } else if kind.is_block_device() {
+        out |= 1 << 26;
+    }
+    if mode & 0o4000 != 0 {
+        out |= 1 << 23;
+    }
+    if mode & 0o2000 != 0 {
+        out |= 1 << 22;
+    }
+    if mode & 0o1000 != 0 {
+        out |= 1 << 20;
+    }
+    out
+}
+
+impl Containers {
+    /// `path`'s facts inside the container (its root mounted for the look if it runs
+    /// not). A symlink is described, not followed, as docker does.
+    pub async fn stat_path(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat, ContainerError> {
+        let record = self.find(key)?;
+        let lock = self.lock_of(&record.id);
+        let _guard = lock.lock().await;
+        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let root = self.dir(&record.id).join("rootfs");
+        let mounted_here = !rootfs::is_mounted(&root);
+        if mounted_here {
+            self.mount_rootfs(&record).await?;
+        }
+        let no_path = || ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() };
+        let result = (|| {
+            // The parent is resolved inside the root; the last part is looked at as is.
+            let trimmed = path.trim_end_matches('/');
+            let (parent, name) = match Path::new(trimmed).file_name() {
+                Some(name) => (Path::new(trimmed).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into()), Some(name.to_owned())),
+                None => ("/".to_owned(), None),
+            };
+            let real_parent = rootfs::resolve_in_root(&root, &parent).map_err(|_| no_path())?;
+            let real = match &name {
+                Some(name) => real_parent.join(name),
+                None => real_parent,
+            };
+            let meta = std::fs::symlink_metadata(&real).map_err(|_| no_path())?;
+            let link_target = if meta.file_type().is_symlink() { std::fs::read_link(&real).map(|t| t.display().to_string()).unwrap_or_default() } else { String::new() };
+            let mtime = meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()).unwrap_or_default();
+            Ok(PathStat {
+                name: name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into()),
+                size: meta.len(),
+                mode: go_file_mode(&meta),
+                mtime,
+                link_target,
+            })
+        })();
+        if mounted_here {
+            let _ = rootfs::unmount(&root);
+        }
+        result
+    }
+
+    /// Sizes a running container's terminal (`rows` x `cols`) through its monitor.
+    pub async fn resize(&self, key: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
+        use std::io::Write;
+        let record = self.find(key)?;
+        if !record.state.status.is_running() {
+            return Err(ContainerError::Conflict(format!("container {} is not running", record.name)));
+        }
+        if !record.config.tty {
+            return Ok(());
+        }
+        let mut socket = self.connect_attach(&record.id).map_err(ContainerError::Runtime)?;
+        let mut size = Vec::with_capacity(4);
+        size.extend_from_slice(&rows.to_be_bytes());
+        size.extend_from_slice(&cols.to_be_bytes());
+        socket.write_all(&super::attach::frame(super::attach::RESIZE, &size)).map_err(ContainerError::io("resize the terminal"))
+    }
+}

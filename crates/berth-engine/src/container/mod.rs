@@ -292,6 +292,11 @@ impl Containers {
         }
     }
 
+    /// A fresh file name in the engine's `tmp/` (for archives passing through).
+    pub fn scratch_file(&self, what: &str) -> PathBuf {
+        self.images.scratch_file(what)
+    }
+
     pub fn list(&self) -> Result<Vec<ContainerRecord>, ContainerError> {
         Ok(self.store.list()?)
     }

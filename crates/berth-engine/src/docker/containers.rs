@@ -170,7 +170,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
     })
 }
 
-fn no_content() -> Reply {
+pub(super) fn no_content() -> Reply {
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
 }
 

@@ -3,38 +3,14 @@
 //! a scratch file in the engine's `tmp/`, removed whatever the outcome.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
-use super::{full, ok_json, ApiError, Body, Reply};
+use super::files::{body_to_file, file_reply, Scratch};
+use super::{full, ok_json, ApiError, Reply};
 use crate::Engine;
-
-/// Removes a scratch file when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Streams the request body into `path`.
-async fn body_to_file(request: Request<Incoming>, path: &Path) -> Result<(), ApiError> {
-    let mut file = tokio::fs::File::create(path).await.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))?;
-    let mut body = request.into_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            file.write_all(&data).await.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))?;
-        }
-    }
-    file.flush().await.map_err(|e| ApiError::internal(e.to_string()))
-}
 
 /// JSON lines, as docker streams progress (`{"stream": ...}`).
 fn lines_reply(lines: &[Value]) -> Reply {
@@ -74,30 +50,9 @@ pub async fn get(engine: &Engine, names: Vec<String>) -> Reply {
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    let mut file = tokio::fs::File::open(&scratch.0).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    // The file is unlinked now; the open handle streams it.
-    drop(scratch);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(4);
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(&buf[..n])))).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    break;
-                }
-            }
-        }
-    });
-    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-    Ok(Response::builder().header("Content-Type", "application/x-tar").body(body).unwrap_or_else(|_| Response::new(full(""))))
+    let file = std::fs::File::open(&scratch.0).map_err(|e| ApiError::internal(e.to_string()))?;
+    // The file is unlinked when `scratch` drops; the open handle streams it.
+    file_reply(file, "application/x-tar", None)
 }
 
 /// `POST /images/create?fromSrc=-`: a root filesystem tarball in the body.

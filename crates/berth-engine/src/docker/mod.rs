@@ -20,9 +20,11 @@ use serde_json::{json, Value};
 
 use crate::Engine;
 
+mod container_ops;
 mod containers;
 mod events;
 mod exec;
+mod files;
 mod image_archive;
 mod objects;
 
@@ -251,12 +253,17 @@ impl DockerApi {
                 .unwrap_or_else(|_| Response::new(full("OK")))),
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
+            (&Method::GET, ["system", "df"]) => self.disk_usage(),
+            (&Method::POST, ["auth"]) => self.auth(request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
             (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), &self.execs, id, request).await,
             (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), &self.execs, id, request).await,
             (&Method::POST, ["exec", id, "resize"]) => exec::resize(&self.execs, id, &params),
             (&Method::GET, ["exec", id, "json"]) => exec::inspect(&self.execs, id),
+            (&Method::POST, ["containers", "prune"]) | (_, ["containers", _, "top" | "stats" | "changes" | "export" | "archive" | "rename" | "update" | "resize"]) => {
+                container_ops::route(self.engine.containers(), &method, &segments[1..], &params, request).await.unwrap_or_else(not_found)
+            }
             (_, ["containers", rest @ ..]) => containers::route(self.engine.containers(), &method, rest, &params, request).await.unwrap_or_else(not_found),
             (&Method::GET, ["images", "json"]) => self.images_list(),
             (&Method::GET, ["networks"]) => self.networks_list(&params),
@@ -349,6 +356,63 @@ impl DockerApi {
             "SecurityOptions": ["name=seccomp,profile=builtin"],
             "Warnings": [],
         })
+    }
+
+    /// `POST /auth`: checks the credentials against the registry (nothing is stored;
+    /// clients keep them and send them with each pull or push).
+    async fn auth(&self, request: Request<Incoming>) -> Reply {
+        let body = containers::json_body(request).await?;
+        let text = |key: &str| body[key].as_str().unwrap_or_default().to_owned();
+        let (username, password) = (text("username"), text("password"));
+        if username.is_empty() {
+            return Err(ApiError::bad_request("a user name is required"));
+        }
+        let server = text("serveraddress");
+        let registry = server.trim_start_matches("https://").trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+        let registry = if registry.is_empty() || registry == "index.docker.io" { "docker.io".to_owned() } else { registry };
+        let creds = crate::registry::Credentials { username, password };
+        match self.engine.images().registry.login(&registry, &creds).await {
+            Ok(()) => ok_json(json!({"Status": "Login Succeeded", "IdentityToken": ""})),
+            Err(e) => Err(ApiError::new(StatusCode::UNAUTHORIZED, crate::error_chain(&e))),
+        }
+    }
+
+    /// `GET /system/df`: images, containers and volumes with their sizes.
+    fn disk_usage(&self) -> Reply {
+        let images = self.engine.images();
+        let records = images.catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let containers = self.engine.containers().list().unwrap_or_default();
+        let volumes = self.engine.volumes();
+        let layers: u64 = images.content.list().map(|l| l.iter().filter_map(|d| images.content.size(d).ok()).sum()).unwrap_or(0);
+        let image_list: Vec<Value> = records
+            .iter()
+            .map(|i| {
+                let users = containers.iter().filter(|c| c.image_id == i.id.to_string()).count();
+                json!({
+                    "Id": i.id.to_string(),
+                    "ParentId": "",
+                    "RepoTags": i.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+                    "RepoDigests": i.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+                    "Created": chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0),
+                    "Size": i.size,
+                    "SharedSize": 0,
+                    "Labels": {},
+                    "Containers": users,
+                })
+            })
+            .collect();
+        let container_list: Vec<Value> = containers.iter().map(|c| self.engine.containers().summary_json(c)).collect();
+        let volume_list: Vec<Value> = volumes
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                let mut value = objects::volume_json(volumes, v);
+                value["UsageData"] = json!({"Size": volumes.size(&v.name), "RefCount": volumes.users(&v.name).len()});
+                value
+            })
+            .collect();
+        ok_json(json!({"LayersSize": layers, "Images": image_list, "Containers": container_list, "Volumes": volume_list, "BuildCache": []}))
     }
 
     fn containers_list(&self, params: &BTreeMap<String, String>) -> Reply {

@@ -94,7 +94,9 @@ impl Images {
                 .map_err(|e| ArchiveError::Invalid(format!("the tarball cannot be decompressed: {e}")))?
         };
         self.content.put(layer_digest.clone(), &data).await?;
-        let created = "1970-01-01T00:00:00Z";
+        // The import's time, as docker records it: two imports are two images.
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let created = created.as_str();
         let platform = manifest::Platform::host();
         let config = json!({
             "created": created,
