@@ -328,3 +328,81 @@ fn files_and_images(target: &DockerTarget) {
     // dockerd says "no basic auth credentials", Berth "authentication required".
     assert!(!done && ["unauthorized", "no basic auth credentials", "authentication required"].iter().any(|m| err.to_lowercase().contains(m)), "{err}");
 }
+
+on_both!(python_sdk);
+fn python_sdk(target: &DockerTarget) {
+    with_image(target);
+    // Debian's python3-docker is installed for Debian's python, not a pyenv one.
+    let script = berth_tests::root().join("tests/docker-sdk/scenario.py");
+    let out = target.command("/usr/bin/python3").arg(&script).arg(IMAGE).output().expect("/usr/bin/python3 (python3-docker)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the SDK scenario failed:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "sdk scenario passed");
+    assert!(target.ok(&["ps", "-aq"]).is_empty());
+}
+
+const COMPOSE_FILE: &str = r#"version: "3.8"
+services:
+  web:
+    image: berth.test/busybox:docker
+    command: ["busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: ["8080:80"]
+    volumes: ["site:/www"]
+    networks:
+      front:
+        aliases: [site]
+  client:
+    image: berth.test/busybox:docker
+    command: ["sh", "-c", "echo client up; exec sleep 300"]
+    depends_on: [web]
+    networks: [front]
+volumes:
+  site:
+    labels:
+      purpose: pages
+networks:
+  front:
+    labels:
+      purpose: frontend
+"#;
+
+on_both!(compose_v1);
+fn compose_v1(target: &DockerTarget) {
+    with_image(target);
+    let dir = target.home().join("stack");
+    std::fs::create_dir_all(&dir).expect("stack folder");
+    std::fs::write(dir.join("docker-compose.yml"), COMPOSE_FILE).expect("compose file");
+    let compose = |args: &[&str]| {
+        let out = target.command("docker-compose").current_dir(&dir).args(["-p", "suite"]).args(args).output().expect("docker-compose (Debian's, v1)");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "docker-compose {args:?}: {text}");
+        text
+    };
+    compose(&["up", "-d"]);
+    let states = target.ok(&["ps", "--filter", "label=com.docker.compose.project=suite", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(states.lines().collect::<std::collections::BTreeSet<_>>(), ["suite_client_1 running", "suite_web_1 running"].into_iter().collect(), "{states}");
+    let ps = compose(&["ps", "--services"]);
+    assert_eq!(ps.lines().collect::<std::collections::BTreeSet<_>>(), ["client", "web"].into_iter().collect(), "{ps}");
+    assert_eq!(target.ok(&["volume", "inspect", "-f", "{{.Labels.purpose}}", "suite_site"]).trim(), "pages");
+    assert_eq!(target.ok(&["network", "inspect", "-f", "{{.Labels.purpose}}", "suite_front"]).trim(), "frontend");
+
+    // The page goes into the named volume; the client finds web by service name and
+    // alias; the published port answers in the engine's namespace.
+    compose(&["exec", "-T", "web", "sh", "-c", "echo from the stack > /www/index.html"]);
+    for name in ["web", "site"] {
+        let page = compose(&["exec", "-T", "client", "busybox", "wget", "-qO-", &format!("http://{name}/index.html")]);
+        assert_eq!(page.trim(), "from the stack", "{name}");
+    }
+    let (got, page) = target.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/index.html"]);
+    assert!(got && page.trim() == "from the stack", "{page}");
+    let logs = compose(&["logs", "--no-color", "client"]);
+    assert!(logs.lines().any(|l| l.starts_with("client_1") && l.ends_with("client up")), "{logs}");
+
+    // A second up changes nothing; down -v removes the containers, network and volume.
+    let again = compose(&["up", "-d"]);
+    assert!(again.contains("is up-to-date"), "{again}");
+    compose(&["down", "-v"]);
+    assert_eq!(target.ok(&["ps", "-aq"]), "");
+    assert!(!target.ok(&["network", "ls", "--format", "{{.Name}}"]).contains("suite_front"));
+    assert_eq!(target.ok(&["volume", "ls", "-q"]), "");
+}

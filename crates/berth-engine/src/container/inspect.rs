@@ -370,15 +370,20 @@ pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], i
     keys.sort_unstable();
     keys.dedup();
     keys.into_iter().all(|key| {
-        filters.iter().filter(|(k, _)| k == key).any(|(_, value)| match key {
+        let mut values = filters.iter().filter(|(k, _)| k == key);
+        // Every label must match (docker ANDs them); any value of another key will do.
+        let label = |(_, value): &(String, String)| match value.split_once('=') {
+            Some((k, v)) => record.config.labels.get(k).is_some_and(|have| have == v),
+            None => record.config.labels.contains_key(value.as_str()),
+        };
+        if key == "label" {
+            return values.all(label);
+        }
+        values.any(|(_, value)| match key {
             "id" => record.id.starts_with(value.as_str()),
             "name" => record.name.contains(value.trim_start_matches('/')),
             "status" => record.state.status.as_str() == value,
             "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
-            "label" => match value.split_once('=') {
-                Some((k, v)) => record.config.labels.get(k).is_some_and(|have| have == v),
-                None => record.config.labels.contains_key(value.as_str()),
-            },
             "volume" => record.host_config.mounts.iter().any(|m| m.source == *value || m.target == *value),
             "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
             "ancestor" => record.config.image == *value || image_ids(value).is_some_and(|id| id == record.image_id),
@@ -417,5 +422,9 @@ mod tests {
         assert!(matches_filters(&record, &f(&[("exited", "3"), ("name", "web")]), &none));
         assert!(!matches_filters(&record, &f(&[("exited", "0")]), &none));
         assert!(!matches_filters(&record, &f(&[("bogus", "x")]), &none));
+        // Labels all have to match.
+        record.config.labels.insert("app".into(), "shop".into());
+        assert!(matches_filters(&record, &f(&[("label", "tier=front"), ("label", "app")]), &none));
+        assert!(!matches_filters(&record, &f(&[("label", "tier=front"), ("label", "app=other")]), &none));
     }
 }
