@@ -482,7 +482,7 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
     assert!(stderr.contains("The container name \"/taken\" is already in use") || stderr.contains("the container name \"/taken\" is already in use"), "{stderr}");
     let (code, _, stderr) = berth(&engine, &["start", "nosuch"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("no such container: nosuch"), "{stderr}");
+    assert!(stderr.contains("No such container: nosuch"), "{stderr}");
     // Only `taken` exists; everything the failures touched is gone.
     let all = ok(&engine, &["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(all, "taken\n");

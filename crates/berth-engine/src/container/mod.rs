@@ -48,7 +48,7 @@ use crate::image::Images;
 /// Every container operation's error. Messages follow docker's where users know them.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    #[error("no such container: {0}")]
+    #[error("No such container: {0}")]
     NotFound(String),
     #[error("multiple containers ({1}) match the prefix {0:?}")]
     Ambiguous(String, usize),

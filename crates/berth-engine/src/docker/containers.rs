@@ -250,6 +250,9 @@ pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segment
 /// `wait`: the headers go out at once, the status code when the condition is met
 /// (clients start the container after sending this).
 fn wait(containers: &Arc<Containers>, id: &str, condition: String) -> Reply {
+    if !matches!(condition.as_str(), "" | "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::bad_request(format!("invalid condition: {condition:?}")));
+    }
     let record = containers.find(id)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(1);
     let containers = containers.clone();

@@ -86,6 +86,20 @@ pub fn familiar(name: &str) -> String {
     name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/")).unwrap_or(name).to_owned()
 }
 
+/// Shell-style matching (`*`, `?`) of a whole text, as docker's reference filter.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
 fn not_found() -> Reply {
     Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
 }
@@ -265,7 +279,7 @@ impl DockerApi {
                 container_ops::route(self.engine.containers(), &method, &segments[1..], &params, request).await.unwrap_or_else(not_found)
             }
             (_, ["containers", rest @ ..]) => containers::route(self.engine.containers(), &method, rest, &params, request).await.unwrap_or_else(not_found),
-            (&Method::GET, ["images", "json"]) => self.images_list(),
+            (&Method::GET, ["images", "json"]) => self.images_list(&params).await,
             (&Method::GET, ["networks"]) => self.networks_list(&params),
             (&Method::GET, ["volumes"]) => self.volumes_list(&params),
             (_, ["images", rest @ ..]) => objects::images(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
@@ -433,24 +447,71 @@ impl DockerApi {
         ok_json(Value::Array(out))
     }
 
-    fn images_list(&self) -> Reply {
-        let images = self.engine.images().catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
-        let list: Vec<Value> = images
-            .into_iter()
-            .map(|i| {
-                json!({
-                    "Id": i.id.to_string(),
-                    "ParentId": "",
-                    "RepoTags": i.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-                    "RepoDigests": i.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-                    "Created": chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0),
-                    "Size": i.size,
-                    "SharedSize": -1,
-                    "Labels": {},
-                    "Containers": -1,
-                })
-            })
-            .collect();
+    /// `GET /images/json`: filters `dangling`, `label`, `reference`, `before` and
+    /// `since`, as dockerd applies them.
+    async fn images_list(&self, params: &BTreeMap<String, String>) -> Reply {
+        let images = self.engine.images();
+        let mut pairs = filters(params)?;
+        // The old form: `filter=busybox`.
+        if let Some(reference) = params.get("filter").filter(|f| !f.is_empty()) {
+            pairs.push(("reference".to_owned(), reference.clone()));
+        }
+        let mut records = images.catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        records.sort_by(|a, b| b.created.cmp(&a.created));
+        let created_of = |name: &str| -> Result<String, ApiError> {
+            images.resolve(name).ok().flatten().map(|r| r.created).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such image: {name}")))
+        };
+        let mut bounds = Vec::new();
+        for (key, value) in &pairs {
+            match key.as_str() {
+                "before" | "since" => bounds.push((key.clone(), created_of(value)?)),
+                "dangling" | "label" | "reference" => {}
+                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+            }
+        }
+        let mut list = Vec::new();
+        for i in records {
+            let config: Value = images.content.read(&i.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            let labels = config["config"]["Labels"].as_object().cloned().unwrap_or_default();
+            let familiar_tags: Vec<String> = i.tags.iter().map(|t| familiar(t)).collect();
+            let keep = |key: &str, value: &str| match key {
+                "dangling" => matches!(value, "true" | "1") == i.tags.is_empty(),
+                "label" => match value.split_once('=') {
+                    Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
+                    None => labels.contains_key(value),
+                },
+                "reference" => familiar_tags.iter().any(|t| {
+                    let repo = t.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(t.as_str(), |(r, _)| r);
+                    glob_match(value, t) || glob_match(value, repo)
+                }),
+                _ => true,
+            };
+            // Labels must all match; any value of another key will do.
+            let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).filter(|k| !matches!(*k, "before" | "since")).collect();
+            keys.dedup();
+            let wanted = keys.iter().all(|key| {
+                let mut values = pairs.iter().filter(|(k, _)| k == key);
+                if *key == "label" {
+                    values.all(|(k, v)| keep(k, v))
+                } else {
+                    values.any(|(k, v)| keep(k, v))
+                }
+            }) && bounds.iter().all(|(key, at)| if key == "before" { i.created < *at } else { i.created > *at });
+            if !wanted {
+                continue;
+            }
+            list.push(json!({
+                "Id": i.id.to_string(),
+                "ParentId": "",
+                "RepoTags": familiar_tags,
+                "RepoDigests": i.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+                "Created": chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0),
+                "Size": i.size,
+                "SharedSize": -1,
+                "Labels": labels,
+                "Containers": -1,
+            }));
+        }
         ok_json(Value::Array(list))
     }
 
@@ -514,6 +575,8 @@ mod tests {
         assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
         assert_eq!(familiar("docker.io/me/app:2"), "me/app:2");
         assert_eq!(familiar("127.0.0.1:5000/busybox:latest"), "127.0.0.1:5000/busybox:latest");
+        assert!(glob_match("busy*", "busybox") && glob_match("berth.test/*:docker", "berth.test/busybox:docker"));
+        assert!(!glob_match("busy*", "me/busybox") && !glob_match("*", "a/b"));
         assert_eq!(percent_decode("%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"), r#"{"label":["a=b"]}"#);
         let mut params = BTreeMap::new();
         params.insert("filters".to_owned(), r#"{"label":["a=b"],"status":{"running":true,"exited":false}}"#.to_owned());
