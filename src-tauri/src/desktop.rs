@@ -55,10 +55,7 @@ impl Desktop {
     pub fn begin_start(&self, app: AppHandle) -> Result<(), UiError> {
         let guard = self.busy.clone().try_lock_owned().map_err(|_| busy())?;
         if matches!(self.current(), VmState::Ready { .. }) {
-            return Err(UiError::new(
-                ErrorKind::Conflict,
-                "the VM is already running",
-            ));
+            return Err(UiError::new(ErrorKind::Conflict, "the VM is already running"));
         }
         let home = self.home.clone();
         let running = self.running.clone();
@@ -68,17 +65,11 @@ impl Desktop {
             let config = match VmConfig::from_env() {
                 Ok(config) => config,
                 Err(err) => {
-                    desktop.publish(
-                        &app,
-                        VmState::Error {
-                            reason: err.to_string(),
-                        },
-                    );
+                    desktop.publish(&app, VmState::Error { reason: err.to_string() });
                     return;
                 }
             };
-            let started =
-                vm::start(&home, &config, |state| desktop.publish(&app, state.clone())).await;
+            let started = vm::start(&home, &config, |state| desktop.publish(&app, state.clone())).await;
             if let Ok(vm) = started {
                 tracing::info!(boot_ms = vm.boot_time.as_millis() as u64, "VM ready");
                 *running.lock().await = Some(vm);
@@ -101,12 +92,7 @@ impl Desktop {
             }
             match result {
                 Ok(_) => desktop.publish(&app, vm::status(&home).await),
-                Err(err) => desktop.publish(
-                    &app,
-                    VmState::Error {
-                        reason: err.to_string(),
-                    },
-                ),
+                Err(err) => desktop.publish(&app, VmState::Error { reason: err.to_string() }),
             }
         });
         Ok(())
@@ -124,10 +110,7 @@ impl Desktop {
 }
 
 fn busy() -> UiError {
-    UiError::new(
-        ErrorKind::Conflict,
-        "the VM is already starting or stopping",
-    )
+    UiError::new(ErrorKind::Conflict, "the VM is already starting or stopping")
 }
 
 /// Keeps the shown state true: reads it at launch, then every two seconds while no

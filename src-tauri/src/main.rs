@@ -18,18 +18,12 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let app = tauri::Builder::default()
-        .manage(desktop::Desktop::new(
-            berth_host::home::BerthHome::from_env(),
-        ))
+        .manage(desktop::Desktop::new(berth_host::home::BerthHome::from_env()))
         .setup(|app| {
             desktop::watch(app.handle().clone());
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::vm_state,
-            commands::start_vm,
-            commands::stop_vm
-        ])
+        .invoke_handler(tauri::generate_handler![commands::vm_state, commands::start_vm, commands::stop_vm])
         .build(tauri::generate_context!());
     let app = match app {
         Ok(app) => app,

@@ -15,11 +15,7 @@ const FLOOR_MARKER: &str = "BERTH-FLOOR-READY";
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 /// One bare boot: QEMU start until the floor initramfs prints its marker.
@@ -50,10 +46,7 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
         if text.contains(FLOOR_MARKER) {
             break started.elapsed();
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the floor image did not boot: {text}"
-        );
+        assert!(started.elapsed() < Duration::from_secs(60), "the floor image did not boot: {text}");
         std::thread::sleep(Duration::from_millis(2));
     };
     // It powers itself off; make sure.
@@ -67,19 +60,10 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
 }
 
 fn main() {
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(7);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(7);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let builder = TestVm::builder("bench-boot").mem_mib(512);
-    let config = builder
-        .config()
-        .expect("VM config (cargo xtask vm-image first)");
+    let config = builder.config().expect("VM config (cargo xtask vm-image first)");
     let scratch = berth_tests::temp_home("bench-floor");
     let (mut floor, mut berth) = (Vec::new(), Vec::new());
     // One warm-up of each (page cache, QEMU's first start), then interleaved runs.
@@ -98,21 +82,14 @@ fn main() {
         if i == 0 {
             continue; // warm-up
         }
-        println!(
-            "run {i}: floor {:>6.0} ms   berth {:>6.0} ms",
-            t_floor.as_secs_f64() * 1e3,
-            t_berth.as_secs_f64() * 1e3
-        );
+        println!("run {i}: floor {:>6.0} ms   berth {:>6.0} ms", t_floor.as_secs_f64() * 1e3, t_berth.as_secs_f64() * 1e3);
         floor.push(t_floor.as_secs_f64() * 1e3);
         berth.push(t_berth.as_secs_f64() * 1e3);
     }
     let _ = std::fs::remove_dir_all(&scratch);
     let (mf, mb) = (median(floor.clone()), median(berth.clone()));
     println!();
-    println!(
-        "| case (TCG, {} MiB, 1 vCPU, {runs} runs) | median ms | min ms | max ms |",
-        config.mem_mib
-    );
+    println!("| case (TCG, {} MiB, 1 vCPU, {runs} runs) | median ms | min ms | max ms |", config.mem_mib);
     println!("|---|---|---|---|");
     let row = |name: &str, v: &[f64], m: f64| {
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -120,13 +97,6 @@ fn main() {
         println!("| {name} | {m:.0} | {min:.0} | {max:.0} |");
     };
     row("floor: bare busybox initramfs to its marker", &floor, mf);
-    row(
-        "berth: QEMU start to first gRPC reply over vsock",
-        &berth,
-        mb,
-    );
-    println!(
-        "\nratio berth / floor: {:.2} (target: at most 1.3)",
-        mb / mf
-    );
+    row("berth: QEMU start to first gRPC reply over vsock", &berth, mb);
+    println!("\nratio berth / floor: {:.2} (target: at most 1.3)", mb / mf);
 }

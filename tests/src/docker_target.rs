@@ -72,11 +72,7 @@ impl DockerTarget {
 
     /// `docker ARGS`: (success, stdout, stderr).
     pub fn docker(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self
-            .command("docker")
-            .args(args)
-            .output()
-            .expect("the docker CLI (cargo xtask setup installs one if missing)");
+        let out = self.command("docker").args(args).output().expect("the docker CLI (cargo xtask setup installs one if missing)");
         text(&out)
     }
 
@@ -89,20 +85,8 @@ impl DockerTarget {
 
     /// `docker ARGS` with `stdin` on its standard input.
     pub fn docker_with_stdin(&self, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
-        let mut child = self
-            .command("docker")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("docker");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("write stdin");
+        let mut child = self.command("docker").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("docker");
+        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
         text(&child.wait_with_output().expect("wait"))
     }
 
@@ -123,18 +107,9 @@ impl DockerTarget {
 
     /// One raw HTTP/1.1 request on the API socket: the status line, the headers
     /// (lowercased names) and the body.
-    pub fn http(
-        &self,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> (String, Vec<(String, String)>, String) {
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (String, Vec<(String, String)>, String) {
         let mut stream = UnixStream::connect(self.socket()).expect("connect");
-        let kind = if body.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/json\r\n"
-        };
+        let kind = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
         write!(stream, "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read");
@@ -142,37 +117,21 @@ impl DockerTarget {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let mut lines = head.lines();
         let status = lines.next().unwrap_or("").to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let body = if headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
-        {
-            unchunk(body)
-        } else {
-            body.to_owned()
-        };
+        let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+        let body = if headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") { unchunk(body) } else { body.to_owned() };
         (status, headers, body)
     }
 }
 
 fn text(out: &Output) -> (bool, String, String) {
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A chunked body's data.
 fn unchunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
         if size == 0 || rest.len() < size {
             break;
         }
@@ -183,12 +142,7 @@ fn unchunk(mut body: &str) -> String {
 }
 
 fn in_namespace_of(pid: u32, args: &[&str]) -> (bool, String) {
-    let out = Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .arg("--")
-        .args(args)
-        .output()
-        .expect("nsenter");
+    let out = Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("--").args(args).output().expect("nsenter");
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
@@ -223,45 +177,26 @@ impl Dockerd {
             .arg(home.join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", home.join("docker.sock").display()))
-            .args([
-                "--storage-driver",
-                "overlay2",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
-                "--cgroup-parent",
-                &cgroup_parent,
-            ])
+            .args(["--storage-driver", "overlay2", "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", &cgroup_parent])
             .env("DOCKER_CONFIG", home.join("docker-config"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("dockerd (Debian's docker.io; cargo xtask setup installs it)");
-        let dockerd = Dockerd {
-            home,
-            child,
-            holder,
-            cgroup_parent,
-        };
+        let dockerd = Dockerd { home, child, holder, cgroup_parent };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let up = Command::new("docker")
                 .args(["version", "--format", "{{.Server.Version}}"])
-                .env(
-                    "DOCKER_HOST",
-                    format!("unix://{}", dockerd.socket().display()),
-                )
+                .env("DOCKER_HOST", format!("unix://{}", dockerd.socket().display()))
                 .env("DOCKER_CONFIG", dockerd.home.join("docker-config"))
                 .output()
                 .is_ok_and(|o| o.status.success());
             if up {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                std::fs::read_to_string(dockerd.home.join("dockerd.log")).unwrap_or_default()
-            );
+            assert!(Instant::now() < deadline, "dockerd did not come up: {}", std::fs::read_to_string(dockerd.home.join("dockerd.log")).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(100));
         }
         dockerd
@@ -276,9 +211,7 @@ impl Drop for Dockerd {
     fn drop(&mut self) {
         // dockerd stops its containers and its containerd, and unmounts, on SIGTERM.
         if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
@@ -291,21 +224,13 @@ impl Drop for Dockerd {
         // Whatever is still mounted below the folder (a dockerd that was killed).
         if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
             let home = self.home.display().to_string();
-            let mut points: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split(' ').nth(1))
-                .filter(|p| p.starts_with(&home))
-                .collect();
+            let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(1)).filter(|p| p.starts_with(&home)).collect();
             points.sort_by_key(|p| std::cmp::Reverse(p.len()));
             for point in points {
                 let _ = Command::new("umount").args(["-l", point]).status();
             }
         }
-        for controller in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+        for controller in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
             let _ = std::fs::remove_dir(controller.path().join(&self.cgroup_parent));
         }
         let _ = std::fs::remove_dir_all(&self.home);
@@ -325,10 +250,7 @@ impl DockerTarget {
     pub fn registry(&self, user: &str, password: &str) -> NetnsRegistry {
         let root = self.home().join("registry");
         std::fs::create_dir_all(&root).expect("registry folder");
-        let out = Command::new("htpasswd")
-            .args(["-Bbn", user, password])
-            .output()
-            .expect("htpasswd (Debian package apache2-utils)");
+        let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (Debian package apache2-utils)");
         assert!(out.status.success(), "htpasswd failed");
         std::fs::write(root.join("htpasswd"), &out.stdout).expect("htpasswd file");
         let addr = "127.0.0.1:5000".to_owned();
@@ -339,9 +261,7 @@ impl DockerTarget {
         );
         std::fs::write(root.join("config.yml"), config).expect("registry config");
         let holder = match self {
-            DockerTarget::Berth(engine) => {
-                engine.netns_holder.as_ref().expect("isolated engine").id()
-            }
+            DockerTarget::Berth(engine) => engine.netns_holder.as_ref().expect("isolated engine").id(),
             DockerTarget::Dockerd(d) => d.holder.id(),
         };
         let child = Command::new("nsenter")
@@ -355,20 +275,8 @@ impl DockerTarget {
         let registry = NetnsRegistry { addr, root, child };
         let deadline = Instant::now() + Duration::from_secs(15);
         // Up once it answers /v2/ (401: it wants the login).
-        while !self
-            .in_netns(&[
-                "busybox",
-                "sh",
-                "-c",
-                "busybox wget -qO- http://127.0.0.1:5000/v2/ 2>&1 | busybox grep -q 401",
-            ])
-            .0
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the registry did not come up: {}",
-                std::fs::read_to_string(registry.root.join("registry.log")).unwrap_or_default()
-            );
+        while !self.in_netns(&["busybox", "sh", "-c", "busybox wget -qO- http://127.0.0.1:5000/v2/ 2>&1 | busybox grep -q 401"]).0 {
+            assert!(Instant::now() < deadline, "the registry did not come up: {}", std::fs::read_to_string(registry.root.join("registry.log")).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(50));
         }
         registry

@@ -26,14 +26,7 @@ impl NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
         let child = NativeEngine::spawn(&home, &log, None, &[]);
-        let engine = NativeEngine {
-            home,
-            child,
-            log,
-            isolated: false,
-            env: Vec::new(),
-            netns_holder: None,
-        };
+        let engine = NativeEngine { home, child, log, isolated: false, env: Vec::new(), netns_holder: None };
         engine.wait_socket();
         engine
     }
@@ -48,20 +41,10 @@ impl NativeEngine {
     pub fn start_isolated_with(test: &str, env: &[(&str, &str)]) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let holder = netns_holder();
         let child = NativeEngine::spawn(&home, &log, Some(holder.id()), &env);
-        let engine = NativeEngine {
-            home,
-            child,
-            log,
-            isolated: true,
-            env,
-            netns_holder: Some(holder),
-        };
+        let engine = NativeEngine { home, child, log, isolated: true, env, netns_holder: Some(holder) };
         engine.wait_socket();
         engine
     }
@@ -76,19 +59,11 @@ impl NativeEngine {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile();
-        self.child = NativeEngine::spawn(
-            &self.home,
-            &self.log,
-            self.netns_holder.as_ref().map(Child::id),
-            &self.env,
-        );
+        self.child = NativeEngine::spawn(&self.home, &self.log, self.netns_holder.as_ref().map(Child::id), &self.env);
         // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the restarted engine did not answer"
-            );
+            assert!(Instant::now() < deadline, "the restarted engine did not answer");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -97,10 +72,7 @@ impl NativeEngine {
         let mut command = if let Some(holder) = netns_of {
             // nsenter execs, so the child's pid stays the engine's.
             let mut c = Command::new("nsenter");
-            c.arg(format!("--net=/proc/{holder}/ns/net"))
-                .arg("--")
-                .arg(crate::bin("berth"))
-                .args(["serve", "--native"]);
+            c.arg(format!("--net=/proc/{holder}/ns/net")).arg("--").arg(crate::bin("berth")).args(["serve", "--native"]);
             c
         } else {
             let mut c = Command::new(crate::bin("berth"));
@@ -113,20 +85,8 @@ impl NativeEngine {
             // `serve` writes the berth docker context: into the test's home, not ~/.docker.
             .env("DOCKER_CONFIG", home.join("docker-config"))
             .stdin(Stdio::null())
-            .stdout(
-                std::fs::File::options()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .expect("log"),
-            )
-            .stderr(
-                std::fs::File::options()
-                    .create(true)
-                    .append(true)
-                    .open(home.join("engine.err"))
-                    .expect("log"),
-            )
+            .stdout(std::fs::File::options().create(true).append(true).open(log).expect("log"))
+            .stderr(std::fs::File::options().create(true).append(true).open(home.join("engine.err")).expect("log"))
             .spawn()
             .expect("spawn berth serve --native")
     }
@@ -136,10 +96,7 @@ impl NativeEngine {
     fn wait_socket(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the native engine did not answer on its socket"
-            );
+            assert!(Instant::now() < deadline, "the native engine did not answer on its socket");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -153,9 +110,7 @@ impl NativeEngine {
     }
 
     pub async fn client(&self) -> AgentClient {
-        AgentClient::connect(&self.endpoint(), Duration::from_secs(5))
-            .await
-            .expect("connect to the native engine")
+        AgentClient::connect(&self.endpoint(), Duration::from_secs(5)).await.expect("connect to the native engine")
     }
 
     /// Runs `berth` against this engine.
@@ -166,10 +121,7 @@ impl NativeEngine {
     /// SIGTERM, then wait for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid");
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill");
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
         self.child.wait().expect("wait")
     }
 }
@@ -196,22 +148,13 @@ impl Drop for NativeEngine {
 /// A process in a new network namespace with loopback up, which lives until killed.
 pub fn netns_holder() -> Child {
     let mut holder = Command::new("unshare")
-        .args([
-            "--net",
-            "--",
-            "sh",
-            "-c",
-            "ip link set lo up && exec sleep infinity",
-        ])
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
         .stdin(Stdio::null())
         .spawn()
         .expect("unshare --net");
     // Once it runs `sleep`, loopback is up.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(format!("/proc/{}/comm", holder.id()))
-        .map(|c| c.trim() != "sleep")
-        .unwrap_or(true)
-    {
+    while std::fs::read_to_string(format!("/proc/{}/comm", holder.id())).map(|c| c.trim() != "sleep").unwrap_or(true) {
         if Instant::now() > deadline {
             let _ = holder.kill();
             panic!("the network namespace holder did not start");
@@ -225,10 +168,7 @@ impl NativeEngine {
     /// Runs a command inside the engine's network namespace (isolated engines only);
     /// returns (success, stdout + stderr).
     pub fn in_netns(&self, args: &[&str]) -> (bool, String) {
-        let holder = self
-            .netns_holder
-            .as_ref()
-            .expect("in_netns needs an isolated engine");
+        let holder = self.netns_holder.as_ref().expect("in_netns needs an isolated engine");
         let out = Command::new("nsenter")
             .arg(format!("--net=/proc/{}/ns/net", holder.id()))
             .arg("--")
@@ -244,22 +184,11 @@ impl NativeEngine {
     /// Berth's nftables rules. Equal before and after a test means nothing leaked.
     pub fn network_footprint(&self) -> String {
         let mut all = String::new();
-        for args in [
-            &["ip", "-o", "link", "show"][..],
-            &["ip", "-o", "-4", "addr", "show"],
-            &["ip", "-4", "route", "show"],
-            &["nft", "list", "table", "ip", "berth"],
-        ] {
+        for args in [&["ip", "-o", "link", "show"][..], &["ip", "-o", "-4", "addr", "show"], &["ip", "-4", "route", "show"], &["nft", "list", "table", "ip", "berth"]] {
             let (_, out) = self.in_netns(args);
             // Carrier state (a bridge without ports has none) aside, these are stable.
             for line in out.lines() {
-                let line = line
-                    .split("link/")
-                    .next()
-                    .unwrap_or(line)
-                    .split(" qdisc")
-                    .next()
-                    .unwrap_or(line);
+                let line = line.split("link/").next().unwrap_or(line).split(" qdisc").next().unwrap_or(line);
                 let line = match (line.find('<'), line.find('>')) {
                     (Some(a), Some(b)) if a < b => format!("{}{}", &line[..a], &line[b + 1..]),
                     _ => line.to_owned(),
@@ -275,39 +204,17 @@ impl NativeEngine {
 impl NativeEngine {
     /// Runs `berth` against this engine with extra environment and standard input;
     /// returns (success, stdout, stderr).
-    pub fn berth_with(
-        &self,
-        args: &[&str],
-        env: &[(&str, &std::ffi::OsStr)],
-        stdin: &str,
-    ) -> (bool, String, String) {
+    pub fn berth_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)], stdin: &str) -> (bool, String, String) {
         use std::io::Write;
         let mut command = Command::new(crate::bin("berth"));
-        command
-            .args(args)
-            .env("BERTH_HOME", &self.home)
-            .env_remove("BERTH_HOST");
+        command.args(args).env("BERTH_HOME", &self.home).env_remove("BERTH_HOST");
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("berth");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("berth");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
         let out = child.wait_with_output().expect("wait");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 

@@ -53,15 +53,12 @@ impl TestVmBuilder {
     /// The VM configuration this builder describes.
     pub fn config(&self) -> Result<VmConfig, StartError> {
         let image = VmImage::in_dir(&self.image_dir).ok_or_else(|| {
-            StartError::ImageMissing(vm::image::ImageMissing {
-                looked: self.image_dir.display().to_string(),
-            })
+            StartError::ImageMissing(vm::image::ImageMissing { looked: self.image_dir.display().to_string() })
         })?;
         let qemu = match &self.qemu {
             Some(q) => q.clone(),
-            None => vm::find_program("qemu-system-x86_64").ok_or(StartError::QemuMissing {
-                program: "qemu-system-x86_64".into(),
-            })?,
+            None => vm::find_program("qemu-system-x86_64")
+                .ok_or(StartError::QemuMissing { program: "qemu-system-x86_64".into() })?,
         };
         let vhost_device_vsock = if vm::host_has_vhost_vsock() {
             None
@@ -94,16 +91,10 @@ impl TestVmBuilder {
     pub async fn start(self) -> TestVm {
         let (mut home, result) = self.try_start().await;
         match result {
-            Ok(running) => TestVm {
-                home,
-                running: Some(running),
-            },
+            Ok(running) => TestVm { home, running: Some(running) },
             Err(err) => {
                 home.keep = true;
-                panic!(
-                    "the test VM did not start: {}",
-                    berth_host::agent::error_chain(&err)
-                );
+                panic!("the test VM did not start: {}", berth_host::agent::error_chain(&err));
             }
         }
     }
@@ -124,14 +115,7 @@ impl TestVmHome {
     fn new(name: &str) -> TestVmHome {
         let home = BerthHome::new(crate::temp_home(name));
         let paths = VmPaths::new(&home);
-        TestVmHome {
-            name: name.to_owned(),
-            home,
-            paths,
-            artifacts: crate::artifact_dir(name),
-            qmp_log: Vec::new(),
-            keep: false,
-        }
+        TestVmHome { name: name.to_owned(), home, paths, artifacts: crate::artifact_dir(name), qmp_log: Vec::new(), keep: false }
     }
 
     pub fn log_qmp(&mut self, line: String) {
@@ -147,11 +131,7 @@ impl TestVmHome {
             let _ = std::fs::copy(from, self.artifacts.join(to));
         }
         let _ = std::fs::write(self.artifacts.join("qmp.log"), self.qmp_log.join("\n"));
-        eprintln!(
-            "test VM {}: console, QEMU and QMP logs kept in {}",
-            self.name,
-            self.artifacts.display()
-        );
+        eprintln!("test VM {}: console, QEMU and QMP logs kept in {}", self.name, self.artifacts.display());
     }
 }
 
@@ -162,13 +142,8 @@ impl Drop for TestVmHome {
         }
         // Whatever happened, no VM process outlives the test.
         if let Ok(Some(record)) = vm::state::load(&self.paths.state) {
-            for pid in [Some(record.qemu_pid), record.vhost_pid]
-                .into_iter()
-                .flatten()
-            {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+            for pid in [Some(record.qemu_pid), record.vhost_pid].into_iter().flatten() {
+                let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             }
         }
         let _ = std::fs::remove_dir_all(self.home.root());
@@ -209,9 +184,7 @@ impl TestVm {
 
     /// QEMU's run state over QMP (logged).
     pub async fn qmp_status(&mut self) -> RunStatus {
-        let qmp = Qmp::connect(&self.home.paths.qmp, Duration::from_secs(5))
-            .await
-            .expect("QMP connect");
+        let qmp = Qmp::connect(&self.home.paths.qmp, Duration::from_secs(5)).await.expect("QMP connect");
         let status = qmp.query_status().await.expect("query-status");
         self.home.log_qmp(format!("query-status -> {status:?}"));
         status
@@ -220,9 +193,7 @@ impl TestVm {
     /// Stops the VM through berth-host (ACPI power button over QMP, then quit) and reaps it.
     pub async fn stop(&mut self) -> StopOutcome {
         self.home.log_qmp("system_powerdown (via vm::stop)".into());
-        let outcome = vm::stop(&self.home.home, Duration::from_secs(15))
-            .await
-            .expect("stop");
+        let outcome = vm::stop(&self.home.home, Duration::from_secs(15)).await.expect("stop");
         self.home.log_qmp(format!("stop -> {outcome:?}"));
         if let Some(running) = self.running.take() {
             running.reap().await;

@@ -23,29 +23,20 @@ impl WebDriver {
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .into();
-        WebDriver {
-            base: format!("http://127.0.0.1:{port}"),
-            agent,
-        }
+        WebDriver { base: format!("http://127.0.0.1:{port}"), agent }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let response = match method {
             // WebKitWebDriver wants a JSON body on every POST, `{}` at least.
-            "POST" => self
-                .agent
-                .post(&url)
-                .send_json(body.unwrap_or_else(|| json!({}))),
+            "POST" => self.agent.post(&url).send_json(body.unwrap_or_else(|| json!({}))),
             "DELETE" => self.agent.delete(&url).call(),
             _ => self.agent.get(&url).call(),
         };
         let mut response = response.map_err(|e| format!("{method} {path}: {e}"))?;
         let status = response.status().as_u16();
-        let value: Value = response
-            .body_mut()
-            .read_json()
-            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let value: Value = response.body_mut().read_json().map_err(|e| format!("{method} {path}: {e}"))?;
         let value = value.get("value").cloned().unwrap_or(Value::Null);
         if status >= 400 || value.get("error").is_some() {
             return Err(format!("{method} {path} -> {status}: {value}"));
@@ -63,10 +54,7 @@ impl WebDriver {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "WebDriver at {} not ready within {timeout:?}",
-                    self.base
-                ));
+                return Err(format!("WebDriver at {} not ready within {timeout:?}", self.base));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -81,10 +69,7 @@ impl WebDriver {
         });
         let v = self.call("POST", "/session", Some(caps))?;
         let id = v["sessionId"].as_str().ok_or("no sessionId")?.to_owned();
-        Ok(Session {
-            driver: self.clone(),
-            id,
-        })
+        Ok(Session { driver: self.clone(), id })
     }
 }
 
@@ -101,58 +86,31 @@ impl Session {
     }
 
     pub fn url(&self) -> Result<String, String> {
-        Ok(self
-            .driver
-            .call("GET", &self.path("/url"), None)?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
+        Ok(self.driver.call("GET", &self.path("/url"), None)?.as_str().unwrap_or_default().to_owned())
     }
 
     pub fn find(&self, css: &str) -> Result<String, String> {
-        let v = self.driver.call(
-            "POST",
-            &self.path("/element"),
-            Some(json!({"using": "css selector", "value": css})),
-        )?;
-        v[ELEMENT_KEY]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("bad element reference {v}"))
+        let v = self.driver.call("POST", &self.path("/element"), Some(json!({"using": "css selector", "value": css})))?;
+        v[ELEMENT_KEY].as_str().map(str::to_owned).ok_or_else(|| format!("bad element reference {v}"))
     }
 
     pub fn text(&self, css: &str) -> Result<String, String> {
         let el = self.find(css)?;
-        Ok(self
-            .driver
-            .call("GET", &self.path(&format!("/element/{el}/text")), None)?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
+        Ok(self.driver.call("GET", &self.path(&format!("/element/{el}/text")), None)?.as_str().unwrap_or_default().to_owned())
     }
 
     pub fn enabled(&self, css: &str) -> Result<bool, String> {
         let el = self.find(css)?;
-        Ok(self
-            .driver
-            .call("GET", &self.path(&format!("/element/{el}/enabled")), None)?
-            == json!(true))
+        Ok(self.driver.call("GET", &self.path(&format!("/element/{el}/enabled")), None)? == json!(true))
     }
 
     pub fn click(&self, css: &str) -> Result<(), String> {
         let el = self.find(css)?;
-        self.driver
-            .call("POST", &self.path(&format!("/element/{el}/click")), None)
-            .map(drop)
+        self.driver.call("POST", &self.path(&format!("/element/{el}/click")), None).map(drop)
     }
 
     /// Polls until the element's text satisfies `want`; returns the text.
-    pub fn wait_text(
-        &self,
-        css: &str,
-        timeout: Duration,
-        want: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
+    pub fn wait_text(&self, css: &str, timeout: Duration, want: impl Fn(&str) -> bool) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
         loop {
@@ -171,9 +129,7 @@ impl Session {
 
     pub fn screenshot_png(&self) -> Result<Vec<u8>, String> {
         let v = self.driver.call("GET", &self.path("/screenshot"), None)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or_default())
-            .map_err(|e| e.to_string())
+        base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).map_err(|e| e.to_string())
     }
 
     /// Ends the session (closes the app).

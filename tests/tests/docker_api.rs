@@ -19,17 +19,11 @@ macro_rules! on_both {
         mod $scenario {
             #[test]
             fn on_berth() {
-                super::$scenario(&berth_tests::docker_target::DockerTarget::start(
-                    "berth",
-                    concat!("d-", stringify!($scenario)),
-                ));
+                super::$scenario(&berth_tests::docker_target::DockerTarget::start("berth", concat!("d-", stringify!($scenario))));
             }
             #[test]
             fn on_dockerd() {
-                super::$scenario(&berth_tests::docker_target::DockerTarget::start(
-                    "dockerd",
-                    concat!("k-", stringify!($scenario)),
-                ));
+                super::$scenario(&berth_tests::docker_target::DockerTarget::start("dockerd", concat!("k-", stringify!($scenario))));
             }
         }
     };
@@ -37,31 +31,17 @@ macro_rules! on_both {
 
 /// The suite's busybox image, loaded through the API (`docker load`).
 fn with_image(target: &DockerTarget) {
-    target.load(&fixtures::oci_archive(
-        &fixtures::container_image(serde_json::json!({})),
-        IMAGE,
-    ));
+    target.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE));
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 on_both!(negotiation_and_lists);
 fn negotiation_and_lists(target: &DockerTarget) {
-    let mode = std::fs::metadata(target.socket())
-        .expect("docker.sock")
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(
-        mode & 0o007,
-        0,
-        "the socket is not open to others: {mode:o}"
-    );
+    let mode = std::fs::metadata(target.socket()).expect("docker.sock").permissions().mode() & 0o777;
+    assert_eq!(mode & 0o007, 0, "the socket is not open to others: {mode:o}");
     let max = target.api_version();
 
     if target.is_berth() {
@@ -69,32 +49,18 @@ fn negotiation_and_lists(target: &DockerTarget) {
         // berth docker context.
         assert_eq!(mode, 0o600);
         let out = Command::new("docker")
-            .args([
-                "--context",
-                "berth",
-                "version",
-                "--format",
-                "{{.Server.Platform.Name}}",
-            ])
+            .args(["--context", "berth", "version", "--format", "{{.Server.Platform.Name}}"])
             .env("DOCKER_CONFIG", target.home().join("docker-config"))
             .env_remove("DOCKER_HOST")
             .output()
             .expect("docker --context berth");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Berth");
         let version = target.ok(&["version", "--format", "{{.Server.MinAPIVersion}}"]);
         assert_eq!(version.trim(), "1.24");
     }
     // Negotiation: the 28.x CLI downgrades to what the engine serves.
-    let version = target.ok(&[
-        "version",
-        "--format",
-        "{{.Server.APIVersion}} {{.Client.APIVersion}}",
-    ]);
+    let version = target.ok(&["version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}"]);
     assert_eq!(version.trim(), format!("{max} {max}"), "{version}");
     let (status, headers, body) = target.http("HEAD", "/_ping", "");
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
@@ -107,221 +73,85 @@ fn negotiation_and_lists(target: &DockerTarget) {
     let (status, _, body) = target.http("GET", "/v1.99/version", "");
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     let error: serde_json::Value = serde_json::from_str(&body).expect("json error body");
-    assert_eq!(
-        error["message"],
-        format!("client version 1.99 is too new. Maximum supported API version is {max}")
-    );
+    assert_eq!(error["message"], format!("client version 1.99 is too new. Maximum supported API version is {max}"));
     let (status, _, body) = target.http("GET", "/v1.11/info", "");
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     assert!(body.contains("client version 1.11 is too old"), "{body}");
     let (status, _, body) = target.http("GET", "/v1.24/no/such/thing", "");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"],
-        "page not found"
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"], "page not found");
     let (status, _, _) = target.http("GET", "/v1.24/info", "");
-    assert!(
-        status.starts_with("HTTP/1.1 200"),
-        "API 1.24 is served: {status}"
-    );
+    assert!(status.starts_with("HTTP/1.1 200"), "API 1.24 is served: {status}");
 
     // What was made, docker lists.
     with_image(target);
     target.ok(&["network", "create", "--label", "team=a", "shop"]);
     target.ok(&["volume", "create", "--label", "team=a", "data"]);
-    target.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "kept",
-        "--label",
-        "team=a",
-        "--network",
-        "shop",
-        "-v",
-        "data:/data",
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+    target.ok(&["run", "-d", "--name", "kept", "--label", "team=a", "--network", "shop", "-v", "data:/data", IMAGE, "sleep", "300"]);
     target.ok(&["create", "--name", "idle", IMAGE, "true"]);
 
     let info = target.ok(&["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}} {{.Driver}} {{.OSType}}"]);
     assert_eq!(info.trim(), "2 1 1 1 overlay2 linux");
-    assert_eq!(
-        target.ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.State}}"]),
-        format!("kept {IMAGE} running\n")
-    );
+    assert_eq!(target.ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.State}}"]), format!("kept {IMAGE} running\n"));
     let all = target.ok(&["ps", "-a", "--format", "{{.Names}}"]);
-    assert_eq!(
-        all.lines().collect::<std::collections::BTreeSet<_>>(),
-        ["idle", "kept"].into_iter().collect()
-    );
-    assert_eq!(
-        target.ok(&[
-            "ps",
-            "-a",
-            "--filter",
-            "label=team=a",
-            "--format",
-            "{{.Names}}"
-        ]),
-        "kept\n"
-    );
-    assert_eq!(
-        target.ok(&[
-            "ps",
-            "-a",
-            "--filter",
-            "status=created",
-            "--format",
-            "{{.Names}}"
-        ]),
-        "idle\n"
-    );
-    assert_eq!(
-        target.ok(&["ps", "--format", "{{.Networks}} {{.Mounts}}"]),
-        "shop data\n"
-    );
-    assert_eq!(
-        target.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
-        format!("{IMAGE}\n")
-    );
-    assert_eq!(
-        target.ok(&[
-            "network",
-            "ls",
-            "--filter",
-            "type=custom",
-            "--format",
-            "{{.Name}} {{.Driver}}"
-        ]),
-        "shop bridge\n"
-    );
-    assert_eq!(
-        target
-            .ok(&["network", "ls", "--filter", "label=team=a", "-q"])
-            .trim()
-            .len(),
-        12
-    );
-    assert_eq!(
-        target.ok(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]),
-        "data local\n"
-    );
-    assert_eq!(
-        target.ok(&["volume", "ls", "--filter", "dangling=true", "-q"]),
-        ""
-    );
+    assert_eq!(all.lines().collect::<std::collections::BTreeSet<_>>(), ["idle", "kept"].into_iter().collect());
+    assert_eq!(target.ok(&["ps", "-a", "--filter", "label=team=a", "--format", "{{.Names}}"]), "kept\n");
+    assert_eq!(target.ok(&["ps", "-a", "--filter", "status=created", "--format", "{{.Names}}"]), "idle\n");
+    assert_eq!(target.ok(&["ps", "--format", "{{.Networks}} {{.Mounts}}"]), "shop data\n");
+    assert_eq!(target.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), format!("{IMAGE}\n"));
+    assert_eq!(target.ok(&["network", "ls", "--filter", "type=custom", "--format", "{{.Name}} {{.Driver}}"]), "shop bridge\n");
+    assert_eq!(target.ok(&["network", "ls", "--filter", "label=team=a", "-q"]).trim().len(), 12);
+    assert_eq!(target.ok(&["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]), "data local\n");
+    assert_eq!(target.ok(&["volume", "ls", "--filter", "dangling=true", "-q"]), "");
     // A bad filter is the client's error, in docker's shape.
     let (status, _, body) = target.http("GET", "/containers/json?filters=%7Bnot%20json", "");
     // dockerd 20.10 answers 500 here, newer ones 400; both say why in docker's body.
-    assert!(
-        status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500"),
-        "{status}"
-    );
-    assert!(
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("invalid")),
-        "{body}"
-    );
+    assert!(status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500"), "{status}");
+    assert!(serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"].as_str().is_some_and(|m| m.contains("invalid")), "{body}");
 }
 
 on_both!(containers);
 fn containers(target: &DockerTarget) {
     with_image(target);
 
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        .to_string();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs().to_string();
     // run: attach (hijacked), start, wait; the output streams and the exit code.
-    let (done, out, err) = target.docker(&[
-        "run",
-        "--name",
-        "first",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo out; echo err >&2; exit 3",
-    ]);
+    let (done, out, err) = target.docker(&["run", "--name", "first", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert!(!done);
     assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
-    let state = target.ok(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}} {{.State.ExitCode}} {{.Name}}",
-        "first",
-    ]);
+    let state = target.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}}", "first"]);
     assert_eq!(state.trim(), "exited 3 /first");
     assert_eq!(target.ok(&["wait", "first"]).trim(), "3");
     let (done, out, err) = target.docker(&["logs", "first"]);
     assert!(done, "{err}");
-    assert_eq!(
-        (out.as_str(), err.as_str()),
-        ("out\n", "err\n"),
-        "logs keep the streams apart"
-    );
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"), "logs keep the streams apart");
     // -i: the client's stdin reaches the container.
-    let (_, out, _) =
-        target.docker_with_stdin(&["run", "-i", "--rm", IMAGE, "cat"], b"hi from stdin\n");
+    let (_, out, _) = target.docker_with_stdin(&["run", "-i", "--rm", IMAGE, "cat"], b"hi from stdin\n");
     assert_eq!(out, "hi from stdin\n");
     // --rm removes; -t gives a terminal.
     assert_eq!(target.ok(&["run", "--rm", IMAGE, "echo", "gone"]), "gone\n");
-    let tty = target.ok(&[
-        "run",
-        "--rm",
-        "-t",
-        IMAGE,
-        "sh",
-        "-c",
-        "tty >/dev/null && echo has-tty",
-    ]);
+    let tty = target.ok(&["run", "--rm", "-t", IMAGE, "sh", "-c", "tty >/dev/null && echo has-tty"]);
     assert_eq!(tty.trim(), "has-tty");
 
     // Detached life: create/start, ps, stop, restart, pause, kill, rm.
-    let id = target.ok(&[
-        "run", "-d", "--name", "svc", "-p", "8080:80", "--label", "k=v", IMAGE, "busybox", "httpd",
-        "-f", "-p", "80", "-h", "/etc",
-    ]);
+    let id = target.ok(&["run", "-d", "--name", "svc", "-p", "8080:80", "--label", "k=v", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     assert_eq!(id.trim().len(), 64);
     // dockerd also lists its IPv6 binding ("[::]:8080->80/tcp"); Berth binds IPv4 only.
-    let ports = target.ok(&[
-        "ps",
-        "--filter",
-        "label=k=v",
-        "--format",
-        "{{.Names}} {{.Ports}}",
-    ]);
+    let ports = target.ok(&["ps", "--filter", "label=k=v", "--format", "{{.Names}} {{.Ports}}"]);
     assert!(ports.starts_with("svc 0.0.0.0:8080->80/tcp"), "{ports}");
-    let (got, page) =
-        target.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
+    let (got, page) = target.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
     assert!(got, "{page}");
     assert_eq!(page.trim(), &id.trim()[..12]);
     // exec: output, exit code, stdin, detached.
-    assert_eq!(
-        target.ok(&["exec", "svc", "echo", "from-exec"]),
-        "from-exec\n"
-    );
+    assert_eq!(target.ok(&["exec", "svc", "echo", "from-exec"]), "from-exec\n");
     let (done, _, err) = target.docker(&["exec", "svc", "sh", "-c", "echo to-stderr >&2; exit 4"]);
     assert!(!done);
     assert_eq!(err, "to-stderr\n");
-    assert_eq!(
-        target
-            .docker_with_stdin(&["exec", "-i", "svc", "cat"], b"piped in\n")
-            .1,
-        "piped in\n"
-    );
+    assert_eq!(target.docker_with_stdin(&["exec", "-i", "svc", "cat"], b"piped in\n").1, "piped in\n");
     target.ok(&["exec", "-d", "svc", "touch", "/tmp/detached"]);
     let mut touched = false;
     for _ in 0..50 {
-        if target
-            .docker(&["exec", "svc", "test", "-e", "/tmp/detached"])
-            .0
-        {
+        if target.docker(&["exec", "svc", "test", "-e", "/tmp/detached"]).0 {
             touched = true;
             break;
         }
@@ -329,68 +159,21 @@ fn containers(target: &DockerTarget) {
     }
     assert!(touched, "the detached exec did not run");
     target.ok(&["pause", "svc"]);
-    assert_eq!(
-        target
-            .ok(&["inspect", "-f", "{{.State.Status}}", "svc"])
-            .trim(),
-        "paused"
-    );
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.Status}}", "svc"]).trim(), "paused");
     target.ok(&["unpause", "svc"]);
     target.ok(&["restart", "-t", "1", "svc"]);
-    assert_eq!(
-        target
-            .ok(&[
-                "inspect",
-                "-f",
-                "{{.State.Status}} {{.RestartCount}}",
-                "svc"
-            ])
-            .trim()
-            .split(' ')
-            .next(),
-        Some("running")
-    );
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "svc"]).trim().split(' ').next(), Some("running"));
     target.ok(&["kill", "svc"]);
-    assert_eq!(
-        target
-            .ok(&["inspect", "-f", "{{.State.ExitCode}}", "svc"])
-            .trim(),
-        "137"
-    );
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.ExitCode}}", "svc"]).trim(), "137");
     target.ok(&["create", "--name", "later", IMAGE, "true"]);
     target.ok(&["start", "later"]);
     assert_eq!(target.ok(&["wait", "later"]).trim(), "0");
     target.ok(&["rm", "svc", "later", "first"]);
     // events: since/until replay what happened, filtered.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 1)
-    .to_string();
-    let events = target.ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "container=first",
-        "--format",
-        "{{.Type}} {{.Action}}",
-    ]);
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1).to_string();
+    let events = target.ok(&["events", "--since", &since, "--until", &until, "--filter", "container=first", "--format", "{{.Type}} {{.Action}}"]);
     let actions: Vec<&str> = events.lines().collect();
-    assert_eq!(
-        actions,
-        [
-            "container create",
-            "container attach",
-            "container start",
-            "container die",
-            "container destroy"
-        ],
-        "{events}"
-    );
+    assert_eq!(actions, ["container create", "container attach", "container start", "container die", "container destroy"], "{events}");
     assert!(target.ok(&["ps", "-aq"]).is_empty());
 
     // Errors in docker's shapes and codes.
@@ -407,129 +190,42 @@ fn images_networks_volumes(target: &DockerTarget) {
 
     // Images: inspect, tag, rmi.
     target.ok(&["tag", IMAGE, "mine:1"]);
-    assert_eq!(
-        target
-            .ok(&[
-                "image",
-                "inspect",
-                "-f",
-                "{{.Os}} {{len .RootFS.Layers}}",
-                "mine:1"
-            ])
-            .trim(),
-        "linux 1"
-    );
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Os}} {{len .RootFS.Layers}}", "mine:1"]).trim(), "linux 1");
     let tags = target.ok(&["image", "inspect", "-f", "{{json .RepoTags}}", "mine:1"]);
-    assert!(
-        tags.contains("\"mine:1\"") && tags.contains(IMAGE),
-        "{tags}"
-    );
+    assert!(tags.contains("\"mine:1\"") && tags.contains(IMAGE), "{tags}");
     assert!(target.ok(&["rmi", "mine:1"]).contains("Untagged: mine:1"));
     let (done, _, err) = target.docker(&["image", "inspect", "mine:1"]);
     assert!(!done && err.contains("No such image"), "{err}");
 
     // Networks: create with a subnet, names resolve, connect/disconnect, rm, prune.
-    target.ok(&[
-        "network",
-        "create",
-        "--subnet",
-        "10.66.0.0/24",
-        "--label",
-        "a=b",
-        "dnet",
-    ]);
-    assert_eq!(
-        target
-            .ok(&[
-                "network",
-                "inspect",
-                "-f",
-                "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels}}",
-                "dnet"
-            ])
-            .trim(),
-        "10.66.0.0/24 map[a:b]"
-    );
-    target.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "n1",
-        "--network",
-        "dnet",
-        "--network-alias",
-        "api",
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
-    let found = target.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "dnet",
-        IMAGE,
-        "busybox",
-        "nslookup",
-        "api",
-    ]);
+    target.ok(&["network", "create", "--subnet", "10.66.0.0/24", "--label", "a=b", "dnet"]);
+    assert_eq!(target.ok(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels}}", "dnet"]).trim(), "10.66.0.0/24 map[a:b]");
+    target.ok(&["run", "-d", "--name", "n1", "--network", "dnet", "--network-alias", "api", IMAGE, "sleep", "300"]);
+    let found = target.ok(&["run", "--rm", "--network", "dnet", IMAGE, "busybox", "nslookup", "api"]);
     assert!(found.contains("10.66.0.2"), "{found}");
     target.ok(&["network", "connect", "bridge", "n1"]);
-    assert_eq!(
-        target
-            .ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "n1"])
-            .trim(),
-        "2"
-    );
+    assert_eq!(target.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "n1"]).trim(), "2");
     target.ok(&["network", "disconnect", "bridge", "n1"]);
     let (done, _, err) = target.docker(&["network", "rm", "dnet"]);
     assert!(!done && err.contains("active endpoints"), "{err}");
     target.ok(&["rm", "-f", "n1"]);
     target.ok(&["network", "create", "spare"]);
     let pruned = target.ok(&["network", "prune", "-f"]);
-    assert!(
-        pruned.contains("spare") && pruned.contains("dnet"),
-        "{pruned}"
-    );
-    assert_eq!(
-        target.ok(&["network", "ls", "--format", "{{.Name}}"]),
-        "bridge\nhost\nnone\n"
-    );
+    assert!(pruned.contains("spare") && pruned.contains("dnet"), "{pruned}");
+    assert_eq!(target.ok(&["network", "ls", "--format", "{{.Name}}"]), "bridge\nhost\nnone\n");
 
     // Volumes: create, inspect, in use, prune.
     target.ok(&["volume", "create", "--label", "x=y", "dv"]);
-    assert_eq!(
-        target
-            .ok(&["volume", "inspect", "-f", "{{.Driver}} {{.Labels}}", "dv"])
-            .trim(),
-        "local map[x:y]"
-    );
-    target.ok(&[
-        "run",
-        "--rm",
-        "-v",
-        "dv:/data",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo kept > /data/f",
-    ]);
-    assert_eq!(
-        target.ok(&["run", "--rm", "-v", "dv:/data:ro", IMAGE, "cat", "/data/f"]),
-        "kept\n"
-    );
-    target.ok(&[
-        "create", "--name", "holder", "-v", "dv:/data", IMAGE, "true",
-    ]);
+    assert_eq!(target.ok(&["volume", "inspect", "-f", "{{.Driver}} {{.Labels}}", "dv"]).trim(), "local map[x:y]");
+    target.ok(&["run", "--rm", "-v", "dv:/data", IMAGE, "sh", "-c", "echo kept > /data/f"]);
+    assert_eq!(target.ok(&["run", "--rm", "-v", "dv:/data:ro", IMAGE, "cat", "/data/f"]), "kept\n");
+    target.ok(&["create", "--name", "holder", "-v", "dv:/data", IMAGE, "true"]);
     let (done, _, err) = target.docker(&["volume", "rm", "dv"]);
     assert!(!done && err.contains("in use"), "{err}");
     target.ok(&["rm", "holder"]);
     target.ok(&["volume", "rm", "dv"]);
     let (done, _, err) = target.docker(&["volume", "inspect", "dv"]);
-    assert!(
-        !done && err.to_lowercase().contains("no such volume"),
-        "{err}"
-    );
+    assert!(!done && err.to_lowercase().contains("no such volume"), "{err}");
 }
 
 on_both!(files_and_images);
@@ -542,80 +238,26 @@ fn files_and_images(target: &DockerTarget) {
     target.ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "300"]);
     std::fs::write(home.join("in.txt"), "from the host\n").expect("write");
     target.ok(&["cp", &path("in.txt"), "box:/tmp/in.txt"]);
-    assert_eq!(
-        target.ok(&["exec", "box", "cat", "/tmp/in.txt"]),
-        "from the host\n"
-    );
+    assert_eq!(target.ok(&["exec", "box", "cat", "/tmp/in.txt"]), "from the host\n");
     target.ok(&["cp", "box:/srv/data.txt", &path("out.txt")]);
-    assert_eq!(
-        std::fs::read_to_string(home.join("out.txt")).expect("copied out"),
-        "from the image\n"
-    );
-    target.ok(&[
-        "exec",
-        "box",
-        "sh",
-        "-c",
-        "mkdir -p /tmp/d/e && echo deep > /tmp/d/e/f",
-    ]);
+    assert_eq!(std::fs::read_to_string(home.join("out.txt")).expect("copied out"), "from the image\n");
+    target.ok(&["exec", "box", "sh", "-c", "mkdir -p /tmp/d/e && echo deep > /tmp/d/e/f"]);
     target.ok(&["cp", "box:/tmp/d", &path("dout")]);
-    assert_eq!(
-        std::fs::read_to_string(home.join("dout/e/f")).expect("copied folder"),
-        "deep\n"
-    );
+    assert_eq!(std::fs::read_to_string(home.join("dout/e/f")).expect("copied folder"), "deep\n");
     let (done, _, err) = target.docker(&["cp", "box:/nope", &path("x")]);
     assert!(!done && err.contains("/nope"), "{err}");
     assert!(!home.join("x").exists());
 
     // diff, top, stats, rename, update.
     let diff = target.ok(&["diff", "box"]);
-    assert!(
-        diff.lines().any(|l| l == "A /tmp/in.txt") && diff.lines().any(|l| l == "C /tmp"),
-        "{diff}"
-    );
+    assert!(diff.lines().any(|l| l == "A /tmp/in.txt") && diff.lines().any(|l| l == "C /tmp"), "{diff}");
     let top = target.ok(&["top", "box"]);
-    assert!(
-        top.lines().next().is_some_and(|l| l.contains("PID")) && top.contains("sleep 300"),
-        "{top}"
-    );
-    assert_eq!(
-        target
-            .ok(&[
-                "stats",
-                "--no-stream",
-                "--format",
-                "{{.Name}} {{.PIDs}}",
-                "box"
-            ])
-            .trim(),
-        "box 1"
-    );
+    assert!(top.lines().next().is_some_and(|l| l.contains("PID")) && top.contains("sleep 300"), "{top}");
+    assert_eq!(target.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "box"]).trim(), "box 1");
     target.ok(&["rename", "box", "crate"]);
-    assert_eq!(
-        target.ok(&["inspect", "-f", "{{.Name}}", "crate"]).trim(),
-        "/crate"
-    );
-    target.ok(&[
-        "update",
-        "--memory",
-        "64m",
-        "--memory-swap",
-        "128m",
-        "--restart",
-        "on-failure:3",
-        "crate",
-    ]);
-    assert_eq!(
-        target
-            .ok(&[
-                "inspect",
-                "-f",
-                "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
-                "crate"
-            ])
-            .trim(),
-        "67108864 on-failure"
-    );
+    assert_eq!(target.ok(&["inspect", "-f", "{{.Name}}", "crate"]).trim(), "/crate");
+    target.ok(&["update", "--memory", "64m", "--memory-swap", "128m", "--restart", "on-failure:3", "crate"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}", "crate"]).trim(), "67108864 on-failure");
     // A terminal's size, set through the API.
     target.ok(&["run", "-d", "-t", "--name", "term", IMAGE, "sh"]);
     let (status, _, body) = target.http("POST", "/containers/term/resize?h=40&w=100", "");
@@ -632,28 +274,12 @@ fn files_and_images(target: &DockerTarget) {
 
     // export, then import the filesystem as a new image.
     target.ok(&["export", "-o", &path("export.tar"), "crate"]);
-    let listing = Command::new("tar")
-        .args(["-tf", &path("export.tar")])
-        .output()
-        .expect("tar");
+    let listing = Command::new("tar").args(["-tf", &path("export.tar")]).output().expect("tar");
     let listing = String::from_utf8_lossy(&listing.stdout);
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.trim_start_matches("./") == "srv/data.txt"),
-        "{listing}"
-    );
-    assert!(
-        listing
-            .lines()
-            .any(|l| l.trim_start_matches("./") == "tmp/in.txt"),
-        "{listing}"
-    );
+    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "srv/data.txt"), "{listing}");
+    assert!(listing.lines().any(|l| l.trim_start_matches("./") == "tmp/in.txt"), "{listing}");
     target.ok(&["import", &path("export.tar"), "imported:1"]);
-    assert_eq!(
-        target.ok(&["run", "--rm", "imported:1", "cat", "/tmp/in.txt"]),
-        "from the host\n"
-    );
+    assert_eq!(target.ok(&["run", "--rm", "imported:1", "cat", "/tmp/in.txt"]), "from the host\n");
 
     // container prune removes what is stopped, nothing else.
     target.ok(&["rm", "-f", "crate", "term"]);
@@ -661,10 +287,7 @@ fn files_and_images(target: &DockerTarget) {
     target.ok(&["run", "-d", "--name", "alive", IMAGE, "sleep", "300"]);
     let pruned = target.ok(&["container", "prune", "-f"]);
     assert!(pruned.contains(stopped.trim()), "{pruned}");
-    assert_eq!(
-        target.ok(&["ps", "-a", "--format", "{{.Names}}"]),
-        "alive\n"
-    );
+    assert_eq!(target.ok(&["ps", "-a", "--format", "{{.Names}}"]), "alive\n");
     target.ok(&["rm", "-f", "alive"]);
 
     // history, save and load back, image prune, system df.
@@ -678,38 +301,19 @@ fn files_and_images(target: &DockerTarget) {
     assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]), id);
     let dangling = target.ok(&["import", &path("export.tar")]);
     let dangling = dangling.trim();
-    assert!(target
-        .ok(&["images", "-q", "--no-trunc"])
-        .contains(dangling));
+    assert!(target.ok(&["images", "-q", "--no-trunc"]).contains(dangling));
     let pruned = target.ok(&["image", "prune", "-f"]);
     assert!(pruned.contains(dangling), "{pruned}");
-    assert!(!target
-        .ok(&["images", "-q", "--no-trunc"])
-        .contains(dangling));
+    assert!(!target.ok(&["images", "-q", "--no-trunc"]).contains(dangling));
     target.ok(&["volume", "create", "dfvol"]);
     let df = target.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
-    assert_eq!(
-        df.lines().collect::<Vec<_>>(),
-        [
-            "Images 2",
-            "Containers 0",
-            "Local Volumes 1",
-            "Build Cache 0"
-        ],
-        "{df}"
-    );
+    assert_eq!(df.lines().collect::<Vec<_>>(), ["Images 2", "Containers 0", "Local Volumes 1", "Build Cache 0"], "{df}");
 
     // A registry in the engine's namespace: login (auth), push, pull back.
     let registry = target.registry("tester", "s3cret");
-    let (done, _, err) = target.docker_with_stdin(
-        &["login", "-u", "tester", "--password-stdin", &registry.addr],
-        b"wrong\n",
-    );
+    let (done, _, err) = target.docker_with_stdin(&["login", "-u", "tester", "--password-stdin", &registry.addr], b"wrong\n");
     assert!(!done, "a wrong password is refused: {err}");
-    let (done, out, err) = target.docker_with_stdin(
-        &["login", "-u", "tester", "--password-stdin", &registry.addr],
-        b"s3cret\n",
-    );
+    let (done, out, err) = target.docker_with_stdin(&["login", "-u", "tester", "--password-stdin", &registry.addr], b"s3cret\n");
     assert!(done && out.contains("Login Succeeded"), "{out} {err}");
     let pushed = format!("{}/suite/busybox:pushed", registry.addr);
     target.ok(&["tag", IMAGE, &pushed]);
@@ -717,25 +321,12 @@ fn files_and_images(target: &DockerTarget) {
     assert!(out.contains("pushed: digest: sha256:"), "{out}");
     target.ok(&["rmi", &pushed, "imported:1"]);
     target.ok(&["pull", &pushed]);
-    assert_eq!(
-        target.ok(&["image", "inspect", "-f", "{{.Id}}", &pushed]),
-        id
-    );
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Id}}", &pushed]), id);
     target.ok(&["logout", &registry.addr]);
     target.ok(&["rmi", &pushed]);
     let (done, _, err) = target.docker(&["pull", &pushed]);
     // dockerd says "no basic auth credentials", Berth "authentication required".
-    assert!(
-        !done
-            && [
-                "unauthorized",
-                "no basic auth credentials",
-                "authentication required"
-            ]
-            .iter()
-            .any(|m| err.to_lowercase().contains(m)),
-        "{err}"
-    );
+    assert!(!done && ["unauthorized", "no basic auth credentials", "authentication required"].iter().any(|m| err.to_lowercase().contains(m)), "{err}");
 }
 
 on_both!(python_sdk);
@@ -743,20 +334,9 @@ fn python_sdk(target: &DockerTarget) {
     with_image(target);
     // Debian's python3-docker is installed for Debian's python, not a pyenv one.
     let script = berth_tests::root().join("tests/docker-sdk/scenario.py");
-    let out = target
-        .command("/usr/bin/python3")
-        .arg(&script)
-        .arg(IMAGE)
-        .output()
-        .expect("/usr/bin/python3 (python3-docker)");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "the SDK scenario failed:\n{stdout}\n{stderr}"
-    );
+    let out = target.command("/usr/bin/python3").arg(&script).arg(IMAGE).output().expect("/usr/bin/python3 (python3-docker)");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the SDK scenario failed:\n{stdout}\n{stderr}");
     assert_eq!(stdout.trim(), "sdk scenario passed");
     assert!(target.ok(&["ps", "-aq"]).is_empty());
 }
@@ -793,215 +373,71 @@ fn compose_v1(target: &DockerTarget) {
     std::fs::create_dir_all(&dir).expect("stack folder");
     std::fs::write(dir.join("docker-compose.yml"), COMPOSE_FILE).expect("compose file");
     let compose = |args: &[&str]| {
-        let out = target
-            .command("docker-compose")
-            .current_dir(&dir)
-            .args(["-p", "suite"])
-            .args(args)
-            .output()
-            .expect("docker-compose (Debian's, v1)");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = target.command("docker-compose").current_dir(&dir).args(["-p", "suite"]).args(args).output().expect("docker-compose (Debian's, v1)");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "docker-compose {args:?}: {text}");
         text
     };
     compose(&["up", "-d"]);
-    let states = target.ok(&[
-        "ps",
-        "--filter",
-        "label=com.docker.compose.project=suite",
-        "--format",
-        "{{.Names}} {{.State}}",
-    ]);
-    assert_eq!(
-        states.lines().collect::<std::collections::BTreeSet<_>>(),
-        ["suite_client_1 running", "suite_web_1 running"]
-            .into_iter()
-            .collect(),
-        "{states}"
-    );
+    let states = target.ok(&["ps", "--filter", "label=com.docker.compose.project=suite", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(states.lines().collect::<std::collections::BTreeSet<_>>(), ["suite_client_1 running", "suite_web_1 running"].into_iter().collect(), "{states}");
     let ps = compose(&["ps", "--services"]);
-    assert_eq!(
-        ps.lines().collect::<std::collections::BTreeSet<_>>(),
-        ["client", "web"].into_iter().collect(),
-        "{ps}"
-    );
-    assert_eq!(
-        target
-            .ok(&[
-                "volume",
-                "inspect",
-                "-f",
-                "{{.Labels.purpose}}",
-                "suite_site"
-            ])
-            .trim(),
-        "pages"
-    );
-    assert_eq!(
-        target
-            .ok(&[
-                "network",
-                "inspect",
-                "-f",
-                "{{.Labels.purpose}}",
-                "suite_front"
-            ])
-            .trim(),
-        "frontend"
-    );
+    assert_eq!(ps.lines().collect::<std::collections::BTreeSet<_>>(), ["client", "web"].into_iter().collect(), "{ps}");
+    assert_eq!(target.ok(&["volume", "inspect", "-f", "{{.Labels.purpose}}", "suite_site"]).trim(), "pages");
+    assert_eq!(target.ok(&["network", "inspect", "-f", "{{.Labels.purpose}}", "suite_front"]).trim(), "frontend");
 
     // The page goes into the named volume; the client finds web by service name and
     // alias; the published port answers in the engine's namespace.
-    compose(&[
-        "exec",
-        "-T",
-        "web",
-        "sh",
-        "-c",
-        "echo from the stack > /www/index.html",
-    ]);
+    compose(&["exec", "-T", "web", "sh", "-c", "echo from the stack > /www/index.html"]);
     for name in ["web", "site"] {
-        let page = compose(&[
-            "exec",
-            "-T",
-            "client",
-            "busybox",
-            "wget",
-            "-qO-",
-            &format!("http://{name}/index.html"),
-        ]);
+        let page = compose(&["exec", "-T", "client", "busybox", "wget", "-qO-", &format!("http://{name}/index.html")]);
         assert_eq!(page.trim(), "from the stack", "{name}");
     }
-    let (got, page) = target.in_netns(&[
-        "busybox",
-        "wget",
-        "-qO-",
-        "http://127.0.0.1:8080/index.html",
-    ]);
+    let (got, page) = target.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/index.html"]);
     assert!(got && page.trim() == "from the stack", "{page}");
     let logs = compose(&["logs", "--no-color", "client"]);
-    assert!(
-        logs.lines()
-            .any(|l| l.starts_with("client_1") && l.ends_with("client up")),
-        "{logs}"
-    );
+    assert!(logs.lines().any(|l| l.starts_with("client_1") && l.ends_with("client up")), "{logs}");
 
     // A second up changes nothing; down -v removes the containers, network and volume.
     let again = compose(&["up", "-d"]);
     assert!(again.contains("is up-to-date"), "{again}");
     compose(&["down", "-v"]);
     assert_eq!(target.ok(&["ps", "-aq"]), "");
-    assert!(!target
-        .ok(&["network", "ls", "--format", "{{.Name}}"])
-        .contains("suite_front"));
+    assert!(!target.ok(&["network", "ls", "--format", "{{.Name}}"]).contains("suite_front"));
     assert_eq!(target.ok(&["volume", "ls", "-q"]), "");
 }
 
 on_both!(streams_and_filters);
 fn streams_and_filters(target: &DockerTarget) {
     with_image(target);
-    target.load(&fixtures::oci_archive(
-        &fixtures::container_image(serde_json::json!({"Labels": {"team": "a"}})),
-        "berth.test/labelled:1",
-    ));
+    target.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({"Labels": {"team": "a"}})), "berth.test/labelled:1"));
 
     // Image list filters: reference globs, labels, dangling, before/since.
     let list = |filter: &str| {
-        let out = target.ok(&[
-            "images",
-            "--filter",
-            filter,
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-        ]);
-        out.lines()
-            .map(str::to_owned)
-            .collect::<std::collections::BTreeSet<_>>()
+        let out = target.ok(&["images", "--filter", filter, "--format", "{{.Repository}}:{{.Tag}}"]);
+        out.lines().map(str::to_owned).collect::<std::collections::BTreeSet<_>>()
     };
-    assert_eq!(
-        list("reference=berth.test/*"),
-        [
-            "berth.test/busybox:docker".to_owned(),
-            "berth.test/labelled:1".to_owned()
-        ]
-        .into_iter()
-        .collect()
-    );
-    assert_eq!(
-        list("reference=berth.test/labelled:1"),
-        ["berth.test/labelled:1".to_owned()].into_iter().collect()
-    );
-    assert_eq!(
-        list("label=team=a"),
-        ["berth.test/labelled:1".to_owned()].into_iter().collect()
-    );
-    assert_eq!(
-        list("label=team"),
-        ["berth.test/labelled:1".to_owned()].into_iter().collect()
-    );
+    assert_eq!(list("reference=berth.test/*"), ["berth.test/busybox:docker".to_owned(), "berth.test/labelled:1".to_owned()].into_iter().collect());
+    assert_eq!(list("reference=berth.test/labelled:1"), ["berth.test/labelled:1".to_owned()].into_iter().collect());
+    assert_eq!(list("label=team=a"), ["berth.test/labelled:1".to_owned()].into_iter().collect());
+    assert_eq!(list("label=team"), ["berth.test/labelled:1".to_owned()].into_iter().collect());
     assert!(list("dangling=true").is_empty());
-    assert_eq!(
-        target
-            .ok(&[
-                "image",
-                "inspect",
-                "-f",
-                "{{.Config.Labels.team}}",
-                "berth.test/labelled:1"
-            ])
-            .trim(),
-        "a"
-    );
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Config.Labels.team}}", "berth.test/labelled:1"]).trim(), "a");
     let (done, _, err) = target.docker(&["images", "--filter", "colour=red"]);
-    assert!(
-        !done && err.to_lowercase().contains("invalid filter 'colour'"),
-        "{err}"
-    );
+    assert!(!done && err.to_lowercase().contains("invalid filter 'colour'"), "{err}");
 
     // logs: --tail, -f until the container ends, timestamps.
-    target.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "talker",
-        IMAGE,
-        "sh",
-        "-c",
-        "for i in 1 2 3; do echo line$i; done; sleep 1; echo last",
-    ]);
+    target.ok(&["run", "-d", "--name", "talker", IMAGE, "sh", "-c", "for i in 1 2 3; do echo line$i; done; sleep 1; echo last"]);
     let followed = target.ok(&["logs", "-f", "talker"]);
     assert_eq!(followed, "line1\nline2\nline3\nlast\n");
-    assert_eq!(
-        target.ok(&["logs", "--tail", "2", "talker"]),
-        "line3\nlast\n"
-    );
+    assert_eq!(target.ok(&["logs", "--tail", "2", "talker"]), "line3\nlast\n");
     let stamped = target.ok(&["logs", "-t", "--tail", "1", "talker"]);
     let (stamp, text) = stamped.trim().split_once(' ').expect("timestamp and line");
     // RFC 3339 with nanoseconds: 2026-11-30T11:00:00.123456789Z.
-    assert!(
-        stamp.len() >= 20
-            && stamp.as_bytes()[4] == b'-'
-            && stamp.as_bytes()[10] == b'T'
-            && stamp.ends_with('Z')
-            && text == "last",
-        "{stamped}"
-    );
+    assert!(stamp.len() >= 20 && stamp.as_bytes()[4] == b'-' && stamp.as_bytes()[10] == b'T' && stamp.ends_with('Z') && text == "last", "{stamped}");
 
     // attach to a running container: its output from then on, and its exit code.
-    target.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "late",
-        IMAGE,
-        "sh",
-        "-c",
-        "sleep 1; echo attached-output; exit 5",
-    ]);
+    target.ok(&["run", "-d", "--name", "late", IMAGE, "sh", "-c", "sleep 1; echo attached-output; exit 5"]);
     let (done, out, _) = target.docker(&["attach", "late"]);
     assert!(!done);
     assert_eq!(out, "attached-output\n");
@@ -1010,10 +446,7 @@ fn streams_and_filters(target: &DockerTarget) {
     // answers at once for a stopped container.
     let (status, _, body) = target.http("POST", "/containers/late/wait?condition=not-running", "");
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(body.trim()).expect("json")["StatusCode"],
-        5
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(body.trim()).expect("json")["StatusCode"], 5);
     if target.is_berth() {
         // Newer dockerd refuse an unknown condition too; 20.10 waits for not-running.
         let (status, _, body) = target.http("POST", "/containers/late/wait?condition=bogus", "");
@@ -1039,45 +472,19 @@ fn streams_and_filters(target: &DockerTarget) {
     // Errors: docker's codes and bodies.
     let (status, _, body) = target.http("GET", "/containers/nothing-here/json", "");
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
-    assert!(
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("No such container")),
-        "{body}"
-    );
+    assert!(serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"].as_str().is_some_and(|m| m.contains("No such container")), "{body}");
     // Bad JSON: 400 from Berth and newer dockerd, 500 from 20.10; a message either way.
     let (status, _, body) = target.http("POST", "/containers/create", "{not json");
-    assert!(
-        status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500"),
-        "{status} {body}"
-    );
-    assert!(
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"].is_string(),
-        "{body}"
-    );
-    let (status, _, _) = target.http(
-        "POST",
-        "/containers/create?name=dup",
-        &format!(r#"{{"Image":"{IMAGE}"}}"#),
-    );
+    assert!(status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500"), "{status} {body}");
+    assert!(serde_json::from_str::<serde_json::Value>(&body).expect("json")["message"].is_string(), "{body}");
+    let (status, _, _) = target.http("POST", "/containers/create?name=dup", &format!(r#"{{"Image":"{IMAGE}"}}"#));
     assert!(status.starts_with("HTTP/1.1 201"), "{status}");
-    let (status, _, body) = target.http(
-        "POST",
-        "/containers/create?name=dup",
-        &format!(r#"{{"Image":"{IMAGE}"}}"#),
-    );
+    let (status, _, body) = target.http("POST", "/containers/create?name=dup", &format!(r#"{{"Image":"{IMAGE}"}}"#));
     assert!(status.starts_with("HTTP/1.1 409"), "{status} {body}");
-    let (status, _, body) = target.http(
-        "POST",
-        "/containers/create",
-        r#"{"Image":"berth.test/absent:1"}"#,
-    );
+    let (status, _, body) = target.http("POST", "/containers/create", r#"{"Image":"berth.test/absent:1"}"#);
     assert!(status.starts_with("HTTP/1.1 404"), "{status} {body}");
     let (status, _, body) = target.http("DELETE", "/images/berth.test/busybox:docker", "");
-    assert!(
-        status.starts_with("HTTP/1.1 409"),
-        "an image in use is kept: {status} {body}"
-    );
+    assert!(status.starts_with("HTTP/1.1 409"), "an image in use is kept: {status} {body}");
 }
 
 on_both!(host_config);
@@ -1089,159 +496,36 @@ fn host_config(target: &DockerTarget) {
         target.ok(&all)
     };
     // --add-host, with host-gateway: the host's address on the container's network.
-    let hosts = run(&[
-        "--add-host",
-        "db.local:10.1.2.3",
-        "--add-host",
-        "gw.local:host-gateway",
-        IMAGE,
-        "cat",
-        "/etc/hosts",
-    ]);
-    assert!(
-        hosts
-            .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.1.2.3", "db.local"]),
-        "{hosts}"
-    );
-    let gateway = hosts
-        .lines()
-        .find(|l| l.ends_with("gw.local"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_default();
-    assert!(
-        gateway
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|g| !g.is_loopback()),
-        "{hosts}"
-    );
+    let hosts = run(&["--add-host", "db.local:10.1.2.3", "--add-host", "gw.local:host-gateway", IMAGE, "cat", "/etc/hosts"]);
+    assert!(hosts.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.1.2.3", "db.local"]), "{hosts}");
+    let gateway = hosts.lines().find(|l| l.ends_with("gw.local")).and_then(|l| l.split_whitespace().next()).unwrap_or_default();
+    assert!(gateway.parse::<std::net::Ipv4Addr>().is_ok_and(|g| !g.is_loopback()), "{hosts}");
     // --dns, --dns-search, --dns-option on the default bridge replace the host's.
-    let resolv = run(&[
-        "--dns",
-        "10.9.9.9",
-        "--dns-search",
-        "example.test",
-        "--dns-option",
-        "ndots:2",
-        IMAGE,
-        "cat",
-        "/etc/resolv.conf",
-    ]);
-    let lines: Vec<&str> = resolv
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
-    assert!(
-        lines.contains(&"nameserver 10.9.9.9")
-            && lines.contains(&"search example.test")
-            && lines.contains(&"options ndots:2"),
-        "{resolv}"
-    );
-    assert_eq!(
-        lines.iter().filter(|l| l.starts_with("nameserver")).count(),
-        1,
-        "{resolv}"
-    );
+    let resolv = run(&["--dns", "10.9.9.9", "--dns-search", "example.test", "--dns-option", "ndots:2", IMAGE, "cat", "/etc/resolv.conf"]);
+    let lines: Vec<&str> = resolv.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    assert!(lines.contains(&"nameserver 10.9.9.9") && lines.contains(&"search example.test") && lines.contains(&"options ndots:2"), "{resolv}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("nameserver")).count(), 1, "{resolv}");
     // --shm-size, --ulimit, --sysctl, --group-add.
     let shm = run(&["--shm-size", "128m", IMAGE, "df", "-k", "/dev/shm"]);
-    assert!(
-        shm.lines()
-            .nth(1)
-            .is_some_and(|l| l.split_whitespace().nth(1) == Some("131072")),
-        "{shm}"
-    );
-    assert_eq!(
-        run(&[
-            "--ulimit",
-            "nofile=512:1024",
-            IMAGE,
-            "sh",
-            "-c",
-            "ulimit -n; ulimit -Hn"
-        ]),
-        "512\n1024\n"
-    );
-    assert_eq!(
-        run(&[
-            "--sysctl",
-            "net.ipv4.ip_unprivileged_port_start=80",
-            IMAGE,
-            "cat",
-            "/proc/sys/net/ipv4/ip_unprivileged_port_start"
-        ]),
-        "80\n"
-    );
-    assert_eq!(
-        run(&[
-            "--user",
-            "app",
-            "--group-add",
-            "staff",
-            "--group-add",
-            "4242",
-            IMAGE,
-            "id",
-            "-G"
-        ])
-        .trim(),
-        "1000 50 4242"
-    );
-    target.ok(&[
-        "create",
-        "--name",
-        "shaped",
-        "--shm-size",
-        "256m",
-        "--dns",
-        "10.8.8.8",
-        "--add-host",
-        "a.local:10.0.0.9",
-        "--ulimit",
-        "nproc=100:200",
-        IMAGE,
-        "true",
-    ]);
+    assert!(shm.lines().nth(1).is_some_and(|l| l.split_whitespace().nth(1) == Some("131072")), "{shm}");
+    assert_eq!(run(&["--ulimit", "nofile=512:1024", IMAGE, "sh", "-c", "ulimit -n; ulimit -Hn"]), "512\n1024\n");
+    assert_eq!(run(&["--sysctl", "net.ipv4.ip_unprivileged_port_start=80", IMAGE, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]), "80\n");
+    assert_eq!(run(&["--user", "app", "--group-add", "staff", "--group-add", "4242", IMAGE, "id", "-G"]).trim(), "1000 50 4242");
+    target.ok(&["create", "--name", "shaped", "--shm-size", "256m", "--dns", "10.8.8.8", "--add-host", "a.local:10.0.0.9", "--ulimit", "nproc=100:200", IMAGE, "true"]);
     let inspect = target.ok(&["inspect", "-f", "{{.HostConfig.ShmSize}} {{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}} {{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}", "shaped"]);
-    assert_eq!(
-        inspect.trim(),
-        "268435456 [10.8.8.8] [a.local:10.0.0.9] nproc=100:200"
-    );
+    assert_eq!(inspect.trim(), "268435456 [10.8.8.8] [a.local:10.0.0.9] nproc=100:200");
     // What docker refuses, both refuse.
-    let (done, _, err) =
-        target.docker(&["run", "--rm", "--sysctl", "vm.swappiness=1", IMAGE, "true"]);
+    let (done, _, err) = target.docker(&["run", "--rm", "--sysctl", "vm.swappiness=1", IMAGE, "true"]);
     assert!(!done && err.contains("vm.swappiness"), "{err}");
-    let (done, _, err) =
-        target.docker(&["run", "--rm", "--ulimit", "nofile=2048:1024", IMAGE, "true"]);
+    let (done, _, err) = target.docker(&["run", "--rm", "--ulimit", "nofile=2048:1024", IMAGE, "true"]);
     assert!(!done && err.contains("ulimit"), "{err}");
-    let (done, _, err) = target.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "--sysctl",
-        "net.ipv4.ip_forward=1",
-        IMAGE,
-        "true",
-    ]);
+    let (done, _, err) = target.docker(&["run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", IMAGE, "true"]);
     assert!(!done && err.contains("net.ipv4.ip_forward"), "{err}");
     if target.is_berth() {
         // What Berth does not do, it refuses by name rather than ignore.
-        let (done, _, err) = target.docker(&[
-            "run",
-            "--rm",
-            "--device",
-            "/dev/null:/dev/extra",
-            IMAGE,
-            "true",
-        ]);
-        assert!(
-            !done && err.contains("HostConfig.Devices is not supported"),
-            "{err}"
-        );
+        let (done, _, err) = target.docker(&["run", "--rm", "--device", "/dev/null:/dev/extra", IMAGE, "true"]);
+        assert!(!done && err.contains("HostConfig.Devices is not supported"), "{err}");
         let (done, _, err) = target.docker(&["run", "--rm", "--pid", "host", IMAGE, "true"]);
-        assert!(
-            !done && err.contains("HostConfig.PidMode is not supported"),
-            "{err}"
-        );
+        assert!(!done && err.contains("HostConfig.PidMode is not supported"), "{err}");
     }
 }

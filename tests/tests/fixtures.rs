@@ -10,9 +10,7 @@ fn skopeo_inspect(reference: &str, raw: bool) -> std::process::Output {
     if raw {
         cmd.arg("--raw");
     }
-    cmd.arg(format!("docker://{reference}"))
-        .output()
-        .expect("skopeo (Debian package skopeo)")
+    cmd.arg(format!("docker://{reference}")).output().expect("skopeo (Debian package skopeo)")
 }
 
 #[test]
@@ -22,23 +20,11 @@ fn every_fixture_reads_back_through_skopeo_with_its_digest() {
         registry.push(&fixture);
         let reference = registry.reference(&fixture);
         let raw = skopeo_inspect(&reference, true);
-        assert!(
-            raw.status.success(),
-            "{reference}: {}",
-            String::from_utf8_lossy(&raw.stderr)
-        );
-        assert_eq!(
-            fixtures::digest(&raw.stdout),
-            fixture.top.digest,
-            "{reference}: manifest bytes changed"
-        );
+        assert!(raw.status.success(), "{reference}: {}", String::from_utf8_lossy(&raw.stderr));
+        assert_eq!(fixtures::digest(&raw.stdout), fixture.top.digest, "{reference}: manifest bytes changed");
         if fixture.manifests.is_empty() {
             let out = skopeo_inspect(&reference, false);
-            assert!(
-                out.status.success(),
-                "{reference}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{reference}: {}", String::from_utf8_lossy(&out.stderr));
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
             assert_eq!(v["Digest"], fixture.top.digest.as_str(), "{reference}");
             assert_eq!(v["Architecture"], "amd64", "{reference}");
@@ -53,18 +39,10 @@ fn hostile_fixtures_are_served_as_built() {
         registry.push(&fixture);
     }
     // The tampered blob is served with bytes that do not match its digest.
-    let bad = fixtures::hostile()
-        .into_iter()
-        .find(|f| f.tag == "bad-digest")
-        .expect("bad-digest");
+    let bad = fixtures::hostile().into_iter().find(|f| f.tag == "bad-digest").expect("bad-digest");
     let (digest, data) = &bad.corrupt[0];
     let url = format!("http://{}/v2/hostile/blobs/{digest}", registry.addr);
-    let body = ureq::get(&url)
-        .call()
-        .expect("get")
-        .into_body()
-        .read_to_vec()
-        .expect("body");
+    let body = ureq::get(&url).call().expect("get").into_body().read_to_vec().expect("body");
     assert_eq!(&body, data);
     assert_ne!(&fixtures::digest(&body), digest);
     assert!(fixtures::huge_manifest().data.len() > 8 << 20);

@@ -15,9 +15,7 @@ struct Driver(Child);
 impl Drop for Driver {
     fn drop(&mut self) {
         // SIGTERM first: tauri-driver then stops the WebKitWebDriver it started.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -29,16 +27,11 @@ impl Drop for Driver {
 
 /// Pids of WebKit's helper processes and the app (to find the ones a test leaves).
 fn webkit_pids() -> Vec<u32> {
-    [
-        "WebKitWebDriver",
-        "WebKitNetworkProcess",
-        "WebKitWebProcess",
-        "berth-desktop",
-    ]
-    .iter()
-    .flat_map(|n| processes_matching(n))
-    .map(|(pid, _)| pid)
-    .collect()
+    ["WebKitWebDriver", "WebKitNetworkProcess", "WebKitWebProcess", "berth-desktop"]
+        .iter()
+        .flat_map(|n| processes_matching(n))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -49,36 +42,23 @@ fn free_port() -> u16 {
 #[test]
 #[ignore = "needs a display and the app: cargo xtask test gui"]
 fn start_the_vm_from_the_window_and_see_ready() {
-    assert!(
-        std::env::var_os("DISPLAY").is_some(),
-        "no DISPLAY: run through `cargo xtask test gui`, which starts Xvfb"
-    );
+    assert!(std::env::var_os("DISPLAY").is_some(), "no DISPLAY: run through `cargo xtask test gui`, which starts Xvfb");
     let app = bin("berth-desktop");
     let home = temp_home("gui");
     let artifacts = artifact_dir("gui");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root().join("build/vm-image/manifest.json")).expect("vm image manifest"),
-    )
-    .expect("json");
-    let kernel = manifest["kernel_release"]
-        .as_str()
-        .expect("kernel")
-        .to_owned();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("build/vm-image/manifest.json")).expect("vm image manifest"))
+            .expect("json");
+    let kernel = manifest["kernel_release"].as_str().expect("kernel").to_owned();
 
     let before = webkit_pids();
     let port = free_port();
     let native_port = free_port();
-    let tauri_driver = berth_host::vm::find_program("tauri-driver")
-        .expect("tauri-driver (cargo xtask setup installs it)");
+    let tauri_driver = berth_host::vm::find_program("tauri-driver").expect("tauri-driver (cargo xtask setup installs it)");
     // The app inherits this environment through tauri-driver and WebKitWebDriver.
     let driver = Driver(
         Command::new(tauri_driver)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-port",
-                &native_port.to_string(),
-            ])
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
             .env("BERTH_HOME", &home)
             .env("BERTH_ACCEL", "tcg")
             .env("BERTH_VM_MEMORY_MIB", "512")
@@ -95,8 +75,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
             .expect("spawn tauri-driver"),
     );
     let wd = WebDriver::new(port);
-    wd.wait_ready(Duration::from_secs(30))
-        .expect("tauri-driver ready");
+    wd.wait_ready(Duration::from_secs(30)).expect("tauri-driver ready");
     let session = wd.session(&app).expect("start the app");
     let shot = |name: &str| -> Result<(), String> {
         let png = session.screenshot_png()?;
@@ -116,18 +95,11 @@ fn start_the_vm_from_the_window_and_see_ready() {
             return Err("a stopped VM must offer Start and not Stop".into());
         }
         session.click("#start")?;
-        session.wait_text("#vm-state", Duration::from_secs(20), |t| {
-            t == "booting" || t == "ready"
-        })?;
-        session.wait_text("#vm-state", Duration::from_secs(120), |t| {
-            t == "ready" || t == "error"
-        })?;
+        session.wait_text("#vm-state", Duration::from_secs(20), |t| t == "booting" || t == "ready")?;
+        session.wait_text("#vm-state", Duration::from_secs(120), |t| t == "ready" || t == "error")?;
         let state = session.text("#vm-state")?;
         if state != "ready" {
-            return Err(format!(
-                "VM state {state}: {}",
-                session.text("#vm-reason").unwrap_or_default()
-            ));
+            return Err(format!("VM state {state}: {}", session.text("#vm-reason").unwrap_or_default()));
         }
         let version = session.text("#engine-version")?;
         let shown_kernel = session.text("#engine-kernel")?;
@@ -135,9 +107,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
             return Err(format!("engine version shown {version:?}"));
         }
         if shown_kernel != kernel {
-            return Err(format!(
-                "kernel shown {shown_kernel:?}, the guest runs {kernel:?}"
-            ));
+            return Err(format!("kernel shown {shown_kernel:?}, the guest runs {kernel:?}"));
         }
         if session.text("#vm-accel")? != "tcg" {
             return Err("accelerator not shown".into());
@@ -150,8 +120,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
             .env("BERTH_HOME", &home)
             .output()
             .map_err(|e| e.to_string())?;
-        let cli: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let cli: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
         if cli["state"] != "ready" {
             return Err(format!("berth vm status says {cli}"));
         }
@@ -163,10 +132,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
     })();
     if result.is_err() {
         let _ = shot("berth-desktop-failure.png");
-        for (from, to) in [
-            ("vm/console.log", "console.log"),
-            ("vm/qemu.log", "qemu.log"),
-        ] {
+        for (from, to) in [("vm/console.log", "console.log"), ("vm/qemu.log", "qemu.log")] {
             let _ = std::fs::copy(home.join(from), artifacts.join(to));
         }
     }
@@ -176,38 +142,25 @@ fn start_the_vm_from_the_window_and_see_ready() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut leaked: Vec<u32> = Vec::new();
     while std::time::Instant::now() < deadline {
-        leaked = webkit_pids()
-            .into_iter()
-            .filter(|p| !before.contains(p))
-            .collect();
+        leaked = webkit_pids().into_iter().filter(|p| !before.contains(p)).collect();
         if leaked.is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     for pid in &leaked {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
     let leftovers = processes_matching(&home.display().to_string());
     // Whatever happened, kill what the app may have left, then report.
     for (pid, _) in &leftovers {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
     let _ = std::fs::remove_dir_all(&home);
     if let Err(err) = result {
         panic!("{err} (screenshots and logs in {})", artifacts.display());
     }
-    assert!(
-        leftovers.is_empty(),
-        "processes left after the app closed: {leftovers:?}"
-    );
-    assert!(
-        leaked.is_empty(),
-        "WebKit / app processes left after the session: {leaked:?}"
-    );
+    assert!(leftovers.is_empty(), "processes left after the app closed: {leftovers:?}");
+    assert!(leaked.is_empty(), "WebKit / app processes left after the session: {leaked:?}");
     assert!(artifacts.join("berth-desktop-ready.png").is_file());
 }

@@ -11,10 +11,7 @@ use futures::StreamExt;
 async fn version_and_info_answer_over_the_unix_socket() {
     let engine = NativeEngine::start("nat-version");
     let client = engine.client().await;
-    let version = client
-        .version(Duration::from_secs(5))
-        .await
-        .expect("version");
+    let version = client.version(Duration::from_secs(5)).await.expect("version");
     assert_eq!(version.engine_version, env!("CARGO_PKG_VERSION"));
     assert_eq!(version.api_version, berth_proto::API_VERSION);
     assert_eq!(version.os, "linux");
@@ -26,26 +23,15 @@ async fn version_and_info_answer_over_the_unix_socket() {
     assert_eq!(info.placement, "native");
     assert!(info.cpus >= 1);
     assert!(info.memory_bytes > 0);
-    assert_eq!(
-        info.root_dir,
-        engine.home.join("engine").display().to_string()
-    );
+    assert_eq!(info.root_dir, engine.home.join("engine").display().to_string());
 }
 
 #[tokio::test]
 async fn socket_is_private_to_the_user() {
     let engine = NativeEngine::start("nat-private");
-    let mode = std::fs::metadata(engine.socket())
-        .expect("stat")
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(engine.socket()).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the gRPC socket must be the user's alone");
-    let dir_mode = std::fs::metadata(engine.home.join("run"))
-        .expect("stat")
-        .permissions()
-        .mode()
-        & 0o777;
+    let dir_mode = std::fs::metadata(engine.home.join("run")).expect("stat").permissions().mode() & 0o777;
     assert_eq!(dir_mode, 0o700);
 }
 
@@ -55,15 +41,9 @@ async fn events_replay_ready_then_stream_stopping_on_sigterm() {
     let client = engine.client().await;
     let mut events = client.events(true, vec![]).await.expect("events");
     let ready = events.next().await.expect("an event").expect("ok");
-    assert_eq!(
-        (ready.r#type.as_str(), ready.action.as_str()),
-        ("engine", "ready")
-    );
+    assert_eq!((ready.r#type.as_str(), ready.action.as_str()), ("engine", "ready"));
     assert_eq!(ready.seq, 1);
-    assert_eq!(
-        ready.attributes.get("placement").map(String::as_str),
-        Some("native")
-    );
+    assert_eq!(ready.attributes.get("placement").map(String::as_str), Some("native"));
 
     let status = engine.terminate();
     let stopping = tokio::time::timeout(Duration::from_secs(5), events.next())
@@ -74,20 +54,14 @@ async fn events_replay_ready_then_stream_stopping_on_sigterm() {
     assert_eq!(stopping.action, "stopping");
     assert_eq!(stopping.seq, 2);
     assert!(status.success(), "engine exit: {status}");
-    assert!(
-        !engine.socket().exists(),
-        "the socket must be removed on exit"
-    );
+    assert!(!engine.socket().exists(), "the socket must be removed on exit");
 }
 
 #[tokio::test]
 async fn event_type_filter_drops_other_types() {
     let engine = NativeEngine::start("nat-filter");
     let client = engine.client().await;
-    let mut events = client
-        .events(true, vec!["container".into()])
-        .await
-        .expect("events");
+    let mut events = client.events(true, vec!["container".into()]).await.expect("events");
     // engine.ready is the only event so far, and it is filtered out.
     let next = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
     assert!(next.is_err(), "no event expected, got {next:?}");
@@ -97,11 +71,7 @@ async fn event_type_filter_drops_other_types() {
 fn cli_version_reports_client_and_engine() {
     let engine = NativeEngine::start("nat-cli");
     let out = engine.berth(&["version", "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["client"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(json["engine"]["version"], env!("CARGO_PKG_VERSION"));
@@ -144,21 +114,11 @@ fn bad_host_address_is_a_clear_error() {
 fn a_bad_engine_config_file_is_a_clear_error() {
     let home = berth_tests::temp_home("nat-badconfig");
     std::fs::create_dir_all(home.join("engine")).expect("dir");
-    std::fs::write(
-        home.join("engine/daemon.json"),
-        br#"{"insecure-registries": "not-a-list"}"#,
-    )
-    .expect("write");
+    std::fs::write(home.join("engine/daemon.json"), br#"{"insecure-registries": "not-a-list"}"#).expect("write");
     let out = berth(&home, &["serve", "--native"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("invalid engine config") && err.contains("must be a list"),
-        "{err}"
-    );
-    assert!(
-        !home.join("run/berth.sock").exists(),
-        "no socket may be left behind"
-    );
+    assert!(err.contains("invalid engine config") && err.contains("must be a list"), "{err}");
+    assert!(!home.join("run/berth.sock").exists(), "no socket may be left behind");
     let _ = std::fs::remove_dir_all(&home);
 }

@@ -29,26 +29,16 @@ fn engine(test: &str) -> (NativeEngine, String) {
 
 fn engine_with(test: &str, env: &[(&str, &str)]) -> (NativeEngine, String) {
     let engine = NativeEngine::start_isolated_with(test, env);
-    let probe =
-        std::fs::read(netprobe()).expect("berth-netprobe (built by `cargo xtask test native`)");
+    let probe = std::fs::read(netprobe()).expect("berth-netprobe (built by `cargo xtask test native`)");
     let config = json!({"ExposedPorts": {"80/tcp": {}}});
-    let image = fixtures::container_image_with(
-        config,
-        vec![Entry::File {
-            path: "bin/netprobe".into(),
-            mode: 0o755,
-            data: probe,
-        }],
-    );
+    let image = fixtures::container_image_with(config, vec![Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }]);
     let archive = engine.home.join("image.tar");
     std::fs::write(&archive, fixtures::oci_archive(&image, IMAGE)).expect("write archive");
     ok(&engine, &["load", "-i", &archive.display().to_string()]);
     // The default bridge comes with the first container on it; it stays, like docker0.
     ok(&engine, &["run", "--rm", IMAGE, "true"]);
     // The kernel frees an ended namespace (and so its veth pair) a moment later.
-    wait_until("the first container's veth to go", || {
-        !engine.network_footprint().contains("veth")
-    });
+    wait_until("the first container's veth to go", || !engine.network_footprint().contains("veth"));
     let baseline = engine.network_footprint();
     assert!(baseline.contains("berth0"), "{baseline}");
     (engine, baseline)
@@ -56,11 +46,7 @@ fn engine_with(test: &str, env: &[(&str, &str)]) -> (NativeEngine, String) {
 
 fn berth(engine: &NativeEngine, args: &[&str]) -> (i32, String, String) {
     let out = engine.berth(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn ok(engine: &NativeEngine, args: &[&str]) -> String {
@@ -80,10 +66,7 @@ fn inspect(engine: &NativeEngine, args: &[&str]) -> Value {
 }
 
 fn short_id(engine: &NativeEngine, name: &str) -> String {
-    inspect(engine, &["inspect", name])["Id"]
-        .as_str()
-        .expect("id")[..12]
-        .to_owned()
+    inspect(engine, &["inspect", name])["Id"].as_str().expect("id")[..12].to_owned()
 }
 
 // `sh -c "busybox timeout N busybox wget ...; exit $?"` in the tests below: the
@@ -111,162 +94,44 @@ fn assert_torn_down(engine: &NativeEngine, baseline: &str) {
     for id in ok(engine, &["ps", "-aq", "--no-trunc"]).lines() {
         ok(engine, &["rm", "-f", id]);
     }
-    for name in ok(
-        engine,
-        &[
-            "network",
-            "ls",
-            "--filter",
-            "type=custom",
-            "--format",
-            "{{.Name}}",
-        ],
-    )
-    .lines()
-    {
+    for name in ok(engine, &["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}"]).lines() {
         ok(engine, &["network", "rm", name]);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while engine.network_footprint() != baseline && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        engine.network_footprint(),
-        baseline,
-        "the engine's namespace is not as it was"
-    );
+    assert_eq!(engine.network_footprint(), baseline, "the engine's namespace is not as it was");
     let netns = engine.home.join("engine/netns");
-    let left: Vec<_> = std::fs::read_dir(&netns)
-        .expect("netns dir")
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(&netns).expect("netns dir").flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "network namespaces left: {left:?}");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(
-        !mountinfo.contains(&netns.display().to_string()),
-        "a namespace mount is left"
-    );
+    assert!(!mountinfo.contains(&netns.display().to_string()), "a namespace mount is left");
 }
 
 #[test]
 fn user_networks_resolve_names_and_aliases_and_never_across_networks() {
     let (engine, baseline) = engine("net-dns");
-    ok(
-        &engine,
-        &[
-            "network",
-            "create",
-            "--subnet",
-            "10.77.0.0/24",
-            "--label",
-            "tier=front",
-            "front",
-        ],
-    );
+    ok(&engine, &["network", "create", "--subnet", "10.77.0.0/24", "--label", "tier=front", "front"]);
     ok(&engine, &["network", "create", "back"]);
-    let web1 = web(
-        &engine,
-        "web1",
-        &["--network", "front", "--network-alias", "www"],
-    );
-    let web2 = web(
-        &engine,
-        "web2",
-        &["--network", "front", "--network-alias", "www"],
-    );
+    let web1 = web(&engine, "web1", &["--network", "front", "--network-alias", "www"]);
+    let web2 = web(&engine, "web2", &["--network", "front", "--network-alias", "www"]);
 
     // By name, by alias (two containers behind it), by short id.
-    let by_name = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            IMAGE,
-            "busybox",
-            "wget",
-            "-qO-",
-            "http://web1/hostname",
-        ],
-    );
+    let by_name = ok(&engine, &["run", "--rm", "--network", "front", IMAGE, "busybox", "wget", "-qO-", "http://web1/hostname"]);
     assert_eq!(by_name.trim(), web1);
-    let alias = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            IMAGE,
-            "busybox",
-            "nslookup",
-            "www",
-        ],
-    );
-    assert!(
-        alias.contains("10.77.0.2") && alias.contains("10.77.0.3"),
-        "{alias}"
-    );
-    let by_id = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            IMAGE,
-            "busybox",
-            "wget",
-            "-qO-",
-            &format!("http://{web2}/hostname"),
-        ],
-    );
+    let alias = ok(&engine, &["run", "--rm", "--network", "front", IMAGE, "busybox", "nslookup", "www"]);
+    assert!(alias.contains("10.77.0.2") && alias.contains("10.77.0.3"), "{alias}");
+    let by_id = ok(&engine, &["run", "--rm", "--network", "front", IMAGE, "busybox", "wget", "-qO-", &format!("http://{web2}/hostname")]);
     assert_eq!(by_id.trim(), web2);
-    let resolv = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            IMAGE,
-            "cat",
-            "/etc/resolv.conf",
-        ],
-    );
+    let resolv = ok(&engine, &["run", "--rm", "--network", "front", IMAGE, "cat", "/etc/resolv.conf"]);
     assert!(resolv.starts_with("nameserver 10.77.0.1\n"), "{resolv}");
 
     // From another network: no name, no route to the address.
-    let (code, out, err) = berth(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "back",
-            IMAGE,
-            "busybox",
-            "nslookup",
-            "web1",
-        ],
-    );
+    let (code, out, err) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "busybox", "nslookup", "web1"]);
     assert_ne!(code, 0, "web1 resolved from another network: {out}");
     assert!(!out.contains("10.77.0.2"), "{out}{err}");
-    let (code, _, _) = berth(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "back",
-            IMAGE,
-            "sh",
-            "-c",
-            "busybox timeout 2 busybox wget -qO- http://10.77.0.2/hostname; exit $?",
-        ],
-    );
+    let (code, _, _) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://10.77.0.2/hostname; exit $?"]);
     assert_ne!(code, 0, "traffic crossed from one network to another");
 
     // Docker's JSON shapes.
@@ -275,39 +140,16 @@ fn user_networks_resolve_names_and_aliases_and_never_across_networks() {
     assert_eq!(settings["Gateway"], "10.77.0.1");
     assert_eq!(settings["IPPrefixLen"], 24);
     assert_eq!(settings["MacAddress"], "02:42:0a:4d:00:02");
-    assert!(
-        settings["Aliases"]
-            .as_array()
-            .expect("aliases")
-            .contains(&json!("www")),
-        "{settings}"
-    );
+    assert!(settings["Aliases"].as_array().expect("aliases").contains(&json!("www")), "{settings}");
     let network = inspect(&engine, &["network", "inspect", "front"]);
     assert_eq!(network["Driver"], "bridge");
-    assert_eq!(
-        network["IPAM"]["Config"][0],
-        json!({"Subnet": "10.77.0.0/24", "Gateway": "10.77.0.1"})
-    );
+    assert_eq!(network["IPAM"]["Config"][0], json!({"Subnet": "10.77.0.0/24", "Gateway": "10.77.0.1"}));
     assert_eq!(network["Labels"], json!({"tier": "front"}));
-    let members: Vec<&str> = network["Containers"]
-        .as_object()
-        .expect("containers")
-        .values()
-        .map(|c| c["Name"].as_str().expect("name"))
-        .collect();
+    let members: Vec<&str> = network["Containers"].as_object().expect("containers").values().map(|c| c["Name"].as_str().expect("name")).collect();
     assert_eq!(members.len(), 2, "{network}");
     assert!(members.contains(&"web1") && members.contains(&"web2"));
-    let listed = ok(
-        &engine,
-        &["network", "ls", "--format", "{{.Name}} {{.Driver}}"],
-    );
-    for line in [
-        "back bridge",
-        "bridge bridge",
-        "front bridge",
-        "host host",
-        "none null",
-    ] {
+    let listed = ok(&engine, &["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for line in ["back bridge", "bridge bridge", "front bridge", "host host", "none null"] {
         assert!(listed.contains(line), "{listed}");
     }
 
@@ -315,72 +157,13 @@ fn user_networks_resolve_names_and_aliases_and_never_across_networks() {
     assert!(fails(&engine, &["network", "rm", "front"]).contains("active endpoints"));
     assert!(fails(&engine, &["network", "rm", "bridge"]).contains("pre-defined"));
     assert!(fails(&engine, &["network", "create", "front"]).contains("already exists"));
-    assert!(fails(
-        &engine,
-        &["network", "create", "--subnet", "10.77.0.128/25", "clash"]
-    )
-    .contains("overlaps"));
-    assert!(fails(
-        &engine,
-        &["network", "create", "--subnet", "10.78.0.1/24", "hostbits"]
-    )
-    .contains("host bits"));
-    assert!(fails(
-        &engine,
-        &["run", "--rm", "--network", "nowhere", IMAGE, "true"]
-    )
-    .contains("network nowhere not found"));
-    assert!(fails(
-        &engine,
-        &["run", "--rm", "--network-alias", "x", IMAGE, "true"]
-    )
-    .contains("user defined networks"));
-    assert!(fails(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "back",
-            "--ip",
-            "172.30.0.9",
-            IMAGE,
-            "true"
-        ]
-    )
-    .contains("user configured subnets"));
-    assert!(fails(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            "--ip",
-            "10.77.0.2",
-            IMAGE,
-            "true"
-        ]
-    )
-    .contains("already in use"));
-    let fixed = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            "--ip",
-            "10.77.0.50",
-            IMAGE,
-            "ip",
-            "-o",
-            "-4",
-            "addr",
-            "show",
-            "eth0",
-        ],
-    );
+    assert!(fails(&engine, &["network", "create", "--subnet", "10.77.0.128/25", "clash"]).contains("overlaps"));
+    assert!(fails(&engine, &["network", "create", "--subnet", "10.78.0.1/24", "hostbits"]).contains("host bits"));
+    assert!(fails(&engine, &["run", "--rm", "--network", "nowhere", IMAGE, "true"]).contains("network nowhere not found"));
+    assert!(fails(&engine, &["run", "--rm", "--network-alias", "x", IMAGE, "true"]).contains("user defined networks"));
+    assert!(fails(&engine, &["run", "--rm", "--network", "back", "--ip", "172.30.0.9", IMAGE, "true"]).contains("user configured subnets"));
+    assert!(fails(&engine, &["run", "--rm", "--network", "front", "--ip", "10.77.0.2", IMAGE, "true"]).contains("already in use"));
+    let fixed = ok(&engine, &["run", "--rm", "--network", "front", "--ip", "10.77.0.50", IMAGE, "ip", "-o", "-4", "addr", "show", "eth0"]);
     assert!(fixed.contains("10.77.0.50/24"), "{fixed}");
     assert_torn_down(&engine, &baseline);
 }
@@ -396,46 +179,19 @@ struct Outside {
 
 impl Outside {
     fn new(engine: &NativeEngine) -> Outside {
-        let mut holder = Command::new("unshare")
-            .args(["--net", "--", "sleep", "infinity"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("unshare");
+        let mut holder = Command::new("unshare").args(["--net", "--", "sleep", "infinity"]).stdin(Stdio::null()).spawn().expect("unshare");
         let pid = holder.id();
-        wait_until("the outside namespace", || {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
-        });
+        wait_until("the outside namespace", || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep"));
         let outside = |args: &[&str]| {
-            let status = Command::new("nsenter")
-                .arg(format!("--net=/proc/{pid}/ns/net"))
-                .arg("--")
-                .args(args)
-                .status()
-                .expect("nsenter");
+            let status = Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("--").args(args).status().expect("nsenter");
             assert!(status.success(), "{args:?}");
         };
-        let (done, out) = engine.in_netns(&[
-            "ip",
-            "link",
-            "add",
-            "bx0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "by0",
-            "netns",
-            &pid.to_string(),
-        ]);
+        let (done, out) = engine.in_netns(&["ip", "link", "add", "bx0", "type", "veth", "peer", "name", "by0", "netns", &pid.to_string()]);
         if !done {
             let _ = holder.kill();
             panic!("veth to the outside: {out}");
         }
-        assert!(
-            engine
-                .in_netns(&["ip", "addr", "add", "192.0.2.1/24", "dev", "bx0"])
-                .0
-        );
+        assert!(engine.in_netns(&["ip", "addr", "add", "192.0.2.1/24", "dev", "bx0"]).0);
         assert!(engine.in_netns(&["ip", "link", "set", "bx0", "up"]).0);
         outside(&["ip", "addr", "add", "192.0.2.2/24", "dev", "by0"]);
         outside(&["ip", "link", "set", "by0", "up"]);
@@ -451,18 +207,12 @@ impl Outside {
             .expect("httpd");
         let (mut reachable, mut tries) = (false, 0);
         while !reachable && tries < 100 {
-            reachable = engine
-                .in_netns(&["busybox", "wget", "-qO-", "http://192.0.2.2/hello"])
-                .0;
+            reachable = engine.in_netns(&["busybox", "wget", "-qO-", "http://192.0.2.2/hello"]).0;
             tries += 1;
             std::thread::sleep(Duration::from_millis(30));
         }
         assert!(reachable, "the outside server did not come up");
-        Outside {
-            holder,
-            server,
-            _dir: dir,
-        }
+        Outside { holder, server, _dir: dir }
     }
 }
 
@@ -485,60 +235,16 @@ fn containers_reach_outside_through_nat_and_internal_networks_do_not() {
     ok(&engine, &["network", "create", "open"]);
     ok(&engine, &["network", "create", "--internal", "sealed"]);
     for network in ["bridge", "open"] {
-        let got = ok(
-            &engine,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                network,
-                IMAGE,
-                "sh",
-                "-c",
-                "busybox timeout 5 busybox wget -qO- http://192.0.2.2/hello; exit $?",
-            ],
-        );
+        let got = ok(&engine, &["run", "--rm", "--network", network, IMAGE, "sh", "-c", "busybox timeout 5 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
         assert_eq!(got, "from outside\n", "on {network}");
     }
-    let (code, out, _) = berth(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "sealed",
-            IMAGE,
-            "sh",
-            "-c",
-            "busybox timeout 2 busybox wget -qO- http://192.0.2.2/hello; exit $?",
-        ],
-    );
+    let (code, out, _) = berth(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
     assert_ne!(code, 0, "an internal network reached outside: {out}");
-    let routes = ok(
-        &engine,
-        &["run", "--rm", "--network", "sealed", IMAGE, "ip", "route"],
-    );
+    let routes = ok(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "ip", "route"]);
     assert!(!routes.contains("default"), "{routes}");
     // Containers on an internal network still reach each other.
     let id = web(&engine, "inside", &["--network", "sealed"]);
-    assert_eq!(
-        ok(
-            &engine,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "sealed",
-                IMAGE,
-                "busybox",
-                "wget",
-                "-qO-",
-                "http://inside/hostname"
-            ]
-        )
-        .trim(),
-        id
-    );
+    assert_eq!(ok(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "busybox", "wget", "-qO-", "http://inside/hostname"]).trim(), id);
     assert_torn_down(&engine, &baseline);
     drop(outside);
 }
@@ -546,123 +252,46 @@ fn containers_reach_outside_through_nat_and_internal_networks_do_not() {
 #[test]
 fn published_ports_answer_tcp_and_udp_on_loopback_and_from_containers() {
     let (engine, baseline) = engine("net-ports");
-    let id = web(
-        &engine,
-        "site",
-        &["-p", "8080:80", "-p", "127.0.0.1:8081:80"],
-    );
-    let (done, got) =
-        engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
+    let id = web(&engine, "site", &["-p", "8080:80", "-p", "127.0.0.1:8081:80"]);
+    let (done, got) = engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
     assert!(done, "{got}");
     assert_eq!(got.trim(), id);
-    assert_eq!(
-        engine
-            .in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8081/hostname"])
-            .1
-            .trim(),
-        id
-    );
+    assert_eq!(engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8081/hostname"]).1.trim(), id);
     let ports = ok(&engine, &["port", "site"]);
-    assert!(
-        ports.contains("80/tcp -> 0.0.0.0:8080") && ports.contains("80/tcp -> 127.0.0.1:8081"),
-        "{ports}"
-    );
+    assert!(ports.contains("80/tcp -> 0.0.0.0:8080") && ports.contains("80/tcp -> 127.0.0.1:8081"), "{ports}");
     let ps = ok(&engine, &["ps", "--format", "{{.Names}} {{.Ports}}"]);
-    assert!(
-        ps.contains("site 0.0.0.0:8080->80/tcp, 127.0.0.1:8081->80/tcp"),
-        "{ps}"
-    );
+    assert!(ps.contains("site 0.0.0.0:8080->80/tcp, 127.0.0.1:8081->80/tcp"), "{ps}");
     let bound = &inspect(&engine, &["inspect", "site"])["NetworkSettings"]["Ports"]["80/tcp"];
     assert_eq!(bound[0], json!({"HostIp": "0.0.0.0", "HostPort": "8080"}));
 
     // UDP.
-    ok(
-        &engine,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "echo",
-            "-p",
-            "5353:53/udp",
-            IMAGE,
-            "netprobe",
-            "udp-echo",
-            "53",
-        ],
-    );
-    wait_until("the UDP echo server", || {
-        ok(&engine, &["logs", "echo"]).contains("listening")
-    });
+    ok(&engine, &["run", "-d", "--name", "echo", "-p", "5353:53/udp", IMAGE, "netprobe", "udp-echo", "53"]);
+    wait_until("the UDP echo server", || ok(&engine, &["logs", "echo"]).contains("listening"));
     let probe = netprobe().display().to_string();
     let (done, answer) = engine.in_netns(&[&probe, "udp-ask", "127.0.0.1:5353", "ping"]);
     assert!(done, "{answer}");
     assert_eq!(answer.trim(), "echo:ping");
 
     // Hairpin: another container reaches the published port through its gateway.
-    let gateway = inspect(&engine, &["network", "inspect", "bridge"])["IPAM"]["Config"][0]
-        ["Gateway"]
-        .as_str()
-        .expect("gw")
-        .to_owned();
-    let via = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            IMAGE,
-            "busybox",
-            "wget",
-            "-qO-",
-            &format!("http://{gateway}:8080/hostname"),
-        ],
-    );
+    let gateway = inspect(&engine, &["network", "inspect", "bridge"])["IPAM"]["Config"][0]["Gateway"].as_str().expect("gw").to_owned();
+    let via = ok(&engine, &["run", "--rm", IMAGE, "busybox", "wget", "-qO-", &format!("http://{gateway}:8080/hostname")]);
     assert_eq!(via.trim(), id);
 
     // -P: the image's EXPOSE on a free port.
     let all = web(&engine, "all", &["-P"]);
     let mapped = ok(&engine, &["port", "all", "80"]);
     let url = format!("http://{}/hostname", mapped.trim());
-    assert_eq!(
-        engine.in_netns(&["busybox", "wget", "-qO-", &url]).1.trim(),
-        all
-    );
+    assert_eq!(engine.in_netns(&["busybox", "wget", "-qO-", &url]).1.trim(), all);
 
     // A port in use: a clear error, the container stays created, nothing is left.
-    let err = fails(
-        &engine,
-        &[
-            "run", "-d", "--name", "clash", "-p", "8080:80", IMAGE, "sleep", "10",
-        ],
-    );
-    assert!(
-        err.contains("0.0.0.0:8080") && err.contains("port is already allocated"),
-        "{err}"
-    );
-    assert_eq!(
-        inspect(&engine, &["inspect", "clash"])["State"]["Status"],
-        "created"
-    );
-    assert!(
-        fails(&engine, &["run", "--rm", "-p", "80/sctp", IMAGE, "true"]).contains("tcp or udp")
-    );
+    let err = fails(&engine, &["run", "-d", "--name", "clash", "-p", "8080:80", IMAGE, "sleep", "10"]);
+    assert!(err.contains("0.0.0.0:8080") && err.contains("port is already allocated"), "{err}");
+    assert_eq!(inspect(&engine, &["inspect", "clash"])["State"]["Status"], "created");
+    assert!(fails(&engine, &["run", "--rm", "-p", "80/sctp", IMAGE, "true"]).contains("tcp or udp"));
 
     // Stopping a container closes its ports.
     ok(&engine, &["stop", "-t", "1", "site"]);
-    assert!(
-        !engine
-            .in_netns(&[
-                "busybox",
-                "timeout",
-                "2",
-                "busybox",
-                "wget",
-                "-qO-",
-                "http://127.0.0.1:8080/hostname"
-            ])
-            .0,
-        "a stopped container still answers"
-    );
+    assert!(!engine.in_netns(&["busybox", "timeout", "2", "busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]).0, "a stopped container still answers");
     assert!(ok(&engine, &["port", "site"]).is_empty());
     assert_torn_down(&engine, &baseline);
 }
@@ -672,41 +301,9 @@ fn connect_and_disconnect_take_effect_on_running_containers() {
     let (engine, baseline) = engine("net-connect");
     ok(&engine, &["network", "create", "a"]);
     ok(&engine, &["network", "create", "b"]);
-    ok(
-        &engine,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "client",
-            "--network",
-            "a",
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    let server = web(
-        &engine,
-        "server",
-        &["--network", "b", "--network-alias", "srv"],
-    );
-    let fetch = |engine: &NativeEngine| {
-        berth(
-            engine,
-            &[
-                "exec",
-                "client",
-                "busybox",
-                "timeout",
-                "2",
-                "busybox",
-                "wget",
-                "-qO-",
-                "http://srv/hostname",
-            ],
-        )
-    };
+    ok(&engine, &["run", "-d", "--name", "client", "--network", "a", IMAGE, "sleep", "300"]);
+    let server = web(&engine, "server", &["--network", "b", "--network-alias", "srv"]);
+    let fetch = |engine: &NativeEngine| berth(engine, &["exec", "client", "busybox", "timeout", "2", "busybox", "wget", "-qO-", "http://srv/hostname"]);
     assert_ne!(fetch(&engine).0, 0, "reached a network it is not on");
 
     ok(&engine, &["network", "connect", "b", "client"]);
@@ -716,30 +313,17 @@ fn connect_and_disconnect_take_effect_on_running_containers() {
     let links = ok(&engine, &["exec", "client", "ip", "-o", "-4", "addr"]);
     assert!(links.contains("eth1"), "{links}");
     let networks = inspect(&engine, &["inspect", "client"])["NetworkSettings"]["Networks"].clone();
-    assert!(
-        networks["a"]["IPAddress"].is_string()
-            && networks["b"]["IPAddress"]
-                .as_str()
-                .is_some_and(|ip| !ip.is_empty()),
-        "{networks}"
-    );
+    assert!(networks["a"]["IPAddress"].is_string() && networks["b"]["IPAddress"].as_str().is_some_and(|ip| !ip.is_empty()), "{networks}");
     assert!(fails(&engine, &["network", "connect", "b", "client"]).contains("already exists"));
 
     ok(&engine, &["network", "disconnect", "b", "client"]);
     assert_ne!(fetch(&engine).0, 0, "still on the network after disconnect");
     assert!(!ok(&engine, &["exec", "client", "ip", "-o", "-4", "addr"]).contains("eth1"));
-    assert!(
-        inspect(&engine, &["inspect", "client"])["NetworkSettings"]["Networks"]
-            .get("b")
-            .is_none()
-    );
+    assert!(inspect(&engine, &["inspect", "client"])["NetworkSettings"]["Networks"].get("b").is_none());
 
     // A stopped container joins at its next start.
     ok(&engine, &["stop", "-t", "1", "client"]);
-    ok(
-        &engine,
-        &["network", "connect", "--alias", "cli", "b", "client"],
-    );
+    ok(&engine, &["network", "connect", "--alias", "cli", "b", "client"]);
     ok(&engine, &["start", "client"]);
     let (code, out, err) = fetch(&engine);
     assert_eq!(code, 0, "{err}");
@@ -753,72 +337,22 @@ fn connect_and_disconnect_take_effect_on_running_containers() {
 #[test]
 fn addresses_and_ports_survive_an_engine_restart_and_prune_removes_only_unused() {
     let (mut engine, baseline) = engine("net-restart");
-    ok(
-        &engine,
-        &["network", "create", "--subnet", "10.88.0.0/24", "keep"],
-    );
+    ok(&engine, &["network", "create", "--subnet", "10.88.0.0/24", "keep"]);
     let first = web(&engine, "first", &["--network", "keep", "-p", "9090:80"]);
     engine.kill_and_restart();
     // The running container kept its address, its port and its name.
-    assert_eq!(
-        engine
-            .in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:9090/hostname"])
-            .1
-            .trim(),
-        first
-    );
-    ok(
-        &engine,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "second",
-            "--network",
-            "keep",
-            IMAGE,
-            "sleep",
-            "300",
-        ],
-    );
-    let second_ip = inspect(&engine, &["inspect", "second"])["NetworkSettings"]["Networks"]["keep"]
-        ["IPAddress"]
-        .clone();
-    assert_eq!(
-        second_ip, "10.88.0.3",
-        "the restarted engine handed out a taken address"
-    );
-    assert_eq!(
-        ok(
-            &engine,
-            &[
-                "exec",
-                "second",
-                "busybox",
-                "wget",
-                "-qO-",
-                "http://first/hostname"
-            ]
-        )
-        .trim(),
-        first
-    );
+    assert_eq!(engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:9090/hostname"]).1.trim(), first);
+    ok(&engine, &["run", "-d", "--name", "second", "--network", "keep", IMAGE, "sleep", "300"]);
+    let second_ip = inspect(&engine, &["inspect", "second"])["NetworkSettings"]["Networks"]["keep"]["IPAddress"].clone();
+    assert_eq!(second_ip, "10.88.0.3", "the restarted engine handed out a taken address");
+    assert_eq!(ok(&engine, &["exec", "second", "busybox", "wget", "-qO-", "http://first/hostname"]).trim(), first);
 
-    ok(
-        &engine,
-        &["network", "create", "--label", "temp", "unused1"],
-    );
+    ok(&engine, &["network", "create", "--label", "temp", "unused1"]);
     ok(&engine, &["network", "create", "unused2"]);
     let pruned = ok(&engine, &["network", "prune", "--filter", "label=temp"]);
-    assert!(
-        pruned.contains("unused1") && !pruned.contains("unused2"),
-        "{pruned}"
-    );
+    assert!(pruned.contains("unused1") && !pruned.contains("unused2"), "{pruned}");
     let pruned = ok(&engine, &["network", "prune"]);
-    assert!(
-        pruned.contains("unused2") && !pruned.contains("keep"),
-        "{pruned}"
-    );
+    assert!(pruned.contains("unused2") && !pruned.contains("keep"), "{pruned}");
     let left = ok(&engine, &["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(left, "bridge\nhost\nkeep\nnone\n");
     assert_torn_down(&engine, &baseline);
@@ -827,72 +361,21 @@ fn addresses_and_ports_survive_an_engine_restart_and_prune_removes_only_unused()
 #[test]
 fn host_none_and_container_network_modes() {
     let (engine, baseline) = engine("net-modes");
-    let none = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            IMAGE,
-            "ip",
-            "-o",
-            "link",
-        ],
-    );
+    let none = ok(&engine, &["run", "--rm", "--network", "none", IMAGE, "ip", "-o", "link"]);
     assert_eq!(none.lines().count(), 1, "{none}");
-    let host = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            IMAGE,
-            "ip",
-            "-o",
-            "link",
-        ],
-    );
+    let host = ok(&engine, &["run", "--rm", "--network", "host", IMAGE, "ip", "-o", "link"]);
     assert!(host.contains("berth0"), "{host}");
     let id = web(&engine, "owner", &[]);
-    let shared = ok(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:owner",
-            IMAGE,
-            "busybox",
-            "wget",
-            "-qO-",
-            "http://127.0.0.1/hostname",
-        ],
-    );
+    let shared = ok(&engine, &["run", "--rm", "--network", "container:owner", IMAGE, "busybox", "wget", "-qO-", "http://127.0.0.1/hostname"]);
     assert_eq!(shared.trim(), id);
-    assert!(fails(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "container:owner",
-            "-p",
-            "1:1",
-            IMAGE,
-            "true"
-        ]
-    )
-    .contains("conflicting options"));
+    assert!(fails(&engine, &["run", "--rm", "--network", "container:owner", "-p", "1:1", IMAGE, "true"]).contains("conflicting options"));
     assert_torn_down(&engine, &baseline);
 }
 
 #[test]
 fn names_the_engine_does_not_know_go_to_the_upstream_resolver() {
     // The upstream: a DNS server the test runs in the engine's namespace.
-    let (engine, baseline) =
-        engine_with("net-upstream", &[("BERTH_DNS_UPSTREAM", "127.0.0.1:5300")]);
+    let (engine, baseline) = engine_with("net-upstream", &[("BERTH_DNS_UPSTREAM", "127.0.0.1:5300")]);
     let holder = engine.netns_holder.as_ref().expect("isolated").id();
     let mut upstream = Command::new("nsenter")
         .arg(format!("--net=/proc/{holder}/ns/net"))
@@ -904,45 +387,12 @@ fn names_the_engine_does_not_know_go_to_the_upstream_resolver() {
         .expect("upstream resolver");
     ok(&engine, &["network", "create", "lan"]);
     let id = web(&engine, "local", &["--network", "lan"]);
-    let (code, out, err) = berth(
-        &engine,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "lan",
-            IMAGE,
-            "busybox",
-            "nslookup",
-            "-type=a",
-            "example.test",
-        ],
-    );
+    let (code, out, err) = berth(&engine, &["run", "--rm", "--network", "lan", IMAGE, "busybox", "nslookup", "-type=a", "example.test"]);
     let _ = upstream.kill();
     let _ = upstream.wait();
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("192.0.2.77"),
-        "the upstream's answer did not come back: {out}"
-    );
+    assert!(out.contains("192.0.2.77"), "the upstream's answer did not come back: {out}");
     // Names on the network are still answered by the engine itself.
-    assert_eq!(
-        ok(
-            &engine,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "lan",
-                IMAGE,
-                "busybox",
-                "wget",
-                "-qO-",
-                "http://local/hostname"
-            ]
-        )
-        .trim(),
-        id
-    );
+    assert_eq!(ok(&engine, &["run", "--rm", "--network", "lan", IMAGE, "busybox", "wget", "-qO-", "http://local/hostname"]).trim(), id);
     assert_torn_down(&engine, &baseline);
 }

@@ -17,14 +17,10 @@ const LIMIT: Duration = Duration::from_secs(180);
 
 fn manifest_kernel_release() -> String {
     let manifest = berth_tests::root().join("build/vm-image/manifest.json");
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&manifest).expect("build/vm-image/manifest.json (cargo xtask vm-image)"),
-    )
-    .expect("manifest json");
-    json["kernel_release"]
-        .as_str()
-        .expect("kernel_release")
-        .to_owned()
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("build/vm-image/manifest.json (cargo xtask vm-image)"))
+            .expect("manifest json");
+    json["kernel_release"].as_str().expect("kernel_release").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,45 +31,26 @@ async fn boots_answers_over_vsock_streams_events_and_powers_off() {
         let client = vm.client();
 
         // The answer comes from inside the VM: the guest kernel, not the host's.
-        let version = client
-            .version(Duration::from_secs(10))
-            .await
-            .expect("version");
+        let version = client.version(Duration::from_secs(10)).await.expect("version");
         assert_eq!(version.kernel_version, manifest_kernel_release());
         assert_eq!(version.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(version.api_version, berth_proto::API_VERSION);
-        assert_eq!(
-            (version.os.as_str(), version.arch.as_str()),
-            ("linux", "x86_64")
-        );
+        assert_eq!((version.os.as_str(), version.arch.as_str()), ("linux", "x86_64"));
         let info = client.info(Duration::from_secs(10)).await.expect("info");
         assert_eq!(info.placement, "vm");
         assert_eq!(info.hostname, "berth");
-        assert!(
-            info.memory_bytes > 256 << 20 && info.memory_bytes <= 512 << 20,
-            "{}",
-            info.memory_bytes
-        );
+        assert!(info.memory_bytes > 256 << 20 && info.memory_bytes <= 512 << 20, "{}", info.memory_bytes);
 
         let status = vm.qmp_status().await;
         assert!(status.running);
         assert_eq!(status.status, "running");
-        assert!(matches!(
-            vm::status(&vm.home.home).await,
-            VmState::Ready { .. }
-        ));
+        assert!(matches!(vm::status(&vm.home.home).await, VmState::Ready { .. }));
 
         // Events: the replayed "ready", then "stopping" live when the power button is pressed.
         let mut events = client.events(true, vec![]).await.expect("events");
         let ready = events.next().await.expect("event").expect("ok");
-        assert_eq!(
-            (ready.r#type.as_str(), ready.action.as_str()),
-            ("engine", "ready")
-        );
-        assert_eq!(
-            ready.attributes.get("placement").map(String::as_str),
-            Some("vm")
-        );
+        assert_eq!((ready.r#type.as_str(), ready.action.as_str()), ("engine", "ready"));
+        assert_eq!(ready.attributes.get("placement").map(String::as_str), Some("vm"));
         let watcher = tokio::spawn(async move {
             let mut seen = Vec::new();
             while let Some(Ok(event)) = events.next().await {
@@ -83,36 +60,17 @@ async fn boots_answers_over_vsock_streams_events_and_powers_off() {
         });
 
         let outcome = vm.stop().await;
-        assert_eq!(
-            outcome,
-            StopOutcome::PoweredOff,
-            "the guest must power off by itself on the ACPI button"
-        );
-        let seen = tokio::time::timeout(Duration::from_secs(10), watcher)
-            .await
-            .expect("stream ends")
-            .expect("task");
-        assert!(
-            seen.contains(&"engine.stopping".to_owned()),
-            "events after powerdown: {seen:?}"
-        );
+        assert_eq!(outcome, StopOutcome::PoweredOff, "the guest must power off by itself on the ACPI button");
+        let seen = tokio::time::timeout(Duration::from_secs(10), watcher).await.expect("stream ends").expect("task");
+        assert!(seen.contains(&"engine.stopping".to_owned()), "events after powerdown: {seen:?}");
 
         // Nothing left: no record, no sockets, no processes of this VM.
         let paths = &vm.home.paths;
-        for file in [
-            &paths.state,
-            &paths.qmp,
-            &paths.vhost_socket,
-            &paths.vsock_uds,
-        ] {
+        for file in [&paths.state, &paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
             assert!(!file.exists(), "{} left behind", file.display());
         }
         let home = vm.home.home.root().display().to_string();
-        assert!(
-            processes_matching(&home).is_empty(),
-            "processes left: {:?}",
-            processes_matching(&home)
-        );
+        assert!(processes_matching(&home).is_empty(), "processes left: {:?}", processes_matching(&home));
         assert_eq!(vm::status(&vm.home.home).await, VmState::Stopped);
         let console = std::fs::read_to_string(&paths.console_log).expect("console log");
         assert!(console.contains("reboot: Power down"), "console: {console}");
@@ -128,17 +86,12 @@ async fn a_dead_vm_is_detected_and_a_second_start_is_refused() {
         let builder = TestVm::builder("vm-dead");
         // A second start on the same home while the first runs is a conflict.
         let config = builder.config().expect("config");
-        let err = vm::start(&vm.home.home, &config, |_| {})
-            .await
-            .expect_err("second start");
+        let err = vm::start(&vm.home.home, &config, |_| {}).await.expect_err("second start");
         assert!(matches!(err, StartError::AlreadyRunning { .. }), "{err}");
         assert_eq!(err.kind(), berth_proto::ErrorKind::Conflict);
 
         let pid = vm.running().record.qemu_pid;
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .expect("kill");
+        std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             match vm::status(&vm.home.home).await {
@@ -151,24 +104,13 @@ async fn a_dead_vm_is_detected_and_a_second_start_is_refused() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // A client call to the dead VM fails with Unavailable, not a hang.
-        let err = AgentClient::connect(&vm.endpoint(), Duration::from_secs(2))
-            .await
-            .expect_err("dead");
+        let err = AgentClient::connect(&vm.endpoint(), Duration::from_secs(2)).await.expect_err("dead");
         assert_eq!(err.kind(), berth_proto::ErrorKind::Unavailable);
         // Stop cleans up what the dead VM left.
-        assert_eq!(
-            vm::stop(&vm.home.home, Duration::from_secs(2))
-                .await
-                .expect("stop"),
-            StopOutcome::NotRunning
-        );
+        assert_eq!(vm::stop(&vm.home.home, Duration::from_secs(2)).await.expect("stop"), StopOutcome::NotRunning);
         assert!(!vm.home.paths.state.exists());
         let home = vm.home.home.root().display().to_string();
-        assert!(
-            processes_matching(&home).is_empty(),
-            "processes left: {:?}",
-            processes_matching(&home)
-        );
+        assert!(processes_matching(&home).is_empty(), "processes left: {:?}", processes_matching(&home));
     })
     .await;
 }
@@ -178,27 +120,17 @@ async fn a_dead_vm_is_detected_and_a_second_start_is_refused() {
 async fn an_agent_that_never_answers_fails_at_the_deadline_with_the_console() {
     with_timeout(LIMIT, async {
         // One second is far too short for a TCG boot: the deadline must fire.
-        let (home, result) = TestVm::builder("vm-deadline")
-            .boot_timeout(Duration::from_secs(1))
-            .try_start()
-            .await;
+        let (home, result) = TestVm::builder("vm-deadline").boot_timeout(Duration::from_secs(1)).try_start().await;
         let err = result.expect_err("must time out");
         let text = err.to_string();
         assert!(matches!(err, StartError::NoAnswer { .. }), "{text}");
-        assert!(
-            text.contains("did not answer within 1s under tcg"),
-            "{text}"
-        );
+        assert!(text.contains("did not answer within 1s under tcg"), "{text}");
         assert!(text.contains("--- console tail ---"), "{text}");
         assert_eq!(err.kind(), berth_proto::ErrorKind::Unavailable);
         // Nothing is left running or recorded.
         assert!(!home.paths.state.exists());
         let root = home.home.root().display().to_string();
-        assert!(
-            processes_matching(&root).is_empty(),
-            "processes left: {:?}",
-            processes_matching(&root)
-        );
+        assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     })
     .await;
 }
@@ -206,22 +138,13 @@ async fn an_agent_that_never_answers_fails_at_the_deadline_with_the_console() {
 #[tokio::test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 async fn missing_qemu_and_missing_image_are_clear_errors() {
-    let (_home, result) = TestVm::builder("vm-noqemu")
-        .qemu("/nonexistent/qemu-system-x86_64".into())
-        .try_start()
-        .await;
+    let (_home, result) =
+        TestVm::builder("vm-noqemu").qemu("/nonexistent/qemu-system-x86_64".into()).try_start().await;
     let err = result.expect_err("no qemu");
-    assert!(
-        err.to_string()
-            .contains("cannot run /nonexistent/qemu-system-x86_64"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("cannot run /nonexistent/qemu-system-x86_64"), "{err}");
 
     let empty = berth_tests::temp_home("vm-noimage-dir");
-    let (_home, result) = TestVm::builder("vm-noimage")
-        .image_dir(empty.clone())
-        .try_start()
-        .await;
+    let (_home, result) = TestVm::builder("vm-noimage").image_dir(empty.clone()).try_start().await;
     let err = result.expect_err("no image");
     assert!(err.to_string().contains("cargo xtask vm-image"), "{err}");
     assert_eq!(err.kind(), berth_proto::ErrorKind::NotFound);
@@ -257,19 +180,12 @@ fn cli_vm_start_status_version_stop() {
             .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
             .output()
             .expect("berth");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let keep = |why: &str| {
         let _ = std::fs::copy(home.join("vm/console.log"), artifacts.join("console.log"));
         let _ = std::fs::copy(home.join("vm/qemu.log"), artifacts.join("qemu.log"));
-        let _ = std::fs::copy(
-            home.join("vm/vhost-device-vsock.log"),
-            artifacts.join("vhost-device-vsock.log"),
-        );
+        let _ = std::fs::copy(home.join("vm/vhost-device-vsock.log"), artifacts.join("vhost-device-vsock.log"));
         let _ = run(&["vm", "stop", "--time", "2"]);
         panic!("{why} (logs in {})", artifacts.display());
     };
@@ -295,17 +211,8 @@ fn cli_vm_start_status_version_stop() {
         keep(&format!("version failed: {err}"));
     }
     let version: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(
-        version["engine"]["kernel_version"],
-        manifest_kernel_release()
-    );
-    assert!(
-        version["engine"]["endpoint"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("vsock"),
-        "{version}"
-    );
+    assert_eq!(version["engine"]["kernel_version"], manifest_kernel_release());
+    assert!(version["engine"]["endpoint"].as_str().unwrap_or_default().starts_with("vsock"), "{version}");
 
     let (ok, out, _) = run(&["vm", "start"]);
     assert!(!ok && out.is_empty(), "a second start must fail");
@@ -317,11 +224,7 @@ fn cli_vm_start_status_version_stop() {
     assert!(!ok);
     assert_eq!(out.trim(), "stopped");
     let root = home.display().to_string();
-    assert!(
-        processes_matching(&root).is_empty(),
-        "processes left: {:?}",
-        processes_matching(&root)
-    );
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = berth(&home, &["vm", "stop"]);
     let _ = std::fs::remove_dir_all(&home);
 }
@@ -358,75 +261,38 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let Some(out) = answered else {
         let _ = serve.kill();
         let _ = std::fs::copy(home.join("vm/console.log"), artifacts.join("console.log"));
-        panic!(
-            "berth serve never answered (logs in {})",
-            artifacts.display()
-        );
+        panic!("berth serve never answered (logs in {})", artifacts.display());
     };
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["engine"]["kernel_version"], manifest_kernel_release());
-    assert_eq!(
-        json["engine"]["endpoint"],
-        format!("unix:{}", socket.display())
-    );
+    assert_eq!(json["engine"]["endpoint"], format!("unix:{}", socket.display()));
     let info = berth(&home, &["info", "--format", "json"]);
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("json");
     assert_eq!(info["placement"], "vm");
     // The Docker Engine API of the engine in the VM, through the host's socket.
     let docker = std::process::Command::new("docker")
-        .args([
-            "info",
-            "--format",
-            "{{.ServerVersion}} {{.OSType}} {{.KernelVersion}}",
-        ])
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", home.join("run/docker.sock").display()),
-        )
+        .args(["info", "--format", "{{.ServerVersion}} {{.OSType}} {{.KernelVersion}}"])
+        .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
         .env("DOCKER_CONFIG", home.join("docker-config"))
         .output()
         .expect("docker CLI");
-    assert!(
-        docker.status.success(),
-        "{}",
-        String::from_utf8_lossy(&docker.stderr)
-    );
+    assert!(docker.status.success(), "{}", String::from_utf8_lossy(&docker.stderr));
     let line = String::from_utf8_lossy(&docker.stdout).into_owned();
-    assert!(
-        line.ends_with(&format!("linux {}\n", manifest_kernel_release())),
-        "{line}"
-    );
+    assert!(line.ends_with(&format!("linux {}\n", manifest_kernel_release())), "{line}");
 
     // A second `berth serve` on the same home refuses the busy socket.
     let second = berth(&home, &["serve"]);
     assert!(!second.status.success());
-    assert!(
-        String::from_utf8_lossy(&second.stderr).contains("in use"),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use"), "{}", String::from_utf8_lossy(&second.stderr));
 
-    std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status()
-        .expect("kill");
+    std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().expect("kill");
     let status = serve.wait().expect("wait");
     assert!(status.success(), "berth serve exit: {status}");
     assert!(!socket.exists(), "the socket must be removed");
-    assert!(
-        !home.join("run/docker.sock").exists(),
-        "the Docker API socket must be removed"
-    );
-    assert!(
-        !home.join("vm/state.json").exists(),
-        "the VM must be stopped"
-    );
+    assert!(!home.join("run/docker.sock").exists(), "the Docker API socket must be removed");
+    assert!(!home.join("vm/state.json").exists(), "the VM must be stopped");
     let root = home.display().to_string();
-    assert!(
-        processes_matching(&root).is_empty(),
-        "processes left: {:?}",
-        processes_matching(&root)
-    );
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = std::fs::remove_dir_all(&home);
 }
 
@@ -437,25 +303,13 @@ async fn the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback() {
     use berth_tests::fixtures::{self, registry::Registry};
     with_timeout(LIMIT, async {
         let registry = Registry::start("vm-pull");
-        let fixture = fixtures::catalog()
-            .into_iter()
-            .find(|f| f.tag == "oci")
-            .expect("oci");
+        let fixture = fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
         registry.push(&fixture);
         let mut vm = TestVm::builder("vm-pull").start().await;
         let client = vm.client();
         // "127.0.0.1" is the user's machine: the engine in the VM reaches it through QEMU.
-        let request = PullRequest {
-            reference: registry.reference(&fixture),
-            platform: String::new(),
-            auth: None,
-        };
-        let mut stream = client
-            .images()
-            .pull(request)
-            .await
-            .expect("pull")
-            .into_inner();
+        let request = PullRequest { reference: registry.reference(&fixture), platform: String::new(), auth: None };
+        let mut stream = client.images().pull(request).await.expect("pull").into_inner();
         let mut image = None;
         while let Some(event) = stream.next().await {
             match event {
@@ -575,29 +429,18 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
 
 /// Waits for a container to end; returns its exit code and its whole log.
 async fn exit_and_output(
-    containers: &mut berth_proto::v1::containers_client::ContainersClient<
-        tonic::transport::Channel,
-    >,
+    containers: &mut berth_proto::v1::containers_client::ContainersClient<tonic::transport::Channel>,
     id: &str,
 ) -> (i32, String) {
     use berth_proto::v1::{LogsRequest, WaitContainerRequest};
     let code = containers
-        .wait(WaitContainerRequest {
-            id: id.to_owned(),
-            condition: "not-running".into(),
-        })
+        .wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() })
         .await
         .expect("wait")
         .into_inner()
         .exit_code;
     let mut logs = containers
-        .logs(LogsRequest {
-            id: id.to_owned(),
-            stdout: true,
-            stderr: true,
-            tail: -1,
-            ..Default::default()
-        })
+        .logs(LogsRequest { id: id.to_owned(), stdout: true, stderr: true, tail: -1, ..Default::default() })
         .await
         .expect("logs")
         .into_inner();

@@ -25,10 +25,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "net" => net_throughput(),
         "compose" => compose_up_down(),
         "api" => docker_api(),
-        other => bail!(
-            "unknown benchmark {other:?}; one of: {}",
-            BENCHES.join(", ")
-        ),
+        other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
 
@@ -43,18 +40,7 @@ fn pull(_args: &[String]) -> Result<()> {
         bail!("{} not found: the pull benchmark uses the shared peers (dockerd, podman, their registry)", peers.display());
     }
     shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
-    shell::run(
-        shell::cargo()
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "berth-cli",
-                "--package",
-                "berth-agent",
-            ])
-            .current_dir(crate::root()),
-    )?;
+    shell::run(shell::cargo().args(["build", "--release", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
     let berth = crate::root().join("target/release/berth");
     let home = std::env::temp_dir().join("berth-bench-pull");
     let _ = std::fs::remove_dir_all(&home);
@@ -107,46 +93,21 @@ impl BenchEngine {
     fn start(name: &str) -> Result<BenchEngine> {
         shell::run(
             shell::cargo()
-                .args([
-                    "build",
-                    "--release",
-                    "--package",
-                    "berth-cli",
-                    "--package",
-                    "berth-agent",
-                    "--package",
-                    "berth-monitor",
-                ])
+                .args(["build", "--release", "--package", "berth-cli", "--package", "berth-agent", "--package", "berth-monitor"])
                 .current_dir(crate::root()),
         )?;
         // A static monitor too: `--init` (compose's `init: true`) runs it as PID 1.
         shell::run(
             shell::cargo()
-                .args([
-                    "build",
-                    "--release",
-                    "--package",
-                    "berth-monitor",
-                    "--target",
-                    crate::vm_image::MUSL_TARGET,
-                ])
+                .args(["build", "--release", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET])
                 .current_dir(crate::root()),
         )?;
-        let init = crate::root().join(format!(
-            "target/{}/release/berth-monitor",
-            crate::vm_image::MUSL_TARGET
-        ));
+        let init = crate::root().join(format!("target/{}/release/berth-monitor", crate::vm_image::MUSL_TARGET));
         let berth = crate::root().join("target/release/berth");
         let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
         let _ = std::fs::remove_dir_all(&home);
         let mut holder = std::process::Command::new("unshare")
-            .args([
-                "--net",
-                "--",
-                "sh",
-                "-c",
-                "ip link set lo up && exec sleep infinity",
-            ])
+            .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
             .stdin(std::process::Stdio::null())
             .spawn()?;
         let comm = format!("/proc/{}/comm", holder.id());
@@ -183,12 +144,7 @@ impl BenchEngine {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        Ok(BenchEngine {
-            berth,
-            home,
-            child,
-            holder,
-        })
+        Ok(BenchEngine { berth, home, child, holder })
     }
 
     /// The command prefix that runs something in the engine's network namespace.
@@ -198,24 +154,14 @@ impl BenchEngine {
 
     /// `BERTH_HOME=... berth` for shell scripts.
     fn cli(&self) -> String {
-        format!(
-            "BERTH_HOME={} {}",
-            self.home.display(),
-            self.berth.display()
-        )
+        format!("BERTH_HOME={} {}", self.home.display(), self.berth.display())
     }
 }
 
 impl Drop for BenchEngine {
     fn drop(&mut self) {
         let _ = std::process::Command::new("bash")
-            .args([
-                "-c",
-                &format!(
-                    "for c in $({cli} ps -aq); do {cli} rm -f $c >/dev/null; done",
-                    cli = self.cli()
-                ),
-            ])
+            .args(["-c", &format!("for c in $({cli} ps -aq); do {cli} rm -f $c >/dev/null; done", cli = self.cli())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -228,12 +174,7 @@ impl Drop for BenchEngine {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmRSS:")
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            })
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse().ok())))
         .unwrap_or(0)
 }
 
@@ -269,34 +210,19 @@ fn run_latency() -> Result<()> {
     let engine_rss = rss_kib(engine.child.id());
     let started = shell::output(Command::new("bash").args([
         "-c",
-        &format!(
-            ". {} && {b} run -d $IMG_BUSYBOX sleep 60",
-            peers.join("common.sh").display()
-        ),
+        &format!(". {} && {b} run -d $IMG_BUSYBOX sleep 60", peers.join("common.sh").display()),
     ]))?;
     let id = started.trim().to_owned();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let monitor_pid: u32 = std::fs::read_to_string(
-        engine
-            .home
-            .join("engine/containers")
-            .join(&id)
-            .join("monitor.pid"),
-    )
-    .ok()
-    .and_then(|p| p.trim().parse().ok())
-    .unwrap_or(0);
+    let monitor_pid: u32 = std::fs::read_to_string(engine.home.join("engine/containers").join(&id).join("monitor.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0);
     let monitor_rss = rss_kib(monitor_pid);
     println!("\n| process | RSS MiB | target |");
     println!("|---|---|---|");
-    println!(
-        "| berth-agent (engine), idle after the runs | {:.1} | < 30 |",
-        engine_rss as f64 / 1024.0
-    );
-    println!(
-        "| berth-monitor, one container running | {:.1} | < 3 |",
-        monitor_rss as f64 / 1024.0
-    );
+    println!("| berth-agent (engine), idle after the runs | {:.1} | < 30 |", engine_rss as f64 / 1024.0);
+    println!("| berth-monitor, one container running | {:.1} | < 3 |", monitor_rss as f64 / 1024.0);
     Ok(())
 }
 
@@ -309,28 +235,15 @@ fn net_throughput() -> Result<()> {
     use std::process::Command;
     let peers = crate::root().join("../shared/peers");
     if !peers.join("setup.sh").is_file() {
-        bail!(
-            "{} not found: the net benchmark uses the shared peers (dockerd)",
-            peers.display()
-        );
+        bail!("{} not found: the net benchmark uses the shared peers (dockerd)", peers.display());
     }
     shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
     shell::run(
         shell::cargo()
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "berth-netprobe",
-                "--target",
-                crate::vm_image::MUSL_TARGET,
-            ])
+            .args(["build", "--release", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
             .current_dir(crate::root()),
     )?;
-    let probe = crate::root().join(format!(
-        "target/{}/release/berth-netprobe",
-        crate::vm_image::MUSL_TARGET
-    ));
+    let probe = crate::root().join(format!("target/{}/release/berth-netprobe", crate::vm_image::MUSL_TARGET));
     let engine = BenchEngine::start("net")?;
     let b = engine.cli();
     let ns = engine.in_netns();
@@ -409,10 +322,7 @@ fn compose_up_down() -> Result<()> {
     use std::process::Command;
     let peers = crate::root().join("../shared/peers");
     if !peers.join("setup.sh").is_file() {
-        bail!(
-            "{} not found: the compose benchmark uses the shared peers (dockerd, docker-compose)",
-            peers.display()
-        );
+        bail!("{} not found: the compose benchmark uses the shared peers (dockerd, docker-compose)", peers.display());
     }
     shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
     let engine = BenchEngine::start("compose")?;
@@ -443,10 +353,7 @@ fn docker_api() -> Result<()> {
     use std::process::Command;
     let peers = crate::root().join("../shared/peers");
     if !peers.join("setup.sh").is_file() {
-        bail!(
-            "{} not found: the api benchmark uses the shared peers (dockerd)",
-            peers.display()
-        );
+        bail!("{} not found: the api benchmark uses the shared peers (dockerd)", peers.display());
     }
     shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
     let engine = BenchEngine::start("api")?;

@@ -24,15 +24,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 .filter(|n| generated.get(*n) != committed.get(*n))
                 .map(String::as_str)
                 .collect();
-            bail!(
-                "ui/src/bindings is out of date ({}); run `cargo xtask codegen`",
-                drifted.join(", ")
-            );
+            bail!("ui/src/bindings is out of date ({}); run `cargo xtask codegen`", drifted.join(", "));
         }
-        println!(
-            "codegen: ui/src/bindings is up to date ({} files)",
-            generated.len()
-        );
+        println!("codegen: ui/src/bindings is up to date ({} files)", generated.len());
         return Ok(());
     }
     fs::create_dir_all(&target)?;
@@ -42,11 +36,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for (name, text) in &generated {
         fs::write(target.join(name), text)?;
     }
-    println!(
-        "codegen: wrote {} files to {}",
-        generated.len(),
-        target.display()
-    );
+    println!("codegen: wrote {} files to {}", generated.len(), target.display());
     Ok(())
 }
 
@@ -57,16 +47,7 @@ fn generate() -> Result<BTreeMap<String, String>> {
     fs::create_dir_all(&scratch)?;
     shell::run(
         shell::cargo()
-            .args([
-                "test",
-                "--quiet",
-                "--package",
-                "berth-host",
-                "--features",
-                "ts",
-                "--lib",
-                "export_bindings",
-            ])
+            .args(["test", "--quiet", "--package", "berth-host", "--features", "ts", "--lib", "export_bindings"])
             .env("TS_RS_EXPORT_DIR", &scratch)
             .env("TS_RS_LARGE_INT", "number")
             .current_dir(crate::root()),
@@ -87,10 +68,7 @@ fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, String>> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "ts") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             files.insert(name, fs::read_to_string(&path)?);
         }
     }

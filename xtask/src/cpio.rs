@@ -22,30 +22,22 @@ pub struct Archive {
 impl Archive {
     pub fn dir(&mut self, path: &str) {
         self.parents(path);
-        self.entries
-            .insert(path.to_owned(), Entry::Dir { mode: 0o755 });
+        self.entries.insert(path.to_owned(), Entry::Dir { mode: 0o755 });
     }
 
     pub fn file(&mut self, path: &str, mode: u32, data: Vec<u8>) {
         self.parents(path);
-        self.entries
-            .insert(path.to_owned(), Entry::File { mode, data });
+        self.entries.insert(path.to_owned(), Entry::File { mode, data });
     }
 
     pub fn symlink(&mut self, path: &str, target: &str) {
         self.parents(path);
-        self.entries.insert(
-            path.to_owned(),
-            Entry::Symlink {
-                target: target.to_owned(),
-            },
-        );
+        self.entries.insert(path.to_owned(), Entry::Symlink { target: target.to_owned() });
     }
 
     pub fn char_dev(&mut self, path: &str, mode: u32, major: u32, minor: u32) {
         self.parents(path);
-        self.entries
-            .insert(path.to_owned(), Entry::CharDev { mode, major, minor });
+        self.entries.insert(path.to_owned(), Entry::CharDev { mode, major, minor });
     }
 
     fn parents(&mut self, path: &str) {
@@ -56,9 +48,7 @@ impl Archive {
                 prefix.push('/');
             }
             prefix.push_str(part);
-            self.entries
-                .entry(prefix.clone())
-                .or_insert(Entry::Dir { mode: 0o755 });
+            self.entries.entry(prefix.clone()).or_insert(Entry::Dir { mode: 0o755 });
         }
     }
 
@@ -72,11 +62,7 @@ impl Archive {
                 Entry::Symlink { target } => (0o120777, target.as_bytes(), (0, 0)),
                 Entry::CharDev { mode, major, minor } => (0o020000 | mode, &[], (*major, *minor)),
             };
-            let nlink = if matches!(entry, Entry::Dir { .. }) {
-                2
-            } else {
-                1
-            };
+            let nlink = if matches!(entry, Entry::Dir { .. }) { 2 } else { 1 };
             let header = Header {
                 ino: u32::try_from(ino + 1).unwrap_or(u32::MAX),
                 mode,
@@ -88,17 +74,7 @@ impl Archive {
             out.extend_from_slice(data);
             pad4(&mut out);
         }
-        write_header(
-            &mut out,
-            &Header {
-                ino: 0,
-                mode: 0,
-                nlink: 1,
-                size: 0,
-                rdev: (0, 0),
-            },
-            "TRAILER!!!",
-        );
+        write_header(&mut out, &Header { ino: 0, mode: 0, nlink: 1, size: 0, rdev: (0, 0) }, "TRAILER!!!");
         out
     }
 }
@@ -115,9 +91,7 @@ fn write_header(out: &mut Vec<u8>, h: &Header, name: &str) {
     let namesize = name.len() + 1;
     let size = u32::try_from(h.size).unwrap_or(u32::MAX);
     // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor
-    let fields = [
-        h.ino, h.mode, 0, 0, h.nlink, 0, size, 0, 0, h.rdev.0, h.rdev.1,
-    ];
+    let fields = [h.ino, h.mode, 0, 0, h.nlink, 0, size, 0, 0, h.rdev.0, h.rdev.1];
     let _ = write!(out, "070701");
     for f in fields {
         let _ = write!(out, "{f:08x}");

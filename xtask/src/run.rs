@@ -10,26 +10,13 @@ use crate::shell;
 pub fn run(_args: &[String]) -> Result<()> {
     crate::setup::run(&[])?;
     let image = crate::vm_image::build()?;
-    shell::run(
-        shell::cargo()
-            .args([
-                "build",
-                "--package",
-                "berth-cli",
-                "--package",
-                "berth-agent",
-            ])
-            .current_dir(crate::root()),
-    )?;
+    shell::run(shell::cargo().args(["build", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
     let target = crate::root().join("target/debug");
-    let has_display =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let has_display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if has_display || cfg!(any(target_os = "macos", windows)) {
         crate::test::build_desktop()?;
         println!("run: launching Berth Desktop");
-        return shell::run(
-            Command::new(target.join("berth-desktop")).env("BERTH_VM_IMAGE", &image.dir),
-        );
+        return shell::run(Command::new(target.join("berth-desktop")).env("BERTH_VM_IMAGE", &image.dir));
     }
     println!(
         "run: no display, so Berth runs headless: `berth serve` boots the VM and serves its API.\n\
@@ -37,9 +24,5 @@ pub fn run(_args: &[String]) -> Result<()> {
          run: Ctrl-C stops the VM.",
         berth = target.join("berth").display()
     );
-    shell::run(
-        Command::new(target.join("berth"))
-            .arg("serve")
-            .env("BERTH_VM_IMAGE", &image.dir),
-    )
+    shell::run(Command::new(target.join("berth")).arg("serve").env("BERTH_VM_IMAGE", &image.dir))
 }

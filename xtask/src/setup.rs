@@ -71,9 +71,7 @@ pub fn run(_args: &[String]) -> Result<()> {
 }
 
 fn is_root() -> bool {
-    shell::output(Command::new("id").arg("-u"))
-        .map(|s| s.trim() == "0")
-        .unwrap_or(false)
+    shell::output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
 }
 
 fn debian_packages() -> Result<()> {
@@ -84,11 +82,7 @@ fn debian_packages() -> Result<()> {
         );
         return Ok(());
     }
-    let missing: Vec<&str> = DEBIAN_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !debian_installed(p))
-        .collect();
+    let missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
     if missing.is_empty() {
         println!("setup: Debian packages present");
         return Ok(());
@@ -155,11 +149,7 @@ fn npm_packages() -> Result<()> {
         println!("setup: npm not found; install Node.js 20+ and run `npm ci` in ui/");
         return Ok(());
     }
-    shell::run(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&ui),
-    )
+    shell::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&ui))
 }
 
 /// On a cgroup v1 machine with a hybrid cgroup2 mount, the hugetlb controller can sit
@@ -167,13 +157,9 @@ fn npm_packages() -> Result<()> {
 /// supported"). Mounting hugetlb as its own v1 hierarchy fixes it (see MACHINE.md).
 fn cgroup_hugetlb() -> Result<()> {
     let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
-    let on_v2 = std::fs::read_to_string(unified)
-        .map(|c| c.split_whitespace().any(|c| c == "hugetlb"))
-        .unwrap_or(false);
+    let on_v2 = std::fs::read_to_string(unified).map(|c| c.split_whitespace().any(|c| c == "hugetlb")).unwrap_or(false);
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mounted = mounts
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup/hugetlb"));
+    let mounted = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup/hugetlb"));
     if !on_v2 || mounted || !Path::new("/sys/fs/cgroup/memory").is_dir() {
         return Ok(());
     }
@@ -183,12 +169,5 @@ fn cgroup_hugetlb() -> Result<()> {
     }
     println!("setup: mounting the hugetlb cgroup v1 hierarchy for crun");
     std::fs::create_dir_all("/sys/fs/cgroup/hugetlb").context("create /sys/fs/cgroup/hugetlb")?;
-    shell::run(Command::new("mount").args([
-        "-t",
-        "cgroup",
-        "-o",
-        "hugetlb",
-        "cgroup",
-        "/sys/fs/cgroup/hugetlb",
-    ]))
+    shell::run(Command::new("mount").args(["-t", "cgroup", "-o", "hugetlb", "cgroup", "/sys/fs/cgroup/hugetlb"]))
 }

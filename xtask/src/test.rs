@@ -17,11 +17,7 @@ use crate::shell;
 const TIERS: &[&str] = &["unit", "native", "vm", "gui"];
 
 pub fn run(args: &[String]) -> Result<()> {
-    let tiers: Vec<&str> = if args.is_empty() {
-        TIERS.to_vec()
-    } else {
-        args.iter().map(String::as_str).collect()
-    };
+    let tiers: Vec<&str> = if args.is_empty() { TIERS.to_vec() } else { args.iter().map(String::as_str).collect() };
     for tier in &tiers {
         if !TIERS.contains(tier) {
             bail!("unknown test tier {tier:?}; tiers: {}", TIERS.join(", "));
@@ -46,12 +42,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 fn cargo_test(args: &[&str]) -> Result<()> {
-    shell::run(
-        shell::cargo()
-            .arg("test")
-            .args(args)
-            .current_dir(crate::root()),
-    )
+    shell::run(shell::cargo().arg("test").args(args).current_dir(crate::root()))
 }
 
 fn build(packages: &[&str]) -> Result<()> {
@@ -64,20 +55,10 @@ fn build(packages: &[&str]) -> Result<()> {
 }
 
 fn unit() -> Result<()> {
-    cargo_test(&[
-        "--workspace",
-        "--exclude",
-        "berth-tests",
-        "--exclude",
-        "berth-desktop",
-    ])?;
+    cargo_test(&["--workspace", "--exclude", "berth-tests", "--exclude", "berth-desktop"])?;
     crate::codegen::run(&["--check".to_owned()])?;
-    shell::run(
-        Command::new("npm")
-            .args(["run", "--silent", "typecheck"])
-            .current_dir(crate::root().join("ui")),
-    )
-    .context("type-check the UI")
+    shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui")))
+        .context("type-check the UI")
 }
 
 fn native() -> Result<()> {
@@ -86,52 +67,16 @@ fn native() -> Result<()> {
     // static UDP helper the network tests put into theirs.
     shell::run(
         shell::cargo()
-            .args([
-                "build",
-                "--package",
-                "berth-monitor",
-                "--package",
-                "berth-netprobe",
-                "--target",
-                crate::vm_image::MUSL_TARGET,
-            ])
+            .args(["build", "--package", "berth-monitor", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
             .current_dir(crate::root()),
     )?;
-    cargo_test(&[
-        "--package",
-        "berth-tests",
-        "--lib",
-        "--test",
-        "native",
-        "--test",
-        "fixtures",
-        "--test",
-        "images",
-        "--test",
-        "containers",
-        "--test",
-        "volumes",
-        "--test",
-        "networks",
-        "--test",
-        "compose",
-        "--test",
-        "docker_api",
-    ])
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "networks", "--test", "compose", "--test", "docker_api"])
 }
 
 fn vm() -> Result<()> {
     crate::vm_image::build()?;
     build(&["berth-cli", "berth-agent"])?;
-    cargo_test(&[
-        "--package",
-        "berth-tests",
-        "--test",
-        "vm",
-        "--",
-        "--ignored",
-        "--test-threads=1",
-    ])
+    cargo_test(&["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])
 }
 
 fn gui() -> Result<()> {
@@ -140,17 +85,9 @@ fn gui() -> Result<()> {
     build(&["berth-cli"])?;
     let xvfb = Xvfb::start()?;
     let mut cmd = shell::cargo();
-    cmd.args([
-        "test",
-        "--package",
-        "berth-tests",
-        "--test",
-        "gui",
-        "--",
-        "--ignored",
-    ])
-    .env("DISPLAY", &xvfb.display)
-    .current_dir(crate::root());
+    cmd.args(["test", "--package", "berth-tests", "--test", "gui", "--", "--ignored"])
+        .env("DISPLAY", &xvfb.display)
+        .current_dir(crate::root());
     let result = shell::run(&mut cmd);
     drop(xvfb);
     result
@@ -159,12 +96,7 @@ fn gui() -> Result<()> {
 /// The UI bundle, then the app that embeds it.
 pub fn build_desktop() -> Result<()> {
     let ui = crate::root().join("ui");
-    shell::run(
-        Command::new("npm")
-            .args(["run", "--silent", "build"])
-            .current_dir(&ui),
-    )
-    .context("build the UI")?;
+    shell::run(Command::new("npm").args(["run", "--silent", "build"]).current_dir(&ui)).context("build the UI")?;
     build(&["berth-desktop"])
 }
 
@@ -177,10 +109,7 @@ pub struct Xvfb {
 impl Xvfb {
     pub fn start() -> Result<Xvfb> {
         let number = (90..200)
-            .find(|n| {
-                !PathBuf::from(format!("/tmp/.X{n}-lock")).exists()
-                    && !PathBuf::from(format!("/tmp/.X11-unix/X{n}")).exists()
-            })
+            .find(|n| !PathBuf::from(format!("/tmp/.X{n}-lock")).exists() && !PathBuf::from(format!("/tmp/.X11-unix/X{n}")).exists())
             .context("no free X display number")?;
         let display = format!(":{number}");
         let child = Command::new("Xvfb")

@@ -46,21 +46,15 @@ pub fn build() -> Result<Built> {
     // Network modules: the engine loads them on first use; those boot already loads
     // are left out of their order.
     let net_wanted = read_module_list(&crate::root().join("vm-images/net-modules.txt"))?;
-    let net_modules: Vec<(String, PathBuf)> = resolve_modules(&module_dir, &net_wanted)?
-        .into_iter()
-        .filter(|(n, _)| !modules.iter().any(|(m, _)| m == n))
-        .collect();
+    let net_modules: Vec<(String, PathBuf)> =
+        resolve_modules(&module_dir, &net_wanted)?.into_iter().filter(|(n, _)| !modules.iter().any(|(m, _)| m == n)).collect();
 
     // The VM's initramfs.
     let mut archive = Archive::default();
     add_busybox(&mut archive, &busybox)?;
     add_tree(&mut archive, &crate::root().join("vm-images/rootfs"), "")?;
     archive.file("sbin/berth-agent", 0o755, stripped(&agent)?);
-    archive.file(
-        "sbin/berth-monitor",
-        0o755,
-        stripped(&agent.with_file_name("berth-monitor"))?,
-    );
+    archive.file("sbin/berth-monitor", 0o755, stripped(&agent.with_file_name("berth-monitor"))?);
     add_runtime(&mut archive, &cache)?;
     let mut order = String::new();
     for (name, path) in &modules {
@@ -101,10 +95,7 @@ pub fn build() -> Result<Built> {
     for path in [&kernel, &initrd, &floor_path] {
         let bytes = fs::read(path)?;
         total += bytes.len() as u64;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         files.insert(
             name,
             serde_json::json!({ "sha256": hex(&Sha256::digest(&bytes)), "bytes": bytes.len() }),
@@ -117,10 +108,7 @@ pub fn build() -> Result<Built> {
         "net_modules": net_modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "files": files,
     });
-    fs::write(
-        out.join("manifest.json"),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
+    fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     println!(
         "vm-image: {} (kernel {release})\n  vmlinuz           {:>6.1} MiB\n  initramfs.cpio    {:>6.1} MiB ({} modules)\n  total             {:>6.1} MiB",
@@ -152,10 +140,7 @@ fn kernel_tree(cache: &Path) -> Result<PathBuf> {
             }
         }
     };
-    let stem = deb
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = deb.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let tree = cache.join(format!("{stem}.tree"));
     if !tree.join("boot").is_dir() {
         let tmp = cache.join(format!("{stem}.tmp"));
@@ -173,9 +158,7 @@ fn kernel_package() -> Result<String> {
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|p| p.starts_with("linux-image-"))
         .map(str::to_owned)
-        .with_context(|| {
-            format!("{KERNEL_META_PACKAGE} has no linux-image dependency; run `apt-get update`")
-        })
+        .with_context(|| format!("{KERNEL_META_PACKAGE} has no linux-image dependency; run `apt-get update`"))
 }
 
 fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {
@@ -184,10 +167,7 @@ fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             name.starts_with(&prefix) && name.ends_with(".deb")
         })
 }
@@ -198,42 +178,29 @@ fn kernel_release(tree: &Path) -> Result<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     releases.sort();
-    releases
-        .pop()
-        .context("the kernel package has no lib/modules/<release>")
+    releases.pop().context("the kernel package has no lib/modules/<release>")
 }
 
 fn static_busybox() -> Result<PathBuf> {
-    let path =
-        PathBuf::from(std::env::var_os("BERTH_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into()));
+    let path = PathBuf::from(std::env::var_os("BERTH_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into()));
     let bytes = fs::read(&path)
         .with_context(|| format!("read {} (install Debian's busybox-static)", path.display()))?;
     if elf_has_interpreter(&bytes) {
-        bail!(
-            "{} is dynamically linked; install Debian's busybox-static",
-            path.display()
-        );
+        bail!("{} is dynamically linked; install Debian's busybox-static", path.display());
     }
     Ok(path)
 }
 
 /// Whether an ELF64 file asks for a dynamic loader (has a PT_INTERP program header).
 fn elf_has_interpreter(elf: &[u8]) -> bool {
-    let u16_at = |o: usize| {
-        elf.get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
     let u64_at = |o: usize| {
-        elf.get(o..o + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-            .map(|v| v as usize)
+        elf.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).map(|v| v as usize)
     };
     if !elf.starts_with(b"\x7fELF") {
         return false;
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
         return false;
     };
     (0..phnum).any(|i| {
@@ -253,16 +220,7 @@ fn add_busybox(archive: &mut Archive, busybox: &Path) -> Result<()> {
         let target = format!("{}bin/busybox", "../".repeat(depth));
         archive.symlink(applet, &target);
     }
-    for dir in [
-        "dev",
-        "proc",
-        "sys",
-        "run",
-        "tmp",
-        "root",
-        "var/lib/berth",
-        "var/log",
-    ] {
+    for dir in ["dev", "proc", "sys", "run", "tmp", "root", "var/lib/berth", "var/log"] {
         archive.dir(dir);
     }
     archive.char_dev("dev/console", 0o600, 5, 1);
@@ -283,11 +241,7 @@ fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
             archive.dir(&path);
             add_tree(archive, &entry.path(), &format!("{path}/"))?;
         } else {
-            let mode = if meta.permissions().mode() & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            };
+            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
             archive.file(&path, mode, fs::read(entry.path())?);
         }
     }
@@ -298,28 +252,9 @@ fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
 /// NAT and filter rules) and the shared libraries they load (found by following
 /// DT_NEEDED from the binaries).
 const RUNTIME_PACKAGES: &[&str] = &[
-    "crun",
-    "libc6",
-    "libsystemd0",
-    "libseccomp2",
-    "libcap2",
-    "libyajl2",
-    "libgcrypt20",
-    "liblzma5",
-    "libzstd1",
-    "liblz4-1",
-    "libgpg-error0",
-    "nftables",
-    "libnftables1",
-    "libedit2",
-    "libmnl0",
-    "libnftnl11",
-    "libxtables12",
-    "libjansson4",
-    "libgmp10",
-    "libtinfo6",
-    "libbsd0",
-    "libmd0",
+    "crun", "libc6", "libsystemd0", "libseccomp2", "libcap2", "libyajl2", "libgcrypt20", "liblzma5", "libzstd1",
+    "liblz4-1", "libgpg-error0", "nftables", "libnftables1", "libedit2", "libmnl0", "libnftnl11", "libxtables12",
+    "libjansson4", "libgmp10", "libtinfo6", "libbsd0", "libmd0",
 ];
 
 /// The binaries taken from RUNTIME_PACKAGES, and where they go in the VM.
@@ -331,24 +266,12 @@ fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
         Some(deb) => deb,
         None => {
             println!("vm-image: downloading {package}");
-            shell::run(
-                Command::new("apt-get")
-                    .args(["download", "-q", package])
-                    .current_dir(cache),
-            )
-            .with_context(|| {
-                format!(
-                    "download {package} (after `apt-get update`; `cargo xtask setup` does that)"
-                )
-            })?;
-            find_deb(cache, package)
-                .with_context(|| format!("apt-get download left no .deb for {package}"))?
+            shell::run(Command::new("apt-get").args(["download", "-q", package]).current_dir(cache))
+                .with_context(|| format!("download {package} (after `apt-get update`; `cargo xtask setup` does that)"))?;
+            find_deb(cache, package).with_context(|| format!("apt-get download left no .deb for {package}"))?
         }
     };
-    let stem = deb
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = deb.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let tree = cache.join(format!("{stem}.tree"));
     if !tree.is_dir() {
         let tmp = cache.join(format!("{stem}.tmp"));
@@ -364,10 +287,7 @@ fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
 fn stripped(binary: &Path) -> Result<Vec<u8>> {
     let copy = crate::build_dir().join("cache").join(format!(
         "{}.stripped",
-        binary
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     ));
     fs::copy(binary, &copy).with_context(|| format!("copy {}", binary.display()))?;
     shell::run(Command::new("strip").arg("--strip-all").arg(&copy)).context("strip (binutils)")?;
@@ -376,43 +296,28 @@ fn stripped(binary: &Path) -> Result<Vec<u8>> {
 
 /// The shared libraries an ELF file names (DT_NEEDED), read with `readelf -d`.
 fn needed(elf: &Path) -> Result<Vec<String>> {
-    let out = shell::output(Command::new("readelf").arg("-d").arg(elf))
-        .with_context(|| format!("readelf -d {}", elf.display()))?;
+    let out = shell::output(Command::new("readelf").arg("-d").arg(elf)).with_context(|| format!("readelf -d {}", elf.display()))?;
     Ok(out
         .lines()
         .filter(|l| l.contains("(NEEDED)"))
-        .filter_map(|l| {
-            l.split_once('[')
-                .and_then(|(_, rest)| rest.split_once(']'))
-                .map(|(name, _)| name.to_owned())
-        })
+        .filter_map(|l| l.split_once('[').and_then(|(_, rest)| rest.split_once(']')).map(|(name, _)| name.to_owned()))
         .collect())
 }
 
 /// crun, nft, their libraries and the dynamic loader, from Debian's packages.
 fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
-    let trees: Vec<PathBuf> = RUNTIME_PACKAGES
-        .iter()
-        .map(|p| package_tree(cache, p))
-        .collect::<Result<_>>()?;
+    let trees: Vec<PathBuf> = RUNTIME_PACKAGES.iter().map(|p| package_tree(cache, p)).collect::<Result<_>>()?;
     let find = |name: &str| -> Option<PathBuf> {
         trees.iter().find_map(|tree| {
-            [
-                "lib/x86_64-linux-gnu",
-                "usr/lib/x86_64-linux-gnu",
-                "lib64",
-                "usr/bin",
-                "usr/sbin",
-            ]
-            .iter()
-            .map(|dir| tree.join(dir).join(name))
-            .find(|p| p.exists())
+            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin", "usr/sbin"]
+                .iter()
+                .map(|dir| tree.join(dir).join(name))
+                .find(|p| p.exists())
         })
     };
     let mut queue = Vec::new();
     for (name, target) in RUNTIME_BINARIES {
-        let binary =
-            find(name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
+        let binary = find(name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
         archive.file(target, 0o755, fs::read(&binary)?);
         queue.extend(needed(&binary)?);
     }
@@ -421,24 +326,14 @@ fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
         if !added.insert(name.clone()) {
             continue;
         }
-        let path =
-            find(&name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
+        let path = find(&name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
         // Symlinks in the packages (libfoo.so.1 -> libfoo.so.1.2.3) are read through.
-        let real =
-            fs::canonicalize(&path).with_context(|| format!("resolve {}", path.display()))?;
-        archive.file(
-            &format!("lib/x86_64-linux-gnu/{name}"),
-            0o755,
-            fs::read(&real)?,
-        );
+        let real = fs::canonicalize(&path).with_context(|| format!("resolve {}", path.display()))?;
+        archive.file(&format!("lib/x86_64-linux-gnu/{name}"), 0o755, fs::read(&real)?);
         queue.extend(needed(&real)?);
     }
     let loader = find("ld-linux-x86-64.so.2").context("libc6 holds no ld-linux-x86-64.so.2")?;
-    archive.file(
-        "lib64/ld-linux-x86-64.so.2",
-        0o755,
-        fs::read(fs::canonicalize(&loader)?)?,
-    );
+    archive.file("lib64/ld-linux-x86-64.so.2", 0o755, fs::read(fs::canonicalize(&loader)?)?);
     Ok(())
 }
 
@@ -485,11 +380,7 @@ fn index_modules(dir: &Path, index: &mut BTreeMap<String, PathBuf>) -> Result<()
         let path = entry?.path();
         if path.is_dir() {
             index_modules(&path, index)?;
-        } else if let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ko"))
-        {
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
             index.insert(name.replace('-', "_"), path);
         }
     }
@@ -510,9 +401,7 @@ fn visit(
     if stack.contains(&name) {
         bail!("module dependency cycle: {} -> {name}", stack.join(" -> "));
     }
-    let path = index
-        .get(&name)
-        .with_context(|| format!("kernel module {name} is not in the kernel package"))?;
+    let path = index.get(&name).with_context(|| format!("kernel module {name} is not in the kernel package"))?;
     stack.push(name.clone());
     for dep in module_depends(&fs::read(path)?) {
         visit(&dep, index, done, stack, ordered)?;
@@ -542,9 +431,7 @@ pub fn module_depends(ko: &[u8]) -> Vec<String> {
 fn write_gz(path: &Path, data: &[u8]) -> Result<()> {
     let file = fs::File::create(path)?;
     // mtime 0 and no file name in the header: the same input gives the same bytes.
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(file, flate2::Compression::default());
+    let mut gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::default());
     gz.write_all(data)?;
     gz.finish()?;
     Ok(())

@@ -20,18 +20,12 @@ pub enum FindError {
 
 pub fn parse_host(text: &str) -> Result<AgentEndpoint, FindError> {
     let bad = || FindError::BadHost(text.to_owned());
-    if let Some(path) = text
-        .strip_prefix("unix://")
-        .or_else(|| text.strip_prefix("unix:"))
-    {
+    if let Some(path) = text.strip_prefix("unix://").or_else(|| text.strip_prefix("unix:")) {
         return Ok(AgentEndpoint::Unix(PathBuf::from(path)));
     }
     if let Some(rest) = text.strip_prefix("vsock-hybrid:") {
         let (path, port) = rest.rsplit_once(':').ok_or_else(bad)?;
-        return Ok(AgentEndpoint::HybridVsock {
-            uds: path.into(),
-            port: port.parse().map_err(|_| bad())?,
-        });
+        return Ok(AgentEndpoint::HybridVsock { uds: path.into(), port: port.parse().map_err(|_| bad())? });
     }
     if let Some(rest) = text.strip_prefix("vsock:") {
         let (cid, port) = rest.split_once(':').ok_or_else(bad)?;
@@ -61,10 +55,7 @@ pub fn locate(host: Option<&str>, home: &BerthHome) -> Result<AgentEndpoint, Fin
     }
 }
 
-pub async fn connect(
-    host: Option<&str>,
-    home: &BerthHome,
-) -> Result<(AgentEndpoint, AgentClient), FindError> {
+pub async fn connect(host: Option<&str>, home: &BerthHome) -> Result<(AgentEndpoint, AgentClient), FindError> {
     let endpoint = locate(host, home)?;
     let client = AgentClient::connect(&endpoint, Duration::from_secs(5)).await?;
     Ok((endpoint, client))
@@ -76,40 +67,20 @@ mod tests {
 
     #[test]
     fn host_forms() {
-        assert_eq!(
-            parse_host("unix:///x/b.sock").ok(),
-            Some(AgentEndpoint::Unix("/x/b.sock".into()))
-        );
-        assert_eq!(
-            parse_host("/x/b.sock").ok(),
-            Some(AgentEndpoint::Unix("/x/b.sock".into()))
-        );
+        assert_eq!(parse_host("unix:///x/b.sock").ok(), Some(AgentEndpoint::Unix("/x/b.sock".into())));
+        assert_eq!(parse_host("/x/b.sock").ok(), Some(AgentEndpoint::Unix("/x/b.sock".into())));
         assert_eq!(
             parse_host("vsock-hybrid:/x/v.sock:1024").ok(),
-            Some(AgentEndpoint::HybridVsock {
-                uds: "/x/v.sock".into(),
-                port: 1024
-            })
+            Some(AgentEndpoint::HybridVsock { uds: "/x/v.sock".into(), port: 1024 })
         );
-        assert_eq!(
-            parse_host("vsock:3:1024").ok(),
-            Some(AgentEndpoint::Vsock { cid: 3, port: 1024 })
-        );
-        assert!(matches!(
-            parse_host("tcp://1.2.3.4:1"),
-            Err(FindError::BadHost(_))
-        ));
-        assert!(matches!(
-            parse_host("vsock:x:1"),
-            Err(FindError::BadHost(_))
-        ));
+        assert_eq!(parse_host("vsock:3:1024").ok(), Some(AgentEndpoint::Vsock { cid: 3, port: 1024 }));
+        assert!(matches!(parse_host("tcp://1.2.3.4:1"), Err(FindError::BadHost(_))));
+        assert!(matches!(parse_host("vsock:x:1"), Err(FindError::BadHost(_))));
     }
 
     #[test]
     fn nothing_running_is_a_clear_error() {
-        let home = BerthHome::new(
-            std::env::temp_dir().join(format!("berth-cli-none-{}", std::process::id())),
-        );
+        let home = BerthHome::new(std::env::temp_dir().join(format!("berth-cli-none-{}", std::process::id())));
         assert!(matches!(locate(None, &home), Err(FindError::NoEngine)));
     }
 }

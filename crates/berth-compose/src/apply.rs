@@ -8,16 +8,13 @@ use std::time::{Duration, Instant};
 
 use berth_host::agent::AgentClient;
 use berth_proto::v1::{
-    ConnectNetworkRequest, ContainerRef, ContainerSummary, CreateNetworkRequest,
-    CreateVolumeRequest, InspectImageRequest, ListContainersRequest, ListNetworksRequest,
-    ListVolumesRequest, NetworkRef, PullRequest, RemoveContainerRequest, RemoveImageRequest,
-    RemoveVolumeRequest, StopContainerRequest, WaitContainerRequest,
+    ConnectNetworkRequest, ContainerRef, ContainerSummary, CreateNetworkRequest, CreateVolumeRequest, InspectImageRequest,
+    ListContainersRequest, ListNetworksRequest, ListVolumesRequest, NetworkRef, PullRequest, RemoveContainerRequest,
+    RemoveImageRequest, RemoveVolumeRequest, StopContainerRequest, WaitContainerRequest,
 };
 use futures::StreamExt;
 
-use crate::plan::{
-    Plan, PlannedService, LABEL_HASH, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE,
-};
+use crate::plan::{Plan, PlannedService, LABEL_HASH, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -42,16 +39,10 @@ pub struct UpOptions {
 pub type Progress<'a> = &'a mut (dyn FnMut(String) + Send);
 
 /// The project's containers (one-off `run` containers too), by number.
-pub async fn containers(
-    agent: &AgentClient,
-    project: &str,
-) -> Result<Vec<ContainerSummary>, ApplyError> {
+pub async fn containers(agent: &AgentClient, project: &str) -> Result<Vec<ContainerSummary>, ApplyError> {
     let mut list = agent
         .containers()
-        .list(ListContainersRequest {
-            all: true,
-            filters: vec![format!("label={LABEL_PROJECT}={project}")],
-        })
+        .list(ListContainersRequest { all: true, filters: vec![format!("label={LABEL_PROJECT}={project}")] })
         .await
         .map_err(call("list the project's containers"))?
         .into_inner()
@@ -61,17 +52,11 @@ pub async fn containers(
 }
 
 pub fn number(c: &ContainerSummary) -> u32 {
-    c.labels
-        .get(LABEL_NUMBER)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    c.labels.get(LABEL_NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 fn service_of(c: &ContainerSummary) -> &str {
-    c.labels
-        .get(LABEL_SERVICE)
-        .map(String::as_str)
-        .unwrap_or("")
+    c.labels.get(LABEL_SERVICE).map(String::as_str).unwrap_or("")
 }
 
 fn is_oneoff(c: &ContainerSummary) -> bool {
@@ -79,11 +64,7 @@ fn is_oneoff(c: &ContainerSummary) -> bool {
 }
 
 /// Makes the plan's networks and volumes (external ones must exist).
-pub async fn ensure_resources(
-    agent: &AgentClient,
-    plan: &Plan,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+pub async fn ensure_resources(agent: &AgentClient, plan: &Plan, progress: Progress<'_>) -> Result<(), ApplyError> {
     let existing: Vec<String> = agent
         .networks()
         .list(ListNetworksRequest::default())
@@ -99,10 +80,7 @@ pub async fn ensure_resources(
             continue;
         }
         if network.external {
-            return Err(ApplyError(format!(
-                "network {} declared as external, but could not be found",
-                network.name
-            )));
+            return Err(ApplyError(format!("network {} declared as external, but could not be found", network.name)));
         }
         agent
             .networks()
@@ -133,10 +111,7 @@ pub async fn ensure_resources(
             continue;
         }
         if volume.external {
-            return Err(ApplyError(format!(
-                "external volume \"{}\" not found",
-                volume.name
-            )));
+            return Err(ApplyError(format!("external volume \"{}\" not found", volume.name)));
         }
         agent
             .volumes()
@@ -155,20 +130,9 @@ pub async fn ensure_resources(
 
 /// Pulls a service's image when the engine lacks it; a service that must be built gets
 /// a clear error (the engine has no builder yet).
-async fn ensure_image(
-    agent: &AgentClient,
-    service: &PlannedService,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+async fn ensure_image(agent: &AgentClient, service: &PlannedService, progress: Progress<'_>) -> Result<(), ApplyError> {
     let image = &service.create.image;
-    if agent
-        .images()
-        .inspect(InspectImageRequest {
-            reference: image.clone(),
-        })
-        .await
-        .is_ok()
-    {
+    if agent.images().inspect(InspectImageRequest { reference: image.clone() }).await.is_ok() {
         return Ok(());
     }
     if service.build {
@@ -177,19 +141,11 @@ async fn ensure_image(
     pull(agent, image, progress).await
 }
 
-pub async fn pull(
-    agent: &AgentClient,
-    image: &str,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+pub async fn pull(agent: &AgentClient, image: &str, progress: Progress<'_>) -> Result<(), ApplyError> {
     progress(format!("Image {image}  Pulling"));
     let mut stream = agent
         .images()
-        .pull(PullRequest {
-            reference: image.to_owned(),
-            platform: String::new(),
-            auth: None,
-        })
+        .pull(PullRequest { reference: image.to_owned(), platform: String::new(), auth: None })
         .await
         .map_err(call(format!("pull {image}")))?
         .into_inner();
@@ -201,35 +157,18 @@ pub async fn pull(
 }
 
 async fn inspect_state(agent: &AgentClient, id: &str) -> Result<serde_json::Value, ApplyError> {
-    let details = agent
-        .containers()
-        .inspect(ContainerRef { id: id.to_owned() })
-        .await
-        .map_err(call("inspect"))?
-        .into_inner();
-    let json: serde_json::Value = serde_json::from_str(&details.inspect_json)
-        .map_err(|e| ApplyError(format!("inspect: {e}")))?;
+    let details = agent.containers().inspect(ContainerRef { id: id.to_owned() }).await.map_err(call("inspect"))?.into_inner();
+    let json: serde_json::Value = serde_json::from_str(&details.inspect_json).map_err(|e| ApplyError(format!("inspect: {e}")))?;
     Ok(json["State"].clone())
 }
 
 /// Waits until every container of `dependency` meets `condition`.
-async fn wait_for(
-    agent: &AgentClient,
-    project: &str,
-    dependency: &str,
-    condition: &str,
-    timeout: Duration,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+async fn wait_for(agent: &AgentClient, project: &str, dependency: &str, condition: &str, timeout: Duration, progress: Progress<'_>) -> Result<(), ApplyError> {
     if condition == "service_started" {
         return Ok(());
     }
-    let ids: Vec<String> = containers(agent, project)
-        .await?
-        .into_iter()
-        .filter(|c| service_of(c) == dependency && !is_oneoff(c))
-        .map(|c| c.id)
-        .collect();
+    let ids: Vec<String> =
+        containers(agent, project).await?.into_iter().filter(|c| service_of(c) == dependency && !is_oneoff(c)).map(|c| c.id).collect();
     let deadline = Instant::now() + timeout;
     for id in ids {
         let name = &id[..12.min(id.len())];
@@ -257,51 +196,24 @@ async fn wait_for(
                 other => return Err(ApplyError(format!("unknown depends_on condition {other:?}"))),
             }
             if Instant::now() > deadline {
-                return Err(ApplyError(format!(
-                    "timed out waiting for {dependency} to be {}",
-                    condition.trim_start_matches("service_")
-                )));
+                return Err(ApplyError(format!("timed out waiting for {dependency} to be {}", condition.trim_start_matches("service_"))));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        progress(format!(
-            "Container {name}  {}",
-            if condition == "service_healthy" {
-                "Healthy"
-            } else {
-                "Exited"
-            }
-        ));
+        progress(format!("Container {name}  {}", if condition == "service_healthy" { "Healthy" } else { "Exited" }));
     }
     Ok(())
 }
 
-async fn remove(
-    agent: &AgentClient,
-    c: &ContainerSummary,
-    volumes: bool,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+async fn remove(agent: &AgentClient, c: &ContainerSummary, volumes: bool, progress: Progress<'_>) -> Result<(), ApplyError> {
     if c.state == "running" || c.state == "paused" || c.state == "restarting" {
         progress(format!("Container {}  Stopping", c.name));
-        agent
-            .containers()
-            .stop(StopContainerRequest {
-                id: c.id.clone(),
-                timeout: -1,
-                signal: String::new(),
-            })
-            .await
-            .map_err(call(format!("stop {}", c.name)))?;
+        agent.containers().stop(StopContainerRequest { id: c.id.clone(), timeout: -1, signal: String::new() }).await.map_err(call(format!("stop {}", c.name)))?;
         progress(format!("Container {}  Stopped", c.name));
     }
     agent
         .containers()
-        .remove(RemoveContainerRequest {
-            id: c.id.clone(),
-            force: true,
-            volumes,
-        })
+        .remove(RemoveContainerRequest { id: c.id.clone(), force: true, volumes })
         .await
         .map_err(call(format!("remove {}", c.name)))?;
     progress(format!("Container {}  Removed", c.name));
@@ -309,12 +221,7 @@ async fn remove(
 }
 
 /// Stops and removes containers concurrently (stop timeouts run side by side).
-async fn remove_together(
-    agent: &AgentClient,
-    group: &[ContainerSummary],
-    volumes: bool,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+async fn remove_together(agent: &AgentClient, group: &[ContainerSummary], volumes: bool, progress: Progress<'_>) -> Result<(), ApplyError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let removals = group.iter().map(|c| {
         let tx = tx.clone();
@@ -330,39 +237,19 @@ async fn remove_together(
     while let Some(line) = rx.recv().await {
         progress(line);
     }
-    results
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map(|_| ())
+    results.into_iter().collect::<Result<Vec<_>, _>>().map(|_| ())
 }
 
 /// Creates replica `number` of `service` and joins its other networks.
-async fn create(
-    agent: &AgentClient,
-    plan: &Plan,
-    service: &PlannedService,
-    number: u32,
-    progress: Progress<'_>,
-) -> Result<String, ApplyError> {
+async fn create(agent: &AgentClient, plan: &Plan, service: &PlannedService, number: u32, progress: Progress<'_>) -> Result<String, ApplyError> {
     let request = service.request_for(&plan.project, number);
     let name = request.name.clone();
     progress(format!("Container {name}  Creating"));
-    let id = agent
-        .containers()
-        .create(request)
-        .await
-        .map_err(call(format!("create {name}")))?
-        .into_inner()
-        .id;
+    let id = agent.containers().create(request).await.map_err(call(format!("create {name}")))?.into_inner().id;
     for (network, aliases, ip) in &service.extra_networks {
         agent
             .networks()
-            .connect_container(ConnectNetworkRequest {
-                network: network.clone(),
-                container: id.clone(),
-                aliases: aliases.clone(),
-                ipv4_address: ip.clone(),
-            })
+            .connect_container(ConnectNetworkRequest { network: network.clone(), container: id.clone(), aliases: aliases.clone(), ipv4_address: ip.clone() })
             .await
             .map_err(call(format!("connect {name} to {network}")))?;
     }
@@ -371,76 +258,38 @@ async fn create(
 }
 
 /// `up`: brings the project to the plan. Returns the ids of the service containers.
-pub async fn up(
-    agent: &AgentClient,
-    plan: &Plan,
-    options: &UpOptions,
-    progress: Progress<'_>,
-) -> Result<Vec<String>, ApplyError> {
+pub async fn up(agent: &AgentClient, plan: &Plan, options: &UpOptions, progress: Progress<'_>) -> Result<Vec<String>, ApplyError> {
     for service in &plan.services {
         ensure_image(agent, service, progress).await?;
     }
     ensure_resources(agent, plan, progress).await?;
     let existing = containers(agent, &plan.project).await?;
-    for orphan in existing
-        .iter()
-        .filter(|c| !is_oneoff(c) && !plan.all_services.contains(service_of(c)))
-    {
+    for orphan in existing.iter().filter(|c| !is_oneoff(c) && !plan.all_services.contains(service_of(c))) {
         if options.remove_orphans {
             remove(agent, orphan, false, progress).await?;
         } else {
-            progress(format!(
-                "Found orphan container ({}) for this project; use --remove-orphans to clean it up",
-                orphan.name
-            ));
+            progress(format!("Found orphan container ({}) for this project; use --remove-orphans to clean it up", orphan.name));
         }
     }
-    let timeout = options
-        .dependency_timeout
-        .unwrap_or(Duration::from_secs(120));
+    let timeout = options.dependency_timeout.unwrap_or(Duration::from_secs(120));
     let mut ids = Vec::new();
     for service in &plan.services {
         for (dependency, condition) in &service.depends_on {
             if plan.service(dependency).is_some() && !options.no_start {
-                wait_for(
-                    agent,
-                    &plan.project,
-                    dependency,
-                    condition,
-                    timeout,
-                    progress,
-                )
-                .await?;
+                wait_for(agent, &plan.project, dependency, condition, timeout, progress).await?;
             }
         }
-        let current: Vec<ContainerSummary> = existing
-            .iter()
-            .filter(|c| service_of(c) == service.name && !is_oneoff(c))
-            .cloned()
-            .collect();
-        let mut by_number: BTreeMap<u32, ContainerSummary> =
-            current.into_iter().map(|c| (number(&c), c)).collect();
+        let current: Vec<ContainerSummary> = existing.iter().filter(|c| service_of(c) == service.name && !is_oneoff(c)).cloned().collect();
+        let mut by_number: BTreeMap<u32, ContainerSummary> = current.into_iter().map(|c| (number(&c), c)).collect();
         // Fewer replicas: the highest numbers go.
-        let extra: Vec<u32> = by_number
-            .keys()
-            .copied()
-            .filter(|n| *n > service.replicas || *n == 0)
-            .collect();
-        let going: Vec<ContainerSummary> =
-            extra.iter().filter_map(|n| by_number.remove(n)).collect();
+        let extra: Vec<u32> = by_number.keys().copied().filter(|n| *n > service.replicas || *n == 0).collect();
+        let going: Vec<ContainerSummary> = extra.iter().filter_map(|n| by_number.remove(n)).collect();
         remove_together(agent, &going, false, progress).await?;
         for n in 1..=service.replicas {
             let id = match by_number.remove(&n) {
-                Some(c)
-                    if !options.force_recreate
-                        && c.labels.get(LABEL_HASH) == Some(&service.hash) =>
-                {
+                Some(c) if !options.force_recreate && c.labels.get(LABEL_HASH) == Some(&service.hash) => {
                     if c.state != "running" && !options.no_start {
-                        agent
-                            .containers()
-                            .start(ContainerRef { id: c.id.clone() })
-                            .await
-                            .map_err(call(format!("start {}", c.name)))?;
+                        agent.containers().start(ContainerRef { id: c.id.clone() }).await.map_err(call(format!("start {}", c.name)))?;
                         progress(format!("Container {}  Started", c.name));
                     } else {
                         progress(format!("Container {}  Running", c.name));
@@ -458,11 +307,7 @@ pub async fn up(
             if !options.no_start {
                 let name = service.container_name(&plan.project, n);
                 progress(format!("Container {name}  Starting"));
-                agent
-                    .containers()
-                    .start(ContainerRef { id: id.clone() })
-                    .await
-                    .map_err(call(format!("start {name}")))?;
+                agent.containers().start(ContainerRef { id: id.clone() }).await.map_err(call(format!("start {name}")))?;
                 progress(format!("Container {name}  Started"));
             }
             ids.push(id);
@@ -483,36 +328,21 @@ pub struct DownOptions {
 
 /// `down`: stops and removes the project's containers (in reverse dependency order),
 /// then its networks, and with `volumes` its volumes.
-pub async fn down(
-    agent: &AgentClient,
-    plan: &Plan,
-    options: &DownOptions,
-    progress: Progress<'_>,
-) -> Result<(), ApplyError> {
+pub async fn down(agent: &AgentClient, plan: &Plan, options: &DownOptions, progress: Progress<'_>) -> Result<(), ApplyError> {
     let mut all = containers(agent, &plan.project).await?;
     // Dependents first (the reverse of the start order), orphans before them all; the
     // containers of one service stop together.
-    let position = |c: &ContainerSummary| {
-        plan.services
-            .iter()
-            .position(|s| s.name == service_of(c))
-            .unwrap_or(usize::MAX)
-    };
+    let position = |c: &ContainerSummary| plan.services.iter().position(|s| s.name == service_of(c)).unwrap_or(usize::MAX);
     all.sort_by_key(|c| std::cmp::Reverse(position(c)));
     let mut groups: Vec<Vec<ContainerSummary>> = Vec::new();
     for c in all {
         let known = plan.all_services.contains(service_of(&c));
         if !(known || options.remove_orphans || is_oneoff(&c)) {
-            progress(format!(
-                "Found orphan container ({}) for this project; use --remove-orphans to clean it up",
-                c.name
-            ));
+            progress(format!("Found orphan container ({}) for this project; use --remove-orphans to clean it up", c.name));
             continue;
         }
         match groups.last_mut() {
-            Some(group) if group.first().is_some_and(|g| position(g) == position(&c)) => {
-                group.push(c)
-            }
+            Some(group) if group.first().is_some_and(|g| position(g) == position(&c)) => group.push(c),
             _ => groups.push(vec![c]),
         }
     }
@@ -521,47 +351,25 @@ pub async fn down(
     }
     let networks = agent
         .networks()
-        .list(ListNetworksRequest {
-            filters: [(
-                "label".to_owned(),
-                format!("{LABEL_PROJECT}={}", plan.project),
-            )]
-            .into(),
-        })
+        .list(ListNetworksRequest { filters: [("label".to_owned(), format!("{LABEL_PROJECT}={}", plan.project))].into() })
         .await
         .map_err(call("list networks"))?
         .into_inner()
         .networks;
     for network in networks {
-        agent
-            .networks()
-            .remove(NetworkRef {
-                id: network.id.clone(),
-            })
-            .await
-            .map_err(call(format!("remove network {}", network.name)))?;
+        agent.networks().remove(NetworkRef { id: network.id.clone() }).await.map_err(call(format!("remove network {}", network.name)))?;
         progress(format!("Network {}  Removed", network.name));
     }
     if options.volumes {
         let volumes = agent
             .volumes()
-            .list(ListVolumesRequest {
-                filters: vec![format!("label={LABEL_PROJECT}={}", plan.project)],
-                size: false,
-            })
+            .list(ListVolumesRequest { filters: vec![format!("label={LABEL_PROJECT}={}", plan.project)], size: false })
             .await
             .map_err(call("list volumes"))?
             .into_inner()
             .volumes;
         for volume in volumes {
-            agent
-                .volumes()
-                .remove(RemoveVolumeRequest {
-                    name: volume.name.clone(),
-                    force: false,
-                })
-                .await
-                .map_err(call(format!("remove volume {}", volume.name)))?;
+            agent.volumes().remove(RemoveVolumeRequest { name: volume.name.clone(), force: false }).await.map_err(call(format!("remove volume {}", volume.name)))?;
             progress(format!("Volume {}  Removed", volume.name));
         }
     }
@@ -571,15 +379,7 @@ pub async fn down(
             if which == "local" && !service.build {
                 continue;
             }
-            if agent
-                .images()
-                .remove(RemoveImageRequest {
-                    reference: service.create.image.clone(),
-                    force: false,
-                })
-                .await
-                .is_ok()
-            {
+            if agent.images().remove(RemoveImageRequest { reference: service.create.image.clone(), force: false }).await.is_ok() {
                 progress(format!("Image {}  Removed", service.create.image));
             }
         }
@@ -591,10 +391,7 @@ pub async fn down(
 pub async fn wait(agent: &AgentClient, id: &str) -> Result<i32, ApplyError> {
     Ok(agent
         .containers()
-        .wait(WaitContainerRequest {
-            id: id.to_owned(),
-            condition: "not-running".into(),
-        })
+        .wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() })
         .await
         .map_err(call("wait"))?
         .into_inner()

@@ -8,20 +8,12 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DotenvError {
     #[error("{file}:{line}: {reason}")]
-    Syntax {
-        file: String,
-        line: usize,
-        reason: String,
-    },
+    Syntax { file: String, line: usize, reason: String },
 }
 
 /// Parses `text` (from `file`, for messages). Values may use variables defined earlier
 /// in the file or in `outer` (the process environment).
-pub fn parse(
-    text: &str,
-    file: &str,
-    outer: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>, DotenvError> {
+pub fn parse(text: &str, file: &str, outer: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, DotenvError> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line_no = index + 1;
@@ -30,11 +22,7 @@ pub fn parse(
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let err = |reason: &str| DotenvError::Syntax {
-            file: file.to_owned(),
-            line: line_no,
-            reason: reason.to_owned(),
-        };
+        let err = |reason: &str| DotenvError::Syntax { file: file.to_owned(), line: line_no, reason: reason.to_owned() };
         let (key, value) = match line.split_once('=') {
             Some((k, v)) => (k.trim(), v),
             // A bare name takes its value from the environment, if any.
@@ -46,19 +34,13 @@ pub fn parse(
                 continue;
             }
         };
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
-        {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-') {
             return Err(err(&format!("invalid variable name {key:?}")));
         }
         let lookup = |name: &str| vars.get(name).cloned().or_else(|| outer(name));
         let value = value.trim_start();
         let parsed = if let Some(rest) = value.strip_prefix('\'') {
-            let end = rest
-                .find('\'')
-                .ok_or_else(|| err("a single quote is not closed"))?;
+            let end = rest.find('\'').ok_or_else(|| err("a single quote is not closed"))?;
             rest[..end].to_owned()
         } else if let Some(rest) = value.strip_prefix('"') {
             let mut out = String::new();
@@ -89,8 +71,7 @@ pub fn parse(
                 Some(i) => &value[..i],
                 None => value,
             };
-            crate::interpolate::interpolate(unquoted.trim_end(), &lookup)
-                .map_err(|e| err(&e.to_string()))?
+            crate::interpolate::interpolate(unquoted.trim_end(), &lookup).map_err(|e| err(&e.to_string()))?
         };
         vars.insert(key.to_owned(), parsed);
     }
@@ -118,14 +99,8 @@ mod tests {
     fn errors_name_the_file_and_line() {
         let none = |_: &str| None;
         let err = parse("A=1\nB=\"open\n", "stack/.env", &none).expect_err("unclosed");
-        assert_eq!(
-            err.to_string(),
-            "stack/.env:2: a double quote is not closed"
-        );
+        assert_eq!(err.to_string(), "stack/.env:2: a double quote is not closed");
         let err = parse("BAD KEY=1\n", ".env", &none).expect_err("bad name");
-        assert!(
-            err.to_string().starts_with(".env:1: invalid variable name"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(".env:1: invalid variable name"), "{err}");
     }
 }

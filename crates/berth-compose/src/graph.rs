@@ -20,21 +20,13 @@ pub fn start_order(file: &ComposeFile) -> Result<Vec<String>, GraphError> {
     let deps: BTreeMap<&str, BTreeSet<&str>> = file
         .services
         .iter()
-        .map(|(name, service)| {
-            (
-                name.as_str(),
-                service.depends_on.keys().map(String::as_str).collect(),
-            )
-        })
+        .map(|(name, service)| (name.as_str(), service.depends_on.keys().map(String::as_str).collect()))
         .collect();
     for (service, wanted) in &deps {
         for missing in wanted.iter().filter(|d| !deps.contains_key(*d)) {
             let required = file.services[*service].depends_on[*missing].required;
             if required {
-                return Err(GraphError::Undefined {
-                    service: (*service).to_owned(),
-                    missing: (*missing).to_owned(),
-                });
+                return Err(GraphError::Undefined { service: (*service).to_owned(), missing: (*missing).to_owned() });
             }
         }
     }
@@ -55,8 +47,7 @@ pub fn start_order(file: &ComposeFile) -> Result<Vec<String>, GraphError> {
             Some(Mark::Done) => return Ok(()),
             Some(Mark::Visiting) => {
                 let start = path.iter().position(|p| *p == name).unwrap_or(0);
-                let mut cycle: Vec<String> =
-                    path[start..].iter().map(|s| (*s).to_owned()).collect();
+                let mut cycle: Vec<String> = path[start..].iter().map(|s| (*s).to_owned()).collect();
                 cycle.push(name.to_owned());
                 return Err(GraphError::Cycle(cycle));
             }
@@ -64,12 +55,7 @@ pub fn start_order(file: &ComposeFile) -> Result<Vec<String>, GraphError> {
         }
         marks.insert(name, Mark::Visiting);
         path.push(name);
-        for dep in deps
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter(|d| deps.contains_key(*d))
-        {
+        for dep in deps.get(name).into_iter().flatten().filter(|d| deps.contains_key(*d)) {
             visit(dep, deps, marks, path, order)?;
         }
         path.pop();
@@ -106,15 +92,9 @@ mod tests {
     #[test]
     fn cycles_are_named_and_undefined_services_refused() {
         let f = file("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n");
-        assert_eq!(
-            start_order(&f).expect_err("cycle").to_string(),
-            "dependency cycle detected: a -> b -> c -> a"
-        );
+        assert_eq!(start_order(&f).expect_err("cycle").to_string(), "dependency cycle detected: a -> b -> c -> a");
         let f = file("services:\n  a: {image: x, depends_on: [ghost]}\n");
-        assert_eq!(
-            start_order(&f).expect_err("undefined").to_string(),
-            "service a depends on undefined service ghost"
-        );
+        assert_eq!(start_order(&f).expect_err("undefined").to_string(), "service a depends on undefined service ghost");
         let f = file("services:\n  a: {image: x, depends_on: {ghost: {required: false}}}\n");
         assert_eq!(start_order(&f).expect("optional"), vec!["a".to_owned()]);
     }

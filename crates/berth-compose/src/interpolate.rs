@@ -21,10 +21,7 @@ fn is_name(c: char) -> bool {
 }
 
 /// Interpolates `text`, looking variables up with `lookup`.
-pub fn interpolate(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, InterpolateError> {
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -58,10 +55,7 @@ pub fn interpolate(
                     }
                 }
                 let Some(end) = end else {
-                    return Err(InterpolateError::Syntax {
-                        text: text.to_owned(),
-                        reason: "a ${ without its }".into(),
-                    });
+                    return Err(InterpolateError::Syntax { text: text.to_owned(), reason: "a ${ without its }".into() });
                 };
                 let inner: String = chars[i + 2..end].iter().collect();
                 out.push_str(&braced(&inner, text, lookup)?);
@@ -87,18 +81,11 @@ pub fn interpolate(
 }
 
 /// The inside of `${...}`.
-fn braced(
-    inner: &str,
-    whole: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, InterpolateError> {
+fn braced(inner: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
     let name_len = inner.find(|c: char| !is_name(c)).unwrap_or(inner.len());
     let name = &inner[..name_len];
     if name.is_empty() || !name.starts_with(is_name_start) {
-        return Err(InterpolateError::Syntax {
-            text: whole.to_owned(),
-            reason: format!("bad variable name in ${{{inner}}}"),
-        });
+        return Err(InterpolateError::Syntax { text: whole.to_owned(), reason: format!("bad variable name in ${{{inner}}}") });
     }
     let rest = &inner[name_len..];
     let value = lookup(name);
@@ -120,10 +107,7 @@ fn braced(
     } else if let Some(arg) = rest.strip_prefix('+') {
         ("+", arg)
     } else {
-        return Err(InterpolateError::Syntax {
-            text: whole.to_owned(),
-            reason: format!("unknown operator in ${{{inner}}}"),
-        });
+        return Err(InterpolateError::Syntax { text: whole.to_owned(), reason: format!("unknown operator in ${{{inner}}}") });
     };
     Ok(match op {
         "" => value.unwrap_or_default(),
@@ -134,10 +118,7 @@ fn braced(
         ":?" | "?" => {
             let ok = if op == ":?" { set_nonempty } else { set };
             if !ok {
-                return Err(InterpolateError::Required {
-                    name: name.to_owned(),
-                    message: nested(arg)?,
-                });
+                return Err(InterpolateError::Required { name: name.to_owned(), message: nested(arg)? });
             }
             value.unwrap_or_default()
         }
@@ -167,18 +148,9 @@ mod tests {
     #[test]
     fn every_form_of_the_spec() {
         assert_eq!(run("$SET and ${SET}").as_deref(), Ok("value and value"));
-        assert_eq!(
-            run("${UNSET:-d} ${EMPTY:-d} ${SET:-d}").as_deref(),
-            Ok("d d value")
-        );
-        assert_eq!(
-            run("${UNSET-d} ${EMPTY-d} ${SET-d}").as_deref(),
-            Ok("d  value")
-        );
-        assert_eq!(
-            run("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt} ${UNSET+alt}").as_deref(),
-            Ok("alt  alt ")
-        );
+        assert_eq!(run("${UNSET:-d} ${EMPTY:-d} ${SET:-d}").as_deref(), Ok("d d value"));
+        assert_eq!(run("${UNSET-d} ${EMPTY-d} ${SET-d}").as_deref(), Ok("d  value"));
+        assert_eq!(run("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt} ${UNSET+alt}").as_deref(), Ok("alt  alt "));
         assert_eq!(run("$$SET costs $$5").as_deref(), Ok("$SET costs $5"));
         assert_eq!(run("${UNSET:-${OTHER}}").as_deref(), Ok("other"));
         assert_eq!(run("${UNSET:-${ALSO_UNSET:-deep}}").as_deref(), Ok("deep"));
@@ -190,28 +162,14 @@ mod tests {
     fn required_variables_and_bad_syntax_are_errors() {
         assert_eq!(
             run("${UNSET:?the db needs a password}"),
-            Err(InterpolateError::Required {
-                name: "UNSET".into(),
-                message: "the db needs a password".into()
-            })
+            Err(InterpolateError::Required { name: "UNSET".into(), message: "the db needs a password".into() })
         );
         assert!(run("${EMPTY:?empty}").is_err());
         assert_eq!(run("${EMPTY?empty}").as_deref(), Ok(""));
         assert!(matches!(run("${SET"), Err(InterpolateError::Syntax { .. })));
-        assert!(matches!(
-            run("${1BAD}"),
-            Err(InterpolateError::Syntax { .. })
-        ));
-        assert!(matches!(
-            run("${SET!x}"),
-            Err(InterpolateError::Syntax { .. })
-        ));
-        let message = run("${UNSET?must be set}")
-            .expect_err("required")
-            .to_string();
-        assert_eq!(
-            message,
-            "required variable UNSET is missing a value: must be set"
-        );
+        assert!(matches!(run("${1BAD}"), Err(InterpolateError::Syntax { .. })));
+        assert!(matches!(run("${SET!x}"), Err(InterpolateError::Syntax { .. })));
+        let message = run("${UNSET?must be set}").expect_err("required").to_string();
+        assert_eq!(message, "required variable UNSET is missing a value: must be set");
     }
 }

@@ -7,15 +7,7 @@
 use serde_norway::{Mapping, Value};
 
 const BY_KEY: &[&str] = &["environment", "labels", "args"];
-const APPENDED: &[&str] = &[
-    "ports",
-    "expose",
-    "dns",
-    "dns_search",
-    "tmpfs",
-    "cap_add",
-    "cap_drop",
-];
+const APPENDED: &[&str] = &["ports", "expose", "dns", "dns_search", "tmpfs", "cap_add", "cap_drop"];
 
 /// Merges `over` into `base`.
 pub fn merge(base: &mut Value, over: Value) {
@@ -52,10 +44,7 @@ fn merge_at(base: &mut Value, over: Value, key: &str) {
         (Value::Sequence(b), Value::Sequence(o)) if key == "volumes" => {
             for item in o {
                 let target = volume_target(&item);
-                match b
-                    .iter_mut()
-                    .find(|existing| target.is_some() && volume_target(existing) == target)
-                {
+                match b.iter_mut().find(|existing| target.is_some() && volume_target(existing) == target) {
                     Some(existing) => *existing = item,
                     None => b.push(item),
                 }

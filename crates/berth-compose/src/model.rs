@@ -248,19 +248,14 @@ fn scalar_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
     if v.is_null() {
         return Ok(None);
     }
-    scalar_text(&v)
-        .map(Some)
-        .ok_or_else(|| de::Error::custom("expected a string or a number"))
+    scalar_text(&v).map(Some).ok_or_else(|| de::Error::custom("expected a string or a number"))
 }
 
 fn scalars<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Value::deserialize(d)?;
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings or numbers")))
-            .collect(),
+        Value::Sequence(items) => items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings or numbers"))).collect(),
         _ => Err(de::Error::custom("expected a list")),
     }
 }
@@ -269,10 +264,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     match Value::deserialize(d)? {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => Ok(vec![s]),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings")))
-            .collect(),
+        Value::Sequence(items) => items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings"))).collect(),
         _ => Err(de::Error::custom("expected a string or a list of strings")),
     }
 }
@@ -291,11 +283,9 @@ fn string_or_strings<'de, D: Deserializer<'de>>(
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
         Value::String(s) => from_string(s).map(Some).map_err(de::Error::custom),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings")))
-            .collect::<Result<_, _>>()
-            .map(Some),
+        Value::Sequence(items) => {
+            items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings"))).collect::<Result<_, _>>().map(Some)
+        }
         _ => Err(de::Error::custom("expected a string or a list of strings")),
     }
 }
@@ -349,16 +339,13 @@ pub fn split_shell(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// `environment` / `labels` / `args`: a list of `KEY=VALUE` (or `KEY`, unset), or a map.
-fn list_or_map<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, Option<String>>, D::Error> {
+fn list_or_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Option<String>>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(BTreeMap::new()),
         Value::Sequence(items) => items
             .iter()
             .map(|i| {
-                let text = scalar_text(i)
-                    .ok_or_else(|| de::Error::custom("expected KEY=VALUE strings"))?;
+                let text = scalar_text(i).ok_or_else(|| de::Error::custom("expected KEY=VALUE strings"))?;
                 Ok(match text.split_once('=') {
                     Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
                     None => (text, None),
@@ -368,34 +355,20 @@ fn list_or_map<'de, D: Deserializer<'de>>(
         Value::Mapping(map) => map
             .iter()
             .map(|(k, v)| {
-                let key =
-                    scalar_text(k).ok_or_else(|| de::Error::custom("expected string keys"))?;
-                let value = if v.is_null() {
-                    None
-                } else {
-                    Some(scalar_text(v).ok_or_else(|| {
-                        de::Error::custom(format!("{key}: expected a string, number or boolean"))
-                    })?)
-                };
+                let key = scalar_text(k).ok_or_else(|| de::Error::custom("expected string keys"))?;
+                let value = if v.is_null() { None } else { Some(scalar_text(v).ok_or_else(|| de::Error::custom(format!("{key}: expected a string, number or boolean")))?) };
                 Ok((key, value))
             })
             .collect(),
-        _ => Err(de::Error::custom(
-            "expected a list of KEY=VALUE or a mapping",
-        )),
+        _ => Err(de::Error::custom("expected a list of KEY=VALUE or a mapping")),
     }
 }
 
 fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Build>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
-        Value::String(context) => Ok(Some(Build {
-            context: Some(context),
-            ..Default::default()
-        })),
-        other => Build::deserialize(other)
-            .map(Some)
-            .map_err(de::Error::custom),
+        Value::String(context) => Ok(Some(Build { context: Some(context), ..Default::default() })),
+        other => Build::deserialize(other).map(Some).map_err(de::Error::custom),
     }
 }
 
@@ -417,20 +390,16 @@ fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Port>, D::Error> {
         .map(|item| match item {
             Value::Mapping(map) => {
                 let get = |k: &str| map.get(k).and_then(scalar_text);
-                let target =
-                    get("target").ok_or_else(|| de::Error::custom("a port needs a target"))?;
+                let target = get("target").ok_or_else(|| de::Error::custom("a port needs a target"))?;
                 Ok(Port {
-                    target: target.parse().map_err(|_| {
-                        de::Error::custom(format!("invalid target port {target:?}"))
-                    })?,
+                    target: target.parse().map_err(|_| de::Error::custom(format!("invalid target port {target:?}")))?,
                     published: get("published"),
                     host_ip: get("host_ip"),
                     protocol: get("protocol").unwrap_or_else(|| "tcp".into()),
                 })
             }
             other => {
-                let text =
-                    scalar_text(other).ok_or_else(|| de::Error::custom("expected a port"))?;
+                let text = scalar_text(other).ok_or_else(|| de::Error::custom("expected a port"))?;
                 parse_port(&text).map_err(de::Error::custom)
             }
         })
@@ -446,9 +415,7 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
     };
     let parts: Vec<&str> = if rest.starts_with('[') {
         // [ipv6]:published:target
-        let end = rest
-            .find(']')
-            .ok_or_else(|| format!("invalid port {text:?}"))?;
+        let end = rest.find(']').ok_or_else(|| format!("invalid port {text:?}"))?;
         let mut v = vec![&rest[1..end]];
         v.extend(rest[end + 1..].trim_start_matches(':').split(':'));
         v
@@ -458,30 +425,16 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
     let (host_ip, published, target) = match parts.as_slice() {
         [target] => (None, None, *target),
         [published, target] => (None, Some(*published), *target),
-        [ip, published, target] => (
-            Some(*ip),
-            Some(*published).filter(|p| !p.is_empty()),
-            *target,
-        ),
+        [ip, published, target] => (Some(*ip), Some(*published).filter(|p| !p.is_empty()), *target),
         _ => return Err(format!("invalid port {text:?}")),
     };
-    let target: u16 = target
-        .split('-')
-        .next()
-        .unwrap_or("")
-        .parse()
-        .map_err(|_| format!("invalid container port in {text:?}"))?;
+    let target: u16 = target.split('-').next().unwrap_or("").parse().map_err(|_| format!("invalid container port in {text:?}"))?;
     if let Some(p) = published {
         if p.split('-').any(|n| n.parse::<u16>().is_err()) {
             return Err(format!("invalid published port in {text:?}"));
         }
     }
-    Ok(Port {
-        target,
-        published: published.map(str::to_owned),
-        host_ip: host_ip.map(str::to_owned),
-        protocol,
-    })
+    Ok(Port { target, published: published.map(str::to_owned), host_ip: host_ip.map(str::to_owned), protocol })
 }
 
 /// `volumes`: `"[SOURCE:]TARGET[:MODE]"` or the long form.
@@ -501,20 +454,9 @@ fn service_volumes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServiceVolume>
                 if !matches!(kind.as_str(), "volume" | "bind" | "tmpfs") {
                     return Err(de::Error::custom(format!("invalid volume type {kind:?}")));
                 }
-                let target =
-                    get("target").ok_or_else(|| de::Error::custom("a volume needs a target"))?;
-                let no_copy = map
-                    .get("volume")
-                    .and_then(|v| v.get("nocopy"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                Ok(ServiceVolume {
-                    kind,
-                    source: get("source"),
-                    target,
-                    read_only: get("read_only").is_some_and(|v| v == "true"),
-                    no_copy,
-                })
+                let target = get("target").ok_or_else(|| de::Error::custom("a volume needs a target"))?;
+                let no_copy = map.get("volume").and_then(|v| v.get("nocopy")).and_then(Value::as_bool).unwrap_or(false);
+                Ok(ServiceVolume { kind, source: get("source"), target, read_only: get("read_only").is_some_and(|v| v == "true"), no_copy })
             }
             _ => Err(de::Error::custom("expected a volume")),
         })
@@ -531,9 +473,7 @@ pub fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
         _ => return Err(format!("invalid volume {text:?}")),
     };
     if !target.starts_with('/') {
-        return Err(format!(
-            "invalid volume {text:?}: the container path must be absolute"
-        ));
+        return Err(format!("invalid volume {text:?}: the container path must be absolute"));
     }
     let kind = match source {
         Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => "bind",
@@ -549,72 +489,39 @@ pub fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
     })
 }
 
-fn service_networks<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, ServiceNetwork>, D::Error> {
+fn service_networks<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, ServiceNetwork>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(BTreeMap::new()),
         Value::Sequence(items) => items
             .iter()
-            .map(|i| {
-                scalar_text(i)
-                    .map(|n| (n, ServiceNetwork::default()))
-                    .ok_or_else(|| de::Error::custom("expected network names"))
-            })
+            .map(|i| scalar_text(i).map(|n| (n, ServiceNetwork::default())).ok_or_else(|| de::Error::custom("expected network names")))
             .collect(),
         Value::Mapping(map) => map
             .into_iter()
             .map(|(k, v)| {
-                let name =
-                    scalar_text(&k).ok_or_else(|| de::Error::custom("expected network names"))?;
-                let settings = if v.is_null() {
-                    ServiceNetwork::default()
-                } else {
-                    ServiceNetwork::deserialize(v).map_err(de::Error::custom)?
-                };
+                let name = scalar_text(&k).ok_or_else(|| de::Error::custom("expected network names"))?;
+                let settings = if v.is_null() { ServiceNetwork::default() } else { ServiceNetwork::deserialize(v).map_err(de::Error::custom)? };
                 Ok((name, settings))
             })
             .collect(),
-        _ => Err(de::Error::custom(
-            "expected a list or a mapping of networks",
-        )),
+        _ => Err(de::Error::custom("expected a list or a mapping of networks")),
     }
 }
 
 fn depends_on<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Dependency>, D::Error> {
-    let plain = || Dependency {
-        condition: started(),
-        restart: false,
-        required: true,
-    };
+    let plain = || Dependency { condition: started(), restart: false, required: true };
     match Value::deserialize(d)? {
         Value::Null => Ok(BTreeMap::new()),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| {
-                scalar_text(i)
-                    .map(|n| (n, plain()))
-                    .ok_or_else(|| de::Error::custom("expected service names"))
-            })
-            .collect(),
+        Value::Sequence(items) => {
+            items.iter().map(|i| scalar_text(i).map(|n| (n, plain())).ok_or_else(|| de::Error::custom("expected service names"))).collect()
+        }
         Value::Mapping(map) => map
             .into_iter()
             .map(|(k, v)| {
-                let name =
-                    scalar_text(&k).ok_or_else(|| de::Error::custom("expected service names"))?;
-                let dep = if v.is_null() {
-                    plain()
-                } else {
-                    Dependency::deserialize(v).map_err(de::Error::custom)?
-                };
-                if !matches!(
-                    dep.condition.as_str(),
-                    "service_started" | "service_healthy" | "service_completed_successfully"
-                ) {
-                    return Err(de::Error::custom(format!(
-                        "invalid condition {:?} for {name}",
-                        dep.condition
-                    )));
+                let name = scalar_text(&k).ok_or_else(|| de::Error::custom("expected service names"))?;
+                let dep = if v.is_null() { plain() } else { Dependency::deserialize(v).map_err(de::Error::custom)? };
+                if !matches!(dep.condition.as_str(), "service_started" | "service_healthy" | "service_completed_successfully") {
+                    return Err(de::Error::custom(format!("invalid condition {:?} for {name}", dep.condition)));
                 }
                 Ok((name, dep))
             })
@@ -629,10 +536,7 @@ fn file_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileRef>, D::Error> 
         Value::Sequence(items) => items
             .into_iter()
             .map(|i| match i {
-                Value::String(source) => Ok(FileRef {
-                    source,
-                    target: None,
-                }),
+                Value::String(source) => Ok(FileRef { source, target: None }),
                 other => FileRef::deserialize(other).map_err(de::Error::custom),
             })
             .collect(),
@@ -642,28 +546,17 @@ fn file_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileRef>, D::Error> 
 
 /// Reads an interpolated tree into the model; errors name the key path.
 pub fn from_value(value: Value, file: &str) -> Result<ComposeFile, ModelError> {
-    let parsed: ComposeFile = serde_path_to_error::deserialize(value).map_err(|e| ModelError {
-        file: file.to_owned(),
-        key: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
+    let parsed: ComposeFile = serde_path_to_error::deserialize(value)
+        .map_err(|e| ModelError { file: file.to_owned(), key: e.path().to_string(), message: e.inner().to_string() })?;
     // Extension keys are the only unknown keys allowed.
     for key in parsed.extensions.keys() {
         if !key.starts_with("x-") {
-            return Err(ModelError {
-                file: file.to_owned(),
-                key: key.clone(),
-                message: format!("unknown top-level key {key:?}"),
-            });
+            return Err(ModelError { file: file.to_owned(), key: key.clone(), message: format!("unknown top-level key {key:?}") });
         }
     }
     for (name, service) in &parsed.services {
         if let Some(key) = service.extensions.keys().find(|k| !k.starts_with("x-")) {
-            return Err(ModelError {
-                file: file.to_owned(),
-                key: format!("services.{name}.{key}"),
-                message: format!("unknown key {key:?}"),
-            });
+            return Err(ModelError { file: file.to_owned(), key: format!("services.{name}.{key}"), message: format!("unknown key {key:?}") });
         }
     }
     Ok(parsed)
@@ -682,8 +575,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<ComposeFile, String> {
-        let value =
-            crate::load::load_str(text, "compose.yaml", &|_| None).map_err(|e| e.to_string())?;
+        let value = crate::load::load_str(text, "compose.yaml", &|_| None).map_err(|e| e.to_string())?;
         from_value(value, "compose.yaml").map_err(|e| e.to_string())
     }
 
@@ -721,25 +613,11 @@ x-common: {}
         )
         .expect("load");
         let web = &file.services["web"];
-        assert_eq!(
-            web.build.as_ref().and_then(|b| b.context.as_deref()),
-            Some(".")
-        );
-        assert_eq!(
-            web.command.as_deref(),
-            Some(&["nginx".to_owned(), "-g".into(), "daemon off;".into()][..])
-        );
+        assert_eq!(web.build.as_ref().and_then(|b| b.context.as_deref()), Some("."));
+        assert_eq!(web.command.as_deref(), Some(&["nginx".to_owned(), "-g".into(), "daemon off;".into()][..]));
         assert_eq!(web.environment["A"], Some("1".into()));
         assert_eq!(web.environment["B"], None);
-        assert_eq!(
-            web.ports[0],
-            Port {
-                target: 80,
-                published: Some("8080".into()),
-                host_ip: None,
-                protocol: "tcp".into()
-            }
-        );
+        assert_eq!(web.ports[0], Port { target: 80, published: Some("8080".into()), host_ip: None, protocol: "tcp".into() });
         assert_eq!(web.ports[1].protocol, "udp");
         assert_eq!(web.ports[1].host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(web.ports[2].published, None);
@@ -751,16 +629,10 @@ x-common: {}
         assert_eq!(web.volumes[3].kind, "tmpfs");
         assert_eq!(web.networks["front"].aliases, vec!["www".to_owned()]);
         assert_eq!(web.depends_on["db"].condition, "service_healthy");
-        assert_eq!(
-            web.healthcheck.as_ref().and_then(|h| h.test.clone()),
-            Some(vec!["CMD-SHELL".into(), "curl -f http://localhost".into()])
-        );
+        assert_eq!(web.healthcheck.as_ref().and_then(|h| h.test.clone()), Some(vec!["CMD-SHELL".into(), "curl -f http://localhost".into()]));
         assert_eq!(web.deploy.as_ref().and_then(|d| d.replicas), Some(2));
         assert_eq!(file.services["db"].environment["EMPTY"], None);
-        assert_eq!(
-            file.services["db"].depends_on["cache"].condition,
-            "service_started"
-        );
+        assert_eq!(file.services["db"].depends_on["cache"].condition, "service_started");
         assert!(file.networks["front"].as_ref().is_some_and(|n| n.internal));
     }
 
@@ -769,14 +641,9 @@ x-common: {}
         let err = load("services:\n  web:\n    imgae: nginx\n").expect_err("typo");
         assert!(err.starts_with("compose.yaml: services.web"), "{err}");
         assert!(err.contains("imgae"), "{err}");
-        let err = load("services:\n  web:\n    image: nginx\n    ports: [\"80:http\"]\n")
-            .expect_err("bad port");
-        assert!(
-            err.contains("services.web.ports") && err.contains("invalid container port"),
-            "{err}"
-        );
-        let err = load("services:\n  web:\n    depends_on: {db: {condition: service_ready}}\n")
-            .expect_err("bad condition");
+        let err = load("services:\n  web:\n    image: nginx\n    ports: [\"80:http\"]\n").expect_err("bad port");
+        assert!(err.contains("services.web.ports") && err.contains("invalid container port"), "{err}");
+        let err = load("services:\n  web:\n    depends_on: {db: {condition: service_ready}}\n").expect_err("bad condition");
         assert!(err.contains("invalid condition"), "{err}");
         let err = load("servics: {}\n").expect_err("top-level typo");
         assert!(err.contains("servics"), "{err}");
@@ -786,10 +653,7 @@ x-common: {}
 
     #[test]
     fn shell_splitting() {
-        assert_eq!(
-            split_shell(r#"sh -c 'echo "hi there"' \x"#).expect("split"),
-            vec!["sh", "-c", "echo \"hi there\"", "x"]
-        );
+        assert_eq!(split_shell(r#"sh -c 'echo "hi there"' \x"#).expect("split"), vec!["sh", "-c", "echo \"hi there\"", "x"]);
         assert!(split_shell("echo 'open").is_err());
     }
 }

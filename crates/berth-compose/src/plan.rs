@@ -34,10 +34,7 @@ pub struct PlanError {
 }
 
 fn err(service: &str, message: impl Into<String>) -> PlanError {
-    PlanError {
-        service: service.to_owned(),
-        message: message.into(),
-    }
+    PlanError { service: service.to_owned(), message: message.into() }
 }
 
 /// A network the project uses.
@@ -83,18 +80,14 @@ pub struct PlannedService {
 impl PlannedService {
     /// `<project>-<service>-<n>` (docker compose v2's names), or `container_name`.
     pub fn container_name(&self, project: &str, number: u32) -> String {
-        self.container_name
-            .clone()
-            .unwrap_or_else(|| format!("{project}-{}-{number}", self.name))
+        self.container_name.clone().unwrap_or_else(|| format!("{project}-{}-{number}", self.name))
     }
 
     /// The create request for replica `number`.
     pub fn request_for(&self, project: &str, number: u32) -> CreateContainerRequest {
         let mut request = self.create.clone();
         request.name = self.container_name(project, number);
-        request
-            .labels
-            .insert(LABEL_NUMBER.into(), number.to_string());
+        request.labels.insert(LABEL_NUMBER.into(), number.to_string());
         request
     }
 }
@@ -118,11 +111,7 @@ impl Plan {
 
 /// The services `profiles` enables: those without profiles, those with an active one,
 /// and every service named explicitly (with what they depend on).
-pub fn enabled_services(
-    file: &ComposeFile,
-    profiles: &[String],
-    named: &[String],
-) -> Result<BTreeSet<String>, String> {
+pub fn enabled_services(file: &ComposeFile, profiles: &[String], named: &[String]) -> Result<BTreeSet<String>, String> {
     for name in named {
         if !file.services.contains_key(name) {
             return Err(format!("no such service: {name}"));
@@ -131,9 +120,7 @@ pub fn enabled_services(
     let mut enabled: BTreeSet<String> = if named.is_empty() {
         file.services
             .iter()
-            .filter(|(_, s)| {
-                s.profiles.is_empty() || s.profiles.iter().any(|p| profiles.contains(p) || p == "*")
-            })
+            .filter(|(_, s)| s.profiles.is_empty() || s.profiles.iter().any(|p| profiles.contains(p) || p == "*"))
             .map(|(n, _)| n.clone())
             .collect()
     } else {
@@ -151,18 +138,12 @@ pub fn enabled_services(
 }
 
 fn labels_of(map: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
-    map.iter()
-        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-        .collect()
+    map.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect()
 }
 
 /// Plans `services` of `project` (all enabled ones when empty). `scale` overrides
 /// replicas.
-pub fn plan(
-    project: &Project,
-    services: &BTreeSet<String>,
-    scale: &BTreeMap<String, u32>,
-) -> Result<Plan, PlanError> {
+pub fn plan(project: &Project, services: &BTreeSet<String>, scale: &BTreeMap<String, u32>) -> Result<Plan, PlanError> {
     let file = &project.model;
     let name = &project.name;
     let order = crate::graph::start_order(file).map_err(|e| err("*", e.to_string()))?;
@@ -182,17 +163,9 @@ pub fn plan(
         }
     }
     for key in &used_networks {
-        let spec = file
-            .networks
-            .get(key)
-            .cloned()
-            .flatten()
-            .unwrap_or_default();
+        let spec = file.networks.get(key).cloned().flatten().unwrap_or_default();
         if let Some(driver) = spec.driver.as_deref().filter(|d| *d != "bridge") {
-            return Err(err(
-                "*",
-                format!("network {key}: driver {driver:?} is not supported (only bridge)"),
-            ));
+            return Err(err("*", format!("network {key}: driver {driver:?} is not supported (only bridge)")));
         }
         let mut labels = labels_of(&spec.labels);
         if !spec.external {
@@ -211,13 +184,7 @@ pub fn plan(
             .map(str::to_owned);
         networks.push(PlannedNetwork {
             key: key.clone(),
-            name: spec.name.clone().unwrap_or_else(|| {
-                if spec.external {
-                    key.clone()
-                } else {
-                    format!("{name}_{key}")
-                }
-            }),
+            name: spec.name.clone().unwrap_or_else(|| if spec.external { key.clone() } else { format!("{name}_{key}") }),
             external: spec.external,
             internal: spec.internal,
             labels,
@@ -236,13 +203,7 @@ pub fn plan(
         }
         volumes.push(PlannedVolume {
             key: key.clone(),
-            name: spec.name.clone().unwrap_or_else(|| {
-                if spec.external {
-                    key.clone()
-                } else {
-                    format!("{name}_{key}")
-                }
-            }),
+            name: spec.name.clone().unwrap_or_else(|| if spec.external { key.clone() } else { format!("{name}_{key}") }),
             external: spec.external,
             labels,
         });
@@ -252,38 +213,16 @@ pub fn plan(
     for service in order.iter().filter(|s| services.contains(*s)) {
         let s = &file.services[service];
         let hash = config_hash(project, service);
-        planned.push(plan_service(
-            project,
-            service,
-            s,
-            &networks,
-            &volumes,
-            hash,
-            scale.get(service).copied(),
-        )?);
+        planned.push(plan_service(project, service, s, &networks, &volumes, hash, scale.get(service).copied())?);
     }
-    Ok(Plan {
-        project: name.clone(),
-        networks,
-        volumes,
-        services: planned,
-        all_services: file.services.keys().cloned().collect(),
-    })
+    Ok(Plan { project: name.clone(), networks, volumes, services: planned, all_services: file.services.keys().cloned().collect() })
 }
 
 /// sha256 of the service's resolved definition (replicas aside: scaling recreates
 /// nothing) and of the project-level objects it names.
 fn config_hash(project: &Project, service: &str) -> String {
-    let mut definition = project
-        .resolved
-        .get("services")
-        .and_then(|s| s.get(service))
-        .cloned()
-        .unwrap_or_default();
-    if let Some(deploy) = definition
-        .get_mut("deploy")
-        .and_then(|d| d.as_mapping_mut())
-    {
+    let mut definition = project.resolved.get("services").and_then(|s| s.get(service)).cloned().unwrap_or_default();
+    if let Some(deploy) = definition.get_mut("deploy").and_then(|d| d.as_mapping_mut()) {
         deploy.remove("replicas");
     }
     let json = serde_json::to_string(&definition).unwrap_or_default();
@@ -291,26 +230,15 @@ fn config_hash(project: &Project, service: &str) -> String {
     hasher.update(json.as_bytes());
     for key in ["networks", "volumes", "secrets", "configs"] {
         if let Some(section) = project.resolved.get(key) {
-            hasher.update(
-                serde_json::to_string(section)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
+            hasher.update(serde_json::to_string(section).unwrap_or_default().as_bytes());
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn resolve_path(dir: &Path, path: &str) -> PathBuf {
     let expanded = match path.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(rest),
+        Some(rest) => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(rest),
         None => PathBuf::from(path),
     };
     if expanded.is_absolute() {
@@ -341,15 +269,7 @@ fn plan_service(
     labels.insert(LABEL_ONEOFF.into(), "False".into());
     labels.insert(LABEL_HASH.into(), hash.clone());
     labels.insert(LABEL_WORKING_DIR.into(), dir.display().to_string());
-    labels.insert(
-        LABEL_CONFIG_FILES.into(),
-        project
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
+    labels.insert(LABEL_CONFIG_FILES.into(), project.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(","));
     labels.insert(LABEL_VERSION.into(), COMPOSE_VERSION.into());
     labels.insert(LABEL_IMAGE.into(), image.clone());
 
@@ -358,11 +278,9 @@ fn plan_service(
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     for file in &s.env_file {
         let path = resolve_path(dir, file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| err(service, format!("env_file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| err(service, format!("env_file {}: {e}", path.display())))?;
         let outer = |name: &str| project.env.get(name).cloned();
-        let parsed = crate::dotenv::parse(&text, &path.display().to_string(), &outer)
-            .map_err(|e| err(service, e.to_string()))?;
+        let parsed = crate::dotenv::parse(&text, &path.display().to_string(), &outer).map_err(|e| err(service, e.to_string()))?;
         env.extend(parsed);
     }
     for (key, value) in &s.environment {
@@ -408,12 +326,7 @@ fn plan_service(
                 (planned.name.clone(), false)
             }
             ("bind", Some(path)) => (resolve_path(dir, path).display().to_string(), true),
-            ("bind", None) => {
-                return Err(err(
-                    service,
-                    format!("bind mount {} has no source", v.target),
-                ))
-            }
+            ("bind", None) => return Err(err(service, format!("bind mount {} has no source", v.target))),
             _ => (String::new(), false),
         };
         mounts.push(Mount {
@@ -426,31 +339,13 @@ fn plan_service(
             create_source,
         });
     }
-    for (kind, refs, objects, base) in [
-        (
-            "secret",
-            &s.secrets,
-            &project.model.secrets,
-            "/run/secrets/",
-        ),
-        ("config", &s.configs, &project.model.configs, "/"),
-    ] {
+    for (kind, refs, objects, base) in [("secret", &s.secrets, &project.model.secrets, "/run/secrets/"), ("config", &s.configs, &project.model.configs, "/")] {
         for r in refs {
-            let object = objects
-                .get(&r.source)
-                .ok_or_else(|| err(service, format!("refers to undefined {kind} {}", r.source)))?;
-            let file = object.file.as_deref().ok_or_else(|| {
-                err(
-                    service,
-                    format!("{kind} {}: only file sources are supported", r.source),
-                )
-            })?;
+            let object = objects.get(&r.source).ok_or_else(|| err(service, format!("refers to undefined {kind} {}", r.source)))?;
+            let file = object.file.as_deref().ok_or_else(|| err(service, format!("{kind} {}: only file sources are supported", r.source)))?;
             let path = resolve_path(dir, file);
             if !path.exists() {
-                return Err(err(
-                    service,
-                    format!("{kind} {}: file {} not found", r.source, path.display()),
-                ));
+                return Err(err(service, format!("{kind} {}: file {} not found", r.source, path.display())));
             }
             let target = match &r.target {
                 Some(t) if t.starts_with('/') => t.clone(),
@@ -475,39 +370,22 @@ fn plan_service(
     let keys: Vec<(String, crate::model::ServiceNetwork)> = if s.networks.is_empty() {
         vec![("default".to_owned(), Default::default())]
     } else {
-        s.networks
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        s.networks.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     };
     for (key, spec) in keys {
-        let planned = networks
-            .iter()
-            .find(|n| n.key == key)
-            .ok_or_else(|| err(service, format!("refers to undefined network {key}")))?;
+        let planned = networks.iter().find(|n| n.key == key).ok_or_else(|| err(service, format!("refers to undefined network {key}")))?;
         let mut aliases = vec![service.to_owned()];
         aliases.extend(spec.aliases.iter().cloned());
-        joined.push((
-            planned.name.clone(),
-            aliases,
-            spec.ipv4_address.clone().unwrap_or_default(),
-        ));
+        joined.push((planned.name.clone(), aliases, spec.ipv4_address.clone().unwrap_or_default()));
     }
     let (network_mode, aliases, ipv4) = joined.remove(0);
 
     let healthcheck = match &s.healthcheck {
         None => None,
-        Some(h) if h.disable => Some(Healthcheck {
-            test: vec!["NONE".into()],
-            ..Default::default()
-        }),
+        Some(h) if h.disable => Some(Healthcheck { test: vec!["NONE".into()], ..Default::default() }),
         Some(h) => {
             let duration = |v: &Option<String>| -> Result<i64, PlanError> {
-                v.as_deref()
-                    .map(berth_proto::units::parse_duration)
-                    .transpose()
-                    .map(|d| d.unwrap_or(0))
-                    .map_err(|e| err(service, format!("healthcheck: {e}")))
+                v.as_deref().map(berth_proto::units::parse_duration).transpose().map(|d| d.unwrap_or(0)).map_err(|e| err(service, format!("healthcheck: {e}")))
             };
             Some(Healthcheck {
                 test: h.test.clone().unwrap_or_default(),
@@ -518,55 +396,26 @@ fn plan_service(
             })
         }
     };
-    let limits = s
-        .deploy
-        .as_ref()
-        .and_then(|d| d.resources.as_ref())
-        .and_then(|r| r.limits.clone())
-        .unwrap_or_default();
+    let limits = s.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
     let resources = Resources {
-        memory: limits
-            .memory
-            .as_deref()
-            .map(berth_proto::units::parse_bytes)
-            .transpose()
-            .map_err(|e| err(service, e))?
-            .unwrap_or(0),
+        memory: limits.memory.as_deref().map(berth_proto::units::parse_bytes).transpose().map_err(|e| err(service, e))?.unwrap_or(0),
         nano_cpus: limits
             .cpus
             .as_deref()
-            .map(|c| {
-                c.parse::<f64>()
-                    .map(|c| (c * 1e9) as i64)
-                    .map_err(|_| err(service, format!("invalid cpus {c:?}")))
-            })
+            .map(|c| c.parse::<f64>().map(|c| (c * 1e9) as i64).map_err(|_| err(service, format!("invalid cpus {c:?}"))))
             .transpose()?
             .unwrap_or(0),
         pids_limit: limits.pids.unwrap_or(0),
         ..Default::default()
     };
-    let restart_policy = s
-        .restart
-        .as_deref()
-        .map(berth_proto::units::parse_restart)
-        .transpose()
-        .map_err(|e| err(service, e))?;
+    let restart_policy = s.restart.as_deref().map(berth_proto::units::parse_restart).transpose().map_err(|e| err(service, e))?;
     let stop_timeout = match &s.stop_grace_period {
-        Some(p) => {
-            (berth_proto::units::parse_duration(p)
-                .map_err(|e| err(service, format!("stop_grace_period: {e}")))?
-                / 1_000_000_000) as i32
-        }
+        Some(p) => (berth_proto::units::parse_duration(p).map_err(|e| err(service, format!("stop_grace_period: {e}")))? / 1_000_000_000) as i32,
         None => -1,
     };
-    let replicas = scale
-        .or(s.deploy.as_ref().and_then(|d| d.replicas))
-        .unwrap_or(1);
+    let replicas = scale.or(s.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1);
     if replicas > 1 && s.container_name.is_some() {
-        return Err(err(
-            service,
-            "container_name is set, so it cannot have more than one replica",
-        ));
+        return Err(err(service, "container_name is set, so it cannot have more than one replica"));
     }
 
     let create = CreateContainerRequest {
@@ -612,11 +461,7 @@ fn plan_service(
         create,
         extra_networks: joined,
         hash,
-        depends_on: s
-            .depends_on
-            .iter()
-            .map(|(k, d)| (k.clone(), d.condition.clone()))
-            .collect(),
+        depends_on: s.depends_on.iter().map(|(k, d)| (k.clone(), d.condition.clone())).collect(),
         build: s.build.is_some(),
     })
 }
@@ -650,14 +495,7 @@ mod tests {
         std::fs::write(dir.join("compose.yaml"), yaml).expect("write");
         std::fs::write(dir.join("app.env"), "FROM_FILE=1\nSHARED=file\n").expect("write");
         std::fs::write(dir.join("secret.txt"), "s3cret\n").expect("write");
-        Scratch(
-            load_project(&LoadOptions {
-                working_dir: dir,
-                project_name: Some("shop".into()),
-                ..Default::default()
-            })
-            .expect("load"),
-        )
+        Scratch(load_project(&LoadOptions { working_dir: dir, project_name: Some("shop".into()), ..Default::default() }).expect("load"))
     }
 
     const STACK: &str = r#"
@@ -699,26 +537,10 @@ secrets:
     fn services_become_requests_with_compose_labels() {
         let project = project(STACK);
         let enabled = enabled_services(&project.model, &[], &[]).expect("enabled");
-        assert_eq!(
-            enabled.iter().cloned().collect::<Vec<_>>(),
-            ["app", "web"],
-            "profiles keep tool out"
-        );
+        assert_eq!(enabled.iter().cloned().collect::<Vec<_>>(), ["app", "web"], "profiles keep tool out");
         let plan = plan(&project, &enabled, &BTreeMap::new()).expect("plan");
-        assert_eq!(
-            plan.services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>(),
-            ["app", "web"]
-        );
-        assert_eq!(
-            plan.networks
-                .iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>(),
-            ["shop_back", "shop_front"]
-        );
+        assert_eq!(plan.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["app", "web"]);
+        assert_eq!(plan.networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["shop_back", "shop_front"]);
         assert!(plan.networks[0].internal);
         assert_eq!(plan.networks[0].labels[LABEL_NETWORK], "back");
         assert_eq!(plan.volumes[0].name, "shop_data");
@@ -732,61 +554,25 @@ secrets:
         assert_eq!(request.labels[LABEL_SERVICE], "web");
         assert_eq!(request.labels[LABEL_NUMBER], "2");
         assert_eq!(request.labels[LABEL_ONEOFF], "False");
-        assert_eq!(
-            request.network_mode, "shop_back",
-            "the first network by name"
-        );
+        assert_eq!(request.network_mode, "shop_back", "the first network by name");
         assert_eq!(request.network_aliases, ["web"]);
-        assert_eq!(
-            web.extra_networks,
-            vec![(
-                "shop_front".to_owned(),
-                vec!["web".to_owned(), "www".to_owned()],
-                String::new()
-            )]
-        );
+        assert_eq!(web.extra_networks, vec![("shop_front".to_owned(), vec!["web".to_owned(), "www".to_owned()], String::new())]);
         assert_eq!(request.ports.len(), 2);
-        assert_eq!(
-            (
-                request.ports[1].host_ip.as_str(),
-                request.ports[1].host_port,
-                request.ports[1].protocol.as_str()
-            ),
-            ("127.0.0.1", 5353, "udp")
-        );
+        assert_eq!((request.ports[1].host_ip.as_str(), request.ports[1].host_port, request.ports[1].protocol.as_str()), ("127.0.0.1", 5353, "udp"));
         let resources = request.resources.clone().expect("resources");
-        assert_eq!(
-            (resources.memory, resources.nano_cpus),
-            (64 << 20, 500_000_000)
-        );
+        assert_eq!((resources.memory, resources.nano_cpus), (64 << 20, 500_000_000));
         assert_eq!(web.depends_on["app"], "service_healthy");
 
         let app = plan.service("app").expect("app").request_for("shop", 1);
         assert_eq!(app.cmd, ["sleep", "100"]);
         assert_eq!(app.env, ["EMPTY=", "FROM_FILE=1", "SHARED=env"]);
         assert_eq!(app.mounts[0].source, "shop_data");
-        assert!(
-            app.mounts[1].source.ends_with("/conf")
-                && app.mounts[1].read_only
-                && app.mounts[1].create_source
-        );
-        assert_eq!(
-            (app.mounts[2].r#type.as_str(), app.mounts[2].source.as_str()),
-            ("volume", "")
-        );
+        assert!(app.mounts[1].source.ends_with("/conf") && app.mounts[1].read_only && app.mounts[1].create_source);
+        assert_eq!((app.mounts[2].r#type.as_str(), app.mounts[2].source.as_str()), ("volume", ""));
         assert_eq!(app.mounts[3].target, "/run/secrets/token");
-        assert_eq!(
-            app.restart_policy
-                .clone()
-                .expect("restart")
-                .maximum_retry_count,
-            3
-        );
+        assert_eq!(app.restart_policy.clone().expect("restart").maximum_retry_count, 3);
         assert_eq!(app.stop_timeout, 60);
-        assert_eq!(
-            app.healthcheck.clone().expect("health").interval,
-            1_000_000_000
-        );
+        assert_eq!(app.healthcheck.clone().expect("health").interval, 1_000_000_000);
     }
 
     #[test]
@@ -795,50 +581,23 @@ secrets:
         let enabled = enabled_services(&base.model, &[], &[]).expect("enabled");
         let a = plan(&base, &enabled, &BTreeMap::new()).expect("plan");
         let scaled = plan(&base, &enabled, &BTreeMap::from([("web".to_owned(), 5)])).expect("plan");
-        assert_eq!(
-            a.service("web").expect("web").hash,
-            scaled.service("web").expect("web").hash
-        );
+        assert_eq!(a.service("web").expect("web").hash, scaled.service("web").expect("web").hash);
         assert_eq!(scaled.service("web").expect("web").replicas, 5);
         let changed = project(&STACK.replace("command: sleep 100", "command: sleep 200"));
         let b = plan(&changed, &enabled, &BTreeMap::new()).expect("plan");
-        assert_ne!(
-            a.service("app").expect("app").hash,
-            b.service("app").expect("app").hash
-        );
-        assert_eq!(
-            a.service("web").expect("web").hash,
-            b.service("web").expect("web").hash
-        );
+        assert_ne!(a.service("app").expect("app").hash, b.service("app").expect("app").hash);
+        assert_eq!(a.service("web").expect("web").hash, b.service("web").expect("web").hash);
     }
 
     #[test]
     fn bad_references_are_named() {
         let p = project("services:\n  a:\n    image: x\n    networks: [nowhere]\n");
         let all = enabled_services(&p.model, &[], &[]).expect("enabled");
-        assert_eq!(
-            plan(&p, &all, &BTreeMap::new())
-                .expect_err("network")
-                .to_string(),
-            "service a: refers to undefined network nowhere"
-        );
+        assert_eq!(plan(&p, &all, &BTreeMap::new()).expect_err("network").to_string(), "service a: refers to undefined network nowhere");
         let p = project("services:\n  a:\n    image: x\n    volumes: ['gone:/x']\n");
-        assert_eq!(
-            plan(&p, &all, &BTreeMap::new())
-                .expect_err("volume")
-                .to_string(),
-            "service a: refers to undefined volume gone"
-        );
-        let p = project(
-            "services:\n  a:\n    image: x\n    container_name: fixed\n    deploy: {replicas: 2}\n",
-        );
-        assert!(plan(&p, &all, &BTreeMap::new())
-            .expect_err("replicas")
-            .to_string()
-            .contains("container_name"));
-        assert_eq!(
-            enabled_services(&p.model, &[], &["b".into()]).expect_err("unknown"),
-            "no such service: b"
-        );
+        assert_eq!(plan(&p, &all, &BTreeMap::new()).expect_err("volume").to_string(), "service a: refers to undefined volume gone");
+        let p = project("services:\n  a:\n    image: x\n    container_name: fixed\n    deploy: {replicas: 2}\n");
+        assert!(plan(&p, &all, &BTreeMap::new()).expect_err("replicas").to_string().contains("container_name"));
+        assert_eq!(enabled_services(&p.model, &[], &["b".into()]).expect_err("unknown"), "no such service: b");
     }
 }

@@ -20,19 +20,12 @@ pub fn normalise(name: &str) -> Option<String> {
 /// Whether `name` is already a valid project name (what `-p` must give).
 pub fn is_valid(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// Picks the project name by compose's precedence.
-pub fn choose(
-    flag: Option<&str>,
-    env: Option<&str>,
-    top_level: Option<&str>,
-    directory: &str,
-) -> Result<String, String> {
+pub fn choose(flag: Option<&str>, env: Option<&str>, top_level: Option<&str>, directory: &str) -> Result<String, String> {
     if let Some(flag) = flag.filter(|f| !f.is_empty()) {
         return if is_valid(flag) {
             Ok(flag.to_owned())
@@ -40,18 +33,12 @@ pub fn choose(
             Err(format!("invalid project name {flag:?}: must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"))
         };
     }
-    for candidate in [env, top_level]
-        .into_iter()
-        .flatten()
-        .filter(|c| !c.is_empty())
-    {
+    for candidate in [env, top_level].into_iter().flatten().filter(|c| !c.is_empty()) {
         if let Some(name) = normalise(candidate) {
             return Ok(name);
         }
     }
-    normalise(directory).ok_or_else(|| {
-        format!("cannot make a project name from the directory {directory:?}: use -p")
-    })
+    normalise(directory).ok_or_else(|| format!("cannot make a project name from the directory {directory:?}: use -p"))
 }
 
 #[cfg(test)]
@@ -63,20 +50,11 @@ mod tests {
         assert_eq!(normalise("My App.v2"), Some("myappv2".into()));
         assert_eq!(normalise("__x"), Some("x".into()));
         assert_eq!(normalise("..."), None);
-        assert_eq!(
-            choose(Some("web"), Some("env"), Some("top"), "dir").as_deref(),
-            Ok("web")
-        );
+        assert_eq!(choose(Some("web"), Some("env"), Some("top"), "dir").as_deref(), Ok("web"));
         assert!(choose(Some("Web"), None, None, "dir").is_err());
-        assert_eq!(
-            choose(None, Some("Env Name"), Some("top"), "dir").as_deref(),
-            Ok("envname")
-        );
+        assert_eq!(choose(None, Some("Env Name"), Some("top"), "dir").as_deref(), Ok("envname"));
         assert_eq!(choose(None, None, Some("top"), "dir").as_deref(), Ok("top"));
-        assert_eq!(
-            choose(None, None, None, "My-Project").as_deref(),
-            Ok("my-project")
-        );
+        assert_eq!(choose(None, None, None, "My-Project").as_deref(), Ok("my-project"));
     }
 }
 
@@ -119,17 +97,11 @@ pub enum ProjectError {
     #[error(transparent)]
     Dotenv(#[from] crate::dotenv::DotenvError),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{0}")]
     Name(String),
     #[error("{file}: {source}")]
-    Graph {
-        file: String,
-        source: crate::graph::GraphError,
-    },
+    Graph { file: String, source: crate::graph::GraphError },
     #[error("{0}")]
     Extends(String),
 }
@@ -137,36 +109,17 @@ pub enum ProjectError {
 /// A service's `extends`: the base service (in this file, or in `file` relative to
 /// `dir`) with the service's own keys merged over it by the merge rules; bases may
 /// extend further. Cycles are refused.
-fn resolve_extends(
-    services: &serde_norway::Value,
-    name: &str,
-    dir: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    stack: &mut Vec<String>,
-) -> Result<serde_norway::Value, ProjectError> {
+fn resolve_extends(services: &serde_norway::Value, name: &str, dir: &Path, lookup: &dyn Fn(&str) -> Option<String>, stack: &mut Vec<String>) -> Result<serde_norway::Value, ProjectError> {
     use serde_norway::Value;
-    let service = services.get(name).cloned().ok_or_else(|| {
-        ProjectError::Extends(format!("cannot extend service {name:?}: it does not exist"))
-    })?;
-    let Some(extends) = service.get("extends").cloned() else {
-        return Ok(service);
-    };
+    let service = services.get(name).cloned().ok_or_else(|| ProjectError::Extends(format!("cannot extend service {name:?}: it does not exist")))?;
+    let Some(extends) = service.get("extends").cloned() else { return Ok(service) };
     let (base_name, file) = match &extends {
         Value::String(base) => (base.clone(), None),
         Value::Mapping(m) => (
-            m.get("service")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProjectError::Extends(format!("service {name}: extends needs a service"))
-                })?
-                .to_owned(),
+            m.get("service").and_then(Value::as_str).ok_or_else(|| ProjectError::Extends(format!("service {name}: extends needs a service")))?.to_owned(),
             m.get("file").and_then(Value::as_str).map(str::to_owned),
         ),
-        _ => {
-            return Err(ProjectError::Extends(format!(
-                "service {name}: extends must be a service name or a mapping"
-            )))
-        }
+        _ => return Err(ProjectError::Extends(format!("service {name}: extends must be a service name or a mapping"))),
     };
     let key = match &file {
         Some(file) => format!("{file}:{base_name}"),
@@ -174,10 +127,7 @@ fn resolve_extends(
     };
     if stack.contains(&key) {
         stack.push(key);
-        return Err(ProjectError::Extends(format!(
-            "circular reference with extends: {}",
-            stack.join(" -> ")
-        )));
+        return Err(ProjectError::Extends(format!("circular reference with extends: {}", stack.join(" -> "))));
     }
     stack.push(key);
     let base = match &file {
@@ -186,10 +136,7 @@ fn resolve_extends(
             let path = dir.join(file);
             let other = crate::load::load_file(&path, lookup)?;
             let other_services = other.get("services").cloned().unwrap_or(Value::Null);
-            let other_dir = path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| dir.to_path_buf());
+            let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
             resolve_extends(&other_services, &base_name, &other_dir, lookup, stack)?
         }
     };
@@ -204,73 +151,32 @@ fn resolve_extends(
 }
 
 /// The file names compose looks for, in its order.
-pub const DISCOVERED: [&str; 4] = [
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
+pub const DISCOVERED: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
 /// Loads a project as `docker compose` does.
 pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     let files: Vec<PathBuf> = if !options.files.is_empty() {
-        options
-            .files
-            .iter()
-            .map(|f| options.working_dir.join(f))
-            .collect()
-    } else if let Some(list) = options
-        .environ
-        .get("COMPOSE_FILE")
-        .filter(|l| !l.is_empty())
-    {
-        list.split(':')
-            .map(|f| options.working_dir.join(f))
-            .collect()
+        options.files.iter().map(|f| options.working_dir.join(f)).collect()
+    } else if let Some(list) = options.environ.get("COMPOSE_FILE").filter(|l| !l.is_empty()) {
+        list.split(':').map(|f| options.working_dir.join(f)).collect()
     } else {
-        let found = DISCOVERED
-            .iter()
-            .map(|n| options.working_dir.join(n))
-            .find(|p| p.is_file());
-        vec![found.ok_or_else(|| {
-            ProjectError::NoFile(
-                DISCOVERED.join(", "),
-                options.working_dir.display().to_string(),
-            )
-        })?]
+        let found = DISCOVERED.iter().map(|n| options.working_dir.join(n)).find(|p| p.is_file());
+        vec![found.ok_or_else(|| ProjectError::NoFile(DISCOVERED.join(", "), options.working_dir.display().to_string()))?]
     };
-    let project_dir = files[0]
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| options.working_dir.clone());
+    let project_dir = files[0].parent().map(Path::to_path_buf).unwrap_or_else(|| options.working_dir.clone());
 
     // Variables: the env files (or the project's .env), then the process environment.
     let outer = |name: &str| options.environ.get(name).cloned();
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     let env_files: Vec<PathBuf> = if options.env_files.is_empty() {
         let default = project_dir.join(".env");
-        if default.is_file() {
-            vec![default]
-        } else {
-            Vec::new()
-        }
+        if default.is_file() { vec![default] } else { Vec::new() }
     } else {
-        options
-            .env_files
-            .iter()
-            .map(|f| options.working_dir.join(f))
-            .collect()
+        options.env_files.iter().map(|f| options.working_dir.join(f)).collect()
     };
     for file in &env_files {
-        let text = std::fs::read_to_string(file).map_err(|source| ProjectError::Read {
-            path: file.display().to_string(),
-            source,
-        })?;
-        env.extend(crate::dotenv::parse(
-            &text,
-            &file.display().to_string(),
-            &outer,
-        )?);
+        let text = std::fs::read_to_string(file).map_err(|source| ProjectError::Read { path: file.display().to_string(), source })?;
+        env.extend(crate::dotenv::parse(&text, &file.display().to_string(), &outer)?);
     }
     env.extend(options.environ.clone());
     let lookup = |name: &str| env.get(name).cloned();
@@ -285,32 +191,12 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     }
     let mut resolved = merged.unwrap_or(serde_norway::Value::Mapping(Default::default()));
     if let Some(services) = resolved.get("services").cloned() {
-        let names: Vec<String> = services
-            .as_mapping()
-            .map(|m| {
-                m.keys()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names: Vec<String> = services.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default();
         let mut done = serde_norway::Mapping::new();
-        let label = files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
         for name in names {
-            let value = resolve_extends(
-                &services,
-                &name,
-                &project_dir,
-                &lookup,
-                &mut vec![name.clone()],
-            )
-            .map_err(|e| match e {
-                ProjectError::Extends(message) => {
-                    ProjectError::Extends(format!("{label}: {message}"))
-                }
+            let value = resolve_extends(&services, &name, &project_dir, &lookup, &mut vec![name.clone()]).map_err(|e| match e {
+                ProjectError::Extends(message) => ProjectError::Extends(format!("{label}: {message}")),
                 other => other,
             })?;
             done.insert(name.into(), value);
@@ -319,21 +205,11 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
             map.insert("services".into(), serde_norway::Value::Mapping(done));
         }
     }
-    let top_name = resolved
-        .get("name")
-        .and_then(|n| n.as_str())
-        .map(str::to_owned);
-    let dir_name = project_dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_default();
+    let top_name = resolved.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+    let dir_name = project_dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
     let name = choose(
         options.project_name.as_deref(),
-        options
-            .environ
-            .get("COMPOSE_PROJECT_NAME")
-            .map(String::as_str),
+        options.environ.get("COMPOSE_PROJECT_NAME").map(String::as_str),
         top_name.as_deref(),
         &dir_name,
     )
@@ -341,24 +217,10 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     if let serde_norway::Value::Mapping(map) = &mut resolved {
         map.insert("name".into(), serde_norway::Value::String(name.clone()));
     }
-    let label = files
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
     let model = crate::model::from_value(resolved.clone(), &label)?;
-    crate::graph::start_order(&model).map_err(|source| ProjectError::Graph {
-        file: label.clone(),
-        source,
-    })?;
-    Ok(Project {
-        name,
-        dir: project_dir,
-        files,
-        resolved,
-        model,
-        env,
-    })
+    crate::graph::start_order(&model).map_err(|source| ProjectError::Graph { file: label.clone(), source })?;
+    Ok(Project { name, dir: project_dir, files, resolved, model, env })
 }
 
 #[cfg(test)]
@@ -367,32 +229,16 @@ mod load_tests {
 
     #[test]
     fn discovery_env_files_and_several_files() {
-        let dir = std::env::temp_dir()
-            .join(format!("berth-compose-{}", std::process::id()))
-            .join("My App");
+        let dir = std::env::temp_dir().join(format!("berth-compose-{}", std::process::id())).join("My App");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(
-            dir.join("docker-compose.yml"),
-            "services:\n  web:\n    image: \"nginx:${TAG:-latest}\"\n    ports: ['80:80']\n",
-        )
-        .expect("write");
-        std::fs::write(
-            dir.join("override.yml"),
-            "services:\n  web:\n    ports: ['443:443']\n",
-        )
-        .expect("write");
+        std::fs::write(dir.join("docker-compose.yml"), "services:\n  web:\n    image: \"nginx:${TAG:-latest}\"\n    ports: ['80:80']\n").expect("write");
+        std::fs::write(dir.join("override.yml"), "services:\n  web:\n    ports: ['443:443']\n").expect("write");
         std::fs::write(dir.join(".env"), "TAG=1.25\n").expect("write");
-        let options = LoadOptions {
-            working_dir: dir.clone(),
-            ..Default::default()
-        };
+        let options = LoadOptions { working_dir: dir.clone(), ..Default::default() };
         let project = load_project(&options).expect("load");
         assert_eq!(project.name, "myapp");
-        assert_eq!(
-            project.model.services["web"].image.as_deref(),
-            Some("nginx:1.25")
-        );
+        assert_eq!(project.model.services["web"].image.as_deref(), Some("nginx:1.25"));
         // The process environment wins over .env; -f files merge in order; -p wins.
         let mut options = LoadOptions {
             working_dir: dir.clone(),
@@ -403,23 +249,12 @@ mod load_tests {
         options.environ.insert("TAG".into(), "2".into());
         let project = load_project(&options).expect("load");
         assert_eq!(project.name, "shop");
-        assert_eq!(
-            project.model.services["web"].image.as_deref(),
-            Some("nginx:2")
-        );
+        assert_eq!(project.model.services["web"].image.as_deref(), Some("nginx:2"));
         assert_eq!(project.model.services["web"].ports.len(), 2);
         let empty = dir.parent().expect("parent").join("empty");
         std::fs::create_dir_all(&empty).expect("dir");
-        let err = load_project(&LoadOptions {
-            working_dir: empty,
-            ..Default::default()
-        })
-        .expect_err("no file");
-        assert!(
-            err.to_string()
-                .starts_with("no configuration file provided"),
-            "{err}"
-        );
+        let err = load_project(&LoadOptions { working_dir: empty, ..Default::default() }).expect_err("no file");
+        assert!(err.to_string().starts_with("no configuration file provided"), "{err}");
         let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
     }
 
@@ -438,11 +273,7 @@ mod load_tests {
             "services:\n  web:\n    extends: {file: common/base.yaml, service: logged}\n    environment: {LOG: debug}\n    ports: ['443']\n  worker:\n    extends: web\n    command: work\n",
         )
         .expect("write");
-        let project = load_project(&LoadOptions {
-            working_dir: dir.clone(),
-            ..Default::default()
-        })
-        .expect("load");
+        let project = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect("load");
         let web = &project.model.services["web"];
         assert_eq!(web.image.as_deref(), Some("busybox"));
         assert_eq!(web.environment["LOG"].as_deref(), Some("debug"));
@@ -451,21 +282,9 @@ mod load_tests {
         let worker = &project.model.services["worker"];
         assert_eq!(worker.command.as_deref(), Some(&["work".to_owned()][..]));
         assert_eq!(worker.environment["LOG"].as_deref(), Some("debug"));
-        std::fs::write(
-            dir.join("compose.yaml"),
-            "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n",
-        )
-        .expect("write");
-        let err = load_project(&LoadOptions {
-            working_dir: dir.clone(),
-            ..Default::default()
-        })
-        .expect_err("cycle");
-        assert!(
-            err.to_string()
-                .ends_with("compose.yaml: circular reference with extends: a -> b -> a"),
-            "{err}"
-        );
+        std::fs::write(dir.join("compose.yaml"), "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n").expect("write");
+        let err = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect_err("cycle");
+        assert!(err.to_string().ends_with("compose.yaml: circular reference with extends: a -> b -> a"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -87,8 +87,7 @@ impl OpenError {
 impl Engine {
     /// Opens the engine's stores under `config.root_dir`.
     pub fn open(config: EngineConfig) -> Result<Engine, OpenError> {
-        let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json"))
-            .map_err(image::OpenError::from)?;
+        let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
         let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
         let events = Arc::new(EventBus::new(256));
         let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?);
@@ -101,40 +100,20 @@ impl Engine {
             events.clone(),
             container::RuntimeConfig::from_env(),
         )?);
-        Ok(Engine {
-            inner: Arc::new(Inner {
-                config,
-                events,
-                images,
-                containers,
-                volumes,
-                networks,
-            }),
-        })
+        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers, volumes, networks }) })
     }
 
     /// Adopts the containers that kept running while no engine was up, and settles the
     /// rest. Call once, after `open`, inside the runtime.
     pub async fn recover(&self) {
-        let running_on_networks =
-            self.inner
-                .containers
-                .list()
-                .unwrap_or_default()
-                .iter()
-                .any(|c| {
-                    c.state.status.is_running()
-                        && c.state
-                            .network
-                            .as_ref()
-                            .is_some_and(|n| !n.endpoints.is_empty())
-                });
-        if self
+        let running_on_networks = self
             .inner
-            .networks
-            .needed_at_start(running_on_networks)
-            .unwrap_or(true)
-        {
+            .containers
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.state.status.is_running() && c.state.network.as_ref().is_some_and(|n| !n.endpoints.is_empty()));
+        if self.inner.networks.needed_at_start(running_on_networks).unwrap_or(true) {
             if let Err(e) = self.inner.networks.ready().await {
                 tracing::error!("networks are not ready: {}", berth_proto::error_chain(&e));
             }
@@ -155,19 +134,12 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.Volumes`.
-    pub fn volumes_service(
-        &self,
-    ) -> berth_proto::v1::volumes_server::VolumesServer<volume::api::VolumesApi> {
-        berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(
-            self.inner.volumes.clone(),
-            self.inner.images.clone(),
-        ))
+    pub fn volumes_service(&self) -> berth_proto::v1::volumes_server::VolumesServer<volume::api::VolumesApi> {
+        berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(self.inner.volumes.clone(), self.inner.images.clone()))
     }
 
     /// The gRPC service for `berth.v1.Networks`.
-    pub fn networks_service(
-        &self,
-    ) -> berth_proto::v1::networks_server::NetworksServer<network::api::NetworksApi> {
+    pub fn networks_service(&self) -> berth_proto::v1::networks_server::NetworksServer<network::api::NetworksApi> {
         berth_proto::v1::networks_server::NetworksServer::new(network::api::NetworksApi::new(
             self.inner.networks.clone(),
             self.inner.containers.clone(),
@@ -179,9 +151,7 @@ impl Engine {
     pub fn containers_service(
         &self,
     ) -> berth_proto::v1::containers_server::ContainersServer<container::api::ContainersApi> {
-        berth_proto::v1::containers_server::ContainersServer::new(
-            container::api::ContainersApi::new(self.inner.containers.clone()),
-        )
+        berth_proto::v1::containers_server::ContainersServer::new(container::api::ContainersApi::new(self.inner.containers.clone()))
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -197,9 +167,7 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.Images`.
-    pub fn images_service(
-        &self,
-    ) -> berth_proto::v1::images_server::ImagesServer<image::api::ImagesApi> {
+    pub fn images_service(&self) -> berth_proto::v1::images_server::ImagesServer<image::api::ImagesApi> {
         berth_proto::v1::images_server::ImagesServer::new(image::api::ImagesApi::new(
             self.inner.images.clone(),
             self.inner.events.clone(),

@@ -22,27 +22,18 @@ pub struct Login {
 
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("Login").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid JSON")]
     Parse { path: PathBuf },
     #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("credential helper docker-credential-{helper} failed: {detail}")]
     Helper { helper: String, detail: String },
 }
@@ -93,38 +84,23 @@ fn read_config() -> Result<Value, CredentialsError> {
 fn write_config(config: &Value) -> Result<(), CredentialsError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = config_path();
-    let write_err = |source| CredentialsError::Write {
-        path: path.clone(),
-        source,
-    };
+    let write_err = |source| CredentialsError::Write { path: path.clone(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(write_err)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(write_err)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(write_err)?;
     let text = serde_json::to_vec_pretty(config).unwrap_or_default();
     file.write_all(&text).map_err(write_err)?;
     std::fs::rename(&tmp, &path).map_err(write_err)
 }
 
 fn helper_for(config: &Value, key: &str) -> Option<String> {
-    config["credHelpers"][key]
-        .as_str()
-        .or_else(|| config["credsStore"].as_str())
-        .map(str::to_owned)
+    config["credHelpers"][key].as_str().or_else(|| config["credsStore"].as_str()).map(str::to_owned)
 }
 
 fn run_helper(helper: &str, verb: &str, input: &str) -> Result<String, CredentialsError> {
-    let fail = |detail: String| CredentialsError::Helper {
-        helper: helper.to_owned(),
-        detail,
-    };
+    let fail = |detail: String| CredentialsError::Helper { helper: helper.to_owned(), detail };
     let mut child = Command::new(format!("docker-credential-{helper}"))
         .arg(verb)
         .stdin(Stdio::piped())
@@ -133,9 +109,7 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<String, Credentia
         .spawn()
         .map_err(|e| fail(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+        stdin.write_all(input.as_bytes()).map_err(|e| fail(e.to_string()))?;
     }
     let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
@@ -159,23 +133,14 @@ pub fn load(registry: &str) -> Result<Option<Login>, CredentialsError> {
                 }))
             }
             // "credentials not found" is an answer, not a failure.
-            Err(CredentialsError::Helper { detail, .. }) if detail.contains("not found") => {
-                Ok(None)
-            }
+            Err(CredentialsError::Helper { detail, .. }) if detail.contains("not found") => Ok(None),
             Err(err) => Err(err),
         };
     }
-    let Some(auth) = config["auths"][&key]["auth"].as_str() else {
-        return Ok(None);
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth)
-        .unwrap_or_default();
+    let Some(auth) = config["auths"][&key]["auth"].as_str() else { return Ok(None) };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(auth).unwrap_or_default();
     let text = String::from_utf8_lossy(&decoded);
-    Ok(text.split_once(':').map(|(u, p)| Login {
-        username: u.to_owned(),
-        password: p.to_owned(),
-    }))
+    Ok(text.split_once(':').map(|(u, p)| Login { username: u.to_owned(), password: p.to_owned() }))
 }
 
 /// Stores a login for a registry host (helper if configured, else config.json).
@@ -183,14 +148,11 @@ pub fn store(registry: &str, login: &Login) -> Result<(), CredentialsError> {
     let mut config = read_config()?;
     let key = key_for(registry);
     if let Some(helper) = helper_for(&config, &key) {
-        let input =
-            json!({ "ServerURL": key, "Username": login.username, "Secret": login.password })
-                .to_string();
+        let input = json!({ "ServerURL": key, "Username": login.username, "Secret": login.password }).to_string();
         run_helper(&helper, "store", &input)?;
         config["auths"][&key] = json!({});
     } else {
-        let auth = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", login.username, login.password));
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", login.username, login.password));
         if !config["auths"].is_object() {
             config["auths"] = json!({});
         }
@@ -206,10 +168,7 @@ pub fn erase(registry: &str) -> Result<bool, CredentialsError> {
     if let Some(helper) = helper_for(&config, &key) {
         run_helper(&helper, "erase", &key)?;
     }
-    let existed = config["auths"]
-        .as_object_mut()
-        .and_then(|a| a.remove(&key))
-        .is_some();
+    let existed = config["auths"].as_object_mut().and_then(|a| a.remove(&key)).is_some();
     if existed {
         write_config(&config)?;
     }
@@ -232,10 +191,7 @@ mod tests {
 
     #[test]
     fn login_debug_hides_the_password() {
-        let l = Login {
-            username: "u".into(),
-            password: "hunter2".into(),
-        };
+        let l = Login { username: "u".into(), password: "hunter2".into() };
         assert!(!format!("{l:?}").contains("hunter2"));
     }
 }

@@ -15,10 +15,7 @@ pub fn ensure(socket: &Path) -> std::io::Result<PathBuf> {
 }
 
 pub fn ensure_in(config_dir: &Path, socket: &Path) -> std::io::Result<PathBuf> {
-    let digest: String = Sha256::digest(CONTEXT_NAME.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest: String = Sha256::digest(CONTEXT_NAME.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     let dir = config_dir.join("contexts").join("meta").join(digest);
     std::fs::create_dir_all(&dir)?;
     let meta = serde_json::json!({
@@ -28,10 +25,7 @@ pub fn ensure_in(config_dir: &Path, socket: &Path) -> std::io::Result<PathBuf> {
     });
     let path = dir.join("meta.json");
     let tmp = dir.join("meta.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&meta).map_err(std::io::Error::other)?,
-    )?;
+    std::fs::write(&tmp, serde_json::to_vec(&meta).map_err(std::io::Error::other)?)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
@@ -46,13 +40,9 @@ mod tests {
         let path = ensure_in(&dir, Path::new("/run/user/1000/berth/docker.sock")).expect("write");
         // The directory is sha256("berth"), as the docker CLI names it.
         assert_eq!(path, dir.join("contexts/meta/5c2f64c7f21efd5fb5e3d6a499abe5eacb248ae6f6f0085387c9a056d10ef5fd/meta.json"));
-        let meta: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         assert_eq!(meta["Name"], "berth");
-        assert_eq!(
-            meta["Endpoints"]["docker"]["Host"],
-            "unix:///run/user/1000/berth/docker.sock"
-        );
+        assert_eq!(meta["Endpoints"]["docker"]["Host"], "unix:///run/user/1000/berth/docker.sock");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

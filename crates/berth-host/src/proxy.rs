@@ -13,8 +13,7 @@ pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint) -> std:
         tokio::spawn(async move {
             match AgentStream::connect(&endpoint).await {
                 Ok(mut upstream) => {
-                    if let Err(err) = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await
-                    {
+                    if let Err(err) = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await {
                         tracing::debug!(error = %err, "proxied connection ended");
                     }
                 }

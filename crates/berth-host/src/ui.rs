@@ -14,10 +14,7 @@ pub struct UiError {
 
 impl UiError {
     pub fn new(kind: berth_proto::ErrorKind, message: impl Into<String>) -> UiError {
-        UiError {
-            code: kind.ui_code().to_owned(),
-            message: message.into(),
-        }
+        UiError { code: kind.ui_code().to_owned(), message: message.into() }
     }
 }
 
@@ -28,9 +25,6 @@ mod tests {
     #[test]
     fn code_is_the_kind() {
         let e = UiError::new(berth_proto::ErrorKind::Conflict, "busy");
-        assert_eq!(
-            serde_json::to_value(&e).expect("json"),
-            serde_json::json!({"code": "conflict", "message": "busy"})
-        );
+        assert_eq!(serde_json::to_value(&e).expect("json"), serde_json::json!({"code": "conflict", "message": "busy"}));
     }
 }

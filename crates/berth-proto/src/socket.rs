@@ -34,24 +34,18 @@ impl BindError {
 /// left by a dead engine is replaced; one that still answers is an error.
 pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| BindError::CreateDir {
-            path: path.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
         // Best effort: the directory may be shared (e.g. /run); the socket's own mode is
         // what keeps it private.
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(BindError::InUse {
-                path: path.to_owned(),
-            });
+            return Err(BindError::InUse { path: path.to_owned() });
         }
-        std::fs::remove_file(path).map_err(|source| BindError::RemoveStale {
-            path: path.to_owned(),
-            source,
-        })?;
+        std::fs::remove_file(path)
+            .map_err(|source| BindError::RemoveStale { path: path.to_owned(), source })?;
     }
     // Create the socket with a private umask so there is no moment where it is open
     // to others, then set the mode explicitly.
@@ -60,16 +54,9 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     let bound = UnixListener::bind(path);
     // SAFETY: as above, restoring the previous mask.
     unsafe { libc::umask(old) };
-    let listener = bound.map_err(|source| BindError::Bind {
-        path: path.to_owned(),
-        source,
-    })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        BindError::Permissions {
-            path: path.to_owned(),
-            source,
-        }
-    })?;
+    let listener = bound.map_err(|source| BindError::Bind { path: path.to_owned(), source })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| BindError::Permissions { path: path.to_owned(), source })?;
     Ok(listener)
 }
 

@@ -4,23 +4,13 @@
 /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
 pub fn parse_restart(text: &str) -> Result<crate::v1::RestartPolicy, String> {
     let (name, count) = match text.split_once(':') {
-        Some((name, count)) => (
-            name,
-            count
-                .parse::<u32>()
-                .map_err(|_| format!("invalid restart policy {text:?}"))?,
-        ),
+        Some((name, count)) => (name, count.parse::<u32>().map_err(|_| format!("invalid restart policy {text:?}"))?),
         None => (text, 0),
     };
     if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
-        return Err(format!(
-            "invalid restart policy {text:?}: use no, always, unless-stopped or on-failure[:N]"
-        ));
+        return Err(format!("invalid restart policy {text:?}: use no, always, unless-stopped or on-failure[:N]"));
     }
-    Ok(crate::v1::RestartPolicy {
-        name: name.to_owned(),
-        maximum_retry_count: count,
-    })
+    Ok(crate::v1::RestartPolicy { name: name.to_owned(), maximum_retry_count: count })
 }
 
 /// A Go-style duration (`30s`, `1m30s`, `500ms`, `2h`) in nanoseconds.
@@ -71,13 +61,9 @@ pub fn parse_bytes(text: &str) -> Result<i64, String> {
     if text == "-1" {
         return Ok(-1);
     }
-    let digits_end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size: {text:?}"))?;
+    let number: f64 = number.parse().map_err(|_| format!("invalid size: {text:?}"))?;
     let multiplier: f64 = match unit.trim_end_matches('b') {
         "" => 1.0,
         "k" => 1024.0,
@@ -115,28 +101,15 @@ mod tests {
         assert_eq!(parse_bytes("64m"), Ok(64 << 20));
         assert_eq!(parse_bytes("1G"), Ok(1 << 30));
         assert!(parse_bytes("lots").is_err());
-        assert_eq!(
-            parse_restart("on-failure:3").map(|p| p.maximum_retry_count),
-            Ok(3)
-        );
+        assert_eq!(parse_restart("on-failure:3").map(|p| p.maximum_retry_count), Ok(3));
         assert!(parse_restart("sometimes").is_err());
     }
 
     #[test]
     fn ulimits_read_like_docker() {
-        assert_eq!(
-            parse_ulimit("nofile=1024:2048"),
-            Ok(("nofile".to_owned(), 1024, 2048))
-        );
-        assert_eq!(
-            parse_ulimit("nproc=512"),
-            Ok(("nproc".to_owned(), 512, 512))
-        );
+        assert_eq!(parse_ulimit("nofile=1024:2048"), Ok(("nofile".to_owned(), 1024, 2048)));
+        assert_eq!(parse_ulimit("nproc=512"), Ok(("nproc".to_owned(), 512, 512)));
         assert_eq!(parse_ulimit("core=-1"), Ok(("core".to_owned(), -1, -1)));
-        assert!(
-            parse_ulimit("nofile").is_err()
-                && parse_ulimit("nofile=a:b").is_err()
-                && parse_ulimit("=1").is_err()
-        );
+        assert!(parse_ulimit("nofile").is_err() && parse_ulimit("nofile=a:b").is_err() && parse_ulimit("=1").is_err());
     }
 }

@@ -41,20 +41,12 @@ fn main() -> ExitCode {
     // A hidden mode: the engine runs its own binary to unpack `cp` archives inside a
     // container's root (chrooted, so nothing can escape it).
     let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some(berth_engine::container::changes::EXTRACT_HELPER_FLAG)
-    {
+    if raw.get(1).map(String::as_str) == Some(berth_engine::container::changes::EXTRACT_HELPER_FLAG) {
         let (Some(root), Some(dest)) = (raw.get(2), raw.get(3)) else {
-            eprintln!(
-                "berth-agent: {} ROOT DEST [RENAME]",
-                berth_engine::container::changes::EXTRACT_HELPER_FLAG
-            );
+            eprintln!("berth-agent: {} ROOT DEST [RENAME]", berth_engine::container::changes::EXTRACT_HELPER_FLAG);
             return ExitCode::from(2);
         };
-        return match berth_engine::container::changes::extract_helper(
-            std::path::Path::new(root),
-            dest,
-            raw.get(4).map(String::as_str),
-        ) {
+        return match berth_engine::container::changes::extract_helper(std::path::Path::new(root), dest, raw.get(4).map(String::as_str)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("{message}");
@@ -90,20 +82,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let placement = if args.vsock_port.is_some() {
-        Placement::Vm
-    } else {
-        Placement::Native
-    };
+    let placement = if args.vsock_port.is_some() { Placement::Vm } else { Placement::Native };
     if args.vsock_port.is_none() && args.unix.is_none() {
         return Err("nothing to serve on: give --vsock-port or --unix".into());
     }
     std::fs::create_dir_all(&args.root)
         .map_err(|e| format!("cannot create state directory {}: {e}", args.root.display()))?;
-    let engine = Engine::open(EngineConfig {
-        placement,
-        root_dir: args.root.clone(),
-    })?;
+    let engine = Engine::open(EngineConfig { placement, root_dir: args.root.clone() })?;
 
     engine.recover().await;
 
@@ -113,9 +98,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let router = grpc(&engine);
         tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
-        servers.push(tokio::spawn(async move {
-            router.serve_with_incoming(incoming).await
-        }));
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
     if let Some(port) = args.vsock_port {
         let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
@@ -126,9 +109,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(port, "serving gRPC on vsock");
         // A stable line on the console: the host waits for it before its first connect.
         eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);
-        servers.push(tokio::spawn(async move {
-            router.serve_with_incoming(incoming).await
-        }));
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
 
     // The Docker Engine API: the engine answers it itself; it stops with the process.
@@ -136,20 +117,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => {
             let listener = berth_proto::socket::bind_unix(path).await?;
             tracing::info!(socket = %path.display(), "serving the Docker Engine API on unix socket");
-            Some(tokio::spawn(berth_engine::docker::serve(
-                listener,
-                engine.clone(),
-            )))
+            Some(tokio::spawn(berth_engine::docker::serve(listener, engine.clone())))
         }
         None => None,
     };
     let _docker_vsock = match args.docker_vsock_port {
         Some(port) => {
-            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(
-                tokio_vsock::VMADDR_CID_ANY,
-                port,
-            ))
-            .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
+            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port))
+                .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
             tracing::info!(port, "serving the Docker Engine API on vsock");
             let api = berth_engine::docker::DockerApi::new(engine.clone());
             Some(tokio::spawn(async move {
@@ -168,10 +143,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "ready",
         [
             ("placement".to_owned(), placement.as_str().to_owned()),
-            (
-                "version".to_owned(),
-                berth_engine::system::ENGINE_VERSION.to_owned(),
-            ),
+            ("version".to_owned(), berth_engine::system::ENGINE_VERSION.to_owned()),
         ],
     );
 
@@ -190,11 +162,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     tracing::info!(signal = signal_name, "stopping");
-    engine.events().publish(
-        "engine",
-        "stopping",
-        [("signal".to_owned(), signal_name.to_owned())],
-    );
+    engine.events().publish("engine", "stopping", [("signal".to_owned(), signal_name.to_owned())]);
     // Give event subscribers a moment to receive "stopping" before the sockets close.
     tokio::time::sleep(Duration::from_millis(200)).await;
     for path in [&args.unix, &args.docker_unix].into_iter().flatten() {

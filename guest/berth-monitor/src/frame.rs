@@ -65,19 +65,10 @@ mod tests {
         buffer.extend(encode(RESIZE, &[0, 24, 0, 80]));
         buffer.extend(&encode(CLOSE_STDIN, b"")[..3]);
         let got = decode(&mut buffer).expect("decode");
-        assert_eq!(
-            got,
-            vec![
-                Input::Stdin(b"hello".to_vec()),
-                Input::Resize { rows: 24, cols: 80 }
-            ]
-        );
+        assert_eq!(got, vec![Input::Stdin(b"hello".to_vec()), Input::Resize { rows: 24, cols: 80 }]);
         assert_eq!(buffer.len(), 3);
         buffer.extend([0, 0]);
-        assert_eq!(
-            decode(&mut buffer).expect("decode"),
-            vec![Input::CloseStdin]
-        );
+        assert_eq!(decode(&mut buffer).expect("decode"), vec![Input::CloseStdin]);
         assert!(buffer.is_empty());
     }
 

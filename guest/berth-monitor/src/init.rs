@@ -14,11 +14,7 @@ pub fn run(args: &[String]) -> i32 {
         eprintln!("berth-init: no command given");
         return 2;
     }
-    let Ok(argv) = command
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()
-    else {
+    let Ok(argv) = command.iter().map(|a| CString::new(a.as_str())).collect::<Result<Vec<_>, _>>() else {
         eprintln!("berth-init: an argument holds a NUL byte");
         return 2;
     };
@@ -75,11 +71,7 @@ pub fn run(args: &[String]) -> i32 {
                 break;
             }
             if pid == child {
-                return if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    128 + libc::WTERMSIG(status)
-                };
+                return if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
             }
         }
     }

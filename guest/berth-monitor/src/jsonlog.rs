@@ -15,10 +15,7 @@ pub struct JsonLog {
 
 impl JsonLog {
     pub fn new(file: std::fs::File) -> JsonLog {
-        JsonLog {
-            file,
-            pending: [Vec::new(), Vec::new()],
-        }
+        JsonLog { file, pending: [Vec::new(), Vec::new()] }
     }
 
     /// Appends output of `stream` (1 = stdout, 2 = stderr).
@@ -79,9 +76,7 @@ pub fn escape(out: &mut Vec<u8>, text: &str) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
+            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
             c => {
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
@@ -92,9 +87,7 @@ pub fn escape(out: &mut Vec<u8>, text: &str) {
 
 /// The current time as RFC 3339 UTC with nanoseconds.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     rfc3339(now.as_secs() as i64, now.subsec_nanos())
 }
 
@@ -149,25 +142,9 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(
-            lines[0].starts_with(r#"{"log":"one\n","stream":"stdout","time":""#),
-            "{}",
-            lines[0]
-        );
-        assert!(
-            lines[1].starts_with(r#"{"log":"err \"quoted\"\n","stream":"stderr""#),
-            "{}",
-            lines[1]
-        );
-        assert!(
-            lines[2].starts_with(r#"{"log":"two\n","stream":"stdout""#),
-            "{}",
-            lines[2]
-        );
-        assert!(
-            lines[3].starts_with(r#"{"log":"tail","stream":"stdout""#),
-            "{}",
-            lines[3]
-        );
+        assert!(lines[0].starts_with(r#"{"log":"one\n","stream":"stdout","time":""#), "{}", lines[0]);
+        assert!(lines[1].starts_with(r#"{"log":"err \"quoted\"\n","stream":"stderr""#), "{}", lines[1]);
+        assert!(lines[2].starts_with(r#"{"log":"two\n","stream":"stdout""#), "{}", lines[2]);
+        assert!(lines[3].starts_with(r#"{"log":"tail","stream":"stdout""#), "{}", lines[3]);
     }
 }

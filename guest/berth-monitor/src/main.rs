@@ -41,11 +41,7 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args_os().skip(1);
     while let Some(flag) = it.next() {
         let flag = flag.to_string_lossy().into_owned();
-        let mut value = || {
-            it.next()
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value = || it.next().map(PathBuf::from).ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--id" => args.id = value()?.to_string_lossy().into_owned(),
             "--runtime" => args.runtime = value()?,
@@ -59,11 +55,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if args.id.is_empty()
-        || args.runtime.as_os_str().is_empty()
-        || args.bundle.as_os_str().is_empty()
-        || args.dir.as_os_str().is_empty()
-    {
+    if args.id.is_empty() || args.runtime.as_os_str().is_empty() || args.bundle.as_os_str().is_empty() || args.dir.as_os_str().is_empty() {
         return Err("--id, --runtime, --bundle and --dir are required".to_owned());
     }
     Ok(args)
@@ -72,14 +64,9 @@ fn parse_args() -> Result<Args, String> {
 fn main() -> ExitCode {
     // `--init` puts this same (static) binary at PID 1 of a container.
     let raw: Vec<String> = std::env::args().collect();
-    let invoked_as_init = raw.first().is_some_and(|a| a.ends_with("init"))
-        || raw.get(1).map(String::as_str) == Some("init");
+    let invoked_as_init = raw.first().is_some_and(|a| a.ends_with("init")) || raw.get(1).map(String::as_str) == Some("init");
     if invoked_as_init {
-        let rest = if raw.get(1).map(String::as_str) == Some("init") {
-            &raw[2..]
-        } else {
-            &raw[1..]
-        };
+        let rest = if raw.get(1).map(String::as_str) == Some("init") { &raw[2..] } else { &raw[1..] };
         return ExitCode::from(u8::try_from(init::run(rest)).unwrap_or(255));
     }
     let args = match parse_args() {
@@ -133,10 +120,7 @@ fn cvt(ret: libc::c_int, what: &str) -> Result<libc::c_int, String> {
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds is a valid array of two ints for pipe2 to fill.
-    cvt(
-        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
-        "pipe",
-    )?;
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, "pipe")?;
     // SAFETY: pipe2 succeeded, so both fds are fresh and ours.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -157,14 +141,8 @@ fn sigchld_fd() -> Result<OwnedFd, String> {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        cvt(
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
-            "block SIGCHLD",
-        )?;
-        let fd = cvt(
-            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK),
-            "signalfd",
-        )?;
+        cvt(libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), "block SIGCHLD")?;
+        let fd = cvt(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK), "signalfd")?;
         Ok(OwnedFd::from_raw_fd(fd))
     }
 }
@@ -172,14 +150,8 @@ fn sigchld_fd() -> Result<OwnedFd, String> {
 /// Where the container's stdio goes, from the monitor's side.
 #[derive(Debug)]
 enum Stdio3 {
-    Pipes {
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-        stdin: Option<OwnedFd>,
-    },
-    Tty {
-        master: OwnedFd,
-    },
+    Pipes { stdout: OwnedFd, stderr: OwnedFd, stdin: Option<OwnedFd> },
+    Tty { master: OwnedFd },
 }
 
 fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
@@ -187,38 +159,22 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     // is harmless.
     unsafe {
         libc::setsid();
-        cvt(
-            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0),
-            "become a subreaper",
-        )?;
+        cvt(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "become a subreaper")?;
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
     // Sockets are bound by relative name: a unix socket path may not exceed 108 bytes,
     // and the container's directory can be deeper than that.
-    std::env::set_current_dir(&args.dir)
-        .map_err(|e| format!("enter {}: {e}", args.dir.display()))?;
-    std::fs::write("monitor.pid", std::process::id().to_string())
-        .map_err(|e| format!("write monitor.pid: {e}"))?;
+    std::env::set_current_dir(&args.dir).map_err(|e| format!("enter {}: {e}", args.dir.display()))?;
+    std::fs::write("monitor.pid", std::process::id().to_string()).map_err(|e| format!("write monitor.pid: {e}"))?;
     let sigchld = sigchld_fd()?;
 
     let log_path = args.dir.join("runtime.log");
     let pid_file = args.dir.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
     let mut create = Command::new(&args.runtime);
-    create
-        .arg("--root")
-        .arg(&args.runtime_root)
-        .arg("--log")
-        .arg(&log_path)
-        .arg("--log-format")
-        .arg("json");
-    create
-        .arg("create")
-        .arg("--bundle")
-        .arg(&args.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file);
+    create.arg("--root").arg(&args.runtime_root).arg("--log").arg(&log_path).arg("--log-format").arg("json");
+    create.arg("create").arg("--bundle").arg(&args.bundle).arg("--pid-file").arg(&pid_file);
     if args.no_pivot {
         create.arg("--no-pivot");
     }
@@ -226,16 +182,10 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     let console_path = PathBuf::from("console.sock");
     let (child_ends, console) = if args.tty {
         let _ = std::fs::remove_file(&console_path);
-        let listener = UnixListener::bind(&console_path)
-            .map_err(|e| format!("bind the console socket: {e}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("console socket: {e}"))?;
+        let listener = UnixListener::bind(&console_path).map_err(|e| format!("bind the console socket: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
         create.arg("--console-socket").arg(&console_path);
-        create
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        create.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         (Vec::new(), Some(listener))
     } else {
         let (out_r, out_w) = pipe()?;
@@ -250,14 +200,7 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
             None
         };
         create.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
-        (
-            vec![Stdio3::Pipes {
-                stdout: out_r,
-                stderr: err_r,
-                stdin,
-            }],
-            None,
-        )
+        (vec![Stdio3::Pipes { stdout: out_r, stderr: err_r, stdin }], None)
     };
     create.arg(&args.id);
     let mut child = match create.spawn() {
@@ -295,8 +238,7 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     drop(console);
     let _ = std::fs::remove_file(&console_path);
     if !status.success() {
-        let message = runtime_error(&log_path)
-            .unwrap_or_else(|| format!("{} create failed ({status})", args.runtime.display()));
+        let message = runtime_error(&log_path).unwrap_or_else(|| format!("{} create failed ({status})", args.runtime.display()));
         report(&mut sync, &format!("error {}", message.replace('\n', " ")));
         return Err(message);
     }
@@ -317,11 +259,8 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
 
     let attach_path = PathBuf::from("attach.sock");
     let _ = std::fs::remove_file(&attach_path);
-    let attach =
-        UnixListener::bind(&attach_path).map_err(|e| format!("bind the attach socket: {e}"))?;
-    attach
-        .set_nonblocking(true)
-        .map_err(|e| format!("attach socket: {e}"))?;
+    let attach = UnixListener::bind(&attach_path).map_err(|e| format!("bind the attach socket: {e}"))?;
+    attach.set_nonblocking(true).map_err(|e| format!("attach socket: {e}"))?;
     let log = std::fs::File::options()
         .create(true)
         .append(true)
@@ -329,13 +268,7 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
         .map_err(|e| format!("open the log: {e}"))?;
     report(&mut sync, &format!("created {init_pid}"));
 
-    let mut session = Session {
-        log: jsonlog::JsonLog::new(log),
-        clients: Vec::new(),
-        stdio,
-        init_pid,
-        exit: None,
-    };
+    let mut session = Session { log: jsonlog::JsonLog::new(log), clients: Vec::new(), stdio, init_pid, exit: None };
     session.serve(&attach, &sigchld)?;
     let _ = session.log.flush();
     let (code, signal) = session.exit.unwrap_or((255, 0));
@@ -350,8 +283,7 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     );
     let tmp = args.dir.join("exit.json.tmp");
     std::fs::write(&tmp, exit).map_err(|e| format!("write exit.json: {e}"))?;
-    std::fs::rename(&tmp, args.dir.join("exit.json"))
-        .map_err(|e| format!("write exit.json: {e}"))?;
+    std::fs::rename(&tmp, args.dir.join("exit.json")).map_err(|e| format!("write exit.json: {e}"))?;
 
     let deleted = Command::new(&args.runtime)
         .arg("--root")
@@ -364,11 +296,7 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     reap_all();
     match deleted {
         Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!(
-            "{} delete {}: {status}",
-            args.runtime.display(),
-            args.id
-        )),
+        Ok(status) => Err(format!("{} delete {}: {status}", args.runtime.display(), args.id)),
         Err(e) => Err(format!("{} delete: {e}", args.runtime.display())),
     }
 }
@@ -397,32 +325,21 @@ fn runtime_error(log: &Path) -> Option<String> {
 }
 
 fn receive_fd(stream: &UnixStream) -> Result<OwnedFd, String> {
-    stream
-        .set_nonblocking(false)
-        .map_err(|e| format!("console socket: {e}"))?;
+    stream.set_nonblocking(false).map_err(|e| format!("console socket: {e}"))?;
     let mut data = [0u8; 256];
     let mut space = [0u8; 64];
     // SAFETY: msghdr is plain data; every pointer in it refers to the local buffers
     // above, which outlive the recvmsg call.
     unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: data.len(),
-        };
+        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = space.as_mut_ptr().cast();
         msg.msg_controllen = space.len() as _;
-        cvt(
-            libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) as libc::c_int,
-            "receive the console",
-        )?;
+        cvt(libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) as libc::c_int, "receive the console")?;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
+        if cmsg.is_null() || (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
             return Err("the runtime sent no console fd".to_owned());
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
@@ -439,16 +356,11 @@ fn oom_killed(cgroup: &str) -> bool {
     let rel = cgroup.trim_start_matches('/');
     let candidates = [
         Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
-        Path::new("/sys/fs/cgroup/memory")
-            .join(rel)
-            .join("memory.oom_control"),
+        Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control"),
     ];
     candidates.iter().any(|path| {
         std::fs::read_to_string(path).is_ok_and(|text| {
-            text.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .is_some_and(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
-            })
+            text.lines().any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0)))
         })
     })
 }
@@ -482,9 +394,7 @@ struct Session {
 impl Session {
     fn output_fds(&self) -> Vec<(RawFd, u8)> {
         match &self.stdio {
-            Stdio3::Pipes { stdout, stderr, .. } => {
-                vec![(stdout.as_raw_fd(), 1), (stderr.as_raw_fd(), 2)]
-            }
+            Stdio3::Pipes { stdout, stderr, .. } => vec![(stdout.as_raw_fd(), 1), (stderr.as_raw_fd(), 2)],
             Stdio3::Tty { master } => vec![(master.as_raw_fd(), 1)],
         }
     }
@@ -506,36 +416,19 @@ impl Session {
                 drain_deadline.get_or_insert_with(|| Instant::now() + Duration::from_millis(500));
             }
             let mut pollfds = vec![
-                libc::pollfd {
-                    fd: sigchld.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: attach.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
+                libc::pollfd { fd: sigchld.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: attach.as_raw_fd(), events: libc::POLLIN, revents: 0 },
             ];
             let polled_outputs = open_outputs.len();
             for (fd, _) in &open_outputs {
-                pollfds.push(libc::pollfd {
-                    fd: *fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
+                pollfds.push(libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 });
             }
             for client in &self.clients {
-                pollfds.push(libc::pollfd {
-                    fd: client.stream.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
+                pollfds.push(libc::pollfd { fd: client.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             }
             let timeout = if self.exit.is_some() { 50 } else { -1 };
             // SAFETY: pollfds is a valid, correctly sized array for the call.
-            let ready =
-                unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
+            let ready = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
             if ready < 0 {
                 let err = std::io::Error::last_os_error();
                 if err.kind() == std::io::ErrorKind::Interrupted {
@@ -550,17 +443,11 @@ impl Session {
                 while let Ok((stream, _)) = attach.accept() {
                     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
                     let _ = stream.set_nonblocking(false);
-                    self.clients.push(Client {
-                        stream,
-                        input: Vec::new(),
-                    });
+                    self.clients.push(Client { stream, input: Vec::new() });
                 }
             }
-            let outputs_ready: Vec<(RawFd, u8, i16)> = open_outputs
-                .iter()
-                .zip(&pollfds[2..])
-                .map(|((fd, s), p)| (*fd, *s, p.revents))
-                .collect();
+            let outputs_ready: Vec<(RawFd, u8, i16)> =
+                open_outputs.iter().zip(&pollfds[2..]).map(|((fd, s), p)| (*fd, *s, p.revents)).collect();
             for (fd, stream, revents) in outputs_ready {
                 if revents == 0 {
                     continue;
@@ -571,17 +458,12 @@ impl Session {
                     let data = &buf[..n as usize];
                     let _ = self.log.write(stream, data);
                     self.broadcast(stream, data);
-                } else if n == 0
-                    || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
-                {
+                } else if n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
                     // EOF, or EIO from a pty whose other side closed.
                     open_outputs.retain(|(f, _)| *f != fd);
                 }
             }
-            let client_events: Vec<i16> = pollfds[2 + polled_outputs..]
-                .iter()
-                .map(|p| p.revents)
-                .collect();
+            let client_events: Vec<i16> = pollfds[2 + polled_outputs..].iter().map(|p| p.revents).collect();
             let mut dropped = Vec::new();
             for (index, revents) in client_events.into_iter().enumerate() {
                 if revents != 0 && index < self.clients.len() && !self.on_client(index, &mut buf) {
@@ -597,8 +479,7 @@ impl Session {
     fn on_sigchld(&mut self, sigchld: &OwnedFd) {
         let mut info = [0u8; 128];
         // SAFETY: reading signalfd records into a correctly sized local buffer.
-        while unsafe { libc::read(sigchld.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {
-        }
+        while unsafe { libc::read(sigchld.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {}
         loop {
             let mut status = 0;
             // SAFETY: waitpid with a valid status pointer.
@@ -626,8 +507,7 @@ impl Session {
             return;
         }
         let frame = frame::encode(stream, data);
-        self.clients
-            .retain_mut(|client| client.stream.write_all(&frame).is_ok());
+        self.clients.retain_mut(|client| client.stream.write_all(&frame).is_ok());
     }
 
     /// Handles input from a client; false drops it.
@@ -638,16 +518,12 @@ impl Session {
         };
         let client = &mut self.clients[index];
         client.input.extend_from_slice(&buf[..n]);
-        let Ok(inputs) = frame::decode(&mut client.input) else {
-            return false;
-        };
+        let Ok(inputs) = frame::decode(&mut client.input) else { return false };
         for input in inputs {
             match input {
                 frame::Input::Stdin(data) => {
                     let fd = match &self.stdio {
-                        Stdio3::Pipes {
-                            stdin: Some(fd), ..
-                        } => fd.as_raw_fd(),
+                        Stdio3::Pipes { stdin: Some(fd), .. } => fd.as_raw_fd(),
                         Stdio3::Tty { master } => master.as_raw_fd(),
                         Stdio3::Pipes { stdin: None, .. } => continue,
                     };
@@ -660,12 +536,7 @@ impl Session {
                 },
                 frame::Input::Resize { rows, cols } => {
                     if let Stdio3::Tty { master } = &self.stdio {
-                        let size = libc::winsize {
-                            ws_row: rows,
-                            ws_col: cols,
-                            ws_xpixel: 0,
-                            ws_ypixel: 0,
-                        };
+                        let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
                         // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
                         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
                     }
@@ -691,3 +562,4 @@ fn write_fd(fd: RawFd, mut data: &[u8]) {
         }
     }
 }
+

@@ -33,41 +33,29 @@ fn main() -> ExitCode {
 }
 
 fn udp_echo(port: &str) -> Result<(), String> {
-    let socket =
-        UdpSocket::bind(format!("0.0.0.0:{port}")).map_err(|e| format!("bind {port}: {e}"))?;
+    let socket = UdpSocket::bind(format!("0.0.0.0:{port}")).map_err(|e| format!("bind {port}: {e}"))?;
     println!("listening on udp {port}");
     let mut buf = [0u8; 2048];
     loop {
-        let (n, from) = socket
-            .recv_from(&mut buf)
-            .map_err(|e| format!("recv: {e}"))?;
+        let (n, from) = socket.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
         let mut reply = b"echo:".to_vec();
         reply.extend_from_slice(&buf[..n]);
-        socket
-            .send_to(&reply, from)
-            .map_err(|e| format!("send: {e}"))?;
+        socket.send_to(&reply, from).map_err(|e| format!("send: {e}"))?;
     }
 }
 
 fn udp_ask(to: &str, text: &str) -> Result<(), String> {
     let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    socket
-        .send_to(text.as_bytes(), to)
-        .map_err(|e| format!("send to {to}: {e}"))?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    socket.send_to(text.as_bytes(), to).map_err(|e| format!("send to {to}: {e}"))?;
     let mut buf = [0u8; 2048];
-    let (n, _) = socket
-        .recv_from(&mut buf)
-        .map_err(|e| format!("no answer from {to}: {e}"))?;
+    let (n, _) = socket.recv_from(&mut buf).map_err(|e| format!("no answer from {to}: {e}"))?;
     println!("{}", String::from_utf8_lossy(&buf[..n]));
     Ok(())
 }
 
 fn tcp_sink(port: &str) -> Result<(), String> {
-    let listener =
-        TcpListener::bind(format!("0.0.0.0:{port}")).map_err(|e| format!("bind {port}: {e}"))?;
+    let listener = TcpListener::bind(format!("0.0.0.0:{port}")).map_err(|e| format!("bind {port}: {e}"))?;
     println!("listening on tcp {port}");
     let mut buf = vec![0u8; 256 * 1024];
     for stream in listener.incoming() {
@@ -90,9 +78,7 @@ fn tcp_send(to: &str, mib: &str) -> Result<(), String> {
     for _ in 0..mib {
         stream.write_all(&block).map_err(|e| format!("send: {e}"))?;
     }
-    stream
-        .shutdown(Shutdown::Write)
-        .map_err(|e| format!("shutdown: {e}"))?;
+    stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
     let mut rest = [0u8; 16];
     let _ = stream.read(&mut rest);
     Ok(())
@@ -105,9 +91,7 @@ fn dns_answer(at: &str, ip: &str) -> Result<(), String> {
     println!("answering on {at}");
     let mut buf = [0u8; 512];
     loop {
-        let (n, from) = socket
-            .recv_from(&mut buf)
-            .map_err(|e| format!("recv: {e}"))?;
+        let (n, from) = socket.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
         if n < 12 {
             continue;
         }

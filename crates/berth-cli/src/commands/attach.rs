@@ -20,9 +20,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let details = agent
         .containers()
-        .inspect(berth_proto::v1::ContainerRef {
-            id: args.container.clone(),
-        })
+        .inspect(berth_proto::v1::ContainerRef { id: args.container.clone() })
         .await
         .map_err(|s| CallError::from_status("attach", s))?
         .into_inner();
@@ -33,20 +31,14 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let tty = json["Config"]["Tty"] == true;
     let stdin = !args.no_stdin && json["Config"]["OpenStdin"] == true;
     let attached = super::run::attach_streams(&agent, &args.container, stdin, tty).await?;
-    let _raw = (tty && stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()))
-        .then(super::run::RawTerminal::enable);
+    let _raw = (tty && stdin && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
     let code = agent
         .containers()
-        .wait(WaitContainerRequest {
-            id: args.container,
-            condition: "not-running".into(),
-        })
+        .wait(WaitContainerRequest { id: args.container, condition: "not-running".into() })
         .await
         .map_err(|s| CallError::from_status("wait", s))?
         .into_inner()
         .exit_code;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), attached).await;
-    Ok(ExitCode::from(
-        u8::try_from(code.clamp(0, 255)).unwrap_or(255),
-    ))
+    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)))
 }

@@ -215,12 +215,7 @@ fn profiles(args: &Args) -> Vec<String> {
     all
 }
 
-fn make_plan(
-    project: &Project,
-    profiles: &[String],
-    services: &[String],
-    scale: &BTreeMap<String, u32>,
-) -> Result<Plan, String> {
+fn make_plan(project: &Project, profiles: &[String], services: &[String], scale: &BTreeMap<String, u32>) -> Result<Plan, String> {
     let enabled = plan::enabled_services(&project.model, profiles, services)?;
     plan::plan(project, &enabled, scale).map_err(|e| e.to_string())
 }
@@ -238,10 +233,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
         } else {
             match format.as_str() {
-                "json" => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::to_value(&project.resolved)?)?
-                ),
+                "json" => println!("{}", serde_json::to_string_pretty(&serde_json::to_value(&project.resolved)?)?),
                 "yaml" => print!("{}", serde_norway::to_string(&project.resolved)?),
                 other => return Err(format!("unknown format {other:?}: yaml or json").into()),
             }
@@ -252,41 +244,19 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let profiles = profiles(&args);
     match args.command {
         ComposeCommand::Config { .. } => unreachable!("handled above"),
-        ComposeCommand::Up {
-            detach,
-            force_recreate,
-            remove_orphans,
-            build,
-            no_start,
-            scale,
-            no_color,
-            services,
-        } => {
+        ComposeCommand::Up { detach, force_recreate, remove_orphans, build, no_start, scale, no_color, services } => {
             let mut replicas = BTreeMap::new();
             for s in &scale {
-                let (name, n) = s
-                    .split_once('=')
-                    .ok_or_else(|| format!("invalid --scale {s:?}: use SERVICE=NUM"))?;
-                replicas.insert(
-                    name.to_owned(),
-                    n.parse::<u32>()
-                        .map_err(|_| format!("invalid --scale {s:?}"))?,
-                );
+                let (name, n) = s.split_once('=').ok_or_else(|| format!("invalid --scale {s:?}: use SERVICE=NUM"))?;
+                replicas.insert(name.to_owned(), n.parse::<u32>().map_err(|_| format!("invalid --scale {s:?}"))?);
             }
             let plan = make_plan(&project, &profiles, &services, &replicas)?;
             if build {
                 if let Some(s) = plan.services.iter().find(|s| s.build) {
-                    return Err(
-                        format!("service {}: image build is not supported yet", s.name).into(),
-                    );
+                    return Err(format!("service {}: image build is not supported yet", s.name).into());
                 }
             }
-            let options = UpOptions {
-                force_recreate,
-                remove_orphans,
-                no_start,
-                dependency_timeout: None,
-            };
+            let options = UpOptions { force_recreate, remove_orphans, no_start, dependency_timeout: None };
             let mut progress = progress_printer();
             let ids = apply::up(&agent, &plan, &options, &mut progress).await?;
             if detach || no_start {
@@ -294,11 +264,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
             // Attached: follow every service container's output until all have
             // stopped, or Ctrl-C stops them.
-            let list: Vec<ContainerSummary> = apply::containers(&agent, &plan.project)
-                .await?
-                .into_iter()
-                .filter(|c| ids.contains(&c.id))
-                .collect();
+            let list: Vec<ContainerSummary> = apply::containers(&agent, &plan.project).await?.into_iter().filter(|c| ids.contains(&c.id)).collect();
             let printer = follow_logs(&agent, &list, true, -1, false, !no_color, true);
             tokio::select! {
                 _ = printer => {}
@@ -311,54 +277,24 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 }
             }
         }
-        ComposeCommand::Down {
-            volumes,
-            rmi,
-            remove_orphans,
-        } => {
+        ComposeCommand::Down { volumes, rmi, remove_orphans } => {
             if let Some(r) = rmi.as_deref().filter(|r| !matches!(*r, "all" | "local")) {
                 return Err(format!("invalid --rmi {r:?}: all or local").into());
             }
             let all: Vec<String> = project.model.services.keys().cloned().collect();
             let plan = make_plan(&project, &["*".to_owned()], &all, &BTreeMap::new())?;
             let mut progress = progress_printer();
-            apply::down(
-                &agent,
-                &plan,
-                &DownOptions {
-                    volumes,
-                    rmi,
-                    remove_orphans,
-                },
-                &mut progress,
-            )
-            .await?;
+            apply::down(&agent, &plan, &DownOptions { volumes, rmi, remove_orphans }, &mut progress).await?;
         }
-        ComposeCommand::Ps {
-            all,
-            quiet,
-            services,
-            format,
-            services_filter,
-        } => {
+        ComposeCommand::Ps { all, quiet, services, format, services_filter } => {
             let list: Vec<ContainerSummary> = apply::containers(&agent, &project.name)
                 .await?
                 .into_iter()
-                .filter(|c| {
-                    all || c.state == "running" || c.state == "restarting" || c.state == "paused"
-                })
-                .filter(|c| {
-                    services_filter.is_empty()
-                        || services_filter
-                            .iter()
-                            .any(|s| Some(s) == c.labels.get(LABEL_SERVICE))
-                })
+                .filter(|c| all || c.state == "running" || c.state == "restarting" || c.state == "paused")
+                .filter(|c| services_filter.is_empty() || services_filter.iter().any(|s| Some(s) == c.labels.get(LABEL_SERVICE)))
                 .collect();
             if services {
-                let names: BTreeSet<&String> = list
-                    .iter()
-                    .filter_map(|c| c.labels.get(LABEL_SERVICE))
-                    .collect();
+                let names: BTreeSet<&String> = list.iter().filter_map(|c| c.labels.get(LABEL_SERVICE)).collect();
                 names.iter().for_each(|n| println!("{n}"));
             } else if quiet {
                 list.iter().for_each(|c| println!("{}", c.id));
@@ -377,9 +313,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                     );
                 }
             } else {
-                let titles = ["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"]
-                    .map(str::to_owned)
-                    .to_vec();
+                let titles = ["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"].map(str::to_owned).to_vec();
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|c| {
@@ -396,52 +330,17 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 super::ps::print_table(&titles, &rows);
             }
         }
-        ComposeCommand::Logs {
-            follow,
-            tail,
-            timestamps,
-            no_color,
-            no_log_prefix,
-            services,
-        } => {
-            let tail: i64 = if tail == "all" {
-                -1
-            } else {
-                tail.parse()
-                    .map_err(|_| format!("invalid --tail {tail:?}"))?
-            };
+        ComposeCommand::Logs { follow, tail, timestamps, no_color, no_log_prefix, services } => {
+            let tail: i64 = if tail == "all" { -1 } else { tail.parse().map_err(|_| format!("invalid --tail {tail:?}"))? };
             let list: Vec<ContainerSummary> = apply::containers(&agent, &project.name)
                 .await?
                 .into_iter()
-                .filter(|c| {
-                    services.is_empty()
-                        || services
-                            .iter()
-                            .any(|s| Some(s) == c.labels.get(LABEL_SERVICE))
-                })
+                .filter(|c| services.is_empty() || services.iter().any(|s| Some(s) == c.labels.get(LABEL_SERVICE)))
                 .collect();
             let colour = !no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
-            follow_logs(
-                &agent,
-                &list,
-                follow,
-                tail,
-                timestamps,
-                colour,
-                !no_log_prefix,
-            )
-            .await;
+            follow_logs(&agent, &list, follow, tail, timestamps, colour, !no_log_prefix).await;
         }
-        ComposeCommand::Exec {
-            detach,
-            no_tty,
-            env,
-            user,
-            workdir,
-            index,
-            service,
-            command,
-        } => {
+        ComposeCommand::Exec { detach, no_tty, env, user, workdir, index, service, command } => {
             let target = service_container(&agent, &project.name, &service, index).await?;
             let mut argv: Vec<String> = vec!["exec".into()];
             if detach {
@@ -466,36 +365,11 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             argv.extend(command);
             return super::exec::run(ctx, ExecCli::try_parse_from(argv)?.args).await;
         }
-        ComposeCommand::Run {
-            detach,
-            rm,
-            no_tty,
-            env,
-            entrypoint,
-            user,
-            workdir,
-            name,
-            no_deps,
-            service,
-            command,
-        } => {
-            let plan = make_plan(
-                &project,
-                &profiles,
-                std::slice::from_ref(&service),
-                &BTreeMap::new(),
-            )?;
-            let planned = plan
-                .service(&service)
-                .ok_or_else(|| format!("no such service: {service}"))?
-                .clone();
+        ComposeCommand::Run { detach, rm, no_tty, env, entrypoint, user, workdir, name, no_deps, service, command } => {
+            let plan = make_plan(&project, &profiles, std::slice::from_ref(&service), &BTreeMap::new())?;
+            let planned = plan.service(&service).ok_or_else(|| format!("no such service: {service}"))?.clone();
             if !no_deps {
-                let deps: Vec<String> = plan
-                    .services
-                    .iter()
-                    .map(|s| s.name.clone())
-                    .filter(|s| *s != service)
-                    .collect();
+                let deps: Vec<String> = plan.services.iter().map(|s| s.name.clone()).filter(|s| *s != service).collect();
                 if !deps.is_empty() {
                     let deps_plan = make_plan(&project, &profiles, &deps, &BTreeMap::new())?;
                     let mut progress = progress_printer();
@@ -506,8 +380,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             apply::ensure_resources(&agent, &plan, &mut progress).await?;
             let mut request = planned.request_for(&plan.project, 1);
             let suffix = random_hex(3);
-            request.name =
-                name.unwrap_or_else(|| format!("{}-{service}-run-{suffix}", plan.project));
+            request.name = name.unwrap_or_else(|| format!("{}-{service}-run-{suffix}", plan.project));
             request.labels.insert(LABEL_ONEOFF.into(), "True".into());
             request.labels.remove(plan::LABEL_NUMBER);
             request.auto_remove = rm;
@@ -530,16 +403,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
             let interactive = !detach;
             request.open_stdin = interactive;
-            request.tty =
-                interactive && !no_tty && std::io::IsTerminal::is_terminal(&std::io::stdin());
+            request.tty = interactive && !no_tty && std::io::IsTerminal::is_terminal(&std::io::stdin());
             let tty = request.tty;
-            let id = agent
-                .containers()
-                .create(request)
-                .await
-                .map_err(|s| CallError::from_status("create", s))?
-                .into_inner()
-                .id;
+            let id = agent.containers().create(request).await.map_err(|s| CallError::from_status("create", s))?.into_inner().id;
             for (network, aliases, ip) in &planned.extra_networks {
                 agent
                     .networks()
@@ -553,11 +419,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                     .map_err(|s| CallError::from_status("network connect", s))?;
             }
             if detach {
-                agent
-                    .containers()
-                    .start(ContainerRef { id: id.clone() })
-                    .await
-                    .map_err(|s| CallError::from_status("start", s))?;
+                agent.containers().start(ContainerRef { id: id.clone() }).await.map_err(|s| CallError::from_status("start", s))?;
                 println!("{id}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -566,31 +428,14 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             let mut waiter = agent.containers();
             let wait_id = id.clone();
             let wait = tokio::spawn(async move {
-                waiter
-                    .wait(berth_proto::v1::WaitContainerRequest {
-                        id: wait_id,
-                        condition: condition.to_owned(),
-                    })
-                    .await
+                waiter.wait(berth_proto::v1::WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await
             });
-            let _raw = (tty && std::io::IsTerminal::is_terminal(&std::io::stdin()))
-                .then(super::run::RawTerminal::enable);
-            if let Err(status) = agent
-                .containers()
-                .start(ContainerRef { id: id.clone() })
-                .await
-            {
+            let _raw = (tty && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
+            if let Err(status) = agent.containers().start(ContainerRef { id: id.clone() }).await {
                 wait.abort();
                 attached.abort();
                 if rm {
-                    let _ = agent
-                        .containers()
-                        .remove(berth_proto::v1::RemoveContainerRequest {
-                            id,
-                            force: true,
-                            volumes: true,
-                        })
-                        .await;
+                    let _ = agent.containers().remove(berth_proto::v1::RemoveContainerRequest { id, force: true, volumes: true }).await;
                 }
                 return Err(CallError::from_status("start", status).into());
             }
@@ -600,49 +445,22 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 Err(e) => return Err(format!("wait: {e}").into()),
             };
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), attached).await;
-            return Ok(ExitCode::from(
-                u8::try_from(code.clamp(0, 255)).unwrap_or(255),
-            ));
+            return Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)));
         }
         ComposeCommand::Start { services } => {
-            let plan_order = make_plan(&project, &["*".to_owned()], &[], &BTreeMap::new())
-                .map(|p| {
-                    p.services
-                        .iter()
-                        .map(|s| s.name.clone())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
+            let plan_order = make_plan(&project, &["*".to_owned()], &[], &BTreeMap::new()).map(|p| p.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>()).unwrap_or_default();
             let mut list = selected(&agent, &project.name, &services).await?;
-            list.sort_by_key(|c| {
-                plan_order
-                    .iter()
-                    .position(|s| Some(s) == c.labels.get(LABEL_SERVICE))
-                    .unwrap_or(usize::MAX)
-            });
+            list.sort_by_key(|c| plan_order.iter().position(|s| Some(s) == c.labels.get(LABEL_SERVICE)).unwrap_or(usize::MAX));
             for c in list.iter().filter(|c| c.state != "running") {
-                agent
-                    .containers()
-                    .start(ContainerRef { id: c.id.clone() })
-                    .await
-                    .map_err(|s| CallError::from_status("start", s))?;
+                agent.containers().start(ContainerRef { id: c.id.clone() }).await.map_err(|s| CallError::from_status("start", s))?;
                 eprintln!(" ✔ Container {}  Started", c.name);
             }
         }
         ComposeCommand::Stop { timeout, services } => {
-            for c in selected(&agent, &project.name, &services)
-                .await?
-                .iter()
-                .rev()
-                .filter(|c| c.state == "running" || c.state == "paused")
-            {
+            for c in selected(&agent, &project.name, &services).await?.iter().rev().filter(|c| c.state == "running" || c.state == "paused") {
                 agent
                     .containers()
-                    .stop(StopContainerRequest {
-                        id: c.id.clone(),
-                        timeout: timeout.unwrap_or(-1),
-                        signal: String::new(),
-                    })
+                    .stop(StopContainerRequest { id: c.id.clone(), timeout: timeout.unwrap_or(-1), signal: String::new() })
                     .await
                     .map_err(|s| CallError::from_status("stop", s))?;
                 eprintln!(" ✔ Container {}  Stopped", c.name);
@@ -652,11 +470,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             for c in selected(&agent, &project.name, &services).await? {
                 agent
                     .containers()
-                    .restart(StopContainerRequest {
-                        id: c.id.clone(),
-                        timeout: timeout.unwrap_or(-1),
-                        signal: String::new(),
-                    })
+                    .restart(StopContainerRequest { id: c.id.clone(), timeout: timeout.unwrap_or(-1), signal: String::new() })
                     .await
                     .map_err(|s| CallError::from_status("restart", s))?;
                 eprintln!(" ✔ Container {}  Started", c.name);
@@ -665,11 +479,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         ComposeCommand::Pull { services } => {
             let plan = make_plan(&project, &profiles, &services, &BTreeMap::new())?;
             let mut progress = progress_printer();
-            for s in plan
-                .services
-                .iter()
-                .filter(|s| !s.build || project.model.services[&s.name].image.is_some())
-            {
+            for s in plan.services.iter().filter(|s| !s.build || project.model.services[&s.name].image.is_some()) {
                 apply::pull(&agent, &s.create.image, &mut progress).await?;
             }
         }
@@ -680,11 +490,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 if event.attributes.get(LABEL_PROJECT) != Some(&project.name) {
                     continue;
                 }
-                let service = event
-                    .attributes
-                    .get(LABEL_SERVICE)
-                    .cloned()
-                    .unwrap_or_default();
+                let service = event.attributes.get(LABEL_SERVICE).cloned().unwrap_or_default();
                 if !services.is_empty() && !services.contains(&service) {
                     continue;
                 }
@@ -696,11 +502,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                         serde_json::json!({"time": time, "type": "container", "action": event.action, "id": id, "service": service, "attributes": event.attributes})
                     );
                 } else {
-                    println!(
-                        "{time} container {} {id} (name={}, service={service})",
-                        event.action,
-                        event.attributes.get("name").cloned().unwrap_or_default()
-                    );
+                    println!("{time} container {} {id} (name={}, service={service})", event.action, event.attributes.get("name").cloned().unwrap_or_default());
                 }
             }
         }
@@ -729,99 +531,50 @@ struct ExecCli {
 }
 
 /// The service's replica `index` (running).
-async fn service_container(
-    agent: &AgentClient,
-    project: &str,
-    service: &str,
-    index: u32,
-) -> Result<String, String> {
-    let list = apply::containers(agent, project)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn service_container(agent: &AgentClient, project: &str, service: &str, index: u32) -> Result<String, String> {
+    let list = apply::containers(agent, project).await.map_err(|e| e.to_string())?;
     list.into_iter()
-        .find(|c| {
-            c.labels.get(LABEL_SERVICE).is_some_and(|s| s == service)
-                && apply::number(c) == index
-                && c.labels.get(LABEL_ONEOFF).is_none_or(|o| o != "True")
-        })
+        .find(|c| c.labels.get(LABEL_SERVICE).is_some_and(|s| s == service) && apply::number(c) == index && c.labels.get(LABEL_ONEOFF).is_none_or(|o| o != "True"))
         .filter(|c| c.state == "running")
         .map(|c| c.id)
         .ok_or_else(|| format!("service \"{service}\" is not running"))
 }
 
 /// The project's service containers (one-offs aside), optionally of some services.
-async fn selected(
-    agent: &AgentClient,
-    project: &str,
-    services: &[String],
-) -> Result<Vec<ContainerSummary>, String> {
+async fn selected(agent: &AgentClient, project: &str, services: &[String]) -> Result<Vec<ContainerSummary>, String> {
     Ok(apply::containers(agent, project)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|c| c.labels.get(LABEL_ONEOFF).is_none_or(|o| o != "True"))
-        .filter(|c| {
-            services.is_empty()
-                || services
-                    .iter()
-                    .any(|s| Some(s) == c.labels.get(LABEL_SERVICE))
-        })
+        .filter(|c| services.is_empty() || services.iter().any(|s| Some(s) == c.labels.get(LABEL_SERVICE)))
         .collect())
 }
 
 /// Prints every container's log lines prefixed with its name (`web-1  | ...`), each
 /// service in its colour; returns when every stream has ended.
-async fn follow_logs(
-    agent: &AgentClient,
-    list: &[ContainerSummary],
-    follow: bool,
-    tail: i64,
-    timestamps: bool,
-    colour: bool,
-    prefix: bool,
-) {
+async fn follow_logs(agent: &AgentClient, list: &[ContainerSummary], follow: bool, tail: i64, timestamps: bool, colour: bool, prefix: bool) {
     let width = list.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let services: Vec<String> = {
-        let mut s: Vec<String> = list
-            .iter()
-            .filter_map(|c| c.labels.get(LABEL_SERVICE).cloned())
-            .collect();
+        let mut s: Vec<String> = list.iter().filter_map(|c| c.labels.get(LABEL_SERVICE).cloned()).collect();
         s.sort();
         s.dedup();
         s
     };
     let mut tasks = tokio::task::JoinSet::new();
     for c in list {
-        let index = services
-            .iter()
-            .position(|s| Some(s) == c.labels.get(LABEL_SERVICE))
-            .unwrap_or(0);
+        let index = services.iter().position(|s| Some(s) == c.labels.get(LABEL_SERVICE)).unwrap_or(0);
         let head = if !prefix {
             String::new()
         } else if colour {
-            format!(
-                "\x1b[{}m{:<width$}  |\x1b[0m ",
-                COLOURS[index % COLOURS.len()],
-                c.name
-            )
+            format!("\x1b[{}m{:<width$}  |\x1b[0m ", COLOURS[index % COLOURS.len()], c.name)
         } else {
             format!("{:<width$}  | ", c.name)
         };
         let mut containers = agent.containers();
-        let request = LogsRequest {
-            id: c.id.clone(),
-            follow,
-            stdout: true,
-            stderr: true,
-            since: String::new(),
-            until: String::new(),
-            tail,
-            timestamps,
-        };
+        let request = LogsRequest { id: c.id.clone(), follow, stdout: true, stderr: true, since: String::new(), until: String::new(), tail, timestamps };
         tasks.spawn(async move {
-            let Ok(stream) = containers.logs(request).await else {
-                return;
-            };
+            let Ok(stream) = containers.logs(request).await else { return };
             let mut stream = stream.into_inner();
             let mut pending: Vec<u8> = Vec::new();
             while let Some(Ok(chunk)) = stream.next().await {

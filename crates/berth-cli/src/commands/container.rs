@@ -96,9 +96,7 @@ pub async fn run(ctx: &Context, command: ContainerCommand) -> CommandResult {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
             let pruned = agent
                 .containers()
-                .prune(PruneContainersRequest {
-                    filters: Vec::new(),
-                })
+                .prune(PruneContainersRequest { filters: Vec::new() })
                 .await
                 .map_err(|s| CallError::from_status("container prune", s))?
                 .into_inner();

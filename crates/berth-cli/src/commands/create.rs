@@ -175,15 +175,9 @@ pub fn parse_volume_flag(text: &str) -> Result<Mount, String> {
         _ => return Err(format!("invalid volume specification: {text:?}")),
     };
     if !target.starts_with('/') {
-        return Err(format!(
-            "invalid volume specification: {text:?}: the container path must be absolute"
-        ));
+        return Err(format!("invalid volume specification: {text:?}: the container path must be absolute"));
     }
-    let mut mount = Mount {
-        r#type: "volume".into(),
-        target: target.into(),
-        ..Default::default()
-    };
+    let mut mount = Mount { r#type: "volume".into(), target: target.into(), ..Default::default() };
     if source.starts_with('/') || source.starts_with('.') {
         let absolute = std::path::absolute(source).map_err(|e| format!("{source}: {e}"))?;
         mount.r#type = "bind".into();
@@ -198,11 +192,7 @@ pub fn parse_volume_flag(text: &str) -> Result<Mount, String> {
             "rw" => mount.read_only = false,
             "nocopy" => mount.no_copy = true,
             "z" | "Z" | "rprivate" | "private" => {}
-            other => {
-                return Err(format!(
-                    "invalid mode {other:?} in volume specification {text:?}"
-                ))
-            }
+            other => return Err(format!("invalid mode {other:?} in volume specification {text:?}")),
         }
     }
     Ok(mount)
@@ -210,22 +200,15 @@ pub fn parse_volume_flag(text: &str) -> Result<Mount, String> {
 
 /// `--mount type=...,source=...,target=...,readonly,...`.
 pub fn parse_mount_flag(text: &str) -> Result<Mount, String> {
-    let mut mount = Mount {
-        r#type: "volume".into(),
-        ..Default::default()
-    };
+    let mut mount = Mount { r#type: "volume".into(), ..Default::default() };
     let mut tmpfs_options = Vec::new();
     for field in text.split(',') {
-        let (key, value) = field
-            .split_once('=')
-            .map_or((field, None), |(k, v)| (k, Some(v)));
+        let (key, value) = field.split_once('=').map_or((field, None), |(k, v)| (k, Some(v)));
         let flag = |v: Option<&str>| -> Result<bool, String> {
             match v {
                 None | Some("true") | Some("1") => Ok(true),
                 Some("false") | Some("0") => Ok(false),
-                Some(other) => Err(format!(
-                    "invalid value {other:?} for {key} in --mount {text:?}"
-                )),
+                Some(other) => Err(format!("invalid value {other:?} for {key} in --mount {text:?}")),
             }
         };
         match key {
@@ -245,9 +228,7 @@ pub fn parse_mount_flag(text: &str) -> Result<Mount, String> {
     }
     match mount.r#type.as_str() {
         "tmpfs" => mount.options = tmpfs_options.join(","),
-        "bind" if mount.source.is_empty() => {
-            return Err(format!("source is required for a bind mount: {text:?}"))
-        }
+        "bind" if mount.source.is_empty() => return Err(format!("source is required for a bind mount: {text:?}")),
         "bind" | "volume" => {}
         other => return Err(format!("invalid mount type {other:?}")),
     }
@@ -257,19 +238,12 @@ pub fn parse_mount_flag(text: &str) -> Result<Mount, String> {
 pub use berth_proto::units::{parse_bytes, parse_duration, parse_restart};
 
 fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read env file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read env file {}: {e}", path.display()))?;
     Ok(text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            if l.contains('=') {
-                Some(l.to_owned())
-            } else {
-                std::env::var(l).ok().map(|v| format!("{l}={v}"))
-            }
-        })
+        .filter_map(|l| if l.contains('=') { Some(l.to_owned()) } else { std::env::var(l).ok().map(|v| format!("{l}={v}")) })
         .collect())
 }
 
@@ -300,10 +274,7 @@ impl ContainerArgs {
 
     fn healthcheck(&self) -> Result<Option<berth_proto::v1::Healthcheck>, String> {
         if self.no_healthcheck {
-            return Ok(Some(berth_proto::v1::Healthcheck {
-                test: vec!["NONE".into()],
-                ..Default::default()
-            }));
+            return Ok(Some(berth_proto::v1::Healthcheck { test: vec!["NONE".into()], ..Default::default() }));
         }
         let any = self.health_cmd.is_some()
             || self.health_interval.is_some()
@@ -313,18 +284,9 @@ impl ContainerArgs {
         if !any {
             return Ok(None);
         }
-        let duration = |d: &Option<String>| {
-            d.as_deref()
-                .map(parse_duration)
-                .transpose()
-                .map(|d| d.unwrap_or(0))
-        };
+        let duration = |d: &Option<String>| d.as_deref().map(parse_duration).transpose().map(|d| d.unwrap_or(0));
         Ok(Some(berth_proto::v1::Healthcheck {
-            test: self
-                .health_cmd
-                .iter()
-                .flat_map(|c| ["CMD-SHELL".to_owned(), c.clone()])
-                .collect(),
+            test: self.health_cmd.iter().flat_map(|c| ["CMD-SHELL".to_owned(), c.clone()]).collect(),
             interval: duration(&self.health_interval)?,
             timeout: duration(&self.health_timeout)?,
             start_period: duration(&self.health_start_period)?,
@@ -347,11 +309,7 @@ impl ContainerArgs {
         let labels: HashMap<String, String> = self
             .labels
             .iter()
-            .map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .unwrap_or((l.clone(), String::new()))
-            })
+            .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new())))
             .collect();
         let restart = self.restart.as_deref().map(parse_restart).transpose()?;
         let mut mounts: Vec<Mount> = self
@@ -359,12 +317,7 @@ impl ContainerArgs {
             .iter()
             .map(|t| {
                 let (target, options) = t.split_once(':').unwrap_or((t.as_str(), ""));
-                Mount {
-                    r#type: "tmpfs".into(),
-                    target: target.into(),
-                    options: options.into(),
-                    ..Default::default()
-                }
+                Mount { r#type: "tmpfs".into(), target: target.into(), options: options.into(), ..Default::default() }
             })
             .collect();
         for v in &self.volumes {
@@ -377,12 +330,7 @@ impl ContainerArgs {
             name: self.name.clone().unwrap_or_default(),
             image: self.image.clone(),
             cmd: self.command.clone(),
-            entrypoint: self
-                .entrypoint
-                .iter()
-                .filter(|e| !e.is_empty())
-                .cloned()
-                .collect(),
+            entrypoint: self.entrypoint.iter().filter(|e| !e.is_empty()).cloned().collect(),
             entrypoint_set: self.entrypoint.is_some(),
             env,
             working_dir: self.workdir.clone().unwrap_or_default(),
@@ -404,29 +352,15 @@ impl ContainerArgs {
                 .iter()
                 .map(|o| match o.split_once(['=', ':']) {
                     // docker reads a profile file on the client and sends its JSON.
-                    Some(("seccomp", path))
-                        if path != "unconfined" && !path.trim_start().starts_with('{') =>
-                    {
-                        std::fs::read_to_string(path)
-                            .map(|json| format!("seccomp={json}"))
-                            .map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))
+                    Some(("seccomp", path)) if path != "unconfined" && !path.trim_start().starts_with('{') => {
+                        std::fs::read_to_string(path).map(|json| format!("seccomp={json}")).map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))
                     }
                     _ => Ok(o.clone()),
                 })
                 .collect::<Result<_, _>>()?,
             resources: Some(Resources {
-                memory: self
-                    .memory
-                    .as_deref()
-                    .map(parse_bytes)
-                    .transpose()?
-                    .unwrap_or(0),
-                memory_swap: self
-                    .memory_swap
-                    .as_deref()
-                    .map(parse_bytes)
-                    .transpose()?
-                    .unwrap_or(0),
+                memory: self.memory.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
+                memory_swap: self.memory_swap.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
                 nano_cpus: self.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
                 cpu_shares: self.cpu_shares.unwrap_or(0),
                 pids_limit: self.pids_limit.unwrap_or(0),
@@ -440,36 +374,20 @@ impl ContainerArgs {
             publish_all: self.publish_all,
             expose: self.exposed()?,
             healthcheck: self.healthcheck()?,
-            extra_hosts: self
-                .add_hosts
-                .iter()
-                .map(|h| h.replacen('=', ":", 1))
-                .collect(),
+            extra_hosts: self.add_hosts.iter().map(|h| h.replacen('=', ":", 1)).collect(),
             dns: self.dns.clone(),
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_options.clone(),
-            shm_size: self
-                .shm_size
-                .as_deref()
-                .map(parse_bytes)
-                .transpose()?
-                .unwrap_or(0),
+            shm_size: self.shm_size.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
             ulimits: self
                 .ulimit
                 .iter()
-                .map(|u| {
-                    berth_proto::units::parse_ulimit(u)
-                        .map(|(name, soft, hard)| berth_proto::v1::Ulimit { name, soft, hard })
-                })
+                .map(|u| berth_proto::units::parse_ulimit(u).map(|(name, soft, hard)| berth_proto::v1::Ulimit { name, soft, hard }))
                 .collect::<Result<_, _>>()?,
             sysctls: self
                 .sysctl
                 .iter()
-                .map(|s| {
-                    s.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| format!("invalid sysctl {s:?}: want name=value"))
-                })
+                .map(|s| s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("invalid sysctl {s:?}: want name=value")))
                 .collect::<Result<_, _>>()?,
             group_add: self.group_add.clone(),
         })
@@ -477,29 +395,12 @@ impl ContainerArgs {
 }
 
 /// Pulls `image`, reporting on stderr as `docker run` does.
-async fn pull_for_create(
-    agent: &AgentClient,
-    image: &str,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn pull_for_create(agent: &AgentClient, image: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     eprintln!("Unable to find image '{image}' locally");
-    let auth =
-        berth_host::credentials::load(&berth_host::credentials::registry_of(image))?.map(|l| {
-            berth_proto::v1::RegistryAuth {
-                username: l.username,
-                password: l.password,
-            }
-        });
-    let request = PullRequest {
-        reference: image.to_owned(),
-        platform: String::new(),
-        auth,
-    };
-    let mut stream = agent
-        .images()
-        .pull(request)
-        .await
-        .map_err(|s| CallError::from_status("pull", s))?
-        .into_inner();
+    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(image))?
+        .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
+    let request = PullRequest { reference: image.to_owned(), platform: String::new(), auth };
+    let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     while let Some(event) = stream.next().await {
         let event = event.map_err(|s| CallError::from_status("pull", s))?;
         if let Some(Event::Done(done)) = event.event {
@@ -511,23 +412,13 @@ async fn pull_for_create(
 }
 
 /// Creates the container, pulling its image first if the engine lacks it.
-pub async fn create_container(
-    agent: &AgentClient,
-    args: &ContainerArgs,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn create_container(agent: &AgentClient, args: &ContainerArgs) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let request = args.request()?;
     let first = agent.containers().create(request.clone()).await;
     let response = match first {
-        Err(status)
-            if ErrorKind::from_grpc_code(status.code()) == ErrorKind::NotFound
-                && status.message().starts_with("no such image") =>
-        {
+        Err(status) if ErrorKind::from_grpc_code(status.code()) == ErrorKind::NotFound && status.message().starts_with("no such image") => {
             pull_for_create(agent, &args.image).await?;
-            agent
-                .containers()
-                .create(request)
-                .await
-                .map_err(|s| CallError::from_status("create", s))?
+            agent.containers().create(request).await.map_err(|s| CallError::from_status("create", s))?
         }
         other => other.map_err(|s| CallError::from_status("create", s))?,
     };
@@ -559,10 +450,7 @@ mod tests {
         assert_eq!(super::parse_duration("250ms"), Ok(250_000_000));
         assert!(super::parse_duration("soon").is_err());
         let anonymous = super::parse_volume_flag("/data").expect("anonymous");
-        assert_eq!(
-            (anonymous.r#type.as_str(), anonymous.source.as_str()),
-            ("volume", "")
-        );
+        assert_eq!((anonymous.r#type.as_str(), anonymous.source.as_str()), ("volume", ""));
         let named = super::parse_volume_flag("db:/var/lib/db:ro,nocopy").expect("named");
         assert!(named.read_only && named.no_copy && named.source == "db");
         let bind = super::parse_volume_flag("/srv/site:/usr/share/site").expect("bind");

@@ -27,9 +27,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             Ok(event) => event,
             // The engine said it was stopping: the stream breaking is the end, not an error.
             Err(_) if engine_stopping => break,
-            Err(status) => {
-                return Err(format!("the event stream broke: {}", status.message()).into())
-            }
+            Err(status) => return Err(format!("the event stream broke: {}", status.message()).into()),
         };
         engine_stopping = event.r#type == "engine" && event.action == "stopping";
         match args.format {
@@ -44,19 +42,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 })
             ),
             Format::Text => {
-                let mut attrs: Vec<_> = event
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let mut attrs: Vec<_> = event.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 attrs.sort();
-                println!(
-                    "{} {}.{} {}",
-                    event.time_unix_nanos,
-                    event.r#type,
-                    event.action,
-                    attrs.join(" ")
-                );
+                println!("{} {}.{} {}", event.time_unix_nanos, event.r#type, event.action, attrs.join(" "));
             }
         }
     }

@@ -50,20 +50,8 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         detach: args.detach,
         privileged: args.privileged,
     };
-    let (rows, cols) = if args.tty {
-        super::run::terminal_size()
-    } else {
-        (0, 0)
-    };
-    sender
-        .send(ExecInput {
-            spec: Some(spec),
-            rows,
-            cols,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let (rows, cols) = if args.tty { super::run::terminal_size() } else { (0, 0) };
+    sender.send(ExecInput { spec: Some(spec), rows, cols, ..Default::default() }).await.map_err(|e| e.to_string())?;
     let mut output = agent
         .containers()
         .exec(tokio_stream::wrappers::ReceiverStream::new(receiver))
@@ -71,29 +59,16 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         .map_err(|s| CallError::from_status("exec", s))?
         .into_inner();
     if args.tty {
-        super::run::forward_resizes(sender.clone(), |rows, cols| ExecInput {
-            rows,
-            cols,
+        super::run::forward_resizes(sender.clone(), |rows, cols| ExecInput { rows, cols, ..Default::default() });
+    }
+    if args.interactive {
+        super::run::forward_stdin(sender.clone(), |data| ExecInput { stdin: data, ..Default::default() }, || ExecInput {
+            close_stdin: true,
             ..Default::default()
         });
     }
-    if args.interactive {
-        super::run::forward_stdin(
-            sender.clone(),
-            |data| ExecInput {
-                stdin: data,
-                ..Default::default()
-            },
-            || ExecInput {
-                close_stdin: true,
-                ..Default::default()
-            },
-        );
-    }
     let _keep_open = sender;
-    let _raw =
-        (args.tty && args.interactive && std::io::IsTerminal::is_terminal(&std::io::stdin()))
-            .then(super::run::RawTerminal::enable);
+    let _raw = (args.tty && args.interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
     let mut code = 0;
     while let Some(message) = output.next().await {
         let message = message.map_err(|s| CallError::from_status("exec", s))?;
@@ -108,7 +83,5 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             std::io::stdout().flush()?;
         }
     }
-    Ok(ExitCode::from(
-        u8::try_from(code.clamp(0, 255)).unwrap_or(255),
-    ))
+    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)))
 }

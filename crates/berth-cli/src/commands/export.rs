@@ -17,27 +17,15 @@ pub struct Args {
 }
 
 /// Streams a tar of `path` in the container into `out`.
-pub async fn archive_to(
-    agent: &AgentClient,
-    container: &str,
-    path: &str,
-    out: &mut dyn Write,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn archive_to(agent: &AgentClient, container: &str, path: &str, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut stream = agent
         .containers()
-        .archive(ArchiveRequest {
-            id: container.to_owned(),
-            path: path.to_owned(),
-        })
+        .archive(ArchiveRequest { id: container.to_owned(), path: path.to_owned() })
         .await
         .map_err(|s| CallError::from_status("archive", s))?
         .into_inner();
     while let Some(chunk) = stream.next().await {
-        out.write_all(
-            &chunk
-                .map_err(|s| CallError::from_status("archive", s))?
-                .data,
-        )?;
+        out.write_all(&chunk.map_err(|s| CallError::from_status("archive", s))?.data)?;
     }
     out.flush()?;
     Ok(())

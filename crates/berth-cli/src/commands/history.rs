@@ -17,9 +17,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let steps = agent
         .images()
-        .history(InspectImageRequest {
-            reference: args.image,
-        })
+        .history(InspectImageRequest { reference: args.image })
         .await
         .map_err(|s| CallError::from_status("history", s))?
         .into_inner()
@@ -33,10 +31,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Format::Text => {
-            println!(
-                "{:<22} {:<50} {:>10}  COMMENT",
-                "CREATED", "CREATED BY", "SIZE"
-            );
+            println!("{:<22} {:<50} {:>10}  COMMENT", "CREATED", "CREATED BY", "SIZE");
             for s in steps {
                 let by: String = s.created_by.chars().take(50).collect();
                 println!("{:<22} {:<50} {:>10}  {}", s.created, by, s.size, s.comment);

@@ -38,12 +38,7 @@ pub async fn run(ctx: &Context, cmd: ImageCommand) -> CommandResult {
 
 pub async fn prune(ctx: &Context, all: bool) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let pruned = agent
-        .images()
-        .prune(PruneImagesRequest { all })
-        .await
-        .map_err(|s| CallError::from_status("prune", s))?
-        .into_inner();
+    let pruned = agent.images().prune(PruneImagesRequest { all }).await.map_err(|s| CallError::from_status("prune", s))?.into_inner();
     for name in &pruned.untagged {
         println!("untagged: {}", super::images::familiar(name));
     }

@@ -31,11 +31,7 @@ fn human_size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}{}", units[unit]).replace(".000", "")
-    }
+    if unit == 0 { format!("{bytes}B") } else { format!("{value:.3}{}", units[unit]).replace(".000", "") }
 }
 
 fn split_tag(tag: &str) -> (String, String) {
@@ -47,10 +43,7 @@ fn split_tag(tag: &str) -> (String, String) {
 }
 
 pub fn familiar(repo: &str) -> String {
-    repo.strip_prefix("docker.io/library/")
-        .or_else(|| repo.strip_prefix("docker.io/"))
-        .unwrap_or(repo)
-        .to_owned()
+    repo.strip_prefix("docker.io/library/").or_else(|| repo.strip_prefix("docker.io/")).unwrap_or(repo).to_owned()
 }
 
 pub fn image_json(i: &berth_proto::v1::Image) -> serde_json::Value {
@@ -69,13 +62,7 @@ pub fn image_json(i: &berth_proto::v1::Image) -> serde_json::Value {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let images = agent
-        .images()
-        .list(ListImagesRequest {})
-        .await
-        .map_err(|s| CallError::from_status("images", s))?
-        .into_inner()
-        .images;
+    let images = agent.images().list(ListImagesRequest {}).await.map_err(|s| CallError::from_status("images", s))?.into_inner().images;
     if args.quiet {
         for i in &images {
             println!("{}", &i.id.trim_start_matches("sha256:")[..12]);
@@ -83,15 +70,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         return Ok(ExitCode::SUCCESS);
     }
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&images.iter().map(image_json).collect::<Vec<_>>())?
-        ),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&images.iter().map(image_json).collect::<Vec<_>>())?),
         Format::Text => {
-            println!(
-                "{:<40} {:<12} {:<14} {:<22} SIZE",
-                "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
-            );
+            println!("{:<40} {:<12} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
             for i in &images {
                 let id = &i.id.trim_start_matches("sha256:")[..12];
                 let names: Vec<(String, String)> = if i.tags.is_empty() {
@@ -100,14 +81,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                     i.tags.iter().map(|t| split_tag(t)).collect()
                 };
                 for (repo, tag) in names {
-                    println!(
-                        "{:<40} {:<12} {:<14} {:<22} {}",
-                        familiar(&repo),
-                        tag,
-                        id,
-                        i.created,
-                        human_size(i.size)
-                    );
+                    println!("{:<40} {:<12} {:<14} {:<22} {}", familiar(&repo), tag, id, i.created, human_size(i.size));
                 }
             }
         }
@@ -121,9 +95,7 @@ pub async fn inspect(ctx: &Context, args: InspectArgs) -> CommandResult {
     for name in &args.images {
         let image = agent
             .images()
-            .inspect(InspectImageRequest {
-                reference: name.clone(),
-            })
+            .inspect(InspectImageRequest { reference: name.clone() })
             .await
             .map_err(|s| CallError::from_status("inspect", s))?
             .into_inner();
@@ -141,10 +113,7 @@ mod tests {
     fn sizes_and_names() {
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(1_500_000), "1.500MB");
-        assert_eq!(
-            split_tag("127.0.0.1:5000/busybox:oci"),
-            ("127.0.0.1:5000/busybox".into(), "oci".into())
-        );
+        assert_eq!(split_tag("127.0.0.1:5000/busybox:oci"), ("127.0.0.1:5000/busybox".into(), "oci".into()));
         assert_eq!(familiar("docker.io/library/busybox"), "busybox");
     }
 }

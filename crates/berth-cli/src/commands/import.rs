@@ -21,10 +21,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let mut reader: Box<dyn Read + Send> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(
-            std::fs::File::open(&args.file)
-                .map_err(|e| format!("cannot open {}: {e}", args.file.display()))?,
-        )
+        Box::new(std::fs::File::open(&args.file).map_err(|e| format!("cannot open {}: {e}", args.file.display()))?)
     };
     let name = args.reference.unwrap_or_default();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ImportChunk>(4);
@@ -34,14 +31,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         loop {
             let n = reader.read(&mut buf)?;
             // The first chunk always goes, so the name arrives even for an empty file.
-            if (n == 0 && !first)
-                || tx
-                    .blocking_send(ImportChunk {
-                        reference: name.clone(),
-                        data: buf[..n].to_vec(),
-                    })
-                    .is_err()
-            {
+            if (n == 0 && !first) || tx.blocking_send(ImportChunk { reference: name.clone(), data: buf[..n].to_vec() }).is_err() {
                 return Ok(());
             }
             if n == 0 {
@@ -51,11 +41,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let image = agent
-        .images()
-        .import(stream)
-        .await
-        .map_err(|s| CallError::from_status("import", s));
+    let image = agent.images().import(stream).await.map_err(|s| CallError::from_status("import", s));
     reading.await??;
     println!("{}", image?.into_inner().id);
     Ok(ExitCode::SUCCESS)

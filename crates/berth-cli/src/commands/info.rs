@@ -37,10 +37,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             println!("Kernel version:   {}", info.kernel_version);
             println!("Architecture:     {}", info.arch);
             println!("CPUs:             {}", info.cpus);
-            println!(
-                "Total memory:     {:.1} MiB",
-                info.memory_bytes as f64 / 1048576.0
-            );
+            println!("Total memory:     {:.1} MiB", info.memory_bytes as f64 / 1048576.0);
             println!("Hostname:         {}", info.hostname);
             println!("Uptime:           {} s", info.uptime_seconds);
             println!("Engine root dir:  {}", info.root_dir);

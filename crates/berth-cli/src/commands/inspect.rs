@@ -26,15 +26,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let mut failed = false;
     for name in &args.names {
         if args.kind.as_deref() != Some("image") {
-            match agent
-                .containers()
-                .inspect(ContainerRef { id: name.clone() })
-                .await
-            {
+            match agent.containers().inspect(ContainerRef { id: name.clone() }).await {
                 Ok(details) => {
-                    found.push(serde_json::from_str::<serde_json::Value>(
-                        &details.into_inner().inspect_json,
-                    )?);
+                    found.push(serde_json::from_str::<serde_json::Value>(&details.into_inner().inspect_json)?);
                     continue;
                 }
                 Err(status) if ErrorKind::from_grpc_code(status.code()) == ErrorKind::NotFound => {}
@@ -42,13 +36,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
         }
         if args.kind.as_deref() != Some("container") {
-            match agent
-                .images()
-                .inspect(InspectImageRequest {
-                    reference: name.clone(),
-                })
-                .await
-            {
+            match agent.images().inspect(InspectImageRequest { reference: name.clone() }).await {
                 Ok(image) => {
                     found.push(super::images::image_json(&image.into_inner()));
                     continue;
@@ -61,9 +49,5 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         failed = true;
     }
     println!("{}", serde_json::to_string_pretty(&found)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -17,12 +17,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     super::each(&args.containers, "kill", |id| {
         let mut client = agent.containers();
         let signal = args.signal.clone();
-        async move {
-            client
-                .kill(KillContainerRequest { id, signal })
-                .await
-                .map(|_| ())
-        }
+        async move { client.kill(KillContainerRequest { id, signal }).await.map(|_| ()) }
     })
     .await
 }

@@ -18,10 +18,7 @@ pub struct Args {
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut reader: Box<dyn Read + Send> = match &args.input {
-        Some(path) => Box::new(
-            std::fs::File::open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
-        ),
+        Some(path) => Box::new(std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?),
         None => Box::new(std::io::stdin()),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<ArchiveChunk>(4);
@@ -29,22 +26,12 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = reader.read(&mut buf)?;
-            if n == 0
-                || tx
-                    .blocking_send(ArchiveChunk {
-                        data: buf[..n].to_vec(),
-                    })
-                    .is_err()
-            {
+            if n == 0 || tx.blocking_send(ArchiveChunk { data: buf[..n].to_vec() }).is_err() {
                 return Ok(());
             }
         }
     });
-    let response = agent
-        .images()
-        .load(tokio_stream_of(rx))
-        .await
-        .map_err(|s| CallError::from_status("load", s));
+    let response = agent.images().load(tokio_stream_of(rx)).await.map_err(|s| CallError::from_status("load", s));
     reading.await??;
     for name in response?.into_inner().loaded {
         println!("Loaded image: {}", super::images::familiar(&name));
@@ -52,8 +39,6 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn tokio_stream_of(
-    mut rx: tokio::sync::mpsc::Receiver<ArchiveChunk>,
-) -> impl futures::Stream<Item = ArchiveChunk> {
+fn tokio_stream_of(mut rx: tokio::sync::mpsc::Receiver<ArchiveChunk>) -> impl futures::Stream<Item = ArchiveChunk> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -43,17 +43,9 @@ pub async fn login(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let request = LoginRequest {
         registry: server.clone(),
-        auth: Some(RegistryAuth {
-            username: username.clone(),
-            password: password.clone(),
-        }),
+        auth: Some(RegistryAuth { username: username.clone(), password: password.clone() }),
     };
-    let answer = agent
-        .images()
-        .login(request)
-        .await
-        .map_err(|s| CallError::from_status("login", s))?
-        .into_inner();
+    let answer = agent.images().login(request).await.map_err(|s| CallError::from_status("login", s))?.into_inner();
     credentials::store(&server, &Login { username, password })?;
     println!("{}", answer.status);
     Ok(ExitCode::SUCCESS)
@@ -62,10 +54,7 @@ pub async fn login(ctx: &Context, args: Args) -> CommandResult {
 pub async fn logout(_ctx: &Context, args: LogoutArgs) -> CommandResult {
     let server = args.server.unwrap_or_else(|| "docker.io".to_owned());
     if credentials::erase(&server)? {
-        println!(
-            "Removing login credentials for {}",
-            credentials::key_for(&server)
-        );
+        println!("Removing login credentials for {}", credentials::key_for(&server));
     } else {
         println!("Not logged in to {server}");
     }

@@ -30,13 +30,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let tail = if args.tail == "all" {
-        -1
-    } else {
-        args.tail
-            .parse::<i64>()
-            .map_err(|_| format!("invalid tail: {:?}", args.tail))?
-    };
+    let tail = if args.tail == "all" { -1 } else { args.tail.parse::<i64>().map_err(|_| format!("invalid tail: {:?}", args.tail))? };
     let mut stream = agent
         .containers()
         .logs(LogsRequest {

@@ -9,39 +9,39 @@ mod diff;
 mod events;
 mod exec;
 mod export;
+mod inspect;
+mod kill;
+mod logs;
+mod pause;
+mod ps;
+mod rename;
+mod rm;
+mod run;
+mod start;
+mod stats;
+mod stop;
+mod top;
+mod update;
+mod wait;
 mod history;
 mod image;
 mod images;
 mod import;
 mod info;
-mod inspect;
-mod kill;
 mod load;
 mod login;
-mod logs;
-mod network;
-mod pause;
-mod port;
-mod ps;
 mod pull;
 mod push;
-mod rename;
-mod rm;
 mod rmi;
-mod run;
 mod save;
 mod serve;
-mod start;
-mod stats;
-mod stop;
 mod system;
 mod tag;
-mod top;
-mod update;
 mod version;
-mod vm;
+mod network;
+mod port;
 mod volume;
-mod wait;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -176,10 +176,7 @@ pub struct Context {
 }
 
 pub async fn run(cli: Cli) -> CommandResult {
-    let ctx = Context {
-        host: cli.host,
-        home: BerthHome::from_env(),
-    };
+    let ctx = Context { host: cli.host, home: BerthHome::from_env() };
     match cli.command {
         Command::Version(args) => version::run(&ctx, args).await,
         Command::Info(args) => info::run(&ctx, args).await,
@@ -241,19 +238,12 @@ where
         match call(id.clone()).await {
             Ok(()) => println!("{id}"),
             Err(status) => {
-                eprintln!(
-                    "berth: {}",
-                    berth_host::agent::CallError::from_status(operation, status)
-                );
+                eprintln!("berth: {}", berth_host::agent::CallError::from_status(operation, status));
                 failed = true;
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use berth_host::agent::CallError;
 use berth_proto::v1::{
-    ConnectNetworkRequest, CreateNetworkRequest, DisconnectNetworkRequest, ListNetworksRequest,
-    NetworkRef, PruneNetworksRequest,
+    ConnectNetworkRequest, CreateNetworkRequest, DisconnectNetworkRequest, ListNetworksRequest, NetworkRef, PruneNetworksRequest,
 };
 use clap::Subcommand;
 
@@ -103,30 +102,14 @@ pub enum NetworkCommand {
 }
 
 fn pairs(list: &[String]) -> HashMap<String, String> {
-    list.iter()
-        .map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .unwrap_or((l.clone(), String::new()))
-        })
-        .collect()
+    list.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new()))).collect()
 }
 
 pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut client = agent.networks();
     match command {
-        NetworkCommand::Create {
-            driver,
-            subnet,
-            gateway,
-            ip_range,
-            internal,
-            attachable,
-            labels,
-            opts,
-            name,
-        } => {
+        NetworkCommand::Create { driver, subnet, gateway, ip_range, internal, attachable, labels, opts, name } => {
             let request = CreateNetworkRequest {
                 name,
                 driver,
@@ -138,24 +121,13 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
                 labels: pairs(&labels),
                 options: pairs(&opts),
             };
-            let network = client
-                .create(request)
-                .await
-                .map_err(|s| CallError::from_status("network create", s))?
-                .into_inner();
+            let network = client.create(request).await.map_err(|s| CallError::from_status("network create", s))?.into_inner();
             println!("{}", network.id);
         }
-        NetworkCommand::Ls {
-            filter,
-            quiet,
-            no_trunc,
-            format,
-        } => {
+        NetworkCommand::Ls { filter, quiet, no_trunc, format } => {
             let mut filters: HashMap<String, String> = HashMap::new();
             for f in &filter {
-                let (k, v) = f
-                    .split_once('=')
-                    .ok_or_else(|| format!("bad filter {f:?}: expected key=value"))?;
+                let (k, v) = f.split_once('=').ok_or_else(|| format!("bad filter {f:?}: expected key=value"))?;
                 let entry = filters.entry(k.to_owned()).or_default();
                 if !entry.is_empty() {
                     entry.push('\n');
@@ -168,13 +140,7 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
                 .map_err(|s| CallError::from_status("network ls", s))?
                 .into_inner()
                 .networks;
-            let id = |id: &str| {
-                if no_trunc {
-                    id.to_owned()
-                } else {
-                    id[..12.min(id.len())].to_owned()
-                }
-            };
+            let id = |id: &str| if no_trunc { id.to_owned() } else { id[..12.min(id.len())].to_owned() };
             match (quiet, format.as_deref()) {
                 (true, _) => list.iter().for_each(|n| println!("{}", id(&n.id))),
                 (_, Some("json")) => list.iter().for_each(|n| {
@@ -204,14 +170,9 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
             let mut failed = false;
             for name in networks {
                 match client.inspect(NetworkRef { id: name }).await {
-                    Ok(n) => found.push(serde_json::from_str::<serde_json::Value>(
-                        &n.into_inner().inspect_json,
-                    )?),
+                    Ok(n) => found.push(serde_json::from_str::<serde_json::Value>(&n.into_inner().inspect_json)?),
                     Err(status) => {
-                        eprintln!(
-                            "berth: {}",
-                            CallError::from_status("network inspect", status)
-                        );
+                        eprintln!("berth: {}", CallError::from_status("network inspect", status));
                         failed = true;
                     }
                 }
@@ -236,11 +197,7 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
         NetworkCommand::Prune { filter, force: _ } => {
             let labels = filter
                 .iter()
-                .map(|f| {
-                    f.strip_prefix("label=").map(str::to_owned).ok_or_else(|| {
-                        format!("unsupported prune filter {f:?}: use label=KEY[=VALUE]")
-                    })
-                })
+                .map(|f| f.strip_prefix("label=").map(str::to_owned).ok_or_else(|| format!("unsupported prune filter {f:?}: use label=KEY[=VALUE]")))
                 .collect::<Result<Vec<_>, _>>()?;
             let removed = client
                 .prune(PruneNetworksRequest { labels })
@@ -253,33 +210,15 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
                 removed.iter().for_each(|n| println!("{n}"));
             }
         }
-        NetworkCommand::Connect {
-            aliases,
-            ip,
-            network,
-            container,
-        } => {
+        NetworkCommand::Connect { aliases, ip, network, container } => {
             client
-                .connect_container(ConnectNetworkRequest {
-                    network,
-                    container,
-                    aliases,
-                    ipv4_address: ip.unwrap_or_default(),
-                })
+                .connect_container(ConnectNetworkRequest { network, container, aliases, ipv4_address: ip.unwrap_or_default() })
                 .await
                 .map_err(|s| CallError::from_status("network connect", s))?;
         }
-        NetworkCommand::Disconnect {
-            force,
-            network,
-            container,
-        } => {
+        NetworkCommand::Disconnect { force, network, container } => {
             client
-                .disconnect_container(DisconnectNetworkRequest {
-                    network,
-                    container,
-                    force,
-                })
+                .disconnect_container(DisconnectNetworkRequest { network, container, force })
                 .await
                 .map_err(|s| CallError::from_status("network disconnect", s))?;
         }

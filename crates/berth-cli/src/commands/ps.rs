@@ -57,13 +57,7 @@ pub fn print_table(titles: &[String], rows: &[Vec<String>]) {
 
 fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
     match name {
-        "ID" => {
-            if trunc {
-                c.id[..12.min(c.id.len())].to_owned()
-            } else {
-                c.id.clone()
-            }
-        }
+        "ID" => if trunc { c.id[..12.min(c.id.len())].to_owned() } else { c.id.clone() },
         "Names" => c.name.clone(),
         "Image" => super::images::familiar(&c.image),
         "Command" => {
@@ -80,8 +74,7 @@ fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
         "Ports" => ports_text(c),
         "Networks" => c.networks.join(","),
         "Labels" => {
-            let mut labels: Vec<String> =
-                c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             labels.sort();
             labels.join(",")
         }
@@ -94,11 +87,7 @@ pub fn ports_text(c: &ContainerSummary) -> String {
     c.ports
         .iter()
         .map(|p| {
-            let ip = if p.host_ip.is_empty() {
-                "0.0.0.0"
-            } else {
-                &p.host_ip
-            };
+            let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
             format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
         })
         .collect::<Vec<_>>()
@@ -123,9 +112,7 @@ fn render(template: &str, c: &ContainerSummary, trunc: bool) -> String {
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
+        let Some(end) = rest[start..].find("}}") else { break };
         let inner = rest[start + 2..start + end].trim();
         if inner == "json ." {
             out.push_str(&summary_json(c).to_string());
@@ -142,10 +129,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let list = agent
         .containers()
-        .list(ListContainersRequest {
-            all: args.all,
-            filters: args.filter.clone(),
-        })
+        .list(ListContainersRequest { all: args.all, filters: args.filter.clone() })
         .await
         .map_err(|s| CallError::from_status("ps", s))?
         .into_inner()
@@ -169,11 +153,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 None => (false, template),
             };
             if header {
-                let titles = body
-                    .replace("{{.", "")
-                    .replace("}}", "")
-                    .replace("\\t", "\t")
-                    .to_uppercase();
+                let titles = body.replace("{{.", "").replace("}}", "").replace("\\t", "\t").to_uppercase();
                 println!("{titles}");
             }
             for c in &list {
@@ -181,21 +161,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
         }
         None => {
-            let titles: Vec<String> = [
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
-            ]
-            .map(str::to_owned)
-            .to_vec();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+            let titles: Vec<String> =
+                ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(str::to_owned).to_vec();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|c| {
@@ -231,16 +199,8 @@ mod tests {
 
     #[test]
     fn templates_fill_fields() {
-        let c = ContainerSummary {
-            id: "0123456789abcdef".into(),
-            name: "web".into(),
-            state: "running".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            render("{{.ID}}\\t{{.Names}} {{ .State }}", &c, true),
-            "0123456789ab\tweb running"
-        );
+        let c = ContainerSummary { id: "0123456789abcdef".into(), name: "web".into(), state: "running".into(), ..Default::default() };
+        assert_eq!(render("{{.ID}}\\t{{.Names}} {{ .State }}", &c, true), "0123456789ab\tweb running");
         assert_eq!(render("{{.ID}}", &c, false), "0123456789abcdef");
     }
 }

@@ -27,32 +27,16 @@ fn short(digest: &str) -> &str {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(
-        &args.reference,
-    ))?
-    .map(|l| berth_proto::v1::RegistryAuth {
-        username: l.username,
-        password: l.password,
-    });
-    let request = PullRequest {
-        reference: args.reference.clone(),
-        platform: args.platform.clone().unwrap_or_default(),
-        auth,
-    };
-    let mut stream = agent
-        .images()
-        .pull(request)
-        .await
-        .map_err(|s| CallError::from_status("pull", s))?
-        .into_inner();
+    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(&args.reference))?
+        .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
+    let request = PullRequest { reference: args.reference.clone(), platform: args.platform.clone().unwrap_or_default(), auth };
+    let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     let tty = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
     // On a terminal, one progress bar per layer; elsewhere, a line per finished layer.
     let bars = indicatif::MultiProgress::new();
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix}: {msg:<16} [{bar:30}] {bytes}/{total_bytes}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style = indicatif::ProgressStyle::with_template("{prefix}: {msg:<16} [{bar:30}] {bytes}/{total_bytes}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
     let mut layers: HashMap<String, indicatif::ProgressBar> = HashMap::new();
     if !args.quiet {
         println!("Pulling {}", args.reference);
@@ -60,9 +44,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     while let Some(event) = stream.next().await {
         let event = event.map_err(|s| CallError::from_status("pull", s))?;
         match event.event {
-            Some(Event::Resolved(r)) if !args.quiet => {
-                println!("Manifest {} ({} layers)", r.manifest_digest, r.layers)
-            }
+            Some(Event::Resolved(r)) if !args.quiet => println!("Manifest {} ({} layers)", r.manifest_digest, r.layers),
             Some(Event::Layer(l)) if tty => {
                 let bar = layers.entry(l.digest.clone()).or_insert_with(|| {
                     let bar = bars.add(indicatif::ProgressBar::new(l.total));
@@ -74,11 +56,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 bar.set_position(l.done);
             }
             Some(Event::LayerDone(l)) if !args.quiet => {
-                let done = if l.cached {
-                    "Already exists"
-                } else {
-                    "Pull complete"
-                };
+                let done = if l.cached { "Already exists" } else { "Pull complete" };
                 match layers.get(&l.digest) {
                     Some(bar) if tty => bar.finish_with_message(done),
                     _ if tty => {
@@ -89,25 +67,11 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
             Some(Event::Done(image)) => {
                 if args.quiet {
-                    println!(
-                        "{}",
-                        image.repo_digests.first().cloned().unwrap_or(image.id)
-                    );
+                    println!("{}", image.repo_digests.first().cloned().unwrap_or(image.id));
                 } else {
-                    let digest = image
-                        .repo_digests
-                        .first()
-                        .and_then(|d| d.split_once('@'))
-                        .map(|(_, d)| d.to_owned());
+                    let digest = image.repo_digests.first().and_then(|d| d.split_once('@')).map(|(_, d)| d.to_owned());
                     println!("Digest: {}", digest.unwrap_or_default());
-                    println!(
-                        "Status: Downloaded image for {}",
-                        image
-                            .tags
-                            .first()
-                            .cloned()
-                            .unwrap_or(args.reference.clone())
-                    );
+                    println!("Status: Downloaded image for {}", image.tags.first().cloned().unwrap_or(args.reference.clone()));
                     println!("Id: {}", image.id);
                 }
                 return Ok(ExitCode::SUCCESS);

@@ -14,20 +14,12 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(
-        &args.reference,
-    ))?
-    .map(|l| RegistryAuth {
-        username: l.username,
-        password: l.password,
-    });
+    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(&args.reference))?
+        .map(|l| RegistryAuth { username: l.username, password: l.password });
     println!("The push refers to {}", args.reference);
     let pushed = agent
         .images()
-        .push(PushRequest {
-            reference: args.reference.clone(),
-            auth,
-        })
+        .push(PushRequest { reference: args.reference.clone(), auth })
         .await
         .map_err(|s| CallError::from_status("push", s))?
         .into_inner();
@@ -40,14 +32,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         };
         println!("{short}: {what}");
     }
-    let tag = args
-        .reference
-        .rsplit_once(':')
-        .map(|(_, t)| t)
-        .unwrap_or("latest");
-    println!(
-        "{tag}: digest: {} size: {}",
-        pushed.manifest_digest, pushed.manifest_size
-    );
+    let tag = args.reference.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+    println!("{tag}: digest: {} size: {}", pushed.manifest_digest, pushed.manifest_size);
     Ok(ExitCode::SUCCESS)
 }

@@ -16,10 +16,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     agent
         .containers()
-        .rename(RenameContainerRequest {
-            id: args.container,
-            new_name: args.new_name,
-        })
+        .rename(RenameContainerRequest { id: args.container, new_name: args.new_name })
         .await
         .map_err(|s| CallError::from_status("rename", s))?;
     Ok(ExitCode::SUCCESS)

@@ -19,16 +19,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     super::each(&args.containers, "rm", |id| {
         let mut client = agent.containers();
-        async move {
-            client
-                .remove(RemoveContainerRequest {
-                    id,
-                    force: args.force,
-                    volumes: args.volumes,
-                })
-                .await
-                .map(|_| ())
-        }
+        async move { client.remove(RemoveContainerRequest { id, force: args.force, volumes: args.volumes }).await.map(|_| ()) }
     })
     .await
 }

@@ -19,14 +19,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut failed = false;
     for image in args.images {
-        match agent
-            .images()
-            .remove(RemoveImageRequest {
-                reference: image.clone(),
-                force: args.force,
-            })
-            .await
-        {
+        match agent.images().remove(RemoveImageRequest { reference: image.clone(), force: args.force }).await {
             Ok(response) => {
                 let response = response.into_inner();
                 for name in response.untagged {
@@ -43,9 +36,5 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -62,16 +62,9 @@ pub fn terminal_size() -> (u32, u32) {
 }
 
 /// Sends the terminal's new size whenever it changes (SIGWINCH).
-pub fn forward_resizes<T: Send + 'static>(
-    sender: tokio::sync::mpsc::Sender<T>,
-    resize: impl Fn(u32, u32) -> T + Send + 'static,
-) {
+pub fn forward_resizes<T: Send + 'static>(sender: tokio::sync::mpsc::Sender<T>, resize: impl Fn(u32, u32) -> T + Send + 'static) {
     tokio::spawn(async move {
-        let Ok(mut winch) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
-            return;
-        };
+        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
         while winch.recv().await.is_some() {
             let (rows, cols) = terminal_size();
             if rows > 0 && sender.send(resize(rows, cols)).await.is_err() {
@@ -116,19 +109,9 @@ pub async fn attach_streams(
     let (sender, receiver) = tokio::sync::mpsc::channel::<AttachInput>(16);
     let (rows, cols) = if tty { terminal_size() } else { (0, 0) };
     sender
-        .send(AttachInput {
-            id: id.to_owned(),
-            stdin: Vec::new(),
-            close_stdin: false,
-            rows,
-            cols,
-        })
+        .send(AttachInput { id: id.to_owned(), stdin: Vec::new(), close_stdin: false, rows, cols })
         .await
-        .map_err(|_| CallError {
-            operation: "attach",
-            kind: berth_proto::ErrorKind::Internal,
-            message: "closed".into(),
-        })?;
+        .map_err(|_| CallError { operation: "attach", kind: berth_proto::ErrorKind::Internal, message: "closed".into() })?;
     let mut output = agent
         .containers()
         .attach(tokio_stream::wrappers::ReceiverStream::new(receiver))
@@ -136,24 +119,13 @@ pub async fn attach_streams(
         .map_err(|s| CallError::from_status("attach", s))?
         .into_inner();
     if tty {
-        forward_resizes(sender.clone(), |rows, cols| AttachInput {
-            rows,
-            cols,
-            ..Default::default()
-        });
+        forward_resizes(sender.clone(), |rows, cols| AttachInput { rows, cols, ..Default::default() });
     }
     if stdin {
-        forward_stdin(
-            sender.clone(),
-            |data| AttachInput {
-                stdin: data,
-                ..Default::default()
-            },
-            || AttachInput {
-                close_stdin: true,
-                ..Default::default()
-            },
-        );
+        forward_stdin(sender.clone(), |data| AttachInput { stdin: data, ..Default::default() }, || AttachInput {
+            close_stdin: true,
+            ..Default::default()
+        });
     }
     Ok(tokio::spawn(async move {
         // Keeps the request stream open while output flows.
@@ -175,10 +147,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let id = create_container(&agent, &args.container).await?;
     let mut containers = agent.containers();
     if args.detach {
-        containers
-            .start(ContainerRef { id: id.clone() })
-            .await
-            .map_err(|s| CallError::from_status("start", s))?;
+        containers.start(ContainerRef { id: id.clone() }).await.map_err(|s| CallError::from_status("start", s))?;
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -186,34 +155,18 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let tty = args.container.tty;
     let attached = attach_streams(&agent, &id, interactive, tty).await?;
     // Waiting starts before the start, so a fast exit is not missed.
-    let condition = if args.container.rm {
-        "removed"
-    } else {
-        "next-exit"
-    };
+    let condition = if args.container.rm { "removed" } else { "next-exit" };
     let mut waiter = agent.containers();
     let wait_id = id.clone();
     let wait = tokio::spawn(async move {
-        waiter
-            .wait(WaitContainerRequest {
-                id: wait_id,
-                condition: condition.to_owned(),
-            })
-            .await
+        waiter.wait(WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await
     });
-    let _raw = (tty && interactive && std::io::IsTerminal::is_terminal(&std::io::stdin()))
-        .then(RawTerminal::enable);
+    let _raw = (tty && interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(RawTerminal::enable);
     if let Err(status) = containers.start(ContainerRef { id: id.clone() }).await {
         wait.abort();
         attached.abort();
         if args.container.rm {
-            let _ = containers
-                .remove(berth_proto::v1::RemoveContainerRequest {
-                    id: id.clone(),
-                    force: true,
-                    volumes: true,
-                })
-                .await;
+            let _ = containers.remove(berth_proto::v1::RemoveContainerRequest { id: id.clone(), force: true, volumes: true }).await;
         }
         let error = CallError::from_status("start", status);
         eprintln!("berth: {error}");
@@ -234,7 +187,5 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     };
     // The monitor ends the stream once it has sent everything.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), attached).await;
-    Ok(ExitCode::from(
-        u8::try_from(code.clamp(0, 255)).unwrap_or(255),
-    ))
+    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)))
 }

@@ -25,9 +25,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut stream = agent
         .images()
-        .save(SaveRequest {
-            references: args.images,
-        })
+        .save(SaveRequest { references: args.images })
         .await
         .map_err(|s| CallError::from_status("save", s))?
         .into_inner();

@@ -28,21 +28,14 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
 fn serve_native(ctx: &Context) -> CommandResult {
     use std::os::unix::process::CommandExt;
     if !cfg!(target_os = "linux") {
-        return Err(
-            "`berth serve --native` needs Linux; use `berth serve` to run the engine in the VM"
-                .into(),
-        );
+        return Err("`berth serve --native` needs Linux; use `berth serve` to run the engine in the VM".into());
     }
     let agent = find_agent().ok_or(
         "berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)",
     )?;
     let socket = ctx.home.grpc_socket();
     context_for(&ctx.home.docker_socket());
-    eprintln!(
-        "serving the native engine on {} (Docker Engine API: {})",
-        socket.display(),
-        ctx.home.docker_socket().display()
-    );
+    eprintln!("serving the native engine on {} (Docker Engine API: {})", socket.display(), ctx.home.docker_socket().display());
     let err = std::process::Command::new(&agent)
         .arg("--unix")
         .arg(&socket)
@@ -128,12 +121,7 @@ async fn serve_vm(ctx: &Context) -> CommandResult {
 /// failure to write it is reported, not fatal (DOCKER_HOST works without it).
 fn context_for(socket: &std::path::Path) {
     match berth_host::docker_context::ensure(socket) {
-        Ok(_) => eprintln!(
-            "docker context \"{}\": docker --context {} ... (or DOCKER_HOST=unix://{})",
-            berth_host::docker_context::CONTEXT_NAME,
-            berth_host::docker_context::CONTEXT_NAME,
-            socket.display()
-        ),
+        Ok(_) => eprintln!("docker context \"{}\": docker --context {} ... (or DOCKER_HOST=unix://{})", berth_host::docker_context::CONTEXT_NAME, berth_host::docker_context::CONTEXT_NAME, socket.display()),
         Err(e) => eprintln!("warning: cannot write the berth docker context: {e}"),
     }
 }

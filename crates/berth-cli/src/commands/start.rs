@@ -26,25 +26,16 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         }
         let id = &args.containers[0];
         let attached = super::run::attach_streams(&agent, id, args.interactive, false).await?;
-        agent
-            .containers()
-            .start(ContainerRef { id: id.clone() })
-            .await
-            .map_err(|s| CallError::from_status("start", s))?;
+        agent.containers().start(ContainerRef { id: id.clone() }).await.map_err(|s| CallError::from_status("start", s))?;
         let code = agent
             .containers()
-            .wait(WaitContainerRequest {
-                id: id.clone(),
-                condition: "not-running".into(),
-            })
+            .wait(WaitContainerRequest { id: id.clone(), condition: "not-running".into() })
             .await
             .map_err(|s| CallError::from_status("wait", s))?
             .into_inner()
             .exit_code;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), attached).await;
-        return Ok(ExitCode::from(
-            u8::try_from(code.clamp(0, 255)).unwrap_or(255),
-        ));
+        return Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)));
     }
     super::each(&args.containers, "start", |id| {
         let mut client = agent.containers();

@@ -31,13 +31,7 @@ pub fn bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!(
-        "{}{}",
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.'),
-        units[unit]
-    )
+    format!("{}{}", format!("{value:.3}").trim_end_matches('0').trim_end_matches('.'), units[unit])
 }
 
 /// docker's `units.HumanSize` (decimal units), used for I/O.
@@ -49,21 +43,11 @@ fn decimal(n: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    format!(
-        "{}{}",
-        format!("{value:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.'),
-        units[unit]
-    )
+    format!("{}{}", format!("{value:.3}").trim_end_matches('0').trim_end_matches('.'), units[unit])
 }
 
 fn row(s: &StatsResponse) -> Vec<String> {
-    let mem_percent = if s.memory_limit > 0 {
-        s.memory_usage as f64 / s.memory_limit as f64 * 100.0
-    } else {
-        0.0
-    };
+    let mem_percent = if s.memory_limit > 0 { s.memory_usage as f64 / s.memory_limit as f64 * 100.0 } else { 0.0 };
     vec![
         s.id[..12.min(s.id.len())].to_owned(),
         s.name.clone(),
@@ -81,10 +65,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let names = if args.containers.is_empty() {
         agent
             .containers()
-            .list(ListContainersRequest {
-                all: false,
-                filters: Vec::new(),
-            })
+            .list(ListContainersRequest { all: false, filters: Vec::new() })
             .await
             .map_err(|s| CallError::from_status("stats", s))?
             .into_inner()
@@ -99,27 +80,15 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     for name in &names {
         let stream = agent
             .containers()
-            .stats(StatsRequest {
-                id: name.clone(),
-                stream: !args.no_stream,
-            })
+            .stats(StatsRequest { id: name.clone(), stream: !args.no_stream })
             .await
             .map_err(|s| CallError::from_status("stats", s))?
             .into_inner();
         streams.push(stream);
     }
-    let titles: Vec<String> = [
-        "CONTAINER ID",
-        "NAME",
-        "CPU %",
-        "MEM USAGE / LIMIT",
-        "MEM %",
-        "NET I/O",
-        "BLOCK I/O",
-        "PIDS",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let titles: Vec<String> = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+        .map(str::to_owned)
+        .to_vec();
     loop {
         let mut rows = Vec::new();
         let mut readings = Vec::new();

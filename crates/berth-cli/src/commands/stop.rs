@@ -22,16 +22,7 @@ pub async fn stop(ctx: &Context, args: Args) -> CommandResult {
     super::each(&args.containers, "stop", |id| {
         let mut client = agent.containers();
         let signal = signal.clone();
-        async move {
-            client
-                .stop(StopContainerRequest {
-                    id,
-                    timeout,
-                    signal,
-                })
-                .await
-                .map(|_| ())
-        }
+        async move { client.stop(StopContainerRequest { id, timeout, signal }).await.map(|_| ()) }
     })
     .await
 }
@@ -41,16 +32,7 @@ pub async fn restart(ctx: &Context, args: Args) -> CommandResult {
     let timeout = args.timeout.unwrap_or(-1);
     super::each(&args.containers, "restart", |id| {
         let mut client = agent.containers();
-        async move {
-            client
-                .restart(StopContainerRequest {
-                    id,
-                    timeout,
-                    signal: String::new(),
-                })
-                .await
-                .map(|_| ())
-        }
+        async move { client.restart(StopContainerRequest { id, timeout, signal: String::new() }).await.map(|_| ()) }
     })
     .await
 }

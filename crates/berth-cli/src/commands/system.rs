@@ -39,9 +39,7 @@ pub async fn run(ctx: &Context, cmd: SystemCommand) -> CommandResult {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
             let containers = agent
                 .containers()
-                .prune(berth_proto::v1::PruneContainersRequest {
-                    filters: Vec::new(),
-                })
+                .prune(berth_proto::v1::PruneContainersRequest { filters: Vec::new() })
                 .await
                 .map_err(|s| CallError::from_status("system prune", s))?
                 .into_inner();
@@ -52,10 +50,7 @@ pub async fn run(ctx: &Context, cmd: SystemCommand) -> CommandResult {
             if volumes {
                 let pruned = agent
                     .volumes()
-                    .prune(berth_proto::v1::PruneVolumesRequest {
-                        all: false,
-                        filters: Vec::new(),
-                    })
+                    .prune(berth_proto::v1::PruneVolumesRequest { all: false, filters: Vec::new() })
                     .await
                     .map_err(|s| CallError::from_status("system prune", s))?
                     .into_inner();
@@ -79,75 +74,37 @@ pub async fn run(ctx: &Context, cmd: SystemCommand) -> CommandResult {
                 .images;
             let containers = agent
                 .containers()
-                .list(berth_proto::v1::ListContainersRequest {
-                    all: true,
-                    filters: Vec::new(),
-                })
+                .list(berth_proto::v1::ListContainersRequest { all: true, filters: Vec::new() })
                 .await
                 .map_err(|s| CallError::from_status("system df", s))?
                 .into_inner()
                 .containers;
             let volumes = agent
                 .volumes()
-                .list(berth_proto::v1::ListVolumesRequest {
-                    filters: Vec::new(),
-                    size: true,
-                })
+                .list(berth_proto::v1::ListVolumesRequest { filters: Vec::new(), size: true })
                 .await
                 .map_err(|s| CallError::from_status("system df", s))?
                 .into_inner()
                 .volumes;
-            let used_images: std::collections::BTreeSet<&str> =
-                containers.iter().map(|c| c.image_id.as_str()).collect();
+            let used_images: std::collections::BTreeSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
             let image_bytes: u64 = images.iter().map(|i| i.size).sum();
-            let active_images = images
-                .iter()
-                .filter(|i| used_images.contains(i.id.as_str()))
-                .count();
-            let running = containers
-                .iter()
-                .filter(|c| c.state == "running" || c.state == "paused")
-                .count();
+            let active_images = images.iter().filter(|i| used_images.contains(i.id.as_str())).count();
+            let running = containers.iter().filter(|c| c.state == "running" || c.state == "paused").count();
             let volume_bytes: u64 = volumes.iter().map(|v| v.size.max(0) as u64).sum();
             let active_volumes = volumes.iter().filter(|v| !v.used_by.is_empty()).count();
-            let titles: Vec<String> = ["TYPE", "TOTAL", "ACTIVE", "SIZE"]
-                .map(str::to_owned)
-                .to_vec();
+            let titles: Vec<String> = ["TYPE", "TOTAL", "ACTIVE", "SIZE"].map(str::to_owned).to_vec();
             let rows = vec![
-                vec![
-                    "Images".into(),
-                    images.len().to_string(),
-                    active_images.to_string(),
-                    super::stats::bytes(image_bytes),
-                ],
-                vec![
-                    "Containers".into(),
-                    containers.len().to_string(),
-                    running.to_string(),
-                    "-".into(),
-                ],
-                vec![
-                    "Local Volumes".into(),
-                    volumes.len().to_string(),
-                    active_volumes.to_string(),
-                    super::stats::bytes(volume_bytes),
-                ],
+                vec!["Images".into(), images.len().to_string(), active_images.to_string(), super::stats::bytes(image_bytes)],
+                vec!["Containers".into(), containers.len().to_string(), running.to_string(), "-".into()],
+                vec!["Local Volumes".into(), volumes.len().to_string(), active_volumes.to_string(), super::stats::bytes(volume_bytes)],
             ];
             super::ps::print_table(&titles, &rows);
             Ok(ExitCode::SUCCESS)
         }
         SystemCommand::Check { repair } => {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-            let report = agent
-                .images()
-                .check(CheckRequest { repair })
-                .await
-                .map_err(|s| CallError::from_status("check", s))?
-                .into_inner();
-            println!(
-                "checked {} blobs, {} images, {} snapshots",
-                report.blobs, report.images, report.snapshots
-            );
+            let report = agent.images().check(CheckRequest { repair }).await.map_err(|s| CallError::from_status("check", s))?.into_inner();
+            println!("checked {} blobs, {} images, {} snapshots", report.blobs, report.images, report.snapshots);
             for problem in &report.problems {
                 println!("problem: {problem}");
             }

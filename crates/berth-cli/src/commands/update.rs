@@ -31,34 +31,16 @@ pub struct Args {
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let resources = Resources {
-        memory: args
-            .memory
-            .as_deref()
-            .map(parse_bytes)
-            .transpose()?
-            .unwrap_or(0),
-        memory_swap: args
-            .memory_swap
-            .as_deref()
-            .map(parse_bytes)
-            .transpose()?
-            .unwrap_or(0),
+        memory: args.memory.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
+        memory_swap: args.memory_swap.as_deref().map(parse_bytes).transpose()?.unwrap_or(0),
         nano_cpus: args.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
         cpu_shares: args.cpu_shares.unwrap_or(0),
         pids_limit: args.pids_limit.unwrap_or(0),
     };
-    let restart_policy = args
-        .restart
-        .as_deref()
-        .map(super::create::parse_restart)
-        .transpose()?;
+    let restart_policy = args.restart.as_deref().map(super::create::parse_restart).transpose()?;
     super::each(&args.containers, "update", |id| {
         let mut client = agent.containers();
-        let request = UpdateContainerRequest {
-            id,
-            resources: Some(resources),
-            restart_policy: restart_policy.clone(),
-        };
+        let request = UpdateContainerRequest { id, resources: Some(resources), restart_policy: restart_policy.clone() };
         async move { client.update(request).await.map(|_| ()) }
     })
     .await

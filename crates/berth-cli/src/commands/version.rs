@@ -41,11 +41,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             println!("Client:");
             println!(" Version:        {}", env!("CARGO_PKG_VERSION"));
             println!(" API version:    {}", berth_proto::API_VERSION);
-            println!(
-                " OS/Arch:        {}/{}",
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            );
+            println!(" OS/Arch:        {}/{}", std::env::consts::OS, std::env::consts::ARCH);
             println!();
             println!("Engine:");
             println!(" Version:        {}", engine.engine_version);

@@ -70,11 +70,7 @@ pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
                 },
             }
             // Like `systemctl is-active`: non-zero unless the VM is ready.
-            Ok(if matches!(state, VmState::Ready { .. }) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(3)
-            })
+            Ok(if matches!(state, VmState::Ready { .. }) { ExitCode::SUCCESS } else { ExitCode::from(3) })
         }
     }
 }

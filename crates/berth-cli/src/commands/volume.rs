@@ -4,10 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use berth_host::agent::CallError;
-use berth_proto::v1::{
-    CreateVolumeRequest, ListVolumesRequest, PruneVolumesRequest, RemoveVolumeRequest, Volume,
-    VolumeRef,
-};
+use berth_proto::v1::{CreateVolumeRequest, ListVolumesRequest, PruneVolumesRequest, RemoveVolumeRequest, Volume, VolumeRef};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -85,13 +82,7 @@ pub enum VolumeCommand {
 }
 
 fn pairs(list: &[String]) -> HashMap<String, String> {
-    list.iter()
-        .map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .unwrap_or((l.clone(), String::new()))
-        })
-        .collect()
+    list.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new()))).collect()
 }
 
 /// docker's `volume inspect` shape.
@@ -111,35 +102,14 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut client = agent.volumes();
     match command {
-        VolumeCommand::Create {
-            opts,
-            labels,
-            driver,
-            name,
-        } => {
-            let request = CreateVolumeRequest {
-                name: name.unwrap_or_default(),
-                driver,
-                labels: pairs(&labels),
-                driver_opts: pairs(&opts),
-            };
-            let volume = client
-                .create(request)
-                .await
-                .map_err(|s| CallError::from_status("volume create", s))?
-                .into_inner();
+        VolumeCommand::Create { opts, labels, driver, name } => {
+            let request = CreateVolumeRequest { name: name.unwrap_or_default(), driver, labels: pairs(&labels), driver_opts: pairs(&opts) };
+            let volume = client.create(request).await.map_err(|s| CallError::from_status("volume create", s))?.into_inner();
             println!("{}", volume.name);
         }
-        VolumeCommand::Ls {
-            filter,
-            quiet,
-            format,
-        } => {
+        VolumeCommand::Ls { filter, quiet, format } => {
             let list = client
-                .list(ListVolumesRequest {
-                    filters: filter,
-                    size: false,
-                })
+                .list(ListVolumesRequest { filters: filter, size: false })
                 .await
                 .map_err(|s| CallError::from_status("volume ls", s))?
                 .into_inner()
@@ -148,21 +118,11 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
                 (true, _) => list.iter().for_each(|v| println!("{}", v.name)),
                 (_, Some("json")) => list.iter().for_each(|v| println!("{}", volume_json(v))),
                 (_, Some(template)) => list.iter().for_each(|v| {
-                    println!(
-                        "{}",
-                        template
-                            .replace("{{.Name}}", &v.name)
-                            .replace("{{.Driver}}", &v.driver)
-                            .replace("{{.Mountpoint}}", &v.mountpoint)
-                            .replace("\\t", "\t")
-                    )
+                    println!("{}", template.replace("{{.Name}}", &v.name).replace("{{.Driver}}", &v.driver).replace("{{.Mountpoint}}", &v.mountpoint).replace("\\t", "\t"))
                 }),
                 _ => {
                     let titles = vec!["DRIVER".to_owned(), "VOLUME NAME".to_owned()];
-                    let rows: Vec<Vec<String>> = list
-                        .iter()
-                        .map(|v| vec![v.driver.clone(), v.name.clone()])
-                        .collect();
+                    let rows: Vec<Vec<String>> = list.iter().map(|v| vec![v.driver.clone(), v.name.clone()]).collect();
                     super::ps::print_table(&titles, &rows);
                 }
             }
@@ -174,10 +134,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
                 match client.inspect(VolumeRef { name: name.clone() }).await {
                     Ok(v) => found.push(volume_json(&v.into_inner())),
                     Err(status) => {
-                        eprintln!(
-                            "berth: {}",
-                            CallError::from_status("volume inspect", status)
-                        );
+                        eprintln!("berth: {}", CallError::from_status("volume inspect", status));
                         failed = true;
                     }
                 }
@@ -190,12 +147,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
         VolumeCommand::Rm { force, names } => {
             return super::each(&names, "volume rm", |name| {
                 let mut client = client.clone();
-                async move {
-                    client
-                        .remove(RemoveVolumeRequest { name, force })
-                        .await
-                        .map(|_| ())
-                }
+                async move { client.remove(RemoveVolumeRequest { name, force }).await.map(|_| ()) }
             })
             .await;
         }
@@ -203,9 +155,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
             use futures::StreamExt;
             use std::io::Write;
             if output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                return Err(
-                    "cowardly refusing to write a tar to a terminal: use -o or redirect".into(),
-                );
+                return Err("cowardly refusing to write a tar to a terminal: use -o or redirect".into());
             }
             let mut stream = client
                 .export(VolumeRef { name })
@@ -217,11 +167,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
                 None => Box::new(std::io::stdout().lock()),
             };
             while let Some(chunk) = stream.next().await {
-                out.write_all(
-                    &chunk
-                        .map_err(|s| CallError::from_status("volume export", s))?
-                        .data,
-                )?;
+                out.write_all(&chunk.map_err(|s| CallError::from_status("volume export", s))?.data)?;
             }
             out.flush()?;
         }
@@ -233,23 +179,14 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
             } else {
                 std::fs::read(&file).map_err(|e| format!("{file}: {e}"))?
             };
-            let (sender, receiver) =
-                tokio::sync::mpsc::channel::<berth_proto::v1::VolumeImportChunk>(4);
+            let (sender, receiver) = tokio::sync::mpsc::channel::<berth_proto::v1::VolumeImportChunk>(4);
             tokio::spawn(async move {
                 let mut chunks = data.chunks(256 * 1024).peekable();
                 if chunks.peek().is_none() {
-                    let _ = sender
-                        .send(berth_proto::v1::VolumeImportChunk {
-                            name: name.clone(),
-                            data: Vec::new(),
-                        })
-                        .await;
+                    let _ = sender.send(berth_proto::v1::VolumeImportChunk { name: name.clone(), data: Vec::new() }).await;
                 }
                 for (i, chunk) in chunks.enumerate() {
-                    let message = berth_proto::v1::VolumeImportChunk {
-                        name: if i == 0 { name.clone() } else { String::new() },
-                        data: chunk.to_vec(),
-                    };
+                    let message = berth_proto::v1::VolumeImportChunk { name: if i == 0 { name.clone() } else { String::new() }, data: chunk.to_vec() };
                     if sender.send(message).await.is_err() {
                         return;
                     }
@@ -272,10 +209,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
         }
         VolumeCommand::Prune { all, filter, .. } => {
             let pruned = client
-                .prune(PruneVolumesRequest {
-                    all,
-                    filters: filter,
-                })
+                .prune(PruneVolumesRequest { all, filters: filter })
                 .await
                 .map_err(|s| CallError::from_status("volume prune", s))?
                 .into_inner();
@@ -283,10 +217,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
             for name in pruned.deleted {
                 println!("{name}");
             }
-            println!(
-                "\nTotal reclaimed space: {}",
-                super::stats::bytes(pruned.reclaimed_bytes)
-            );
+            println!("\nTotal reclaimed space: {}", super::stats::bytes(pruned.reclaimed_bytes));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -17,14 +17,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut failed = false;
     for id in args.containers {
-        match agent
-            .containers()
-            .wait(WaitContainerRequest {
-                id,
-                condition: String::new(),
-            })
-            .await
-        {
+        match agent.containers().wait(WaitContainerRequest { id, condition: String::new() }).await {
             Ok(response) => println!("{}", response.into_inner().exit_code),
             Err(status) => {
                 eprintln!("berth: {}", CallError::from_status("wait", status));
@@ -32,9 +25,5 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

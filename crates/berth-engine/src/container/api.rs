@@ -5,13 +5,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    containers_server::Containers as ContainersApiTrait, ArchiveData, ArchiveRequest, AttachInput,
-    AttachOutput, Change, ChangesResponse, ContainerDetails, ContainerRef, ContainerSummary,
-    CreateContainerRequest, CreateContainerResponse, Empty, ExecInput, ExecOutput, ExtractChunk,
-    KillContainerRequest, ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest,
-    PortBinding, PruneContainersRequest, PruneContainersResponse, RemoveContainerRequest,
-    RenameContainerRequest, StatsRequest, StatsResponse, StopContainerRequest, TopResponse, TopRow,
-    UpdateContainerRequest, WaitContainerRequest, WaitContainerResponse,
+    containers_server::Containers as ContainersApiTrait, AttachInput, AttachOutput, ContainerDetails, ContainerRef,
+    ContainerSummary, CreateContainerRequest, PortBinding, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
+    ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
+    RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
+    WaitContainerResponse, StatsRequest, StatsResponse, ExtractChunk, UpdateContainerRequest, ChangesResponse, Change, ArchiveRequest, ArchiveData,
 };
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,9 +59,7 @@ fn summary(record: &ContainerRecord) -> ContainerSummary {
             })
             .collect(),
         networks: match &record.state.network {
-            Some(n) if !n.endpoints.is_empty() => {
-                n.endpoints.iter().map(|e| e.network_name.clone()).collect()
-            }
+            Some(n) if !n.endpoints.is_empty() => n.endpoints.iter().map(|e| e.network_name.clone()).collect(),
             _ => vec![record.host_config.network_mode.clone()],
         },
     }
@@ -75,9 +71,7 @@ fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, Status> {
         .map(|f| {
             f.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| {
-                    Status::invalid_argument(format!("bad filter {f:?}: expected key=value"))
-                })
+                .ok_or_else(|| Status::invalid_argument(format!("bad filter {f:?}: expected key=value")))
         })
         .collect()
 }
@@ -114,19 +108,12 @@ impl From<CreateContainerRequest> for CreateRequest {
                 cpu_shares: resources.cpu_shares,
                 pids_limit: resources.pids_limit,
             },
-            restart_policy: RestartPolicy {
-                name: policy.name,
-                maximum_retry_count: policy.maximum_retry_count,
-            },
+            restart_policy: RestartPolicy { name: policy.name, maximum_retry_count: policy.maximum_retry_count },
             tmpfs: r
                 .mounts
                 .iter()
                 .filter(|m| m.r#type == "tmpfs")
-                .map(|m| TmpfsMount {
-                    target: m.target.clone(),
-                    options: m.options.clone(),
-                    read_only: m.read_only,
-                })
+                .map(|m| TmpfsMount { target: m.target.clone(), options: m.options.clone(), read_only: m.read_only })
                 .collect(),
             mounts: r
                 .mounts
@@ -169,15 +156,7 @@ impl From<CreateContainerRequest> for CreateRequest {
                 dns_search: r.dns_search,
                 dns_options: r.dns_options,
                 shm_size: r.shm_size,
-                ulimits: r
-                    .ulimits
-                    .into_iter()
-                    .map(|u| super::record::Ulimit {
-                        name: u.name,
-                        soft: u.soft,
-                        hard: u.hard,
-                    })
-                    .collect(),
+                ulimits: r.ulimits.into_iter().map(|u| super::record::Ulimit { name: u.name, soft: u.soft, hard: u.hard }).collect(),
                 sysctls: r.sysctls.into_iter().collect(),
                 group_add: r.group_add,
             },
@@ -195,10 +174,7 @@ impl ContainersApiTrait for ContainersApi {
     type StatsStream = BoxStream<StatsResponse>;
     type ArchiveStream = BoxStream<ArchiveData>;
 
-    async fn stats(
-        &self,
-        request: Request<StatsRequest>,
-    ) -> Result<Response<Self::StatsStream>, Status> {
+    async fn stats(&self, request: Request<StatsRequest>) -> Result<Response<Self::StatsStream>, Status> {
         let r = request.into_inner();
         let record = self.containers.find(&r.id).map_err(status)?;
         let mut previous = self.containers.stats_sample(&record).map_err(status)?;
@@ -207,12 +183,8 @@ impl ContainersApiTrait for ContainersApi {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let Ok(record) = containers.find(&record.id) else {
-                    return;
-                };
-                let Ok(sample) = containers.stats_sample(&record) else {
-                    return;
-                };
+                let Ok(record) = containers.find(&record.id) else { return };
+                let Ok(sample) = containers.stats_sample(&record) else { return };
                 let out = StatsResponse {
                     id: record.id.clone(),
                     name: record.name.clone(),
@@ -235,15 +207,10 @@ impl ContainersApiTrait for ContainersApi {
                 previous = sample;
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(receiver),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
-    async fn update(
-        &self,
-        request: Request<UpdateContainerRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn update(&self, request: Request<UpdateContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
         let resources = r.resources.unwrap_or_default();
         let update = super::UpdateRequest {
@@ -254,51 +221,28 @@ impl ContainersApiTrait for ContainersApi {
                 cpu_shares: resources.cpu_shares,
                 pids_limit: resources.pids_limit,
             },
-            restart_policy: r.restart_policy.map(|p| RestartPolicy {
-                name: p.name,
-                maximum_retry_count: p.maximum_retry_count,
-            }),
+            restart_policy: r.restart_policy.map(|p| RestartPolicy { name: p.name, maximum_retry_count: p.maximum_retry_count }),
         };
-        self.containers
-            .update(&r.id, update)
-            .await
-            .map_err(status)?;
+        self.containers.update(&r.id, update).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn extract(
-        &self,
-        request: Request<tonic::Streaming<ExtractChunk>>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn extract(&self, request: Request<tonic::Streaming<ExtractChunk>>) -> Result<Response<Empty>, Status> {
         let mut stream = request.into_inner();
-        let first = stream.message().await?.ok_or_else(|| {
-            Status::invalid_argument("extract: the first chunk must name the container")
-        })?;
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("extract: the first chunk must name the container"))?;
         let scratch = self.containers.images.scratch_file("extract");
         let written = async {
-            let mut file = tokio::fs::File::create(&scratch)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            file.write_all(&first.data)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let mut file = tokio::fs::File::create(&scratch).await.map_err(|e| Status::internal(e.to_string()))?;
+            file.write_all(&first.data).await.map_err(|e| Status::internal(e.to_string()))?;
             while let Some(chunk) = stream.message().await? {
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+                file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
             }
-            file.flush()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
             Ok::<(), Status>(())
         }
         .await;
         let result = match written {
-            Ok(()) => self
-                .containers
-                .extract(&first.id, &first.path, &scratch)
-                .await
-                .map_err(status),
+            Ok(()) => self.containers.extract(&first.id, &first.path, &scratch).await.map_err(status),
             Err(e) => Err(e),
         };
         let _ = std::fs::remove_file(&scratch);
@@ -306,35 +250,16 @@ impl ContainersApiTrait for ContainersApi {
         Ok(Response::new(Empty {}))
     }
 
-    async fn changes(
-        &self,
-        request: Request<ContainerRef>,
-    ) -> Result<Response<ChangesResponse>, Status> {
-        let changes = self
-            .containers
-            .changes(&request.into_inner().id)
-            .map_err(status)?;
+    async fn changes(&self, request: Request<ContainerRef>) -> Result<Response<ChangesResponse>, Status> {
+        let changes = self.containers.changes(&request.into_inner().id).map_err(status)?;
         Ok(Response::new(ChangesResponse {
-            changes: changes
-                .into_iter()
-                .map(|(kind, path)| Change {
-                    kind: kind.code(),
-                    path,
-                })
-                .collect(),
+            changes: changes.into_iter().map(|(kind, path)| Change { kind: kind.code(), path }).collect(),
         }))
     }
 
-    async fn archive(
-        &self,
-        request: Request<ArchiveRequest>,
-    ) -> Result<Response<Self::ArchiveStream>, Status> {
+    async fn archive(&self, request: Request<ArchiveRequest>) -> Result<Response<Self::ArchiveStream>, Status> {
         let r = request.into_inner();
-        let path = if r.path.is_empty() {
-            "/".to_owned()
-        } else {
-            r.path
-        };
+        let path = if r.path.is_empty() { "/".to_owned() } else { r.path };
         let scratch = self.containers.images.scratch_file("archive");
         if let Err(err) = self.containers.archive(&r.id, &path, &scratch).await {
             let _ = std::fs::remove_file(&scratch);
@@ -350,13 +275,7 @@ impl ContainersApiTrait for ContainersApi {
                     match file.read(&mut buf).await {
                         Ok(0) => break,
                         Ok(n) => {
-                            if sender
-                                .send(Ok(ArchiveData {
-                                    data: buf[..n].to_vec(),
-                                }))
-                                .await
-                                .is_err()
-                            {
+                            if sender.send(Ok(ArchiveData { data: buf[..n].to_vec() })).await.is_err() {
                                 break;
                             }
                         }
@@ -369,21 +288,12 @@ impl ContainersApiTrait for ContainersApi {
             }
             let _ = std::fs::remove_file(&scratch);
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(receiver),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
-    async fn create(
-        &self,
-        request: Request<CreateContainerRequest>,
-    ) -> Result<Response<CreateContainerResponse>, Status> {
+    async fn create(&self, request: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
         let request = request.into_inner();
-        let record = self
-            .containers
-            .create(request.into())
-            .await
-            .map_err(status)?;
+        let record = self.containers.create(request.into()).await.map_err(status)?;
         let mut warnings = Vec::new();
         if record.host_config.resources.memory > 0
             && record.host_config.resources.memory_swap != 0
@@ -391,181 +301,95 @@ impl ContainersApiTrait for ContainersApi {
         {
             warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
         }
-        Ok(Response::new(CreateContainerResponse {
-            id: record.id,
-            warnings,
-        }))
+        Ok(Response::new(CreateContainerResponse { id: record.id, warnings }))
     }
 
     async fn start(&self, request: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
-        self.containers
-            .start(&request.into_inner().id)
-            .await
-            .map_err(status)?;
+        self.containers.start(&request.into_inner().id).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn stop(
-        &self,
-        request: Request<StopContainerRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn stop(&self, request: Request<StopContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.containers
-            .stop(
-                &r.id,
-                (r.timeout >= 0).then_some(r.timeout),
-                Some(&r.signal),
-            )
-            .await
-            .map_err(status)?;
+        self.containers.stop(&r.id, (r.timeout >= 0).then_some(r.timeout), Some(&r.signal)).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn restart(
-        &self,
-        request: Request<StopContainerRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn restart(&self, request: Request<StopContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.containers
-            .restart(&r.id, (r.timeout >= 0).then_some(r.timeout))
-            .await
-            .map_err(status)?;
+        self.containers.restart(&r.id, (r.timeout >= 0).then_some(r.timeout)).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn kill(
-        &self,
-        request: Request<KillContainerRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn kill(&self, request: Request<KillContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.containers
-            .kill(&r.id, &r.signal)
-            .await
-            .map_err(status)?;
+        self.containers.kill(&r.id, &r.signal).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn pause(&self, request: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
-        self.containers
-            .pause(&request.into_inner().id, true)
-            .await
-            .map_err(status)?;
+        self.containers.pause(&request.into_inner().id, true).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
     async fn unpause(&self, request: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
-        self.containers
-            .pause(&request.into_inner().id, false)
-            .await
-            .map_err(status)?;
+        self.containers.pause(&request.into_inner().id, false).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn remove(
-        &self,
-        request: Request<RemoveContainerRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn remove(&self, request: Request<RemoveContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.containers
-            .remove(&r.id, r.force, r.volumes)
-            .await
-            .map_err(status)?;
+        self.containers.remove(&r.id, r.force, r.volumes).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn rename(
-        &self,
-        request: Request<RenameContainerRequest>,
-    ) -> Result<Response<Empty>, Status> {
+    async fn rename(&self, request: Request<RenameContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
-        self.containers
-            .rename(&r.id, &r.new_name)
-            .await
-            .map_err(status)?;
+        self.containers.rename(&r.id, &r.new_name).await.map_err(status)?;
         Ok(Response::new(Empty {}))
     }
 
-    async fn list(
-        &self,
-        request: Request<ListContainersRequest>,
-    ) -> Result<Response<ListContainersResponse>, Status> {
+    async fn list(&self, request: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
         let r = request.into_inner();
         let filters = parse_filters(&r.filters)?;
         let images = &self.containers.images;
-        let image_id = |name: &str| {
-            images
-                .resolve(name)
-                .ok()
-                .flatten()
-                .map(|i| i.id.to_string())
-        };
+        let image_id = |name: &str| images.resolve(name).ok().flatten().map(|i| i.id.to_string());
         let containers = self
             .containers
             .list()
             .map_err(status)?
             .into_iter()
-            .filter(|c| {
-                r.all
-                    || !filters.is_empty()
-                    || c.state.status.is_running()
-                    || c.state.status == super::Status::Restarting
-            })
+            .filter(|c| r.all || !filters.is_empty() || c.state.status.is_running() || c.state.status == super::Status::Restarting)
             .filter(|c| matches_filters(c, &filters, &image_id))
             .map(|c| summary(&c))
             .collect();
         Ok(Response::new(ListContainersResponse { containers }))
     }
 
-    async fn inspect(
-        &self,
-        request: Request<ContainerRef>,
-    ) -> Result<Response<ContainerDetails>, Status> {
-        let record = self
-            .containers
-            .find(&request.into_inner().id)
-            .map_err(status)?;
+    async fn inspect(&self, request: Request<ContainerRef>) -> Result<Response<ContainerDetails>, Status> {
+        let record = self.containers.find(&request.into_inner().id).map_err(status)?;
         let json = self.containers.inspect_json(&record);
-        Ok(Response::new(ContainerDetails {
-            summary: Some(summary(&record)),
-            inspect_json: json.to_string(),
-        }))
+        Ok(Response::new(ContainerDetails { summary: Some(summary(&record)), inspect_json: json.to_string() }))
     }
 
-    async fn wait(
-        &self,
-        request: Request<WaitContainerRequest>,
-    ) -> Result<Response<WaitContainerResponse>, Status> {
+    async fn wait(&self, request: Request<WaitContainerRequest>) -> Result<Response<WaitContainerResponse>, Status> {
         let r = request.into_inner();
-        let exit_code = self
-            .containers
-            .wait(&r.id, &r.condition)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(WaitContainerResponse {
-            exit_code,
-            error: String::new(),
-        }))
+        let exit_code = self.containers.wait(&r.id, &r.condition).await.map_err(status)?;
+        Ok(Response::new(WaitContainerResponse { exit_code, error: String::new() }))
     }
 
-    async fn logs(
-        &self,
-        request: Request<LogsRequest>,
-    ) -> Result<Response<Self::LogsStream>, Status> {
+    async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
         let r = request.into_inner();
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         let parse = |text: &str, what: &str| -> Result<Option<i64>, Status> {
             if text.is_empty() {
                 return Ok(None);
             }
-            super::logs::parse_time(text, now).map(Some).ok_or_else(|| {
-                Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}"))
-            })
+            super::logs::parse_time(text, now)
+                .map(Some)
+                .ok_or_else(|| Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}")))
         };
-        let (stdout, stderr) = if !r.stdout && !r.stderr {
-            (true, true)
-        } else {
-            (r.stdout, r.stderr)
-        };
+        let (stdout, stderr) = if !r.stdout && !r.stderr { (true, true) } else { (r.stdout, r.stderr) };
         let query = LogsQuery {
             follow: r.follow,
             stdout,
@@ -575,32 +399,21 @@ impl ContainersApiTrait for ContainersApi {
             tail: usize::try_from(r.tail).ok(),
         };
         let receiver = self.containers.logs(&r.id, query).map_err(status)?;
-        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|line| {
-            Ok(LogChunk {
-                stream: u32::from(line.stream),
-                data: line.data,
-                time: line.time,
-            })
-        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
+            .map(|line| Ok(LogChunk { stream: u32::from(line.stream), data: line.data, time: line.time }));
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn attach(
-        &self,
-        request: Request<tonic::Streaming<AttachInput>>,
-    ) -> Result<Response<Self::AttachStream>, Status> {
+    async fn attach(&self, request: Request<tonic::Streaming<AttachInput>>) -> Result<Response<Self::AttachStream>, Status> {
         let mut input = request.into_inner();
-        let first = input.message().await?.ok_or_else(|| {
-            Status::invalid_argument("attach: the first message must name the container")
-        })?;
+        let first = input
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("attach: the first message must name the container"))?;
         // Answer once the attach is registered: the caller starts the container only
         // after this returns (attach-then-start), so waiting for the start happens in
         // the stream and no output is missed.
-        let pending = self
-            .containers
-            .attach_begin(&first.id)
-            .await
-            .map_err(status)?;
+        let pending = self.containers.attach_begin(&first.id).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<AttachOutput, Status>>(64);
         tokio::spawn(async move {
             let socket = match pending.connected().await {
@@ -610,10 +423,7 @@ impl ContainersApiTrait for ContainersApi {
                     return;
                 }
             };
-            let socket = match socket
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::UnixStream::from_std(socket))
-            {
+            let socket = match socket.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(socket)) {
                 Ok(socket) => socket,
                 Err(e) => {
                     let _ = sender.send(Err(Status::internal(e.to_string()))).await;
@@ -625,35 +435,18 @@ impl ContainersApiTrait for ContainersApi {
                 let mut pending = vec![first];
                 loop {
                     for message in pending.drain(..) {
-                        if !message.stdin.is_empty()
-                            && writer
-                                .write_all(&super::attach::frame(
-                                    super::attach::STDIN,
-                                    &message.stdin,
-                                ))
-                                .await
-                                .is_err()
-                        {
+                        if !message.stdin.is_empty() && writer.write_all(&super::attach::frame(super::attach::STDIN, &message.stdin)).await.is_err() {
                             return;
                         }
                         if message.rows > 0 && message.cols > 0 {
                             let mut size = Vec::with_capacity(4);
                             size.extend_from_slice(&(message.rows as u16).to_be_bytes());
                             size.extend_from_slice(&(message.cols as u16).to_be_bytes());
-                            if writer
-                                .write_all(&super::attach::frame(super::attach::RESIZE, &size))
-                                .await
-                                .is_err()
-                            {
+                            if writer.write_all(&super::attach::frame(super::attach::RESIZE, &size)).await.is_err() {
                                 return;
                             }
                         }
-                        if message.close_stdin
-                            && writer
-                                .write_all(&super::attach::frame(super::attach::CLOSE_STDIN, &[]))
-                                .await
-                                .is_err()
-                        {
+                        if message.close_stdin && writer.write_all(&super::attach::frame(super::attach::CLOSE_STDIN, &[])).await.is_err() {
                             return;
                         }
                     }
@@ -665,22 +458,13 @@ impl ContainersApiTrait for ContainersApi {
             });
             pump_attach_output(reader, sender).await;
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(receiver),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
-    async fn exec(
-        &self,
-        request: Request<tonic::Streaming<ExecInput>>,
-    ) -> Result<Response<Self::ExecStream>, Status> {
+    async fn exec(&self, request: Request<tonic::Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
         let mut input = request.into_inner();
-        let first = input.message().await?.ok_or_else(|| {
-            Status::invalid_argument("exec: the first message must carry the spec")
-        })?;
-        let spec = first.spec.clone().ok_or_else(|| {
-            Status::invalid_argument("exec: the first message must carry the spec")
-        })?;
+        let first = input.message().await?.ok_or_else(|| Status::invalid_argument("exec: the first message must carry the spec"))?;
+        let spec = first.spec.clone().ok_or_else(|| Status::invalid_argument("exec: the first message must carry the spec"))?;
         let detach = spec.detach;
         let request = ExecRequest {
             container: spec.container,
@@ -699,9 +483,7 @@ impl ContainersApiTrait for ContainersApi {
         if let Some(master) = streams.pty.take() {
             // A terminal: one fd both ways; resizes go to it too.
             let master = std::fs::File::from(master);
-            let writer = master
-                .try_clone()
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let writer = master.try_clone().map_err(|e| Status::internal(e.to_string()))?;
             let mut reader = tokio::fs::File::from_std(master);
             let mut writer = tokio::fs::File::from_std(writer);
             tokio::spawn(async move {
@@ -710,12 +492,7 @@ impl ContainersApiTrait for ContainersApi {
                     if let Some(m) = message.take() {
                         if m.rows > 0 && m.cols > 0 {
                             use std::os::fd::AsRawFd;
-                            let size = libc::winsize {
-                                ws_row: m.rows as u16,
-                                ws_col: m.cols as u16,
-                                ws_xpixel: 0,
-                                ws_ypixel: 0,
-                            };
+                            let size = libc::winsize { ws_row: m.rows as u16, ws_col: m.cols as u16, ws_xpixel: 0, ws_ypixel: 0 };
                             // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
                             unsafe { libc::ioctl(writer.as_raw_fd(), libc::TIOCSWINSZ, &size) };
                         }
@@ -740,12 +517,7 @@ impl ContainersApiTrait for ContainersApi {
                         // EIO once the process and every other holder of the terminal are gone.
                         Ok(0) | Err(_) => return,
                         Ok(n) => {
-                            let out = ExecOutput {
-                                stream: 1,
-                                data: buf[..n].to_vec(),
-                                exited: false,
-                                exit_code: 0,
-                            };
+                            let out = ExecOutput { stream: 1, data: buf[..n].to_vec(), exited: false, exit_code: 0 };
                             if sender.send(Ok(out)).await.is_err() {
                                 return;
                             }
@@ -773,22 +545,8 @@ impl ContainersApiTrait for ContainersApi {
             });
         }
         for (stream_no, pipe) in [
-            (
-                1u32,
-                streams
-                    .child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            ),
-            (
-                2u32,
-                streams
-                    .child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            ),
+            (1u32, streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+            (2u32, streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
         ] {
             let Some(mut pipe) = pipe else { continue };
             let sender = sender.clone();
@@ -798,12 +556,7 @@ impl ContainersApiTrait for ContainersApi {
                     match pipe.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => {
-                            let out = ExecOutput {
-                                stream: stream_no,
-                                data: buf[..n].to_vec(),
-                                exited: false,
-                                exit_code: 0,
-                            };
+                            let out = ExecOutput { stream: stream_no, data: buf[..n].to_vec(), exited: false, exit_code: 0 };
                             if sender.send(Ok(out)).await.is_err() {
                                 return;
                             }
@@ -827,54 +580,27 @@ impl ContainersApiTrait for ContainersApi {
                 Err(_) => 255,
             };
             containers.exec_done(&streams.exec_id, &streams.container_id, exit_code);
-            let _ = sender
-                .send(Ok(ExecOutput {
-                    stream: 0,
-                    data: Vec::new(),
-                    exited: true,
-                    exit_code,
-                }))
-                .await;
+            let _ = sender.send(Ok(ExecOutput { stream: 0, data: Vec::new(), exited: true, exit_code })).await;
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(receiver),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
     async fn top(&self, request: Request<ContainerRef>) -> Result<Response<TopResponse>, Status> {
-        let (titles, rows) = self
-            .containers
-            .top(&request.into_inner().id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(TopResponse {
-            titles,
-            processes: rows.into_iter().map(|columns| TopRow { columns }).collect(),
-        }))
+        let (titles, rows) = self.containers.top(&request.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(TopResponse { titles, processes: rows.into_iter().map(|columns| TopRow { columns }).collect() }))
     }
 
-    async fn prune(
-        &self,
-        request: Request<PruneContainersRequest>,
-    ) -> Result<Response<PruneContainersResponse>, Status> {
+    async fn prune(&self, request: Request<PruneContainersRequest>) -> Result<Response<PruneContainersResponse>, Status> {
         if !request.into_inner().filters.is_empty() {
-            return Err(Status::invalid_argument(
-                "container prune filters are not supported yet",
-            ));
+            return Err(Status::invalid_argument("container prune filters are not supported yet"));
         }
         let deleted = self.containers.prune().await.map_err(status)?;
-        Ok(Response::new(PruneContainersResponse {
-            deleted,
-            reclaimed_bytes: 0,
-        }))
+        Ok(Response::new(PruneContainersResponse { deleted, reclaimed_bytes: 0 }))
     }
 }
 
 /// Forwards the monitor's `[stream u8][len u32 BE][data]` frames as messages.
-async fn pump_attach_output(
-    mut reader: tokio::net::unix::OwnedReadHalf,
-    sender: tokio::sync::mpsc::Sender<Result<AttachOutput, Status>>,
-) {
+async fn pump_attach_output(mut reader: tokio::net::unix::OwnedReadHalf, sender: tokio::sync::mpsc::Sender<Result<AttachOutput, Status>>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 32 * 1024];
     loop {
@@ -883,10 +609,7 @@ async fn pump_attach_output(
             if buf.len() < 5 + len {
                 break;
             }
-            let out = AttachOutput {
-                stream: u32::from(buf[0]),
-                data: buf[5..5 + len].to_vec(),
-            };
+            let out = AttachOutput { stream: u32::from(buf[0]), data: buf[5..5 + len].to_vec() };
             buf.drain(..5 + len);
             if sender.send(Ok(out)).await.is_err() {
                 return;

@@ -38,9 +38,7 @@ impl PendingAttachment {
             PendingAttachment::Waiting(receiver) => match receiver.await {
                 Ok(Ok(stream)) => Ok(stream),
                 Ok(Err(message)) => Err(ContainerError::Runtime(message)),
-                Err(_) => Err(ContainerError::Runtime(
-                    "the container did not start".to_owned(),
-                )),
+                Err(_) => Err(ContainerError::Runtime("the container did not start".to_owned())),
             },
         }
     }
@@ -50,8 +48,7 @@ impl Containers {
     /// Connects to the running container's monitor.
     pub(super) fn connect_attach(&self, id: &str) -> Result<UnixStream, String> {
         // The directory may be deeper than a socket path allows; go through an fd.
-        let dir = std::fs::File::open(self.dir(id))
-            .map_err(|e| format!("open the container's directory: {e}"))?;
+        let dir = std::fs::File::open(self.dir(id)).map_err(|e| format!("open the container's directory: {e}"))?;
         let path = format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd());
         UnixStream::connect(&path).map_err(|e| format!("connect to the container's monitor: {e}"))
     }
@@ -63,34 +60,20 @@ impl Containers {
 
     /// The first half of `attach`: once this returns, the container's next start
     /// hands its stdio over (so a caller can answer its client, which then starts it).
-    pub async fn attach_begin(
-        self: &Arc<Self>,
-        key: &str,
-    ) -> Result<PendingAttachment, ContainerError> {
+    pub async fn attach_begin(self: &Arc<Self>, key: &str) -> Result<PendingAttachment, ContainerError> {
         let id = self.find(key)?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
-        let record = self
-            .store
-            .get(&id)?
-            .ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
         if !matches!(record.state.status, Status::Removing | Status::Dead) {
             self.publish(&record, "attach", &[]);
         }
         match record.state.status {
-            Status::Running | Status::Paused => Ok(PendingAttachment::Ready(
-                self.connect_attach(&id).map_err(ContainerError::Runtime)?,
-            )),
-            Status::Removing | Status::Dead => Err(ContainerError::Conflict(format!(
-                "container {} is being removed",
-                record.name
-            ))),
+            Status::Running | Status::Paused => Ok(PendingAttachment::Ready(self.connect_attach(&id).map_err(ContainerError::Runtime)?)),
+            Status::Removing | Status::Dead => Err(ContainerError::Conflict(format!("container {} is being removed", record.name))),
             _ => {
                 let (sender, receiver) = tokio::sync::oneshot::channel();
-                let mut pending = self
-                    .pending_attach
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut pending = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
                 pending.entry(id.clone()).or_default().push(sender);
                 Ok(PendingAttachment::Waiting(receiver))
             }
@@ -98,24 +81,14 @@ impl Containers {
     }
 
     pub(super) fn hand_over_pending_attach(&self, id: &str) {
-        let waiting = self
-            .pending_attach
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-            .unwrap_or_default();
+        let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         for sender in waiting {
             let _ = sender.send(self.connect_attach(id));
         }
     }
 
     pub(super) fn fail_pending_attach(&self, id: &str, message: &str) {
-        let waiting = self
-            .pending_attach
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-            .unwrap_or_default();
+        let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         for sender in waiting {
             let _ = sender.send(Err(message.to_owned()));
         }

@@ -78,11 +78,7 @@ pub fn normalise(name: &str) -> Result<String, UnknownCapability> {
     if upper == "ALL" {
         return Ok(upper);
     }
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
     if ALL.contains(&full.as_str()) {
         Ok(full)
     } else {
@@ -92,14 +88,9 @@ pub fn normalise(name: &str) -> Result<String, UnknownCapability> {
 
 /// The capabilities in this process's bounding set (all of them if it cannot be read).
 pub fn held() -> BTreeSet<String> {
-    let mask = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        });
+    let mask = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    });
     ALL.iter()
         .enumerate()
         .filter(|(bit, _)| mask.is_none_or(|m| m & (1u64 << bit) != 0))
@@ -115,10 +106,7 @@ pub fn compute(
     held: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>, UnknownCapability> {
     let add: Vec<String> = add.iter().map(|c| normalise(c)).collect::<Result<_, _>>()?;
-    let drop: Vec<String> = drop
-        .iter()
-        .map(|c| normalise(c))
-        .collect::<Result<_, _>>()?;
+    let drop: Vec<String> = drop.iter().map(|c| normalise(c)).collect::<Result<_, _>>()?;
     let mut caps: BTreeSet<String> = if privileged || add.iter().any(|c| c == "ALL") {
         held.clone()
     } else {
@@ -154,12 +142,8 @@ mod tests {
         assert!(!caps.contains("CAP_SYS_ADMIN"));
         let caps = compute(false, &["net_admin".into()], &["CHOWN".into()], &all()).expect("caps");
         assert!(caps.contains("CAP_NET_ADMIN") && !caps.contains("CAP_CHOWN"));
-        let caps =
-            compute(false, &["NET_BIND_SERVICE".into()], &["ALL".into()], &all()).expect("caps");
-        assert_eq!(
-            caps.into_iter().collect::<Vec<_>>(),
-            vec!["CAP_NET_BIND_SERVICE".to_owned()]
-        );
+        let caps = compute(false, &["NET_BIND_SERVICE".into()], &["ALL".into()], &all()).expect("caps");
+        assert_eq!(caps.into_iter().collect::<Vec<_>>(), vec!["CAP_NET_BIND_SERVICE".to_owned()]);
         let mut held = all();
         held.remove("CAP_SYS_RESOURCE");
         let caps = compute(true, &[], &[], &held).expect("caps");

@@ -43,9 +43,7 @@ fn is_whiteout(meta: &std::fs::Metadata) -> bool {
 impl Containers {
     /// The lower layers of a container's image, top first (empty if the image is gone).
     pub(super) fn lowers(&self, image_id: &str) -> Vec<PathBuf> {
-        let Ok(Some(image)) = self.images.resolve(image_id) else {
-            return Vec::new();
-        };
+        let Ok(Some(image)) = self.images.resolve(image_id) else { return Vec::new() };
         let mut parent = None;
         let mut out: Vec<PathBuf> = image
             .layers
@@ -65,35 +63,20 @@ impl Containers {
         let record = self.find(key)?;
         let upper = self.dir(&record.id).join("upper");
         let lowers = self.lowers(&record.image_id);
-        let in_image = |rel: &Path| {
-            lowers
-                .iter()
-                .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
-        };
+        let in_image = |rel: &Path| lowers.iter().any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok());
         let mut out = Vec::new();
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(upper.join(&rel)) else {
-                continue;
-            };
+            let Ok(entries) = std::fs::read_dir(upper.join(&rel)) else { continue };
             for entry in entries.flatten() {
                 let child = rel.join(entry.file_name());
-                let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
-                    continue;
-                };
+                let Ok(meta) = std::fs::symlink_metadata(entry.path()) else { continue };
                 let shown = format!("/{}", child.display());
                 if is_whiteout(&meta) {
                     out.push((ChangeKind::Deleted, shown));
                     continue;
                 }
-                out.push((
-                    if in_image(&child) {
-                        ChangeKind::Modified
-                    } else {
-                        ChangeKind::Added
-                    },
-                    shown,
-                ));
+                out.push((if in_image(&child) { ChangeKind::Modified } else { ChangeKind::Added }, shown));
                 if meta.is_dir() {
                     stack.push(child);
                 }
@@ -105,29 +88,18 @@ impl Containers {
 
     /// Writes a tar of `path` inside the container (its whole root for "/") to `out`.
     /// The root filesystem is mounted for the duration if the container is stopped.
-    pub async fn archive(
-        self: &Arc<Self>,
-        key: &str,
-        path: &str,
-        out: &Path,
-    ) -> Result<(), ContainerError> {
+    pub async fn archive(self: &Arc<Self>, key: &str, path: &str, out: &Path) -> Result<(), ContainerError> {
         let record = self.find(key)?;
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
-        let record = self
-            .store
-            .get(&record.id)?
-            .ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
         let root = self.dir(&record.id).join("rootfs");
         let mounted_here = !rootfs::is_mounted(&root);
         if mounted_here {
             self.mount_rootfs(&record).await?;
         }
         let result = write_tar(&root, path, out).map_err(|e| match e {
-            ContainerError::NotFound(_) => ContainerError::NoPath {
-                path: path.to_owned(),
-                container: record.name.clone(),
-            },
+            ContainerError::NotFound(_) => ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() },
             other => other,
         });
         if mounted_here {
@@ -141,28 +113,17 @@ impl Containers {
 fn write_tar(root: &Path, path: &str, out: &Path) -> Result<(), ContainerError> {
     let real = rootfs::resolve_in_root(root, path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            ContainerError::NotFound(format!(
-                "no such file or directory: {path} in the container"
-            ))
+            ContainerError::NotFound(format!("no such file or directory: {path} in the container"))
         } else {
-            ContainerError::Io {
-                what: format!("open {path} in the container"),
-                source: e,
-            }
+            ContainerError::Io { what: format!("open {path} in the container"), source: e }
         }
     })?;
     let file = std::fs::File::create(out).map_err(ContainerError::io("create the archive"))?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.follow_symlinks(false);
-    let meta =
-        std::fs::symlink_metadata(&real).map_err(ContainerError::io(format!("stat {path}")))?;
-    let name = Path::new(path.trim_end_matches('/'))
-        .file_name()
-        .map(|n| n.to_owned());
-    let io = |e: std::io::Error| ContainerError::Io {
-        what: format!("archive {path}"),
-        source: e,
-    };
+    let meta = std::fs::symlink_metadata(&real).map_err(ContainerError::io(format!("stat {path}")))?;
+    let name = Path::new(path.trim_end_matches('/')).file_name().map(|n| n.to_owned());
+    let io = |e: std::io::Error| ContainerError::Io { what: format!("archive {path}"), source: e };
     match (meta.is_dir(), name) {
         // The whole root: its contents at the top of the archive.
         (true, None) => builder.append_dir_all(".", &real).map_err(io)?,
@@ -183,17 +144,12 @@ pub const EXTRACT_HELPER_FLAG: &str = "--extract-in-root";
 /// With RENAME, the archive's top entry gets that name.
 pub fn extract_helper(root: &Path, dest: &str, rename: Option<&str>) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt;
-    let root_c = std::ffi::CString::new(root.as_os_str().as_bytes())
-        .map_err(|_| "bad root path".to_owned())?;
+    let root_c = std::ffi::CString::new(root.as_os_str().as_bytes()).map_err(|_| "bad root path".to_owned())?;
     // SAFETY: chroot and chdir take valid NUL-terminated paths; this process is a
     // single-threaded helper that does nothing else.
     unsafe {
         if libc::chroot(root_c.as_ptr()) != 0 {
-            return Err(format!(
-                "chroot {}: {}",
-                root.display(),
-                std::io::Error::last_os_error()
-            ));
+            return Err(format!("chroot {}: {}", root.display(), std::io::Error::last_os_error()));
         }
         if libc::chdir(c"/".as_ptr()) != 0 {
             return Err(format!("chdir /: {}", std::io::Error::last_os_error()));
@@ -204,15 +160,9 @@ pub fn extract_helper(root: &Path, dest: &str, rename: Option<&str>) -> Result<(
     archive.set_preserve_ownerships(true);
     archive.set_overwrite(true);
     let dest = Path::new(dest);
-    for entry in archive
-        .entries()
-        .map_err(|e| format!("read the archive: {e}"))?
-    {
+    for entry in archive.entries().map_err(|e| format!("read the archive: {e}"))? {
         let mut entry = entry.map_err(|e| format!("read the archive: {e}"))?;
-        let path = entry
-            .path()
-            .map_err(|e| format!("read the archive: {e}"))?
-            .into_owned();
+        let path = entry.path().map_err(|e| format!("read the archive: {e}"))?.into_owned();
         let mut parts: Vec<std::path::Component> = Vec::new();
         for part in path.components() {
             match part {
@@ -227,20 +177,13 @@ pub fn extract_helper(root: &Path, dest: &str, rename: Option<&str>) -> Result<(
         }
         if let Some(name) = rename {
             let rest: PathBuf = parts.iter().skip(1).collect();
-            relative = if rest.as_os_str().is_empty() {
-                PathBuf::from(name)
-            } else {
-                Path::new(name).join(rest)
-            };
+            relative = if rest.as_os_str().is_empty() { PathBuf::from(name) } else { Path::new(name).join(rest) };
         }
         let target = dest.join(&relative);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
         }
-        entry
-            .unpack(&target)
-            .map_err(|e| format!("write {}: {e}", target.display()))?;
+        entry.unpack(&target).map_err(|e| format!("write {}: {e}", target.display()))?;
     }
     Ok(())
 }
@@ -248,77 +191,44 @@ pub fn extract_helper(root: &Path, dest: &str, rename: Option<&str>) -> Result<(
 impl Containers {
     /// Unpacks the tar at `archive` into the container at `dest` (cp in): into it when
     /// it is a directory, else as that name in its parent directory.
-    pub async fn extract(
-        self: &Arc<Self>,
-        key: &str,
-        dest: &str,
-        archive: &Path,
-    ) -> Result<(), ContainerError> {
+    pub async fn extract(self: &Arc<Self>, key: &str, dest: &str, archive: &Path) -> Result<(), ContainerError> {
         let record = self.find(key)?;
         if record.host_config.read_only {
-            return Err(ContainerError::Conflict(format!(
-                "container {} has a read-only root filesystem",
-                record.name
-            )));
+            return Err(ContainerError::Conflict(format!("container {} has a read-only root filesystem", record.name)));
         }
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
-        let record = self
-            .store
-            .get(&record.id)?
-            .ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
         let root = self.dir(&record.id).join("rootfs");
         let mounted_here = !rootfs::is_mounted(&root);
         if mounted_here {
             self.mount_rootfs(&record).await?;
         }
-        let result = self
-            .run_extract_helper(&record.name, &root, dest, archive)
-            .await;
+        let result = self.run_extract_helper(&record.name, &root, dest, archive).await;
         if mounted_here {
             let _ = rootfs::unmount(&root);
         }
         result
     }
 
-    async fn run_extract_helper(
-        &self,
-        name: &str,
-        root: &Path,
-        dest: &str,
-        archive: &Path,
-    ) -> Result<(), ContainerError> {
-        let no_path = || ContainerError::NoPath {
-            path: dest.to_owned(),
-            container: name.to_owned(),
-        };
+    async fn run_extract_helper(&self, name: &str, root: &Path, dest: &str, archive: &Path) -> Result<(), ContainerError> {
+        let no_path = || ContainerError::NoPath { path: dest.to_owned(), container: name.to_owned() };
         let (into, rename) = match rootfs::resolve_in_root(root, dest) {
             Ok(real) if real.is_dir() => (dest.to_owned(), None),
-            Ok(_) => {
-                return Err(ContainerError::Conflict(format!(
-                    "{dest} exists in container {name} and is not a directory"
-                )))
-            }
+            Ok(_) => return Err(ContainerError::Conflict(format!("{dest} exists in container {name} and is not a directory"))),
             // "dir/" must name an existing directory (docker's rule).
             Err(_) if dest.ends_with('/') => return Err(no_path()),
             Err(_) => {
                 let path = Path::new(dest);
-                let parent = path
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "/".to_owned());
-                let file = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(no_path)?;
+                let parent = path.parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".to_owned());
+                let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(no_path)?;
                 match rootfs::resolve_in_root(root, &parent) {
                     Ok(real) if real.is_dir() => (parent, Some(file)),
                     _ => return Err(no_path()),
                 }
             }
         };
-        let exe =
-            std::env::current_exe().map_err(ContainerError::io("find the engine's binary"))?;
+        let exe = std::env::current_exe().map_err(ContainerError::io("find the engine's binary"))?;
         let input = std::fs::File::open(archive).map_err(ContainerError::io("open the archive"))?;
         let mut command = tokio::process::Command::new(exe);
         command.arg(EXTRACT_HELPER_FLAG).arg(root).arg(&into);
@@ -335,10 +245,7 @@ impl Containers {
         if output.status.success() {
             Ok(())
         } else {
-            Err(ContainerError::Invalid(format!(
-                "copying into {name}: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )))
+            Err(ContainerError::Invalid(format!("copying into {name}: {}", String::from_utf8_lossy(&output.stderr).trim())))
         }
     }
 }
@@ -388,38 +295,22 @@ fn go_file_mode(meta: &std::fs::Metadata) -> u32 {
 impl Containers {
     /// `path`'s facts inside the container (its root mounted for the look if it runs
     /// not). A symlink is described, not followed, as docker does.
-    pub async fn stat_path(
-        self: &Arc<Self>,
-        key: &str,
-        path: &str,
-    ) -> Result<PathStat, ContainerError> {
+    pub async fn stat_path(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat, ContainerError> {
         let record = self.find(key)?;
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
-        let record = self
-            .store
-            .get(&record.id)?
-            .ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
         let root = self.dir(&record.id).join("rootfs");
         let mounted_here = !rootfs::is_mounted(&root);
         if mounted_here {
             self.mount_rootfs(&record).await?;
         }
-        let no_path = || ContainerError::NoPath {
-            path: path.to_owned(),
-            container: record.name.clone(),
-        };
+        let no_path = || ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() };
         let result = (|| {
             // The parent is resolved inside the root; the last part is looked at as is.
             let trimmed = path.trim_end_matches('/');
             let (parent, name) = match Path::new(trimmed).file_name() {
-                Some(name) => (
-                    Path::new(trimmed)
-                        .parent()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "/".into()),
-                    Some(name.to_owned()),
-                ),
+                Some(name) => (Path::new(trimmed).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into()), Some(name.to_owned())),
                 None => ("/".to_owned(), None),
             };
             let real_parent = rootfs::resolve_in_root(&root, &parent).map_err(|_| no_path())?;
@@ -428,22 +319,10 @@ impl Containers {
                 None => real_parent,
             };
             let meta = std::fs::symlink_metadata(&real).map_err(|_| no_path())?;
-            let link_target = if meta.file_type().is_symlink() {
-                std::fs::read_link(&real)
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
-            let mtime = meta
-                .modified()
-                .ok()
-                .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339())
-                .unwrap_or_default();
+            let link_target = if meta.file_type().is_symlink() { std::fs::read_link(&real).map(|t| t.display().to_string()).unwrap_or_default() } else { String::new() };
+            let mtime = meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()).unwrap_or_default();
             Ok(PathStat {
-                name: name
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "/".into()),
+                name: name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into()),
                 size: meta.len(),
                 mode: go_file_mode(&meta),
                 mtime,
@@ -461,22 +340,15 @@ impl Containers {
         use std::io::Write;
         let record = self.find(key)?;
         if !record.state.status.is_running() {
-            return Err(ContainerError::Conflict(format!(
-                "container {} is not running",
-                record.name
-            )));
+            return Err(ContainerError::Conflict(format!("container {} is not running", record.name)));
         }
         if !record.config.tty {
             return Ok(());
         }
-        let mut socket = self
-            .connect_attach(&record.id)
-            .map_err(ContainerError::Runtime)?;
+        let mut socket = self.connect_attach(&record.id).map_err(ContainerError::Runtime)?;
         let mut size = Vec::with_capacity(4);
         size.extend_from_slice(&rows.to_be_bytes());
         size.extend_from_slice(&cols.to_be_bytes());
-        socket
-            .write_all(&super::attach::frame(super::attach::RESIZE, &size))
-            .map_err(ContainerError::io("resize the terminal"))
+        socket.write_all(&super::attach::frame(super::attach::RESIZE, &size)).map_err(ContainerError::io("resize the terminal"))
     }
 }

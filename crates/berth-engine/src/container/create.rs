@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::record::{
-    ContainerConfig, ContainerRecord, HostConfig, Resources, RestartPolicy, State, Status,
-    TmpfsMount,
-};
+use super::record::{ContainerConfig, ContainerRecord, HostConfig, Resources, RestartPolicy, State, Status, TmpfsMount};
 use super::{caps, new_id, now_rfc3339, signal, ContainerError, Containers};
 
 /// What a client asks for (the gRPC request and, later, docker's create body, map
@@ -93,13 +90,7 @@ impl ImageConfig {
         let value: Value = serde_json::from_slice(config_blob).unwrap_or(Value::Null);
         let c = &value["config"];
         let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
+            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
         };
         ImageConfig {
             entrypoint: strings(&c["Entrypoint"]),
@@ -109,30 +100,18 @@ impl ImageConfig {
             user: c["User"].as_str().unwrap_or("").to_owned(),
             labels: c["Labels"]
                 .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                        .collect()
-                })
+                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
                 .unwrap_or_default(),
             stop_signal: c["StopSignal"].as_str().unwrap_or("").to_owned(),
-            volumes: c["Volumes"]
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default(),
-            exposed_ports: c["ExposedPorts"]
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default(),
-            healthcheck: c["Healthcheck"]
-                .as_object()
-                .map(|h| super::record::Healthcheck {
-                    test: strings(&h.get("Test").cloned().unwrap_or(Value::Null)),
-                    interval: h.get("Interval").and_then(Value::as_i64).unwrap_or(0),
-                    timeout: h.get("Timeout").and_then(Value::as_i64).unwrap_or(0),
-                    start_period: h.get("StartPeriod").and_then(Value::as_i64).unwrap_or(0),
-                    retries: h.get("Retries").and_then(Value::as_u64).unwrap_or(0) as u32,
-                }),
+            volumes: c["Volumes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+            exposed_ports: c["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+            healthcheck: c["Healthcheck"].as_object().map(|h| super::record::Healthcheck {
+                test: strings(&h.get("Test").cloned().unwrap_or(Value::Null)),
+                interval: h.get("Interval").and_then(Value::as_i64).unwrap_or(0),
+                timeout: h.get("Timeout").and_then(Value::as_i64).unwrap_or(0),
+                start_period: h.get("StartPeriod").and_then(Value::as_i64).unwrap_or(0),
+                retries: h.get("Retries").and_then(Value::as_u64).unwrap_or(0) as u32,
+            }),
         }
     }
 }
@@ -142,28 +121,21 @@ fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     bytes.len() >= 2
         && bytes[0].is_ascii_alphanumeric()
-        && bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && bytes[1..].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 const ADJECTIVES: [&str; 16] = [
-    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble",
-    "quiet", "swift", "tidy", "vivid", "wise", "zesty",
+    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble", "quiet", "swift", "tidy",
+    "vivid", "wise", "zesty",
 ];
 const NOUNS: [&str; 16] = [
-    "anchor", "bollard", "buoy", "cargo", "dock", "ferry", "harbor", "keel", "mast", "pier",
-    "quay", "rudder", "schooner", "tugboat", "wharf", "yawl",
+    "anchor", "bollard", "buoy", "cargo", "dock", "ferry", "harbor", "keel", "mast", "pier", "quay", "rudder",
+    "schooner", "tugboat", "wharf", "yawl",
 ];
 
 fn generated_name(id: &str) -> String {
     let n = u64::from_str_radix(&id[..8.min(id.len())], 16).unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        ADJECTIVES[(n % 16) as usize],
-        NOUNS[((n / 16) % 16) as usize],
-        &id[8..12.min(id.len())]
-    )
+    format!("{}_{}_{}", ADJECTIVES[(n % 16) as usize], NOUNS[((n / 16) % 16) as usize], &id[8..12.min(id.len())])
 }
 
 /// Merges `KEY=VALUE` lists: later keys replace earlier ones, order kept.
@@ -171,10 +143,7 @@ pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
     let mut out: Vec<String> = base.to_vec();
     for entry in overrides {
         let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
-        if let Some(slot) = out
-            .iter_mut()
-            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
-        {
+        if let Some(slot) = out.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
             *slot = entry.clone();
         } else {
             out.push(entry.clone());
@@ -186,10 +155,7 @@ pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
 pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), ContainerError> {
     let invalid = |m: String| Err(ContainerError::Invalid(m));
     if !request.name.is_empty() && !valid_name(request.name.trim_start_matches('/')) {
-        return invalid(format!(
-            "invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-            request.name
-        ));
+        return invalid(format!("invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", request.name));
     }
     let r = &request.resources;
     if r.memory != 0 && r.memory < 6 * 1024 * 1024 {
@@ -199,25 +165,16 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         return invalid("invalid memory limit: it cannot be negative".to_owned());
     }
     if r.memory_swap > 0 && r.memory == 0 {
-        return invalid(
-            "you should always set the memory limit when using the memoryswap limit, see usage"
-                .to_owned(),
-        );
+        return invalid("you should always set the memory limit when using the memoryswap limit, see usage".to_owned());
     }
     if r.memory_swap > 0 && r.memory_swap < r.memory {
-        return invalid(
-            "minimum memoryswap limit should be larger than memory limit, see usage".to_owned(),
-        );
+        return invalid("minimum memoryswap limit should be larger than memory limit, see usage".to_owned());
     }
     if r.nano_cpus < 0 || r.nano_cpus > cpus as i64 * 1_000_000_000 {
-        return invalid(format!(
-            "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-        ));
+        return invalid(format!("range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"));
     }
     if r.nano_cpus > 0 && r.nano_cpus < 10_000_000 {
-        return invalid(format!(
-            "range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-        ));
+        return invalid(format!("range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"));
     }
     if r.cpu_shares < 0 {
         return invalid("invalid CPU shares: it cannot be negative".to_owned());
@@ -238,9 +195,7 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         other => return invalid(format!("invalid restart policy '{other}'")),
     }
     if request.auto_remove && !matches!(request.restart_policy.name.as_str(), "" | "no") {
-        return Err(ContainerError::Conflict(
-            "conflicting options: cannot specify both --restart and --rm".to_owned(),
-        ));
+        return Err(ContainerError::Conflict("conflicting options: cannot specify both --restart and --rm".to_owned()));
     }
     if !request.stop_signal.is_empty() && signal::parse(&request.stop_signal).is_none() {
         return invalid(format!("invalid signal: {}", request.stop_signal));
@@ -252,16 +207,9 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         parse_security_opt(opt)?;
     }
     let mut targets = std::collections::BTreeSet::new();
-    for target in request
-        .tmpfs
-        .iter()
-        .map(|t| &t.target)
-        .chain(request.mounts.iter().map(|m| &m.target))
-    {
+    for target in request.tmpfs.iter().map(|t| &t.target).chain(request.mounts.iter().map(|m| &m.target)) {
         if !target.starts_with('/') {
-            return invalid(format!(
-                "invalid mount path {target:?}: mount path must be absolute"
-            ));
+            return invalid(format!("invalid mount path {target:?}: mount path must be absolute"));
         }
         if target.trim_end_matches('/').is_empty() {
             return invalid("invalid mount path \"/\": the root cannot be a mount".to_owned());
@@ -279,10 +227,7 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
             }
             "bind" => {
                 if !mount.source.starts_with('/') {
-                    return invalid(format!(
-                        "invalid bind source {:?}: it must be an absolute host path",
-                        mount.source
-                    ));
+                    return invalid(format!("invalid bind source {:?}: it must be an absolute host path", mount.source));
                 }
                 if !mount.create_source && !std::path::Path::new(&mount.source).exists() {
                     return invalid(format!("invalid mount config for type \"bind\": bind source path does not exist: {}", mount.source));
@@ -293,10 +238,7 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     }
     for port in &request.ports {
         if port.container_port == 0 || !matches!(port.protocol.as_str(), "tcp" | "udp") {
-            return invalid(format!(
-                "invalid port {}/{}",
-                port.container_port, port.protocol
-            ));
+            return invalid(format!("invalid port {}/{}", port.container_port, port.protocol));
         }
     }
     for port in &request.expose {
@@ -306,27 +248,16 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         if check.interval < 0 || check.timeout < 0 || check.start_period < 0 {
             return invalid("health check durations cannot be negative".to_owned());
         }
-        if (check.interval > 0 && check.interval < 1_000_000)
-            || (check.timeout > 0 && check.timeout < 1_000_000)
-        {
-            return invalid(
-                "interval and timeout of a health check must be at least 1ms".to_owned(),
-            );
+        if (check.interval > 0 && check.interval < 1_000_000) || (check.timeout > 0 && check.timeout < 1_000_000) {
+            return invalid("interval and timeout of a health check must be at least 1ms".to_owned());
         }
         match check.test.first().map(String::as_str) {
             None | Some("NONE") | Some("CMD") | Some("CMD-SHELL") => {}
-            Some(other) => {
-                return invalid(format!(
-                    "unknown health check type {other:?}: use CMD, CMD-SHELL or NONE"
-                ))
-            }
+            Some(other) => return invalid(format!("unknown health check type {other:?}: use CMD, CMD-SHELL or NONE")),
         }
     }
     if !request.working_dir.is_empty() && !request.working_dir.starts_with('/') {
-        return invalid(format!(
-            "the working directory '{}' is invalid, it needs to be an absolute path",
-            request.working_dir
-        ));
+        return invalid(format!("the working directory '{}' is invalid, it needs to be an absolute path", request.working_dir));
     }
     Ok(())
 }
@@ -337,9 +268,7 @@ fn parse_port_proto(spec: &str) -> Result<(u16, String), ContainerError> {
     let proto = proto.to_ascii_lowercase();
     match port.parse::<u16>() {
         Ok(p) if p > 0 && matches!(proto.as_str(), "tcp" | "udp") => Ok((p, proto)),
-        _ => Err(ContainerError::Invalid(format!(
-            "invalid port {spec:?}: use port[/tcp|/udp]"
-        ))),
+        _ => Err(ContainerError::Invalid(format!("invalid port {spec:?}: use port[/tcp|/udp]"))),
     }
 }
 
@@ -360,10 +289,7 @@ pub(crate) fn parse_security_opt(opt: &str) -> Result<SecurityOpt, ContainerErro
     };
     match (key, value) {
         ("no-new-privileges", None) => Ok(SecurityOpt::NoNewPrivileges(true)),
-        ("no-new-privileges", Some(v)) => v
-            .parse::<bool>()
-            .map(SecurityOpt::NoNewPrivileges)
-            .map_err(|_| bad()),
+        ("no-new-privileges", Some(v)) => v.parse::<bool>().map(SecurityOpt::NoNewPrivileges).map_err(|_| bad()),
         ("seccomp", Some("unconfined")) => Ok(SecurityOpt::SeccompUnconfined),
         ("seccomp", Some(json)) if json.trim_start().starts_with('{') => {
             serde_json::from_str::<oci_spec::runtime::LinuxSeccomp>(json)
@@ -386,10 +312,7 @@ impl Containers {
                 "--init needs a statically linked init: build berth-monitor for musl or set BERTH_INIT".to_owned(),
             ));
         }
-        let image = self
-            .images
-            .resolve(&request.image)?
-            .ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;
+        let image = self.images.resolve(&request.image)?.ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;
         let blob = self
             .images
             .content
@@ -398,10 +321,7 @@ impl Containers {
             .map_err(|e| ContainerError::Invalid(format!("image {}: {e}", request.image)))?;
         let image_config = ImageConfig::parse(&blob);
 
-        let entrypoint = request
-            .entrypoint
-            .clone()
-            .unwrap_or_else(|| image_config.entrypoint.clone());
+        let entrypoint = request.entrypoint.clone().unwrap_or_else(|| image_config.entrypoint.clone());
         let cmd = if !request.cmd.is_empty() {
             request.cmd.clone()
         } else if request.entrypoint.is_some() {
@@ -418,41 +338,22 @@ impl Containers {
 
         let id = new_id();
         let (network_mode, networks) = self.network_of(&request)?;
-        request
-            .extras
-            .validate(&network_mode)
-            .map_err(ContainerError::Invalid)?;
+        request.extras.validate(&network_mode).map_err(ContainerError::Invalid)?;
         let mut exposed_ports: Vec<String> = image_config.exposed_ports.clone();
         for spec in request.expose.iter() {
             let (port, proto) = parse_port_proto(spec)?;
             exposed_ports.push(format!("{port}/{proto}"));
         }
-        exposed_ports.extend(
-            request
-                .ports
-                .iter()
-                .map(|p| format!("{}/{}", p.container_port, p.protocol)),
-        );
+        exposed_ports.extend(request.ports.iter().map(|p| format!("{}/{}", p.container_port, p.protocol)));
         exposed_ports.sort();
         exposed_ports.dedup();
-        let name = if request.name.is_empty() {
-            generated_name(&id)
-        } else {
-            request.name.trim_start_matches('/').to_owned()
-        };
-        let hostname = if request.hostname.is_empty() {
-            id[..12].to_owned()
-        } else {
-            request.hostname.clone()
-        };
+        let name = if request.name.is_empty() { generated_name(&id) } else { request.name.trim_start_matches('/').to_owned() };
+        let hostname = if request.hostname.is_empty() { id[..12].to_owned() } else { request.hostname.clone() };
         let mut labels = image_config.labels.clone();
         labels.extend(request.labels.clone());
         let mut env = merge_env(&image_config.env, &request.env);
         if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(
-                0,
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-            );
+            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned());
         }
         let record = ContainerRecord {
             id: id.clone(),
@@ -464,22 +365,10 @@ impl Containers {
             config: ContainerConfig {
                 image: request.image.clone(),
                 cmd,
-                entrypoint: request
-                    .entrypoint
-                    .clone()
-                    .or(Some(entrypoint))
-                    .filter(|e| !e.is_empty()),
+                entrypoint: request.entrypoint.clone().or(Some(entrypoint)).filter(|e| !e.is_empty()),
                 env,
-                working_dir: if request.working_dir.is_empty() {
-                    image_config.working_dir
-                } else {
-                    request.working_dir.clone()
-                },
-                user: if request.user.is_empty() {
-                    image_config.user
-                } else {
-                    request.user.clone()
-                },
+                working_dir: if request.working_dir.is_empty() { image_config.working_dir } else { request.working_dir.clone() },
+                user: if request.user.is_empty() { image_config.user } else { request.user.clone() },
                 hostname,
                 labels,
                 tty: request.tty,
@@ -492,11 +381,8 @@ impl Containers {
                     "SIGTERM".to_owned()
                 },
                 stop_timeout: request.stop_timeout,
-                healthcheck: super::health::merge(
-                    image_config.healthcheck.clone(),
-                    request.healthcheck.clone(),
-                )
-                .filter(|h| !h.test.is_empty()),
+                healthcheck: super::health::merge(image_config.healthcheck.clone(), request.healthcheck.clone())
+                    .filter(|h| !h.test.is_empty()),
                 exposed_ports,
             },
             host_config: HostConfig {
@@ -508,11 +394,7 @@ impl Containers {
                 security_opt: request.security_opt.clone(),
                 resources: request.resources.clone(),
                 restart_policy: RestartPolicy {
-                    name: if request.restart_policy.name.is_empty() {
-                        "no".to_owned()
-                    } else {
-                        request.restart_policy.name.clone()
-                    },
+                    name: if request.restart_policy.name.is_empty() { "no".to_owned() } else { request.restart_policy.name.clone() },
                     maximum_retry_count: request.restart_policy.maximum_retry_count,
                 },
                 tmpfs: request.tmpfs.clone(),
@@ -523,29 +405,20 @@ impl Containers {
                 publish_all_ports: request.publish_all,
                 extras: request.extras.clone(),
             },
-            state: State {
-                status: Status::Created,
-                ..Default::default()
-            },
+            state: State { status: Status::Created, ..Default::default() },
             networks,
         };
         let mut record = record;
         record.host_config.mounts = self.make_mounts(&request, &image_config.volumes)?;
         let dir = self.dir(&id);
-        std::fs::create_dir_all(&dir)
-            .map_err(ContainerError::io(format!("create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
         if let Err(err) = self.store.insert(&record) {
             let _ = std::fs::remove_dir_all(&dir);
             self.drop_new_volumes(&record);
             return Err(err.into());
         }
         self.images.mark_used(&record.image_id, &record.id);
-        for mount in record
-            .host_config
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
-        {
+        for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.mark_used(&mount.source, &record.id);
         }
         self.publish(&record, "create", &[]);
@@ -557,18 +430,13 @@ impl Containers {
 impl Containers {
     /// The network mode as recorded and the networks the container joins, checked the
     /// way docker checks them.
-    fn network_of(
-        &self,
-        request: &CreateRequest,
-    ) -> Result<(String, Vec<crate::network::EndpointRequest>), ContainerError> {
+    fn network_of(&self, request: &CreateRequest) -> Result<(String, Vec<crate::network::EndpointRequest>), ContainerError> {
         let scoped = !request.network_aliases.is_empty() || !request.ipv4_address.is_empty();
         let mode = request.network_mode.as_str();
         match mode {
             "host" | "none" => {
                 if scoped {
-                    return Err(ContainerError::Invalid(format!(
-                        "network-scoped aliases and --ip are not supported with --network {mode}"
-                    )));
+                    return Err(ContainerError::Invalid(format!("network-scoped aliases and --ip are not supported with --network {mode}")));
                 }
                 Ok((mode.to_owned(), Vec::new()))
             }
@@ -582,18 +450,10 @@ impl Containers {
                 Ok((format!("container:{}", other.id), Vec::new()))
             }
             _ => {
-                let key = if matches!(mode, "" | "default") {
-                    "bridge"
-                } else {
-                    mode
-                };
+                let key = if matches!(mode, "" | "default") { "bridge" } else { mode };
                 let network = self.networks.find(key)?;
                 match network.driver.as_str() {
-                    "host" | "null" => {
-                        return Err(ContainerError::Invalid(
-                            "use --network host or --network none by name".into(),
-                        ))
-                    }
+                    "host" | "null" => return Err(ContainerError::Invalid("use --network host or --network none by name".into())),
                     _ => {}
                 }
                 if network.name == "bridge" && !request.network_aliases.is_empty() {
@@ -604,11 +464,7 @@ impl Containers {
                         "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
                     ));
                 }
-                let mode = if network.name == "bridge" {
-                    "bridge".to_owned()
-                } else {
-                    network.name.clone()
-                };
+                let mode = if network.name == "bridge" { "bridge".to_owned() } else { network.name.clone() };
                 Ok((
                     mode,
                     vec![crate::network::EndpointRequest {
@@ -624,38 +480,19 @@ impl Containers {
     /// The container's volume and bind mounts: named volumes made if missing, a new
     /// anonymous volume for each image VOLUME (and `-v /path`) nothing else covers,
     /// missing `-v` host directories created.
-    fn make_mounts(
-        &self,
-        request: &CreateRequest,
-        image_volumes: &[String],
-    ) -> Result<Vec<super::record::MountPoint>, ContainerError> {
+    fn make_mounts(&self, request: &CreateRequest, image_volumes: &[String]) -> Result<Vec<super::record::MountPoint>, ContainerError> {
         let mut mounts = Vec::new();
         let covered = |target: &str| {
             let t = target.trim_end_matches('/');
-            request
-                .mounts
-                .iter()
-                .any(|m| m.target.trim_end_matches('/') == t)
-                || request
-                    .tmpfs
-                    .iter()
-                    .any(|m| m.target.trim_end_matches('/') == t)
+            request.mounts.iter().any(|m| m.target.trim_end_matches('/') == t)
+                || request.tmpfs.iter().any(|m| m.target.trim_end_matches('/') == t)
         };
-        let wanted =
-            request
-                .mounts
+        let wanted = request.mounts.iter().cloned().chain(
+            image_volumes
                 .iter()
-                .cloned()
-                .chain(
-                    image_volumes
-                        .iter()
-                        .filter(|t| !covered(t))
-                        .map(|t| MountRequest {
-                            kind: "volume".into(),
-                            target: t.clone(),
-                            ..Default::default()
-                        }),
-                );
+                .filter(|t| !covered(t))
+                .map(|t| MountRequest { kind: "volume".into(), target: t.clone(), ..Default::default() }),
+        );
         for m in wanted {
             let source = match m.kind.as_str() {
                 "volume" => {
@@ -669,21 +506,12 @@ impl Containers {
                 }
                 _ => {
                     if m.create_source {
-                        std::fs::create_dir_all(&m.source).map_err(ContainerError::io(format!(
-                            "create the bind source {}",
-                            m.source
-                        )))?;
+                        std::fs::create_dir_all(&m.source).map_err(ContainerError::io(format!("create the bind source {}", m.source)))?;
                     }
                     m.source.clone()
                 }
             };
-            mounts.push(super::record::MountPoint {
-                kind: m.kind,
-                source,
-                target: m.target,
-                read_only: m.read_only,
-                no_copy: m.no_copy,
-            });
+            mounts.push(super::record::MountPoint { kind: m.kind, source, target: m.target, read_only: m.read_only, no_copy: m.no_copy });
         }
         Ok(mounts)
     }
@@ -691,14 +519,7 @@ impl Containers {
     /// Anonymous volumes made for a container that was not created after all.
     fn drop_new_volumes(&self, record: &ContainerRecord) {
         for mount in &record.host_config.mounts {
-            if mount.kind == "volume"
-                && self
-                    .volumes
-                    .get(&mount.source)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v.anonymous)
-            {
+            if mount.kind == "volume" && self.volumes.get(&mount.source).ok().flatten().is_some_and(|v| v.anonymous) {
                 let _ = self.volumes.remove(&mount.source, true);
             }
         }
@@ -711,35 +532,23 @@ mod tests {
 
     #[test]
     fn env_merges_by_key() {
-        let merged = merge_env(
-            &["PATH=/bin".into(), "A=1".into()],
-            &["A=2".into(), "B=3".into()],
-        );
+        let merged = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into(), "B=3".into()]);
         assert_eq!(merged, vec!["PATH=/bin", "A=2", "B=3"]);
     }
 
     #[test]
     fn requests_are_checked_like_docker() {
-        let ok = CreateRequest {
-            image: "busybox".into(),
-            ..Default::default()
-        };
+        let ok = CreateRequest { image: "busybox".into(), ..Default::default() };
         assert!(validate(&ok, 2).is_ok());
         let bad = |f: &dyn Fn(&mut CreateRequest)| {
             let mut r = ok.clone();
             f(&mut r);
             validate(&r, 2).expect_err("must be refused").to_string()
         };
-        assert_eq!(
-            bad(&|r| r.resources.memory = 1024),
-            "minimum memory limit allowed is 6MB"
-        );
-        assert!(bad(&|r| r.resources.nano_cpus = 3_000_000_000)
-            .contains("range of CPUs is from 0.01 to 2.00"));
+        assert_eq!(bad(&|r| r.resources.memory = 1024), "minimum memory limit allowed is 6MB");
+        assert!(bad(&|r| r.resources.nano_cpus = 3_000_000_000).contains("range of CPUs is from 0.01 to 2.00"));
         assert!(bad(&|r| r.name = "bad name".into()).contains("invalid container name"));
-        assert!(
-            bad(&|r| r.restart_policy.name = "sometimes".into()).contains("invalid restart policy")
-        );
+        assert!(bad(&|r| r.restart_policy.name = "sometimes".into()).contains("invalid restart policy"));
         assert!(bad(&|r| {
             r.auto_remove = true;
             r.restart_policy.name = "always".into();
@@ -749,18 +558,9 @@ mod tests {
         assert!(bad(&|r| r.cap_add = vec!["FLY".into()]).contains("unknown capability"));
         assert!(bad(&|r| r.security_opt = vec!["bogus".into()]).contains("invalid --security-opt"));
         assert!(bad(&|r| r.working_dir = "rel".into()).contains("needs to be an absolute path"));
-        assert_eq!(
-            parse_security_opt("no-new-privileges").expect("nnp"),
-            SecurityOpt::NoNewPrivileges(true)
-        );
-        assert_eq!(
-            parse_security_opt("no-new-privileges:false").expect("nnp"),
-            SecurityOpt::NoNewPrivileges(false)
-        );
-        assert_eq!(
-            parse_security_opt("seccomp=unconfined").expect("seccomp"),
-            SecurityOpt::SeccompUnconfined
-        );
+        assert_eq!(parse_security_opt("no-new-privileges").expect("nnp"), SecurityOpt::NoNewPrivileges(true));
+        assert_eq!(parse_security_opt("no-new-privileges:false").expect("nnp"), SecurityOpt::NoNewPrivileges(false));
+        assert_eq!(parse_security_opt("seccomp=unconfined").expect("seccomp"), SecurityOpt::SeccompUnconfined);
     }
 
     #[test]

@@ -33,62 +33,33 @@ pub struct ExecStreams {
 }
 
 impl Containers {
-    pub async fn exec(
-        self: &Arc<Self>,
-        request: ExecRequest,
-    ) -> Result<ExecStreams, ContainerError> {
+    pub async fn exec(self: &Arc<Self>, request: ExecRequest) -> Result<ExecStreams, ContainerError> {
         let record = self.find(&request.container)?;
         if !record.state.status.is_running() {
-            return Err(ContainerError::Conflict(format!(
-                "container {} is not running",
-                record.name
-            )));
+            return Err(ContainerError::Conflict(format!("container {} is not running", record.name)));
         }
         if record.state.status == super::Status::Paused {
-            return Err(ContainerError::Conflict(format!(
-                "container {} is paused, unpause the container before exec",
-                record.name
-            )));
+            return Err(ContainerError::Conflict(format!("container {} is paused, unpause the container before exec", record.name)));
         }
         if request.cmd.is_empty() {
-            return Err(ContainerError::Invalid(
-                "no exec command specified".to_owned(),
-            ));
+            return Err(ContainerError::Invalid("no exec command specified".to_owned()));
         }
         if !request.working_dir.is_empty() && !request.working_dir.starts_with('/') {
-            return Err(ContainerError::Invalid(format!(
-                "the working directory '{}' is invalid, it needs to be an absolute path",
-                request.working_dir
-            )));
+            return Err(ContainerError::Invalid(format!("the working directory '{}' is invalid, it needs to be an absolute path", request.working_dir)));
         }
         let dir = self.dir(&record.id);
-        let user_spec = if request.user.is_empty() {
-            &record.config.user
-        } else {
-            &request.user
-        };
+        let user_spec = if request.user.is_empty() { &record.config.user } else { &request.user };
         let user = rootfs::resolve_user(&dir.join("rootfs"), user_spec)?;
         let hc = &record.host_config;
-        let caps = caps::compute(
-            hc.privileged || request.privileged,
-            &hc.cap_add,
-            &hc.cap_drop,
-            &self.facts.held_caps,
-        )
-        .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let caps = caps::compute(hc.privileged || request.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
         let no_new_privileges = hc.security_opt.iter().any(|o| {
-            matches!(
-                super::create::parse_security_opt(o),
-                Ok(super::create::SecurityOpt::NoNewPrivileges(true))
-            )
+            matches!(super::create::parse_security_opt(o), Ok(super::create::SecurityOpt::NoNewPrivileges(true)))
         });
         let mut env = merge_env(&record.config.env, &request.env);
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.insert(
-                1.min(env.len()),
-                format!("HOSTNAME={}", record.config.hostname),
-            );
+            env.insert(1.min(env.len()), format!("HOSTNAME={}", record.config.hostname));
         }
         let cwd = if !request.working_dir.is_empty() {
             request.working_dir.clone()
@@ -97,11 +68,7 @@ impl Containers {
         } else {
             "/".to_owned()
         };
-        let (effective, permitted) = if user.uid == 0 {
-            (caps.clone(), caps.clone())
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let (effective, permitted) = if user.uid == 0 { (caps.clone(), caps.clone()) } else { (Vec::new(), Vec::new()) };
         let process = json!({
             "terminal": request.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
@@ -111,15 +78,12 @@ impl Containers {
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
             "noNewPrivileges": no_new_privileges,
         });
-        let process: oci_spec::runtime::Process = serde_json::from_value(process)
-            .map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
+        let process: oci_spec::runtime::Process =
+            serde_json::from_value(process).map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
         let exec_id = super::new_id();
         let process_file = dir.join(format!("exec-{}.json", &exec_id[..12]));
-        std::fs::write(
-            &process_file,
-            serde_json::to_vec(&process).unwrap_or_default(),
-        )
-        .map_err(ContainerError::io("write the exec process file"))?;
+        std::fs::write(&process_file, serde_json::to_vec(&process).unwrap_or_default())
+            .map_err(ContainerError::io("write the exec process file"))?;
         let mut command = self.runtime_command();
         command.arg("exec").arg("--process").arg(&process_file);
         if request.detach {
@@ -130,8 +94,7 @@ impl Containers {
         let console = if request.tty && !request.detach {
             let path = std::env::temp_dir().join(format!("berth-console-{}.sock", &exec_id[..16]));
             let _ = std::fs::remove_file(&path);
-            let listener = std::os::unix::net::UnixListener::bind(&path)
-                .map_err(ContainerError::io("bind the console socket"))?;
+            let listener = std::os::unix::net::UnixListener::bind(&path).map_err(ContainerError::io("bind the console socket"))?;
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
             command.arg("--tty").arg("--console-socket").arg(&path);
@@ -141,26 +104,11 @@ impl Containers {
         };
         command.arg(&record.id);
         command
-            .stdin(
-                if request.attach_stdin && !request.detach && console.is_none() {
-                    std::process::Stdio::piped()
-                } else {
-                    std::process::Stdio::null()
-                },
-            )
-            .stdout(if request.detach || console.is_some() {
-                std::process::Stdio::null()
-            } else {
-                std::process::Stdio::piped()
-            })
+            .stdin(if request.attach_stdin && !request.detach && console.is_none() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+            .stdout(if request.detach || console.is_some() { std::process::Stdio::null() } else { std::process::Stdio::piped() })
             .stderr(std::process::Stdio::piped());
         command.kill_on_drop(true);
-        let spawned = command.spawn().map_err(|e| {
-            ContainerError::Runtime(format!(
-                "cannot run {}: {e}",
-                self.runtime.runtime.display()
-            ))
-        });
+        let spawned = command.spawn().map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())));
         let mut child = match spawned {
             Ok(child) => child,
             Err(err) => {
@@ -175,12 +123,7 @@ impl Containers {
             Some((listener, path)) => {
                 let received = tokio::time::timeout(
                     std::time::Duration::from_secs(10),
-                    tokio::task::spawn_blocking(move || {
-                        listener
-                            .accept()
-                            .map_err(|e| e.to_string())
-                            .and_then(|(s, _)| receive_fd(&s))
-                    }),
+                    tokio::task::spawn_blocking(move || listener.accept().map_err(|e| e.to_string()).and_then(|(s, _)| receive_fd(&s))),
                 )
                 .await;
                 let _ = std::fs::remove_file(&path);
@@ -197,42 +140,20 @@ impl Containers {
                             Ok(Ok(Err(e))) => e,
                             _ => "the runtime sent no terminal".to_owned(),
                         };
-                        return Err(ContainerError::Runtime(format!(
-                            "{reason}: {}",
-                            stderr.trim()
-                        )));
+                        return Err(ContainerError::Runtime(format!("{reason}: {}", stderr.trim())));
                     }
                 }
             }
         };
-        self.publish(
-            &record,
-            "exec_start",
-            &[("execID", exec_id.clone()), ("exec", request.cmd.join(" "))],
-        );
-        Ok(ExecStreams {
-            child,
-            pty,
-            exec_id,
-            container_id: record.id,
-        })
+        self.publish(&record, "exec_start", &[("execID", exec_id.clone()), ("exec", request.cmd.join(" "))]);
+        Ok(ExecStreams { child, pty, exec_id, container_id: record.id })
     }
 
     /// Removes an exec's process file and announces its end.
     pub(crate) fn exec_done(&self, streams_exec_id: &str, container_id: &str, exit_code: i32) {
-        let _ = std::fs::remove_file(
-            self.dir(container_id)
-                .join(format!("exec-{}.json", &streams_exec_id[..12])),
-        );
+        let _ = std::fs::remove_file(self.dir(container_id).join(format!("exec-{}.json", &streams_exec_id[..12])));
         if let Ok(record) = self.find(container_id) {
-            self.publish(
-                &record,
-                "exec_die",
-                &[
-                    ("execID", streams_exec_id.to_owned()),
-                    ("exitCode", exit_code.to_string()),
-                ],
-            );
+            self.publish(&record, "exec_die", &[("execID", streams_exec_id.to_owned()), ("exitCode", exit_code.to_string())]);
         }
     }
 }
@@ -246,26 +167,17 @@ fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<std::os::fd::Ow
     // above, which outlive the recvmsg call; the fd taken from the control message is
     // fresh and becomes ours.
     unsafe {
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: data.len(),
-        };
+        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = space.as_mut_ptr().cast();
         msg.msg_controllen = space.len() as _;
         if libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) < 0 {
-            return Err(format!(
-                "receive the terminal: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(format!("receive the terminal: {}", std::io::Error::last_os_error()));
         }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
+        if cmsg.is_null() || (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
             return Err("the runtime sent no terminal".to_owned());
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());

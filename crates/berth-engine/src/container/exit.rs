@@ -27,8 +27,7 @@ fn restart_delay(restart_count: u32, ran_for: Option<Duration>) -> Duration {
     if ran_for.is_some_and(|d| d >= Duration::from_secs(10)) {
         return Duration::from_millis(100);
     }
-    Duration::from_millis(100u64.saturating_mul(1u64 << restart_count.min(10)))
-        .min(Duration::from_secs(60))
+    Duration::from_millis(100u64.saturating_mul(1u64 << restart_count.min(10))).min(Duration::from_secs(60))
 }
 
 fn should_restart(record: &ContainerRecord) -> bool {
@@ -40,8 +39,7 @@ fn should_restart(record: &ContainerRecord) -> bool {
         "always" | "unless-stopped" => true,
         "on-failure" => {
             record.state.exit_code != 0
-                && (policy.maximum_retry_count == 0
-                    || record.state.restart_count < policy.maximum_retry_count)
+                && (policy.maximum_retry_count == 0 || record.state.restart_count < policy.maximum_retry_count)
         }
         _ => false,
     }
@@ -49,9 +47,7 @@ fn should_restart(record: &ContainerRecord) -> bool {
 
 fn elapsed_since(rfc3339: &str) -> Option<Duration> {
     let started = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
-    (chrono::Utc::now() - started.with_timezone(&chrono::Utc))
-        .to_std()
-        .ok()
+    (chrono::Utc::now() - started.with_timezone(&chrono::Utc)).to_std().ok()
 }
 
 impl Containers {
@@ -59,34 +55,25 @@ impl Containers {
     ///
     /// Boxed: it starts the container again (restart policies), and starting spawns a
     /// watcher that comes back here.
-    pub(super) fn on_exit(
-        self: Arc<Self>,
-        id: String,
-        generation: u64,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    pub(super) fn on_exit(self: Arc<Self>, id: String, generation: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(async move { self.on_exit_inner(id, generation).await })
     }
 
     async fn on_exit_inner(self: Arc<Self>, id: String, generation: u64) {
         let lock = self.lock_of(&id);
         let guard = lock.lock().await;
-        let Ok(Some(mut record)) = self.store.get(&id) else {
-            return;
-        };
+        let Ok(Some(mut record)) = self.store.get(&id) else { return };
         if record.state.generation != generation || !record.state.status.is_running() {
             return;
         }
         let dir = self.dir(&id);
-        let exit: Option<ExitFile> = std::fs::read(dir.join("exit.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let exit: Option<ExitFile> =
+            std::fs::read(dir.join("exit.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let mut errors: Vec<String> = Vec::new();
         let (code, oom, finished) = match exit {
             Some(exit) => (exit.exit_code, exit.oom_killed, exit.finished_at),
             None => {
-                errors.push(
-                    "the container's monitor exited without recording an exit status".to_owned(),
-                );
+                errors.push("the container's monitor exited without recording an exit status".to_owned());
                 // It may have left the runtime's state and the container's processes.
                 if let Err(e) = self.runtime(&["delete", "--force", &id]).await {
                     errors.push(e.to_string());
@@ -103,11 +90,7 @@ impl Containers {
         record.state.status = Status::Exited;
         record.state.exit_code = code;
         record.state.oom_killed = oom;
-        record.state.finished_at = if finished.is_empty() {
-            now_rfc3339()
-        } else {
-            finished
-        };
+        record.state.finished_at = if finished.is_empty() { now_rfc3339() } else { finished };
         record.state.pid = 0;
         record.state.monitor_pid = 0;
         record.state.error = errors.join("; ");
@@ -128,9 +111,7 @@ impl Containers {
                 tokio::time::sleep(delay).await;
                 let lock = this.lock_of(&id);
                 let _guard = lock.lock().await;
-                let Ok(Some(record)) = this.store.get(&id) else {
-                    return;
-                };
+                let Ok(Some(record)) = this.store.get(&id) else { return };
                 if record.state.status != Status::Restarting || record.state.manually_stopped {
                     return;
                 }
@@ -150,27 +131,17 @@ impl Containers {
     }
 
     /// Takes back an adopted container's DNS names and published ports.
-    async fn adopt_network(
-        &self,
-        record: &super::ContainerRecord,
-        network: super::record::RunningNetwork,
-    ) {
+    async fn adopt_network(&self, record: &super::ContainerRecord, network: super::record::RunningNetwork) {
         let spec = crate::network::AttachSpec {
             container_id: record.id.clone(),
             name: record.name.clone(),
             endpoints: record.networks.clone(),
             ports: Vec::new(),
         };
-        let ports = self
-            .networks
-            .adopt(&spec, network.endpoints.clone(), &network.ports)
-            .await;
+        let ports = self.networks.adopt(&spec, network.endpoints.clone(), &network.ports).await;
         if ports != network.ports {
             let mut record = record.clone();
-            record.state.network = Some(super::record::RunningNetwork {
-                endpoints: network.endpoints,
-                ports,
-            });
+            record.state.network = Some(super::record::RunningNetwork { endpoints: network.endpoints, ports });
             let _ = self.store.update(&record);
         }
     }
@@ -178,43 +149,26 @@ impl Containers {
     /// Adopts the containers that kept running while the engine was away, settles the
     /// ones whose monitor ended meanwhile, and resumes pending restarts.
     pub async fn recover(self: &Arc<Self>) {
-        let Ok(records) = self.store.list() else {
-            return;
-        };
+        let Ok(records) = self.store.list() else { return };
         for record in records {
             match record.state.status {
-                Status::Running | Status::Paused => {
-                    match live_monitor(record.state.monitor_pid, &record.id) {
-                        Some(pidfd) => {
-                            if let Some(network) = record.state.network.clone() {
-                                self.adopt_network(&record, network).await;
-                            }
-                            if let Some(check) = record
-                                .config
-                                .healthcheck
-                                .clone()
-                                .filter(|c| super::health::probe_command(c).is_some())
-                            {
-                                tokio::spawn(self.clone().health_loop(
-                                    record.id.clone(),
-                                    record.state.generation,
-                                    check,
-                                ));
-                            }
-                            let this = self.clone();
-                            let (id, generation) = (record.id.clone(), record.state.generation);
-                            tokio::spawn(async move {
-                                wait_pidfd(pidfd).await;
-                                this.on_exit(id, generation).await;
-                            });
+                Status::Running | Status::Paused => match live_monitor(record.state.monitor_pid, &record.id) {
+                    Some(pidfd) => {
+                        if let Some(network) = record.state.network.clone() {
+                            self.adopt_network(&record, network).await;
                         }
-                        None => {
-                            self.clone()
-                                .on_exit(record.id.clone(), record.state.generation)
-                                .await
+                        if let Some(check) = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some()) {
+                            tokio::spawn(self.clone().health_loop(record.id.clone(), record.state.generation, check));
                         }
+                        let this = self.clone();
+                        let (id, generation) = (record.id.clone(), record.state.generation);
+                        tokio::spawn(async move {
+                            wait_pidfd(pidfd).await;
+                            this.on_exit(id, generation).await;
+                        });
                     }
-                }
+                    None => self.clone().on_exit(record.id.clone(), record.state.generation).await,
+                },
                 Status::Restarting => {
                     let lock = self.lock_of(&record.id);
                     let _guard = lock.lock().await;
@@ -272,9 +226,7 @@ fn live_monitor(pid: i32, id: &str) -> Option<OwnedFd> {
         return None;
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
     if matches!(state, Some('Z') | Some('X')) {
         return None;
     }
@@ -323,9 +275,6 @@ mod tests {
         assert_eq!(restart_delay(0, None), Duration::from_millis(100));
         assert_eq!(restart_delay(3, None), Duration::from_millis(800));
         assert_eq!(restart_delay(20, None), Duration::from_secs(60));
-        assert_eq!(
-            restart_delay(20, Some(Duration::from_secs(11))),
-            Duration::from_millis(100)
-        );
+        assert_eq!(restart_delay(20, Some(Duration::from_secs(11))), Duration::from_millis(100));
     }
 }

@@ -30,11 +30,7 @@ fn nanos(n: i64, default: Duration) -> Duration {
 pub fn probe_command(check: &Healthcheck) -> Option<Vec<String>> {
     match check.test.first().map(String::as_str) {
         Some("CMD") if check.test.len() > 1 => Some(check.test[1..].to_vec()),
-        Some("CMD-SHELL") if check.test.len() > 1 => Some(vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            check.test[1..].join(" "),
-        ]),
+        Some("CMD-SHELL") if check.test.len() > 1 => Some(vec!["/bin/sh".into(), "-c".into(), check.test[1..].join(" ")]),
         _ => None,
     }
 }
@@ -47,80 +43,39 @@ pub fn merge(image: Option<Healthcheck>, request: Option<Healthcheck>) -> Option
         (Some(image), None) => Some(image),
         (None, Some(request)) => Some(request),
         (Some(image), Some(request)) => Some(Healthcheck {
-            test: if request.test.is_empty() {
-                image.test
-            } else {
-                request.test
-            },
-            interval: if request.interval > 0 {
-                request.interval
-            } else {
-                image.interval
-            },
-            timeout: if request.timeout > 0 {
-                request.timeout
-            } else {
-                image.timeout
-            },
-            start_period: if request.start_period > 0 {
-                request.start_period
-            } else {
-                image.start_period
-            },
-            retries: if request.retries > 0 {
-                request.retries
-            } else {
-                image.retries
-            },
+            test: if request.test.is_empty() { image.test } else { request.test },
+            interval: if request.interval > 0 { request.interval } else { image.interval },
+            timeout: if request.timeout > 0 { request.timeout } else { image.timeout },
+            start_period: if request.start_period > 0 { request.start_period } else { image.start_period },
+            retries: if request.retries > 0 { request.retries } else { image.retries },
         }),
     }
 }
 
 impl Containers {
     /// Probes the container while start attempt `generation` runs.
-    pub(super) async fn health_loop(
-        self: Arc<Self>,
-        id: String,
-        generation: u64,
-        check: Healthcheck,
-    ) {
-        let Some(command) = probe_command(&check) else {
-            return;
-        };
+    pub(super) async fn health_loop(self: Arc<Self>, id: String, generation: u64, check: Healthcheck) {
+        let Some(command) = probe_command(&check) else { return };
         let interval = nanos(check.interval, DEFAULT_INTERVAL);
         let timeout = nanos(check.timeout, DEFAULT_TIMEOUT);
         let start_period = nanos(check.start_period, Duration::ZERO);
-        let retries = if check.retries > 0 {
-            check.retries
-        } else {
-            DEFAULT_RETRIES
-        };
+        let retries = if check.retries > 0 { check.retries } else { DEFAULT_RETRIES };
         let began = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(interval).await;
             match self.store.get(&id) {
-                Ok(Some(r))
-                    if r.state.generation == generation && r.state.status == Status::Running => {}
-                Ok(Some(r))
-                    if r.state.generation == generation && r.state.status == Status::Paused =>
-                {
-                    continue
-                }
+                Ok(Some(r)) if r.state.generation == generation && r.state.status == Status::Running => {}
+                Ok(Some(r)) if r.state.generation == generation && r.state.status == Status::Paused => continue,
                 _ => return,
             }
             let probe = self.probe(&id, &command, timeout).await;
             let lock = self.lock_of(&id);
             let _guard = lock.lock().await;
-            let Ok(Some(mut record)) = self.store.get(&id) else {
-                return;
-            };
+            let Ok(Some(mut record)) = self.store.get(&id) else { return };
             if record.state.generation != generation || !record.state.status.is_running() {
                 return;
             }
-            let health = record.state.health.get_or_insert_with(|| Health {
-                status: "starting".into(),
-                ..Default::default()
-            });
+            let health = record.state.health.get_or_insert_with(|| Health { status: "starting".into(), ..Default::default() });
             let before = health.status.clone();
             if probe.exit_code == 0 {
                 health.failing_streak = 0;
@@ -148,18 +103,9 @@ impl Containers {
     }
 
     /// One probe: exec the command, keep its output, give up after `timeout`.
-    async fn probe(
-        self: &Arc<Self>,
-        id: &str,
-        command: &[String],
-        timeout: Duration,
-    ) -> HealthProbe {
+    async fn probe(self: &Arc<Self>, id: &str, command: &[String], timeout: Duration) -> HealthProbe {
         let start = now_rfc3339();
-        let request = ExecRequest {
-            container: id.to_owned(),
-            cmd: command.to_vec(),
-            ..Default::default()
-        };
+        let request = ExecRequest { container: id.to_owned(), cmd: command.to_vec(), ..Default::default() };
         let (exit_code, output) = match self.exec(request).await {
             Err(err) => (-1, berth_proto::error_chain(&err)),
             Ok(mut streams) => {
@@ -177,10 +123,7 @@ impl Containers {
                     let status = streams.child.wait().await;
                     out.extend(err);
                     out.truncate(MAX_OUTPUT);
-                    (
-                        status.ok().and_then(|s| s.code()).unwrap_or(-1),
-                        String::from_utf8_lossy(&out).into_owned(),
-                    )
+                    (status.ok().and_then(|s| s.code()).unwrap_or(-1), String::from_utf8_lossy(&out).into_owned())
                 };
                 let result = tokio::time::timeout(timeout, run).await;
                 let result = match result {
@@ -191,12 +134,7 @@ impl Containers {
                 result
             }
         };
-        HealthProbe {
-            start,
-            end: now_rfc3339(),
-            exit_code,
-            output,
-        }
+        HealthProbe { start, end: now_rfc3339(), exit_code, output }
     }
 }
 
@@ -206,40 +144,14 @@ mod tests {
 
     #[test]
     fn commands_and_merging_follow_docker() {
-        let shell = Healthcheck {
-            test: vec!["CMD-SHELL".into(), "test -f /ok".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            probe_command(&shell),
-            Some(vec!["/bin/sh".into(), "-c".into(), "test -f /ok".into()])
-        );
-        let exec = Healthcheck {
-            test: vec!["CMD".into(), "true".into()],
-            ..Default::default()
-        };
+        let shell = Healthcheck { test: vec!["CMD-SHELL".into(), "test -f /ok".into()], ..Default::default() };
+        assert_eq!(probe_command(&shell), Some(vec!["/bin/sh".into(), "-c".into(), "test -f /ok".into()]));
+        let exec = Healthcheck { test: vec!["CMD".into(), "true".into()], ..Default::default() };
         assert_eq!(probe_command(&exec), Some(vec!["true".into()]));
-        assert_eq!(
-            probe_command(&Healthcheck {
-                test: vec!["NONE".into()],
-                ..Default::default()
-            }),
-            None
-        );
-        let image = Healthcheck {
-            test: vec!["CMD".into(), "a".into()],
-            interval: 5,
-            retries: 2,
-            ..Default::default()
-        };
-        let request = Healthcheck {
-            interval: 9,
-            ..Default::default()
-        };
+        assert_eq!(probe_command(&Healthcheck { test: vec!["NONE".into()], ..Default::default() }), None);
+        let image = Healthcheck { test: vec!["CMD".into(), "a".into()], interval: 5, retries: 2, ..Default::default() };
+        let request = Healthcheck { interval: 9, ..Default::default() };
         let merged = merge(Some(image), Some(request)).expect("merged");
-        assert_eq!(
-            (merged.test[1].as_str(), merged.interval, merged.retries),
-            ("a", 9, 2)
-        );
+        assert_eq!((merged.test[1].as_str(), merged.interval, merged.retries), ("a", 9, 2));
     }
 }

@@ -10,11 +10,7 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn seconds_since(rfc3339: &str) -> Option<i64> {
     let t = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
-    Some(
-        (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-            .num_seconds()
-            .max(0),
-    )
+    Some((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0))
 }
 
 /// docker's `units.HumanDuration`.
@@ -59,16 +55,11 @@ pub fn status_text(record: &ContainerRecord) -> String {
 
 /// The command as `ps` shows it.
 pub fn command_text(record: &ContainerRecord) -> String {
-    std::iter::once(record.path.as_str())
-        .chain(record.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(record.path.as_str()).chain(record.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
 }
 
 pub fn created_unix(record: &ContainerRecord) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(&record.created)
-        .map(|t| t.timestamp())
-        .unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(&record.created).map(|t| t.timestamp()).unwrap_or(0)
 }
 
 fn or_zero(t: &str) -> &str {
@@ -87,12 +78,8 @@ impl Containers {
         let hc = &record.host_config;
         let r = &hc.resources;
         let files = dir.join("files");
-        let image_layers = self
-            .lowers(&record.image_id)
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
+        let image_layers =
+            self.lowers(&record.image_id).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
         json!({
             "Id": record.id,
             "Created": record.created,
@@ -260,14 +247,8 @@ impl Containers {
         let running = record.state.network.as_ref();
         let mut networks = serde_json::Map::new();
         for request in &record.networks {
-            let Ok(network) = self.networks.find(&request.network_id) else {
-                continue;
-            };
-            let live = running.and_then(|r| {
-                r.endpoints
-                    .iter()
-                    .find(|e| e.network_id == request.network_id)
-            });
+            let Ok(network) = self.networks.find(&request.network_id) else { continue };
+            let live = running.and_then(|r| r.endpoints.iter().find(|e| e.network_id == request.network_id));
             let mut aliases = request.aliases.clone();
             if network.name != "bridge" {
                 aliases.push(record.short_id().to_owned());
@@ -302,9 +283,7 @@ impl Containers {
         }
         if let Some(running) = running {
             for p in &running.ports {
-                let entry = ports
-                    .entry(format!("{}/{}", p.container_port, p.protocol))
-                    .or_insert(json!([]));
+                let entry = ports.entry(format!("{}/{}", p.container_port, p.protocol)).or_insert(json!([]));
                 if !entry.is_array() {
                     *entry = json!([]);
                 }
@@ -333,9 +312,7 @@ impl Containers {
 fn port_bindings(bindings: &[crate::network::PortBinding]) -> Value {
     let mut map = serde_json::Map::new();
     for b in bindings {
-        let entry = map
-            .entry(format!("{}/{}", b.container_port, b.protocol))
-            .or_insert(json!([]));
+        let entry = map.entry(format!("{}/{}", b.container_port, b.protocol)).or_insert(json!([]));
         if let Some(list) = entry.as_array_mut() {
             list.push(json!({"HostIp": b.host_ip, "HostPort": if b.host_port == 0 { String::new() } else { b.host_port.to_string() }}));
         }
@@ -346,10 +323,7 @@ fn port_bindings(bindings: &[crate::network::PortBinding]) -> Value {
 impl Containers {
     /// `top`: the container's processes, in `ps -ef`'s columns (UID PID PPID C STIME TTY
     /// TIME CMD) read from /proc.
-    pub async fn top(
-        &self,
-        key: &str,
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), super::ContainerError> {
+    pub async fn top(&self, key: &str) -> Result<(Vec<String>, Vec<Vec<String>>), super::ContainerError> {
         let record = self.find(key)?;
         if !record.state.status.is_running() {
             return Err(super::ContainerError::NotRunning(record.name.clone()));
@@ -361,51 +335,26 @@ impl Containers {
             .await
             .map_err(|e| super::ContainerError::Runtime(format!("cannot run the runtime: {e}")))?;
         if !output.status.success() {
-            return Err(super::ContainerError::Runtime(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
+            return Err(super::ContainerError::Runtime(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
         }
         let pids: Vec<i32> = serde_json::from_slice(&output.stdout).unwrap_or_default();
-        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
-            .map(str::to_owned)
-            .to_vec();
+        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"].map(str::to_owned).to_vec();
         let ticks = 100.0;
         let mut rows = Vec::new();
         for pid in pids {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some((_, rest)) = stat.rsplit_once(") ") else {
-                continue;
-            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let ppid = fields.get(1).copied().unwrap_or("0");
-            let cpu_ticks: f64 = fields
-                .get(11)
-                .and_then(|u| u.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                + fields
-                    .get(12)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(0.0);
+            let cpu_ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+                + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
             let secs = (cpu_ticks / ticks) as u64;
             let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .ok()
-                .and_then(|s| {
-                    s.lines().find_map(|l| {
-                        l.strip_prefix("Uid:")
-                            .map(|u| u.split_whitespace().next().unwrap_or("0").to_owned())
-                    })
-                })
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap_or("0").to_owned())))
                 .unwrap_or_default();
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    c.split(|b| *b == 0)
-                        .filter(|p| !p.is_empty())
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
+                .map(|c| c.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default();
             rows.push(vec![
                 uid,
@@ -414,12 +363,7 @@ impl Containers {
                 "0".to_owned(),
                 String::new(),
                 "?".to_owned(),
-                format!(
-                    "{:02}:{:02}:{:02}",
-                    secs / 3600,
-                    (secs / 60) % 60,
-                    secs % 60
-                ),
+                format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60),
                 cmd,
             ]);
         }
@@ -429,11 +373,7 @@ impl Containers {
 
 /// Whether `record` passes docker's `ps --filter` list (key=value; several values of
 /// one key are alternatives, different keys must all match).
-pub fn matches_filters(
-    record: &ContainerRecord,
-    filters: &[(String, String)],
-    image_ids: &dyn Fn(&str) -> Option<String>,
-) -> bool {
+pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], image_ids: &dyn Fn(&str) -> Option<String>) -> bool {
     let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -451,29 +391,10 @@ pub fn matches_filters(
             "id" => record.id.starts_with(value.as_str()),
             "name" => record.name.contains(value.trim_start_matches('/')),
             "status" => record.state.status.as_str() == value,
-            "exited" => {
-                record.state.status == Status::Exited
-                    && value
-                        .parse::<i32>()
-                        .is_ok_and(|c| c == record.state.exit_code)
-            }
-            "volume" => record
-                .host_config
-                .mounts
-                .iter()
-                .any(|m| m.source == *value || m.target == *value),
-            "health" => {
-                record
-                    .state
-                    .health
-                    .as_ref()
-                    .map_or("none", |h| h.status.as_str())
-                    == value
-            }
-            "ancestor" => {
-                record.config.image == *value
-                    || image_ids(value).is_some_and(|id| id == record.image_id)
-            }
+            "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
+            "volume" => record.host_config.mounts.iter().any(|m| m.source == *value || m.target == *value),
+            "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
+            "ancestor" => record.config.image == *value || image_ids(value).is_some_and(|id| id == record.image_id),
             _ => false,
         })
     })
@@ -495,54 +416,23 @@ mod tests {
 
     #[test]
     fn filters_combine_like_docker() {
-        let mut record = ContainerRecord {
-            id: "abc".into(),
-            name: "web-1".into(),
-            ..Default::default()
-        };
+        let mut record = ContainerRecord { id: "abc".into(), name: "web-1".into(), ..Default::default() };
         record.config.labels.insert("tier".into(), "front".into());
         record.state.status = Status::Exited;
         record.state.exit_code = 3;
         let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
         };
         let none = |_: &str| None;
-        assert!(matches_filters(
-            &record,
-            &f(&[("status", "exited"), ("label", "tier=front")]),
-            &none
-        ));
-        assert!(matches_filters(
-            &record,
-            &f(&[("status", "running"), ("status", "exited")]),
-            &none
-        ));
-        assert!(!matches_filters(
-            &record,
-            &f(&[("status", "exited"), ("label", "tier=back")]),
-            &none
-        ));
-        assert!(matches_filters(
-            &record,
-            &f(&[("exited", "3"), ("name", "web")]),
-            &none
-        ));
+        assert!(matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=front")]), &none));
+        assert!(matches_filters(&record, &f(&[("status", "running"), ("status", "exited")]), &none));
+        assert!(!matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=back")]), &none));
+        assert!(matches_filters(&record, &f(&[("exited", "3"), ("name", "web")]), &none));
         assert!(!matches_filters(&record, &f(&[("exited", "0")]), &none));
         assert!(!matches_filters(&record, &f(&[("bogus", "x")]), &none));
         // Labels all have to match.
         record.config.labels.insert("app".into(), "shop".into());
-        assert!(matches_filters(
-            &record,
-            &f(&[("label", "tier=front"), ("label", "app")]),
-            &none
-        ));
-        assert!(!matches_filters(
-            &record,
-            &f(&[("label", "tier=front"), ("label", "app=other")]),
-            &none
-        ));
+        assert!(matches_filters(&record, &f(&[("label", "tier=front"), ("label", "app")]), &none));
+        assert!(!matches_filters(&record, &f(&[("label", "tier=front"), ("label", "app=other")]), &none));
     }
 }

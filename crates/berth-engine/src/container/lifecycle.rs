@@ -23,16 +23,12 @@ impl Containers {
         let id = self.find(key)?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
-        let record = self
-            .store
-            .get(&id)?
-            .ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
         match record.state.status {
             Status::Running | Status::Paused => Ok(()),
-            Status::Removing | Status::Dead => Err(ContainerError::Conflict(format!(
-                "container {} is marked for removal and cannot be started",
-                record.name
-            ))),
+            Status::Removing | Status::Dead => {
+                Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", record.name)))
+            }
             _ => {
                 let mut record = record;
                 record.state.manually_stopped = false;
@@ -42,10 +38,7 @@ impl Containers {
     }
 
     /// Starts a container whose lock the caller holds.
-    pub(super) async fn start_locked(
-        self: &Arc<Self>,
-        mut record: ContainerRecord,
-    ) -> Result<(), ContainerError> {
+    pub(super) async fn start_locked(self: &Arc<Self>, mut record: ContainerRecord) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
         for stale in ["exit.json", "init.pid", "monitor.pid", "attach.sock"] {
             let _ = std::fs::remove_file(dir.join(stale));
@@ -68,24 +61,14 @@ impl Containers {
                 record.state.exit_code = 0;
                 record.state.oom_killed = false;
                 record.state.generation += 1;
-                let check = record
-                    .config
-                    .healthcheck
-                    .clone()
-                    .filter(|c| super::health::probe_command(c).is_some());
-                record.state.health = check.as_ref().map(|_| super::record::Health {
-                    status: "starting".into(),
-                    ..Default::default()
-                });
+                let check = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some());
+                record.state.health = check.as_ref().map(|_| super::record::Health { status: "starting".into(), ..Default::default() });
                 self.store.update(&record)?;
                 self.publish(&record, "start", &[]);
                 self.changed(&record.id);
                 let generation = record.state.generation;
                 if let Some(check) = check {
-                    tokio::spawn(
-                        self.clone()
-                            .health_loop(record.id.clone(), generation, check),
-                    );
+                    tokio::spawn(self.clone().health_loop(record.id.clone(), generation, check));
                 }
                 let this = self.clone();
                 let id = record.id.clone();
@@ -102,11 +85,7 @@ impl Containers {
                 let _ = rootfs::unmount(&rootfs_dir);
                 self.fail_pending_attach(&record.id, &err.to_string());
                 record.state.error = err.to_string();
-                record.state.exit_code = if err.kind() == berth_proto::ErrorKind::InvalidArgument {
-                    127
-                } else {
-                    128
-                };
+                record.state.exit_code = if err.kind() == berth_proto::ErrorKind::InvalidArgument { 127 } else { 128 };
                 if record.state.status != Status::Created {
                     record.state.status = Status::Exited;
                 }
@@ -117,18 +96,13 @@ impl Containers {
         }
     }
 
-    pub(super) async fn mount_rootfs(
-        &self,
-        record: &ContainerRecord,
-    ) -> Result<(), ContainerError> {
+    pub(super) async fn mount_rootfs(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
         let target = dir.join("rootfs");
         if rootfs::is_mounted(&target) {
             return Ok(());
         }
-        self.images
-            .resolve(&record.image_id)?
-            .ok_or_else(|| ContainerError::NoImage(record.image_id.clone()))?;
+        self.images.resolve(&record.image_id)?.ok_or_else(|| ContainerError::NoImage(record.image_id.clone()))?;
         let mut lowers = self.lowers(&record.image_id);
         if let Some(missing) = lowers.iter().find(|p| !p.is_dir()) {
             return Err(ContainerError::Invalid(format!(
@@ -139,8 +113,7 @@ impl Containers {
         }
         if lowers.is_empty() {
             let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty)
-                .map_err(ContainerError::io("create an empty lower layer"))?;
+            std::fs::create_dir_all(&empty).map_err(ContainerError::io("create an empty lower layer"))?;
             lowers.push(empty);
         }
         rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &target)?;
@@ -163,36 +136,22 @@ impl Containers {
             }
         }
         let hc = &record.host_config;
-        let caps = caps::compute(
-            hc.privileged,
-            &hc.cap_add,
-            &hc.cap_drop,
-            &self.facts.held_caps,
-        )
-        .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let caps = caps::compute(hc.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let mut no_new_privileges = false;
-        let mut seccomp_choice = if hc.privileged {
-            None
-        } else {
-            Some(seccomp::default_profile(&caps))
-        };
+        let mut seccomp_choice = if hc.privileged { None } else { Some(seccomp::default_profile(&caps)) };
         for opt in &hc.security_opt {
             match parse_security_opt(opt)? {
                 SecurityOpt::NoNewPrivileges(on) => no_new_privileges = on,
                 SecurityOpt::SeccompUnconfined => seccomp_choice = None,
                 SecurityOpt::SeccompProfile(json) => {
-                    seccomp_choice = Some(serde_json::from_str(&json).map_err(|e| {
-                        ContainerError::Invalid(format!("invalid seccomp profile: {e}"))
-                    })?)
+                    seccomp_choice = Some(serde_json::from_str(&json).map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?)
                 }
             }
         }
         let mut env = record.config.env.clone();
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.insert(
-                1.min(env.len()),
-                format!("HOSTNAME={}", record.config.hostname),
-            );
+            env.insert(1.min(env.len()), format!("HOSTNAME={}", record.config.hostname));
         }
         if record.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".to_owned());
@@ -200,21 +159,9 @@ impl Containers {
         let files = dir.join("files");
         let (netns, network) = self.join_networks(record).await?;
         let first = network.as_ref().and_then(|n| n.endpoints.first());
-        let nameserver = network
-            .as_ref()
-            .and_then(|n| n.endpoints.iter().find(|e| e.dns))
-            .map(|e| e.gateway);
-        let settings = rootfs::EtcSettings {
-            nameserver,
-            extras: Some(&record.host_config.extras),
-            host_gateway: first.map(|e| e.gateway),
-        };
-        rootfs::write_etc_files(
-            &files,
-            &record.config.hostname,
-            first.map(|e| e.ip),
-            &settings,
-        )?;
+        let nameserver = network.as_ref().and_then(|n| n.endpoints.iter().find(|e| e.dns)).map(|e| e.gateway);
+        let settings = rootfs::EtcSettings { nameserver, extras: Some(&record.host_config.extras), host_gateway: first.map(|e| e.gateway) };
+        rootfs::write_etc_files(&files, &record.config.hostname, first.map(|e| e.ip), &settings)?;
         let input = SpecInput {
             record,
             rootfs: &rootfs_dir,
@@ -228,44 +175,28 @@ impl Containers {
             seccomp: seccomp_choice,
             no_new_privileges,
             swap_accounting: self.facts.swap_accounting,
-            init: if hc.init {
-                self.runtime.init.clone()
-            } else {
-                None
-            },
+            init: if hc.init { self.runtime.init.clone() } else { None },
             binds: self.prepare_mounts(record, &rootfs_dir)?,
             netns,
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))
-            .map_err(|e| ContainerError::Io {
-                what: "write config.json".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            .map_err(|e| ContainerError::Io { what: "write config.json".into(), source: std::io::Error::other(e.to_string()) })?;
         let (child, pid) = self.spawn_monitor(record).await?;
         Ok((child, pid, network))
     }
 
     /// The network namespace a starting container joins (None: the engine's, for
     /// `--network host`) and, when it has its own, its addresses and ports.
-    async fn join_networks(
-        &self,
-        record: &ContainerRecord,
-    ) -> Result<(Option<PathBuf>, Option<RunningNetwork>), ContainerError> {
+    async fn join_networks(&self, record: &ContainerRecord) -> Result<(Option<PathBuf>, Option<RunningNetwork>), ContainerError> {
         let mode = record.host_config.network_mode.as_str();
         if mode == "host" {
             return Ok((None, None));
         }
         if let Some(other) = mode.strip_prefix("container:") {
-            let other = self
-                .store
-                .get(other)?
-                .ok_or_else(|| ContainerError::NotFound(other.to_owned()))?;
+            let other = self.store.get(other)?.ok_or_else(|| ContainerError::NotFound(other.to_owned()))?;
             if !other.state.status.is_running() {
-                return Err(ContainerError::Conflict(format!(
-                    "cannot join network of a non running container: {}",
-                    other.name
-                )));
+                return Err(ContainerError::Conflict(format!("cannot join network of a non running container: {}", other.name)));
             }
             if other.host_config.network_mode == "host" {
                 return Ok((None, None));
@@ -276,18 +207,9 @@ impl Containers {
         if record.host_config.publish_all_ports {
             for exposed in &record.config.exposed_ports {
                 let (port, proto) = exposed.split_once('/').unwrap_or((exposed, "tcp"));
-                let Ok(port) = port.parse::<u16>() else {
-                    continue;
-                };
-                if !ports
-                    .iter()
-                    .any(|p| p.container_port == port && p.protocol == proto)
-                {
-                    ports.push(crate::network::PortBinding {
-                        container_port: port,
-                        protocol: proto.to_owned(),
-                        ..Default::default()
-                    });
+                let Ok(port) = port.parse::<u16>() else { continue };
+                if !ports.iter().any(|p| p.container_port == port && p.protocol == proto) {
+                    ports.push(crate::network::PortBinding { container_port: port, protocol: proto.to_owned(), ..Default::default() });
                 }
             }
         }
@@ -298,32 +220,19 @@ impl Containers {
             ports,
         };
         let attached = self.networks.attach(&spec).await?;
-        Ok((
-            Some(attached.netns),
-            Some(RunningNetwork {
-                endpoints: attached.endpoints,
-                ports: attached.ports,
-            }),
-        ))
+        Ok((Some(attached.netns), Some(RunningNetwork { endpoints: attached.endpoints, ports: attached.ports })))
     }
 
-    async fn spawn_monitor(
-        self: &Arc<Self>,
-        record: &ContainerRecord,
-    ) -> Result<(tokio::process::Child, i32), ContainerError> {
+    async fn spawn_monitor(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32), ContainerError> {
         let dir = self.dir(&record.id);
         let mut fds = [0 as RawFd; 2];
         // SAFETY: fds is a valid array for pipe2 to fill.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(ContainerError::io("create the monitor's sync pipe")(
-                std::io::Error::last_os_error(),
-            ));
+            return Err(ContainerError::io("create the monitor's sync pipe")(std::io::Error::last_os_error()));
         }
         // SAFETY: pipe2 succeeded; both fds are fresh and ours.
-        let (read_end, write_end) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let monitor_log = std::fs::File::create(dir.join("monitor.log"))
-            .map_err(ContainerError::io("create monitor.log"))?;
+        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let monitor_log = std::fs::File::create(dir.join("monitor.log")).map_err(ContainerError::io("create monitor.log"))?;
         let mut command = tokio::process::Command::new(&self.runtime.monitor);
         command
             .arg("--id")
@@ -347,10 +256,7 @@ impl Containers {
         if self.facts.root_is_ramfs {
             command.arg("--no-pivot");
         }
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(monitor_log);
+        command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(monitor_log);
         let sync_fd = write_end.as_raw_fd();
         // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl,
         // which are async-signal-safe.
@@ -367,10 +273,7 @@ impl Containers {
         // The monitor is not killed with the engine: containers outlive it.
         command.kill_on_drop(false);
         let mut child = command.spawn().map_err(|e| {
-            ContainerError::Runtime(format!(
-                "cannot run the monitor {}: {e}",
-                self.runtime.monitor.display()
-            ))
+            ContainerError::Runtime(format!("cannot run the monitor {}: {e}", self.runtime.monitor.display()))
         })?;
         drop(write_end);
         let reader = std::fs::File::from(read_end);
@@ -388,16 +291,12 @@ impl Containers {
             _ => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                return Err(ContainerError::Runtime(
-                    "the container's monitor did not report within 60 s".to_owned(),
-                ));
+                return Err(ContainerError::Runtime("the container's monitor did not report within 60 s".to_owned()));
             }
         };
         let line = line.trim();
         if let Some(pid) = line.strip_prefix("created ") {
-            let pid: i32 = pid
-                .parse()
-                .map_err(|_| ContainerError::Runtime(format!("the monitor reported {line:?}")))?;
+            let pid: i32 = pid.parse().map_err(|_| ContainerError::Runtime(format!("the monitor reported {line:?}")))?;
             self.hand_over_pending_attach(&record.id);
             if let Err(err) = self.runtime(&["start", &record.id]).await {
                 let _ = self.runtime(&["kill", &record.id, "KILL"]).await;
@@ -420,24 +319,15 @@ impl Containers {
     /// The host directories of the container's volume and bind mounts. A volume that is
     /// still empty is first filled from the image at its target (docker's copy-up),
     /// unless `nocopy`.
-    fn prepare_mounts(
-        &self,
-        record: &ContainerRecord,
-        rootfs_dir: &std::path::Path,
-    ) -> Result<Vec<(std::path::PathBuf, String, bool)>, ContainerError> {
+    fn prepare_mounts(&self, record: &ContainerRecord, rootfs_dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, String, bool)>, ContainerError> {
         let mut binds = Vec::new();
         for mount in &record.host_config.mounts {
             let source = if mount.kind == "volume" {
                 let data = self.volumes.data_dir(&mount.source);
                 if !data.is_dir() {
-                    return Err(ContainerError::Invalid(format!(
-                        "volume {} is gone",
-                        mount.source
-                    )));
+                    return Err(ContainerError::Invalid(format!("volume {} is gone", mount.source)));
                 }
-                let empty = std::fs::read_dir(&data)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
+                let empty = std::fs::read_dir(&data).map(|mut d| d.next().is_none()).unwrap_or(false);
                 if empty && !mount.no_copy {
                     if let Ok(from) = rootfs::resolve_in_root(rootfs_dir, &mount.target) {
                         if from.is_dir() {
@@ -456,8 +346,7 @@ impl Containers {
 
     /// Sends `signal` to the container's init.
     async fn signal(&self, record: &ContainerRecord, signal: i32) -> Result<(), ContainerError> {
-        self.runtime(&["kill", &record.id, &signal.to_string()])
-            .await
+        self.runtime(&["kill", &record.id, &signal.to_string()]).await
     }
 
     /// Waits until the container is not running (true) or `timeout` passes (false).
@@ -480,19 +369,12 @@ impl Containers {
 
     /// `stop`: the stop signal, then SIGKILL after the timeout. Returns false when the
     /// container was not running.
-    pub async fn stop(
-        self: &Arc<Self>,
-        key: &str,
-        timeout: Option<i32>,
-        signal_name: Option<&str>,
-    ) -> Result<bool, ContainerError> {
+    pub async fn stop(self: &Arc<Self>, key: &str, timeout: Option<i32>, signal_name: Option<&str>) -> Result<bool, ContainerError> {
         let id = self.find(key)?.id;
         let record = {
             let lock = self.lock_of(&id);
             let _guard = lock.lock().await;
-            let Some(mut record) = self.store.get(&id)? else {
-                return Err(ContainerError::NotFound(key.to_owned()));
-            };
+            let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
             if record.state.status == Status::Restarting {
                 record.state.manually_stopped = true;
                 record.state.status = Status::Exited;
@@ -507,32 +389,20 @@ impl Containers {
             self.store.update(&record)?;
             record
         };
-        let signal_text = signal_name
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&record.config.stop_signal);
-        let number = signal::parse(signal_text)
-            .ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {signal_text}")))?;
-        let timeout = timeout
-            .filter(|t| *t >= 0)
-            .or(record.config.stop_timeout)
-            .unwrap_or(10);
+        let signal_text = signal_name.filter(|s| !s.is_empty()).unwrap_or(&record.config.stop_signal);
+        let number = signal::parse(signal_text).ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {signal_text}")))?;
+        let timeout = timeout.filter(|t| *t >= 0).or(record.config.stop_timeout).unwrap_or(10);
         if self.signal(&record, number).await.is_ok() {
             self.publish(&record, "kill", &[("signal", number.to_string())]);
         }
         if record.state.status == Status::Paused {
             let _ = self.runtime(&["resume", &record.id]).await;
         }
-        if !self
-            .wait_stopped(&id, Duration::from_secs(timeout as u64))
-            .await
-        {
+        if !self.wait_stopped(&id, Duration::from_secs(timeout as u64)).await {
             let _ = self.signal(&record, libc::SIGKILL).await;
             self.publish(&record, "kill", &[("signal", libc::SIGKILL.to_string())]);
             if !self.wait_stopped(&id, KILL_GRACE).await {
-                return Err(ContainerError::Runtime(format!(
-                    "container {} did not exit after SIGKILL",
-                    record.name
-                )));
+                return Err(ContainerError::Runtime(format!("container {} did not exit after SIGKILL", record.name)));
             }
         }
         self.publish(&record, "stop", &[]);
@@ -540,11 +410,7 @@ impl Containers {
     }
 
     /// `restart`: stop (if running), then start.
-    pub async fn restart(
-        self: &Arc<Self>,
-        key: &str,
-        timeout: Option<i32>,
-    ) -> Result<(), ContainerError> {
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i32>) -> Result<(), ContainerError> {
         self.stop(key, timeout, None).await?;
         self.start(key).await?;
         let record = self.find(key)?;
@@ -553,24 +419,13 @@ impl Containers {
     }
 
     /// `kill`: any signal (default KILL) to the container's init.
-    pub async fn kill(
-        self: &Arc<Self>,
-        key: &str,
-        signal_name: &str,
-    ) -> Result<(), ContainerError> {
+    pub async fn kill(self: &Arc<Self>, key: &str, signal_name: &str) -> Result<(), ContainerError> {
         let id = self.find(key)?.id;
         let lock = self.lock_of(&id);
         let guard = lock.lock().await;
-        let Some(mut record) = self.store.get(&id)? else {
-            return Err(ContainerError::NotFound(key.to_owned()));
-        };
-        let text = if signal_name.is_empty() {
-            "KILL"
-        } else {
-            signal_name
-        };
-        let number = signal::parse(text)
-            .ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {text}")))?;
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
+        let text = if signal_name.is_empty() { "KILL" } else { signal_name };
+        let number = signal::parse(text).ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {text}")))?;
         if !record.state.status.is_running() {
             return Err(ContainerError::NotRunning(record.name.clone()));
         }
@@ -588,9 +443,7 @@ impl Containers {
         let id = self.find(key)?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
-        let Some(mut record) = self.store.get(&id)? else {
-            return Err(ContainerError::NotFound(key.to_owned()));
-        };
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
         match (pause, record.state.status) {
             (true, Status::Running) => {
                 self.runtime(&["pause", &id]).await?;
@@ -604,18 +457,8 @@ impl Containers {
                 self.store.update(&record)?;
                 self.publish(&record, "unpause", &[]);
             }
-            (true, Status::Paused) => {
-                return Err(ContainerError::Conflict(format!(
-                    "container {} is already paused",
-                    record.name
-                )))
-            }
-            (false, Status::Running) => {
-                return Err(ContainerError::Conflict(format!(
-                    "container {} is not paused",
-                    record.name
-                )))
-            }
+            (true, Status::Paused) => return Err(ContainerError::Conflict(format!("container {} is already paused", record.name))),
+            (false, Status::Running) => return Err(ContainerError::Conflict(format!("container {} is not paused", record.name))),
             _ => return Err(ContainerError::NotRunning(record.name.clone())),
         }
         self.changed(&id);
@@ -623,12 +466,7 @@ impl Containers {
     }
 
     /// `rm`: a running container only with `force` (then SIGKILL first).
-    pub async fn remove(
-        self: &Arc<Self>,
-        key: &str,
-        force: bool,
-        volumes: bool,
-    ) -> Result<(), ContainerError> {
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let record = self.find(key)?;
         if record.state.status.is_running() {
             if !force {
@@ -650,32 +488,20 @@ impl Containers {
                 let _ = self.runtime(&["resume", &record.id]).await;
             }
             if !self.wait_stopped(&record.id, KILL_GRACE).await {
-                return Err(ContainerError::Runtime(format!(
-                    "container {} did not exit after SIGKILL",
-                    record.name
-                )));
+                return Err(ContainerError::Runtime(format!("container {} did not exit after SIGKILL", record.name)));
             }
         }
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
-        let Some(current) = self.store.get(&record.id)? else {
-            return Ok(());
-        };
+        let Some(current) = self.store.get(&record.id)? else { return Ok(()) };
         self.destroy_locked(current, volumes).await
     }
 
     /// Removes a stopped container's files, runtime state and record. Every step runs;
     /// every failure is reported.
-    pub(super) async fn destroy_locked(
-        &self,
-        mut record: ContainerRecord,
-        remove_volumes: bool,
-    ) -> Result<(), ContainerError> {
+    pub(super) async fn destroy_locked(&self, mut record: ContainerRecord, remove_volumes: bool) -> Result<(), ContainerError> {
         if record.state.status.is_running() {
-            return Err(ContainerError::Conflict(format!(
-                "container {} is running",
-                record.name
-            )));
+            return Err(ContainerError::Conflict(format!("container {} is running", record.name)));
         }
         record.state.status = Status::Removing;
         self.store.update(&record)?;
@@ -703,17 +529,10 @@ impl Containers {
             record.state.error = failures.join("; ");
             let _ = self.store.update(&record);
             self.changed(&record.id);
-            return Err(ContainerError::Runtime(format!(
-                "removing container {}: {}",
-                record.name,
-                failures.join("; ")
-            )));
+            return Err(ContainerError::Runtime(format!("removing container {}: {}", record.name, failures.join("; "))));
         }
         {
-            let mut codes = self
-                .removed_exit_codes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut codes = self.removed_exit_codes.lock().unwrap_or_else(|p| p.into_inner());
             if codes.len() >= 256 {
                 codes.pop_front();
             }
@@ -721,20 +540,10 @@ impl Containers {
         }
         self.store.delete(&record.id)?;
         self.images.unmark_used(&record.image_id, &record.id);
-        for mount in record
-            .host_config
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
-        {
+        for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.unmark_used(&mount.source, &record.id);
             // `rm -v` / `--rm`: the anonymous volumes go too (named ones never do).
-            let anonymous = self
-                .volumes
-                .get(&mount.source)
-                .ok()
-                .flatten()
-                .is_some_and(|v| v.anonymous);
+            let anonymous = self.volumes.get(&mount.source).ok().flatten().is_some_and(|v| v.anonymous);
             if remove_volumes && anonymous {
                 if let Err(e) = self.volumes.remove(&mount.source, true) {
                     tracing::warn!(volume = %mount.source, error = %berth_proto::error_chain(&e), "cannot remove an anonymous volume");
@@ -751,24 +560,16 @@ impl Containers {
         let new_name = new_name.trim_start_matches('/');
         let valid = new_name.len() >= 2
             && new_name.as_bytes()[0].is_ascii_alphanumeric()
-            && new_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && new_name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !valid {
-            return Err(ContainerError::Invalid(format!(
-                "invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
+            return Err(ContainerError::Invalid(format!("invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
         }
         let id = self.find(key)?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
-        let Some(mut record) = self.store.get(&id)? else {
-            return Err(ContainerError::NotFound(key.to_owned()));
-        };
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
         if record.name == new_name {
-            return Err(ContainerError::Invalid(
-                "renaming a container with the same name as its current name".to_string(),
-            ));
+            return Err(ContainerError::Invalid("renaming a container with the same name as its current name".to_string()));
         }
         let old = std::mem::replace(&mut record.name, new_name.to_owned());
         self.store.update(&record)?;
@@ -787,29 +588,17 @@ impl Containers {
         let mut last_code = first.state.exit_code;
         match condition {
             "" | "not-running" | "next-exit" | "removed" => {}
-            other => {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid condition: {other:?}"
-                )))
-            }
+            other => return Err(ContainerError::Invalid(format!("invalid condition: {other:?}"))),
         }
         loop {
             match self.store.get(&id)? {
                 None => {
-                    let codes = self
-                        .removed_exit_codes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    return Ok(codes
-                        .iter()
-                        .rev()
-                        .find(|(i, _)| *i == id)
-                        .map_or(last_code, |(_, code)| *code));
+                    let codes = self.removed_exit_codes.lock().unwrap_or_else(|p| p.into_inner());
+                    return Ok(codes.iter().rev().find(|(i, _)| *i == id).map_or(last_code, |(_, code)| *code));
                 }
                 Some(record) => {
                     last_code = record.state.exit_code;
-                    let stopped = !record.state.status.is_running()
-                        && record.state.status != Status::Restarting;
+                    let stopped = !record.state.status.is_running() && record.state.status != Status::Restarting;
                     let done = match condition {
                         "removed" => false,
                         "next-exit" => stopped && record.state.finished_at != start_finished,
@@ -831,10 +620,7 @@ impl Containers {
     pub async fn prune(self: &Arc<Self>) -> Result<Vec<String>, ContainerError> {
         let mut removed = Vec::new();
         for record in self.store.list()? {
-            if matches!(
-                record.state.status,
-                Status::Created | Status::Exited | Status::Dead
-            ) {
+            if matches!(record.state.status, Status::Created | Status::Exited | Status::Dead) {
                 let lock = self.lock_of(&record.id);
                 let _guard = lock.lock().await;
                 if let Some(current) = self.store.get(&record.id)? {

@@ -48,10 +48,7 @@ pub fn parse_time(text: &str, now_nanos: i64) -> Option<i64> {
         return t.timestamp_nanos_opt();
     }
     if let Some((secs, frac)) = text.split_once('.').or(Some((text, ""))) {
-        if let (Ok(secs), true) = (
-            secs.parse::<i64>(),
-            frac.bytes().all(|b| b.is_ascii_digit()),
-        ) {
+        if let (Ok(secs), true) = (secs.parse::<i64>(), frac.bytes().all(|b| b.is_ascii_digit())) {
             let frac = format!("{frac:0<9}");
             let nanos: i64 = frac[..9].parse().unwrap_or(0);
             return Some(secs * 1_000_000_000 + nanos);
@@ -91,9 +88,7 @@ fn decode(line: &str, query: &LogsQuery) -> Option<LogLine> {
     if (stream == 1 && !query.stdout) || (stream == 2 && !query.stderr) {
         return None;
     }
-    let at = chrono::DateTime::parse_from_rfc3339(&entry.time)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt());
+    let at = chrono::DateTime::parse_from_rfc3339(&entry.time).ok().and_then(|t| t.timestamp_nanos_opt());
     if let (Some(since), Some(at)) = (query.since, at) {
         if at < since {
             return None;
@@ -104,19 +99,13 @@ fn decode(line: &str, query: &LogsQuery) -> Option<LogLine> {
             return None;
         }
     }
-    Some(LogLine {
-        stream,
-        data: entry.log.into_bytes(),
-        time: entry.time,
-    })
+    Some(LogLine { stream, data: entry.log.into_bytes(), time: entry.time })
 }
 
 /// Calls `each` for every whole line from `offset` on, and moves `offset` past them
 /// (a line still being written is left for the next call).
 fn read_from(path: &std::path::Path, offset: &mut u64, mut each: impl FnMut(&str)) {
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return;
-    };
+    let Ok(mut file) = std::fs::File::open(path) else { return };
     if file.seek(SeekFrom::Start(*offset)).is_err() {
         return;
     }
@@ -136,11 +125,7 @@ fn read_from(path: &std::path::Path, offset: &mut u64, mut each: impl FnMut(&str
 impl Containers {
     /// The container's log lines, as a channel; with `follow`, it stays open until the
     /// container stops (or `until` passes).
-    pub fn logs(
-        self: &Arc<Self>,
-        key: &str,
-        query: LogsQuery,
-    ) -> Result<tokio::sync::mpsc::Receiver<LogLine>, ContainerError> {
+    pub fn logs(self: &Arc<Self>, key: &str, query: LogsQuery) -> Result<tokio::sync::mpsc::Receiver<LogLine>, ContainerError> {
         let record = self.find(key)?;
         let path = self.dir(&record.id).join("container.log");
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
@@ -203,18 +188,9 @@ mod tests {
     #[test]
     fn times_parse_like_docker() {
         let now = 1_000_000_000_000_000_000;
-        assert_eq!(
-            parse_time("1796013000", now),
-            Some(1_796_013_000_000_000_000)
-        );
-        assert_eq!(
-            parse_time("1796013000.5", now),
-            Some(1_796_013_000_500_000_000)
-        );
-        assert_eq!(
-            parse_time("2026-11-30T04:30:00Z", now),
-            Some(1_796_013_000_000_000_000)
-        );
+        assert_eq!(parse_time("1796013000", now), Some(1_796_013_000_000_000_000));
+        assert_eq!(parse_time("1796013000.5", now), Some(1_796_013_000_500_000_000));
+        assert_eq!(parse_time("2026-11-30T04:30:00Z", now), Some(1_796_013_000_000_000_000));
         assert_eq!(parse_time("10m", now), Some(now - 600_000_000_000));
         assert_eq!(parse_time("1h30m", now), Some(now - 5_400_000_000_000));
         assert_eq!(parse_time("250ms", now), Some(now - 250_000_000));
@@ -223,12 +199,7 @@ mod tests {
 
     #[test]
     fn lines_filter_by_stream_and_time() {
-        let query = LogsQuery {
-            stdout: true,
-            stderr: false,
-            since: Some(1_796_013_000_000_000_000),
-            ..Default::default()
-        };
+        let query = LogsQuery { stdout: true, stderr: false, since: Some(1_796_013_000_000_000_000), ..Default::default() };
         let out = r#"{"log":"a\n","stream":"stdout","time":"2026-11-30T04:30:01.000000000Z"}"#;
         let err = r#"{"log":"b\n","stream":"stderr","time":"2026-11-30T04:30:01.000000000Z"}"#;
         let early = r#"{"log":"c\n","stream":"stdout","time":"2026-11-30T04:29:59.000000000Z"}"#;

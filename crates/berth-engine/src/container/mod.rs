@@ -11,8 +11,8 @@
 
 pub mod api;
 pub mod attach;
-pub mod caps;
 pub mod changes;
+pub mod caps;
 mod create;
 mod exec;
 mod exit;
@@ -37,10 +37,10 @@ use berth_proto::ErrorKind;
 
 pub use changes::ChangeKind;
 pub use create::{CreateRequest, MountRequest};
+pub use update::UpdateRequest;
 pub use exec::{ExecRequest, ExecStreams};
 pub use logs::{LogLine, LogsQuery};
 pub use record::{ContainerRecord, Status, Store, StoreError};
-pub use update::UpdateRequest;
 
 use crate::events::EventBus;
 use crate::image::Images;
@@ -77,31 +77,20 @@ pub enum ContainerError {
     #[error("the OCI runtime failed: {0}")]
     Runtime(String),
     #[error("cannot {what}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_)
-            | ContainerError::NoImage(_)
-            | ContainerError::NoPath { .. } => ErrorKind::NotFound,
-            ContainerError::Ambiguous(..) | ContainerError::Invalid(_) => {
-                ErrorKind::InvalidArgument
-            }
-            ContainerError::Conflict(_)
-            | ContainerError::NotRunning(_)
-            | ContainerError::Paused(_) => ErrorKind::Conflict,
+            ContainerError::NotFound(_) | ContainerError::NoImage(_) | ContainerError::NoPath { .. } => ErrorKind::NotFound,
+            ContainerError::Ambiguous(..) | ContainerError::Invalid(_) => ErrorKind::InvalidArgument,
+            ContainerError::Conflict(_) | ContainerError::NotRunning(_) | ContainerError::Paused(_) => ErrorKind::Conflict,
             ContainerError::Store(e) => e.kind(),
             ContainerError::Rootfs(e) => e.kind(),
             ContainerError::Network(e) => e.kind(),
             ContainerError::Runtime(message) => runtime_error_kind(message),
-            ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => {
-                ErrorKind::Internal
-            }
+            ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
         }
     }
 
@@ -114,11 +103,7 @@ impl ContainerError {
 /// A bad command or working directory is the user's mistake (docker answers 400).
 fn runtime_error_kind(message: &str) -> ErrorKind {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("executable file")
-        || lower.contains("no such file or directory")
-        || lower.contains("permission denied")
-        || lower.contains("not a directory")
-    {
+    if lower.contains("executable file") || lower.contains("no such file or directory") || lower.contains("permission denied") || lower.contains("not a directory") {
         ErrorKind::InvalidArgument
     } else {
         ErrorKind::Internal
@@ -139,34 +124,24 @@ pub struct RuntimeConfig {
 
 impl RuntimeConfig {
     pub fn from_env() -> RuntimeConfig {
-        let runtime = std::env::var_os("BERTH_RUNTIME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| find_in_path("crun"));
-        let monitor = std::env::var_os("BERTH_MONITOR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::env::current_exe()
-                    .ok()
-                    .and_then(|exe| exe.parent().map(|dir| dir.join("berth-monitor")))
-                    .filter(|p| p.exists())
-                    .unwrap_or_else(|| find_in_path("berth-monitor"))
-            });
+        let runtime = std::env::var_os("BERTH_RUNTIME").map(PathBuf::from).unwrap_or_else(|| find_in_path("crun"));
+        let monitor = std::env::var_os("BERTH_MONITOR").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join("berth-monitor")))
+                .filter(|p| p.exists())
+                .unwrap_or_else(|| find_in_path("berth-monitor"))
+        });
         let init = std::env::var_os("BERTH_INIT")
             .map(PathBuf::from)
             .or_else(|| is_static_elf(&monitor).then(|| monitor.clone()));
-        RuntimeConfig {
-            runtime,
-            monitor,
-            init,
-        }
+        RuntimeConfig { runtime, monitor, init }
     }
 }
 
 /// Whether `path` is an ELF executable without a program interpreter (static).
 fn is_static_elf(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
+    let Ok(bytes) = std::fs::read(path) else { return false };
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
         return false;
     }
@@ -175,19 +150,13 @@ fn is_static_elf(path: &Path) -> bool {
     let (entsize, count) = (u16_at(0x36), u16_at(0x38));
     (0..count).all(|i| {
         let at = phoff + i * entsize;
-        bytes
-            .get(at..at + 4)
-            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != 3)
+        bytes.get(at..at + 4).is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != 3)
     })
 }
 
 fn find_in_path(name: &str) -> PathBuf {
     std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
@@ -216,17 +185,11 @@ impl HostFacts {
             held_caps: caps::held(),
             cgroup_v2,
             swap_accounting,
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             root_is_ramfs: std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
                 info.lines().any(|l| {
                     let fields: Vec<&str> = l.split(' ').collect();
-                    let fstype = fields
-                        .iter()
-                        .position(|f| *f == "-")
-                        .and_then(|i| fields.get(i + 1))
-                        .copied();
+                    let fstype = fields.iter().position(|f| *f == "-").and_then(|i| fields.get(i + 1)).copied();
                     fields.get(4) == Some(&"/") && fstype == Some("rootfs")
                 })
             }),
@@ -272,13 +235,9 @@ impl Containers {
         runtime: RuntimeConfig,
     ) -> Result<Containers, ContainerError> {
         let dir = root.join("containers");
-        std::fs::create_dir_all(&dir)
-            .map_err(ContainerError::io(format!("create {}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
         let runtime_root = root.join("runtime");
-        std::fs::create_dir_all(&runtime_root).map_err(ContainerError::io(format!(
-            "create {}",
-            runtime_root.display()
-        )))?;
+        std::fs::create_dir_all(&runtime_root).map_err(ContainerError::io(format!("create {}", runtime_root.display())))?;
         let store = Store::open(&root.join("containers.db"))?;
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let containers = Containers {
@@ -298,12 +257,7 @@ impl Containers {
         };
         for record in containers.store.list()? {
             containers.images.mark_used(&record.image_id, &record.id);
-            for mount in record
-                .host_config
-                .mounts
-                .iter()
-                .filter(|m| m.kind == "volume")
-            {
+            for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
                 containers.volumes.mark_used(&mount.source, &record.id);
             }
         }
@@ -380,22 +334,12 @@ impl Containers {
             .args(args)
             .output()
             .await
-            .map_err(|e| {
-                ContainerError::Runtime(format!(
-                    "cannot run {}: {e}",
-                    self.runtime.runtime.display()
-                ))
-            })?;
+            .map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())))?;
         if output.status.success() {
             Ok(())
         } else {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(ContainerError::Runtime(format!(
-                "{} {}: {}",
-                self.runtime.runtime.display(),
-                args.join(" "),
-                stderr.trim()
-            )))
+            Err(ContainerError::Runtime(format!("{} {}: {}", self.runtime.runtime.display(), args.join(" "), stderr.trim())))
         }
     }
 }

@@ -15,25 +15,13 @@ impl Containers {
     }
 
     /// Connects a container (running or not) to a network.
-    pub async fn connect_network(
-        &self,
-        network: &str,
-        container: &str,
-        aliases: Vec<String>,
-        ipv4_address: String,
-    ) -> Result<(), ContainerError> {
+    pub async fn connect_network(&self, network: &str, container: &str, aliases: Vec<String>, ipv4_address: String) -> Result<(), ContainerError> {
         let network = self.networks.find(network)?;
         if network.driver != "bridge" {
-            return Err(ContainerError::Invalid(format!(
-                "container cannot be connected to network {} ({} driver)",
-                network.name, network.driver
-            )));
+            return Err(ContainerError::Invalid(format!("container cannot be connected to network {} ({} driver)", network.name, network.driver)));
         }
         if network.name == "bridge" && !aliases.is_empty() {
-            return Err(ContainerError::Invalid(
-                "network-scoped alias is supported only for containers in user defined networks"
-                    .into(),
-            ));
+            return Err(ContainerError::Invalid("network-scoped alias is supported only for containers in user defined networks".into()));
         }
         if !ipv4_address.is_empty() && !network.user_subnet {
             return Err(ContainerError::Invalid(
@@ -43,68 +31,33 @@ impl Containers {
         let id = self.find(container)?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
-        let Some(mut record) = self.store.get(&id)? else {
-            return Err(ContainerError::NotFound(container.to_owned()));
-        };
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(container.to_owned())) };
         Self::can_join_networks(&record.host_config.network_mode)?;
         if record.networks.iter().any(|n| n.network_id == network.id) {
-            return Err(ContainerError::Conflict(format!(
-                "endpoint with name {} already exists in network {}",
-                record.name, network.name
-            )));
+            return Err(ContainerError::Conflict(format!("endpoint with name {} already exists in network {}", record.name, network.name)));
         }
-        let request = EndpointRequest {
-            network_id: network.id.clone(),
-            aliases,
-            ipv4_address,
-        };
+        let request = EndpointRequest { network_id: network.id.clone(), aliases, ipv4_address };
         if record.state.status.is_running() {
             let endpoint = self.networks.connect(&id, &request).await?;
-            record
-                .state
-                .network
-                .get_or_insert_with(Default::default)
-                .endpoints
-                .push(endpoint);
+            record.state.network.get_or_insert_with(Default::default).endpoints.push(endpoint);
         }
         record.networks.push(request);
         self.store.update(&record)?;
-        self.events.publish(
-            "network",
-            "connect",
-            [
-                ("container".to_owned(), id.clone()),
-                ("name".to_owned(), network.name.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-            ],
-        );
+        self.events.publish("network", "connect", [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())]);
         self.changed(&id);
         Ok(())
     }
 
     /// Disconnects a container from a network.
-    pub async fn disconnect_network(
-        &self,
-        network: &str,
-        container: &str,
-    ) -> Result<(), ContainerError> {
+    pub async fn disconnect_network(&self, network: &str, container: &str) -> Result<(), ContainerError> {
         let network = self.networks.find(network)?;
         let id = self.find(container)?.id;
         let lock = self.lock_of(&id);
         let _guard = lock.lock().await;
-        let Some(mut record) = self.store.get(&id)? else {
-            return Err(ContainerError::NotFound(container.to_owned()));
-        };
+        let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(container.to_owned())) };
         Self::can_join_networks(&record.host_config.network_mode)?;
-        let Some(position) = record
-            .networks
-            .iter()
-            .position(|n| n.network_id == network.id)
-        else {
-            return Err(ContainerError::Invalid(format!(
-                "container {} is not connected to network {}",
-                record.name, network.name
-            )));
+        let Some(position) = record.networks.iter().position(|n| n.network_id == network.id) else {
+            return Err(ContainerError::Invalid(format!("container {} is not connected to network {}", record.name, network.name)));
         };
         if record.state.status.is_running() {
             self.networks.disconnect(&id, &network.id).await?;
@@ -114,15 +67,7 @@ impl Containers {
         }
         record.networks.remove(position);
         self.store.update(&record)?;
-        self.events.publish(
-            "network",
-            "disconnect",
-            [
-                ("container".to_owned(), id.clone()),
-                ("name".to_owned(), network.name.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-            ],
-        );
+        self.events.publish("network", "disconnect", [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())]);
         self.changed(&id);
         Ok(())
     }

@@ -153,38 +153,17 @@ pub struct Ulimit {
 }
 
 /// The resource limits `--ulimit` may set (setrlimit's, without RLIMIT_).
-pub const ULIMIT_NAMES: &[&str] = &[
-    "as",
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
+pub const ULIMIT_NAMES: &[&str] =
+    &["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
 
 impl HostExtras {
     /// Refuses what docker refuses, naming the setting; `network_mode` decides whether
     /// network sysctls are allowed (not with the host's network).
     pub fn validate(&self, network_mode: &str) -> Result<(), String> {
         for entry in &self.extra_hosts {
-            let Some((name, ip)) = entry.split_once(':') else {
-                return Err(format!("invalid extra host {entry:?}: want name:ip"));
-            };
-            if name.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err())
-            {
-                return Err(format!(
-                    "invalid extra host {entry:?}: want name:ip (or name:host-gateway)"
-                ));
+            let Some((name, ip)) = entry.split_once(':') else { return Err(format!("invalid extra host {entry:?}: want name:ip")) };
+            if name.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err()) {
+                return Err(format!("invalid extra host {entry:?}: want name:ip (or name:host-gateway)"));
             }
         }
         for server in &self.dns {
@@ -200,29 +179,15 @@ impl HostExtras {
                 return Err(format!("invalid ulimit type: {}", limit.name));
             }
             if limit.soft > limit.hard && limit.hard >= 0 {
-                return Err(format!(
-                    "ulimit soft limit must be less than or equal to hard limit: {} > {}",
-                    limit.soft, limit.hard
-                ));
+                return Err(format!("ulimit soft limit must be less than or equal to hard limit: {} > {}", limit.soft, limit.hard));
             }
         }
         for key in self.sysctls.keys() {
-            let ipc = matches!(
-                key.as_str(),
-                "kernel.msgmax"
-                    | "kernel.msgmnb"
-                    | "kernel.msgmni"
-                    | "kernel.sem"
-                    | "kernel.shmall"
-                    | "kernel.shmmax"
-                    | "kernel.shmmni"
-                    | "kernel.shm_rmid_forced"
-            ) || key.starts_with("fs.mqueue.");
+            let ipc = matches!(key.as_str(), "kernel.msgmax" | "kernel.msgmnb" | "kernel.msgmni" | "kernel.sem" | "kernel.shmall" | "kernel.shmmax" | "kernel.shmmni" | "kernel.shm_rmid_forced")
+                || key.starts_with("fs.mqueue.");
             let net = key.starts_with("net.");
             if net && network_mode == "host" {
-                return Err(format!(
-                    "sysctl {key:?} not allowed in host network namespace"
-                ));
+                return Err(format!("sysctl {key:?} not allowed in host network namespace"));
             }
             if !ipc && !net {
                 return Err(format!("sysctl {key:?} is not allowed"));
@@ -324,10 +289,7 @@ pub enum StoreError {
     #[error("container store: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("container store holds a bad record for {id}")]
-    Corrupt {
-        id: String,
-        source: serde_json::Error,
-    },
+    Corrupt { id: String, source: serde_json::Error },
     #[error("the container name \"/{name}\" is already in use by container \"{id}\"; remove or rename that container to reuse the name")]
     NameInUse { name: String, id: String },
 }
@@ -372,71 +334,38 @@ impl Store {
     /// Adds a new container; its name must be free.
     pub fn insert(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         let db = self.db();
-        let holder: Option<String> = db
-            .query_row(
-                "SELECT id FROM containers WHERE name = ?1",
-                params![record.name],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let holder: Option<String> =
+            db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
         if let Some(id) = holder {
-            return Err(StoreError::NameInUse {
-                name: record.name.clone(),
-                id,
-            });
+            return Err(StoreError::NameInUse { name: record.name.clone(), id });
         }
-        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt {
-            id: record.id.clone(),
-            source,
-        })?;
-        db.execute(
-            "INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)",
-            params![record.id, record.name, json],
-        )?;
+        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt { id: record.id.clone(), source })?;
+        db.execute("INSERT INTO containers (id, name, record) VALUES (?1, ?2, ?3)", params![record.id, record.name, json])?;
         Ok(())
     }
 
     /// Replaces a container's record (its name included; the new name must be free).
     pub fn update(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         let db = self.db();
-        let holder: Option<String> = db
-            .query_row(
-                "SELECT id FROM containers WHERE name = ?1",
-                params![record.name],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let holder: Option<String> =
+            db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
         if let Some(id) = holder.filter(|id| *id != record.id) {
-            return Err(StoreError::NameInUse {
-                name: record.name.clone(),
-                id,
-            });
+            return Err(StoreError::NameInUse { name: record.name.clone(), id });
         }
-        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt {
-            id: record.id.clone(),
-            source,
-        })?;
-        db.execute(
-            "UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1",
-            params![record.id, record.name, json],
-        )?;
+        let json = serde_json::to_string(record).map_err(|source| StoreError::Corrupt { id: record.id.clone(), source })?;
+        db.execute("UPDATE containers SET name = ?2, record = ?3 WHERE id = ?1", params![record.id, record.name, json])?;
         Ok(())
     }
 
     pub fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.db()
-            .execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+        self.db().execute("DELETE FROM containers WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>, StoreError> {
         let row: Option<(String, String)> = self
             .db()
-            .query_row(
-                "SELECT id, record FROM containers WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, record FROM containers WHERE id = ?1", params![id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(id, json)| Store::decode(id, json)).transpose()
     }
@@ -445,15 +374,10 @@ impl Store {
         let rows: Vec<(String, String)> = {
             let db = self.db();
             let mut statement = db.prepare("SELECT id, record FROM containers")?;
-            let rows = statement
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
             rows
         };
-        let mut out = rows
-            .into_iter()
-            .map(|(id, json)| Store::decode(id, json))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = rows.into_iter().map(|(id, json)| Store::decode(id, json)).collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
     }
@@ -470,11 +394,7 @@ impl Store {
         let name = key.strip_prefix('/').unwrap_or(key);
         let by_name: Option<(String, String)> = self
             .db()
-            .query_row(
-                "SELECT id, record FROM containers WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, record FROM containers WHERE name = ?1", params![name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if let Some((id, json)) = by_name {
             return Ok(Ok(Some(Store::decode(id, json)?)));
@@ -484,13 +404,9 @@ impl Store {
         }
         let rows: Vec<(String, String)> = {
             let db = self.db();
-            let mut statement = db.prepare(
-                "SELECT id, record FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2",
-            )?;
+            let mut statement = db.prepare("SELECT id, record FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2")?;
             let rows = statement
-                .query_map(params![key, key.len() as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
+                .query_map(params![key, key.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             rows
         };
@@ -510,12 +426,7 @@ mod tests {
     use super::*;
 
     fn record(id: &str, name: &str) -> ContainerRecord {
-        ContainerRecord {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            created: id.to_owned(),
-            ..Default::default()
-        }
+        ContainerRecord { id: id.to_owned(), name: name.to_owned(), created: id.to_owned(), ..Default::default() }
     }
 
     #[test]
@@ -526,61 +437,20 @@ mod tests {
         let store = Store::open(&dir.join("c.db")).expect("open");
         store.insert(&record("abc123", "web")).expect("insert");
         store.insert(&record("abd456", "db")).expect("insert");
-        let err = store
-            .insert(&record("fff", "web"))
-            .expect_err("name in use");
+        let err = store.insert(&record("fff", "web")).expect_err("name in use");
         assert_eq!(err.kind(), ErrorKind::Conflict);
-        assert!(
-            err.to_string()
-                .contains("\"/web\" is already in use by container \"abc123\""),
-            "{err}"
-        );
-        assert_eq!(
-            store
-                .find("web")
-                .expect("find")
-                .expect("unique")
-                .expect("found")
-                .id,
-            "abc123"
-        );
-        assert_eq!(
-            store
-                .find("/db")
-                .expect("find")
-                .expect("unique")
-                .expect("found")
-                .id,
-            "abd456"
-        );
-        assert_eq!(
-            store
-                .find("abc")
-                .expect("find")
-                .expect("unique")
-                .expect("found")
-                .id,
-            "abc123"
-        );
+        assert!(err.to_string().contains("\"/web\" is already in use by container \"abc123\""), "{err}");
+        assert_eq!(store.find("web").expect("find").expect("unique").expect("found").id, "abc123");
+        assert_eq!(store.find("/db").expect("find").expect("unique").expect("found").id, "abd456");
+        assert_eq!(store.find("abc").expect("find").expect("unique").expect("found").id, "abc123");
         assert_eq!(store.find("ab").expect("find"), Err(2));
         assert_eq!(store.find("zzz").expect("find"), Ok(None));
         let mut renamed = store.get("abc123").expect("get").expect("found");
         renamed.name = "db".to_owned();
-        assert_eq!(
-            store.update(&renamed).expect_err("taken").kind(),
-            ErrorKind::Conflict
-        );
+        assert_eq!(store.update(&renamed).expect_err("taken").kind(), ErrorKind::Conflict);
         renamed.name = "front".to_owned();
         store.update(&renamed).expect("rename");
-        assert_eq!(
-            store
-                .find("front")
-                .expect("find")
-                .expect("unique")
-                .expect("found")
-                .id,
-            "abc123"
-        );
+        assert_eq!(store.find("front").expect("find").expect("unique").expect("found").id, "abc123");
         store.delete("abc123").expect("delete");
         assert_eq!(store.list().expect("list").len(), 1);
         let _ = std::fs::remove_dir_all(&dir);

@@ -15,10 +15,7 @@ use super::spec::ResolvedUser;
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
     #[error("cannot {what}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("unable to find user {0}: no matching entries in passwd file")]
     UnknownUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
@@ -30,9 +27,7 @@ pub enum RootfsError {
 impl RootfsError {
     pub fn kind(&self) -> berth_proto::ErrorKind {
         match self {
-            RootfsError::UnknownUser(_) | RootfsError::UnknownGroup(_) => {
-                berth_proto::ErrorKind::InvalidArgument
-            }
+            RootfsError::UnknownUser(_) | RootfsError::UnknownGroup(_) => berth_proto::ErrorKind::InvalidArgument,
             _ => berth_proto::ErrorKind::Internal,
         }
     }
@@ -44,32 +39,17 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RootfsError {
 }
 
 fn cstring(path: &Path) -> Result<CString, RootfsError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| RootfsError::Io {
-        what: format!("use path {}", path.display()),
-        source: std::io::ErrorKind::InvalidInput.into(),
-    })
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| RootfsError::Io { what: format!("use path {}", path.display()), source: std::io::ErrorKind::InvalidInput.into() })
 }
 
 /// Mounts `lowers` (top first) with `upper`/`work` at `target`.
-pub fn mount_overlay(
-    lowers: &[PathBuf],
-    upper: &Path,
-    work: &Path,
-    target: &Path,
-) -> Result<(), RootfsError> {
+pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), RootfsError> {
     for dir in [upper, work, target] {
         std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     }
-    let lower = lowers
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
-    let data = format!(
-        "lowerdir={lower},upperdir={},workdir={}",
-        upper.display(),
-        work.display()
-    );
+    let lower = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    let data = format!("lowerdir={lower},upperdir={},workdir={}", upper.display(), work.display());
     // The kernel reads mount options from one page.
     if data.len() >= 4096 {
         return Err(RootfsError::TooManyLayers(data.len()));
@@ -77,48 +57,24 @@ pub fn mount_overlay(
     let source = CString::new("overlay").expect("no NUL");
     let fstype = CString::new("overlay").expect("no NUL");
     let target_c = cstring(target)?;
-    let data_c = CString::new(data).map_err(|_| RootfsError::Io {
-        what: "build overlay options".into(),
-        source: std::io::ErrorKind::InvalidInput.into(),
-    })?;
+    let data_c = CString::new(data).map_err(|_| RootfsError::Io { what: "build overlay options".into(), source: std::io::ErrorKind::InvalidInput.into() })?;
     // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
-    let ret = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target_c.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            data_c.as_ptr().cast(),
-        )
-    };
+    let ret = unsafe { libc::mount(source.as_ptr(), target_c.as_ptr(), fstype.as_ptr(), 0, data_c.as_ptr().cast()) };
     if ret != 0 {
-        return Err(RootfsError::Io {
-            what: format!("mount the overlay at {}", target.display()),
-            source: std::io::Error::last_os_error(),
-        });
+        return Err(RootfsError::Io { what: format!("mount the overlay at {}", target.display()), source: std::io::Error::last_os_error() });
     }
     Ok(())
 }
 
 /// Whether something is mounted exactly at `path`.
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
     let wanted = path.to_string_lossy();
-    info.lines().any(|line| {
-        line.split(' ')
-            .nth(4)
-            .is_some_and(|mp| unescape_mountinfo(mp) == wanted)
-    })
+    info.lines().any(|line| line.split(' ').nth(4).is_some_and(|mp| unescape_mountinfo(mp) == wanted))
 }
 
 fn unescape_mountinfo(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// Unmounts `path` if mounted (lazily if busy).
@@ -135,10 +91,7 @@ pub fn unmount(path: &Path) -> Result<(), RootfsError> {
     if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == 0 {
         return Ok(());
     }
-    Err(RootfsError::Io {
-        what: format!("unmount {}", path.display()),
-        source: std::io::Error::last_os_error(),
-    })
+    Err(RootfsError::Io { what: format!("unmount {}", path.display()), source: std::io::Error::last_os_error() })
 }
 
 /// Opens `path` as if `root` were `/`: `..` and symlinks stay inside.
@@ -147,15 +100,9 @@ pub fn open_in_root(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
 }
 
 fn open_with(root: &Path, path: &str, flags: libc::c_int) -> std::io::Result<std::fs::File> {
-    let root_c =
-        CString::new(root.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: root_c is a valid path; the fd is checked before use.
-    let dirfd = unsafe {
-        libc::open(
-            root_c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
+    let dirfd = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
     if dirfd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -173,13 +120,7 @@ fn open_with(root: &Path, path: &str, flags: libc::c_int) -> std::io::Result<std
     use std::os::fd::AsRawFd;
     // SAFETY: openat2 with a valid dirfd, NUL-terminated path and a correctly sized open_how.
     let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
+        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
     };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
@@ -194,10 +135,7 @@ pub fn resolve_in_root(root: &Path, path: &str) -> std::io::Result<PathBuf> {
     let file = open_with(root, path, libc::O_PATH | libc::O_CLOEXEC)?;
     let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     if !real.starts_with(root) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "path resolves outside the container",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "path resolves outside the container"));
     }
     Ok(real)
 }
@@ -237,13 +175,7 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, RootfsError
     };
     let groups = group.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3).then(|| {
-            (
-                f[0],
-                f[2].parse::<u32>().ok(),
-                f.get(3).copied().unwrap_or(""),
-            )
-        })
+        (f.len() >= 3).then(|| (f[0], f[2].parse::<u32>().ok(), f.get(3).copied().unwrap_or("")))
     });
     if let Some(g) = group_part.filter(|g| !g.is_empty()) {
         gid = match g.parse::<u32>() {
@@ -266,11 +198,7 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, RootfsError
         member_of.dedup();
         additional_gids.extend(member_of);
     }
-    Ok(ResolvedUser {
-        uid,
-        gid,
-        additional_gids,
-    })
+    Ok(ResolvedUser { uid, gid, additional_gids })
 }
 
 /// Copies a directory tree (files, directories, symlinks as links; modes and owners
@@ -279,46 +207,29 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
     let top = std::fs::symlink_metadata(from).map_err(io(format!("stat {}", from.display())))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(top.mode() & 0o7777))
-        .map_err(io("set a volume's mode"))?;
-    std::os::unix::fs::lchown(to, Some(top.uid()), Some(top.gid()))
-        .map_err(io("set a volume's owner"))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(top.mode() & 0o7777)).map_err(io("set a volume's mode"))?;
+    std::os::unix::fs::lchown(to, Some(top.uid()), Some(top.gid())).map_err(io("set a volume's owner"))?;
     while let Some((src, dst)) = stack.pop() {
-        for entry in std::fs::read_dir(&src)
-            .map_err(io(format!("read {}", src.display())))?
-            .flatten()
-        {
+        for entry in std::fs::read_dir(&src).map_err(io(format!("read {}", src.display())))?.flatten() {
             let path = entry.path();
             let target = dst.join(entry.file_name());
-            let meta =
-                std::fs::symlink_metadata(&path).map_err(io(format!("stat {}", path.display())))?;
+            let meta = std::fs::symlink_metadata(&path).map_err(io(format!("stat {}", path.display())))?;
             let kind = meta.file_type();
             if kind.is_symlink() {
-                let link = std::fs::read_link(&path)
-                    .map_err(io(format!("read link {}", path.display())))?;
-                std::os::unix::fs::symlink(&link, &target)
-                    .map_err(io(format!("create link {}", target.display())))?;
+                let link = std::fs::read_link(&path).map_err(io(format!("read link {}", path.display())))?;
+                std::os::unix::fs::symlink(&link, &target).map_err(io(format!("create link {}", target.display())))?;
             } else if kind.is_dir() {
                 std::fs::create_dir(&target).map_err(io(format!("create {}", target.display())))?;
-                std::fs::set_permissions(
-                    &target,
-                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-                )
-                .map_err(io("set a mode"))?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
                 stack.push((path, target.clone()));
             } else if kind.is_file() {
                 std::fs::copy(&path, &target).map_err(io(format!("copy {}", path.display())))?;
-                std::fs::set_permissions(
-                    &target,
-                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-                )
-                .map_err(io("set a mode"))?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
             } else {
                 // Devices, fifos and sockets are not copied into volumes.
                 continue;
             }
-            std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))
-                .map_err(io(format!("chown {}", target.display())))?;
+            std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid())).map_err(io(format!("chown {}", target.display())))?;
         }
     }
     Ok(())
@@ -337,9 +248,7 @@ pub fn resolve_group(root: &Path, name: &str) -> Result<u32, RootfsError> {
         .lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 3 && f[0] == name)
-                .then(|| f[2].parse::<u32>().ok())
-                .flatten()
+            (f.len() >= 3 && f[0] == name).then(|| f[2].parse::<u32>().ok()).flatten()
         })
         .ok_or_else(|| RootfsError::UnknownGroup(name.to_owned()))
 }
@@ -356,34 +265,15 @@ pub struct EtcSettings<'a> {
     pub host_gateway: Option<std::net::Ipv4Addr>,
 }
 
-pub fn write_etc_files(
-    dir: &Path,
-    hostname: &str,
-    address: Option<std::net::Ipv4Addr>,
-    settings: &EtcSettings<'_>,
-) -> Result<(), RootfsError> {
+pub fn write_etc_files(dir: &Path, hostname: &str, address: Option<std::net::Ipv4Addr>, settings: &EtcSettings<'_>) -> Result<(), RootfsError> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let nameserver = settings.nameserver;
-    let own = address
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "127.0.1.1".to_owned());
-    let mut hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-    );
+    let own = address.map(|a| a.to_string()).unwrap_or_else(|| "127.0.1.1".to_owned());
+    let mut hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_owned();
     // docker writes the extra hosts before the container's own line.
-    for entry in settings
-        .extras
-        .map(|e| e.extra_hosts.as_slice())
-        .unwrap_or_default()
-    {
+    for entry in settings.extras.map(|e| e.extra_hosts.as_slice()).unwrap_or_default() {
         if let Some((name, ip)) = entry.split_once(':') {
-            let ip = if ip == "host-gateway" {
-                settings
-                    .host_gateway
-                    .map_or_else(|| "127.0.0.1".to_owned(), |g| g.to_string())
-            } else {
-                ip.to_owned()
-            };
+            let ip = if ip == "host-gateway" { settings.host_gateway.map_or_else(|| "127.0.0.1".to_owned(), |g| g.to_string()) } else { ip.to_owned() };
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
@@ -391,9 +281,7 @@ pub fn write_etc_files(
     std::fs::write(dir.join("hosts"), hosts).map_err(io("write hosts"))?;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io("write hostname"))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv = nameserver
-        .map(|ns| format!("nameserver {ns}\n"))
-        .unwrap_or_default();
+    let mut resolv = nameserver.map(|ns| format!("nameserver {ns}\n")).unwrap_or_default();
     for line in host_resolv.lines() {
         let server = line.strip_prefix("nameserver").map(str::trim);
         let is_loopback = server.is_some_and(|ip| ip.starts_with("127.") || ip == "::1");
@@ -411,25 +299,19 @@ pub fn write_etc_files(
 
 /// resolv.conf with `--dns` (after the network's own server, which answers container
 /// names), `--dns-search` and `--dns-option` replacing what the engine's file says.
-fn custom_resolv(
-    base: &str,
-    nameserver: Option<std::net::Ipv4Addr>,
-    extras: &super::record::HostExtras,
-) -> String {
+fn custom_resolv(base: &str, nameserver: Option<std::net::Ipv4Addr>, extras: &super::record::HostExtras) -> String {
+    let own = nameserver.map(|n| format!("nameserver {n}"));
     let keep = |line: &&str| {
         let key = line.split_whitespace().next().unwrap_or("");
-        !(key == "nameserver"
-            && !extras.dns.is_empty()
-            && nameserver.map(|n| format!("nameserver {n}")).as_deref() != Some(line.trim())
-            || key == "search" && !extras.dns_search.is_empty()
-            || key == "domain" && !extras.dns_search.is_empty()
-            || key == "options" && !extras.dns_options.is_empty())
+        let replaced = match key {
+            "nameserver" => !extras.dns.is_empty() && own.as_deref() != Some(line.trim()),
+            "search" | "domain" => !extras.dns_search.is_empty(),
+            "options" => !extras.dns_options.is_empty(),
+            _ => false,
+        };
+        !replaced
     };
-    let mut out: String = base
-        .lines()
-        .filter(keep)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let mut out: String = base.lines().filter(keep).map(|l| format!("{l}\n")).collect();
     for server in &extras.dns {
         out.push_str(&format!("nameserver {server}\n"));
     }
@@ -447,65 +329,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dns_settings_replace_the_engines_and_keep_the_networks_server() {
+        let extras = crate::container::record::HostExtras {
+            dns: vec!["10.9.9.9".into()],
+            dns_search: vec!["example.test".into()],
+            dns_options: vec!["ndots:2".into()],
+            ..Default::default()
+        };
+        let base = "nameserver 172.18.0.1\nnameserver 192.0.2.53\nsearch corp.test\noptions edns0\n";
+        let out = custom_resolv(base, Some("172.18.0.1".parse().expect("ip")), &extras);
+        assert_eq!(out, "nameserver 172.18.0.1\nnameserver 10.9.9.9\nsearch example.test\noptions ndots:2\n");
+        let untouched = custom_resolv(base, None, &crate::container::record::HostExtras::default());
+        assert_eq!(untouched, base);
+        assert!(extras.validate("bridge").is_ok());
+        let bad = crate::container::record::HostExtras { extra_hosts: vec!["nocolon".into()], ..Default::default() };
+        assert!(bad.validate("bridge").expect_err("refused").contains("nocolon"));
+        let host_net = crate::container::record::HostExtras { sysctls: [("net.ipv4.ip_forward".to_owned(), "1".to_owned())].into(), ..Default::default() };
+        assert!(host_net.validate("bridge").is_ok() && host_net.validate("host").is_err());
+    }
+
+    #[test]
     fn users_resolve_like_docker_and_symlinks_stay_inside() {
         let root = std::env::temp_dir().join(format!("berth-rootfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("etc")).expect("etc");
-        std::fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        )
-        .expect("passwd");
-        std::fs::write(
-            root.join("etc/group"),
-            "root:x:0:\nstaff:x:50:app\napp:x:1000:\n",
-        )
-        .expect("group");
-        assert_eq!(
-            resolve_user(&root, "").expect("root"),
-            ResolvedUser {
-                uid: 0,
-                gid: 0,
-                additional_gids: vec![0]
-            }
-        );
-        assert_eq!(
-            resolve_user(&root, "app").expect("app"),
-            ResolvedUser {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![1000, 50]
-            }
-        );
+        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").expect("passwd");
+        std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:app\napp:x:1000:\n").expect("group");
+        assert_eq!(resolve_user(&root, "").expect("root"), ResolvedUser { uid: 0, gid: 0, additional_gids: vec![0] });
+        assert_eq!(resolve_user(&root, "app").expect("app"), ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![1000, 50] });
         assert_eq!(resolve_user(&root, "app:staff").expect("app").gid, 50);
-        assert_eq!(
-            resolve_user(&root, "4242").expect("uid"),
-            ResolvedUser {
-                uid: 4242,
-                gid: 0,
-                additional_gids: vec![0]
-            }
-        );
+        assert_eq!(resolve_user(&root, "4242").expect("uid"), ResolvedUser { uid: 4242, gid: 0, additional_gids: vec![0] });
         assert_eq!(resolve_user(&root, "1000:7").expect("uid").gid, 7);
         let err = resolve_user(&root, "nobody").expect_err("unknown");
-        assert_eq!(
-            err.to_string(),
-            "unable to find user nobody: no matching entries in passwd file"
-        );
-        assert!(matches!(
-            resolve_user(&root, "app:wheel"),
-            Err(RootfsError::UnknownGroup(_))
-        ));
+        assert_eq!(err.to_string(), "unable to find user nobody: no matching entries in passwd file");
+        assert!(matches!(resolve_user(&root, "app:wheel"), Err(RootfsError::UnknownGroup(_))));
         // An absolute symlink in the image points inside the image, never at the host.
         std::fs::create_dir_all(root.join("x")).expect("x");
         std::os::unix::fs::symlink("/etc/passwd", root.join("x/link")).expect("link");
-        std::os::unix::fs::symlink("../../../../../../etc/hostname", root.join("x/up"))
-            .expect("link");
+        std::os::unix::fs::symlink("../../../../../../etc/hostname", root.join("x/up")).expect("link");
         let mut text = String::new();
-        open_in_root(&root, "/x/link")
-            .expect("open")
-            .read_to_string(&mut text)
-            .expect("read");
+        open_in_root(&root, "/x/link").expect("open").read_to_string(&mut text).expect("read");
         assert!(text.contains("app:x:1000"), "{text}");
         assert!(open_in_root(&root, "/x/up").is_err(), "escaped the root");
         let _ = std::fs::remove_dir_all(&root);

@@ -47,25 +47,14 @@ pub fn parse(text: &str) -> Option<i32> {
         return Some(31);
     }
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let offset = if rest.is_empty() {
-            0
-        } else {
-            rest.strip_prefix('+')?.parse::<i32>().ok()?
-        };
+        let offset = if rest.is_empty() { 0 } else { rest.strip_prefix('+')?.parse::<i32>().ok()? };
         return (offset <= 30).then_some(34 + offset);
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let offset = if rest.is_empty() {
-            0
-        } else {
-            rest.strip_prefix('-')?.parse::<i32>().ok()?
-        };
+        let offset = if rest.is_empty() { 0 } else { rest.strip_prefix('-')?.parse::<i32>().ok()? };
         return (offset <= 30).then_some(64 - offset);
     }
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, number)| *number)
+    NAMES.iter().find(|(n, _)| *n == name).map(|(_, number)| *number)
 }
 
 #[cfg(test)]

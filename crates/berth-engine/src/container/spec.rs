@@ -27,13 +27,7 @@ pub const MASKED_PATHS: [&str; 11] = [
 ];
 
 /// Docker's read-only paths.
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedUser {
@@ -168,31 +162,18 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         if *read_only {
             options.push("ro");
         }
-        mounts.push(
-            json!({"destination": target, "type": "bind", "source": source, "options": options}),
-        );
+        mounts.push(json!({"destination": target, "type": "bind", "source": source, "options": options}));
     }
     for tmpfs in &hc.tmpfs {
         let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-        options.extend(
-            tmpfs
-                .options
-                .split(',')
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned),
-        );
+        options.extend(tmpfs.options.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
         if tmpfs.read_only {
             options.push("ro".into());
         }
         mounts.push(json!({"destination": tmpfs.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
     }
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
     if let Some(path) = &input.netns {
         namespaces.push(json!({"type": "network", "path": path}));
     }
@@ -279,19 +260,12 @@ mod tests {
 
     #[test]
     fn docker_defaults_are_in_the_config() {
-        let mut record = ContainerRecord {
-            path: "sh".into(),
-            args: vec!["-c".into(), "true".into()],
-            ..Default::default()
-        };
+        let mut record = ContainerRecord { path: "sh".into(), args: vec!["-c".into(), "true".into()], ..Default::default() };
         record.config.hostname = "abc".into();
         record.host_config.resources.memory = 64 << 20;
         record.host_config.resources.nano_cpus = 500_000_000;
         record.host_config.resources.pids_limit = 50;
-        let caps: BTreeSet<String> = crate::container::caps::DEFAULT
-            .iter()
-            .map(|c| (*c).to_owned())
-            .collect();
+        let caps: BTreeSet<String> = crate::container::caps::DEFAULT.iter().map(|c| (*c).to_owned()).collect();
         let input = SpecInput {
             record: &record,
             rootfs: Path::new("/r"),
@@ -312,59 +286,24 @@ mod tests {
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");
         assert_eq!(value["process"]["args"], json!(["sh", "-c", "true"]));
-        assert_eq!(
-            value["process"]["capabilities"]["bounding"]
-                .as_array()
-                .expect("caps")
-                .len(),
-            14
-        );
-        assert_eq!(
-            value["linux"]["resources"]["memory"]["limit"],
-            json!(64 << 20)
-        );
+        assert_eq!(value["process"]["capabilities"]["bounding"].as_array().expect("caps").len(), 14);
+        assert_eq!(value["linux"]["resources"]["memory"]["limit"], json!(64 << 20));
         assert!(value["linux"]["resources"]["memory"].get("swap").is_none());
         assert_eq!(value["linux"]["resources"]["cpu"]["quota"], json!(50_000));
         assert_eq!(value["linux"]["resources"]["pids"]["limit"], json!(50));
-        assert_eq!(
-            value["linux"]["maskedPaths"]
-                .as_array()
-                .expect("masked")
-                .len(),
-            11
-        );
-        assert_eq!(
-            value["linux"]["seccomp"]["defaultAction"],
-            json!("SCMP_ACT_ERRNO")
-        );
-        let namespaces: Vec<&str> = value["linux"]["namespaces"]
-            .as_array()
-            .expect("ns")
-            .iter()
-            .filter_map(|n| n["type"].as_str())
-            .collect();
+        assert_eq!(value["linux"]["maskedPaths"].as_array().expect("masked").len(), 11);
+        assert_eq!(value["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        let namespaces: Vec<&str> =
+            value["linux"]["namespaces"].as_array().expect("ns").iter().filter_map(|n| n["type"].as_str()).collect();
         assert_eq!(namespaces, ["pid", "ipc", "uts", "mount", "network"]);
-        assert!(
-            value["process"].get("rlimits").is_none() && value["linux"].get("sysctl").is_none()
-        );
+        assert!(value["process"].get("rlimits").is_none() && value["linux"].get("sysctl").is_none());
     }
 
     #[test]
     fn ulimits_sysctls_and_shm_size_reach_the_config() {
-        let mut record = ContainerRecord {
-            path: "sh".into(),
-            ..Default::default()
-        };
-        record.host_config.extras.ulimits = vec![super::super::record::Ulimit {
-            name: "nofile".into(),
-            soft: 1024,
-            hard: -1,
-        }];
-        record
-            .host_config
-            .extras
-            .sysctls
-            .insert("net.ipv4.ip_forward".into(), "1".into());
+        let mut record = ContainerRecord { path: "sh".into(), ..Default::default() };
+        record.host_config.extras.ulimits = vec![super::super::record::Ulimit { name: "nofile".into(), soft: 1024, hard: -1 }];
+        record.host_config.extras.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
         record.host_config.extras.shm_size = 128 << 20;
         let input = SpecInput {
             record: &record,
@@ -384,24 +323,9 @@ mod tests {
             netns: None,
         };
         let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
-        assert_eq!(
-            value["process"]["rlimits"],
-            json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX}])
-        );
+        assert_eq!(value["process"]["rlimits"], json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX}]));
         assert_eq!(value["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
-        let shm = value["mounts"]
-            .as_array()
-            .expect("mounts")
-            .iter()
-            .find(|m| m["destination"] == "/dev/shm")
-            .expect("shm")
-            .clone();
-        assert!(
-            shm["options"]
-                .as_array()
-                .expect("options")
-                .contains(&json!("size=134217728")),
-            "{shm}"
-        );
+        let shm = value["mounts"].as_array().expect("mounts").iter().find(|m| m["destination"] == "/dev/shm").expect("shm").clone();
+        assert!(shm["options"].as_array().expect("options").contains(&json!("size=134217728")), "{shm}");
     }
 }

@@ -42,8 +42,7 @@ fn read_u64(path: &Path) -> Option<u64> {
 
 fn keyed(path: &Path, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
 }
 
 fn host_memory() -> u64 {
@@ -61,36 +60,21 @@ fn system_cpu() -> u64 {
         .ok()
         .and_then(|text| {
             let line = text.lines().next()?.strip_prefix("cpu ")?.to_owned();
-            Some(
-                line.split_whitespace()
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum::<u64>()
-                    * (1_000_000_000 / ticks),
-            )
+            Some(line.split_whitespace().filter_map(|v| v.parse::<u64>().ok()).sum::<u64>() * (1_000_000_000 / ticks))
         })
         .unwrap_or(0)
 }
 
 /// Bytes received and sent on every interface but loopback, in `pid`'s namespace.
 fn network(pid: i32) -> (u64, u64) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
-        return (0, 0);
-    };
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else { return (0, 0) };
     text.lines().skip(2).fold((0, 0), |(rx, tx), line| {
-        let Some((name, rest)) = line.split_once(':') else {
-            return (rx, tx);
-        };
+        let Some((name, rest)) = line.split_once(':') else { return (rx, tx) };
         if name.trim() == "lo" {
             return (rx, tx);
         }
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        (
-            rx + f.first().copied().unwrap_or(0),
-            tx + f.get(8).copied().unwrap_or(0),
-        )
+        let f: Vec<u64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        (rx + f.first().copied().unwrap_or(0), tx + f.get(8).copied().unwrap_or(0))
     })
 }
 
@@ -124,41 +108,27 @@ impl Containers {
             let usage = read_u64(&dir.join("memory.current")).unwrap_or(0);
             let inactive = keyed(&dir.join("memory.stat"), "inactive_file ").unwrap_or(0);
             sample.memory_usage = usage.saturating_sub(inactive);
-            sample.memory_limit = read_u64(&dir.join("memory.max"))
-                .unwrap_or(host_memory)
-                .min(host_memory.max(1));
+            sample.memory_limit = read_u64(&dir.join("memory.max")).unwrap_or(host_memory).min(host_memory.max(1));
             sample.pids = read_u64(&dir.join("pids.current")).unwrap_or(0);
             if let Ok(text) = std::fs::read_to_string(dir.join("io.stat")) {
                 for word in text.split_whitespace() {
-                    if let Some(v) = word
-                        .strip_prefix("rbytes=")
-                        .and_then(|v| v.parse::<u64>().ok())
-                    {
+                    if let Some(v) = word.strip_prefix("rbytes=").and_then(|v| v.parse::<u64>().ok()) {
                         sample.block_read += v;
                     }
-                    if let Some(v) = word
-                        .strip_prefix("wbytes=")
-                        .and_then(|v| v.parse::<u64>().ok())
-                    {
+                    if let Some(v) = word.strip_prefix("wbytes=").and_then(|v| v.parse::<u64>().ok()) {
                         sample.block_write += v;
                     }
                 }
             }
         } else {
-            sample.cpu_total =
-                read_u64(&self.cgroup_dir("cpuacct", id).join("cpuacct.usage")).unwrap_or(0);
+            sample.cpu_total = read_u64(&self.cgroup_dir("cpuacct", id).join("cpuacct.usage")).unwrap_or(0);
             let memory = self.cgroup_dir("memory", id);
             let usage = read_u64(&memory.join("memory.usage_in_bytes")).unwrap_or(0);
             let inactive = keyed(&memory.join("memory.stat"), "total_inactive_file ").unwrap_or(0);
             sample.memory_usage = usage.saturating_sub(inactive);
-            sample.memory_limit = read_u64(&memory.join("memory.limit_in_bytes"))
-                .unwrap_or(host_memory)
-                .min(host_memory.max(1));
+            sample.memory_limit = read_u64(&memory.join("memory.limit_in_bytes")).unwrap_or(host_memory).min(host_memory.max(1));
             sample.pids = read_u64(&self.cgroup_dir("pids", id).join("pids.current")).unwrap_or(0);
-            if let Ok(text) = std::fs::read_to_string(
-                self.cgroup_dir("blkio", id)
-                    .join("blkio.throttle.io_service_bytes"),
-            ) {
+            if let Ok(text) = std::fs::read_to_string(self.cgroup_dir("blkio", id).join("blkio.throttle.io_service_bytes")) {
                 for line in text.lines() {
                     let f: Vec<&str> = line.split_whitespace().collect();
                     match (f.get(1), f.get(2).and_then(|v| v.parse::<u64>().ok())) {
@@ -180,18 +150,8 @@ mod tests {
 
     #[test]
     fn cpu_percent_is_dockers() {
-        let a = Sample {
-            cpu_total: 1_000,
-            system_cpu: 10_000,
-            online_cpus: 2,
-            ..Default::default()
-        };
-        let b = Sample {
-            cpu_total: 6_000,
-            system_cpu: 20_000,
-            online_cpus: 2,
-            ..Default::default()
-        };
+        let a = Sample { cpu_total: 1_000, system_cpu: 10_000, online_cpus: 2, ..Default::default() };
+        let b = Sample { cpu_total: 6_000, system_cpu: 20_000, online_cpus: 2, ..Default::default() };
         assert!((cpu_percent(&a, &b) - 100.0).abs() < 1e-9);
         assert_eq!(cpu_percent(&b, &b), 0.0);
     }

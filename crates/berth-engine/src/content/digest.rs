@@ -20,9 +20,7 @@ impl Digest {
     }
 
     pub fn from_hash(bytes: &[u8]) -> Digest {
-        Digest {
-            hex: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-        }
+        Digest { hex: bytes.iter().map(|b| format!("{b:02x}")).collect() }
     }
 
     pub fn hex(&self) -> &str {
@@ -34,19 +32,11 @@ impl FromStr for Digest {
     type Err = InvalidDigest;
 
     fn from_str(text: &str) -> Result<Digest, InvalidDigest> {
-        let hex = text
-            .strip_prefix("sha256:")
-            .ok_or_else(|| InvalidDigest(text.to_owned()))?;
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let hex = text.strip_prefix("sha256:").ok_or_else(|| InvalidDigest(text.to_owned()))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(InvalidDigest(text.to_owned()));
         }
-        Ok(Digest {
-            hex: hex.to_owned(),
-        })
+        Ok(Digest { hex: hex.to_owned() })
     }
 }
 
@@ -63,10 +53,7 @@ mod tests {
     #[test]
     fn parses_only_well_formed_sha256() {
         let d = Digest::of(b"hello");
-        assert_eq!(
-            d.to_string(),
-            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
+        assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         assert_eq!(d.to_string().parse::<Digest>(), Ok(d.clone()));
         for bad in [
             "",

@@ -20,11 +20,7 @@ pub enum ContentError {
     #[error("blob {expected} does not match its digest (got {actual})")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("blob {digest} has {actual} bytes, expected {expected}")]
-    SizeMismatch {
-        digest: Digest,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
     #[error("blob {digest} is not in the store")]
     NotFound { digest: Digest },
     #[error("content store: cannot {what}")]
@@ -35,9 +31,7 @@ impl ContentError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ContentError::InvalidDigest(_) => ErrorKind::InvalidArgument,
-            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => ErrorKind::InvalidArgument,
             ContentError::NotFound { .. } => ErrorKind::NotFound,
             ContentError::Io { .. } => ErrorKind::Internal,
         }
@@ -59,15 +53,11 @@ impl ContentStore {
     /// Opens (creating) the store at `root`. Leftovers of interrupted writes in
     /// `ingest/` are provably garbage and are removed.
     pub fn open(root: &Path) -> Result<ContentStore, ContentError> {
-        let store = ContentStore {
-            root: root.to_owned(),
-        };
-        std::fs::create_dir_all(store.blob_dir())
-            .map_err(ContentError::io("create the blob directory"))?;
+        let store = ContentStore { root: root.to_owned() };
+        std::fs::create_dir_all(store.blob_dir()).map_err(ContentError::io("create the blob directory"))?;
         let ingest = store.ingest_dir();
         let _ = std::fs::remove_dir_all(&ingest);
-        std::fs::create_dir_all(&ingest)
-            .map_err(ContentError::io("create the ingest directory"))?;
+        std::fs::create_dir_all(&ingest).map_err(ContentError::io("create the ingest directory"))?;
         Ok(store)
     }
 
@@ -92,13 +82,8 @@ impl ContentStore {
     pub fn size(&self, digest: &Digest) -> Result<u64, ContentError> {
         match std::fs::metadata(self.path(digest)) {
             Ok(meta) => Ok(meta.len()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound {
-                digest: digest.clone(),
-            }),
-            Err(err) => Err(ContentError::Io {
-                what: format!("stat {digest}"),
-                source: err,
-            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound { digest: digest.clone() }),
+            Err(err) => Err(ContentError::Io { what: format!("stat {digest}"), source: err }),
         }
     }
 
@@ -106,35 +91,21 @@ impl ContentStore {
     pub async fn read(&self, digest: &Digest) -> Result<Vec<u8>, ContentError> {
         match tokio::fs::read(self.path(digest)).await {
             Ok(bytes) => Ok(bytes),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound {
-                digest: digest.clone(),
-            }),
-            Err(err) => Err(ContentError::Io {
-                what: format!("read {digest}"),
-                source: err,
-            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound { digest: digest.clone() }),
+            Err(err) => Err(ContentError::Io { what: format!("read {digest}"), source: err }),
         }
     }
 
     /// Starts writing the blob `expected`; `expected_size` is checked on the way.
-    pub async fn writer(
-        &self,
-        expected: Digest,
-        expected_size: Option<u64>,
-    ) -> Result<Writer, ContentError> {
+    pub async fn writer(&self, expected: Digest, expected_size: Option<u64>) -> Result<Writer, ContentError> {
         let unique = format!(
             "{}-{}-{}",
             expected.hex(),
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         );
         let temp = self.ingest_dir().join(unique);
-        let file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(ContentError::io("create an ingest file"))?;
+        let file = tokio::fs::File::create(&temp).await.map_err(ContentError::io("create an ingest file"))?;
         Ok(Writer {
             store: self.clone(),
             temp,
@@ -158,10 +129,7 @@ impl ContentStore {
         let data = self.read(digest).await?;
         let actual = Digest::of(&data);
         if &actual != digest {
-            return Err(ContentError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
+            return Err(ContentError::DigestMismatch { expected: digest.clone(), actual });
         }
         Ok(())
     }
@@ -171,9 +139,7 @@ impl ContentStore {
         let mut digests = Vec::new();
         for entry in std::fs::read_dir(self.blob_dir()).map_err(ContentError::io("list blobs"))? {
             let entry = entry.map_err(ContentError::io("list blobs"))?;
-            if let Ok(d) =
-                format!("sha256:{}", entry.file_name().to_string_lossy()).parse::<Digest>()
-            {
+            if let Ok(d) = format!("sha256:{}", entry.file_name().to_string_lossy()).parse::<Digest>() {
                 digests.push(d);
             }
         }
@@ -184,13 +150,8 @@ impl ContentStore {
     pub fn delete(&self, digest: &Digest) -> Result<(), ContentError> {
         match std::fs::remove_file(self.path(digest)) {
             Ok(()) => Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound {
-                digest: digest.clone(),
-            }),
-            Err(err) => Err(ContentError::Io {
-                what: format!("delete {digest}"),
-                source: err,
-            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound { digest: digest.clone() }),
+            Err(err) => Err(ContentError::Io { what: format!("delete {digest}"), source: err }),
         }
     }
 }
@@ -212,11 +173,7 @@ impl Writer {
         self.written += chunk.len() as u64;
         if let Some(size) = self.expected_size {
             if self.written > size {
-                return Err(ContentError::SizeMismatch {
-                    digest: self.expected.clone(),
-                    expected: size,
-                    actual: self.written,
-                });
+                return Err(ContentError::SizeMismatch { digest: self.expected.clone(), expected: size, actual: self.written });
             }
         }
         self.hasher.update(chunk);
@@ -224,9 +181,7 @@ impl Writer {
             what: "write a finished blob".into(),
             source: io::Error::other("writer already finished"),
         })?;
-        file.write_all(chunk)
-            .await
-            .map_err(ContentError::io("write an ingest file"))
+        file.write_all(chunk).await.map_err(ContentError::io("write an ingest file"))
     }
 
     pub fn written(&self) -> u64 {
@@ -237,35 +192,19 @@ impl Writer {
     pub async fn commit(mut self) -> Result<(), ContentError> {
         if let Some(size) = self.expected_size {
             if self.written != size {
-                return Err(ContentError::SizeMismatch {
-                    digest: self.expected.clone(),
-                    expected: size,
-                    actual: self.written,
-                });
+                return Err(ContentError::SizeMismatch { digest: self.expected.clone(), expected: size, actual: self.written });
             }
         }
         let actual = Digest::from_hash(&std::mem::take(&mut self.hasher).finalize());
         if actual != self.expected {
-            return Err(ContentError::DigestMismatch {
-                expected: self.expected.clone(),
-                actual,
-            });
+            return Err(ContentError::DigestMismatch { expected: self.expected.clone(), actual });
         }
         if let Some(mut file) = self.file.take() {
-            file.flush()
-                .await
-                .map_err(ContentError::io("flush an ingest file"))?;
-            file.sync_all()
-                .await
-                .map_err(ContentError::io("sync an ingest file"))?;
+            file.flush().await.map_err(ContentError::io("flush an ingest file"))?;
+            file.sync_all().await.map_err(ContentError::io("sync an ingest file"))?;
         }
         let target = self.store.path(&self.expected);
-        tokio::fs::rename(&self.temp, &target)
-            .await
-            .map_err(ContentError::io(format!(
-                "move {} into place",
-                self.expected
-            )))?;
+        tokio::fs::rename(&self.temp, &target).await.map_err(ContentError::io(format!("move {} into place", self.expected)))?;
         Ok(())
     }
 }
@@ -289,10 +228,7 @@ mod tests {
     }
 
     fn ingest_is_empty(dir: &Path) -> bool {
-        std::fs::read_dir(dir.join("ingest"))
-            .expect("ingest")
-            .next()
-            .is_none()
+        std::fs::read_dir(dir.join("ingest")).expect("ingest").next().is_none()
     }
 
     #[tokio::test]
@@ -300,10 +236,7 @@ mod tests {
         let (dir, store) = store("ok");
         let data = b"hello content store".repeat(1000);
         let digest = Digest::of(&data);
-        let mut w = store
-            .writer(digest.clone(), Some(data.len() as u64))
-            .await
-            .expect("writer");
+        let mut w = store.writer(digest.clone(), Some(data.len() as u64)).await.expect("writer");
         for chunk in data.chunks(777) {
             w.write(chunk).await.expect("write");
         }
@@ -321,10 +254,7 @@ mod tests {
     async fn wrong_digest_is_refused_and_leaves_nothing() {
         let (dir, store) = store("bad");
         let claimed = Digest::of(b"what the registry said");
-        let err = store
-            .put(claimed.clone(), b"what it sent")
-            .await
-            .expect_err("mismatch");
+        let err = store.put(claimed.clone(), b"what it sent").await.expect_err("mismatch");
         assert!(matches!(err, ContentError::DigestMismatch { .. }), "{err}");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert!(!store.contains(&claimed));
@@ -337,22 +267,9 @@ mod tests {
     async fn oversize_stream_stops_early() {
         let (dir, store) = store("size");
         let data = vec![7u8; 100];
-        let mut w = store
-            .writer(Digest::of(&data), Some(10))
-            .await
-            .expect("writer");
+        let mut w = store.writer(Digest::of(&data), Some(10)).await.expect("writer");
         let err = w.write(&data).await.expect_err("too big");
-        assert!(
-            matches!(
-                err,
-                ContentError::SizeMismatch {
-                    expected: 10,
-                    actual: 100,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ContentError::SizeMismatch { expected: 10, actual: 100, .. }), "{err}");
         drop(w);
         assert!(ingest_is_empty(&dir));
         std::fs::remove_dir_all(&dir).expect("cleanup");

@@ -26,19 +26,10 @@ fn path_stat_header(stat: &crate::container::changes::PathStat) -> String {
 }
 
 fn archive_path(params: &BTreeMap<String, String>) -> Result<String, ApiError> {
-    params
-        .get("path")
-        .filter(|p| !p.is_empty())
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("the path parameter is required"))
+    params.get("path").filter(|p| !p.is_empty()).cloned().ok_or_else(|| ApiError::bad_request("the path parameter is required"))
 }
 
-fn stats_json(
-    record: &ContainerRecord,
-    sample: &Sample,
-    previous: &Sample,
-    previous_read: &str,
-) -> Value {
+fn stats_json(record: &ContainerRecord, sample: &Sample, previous: &Sample, previous_read: &str) -> Value {
     let cpu = |s: &Sample| {
         json!({
             "cpu_usage": {"total_usage": s.cpu_total, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
@@ -70,14 +61,11 @@ fn stats_json(
 /// earlier to compute CPU use from (`one-shot` skips that wait).
 fn stats(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String>) -> Reply {
     let record = containers.find(id)?;
-    let stream = params
-        .get("stream")
-        .is_none_or(|v| matches!(v.as_str(), "1" | "true" | "True"));
+    let stream = params.get("stream").is_none_or(|v| matches!(v.as_str(), "1" | "true" | "True"));
     let one_shot = flag(params, "one-shot");
     let first = containers.stats_sample(&record)?;
     let containers = containers.clone();
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(2);
     tokio::spawn(async move {
         let mut previous = Sample::default();
         let mut previous_read = "0001-01-01T00:00:00Z".to_owned();
@@ -88,57 +76,35 @@ fn stats(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, Strin
                 previous = current;
                 previous_read = previous.read.clone();
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let Ok(record) = containers.find(&record.id) else {
-                    return;
-                };
+                let Ok(record) = containers.find(&record.id) else { return };
                 current = match containers.stats_sample(&record) {
                     Ok(s) => s,
                     Err(_) => return,
                 };
             }
             let body = stats_json(&record, &current, &previous, &previous_read);
-            if tx
-                .send(Ok(hyper::body::Frame::data(Bytes::from(format!(
-                    "{body}\n"
-                )))))
-                .await
-                .is_err()
-                || !stream
-            {
+            if tx.send(Ok(hyper::body::Frame::data(Bytes::from(format!("{body}\n"))))).await.is_err() || !stream {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let Ok(record) = containers.find(&record.id) else {
-                return;
-            };
-            let Ok(next) = containers.stats_sample(&record) else {
-                return;
-            };
+            let Ok(record) = containers.find(&record.id) else { return };
+            let Ok(next) = containers.stats_sample(&record) else { return };
             previous_read = current.read.clone();
             previous = std::mem::replace(&mut current, next);
         }
     });
-    let body: Body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(full(""))))
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 /// `update`: resources and the restart policy; docker's answer lists warnings.
 async fn update(containers: &Arc<Containers>, id: &str, request: Request<Incoming>) -> Reply {
     let body = json_body(request).await?;
     let number = |key: &str| body[key].as_i64().unwrap_or(0);
-    let policy = body["RestartPolicy"]["Name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map(|name| RestartPolicy {
-            name: name.to_owned(),
-            maximum_retry_count: body["RestartPolicy"]["MaximumRetryCount"]
-                .as_u64()
-                .unwrap_or(0) as u32,
-        });
+    let policy = body["RestartPolicy"]["Name"].as_str().filter(|n| !n.is_empty()).map(|name| RestartPolicy {
+        name: name.to_owned(),
+        maximum_retry_count: body["RestartPolicy"]["MaximumRetryCount"].as_u64().unwrap_or(0) as u32,
+    });
     let update = UpdateRequest {
         resources: Resources {
             memory: number("Memory"),
@@ -153,13 +119,7 @@ async fn update(containers: &Arc<Containers>, id: &str, request: Request<Incomin
     ok_json(json!({"Warnings": []}))
 }
 
-pub async fn route(
-    containers: &Arc<Containers>,
-    method: &Method,
-    segments: &[&str],
-    params: &BTreeMap<String, String>,
-    request: Request<Incoming>,
-) -> Option<Reply> {
+pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     let reply = match (method, segments) {
         (&Method::GET, [id, "top"]) => match containers.top(id).await {
             Ok((titles, processes)) => ok_json(json!({"Titles": titles, "Processes": processes})),
@@ -168,15 +128,8 @@ pub async fn route(
         (&Method::GET, [id, "stats"]) => stats(containers, id, params),
         (&Method::GET, [id, "changes"]) => match containers.changes(id) {
             Ok(changes) => {
-                let list: Vec<Value> = changes
-                    .iter()
-                    .map(|(kind, path)| json!({"Path": path, "Kind": kind.code()}))
-                    .collect();
-                ok_json(if list.is_empty() {
-                    Value::Null
-                } else {
-                    Value::Array(list)
-                })
+                let list: Vec<Value> = changes.iter().map(|(kind, path)| json!({"Path": path, "Kind": kind.code()})).collect();
+                ok_json(if list.is_empty() { Value::Null } else { Value::Array(list) })
             }
             Err(e) => Err(e.into()),
         },
@@ -207,11 +160,7 @@ pub async fn route(
                 let stat = containers.stat_path(id, &path).await;
                 match (stat, containers.archive(id, &path, &out.0).await) {
                     (Ok(stat), Ok(())) => match std::fs::File::open(&out.0) {
-                        Ok(file) => file_reply(
-                            file,
-                            "application/x-tar",
-                            Some(("X-Docker-Container-Path-Stat", path_stat_header(&stat))),
-                        ),
+                        Ok(file) => file_reply(file, "application/x-tar", Some(("X-Docker-Container-Path-Stat", path_stat_header(&stat)))),
                         Err(e) => Err(ApiError::internal(e.to_string())),
                     },
                     (Err(e), _) | (_, Err(e)) => Err(e.into()),
@@ -223,37 +172,20 @@ pub async fn route(
             Ok(path) => {
                 let input = Scratch(containers.scratch_file("cp-in"));
                 match body_to_file(request, &input.0).await {
-                    Ok(()) => containers
-                        .extract(id, &path, &input.0)
-                        .await
-                        .map_err(ApiError::from)
-                        .and_then(|()| ok_json(Value::Null)),
+                    Ok(()) => containers.extract(id, &path, &input.0).await.map_err(ApiError::from).and_then(|()| ok_json(Value::Null)),
                     Err(e) => Err(e),
                 }
             }
             Err(e) => Err(e),
         },
         (&Method::POST, [id, "rename"]) => match params.get("name").filter(|n| !n.is_empty()) {
-            Some(name) => containers
-                .rename(id, name)
-                .await
-                .map_err(ApiError::from)
-                .and_then(|()| no_content()),
+            Some(name) => containers.rename(id, name).await.map_err(ApiError::from).and_then(|()| no_content()),
             None => Err(ApiError::bad_request("the name parameter is required")),
         },
         (&Method::POST, [id, "update"]) => update(containers, id, request).await,
         (&Method::POST, [id, "resize"]) => {
-            let number = |key: &str| {
-                params
-                    .get(key)
-                    .and_then(|v| v.parse::<u16>().ok())
-                    .unwrap_or(0)
-            };
-            containers
-                .resize(id, number("h"), number("w"))
-                .await
-                .map_err(ApiError::from)
-                .and_then(|()| ok_json(Value::Null))
+            let number = |key: &str| params.get(key).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
+            containers.resize(id, number("h"), number("w")).await.map_err(ApiError::from).and_then(|()| ok_json(Value::Null))
         }
         (&Method::POST, ["prune"]) => prune(containers, params).await,
         _ => return None,
@@ -264,23 +196,14 @@ pub async fn route(
 /// `POST /containers/prune`: every stopped container (label filters narrow it).
 async fn prune(containers: &Arc<Containers>, params: &BTreeMap<String, String>) -> Reply {
     let pairs = super::filters(params)?;
-    let before: BTreeMap<String, ContainerRecord> = containers
-        .list()?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let before: BTreeMap<String, ContainerRecord> = containers.list()?.into_iter().map(|r| (r.id.clone(), r)).collect();
     let (deleted, reclaimed) = if pairs.is_empty() {
         let removed = containers.prune().await?;
         (removed, 0u64)
     } else {
         let mut removed = Vec::new();
         for record in before.values() {
-            let stopped = matches!(
-                record.state.status,
-                crate::container::Status::Created
-                    | crate::container::Status::Exited
-                    | crate::container::Status::Dead
-            );
+            let stopped = matches!(record.state.status, crate::container::Status::Created | crate::container::Status::Exited | crate::container::Status::Dead);
             let wanted = crate::container::inspect::matches_filters(record, &pairs, &|_| None);
             if stopped && wanted && containers.remove(&record.id, false, false).await.is_ok() {
                 removed.push(record.id.clone());
@@ -288,7 +211,5 @@ async fn prune(containers: &Arc<Containers>, params: &BTreeMap<String, String>) 
         }
         (removed, 0u64)
     };
-    ok_json(
-        json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
-    )
+    ok_json(json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}))
 }

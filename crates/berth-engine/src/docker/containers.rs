@@ -25,12 +25,7 @@ impl From<ContainerError> for ApiError {
 
 /// The request body as JSON (at most 4 MiB).
 pub async fn json_body(request: Request<Incoming>) -> Result<Value, ApiError> {
-    let bytes = request
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?
-        .to_bytes();
+    let bytes = request.into_body().collect().await.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?.to_bytes();
     if bytes.len() > 4 << 20 {
         return Err(ApiError::bad_request("the request body is too large"));
     }
@@ -42,31 +37,20 @@ pub async fn json_body(request: Request<Incoming>) -> Result<Value, ApiError> {
 
 fn strings(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect(),
+        Value::Array(items) => items.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
         Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     }
 }
 
 fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
 }
 
 /// docker's create body as Berth's request.
 pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "config cannot be empty in order to create a container",
-        ));
+        return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let hc = &body["HostConfig"];
     let mut mounts = Vec::new();
@@ -75,19 +59,11 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         let (source, target, mode) = match parts.as_slice() {
             [s, t] => (*s, *t, ""),
             [s, t, m] => (*s, *t, *m),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid volume specification: '{bind}'"
-                )))
-            }
+            _ => return Err(ApiError::bad_request(format!("invalid volume specification: '{bind}'"))),
         };
         let bind_mount = source.starts_with('/');
         mounts.push(MountRequest {
-            kind: if bind_mount {
-                "bind".into()
-            } else {
-                "volume".into()
-            },
+            kind: if bind_mount { "bind".into() } else { "volume".into() },
             source: source.to_owned(),
             target: target.to_owned(),
             read_only: mode.split(',').any(|m| m == "ro"),
@@ -95,14 +71,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             create_source: bind_mount,
         });
     }
-    let mut tmpfs: Vec<TmpfsMount> = string_map(&hc["Tmpfs"])
-        .into_iter()
-        .map(|(target, options)| TmpfsMount {
-            target,
-            options,
-            read_only: false,
-        })
-        .collect();
+    let mut tmpfs: Vec<TmpfsMount> = string_map(&hc["Tmpfs"]).into_iter().map(|(target, options)| TmpfsMount { target, options, read_only: false }).collect();
     for m in hc["Mounts"].as_array().into_iter().flatten() {
         let kind = m["Type"].as_str().unwrap_or("volume");
         let target = m["Target"].as_str().unwrap_or_default().to_owned();
@@ -116,11 +85,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
                 if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64() {
                     options.push(format!("mode={mode:o}"));
                 }
-                tmpfs.push(TmpfsMount {
-                    target,
-                    options: options.join(","),
-                    read_only,
-                });
+                tmpfs.push(TmpfsMount { target, options: options.join(","), read_only });
             }
             "bind" | "volume" => mounts.push(MountRequest {
                 kind: kind.to_owned(),
@@ -130,32 +95,20 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
                 no_copy: m["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false),
                 create_source: false,
             }),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "mount type {other:?} is not supported"
-                )))
-            }
+            other => return Err(ApiError::bad_request(format!("mount type {other:?} is not supported"))),
         }
     }
     let mut ports = Vec::new();
     for (key, bindings) in hc["PortBindings"].as_object().into_iter().flatten() {
         let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
-        let port: u16 = port
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid port {key:?}")))?;
+        let port: u16 = port.parse().map_err(|_| ApiError::bad_request(format!("invalid port {key:?}")))?;
         for b in bindings.as_array().into_iter().flatten() {
             let host_port = b["HostPort"].as_str().unwrap_or("");
             ports.push(crate::network::PortBinding {
                 container_port: port,
                 protocol: protocol.to_owned(),
                 host_ip: b["HostIp"].as_str().unwrap_or_default().to_owned(),
-                host_port: if host_port.is_empty() {
-                    0
-                } else {
-                    host_port.parse().map_err(|_| {
-                        ApiError::bad_request(format!("invalid host port {host_port:?}"))
-                    })?
-                },
+                host_port: if host_port.is_empty() { 0 } else { host_port.parse().map_err(|_| ApiError::bad_request(format!("invalid host port {host_port:?}")))? },
             });
         }
     }
@@ -170,57 +123,24 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
     let unsupported: [(&str, bool); 9] = [
         ("Links", !strings(&hc["Links"]).is_empty()),
         ("VolumesFrom", !strings(&hc["VolumesFrom"]).is_empty()),
-        (
-            "Devices",
-            hc["Devices"].as_array().is_some_and(|d| !d.is_empty()),
-        ),
-        (
-            "DeviceRequests",
-            hc["DeviceRequests"]
-                .as_array()
-                .is_some_and(|d| !d.is_empty()),
-        ),
-        (
-            "PidMode",
-            hc["PidMode"].as_str().is_some_and(|m| !m.is_empty()),
-        ),
-        (
-            "IpcMode",
-            hc["IpcMode"]
-                .as_str()
-                .is_some_and(|m| !matches!(m, "" | "private" | "shareable")),
-        ),
-        (
-            "UsernsMode",
-            hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty()),
-        ),
-        (
-            "CpusetCpus",
-            hc["CpusetCpus"].as_str().is_some_and(|m| !m.is_empty()),
-        ),
-        (
-            "CpusetMems",
-            hc["CpusetMems"].as_str().is_some_and(|m| !m.is_empty()),
-        ),
+        ("Devices", hc["Devices"].as_array().is_some_and(|d| !d.is_empty())),
+        ("DeviceRequests", hc["DeviceRequests"].as_array().is_some_and(|d| !d.is_empty())),
+        ("PidMode", hc["PidMode"].as_str().is_some_and(|m| !m.is_empty())),
+        ("IpcMode", hc["IpcMode"].as_str().is_some_and(|m| !matches!(m, "" | "private" | "shareable"))),
+        ("UsernsMode", hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty())),
+        ("CpusetCpus", hc["CpusetCpus"].as_str().is_some_and(|m| !m.is_empty())),
+        ("CpusetMems", hc["CpusetMems"].as_str().is_some_and(|m| !m.is_empty())),
     ];
     if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
-        return Err(ApiError::bad_request(format!(
-            "HostConfig.{name} is not supported by Berth"
-        )));
+        return Err(ApiError::bad_request(format!("HostConfig.{name} is not supported by Berth")));
     }
     // --cpu-period/--cpu-quota as the equivalent NanoCpus.
-    let nano_cpus = match (
-        hc["CpuQuota"].as_i64().unwrap_or(0),
-        hc["CpuPeriod"].as_i64().unwrap_or(0),
-    ) {
+    let nano_cpus = match (hc["CpuQuota"].as_i64().unwrap_or(0), hc["CpuPeriod"].as_i64().unwrap_or(0)) {
         (quota, _) if quota <= 0 => hc["NanoCpus"].as_i64().unwrap_or(0),
         (quota, period) => quota * 1_000_000_000 / if period > 0 { period } else { 100_000 },
     };
     let extras = crate::container::record::HostExtras {
-        extra_hosts: strings(&hc["ExtraHosts"])
-            .into_iter()
-            .map(|h| h.replacen('=', ":", 1))
-            .collect(),
+        extra_hosts: strings(&hc["ExtraHosts"]).into_iter().map(|h| h.replacen('=', ":", 1)).collect(),
         dns: strings(&hc["Dns"]),
         dns_search: strings(&hc["DnsSearch"]),
         dns_options: strings(&hc["DnsOptions"]),
@@ -238,16 +158,13 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         sysctls: string_map(&hc["Sysctls"]),
         group_add: strings(&hc["GroupAdd"]),
     };
-    let healthcheck = body
-        .get("Healthcheck")
-        .filter(|h| h.is_object())
-        .map(|h| Healthcheck {
-            test: strings(&h["Test"]),
-            interval: h["Interval"].as_i64().unwrap_or(0),
-            timeout: h["Timeout"].as_i64().unwrap_or(0),
-            start_period: h["StartPeriod"].as_i64().unwrap_or(0),
-            retries: h["Retries"].as_u64().unwrap_or(0) as u32,
-        });
+    let healthcheck = body.get("Healthcheck").filter(|h| h.is_object()).map(|h| Healthcheck {
+        test: strings(&h["Test"]),
+        interval: h["Interval"].as_i64().unwrap_or(0),
+        timeout: h["Timeout"].as_i64().unwrap_or(0),
+        start_period: h["StartPeriod"].as_i64().unwrap_or(0),
+        retries: h["Retries"].as_u64().unwrap_or(0) as u32,
+    });
     Ok(CreateRequest {
         name: name.to_owned(),
         image: body["Image"].as_str().unwrap_or_default().to_owned(),
@@ -277,27 +194,16 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             pids_limit: hc["PidsLimit"].as_i64().unwrap_or(0),
         },
         restart_policy: RestartPolicy {
-            name: hc["RestartPolicy"]["Name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            maximum_retry_count: hc["RestartPolicy"]["MaximumRetryCount"]
-                .as_u64()
-                .unwrap_or(0) as u32,
+            name: hc["RestartPolicy"]["Name"].as_str().unwrap_or_default().to_owned(),
+            maximum_retry_count: hc["RestartPolicy"]["MaximumRetryCount"].as_u64().unwrap_or(0) as u32,
         },
         tmpfs,
         network_mode,
         network_aliases: endpoint.map(|e| strings(&e["Aliases"])).unwrap_or_default(),
-        ipv4_address: endpoint
-            .and_then(|e| e["IPAMConfig"]["IPv4Address"].as_str())
-            .unwrap_or_default()
-            .to_owned(),
+        ipv4_address: endpoint.and_then(|e| e["IPAMConfig"]["IPv4Address"].as_str()).unwrap_or_default().to_owned(),
         ports,
         publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
-        expose: body["ExposedPorts"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default(),
+        expose: body["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
         healthcheck,
         mounts,
         extras,
@@ -305,38 +211,19 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
 }
 
 pub(super) fn no_content() -> Reply {
-    Ok(Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(full(""))
-        .unwrap_or_else(|_| Response::new(full(""))))
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 fn not_modified() -> Reply {
-    Ok(Response::builder()
-        .status(StatusCode::NOT_MODIFIED)
-        .body(full(""))
-        .unwrap_or_else(|_| Response::new(full(""))))
+    Ok(Response::builder().status(StatusCode::NOT_MODIFIED).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 fn seconds(params: &BTreeMap<String, String>) -> Result<Option<i32>, ApiError> {
-    params
-        .get("t")
-        .or_else(|| params.get("timeout"))
-        .map(|t| {
-            t.parse::<i32>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeout {t:?}")))
-        })
-        .transpose()
+    params.get("t").or_else(|| params.get("timeout")).map(|t| t.parse::<i32>().map_err(|_| ApiError::bad_request(format!("invalid timeout {t:?}")))).transpose()
 }
 
 /// Routes `/containers/{id}/...` (and `/containers/create`).
-pub async fn route(
-    containers: &Arc<Containers>,
-    method: &hyper::Method,
-    segments: &[&str],
-    params: &BTreeMap<String, String>,
-    request: Request<Incoming>,
-) -> Option<Reply> {
+pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     use hyper::Method;
     let reply = match (method, segments) {
         (&Method::POST, ["create"]) => {
@@ -348,10 +235,7 @@ pub async fn route(
             let reply = async {
                 let request = create_request(&name, &body)?;
                 let record = containers.create(request).await?;
-                super::json_reply(
-                    StatusCode::CREATED,
-                    &json!({"Id": record.id, "Warnings": []}),
-                )
+                super::json_reply(StatusCode::CREATED, &json!({"Id": record.id, "Warnings": []}))
             };
             reply.await
         }
@@ -368,10 +252,7 @@ pub async fn route(
             Err(e) => Err(e.into()),
         },
         (&Method::POST, [id, "stop"]) => match seconds(params) {
-            Ok(timeout) => match containers
-                .stop(id, timeout, params.get("signal").map(String::as_str))
-                .await
-            {
+            Ok(timeout) => match containers.stop(id, timeout, params.get("signal").map(String::as_str)).await {
                 Ok(true) => no_content(),
                 Ok(false) => not_modified(),
                 Err(e) => Err(e.into()),
@@ -379,11 +260,7 @@ pub async fn route(
             Err(e) => Err(e),
         },
         (&Method::POST, [id, "restart"]) => match seconds(params) {
-            Ok(timeout) => containers
-                .restart(id, timeout)
-                .await
-                .map_err(ApiError::from)
-                .and_then(|()| no_content()),
+            Ok(timeout) => containers.restart(id, timeout).await.map_err(ApiError::from).and_then(|()| no_content()),
             Err(e) => Err(e),
         },
         (&Method::POST, [id, "kill"]) => {
@@ -392,37 +269,17 @@ pub async fn route(
                 Ok(()) => {
                     // As dockerd: a SIGKILL answers once the container has stopped.
                     if matches!(signal.trim_start_matches("SIG"), "KILL" | "9") {
-                        let _ = tokio::time::timeout(
-                            std::time::Duration::from_secs(10),
-                            containers.wait(id, "not-running"),
-                        )
-                        .await;
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), containers.wait(id, "not-running")).await;
                     }
                     no_content()
                 }
                 Err(e) => Err(e.into()),
             }
         }
-        (&Method::POST, [id, "pause"]) => containers
-            .pause(id, true)
-            .await
-            .map_err(ApiError::from)
-            .and_then(|()| no_content()),
-        (&Method::POST, [id, "unpause"]) => containers
-            .pause(id, false)
-            .await
-            .map_err(ApiError::from)
-            .and_then(|()| no_content()),
-        (&Method::DELETE, [id]) => containers
-            .remove(id, flag(params, "force"), flag(params, "v"))
-            .await
-            .map_err(ApiError::from)
-            .and_then(|()| no_content()),
-        (&Method::POST, [id, "wait"]) => wait(
-            containers,
-            id,
-            params.get("condition").cloned().unwrap_or_default(),
-        ),
+        (&Method::POST, [id, "pause"]) => containers.pause(id, true).await.map_err(ApiError::from).and_then(|()| no_content()),
+        (&Method::POST, [id, "unpause"]) => containers.pause(id, false).await.map_err(ApiError::from).and_then(|()| no_content()),
+        (&Method::DELETE, [id]) => containers.remove(id, flag(params, "force"), flag(params, "v")).await.map_err(ApiError::from).and_then(|()| no_content()),
+        (&Method::POST, [id, "wait"]) => wait(containers, id, params.get("condition").cloned().unwrap_or_default()),
         (&Method::GET, [id, "logs"]) => logs(containers, id, params),
         (&Method::POST, [id, "attach"]) => attach(containers, id, params, request).await,
         _ => return None,
@@ -433,35 +290,21 @@ pub async fn route(
 /// `wait`: the headers go out at once, the status code when the condition is met
 /// (clients start the container after sending this).
 fn wait(containers: &Arc<Containers>, id: &str, condition: String) -> Reply {
-    if !matches!(
-        condition.as_str(),
-        "" | "not-running" | "next-exit" | "removed"
-    ) {
-        return Err(ApiError::bad_request(format!(
-            "invalid condition: {condition:?}"
-        )));
+    if !matches!(condition.as_str(), "" | "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::bad_request(format!("invalid condition: {condition:?}")));
     }
     let record = containers.find(id)?;
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(1);
     let containers = containers.clone();
     tokio::spawn(async move {
         let body = match containers.wait(&record.id, &condition).await {
             Ok(code) => json!({"StatusCode": code, "Error": null}),
             Err(e) => json!({"StatusCode": -1, "Error": {"Message": crate::error_chain(&e)}}),
         };
-        let _ = tx
-            .send(Ok(hyper::body::Frame::data(Bytes::from(format!(
-                "{body}\n"
-            )))))
-            .await;
+        let _ = tx.send(Ok(hyper::body::Frame::data(Bytes::from(format!("{body}\n"))))).await;
     });
-    let body: Body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(full(""))))
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 /// docker's stream header: [stream, 0, 0, 0, size (u32, big-endian)].
@@ -477,14 +320,9 @@ fn logs(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String
     let record = containers.find(id)?;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let time = |key: &str| -> Result<Option<i64>, ApiError> {
-        match params
-            .get(key)
-            .filter(|v| !v.is_empty() && v.as_str() != "0")
-        {
+        match params.get(key).filter(|v| !v.is_empty() && v.as_str() != "0") {
             None => Ok(None),
-            Some(v) => crate::container::logs::parse_time(v, now)
-                .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid {key} {v:?}"))),
+            Some(v) => crate::container::logs::parse_time(v, now).map(Some).ok_or_else(|| ApiError::bad_request(format!("invalid {key} {v:?}"))),
         }
     };
     let query = LogsQuery {
@@ -501,8 +339,7 @@ fn logs(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String
     let timestamps = flag(params, "timestamps");
     let tty = record.config.tty;
     let mut lines = containers.logs(&record.id, query)?;
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
     tokio::spawn(async move {
         while let Some(line) = lines.recv().await {
             let mut data = Vec::new();
@@ -511,50 +348,27 @@ fn logs(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String
                 data.push(b' ');
             }
             data.extend_from_slice(&line.data);
-            let chunk = if tty {
-                Bytes::from(data)
-            } else {
-                docker_frame(line.stream, &data)
-            };
+            let chunk = if tty { Bytes::from(data) } else { docker_frame(line.stream, &data) };
             if tx.send(Ok(hyper::body::Frame::data(chunk))).await.is_err() {
                 return;
             }
         }
     });
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    let body: Body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-    Ok(Response::builder()
-        .header("Content-Type", content_type)
-        .body(body)
-        .unwrap_or_else(|_| Response::new(full(""))))
+    let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", content_type).body(body).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 /// `attach` with `Upgrade: tcp`: 101, then the container's output (docker's framing
 /// unless it has a TTY) and the client's input, until the container's stdio closes.
-async fn attach(
-    containers: &Arc<Containers>,
-    id: &str,
-    params: &BTreeMap<String, String>,
-    mut request: Request<Incoming>,
-) -> Reply {
+async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String>, mut request: Request<Incoming>) -> Reply {
     let record = containers.find(id)?;
     let wants_upgrade = request.headers().get(hyper::header::UPGRADE).is_some();
     if !wants_upgrade {
-        return Err(ApiError::bad_request(
-            "attach needs a connection upgrade (Upgrade: tcp)",
-        ));
+        return Err(ApiError::bad_request("attach needs a connection upgrade (Upgrade: tcp)"));
     }
     let tty = record.config.tty;
-    let (stdin, stdout, stderr) = (
-        flag(params, "stdin"),
-        flag(params, "stdout"),
-        flag(params, "stderr"),
-    );
+    let (stdin, stdout, stderr) = (flag(params, "stdin"), flag(params, "stdout"), flag(params, "stderr"));
     let upgrade = hyper::upgrade::on(&mut request);
     // Registered before the 101 goes out: the client starts the container after it,
     // and the first output must not be missed.
@@ -572,21 +386,12 @@ async fn attach(
             Ok(s) => s,
             Err(e) => {
                 let message = format!("{}\n", crate::error_chain(&e));
-                let _ = client
-                    .write_all(&if tty {
-                        Bytes::from(message)
-                    } else {
-                        docker_frame(2, message.as_bytes())
-                    })
-                    .await;
+                let _ = client.write_all(&if tty { Bytes::from(message) } else { docker_frame(2, message.as_bytes()) }).await;
                 let _ = client.shutdown().await;
                 return;
             }
         };
-        let socket = match socket
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(socket))
-        {
+        let socket = match socket.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(socket)) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!("attach: {e}");
@@ -602,23 +407,11 @@ async fn attach(
             while stdin {
                 match client_in.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        let _ = monitor_in
-                            .write_all(&crate::container::attach::frame(
-                                crate::container::attach::CLOSE_STDIN,
-                                &[],
-                            ))
-                            .await;
+                        let _ = monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::CLOSE_STDIN, &[])).await;
                         break;
                     }
                     Ok(n) => {
-                        if monitor_in
-                            .write_all(&crate::container::attach::frame(
-                                crate::container::attach::STDIN,
-                                &buf[..n],
-                            ))
-                            .await
-                            .is_err()
-                        {
+                        if monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &buf[..n])).await.is_err() {
                             break;
                         }
                     }
@@ -631,8 +424,7 @@ async fn attach(
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 while pending.len() >= 5 {
-                    let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]])
-                        as usize;
+                    let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
                     if pending.len() < 5 + len {
                         break;
                     }
@@ -641,11 +433,7 @@ async fn attach(
                     pending.drain(..5 + len);
                     let wanted = (stream == 1 && stdout) || (stream == 2 && stderr);
                     if wanted {
-                        let chunk = if tty {
-                            Bytes::from(data)
-                        } else {
-                            docker_frame(stream, &data)
-                        };
+                        let chunk = if tty { Bytes::from(data) } else { docker_frame(stream, &data) };
                         if client_out.write_all(&chunk).await.is_err() {
                             return;
                         }
@@ -670,11 +458,7 @@ async fn attach(
 
 /// The 101 that hands a connection over to a container's stdio.
 pub(super) fn upgraded(tty: bool) -> Reply {
-    let content_type = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let content_type = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header("Content-Type", content_type)

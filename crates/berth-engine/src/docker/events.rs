@@ -44,17 +44,9 @@ fn matches(e: &EventRecord, filters: &[(String, String)]) -> bool {
             match key {
                 "type" => e.kind == *v,
                 "event" => e.action == *v || e.action.starts_with(&format!("{v}:")),
-                "container" => {
-                    e.kind == "container"
-                        && (attr("id").starts_with(v.as_str()) || attr("name") == v)
-                }
-                "image" => {
-                    attr("image") == v
-                        || (e.kind == "image" && (attr("name") == v || attr("id") == v))
-                }
-                "network" => {
-                    e.kind == "network" && (attr("name") == v || attr("id").starts_with(v.as_str()))
-                }
+                "container" => e.kind == "container" && (attr("id").starts_with(v.as_str()) || attr("name") == v),
+                "image" => attr("image") == v || (e.kind == "image" && (attr("name") == v || attr("id") == v)),
+                "network" => e.kind == "network" && (attr("name") == v || attr("id").starts_with(v.as_str())),
                 "volume" => e.kind == "volume" && attr("name") == v,
                 "label" => match v.split_once('=') {
                     Some((k, val)) => attr(k) == val,
@@ -68,9 +60,7 @@ fn matches(e: &EventRecord, filters: &[(String, String)]) -> bool {
 
 /// Unix seconds (with a fraction) or RFC 3339, as nanoseconds.
 fn time_param(params: &BTreeMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
-    let Some(text) = params.get(key).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
+    let Some(text) = params.get(key).filter(|t| !t.is_empty()) else { return Ok(None) };
     if let Ok(seconds) = text.parse::<f64>() {
         return Ok(Some((seconds * 1e9) as i64));
     }
@@ -86,31 +76,17 @@ pub fn events(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
     let since = time_param(params, "since")?;
     let until = time_param(params, "until")?;
     let (backlog, mut live) = engine.events().subscribe(since.is_some());
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
-    let frame = |e: &EventRecord| {
-        Ok(hyper::body::Frame::data(Bytes::from(format!(
-            "{}\n",
-            to_docker(e)
-        ))))
-    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
+    let frame = |e: &EventRecord| Ok(hyper::body::Frame::data(Bytes::from(format!("{}\n", to_docker(e)))));
     tokio::spawn(async move {
-        let in_range = |e: &EventRecord| {
-            since.is_none_or(|s| e.time_unix_nanos >= s)
-                && until.is_none_or(|u| e.time_unix_nanos <= u)
-        };
-        for e in backlog
-            .iter()
-            .filter(|e| in_range(e) && matches(e, &wanted))
-        {
+        let in_range = |e: &EventRecord| since.is_none_or(|s| e.time_unix_nanos >= s) && until.is_none_or(|u| e.time_unix_nanos <= u);
+        for e in backlog.iter().filter(|e| in_range(e) && matches(e, &wanted)) {
             if tx.send(frame(e)).await.is_err() {
                 return;
             }
         }
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        let deadline = until.map(|u| {
-            tokio::time::Instant::now() + Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
-        });
+        let deadline = until.map(|u| tokio::time::Instant::now() + Duration::from_nanos(u.saturating_sub(now).max(0) as u64));
         loop {
             let next = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, live.recv()).await {
@@ -130,10 +106,6 @@ pub fn events(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
             }
         }
     });
-    let body: Body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(full(""))))
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(full(""))))
 }

@@ -40,28 +40,14 @@ impl Execs {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
 /// `POST /containers/{id}/exec`.
-pub async fn create(
-    containers: &Arc<Containers>,
-    execs: &Execs,
-    container: &str,
-    request: Request<Incoming>,
-) -> Reply {
+pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str, request: Request<Incoming>) -> Reply {
     let record = containers.find(container)?;
     if !record.state.status.is_running() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("container {} is not running", record.id),
-        ));
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", record.id)));
     }
     let body = json_body(request).await?;
     let cmd = strings(&body["Cmd"]);
@@ -80,28 +66,14 @@ pub async fn create(
         detach: false,
         privileged: body["Privileged"].as_bool().unwrap_or(false),
     };
-    execs.entries().insert(
-        id.clone(),
-        ExecEntry {
-            request,
-            container_id: record.id,
-            running: false,
-            exit_code: None,
-            pty: None,
-        },
-    );
+    execs.entries().insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None });
     json_reply(StatusCode::CREATED, &json!({"Id": id}))
 }
 
 /// `GET /exec/{id}/json`.
 pub fn inspect(execs: &Execs, id: &str) -> Reply {
     let entries = execs.entries();
-    let entry = entries.get(id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("No such exec instance: {id}"),
-        )
-    })?;
+    let entry = entries.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
     let r = &entry.request;
     ok_json(json!({
         "ID": id,
@@ -121,61 +93,26 @@ pub fn inspect(execs: &Execs, id: &str) -> Reply {
 /// `POST /exec/{id}/resize?h=&w=`.
 pub fn resize(execs: &Execs, id: &str, params: &BTreeMap<String, String>) -> Reply {
     let entries = execs.entries();
-    let entry = entries.get(id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("No such exec instance: {id}"),
-        )
-    })?;
-    let number = |k: &str| {
-        params
-            .get(k)
-            .and_then(|v| v.parse::<u16>().ok())
-            .unwrap_or(0)
-    };
+    let entry = entries.get(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
+    let number = |k: &str| params.get(k).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
     if let Some(pty) = &entry.pty {
-        let size = libc::winsize {
-            ws_row: number("h"),
-            ws_col: number("w"),
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let size = libc::winsize { ws_row: number("h"), ws_col: number("w"), ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is the pty's.
         unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
     }
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .body(full(""))
-        .unwrap_or_else(|_| Response::new(full(""))))
+    Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 /// `POST /exec/{id}/start`.
-pub async fn start(
-    containers: &Arc<Containers>,
-    execs: &Arc<Execs>,
-    id: &str,
-    mut request: Request<Incoming>,
-) -> Reply {
-    let upgrade = request
-        .headers()
-        .get(hyper::header::UPGRADE)
-        .is_some()
-        .then(|| hyper::upgrade::on(&mut request));
+pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, mut request: Request<Incoming>) -> Reply {
+    let upgrade = request.headers().get(hyper::header::UPGRADE).is_some().then(|| hyper::upgrade::on(&mut request));
     let body = json_body(request).await?;
     let detach = body["Detach"].as_bool().unwrap_or(false);
     let mut exec = {
         let mut entries = execs.entries();
-        let entry = entries.get_mut(id).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("No such exec instance: {id}"),
-            )
-        })?;
+        let entry = entries.get_mut(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
         if entry.running || entry.exit_code.is_some() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("exec {id} has already been started"),
-            ));
+            return Err(ApiError::new(StatusCode::CONFLICT, format!("exec {id} has already been started")));
         }
         entry.running = true;
         let mut r = entry.request.clone();
@@ -213,10 +150,7 @@ pub async fn start(
             let code = exit_code(streams.child.wait().await);
             finish(code, streams.exec_id, streams.container_id);
         });
-        return Ok(Response::builder()
-            .status(StatusCode::OK)
-            .body(full(""))
-            .unwrap_or_else(|_| Response::new(full(""))));
+        return Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))));
     };
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else {
@@ -230,9 +164,7 @@ pub async fn start(
         let client_out = Arc::new(tokio::sync::Mutex::new(client_out));
         let mut pumps = Vec::new();
         if let Some(pty) = pty {
-            let (Ok(reader), Ok(writer)) = (pty.try_clone(), pty.try_clone()) else {
-                return;
-            };
+            let (Ok(reader), Ok(writer)) = (pty.try_clone(), pty.try_clone()) else { return };
             let mut reader = tokio::fs::File::from_std(reader);
             let mut writer = tokio::fs::File::from_std(writer);
             tokio::spawn(async move {
@@ -264,33 +196,15 @@ pub async fn start(
             });
         }
         for (stream_no, pipe) in [
-            (
-                1u8,
-                streams
-                    .child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            ),
-            (
-                2u8,
-                streams
-                    .child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            ),
+            (1u8, streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+            (2u8, streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
         ] {
             let Some(mut pipe) = pipe else { continue };
             let out = client_out.clone();
             pumps.push(tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 while let Ok(n) = pipe.read(&mut buf).await {
-                    let chunk = if tty {
-                        Bytes::copy_from_slice(&buf[..n])
-                    } else {
-                        super::containers::docker_frame(stream_no, &buf[..n])
-                    };
+                    let chunk = if tty { Bytes::copy_from_slice(&buf[..n]) } else { super::containers::docker_frame(stream_no, &buf[..n]) };
                     if n == 0 || out.lock().await.write_all(&chunk).await.is_err() {
                         break;
                     }

@@ -15,10 +15,7 @@ use crate::Engine;
 /// JSON lines, as docker streams progress (`{"stream": ...}`).
 fn lines_reply(lines: &[Value]) -> Reply {
     let text: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .body(full(text))
-        .unwrap_or_else(|_| Response::new(full(""))))
+    Ok(Response::builder().header("Content-Type", "application/json").body(full(text)).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 /// `POST /images/load`: a docker or OCI archive in the body.
@@ -26,23 +23,14 @@ pub async fn load(engine: &Engine, request: Request<Incoming>) -> Reply {
     let images = engine.images();
     let scratch = Scratch(images.scratch_file("load"));
     body_to_file(request, &scratch.0).await?;
-    let loaded = images
-        .load(&scratch.0)
-        .await
-        .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let loaded = images.load(&scratch.0).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     for name in &loaded {
-        engine
-            .events()
-            .publish("image", "load", [("name".to_owned(), name.clone())]);
+        engine.events().publish("image", "load", [("name".to_owned(), name.clone())]);
     }
     let lines: Vec<Value> = loaded
         .iter()
         .map(|name| {
-            let text = if name.starts_with("sha256:") {
-                format!("Loaded image ID: {name}\n")
-            } else {
-                format!("Loaded image: {}\n", super::familiar(name))
-            };
+            let text = if name.starts_with("sha256:") { format!("Loaded image ID: {name}\n") } else { format!("Loaded image: {}\n", super::familiar(name)) };
             json!({"stream": text})
         })
         .collect();
@@ -68,20 +56,11 @@ pub async fn get(engine: &Engine, names: Vec<String>) -> Reply {
 }
 
 /// `POST /images/create?fromSrc=-`: a root filesystem tarball in the body.
-pub async fn import(
-    engine: &Engine,
-    params: &BTreeMap<String, String>,
-    request: Request<Incoming>,
-) -> Reply {
+pub async fn import(engine: &Engine, params: &BTreeMap<String, String>, request: Request<Incoming>) -> Reply {
     if params.get("fromSrc").map(String::as_str) != Some("-") {
-        return Err(ApiError::bad_request(
-            "only fromSrc=- (the tarball in the request body) is supported",
-        ));
+        return Err(ApiError::bad_request("only fromSrc=- (the tarball in the request body) is supported"));
     }
-    let name = match (
-        params.get("repo").filter(|r| !r.is_empty()),
-        params.get("tag").filter(|t| !t.is_empty()),
-    ) {
+    let name = match (params.get("repo").filter(|r| !r.is_empty()), params.get("tag").filter(|t| !t.is_empty())) {
         (Some(repo), Some(tag)) => Some(format!("{repo}:{tag}")),
         (Some(repo), None) => Some(repo.clone()),
         _ => None,
@@ -89,25 +68,13 @@ pub async fn import(
     let images = engine.images();
     let scratch = Scratch(images.scratch_file("import"));
     body_to_file(request, &scratch.0).await?;
-    let record = images
-        .import(&scratch.0, name.as_deref())
-        .await
-        .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    engine.events().publish(
-        "image",
-        "import",
-        [("id".to_owned(), record.id.to_string())],
-    );
+    let record = images.import(&scratch.0, name.as_deref()).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    engine.events().publish("image", "import", [("id".to_owned(), record.id.to_string())]);
     lines_reply(&[json!({"status": record.id.to_string()})])
 }
 
 /// `POST /images/{name}/push`: docker's JSON progress lines, an error as the last line.
-pub async fn push(
-    engine: &Engine,
-    name: &str,
-    params: &BTreeMap<String, String>,
-    request: &Request<Incoming>,
-) -> Reply {
+pub async fn push(engine: &Engine, name: &str, params: &BTreeMap<String, String>, request: &Request<Incoming>) -> Reply {
     let reference = match params.get("tag").filter(|t| !t.is_empty()) {
         Some(tag) => format!("{name}:{tag}"),
         None => name.to_owned(),
@@ -116,14 +83,8 @@ pub async fn push(
     let pushed = engine.images().push(&reference, creds.as_ref()).await;
     match pushed {
         Ok(p) => {
-            engine
-                .events()
-                .publish("image", "push", [("name".to_owned(), reference.clone())]);
-            let tag = reference
-                .rsplit_once(':')
-                .map(|(_, t)| t)
-                .filter(|t| !t.contains('/'))
-                .unwrap_or("latest");
+            engine.events().publish("image", "push", [("name".to_owned(), reference.clone())]);
+            let tag = reference.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
             lines_reply(&[
                 json!({"status": format!("The push refers to repository [{}]", reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference.as_str(), |(r, _)| r))}),
                 json!({"status": format!("{tag}: digest: {} size: {}", p.manifest_digest, p.manifest_size)}),
@@ -140,22 +101,9 @@ pub async fn push(
 /// `GET /images/{name}/history`.
 pub async fn history(engine: &Engine, name: &str) -> Reply {
     let images = engine.images();
-    let steps = images
-        .history(name)
-        .await
-        .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    let id = images
-        .resolve(name)
-        .ok()
-        .flatten()
-        .map(|r| r.id.to_string())
-        .unwrap_or_default();
-    let tags: Vec<String> = images
-        .resolve(name)
-        .ok()
-        .flatten()
-        .map(|r| r.tags.iter().map(|t| super::familiar(t)).collect())
-        .unwrap_or_default();
+    let steps = images.history(name).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let id = images.resolve(name).ok().flatten().map(|r| r.id.to_string()).unwrap_or_default();
+    let tags: Vec<String> = images.resolve(name).ok().flatten().map(|r| r.tags.iter().map(|t| super::familiar(t)).collect()).unwrap_or_default();
     let out: Vec<Value> = steps
         .into_iter()
         .enumerate()
@@ -183,22 +131,11 @@ pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
             other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         }
     }
-    let pruned = engine
-        .images()
-        .prune(all)
-        .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let pruned = engine.images().prune(all).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     for id in &pruned.deleted {
-        engine
-            .events()
-            .publish("image", "delete", [("id".to_owned(), id.clone())]);
+        engine.events().publish("image", "delete", [("id".to_owned(), id.clone())]);
     }
-    let mut deleted: Vec<Value> = pruned
-        .untagged
-        .iter()
-        .map(|n| json!({"Untagged": super::familiar(n)}))
-        .collect();
+    let mut deleted: Vec<Value> = pruned.untagged.iter().map(|n| json!({"Untagged": super::familiar(n)})).collect();
     deleted.extend(pruned.deleted.iter().map(|d| json!({"Deleted": d})));
-    ok_json(
-        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) }, "SpaceReclaimed": pruned.reclaimed_bytes}),
-    )
+    ok_json(json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) }, "SpaceReclaimed": pruned.reclaimed_bytes}))
 }

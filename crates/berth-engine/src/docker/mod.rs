@@ -36,9 +36,7 @@ pub const MIN_API_VERSION: &str = "1.24";
 pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
 }
 
 /// The API on one engine.
@@ -50,10 +48,7 @@ pub struct DockerApi {
 
 impl DockerApi {
     pub fn new(engine: Engine) -> Arc<DockerApi> {
-        Arc::new(DockerApi {
-            engine,
-            execs: Arc::default(),
-        })
+        Arc::new(DockerApi { engine, execs: Arc::default() })
     }
 
     /// Serves one client connection (a unix socket natively, vsock in the VM).
@@ -68,11 +63,7 @@ impl DockerApi {
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(api.handle(request).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .with_upgrades()
-                .await
-            {
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades().await {
                 tracing::debug!("docker API connection ended: {e}");
             }
         });
@@ -92,10 +83,7 @@ pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
 /// Docker's familiar form of a name: `busybox:latest`, not
 /// `docker.io/library/busybox:latest`.
 pub fn familiar(name: &str) -> String {
-    name.strip_prefix("docker.io/library/")
-        .or_else(|| name.strip_prefix("docker.io/"))
-        .unwrap_or(name)
-        .to_owned()
+    name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/")).unwrap_or(name).to_owned()
 }
 
 /// Shell-style matching (`*`, `?`) of a whole text, as docker's reference filter.
@@ -131,10 +119,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
+        ApiError { status, message: message.into() }
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
@@ -147,8 +132,7 @@ impl ApiError {
 
     /// The status docker gives an error of this kind.
     fn from_kind(kind: berth_proto::ErrorKind, message: String) -> ApiError {
-        let status =
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         ApiError::new(status, message)
     }
 }
@@ -190,14 +174,16 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
                 }
-                Err(_) => out.push(b'%'),
-            },
+            }
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -208,32 +194,19 @@ fn percent_decode(text: &str) -> String {
 
 /// docker's boolean query values: `1`, `true`, `True`.
 fn flag(params: &BTreeMap<String, String>, key: &str) -> bool {
-    params
-        .get(key)
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "TRUE"))
+    params.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "TRUE"))
 }
 
 /// The `filters` parameter (`{"label": ["a=b"], "status": {"running": true}}`, both
 /// forms docker accepts) as `key=value` pairs.
 fn filters(params: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(raw) = params.get("filters").filter(|f| !f.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let value: Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let Some(raw) = params.get("filters").filter(|f| !f.is_empty()) else { return Ok(Vec::new()) };
+    let value: Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
     let mut pairs = Vec::new();
     for (key, values) in value.as_object().into_iter().flatten() {
         match values {
-            Value::Array(list) => pairs.extend(
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(|v| (key.clone(), v.to_owned())),
-            ),
-            Value::Object(map) => pairs.extend(
-                map.iter()
-                    .filter(|(_, on)| on.as_bool() == Some(true))
-                    .map(|(v, _)| (key.clone(), v.clone())),
-            ),
+            Value::Array(list) => pairs.extend(list.iter().filter_map(Value::as_str).map(|v| (key.clone(), v.to_owned()))),
+            Value::Object(map) => pairs.extend(map.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(v, _)| (key.clone(), v.clone()))),
             _ => return Err(ApiError::bad_request(format!("invalid filter {key:?}"))),
         }
     }
@@ -252,19 +225,10 @@ impl DockerApi {
             }
         };
         let headers = response.headers_mut();
-        headers.insert(
-            "Api-Version",
-            hyper::header::HeaderValue::from_static(API_VERSION),
-        );
-        headers.insert(
-            "Docker-Experimental",
-            hyper::header::HeaderValue::from_static("false"),
-        );
+        headers.insert("Api-Version", hyper::header::HeaderValue::from_static(API_VERSION));
+        headers.insert("Docker-Experimental", hyper::header::HeaderValue::from_static("false"));
         headers.insert("Ostype", hyper::header::HeaderValue::from_static("linux"));
-        if let Ok(server) = hyper::header::HeaderValue::from_str(&format!(
-            "Berth/{} (linux)",
-            crate::system::ENGINE_VERSION
-        )) {
+        if let Ok(server) = hyper::header::HeaderValue::from_str(&format!("Berth/{} (linux)", crate::system::ENGINE_VERSION)) {
             headers.insert("Server", server);
         }
         if head {
@@ -276,17 +240,13 @@ impl DockerApi {
     async fn route(&self, request: Request<Incoming>) -> Reply {
         let path = request.uri().path().to_owned();
         let (version, rest) = match path.strip_prefix("/v").and_then(|p| p.split_once('/')) {
-            Some((v, rest)) if parse_version(v).is_some() => {
-                (Some(v.to_owned()), format!("/{rest}"))
-            }
+            Some((v, rest)) if parse_version(v).is_some() => (Some(v.to_owned()), format!("/{rest}")),
             _ => (None, path.clone()),
         };
         if let Some(v) = &version {
             let asked = parse_version(v).unwrap_or((0, 0));
             if asked > parse_version(API_VERSION).unwrap_or((0, 0)) {
-                return Err(ApiError::bad_request(format!(
-                    "client version {v} is too new. Maximum supported API version is {API_VERSION}"
-                )));
+                return Err(ApiError::bad_request(format!("client version {v} is too new. Maximum supported API version is {API_VERSION}")));
             }
             if asked < parse_version(MIN_API_VERSION).unwrap_or((0, 0)) {
                 return Err(ApiError::bad_request(format!(
@@ -311,61 +271,27 @@ impl DockerApi {
             (&Method::POST, ["auth"]) => self.auth(request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
-            (&Method::POST, ["containers", id, "exec"]) => {
-                exec::create(self.engine.containers(), &self.execs, id, request).await
-            }
-            (&Method::POST, ["exec", id, "start"]) => {
-                exec::start(self.engine.containers(), &self.execs, id, request).await
-            }
+            (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), &self.execs, id, request).await,
+            (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), &self.execs, id, request).await,
             (&Method::POST, ["exec", id, "resize"]) => exec::resize(&self.execs, id, &params),
             (&Method::GET, ["exec", id, "json"]) => exec::inspect(&self.execs, id),
-            (&Method::POST, ["containers", "prune"])
-            | (
-                _,
-                ["containers", _, "top" | "stats" | "changes" | "export" | "archive" | "rename" | "update" | "resize"],
-            ) => container_ops::route(
-                self.engine.containers(),
-                &method,
-                &segments[1..],
-                &params,
-                request,
-            )
-            .await
-            .unwrap_or_else(not_found),
-            (_, ["containers", rest @ ..]) => {
-                containers::route(self.engine.containers(), &method, rest, &params, request)
-                    .await
-                    .unwrap_or_else(not_found)
+            (&Method::POST, ["containers", "prune"]) | (_, ["containers", _, "top" | "stats" | "changes" | "export" | "archive" | "rename" | "update" | "resize"]) => {
+                container_ops::route(self.engine.containers(), &method, &segments[1..], &params, request).await.unwrap_or_else(not_found)
             }
+            (_, ["containers", rest @ ..]) => containers::route(self.engine.containers(), &method, rest, &params, request).await.unwrap_or_else(not_found),
             (&Method::GET, ["images", "json"]) => self.images_list(&params).await,
             (&Method::GET, ["networks"]) => self.networks_list(&params),
             (&Method::GET, ["volumes"]) => self.volumes_list(&params),
-            (_, ["images", rest @ ..]) => {
-                objects::images(&self.engine, &method, rest, &params, request)
-                    .await
-                    .unwrap_or_else(not_found)
-            }
-            (_, ["networks", rest @ ..]) => {
-                objects::networks(&self.engine, &method, rest, &params, request)
-                    .await
-                    .unwrap_or_else(not_found)
-            }
-            (_, ["volumes", rest @ ..]) => {
-                objects::volumes(&self.engine, &method, rest, &params, request)
-                    .await
-                    .unwrap_or_else(not_found)
-            }
+            (_, ["images", rest @ ..]) => objects::images(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
+            (_, ["networks", rest @ ..]) => objects::networks(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
+            (_, ["volumes", rest @ ..]) => objects::volumes(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
             _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
         }
     }
 
     fn version(&self) -> Value {
         let facts = crate::system::MachineFacts::read();
-        let arch = if std::env::consts::ARCH == "x86_64" {
-            "amd64"
-        } else {
-            std::env::consts::ARCH
-        };
+        let arch = if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH };
         json!({
             "Platform": {"Name": "Berth"},
             "Components": [{
@@ -388,16 +314,8 @@ impl DockerApi {
     fn info(&self) -> Value {
         let facts = crate::system::MachineFacts::read();
         let containers = self.engine.containers().list().unwrap_or_default();
-        let count = |f: &dyn Fn(&crate::container::Status) -> bool| {
-            containers.iter().filter(|c| f(&c.state.status)).count()
-        };
-        let images = self
-            .engine
-            .images()
-            .catalog
-            .list()
-            .map(|l| l.len())
-            .unwrap_or(0);
+        let count = |f: &dyn Fn(&crate::container::Status) -> bool| containers.iter().filter(|c| f(&c.state.status)).count();
+        let images = self.engine.images().catalog.list().map(|l| l.len()).unwrap_or(0);
         let config = self.engine.config();
         let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         json!({
@@ -464,42 +382,22 @@ impl DockerApi {
             return Err(ApiError::bad_request("a user name is required"));
         }
         let server = text("serveraddress");
-        let registry = server
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let registry = if registry.is_empty() || registry == "index.docker.io" {
-            "docker.io".to_owned()
-        } else {
-            registry
-        };
+        let registry = server.trim_start_matches("https://").trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
+        let registry = if registry.is_empty() || registry == "index.docker.io" { "docker.io".to_owned() } else { registry };
         let creds = crate::registry::Credentials { username, password };
         match self.engine.images().registry.login(&registry, &creds).await {
             Ok(()) => ok_json(json!({"Status": "Login Succeeded", "IdentityToken": ""})),
-            Err(e) => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                crate::error_chain(&e),
-            )),
+            Err(e) => Err(ApiError::new(StatusCode::UNAUTHORIZED, crate::error_chain(&e))),
         }
     }
 
     /// `GET /system/df`: images, containers and volumes with their sizes.
     fn disk_usage(&self) -> Reply {
         let images = self.engine.images();
-        let records = images
-            .catalog
-            .list()
-            .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let records = images.catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
         let containers = self.engine.containers().list().unwrap_or_default();
         let volumes = self.engine.volumes();
-        let layers: u64 = images
-            .content
-            .list()
-            .map(|l| l.iter().filter_map(|d| images.content.size(d).ok()).sum())
-            .unwrap_or(0);
+        let layers: u64 = images.content.list().map(|l| l.iter().filter_map(|d| images.content.size(d).ok()).sum()).unwrap_or(0);
         let image_list: Vec<Value> = records
             .iter()
             .map(|i| {
@@ -517,10 +415,7 @@ impl DockerApi {
                 })
             })
             .collect();
-        let container_list: Vec<Value> = containers
-            .iter()
-            .map(|c| self.engine.containers().summary_json(c))
-            .collect();
+        let container_list: Vec<Value> = containers.iter().map(|c| self.engine.containers().summary_json(c)).collect();
         let volume_list: Vec<Value> = volumes
             .list()
             .unwrap_or_default()
@@ -531,33 +426,19 @@ impl DockerApi {
                 value
             })
             .collect();
-        ok_json(
-            json!({"LayersSize": layers, "Images": image_list, "Containers": container_list, "Volumes": volume_list, "BuildCache": []}),
-        )
+        ok_json(json!({"LayersSize": layers, "Images": image_list, "Containers": container_list, "Volumes": volume_list, "BuildCache": []}))
     }
 
     fn containers_list(&self, params: &BTreeMap<String, String>) -> Reply {
         let containers = self.engine.containers();
         let all = flag(params, "all");
         let pairs = filters(params)?;
-        let mut list = containers
-            .list()
-            .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+        let mut list = containers.list().map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
         list.sort_by(|a, b| b.created.cmp(&a.created));
-        let image_id = |name: &str| {
-            self.engine
-                .images()
-                .resolve(name)
-                .ok()
-                .flatten()
-                .map(|i| i.id.to_string())
-        };
+        let image_id = |name: &str| self.engine.images().resolve(name).ok().flatten().map(|i| i.id.to_string());
         let mut out = Vec::new();
         for record in list {
-            let shown = all
-                || !pairs.is_empty()
-                || record.state.status.is_running()
-                || record.state.status == crate::container::Status::Restarting;
+            let shown = all || !pairs.is_empty() || record.state.status.is_running() || record.state.status == crate::container::Status::Restarting;
             if !shown || !crate::container::inspect::matches_filters(&record, &pairs, &image_id) {
                 continue;
             }
@@ -575,20 +456,10 @@ impl DockerApi {
         if let Some(reference) = params.get("filter").filter(|f| !f.is_empty()) {
             pairs.push(("reference".to_owned(), reference.clone()));
         }
-        let mut records = images
-            .catalog
-            .list()
-            .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let mut records = images.catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
         records.sort_by(|a, b| b.created.cmp(&a.created));
         let created_of = |name: &str| -> Result<String, ApiError> {
-            images
-                .resolve(name)
-                .ok()
-                .flatten()
-                .map(|r| r.created)
-                .ok_or_else(|| {
-                    ApiError::new(StatusCode::NOT_FOUND, format!("No such image: {name}"))
-                })
+            images.resolve(name).ok().flatten().map(|r| r.created).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such image: {name}")))
         };
         let mut bounds = Vec::new();
         for (key, value) in &pairs {
@@ -600,17 +471,8 @@ impl DockerApi {
         }
         let mut list = Vec::new();
         for i in records {
-            let config: Value = images
-                .content
-                .read(&i.id)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            let labels = config["config"]["Labels"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
+            let config: Value = images.content.read(&i.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            let labels = config["config"]["Labels"].as_object().cloned().unwrap_or_default();
             let familiar_tags: Vec<String> = i.tags.iter().map(|t| familiar(t)).collect();
             let keep = |key: &str, value: &str| match key {
                 "dangling" => matches!(value, "true" | "1") == i.tags.is_empty(),
@@ -619,20 +481,13 @@ impl DockerApi {
                     None => labels.contains_key(value),
                 },
                 "reference" => familiar_tags.iter().any(|t| {
-                    let repo = t
-                        .rsplit_once(':')
-                        .filter(|(_, tag)| !tag.contains('/'))
-                        .map_or(t.as_str(), |(r, _)| r);
+                    let repo = t.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(t.as_str(), |(r, _)| r);
                     glob_match(value, t) || glob_match(value, repo)
                 }),
                 _ => true,
             };
             // Labels must all match; any value of another key will do.
-            let mut keys: Vec<&str> = pairs
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .filter(|k| !matches!(*k, "before" | "since"))
-                .collect();
+            let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).filter(|k| !matches!(*k, "before" | "since")).collect();
             keys.dedup();
             let wanted = keys.iter().all(|key| {
                 let mut values = pairs.iter().filter(|(k, _)| k == key);
@@ -641,13 +496,7 @@ impl DockerApi {
                 } else {
                     values.any(|(k, v)| keep(k, v))
                 }
-            }) && bounds.iter().all(|(key, at)| {
-                if key == "before" {
-                    i.created < *at
-                } else {
-                    i.created > *at
-                }
-            });
+            }) && bounds.iter().all(|(key, at)| if key == "before" { i.created < *at } else { i.created > *at });
             if !wanted {
                 continue;
             }
@@ -669,9 +518,7 @@ impl DockerApi {
     fn networks_list(&self, params: &BTreeMap<String, String>) -> Reply {
         let pairs = filters(params)?;
         let networks = self.engine.networks();
-        let list = networks
-            .list()
-            .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let list = networks.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
         let out: Vec<Value> = list
             .iter()
             .filter(|n| {
@@ -695,18 +542,14 @@ impl DockerApi {
     fn volumes_list(&self, params: &BTreeMap<String, String>) -> Reply {
         let pairs = filters(params)?;
         let volumes = self.engine.volumes();
-        let list = volumes
-            .list()
-            .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        let list = volumes.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
         let out: Vec<Value> = list
             .iter()
             .filter(|v| {
                 pairs.iter().all(|(k, val)| match k.as_str() {
                     "name" => v.name.contains(val.as_str()),
                     "driver" => v.driver == *val,
-                    "dangling" => {
-                        (val == "true" || val == "1") == volumes.users(&v.name).is_empty()
-                    }
+                    "dangling" => (val == "true" || val == "1") == volumes.users(&v.name).is_empty(),
                     "label" => match val.split_once('=') {
                         Some((lk, lv)) => v.labels.get(lk).is_some_and(|have| have == lv),
                         None => v.labels.contains_key(val.as_str()),
@@ -731,32 +574,14 @@ mod tests {
         assert_eq!(parse_version("latest"), None);
         assert_eq!(familiar("docker.io/library/busybox:1"), "busybox:1");
         assert_eq!(familiar("docker.io/me/app:2"), "me/app:2");
-        assert_eq!(
-            familiar("127.0.0.1:5000/busybox:latest"),
-            "127.0.0.1:5000/busybox:latest"
-        );
-        assert!(
-            glob_match("busy*", "busybox")
-                && glob_match("berth.test/*:docker", "berth.test/busybox:docker")
-        );
+        assert_eq!(familiar("127.0.0.1:5000/busybox:latest"), "127.0.0.1:5000/busybox:latest");
+        assert!(glob_match("busy*", "busybox") && glob_match("berth.test/*:docker", "berth.test/busybox:docker"));
         assert!(!glob_match("busy*", "me/busybox") && !glob_match("*", "a/b"));
-        assert_eq!(
-            percent_decode("%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"),
-            r#"{"label":["a=b"]}"#
-        );
+        assert_eq!(percent_decode("%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"), r#"{"label":["a=b"]}"#);
         let mut params = BTreeMap::new();
-        params.insert(
-            "filters".to_owned(),
-            r#"{"label":["a=b"],"status":{"running":true,"exited":false}}"#.to_owned(),
-        );
+        params.insert("filters".to_owned(), r#"{"label":["a=b"],"status":{"running":true,"exited":false}}"#.to_owned());
         params.insert("all".to_owned(), "1".to_owned());
         assert!(flag(&params, "all"));
-        assert_eq!(
-            filters(&params).expect("filters"),
-            vec![
-                ("label".to_owned(), "a=b".to_owned()),
-                ("status".to_owned(), "running".to_owned())
-            ]
-        );
+        assert_eq!(filters(&params).expect("filters"), vec![("label".to_owned(), "a=b".to_owned()), ("status".to_owned(), "running".to_owned())]);
     }
 }

@@ -17,21 +17,14 @@ use super::{flag, full, json_reply, ok_json, ApiError, Body, Reply};
 use crate::Engine;
 
 fn short(digest: &str) -> String {
-    digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect()
+    digest.trim_start_matches("sha256:").chars().take(12).collect()
 }
 
 /// Credentials from `X-Registry-Auth` (base64url JSON, as docker clients send it).
 pub(super) fn registry_auth(request: &Request<Incoming>) -> Option<crate::registry::Credentials> {
     use base64::Engine as _;
     let header = request.headers().get("X-Registry-Auth")?.to_str().ok()?;
-    let decoded = base64::engine::general_purpose::URL_SAFE
-        .decode(header.trim())
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(header.trim()))
-        .ok()?;
+    let decoded = base64::engine::general_purpose::URL_SAFE.decode(header.trim()).or_else(|_| base64::engine::general_purpose::STANDARD.decode(header.trim())).ok()?;
     let value: Value = serde_json::from_slice(&decoded).ok()?;
     let username = value["username"].as_str().unwrap_or_default().to_owned();
     let password = value["password"].as_str().unwrap_or_default().to_owned();
@@ -54,35 +47,18 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
     let creds = registry_auth(request);
     let images = engine.images_shared();
     let events = engine.events_shared();
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
-    let line = |value: Value| {
-        Ok(hyper::body::Frame::data(Bytes::from(format!(
-            "{value}\r\n"
-        ))))
-    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
+    let line = |value: Value| Ok(hyper::body::Frame::data(Bytes::from(format!("{value}\r\n"))));
     tokio::spawn(async move {
         let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-        let tag = reference
-            .rsplit_once(':')
-            .map(|(_, t)| t.to_owned())
-            .filter(|t| !t.contains('/'))
-            .unwrap_or_else(|| "latest".into());
-        let _ = tx
-            .send(line(
-                json!({"status": format!("Pulling from {}", from), "id": tag}),
-            ))
-            .await;
+        let tag = reference.rsplit_once(':').map(|(_, t)| t.to_owned()).filter(|t| !t.contains('/')).unwrap_or_else(|| "latest".into());
+        let _ = tx.send(line(json!({"status": format!("Pulling from {}", from), "id": tag}))).await;
         let forward_tx = tx.clone();
         let forward = tokio::spawn(async move {
             while let Some(p) = prx.recv().await {
                 let value = match p {
                     crate::image::PullProgress::Resolved { .. } => continue,
-                    crate::image::PullProgress::Layer {
-                        digest,
-                        done,
-                        total,
-                    } => json!({
+                    crate::image::PullProgress::Layer { digest, done, total } => json!({
                         "status": "Downloading",
                         "progressDetail": {"current": done, "total": total},
                         "id": short(&digest.to_string()),
@@ -98,43 +74,22 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
                 }
             }
         });
-        let result = images
-            .pull(&reference, platform.as_deref(), creds.as_ref(), ptx)
-            .await;
+        let result = images.pull(&reference, platform.as_deref(), creds.as_ref(), ptx).await;
         let _ = forward.await;
         match result {
             Ok(record) => {
-                events.publish(
-                    "image",
-                    "pull",
-                    [
-                        ("name".to_owned(), reference.clone()),
-                        ("id".to_owned(), record.id.to_string()),
-                    ],
-                );
-                let _ = tx
-                    .send(line(
-                        json!({"status": format!("Digest: {}", record.manifest_digest)}),
-                    ))
-                    .await;
+                events.publish("image", "pull", [("name".to_owned(), reference.clone()), ("id".to_owned(), record.id.to_string())]);
+                let _ = tx.send(line(json!({"status": format!("Digest: {}", record.manifest_digest)}))).await;
                 let _ = tx.send(line(json!({"status": format!("Status: Downloaded newer image for {reference}")}))).await;
             }
             Err(e) => {
                 let message = crate::error_chain(&e);
-                let _ = tx
-                    .send(line(
-                        json!({"errorDetail": {"message": message}, "error": message}),
-                    ))
-                    .await;
+                let _ = tx.send(line(json!({"errorDetail": {"message": message}, "error": message}))).await;
             }
         }
     });
-    let body: Body =
-        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-    Ok(Response::builder()
-        .header("Content-Type", "application/json")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(full(""))))
+    let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(full(""))))
 }
 
 async fn image_inspect(engine: &Engine, name: &str) -> Reply {
@@ -143,13 +98,7 @@ async fn image_inspect(engine: &Engine, name: &str) -> Reply {
         .resolve(name)
         .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such image: {name}")))?;
-    let config: Value = images
-        .content
-        .read(&record.id)
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let config: Value = images.content.read(&record.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     ok_json(json!({
         "Id": record.id.to_string(),
         "RepoTags": record.tags.iter().map(|t| super::familiar(t)).collect::<Vec<_>>(),
@@ -169,45 +118,22 @@ async fn image_inspect(engine: &Engine, name: &str) -> Reply {
     }))
 }
 
-pub async fn images(
-    engine: &Engine,
-    method: &Method,
-    segments: &[&str],
-    params: &BTreeMap<String, String>,
-    request: Request<Incoming>,
-) -> Option<Reply> {
+pub async fn images(engine: &Engine, method: &Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     let images = engine.images();
     let reply = match (method, segments) {
-        (&Method::POST, ["create"]) if params.contains_key("fromSrc") => {
-            super::image_archive::import(engine, params, request).await
-        }
+        (&Method::POST, ["create"]) if params.contains_key("fromSrc") => super::image_archive::import(engine, params, request).await,
         (&Method::POST, ["create"]) => pull(engine, params, &request),
         (&Method::POST, ["load"]) => super::image_archive::load(engine, request).await,
         (&Method::GET, ["get"]) => {
-            let names = request
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .filter_map(|p| p.strip_prefix("names="))
-                .map(super::percent_decode)
-                .collect();
+            let names = request.uri().query().unwrap_or_default().split('&').filter_map(|p| p.strip_prefix("names=")).map(super::percent_decode).collect();
             super::image_archive::get(engine, names).await
         }
         (&Method::POST, ["prune"]) => super::image_archive::prune(engine, params),
-        (&Method::GET, [name @ .., "get"]) if !name.is_empty() => {
-            super::image_archive::get(engine, vec![name.join("/")]).await
-        }
-        (&Method::GET, [name @ .., "history"]) if !name.is_empty() => {
-            super::image_archive::history(engine, &name.join("/")).await
-        }
-        (&Method::POST, [name @ .., "push"]) if !name.is_empty() => {
-            super::image_archive::push(engine, &name.join("/"), params, &request).await
-        }
+        (&Method::GET, [name @ .., "get"]) if !name.is_empty() => super::image_archive::get(engine, vec![name.join("/")]).await,
+        (&Method::GET, [name @ .., "history"]) if !name.is_empty() => super::image_archive::history(engine, &name.join("/")).await,
+        (&Method::POST, [name @ .., "push"]) if !name.is_empty() => super::image_archive::push(engine, &name.join("/"), params, &request).await,
         // Names hold slashes: everything between `images/` and the action.
-        (&Method::GET, [name @ .., "json"]) if !name.is_empty() => {
-            image_inspect(engine, &name.join("/")).await
-        }
+        (&Method::GET, [name @ .., "json"]) if !name.is_empty() => image_inspect(engine, &name.join("/")).await,
         (&Method::POST, [name @ .., "tag"]) if !name.is_empty() => {
             let repo = params.get("repo").cloned().unwrap_or_default();
             let target = match params.get("tag").filter(|t| !t.is_empty()) {
@@ -216,48 +142,28 @@ pub async fn images(
             };
             match images.tag(&name.join("/"), &target) {
                 Ok(record) => {
-                    engine.events().publish(
-                        "image",
-                        "tag",
-                        [
-                            ("name".to_owned(), target),
-                            ("id".to_owned(), record.id.to_string()),
-                        ],
-                    );
+                    engine.events().publish("image", "tag", [("name".to_owned(), target), ("id".to_owned(), record.id.to_string())]);
                     json_reply(StatusCode::CREATED, &Value::Null)
                 }
                 Err(e) => Err(ApiError::from_kind(e.kind(), crate::error_chain(&e))),
             }
         }
-        (&Method::DELETE, name) if !name.is_empty() => {
-            match images.remove(&name.join("/"), flag(params, "force")) {
-                Ok(removed) => {
-                    let mut items: Vec<Value> = removed
-                        .untagged
-                        .iter()
-                        .map(|n| json!({"Untagged": super::familiar(n)}))
-                        .collect();
-                    items.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
-                    ok_json(Value::Array(items))
-                }
-                Err(e) => Err(ApiError::from_kind(e.kind(), crate::error_chain(&e))),
+        (&Method::DELETE, name) if !name.is_empty() => match images.remove(&name.join("/"), flag(params, "force")) {
+            Ok(removed) => {
+                let mut items: Vec<Value> = removed.untagged.iter().map(|n| json!({"Untagged": super::familiar(n)})).collect();
+                items.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
+                ok_json(Value::Array(items))
             }
-        }
+            Err(e) => Err(ApiError::from_kind(e.kind(), crate::error_chain(&e))),
+        },
         _ => return None,
     };
     Some(reply)
 }
 
-pub async fn networks(
-    engine: &Engine,
-    method: &Method,
-    segments: &[&str],
-    params: &BTreeMap<String, String>,
-    request: Request<Incoming>,
-) -> Option<Reply> {
+pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     let networks = engine.networks();
-    let net_err =
-        |e: crate::network::NetworkError| ApiError::from_kind(e.kind(), crate::error_chain(&e));
+    let net_err = |e: crate::network::NetworkError| ApiError::from_kind(e.kind(), crate::error_chain(&e));
     let reply = match (method, segments) {
         (&Method::POST, ["create"]) => {
             let body = match json_body(request).await {
@@ -267,13 +173,7 @@ pub async fn networks(
             let ipam = &body["IPAM"]["Config"][0];
             let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
             let map = |v: &Value| -> BTreeMap<String, String> {
-                v.as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
             };
             let created = networks
                 .create(crate::network::CreateNetwork {
@@ -290,15 +190,7 @@ pub async fn networks(
                 .await;
             match created {
                 Ok(n) => {
-                    engine.events().publish(
-                        "network",
-                        "create",
-                        [
-                            ("name".to_owned(), n.name.clone()),
-                            ("type".to_owned(), n.driver.clone()),
-                            ("id".to_owned(), n.id.clone()),
-                        ],
-                    );
+                    engine.events().publish("network", "create", [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
                     json_reply(StatusCode::CREATED, &json!({"Id": n.id, "Warning": ""}))
                 }
                 Err(e) => Err(net_err(e)),
@@ -314,26 +206,11 @@ pub async fn networks(
             }
             Err(e) => Err(e),
         },
-        (&Method::GET, [id]) => networks
-            .find(id)
-            .map(|n| crate::network::api::inspect_json(&n, networks))
-            .map_err(net_err)
-            .and_then(ok_json),
+        (&Method::GET, [id]) => networks.find(id).map(|n| crate::network::api::inspect_json(&n, networks)).map_err(net_err).and_then(ok_json),
         (&Method::DELETE, [id]) => match networks.remove(id).await {
             Ok(n) => {
-                engine.events().publish(
-                    "network",
-                    "destroy",
-                    [
-                        ("name".to_owned(), n.name.clone()),
-                        ("type".to_owned(), n.driver.clone()),
-                        ("id".to_owned(), n.id.clone()),
-                    ],
-                );
-                Ok(Response::builder()
-                    .status(StatusCode::NO_CONTENT)
-                    .body(full(""))
-                    .unwrap_or_else(|_| Response::new(full(""))))
+                engine.events().publish("network", "destroy", [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
+                Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
             }
             Err(e) => Err(net_err(e)),
         },
@@ -346,25 +223,13 @@ pub async fn networks(
             let containers = engine.containers();
             let result = if *action == "connect" {
                 let endpoint = &body["EndpointConfig"];
-                let aliases = endpoint["Aliases"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let ip = endpoint["IPAMConfig"]["IPv4Address"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
+                let aliases = endpoint["Aliases"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let ip = endpoint["IPAMConfig"]["IPv4Address"].as_str().unwrap_or_default().to_owned();
                 containers.connect_network(id, container, aliases, ip).await
             } else {
                 containers.disconnect_network(id, container).await
             };
-            result
-                .map_err(ApiError::from)
-                .and_then(|()| ok_json(Value::Null))
+            result.map_err(ApiError::from).and_then(|()| ok_json(Value::Null))
         }
         _ => return None,
     };
@@ -384,10 +249,7 @@ fn label_filters(pairs: Vec<(String, String)>) -> Vec<(String, Option<String>)> 
 }
 
 /// docker's volume JSON.
-pub(super) fn volume_json(
-    volumes: &crate::volume::Volumes,
-    v: &crate::volume::VolumeRecord,
-) -> Value {
+pub(super) fn volume_json(volumes: &crate::volume::Volumes, v: &crate::volume::VolumeRecord) -> Value {
     json!({
         "CreatedAt": v.created,
         "Driver": v.driver,
@@ -399,16 +261,9 @@ pub(super) fn volume_json(
     })
 }
 
-pub async fn volumes(
-    engine: &Engine,
-    method: &Method,
-    segments: &[&str],
-    params: &BTreeMap<String, String>,
-    request: Request<Incoming>,
-) -> Option<Reply> {
+pub async fn volumes(engine: &Engine, method: &Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     let volumes = engine.volumes();
-    let vol_err =
-        |e: crate::volume::VolumeError| ApiError::from_kind(e.kind(), crate::error_chain(&e));
+    let vol_err = |e: crate::volume::VolumeError| ApiError::from_kind(e.kind(), crate::error_chain(&e));
     let reply = match (method, segments) {
         (&Method::POST, ["create"]) => {
             let body = match json_body(request).await {
@@ -416,36 +271,20 @@ pub async fn volumes(
                 Err(e) => return Some(Err(e)),
             };
             let map = |v: &Value| -> BTreeMap<String, String> {
-                v.as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
             };
             let name = body["Name"].as_str().filter(|n| !n.is_empty());
-            match volumes.create(
-                name,
-                body["Driver"].as_str().unwrap_or("local"),
-                map(&body["Labels"]),
-                map(&body["DriverOpts"]),
-                name.is_none(),
-            ) {
+            match volumes.create(name, body["Driver"].as_str().unwrap_or("local"), map(&body["Labels"]), map(&body["DriverOpts"]), name.is_none()) {
                 Ok((v, _)) => json_reply(StatusCode::CREATED, &volume_json(volumes, &v)),
                 Err(e) => Err(vol_err(e)),
             }
         }
         (&Method::POST, ["prune"]) => match super::filters(params) {
             Ok(pairs) => {
-                let all = pairs
-                    .iter()
-                    .any(|(k, v)| k == "all" && (v == "true" || v == "1"));
+                let all = pairs.iter().any(|(k, v)| k == "all" && (v == "true" || v == "1"));
                 let labels = label_filters(pairs);
                 match volumes.prune(all, &labels) {
-                    Ok((removed, bytes)) => {
-                        ok_json(json!({"VolumesDeleted": removed, "SpaceReclaimed": bytes}))
-                    }
+                    Ok((removed, bytes)) => ok_json(json!({"VolumesDeleted": removed, "SpaceReclaimed": bytes})),
                     Err(e) => Err(vol_err(e)),
                 }
             }
@@ -453,17 +292,11 @@ pub async fn volumes(
         },
         (&Method::GET, [name]) => match volumes.get(name) {
             Ok(Some(v)) => ok_json(volume_json(volumes, &v)),
-            Ok(None) => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("get {name}: no such volume"),
-            )),
+            Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("get {name}: no such volume"))),
             Err(e) => Err(vol_err(e)),
         },
         (&Method::DELETE, [name]) => match volumes.remove(name, flag(params, "force")) {
-            Ok(()) => Ok(Response::builder()
-                .status(StatusCode::NO_CONTENT)
-                .body(full(""))
-                .unwrap_or_else(|_| Response::new(full("")))),
+            Ok(()) => Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full("")))),
             Err(e) => Err(vol_err(e)),
         },
         _ => return None,

@@ -48,11 +48,7 @@ impl EventBus {
     pub fn new(capacity: usize) -> EventBus {
         let (sender, _) = broadcast::channel(capacity);
         EventBus {
-            state: Mutex::new(BusState {
-                next_seq: 1,
-                recent: VecDeque::new(),
-                sender,
-            }),
+            state: Mutex::new(BusState { next_seq: 1, recent: VecDeque::new(), sender }),
             capacity,
         }
     }
@@ -90,20 +86,14 @@ impl EventBus {
     /// Taking both under one lock means no event is missed or seen twice.
     pub fn subscribe(&self, replay: bool) -> (Vec<EventRecord>, broadcast::Receiver<EventRecord>) {
         let state = self.lock();
-        let backlog = if replay {
-            state.recent.iter().cloned().collect()
-        } else {
-            Vec::new()
-        };
+        let backlog = if replay { state.recent.iter().cloned().collect() } else { Vec::new() };
         (backlog, state.sender.subscribe())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BusState> {
         // A panic while holding this lock cannot leave the state half-updated in a way
         // that matters (each field stays valid on its own), so poisoning is ignored.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -123,10 +113,7 @@ mod tests {
         let live = rx.recv().await.expect("live event");
         assert_eq!(live.action, "stopping");
         assert_eq!(live.seq, 2);
-        assert_eq!(
-            live.attributes.get("signal").map(String::as_str),
-            Some("TERM")
-        );
+        assert_eq!(live.attributes.get("signal").map(String::as_str), Some("TERM"));
     }
 
     #[test]

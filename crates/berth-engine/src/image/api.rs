@@ -5,12 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    images_server::Images as ImagesApiTrait, pull_event, ArchiveChunk, CheckRequest, CheckResponse,
-    HistoryEntry, HistoryResponse, Image, ImportChunk, InspectImageRequest, LayerDone,
-    LayerProgress, ListImagesRequest, ListImagesResponse, LoadResponse, LoginRequest,
-    LoginResponse, PruneImagesRequest, PruneImagesResponse, PullEvent, PullRequest, PullResolved,
-    PushRequest, PushResponse, PushedBlob, RemoveImageRequest, RemoveImageResponse, SaveRequest,
-    TagImageRequest,
+    images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
+    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ArchiveChunk, LoadResponse, SaveRequest, HistoryEntry, HistoryResponse, ImportChunk, PruneImagesRequest, PruneImagesResponse, ListImagesResponse, PullEvent, PullRequest, PullResolved,
+    RemoveImageRequest, RemoveImageResponse, TagImageRequest,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -70,75 +67,38 @@ impl ImagesApiTrait for ImagesApi {
                 let mut last_sent: HashMap<String, u64> = HashMap::new();
                 while let Some(p) = prx.recv().await {
                     let event = match p {
-                        PullProgress::Resolved { manifest, layers } => {
-                            pull_event::Event::Resolved(PullResolved {
-                                manifest_digest: manifest.to_string(),
-                                layers: u32::try_from(layers).unwrap_or(u32::MAX),
-                            })
-                        }
-                        PullProgress::Layer {
-                            digest,
-                            done,
-                            total,
-                        } => {
+                        PullProgress::Resolved { manifest, layers } => pull_event::Event::Resolved(PullResolved {
+                            manifest_digest: manifest.to_string(),
+                            layers: u32::try_from(layers).unwrap_or(u32::MAX),
+                        }),
+                        PullProgress::Layer { digest, done, total } => {
                             let key = digest.to_string();
                             let last = last_sent.get(&key).copied().unwrap_or(0);
                             if done < total && done.saturating_sub(last) < PROGRESS_STEP {
                                 continue;
                             }
                             last_sent.insert(key.clone(), done);
-                            pull_event::Event::Layer(LayerProgress {
-                                digest: key,
-                                done,
-                                total,
-                            })
+                            pull_event::Event::Layer(LayerProgress { digest: key, done, total })
                         }
                         PullProgress::LayerDone { digest, cached } => {
-                            pull_event::Event::LayerDone(LayerDone {
-                                digest: digest.to_string(),
-                                cached,
-                            })
+                            pull_event::Event::LayerDone(LayerDone { digest: digest.to_string(), cached })
                         }
                     };
-                    if forward_tx
-                        .send(Ok(PullEvent { event: Some(event) }))
-                        .await
-                        .is_err()
-                    {
+                    if forward_tx.send(Ok(PullEvent { event: Some(event) })).await.is_err() {
                         return;
                     }
                 }
             });
-            let creds = request
-                .auth
-                .as_ref()
-                .filter(|a| !a.username.is_empty())
-                .map(|a| crate::registry::Credentials {
-                    username: a.username.clone(),
-                    password: a.password.clone(),
-                });
-            let result = images
-                .pull(
-                    &request.reference,
-                    Some(&request.platform),
-                    creds.as_ref(),
-                    ptx,
-                )
-                .await;
+            let creds = request.auth.as_ref().filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials {
+                username: a.username.clone(),
+                password: a.password.clone(),
+            });
+            let result = images.pull(&request.reference, Some(&request.platform), creds.as_ref(), ptx).await;
             let _ = forward.await;
             let message = match result {
                 Ok(record) => {
-                    events.publish(
-                        "image",
-                        "pull",
-                        [
-                            ("name".to_owned(), request.reference.clone()),
-                            ("id".to_owned(), record.id.to_string()),
-                        ],
-                    );
-                    Ok(PullEvent {
-                        event: Some(pull_event::Event::Done(to_proto(record))),
-                    })
+                    events.publish("image", "pull", [("name".to_owned(), request.reference.clone()), ("id".to_owned(), record.id.to_string())]);
+                    Ok(PullEvent { event: Some(pull_event::Event::Done(to_proto(record))) })
                 }
                 Err(err) => {
                     tracing::warn!(reference = %request.reference, error = %err, "pull failed");
@@ -147,145 +107,68 @@ impl ImagesApiTrait for ImagesApi {
             };
             let _ = tx.send(message).await;
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn list(
-        &self,
-        _: Request<ListImagesRequest>,
-    ) -> Result<Response<ListImagesResponse>, Status> {
-        let images = self
-            .images
-            .catalog
-            .list()
-            .map_err(|e| status(e.kind(), e.to_string()))?;
-        Ok(Response::new(ListImagesResponse {
-            images: images.into_iter().map(to_proto).collect(),
-        }))
+    async fn list(&self, _: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
+        let images = self.images.catalog.list().map_err(|e| status(e.kind(), e.to_string()))?;
+        Ok(Response::new(ListImagesResponse { images: images.into_iter().map(to_proto).collect() }))
     }
 
-    async fn inspect(
-        &self,
-        request: Request<InspectImageRequest>,
-    ) -> Result<Response<Image>, Status> {
+    async fn inspect(&self, request: Request<InspectImageRequest>) -> Result<Response<Image>, Status> {
         let wanted = request.into_inner().reference;
         // The name as given, then normalised (`busybox` -> docker.io/library/busybox:latest).
-        let found = self
-            .images
-            .resolve(&wanted)
-            .map_err(|e| status(e.kind(), e.to_string()))?;
+        let found = self.images.resolve(&wanted).map_err(|e| status(e.kind(), e.to_string()))?;
         match found {
             Some(record) => {
-                let config: serde_json::Value = self
-                    .images
-                    .content
-                    .read(&record.id)
-                    .await
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
+                let config: serde_json::Value =
+                    self.images.content.read(&record.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
                 let mut image = to_proto(record);
-                image.config_json = config
-                    .get("config")
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "{}".to_owned());
+                image.config_json = config.get("config").map(|c| c.to_string()).unwrap_or_else(|| "{}".to_owned());
                 Ok(Response::new(image))
             }
-            None => Err(status(
-                berth_proto::ErrorKind::NotFound,
-                format!("no such image: {wanted}"),
-            )),
+            None => Err(status(berth_proto::ErrorKind::NotFound, format!("no such image: {wanted}"))),
         }
     }
 
     async fn tag(&self, request: Request<TagImageRequest>) -> Result<Response<Image>, Status> {
         let request = request.into_inner();
-        let record = self
-            .images
-            .tag(&request.source, &request.target)
-            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        self.events.publish(
-            "image",
-            "tag",
-            [
-                ("name".to_owned(), request.target),
-                ("id".to_owned(), record.id.to_string()),
-            ],
-        );
+        let record = self.images.tag(&request.source, &request.target).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        self.events.publish("image", "tag", [("name".to_owned(), request.target), ("id".to_owned(), record.id.to_string())]);
         Ok(Response::new(to_proto(record)))
     }
 
-    async fn remove(
-        &self,
-        request: Request<RemoveImageRequest>,
-    ) -> Result<Response<RemoveImageResponse>, Status> {
+    async fn remove(&self, request: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
         let request = request.into_inner();
-        let removed = self
-            .images
-            .remove(&request.reference, request.force)
-            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        let removed = self.images.remove(&request.reference, request.force).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         for name in &removed.untagged {
-            self.events
-                .publish("image", "untag", [("name".to_owned(), name.clone())]);
+            self.events.publish("image", "untag", [("name".to_owned(), name.clone())]);
         }
         for id in &removed.deleted {
-            self.events
-                .publish("image", "delete", [("id".to_owned(), id.clone())]);
+            self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
         }
-        Ok(Response::new(RemoveImageResponse {
-            untagged: removed.untagged,
-            deleted: removed.deleted,
-        }))
+        Ok(Response::new(RemoveImageResponse { untagged: removed.untagged, deleted: removed.deleted }))
     }
 
-    async fn login(
-        &self,
-        request: Request<LoginRequest>,
-    ) -> Result<Response<LoginResponse>, Status> {
+    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         let request = request.into_inner();
         let auth = request.auth.unwrap_or_default();
         if auth.username.is_empty() {
-            return Err(status(
-                berth_proto::ErrorKind::InvalidArgument,
-                "a user name is required".into(),
-            ));
+            return Err(status(berth_proto::ErrorKind::InvalidArgument, "a user name is required".into()));
         }
-        let creds = crate::registry::Credentials {
-            username: auth.username,
-            password: auth.password,
-        };
-        self.images
-            .registry
-            .login(&request.registry, &creds)
-            .await
-            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        Ok(Response::new(LoginResponse {
-            status: "Login Succeeded".into(),
-        }))
+        let creds = crate::registry::Credentials { username: auth.username, password: auth.password };
+        self.images.registry.login(&request.registry, &creds).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(LoginResponse { status: "Login Succeeded".into() }))
     }
 
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let request = request.into_inner();
-        let creds = request
-            .auth
-            .as_ref()
-            .filter(|a| !a.username.is_empty())
-            .map(|a| crate::registry::Credentials {
-                username: a.username.clone(),
-                password: a.password.clone(),
-            });
-        let pushed = self
-            .images
-            .push(&request.reference, creds.as_ref())
-            .await
-            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        self.events.publish(
-            "image",
-            "push",
-            [("name".to_owned(), request.reference.clone())],
-        );
+        let creds = request.auth.as_ref().filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+        });
+        let pushed = self.images.push(&request.reference, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        self.events.publish("image", "push", [("name".to_owned(), request.reference.clone())]);
         Ok(Response::new(PushResponse {
             manifest_digest: pushed.manifest_digest.to_string(),
             manifest_size: pushed.manifest_size,
@@ -307,17 +190,12 @@ impl ImagesApiTrait for ImagesApi {
 
     type SaveStream = Pin<Box<dyn Stream<Item = Result<ArchiveChunk, Status>> + Send + 'static>>;
 
-    async fn save(
-        &self,
-        request: Request<SaveRequest>,
-    ) -> Result<Response<Self::SaveStream>, Status> {
+    async fn save(&self, request: Request<SaveRequest>) -> Result<Response<Self::SaveStream>, Status> {
         let names = request.into_inner().references;
         let images = self.images.clone();
         let path = images.scratch_file("save");
         let (p, i) = (path.clone(), images.clone());
-        let saved = tokio::task::spawn_blocking(move || i.save(&names, &p))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let saved = tokio::task::spawn_blocking(move || i.save(&names, &p)).await.map_err(|e| Status::internal(e.to_string()))?;
         if let Err(err) = saved {
             let _ = std::fs::remove_file(&path);
             return Err(status(err.kind(), crate::error_chain(&err)));
@@ -331,13 +209,7 @@ impl ImagesApiTrait for ImagesApi {
                     match file.read(&mut buf).await {
                         Ok(0) => break,
                         Ok(n) => {
-                            if tx
-                                .send(Ok(ArchiveChunk {
-                                    data: buf[..n].to_vec(),
-                                }))
-                                .await
-                                .is_err()
-                            {
+                            if tx.send(Ok(ArchiveChunk { data: buf[..n].to_vec() })).await.is_err() {
                                 break;
                             }
                         }
@@ -350,133 +222,75 @@ impl ImagesApiTrait for ImagesApi {
             }
             let _ = tokio::fs::remove_file(&path).await;
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
-    async fn load(
-        &self,
-        request: Request<tonic::Streaming<ArchiveChunk>>,
-    ) -> Result<Response<LoadResponse>, Status> {
+    async fn load(&self, request: Request<tonic::Streaming<ArchiveChunk>>) -> Result<Response<LoadResponse>, Status> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
         let mut stream = request.into_inner();
         let path = self.images.scratch_file("load");
         let result = async {
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let mut file = tokio::fs::File::create(&path).await.map_err(|e| Status::internal(e.to_string()))?;
             while let Some(chunk) = stream.next().await {
-                file.write_all(&chunk?.data)
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+                file.write_all(&chunk?.data).await.map_err(|e| Status::internal(e.to_string()))?;
             }
-            file.flush()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            self.images
-                .load(&path)
-                .await
-                .map_err(|e| status(e.kind(), crate::error_chain(&e)))
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
+            self.images.load(&path).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))
         }
         .await;
         let _ = tokio::fs::remove_file(&path).await;
         let loaded = result?;
         for name in &loaded {
-            self.events
-                .publish("image", "load", [("name".to_owned(), name.clone())]);
+            self.events.publish("image", "load", [("name".to_owned(), name.clone())]);
         }
         Ok(Response::new(LoadResponse { loaded }))
     }
 
-    async fn history(
-        &self,
-        request: Request<InspectImageRequest>,
-    ) -> Result<Response<HistoryResponse>, Status> {
-        let steps = self
-            .images
-            .history(&request.into_inner().reference)
-            .await
-            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+    async fn history(&self, request: Request<InspectImageRequest>) -> Result<Response<HistoryResponse>, Status> {
+        let steps = self.images.history(&request.into_inner().reference).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         Ok(Response::new(HistoryResponse {
             steps: steps
                 .into_iter()
-                .map(|s| HistoryEntry {
-                    created: s.created,
-                    created_by: s.created_by,
-                    comment: s.comment,
-                    empty_layer: s.empty_layer,
-                    size: s.size,
-                })
+                .map(|s| HistoryEntry { created: s.created, created_by: s.created_by, comment: s.comment, empty_layer: s.empty_layer, size: s.size })
                 .collect(),
         }))
     }
 
-    async fn prune(
-        &self,
-        request: Request<PruneImagesRequest>,
-    ) -> Result<Response<PruneImagesResponse>, Status> {
-        let pruned = self
-            .images
-            .prune(request.into_inner().all)
-            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+    async fn prune(&self, request: Request<PruneImagesRequest>) -> Result<Response<PruneImagesResponse>, Status> {
+        let pruned = self.images.prune(request.into_inner().all).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         for id in &pruned.deleted {
-            self.events
-                .publish("image", "delete", [("id".to_owned(), id.clone())]);
+            self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
         }
-        Ok(Response::new(PruneImagesResponse {
-            deleted: pruned.deleted,
-            untagged: pruned.untagged,
-            reclaimed_bytes: pruned.reclaimed_bytes,
-        }))
+        Ok(Response::new(PruneImagesResponse { deleted: pruned.deleted, untagged: pruned.untagged, reclaimed_bytes: pruned.reclaimed_bytes }))
     }
 
-    async fn import(
-        &self,
-        request: Request<tonic::Streaming<ImportChunk>>,
-    ) -> Result<Response<Image>, Status> {
+    async fn import(&self, request: Request<tonic::Streaming<ImportChunk>>) -> Result<Response<Image>, Status> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
         let mut stream = request.into_inner();
         let path = self.images.scratch_file("import");
         let result = async {
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let mut file = tokio::fs::File::create(&path).await.map_err(|e| Status::internal(e.to_string()))?;
             let mut name = None;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 if name.is_none() {
                     name = Some(chunk.reference.clone());
                 }
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+                file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
             }
-            file.flush()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            self.images
-                .import(&path, name.as_deref())
-                .await
-                .map_err(|e| status(e.kind(), crate::error_chain(&e)))
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
+            self.images.import(&path, name.as_deref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))
         }
         .await;
         let _ = tokio::fs::remove_file(&path).await;
         let record = result?;
-        self.events.publish(
-            "image",
-            "import",
-            [("id".to_owned(), record.id.to_string())],
-        );
+        self.events.publish("image", "import", [("id".to_owned(), record.id.to_string())]);
         Ok(Response::new(to_proto(record)))
     }
 
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
         let report = self.images.check(request.into_inner().repair).await;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(Response::new(CheckResponse {

@@ -26,10 +26,7 @@ pub enum ArchiveError {
     #[error("image archive entry {0:?} is outside the archive")]
     Hostile(String),
     #[error("image archive: cannot {what}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error(transparent)]
     Content(#[from] ContentError),
     #[error(transparent)]
@@ -57,9 +54,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArchiveError {
 
 /// The short name docker writes in RepoTags (`busybox:latest`).
 fn familiar(name: &str) -> String {
-    name.parse::<Reference>()
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| name.to_owned())
+    name.parse::<Reference>().map(|r| r.familiar()).unwrap_or_else(|_| name.to_owned())
 }
 
 impl Images {
@@ -67,15 +62,9 @@ impl Images {
     pub fn save(&self, names: &[String], out: &Path) -> Result<(), ArchiveError> {
         let mut images = Vec::new();
         for name in names {
-            let image = self
-                .resolve(name)?
-                .ok_or_else(|| ArchiveError::NotFound(name.clone()))?;
+            let image = self.resolve(name)?.ok_or_else(|| ArchiveError::NotFound(name.clone()))?;
             // Saved by name: that name; by id: all its names.
-            let wanted = name
-                .parse::<Reference>()
-                .map(|r| r.to_string())
-                .ok()
-                .filter(|n| image.tags.contains(n));
+            let wanted = name.parse::<Reference>().map(|r| r.to_string()).ok().filter(|n| image.tags.contains(n));
             let tags = match wanted {
                 Some(tag) => vec![tag],
                 None => image.tags.clone(),
@@ -88,10 +77,8 @@ impl Images {
         let mut index = Vec::new();
         let mut docker = Vec::new();
         for (image, tags) in &images {
-            let bytes = fs::read(self.content.path(&image.manifest_digest))
-                .map_err(io("read a manifest"))?;
-            let m: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|_| ArchiveError::Invalid("a stored manifest is unreadable".into()))?;
+            let bytes = fs::read(self.content.path(&image.manifest_digest)).map_err(io("read a manifest"))?;
+            let m: Manifest = serde_json::from_slice(&bytes).map_err(|_| ArchiveError::Invalid("a stored manifest is unreadable".into()))?;
             let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
@@ -100,9 +87,7 @@ impl Images {
             blobs.insert(image.id.clone(), ());
             let mut layers = Vec::new();
             for layer in &m.layers {
-                let d = layer
-                    .digest()
-                    .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+                let d = layer.digest().map_err(|e| ArchiveError::Invalid(e.to_string()))?;
                 layers.push(format!("blobs/sha256/{}", d.hex()));
                 blobs.insert(d, ());
             }
@@ -129,15 +114,11 @@ impl Images {
             header.set_mode(0o644);
             header.set_mtime(0);
             header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut header, path, data)
-                .map_err(io("write the archive"))
+            tar.append_data(&mut header, path, data).map_err(io("write the archive"))
         };
         add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         add("index.json", &serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": index })).unwrap_or_default())?;
-        add(
-            "manifest.json",
-            &serde_json::to_vec(&docker).unwrap_or_default(),
-        )?;
+        add("manifest.json", &serde_json::to_vec(&docker).unwrap_or_default())?;
         for digest in blobs.keys() {
             let path = self.content.path(digest);
             let mut file = fs::File::open(&path).map_err(io(format!("open {digest}")))?;
@@ -147,12 +128,7 @@ impl Images {
             header.set_mode(0o644);
             header.set_mtime(0);
             header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(
-                &mut header,
-                format!("blobs/sha256/{}", digest.hex()),
-                &mut file,
-            )
-            .map_err(io("write the archive"))?;
+            tar.append_data(&mut header, format!("blobs/sha256/{}", digest.hex()), &mut file).map_err(io("write the archive"))?;
         }
         let mut inner = tar.into_inner().map_err(io("finish the archive"))?;
         inner.flush().map_err(io("finish the archive"))?;
@@ -178,9 +154,7 @@ impl Images {
         } else if scratch.join("manifest.json").is_file() {
             self.load_docker(scratch).await
         } else {
-            Err(ArchiveError::Invalid(
-                "neither index.json nor manifest.json".into(),
-            ))
+            Err(ArchiveError::Invalid("neither index.json nor manifest.json".into()))
         }
     }
 
@@ -195,29 +169,17 @@ impl Images {
     }
 
     async fn load_oci(&self, scratch: &Path) -> Result<Vec<String>, ArchiveError> {
-        let index: serde_json::Value = serde_json::from_slice(
-            &fs::read(scratch.join("index.json")).map_err(io("read index.json"))?,
-        )
-        .map_err(|_| ArchiveError::Invalid("index.json is not JSON".into()))?;
+        let index: serde_json::Value = serde_json::from_slice(&fs::read(scratch.join("index.json")).map_err(io("read index.json"))?)
+            .map_err(|_| ArchiveError::Invalid("index.json is not JSON".into()))?;
         let mut loaded = Vec::new();
         for entry in index["manifests"].as_array().cloned().unwrap_or_default() {
-            let digest: Digest = entry["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string()))?;
+            let digest: Digest = entry["digest"].as_str().unwrap_or_default().parse().map_err(|e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string()))?;
             self.import_blob(scratch, &digest).await?;
             let bytes = self.content.read(&digest).await?;
-            let m: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|_| ArchiveError::Invalid(format!("manifest {digest} is unreadable")))?;
-            let name = entry["annotations"]["io.containerd.image.name"]
-                .as_str()
-                .map(str::to_owned);
+            let m: Manifest = serde_json::from_slice(&bytes).map_err(|_| ArchiveError::Invalid(format!("manifest {digest} is unreadable")))?;
+            let name = entry["annotations"]["io.containerd.image.name"].as_str().map(str::to_owned);
             let record = self.import_image(scratch, &digest, &m).await?;
-            let tag = name
-                .as_deref()
-                .and_then(|n| n.parse::<Reference>().ok())
-                .map(|r| r.to_string());
+            let tag = name.as_deref().and_then(|n| n.parse::<Reference>().ok()).map(|r| r.to_string());
             self.catalog.put(&record, tag.as_deref(), None)?;
             loaded.push(tag.unwrap_or_else(|| record.id.to_string()));
         }
@@ -225,16 +187,13 @@ impl Images {
     }
 
     async fn load_docker(&self, scratch: &Path) -> Result<Vec<String>, ArchiveError> {
-        let entries: serde_json::Value = serde_json::from_slice(
-            &fs::read(scratch.join("manifest.json")).map_err(io("read manifest.json"))?,
-        )
-        .map_err(|_| ArchiveError::Invalid("manifest.json is not JSON".into()))?;
+        let entries: serde_json::Value = serde_json::from_slice(&fs::read(scratch.join("manifest.json")).map_err(io("read manifest.json"))?)
+            .map_err(|_| ArchiveError::Invalid("manifest.json is not JSON".into()))?;
         let mut loaded = Vec::new();
         for entry in entries.as_array().cloned().unwrap_or_default() {
             let file = |rel: &str| -> Result<Vec<u8>, ArchiveError> {
                 let rel = clean(rel).ok_or_else(|| ArchiveError::Hostile(rel.to_owned()))?;
-                fs::read(scratch.join(&rel))
-                    .map_err(|_| ArchiveError::Invalid(format!("{} is missing", rel.display())))
+                fs::read(scratch.join(&rel)).map_err(|_| ArchiveError::Invalid(format!("{} is missing", rel.display())))
             };
             let config = file(entry["Config"].as_str().unwrap_or_default())?;
             let config_digest = Digest::of(&config);
@@ -260,18 +219,11 @@ impl Images {
             let bytes = serde_json::to_vec(&manifest_json).unwrap_or_default();
             let digest = Digest::of(&bytes);
             self.content.put(digest.clone(), &bytes).await?;
-            let m: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|_| ArchiveError::Invalid("manifest".into()))?;
+            let m: Manifest = serde_json::from_slice(&bytes).map_err(|_| ArchiveError::Invalid("manifest".into()))?;
             let record = self.import_image(scratch, &digest, &m).await?;
             let tags: Vec<String> = entry["RepoTags"]
                 .as_array()
-                .map(|t| {
-                    t.iter()
-                        .filter_map(|t| {
-                            t.as_str()?.parse::<Reference>().ok().map(|r| r.to_string())
-                        })
-                        .collect()
-                })
+                .map(|t| t.iter().filter_map(|t| t.as_str()?.parse::<Reference>().ok().map(|r| r.to_string())).collect())
                 .unwrap_or_default();
             if tags.is_empty() {
                 self.catalog.put(&record, None, None)?;
@@ -287,41 +239,27 @@ impl Images {
 
     /// Imports a manifest's config and layers into the store, unpacks the layers, and
     /// returns the image's record (not yet named).
-    async fn import_image(
-        &self,
-        scratch: &Path,
-        manifest_digest: &Digest,
-        m: &Manifest,
-    ) -> Result<ImageRecord, ArchiveError> {
+    async fn import_image(&self, scratch: &Path, manifest_digest: &Digest, m: &Manifest) -> Result<ImageRecord, ArchiveError> {
         let invalid = |e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string());
         let config_digest = m.config.digest().map_err(invalid)?;
         self.import_blob(scratch, &config_digest).await?;
         for layer in &m.layers {
-            self.import_blob(scratch, &layer.digest().map_err(invalid)?)
-                .await?;
+            self.import_blob(scratch, &layer.digest().map_err(invalid)?).await?;
         }
-        let config: serde_json::Value =
-            serde_json::from_slice(&self.content.read(&config_digest).await?)
-                .map_err(|_| ArchiveError::Invalid("the image config is not JSON".into()))?;
+        let config: serde_json::Value = serde_json::from_slice(&self.content.read(&config_digest).await?)
+            .map_err(|_| ArchiveError::Invalid("the image config is not JSON".into()))?;
         let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
             .as_array()
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|d| d.as_str()?.parse().ok())
-                    .collect()
-            })
+            .map(|ids| ids.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
             .unwrap_or_default();
         if diff_ids.len() != m.layers.len() {
-            return Err(ArchiveError::Invalid(
-                "layers and diff_ids differ in number".into(),
-            ));
+            return Err(ArchiveError::Invalid("layers and diff_ids differ in number".into()));
         }
         let mut parent: Option<Digest> = None;
         for (layer, diff_id) in m.layers.iter().zip(&diff_ids) {
             let chain = chain_id(parent.as_ref(), diff_id);
             if !self.snapshots.contains(&chain) {
-                let compression = manifest::layer_compression(&layer.media_type)
-                    .unwrap_or(manifest::Compression::None);
+                let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
                 let blob = self.content.path(&layer.digest().map_err(invalid)?);
                 let (snapshots, d, c) = (self.snapshots.clone(), diff_id.clone(), chain.clone());
                 tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &d, &c))
@@ -382,8 +320,7 @@ fn extract(archive: &Path, scratch: &Path) -> Result<(), ArchiveError> {
             if n == 0 {
                 break;
             }
-            out.write_all(&buf[..n])
-                .map_err(io("write a scratch file"))?;
+            out.write_all(&buf[..n]).map_err(io("write a scratch file"))?;
         }
     }
     Ok(())

@@ -77,12 +77,7 @@ impl Catalog {
 
     /// Records an image and points `tag` (if any) and `repo_digest` at it, in one
     /// transaction. A tag that pointed elsewhere moves.
-    pub fn put(
-        &self,
-        image: &ImageRecord,
-        tag: Option<&str>,
-        repo_digest: Option<&str>,
-    ) -> Result<(), CatalogError> {
+    pub fn put(&self, image: &ImageRecord, tag: Option<&str>, repo_digest: Option<&str>) -> Result<(), CatalogError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let layers: Vec<String> = image.layers.iter().map(Digest::to_string).collect();
@@ -125,10 +120,7 @@ impl Catalog {
 
     /// Removes one name; whether it existed.
     pub fn untag(&self, name: &str) -> Result<bool, CatalogError> {
-        Ok(self
-            .db()
-            .execute("DELETE FROM names WHERE name = ?1", [name])?
-            > 0)
+        Ok(self.db().execute("DELETE FROM names WHERE name = ?1", [name])? > 0)
     }
 
     /// Deletes an image and every name of it, in one transaction.
@@ -167,10 +159,7 @@ impl Catalog {
         let mut images = Vec::new();
         for row in rows {
             let (id, manifest, size, created, architecture, os, layers) = row?;
-            let parse = |s: &str| {
-                s.parse::<Digest>()
-                    .map_err(|_| CatalogError::Corrupt(s.to_owned()))
-            };
+            let parse = |s: &str| s.parse::<Digest>().map_err(|_| CatalogError::Corrupt(s.to_owned()));
             let mut record = ImageRecord {
                 id: parse(&id)?,
                 manifest_digest: parse(&manifest)?,
@@ -180,17 +169,10 @@ impl Catalog {
                 created,
                 architecture,
                 os,
-                layers: layers
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(parse)
-                    .collect::<Result<_, _>>()?,
+                layers: layers.split(',').filter(|s| !s.is_empty()).map(parse).collect::<Result<_, _>>()?,
             };
-            let mut names = db
-                .prepare_cached("SELECT name, kind FROM names WHERE image_id = ?1 ORDER BY name")?;
-            for name in names.query_map([&id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
+            let mut names = db.prepare_cached("SELECT name, kind FROM names WHERE image_id = ?1 ORDER BY name")?;
+            for name in names.query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 let (name, kind) = name?;
                 if kind == "tag" {
                     record.tags.push(name);
@@ -209,27 +191,17 @@ impl Catalog {
         let id: Option<String> = {
             let db = self.db();
             let by_name = db
-                .query_row(
-                    "SELECT image_id FROM names WHERE name = ?1",
-                    [name_or_id],
-                    |r| r.get::<_, String>(0),
-                )
+                .query_row("SELECT image_id FROM names WHERE name = ?1", [name_or_id], |r| r.get::<_, String>(0))
                 .optional()?;
             match by_name {
                 Some(id) => Some(id),
                 None => {
                     let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
                     if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                        let mut stmt =
-                            db.prepare("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
-                        let ids: Vec<String> = stmt
-                            .query_map([format!("sha256:{hex}%")], |r| r.get(0))?
-                            .collect::<Result<_, _>>()?;
-                        if ids.len() == 1 {
-                            ids.into_iter().next()
-                        } else {
-                            None
-                        }
+                        let mut stmt = db.prepare("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
+                        let ids: Vec<String> =
+                            stmt.query_map([format!("sha256:{hex}%")], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                        if ids.len() == 1 { ids.into_iter().next() } else { None }
                     } else {
                         None
                     }
@@ -265,9 +237,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let catalog = Catalog::open(&dir.join("images.db")).expect("open");
-        catalog
-            .put(&record(1), Some("r/a:latest"), Some("r/a@sha256:x"))
-            .expect("put");
+        catalog.put(&record(1), Some("r/a:latest"), Some("r/a@sha256:x")).expect("put");
         let all = catalog.list().expect("list");
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].tags, ["r/a:latest"]);
@@ -276,18 +246,10 @@ mod tests {
         assert_eq!(found.id, record(1).id);
         let first = record(1);
         let prefix = &first.id.hex()[..8];
-        assert_eq!(
-            catalog.find(prefix).expect("find").map(|i| i.id),
-            Some(record(1).id)
-        );
+        assert_eq!(catalog.find(prefix).expect("find").map(|i| i.id), Some(record(1).id));
         // The tag moves to a newer image; the old one keeps its digest name.
-        catalog
-            .put(&record(2), Some("r/a:latest"), None)
-            .expect("put");
-        let old = catalog
-            .find(&record(1).id.to_string())
-            .expect("find")
-            .expect("some");
+        catalog.put(&record(2), Some("r/a:latest"), None).expect("put");
+        let old = catalog.find(&record(1).id.to_string()).expect("find").expect("some");
         assert!(old.tags.is_empty());
         assert_eq!(old.repo_digests, ["r/a@sha256:x"]);
         // Reopening keeps everything.

@@ -31,9 +31,7 @@ impl Images {
             if let Err(err) = self.content.verify(digest).await {
                 report.problems.push(err.to_string());
                 if repair && self.content.delete(digest).is_ok() {
-                    report
-                        .repaired
-                        .push(format!("deleted corrupt blob {digest}"));
+                    report.repaired.push(format!("deleted corrupt blob {digest}"));
                 }
             }
         }
@@ -49,52 +47,35 @@ impl Images {
         for image in &images {
             for (what, digest) in [("manifest", &image.manifest_digest), ("config", &image.id)] {
                 if !self.content.contains(digest) {
-                    report
-                        .problems
-                        .push(format!("image {}: {what} {digest} is missing", image.id));
+                    report.problems.push(format!("image {}: {what} {digest} is missing", image.id));
                 }
             }
-            match std::fs::read(self.content.path(&image.manifest_digest))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
-            {
+            match std::fs::read(self.content.path(&image.manifest_digest)).ok().and_then(|b| serde_json::from_slice::<Manifest>(&b).ok()) {
                 Some(manifest) => {
                     for layer in manifest.layers {
                         match layer.digest() {
                             Ok(d) if self.content.contains(&d) => {}
-                            Ok(d) => report
-                                .problems
-                                .push(format!("image {}: layer {d} is missing", image.id)),
+                            Ok(d) => report.problems.push(format!("image {}: layer {d} is missing", image.id)),
                             Err(e) => report.problems.push(format!("image {}: {e}", image.id)),
                         }
                     }
                 }
-                None => report
-                    .problems
-                    .push(format!("image {}: manifest is unreadable", image.id)),
+                None => report.problems.push(format!("image {}: manifest is unreadable", image.id)),
             }
             let mut parent = None;
             for diff_id in &image.layers {
                 let chain = chain_id(parent.as_ref(), diff_id);
                 if !self.snapshots.contains(&chain) {
-                    report
-                        .problems
-                        .push(format!("image {}: snapshot {chain} is missing", image.id));
+                    report.problems.push(format!("image {}: snapshot {chain} is missing", image.id));
                 }
                 parent = Some(chain);
             }
         }
         if repair {
-            let before = (
-                self.content.list().map(|l| l.len()).unwrap_or(0),
-                self.snapshots.list().len(),
-            );
+            let before = (self.content.list().map(|l| l.len()).unwrap_or(0), self.snapshots.list().len());
             match self.collect_garbage() {
                 Ok(()) => {
-                    let after = (
-                        self.content.list().map(|l| l.len()).unwrap_or(0),
-                        self.snapshots.list().len(),
-                    );
+                    let after = (self.content.list().map(|l| l.len()).unwrap_or(0), self.snapshots.list().len());
                     if before != after {
                         report.repaired.push(format!(
                             "deleted {} unreferenced blobs and {} unreferenced snapshots",

@@ -29,21 +29,11 @@ pub struct Pruned {
 
 impl Images {
     pub async fn history(&self, name: &str) -> Result<Vec<HistoryStep>, RemoveError> {
-        let image = self
-            .resolve(name)?
-            .ok_or_else(|| RemoveError::NotFound(name.to_owned()))?;
-        let config: serde_json::Value =
-            serde_json::from_slice(&self.content.read(&image.id).await?).unwrap_or_default();
-        let manifest: Option<Manifest> = self
-            .content
-            .read(&image.manifest_digest)
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let mut sizes = manifest
-            .map(|m| m.layers.into_iter().map(|l| l.size).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter();
+        let image = self.resolve(name)?.ok_or_else(|| RemoveError::NotFound(name.to_owned()))?;
+        let config: serde_json::Value = serde_json::from_slice(&self.content.read(&image.id).await?).unwrap_or_default();
+        let manifest: Option<Manifest> =
+            self.content.read(&image.manifest_digest).await.ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let mut sizes = manifest.map(|m| m.layers.into_iter().map(|l| l.size).collect::<Vec<_>>()).unwrap_or_default().into_iter();
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         let mut steps: Vec<HistoryStep> = config["history"]
             .as_array()
@@ -57,11 +47,7 @@ impl Images {
                     created_by: text(&h["created_by"]),
                     comment: text(&h["comment"]),
                     empty_layer,
-                    size: if empty_layer {
-                        0
-                    } else {
-                        sizes.next().unwrap_or(0)
-                    },
+                    size: if empty_layer { 0 } else { sizes.next().unwrap_or(0) },
                 }
             })
             .collect();
@@ -71,18 +57,12 @@ impl Images {
 
     /// Removes images without a name (`all`: every image; no container uses one yet).
     pub fn prune(&self, all: bool) -> Result<Pruned, RemoveError> {
-        let size = |list: &[Digest]| {
-            list.iter()
-                .filter_map(|d| self.content.size(d).ok())
-                .sum::<u64>()
-        };
+        let size = |list: &[Digest]| list.iter().filter_map(|d| self.content.size(d).ok()).sum::<u64>();
         let before = size(&self.content.list()?);
         let mut pruned = Pruned::default();
         for image in self.catalog.list()? {
             if (all || image.tags.is_empty()) && self.used_by(&image.id.to_string()).is_none() {
-                pruned
-                    .untagged
-                    .extend(image.tags.iter().chain(&image.repo_digests).cloned());
+                pruned.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
                 self.catalog.delete(&image.id)?;
                 pruned.deleted.push(image.id.to_string());
             }
@@ -93,38 +73,16 @@ impl Images {
     }
 
     /// Makes a one-layer image from a root filesystem tarball (plain, gzip or zstd).
-    pub async fn import(
-        &self,
-        tarball: &std::path::Path,
-        name: Option<&str>,
-    ) -> Result<ImageRecord, ArchiveError> {
+    pub async fn import(&self, tarball: &std::path::Path, name: Option<&str>) -> Result<ImageRecord, ArchiveError> {
         let tag = match name.filter(|n| !n.is_empty()) {
-            Some(n) => Some(
-                n.parse::<Reference>()
-                    .map_err(|e| ArchiveError::Invalid(e.to_string()))?
-                    .to_string(),
-            ),
+            Some(n) => Some(n.parse::<Reference>().map_err(|e| ArchiveError::Invalid(e.to_string()))?.to_string()),
             None => None,
         };
-        let data = tokio::fs::read(tarball)
-            .await
-            .map_err(|source| ArchiveError::Io {
-                what: "read the tarball".into(),
-                source,
-            })?;
+        let data = tokio::fs::read(tarball).await.map_err(|source| ArchiveError::Io { what: "read the tarball".into(), source })?;
         let (compression, media_type) = match data.get(..4) {
-            Some([0x1f, 0x8b, _, _]) => (
-                manifest::Compression::Gzip,
-                "application/vnd.oci.image.layer.v1.tar+gzip",
-            ),
-            Some([0x28, 0xb5, 0x2f, 0xfd]) => (
-                manifest::Compression::Zstd,
-                "application/vnd.oci.image.layer.v1.tar+zstd",
-            ),
-            _ => (
-                manifest::Compression::None,
-                "application/vnd.oci.image.layer.v1.tar",
-            ),
+            Some([0x1f, 0x8b, _, _]) => (manifest::Compression::Gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
+            Some([0x28, 0xb5, 0x2f, 0xfd]) => (manifest::Compression::Zstd, "application/vnd.oci.image.layer.v1.tar+zstd"),
+            _ => (manifest::Compression::None, "application/vnd.oci.image.layer.v1.tar"),
         };
         let layer_digest = Digest::of(&data);
         // The diff ID is the digest of the uncompressed tar.
@@ -133,9 +91,7 @@ impl Images {
             tokio::task::spawn_blocking(move || uncompressed_digest(&data, compression))
                 .await
                 .map_err(|_| ArchiveError::Invalid("import was interrupted".into()))?
-                .map_err(|e| {
-                    ArchiveError::Invalid(format!("the tarball cannot be decompressed: {e}"))
-                })?
+                .map_err(|e| ArchiveError::Invalid(format!("the tarball cannot be decompressed: {e}")))?
         };
         self.content.put(layer_digest.clone(), &data).await?;
         // The import's time, as docker records it: two imports are two images.
@@ -152,9 +108,7 @@ impl Images {
         });
         let config_bytes = serde_json::to_vec(&config).unwrap_or_default();
         let config_digest = Digest::of(&config_bytes);
-        self.content
-            .put(config_digest.clone(), &config_bytes)
-            .await?;
+        self.content.put(config_digest.clone(), &config_bytes).await?;
         let manifest_bytes = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": manifest::OCI_MANIFEST,
@@ -163,16 +117,9 @@ impl Images {
         }))
         .unwrap_or_default();
         let manifest_digest = Digest::of(&manifest_bytes);
-        self.content
-            .put(manifest_digest.clone(), &manifest_bytes)
-            .await?;
+        self.content.put(manifest_digest.clone(), &manifest_bytes).await?;
         let chain = chain_id(None, &diff_id);
-        let (snapshots, blob, d, c) = (
-            self.snapshots.clone(),
-            self.content.path(&layer_digest),
-            diff_id.clone(),
-            chain,
-        );
+        let (snapshots, blob, d, c) = (self.snapshots.clone(), self.content.path(&layer_digest), diff_id.clone(), chain);
         tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &d, &c))
             .await
             .map_err(|_| ArchiveError::Invalid("import was interrupted".into()))??;

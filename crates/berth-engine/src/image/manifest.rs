@@ -25,11 +25,7 @@ impl Platform {
             "aarch64" => ("arm64", Some("v8")),
             other => (other, None),
         };
-        Platform {
-            architecture: architecture.into(),
-            os: "linux".into(),
-            variant: variant.map(str::to_owned),
-        }
+        Platform { architecture: architecture.into(), os: "linux".into(), variant: variant.map(str::to_owned) }
     }
 
     /// Parses `os/arch[/variant]` as `--platform` takes it.
@@ -41,11 +37,7 @@ impl Platform {
         if parts.next().is_some() {
             return None;
         }
-        Some(Platform {
-            architecture: architecture.into(),
-            os: os.into(),
-            variant,
-        })
+        Some(Platform { architecture: architecture.into(), os: os.into(), variant })
     }
 
     /// Whether an index entry's platform serves this one (arm64's variant is optional).
@@ -121,10 +113,8 @@ pub fn layer_compression(media_type: &str) -> Option<Compression> {
         | "application/vnd.docker.image.rootfs.diff.tar.gzip"
         | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
         | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
-        "application/vnd.oci.image.layer.v1.tar+zstd"
-        | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
-        "application/vnd.oci.image.layer.v1.tar"
-        | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
+        "application/vnd.oci.image.layer.v1.tar+zstd" | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
+        "application/vnd.oci.image.layer.v1.tar" | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
         _ => None,
     }
 }
@@ -136,22 +126,10 @@ mod tests {
     #[test]
     fn platform_matching() {
         let amd64 = Platform::parse("linux/amd64").expect("parse");
-        assert!(amd64.accepts(&Platform {
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            variant: None
-        }));
-        assert!(!amd64.accepts(&Platform {
-            architecture: "arm64".into(),
-            os: "linux".into(),
-            variant: Some("v8".into())
-        }));
+        assert!(amd64.accepts(&Platform { architecture: "amd64".into(), os: "linux".into(), variant: None }));
+        assert!(!amd64.accepts(&Platform { architecture: "arm64".into(), os: "linux".into(), variant: Some("v8".into()) }));
         let arm = Platform::parse("linux/arm64/v8").expect("parse");
-        assert!(arm.accepts(&Platform {
-            architecture: "arm64".into(),
-            os: "linux".into(),
-            variant: None
-        }));
+        assert!(arm.accepts(&Platform { architecture: "arm64".into(), os: "linux".into(), variant: None }));
         assert!(Platform::parse("linux").is_none());
         assert!(Platform::parse("linux/amd64/v1/x").is_none());
         assert_eq!(arm.to_string(), "linux/arm64/v8");
@@ -159,14 +137,8 @@ mod tests {
 
     #[test]
     fn media_types() {
-        assert_eq!(
-            layer_compression("application/vnd.oci.image.layer.v1.tar+zstd"),
-            Some(Compression::Zstd)
-        );
-        assert_eq!(
-            layer_compression("application/vnd.docker.image.rootfs.diff.tar.gzip"),
-            Some(Compression::Gzip)
-        );
+        assert_eq!(layer_compression("application/vnd.oci.image.layer.v1.tar+zstd"), Some(Compression::Zstd));
+        assert_eq!(layer_compression("application/vnd.docker.image.rootfs.diff.tar.gzip"), Some(Compression::Gzip));
         assert_eq!(layer_compression("text/plain"), None);
         assert!(is_index(OCI_INDEX, b""));
         assert!(is_index("", br#"{"manifests":[]}"#));

@@ -15,9 +15,9 @@ use std::path::Path;
 use berth_proto::ErrorKind;
 
 pub use archive::ArchiveError;
-pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use check::CheckReport;
 pub use history::{HistoryStep, Pruned};
+pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
 pub use push::{PushError, Pushed};
 pub use remove::{RemoveError, Removed};
@@ -34,8 +34,7 @@ pub struct Images {
     pub registry: RegistryClient,
     root: std::path::PathBuf,
     /// Image id -> the containers made from it (kept by the container store).
-    used_by:
-        std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
+    used_by: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +61,7 @@ impl OpenError {
 impl Images {
     /// Opens the stores under `root` (`content/`, `images.db`, `snapshots/`).
     pub fn open(root: &Path, registries: RegistryConfig) -> Result<Images, OpenError> {
-        std::fs::create_dir_all(root).map_err(|source| ContentError::Io {
-            what: format!("create {}", root.display()),
-            source,
-        })?;
+        std::fs::create_dir_all(root).map_err(|source| ContentError::Io { what: format!("create {}", root.display()), source })?;
         // Temporary files of interrupted saves and loads.
         let _ = std::fs::remove_dir_all(root.join("tmp"));
         Ok(Images {
@@ -81,9 +77,7 @@ impl Images {
     /// Records that container `container` was made from image `image_id`.
     pub fn mark_used(&self, image_id: &str, container: &str) {
         let mut used = self.used_by.lock().unwrap_or_else(|p| p.into_inner());
-        used.entry(image_id.to_owned())
-            .or_default()
-            .insert(container.to_owned());
+        used.entry(image_id.to_owned()).or_default().insert(container.to_owned());
     }
 
     pub fn unmark_used(&self, image_id: &str, container: &str) {
@@ -99,18 +93,14 @@ impl Images {
     /// A container using the image, if any.
     pub fn used_by(&self, image_id: &str) -> Option<String> {
         let used = self.used_by.lock().unwrap_or_else(|p| p.into_inner());
-        used.get(image_id)
-            .and_then(|set| set.iter().next().cloned())
+        used.get(image_id).and_then(|set| set.iter().next().cloned())
     }
 
     /// A fresh path for a temporary file of the engine (removed by its user).
     pub fn scratch_file(&self, what: &str) -> std::path::PathBuf {
         let dir = self.root.join("tmp");
         let _ = std::fs::create_dir_all(&dir);
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         dir.join(format!("{what}-{n}.tar"))
     }
 }

@@ -26,19 +26,11 @@ pub enum PullError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("{reference} has no image for {wanted} (it offers: {offered})")]
-    NoMatchingPlatform {
-        reference: String,
-        wanted: String,
-        offered: String,
-    },
+    NoMatchingPlatform { reference: String, wanted: String, offered: String },
     #[error("invalid manifest for {reference}: {detail}")]
     InvalidManifest { reference: String, detail: String },
     #[error("layer {digest} of {reference} has unsupported media type {media_type:?}")]
-    UnsupportedLayer {
-        reference: String,
-        digest: String,
-        media_type: String,
-    },
+    UnsupportedLayer { reference: String, digest: String, media_type: String },
     #[error(transparent)]
     Digest(#[from] InvalidDigest),
     #[error(transparent)]
@@ -54,14 +46,10 @@ pub enum PullError {
 impl PullError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PullError::Reference(_) | PullError::Platform(_) | PullError::Digest(_) => {
-                ErrorKind::InvalidArgument
-            }
+            PullError::Reference(_) | PullError::Platform(_) | PullError::Digest(_) => ErrorKind::InvalidArgument,
             PullError::Registry(e) => e.kind(),
             PullError::NoMatchingPlatform { .. } => ErrorKind::NotFound,
-            PullError::InvalidManifest { .. } | PullError::UnsupportedLayer { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            PullError::InvalidManifest { .. } | PullError::UnsupportedLayer { .. } => ErrorKind::InvalidArgument,
             PullError::Content(e) => e.kind(),
             PullError::Catalog(e) => e.kind(),
             PullError::Snapshot(e) => e.kind(),
@@ -76,11 +64,7 @@ pub enum PullProgress {
     /// The reference resolved to this manifest.
     Resolved { manifest: Digest, layers: usize },
     /// Bytes of one layer so far.
-    Layer {
-        digest: Digest,
-        done: u64,
-        total: u64,
-    },
+    Layer { digest: Digest, done: u64, total: u64 },
     /// A layer is complete; `cached` when it was already held.
     LayerDone { digest: Digest, cached: bool },
 }
@@ -99,16 +83,12 @@ impl Images {
             Some(p) => Platform::parse(p).ok_or_else(|| PullError::Platform(p.to_owned()))?,
             None => Platform::host(),
         };
-        let invalid = |detail: String| PullError::InvalidManifest {
-            reference: reference.to_string(),
-            detail,
-        };
+        let invalid = |detail: String| PullError::InvalidManifest { reference: reference.to_string(), detail };
 
         let mut top = self.registry.manifest(&reference, creds).await?;
         let repo_digest = top.digest.clone();
         if manifest::is_index(&top.media_type, &top.bytes) {
-            let index: Index =
-                serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
+            let index: Index = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
             let chosen = index
                 .manifests
                 .iter()
@@ -124,13 +104,9 @@ impl Images {
                         .join(", "),
                 })?;
             self.content.put(top.digest.clone(), &top.bytes).await?;
-            top = self
-                .registry
-                .manifest(&reference.with_digest(chosen.digest()?), creds)
-                .await?;
+            top = self.registry.manifest(&reference.with_digest(chosen.digest()?), creds).await?;
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
         for layer in &manifest.layers {
             if manifest::layer_compression(&layer.media_type).is_none() {
                 return Err(PullError::UnsupportedLayer {
@@ -141,35 +117,16 @@ impl Images {
             }
         }
         self.content.put(top.digest.clone(), &top.bytes).await?;
-        let _ = progress.send(PullProgress::Resolved {
-            manifest: top.digest.clone(),
-            layers: manifest.layers.len(),
-        });
+        let _ = progress.send(PullProgress::Resolved { manifest: top.digest.clone(), layers: manifest.layers.len() });
 
         // The config: small, fetched first, read for the record.
         let config_digest = manifest.config.digest()?;
-        self.registry
-            .blob(
-                &reference,
-                &config_digest,
-                manifest.config.size,
-                &self.content,
-                creds,
-                |_| {},
-            )
-            .await?;
+        self.registry.blob(&reference, &config_digest, manifest.config.size, &self.content, creds, |_| {}).await?;
         let config: serde_json::Value =
-            serde_json::from_slice(&self.content.read(&config_digest).await?)
-                .map_err(|e| invalid(format!("config: {e}")))?;
-        let diff_ids = config["rootfs"]["diff_ids"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
+            serde_json::from_slice(&self.content.read(&config_digest).await?).map_err(|e| invalid(format!("config: {e}")))?;
+        let diff_ids = config["rootfs"]["diff_ids"].as_array().map(Vec::len).unwrap_or(0);
         if diff_ids != manifest.layers.len() {
-            return Err(invalid(format!(
-                "{} layers but {diff_ids} diff_ids in the config",
-                manifest.layers.len()
-            )));
+            return Err(invalid(format!("{} layers but {diff_ids} diff_ids in the config", manifest.layers.len())));
         }
 
         // The layers, a few at a time.
@@ -183,29 +140,16 @@ impl Images {
             jobs.push(async move {
                 let cached = self.content.contains(&digest);
                 let on_bytes = |done: u64| {
-                    let _ = progress.send(PullProgress::Layer {
-                        digest: digest.clone(),
-                        done,
-                        total,
-                    });
+                    let _ = progress.send(PullProgress::Layer { digest: digest.clone(), done, total });
                 };
-                self.registry
-                    .blob(reference, &digest, total, &self.content, creds, on_bytes)
-                    .await?;
-                let _ = progress.send(PullProgress::LayerDone {
-                    digest: digest.clone(),
-                    cached,
-                });
+                self.registry.blob(reference, &digest, total, &self.content, creds, on_bytes).await?;
+                let _ = progress.send(PullProgress::LayerDone { digest: digest.clone(), cached });
                 Ok::<Digest, PullError>(digest)
             });
         }
         let layers = config["rootfs"]["diff_ids"]
             .as_array()
-            .map(|ids| {
-                ids.iter()
-                    .map(|d| d.as_str().unwrap_or_default().parse::<Digest>())
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .map(|ids| ids.iter().map(|d| d.as_str().unwrap_or_default().parse::<Digest>()).collect::<Result<Vec<_>, _>>())
             .transpose()?
             .unwrap_or_default();
 
@@ -228,16 +172,13 @@ impl Images {
                 };
                 let chain = crate::snapshot::chain_id(parent.as_ref(), diff_id);
                 if !self.snapshots.contains(&chain) {
-                    let compression = manifest::layer_compression(&layer.media_type)
-                        .unwrap_or(manifest::Compression::None);
+                    let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
                     let blob = self.content.path(&blob_digest);
                     let snapshots = self.snapshots.clone();
                     let (diff_id, chain_for_task) = (diff_id.clone(), chain.clone());
-                    tokio::task::spawn_blocking(move || {
-                        snapshots.unpack(&blob, compression, &diff_id, &chain_for_task)
-                    })
-                    .await
-                    .map_err(|_| PullError::Interrupted)??;
+                    tokio::task::spawn_blocking(move || snapshots.unpack(&blob, compression, &diff_id, &chain_for_task))
+                        .await
+                        .map_err(|_| PullError::Interrupted)??;
                 }
                 parent = Some(chain);
             }
@@ -249,11 +190,7 @@ impl Images {
         let record = ImageRecord {
             id: config_digest,
             manifest_digest: top.digest.clone(),
-            tags: reference
-                .tag
-                .iter()
-                .map(|t| format!("{}:{t}", reference.name()))
-                .collect(),
+            tags: reference.tag.iter().map(|t| format!("{}:{t}", reference.name())).collect(),
             repo_digests: vec![format!("{}@{repo_digest}", reference.name())],
             size: manifest.layers.iter().map(|l| l.size).sum(),
             created: text(&config["created"]),
@@ -262,11 +199,7 @@ impl Images {
             layers,
         };
         let tag = record.tags.first().cloned();
-        self.catalog.put(
-            &record,
-            tag.as_deref(),
-            record.repo_digests.first().map(String::as_str),
-        )?;
+        self.catalog.put(&record, tag.as_deref(), record.repo_digests.first().map(String::as_str))?;
         Ok(self.catalog.find(&record.id.to_string())?.unwrap_or(record))
     }
 }

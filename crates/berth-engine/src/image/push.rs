@@ -31,9 +31,7 @@ pub enum PushError {
 impl PushError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PushError::Reference(_) | PushError::NoTag(_) | PushError::Digest(_) => {
-                ErrorKind::InvalidArgument
-            }
+            PushError::Reference(_) | PushError::NoTag(_) | PushError::Digest(_) => ErrorKind::InvalidArgument,
             PushError::NotFound(_) => ErrorKind::NotFound,
             PushError::Registry(e) => e.kind(),
             PushError::Content(e) => e.kind(),
@@ -56,12 +54,9 @@ impl Images {
         if reference.tag.is_none() {
             return Err(PushError::NoTag(name.to_owned()));
         }
-        let image = self
-            .resolve(&reference.to_string())?
-            .ok_or_else(|| PushError::NotFound(name.to_owned()))?;
+        let image = self.resolve(&reference.to_string())?.ok_or_else(|| PushError::NotFound(name.to_owned()))?;
         let bytes = self.content.read(&image.manifest_digest).await?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|_| PushError::Manifest(name.to_owned()))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|_| PushError::Manifest(name.to_owned()))?;
         let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
@@ -75,27 +70,12 @@ impl Images {
         let mut blobs = Vec::new();
         for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
             let digest = descriptor.digest()?;
-            let how = self
-                .registry
-                .push_blob(
-                    &reference,
-                    &digest,
-                    &self.content,
-                    mount_from.as_deref(),
-                    creds,
-                )
-                .await?;
+            let how = self.registry.push_blob(&reference, &digest, &self.content, mount_from.as_deref(), creds).await?;
             blobs.push((digest, how));
         }
-        self.registry
-            .push_manifest(&reference, &media_type, bytes.clone(), creds)
-            .await?;
+        self.registry.push_manifest(&reference, &media_type, bytes.clone(), creds).await?;
         let repo_digest = format!("{}@{}", reference.name(), image.manifest_digest);
         self.catalog.put(&image, None, Some(&repo_digest))?;
-        Ok(Pushed {
-            manifest_digest: image.manifest_digest,
-            manifest_size: bytes.len() as u64,
-            blobs,
-        })
+        Ok(Pushed { manifest_digest: image.manifest_digest, manifest_size: bytes.len() as u64, blobs })
     }
 }

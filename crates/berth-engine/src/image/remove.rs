@@ -26,10 +26,7 @@ pub enum RemoveError {
     #[error("conflict: unable to delete {image} (must be forced) - image is being used by container {container}")]
     InUse { image: String, container: String },
     #[error("cannot remove snapshot {chain}")]
-    Snapshot {
-        chain: Digest,
-        source: std::io::Error,
-    },
+    Snapshot { chain: Digest, source: std::io::Error },
 }
 
 impl RemoveError {
@@ -66,26 +63,18 @@ impl Images {
 
     /// `tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageRecord, RemoveError> {
-        let image = self
-            .resolve(source)?
-            .ok_or_else(|| RemoveError::NotFound(source.to_owned()))?;
+        let image = self.resolve(source)?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))?;
         let target: Reference = target.parse()?;
         self.catalog.tag(&image.id, &target.to_string())?;
-        self.resolve(&image.id.to_string())?
-            .ok_or_else(|| RemoveError::NotFound(source.to_owned()))
+        self.resolve(&image.id.to_string())?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))
     }
 
     /// `rmi NAME|ID`.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
-        let image = self
-            .resolve(name_or_id)?
-            .ok_or_else(|| RemoveError::NotFound(name_or_id.to_owned()))?;
+        let image = self.resolve(name_or_id)?.ok_or_else(|| RemoveError::NotFound(name_or_id.to_owned()))?;
         let mut removed = Removed::default();
         let by_name = image.tags.iter().chain(&image.repo_digests).find(|n| {
-            *n == name_or_id
-                || name_or_id
-                    .parse::<Reference>()
-                    .is_ok_and(|r| r.to_string() == **n)
+            *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n)
         });
         if let Some(name) = by_name.cloned() {
             if image.tags.len() > 1 && !force {
@@ -94,17 +83,11 @@ impl Images {
                 return Ok(removed);
             }
         } else if image.tags.len() > 1 && !force {
-            return Err(RemoveError::Ambiguous {
-                id: image.id.to_string(),
-                names: image.tags.join(", "),
-            });
+            return Err(RemoveError::Ambiguous { id: image.id.to_string(), names: image.tags.join(", ") });
         }
         if let Some(container) = self.used_by(&image.id.to_string()) {
             if !force {
-                return Err(RemoveError::InUse {
-                    image: name_or_id.to_owned(),
-                    container: container[..12.min(container.len())].to_owned(),
-                });
+                return Err(RemoveError::InUse { image: name_or_id.to_owned(), container: container[..12.min(container.len())].to_owned() });
             }
             // Docker: forcing takes the names; the image stays for its containers.
             for name in image.tags.iter() {
@@ -113,9 +96,7 @@ impl Images {
             }
             return Ok(removed);
         }
-        removed
-            .untagged
-            .extend(image.tags.iter().chain(&image.repo_digests).cloned());
+        removed.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
         self.catalog.delete(&image.id)?;
         removed.deleted.push(image.id.to_string());
         self.collect_garbage()?;
@@ -130,10 +111,7 @@ impl Images {
             blobs.insert(image.id.clone());
             blobs.insert(image.manifest_digest.clone());
             for repo_digest in &image.repo_digests {
-                if let Some(Ok(d)) = repo_digest
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.parse::<Digest>())
-                {
+                if let Some(Ok(d)) = repo_digest.rsplit_once('@').map(|(_, d)| d.parse::<Digest>()) {
                     blobs.insert(d);
                 }
             }
@@ -156,8 +134,7 @@ impl Images {
         }
         for chain in self.snapshots.list() {
             if !chains.contains(&chain) {
-                std::fs::remove_dir_all(self.snapshots.path(&chain))
-                    .map_err(|source| RemoveError::Snapshot { chain, source })?;
+                std::fs::remove_dir_all(self.snapshots.path(&chain)).map_err(|source| RemoveError::Snapshot { chain, source })?;
             }
         }
         Ok(())

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    networks_server::Networks as NetworksApiTrait, ConnectNetworkRequest, ConnectNetworkResponse,
-    CreateNetworkRequest, DisconnectNetworkRequest, DisconnectNetworkResponse, ListNetworksRequest,
-    ListNetworksResponse, Network, NetworkRef, PruneNetworksRequest, PruneNetworksResponse,
-    RemoveNetworkResponse,
+    networks_server::Networks as NetworksApiTrait, ConnectNetworkRequest, ConnectNetworkResponse, CreateNetworkRequest,
+    DisconnectNetworkRequest, DisconnectNetworkResponse, ListNetworksRequest, ListNetworksResponse, Network, NetworkRef,
+    PruneNetworksRequest, PruneNetworksResponse, RemoveNetworkResponse,
 };
 use serde_json::json;
 use tonic::{Request, Response, Status};
@@ -24,16 +23,8 @@ pub struct NetworksApi {
 }
 
 impl NetworksApi {
-    pub fn new(
-        networks: Arc<Networks>,
-        containers: Arc<Containers>,
-        events: Arc<EventBus>,
-    ) -> NetworksApi {
-        NetworksApi {
-            networks,
-            containers,
-            events,
-        }
+    pub fn new(networks: Arc<Networks>, containers: Arc<Containers>, events: Arc<EventBus>) -> NetworksApi {
+        NetworksApi { networks, containers, events }
     }
 
     fn to_proto(&self, n: NetworkRecord) -> Network {
@@ -51,15 +42,7 @@ impl NetworksApi {
     }
 
     fn publish(&self, n: &NetworkRecord, action: &str) {
-        self.events.publish(
-            "network",
-            action,
-            [
-                ("name".to_owned(), n.name.clone()),
-                ("type".to_owned(), n.driver.clone()),
-                ("id".to_owned(), n.id.clone()),
-            ],
-        );
+        self.events.publish("network", action, [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
     }
 }
 
@@ -81,16 +64,13 @@ pub fn inspect_json(n: &NetworkRecord, networks: &Networks) -> serde_json::Value
         .members(&n.id)
         .into_iter()
         .map(|(id, name, e)| {
-            (
-                id.clone(),
-                json!({
-                    "Name": name,
-                    "EndpointID": "",
-                    "MacAddress": e.mac,
-                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                    "IPv6Address": "",
-                }),
-            )
+            (id.clone(), json!({
+                "Name": name,
+                "EndpointID": "",
+                "MacAddress": e.mac,
+                "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                "IPv6Address": "",
+            }))
         })
         .collect();
     json!({
@@ -114,29 +94,20 @@ pub fn inspect_json(n: &NetworkRecord, networks: &Networks) -> serde_json::Value
 
 /// docker's network filters: name (substring), id (prefix), label, driver,
 /// type (custom or builtin), dangling (no container attached).
-fn matches(
-    n: &NetworkRecord,
-    networks: &Networks,
-    filters: &std::collections::HashMap<String, String>,
-) -> bool {
+fn matches(n: &NetworkRecord, networks: &Networks, filters: &std::collections::HashMap<String, String>) -> bool {
     filters.iter().all(|(key, value)| {
-        value
-            .split('\n')
-            .filter(|v| !v.is_empty())
-            .any(|value| match key.as_str() {
-                "name" => n.name.contains(value),
-                "id" => n.id.starts_with(value),
-                "label" => match value.split_once('=') {
-                    Some((k, v)) => n.labels.get(k).is_some_and(|have| have == v),
-                    None => n.labels.contains_key(value),
-                },
-                "driver" => n.driver == value,
-                "type" => (value == "builtin") == n.predefined(),
-                "dangling" => {
-                    (value == "true" || value == "1") == networks.members(&n.id).is_empty()
-                }
-                _ => false,
-            })
+        value.split('\n').filter(|v| !v.is_empty()).any(|value| match key.as_str() {
+            "name" => n.name.contains(value),
+            "id" => n.id.starts_with(value),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => n.labels.get(k).is_some_and(|have| have == v),
+                None => n.labels.contains_key(value),
+            },
+            "driver" => n.driver == value,
+            "type" => (value == "builtin") == n.predefined(),
+            "dangling" => (value == "true" || value == "1") == networks.members(&n.id).is_empty(),
+            _ => false,
+        })
     })
 }
 
@@ -146,10 +117,7 @@ fn container_status(err: crate::container::ContainerError) -> Status {
 
 #[tonic::async_trait]
 impl NetworksApiTrait for NetworksApi {
-    async fn create(
-        &self,
-        request: Request<CreateNetworkRequest>,
-    ) -> Result<Response<Network>, Status> {
+    async fn create(&self, request: Request<CreateNetworkRequest>) -> Result<Response<Network>, Status> {
         let r = request.into_inner();
         let record = self
             .networks
@@ -170,53 +138,28 @@ impl NetworksApiTrait for NetworksApi {
         Ok(Response::new(self.to_proto(record)))
     }
 
-    async fn list(
-        &self,
-        request: Request<ListNetworksRequest>,
-    ) -> Result<Response<ListNetworksResponse>, Status> {
+    async fn list(&self, request: Request<ListNetworksRequest>) -> Result<Response<ListNetworksResponse>, Status> {
         let filters = request.into_inner().filters;
-        if let Some(key) = filters.keys().find(|k| {
-            !matches!(
-                k.as_str(),
-                "name" | "id" | "label" | "driver" | "type" | "dangling"
-            )
-        }) {
+        if let Some(key) = filters.keys().find(|k| !matches!(k.as_str(), "name" | "id" | "label" | "driver" | "type" | "dangling")) {
             return Err(Status::invalid_argument(format!("invalid filter '{key}'")));
         }
         let networks = self.networks.list().map_err(status)?;
-        let networks = networks
-            .into_iter()
-            .filter(|n| matches(n, &self.networks, &filters))
-            .map(|n| self.to_proto(n))
-            .collect();
+        let networks = networks.into_iter().filter(|n| matches(n, &self.networks, &filters)).map(|n| self.to_proto(n)).collect();
         Ok(Response::new(ListNetworksResponse { networks }))
     }
 
     async fn inspect(&self, request: Request<NetworkRef>) -> Result<Response<Network>, Status> {
-        let record = self
-            .networks
-            .find(&request.into_inner().id)
-            .map_err(status)?;
+        let record = self.networks.find(&request.into_inner().id).map_err(status)?;
         Ok(Response::new(self.to_proto(record)))
     }
 
-    async fn remove(
-        &self,
-        request: Request<NetworkRef>,
-    ) -> Result<Response<RemoveNetworkResponse>, Status> {
-        let record = self
-            .networks
-            .remove(&request.into_inner().id)
-            .await
-            .map_err(status)?;
+    async fn remove(&self, request: Request<NetworkRef>) -> Result<Response<RemoveNetworkResponse>, Status> {
+        let record = self.networks.remove(&request.into_inner().id).await.map_err(status)?;
         self.publish(&record, "destroy");
         Ok(Response::new(RemoveNetworkResponse { id: record.id }))
     }
 
-    async fn prune(
-        &self,
-        request: Request<PruneNetworksRequest>,
-    ) -> Result<Response<PruneNetworksResponse>, Status> {
+    async fn prune(&self, request: Request<PruneNetworksRequest>) -> Result<Response<PruneNetworksResponse>, Status> {
         let labels: Vec<(String, Option<String>)> = request
             .into_inner()
             .labels
@@ -230,27 +173,15 @@ impl NetworksApiTrait for NetworksApi {
         Ok(Response::new(PruneNetworksResponse { removed }))
     }
 
-    async fn connect_container(
-        &self,
-        request: Request<ConnectNetworkRequest>,
-    ) -> Result<Response<ConnectNetworkResponse>, Status> {
+    async fn connect_container(&self, request: Request<ConnectNetworkRequest>) -> Result<Response<ConnectNetworkResponse>, Status> {
         let r = request.into_inner();
-        self.containers
-            .connect_network(&r.network, &r.container, r.aliases, r.ipv4_address)
-            .await
-            .map_err(container_status)?;
+        self.containers.connect_network(&r.network, &r.container, r.aliases, r.ipv4_address).await.map_err(container_status)?;
         Ok(Response::new(ConnectNetworkResponse {}))
     }
 
-    async fn disconnect_container(
-        &self,
-        request: Request<DisconnectNetworkRequest>,
-    ) -> Result<Response<DisconnectNetworkResponse>, Status> {
+    async fn disconnect_container(&self, request: Request<DisconnectNetworkRequest>) -> Result<Response<DisconnectNetworkResponse>, Status> {
         let r = request.into_inner();
-        self.containers
-            .disconnect_network(&r.network, &r.container)
-            .await
-            .map_err(container_status)?;
+        self.containers.disconnect_network(&r.network, &r.container).await.map_err(container_status)?;
         Ok(Response::new(DisconnectNetworkResponse {}))
     }
 }

@@ -19,9 +19,7 @@ use super::LiveMap;
 pub fn upstream_servers() -> Vec<SocketAddr> {
     let parse = |s: &str| -> Option<SocketAddr> {
         let s = s.trim();
-        s.parse::<SocketAddr>()
-            .ok()
-            .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+        s.parse::<SocketAddr>().ok().or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
     };
     if let Ok(list) = std::env::var("BERTH_DNS_UPSTREAM") {
         return list.split(',').filter_map(parse).collect();
@@ -43,34 +41,18 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn bind(
-        gateway: Ipv4Addr,
-        network_id: String,
-        live: LiveMap,
-        upstream: Vec<SocketAddr>,
-    ) -> std::io::Result<Server> {
+    pub(crate) fn bind(gateway: Ipv4Addr, network_id: String, live: LiveMap, upstream: Vec<SocketAddr>) -> std::io::Result<Server> {
         let socket = std::net::UdpSocket::bind((gateway, 53))?;
         socket.set_nonblocking(true)?;
-        Ok(Server {
-            socket: Arc::new(UdpSocket::from_std(socket)?),
-            network_id,
-            live,
-            upstream,
-        })
+        Ok(Server { socket: Arc::new(UdpSocket::from_std(socket)?), network_id, live, upstream })
     }
 
     pub async fn run(self) {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, from)) = self.socket.recv_from(&mut buf).await else {
-                continue;
-            };
-            let Ok(query) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let IpAddr::V4(asker) = from.ip() else {
-                continue;
-            };
+            let Ok((n, from)) = self.socket.recv_from(&mut buf).await else { continue };
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let IpAddr::V4(asker) = from.ip() else { continue };
             match self.answer(&query, asker) {
                 Some(reply) => {
                     if let Ok(bytes) = reply.to_vec() {
@@ -78,15 +60,9 @@ impl Server {
                     }
                 }
                 None => {
-                    let (socket, upstream, packet) = (
-                        self.socket.clone(),
-                        self.upstream.clone(),
-                        buf[..n].to_vec(),
-                    );
+                    let (socket, upstream, packet) = (self.socket.clone(), self.upstream.clone(), buf[..n].to_vec());
                     tokio::spawn(async move {
-                        let reply = forward(&packet, &upstream)
-                            .await
-                            .or_else(|| failure(&query, ResponseCode::ServFail));
+                        let reply = forward(&packet, &upstream).await.or_else(|| failure(&query, ResponseCode::ServFail));
                         if let Some(reply) = reply {
                             let _ = socket.send_to(&reply, from).await;
                         }
@@ -99,11 +75,7 @@ impl Server {
     /// The answer for a name the engine knows; None to forward the query.
     fn answer(&self, query: &Message, asker: Ipv4Addr) -> Option<Message> {
         let question = query.queries().first()?;
-        let name = question
-            .name()
-            .to_ascii()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let name = question.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
         let ips = resolve(&self.live, &self.network_id, asker, &name);
         if ips.is_empty() {
             return None;
@@ -112,11 +84,7 @@ impl Server {
         reply.set_authoritative(true).add_query(question.clone());
         if question.query_type() == RecordType::A {
             for ip in ips {
-                reply.add_answer(Record::from_rdata(
-                    question.name().clone(),
-                    600,
-                    RData::A(A(ip)),
-                ));
+                reply.add_answer(Record::from_rdata(question.name().clone(), 600, RData::A(A(ip))));
             }
         }
         Some(reply)
@@ -125,26 +93,12 @@ impl Server {
 
 /// The addresses `name` has for a container at `asker` on `network_id`: on every
 /// network the asker is on, the containers whose name, alias or short id it is.
-pub(super) fn resolve(
-    live: &LiveMap,
-    network_id: &str,
-    asker: Ipv4Addr,
-    name: &str,
-) -> Vec<Ipv4Addr> {
+pub(super) fn resolve(live: &LiveMap, network_id: &str, asker: Ipv4Addr, name: &str) -> Vec<Ipv4Addr> {
     let live = live.lock().unwrap_or_else(|p| p.into_inner());
     let asker_networks: Vec<String> = live
         .values()
-        .find(|l| {
-            l.endpoints
-                .iter()
-                .any(|(e, _)| e.network_id == network_id && e.ip == asker)
-        })
-        .map(|l| {
-            l.endpoints
-                .iter()
-                .map(|(e, _)| e.network_id.clone())
-                .collect()
-        })
+        .find(|l| l.endpoints.iter().any(|(e, _)| e.network_id == network_id && e.ip == asker))
+        .map(|l| l.endpoints.iter().map(|(e, _)| e.network_id.clone()).collect())
         .unwrap_or_else(|| vec![network_id.to_owned()]);
     let mut ips = Vec::new();
     for l in live.values() {
@@ -152,8 +106,7 @@ pub(super) fn resolve(
             if !asker_networks.contains(&endpoint.network_id) {
                 continue;
             }
-            let known = l.name.eq_ignore_ascii_case(name)
-                || aliases.iter().any(|a| a.eq_ignore_ascii_case(name));
+            let known = l.name.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name));
             if known && !ips.contains(&endpoint.ip) {
                 ips.push(endpoint.ip);
             }
@@ -164,16 +117,12 @@ pub(super) fn resolve(
 
 async fn forward(packet: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
     for server in upstream {
-        let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else {
-            continue;
-        };
+        let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else { continue };
         if socket.send_to(packet, server).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];
-        if let Ok(Ok((n, from))) =
-            tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await
-        {
+        if let Ok(Ok((n, from))) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await {
             if from == *server {
                 buf.truncate(n);
                 return Some(buf);

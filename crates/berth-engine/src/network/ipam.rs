@@ -15,10 +15,7 @@ pub struct Subnet {
 impl Subnet {
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
         let mask = Subnet::mask_of(prefix);
-        Subnet {
-            base: Ipv4Addr::from(u32::from(addr) & mask),
-            prefix,
-        }
+        Subnet { base: Ipv4Addr::from(u32::from(addr) & mask), prefix }
     }
 
     fn mask_of(prefix: u8) -> u32 {
@@ -62,27 +59,15 @@ impl FromStr for Subnet {
 
     /// `a.b.c.d/n`; host bits must be zero, as docker requires.
     fn from_str(s: &str) -> Result<Subnet, String> {
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| format!("invalid CIDR address: {s}"))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| format!("invalid CIDR address: {s} (only IPv4 is supported)"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("invalid CIDR address: {s}"))?;
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("invalid CIDR address: {s}"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("invalid CIDR address: {s} (only IPv4 is supported)"))?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("invalid CIDR address: {s}"))?;
         let subnet = Subnet::new(addr, prefix);
         if subnet.base != addr {
-            return Err(format!(
-                "invalid subnet {s}: it has host bits set (did you mean {subnet}?)"
-            ));
+            return Err(format!("invalid subnet {s}: it has host bits set (did you mean {subnet}?)"));
         }
         if prefix > 30 {
-            return Err(format!(
-                "invalid subnet {s}: it is too small for containers (at most /30)"
-            ));
+            return Err(format!("invalid subnet {s}: it is too small for containers (at most /30)"));
         }
         Ok(subnet)
     }
@@ -106,9 +91,7 @@ pub fn pick_subnet(taken: &[Subnet]) -> Option<Subnet> {
 pub fn allocate(subnet: &Subnet, range: &Subnet, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
     let first = u32::from(range.base).max(u32::from(subnet.base) + 1);
     let last = u32::from(range.broadcast()).min(u32::from(subnet.broadcast()) - 1);
-    (first..=last)
-        .map(Ipv4Addr::from)
-        .find(|ip| !used.contains(ip))
+    (first..=last).map(Ipv4Addr::from).find(|ip| !used.contains(ip))
 }
 
 /// Docker's MAC for a container address: 02:42 followed by the IPv4 bytes.
@@ -118,18 +101,13 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 pub fn mac_string(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// The IPv4 routes of the current network namespace (from /proc/net/route), so a new
 /// network avoids subnets already in use there.
 pub fn routed_subnets() -> Vec<Subnet> {
-    let Ok(table) = std::fs::read_to_string("/proc/net/route") else {
-        return Vec::new();
-    };
+    let Ok(table) = std::fs::read_to_string("/proc/net/route") else { return Vec::new() };
     table
         .lines()
         .skip(1)
@@ -152,16 +130,10 @@ mod tests {
     fn subnets_parse_strictly_and_overlap() {
         let s: Subnet = "10.1.0.0/16".parse().expect("parse");
         assert_eq!(s.to_string(), "10.1.0.0/16");
-        assert!("10.1.0.1/16"
-            .parse::<Subnet>()
-            .expect_err("host bits")
-            .contains("did you mean 10.1.0.0/16"));
+        assert!("10.1.0.1/16".parse::<Subnet>().expect_err("host bits").contains("did you mean 10.1.0.0/16"));
         assert!("10.1.0.0".parse::<Subnet>().is_err());
         assert!("10.1.0.0/33".parse::<Subnet>().is_err());
-        assert!("fd00::/64"
-            .parse::<Subnet>()
-            .expect_err("v6")
-            .contains("IPv4"));
+        assert!("fd00::/64".parse::<Subnet>().expect_err("v6").contains("IPv4"));
         assert!(s.overlaps(&"10.1.2.0/24".parse().expect("parse")));
         assert!(!s.overlaps(&"10.2.0.0/16".parse().expect("parse")));
         assert_eq!(s.broadcast(), Ipv4Addr::new(10, 1, 255, 255));
@@ -169,34 +141,15 @@ mod tests {
 
     #[test]
     fn the_pool_skips_taken_subnets_and_addresses_skip_used_ones() {
-        let taken = [
-            "172.17.0.0/16".parse().expect("p"),
-            "172.18.5.0/24".parse().expect("p"),
-        ];
-        assert_eq!(
-            pick_subnet(&taken).expect("free").to_string(),
-            "172.19.0.0/16"
-        );
+        let taken = ["172.17.0.0/16".parse().expect("p"), "172.18.5.0/24".parse().expect("p")];
+        assert_eq!(pick_subnet(&taken).expect("free").to_string(), "172.19.0.0/16");
         let subnet: Subnet = "10.0.0.0/29".parse().expect("p");
         let mut used = BTreeSet::from([Ipv4Addr::new(10, 0, 0, 1)]);
-        assert_eq!(
-            allocate(&subnet, &subnet, &used),
-            Some(Ipv4Addr::new(10, 0, 0, 2))
-        );
+        assert_eq!(allocate(&subnet, &subnet, &used), Some(Ipv4Addr::new(10, 0, 0, 2)));
         used.extend((2..=6).map(|i| Ipv4Addr::new(10, 0, 0, i)));
-        assert_eq!(
-            allocate(&subnet, &subnet, &used),
-            None,
-            "broadcast is never handed out"
-        );
+        assert_eq!(allocate(&subnet, &subnet, &used), None, "broadcast is never handed out");
         let range: Subnet = "10.0.0.4/30".parse().expect("p");
-        assert_eq!(
-            allocate(&subnet, &range, &BTreeSet::new()),
-            Some(Ipv4Addr::new(10, 0, 0, 4))
-        );
-        assert_eq!(
-            mac_string(mac_for(Ipv4Addr::new(172, 17, 0, 2))),
-            "02:42:ac:11:00:02"
-        );
+        assert_eq!(allocate(&subnet, &range, &BTreeSet::new()), Some(Ipv4Addr::new(10, 0, 0, 4)));
+        assert_eq!(mac_string(mac_for(Ipv4Addr::new(172, 17, 0, 2))), "02:42:ac:11:00:02");
     }
 }

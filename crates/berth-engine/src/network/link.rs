@@ -7,9 +7,7 @@ use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
-use rtnetlink::{
-    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
-};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 fn err(what: &str) -> impl FnOnce(rtnetlink::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
@@ -21,14 +19,7 @@ fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
 
 /// The index of the interface `name`, if it exists.
 pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
-    match handle
-        .link()
-        .get()
-        .match_name(name.to_owned())
-        .execute()
-        .try_next()
-        .await
-    {
+    match handle.link().get().match_name(name.to_owned()).execute().try_next().await {
         Ok(Some(link)) => Ok(Some(link.header.index)),
         Ok(None) => Ok(None),
         Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
@@ -40,29 +31,16 @@ pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
 /// Its MAC address is fixed (`mac`): a bridge without one takes its lowest port's, and
 /// would change it as containers come and go, leaving stale gateway entries in their
 /// ARP caches (seconds without DNS or a way out).
-pub async fn ensure_bridge(
-    handle: &Handle,
-    name: &str,
-    gateway: Ipv4Addr,
-    prefix: u8,
-    mac: [u8; 6],
-) -> Result<(), String> {
+pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8, mac: [u8; 6]) -> Result<(), String> {
     let index = match index(handle, name).await? {
         Some(index) => index,
         None => {
-            match handle
-                .link()
-                .add(LinkBridge::new(name).address(mac.to_vec()).build())
-                .execute()
-                .await
-            {
+            match handle.link().add(LinkBridge::new(name).address(mac.to_vec()).build()).execute().await {
                 // Another start made it meanwhile.
                 Err(e) if is_errno(&e, libc::EEXIST) => {}
                 other => other.map_err(err("create the bridge"))?,
             }
-            index(handle, name)
-                .await?
-                .ok_or_else(|| format!("bridge {name} vanished after creation"))?
+            index(handle, name).await?.ok_or_else(|| format!("bridge {name} vanished after creation"))?
         }
     };
     handle
@@ -82,9 +60,7 @@ pub async fn ensure_bridge(
 
 /// Deletes the interface `name`; missing is fine.
 pub async fn delete(handle: &Handle, name: &str) -> Result<(), String> {
-    let Some(index) = index(handle, name).await? else {
-        return Ok(());
-    };
+    let Some(index) = index(handle, name).await? else { return Ok(()) };
     match handle.link().del(index).execute().await {
         Err(e) if !is_errno(&e, libc::ENODEV) => Err(format!("delete interface {name}: {e}")),
         _ => Ok(()),
@@ -101,34 +77,18 @@ pub async fn add_veth(
     peer_name: &str,
     mac: [u8; 6],
 ) -> Result<(), String> {
-    let bridge_index = index(handle, bridge)
-        .await?
-        .ok_or_else(|| format!("the bridge {bridge} is missing"))?;
+    let bridge_index = index(handle, bridge).await?.ok_or_else(|| format!("the bridge {bridge} is missing"))?;
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer_name.to_owned())
         .address(mac.to_vec())
         .setns_by_fd(netns_fd)
         .build();
-    let veth = LinkVeth::new(host_name, peer_name)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .build();
-    handle
-        .link()
-        .add(veth)
-        .execute()
-        .await
-        .map_err(err("create the veth pair"))?;
-    let host_index = index(handle, host_name)
-        .await?
-        .ok_or_else(|| format!("veth {host_name} vanished after creation"))?;
+    let veth = LinkVeth::new(host_name, peer_name).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).build();
+    handle.link().add(veth).execute().await.map_err(err("create the veth pair"))?;
+    let host_index = index(handle, host_name).await?.ok_or_else(|| format!("veth {host_name} vanished after creation"))?;
     let attached = handle
         .link()
-        .set(
-            LinkUnspec::new_with_index(host_index)
-                .controller(bridge_index)
-                .up()
-                .build(),
-        )
+        .set(LinkUnspec::new_with_index(host_index).controller(bridge_index).up().build())
         .execute()
         .await
         .map_err(err("attach the veth to the bridge"));
@@ -141,32 +101,14 @@ pub async fn add_veth(
 /// Brings up loopback inside a new namespace.
 pub async fn loopback_up(handle: &Handle) -> Result<(), String> {
     let lo = index(handle, "lo").await?.ok_or("no loopback interface")?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(lo).up().build())
-        .execute()
-        .await
-        .map_err(err("bring loopback up"))
+    handle.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await.map_err(err("bring loopback up"))
 }
 
 /// Inside a container's namespace: `ip/prefix` on `ifname`, up, and the default route
 /// through `gateway` when given.
-pub async fn configure(
-    handle: &Handle,
-    ifname: &str,
-    ip: Ipv4Addr,
-    prefix: u8,
-    gateway: Option<Ipv4Addr>,
-) -> Result<(), String> {
-    let index = index(handle, ifname)
-        .await?
-        .ok_or_else(|| format!("{ifname} is missing in the container"))?;
-    handle
-        .address()
-        .add(index, IpAddr::V4(ip), prefix)
-        .execute()
-        .await
-        .map_err(err("set the container's address"))?;
+pub async fn configure(handle: &Handle, ifname: &str, ip: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<(), String> {
+    let index = index(handle, ifname).await?.ok_or_else(|| format!("{ifname} is missing in the container"))?;
+    handle.address().add(index, IpAddr::V4(ip), prefix).execute().await.map_err(err("set the container's address"))?;
     handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())
@@ -174,16 +116,8 @@ pub async fn configure(
         .await
         .map_err(err("bring the container's interface up"))?;
     if let Some(gateway) = gateway {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(gateway)
-            .output_interface(index)
-            .build();
-        handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(err("add the default route"))?;
+        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(index).build();
+        handle.route().add(route).execute().await.map_err(err("add the default route"))?;
     }
     Ok(())
 }

@@ -36,9 +36,7 @@ const NET_MODULES_ORDER: &str = "/etc/berth/net-modules.order";
 /// Loads the kernel modules `order` lists (files under /lib/modules), dependencies
 /// first; one already loaded is fine. No list (a normal host): nothing to do.
 fn load_kernel_modules(order: &Path) {
-    let Ok(list) = std::fs::read_to_string(order) else {
-        return;
-    };
+    let Ok(list) = std::fs::read_to_string(order) else { return };
     for name in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let path = Path::new("/lib/modules").join(name);
         let Ok(file) = std::fs::File::open(&path) else {
@@ -46,8 +44,7 @@ fn load_kernel_modules(order: &Path) {
             continue;
         };
         // SAFETY: finit_module takes an fd we own, an empty parameter string and no flags.
-        let rc =
-            unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), c"".as_ptr(), 0) };
+        let rc = unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), c"".as_ptr(), 0) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EEXIST) {
@@ -94,9 +91,7 @@ impl NetworkRecord {
     }
 
     fn masquerade(&self) -> bool {
-        self.options
-            .get("com.docker.network.bridge.enable_ip_masquerade")
-            .is_none_or(|v| v != "false")
+        self.options.get("com.docker.network.bridge.enable_ip_masquerade").is_none_or(|v| v != "false")
     }
 }
 
@@ -124,9 +119,7 @@ impl NetworkError {
             NetworkError::NotFound(_) => ErrorKind::NotFound,
             NetworkError::Invalid(_) => ErrorKind::InvalidArgument,
             NetworkError::NameInUse(_) | NetworkError::Conflict(_) => ErrorKind::Conflict,
-            NetworkError::Db(_) | NetworkError::Corrupt(_) | NetworkError::System(_) => {
-                ErrorKind::Internal
-            }
+            NetworkError::Db(_) | NetworkError::Corrupt(_) | NetworkError::System(_) => ErrorKind::Internal,
         }
     }
 }
@@ -224,8 +217,7 @@ impl Networks {
     /// Opens `<root>/networks.db` and records the predefined networks if missing.
     pub fn open(root: &Path) -> Result<Networks, NetworkError> {
         let netns_dir = root.join("netns");
-        std::fs::create_dir_all(&netns_dir)
-            .map_err(|e| NetworkError::System(format!("create {}: {e}", netns_dir.display())))?;
+        std::fs::create_dir_all(&netns_dir).map_err(|e| NetworkError::System(format!("create {}: {e}", netns_dir.display())))?;
         let db = Connection::open(root.join("networks.db"))?;
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -257,24 +249,15 @@ impl Networks {
             };
             if name == "bridge" {
                 let subnet = match std::env::var("BERTH_BRIDGE_SUBNET") {
-                    Ok(s) => s
-                        .parse::<Subnet>()
-                        .map_err(|e| NetworkError::Invalid(format!("BERTH_BRIDGE_SUBNET: {e}")))?,
-                    Err(_) => ipam::pick_subnet(&networks.taken_subnets()?).ok_or_else(|| {
-                        NetworkError::System("no free subnet for the default bridge".into())
-                    })?,
+                    Ok(s) => s.parse::<Subnet>().map_err(|e| NetworkError::Invalid(format!("BERTH_BRIDGE_SUBNET: {e}")))?,
+                    Err(_) => ipam::pick_subnet(&networks.taken_subnets()?)
+                        .ok_or_else(|| NetworkError::System("no free subnet for the default bridge".into()))?,
                 };
                 record.subnet = subnet.to_string();
                 record.gateway = subnet.first_host().to_string();
                 record.bridge = DEFAULT_BRIDGE.into();
-                record.options.insert(
-                    "com.docker.network.bridge.default_bridge".into(),
-                    "true".into(),
-                );
-                record.options.insert(
-                    "com.docker.network.bridge.name".into(),
-                    DEFAULT_BRIDGE.into(),
-                );
+                record.options.insert("com.docker.network.bridge.default_bridge".into(), "true".into());
+                record.options.insert("com.docker.network.bridge.name".into(), DEFAULT_BRIDGE.into());
             }
             networks.insert(&record)?;
         }
@@ -292,8 +275,8 @@ impl Networks {
     async fn host(&self) -> Result<&rtnetlink::Handle, NetworkError> {
         self.host
             .get_or_try_init(|| async {
-                let (connection, handle, _) = rtnetlink::new_connection()
-                    .map_err(|e| NetworkError::System(format!("open netlink: {e}")))?;
+                let (connection, handle, _) =
+                    rtnetlink::new_connection().map_err(|e| NetworkError::System(format!("open netlink: {e}")))?;
                 tokio::spawn(connection);
                 Ok(handle)
             })
@@ -301,15 +284,9 @@ impl Networks {
     }
 
     fn insert(&self, record: &NetworkRecord) -> Result<(), NetworkError> {
-        let json =
-            serde_json::to_string(record).map_err(|_| NetworkError::Corrupt(record.id.clone()))?;
-        match self.db().execute(
-            "INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)",
-            params![record.id, record.name, json],
-        ) {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
+        let json = serde_json::to_string(record).map_err(|_| NetworkError::Corrupt(record.id.clone()))?;
+        match self.db().execute("INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)", params![record.id, record.name, json]) {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                 Err(NetworkError::NameInUse(record.name.clone()))
             }
             Err(e) => Err(e.into()),
@@ -324,25 +301,16 @@ impl Networks {
     fn get_by_name(&self, name: &str) -> Result<Option<NetworkRecord>, NetworkError> {
         let row: Option<(String, String)> = self
             .db()
-            .query_row(
-                "SELECT id, record FROM networks WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, record FROM networks WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        row.map(|(id, json)| Networks::parse(&id, &json))
-            .transpose()
+        row.map(|(id, json)| Networks::parse(&id, &json)).transpose()
     }
 
     pub fn list(&self) -> Result<Vec<NetworkRecord>, NetworkError> {
         let db = self.db();
         let mut stmt = db.prepare("SELECT id, record FROM networks ORDER BY name")?;
-        let rows: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        rows.iter()
-            .map(|(id, json)| Networks::parse(id, json))
-            .collect()
+        let rows: Vec<(String, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        rows.iter().map(|(id, json)| Networks::parse(id, json)).collect()
     }
 
     /// Finds a network by full id, name, or unique id prefix (docker's order).
@@ -351,26 +319,16 @@ impl Networks {
         if let Some(n) = all.iter().find(|n| n.id == key || n.name == key) {
             return Ok(n.clone());
         }
-        let matches: Vec<&NetworkRecord> = all
-            .iter()
-            .filter(|n| !key.is_empty() && n.id.starts_with(key))
-            .collect();
+        let matches: Vec<&NetworkRecord> = all.iter().filter(|n| !key.is_empty() && n.id.starts_with(key)).collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(NetworkError::NotFound(key.to_owned())),
-            _ => Err(NetworkError::Invalid(format!(
-                "network {key} is ambiguous ({} matches found based on ID prefix)",
-                matches.len()
-            ))),
+            _ => Err(NetworkError::Invalid(format!("network {key} is ambiguous ({} matches found based on ID prefix)", matches.len()))),
         }
     }
 
     fn taken_subnets(&self) -> Result<Vec<Subnet>, NetworkError> {
-        let mut taken: Vec<Subnet> = self
-            .list()?
-            .iter()
-            .filter_map(NetworkRecord::subnet)
-            .collect();
+        let mut taken: Vec<Subnet> = self.list()?.iter().filter_map(NetworkRecord::subnet).collect();
         taken.extend(ipam::routed_subnets());
         Ok(taken)
     }
@@ -393,9 +351,7 @@ impl Networks {
         let _guard = self.changes.lock().await;
         load_kernel_modules(Path::new(NET_MODULES_ORDER));
         if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
-            tracing::warn!(
-                "cannot enable IPv4 forwarding (containers will not reach outside): {e}"
-            );
+            tracing::warn!("cannot enable IPv4 forwarding (containers will not reach outside): {e}");
         }
         for record in self.list()?.iter().filter(|n| n.driver == "bridge") {
             self.ensure_bridge(record).await?;
@@ -404,34 +360,14 @@ impl Networks {
     }
 
     async fn ensure_bridge(&self, record: &NetworkRecord) -> Result<(), NetworkError> {
-        let subnet = record
-            .subnet()
-            .ok_or_else(|| NetworkError::Corrupt(record.id.clone()))?;
-        let gateway: Ipv4Addr = record
-            .gateway
-            .parse()
-            .map_err(|_| NetworkError::Corrupt(record.id.clone()))?;
-        link::ensure_bridge(
-            self.host().await?,
-            &record.bridge,
-            gateway,
-            subnet.prefix,
-            ipam::mac_for(gateway),
-        )
-        .await
-        .map_err(NetworkError::System)?;
+        let subnet = record.subnet().ok_or_else(|| NetworkError::Corrupt(record.id.clone()))?;
+        let gateway: Ipv4Addr = record.gateway.parse().map_err(|_| NetworkError::Corrupt(record.id.clone()))?;
+        link::ensure_bridge(self.host().await?, &record.bridge, gateway, subnet.prefix, ipam::mac_for(gateway)).await.map_err(NetworkError::System)?;
         if record.name != "bridge" {
             let mut servers = self.dns.lock().unwrap_or_else(|p| p.into_inner());
             if !servers.get(&record.id).is_some_and(|t| !t.is_finished()) {
-                let server = dns::Server::bind(
-                    gateway,
-                    record.id.clone(),
-                    self.live.clone(),
-                    self.upstream.clone(),
-                )
-                .map_err(|e| {
-                    NetworkError::System(format!("start the DNS server on {gateway}:53: {e}"))
-                })?;
+                let server = dns::Server::bind(gateway, record.id.clone(), self.live.clone(), self.upstream.clone())
+                    .map_err(|e| NetworkError::System(format!("start the DNS server on {gateway}:53: {e}")))?;
                 servers.insert(record.id.clone(), tokio::spawn(server.run()));
             }
         }
@@ -443,23 +379,14 @@ impl Networks {
             .list()?
             .into_iter()
             .filter(|n| n.driver == "bridge")
-            .map(|n| nft::BridgeRules {
-                masquerade: n.masquerade(),
-                bridge: n.bridge,
-                subnet: n.subnet,
-                internal: n.internal,
-            })
+            .map(|n| nft::BridgeRules { masquerade: n.masquerade(), bridge: n.bridge, subnet: n.subnet, internal: n.internal })
             .collect();
-        nft::run(&nft::render(&bridges))
-            .await
-            .map_err(NetworkError::System)
+        nft::run(&nft::render(&bridges)).await.map_err(NetworkError::System)
     }
 
     /// `network create`.
     pub async fn create(&self, request: CreateNetwork) -> Result<NetworkRecord, NetworkError> {
-        if !crate::volume::valid_name(&request.name)
-            && !(request.name.len() == 1 && request.name.as_bytes()[0].is_ascii_alphanumeric())
-        {
+        if !crate::volume::valid_name(&request.name) && !(request.name.len() == 1 && request.name.as_bytes()[0].is_ascii_alphanumeric()) {
             return Err(NetworkError::Invalid(format!(
                 "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
                 request.name
@@ -468,22 +395,12 @@ impl Networks {
         match request.driver.as_str() {
             "" | "bridge" => {}
             "host" | "null" => {
-                return Err(NetworkError::Conflict(format!(
-                    "only one instance of \"{}\" network is allowed",
-                    request.driver
-                )))
+                return Err(NetworkError::Conflict(format!("only one instance of \"{}\" network is allowed", request.driver)))
             }
-            other => {
-                return Err(NetworkError::Invalid(format!(
-                    "plugin \"{other}\" not found: only the bridge driver is supported"
-                )))
-            }
+            other => return Err(NetworkError::Invalid(format!("plugin \"{other}\" not found: only the bridge driver is supported"))),
         }
         if let Some(key) = request.options.keys().find(|k| {
-            !matches!(
-                k.as_str(),
-                "com.docker.network.bridge.name" | "com.docker.network.bridge.enable_ip_masquerade"
-            )
+            !matches!(k.as_str(), "com.docker.network.bridge.name" | "com.docker.network.bridge.enable_ip_masquerade")
         }) {
             return Err(NetworkError::Invalid(format!(
                 "unsupported bridge option {key:?} (supported: com.docker.network.bridge.name, com.docker.network.bridge.enable_ip_masquerade)"
@@ -498,60 +415,35 @@ impl Networks {
         let user_subnet = !request.subnet.is_empty();
         let subnet = if user_subnet {
             let subnet: Subnet = request.subnet.parse().map_err(NetworkError::Invalid)?;
-            if let Some(other) = self
-                .list()?
-                .iter()
-                .find(|n| n.subnet().is_some_and(|s| s.overlaps(&subnet)))
-            {
-                return Err(NetworkError::Conflict(format!(
-                    "invalid pool request: pool {subnet} overlaps with the pool of network {}",
-                    other.name
-                )));
+            if let Some(other) = self.list()?.iter().find(|n| n.subnet().is_some_and(|s| s.overlaps(&subnet))) {
+                return Err(NetworkError::Conflict(format!("invalid pool request: pool {subnet} overlaps with the pool of network {}", other.name)));
             }
             subnet
         } else {
             if !request.gateway.is_empty() || !request.ip_range.is_empty() {
-                return Err(NetworkError::Invalid(
-                    "--gateway and --ip-range need --subnet".into(),
-                ));
+                return Err(NetworkError::Invalid("--gateway and --ip-range need --subnet".into()));
             }
-            ipam::pick_subnet(&taken).ok_or_else(|| {
-                NetworkError::Conflict(
-                    "all predefined address pools have been fully subnetted".into(),
-                )
-            })?
+            ipam::pick_subnet(&taken).ok_or_else(|| NetworkError::Conflict("all predefined address pools have been fully subnetted".into()))?
         };
         let gateway = if request.gateway.is_empty() {
             subnet.first_host()
         } else {
-            let gw: Ipv4Addr = request.gateway.parse().map_err(|_| {
-                NetworkError::Invalid(format!("invalid gateway {:?}", request.gateway))
-            })?;
+            let gw: Ipv4Addr = request.gateway.parse().map_err(|_| NetworkError::Invalid(format!("invalid gateway {:?}", request.gateway)))?;
             if !subnet.contains(gw) || gw == subnet.base || gw == subnet.broadcast() {
-                return Err(NetworkError::Invalid(format!(
-                    "gateway {gw} is not a host address of subnet {subnet}"
-                )));
+                return Err(NetworkError::Invalid(format!("gateway {gw} is not a host address of subnet {subnet}")));
             }
             gw
         };
         if !request.ip_range.is_empty() {
             let range: Subnet = request.ip_range.parse().map_err(NetworkError::Invalid)?;
             if !subnet.contains(range.base) || range.prefix < subnet.prefix {
-                return Err(NetworkError::Invalid(format!(
-                    "ip range {range} is not inside subnet {subnet}"
-                )));
+                return Err(NetworkError::Invalid(format!("ip range {range} is not inside subnet {subnet}")));
             }
         }
         let id = crate::container::new_id();
-        let bridge = request
-            .options
-            .get("com.docker.network.bridge.name")
-            .cloned()
-            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let bridge = request.options.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', '"']) {
-            return Err(NetworkError::Invalid(format!(
-                "invalid bridge name {bridge:?}"
-            )));
+            return Err(NetworkError::Invalid(format!("invalid bridge name {bridge:?}")));
         }
         let record = NetworkRecord {
             id,
@@ -575,9 +467,7 @@ impl Networks {
         }
         .await;
         if let Err(e) = made {
-            let _ = self
-                .db()
-                .execute("DELETE FROM networks WHERE id = ?1", [&record.id]);
+            let _ = self.db().execute("DELETE FROM networks WHERE id = ?1", [&record.id]);
             let _ = self.teardown_network(&record).await;
             return Err(e);
         }
@@ -605,10 +495,7 @@ impl Networks {
     pub async fn remove(&self, key: &str) -> Result<NetworkRecord, NetworkError> {
         let record = self.find(key)?;
         if record.predefined() {
-            return Err(NetworkError::Conflict(format!(
-                "{} is a pre-defined network and cannot be removed",
-                record.name
-            )));
+            return Err(NetworkError::Conflict(format!("{} is a pre-defined network and cannot be removed", record.name)));
         }
         let _guard = self.changes.lock().await;
         if let Some((id, name, _)) = self.members(&record.id).into_iter().next() {
@@ -618,41 +505,26 @@ impl Networks {
                 &id[..12]
             )));
         }
-        self.db()
-            .execute("DELETE FROM networks WHERE id = ?1", [&record.id])?;
-        self.db()
-            .execute("DELETE FROM endpoints WHERE network_id = ?1", [&record.id])?;
+        self.db().execute("DELETE FROM networks WHERE id = ?1", [&record.id])?;
+        self.db().execute("DELETE FROM endpoints WHERE network_id = ?1", [&record.id])?;
         self.teardown_network(&record).await?;
         self.apply_rules().await?;
         Ok(record)
     }
 
     async fn teardown_network(&self, record: &NetworkRecord) -> Result<(), NetworkError> {
-        if let Some(server) = self
-            .dns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&record.id)
-        {
+        if let Some(server) = self.dns.lock().unwrap_or_else(|p| p.into_inner()).remove(&record.id) {
             server.abort();
         }
-        link::delete(self.host().await?, &record.bridge)
-            .await
-            .map_err(NetworkError::System)
+        link::delete(self.host().await?, &record.bridge).await.map_err(NetworkError::System)
     }
 
     /// `network prune`: removes the user networks no container is attached to and
     /// whose labels match every `label` filter (`key` or `key=value`).
-    pub async fn prune(
-        &self,
-        labels: &[(String, Option<String>)],
-    ) -> Result<Vec<String>, NetworkError> {
+    pub async fn prune(&self, labels: &[(String, Option<String>)]) -> Result<Vec<String>, NetworkError> {
         let mut removed = Vec::new();
         for record in self.list()? {
-            if record.predefined()
-                || !self.members(&record.id).is_empty()
-                || !crate::volume::labels_match(&record.labels, labels)
-            {
+            if record.predefined() || !self.members(&record.id).is_empty() || !crate::volume::labels_match(&record.labels, labels) {
                 continue;
             }
             if self.remove(&record.id).await.is_ok() {
@@ -668,54 +540,27 @@ impl Networks {
 
     /// Takes an address for the container on `network` (the asked one, or the lowest
     /// free one) and records it.
-    fn allocate(
-        &self,
-        network: &NetworkRecord,
-        container_id: &str,
-        wanted: &str,
-    ) -> Result<Ipv4Addr, NetworkError> {
-        let subnet = network
-            .subnet()
-            .ok_or_else(|| NetworkError::Corrupt(network.id.clone()))?;
-        let gateway: Ipv4Addr = network
-            .gateway
-            .parse()
-            .map_err(|_| NetworkError::Corrupt(network.id.clone()))?;
+    fn allocate(&self, network: &NetworkRecord, container_id: &str, wanted: &str) -> Result<Ipv4Addr, NetworkError> {
+        let subnet = network.subnet().ok_or_else(|| NetworkError::Corrupt(network.id.clone()))?;
+        let gateway: Ipv4Addr = network.gateway.parse().map_err(|_| NetworkError::Corrupt(network.id.clone()))?;
         let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT ip FROM endpoints WHERE network_id = ?1 AND container_id != ?2")?;
+        let mut stmt = db.prepare("SELECT ip FROM endpoints WHERE network_id = ?1 AND container_id != ?2")?;
         let mut used: BTreeSet<Ipv4Addr> = stmt
             .query_map(params![network.id, container_id], |r| r.get::<_, String>(0))?
             .filter_map(|r| r.ok().and_then(|s| s.parse().ok()))
             .collect();
         used.insert(gateway);
         let ip = if wanted.is_empty() {
-            let range = if network.ip_range.is_empty() {
-                subnet
-            } else {
-                network.ip_range.parse().map_err(NetworkError::Invalid)?
-            };
-            ipam::allocate(&subnet, &range, &used).ok_or_else(|| {
-                NetworkError::Conflict(format!(
-                    "no available IPv4 addresses on network {}",
-                    network.name
-                ))
-            })?
+            let range = if network.ip_range.is_empty() { subnet } else { network.ip_range.parse().map_err(NetworkError::Invalid)? };
+            ipam::allocate(&subnet, &range, &used)
+                .ok_or_else(|| NetworkError::Conflict(format!("no available IPv4 addresses on network {}", network.name)))?
         } else {
-            let ip: Ipv4Addr = wanted
-                .parse()
-                .map_err(|_| NetworkError::Invalid(format!("invalid IPv4 address {wanted:?}")))?;
+            let ip: Ipv4Addr = wanted.parse().map_err(|_| NetworkError::Invalid(format!("invalid IPv4 address {wanted:?}")))?;
             if !subnet.contains(ip) || ip == subnet.base || ip == subnet.broadcast() {
-                return Err(NetworkError::Invalid(format!(
-                    "address {ip} is not in network {}'s subnet {subnet}",
-                    network.name
-                )));
+                return Err(NetworkError::Invalid(format!("address {ip} is not in network {}'s subnet {subnet}", network.name)));
             }
             if used.contains(&ip) {
-                return Err(NetworkError::Conflict(format!(
-                    "address {ip} is already in use on network {}",
-                    network.name
-                )));
+                return Err(NetworkError::Conflict(format!("address {ip} is already in use on network {}", network.name)));
             }
             ip
         };
@@ -727,10 +572,7 @@ impl Networks {
     }
 
     fn release(&self, network_id: &str, container_id: &str) {
-        let _ = self.db().execute(
-            "DELETE FROM endpoints WHERE network_id = ?1 AND container_id = ?2",
-            params![network_id, container_id],
-        );
+        let _ = self.db().execute("DELETE FROM endpoints WHERE network_id = ?1 AND container_id = ?2", params![network_id, container_id]);
     }
 
     /// Gives a container that is about to start its namespace, its networks and its
@@ -741,8 +583,7 @@ impl Networks {
         }
         let path = self.netns_path(&spec.container_id);
         let _ = netns::remove(&path);
-        let inside = netns::create(&path)
-            .map_err(|e| NetworkError::System(format!("create the network namespace: {e}")))?;
+        let inside = netns::create(&path).map_err(|e| NetworkError::System(format!("create the network namespace: {e}")))?;
         let result = self.attach_inner(spec, &path, &inside).await;
         if result.is_err() {
             self.detach(&spec.container_id).await;
@@ -750,122 +591,56 @@ impl Networks {
         result
     }
 
-    async fn attach_inner(
-        &self,
-        spec: &AttachSpec,
-        path: &Path,
-        inside: &rtnetlink::Handle,
-    ) -> Result<Attached, NetworkError> {
-        link::loopback_up(inside)
-            .await
-            .map_err(NetworkError::System)?;
+    async fn attach_inner(&self, spec: &AttachSpec, path: &Path, inside: &rtnetlink::Handle) -> Result<Attached, NetworkError> {
+        link::loopback_up(inside).await.map_err(NetworkError::System)?;
         self.live().insert(
             spec.container_id.clone(),
-            Live {
-                name: spec.name.clone(),
-                netns: path.to_owned(),
-                endpoints: Vec::new(),
-                proxies: Vec::new(),
-            },
+            Live { name: spec.name.clone(), netns: path.to_owned(), endpoints: Vec::new(), proxies: Vec::new() },
         );
         for request in &spec.endpoints {
             self.join(&spec.container_id, path, inside, request).await?;
         }
         let mut mappings = Vec::new();
-        let target = self
-            .live()
-            .get(&spec.container_id)
-            .and_then(|l| l.endpoints.first().map(|(e, _)| e.ip));
+        let target = self.live().get(&spec.container_id).and_then(|l| l.endpoints.first().map(|(e, _)| e.ip));
         // Without a network (none, or only container ports) there is nothing to relay to,
         // and docker drops the ports too.
         if let Some(target) = target.filter(|_| !spec.ports.is_empty()) {
-            let (proxies, mapped) = ports::publish(&spec.ports, target)
-                .await
-                .map_err(NetworkError::Conflict)?;
+            let (proxies, mapped) = ports::publish(&spec.ports, target).await.map_err(NetworkError::Conflict)?;
             mappings = mapped;
             if let Some(l) = self.live().get_mut(&spec.container_id) {
                 l.proxies = proxies;
             }
         }
-        let endpoints = self
-            .live()
-            .get(&spec.container_id)
-            .map(|l| l.endpoints.iter().map(|(e, _)| e.clone()).collect())
-            .unwrap_or_default();
-        Ok(Attached {
-            netns: path.to_owned(),
-            endpoints,
-            ports: mappings,
-        })
+        let endpoints = self.live().get(&spec.container_id).map(|l| l.endpoints.iter().map(|(e, _)| e.clone()).collect()).unwrap_or_default();
+        Ok(Attached { netns: path.to_owned(), endpoints, ports: mappings })
     }
 
     /// Adds one network to a container whose namespace exists (start, or `network
     /// connect` on a running container).
-    async fn join(
-        &self,
-        container_id: &str,
-        path: &Path,
-        inside: &rtnetlink::Handle,
-        request: &EndpointRequest,
-    ) -> Result<Endpoint, NetworkError> {
+    async fn join(&self, container_id: &str, path: &Path, inside: &rtnetlink::Handle, request: &EndpointRequest) -> Result<Endpoint, NetworkError> {
         let network = self.find(&request.network_id)?;
         if network.driver != "bridge" {
-            return Err(NetworkError::Invalid(format!(
-                "container cannot be connected to network {} ({} driver)",
-                network.name, network.driver
-            )));
+            return Err(NetworkError::Invalid(format!("container cannot be connected to network {} ({} driver)", network.name, network.driver)));
         }
-        if self
-            .live()
-            .get(container_id)
-            .is_some_and(|l| l.endpoints.iter().any(|(e, _)| e.network_id == network.id))
-        {
-            return Err(NetworkError::Conflict(format!(
-                "endpoint with name {} already exists in network {}",
-                container_id, network.name
-            )));
+        if self.live().get(container_id).is_some_and(|l| l.endpoints.iter().any(|(e, _)| e.network_id == network.id)) {
+            return Err(NetworkError::Conflict(format!("endpoint with name {} already exists in network {}", container_id, network.name)));
         }
-        let subnet = network
-            .subnet()
-            .ok_or_else(|| NetworkError::Corrupt(network.id.clone()))?;
-        let gateway: Ipv4Addr = network
-            .gateway
-            .parse()
-            .map_err(|_| NetworkError::Corrupt(network.id.clone()))?;
+        let subnet = network.subnet().ok_or_else(|| NetworkError::Corrupt(network.id.clone()))?;
+        let gateway: Ipv4Addr = network.gateway.parse().map_err(|_| NetworkError::Corrupt(network.id.clone()))?;
         let ip = self.allocate(&network, container_id, &request.ipv4_address)?;
         let ifname = {
             let live = self.live();
-            let used: BTreeSet<String> = live
-                .get(container_id)
-                .map(|l| l.endpoints.iter().map(|(e, _)| e.ifname.clone()).collect())
-                .unwrap_or_default();
-            (0..)
-                .map(|i| format!("eth{i}"))
-                .find(|n| !used.contains(n))
-                .unwrap_or_default()
+            let used: BTreeSet<String> = live.get(container_id).map(|l| l.endpoints.iter().map(|(e, _)| e.ifname.clone()).collect()).unwrap_or_default();
+            (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).unwrap_or_default()
         };
         let mac = ipam::mac_for(ip);
         let host_name = format!("veth{}", &crate::container::new_id()[..8]);
         let made = async {
             self.ensure_bridge(&network).await?;
-            let ns = std::fs::File::open(path)
-                .map_err(|e| NetworkError::System(format!("open the network namespace: {e}")))?;
-            link::add_veth(
-                self.host().await?,
-                &host_name,
-                &network.bridge,
-                ns.as_raw_fd(),
-                &ifname,
-                mac,
-            )
-            .await
-            .map_err(NetworkError::System)?;
+            let ns = std::fs::File::open(path).map_err(|e| NetworkError::System(format!("open the network namespace: {e}")))?;
+            link::add_veth(self.host().await?, &host_name, &network.bridge, ns.as_raw_fd(), &ifname, mac).await.map_err(NetworkError::System)?;
             // Only the first network that reaches out gives the default route.
-            let has_route = self.live().get(container_id).is_some_and(|l| {
-                l.endpoints.iter().any(|(e, _)| {
-                    e.gateway != Ipv4Addr::UNSPECIFIED && !self.is_internal(&e.network_id)
-                })
-            });
+            let has_route = self.live().get(container_id).is_some_and(|l| l.endpoints.iter().any(|(e, _)| e.gateway != Ipv4Addr::UNSPECIFIED && !self.is_internal(&e.network_id)));
             let route = (!network.internal && !has_route).then_some(gateway);
             if let Err(e) = link::configure(inside, &ifname, ip, subnet.prefix, route).await {
                 let _ = link::delete(self.host().await?, &host_name).await;
@@ -901,51 +676,28 @@ impl Networks {
     }
 
     /// `network connect` on a running container.
-    pub async fn connect(
-        &self,
-        container_id: &str,
-        request: &EndpointRequest,
-    ) -> Result<Endpoint, NetworkError> {
+    pub async fn connect(&self, container_id: &str, request: &EndpointRequest) -> Result<Endpoint, NetworkError> {
         let path = self.live().get(container_id).map(|l| l.netns.clone());
         let Some(path) = path else {
-            return Err(NetworkError::Conflict(
-                "container is not running with a network namespace of its own".into(),
-            ));
+            return Err(NetworkError::Conflict("container is not running with a network namespace of its own".into()));
         };
         self.ready().await?;
-        let inside = netns::enter(&path).map_err(|e| {
-            NetworkError::System(format!("enter the container's network namespace: {e}"))
-        })?;
+        let inside = netns::enter(&path).map_err(|e| NetworkError::System(format!("enter the container's network namespace: {e}")))?;
         self.join(container_id, &path, &inside, request).await
     }
 
     /// `network disconnect` on a running container.
-    pub async fn disconnect(
-        &self,
-        container_id: &str,
-        network_id: &str,
-    ) -> Result<(), NetworkError> {
+    pub async fn disconnect(&self, container_id: &str, network_id: &str) -> Result<(), NetworkError> {
         let found = {
             let mut live = self.live();
-            let Some(l) = live.get_mut(container_id) else {
-                return Ok(());
-            };
-            let position = l
-                .endpoints
-                .iter()
-                .position(|(e, _)| e.network_id == network_id);
+            let Some(l) = live.get_mut(container_id) else { return Ok(()) };
+            let position = l.endpoints.iter().position(|(e, _)| e.network_id == network_id);
             position.map(|i| (l.netns.clone(), l.endpoints.remove(i).0))
         };
-        let Some((path, endpoint)) = found else {
-            return Ok(());
-        };
+        let Some((path, endpoint)) = found else { return Ok(()) };
         self.release(network_id, container_id);
-        let inside = netns::enter(&path).map_err(|e| {
-            NetworkError::System(format!("enter the container's network namespace: {e}"))
-        })?;
-        link::delete(&inside, &endpoint.ifname)
-            .await
-            .map_err(NetworkError::System)
+        let inside = netns::enter(&path).map_err(|e| NetworkError::System(format!("enter the container's network namespace: {e}")))?;
+        link::delete(&inside, &endpoint.ifname).await.map_err(NetworkError::System)
     }
 
     /// Takes a container's networking down: ports, DNS names, addresses, namespace.
@@ -956,39 +708,21 @@ impl Networks {
                 proxy.stop();
             }
         }
-        let _ = self.db().execute(
-            "DELETE FROM endpoints WHERE container_id = ?1",
-            [container_id],
-        );
+        let _ = self.db().execute("DELETE FROM endpoints WHERE container_id = ?1", [container_id]);
         if let Err(e) = netns::remove(&self.netns_path(container_id)) {
-            tracing::warn!(
-                container = container_id,
-                "cannot remove the network namespace: {e}"
-            );
+            tracing::warn!(container = container_id, "cannot remove the network namespace: {e}");
         }
     }
 
     /// After an engine restart: takes a running container's networking back (its
     /// namespace is still there; the port proxies and DNS names lived in the engine).
-    pub async fn adopt(
-        &self,
-        spec: &AttachSpec,
-        endpoints: Vec<Endpoint>,
-        ports_wanted: &[PortMapping],
-    ) -> Vec<PortMapping> {
+    pub async fn adopt(&self, spec: &AttachSpec, endpoints: Vec<Endpoint>, ports_wanted: &[PortMapping]) -> Vec<PortMapping> {
         let path = self.netns_path(&spec.container_id);
-        let requested: HashMap<&str, &EndpointRequest> = spec
-            .endpoints
-            .iter()
-            .map(|e| (e.network_id.as_str(), e))
-            .collect();
+        let requested: HashMap<&str, &EndpointRequest> = spec.endpoints.iter().map(|e| (e.network_id.as_str(), e)).collect();
         let endpoints = endpoints
             .into_iter()
             .map(|e| {
-                let mut aliases = requested
-                    .get(e.network_id.as_str())
-                    .map(|r| r.aliases.clone())
-                    .unwrap_or_default();
+                let mut aliases = requested.get(e.network_id.as_str()).map(|r| r.aliases.clone()).unwrap_or_default();
                 aliases.push(spec.container_id[..12].to_owned());
                 (e, aliases)
             })
@@ -999,20 +733,12 @@ impl Networks {
             _ => Ok((Vec::new(), Vec::new())),
         };
         let (proxies, mapped) = published.unwrap_or_else(|e| {
-            tracing::warn!(
-                container = spec.container_id,
-                "cannot publish its ports again: {e}"
-            );
+            tracing::warn!(container = spec.container_id, "cannot publish its ports again: {e}");
             (Vec::new(), Vec::new())
         });
         self.live().insert(
             spec.container_id.clone(),
-            Live {
-                name: spec.name.clone(),
-                netns: path,
-                endpoints,
-                proxies,
-            },
+            Live { name: spec.name.clone(), netns: path, endpoints, proxies },
         );
         mapped
     }

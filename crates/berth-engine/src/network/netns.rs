@@ -41,8 +41,7 @@ fn connect(runtime: &tokio::runtime::Handle) -> std::io::Result<NsLink> {
 }
 
 fn cstring(path: &Path) -> std::io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::other("path holds a NUL byte"))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::Error::other("path holds a NUL byte"))
 }
 
 /// Makes a new network namespace pinned at `path` and returns a netlink connection
@@ -58,19 +57,9 @@ pub fn create(path: &Path) -> std::io::Result<NsLink> {
         }
         // SAFETY: gettid takes no arguments.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-        let source =
-            CString::new(format!("/proc/self/task/{tid}/ns/net")).map_err(std::io::Error::other)?;
+        let source = CString::new(format!("/proc/self/task/{tid}/ns/net")).map_err(std::io::Error::other)?;
         // SAFETY: both paths are valid C strings; a bind mount of an nsfs file.
-        if unsafe {
-            libc::mount(
-                source.as_ptr(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        } != 0
-        {
+        if unsafe { libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         connect(&runtime)

@@ -24,32 +24,15 @@ pub fn render(bridges: &[BridgeRules]) -> String {
     let mut forward = String::new();
     let mut nat = String::new();
     for b in bridges {
-        let others: Vec<String> = bridges
-            .iter()
-            .filter(|o| o.bridge != b.bridge)
-            .map(|o| format!("\"{}\"", o.bridge))
-            .collect();
+        let others: Vec<String> = bridges.iter().filter(|o| o.bridge != b.bridge).map(|o| format!("\"{}\"", o.bridge)).collect();
         if b.internal {
-            forward.push_str(&format!(
-                "    iifname \"{0}\" oifname != \"{0}\" drop\n",
-                b.bridge
-            ));
-            forward.push_str(&format!(
-                "    oifname \"{0}\" iifname != \"{0}\" drop\n",
-                b.bridge
-            ));
+            forward.push_str(&format!("    iifname \"{0}\" oifname != \"{0}\" drop\n", b.bridge));
+            forward.push_str(&format!("    oifname \"{0}\" iifname != \"{0}\" drop\n", b.bridge));
         } else if !others.is_empty() {
-            forward.push_str(&format!(
-                "    iifname \"{}\" oifname {{ {} }} drop\n",
-                b.bridge,
-                others.join(", ")
-            ));
+            forward.push_str(&format!("    iifname \"{}\" oifname {{ {} }} drop\n", b.bridge, others.join(", ")));
         }
         if b.masquerade && !b.internal {
-            nat.push_str(&format!(
-                "    ip saddr {} oifname != \"{}\" masquerade\n",
-                b.subnet, b.bridge
-            ));
+            nat.push_str(&format!("    ip saddr {} oifname != \"{}\" masquerade\n", b.subnet, b.bridge));
         }
     }
     format!(
@@ -67,22 +50,13 @@ pub async fn run(script: &str) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("cannot run nft (nftables is needed for networks): {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| format!("write to nft: {e}"))?;
+        stdin.write_all(script.as_bytes()).await.map_err(|e| format!("write to nft: {e}"))?;
     }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| format!("wait for nft: {e}"))?;
+    let out = child.wait_with_output().await.map_err(|e| format!("wait for nft: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "nft failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("nft failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -93,42 +67,14 @@ mod tests {
     #[test]
     fn rules_isolate_networks_and_close_internal_ones() {
         let script = render(&[
-            BridgeRules {
-                bridge: "berth0".into(),
-                subnet: "172.17.0.0/16".into(),
-                internal: false,
-                masquerade: true,
-            },
-            BridgeRules {
-                bridge: "br-a".into(),
-                subnet: "172.18.0.0/16".into(),
-                internal: true,
-                masquerade: true,
-            },
+            BridgeRules { bridge: "berth0".into(), subnet: "172.17.0.0/16".into(), internal: false, masquerade: true },
+            BridgeRules { bridge: "br-a".into(), subnet: "172.18.0.0/16".into(), internal: true, masquerade: true },
         ]);
-        assert!(
-            script.starts_with("table ip berth\ndelete table ip berth\n"),
-            "{script}"
-        );
-        assert!(
-            script.contains("iifname \"berth0\" oifname { \"br-a\" } drop"),
-            "{script}"
-        );
-        assert!(
-            script.contains("iifname \"br-a\" oifname != \"br-a\" drop"),
-            "{script}"
-        );
-        assert!(
-            script.contains("oifname \"br-a\" iifname != \"br-a\" drop"),
-            "{script}"
-        );
-        assert!(
-            script.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"),
-            "{script}"
-        );
-        assert!(
-            !script.contains("172.18.0.0/16"),
-            "an internal network is not masqueraded: {script}"
-        );
+        assert!(script.starts_with("table ip berth\ndelete table ip berth\n"), "{script}");
+        assert!(script.contains("iifname \"berth0\" oifname { \"br-a\" } drop"), "{script}");
+        assert!(script.contains("iifname \"br-a\" oifname != \"br-a\" drop"), "{script}");
+        assert!(script.contains("oifname \"br-a\" iifname != \"br-a\" drop"), "{script}");
+        assert!(script.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"), "{script}");
+        assert!(!script.contains("172.18.0.0/16"), "an internal network is not masqueraded: {script}");
     }
 }

@@ -45,15 +45,8 @@ impl PortMapping {
 
     /// `0.0.0.0:8080->80/tcp`, as `docker ps` shows it.
     pub fn display(&self) -> String {
-        let ip = if self.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host_ip
-        };
-        format!(
-            "{ip}:{}->{}/{}",
-            self.host_port, self.container_port, self.protocol
-        )
+        let ip = if self.host_ip.is_empty() { "0.0.0.0" } else { &self.host_ip };
+        format!("{ip}:{}->{}/{}", self.host_port, self.container_port, self.protocol)
     }
 }
 
@@ -77,20 +70,11 @@ impl Drop for Proxy {
 
 /// Binds every port and starts relaying to `target`. Either all are published or none
 /// is (ports already bound are released).
-pub async fn publish(
-    bindings: &[PortBinding],
-    target: Ipv4Addr,
-) -> Result<(Vec<Proxy>, Vec<PortMapping>), String> {
+pub async fn publish(bindings: &[PortBinding], target: Ipv4Addr) -> Result<(Vec<Proxy>, Vec<PortMapping>), String> {
     let mut proxies = Vec::new();
     let mut mapped = Vec::new();
     for b in bindings {
-        let ip: IpAddr = if b.host_ip.is_empty() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            b.host_ip
-                .parse()
-                .map_err(|_| format!("invalid host IP {:?}", b.host_ip))?
-        };
+        let ip: IpAddr = if b.host_ip.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { b.host_ip.parse().map_err(|_| format!("invalid host IP {:?}", b.host_ip))? };
         let at = SocketAddr::new(ip, b.host_port);
         let to = SocketAddr::new(IpAddr::V4(target), b.container_port);
         let failed = |e: std::io::Error| {
@@ -106,19 +90,11 @@ pub async fn publish(
             (tokio::spawn(relay_udp(socket, to)), port)
         } else {
             let listener = TcpListener::bind(at).await.map_err(failed)?;
-            let port = listener
-                .local_addr()
-                .map(|a| a.port())
-                .unwrap_or(b.host_port);
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or(b.host_port);
             (tokio::spawn(relay_tcp(listener, to)), port)
         };
         proxies.push(Proxy { task });
-        mapped.push(PortMapping {
-            container_port: b.container_port,
-            protocol: b.protocol.clone(),
-            host_ip: b.host_ip.clone(),
-            host_port: port,
-        });
+        mapped.push(PortMapping { container_port: b.container_port, protocol: b.protocol.clone(), host_ip: b.host_ip.clone(), host_port: port });
     }
     Ok((proxies, mapped))
 }
@@ -152,22 +128,14 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> std::io::Result<()>
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: pipe2 succeeded; both fds are fresh and ours.
-    let (pipe_read, pipe_write) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (pipe_read, pipe_write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // A larger pipe moves more per call; the default (64 KiB) is fine if refused.
     // SAFETY: fcntl on a pipe fd we own.
     unsafe { libc::fcntl(pipe_write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     let splice = |input: i32, output: i32, len: usize| -> std::io::Result<usize> {
         // SAFETY: plain fds, null offsets (neither end is seekable).
         let n = unsafe {
-            libc::splice(
-                input,
-                std::ptr::null_mut(),
-                output,
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-            )
+            libc::splice(input, std::ptr::null_mut(), output, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
         };
         if n < 0 {
             Err(std::io::Error::last_os_error())
@@ -179,9 +147,7 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> std::io::Result<()>
     loop {
         if buffered == 0 {
             from.readable().await?;
-            match from.try_io(Interest::READABLE, || {
-                splice(from.as_raw_fd(), pipe_write.as_raw_fd(), 1 << 20)
-            }) {
+            match from.try_io(Interest::READABLE, || splice(from.as_raw_fd(), pipe_write.as_raw_fd(), 1 << 20)) {
                 Ok(0) => {
                     // SAFETY: shutdown on a socket fd we borrow.
                     unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
@@ -198,9 +164,7 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> std::io::Result<()>
         }
         while buffered > 0 {
             to.writable().await?;
-            match to.try_io(Interest::WRITABLE, || {
-                splice(pipe_read.as_raw_fd(), to.as_raw_fd(), buffered)
-            }) {
+            match to.try_io(Interest::WRITABLE, || splice(pipe_read.as_raw_fd(), to.as_raw_fd(), buffered)) {
                 Ok(n) => buffered -= n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -255,12 +219,7 @@ mod tests {
 
     #[test]
     fn mappings_show_like_docker_ps() {
-        let shown = PortMapping {
-            container_port: 80,
-            protocol: "tcp".into(),
-            host_ip: String::new(),
-            host_port: 8080,
-        };
+        let shown = PortMapping { container_port: 80, protocol: "tcp".into(), host_ip: String::new(), host_port: 8080 };
         assert_eq!(shown.display(), "0.0.0.0:8080->80/tcp");
     }
 }

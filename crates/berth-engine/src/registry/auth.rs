@@ -11,21 +11,14 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 
 /// What a registry's 401 asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
     Basic,
 }
 
@@ -47,11 +40,7 @@ impl Challenge {
                         _ => {}
                     }
                 }
-                Some(Challenge::Bearer {
-                    realm: realm?,
-                    service,
-                    scope,
-                })
+                Some(Challenge::Bearer { realm: realm?, service, scope })
             }
             _ => None,
         }
@@ -63,14 +52,8 @@ fn params_of(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
+        let Some((key, after)) = rest.split_once('=') else { break };
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let after = after.trim_start();
         let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
             match quoted.find('"') {
@@ -112,9 +95,7 @@ mod tests {
 
     #[test]
     fn bearer_challenge() {
-        let c = Challenge::parse(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
-        );
+        let c = Challenge::parse(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#);
         assert_eq!(
             c,
             Some(Challenge::Bearer {
@@ -123,20 +104,14 @@ mod tests {
                 scope: Some("repository:library/busybox:pull".into()),
             })
         );
-        assert_eq!(
-            Challenge::parse(r#"Basic realm="basic-realm""#),
-            Some(Challenge::Basic)
-        );
+        assert_eq!(Challenge::parse(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
         assert_eq!(Challenge::parse("Bearer service=x"), None);
         assert_eq!(Challenge::parse("Negotiate"), None);
     }
 
     #[test]
     fn credentials_never_print() {
-        let c = Credentials {
-            username: "me".into(),
-            password: "hunter2".into(),
-        };
+        let c = Credentials { username: "me".into(), password: "hunter2".into() };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(
             without_secrets("error sending request for url (http://me:hunter2@reg:5000/v2/)"),

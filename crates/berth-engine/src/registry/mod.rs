@@ -36,19 +36,11 @@ pub enum RegistryError {
     #[error("access to {reference} denied: {detail}")]
     Denied { reference: String, detail: String },
     #[error("registry answered {status} for {what} of {reference}")]
-    Status {
-        status: u16,
-        what: String,
-        reference: String,
-    },
+    Status { status: u16, what: String, reference: String },
     #[error("manifest of {reference} is over the {limit} byte limit")]
     ManifestTooLarge { reference: String, limit: usize },
     #[error("manifest of {reference} does not match its digest {expected} (got {actual})")]
-    ManifestDigest {
-        reference: String,
-        expected: Digest,
-        actual: Digest,
-    },
+    ManifestDigest { reference: String, expected: Digest, actual: Digest },
     #[error("bad token answer from {realm}: {detail}")]
     Token { realm: String, detail: String },
     #[error(transparent)]
@@ -58,16 +50,12 @@ pub enum RegistryError {
 impl RegistryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RegistryError::Unreachable { .. } | RegistryError::Token { .. } => {
-                ErrorKind::Unavailable
-            }
+            RegistryError::Unreachable { .. } | RegistryError::Token { .. } => ErrorKind::Unavailable,
             RegistryError::NotFound { .. } => ErrorKind::NotFound,
             RegistryError::Denied { .. } => ErrorKind::InvalidArgument,
             RegistryError::Status { status, .. } if *status >= 500 => ErrorKind::Unavailable,
             RegistryError::Status { .. } => ErrorKind::Internal,
-            RegistryError::ManifestTooLarge { .. } | RegistryError::ManifestDigest { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            RegistryError::ManifestTooLarge { .. } | RegistryError::ManifestDigest { .. } => ErrorKind::InvalidArgument,
             RegistryError::Content(e) => e.kind(),
         }
     }
@@ -107,19 +95,15 @@ impl RegistryConfig {
             .collect();
         match std::fs::read(config_file) {
             Ok(bytes) => {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(|e| ConfigError {
-                        path: config_file.to_owned(),
-                        detail: e.to_string(),
-                    })?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ConfigError { path: config_file.to_owned(), detail: e.to_string() })?;
                 match v.get("insecure-registries") {
                     None => {}
                     Some(serde_json::Value::Array(list)) => {
                         for item in list {
                             let host = item.as_str().ok_or_else(|| ConfigError {
                                 path: config_file.to_owned(),
-                                detail: "insecure-registries must be a list of host:port strings"
-                                    .into(),
+                                detail: "insecure-registries must be a list of host:port strings".into(),
                             })?;
                             insecure.push(host.to_owned());
                         }
@@ -127,28 +111,16 @@ impl RegistryConfig {
                     Some(_) => {
                         return Err(ConfigError {
                             path: config_file.to_owned(),
-                            detail: "insecure-registries must be a list of host:port strings"
-                                .into(),
+                            detail: "insecure-registries must be a list of host:port strings".into(),
                         })
                     }
                 }
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => {
-                return Err(ConfigError {
-                    path: config_file.to_owned(),
-                    detail: err.to_string(),
-                })
-            }
+            Err(err) => return Err(ConfigError { path: config_file.to_owned(), detail: err.to_string() }),
         }
-        let loopback_host = std::env::var("BERTH_LOOPBACK_REGISTRY_HOST")
-            .ok()
-            .filter(|h| !h.is_empty());
-        Ok(RegistryConfig {
-            insecure,
-            credentials: HashMap::new(),
-            loopback_host,
-        })
+        let loopback_host = std::env::var("BERTH_LOOPBACK_REGISTRY_HOST").ok().filter(|h| !h.is_empty());
+        Ok(RegistryConfig { insecure, credentials: HashMap::new(), loopback_host })
     }
 
     /// The host to connect to for a registry name: loopback names go to `loopback_host`.
@@ -219,22 +191,12 @@ impl RegistryClient {
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        RegistryClient {
-            http,
-            config,
-            tokens: Mutex::new(HashMap::new()),
-            basic: Mutex::default(),
-        }
+        RegistryClient { http, config, tokens: Mutex::new(HashMap::new()), basic: Mutex::default() }
     }
 
     fn url(&self, reference: &Reference, tail: &str) -> String {
         let host = reference.api_host();
-        format!(
-            "{}://{}/v2/{}/{tail}",
-            self.config.scheme(host),
-            self.config.connect_host(host),
-            reference.repository
-        )
+        format!("{}://{}/v2/{}/{tail}", self.config.scheme(host), self.config.connect_host(host), reference.repository)
     }
 
     /// GET with auth (see [`RegistryClient::send`]).
@@ -256,24 +218,14 @@ impl RegistryClient {
             push: false,
             content_range: None,
         })
-        .await
+            .await
     }
 
     /// One request with auth: on a 401 the challenge is answered once (a bearer token
     /// for the repository's pull, or pull+push, scope; or basic credentials) and the
     /// request is sent again. `creds` are this call's; without them the configured ones.
     async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, RegistryError> {
-        let Call {
-            method,
-            reference,
-            url,
-            accept,
-            body,
-            content_type,
-            creds,
-            push,
-            content_range,
-        } = call;
+        let Call { method, reference, url, accept, body, content_type, creds, push, content_range } = call;
         let actions = if push { "pull,push" } else { "pull" };
         let scope = format!("repository:{}:{actions}", reference.repository);
         let creds = creds.or_else(|| self.config.credentials.get(&reference.registry));
@@ -294,31 +246,17 @@ impl RegistryClient {
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
-            let token = self
-                .tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
-            let basic = self
-                .basic
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&reference.registry);
+            let token = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            let basic = self.basic.lock().unwrap_or_else(|p| p.into_inner()).contains(&reference.registry);
             request = match (&token, creds) {
                 (Some(token), _) => request.bearer_auth(token),
-                (None, Some(c)) if retried || basic => {
-                    request.basic_auth(&c.username, Some(&c.password))
-                }
+                (None, Some(c)) if retried || basic => request.basic_auth(&c.username, Some(&c.password)),
                 _ => request,
             };
-            let response = request
-                .send()
-                .await
-                .map_err(|e| RegistryError::Unreachable {
-                    registry: reference.registry.clone(),
-                    detail: auth::without_secrets(&e.to_string()),
-                })?;
+            let response = request.send().await.map_err(|e| RegistryError::Unreachable {
+                registry: reference.registry.clone(),
+                detail: auth::without_secrets(&e.to_string()),
+            })?;
             if response.status() != reqwest::StatusCode::UNAUTHORIZED || retried {
                 return Ok(response);
             }
@@ -329,37 +267,21 @@ impl RegistryClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(Challenge::parse);
             match challenge {
-                Some(Challenge::Bearer {
-                    realm,
-                    service,
-                    scope: asked,
-                }) => {
+                Some(Challenge::Bearer { realm, service, scope: asked }) => {
                     // The registry's own scope list, when it gives one (a cross-repository
                     // mount needs pull on the source too); else the one this call needs.
                     let wanted = asked.unwrap_or_else(|| scope.clone());
-                    let token = self
-                        .fetch_token(reference, &realm, service.as_deref(), &wanted, creds)
-                        .await?;
-                    self.tokens
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key.clone(), token);
+                    let token = self.fetch_token(reference, &realm, service.as_deref(), &wanted, creds).await?;
+                    self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), token);
                 }
                 Some(Challenge::Basic) if creds.is_some() => {
                     // Send basic credentials up front from now on: one round trip, not two.
-                    self.basic
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(reference.registry.clone());
+                    self.basic.lock().unwrap_or_else(|p| p.into_inner()).insert(reference.registry.clone());
                 }
                 _ => {
                     return Err(RegistryError::Denied {
                         reference: reference.to_string(),
-                        detail: if creds.is_some() {
-                            "credentials refused".into()
-                        } else {
-                            "authentication required (berth login)".into()
-                        },
+                        detail: if creds.is_some() { "credentials refused".into() } else { "authentication required (berth login)".into() },
                     })
                 }
             }
@@ -392,28 +314,18 @@ impl RegistryClient {
         if let Some(c) = creds {
             request = request.basic_auth(&c.username, Some(&c.password));
         }
-        let token_err = |detail: String| RegistryError::Token {
-            realm: realm.to_owned(),
-            detail: auth::without_secrets(&detail),
-        };
+        let token_err = |detail: String| RegistryError::Token { realm: realm.to_owned(), detail: auth::without_secrets(&detail) };
         let response = request.send().await.map_err(|e| token_err(e.to_string()))?;
         if matches!(response.status().as_u16(), 401 | 403) {
             return Err(RegistryError::Denied {
                 reference: reference.to_string(),
-                detail: if creds.is_some() {
-                    "credentials refused".into()
-                } else {
-                    "authentication required (berth login)".into()
-                },
+                detail: if creds.is_some() { "credentials refused".into() } else { "authentication required (berth login)".into() },
             });
         }
         if !response.status().is_success() {
             return Err(token_err(format!("status {}", response.status().as_u16())));
         }
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| token_err(e.to_string()))?;
+        let body: serde_json::Value = response.json().await.map_err(|e| token_err(e.to_string()))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
@@ -423,28 +335,15 @@ impl RegistryClient {
 
     /// Fetches a manifest (or index) by the reference's tag or digest, reading at most
     /// [`MAX_MANIFEST_BYTES`], and checks it against the digest it was asked by.
-    pub async fn manifest(
-        &self,
-        reference: &Reference,
-        creds: Option<&Credentials>,
-    ) -> Result<Fetched, RegistryError> {
+    pub async fn manifest(&self, reference: &Reference, creds: Option<&Credentials>) -> Result<Fetched, RegistryError> {
         let url = self.url(reference, &format!("manifests/{}", reference.lookup()));
-        let response = self
-            .get(reference, &url, Some(ACCEPT_MANIFESTS), creds)
-            .await?;
+        let response = self.get(reference, &url, Some(ACCEPT_MANIFESTS), creds).await?;
         let status = response.status().as_u16();
         if status == 404 {
-            return Err(RegistryError::NotFound {
-                what: format!("manifest {}", reference.lookup()),
-                reference: reference.name(),
-            });
+            return Err(RegistryError::NotFound { what: format!("manifest {}", reference.lookup()), reference: reference.name() });
         }
         if status != 200 {
-            return Err(RegistryError::Status {
-                status,
-                what: "manifest".into(),
-                reference: reference.to_string(),
-            });
+            return Err(RegistryError::Status { status, what: "manifest".into(), reference: reference.to_string() });
         }
         let media_type = response
             .headers()
@@ -452,23 +351,14 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_owned())
             .unwrap_or_default();
-        let too_large = || RegistryError::ManifestTooLarge {
-            reference: reference.to_string(),
-            limit: MAX_MANIFEST_BYTES,
-        };
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
-        {
+        let too_large = || RegistryError::ManifestTooLarge { reference: reference.to_string(), limit: MAX_MANIFEST_BYTES };
+        if response.content_length().is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
             return Err(too_large());
         }
         let mut bytes = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                registry: reference.registry.clone(),
-                detail: e.to_string(),
-            })?;
+            let chunk = chunk.map_err(|e| RegistryError::Unreachable { registry: reference.registry.clone(), detail: e.to_string() })?;
             if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
                 return Err(too_large());
             }
@@ -477,31 +367,19 @@ impl RegistryClient {
         let digest = Digest::of(&bytes);
         if let Some(expected) = &reference.digest {
             if expected != &digest {
-                return Err(RegistryError::ManifestDigest {
-                    reference: reference.to_string(),
-                    expected: expected.clone(),
-                    actual: digest,
-                });
+                return Err(RegistryError::ManifestDigest { reference: reference.to_string(), expected: expected.clone(), actual: digest });
             }
         }
         // Some registries send no or a generic content type: the document says what it is.
         let media_type = if media_type.is_empty() || media_type == "application/json" {
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
-                .and_then(|v| {
-                    v.get("mediaType")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_owned)
-                })
+                .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or(media_type)
         } else {
             media_type
         };
-        Ok(Fetched {
-            media_type,
-            digest,
-            bytes,
-        })
+        Ok(Fetched { media_type, digest, bytes })
     }
 
     /// Streams a blob into the store, verifying digest and size; `progress` hears the
@@ -523,25 +401,15 @@ impl RegistryClient {
         let response = self.get(reference, &url, None, creds).await?;
         let status = response.status().as_u16();
         if status == 404 {
-            return Err(RegistryError::NotFound {
-                what: format!("blob {digest}"),
-                reference: reference.name(),
-            });
+            return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
         }
         if status != 200 {
-            return Err(RegistryError::Status {
-                status,
-                what: format!("blob {digest}"),
-                reference: reference.to_string(),
-            });
+            return Err(RegistryError::Status { status, what: format!("blob {digest}"), reference: reference.to_string() });
         }
         let mut writer = store.writer(digest.clone(), Some(size)).await?;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| RegistryError::Unreachable {
-                registry: reference.registry.clone(),
-                detail: e.to_string(),
-            })?;
+            let chunk = chunk.map_err(|e| RegistryError::Unreachable { registry: reference.registry.clone(), detail: e.to_string() })?;
             writer.write(&chunk).await?;
             progress(writer.written());
         }
@@ -554,36 +422,19 @@ impl RegistryClient {
     /// Checks credentials the way `docker login` does: the API root, answering its
     /// challenge with them.
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
-        let registry = if registry.is_empty() {
-            DOCKER_HUB
-        } else {
-            registry
-        };
+        let registry = if registry.is_empty() { DOCKER_HUB } else { registry };
         // Any repository of that registry: only the host and the credentials matter here.
-        let reference: Reference = format!("{registry}/berth/login-check:latest")
-            .parse()
-            .map_err(|_| RegistryError::Unreachable {
-                registry: registry.to_owned(),
-                detail: "not a registry address".into(),
-            })?;
+        let reference: Reference = format!("{registry}/berth/login-check:latest").parse().map_err(|_| RegistryError::Unreachable {
+            registry: registry.to_owned(),
+            detail: "not a registry address".into(),
+        })?;
         let host = reference.api_host();
-        let url = format!(
-            "{}://{}/v2/",
-            self.config.scheme(host),
-            self.config.connect_host(host)
-        );
+        let url = format!("{}://{}/v2/", self.config.scheme(host), self.config.connect_host(host));
         let response = self.get(&reference, &url, None, Some(creds)).await?;
         match response.status().as_u16() {
             200 => Ok(()),
-            401 | 403 => Err(RegistryError::Denied {
-                reference: registry.to_owned(),
-                detail: "credentials refused".into(),
-            }),
-            status => Err(RegistryError::Status {
-                status,
-                what: "login".into(),
-                reference: registry.to_owned(),
-            }),
+            401 | 403 => Err(RegistryError::Denied { reference: registry.to_owned(), detail: "credentials refused".into() }),
+            status => Err(RegistryError::Status { status, what: "login".into(), reference: registry.to_owned() }),
         }
     }
 }
@@ -594,20 +445,13 @@ mod tests {
 
     #[test]
     fn loopback_and_listed_registries_are_plain_http() {
-        let config = RegistryConfig {
-            insecure: vec!["reg.lan:5000".into()],
-            credentials: HashMap::new(),
-            loopback_host: None,
-        };
+        let config = RegistryConfig { insecure: vec!["reg.lan:5000".into()], credentials: HashMap::new(), loopback_host: None };
         assert_eq!(config.scheme("127.0.0.1:5000"), "http");
         assert_eq!(config.scheme("localhost:5000"), "http");
         assert_eq!(config.scheme("reg.lan:5000"), "http");
         assert_eq!(config.scheme("registry-1.docker.io"), "https");
         assert_eq!(config.connect_host("127.0.0.1:5000"), "127.0.0.1:5000");
-        let vm = RegistryConfig {
-            loopback_host: Some("10.0.2.2".into()),
-            ..RegistryConfig::default()
-        };
+        let vm = RegistryConfig { loopback_host: Some("10.0.2.2".into()), ..RegistryConfig::default() };
         assert_eq!(vm.connect_host("127.0.0.1:5000"), "10.0.2.2:5000");
         assert_eq!(vm.connect_host("localhost"), "10.0.2.2");
         assert_eq!(vm.connect_host("reg.example:443"), "reg.example:443");
@@ -618,11 +462,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-daemon-json-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("daemon.json");
-        assert!(RegistryConfig::load(&file)
-            .expect("no file is fine")
-            .insecure
-            .iter()
-            .all(|h| h != "reg.lan:5000"));
+        assert!(RegistryConfig::load(&file).expect("no file is fine").insecure.iter().all(|h| h != "reg.lan:5000"));
         std::fs::write(&file, r#"{"insecure-registries": ["reg.lan:5000"]}"#).expect("write");
         let config = RegistryConfig::load(&file).expect("load");
         assert_eq!(config.scheme("reg.lan:5000"), "http");

@@ -21,38 +21,20 @@ pub enum BlobPush {
 
 impl RegistryClient {
     fn status_err(status: u16, what: &str, reference: &Reference) -> RegistryError {
-        RegistryError::Status {
-            status,
-            what: what.to_owned(),
-            reference: reference.to_string(),
-        }
+        RegistryError::Status { status, what: what.to_owned(), reference: reference.to_string() }
     }
 
-    fn location(
-        &self,
-        reference: &Reference,
-        response: &reqwest::Response,
-    ) -> Result<String, RegistryError> {
+    fn location(&self, reference: &Reference, response: &reqwest::Response) -> Result<String, RegistryError> {
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Self::status_err(
-                    response.status().as_u16(),
-                    "upload without a Location",
-                    reference,
-                )
-            })?;
+            .ok_or_else(|| Self::status_err(response.status().as_u16(), "upload without a Location", reference))?;
         if location.starts_with("http://") || location.starts_with("https://") {
             return Ok(location.to_owned());
         }
         let host = reference.api_host();
-        Ok(format!(
-            "{}://{}{location}",
-            self.config.scheme(host),
-            self.config.connect_host(host)
-        ))
+        Ok(format!("{}://{}{location}", self.config.scheme(host), self.config.connect_host(host)))
     }
 
     /// Puts one blob from the store into `reference`'s repository; `mount_from` is a
@@ -77,9 +59,7 @@ impl RegistryClient {
             content_range: None,
         };
         let blob_url = self.url(reference, &format!("blobs/{digest}"));
-        let head = self
-            .send(call(reqwest::Method::HEAD, &blob_url, None, None))
-            .await?;
+        let head = self.send(call(reqwest::Method::HEAD, &blob_url, None, None)).await?;
         if head.status().as_u16() == 200 {
             return Ok(BlobPush::AlreadyThere);
         }
@@ -87,14 +67,7 @@ impl RegistryClient {
         if let Some(from) = mount_from.filter(|f| *f != reference.repository) {
             start_url.push_str(&format!("?mount={digest}&from={from}"));
         }
-        let start = self
-            .send(call(
-                reqwest::Method::POST,
-                &start_url,
-                Some(Bytes::new()),
-                None,
-            ))
-            .await?;
+        let start = self.send(call(reqwest::Method::POST, &start_url, Some(Bytes::new()), None)).await?;
         match start.status().as_u16() {
             201 => return Ok(BlobPush::Mounted),
             202 => {}
@@ -104,38 +77,16 @@ impl RegistryClient {
         let size = store.size(digest)?;
         let mut file = tokio::fs::File::open(store.path(digest))
             .await
-            .map_err(|source| crate::content::ContentError::Io {
-                what: format!("open {digest}"),
-                source,
-            })?;
-        let read_err = |source| crate::content::ContentError::Io {
-            what: format!("read {digest}"),
-            source,
-        };
-        let with_digest = |loc: &str| {
-            format!(
-                "{loc}{}digest={digest}",
-                if loc.contains('?') { '&' } else { '?' }
-            )
-        };
+            .map_err(|source| crate::content::ContentError::Io { what: format!("open {digest}"), source })?;
+        let read_err = |source| crate::content::ContentError::Io { what: format!("read {digest}"), source };
+        let with_digest = |loc: &str| format!("{loc}{}digest={digest}", if loc.contains('?') { '&' } else { '?' });
         if size as usize <= CHUNK {
             let mut data = Vec::with_capacity(size as usize);
             file.read_to_end(&mut data).await.map_err(read_err)?;
             let url = with_digest(&location);
-            let put = self
-                .send(call(
-                    reqwest::Method::PUT,
-                    &url,
-                    Some(Bytes::from(data)),
-                    Some("application/octet-stream"),
-                ))
-                .await?;
+            let put = self.send(call(reqwest::Method::PUT, &url, Some(Bytes::from(data)), Some("application/octet-stream"))).await?;
             if put.status().as_u16() != 201 {
-                return Err(Self::status_err(
-                    put.status().as_u16(),
-                    "uploading a blob",
-                    reference,
-                ));
+                return Err(Self::status_err(put.status().as_u16(), "uploading a blob", reference));
             }
             return Ok(BlobPush::Uploaded);
         }
@@ -171,11 +122,7 @@ impl RegistryClient {
                 request.content_range = Some(range);
                 let patch = self.send(request).await?;
                 if patch.status().as_u16() != 202 {
-                    return Err(Self::status_err(
-                        patch.status().as_u16(),
-                        "uploading a chunk",
-                        reference,
-                    ));
+                    return Err(Self::status_err(patch.status().as_u16(), "uploading a chunk", reference));
                 }
                 self.location(reference, &patch)?
             };
@@ -183,20 +130,9 @@ impl RegistryClient {
             offset += filled as u64;
         }
         let url = with_digest(&location);
-        let put = self
-            .send(call(
-                reqwest::Method::PUT,
-                &url,
-                Some(Bytes::new()),
-                Some("application/octet-stream"),
-            ))
-            .await?;
+        let put = self.send(call(reqwest::Method::PUT, &url, Some(Bytes::new()), Some("application/octet-stream"))).await?;
         if put.status().as_u16() != 201 {
-            return Err(Self::status_err(
-                put.status().as_u16(),
-                "finishing an upload",
-                reference,
-            ));
+            return Err(Self::status_err(put.status().as_u16(), "finishing an upload", reference));
         }
         Ok(BlobPush::Uploaded)
     }
@@ -224,11 +160,7 @@ impl RegistryClient {
             })
             .await?;
         if put.status().as_u16() != 201 {
-            return Err(Self::status_err(
-                put.status().as_u16(),
-                "putting the manifest",
-                reference,
-            ));
+            return Err(Self::status_err(put.status().as_u16(), "putting the manifest", reference));
         }
         Ok(())
     }

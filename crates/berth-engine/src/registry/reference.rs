@@ -44,20 +44,13 @@ impl Reference {
 
     /// The same image by digest.
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference {
-            digest: Some(digest),
-            tag: None,
-            ..self.clone()
-        }
+        Reference { digest: Some(digest), tag: None, ..self.clone() }
     }
 
     /// The familiar short form docker prints (`busybox:latest`, `127.0.0.1:5000/x:y`).
     pub fn familiar(&self) -> String {
         let name = if self.registry == DOCKER_HUB {
-            self.repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository)
-                .to_owned()
+            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_owned()
         } else {
             self.name()
         };
@@ -82,55 +75,41 @@ impl FromStr for Reference {
     type Err = InvalidReference;
 
     fn from_str(input: &str) -> Result<Reference, InvalidReference> {
-        let bad = |reason| InvalidReference {
-            input: input.to_owned(),
-            reason,
-        };
+        let bad = |reason| InvalidReference { input: input.to_owned(), reason };
         if input.is_empty() || input.len() > 4096 {
             return Err(bad("empty or too long"));
         }
         let (rest, digest) = match input.split_once('@') {
-            Some((rest, d)) => (
-                rest,
-                Some(d.parse::<Digest>().map_err(|_| bad("bad digest"))?),
-            ),
+            Some((rest, d)) => (rest, Some(d.parse::<Digest>().map_err(|_| bad("bad digest"))?)),
             None => (input, None),
         };
         // A tag is after the last ':' that comes after the last '/'.
         let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                &rest[..last_slash + i],
-                Some(rest[last_slash + i + 1..].to_owned()),
-            ),
+            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_owned())),
             None => (rest, None),
         };
         if let Some(tag) = &tag {
             let valid = !tag.is_empty()
                 && tag.len() <= 128
-                && tag
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
                 && !tag.starts_with(['.', '-']);
             if !valid {
                 return Err(bad("bad tag"));
             }
         }
         let (registry, repository) = match name.split_once('/') {
-            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-                (first.to_owned(), rest.to_owned())
-            }
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first.to_owned(), rest.to_owned()),
             _ => (DOCKER_HUB.to_owned(), name.to_owned()),
         };
         let (host, port) = match registry.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (registry.as_str(), None),
         };
-        let host_ok = host.split('.').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-        let port_ok = port
-            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+        let host_ok = host
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
         if !host_ok || !port_ok {
             return Err(bad("bad registry host"));
         }
@@ -141,27 +120,15 @@ impl FromStr for Reference {
         };
         let component_ok = |c: &str| {
             !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
                 && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
                 && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
         };
         if !repository.split('/').all(component_ok) {
-            return Err(bad(
-                "repository names are lowercase letters, digits and separators",
-            ));
+            return Err(bad("repository names are lowercase letters, digits and separators"));
         }
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_owned())
-        } else {
-            tag
-        };
-        Ok(Reference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_owned()) } else { tag };
+        Ok(Reference { registry, repository, tag, digest })
     }
 }
 
@@ -189,10 +156,7 @@ mod tests {
     #[test]
     fn docker_hub_normalisation() {
         assert_eq!(r("busybox").to_string(), "docker.io/library/busybox:latest");
-        assert_eq!(
-            r("busybox:1.36").to_string(),
-            "docker.io/library/busybox:1.36"
-        );
+        assert_eq!(r("busybox:1.36").to_string(), "docker.io/library/busybox:1.36");
         assert_eq!(r("user/app").to_string(), "docker.io/user/app:latest");
         assert_eq!(r("docker.io/library/busybox").familiar(), "busybox:latest");
         assert_eq!(r("busybox").api_host(), "registry-1.docker.io");
@@ -201,10 +165,7 @@ mod tests {
     #[test]
     fn registries_ports_tags_and_digests() {
         let x = r("127.0.0.1:5000/busybox:oci");
-        assert_eq!(
-            (x.registry.as_str(), x.repository.as_str(), x.tag.as_deref()),
-            ("127.0.0.1:5000", "busybox", Some("oci"))
-        );
+        assert_eq!((x.registry.as_str(), x.repository.as_str(), x.tag.as_deref()), ("127.0.0.1:5000", "busybox", Some("oci")));
         assert_eq!(x.lookup(), "oci");
         let d = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
         let y = r(&format!("localhost:5000/a/b@{d}"));
@@ -217,16 +178,7 @@ mod tests {
 
     #[test]
     fn bad_references_are_refused() {
-        for bad in [
-            "",
-            "UPPER",
-            "busybox:",
-            "busybox:-x",
-            "a//b",
-            "x@sha256:123",
-            "busybox:a/b",
-            "../etc",
-        ] {
+        for bad in ["", "UPPER", "busybox:", "busybox:-x", "a//b", "x@sha256:123", "busybox:a/b", "../etc"] {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} must be refused");
         }
     }

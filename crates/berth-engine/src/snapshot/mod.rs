@@ -21,9 +21,7 @@ use crate::image::manifest::Compression;
 pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     match parent {
         None => diff_id.clone(),
-        Some(parent) => Digest::from_hash(&sha2::Sha256::digest(
-            format!("{parent} {diff_id}").as_bytes(),
-        )),
+        Some(parent) => Digest::from_hash(&sha2::Sha256::digest(format!("{parent} {diff_id}").as_bytes())),
     }
 }
 
@@ -38,10 +36,7 @@ pub enum SnapshotError {
     #[error(transparent)]
     Unpack(#[from] UnpackError),
     #[error("snapshots: cannot {what}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 impl SnapshotError {
@@ -55,10 +50,7 @@ impl SnapshotError {
 
 impl Snapshots {
     pub fn open(root: &Path) -> Result<Snapshots, SnapshotError> {
-        std::fs::create_dir_all(root).map_err(|source| SnapshotError::Io {
-            what: format!("create {}", root.display()),
-            source,
-        })?;
+        std::fs::create_dir_all(root).map_err(|source| SnapshotError::Io { what: format!("create {}", root.display()), source })?;
         // Half-unpacked layers from a crash are provably garbage.
         if let Ok(entries) = std::fs::read_dir(root) {
             for entry in entries.flatten() {
@@ -67,9 +59,7 @@ impl Snapshots {
                 }
             }
         }
-        Ok(Snapshots {
-            root: root.to_owned(),
-        })
+        Ok(Snapshots { root: root.to_owned() })
     }
 
     /// The directory of a snapshot (whether or not it exists).
@@ -83,11 +73,7 @@ impl Snapshots {
             .map(|entries| {
                 entries
                     .flatten()
-                    .filter_map(|e| {
-                        format!("sha256:{}", e.file_name().to_string_lossy())
-                            .parse()
-                            .ok()
-                    })
+                    .filter_map(|e| format!("sha256:{}", e.file_name().to_string_lossy()).parse().ok())
                     .collect()
             })
             .unwrap_or_default();
@@ -101,36 +87,21 @@ impl Snapshots {
 
     /// Unpacks the layer blob at `blob` (compressed as `compression`) as snapshot
     /// `chain_id`, checking that its uncompressed bytes hash to `diff_id`.
-    pub fn unpack(
-        &self,
-        blob: &Path,
-        compression: Compression,
-        diff_id: &Digest,
-        chain_id: &Digest,
-    ) -> Result<(), SnapshotError> {
+    pub fn unpack(&self, blob: &Path, compression: Compression, diff_id: &Digest, chain_id: &Digest) -> Result<(), SnapshotError> {
         let target = self.path(chain_id);
         if target.is_dir() {
             return Ok(());
         }
         let temp = self.root.join(format!("{}.tmp", chain_id.hex()));
         let _ = std::fs::remove_dir_all(&temp);
-        std::fs::create_dir(&temp).map_err(|source| SnapshotError::Io {
-            what: "create a snapshot".into(),
-            source,
-        })?;
-        let file = std::fs::File::open(blob).map_err(|source| SnapshotError::Io {
-            what: format!("open layer {diff_id}"),
-            source,
-        })?;
+        std::fs::create_dir(&temp).map_err(|source| SnapshotError::Io { what: "create a snapshot".into(), source })?;
+        let file = std::fs::File::open(blob).map_err(|source| SnapshotError::Io { what: format!("open layer {diff_id}"), source })?;
         let result = unpack::unpack(file, compression, diff_id, &temp);
         if let Err(err) = result {
             let _ = std::fs::remove_dir_all(&temp);
             return Err(err.into());
         }
-        std::fs::rename(&temp, &target).map_err(|source| SnapshotError::Io {
-            what: "move a snapshot into place".into(),
-            source,
-        })
+        std::fs::rename(&temp, &target).map_err(|source| SnapshotError::Io { what: "move a snapshot into place".into(), source })
     }
 }
 

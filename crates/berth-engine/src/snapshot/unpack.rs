@@ -20,29 +20,19 @@ const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("hostile layer {diff_id}: entry {entry:?} {reason}")]
-    Hostile {
-        diff_id: Digest,
-        entry: String,
-        reason: &'static str,
-    },
+    Hostile { diff_id: Digest, entry: String, reason: &'static str },
     #[error("layer {expected} does not match its diff ID (got {actual})")]
     DiffId { expected: Digest, actual: Digest },
     #[error("layer {diff_id} is not a valid tar stream")]
     Corrupt { diff_id: Digest, source: io::Error },
     #[error("cannot unpack {entry:?} of layer {diff_id}")]
-    Io {
-        diff_id: Digest,
-        entry: String,
-        source: io::Error,
-    },
+    Io { diff_id: Digest, entry: String, source: io::Error },
 }
 
 impl UnpackError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            UnpackError::Hostile { .. }
-            | UnpackError::DiffId { .. }
-            | UnpackError::Corrupt { .. } => ErrorKind::InvalidArgument,
+            UnpackError::Hostile { .. } | UnpackError::DiffId { .. } | UnpackError::Corrupt { .. } => ErrorKind::InvalidArgument,
             UnpackError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -62,26 +52,15 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-pub fn unpack(
-    blob: fs::File,
-    compression: Compression,
-    diff_id: &Digest,
-    root: &Path,
-) -> Result<(), UnpackError> {
-    let corrupt = |source| UnpackError::Corrupt {
-        diff_id: diff_id.clone(),
-        source,
-    };
+pub fn unpack(blob: fs::File, compression: Compression, diff_id: &Digest, root: &Path) -> Result<(), UnpackError> {
+    let corrupt = |source| UnpackError::Corrupt { diff_id: diff_id.clone(), source };
     let buffered = io::BufReader::with_capacity(256 << 10, blob);
     let decompressed: Box<dyn Read> = match compression {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(buffered).map_err(corrupt)?),
         Compression::None => Box::new(buffered),
     };
-    let mut reader = HashingReader {
-        inner: decompressed,
-        hasher: sha2::Sha256::new(),
-    };
+    let mut reader = HashingReader { inner: decompressed, hasher: sha2::Sha256::new() };
     {
         let mut archive = tar::Archive::new(&mut reader);
         for entry in archive.entries().map_err(corrupt)? {
@@ -93,10 +72,7 @@ pub fn unpack(
     io::copy(&mut reader, &mut io::sink()).map_err(corrupt)?;
     let actual = Digest::from_hash(&reader.hasher.finalize());
     if &actual != diff_id {
-        return Err(UnpackError::DiffId {
-            expected: diff_id.clone(),
-            actual,
-        });
+        return Err(UnpackError::DiffId { expected: diff_id.clone(), actual });
     }
     Ok(())
 }
@@ -123,9 +99,7 @@ fn safe_parent(root: &Path, rel: &Path) -> Result<(), &'static str> {
         for part in parent.components() {
             current.push(part);
             match fs::symlink_metadata(&current) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err("is written through a symlink")
-                }
+                Ok(meta) if meta.file_type().is_symlink() => return Err("is written through a symlink"),
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => return Err("has a parent that is not a directory"),
                 Err(_) => {
@@ -143,11 +117,7 @@ fn mknod(path: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
     let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn set_opaque(dir: &Path) -> io::Result<()> {
@@ -155,61 +125,29 @@ fn set_opaque(dir: &Path) -> io::Result<()> {
     let name = c"trusted.overlay.opaque";
     // SAFETY: valid NUL-terminated strings and a 1-byte value buffer.
     let rc = unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn lchown(path: &Path, uid: u64, gid: u64) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let (uid, gid) = (
-        u32::try_from(uid).unwrap_or(0),
-        u32::try_from(gid).unwrap_or(0),
-    );
+    let (uid, gid) = (u32::try_from(uid).unwrap_or(0), u32::try_from(gid).unwrap_or(0));
     // SAFETY: a valid NUL-terminated path; lchown does not follow symlinks.
     let rc = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-fn apply<R: Read>(
-    entry: &mut tar::Entry<R>,
-    diff_id: &Digest,
-    root: &Path,
-) -> Result<(), UnpackError> {
-    let raw = entry
-        .path()
-        .map_err(|source| UnpackError::Corrupt {
-            diff_id: diff_id.clone(),
-            source,
-        })?
-        .into_owned();
+fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> Result<(), UnpackError> {
+    let raw = entry.path().map_err(|source| UnpackError::Corrupt { diff_id: diff_id.clone(), source })?.into_owned();
     let name = raw.display().to_string();
-    let hostile = |reason| UnpackError::Hostile {
-        diff_id: diff_id.clone(),
-        entry: name.clone(),
-        reason,
-    };
-    let io_err = |source| UnpackError::Io {
-        diff_id: diff_id.clone(),
-        entry: name.clone(),
-        source,
-    };
+    let hostile = |reason| UnpackError::Hostile { diff_id: diff_id.clone(), entry: name.clone(), reason };
+    let io_err = |source| UnpackError::Io { diff_id: diff_id.clone(), entry: name.clone(), source };
     let rel = clean_path(&raw).map_err(hostile)?;
     if rel.as_os_str().is_empty() {
         return Ok(()); // the root itself
     }
     safe_parent(root, &rel).map_err(hostile)?;
     let path = root.join(&rel);
-    let file_name = rel
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
 
     // Whiteouts become overlayfs's own markers.
     if file_name == OPAQUE_WHITEOUT {
@@ -230,12 +168,7 @@ fn apply<R: Read>(
     let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions() {
         Ok(Some(records)) => records
             .flatten()
-            .filter_map(|r| {
-                Some((
-                    r.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_owned(),
-                    r.value_bytes().to_vec(),
-                ))
-            })
+            .filter_map(|r| Some((r.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_owned(), r.value_bytes().to_vec())))
             .collect(),
         _ => Vec::new(),
     };
@@ -267,37 +200,22 @@ fn apply<R: Read>(
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(io_err)?;
+            let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err)?;
             io::copy(entry, &mut out).map_err(io_err)?;
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
         }
         tar::EntryType::Symlink => {
-            let target = entry
-                .link_name()
-                .map_err(io_err)?
-                .ok_or_else(|| hostile("is a symlink without a target"))?;
+            let target = entry.link_name().map_err(io_err)?.ok_or_else(|| hostile("is a symlink without a target"))?;
             symlink(&*target, &path).map_err(io_err)?;
         }
         tar::EntryType::Link => {
-            let target = entry
-                .link_name()
-                .map_err(io_err)?
-                .ok_or_else(|| hostile("is a hard link without a target"))?;
-            let target_rel =
-                clean_path(&target).map_err(|_| hostile("hard-links outside the layer"))?;
+            let target = entry.link_name().map_err(io_err)?.ok_or_else(|| hostile("is a hard link without a target"))?;
+            let target_rel = clean_path(&target).map_err(|_| hostile("hard-links outside the layer"))?;
             safe_parent(root, &target_rel).map_err(hostile)?;
             let source = root.join(&target_rel);
             match fs::symlink_metadata(&source) {
                 Ok(meta) if meta.file_type().is_symlink() || meta.is_file() => {}
-                _ => {
-                    return Err(hostile(
-                        "hard-links to something that is not a file of this layer",
-                    ))
-                }
+                _ => return Err(hostile("hard-links to something that is not a file of this layer")),
             }
             fs::hard_link(&source, &path).map_err(io_err)?;
             return Ok(());
@@ -310,12 +228,7 @@ fn apply<R: Read>(
                 tar::EntryType::Block => libc::S_IFBLK,
                 _ => libc::S_IFIFO,
             };
-            mknod(
-                &path,
-                kind_bits | (mode & 0o777),
-                libc::makedev(major, minor),
-            )
-            .map_err(io_err)?;
+            mknod(&path, kind_bits | (mode & 0o777), libc::makedev(major, minor)).map_err(io_err)?;
         }
         // PAX / GNU long-name headers are consumed by the tar reader; others carry nothing to write.
         _ => return Ok(()),
@@ -344,46 +257,20 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let n = CString::new(name).map_err(io::Error::other)?;
     // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
-    let rc = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let rc = unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn filetime_of(secs: u64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: secs.try_into().unwrap_or(0),
-        tv_nsec: 0,
-    }
+    libc::timespec { tv_sec: secs.try_into().unwrap_or(0), tv_nsec: 0 }
 }
 
 fn set_times(path: &Path, time: libc::timespec) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let times = [time, time];
     // SAFETY: valid path and a two-element timespec array, as utimensat requires.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 #[cfg(test)]
@@ -393,10 +280,7 @@ mod tests {
     #[test]
     fn paths_are_cleaned_or_refused() {
         assert_eq!(clean_path(Path::new("./a/b")), Ok(PathBuf::from("a/b")));
-        assert_eq!(
-            clean_path(Path::new("/etc/passwd")),
-            Ok(PathBuf::from("etc/passwd"))
-        );
+        assert_eq!(clean_path(Path::new("/etc/passwd")), Ok(PathBuf::from("etc/passwd")));
         assert!(clean_path(Path::new("a/../../b")).is_err());
     }
 }

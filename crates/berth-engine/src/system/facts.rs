@@ -14,12 +14,7 @@ pub struct MachineFacts {
 impl MachineFacts {
     /// Reads what it can; a fact that cannot be read is left empty or zero.
     pub fn read() -> MachineFacts {
-        let read = |path: &str| {
-            fs::read_to_string(path)
-                .unwrap_or_default()
-                .trim()
-                .to_owned()
-        };
+        let read = |path: &str| fs::read_to_string(path).unwrap_or_default().trim().to_owned();
         MachineFacts {
             kernel_release: read("/proc/sys/kernel/osrelease"),
             hostname: read("/proc/sys/kernel/hostname"),
@@ -59,19 +54,13 @@ mod tests {
     #[test]
     fn os_release_pretty_name() {
         let text = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n";
-        assert_eq!(
-            parse_os_release(text).as_deref(),
-            Some("Debian GNU/Linux 12 (bookworm)")
-        );
+        assert_eq!(parse_os_release(text).as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
         assert_eq!(parse_os_release("ID=x\n"), None);
     }
 
     #[test]
     fn meminfo_total_in_bytes() {
-        assert_eq!(
-            parse_meminfo_total("MemTotal:       16384 kB\nMemFree: 1 kB\n"),
-            Some(16384 * 1024)
-        );
+        assert_eq!(parse_meminfo_total("MemTotal:       16384 kB\nMemFree: 1 kB\n"), Some(16384 * 1024));
         assert_eq!(parse_meminfo_total("garbage"), None);
     }
 

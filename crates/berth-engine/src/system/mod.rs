@@ -40,9 +40,7 @@ pub fn version() -> VersionResponse {
         kernel_version: facts.kernel_release,
         os: std::env::consts::OS.to_owned(),
         arch: std::env::consts::ARCH.to_owned(),
-        git_commit: option_env!("BERTH_GIT_COMMIT")
-            .unwrap_or_default()
-            .to_owned(),
+        git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or_default().to_owned(),
     }
 }
 
@@ -50,10 +48,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send + 'st
 
 #[tonic::async_trait]
 impl System for SystemApi {
-    async fn version(
-        &self,
-        _: Request<VersionRequest>,
-    ) -> Result<Response<VersionResponse>, Status> {
+    async fn version(&self, _: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
         Ok(Response::new(version()))
     }
 
@@ -76,10 +71,7 @@ impl System for SystemApi {
 
     type EventsStream = EventStream;
 
-    async fn events(
-        &self,
-        request: Request<EventsRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    async fn events(&self, request: Request<EventsRequest>) -> Result<Response<EventStream>, Status> {
         let request = request.into_inner();
         let (backlog, mut live) = self.engine.events().subscribe(request.replay);
         let types = request.types;

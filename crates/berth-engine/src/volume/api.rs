@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    volumes_server::Volumes as VolumesApiTrait, CloneVolumeRequest, CreateVolumeRequest,
-    ListVolumesRequest, ListVolumesResponse, PruneVolumesRequest, PruneVolumesResponse,
-    RemoveVolumeRequest, RemoveVolumeResponse, Volume, VolumeData, VolumeImportChunk, VolumeRef,
+    volumes_server::Volumes as VolumesApiTrait, CreateVolumeRequest, ListVolumesRequest, ListVolumesResponse,
+    PruneVolumesRequest, PruneVolumesResponse, RemoveVolumeRequest, RemoveVolumeResponse, Volume, VolumeRef, VolumeData,
+    VolumeImportChunk, CloneVolumeRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Request, Response, Status};
@@ -28,11 +28,7 @@ impl VolumesApi {
         Volume {
             mountpoint: self.volumes.data_dir(&v.name).display().to_string(),
             used_by: self.volumes.users(&v.name),
-            size: if size {
-                self.volumes.size(&v.name) as i64
-            } else {
-                -1
-            },
+            size: if size { self.volumes.size(&v.name) as i64 } else { -1 },
             name: v.name,
             driver: v.driver,
             created_at: v.created,
@@ -66,9 +62,7 @@ fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, Status> {
     filters
         .iter()
         .map(|f| {
-            let (k, v) = f.split_once('=').ok_or_else(|| {
-                Status::invalid_argument(format!("bad filter {f:?}: expected key=value"))
-            })?;
+            let (k, v) = f.split_once('=').ok_or_else(|| Status::invalid_argument(format!("bad filter {f:?}: expected key=value")))?;
             if !matches!(k, "name" | "label" | "dangling" | "driver") {
                 return Err(Status::invalid_argument(format!("invalid filter {k:?}")));
             }
@@ -77,17 +71,13 @@ fn parse_filters(filters: &[String]) -> Result<Vec<(String, String)>, Status> {
         .collect()
 }
 
-type BoxStream<T> =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl VolumesApiTrait for VolumesApi {
     type ExportStream = BoxStream<VolumeData>;
 
-    async fn export(
-        &self,
-        request: Request<VolumeRef>,
-    ) -> Result<Response<Self::ExportStream>, Status> {
+    async fn export(&self, request: Request<VolumeRef>) -> Result<Response<Self::ExportStream>, Status> {
         let name = request.into_inner().name;
         let scratch = self.images.scratch_file("volume-export");
         if let Err(err) = self.volumes.export(&name, &scratch) {
@@ -100,97 +90,53 @@ impl VolumesApiTrait for VolumesApi {
                 let _ = std::fs::remove_file(&scratch);
                 let mut buf = vec![0u8; 256 * 1024];
                 while let Ok(n) = file.read(&mut buf).await {
-                    if n == 0
-                        || sender
-                            .send(Ok(VolumeData {
-                                data: buf[..n].to_vec(),
-                            }))
-                            .await
-                            .is_err()
-                    {
+                    if n == 0 || sender.send(Ok(VolumeData { data: buf[..n].to_vec() })).await.is_err() {
                         break;
                     }
                 }
             }
             let _ = std::fs::remove_file(&scratch);
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(receiver),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
-    async fn import(
-        &self,
-        request: Request<tonic::Streaming<VolumeImportChunk>>,
-    ) -> Result<Response<Volume>, Status> {
+    async fn import(&self, request: Request<tonic::Streaming<VolumeImportChunk>>) -> Result<Response<Volume>, Status> {
         let mut stream = request.into_inner();
-        let first = stream.message().await?.ok_or_else(|| {
-            Status::invalid_argument("import: the first chunk must name the volume")
-        })?;
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("import: the first chunk must name the volume"))?;
         let scratch = self.images.scratch_file("volume-import");
         let written = async {
-            let mut file = tokio::fs::File::create(&scratch)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            file.write_all(&first.data)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            let mut file = tokio::fs::File::create(&scratch).await.map_err(|e| Status::internal(e.to_string()))?;
+            file.write_all(&first.data).await.map_err(|e| Status::internal(e.to_string()))?;
             while let Some(chunk) = stream.message().await? {
-                file.write_all(&chunk.data)
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+                file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
             }
-            file.flush()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))
+            file.flush().await.map_err(|e| Status::internal(e.to_string()))
         }
         .await;
         let result = match written {
-            Ok(()) => self
-                .volumes
-                .import(&first.name, &scratch)
-                .await
-                .map_err(status),
+            Ok(()) => self.volumes.import(&first.name, &scratch).await.map_err(status),
             Err(e) => Err(e),
         };
         let _ = std::fs::remove_file(&scratch);
         Ok(Response::new(self.to_proto(result?, true)))
     }
 
-    async fn clone_volume(
-        &self,
-        request: Request<CloneVolumeRequest>,
-    ) -> Result<Response<Volume>, Status> {
+    async fn clone_volume(&self, request: Request<CloneVolumeRequest>) -> Result<Response<Volume>, Status> {
         let r = request.into_inner();
-        let record = self
-            .volumes
-            .clone_volume(&r.source, &r.target)
-            .map_err(status)?;
+        let record = self.volumes.clone_volume(&r.source, &r.target).map_err(status)?;
         Ok(Response::new(self.to_proto(record, true)))
     }
 
-    async fn create(
-        &self,
-        request: Request<CreateVolumeRequest>,
-    ) -> Result<Response<Volume>, Status> {
+    async fn create(&self, request: Request<CreateVolumeRequest>) -> Result<Response<Volume>, Status> {
         let r = request.into_inner();
         let (record, _) = self
             .volumes
-            .create(
-                Some(&r.name),
-                &r.driver,
-                r.labels.into_iter().collect(),
-                r.driver_opts.into_iter().collect(),
-                false,
-            )
+            .create(Some(&r.name), &r.driver, r.labels.into_iter().collect(), r.driver_opts.into_iter().collect(), false)
             .map_err(status)?;
         Ok(Response::new(self.to_proto(record, false)))
     }
 
-    async fn list(
-        &self,
-        request: Request<ListVolumesRequest>,
-    ) -> Result<Response<ListVolumesResponse>, Status> {
+    async fn list(&self, request: Request<ListVolumesRequest>) -> Result<Response<ListVolumesResponse>, Status> {
         let r = request.into_inner();
         let filters = parse_filters(&r.filters)?;
         let volumes = self
@@ -206,34 +152,22 @@ impl VolumesApiTrait for VolumesApi {
 
     async fn inspect(&self, request: Request<VolumeRef>) -> Result<Response<Volume>, Status> {
         let name = request.into_inner().name;
-        let record = self
-            .volumes
-            .get(&name)
-            .map_err(status)?
-            .ok_or_else(|| status(VolumeError::NotFound(name)))?;
+        let record = self.volumes.get(&name).map_err(status)?.ok_or_else(|| status(VolumeError::NotFound(name)))?;
         Ok(Response::new(self.to_proto(record, true)))
     }
 
-    async fn remove(
-        &self,
-        request: Request<RemoveVolumeRequest>,
-    ) -> Result<Response<RemoveVolumeResponse>, Status> {
+    async fn remove(&self, request: Request<RemoveVolumeRequest>) -> Result<Response<RemoveVolumeResponse>, Status> {
         let r = request.into_inner();
         self.volumes.remove(&r.name, r.force).map_err(status)?;
         Ok(Response::new(RemoveVolumeResponse {}))
     }
 
-    async fn prune(
-        &self,
-        request: Request<PruneVolumesRequest>,
-    ) -> Result<Response<PruneVolumesResponse>, Status> {
+    async fn prune(&self, request: Request<PruneVolumesRequest>) -> Result<Response<PruneVolumesResponse>, Status> {
         let r = request.into_inner();
         let mut labels = Vec::new();
         for (key, value) in parse_filters(&r.filters)? {
             if key != "label" {
-                return Err(Status::invalid_argument(format!(
-                    "invalid filter {key:?} for prune"
-                )));
+                return Err(Status::invalid_argument(format!("invalid filter {key:?} for prune")));
             }
             labels.push(match value.split_once('=') {
                 Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
@@ -241,9 +175,6 @@ impl VolumesApiTrait for VolumesApi {
             });
         }
         let (deleted, bytes) = self.volumes.prune(r.all, &labels).map_err(status)?;
-        Ok(Response::new(PruneVolumesResponse {
-            deleted,
-            reclaimed_bytes: bytes,
-        }))
+        Ok(Response::new(PruneVolumesResponse { deleted, reclaimed_bytes: bytes }))
     }
 }

@@ -42,23 +42,16 @@ pub enum VolumeError {
     #[error("volume store holds a bad record for {0}")]
     Corrupt(String),
     #[error("cannot {what}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
 }
 
 impl VolumeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             VolumeError::NotFound(_) => ErrorKind::NotFound,
-            VolumeError::BadName(_) | VolumeError::Driver(_) | VolumeError::Invalid(_) => {
-                ErrorKind::InvalidArgument
-            }
+            VolumeError::BadName(_) | VolumeError::Driver(_) | VolumeError::Invalid(_) => ErrorKind::InvalidArgument,
             VolumeError::InUse { .. } => ErrorKind::Conflict,
-            VolumeError::Db(_) | VolumeError::Corrupt(_) | VolumeError::Io { .. } => {
-                ErrorKind::Internal
-            }
+            VolumeError::Db(_) | VolumeError::Corrupt(_) | VolumeError::Io { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -71,18 +64,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
 /// docker's rule for volume names.
 pub fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
-    b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    b.len() >= 2 && b[0].is_ascii_alphanumeric() && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// Whether `labels` satisfy every `label` filter (`key`, or `key=value`).
-pub fn labels_match(
-    labels: &BTreeMap<String, String>,
-    filters: &[(String, Option<String>)],
-) -> bool {
+pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[(String, Option<String>)]) -> bool {
     filters.iter().all(|(k, v)| match v {
         Some(v) => labels.get(k) == Some(v),
         None => labels.contains_key(k),
@@ -108,11 +94,7 @@ impl Volumes {
              PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, record TEXT NOT NULL);",
         )?;
-        Ok(Volumes {
-            root: dir,
-            db: Mutex::new(db),
-            used_by: Mutex::new(HashMap::new()),
-        })
+        Ok(Volumes { root: dir, db: Mutex::new(db), used_by: Mutex::new(HashMap::new()) })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -137,18 +119,11 @@ impl Volumes {
         if !matches!(driver, "" | "local") {
             return Err(VolumeError::Driver(driver.to_owned()));
         }
-        if let Some(option) = options
-            .keys()
-            .find(|k| !matches!(k.as_str(), "type" | "device" | "o"))
-        {
-            return Err(VolumeError::Invalid(format!(
-                "invalid option key: {option:?}"
-            )));
+        if let Some(option) = options.keys().find(|k| !matches!(k.as_str(), "type" | "device" | "o")) {
+            return Err(VolumeError::Invalid(format!("invalid option key: {option:?}")));
         }
         if !options.is_empty() {
-            return Err(VolumeError::Invalid(
-                "local volume options (type, device, o) are not supported yet".into(),
-            ));
+            return Err(VolumeError::Invalid("local volume options (type, device, o) are not supported yet".into()));
         }
         let name = match name.filter(|n| !n.is_empty()) {
             Some(name) => {
@@ -172,12 +147,8 @@ impl Volumes {
         };
         let data = self.data_dir(&name);
         std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
-        let json =
-            serde_json::to_string(&record).map_err(|_| VolumeError::Corrupt(name.clone()))?;
-        if let Err(err) = self.db().execute(
-            "INSERT INTO volumes (name, record) VALUES (?1, ?2)",
-            params![name, json],
-        ) {
+        let json = serde_json::to_string(&record).map_err(|_| VolumeError::Corrupt(name.clone()))?;
+        if let Err(err) = self.db().execute("INSERT INTO volumes (name, record) VALUES (?1, ?2)", params![name, json]) {
             let _ = std::fs::remove_dir_all(self.root.join(&name));
             return Err(err.into());
         }
@@ -185,39 +156,23 @@ impl Volumes {
     }
 
     pub fn get(&self, name: &str) -> Result<Option<VolumeRecord>, VolumeError> {
-        let json: Option<String> = self
-            .db()
-            .query_row(
-                "SELECT record FROM volumes WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        json.map(|j| serde_json::from_str(&j).map_err(|_| VolumeError::Corrupt(name.to_owned())))
-            .transpose()
+        let json: Option<String> =
+            self.db().query_row("SELECT record FROM volumes WHERE name = ?1", params![name], |r| r.get(0)).optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|_| VolumeError::Corrupt(name.to_owned()))).transpose()
     }
 
     pub fn list(&self) -> Result<Vec<VolumeRecord>, VolumeError> {
         let rows: Vec<(String, String)> = {
             let db = self.db();
             let mut statement = db.prepare("SELECT name, record FROM volumes ORDER BY name")?;
-            let rows = statement
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
             rows
         };
-        rows.into_iter()
-            .map(|(name, json)| serde_json::from_str(&json).map_err(|_| VolumeError::Corrupt(name)))
-            .collect()
+        rows.into_iter().map(|(name, json)| serde_json::from_str(&json).map_err(|_| VolumeError::Corrupt(name))).collect()
     }
 
     pub fn mark_used(&self, name: &str, container: &str) {
-        self.used_by
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_owned())
-            .or_default()
-            .insert(container.to_owned());
+        self.used_by.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().insert(container.to_owned());
     }
 
     pub fn unmark_used(&self, name: &str, container: &str) {
@@ -232,52 +187,30 @@ impl Volumes {
 
     /// The containers using a volume.
     pub fn users(&self, name: &str) -> Vec<String> {
-        self.used_by
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+        self.used_by.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// `volume rm`: refused while a container uses it (even with force, as docker does).
     pub fn remove(&self, name: &str, force: bool) -> Result<(), VolumeError> {
         let Some(_) = self.get(name)? else {
-            return if force {
-                Ok(())
-            } else {
-                Err(VolumeError::NotFound(name.to_owned()))
-            };
+            return if force { Ok(()) } else { Err(VolumeError::NotFound(name.to_owned())) };
         };
         if let Some(container) = self.users(name).into_iter().next() {
-            return Err(VolumeError::InUse {
-                name: name.to_owned(),
-                container: container[..12.min(container.len())].to_owned(),
-            });
+            return Err(VolumeError::InUse { name: name.to_owned(), container: container[..12.min(container.len())].to_owned() });
         }
         let dir = self.root.join(name);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(VolumeError::Io {
-                    what: format!("remove {}", dir.display()),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(VolumeError::Io { what: format!("remove {}", dir.display()), source: e }),
         }
-        self.db()
-            .execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+        self.db().execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
         Ok(())
     }
 
     /// `volume prune`: unused volumes; only anonymous ones unless `all` (docker 23+).
     /// Returns the names removed and the bytes reclaimed.
-    pub fn prune(
-        &self,
-        all: bool,
-        label_filters: &[(String, Option<String>)],
-    ) -> Result<(Vec<String>, u64), VolumeError> {
+    pub fn prune(&self, all: bool, label_filters: &[(String, Option<String>)]) -> Result<(Vec<String>, u64), VolumeError> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for volume in self.list()? {
@@ -296,14 +229,11 @@ impl Volumes {
 
     /// Writes the volume's files as a tar to `out` (symlinks stored, not followed).
     pub fn export(&self, name: &str, out: &Path) -> Result<(), VolumeError> {
-        self.get(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
+        self.get(name)?.ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
         let file = std::fs::File::create(out).map_err(io("create the archive"))?;
         let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
         builder.follow_symlinks(false);
-        builder
-            .append_dir_all(".", self.data_dir(name))
-            .map_err(io(format!("archive volume {name}")))?;
+        builder.append_dir_all(".", self.data_dir(name)).map_err(io(format!("archive volume {name}")))?;
         builder.into_inner().map_err(io("finish the archive"))?;
         Ok(())
     }
@@ -312,8 +242,7 @@ impl Volumes {
     /// engine binary's chrooted extract helper: nothing in the archive or the volume can
     /// lead outside it.
     pub async fn import(&self, name: &str, archive: &Path) -> Result<VolumeRecord, VolumeError> {
-        let (record, created) =
-            self.create(Some(name), "local", BTreeMap::new(), BTreeMap::new(), false)?;
+        let (record, created) = self.create(Some(name), "local", BTreeMap::new(), BTreeMap::new(), false)?;
         let exe = std::env::current_exe().map_err(io("find the engine's binary"))?;
         let input = std::fs::File::open(archive).map_err(io("open the archive"))?;
         let output = tokio::process::Command::new(exe)
@@ -330,39 +259,21 @@ impl Volumes {
             if created {
                 let _ = self.remove(name, true);
             }
-            return Err(VolumeError::Invalid(format!(
-                "importing into volume {name}: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
+            return Err(VolumeError::Invalid(format!("importing into volume {name}: {}", String::from_utf8_lossy(&output.stderr).trim())));
         }
         Ok(record)
     }
 
     /// A new volume `target` holding a copy of `source`'s files.
     pub fn clone_volume(&self, source: &str, target: &str) -> Result<VolumeRecord, VolumeError> {
-        let from = self
-            .get(source)?
-            .ok_or_else(|| VolumeError::NotFound(source.to_owned()))?;
+        let from = self.get(source)?.ok_or_else(|| VolumeError::NotFound(source.to_owned()))?;
         if self.get(target)?.is_some() {
-            return Err(VolumeError::Invalid(format!(
-                "volume {target} already exists"
-            )));
+            return Err(VolumeError::Invalid(format!("volume {target} already exists")));
         }
-        let (record, _) = self.create(
-            Some(target),
-            "local",
-            from.labels.clone(),
-            BTreeMap::new(),
-            false,
-        )?;
-        if let Err(e) =
-            crate::container::rootfs::copy_tree(&self.data_dir(source), &self.data_dir(target))
-        {
+        let (record, _) = self.create(Some(target), "local", from.labels.clone(), BTreeMap::new(), false)?;
+        if let Err(e) = crate::container::rootfs::copy_tree(&self.data_dir(source), &self.data_dir(target)) {
             let _ = self.remove(target, true);
-            return Err(VolumeError::Invalid(format!(
-                "cloning volume {source}: {}",
-                berth_proto::error_chain(&e)
-            )));
+            return Err(VolumeError::Invalid(format!("cloning volume {source}: {}", berth_proto::error_chain(&e))));
         }
         Ok(record)
     }
@@ -377,9 +288,7 @@ fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
@@ -401,46 +310,16 @@ mod tests {
         let root = std::env::temp_dir().join(format!("berth-volumes-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let volumes = Volumes::open(&root).expect("open");
-        let (v, created) = volumes
-            .create(
-                Some("data"),
-                "local",
-                BTreeMap::new(),
-                BTreeMap::new(),
-                false,
-            )
-            .expect("create");
+        let (v, created) = volumes.create(Some("data"), "local", BTreeMap::new(), BTreeMap::new(), false).expect("create");
         assert!(created && volumes.data_dir(&v.name).is_dir());
-        let (_, again) = volumes
-            .create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false)
-            .expect("create");
+        let (_, again) = volumes.create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false).expect("create");
         assert!(!again);
-        assert_eq!(
-            volumes
-                .create(
-                    Some("bad name"),
-                    "",
-                    BTreeMap::new(),
-                    BTreeMap::new(),
-                    false
-                )
-                .expect_err("bad")
-                .kind(),
-            ErrorKind::InvalidArgument
-        );
-        assert!(matches!(
-            volumes.create(None, "nfs", BTreeMap::new(), BTreeMap::new(), false),
-            Err(VolumeError::Driver(_))
-        ));
+        assert_eq!(volumes.create(Some("bad name"), "", BTreeMap::new(), BTreeMap::new(), false).expect_err("bad").kind(), ErrorKind::InvalidArgument);
+        assert!(matches!(volumes.create(None, "nfs", BTreeMap::new(), BTreeMap::new(), false), Err(VolumeError::Driver(_))));
         volumes.mark_used("data", "abcdef0123456789");
         let err = volumes.remove("data", true).expect_err("in use");
-        assert_eq!(
-            err.to_string(),
-            "volume data is in use by container abcdef012345"
-        );
-        let (anon, _) = volumes
-            .create(None, "", BTreeMap::new(), BTreeMap::new(), true)
-            .expect("anon");
+        assert_eq!(err.to_string(), "volume data is in use by container abcdef012345");
+        let (anon, _) = volumes.create(None, "", BTreeMap::new(), BTreeMap::new(), true).expect("anon");
         assert_eq!(anon.name.len(), 64);
         let (pruned, _) = volumes.prune(false, &[]).expect("prune");
         assert_eq!(pruned, vec![anon.name.clone()]);

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_proto::v1::system_client::SystemClient;
-use berth_proto::v1::{
-    Event, EventsRequest, InfoRequest, InfoResponse, VersionRequest, VersionResponse,
-};
+use berth_proto::v1::{Event, EventsRequest, InfoRequest, InfoResponse, VersionRequest, VersionResponse};
 use berth_proto::ErrorKind;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -31,10 +29,7 @@ impl AgentEndpoint {
     pub fn with_port(&self, port: u32) -> AgentEndpoint {
         match self {
             AgentEndpoint::Unix(path) => AgentEndpoint::Unix(path.clone()),
-            AgentEndpoint::HybridVsock { uds, .. } => AgentEndpoint::HybridVsock {
-                uds: uds.clone(),
-                port,
-            },
+            AgentEndpoint::HybridVsock { uds, .. } => AgentEndpoint::HybridVsock { uds: uds.clone(), port },
             AgentEndpoint::Vsock { cid, .. } => AgentEndpoint::Vsock { cid: *cid, port },
         }
     }
@@ -44,9 +39,7 @@ impl std::fmt::Display for AgentEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AgentEndpoint::Unix(path) => write!(f, "unix:{}", path.display()),
-            AgentEndpoint::HybridVsock { uds, port } => {
-                write!(f, "vsock-hybrid:{}:{port}", uds.display())
-            }
+            AgentEndpoint::HybridVsock { uds, port } => write!(f, "vsock-hybrid:{}:{port}", uds.display()),
             AgentEndpoint::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
         }
     }
@@ -55,10 +48,7 @@ impl std::fmt::Display for AgentEndpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot connect to the engine at {endpoint}")]
-    Transport {
-        endpoint: String,
-        source: tonic::transport::Error,
-    },
+    Transport { endpoint: String, source: tonic::transport::Error },
     #[error("the engine at {endpoint} did not answer within {timeout:?}")]
     Timeout { endpoint: String, timeout: Duration },
 }
@@ -112,31 +102,20 @@ pub struct AgentClient {
 
 impl AgentClient {
     /// Connects to the agent (one attempt, bounded by `timeout`).
-    pub async fn connect(
-        endpoint: &AgentEndpoint,
-        timeout: Duration,
-    ) -> Result<AgentClient, ConnectError> {
+    pub async fn connect(endpoint: &AgentEndpoint, timeout: Duration) -> Result<AgentClient, ConnectError> {
         let target = endpoint.clone();
         // The URI is required by tonic but unused: the connector picks the transport.
         let uri = Endpoint::from_static("http://berth-agent").connect_timeout(timeout);
         let channel = uri.connect_with_connector(tower::service_fn(move |_: Uri| {
-            let target = target.clone();
-            async move { AgentStream::connect(&target).await.map(TokioIo::new) }
-        }));
+                let target = target.clone();
+                async move { AgentStream::connect(&target).await.map(TokioIo::new) }
+            }));
         let channel = match tokio::time::timeout(timeout, channel).await {
             Ok(Ok(channel)) => channel,
             Ok(Err(source)) => {
-                return Err(ConnectError::Transport {
-                    endpoint: endpoint.to_string(),
-                    source,
-                })
+                return Err(ConnectError::Transport { endpoint: endpoint.to_string(), source })
             }
-            Err(_) => {
-                return Err(ConnectError::Timeout {
-                    endpoint: endpoint.to_string(),
-                    timeout,
-                })
-            }
+            Err(_) => return Err(ConnectError::Timeout { endpoint: endpoint.to_string(), timeout }),
         };
         Ok(AgentClient {
             system: SystemClient::new(channel.clone()),
@@ -150,9 +129,7 @@ impl AgentClient {
     pub async fn version(&self, timeout: Duration) -> Result<VersionResponse, CallError> {
         let mut system = self.system.clone();
         match tokio::time::timeout(timeout, system.version(VersionRequest {})).await {
-            Ok(result) => result
-                .map(|r| r.into_inner())
-                .map_err(|s| CallError::from_status("version", s)),
+            Ok(result) => result.map(|r| r.into_inner()).map_err(|s| CallError::from_status("version", s)),
             Err(_) => Err(CallError::timeout("version", timeout)),
         }
     }
@@ -160,9 +137,7 @@ impl AgentClient {
     pub async fn info(&self, timeout: Duration) -> Result<InfoResponse, CallError> {
         let mut system = self.system.clone();
         match tokio::time::timeout(timeout, system.info(InfoRequest {})).await {
-            Ok(result) => result
-                .map(|r| r.into_inner())
-                .map_err(|s| CallError::from_status("info", s)),
+            Ok(result) => result.map(|r| r.into_inner()).map_err(|s| CallError::from_status("info", s)),
             Err(_) => Err(CallError::timeout("info", timeout)),
         }
     }

@@ -26,9 +26,7 @@ impl AgentStream {
             #[cfg(target_os = "linux")]
             AgentEndpoint::Vsock { cid, port } => {
                 let addr = tokio_vsock::VsockAddr::new(*cid, *port);
-                Ok(AgentStream::Vsock(
-                    tokio_vsock::VsockStream::connect(addr).await?,
-                ))
+                Ok(AgentStream::Vsock(tokio_vsock::VsockStream::connect(addr).await?))
             }
             #[cfg(not(target_os = "linux"))]
             AgentEndpoint::Vsock { .. } => Err(io::Error::new(
@@ -42,9 +40,7 @@ impl AgentStream {
 /// The Firecracker-style hybrid vsock handshake: send "CONNECT <port>\n", expect
 /// "OK <host port>\n". Reads byte by byte so nothing after the reply is swallowed.
 pub(crate) async fn hybrid_handshake(mut stream: UnixStream, port: u32) -> io::Result<UnixStream> {
-    stream
-        .write_all(format!("CONNECT {port}\n").as_bytes())
-        .await?;
+    stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
     let mut line = Vec::with_capacity(16);
     let mut byte = [0u8; 1];
     loop {
@@ -60,10 +56,7 @@ pub(crate) async fn hybrid_handshake(mut stream: UnixStream, port: u32) -> io::R
         }
         line.push(byte[0]);
         if line.len() > 64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "vsock handshake reply too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "vsock handshake reply too long"));
         }
     }
     let reply = String::from_utf8_lossy(&line);
@@ -78,11 +71,7 @@ pub(crate) async fn hybrid_handshake(mut stream: UnixStream, port: u32) -> io::R
 }
 
 impl AsyncRead for AgentStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             AgentStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(target_os = "linux")]
@@ -92,11 +81,7 @@ impl AsyncRead for AgentStream {
 }
 
 impl AsyncWrite for AgentStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             AgentStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(target_os = "linux")]
@@ -133,10 +118,7 @@ mod tests {
             let mut buf = [0u8; 13];
             server.read_exact(&mut buf).await.expect("read connect");
             assert_eq!(&buf, b"CONNECT 1024\n");
-            server
-                .write_all(b"OK 1073741824\nhello")
-                .await
-                .expect("reply");
+            server.write_all(b"OK 1073741824\nhello").await.expect("reply");
             server
         });
         let mut stream = hybrid_handshake(client, 1024).await.expect("handshake");
@@ -151,13 +133,7 @@ mod tests {
         let (client, server) = UnixStream::pair().expect("pair");
         drop(server);
         let err = hybrid_handshake(client, 1024).await.expect_err("must fail");
-        assert!(
-            matches!(
-                err.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-            ),
-            "{err}"
-        );
+        assert!(matches!(err.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe), "{err}");
     }
 
     #[tokio::test]

@@ -58,9 +58,9 @@ impl AccelChoice {
     pub fn parse(text: &str) -> Result<AccelChoice, String> {
         match text {
             "" | "auto" => Ok(AccelChoice::Auto),
-            other => Accel::parse(other).map(AccelChoice::Only).ok_or_else(|| {
-                format!("unknown accelerator {other:?}: expected auto, kvm, hvf, whpx or tcg")
-            }),
+            other => Accel::parse(other)
+                .map(AccelChoice::Only)
+                .ok_or_else(|| format!("unknown accelerator {other:?}: expected auto, kvm, hvf, whpx or tcg")),
         }
     }
 }
@@ -80,11 +80,7 @@ pub fn candidates(choice: AccelChoice, kernel_id: &str, verdicts: &[Verdict]) ->
         return vec![accel];
     }
     let mut list: Vec<Accel> = hardware_present().into_iter().collect();
-    list.retain(|accel| {
-        !verdicts
-            .iter()
-            .any(|v| v.accel == *accel && v.kernel_id == kernel_id)
-    });
+    list.retain(|accel| !verdicts.iter().any(|v| v.accel == *accel && v.kernel_id == kernel_id));
     list.push(Accel::Tcg);
     list
 }
@@ -93,11 +89,7 @@ pub fn candidates(choice: AccelChoice, kernel_id: &str, verdicts: &[Verdict]) ->
 fn hardware_present() -> Option<Accel> {
     if cfg!(target_os = "linux") {
         let kvm = Path::new("/dev/kvm");
-        let usable = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(kvm)
-            .is_ok();
+        let usable = std::fs::OpenOptions::new().read(true).write(true).open(kvm).is_ok();
         usable.then_some(Accel::Kvm)
     } else if cfg!(target_os = "macos") {
         Some(Accel::Hvf)
@@ -130,10 +122,7 @@ mod tests {
 
     #[test]
     fn explicit_choice_is_the_only_candidate() {
-        assert_eq!(
-            candidates(AccelChoice::Only(Accel::Tcg), "k", &[]),
-            vec![Accel::Tcg]
-        );
+        assert_eq!(candidates(AccelChoice::Only(Accel::Tcg), "k", &[]), vec![Accel::Tcg]);
     }
 
     #[test]
@@ -143,16 +132,9 @@ mod tests {
         let verdicts: Vec<Verdict> = all
             .iter()
             .filter(|a| a.is_hardware())
-            .map(|a| Verdict {
-                accel: *a,
-                kernel_id: "k1".into(),
-                reason: "hung".into(),
-            })
+            .map(|a| Verdict { accel: *a, kernel_id: "k1".into(), reason: "hung".into() })
             .collect();
-        assert_eq!(
-            candidates(AccelChoice::Auto, "k1", &verdicts),
-            vec![Accel::Tcg]
-        );
+        assert_eq!(candidates(AccelChoice::Auto, "k1", &verdicts), vec![Accel::Tcg]);
         // A different kernel gets a fresh chance.
         assert_eq!(candidates(AccelChoice::Auto, "k2", &verdicts), all);
     }

@@ -21,11 +21,7 @@ impl VmImage {
     pub fn in_dir(dir: &Path) -> Option<VmImage> {
         let kernel = dir.join("vmlinuz");
         let initrd = dir.join("initramfs.cpio");
-        (kernel.is_file() && initrd.is_file()).then(|| VmImage {
-            dir: dir.to_owned(),
-            kernel,
-            initrd,
-        })
+        (kernel.is_file() && initrd.is_file()).then(|| VmImage { dir: dir.to_owned(), kernel, initrd })
     }
 
     /// `BERTH_VM_IMAGE`, else beside the installed binary (`../share/berth/vm-image`),
@@ -48,11 +44,7 @@ impl VmImage {
                 return Ok(image);
             }
         }
-        let looked = candidates
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let looked = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
         Err(ImageMissing { looked })
     }
 }

@@ -5,8 +5,8 @@
 
 pub mod accel;
 pub mod image;
-pub mod qemu;
 pub mod qmp;
+pub mod qemu;
 pub mod state;
 pub mod status;
 
@@ -70,9 +70,9 @@ impl VmConfig {
             .map_err(StartError::InvalidConfig)?;
         let number = |name: &str, default: u64| -> Result<u64, StartError> {
             match std::env::var(name) {
-                Ok(text) => text.parse().map_err(|_| {
-                    StartError::InvalidConfig(format!("{name}={text:?} is not a number"))
-                }),
+                Ok(text) => text
+                    .parse()
+                    .map_err(|_| StartError::InvalidConfig(format!("{name}={text:?} is not a number"))),
                 Err(_) => Ok(default),
             }
         };
@@ -81,12 +81,8 @@ impl VmConfig {
             qemu,
             vhost_device_vsock,
             accel,
-            cpus: u32::try_from(number("BERTH_VM_CPUS", 1)?)
-                .unwrap_or(1)
-                .max(1),
-            mem_mib: u32::try_from(number("BERTH_VM_MEMORY_MIB", 1024)?)
-                .unwrap_or(1024)
-                .max(128),
+            cpus: u32::try_from(number("BERTH_VM_CPUS", 1)?).unwrap_or(1).max(1),
+            mem_mib: u32::try_from(number("BERTH_VM_MEMORY_MIB", 1024)?).unwrap_or(1024).max(128),
             boot_timeout: Duration::from_secs(number("BERTH_BOOT_TIMEOUT_SECS", 60)?),
             hardware_probe_timeout: Duration::from_secs(3),
         })
@@ -107,11 +103,7 @@ pub fn host_has_vhost_vsock() -> bool {
         return false;
     }
     cfg!(target_os = "linux")
-        && std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/vhost-vsock")
-            .is_ok()
+        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/vhost-vsock").is_ok()
 }
 
 /// Finds a program on PATH (and in ~/.cargo/bin, where `cargo install` puts tools).
@@ -140,25 +132,13 @@ pub enum StartError {
     #[error("socket path {path} is too long for a unix socket; use a shorter BERTH_HOME")]
     SocketPathTooLong { path: PathBuf },
     #[error("cannot {what}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("vhost-device-vsock did not start: {detail}")]
     VhostFailed { detail: String },
     #[error("QEMU ({accel}) stopped during boot: {reason}\n--- console tail ---\n{console}")]
-    QemuExited {
-        accel: &'static str,
-        reason: String,
-        console: String,
-    },
+    QemuExited { accel: &'static str, reason: String, console: String },
     #[error("the agent did not answer within {timeout:?} under {accel} ({last})\n--- console tail ---\n{console}")]
-    NoAnswer {
-        accel: &'static str,
-        timeout: Duration,
-        last: String,
-        console: String,
-    },
+    NoAnswer { accel: &'static str, timeout: Duration, last: String, console: String },
 }
 
 impl StartError {
@@ -167,13 +147,11 @@ impl StartError {
             StartError::QemuMissing { .. }
             | StartError::ImageMissing(_)
             | StartError::VhostMissing => ErrorKind::NotFound,
-            StartError::InvalidConfig(_) | StartError::SocketPathTooLong { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            StartError::InvalidConfig(_) | StartError::SocketPathTooLong { .. } => ErrorKind::InvalidArgument,
             StartError::AlreadyRunning { .. } => ErrorKind::Conflict,
-            StartError::QemuExited { .. }
-            | StartError::NoAnswer { .. }
-            | StartError::VhostFailed { .. } => ErrorKind::Unavailable,
+            StartError::QemuExited { .. } | StartError::NoAnswer { .. } | StartError::VhostFailed { .. } => {
+                ErrorKind::Unavailable
+            }
             StartError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -247,10 +225,7 @@ impl RunningVm {
 
     /// The state to show for this VM.
     pub fn ready_state(&self) -> VmState {
-        VmState::Ready {
-            accel: self.record.accel.as_str().to_owned(),
-            engine: self.engine.clone(),
-        }
+        VmState::Ready { accel: self.record.accel.as_str().to_owned(), engine: self.engine.clone() }
     }
 
     /// Waits for the child processes after a stop, so none is left a zombie.
@@ -265,14 +240,8 @@ impl RunningVm {
 /// The agent endpoint of a recorded VM.
 pub fn endpoint_of(record: &VmRecord) -> AgentEndpoint {
     match (&record.vsock_uds, record.guest_cid) {
-        (Some(uds), _) => AgentEndpoint::HybridVsock {
-            uds: uds.clone(),
-            port: berth_proto::AGENT_VSOCK_PORT,
-        },
-        (None, Some(cid)) => AgentEndpoint::Vsock {
-            cid,
-            port: berth_proto::AGENT_VSOCK_PORT,
-        },
+        (Some(uds), _) => AgentEndpoint::HybridVsock { uds: uds.clone(), port: berth_proto::AGENT_VSOCK_PORT },
+        (None, Some(cid)) => AgentEndpoint::Vsock { cid, port: berth_proto::AGENT_VSOCK_PORT },
         (None, None) => AgentEndpoint::HybridVsock {
             uds: PathBuf::from("/nonexistent"),
             port: berth_proto::AGENT_VSOCK_PORT,
@@ -287,21 +256,16 @@ pub async fn start(
     mut on_state: impl FnMut(&VmState),
 ) -> Result<RunningVm, StartError> {
     let paths = VmPaths::new(home);
-    std::fs::create_dir_all(&paths.dir)
-        .map_err(StartError::io(format!("create {}", paths.dir.display())))?;
+    std::fs::create_dir_all(&paths.dir).map_err(StartError::io(format!("create {}", paths.dir.display())))?;
     for socket in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(StartError::SocketPathTooLong {
-                path: socket.clone(),
-            });
+            return Err(StartError::SocketPathTooLong { path: socket.clone() });
         }
     }
     let _lock = FileLock::acquire(&paths.lock).map_err(StartError::io("lock the VM directory"))?;
     if let Some(record) = state::load(&paths.state).map_err(StartError::io("read the VM state"))? {
         if state::process_alive(record.qemu_pid, "qemu") {
-            return Err(StartError::AlreadyRunning {
-                pid: record.qemu_pid,
-            });
+            return Err(StartError::AlreadyRunning { pid: record.qemu_pid });
         }
         // A VM that died without us: clear what it left.
         for problem in cleanup(&paths, Some(&record)).await {
@@ -315,14 +279,8 @@ pub async fn start(
     let mut last_error = None;
     for accel in candidates {
         let probing = accel.is_hardware() && config.accel == AccelChoice::Auto;
-        let timeout = if probing {
-            config.hardware_probe_timeout
-        } else {
-            config.boot_timeout
-        };
-        on_state(&VmState::Booting {
-            accel: accel.as_str().to_owned(),
-        });
+        let timeout = if probing { config.hardware_probe_timeout } else { config.boot_timeout };
+        on_state(&VmState::Booting { accel: accel.as_str().to_owned() });
         match boot_once(&paths, config, accel, timeout).await {
             Ok(vm) => {
                 on_state(&vm.ready_state());
@@ -330,29 +288,18 @@ pub async fn start(
             }
             Err(err @ (StartError::QemuExited { .. } | StartError::NoAnswer { .. })) if probing => {
                 tracing::warn!(accel = accel.as_str(), error = %err, "accelerator unusable, falling back");
-                verdicts.push(Verdict {
-                    accel,
-                    kernel_id: kernel_id.clone(),
-                    reason: first_line(&err.to_string()),
-                });
-                let _ = std::fs::write(
-                    &paths.verdicts,
-                    serde_json::to_vec_pretty(&verdicts).unwrap_or_default(),
-                );
+                verdicts.push(Verdict { accel, kernel_id: kernel_id.clone(), reason: first_line(&err.to_string()) });
+                let _ = std::fs::write(&paths.verdicts, serde_json::to_vec_pretty(&verdicts).unwrap_or_default());
                 last_error = Some(err);
             }
             Err(err) => {
-                on_state(&VmState::Error {
-                    reason: err.to_string(),
-                });
+                on_state(&VmState::Error { reason: err.to_string() });
                 return Err(err);
             }
         }
     }
     let err = last_error.unwrap_or(StartError::InvalidConfig("no accelerator to try".into()));
-    on_state(&VmState::Error {
-        reason: err.to_string(),
-    });
+    on_state(&VmState::Error { reason: err.to_string() });
     Err(err)
 }
 
@@ -361,10 +308,7 @@ fn first_line(text: &str) -> String {
 }
 
 fn load_verdicts(path: &Path) -> Vec<Verdict> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 async fn boot_once(
@@ -374,12 +318,7 @@ async fn boot_once(
     timeout: Duration,
 ) -> Result<RunningVm, StartError> {
     // The console log too: the previous boot's lines must not look like this boot's.
-    for stale in [
-        &paths.qmp,
-        &paths.vhost_socket,
-        &paths.vsock_uds,
-        &paths.console_log,
-    ] {
+    for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.console_log] {
         let _ = std::fs::remove_file(stale);
     }
     let started = Instant::now();
@@ -387,13 +326,9 @@ async fn boot_once(
     let vsock = match &config.vhost_device_vsock {
         Some(program) => {
             vhost = Some(spawn_vhost(program, paths).await?);
-            VsockDevice::VhostUser {
-                socket: paths.vhost_socket.clone(),
-            }
+            VsockDevice::VhostUser { socket: paths.vhost_socket.clone() }
         }
-        None => VsockDevice::Kernel {
-            guest_cid: pick_guest_cid(),
-        },
+        None => VsockDevice::Kernel { guest_cid: pick_guest_cid() },
     };
     let guest_cid = match vsock {
         VsockDevice::Kernel { guest_cid } => Some(guest_cid),
@@ -411,11 +346,8 @@ async fn boot_once(
         vsock,
         user_network: true,
     };
-    let qemu_log =
-        std::fs::File::create(&paths.qemu_log).map_err(StartError::io("create the QEMU log"))?;
-    let qemu_log_err = qemu_log
-        .try_clone()
-        .map_err(StartError::io("open the QEMU log"))?;
+    let qemu_log = std::fs::File::create(&paths.qemu_log).map_err(StartError::io("create the QEMU log"))?;
+    let qemu_log_err = qemu_log.try_clone().map_err(StartError::io("open the QEMU log"))?;
     let mut command = Command::new(&config.qemu);
     command
         .args(args.to_args())
@@ -430,10 +362,7 @@ async fn boot_once(
             if let Some(mut v) = vhost {
                 let _ = v.kill().await;
             }
-            return Err(StartError::Io {
-                what: format!("run {}", config.qemu.display()),
-                source,
-            });
+            return Err(StartError::Io { what: format!("run {}", config.qemu.display()), source });
         }
     };
     let record = VmRecord {
@@ -441,10 +370,7 @@ async fn boot_once(
         vhost_pid: vhost.as_ref().and_then(Child::id),
         accel,
         qmp_socket: paths.qmp.clone(),
-        vsock_uds: config
-            .vhost_device_vsock
-            .as_ref()
-            .map(|_| paths.vsock_uds.clone()),
+        vsock_uds: config.vhost_device_vsock.as_ref().map(|_| paths.vsock_uds.clone()),
         guest_cid,
         console_log: paths.console_log.clone(),
         started_unix_ms: SystemTime::now()
@@ -455,10 +381,7 @@ async fn boot_once(
     let mut vm_children = Children { qemu, vhost };
     if let Err(source) = state::save(&paths.state, &record) {
         vm_children.kill().await;
-        return Err(StartError::Io {
-            what: "write the VM state".into(),
-            source,
-        });
+        return Err(StartError::Io { what: "write the VM state".into(), source });
     }
 
     let endpoint = endpoint_of(&record);
@@ -470,15 +393,9 @@ async fn boot_once(
     let blind_after = Instant::now() + Duration::from_secs(8);
     let waited = {
         let children = &mut vm_children;
-        agent::wait_ready(
-            &endpoint,
-            deadline,
-            || children.alive(&qemu_log_path),
-            || {
-                console.contains(berth_proto::AGENT_LISTENING_MARKER)
-                    || Instant::now() > blind_after
-            },
-        )
+        agent::wait_ready(&endpoint, deadline, || children.alive(&qemu_log_path), || {
+            console.contains(berth_proto::AGENT_LISTENING_MARKER) || Instant::now() > blind_after
+        })
         .await
     };
     match waited {
@@ -504,17 +421,8 @@ async fn boot_once(
                 }
             }
             Err(match err {
-                WaitError::Gone { reason } => StartError::QemuExited {
-                    accel: accel.as_str(),
-                    reason,
-                    console,
-                },
-                WaitError::Deadline { last } => StartError::NoAnswer {
-                    accel: accel.as_str(),
-                    timeout,
-                    last,
-                    console,
-                },
+                WaitError::Gone { reason } => StartError::QemuExited { accel: accel.as_str(), reason, console },
+                WaitError::Deadline { last } => StartError::NoAnswer { accel: accel.as_str(), timeout, last, console },
             })
         }
     }
@@ -528,10 +436,7 @@ struct ConsoleWatch {
 
 impl ConsoleWatch {
     fn new(path: &Path) -> ConsoleWatch {
-        ConsoleWatch {
-            path: path.to_owned(),
-            seen: std::sync::Mutex::new((0, String::new())),
-        }
+        ConsoleWatch { path: path.to_owned(), seen: std::sync::Mutex::new((0, String::new())) }
     }
 
     fn contains(&self, needle: &str) -> bool {
@@ -548,9 +453,7 @@ impl ConsoleWatch {
         // Keep only a tail so a chatty console costs no memory.
         if seen.1.len() > 4096 {
             let cut = seen.1.len() - 1024;
-            let cut = (cut..seen.1.len())
-                .find(|i| seen.1.is_char_boundary(*i))
-                .unwrap_or(0);
+            let cut = (cut..seen.1.len()).find(|i| seen.1.is_char_boundary(*i)).unwrap_or(0);
             seen.1.drain(..cut);
         }
         found
@@ -566,9 +469,7 @@ impl Children {
     fn alive(&mut self, qemu_log: &Path) -> Result<(), String> {
         match self.qemu.try_wait() {
             Ok(None) => {}
-            Ok(Some(status)) => {
-                return Err(format!("QEMU exited with {status}: {}", tail(qemu_log, 5)))
-            }
+            Ok(Some(status)) => return Err(format!("QEMU exited with {status}: {}", tail(qemu_log, 5))),
             Err(err) => return Err(format!("cannot check QEMU: {err}")),
         }
         if let Some(vhost) = self.vhost.as_mut() {
@@ -588,11 +489,8 @@ impl Children {
 }
 
 async fn spawn_vhost(program: &Path, paths: &VmPaths) -> Result<Child, StartError> {
-    let log = std::fs::File::create(&paths.vhost_log)
-        .map_err(StartError::io("create the vhost-device-vsock log"))?;
-    let log_err = log
-        .try_clone()
-        .map_err(StartError::io("open the vhost-device-vsock log"))?;
+    let log = std::fs::File::create(&paths.vhost_log).map_err(StartError::io("create the vhost-device-vsock log"))?;
+    let log_err = log.try_clone().map_err(StartError::io("open the vhost-device-vsock log"))?;
     let spec = format!(
         "guest-cid={HYBRID_GUEST_CID},socket={},uds-path={}",
         paths.vhost_socket.display(),
@@ -615,9 +513,7 @@ async fn spawn_vhost(program: &Path, paths: &VmPaths) -> Result<Child, StartErro
         }
         if Instant::now() > deadline {
             let _ = child.kill().await;
-            return Err(StartError::VhostFailed {
-                detail: "its socket did not appear within 5s".into(),
-            });
+            return Err(StartError::VhostFailed { detail: "its socket did not appear within 5s".into() });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -631,9 +527,7 @@ fn pick_guest_cid() -> u32 {
 
 /// The last `lines` lines of a log file.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -644,11 +538,7 @@ pub async fn status(home: &BerthHome) -> VmState {
     let record = match state::load(&paths.state) {
         Ok(Some(record)) => record,
         Ok(None) => return VmState::Stopped,
-        Err(err) => {
-            return VmState::Error {
-                reason: format!("cannot read the VM state: {err}"),
-            }
-        }
+        Err(err) => return VmState::Error { reason: format!("cannot read the VM state: {err}") },
     };
     status_of(&paths, &record).await
 }
@@ -666,31 +556,16 @@ async fn status_of(paths: &VmPaths, record: &VmRecord) -> VmState {
     match qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2)).await {
         Ok(qmp) => match qmp.query_status().await {
             Ok(run) if run.running => {}
-            Ok(run) => {
-                return VmState::Error {
-                    reason: format!("the VM is {}", run.status),
-                }
-            }
-            Err(err) => {
-                return VmState::Error {
-                    reason: agent::error_chain(&err),
-                }
-            }
+            Ok(run) => return VmState::Error { reason: format!("the VM is {}", run.status) },
+            Err(err) => return VmState::Error { reason: agent::error_chain(&err) },
         },
-        Err(err) => {
-            return VmState::Error {
-                reason: agent::error_chain(&err),
-            }
-        }
+        Err(err) => return VmState::Error { reason: agent::error_chain(&err) },
     }
     let accel = record.accel.as_str().to_owned();
     let timeout = Duration::from_secs(2);
     match AgentClient::connect(&endpoint_of(record), timeout).await {
         Ok(client) => match client.version(timeout).await {
-            Ok(version) => VmState::Ready {
-                accel,
-                engine: version.into(),
-            },
+            Ok(version) => VmState::Ready { accel, engine: version.into() },
             Err(_) => VmState::Booting { accel },
         },
         Err(_) => VmState::Booting { accel },
@@ -735,9 +610,7 @@ pub async fn stop(home: &BerthHome, grace: Duration) -> Result<StopOutcome, Stop
     let outcome = if gone() {
         StopOutcome::NotRunning
     } else {
-        let qmp = qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2))
-            .await
-            .ok();
+        let qmp = qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2)).await.ok();
         let mut outcome = StopOutcome::Killed;
         if let Some(qmp) = &qmp {
             if qmp.system_powerdown().await.is_ok() && wait_until(grace, gone).await {
@@ -789,40 +662,23 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
     if let Some(record) = record {
         if state::process_alive(record.qemu_pid, "qemu") {
             signal(record.qemu_pid, libc::SIGKILL);
-            if !wait_until(Duration::from_secs(3), || {
-                !state::process_alive(record.qemu_pid, "qemu")
-            })
-            .await
-            {
+            if !wait_until(Duration::from_secs(3), || !state::process_alive(record.qemu_pid, "qemu")).await {
                 problems.push(format!("QEMU pid {} did not exit", record.qemu_pid));
             }
         }
         if let Some(pid) = record.vhost_pid {
             if state::process_alive(pid, "vhost-device-vsock") {
                 signal(pid, libc::SIGTERM);
-                if !wait_until(Duration::from_secs(2), || {
-                    !state::process_alive(pid, "vhost-device-vsock")
-                })
-                .await
-                {
+                if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "vhost-device-vsock")).await {
                     signal(pid, libc::SIGKILL);
-                    if !wait_until(Duration::from_secs(2), || {
-                        !state::process_alive(pid, "vhost-device-vsock")
-                    })
-                    .await
-                    {
+                    if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "vhost-device-vsock")).await {
                         problems.push(format!("vhost-device-vsock pid {pid} did not exit"));
                     }
                 }
             }
         }
     }
-    for file in [
-        &paths.qmp,
-        &paths.vhost_socket,
-        &paths.vsock_uds,
-        &paths.state,
-    ] {
+    for file in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.state] {
         match std::fs::remove_file(file) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -840,11 +696,7 @@ struct FileLock {
 impl FileLock {
     fn acquire(path: &Path) -> std::io::Result<FileLock> {
         use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
         // SAFETY: flock on a valid, owned file descriptor.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -886,10 +738,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-status-{}", std::process::id()));
         let home = BerthHome::new(&dir);
         assert_eq!(status(&home).await, VmState::Stopped);
-        assert_eq!(
-            stop(&home, Duration::from_secs(1)).await.expect("stop"),
-            StopOutcome::NotRunning
-        );
+        assert_eq!(stop(&home, Duration::from_secs(1)).await.expect("stop"), StopOutcome::NotRunning);
     }
 
     #[tokio::test]
@@ -914,10 +763,7 @@ mod tests {
             VmState::Error { reason } => assert!(reason.contains("Kernel panic"), "{reason}"),
             other => panic!("expected error, got {other:?}"),
         }
-        assert_eq!(
-            stop(&home, Duration::from_secs(1)).await.expect("stop"),
-            StopOutcome::NotRunning
-        );
+        assert_eq!(stop(&home, Duration::from_secs(1)).await.expect("stop"), StopOutcome::NotRunning);
         assert!(!paths.state.exists());
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -41,49 +41,19 @@ impl QemuArgs {
             // vhost-user needs guest memory the backend can map: a shared memfd.
             machine.push_str(",memory-backend=mem0");
         }
-        push(&[
-            "-name",
-            "berth",
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ]);
+        push(&["-name", "berth", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
         push(&["-machine", &machine, "-cpu", self.accel.cpu_model()]);
-        push(&[
-            "-smp",
-            &self.cpus.to_string(),
-            "-m",
-            &format!("{}M", self.mem_mib),
-        ]);
+        push(&["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)]);
         if matches!(self.vsock, VsockDevice::VhostUser { .. }) {
-            push(&[
-                "-object",
-                &format!(
-                    "memory-backend-memfd,id=mem0,size={}M,share=on",
-                    self.mem_mib
-                ),
-            ]);
+            push(&["-object", &format!("memory-backend-memfd,id=mem0,size={}M,share=on", self.mem_mib)]);
         }
-        push(&[
-            "-kernel",
-            &self.kernel.to_string_lossy(),
-            "-initrd",
-            &self.initrd.to_string_lossy(),
-        ]);
+        push(&["-kernel", &self.kernel.to_string_lossy(), "-initrd", &self.initrd.to_string_lossy()]);
         push(&["-append", &self.cmdline]);
         push(&["-serial", &format!("file:{}", self.console_log.display())]);
-        push(&[
-            "-qmp",
-            &format!("unix:{},server=on,wait=off", self.qmp_socket.display()),
-        ]);
+        push(&["-qmp", &format!("unix:{},server=on,wait=off", self.qmp_socket.display())]);
         match &self.vsock {
             VsockDevice::VhostUser { socket } => {
-                push(&[
-                    "-chardev",
-                    &format!("socket,id=vsock0,path={}", socket.display()),
-                ]);
+                push(&["-chardev", &format!("socket,id=vsock0,path={}", socket.display())]);
                 push(&["-device", "vhost-user-vsock-pci,chardev=vsock0"]);
             }
             VsockDevice::Kernel { guest_cid } => {
@@ -92,12 +62,7 @@ impl QemuArgs {
             VsockDevice::None => {}
         }
         if self.user_network {
-            push(&[
-                "-netdev",
-                "user,id=net0",
-                "-device",
-                "virtio-net-pci,netdev=net0",
-            ]);
+            push(&["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]);
         }
         args
     }
@@ -128,31 +93,14 @@ mod tests {
 
     #[test]
     fn vhost_user_gets_shared_memory() {
-        let a = args(VsockDevice::VhostUser {
-            socket: "/h/vhost.sock".into(),
-        });
+        let a = args(VsockDevice::VhostUser { socket: "/h/vhost.sock".into() });
         let joined = a.join(" ");
-        assert!(
-            joined.contains("-machine q35,accel=tcg,memory-backend=mem0"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("memory-backend-memfd,id=mem0,size=512M,share=on"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("vhost-user-vsock-pci,chardev=vsock0"),
-            "{joined}"
-        );
+        assert!(joined.contains("-machine q35,accel=tcg,memory-backend=mem0"), "{joined}");
+        assert!(joined.contains("memory-backend-memfd,id=mem0,size=512M,share=on"), "{joined}");
+        assert!(joined.contains("vhost-user-vsock-pci,chardev=vsock0"), "{joined}");
         assert!(joined.contains("-cpu max"), "{joined}");
-        assert!(
-            joined.contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0"),
-            "{joined}"
-        );
-        assert!(
-            !joined.contains("hostfwd"),
-            "nothing may listen on the host for the guest: {joined}"
-        );
+        assert!(joined.contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0"), "{joined}");
+        assert!(!joined.contains("hostfwd"), "nothing may listen on the host for the guest: {joined}");
     }
 
     #[test]

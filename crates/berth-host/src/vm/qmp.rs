@@ -18,15 +18,9 @@ pub enum QmpError {
     #[error("cannot connect to QMP socket {path}")]
     Connect { path: String, source: io::Error },
     #[error("QMP command {command} failed")]
-    Command {
-        command: &'static str,
-        source: ExecuteError,
-    },
+    Command { command: &'static str, source: ExecuteError },
     #[error("QMP command {command} got no answer within {timeout:?}")]
-    Timeout {
-        command: &'static str,
-        timeout: Duration,
-    },
+    Timeout { command: &'static str, timeout: Duration },
 }
 
 /// The VM's run state as QMP reports it.
@@ -53,10 +47,7 @@ impl std::fmt::Debug for Qmp {
 impl Qmp {
     /// Connects and negotiates capabilities.
     pub async fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
-        let connect_err = |source| QmpError::Connect {
-            path: path.display().to_string(),
-            source,
-        };
+        let connect_err = |source| QmpError::Connect { path: path.display().to_string(), source };
         let negotiate = async {
             let greeting = QmpStreamTokio::open_uds(path).await?;
             greeting.negotiate().await
@@ -81,11 +72,7 @@ impl Qmp {
                 }
             }
         });
-        Ok(Qmp {
-            service,
-            events: rx,
-            reader,
-        })
+        Ok(Qmp { service, events: rx, reader })
     }
 
     pub async fn query_status(&self) -> Result<RunStatus, QmpError> {
@@ -94,27 +81,19 @@ impl Qmp {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(|| format!("{:?}", info.status));
-        Ok(RunStatus {
-            running: info.running,
-            status,
-        })
+        Ok(RunStatus { running: info.running, status })
     }
 
     /// Presses the ACPI power button.
     pub async fn system_powerdown(&self) -> Result<(), QmpError> {
-        self.run("system_powerdown", qmp::system_powerdown {})
-            .await
-            .map(drop)
+        self.run("system_powerdown", qmp::system_powerdown {}).await.map(drop)
     }
 
     /// Asks QEMU to exit now. The socket closing before the reply counts as success.
     pub async fn quit(&self) -> Result<(), QmpError> {
         match self.run("quit", qmp::quit {}).await {
             Ok(_) => Ok(()),
-            Err(QmpError::Command {
-                source: ExecuteError::Io(_),
-                ..
-            }) => Ok(()),
+            Err(QmpError::Command { source: ExecuteError::Io(_), .. }) => Ok(()),
             Err(err) => Err(err),
         }
     }
@@ -132,11 +111,7 @@ impl Qmp {
         tokio::time::timeout(timeout, wait).await.ok().flatten()
     }
 
-    async fn run<C: qmp::QmpCommand>(
-        &self,
-        command: &'static str,
-        cmd: C,
-    ) -> Result<C::Ok, QmpError> {
+    async fn run<C: qmp::QmpCommand>(&self, command: &'static str, cmd: C) -> Result<C::Ok, QmpError> {
         let timeout = Duration::from_secs(5);
         match tokio::time::timeout(timeout, self.service.execute(cmd)).await {
             Ok(result) => result.map_err(|source| QmpError::Command { command, source }),

@@ -31,17 +31,10 @@ impl From<berth_proto::v1::VersionResponse> for EngineVersion {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum VmState {
     Stopped,
-    Booting {
-        accel: String,
-    },
-    Ready {
-        accel: String,
-        engine: EngineVersion,
-    },
+    Booting { accel: String },
+    Ready { accel: String, engine: EngineVersion },
     Stopping,
-    Error {
-        reason: String,
-    },
+    Error { reason: String },
 }
 
 impl VmState {
@@ -63,14 +56,8 @@ mod tests {
 
     #[test]
     fn json_shape_is_tagged_by_state() {
-        let json = serde_json::to_value(VmState::Booting {
-            accel: "tcg".into(),
-        })
-        .expect("json");
-        assert_eq!(
-            json,
-            serde_json::json!({"state": "booting", "accel": "tcg"})
-        );
+        let json = serde_json::to_value(VmState::Booting { accel: "tcg".into() }).expect("json");
+        assert_eq!(json, serde_json::json!({"state": "booting", "accel": "tcg"}));
         let json = serde_json::to_value(VmState::Stopped).expect("json");
         assert_eq!(json, serde_json::json!({"state": "stopped"}));
     }
