@@ -58,6 +58,14 @@ fn negotiation_and_lists(target: &DockerTarget) {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Berth");
         let version = target.ok(&["version", "--format", "{{.Server.MinAPIVersion}}"]);
         assert_eq!(version.trim(), "1.24");
+        // Nothing listens on TCP in the engine's namespace (state 0A is LISTEN).
+        let (_, tcp) = target.in_netns(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]);
+        assert!(!tcp.lines().any(|l| l.split_whitespace().nth(3) == Some("0A")), "{tcp}");
+        // Builds are refused in words, not with "page not found".
+        std::fs::write(target.home().join("Dockerfile"), "FROM scratch\n").expect("Dockerfile");
+        let out = target.command("docker").args(["build", "-q", "."]).env("DOCKER_BUILDKIT", "0").output().expect("docker build");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("image builds are not supported by Berth yet"), "{}", String::from_utf8_lossy(&out.stderr));
     }
     // Negotiation: the 28.x CLI downgrades to what the engine serves.
     let version = target.ok(&["version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}"]);

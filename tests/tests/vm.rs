@@ -279,6 +279,30 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     assert!(docker.status.success(), "{}", String::from_utf8_lossy(&docker.stderr));
     let line = String::from_utf8_lossy(&docker.stdout).into_owned();
     assert!(line.ends_with(&format!("linux {}\n", manifest_kernel_release())), "{line}");
+    // An image archive up through the proxy (docker load), then a hijacked `run -i`
+    // both ways through it.
+    let docker_with = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker CLI");
+        child.stdin.take().expect("stdin").write_all(stdin).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let archive = home.join("image.tar");
+    let image = berth_tests::fixtures::container_image(serde_json::json!({}));
+    std::fs::write(&archive, berth_tests::fixtures::oci_archive(&image, "berth.test/busybox:vm")).expect("archive");
+    let loaded = docker_with(&["load", "-i", &archive.display().to_string()], b"");
+    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
+    let ran = docker_with(&["run", "--rm", "-i", "berth.test/busybox:vm", "sh", "-c", "cat; echo done; uname -r"], b"through the proxy\n");
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("through the proxy\ndone\n{}\n", manifest_kernel_release()));
 
     // A second `berth serve` on the same home refuses the busy socket.
     let second = berth(&home, &["serve"]);

@@ -268,6 +268,8 @@ impl DockerApi {
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["system", "df"]) => self.disk_usage(),
+            // Said plainly rather than "page not found": the CLI shows this message.
+            (&Method::POST, ["build"] | ["session"]) => Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image builds are not supported by Berth yet")),
             (&Method::POST, ["auth"]) => self.auth(request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
