@@ -2,6 +2,7 @@
 //!
 //! This is the only crate that host crates and guest crates share.
 
+pub mod halfclose;
 mod kind;
 pub mod ports;
 pub mod socket;

@@ -130,7 +130,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(tokio::spawn(async move {
                 loop {
                     if let Ok((stream, _)) = listener.accept().await {
-                        api.serve_connection(stream);
+                        // The host's proxy frames its input (half-close over vsock).
+                        api.serve_framed_connection(stream);
                     }
                 }
             }))

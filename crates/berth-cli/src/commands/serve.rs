@@ -103,7 +103,7 @@ async fn serve_vm(ctx: &Context) -> CommandResult {
     let docker_endpoint = endpoint.with_port(berth_proto::DOCKER_API_VSOCK_PORT);
     let outcome = tokio::select! {
         result = berth_host::proxy::serve_unix(listener, endpoint) => result.map_err(|e| e.to_string()),
-        result = berth_host::proxy::serve_unix(docker_listener, docker_endpoint) => result.map_err(|e| e.to_string()),
+        result = berth_host::proxy::serve_unix_framed(docker_listener, docker_endpoint) => result.map_err(|e| e.to_string()),
         _ = term.recv() => Ok(()),
         _ = int.recv() => Ok(()),
     };

@@ -70,6 +70,31 @@ impl DockerApi {
     }
 }
 
+impl DockerApi {
+    /// Serves one connection proxied from the host over vsock, whose input comes as
+    /// `berth_proto::halfclose` frames: the end frame is the client's half-close.
+    pub fn serve_framed_connection<S>(self: &Arc<Self>, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (engine_side, pump_side) = tokio::io::duplex(berth_proto::halfclose::MAX_FRAME);
+        self.serve_connection(engine_side);
+        tokio::spawn(async move {
+            let (mut wire_in, mut wire_out) = tokio::io::split(stream);
+            let (mut from_engine, mut to_engine) = tokio::io::split(pump_side);
+            let input = berth_proto::halfclose::receive_framed(&mut wire_in, &mut to_engine);
+            let output = async {
+                let copied = tokio::io::copy(&mut from_engine, &mut wire_out).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut wire_out).await;
+                copied
+            };
+            if let Err(e) = berth_proto::halfclose::join(input, output).await {
+                tracing::debug!("docker API connection over vsock ended: {e}");
+            }
+        });
+    }
+}
+
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
     let api = DockerApi::new(engine);
