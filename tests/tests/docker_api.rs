@@ -62,8 +62,10 @@ fn negotiation_and_lists(target: &DockerTarget) {
         let (_, tcp) = target.in_netns(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]);
         assert!(!tcp.lines().any(|l| l.split_whitespace().nth(3) == Some("0A")), "{tcp}");
         // Builds are refused in words, not with "page not found".
-        std::fs::write(target.home().join("Dockerfile"), "FROM scratch\n").expect("Dockerfile");
-        let out = target.command("docker").args(["build", "-q", "."]).env("DOCKER_BUILDKIT", "0").output().expect("docker build");
+        let context = target.home().join("build-context");
+        std::fs::create_dir_all(&context).expect("context");
+        std::fs::write(context.join("Dockerfile"), "FROM scratch\n").expect("Dockerfile");
+        let out = target.command("docker").args(["build", "-q", "."]).current_dir(&context).env("DOCKER_BUILDKIT", "0").output().expect("docker build");
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("image builds are not supported by Berth yet"), "{}", String::from_utf8_lossy(&out.stderr));
     }

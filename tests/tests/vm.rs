@@ -303,6 +303,37 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let ran = docker_with(&["run", "--rm", "-i", "berth.test/busybox:vm", "sh", "-c", "cat; echo done; uname -r"], b"through the proxy\n");
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("through the proxy\ndone\n{}\n", manifest_kernel_release()));
+    // A published port of a container in the VM answers on the host's loopback, and
+    // closes when the container goes.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let published = format!("127.0.0.1:{port}:80");
+    let web = docker_with(&["run", "-d", "--name", "web", "-p", &published, "berth.test/busybox:vm", "httpd", "-f", "-p", "80", "-h", "/srv"], b"");
+    assert!(web.status.success(), "{}", String::from_utf8_lossy(&web.stderr));
+    let fetch = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream.write_all(b"GET /data.txt HTTP/1.0\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        match fetch() {
+            Some(answer) if !answer.is_empty() => break answer,
+            _ if std::time::Instant::now() > deadline => panic!("the published port never answered on the host"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    assert!(answer.starts_with("HTTP/1.") && answer.ends_with("from the image\n"), "{answer}");
+    let removed = docker_with(&["rm", "-f", "web"], b"");
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the host still listens on {port} after the container went");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // A second `berth serve` on the same home refuses the busy socket.
     let second = berth(&home, &["serve"]);

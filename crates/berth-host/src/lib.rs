@@ -9,6 +9,7 @@ pub mod agent;
 pub mod credentials;
 pub mod docker_context;
 pub mod home;
+pub mod port_forward;
 pub mod proxy;
 pub mod ui;
 pub mod vm;

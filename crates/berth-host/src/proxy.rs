@@ -40,15 +40,7 @@ pub async fn serve_unix_framed(listener: UnixListener, endpoint: AgentEndpoint) 
                     return;
                 }
             };
-            let (mut client_in, mut client_out) = conn.into_split();
-            let (mut up_in, mut up_out) = tokio::io::split(upstream);
-            let input = berth_proto::halfclose::send_framed(&mut client_in, &mut up_out);
-            let output = async {
-                let copied = tokio::io::copy(&mut up_in, &mut client_out).await;
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut client_out).await;
-                copied
-            };
-            if let Err(err) = berth_proto::halfclose::join(input, output).await {
+            if let Err(err) = berth_proto::halfclose::host_pipe(conn, upstream).await {
                 tracing::debug!(error = %err, "proxied connection ended");
             }
         });

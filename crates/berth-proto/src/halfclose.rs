@@ -69,7 +69,7 @@ where
 /// Runs both directions of a half-closing connection: the input may end first (the
 /// output goes on); the output's end, or an input error, ends both. Returns the first
 /// error, if any.
-pub async fn join<I, O>(input: I, output: O) -> std::io::Result<()>
+async fn join<I, O>(input: I, output: O) -> std::io::Result<()>
 where
     I: std::future::Future<Output = std::io::Result<u64>>,
     O: std::future::Future<Output = std::io::Result<u64>>,
@@ -85,6 +85,41 @@ where
             result = &mut output => return result.map(|_| ()),
         }
     }
+}
+
+/// The host's end of a half-closing connection: `client`'s input goes to `upstream`
+/// as frames; `upstream`'s answer goes back raw, and its end closes `client`.
+pub async fn host_pipe<C, U>(client: C, upstream: U) -> std::io::Result<()>
+where
+    C: AsyncRead + AsyncWrite,
+    U: AsyncRead + AsyncWrite,
+{
+    let (mut client_in, mut client_out) = tokio::io::split(client);
+    let (mut up_in, mut up_out) = tokio::io::split(upstream);
+    join(send_framed(&mut client_in, &mut up_out), copy_and_close(&mut up_in, &mut client_out)).await
+}
+
+/// The guest's end: frames from `wire` go to `target` (the end frame shuts its write
+/// side down); `target`'s answer goes back raw, and its end closes `wire`.
+pub async fn guest_pipe<W, T>(wire: W, target: T) -> std::io::Result<()>
+where
+    W: AsyncRead + AsyncWrite,
+    T: AsyncRead + AsyncWrite,
+{
+    let (mut wire_in, mut wire_out) = tokio::io::split(wire);
+    let (mut from_target, mut to_target) = tokio::io::split(target);
+    join(receive_framed(&mut wire_in, &mut to_target), copy_and_close(&mut from_target, &mut wire_out)).await
+}
+
+/// Copies until `from` ends, then shuts `to` down.
+async fn copy_and_close<R, W>(from: &mut R, to: &mut W) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let copied = tokio::io::copy(from, to).await;
+    let _ = to.shutdown().await;
+    copied
 }
 
 #[cfg(test)]

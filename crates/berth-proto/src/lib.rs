@@ -42,6 +42,10 @@ pub const AGENT_VSOCK_PORT: u32 = 1024;
 /// `run/docker.sock` to it).
 pub const DOCKER_API_VSOCK_PORT: u32 = 1025;
 
+/// The guest agent's vsock port for published ports forwarded from the host: a
+/// connection starts with [1 (TCP), port high byte, port low byte].
+pub const PORTS_VSOCK_PORT: u32 = 1026;
+
 /// The line the agent prints on the VM's console once it listens on vsock. The host
 /// waits for it before connecting: connects made while the guest's vsock driver is still
 /// coming up can leave vhost-device-vsock's queue stuck.

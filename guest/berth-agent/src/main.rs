@@ -25,6 +25,10 @@ struct Args {
     /// Serve the Docker Engine API on this AF_VSOCK port (inside the VM).
     #[arg(long)]
     docker_vsock_port: Option<u32>,
+    /// Take connections to published ports, forwarded by the host, on this AF_VSOCK
+    /// port (inside the VM).
+    #[arg(long)]
+    ports_vsock_port: Option<u32>,
     /// The engine's state directory.
     #[arg(long, default_value = "/var/lib/berth")]
     root: PathBuf,
@@ -139,6 +143,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
 
+    let _ports_vsock = match args.ports_vsock_port {
+        Some(port) => {
+            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port))
+                .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
+            tracing::info!(port, "taking forwarded published ports on vsock");
+            Some(tokio::spawn(async move {
+                loop {
+                    if let Ok((stream, _)) = listener.accept().await {
+                        tokio::spawn(forwarded_connection(stream));
+                    }
+                }
+            }))
+        }
+        None => None,
+    };
+
     engine.events().publish(
         "engine",
         "ready",
@@ -180,4 +200,26 @@ fn grpc(engine: &Engine) -> tonic::transport::server::Router {
         .add_service(engine.containers_service())
         .add_service(engine.volumes_service())
         .add_service(engine.networks_service())
+}
+
+/// One connection the host forwards to a published port: the header names the port;
+/// the engine's relay serves it on the VM's loopback.
+async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 3];
+    if stream.read_exact(&mut header).await.is_err() || header[0] != 1 {
+        return;
+    }
+    let port = u16::from_be_bytes([header[1], header[2]]);
+    let target = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(target) => target,
+        Err(e) => {
+            tracing::debug!(port, "forwarded connection refused: {e}");
+            return;
+        }
+    };
+    let _ = target.set_nodelay(true);
+    if let Err(e) = berth_proto::halfclose::guest_pipe(stream, target).await {
+        tracing::debug!(port, "forwarded connection ended: {e}");
+    }
 }

@@ -101,12 +101,18 @@ async fn serve_vm(ctx: &Context) -> CommandResult {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let docker_endpoint = endpoint.with_port(berth_proto::DOCKER_API_VSOCK_PORT);
+    // Published ports of containers in the VM, on the host (as Docker Desktop does).
+    let forwarding = tokio::spawn(berth_host::port_forward::forward_published_ports(
+        running.client.clone(),
+        endpoint.with_port(berth_proto::PORTS_VSOCK_PORT),
+    ));
     let outcome = tokio::select! {
         result = berth_host::proxy::serve_unix(listener, endpoint) => result.map_err(|e| e.to_string()),
         result = berth_host::proxy::serve_unix_framed(docker_listener, docker_endpoint) => result.map_err(|e| e.to_string()),
         _ = term.recv() => Ok(()),
         _ = int.recv() => Ok(()),
     };
+    forwarding.abort();
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&docker_socket);
     eprintln!("stopping the VM...");

@@ -89,6 +89,18 @@ impl Containers {
     /// Writes a tar of `path` inside the container (its whole root for "/") to `out`.
     /// The root filesystem is mounted for the duration if the container is stopped.
     pub async fn archive(self: &Arc<Self>, key: &str, path: &str, out: &Path) -> Result<(), ContainerError> {
+        self.with_root(key, |root, record| {
+            write_tar(root, path, out).map_err(|e| match e {
+                ContainerError::NotFound(_) => ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() },
+                other => other,
+            })
+        })
+        .await
+    }
+
+    /// Runs `look` on the container's root filesystem, under the container's lock; the
+    /// root is mounted for the duration if the container is stopped.
+    async fn with_root<T>(self: &Arc<Self>, key: &str, look: impl FnOnce(&Path, &super::ContainerRecord) -> Result<T, ContainerError>) -> Result<T, ContainerError> {
         let record = self.find(key)?;
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
@@ -98,10 +110,7 @@ impl Containers {
         if mounted_here {
             self.mount_rootfs(&record).await?;
         }
-        let result = write_tar(&root, path, out).map_err(|e| match e {
-            ContainerError::NotFound(_) => ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() },
-            other => other,
-        });
+        let result = look(&root, &record);
         if mounted_here {
             let _ = rootfs::unmount(&root);
         }
@@ -296,24 +305,15 @@ impl Containers {
     /// `path`'s facts inside the container (its root mounted for the look if it runs
     /// not). A symlink is described, not followed, as docker does.
     pub async fn stat_path(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat, ContainerError> {
-        let record = self.find(key)?;
-        let lock = self.lock_of(&record.id);
-        let _guard = lock.lock().await;
-        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
-        let root = self.dir(&record.id).join("rootfs");
-        let mounted_here = !rootfs::is_mounted(&root);
-        if mounted_here {
-            self.mount_rootfs(&record).await?;
-        }
-        let no_path = || ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() };
-        let result = (|| {
+        self.with_root(key, |root, record| {
+            let no_path = || ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() };
             // The parent is resolved inside the root; the last part is looked at as is.
             let trimmed = path.trim_end_matches('/');
             let (parent, name) = match Path::new(trimmed).file_name() {
                 Some(name) => (Path::new(trimmed).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into()), Some(name.to_owned())),
                 None => ("/".to_owned(), None),
             };
-            let real_parent = rootfs::resolve_in_root(&root, &parent).map_err(|_| no_path())?;
+            let real_parent = rootfs::resolve_in_root(root, &parent).map_err(|_| no_path())?;
             let real = match &name {
                 Some(name) => real_parent.join(name),
                 None => real_parent,
@@ -328,11 +328,8 @@ impl Containers {
                 mtime,
                 link_target,
             })
-        })();
-        if mounted_here {
-            let _ = rootfs::unmount(&root);
-        }
-        result
+        })
+        .await
     }
 
     /// Sizes a running container's terminal (`rows` x `cols`) through its monitor.

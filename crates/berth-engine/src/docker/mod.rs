@@ -80,15 +80,7 @@ impl DockerApi {
         let (engine_side, pump_side) = tokio::io::duplex(berth_proto::halfclose::MAX_FRAME);
         self.serve_connection(engine_side);
         tokio::spawn(async move {
-            let (mut wire_in, mut wire_out) = tokio::io::split(stream);
-            let (mut from_engine, mut to_engine) = tokio::io::split(pump_side);
-            let input = berth_proto::halfclose::receive_framed(&mut wire_in, &mut to_engine);
-            let output = async {
-                let copied = tokio::io::copy(&mut from_engine, &mut wire_out).await;
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut wire_out).await;
-                copied
-            };
-            if let Err(e) = berth_proto::halfclose::join(input, output).await {
+            if let Err(e) = berth_proto::halfclose::guest_pipe(stream, pump_side).await {
                 tracing::debug!("docker API connection over vsock ended: {e}");
             }
         });
@@ -294,7 +286,13 @@ impl DockerApi {
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["system", "df"]) => self.disk_usage(),
             // Said plainly rather than "page not found": the CLI shows this message.
-            (&Method::POST, ["build"] | ["session"]) => Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image builds are not supported by Berth yet")),
+            // The context is read (and dropped) first: a client still sending it would
+            // see a broken pipe instead of the answer.
+            (&Method::POST, ["build"] | ["session"]) => {
+                let mut body = request.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+                Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image builds are not supported by Berth yet"))
+            }
             (&Method::POST, ["auth"]) => self.auth(request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
