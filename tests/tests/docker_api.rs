@@ -366,6 +366,10 @@ services:
     command: ["sh", "-c", "echo client up; exec sleep 300"]
     depends_on: [web]
     networks: [front]
+    extra_hosts: ["cache.local:10.1.1.1"]
+    shm_size: 128m
+    ulimits:
+      nofile: {soft: 900, hard: 1000}
 volumes:
   site:
     labels:
@@ -405,6 +409,9 @@ fn compose_v1(target: &DockerTarget) {
     }
     let (got, page) = target.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/index.html"]);
     assert!(got && page.trim() == "from the stack", "{page}");
+    let hosts = compose(&["exec", "-T", "client", "cat", "/etc/hosts"]);
+    assert!(hosts.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.1.1.1", "cache.local"]), "{hosts}");
+    assert_eq!(compose(&["exec", "-T", "client", "sh", "-c", "ulimit -n; df -k /dev/shm | tail -1"]).split_whitespace().take(3).collect::<Vec<_>>(), ["900", "shm", "131072"]);
     let logs = compose(&["logs", "--no-color", "client"]);
     assert!(logs.lines().any(|l| l.starts_with("client_1") && l.ends_with("client up")), "{logs}");
 
@@ -521,6 +528,9 @@ fn host_config(target: &DockerTarget) {
     assert_eq!(run(&["--ulimit", "nofile=512:1024", IMAGE, "sh", "-c", "ulimit -n; ulimit -Hn"]), "512\n1024\n");
     assert_eq!(run(&["--sysctl", "net.ipv4.ip_unprivileged_port_start=80", IMAGE, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]), "80\n");
     assert_eq!(run(&["--user", "app", "--group-add", "staff", "--group-add", "4242", IMAGE, "id", "-G"]).trim(), "1000 50 4242");
+    // Exec'd processes get the container's limits and groups too.
+    target.ok(&["run", "-d", "--name", "limited", "--ulimit", "nofile=700:800", "--group-add", "4242", IMAGE, "sleep", "300"]);
+    assert_eq!(target.ok(&["exec", "limited", "sh", "-c", "ulimit -n; ulimit -Hn; id -G"]), "700\n800\n0 4242\n");
     target.ok(&["create", "--name", "shaped", "--shm-size", "256m", "--dns", "10.8.8.8", "--add-host", "a.local:10.0.0.9", "--ulimit", "nproc=100:200", IMAGE, "true"]);
     let inspect = target.ok(&["inspect", "-f", "{{.HostConfig.ShmSize}} {{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}} {{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}", "shaped"]);
     assert_eq!(inspect.trim(), "268435456 [10.8.8.8] [a.local:10.0.0.9] nproc=100:200");

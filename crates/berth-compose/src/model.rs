@@ -82,6 +82,25 @@ pub struct Service {
     pub cap_add: Vec<String>,
     #[serde(default)]
     pub cap_drop: Vec<String>,
+    /// `host:ip` (or `host=ip`) lines, or a mapping of host to ip.
+    #[serde(default, deserialize_with = "extra_hosts")]
+    pub extra_hosts: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub dns: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub dns_search: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub dns_opt: Vec<String>,
+    /// Bytes, or a size with a unit (`2gb`, `256m`).
+    #[serde(default, deserialize_with = "scalar_opt")]
+    pub shm_size: Option<String>,
+    /// name -> (soft, hard); a single number sets both.
+    #[serde(default, deserialize_with = "ulimits")]
+    pub ulimits: BTreeMap<String, (i64, i64)>,
+    #[serde(default, deserialize_with = "list_or_map")]
+    pub sysctls: BTreeMap<String, Option<String>>,
+    #[serde(default, deserialize_with = "scalars")]
+    pub group_add: Vec<String>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_norway::Value>,
 }
@@ -362,6 +381,54 @@ fn list_or_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Optio
             .collect(),
         _ => Err(de::Error::custom("expected a list of KEY=VALUE or a mapping")),
     }
+}
+
+/// `extra_hosts`: a list of `host:ip` or `host=ip`, or a mapping; kept as `host:ip`.
+fn extra_hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| {
+                let text = scalar_text(i).ok_or_else(|| de::Error::custom("expected host:ip strings"))?;
+                // `host=ip` first: an IPv6 address holds colons.
+                match text.split_once('=').or_else(|| text.split_once(':')) {
+                    Some((host, ip)) if !host.is_empty() && !ip.is_empty() => Ok(format!("{host}:{ip}")),
+                    _ => Err(de::Error::custom(format!("invalid extra host {text:?}: expected host:ip"))),
+                }
+            })
+            .collect(),
+        Value::Mapping(map) => map
+            .iter()
+            .map(|(k, v)| match (scalar_text(k), scalar_text(v)) {
+                (Some(host), Some(ip)) => Ok(format!("{host}:{ip}")),
+                _ => Err(de::Error::custom("expected a mapping of host to ip")),
+            })
+            .collect(),
+        _ => Err(de::Error::custom("expected a list of host:ip or a mapping")),
+    }
+}
+
+/// `ulimits`: `nofile: 65535` or `nofile: {soft: 1024, hard: 2048}`.
+fn ulimits<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, (i64, i64)>, D::Error> {
+    let Value::Mapping(map) = Value::deserialize(d)? else { return Err(de::Error::custom("expected a mapping of limit names")) };
+    map.iter()
+        .map(|(k, v)| {
+            let name = scalar_text(k).ok_or_else(|| de::Error::custom("expected limit names"))?;
+            let limits = match v {
+                Value::Number(n) => n.as_i64().map(|n| (n, n)),
+                Value::Mapping(m) => {
+                    let get = |key: &str| m.get(Value::String(key.to_owned())).and_then(Value::as_i64);
+                    match (get("soft"), get("hard")) {
+                        (Some(soft), Some(hard)) if m.len() == 2 => Some((soft, hard)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            limits.map(|l| (name.clone(), l)).ok_or_else(|| de::Error::custom(format!("{name}: expected a number or soft and hard numbers")))
+        })
+        .collect()
 }
 
 fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Build>, D::Error> {

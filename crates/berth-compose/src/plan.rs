@@ -450,9 +450,17 @@ fn plan_service(
         ports,
         publish_all: false,
         expose: s.expose.clone(),
-        // The compose model has no extra_hosts, dns, shm_size, ulimits, sysctls or
-        // group_add keys yet (a file using them is refused as unknown keys).
-        ..Default::default()
+        extra_hosts: s.extra_hosts.clone(),
+        dns: s.dns.clone(),
+        dns_search: s.dns_search.clone(),
+        dns_options: s.dns_opt.clone(),
+        shm_size: match &s.shm_size {
+            Some(size) => berth_proto::units::parse_bytes(size).map_err(|e| err(service, &format!("shm_size: {e}")))?,
+            None => 0,
+        },
+        ulimits: s.ulimits.iter().map(|(name, (soft, hard))| berth_proto::v1::Ulimit { name: name.clone(), soft: *soft, hard: *hard }).collect(),
+        sysctls: s.sysctls.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect(),
+        group_add: s.group_add.clone(),
     };
     Ok(PlannedService {
         name: service.to_owned(),
@@ -587,6 +595,30 @@ secrets:
         let b = plan(&changed, &enabled, &BTreeMap::new()).expect("plan");
         assert_ne!(a.service("app").expect("app").hash, b.service("app").expect("app").hash);
         assert_eq!(a.service("web").expect("web").hash, b.service("web").expect("web").hash);
+    }
+
+    #[test]
+    fn host_settings_reach_the_request() {
+        let p = project(
+            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n",
+        );
+        let all = enabled_services(&p.model, &[], &[]).expect("enabled");
+        let planned = plan(&p, &all, &BTreeMap::new()).expect("plan");
+        let create = &planned.service("a").expect("a").create;
+        assert_eq!(create.extra_hosts, ["db.local:10.0.0.5", "gw:host-gateway"]);
+        assert_eq!((create.dns.as_slice(), create.dns_search.as_slice(), create.dns_options.as_slice()), (&["10.0.0.53".to_owned()][..], &["corp.test".to_owned()][..], &["ndots:2".to_owned()][..]));
+        assert_eq!(create.shm_size, 256 << 20);
+        let limits: Vec<(&str, i64, i64)> = create.ulimits.iter().map(|u| (u.name.as_str(), u.soft, u.hard)).collect();
+        assert_eq!(limits, [("nofile", 1024, 2048), ("nproc", 512, 512)]);
+        assert_eq!(create.sysctls.get("net.core.somaxconn").map(String::as_str), Some("1024"));
+        assert_eq!(create.group_add, ["staff", "4242"]);
+        // A half-given limit is the file's error, named.
+        let dir = std::env::temp_dir().join(format!("berth-plan-{}-ulimit", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("compose.yaml"), "services:\n  a:\n    image: x\n    ulimits:\n      nofile: {soft: 1}\n").expect("write");
+        let refused = load_project(&LoadOptions { working_dir: dir.clone(), project_name: Some("shop".into()), ..Default::default() }).expect_err("refused");
+        assert!(refused.to_string().contains("nofile: expected a number or soft and hard numbers"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

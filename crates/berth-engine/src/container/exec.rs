@@ -49,7 +49,7 @@ impl Containers {
         }
         let dir = self.dir(&record.id);
         let user_spec = if request.user.is_empty() { &record.config.user } else { &request.user };
-        let user = rootfs::resolve_user(&dir.join("rootfs"), user_spec)?;
+        let user = rootfs::resolve_user_with_groups(&dir.join("rootfs"), user_spec, &record.host_config.extras.group_add)?;
         let hc = &record.host_config;
         let caps = caps::compute(hc.privileged || request.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
@@ -69,7 +69,7 @@ impl Containers {
             "/".to_owned()
         };
         let (effective, permitted) = if user.uid == 0 { (caps.clone(), caps.clone()) } else { (Vec::new(), Vec::new()) };
-        let process = json!({
+        let mut process = json!({
             "terminal": request.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
             "args": request.cmd,
@@ -78,6 +78,9 @@ impl Containers {
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
             "noNewPrivileges": no_new_privileges,
         });
+        if let Some(rlimits) = super::spec::rlimits(&hc.extras) {
+            process["rlimits"] = rlimits;
+        }
         let process: oci_spec::runtime::Process =
             serde_json::from_value(process).map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
         let exec_id = super::new_id();

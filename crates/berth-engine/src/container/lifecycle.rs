@@ -128,13 +128,7 @@ impl Containers {
     ) -> Result<(tokio::process::Child, i32, Option<RunningNetwork>), ContainerError> {
         let dir = self.dir(&record.id);
         let rootfs_dir = dir.join("rootfs");
-        let mut user = rootfs::resolve_user(&rootfs_dir, &record.config.user)?;
-        for group in &record.host_config.extras.group_add {
-            let gid = rootfs::resolve_group(&rootfs_dir, group)?;
-            if !user.additional_gids.contains(&gid) {
-                user.additional_gids.push(gid);
-            }
-        }
+        let user = rootfs::resolve_user_with_groups(&rootfs_dir, &record.config.user, &record.host_config.extras.group_add)?;
         let hc = &record.host_config;
         let caps = caps::compute(hc.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;

@@ -239,6 +239,19 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
 /// first address), hostname, resolv.conf (the embedded DNS server when given, else the
 /// host's resolvers minus loopback ones, which mean nothing in the container's
 /// network).
+/// `--user` resolved, plus the `--group-add` groups (the container's process and every
+/// exec'd one get them, as in docker).
+pub fn resolve_user_with_groups(root: &Path, spec: &str, group_add: &[String]) -> Result<ResolvedUser, RootfsError> {
+    let mut user = resolve_user(root, spec)?;
+    for group in group_add {
+        let gid = resolve_group(root, group)?;
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
+    Ok(user)
+}
+
 /// A group's number from the image's /etc/group (`--group-add`); numbers pass as they are.
 pub fn resolve_group(root: &Path, name: &str) -> Result<u32, RootfsError> {
     if let Ok(gid) = name.parse::<u32>() {

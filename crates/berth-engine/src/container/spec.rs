@@ -85,6 +85,16 @@ fn device(kind: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> V
     json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access})
 }
 
+/// `--ulimit` as the OCI process's rlimits (None: none set). Exec'd processes get them
+/// too, as in docker.
+pub fn rlimits(extras: &super::record::HostExtras) -> Option<Value> {
+    // -1 is "unlimited" to docker; RLIM_INFINITY to the runtime.
+    let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    (!extras.ulimits.is_empty()).then(|| {
+        extras.ulimits.iter().map(|u| json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": limit(u.soft), "hard": limit(u.hard)})).collect()
+    })
+}
+
 pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let record = input.record;
     let hc = &record.host_config;
@@ -111,15 +121,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         },
         "noNewPrivileges": input.no_new_privileges,
     });
-    if !hc.extras.ulimits.is_empty() {
-        // -1 is "unlimited" to docker; RLIM_INFINITY to the runtime.
-        let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
-        process["rlimits"] = hc
-            .extras
-            .ulimits
-            .iter()
-            .map(|u| json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": limit(u.soft), "hard": limit(u.hard)}))
-            .collect();
+    if let Some(rlimits) = rlimits(&hc.extras) {
+        process["rlimits"] = rlimits;
     }
     if input.user.uid != 0 {
         // Docker gives a non-root user no effective or permitted capabilities.
