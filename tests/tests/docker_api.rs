@@ -315,6 +315,11 @@ fn files_and_images(target: &DockerTarget) {
     let pruned = target.ok(&["image", "prune", "-f"]);
     assert!(pruned.contains(dangling), "{pruned}");
     assert!(!target.ok(&["images", "-q", "--no-trunc"]).contains(dangling));
+    // system prune: containers, networks, images and the build cache (none here).
+    target.ok(&["create", "--name", "leftover", IMAGE, "true"]);
+    let pruned = target.ok(&["system", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert_eq!(target.ok(&["ps", "-aq"]), "");
     target.ok(&["volume", "create", "dfvol"]);
     let df = target.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert_eq!(df.lines().collect::<Vec<_>>(), ["Images 2", "Containers 0", "Local Volumes 1", "Build Cache 0"], "{df}");

@@ -286,6 +286,8 @@ impl DockerApi {
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["system", "df"]) => self.disk_usage(),
             // Said plainly rather than "page not found": the CLI shows this message.
+            // No builder, so no build cache: nothing to prune (`docker system prune` asks).
+            (&Method::POST, ["build", "prune"]) => ok_json(json!({"CachesDeleted": null, "SpaceReclaimed": 0})),
             // The context is read (and dropped) first: a client still sending it would
             // see a broken pipe instead of the answer.
             (&Method::POST, ["build"] | ["session"]) => {
