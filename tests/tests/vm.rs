@@ -296,7 +296,11 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         child.wait_with_output().expect("wait")
     };
     let archive = home.join("image.tar");
-    let image = berth_tests::fixtures::container_image(serde_json::json!({}));
+    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe")).expect("berth-netprobe (built by `cargo xtask test vm`)");
+    let image = berth_tests::fixtures::container_image_with(
+        serde_json::json!({}),
+        vec![berth_tests::fixtures::Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }],
+    );
     std::fs::write(&archive, berth_tests::fixtures::oci_archive(&image, "berth.test/busybox:vm")).expect("archive");
     let loaded = docker_with(&["load", "-i", &archive.display().to_string()], b"");
     assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
@@ -327,6 +331,23 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         }
     };
     assert!(answer.starts_with("HTTP/1.") && answer.ends_with("from the image\n"), "{answer}");
+    // A published UDP port too: a datagram from the host's loopback and its echo.
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let echo = docker_with(&["run", "-d", "--name", "echo", "-p", &format!("127.0.0.1:{udp_port}:53/udp"), "berth.test/busybox:vm", "netprobe", "udp-echo", "53"], b"");
+    assert!(echo.status.success(), "{}", String::from_utf8_lossy(&echo.stderr));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp client");
+    client.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let echoed = loop {
+        let _ = client.send_to(b"ping", ("127.0.0.1", udp_port));
+        let mut buf = [0u8; 64];
+        if let Ok((n, _)) = client.recv_from(&mut buf) {
+            break String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the published UDP port never answered on the host");
+    };
+    assert_eq!(echoed, "echo:ping");
+    assert!(docker_with(&["rm", "-f", "echo"], b"").status.success());
     let removed = docker_with(&["rm", "-f", "web"], b"");
     assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -76,6 +76,8 @@ fn native() -> Result<()> {
 fn vm() -> Result<()> {
     crate::vm_image::build()?;
     build(&["berth-cli", "berth-agent"])?;
+    // The static UDP helper, for the image the VM test publishes a UDP port from.
+    shell::run(shell::cargo().args(["build", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()))?;
     cargo_test(&["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])
 }
 

@@ -1,12 +1,16 @@
-//! Published TCP ports of containers in the VM, on the host: what Docker Desktop does
-//! for `docker run -p 8080:80`. For every port a running container publishes, the host
+//! Published ports of containers in the VM, on the host: what Docker Desktop does for
+//! `docker run -p 8080:80`. For every port a running container publishes, the host
 //! listens on the same address and port (the container's host IP, or all interfaces
-//! as docker binds them); each connection goes to the agent's port-forward vsock port
-//! with a 3-byte header (1 = TCP, the port, big-endian), and the agent connects to that
-//! port on the VM's loopback, where the engine's own relay serves it. The host's input
-//! travels in `berth_proto::halfclose` frames, so a client's half-close reaches the
-//! container. Listeners follow the engine's container events: opened at start, closed
-//! at stop. UDP is not forwarded yet.
+//! as docker binds them) and passes traffic to the agent's port-forward vsock port. A
+//! vsock connection starts with a 3-byte header (1 = TCP or 2 = UDP, then the port,
+//! big-endian); the agent talks to that port on the VM's loopback, where the engine's
+//! own relay serves it.
+//! - TCP: one vsock connection per connection. The host's input travels in
+//!   `berth_proto::halfclose` frames, so a client's half-close reaches the container.
+//! - UDP: one vsock connection per client address (a flow), carrying datagrams each
+//!   prefixed by its length (`u16`, big-endian); a flow idle for [`UDP_IDLE`] ends.
+//!
+//! Listeners follow the engine's container events: opened at start, closed at stop.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,9 +22,13 @@ use crate::agent::{AgentClient, AgentEndpoint, AgentStream};
 
 /// The header's protocol byte for TCP.
 pub const TCP: u8 = 1;
+/// The header's protocol byte for UDP.
+pub const UDP: u8 = 2;
+/// A UDP flow without a datagram either way for this long ends.
+pub const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// (host IP, host port) of a published TCP port.
-type Key = (String, u16);
+/// (protocol, host IP, host port) of a published port.
+type Key = (&'static str, String, u16);
 
 /// The listeners, each an accept loop; all stop when this is dropped (also when the
 /// forwarding task is aborted).
@@ -69,8 +77,15 @@ async fn wanted(client: &AgentClient) -> Option<BTreeSet<Key>> {
             .iter()
             .filter(|c| c.state == "running")
             .flat_map(|c| c.ports.iter())
-            .filter(|p| p.protocol == "tcp" && p.host_port > 0)
-            .filter_map(|p| Some((if p.host_ip.is_empty() { "0.0.0.0".to_owned() } else { p.host_ip.clone() }, u16::try_from(p.host_port).ok()?)))
+            .filter(|p| p.host_port > 0)
+            .filter_map(|p| {
+                let protocol = match p.protocol.as_str() {
+                    "tcp" => "tcp",
+                    "udp" => "udp",
+                    _ => return None,
+                };
+                Some((protocol, if p.host_ip.is_empty() { "0.0.0.0".to_owned() } else { p.host_ip.clone() }, u16::try_from(p.host_port).ok()?))
+            })
             .collect(),
     )
 }
@@ -82,7 +97,7 @@ async fn reconcile(client: &AgentClient, endpoint: &AgentEndpoint, listeners: &m
         let keep = wanted.contains(key) && !handle.is_finished();
         if !keep {
             handle.abort();
-            tracing::info!(ip = %key.0, port = key.1, "stopped forwarding a published port");
+            tracing::info!(protocol = key.0, ip = %key.1, port = key.2, "stopped forwarding a published port");
         }
         keep
     });
@@ -90,15 +105,20 @@ async fn reconcile(client: &AgentClient, endpoint: &AgentEndpoint, listeners: &m
         if listeners.contains_key(&key) {
             continue;
         }
-        match tokio::net::TcpListener::bind((key.0.as_str(), key.1)).await {
-            Ok(listener) => {
-                tracing::info!(ip = %key.0, port = key.1, "forwarding a published port to the VM");
-                let endpoint = endpoint.clone();
-                let port = key.1;
-                listeners.insert(key, tokio::spawn(accept_loop(listener, endpoint, port)));
+        let (protocol, ip, port) = (key.0, key.1.clone(), key.2);
+        let endpoint = endpoint.clone();
+        let task = if protocol == "tcp" {
+            tokio::net::TcpListener::bind((ip.as_str(), port)).await.map(|listener| tokio::spawn(accept_loop(listener, endpoint, port)))
+        } else {
+            tokio::net::UdpSocket::bind((ip.as_str(), port)).await.map(|socket| tokio::spawn(udp_loop(std::sync::Arc::new(socket), endpoint, port)))
+        };
+        match task {
+            Ok(task) => {
+                tracing::info!(%protocol, %ip, port, "forwarding a published port to the VM");
+                listeners.insert(key, task);
             }
             // Taken on the host (another program): said, and tried again at the next event.
-            Err(err) => tracing::warn!(ip = %key.0, port = key.1, error = %err, "cannot listen on the host for a published port"),
+            Err(err) => tracing::warn!(%protocol, %ip, port, error = %err, "cannot listen on the host for a published port"),
         }
     }
 }
@@ -132,5 +152,93 @@ async fn accept_loop(listener: tokio::net::TcpListener, endpoint: AgentEndpoint,
                 tracing::debug!(error = %err, "forwarded connection ended");
             }
         });
+    }
+}
+
+/// One published UDP port: a flow (a vsock connection) per client address.
+async fn udp_loop(socket: std::sync::Arc<tokio::net::UdpSocket>, endpoint: AgentEndpoint, port: u16) {
+    type Flows = std::sync::Arc<std::sync::Mutex<BTreeMap<std::net::SocketAddr, tokio::sync::mpsc::Sender<Vec<u8>>>>>;
+    let flows: Flows = Flows::default();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, client) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(err) => {
+                tracing::debug!(error = %err, "receiving on a published UDP port");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let datagram = buf[..n].to_vec();
+        let existing = flows.lock().unwrap_or_else(|p| p.into_inner()).get(&client).cloned();
+        let sender = match existing {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => {
+                let (sender, receiver) = tokio::sync::mpsc::channel(64);
+                flows.lock().unwrap_or_else(|p| p.into_inner()).insert(client, sender.clone());
+                let (socket, endpoint, flows) = (socket.clone(), endpoint.clone(), flows.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = udp_flow(receiver, &socket, client, &endpoint, port).await {
+                        tracing::debug!(error = %err, %client, "UDP flow ended");
+                    }
+                    flows.lock().unwrap_or_else(|p| p.into_inner()).remove(&client);
+                });
+                sender
+            }
+        };
+        // A full queue drops the datagram, as a full socket buffer would.
+        let _ = sender.try_send(datagram);
+    }
+}
+
+/// One client's datagrams to the VM and the answers back, until idle.
+async fn udp_flow(
+    mut outgoing: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    socket: &tokio::net::UdpSocket,
+    client: std::net::SocketAddr,
+    endpoint: &AgentEndpoint,
+    port: u16,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let upstream = AgentStream::connect(endpoint).await.map_err(std::io::Error::other)?;
+    let (mut up_in, mut up_out) = tokio::io::split(upstream);
+    let [high, low] = port.to_be_bytes();
+    up_out.write_all(&[UDP, high, low]).await?;
+    // Two whole loops, not one select per datagram: a read cut off half-way would
+    // lose its place in the stream.
+    let last_answer = std::sync::atomic::AtomicU64::new(0);
+    let started = tokio::time::Instant::now();
+    let to_vm = async {
+        loop {
+            match tokio::time::timeout(UDP_IDLE, outgoing.recv()).await {
+                Ok(Some(datagram)) => {
+                    let mut frame = Vec::with_capacity(2 + datagram.len());
+                    frame.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
+                    frame.extend_from_slice(&datagram);
+                    up_out.write_all(&frame).await?;
+                }
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    // Idle both ways: the flow ends.
+                    let since_answer = started.elapsed().as_secs().saturating_sub(last_answer.load(std::sync::atomic::Ordering::Relaxed));
+                    if since_answer >= UDP_IDLE.as_secs() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    };
+    let from_vm = async {
+        let mut answer = vec![0u8; 65_535];
+        loop {
+            let len = usize::from(up_in.read_u16().await?);
+            up_in.read_exact(&mut answer[..len]).await?;
+            socket.send_to(&answer[..len], client).await?;
+            last_answer.store(started.elapsed().as_secs(), std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    tokio::select! {
+        result = to_vm => result,
+        result = from_vm => result,
     }
 }

@@ -202,24 +202,67 @@ fn grpc(engine: &Engine) -> tonic::transport::server::Router {
         .add_service(engine.networks_service())
 }
 
-/// One connection the host forwards to a published port: the header names the port;
-/// the engine's relay serves it on the VM's loopback.
+/// One connection the host forwards to a published port: the header names the
+/// protocol and the port; the engine's relay serves it on the VM's loopback.
 async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
     use tokio::io::AsyncReadExt;
     let mut header = [0u8; 3];
-    if stream.read_exact(&mut header).await.is_err() || header[0] != 1 {
+    if stream.read_exact(&mut header).await.is_err() {
         return;
     }
     let port = u16::from_be_bytes([header[1], header[2]]);
-    let target = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-        Ok(target) => target,
-        Err(e) => {
-            tracing::debug!(port, "forwarded connection refused: {e}");
-            return;
+    match header[0] {
+        1 => {
+            let target = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(target) => target,
+                Err(e) => {
+                    tracing::debug!(port, "forwarded connection refused: {e}");
+                    return;
+                }
+            };
+            let _ = target.set_nodelay(true);
+            if let Err(e) = berth_proto::halfclose::guest_pipe(stream, target).await {
+                tracing::debug!(port, "forwarded connection ended: {e}");
+            }
+        }
+        2 => {
+            if let Err(e) = forwarded_udp(stream, port).await {
+                tracing::debug!(port, "forwarded UDP flow ended: {e}");
+            }
+        }
+        other => tracing::debug!(protocol = other, "unknown forwarded protocol"),
+    }
+}
+
+/// A UDP flow from the host: datagrams prefixed by their length (u16, big-endian),
+/// both ways, until the host closes it.
+async fn forwarded_udp(stream: tokio_vsock::VsockStream, port: u16) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    socket.connect(("127.0.0.1", port)).await?;
+    let (mut wire_in, mut wire_out) = tokio::io::split(stream);
+    // Two whole loops: a read cut off half-way would lose its place in the stream.
+    let to_container = async {
+        let mut datagram = vec![0u8; 65_535];
+        loop {
+            let len = usize::from(wire_in.read_u16().await?);
+            wire_in.read_exact(&mut datagram[..len]).await?;
+            // Nobody listening yet is not the flow's end.
+            let _ = socket.send(&datagram[..len]).await;
         }
     };
-    let _ = target.set_nodelay(true);
-    if let Err(e) = berth_proto::halfclose::guest_pipe(stream, target).await {
-        tracing::debug!(port, "forwarded connection ended: {e}");
+    let to_host = async {
+        let mut answer = vec![0u8; 65_535];
+        loop {
+            let Ok(n) = socket.recv(&mut answer).await else { continue };
+            let mut frame = Vec::with_capacity(2 + n);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+            frame.extend_from_slice(&answer[..n]);
+            wire_out.write_all(&frame).await?;
+        }
+    };
+    tokio::select! {
+        result = to_container => result,
+        result = to_host => result,
     }
 }
