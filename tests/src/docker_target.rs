@@ -94,7 +94,7 @@ impl DockerTarget {
     pub fn in_netns(&self, args: &[&str]) -> (bool, String) {
         match self {
             DockerTarget::Berth(engine) => engine.in_netns(args),
-            DockerTarget::Dockerd(d) => in_namespace_of(d.holder.id(), args),
+            DockerTarget::Dockerd(d) => crate::native::in_netns_of(d.holder.id(), args),
         }
     }
 
@@ -139,13 +139,6 @@ fn unchunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
-}
-
-fn in_namespace_of(pid: u32, args: &[&str]) -> (bool, String) {
-    let out = Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("--").args(args).output().expect("nsenter");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 /// Debian's dockerd in the test's folder: its own data root, exec root (and so its own

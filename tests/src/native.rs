@@ -145,6 +145,14 @@ impl Drop for NativeEngine {
     }
 }
 
+/// Runs a command in the network namespace of process `pid`: (success, stdout + stderr).
+pub fn in_netns_of(pid: u32, args: &[&str]) -> (bool, String) {
+    let out = Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("--").args(args).output().expect("nsenter");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
 /// A process in a new network namespace with loopback up, which lives until killed.
 pub fn netns_holder() -> Child {
     let mut holder = Command::new("unshare")
@@ -169,15 +177,7 @@ impl NativeEngine {
     /// returns (success, stdout + stderr).
     pub fn in_netns(&self, args: &[&str]) -> (bool, String) {
         let holder = self.netns_holder.as_ref().expect("in_netns needs an isolated engine");
-        let out = Command::new("nsenter")
-            .arg(format!("--net=/proc/{}/ns/net", holder.id()))
-            .arg("--")
-            .args(args)
-            .output()
-            .expect("nsenter");
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
+        in_netns_of(holder.id(), args)
     }
 
     /// What networks leave in the engine's namespace: interfaces, addresses, routes and

@@ -18,12 +18,10 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
+use berth_proto::{FORWARD_TCP, FORWARD_UDP};
+
 use crate::agent::{AgentClient, AgentEndpoint, AgentStream};
 
-/// The header's protocol byte for TCP.
-pub const TCP: u8 = 1;
-/// The header's protocol byte for UDP.
-pub const UDP: u8 = 2;
 /// A UDP flow without a datagram either way for this long ends.
 pub const UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -145,7 +143,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, endpoint: AgentEndpoint,
                 }
             };
             let [high, low] = port.to_be_bytes();
-            if upstream.write_all(&[TCP, high, low]).await.is_err() {
+            if upstream.write_all(&[FORWARD_TCP, high, low]).await.is_err() {
                 return;
             }
             if let Err(err) = berth_proto::halfclose::host_pipe(conn, upstream).await {
@@ -203,7 +201,7 @@ async fn udp_flow(
     let upstream = AgentStream::connect(endpoint).await.map_err(std::io::Error::other)?;
     let (mut up_in, mut up_out) = tokio::io::split(upstream);
     let [high, low] = port.to_be_bytes();
-    up_out.write_all(&[UDP, high, low]).await?;
+    up_out.write_all(&[FORWARD_UDP, high, low]).await?;
     // Two whole loops, not one select per datagram: a read cut off half-way would
     // lose its place in the stream.
     let last_answer = std::sync::atomic::AtomicU64::new(0);

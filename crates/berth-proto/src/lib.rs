@@ -43,8 +43,13 @@ pub const AGENT_VSOCK_PORT: u32 = 1024;
 pub const DOCKER_API_VSOCK_PORT: u32 = 1025;
 
 /// The guest agent's vsock port for published ports forwarded from the host: a
-/// connection starts with [1 (TCP), port high byte, port low byte].
+/// connection starts with [protocol, port high byte, port low byte].
 pub const PORTS_VSOCK_PORT: u32 = 1026;
+/// The forwarded-port header's protocol byte for TCP (a stream in `halfclose` frames).
+pub const FORWARD_TCP: u8 = 1;
+/// The forwarded-port header's protocol byte for UDP (datagrams, each after its `u16`
+/// big-endian length).
+pub const FORWARD_UDP: u8 = 2;
 
 /// The line the agent prints on the VM's console once it listens on vsock. The host
 /// waits for it before connecting: connects made while the guest's vsock driver is still

@@ -105,10 +105,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
     if let Some(port) = args.vsock_port {
-        let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
-        let listener = tokio_vsock::VsockListener::bind(addr)
-            .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
-        let incoming = listener.incoming();
+        let incoming = bind_vsock(port)?.incoming();
         let router = grpc(&engine);
         tracing::info!(port, "serving gRPC on vsock");
         // A stable line on the console: the host waits for it before its first connect.
@@ -127,33 +124,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let _docker_vsock = match args.docker_vsock_port {
         Some(port) => {
-            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port))
-                .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
+            let listener = bind_vsock(port)?;
             tracing::info!(port, "serving the Docker Engine API on vsock");
             let api = berth_engine::docker::DockerApi::new(engine.clone());
-            Some(tokio::spawn(async move {
-                loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        // The host's proxy frames its input (half-close over vsock).
-                        api.serve_framed_connection(stream);
-                    }
-                }
-            }))
+            // The host's proxy frames its input (half-close over vsock).
+            Some(accept_each(listener, move |stream| api.serve_framed_connection(stream)))
         }
         None => None,
     };
-
     let _ports_vsock = match args.ports_vsock_port {
         Some(port) => {
-            let listener = tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port))
-                .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))?;
+            let listener = bind_vsock(port)?;
             tracing::info!(port, "taking forwarded published ports on vsock");
-            Some(tokio::spawn(async move {
-                loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(forwarded_connection(stream));
-                    }
-                }
+            Some(accept_each(listener, |stream| {
+                tokio::spawn(forwarded_connection(stream));
             }))
         }
         None => None,
@@ -202,6 +186,21 @@ fn grpc(engine: &Engine) -> tonic::transport::server::Router {
         .add_service(engine.networks_service())
 }
 
+fn bind_vsock(port: u32) -> Result<tokio_vsock::VsockListener, String> {
+    tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port)).map_err(|e| format!("cannot listen on vsock port {port}: {e}"))
+}
+
+/// Hands every accepted connection to `handle`, until the task is dropped.
+fn accept_each(listener: tokio_vsock::VsockListener, handle: impl Fn(tokio_vsock::VsockStream) + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                handle(stream);
+            }
+        }
+    })
+}
+
 /// One connection the host forwards to a published port: the header names the
 /// protocol and the port; the engine's relay serves it on the VM's loopback.
 async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
@@ -212,7 +211,7 @@ async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
     }
     let port = u16::from_be_bytes([header[1], header[2]]);
     match header[0] {
-        1 => {
+        berth_proto::FORWARD_TCP => {
             let target = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
                 Ok(target) => target,
                 Err(e) => {
@@ -225,7 +224,7 @@ async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
                 tracing::debug!(port, "forwarded connection ended: {e}");
             }
         }
-        2 => {
+        berth_proto::FORWARD_UDP => {
             if let Err(e) = forwarded_udp(stream, port).await {
                 tracing::debug!(port, "forwarded UDP flow ended: {e}");
             }

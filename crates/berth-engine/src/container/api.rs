@@ -594,30 +594,17 @@ impl ContainersApiTrait for ContainersApi {
         if !request.into_inner().filters.is_empty() {
             return Err(Status::invalid_argument("container prune filters are not supported yet"));
         }
-        let deleted = self.containers.prune().await.map_err(status)?;
+        let deleted = self.containers.prune(&[]).await.map_err(status)?;
         Ok(Response::new(PruneContainersResponse { deleted, reclaimed_bytes: 0 }))
     }
 }
 
 /// Forwards the monitor's `[stream u8][len u32 BE][data]` frames as messages.
-async fn pump_attach_output(mut reader: tokio::net::unix::OwnedReadHalf, sender: tokio::sync::mpsc::Sender<Result<AttachOutput, Status>>) {
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 32 * 1024];
-    loop {
-        while buf.len() >= 5 {
-            let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-            if buf.len() < 5 + len {
-                break;
-            }
-            let out = AttachOutput { stream: u32::from(buf[0]), data: buf[5..5 + len].to_vec() };
-            buf.drain(..5 + len);
-            if sender.send(Ok(out)).await.is_err() {
-                return;
-            }
-        }
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+async fn pump_attach_output(reader: tokio::net::unix::OwnedReadHalf, sender: tokio::sync::mpsc::Sender<Result<AttachOutput, Status>>) {
+    let mut frames = super::attach::OutputFrames::new(reader);
+    while let Some((stream, data)) = frames.next().await {
+        if sender.send(Ok(AttachOutput { stream: u32::from(stream), data })).await.is_err() {
+            return;
         }
     }
 }

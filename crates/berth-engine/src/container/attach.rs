@@ -24,6 +24,39 @@ pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads the monitor's output frames, `[stream u8][len u32 BE][data]`, one at a time.
+#[derive(Debug)]
+pub struct OutputFrames<R> {
+    reader: R,
+    pending: Vec<u8>,
+    chunk: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> OutputFrames<R> {
+    pub fn new(reader: R) -> OutputFrames<R> {
+        OutputFrames { reader, pending: Vec::new(), chunk: vec![0u8; 32 * 1024] }
+    }
+
+    /// The next (stream, data); None once the monitor's side ends.
+    pub async fn next(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.pending.len() >= 5 {
+                let len = u32::from_be_bytes([self.pending[1], self.pending[2], self.pending[3], self.pending[4]]) as usize;
+                if self.pending.len() >= 5 + len {
+                    let frame = (self.pending[0], self.pending[5..5 + len].to_vec());
+                    self.pending.drain(..5 + len);
+                    return Some(frame);
+                }
+            }
+            match self.reader.read(&mut self.chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.pending.extend_from_slice(&self.chunk[..n]),
+            }
+        }
+    }
+}
+
 /// An attach that is connected, or will be at the container's next start.
 #[derive(Debug)]
 pub enum PendingAttachment {

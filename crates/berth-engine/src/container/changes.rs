@@ -301,33 +301,49 @@ fn go_file_mode(meta: &std::fs::Metadata) -> u32 {
     out
 }
 
+/// `path`'s facts under `root`: the parent is resolved inside the root, the last part
+/// looked at as it is (a symlink is described, not followed).
+fn stat_in_root(root: &Path, container: &str, path: &str) -> Result<PathStat, ContainerError> {
+    let no_path = || ContainerError::NoPath { path: path.to_owned(), container: container.to_owned() };
+    let trimmed = path.trim_end_matches('/');
+    let (parent, name) = match Path::new(trimmed).file_name() {
+        Some(name) => (Path::new(trimmed).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into()), Some(name.to_owned())),
+        None => ("/".to_owned(), None),
+    };
+    let real_parent = rootfs::resolve_in_root(root, &parent).map_err(|_| no_path())?;
+    let real = match &name {
+        Some(name) => real_parent.join(name),
+        None => real_parent,
+    };
+    let meta = std::fs::symlink_metadata(&real).map_err(|_| no_path())?;
+    let link_target = if meta.file_type().is_symlink() { std::fs::read_link(&real).map(|t| t.display().to_string()).unwrap_or_default() } else { String::new() };
+    let mtime = meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()).unwrap_or_default();
+    Ok(PathStat {
+        name: name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into()),
+        size: meta.len(),
+        mode: go_file_mode(&meta),
+        mtime,
+        link_target,
+    })
+}
+
 impl Containers {
     /// `path`'s facts inside the container (its root mounted for the look if it runs
     /// not). A symlink is described, not followed, as docker does.
     pub async fn stat_path(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat, ContainerError> {
+        self.with_root(key, |root, record| stat_in_root(root, &record.name, path)).await
+    }
+
+    /// `archive` and `stat_path` under one lock and one mount (docker's `cp` out wants
+    /// both).
+    pub async fn archive_with_stat(self: &Arc<Self>, key: &str, path: &str, out: &Path) -> Result<PathStat, ContainerError> {
         self.with_root(key, |root, record| {
-            let no_path = || ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() };
-            // The parent is resolved inside the root; the last part is looked at as is.
-            let trimmed = path.trim_end_matches('/');
-            let (parent, name) = match Path::new(trimmed).file_name() {
-                Some(name) => (Path::new(trimmed).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into()), Some(name.to_owned())),
-                None => ("/".to_owned(), None),
-            };
-            let real_parent = rootfs::resolve_in_root(root, &parent).map_err(|_| no_path())?;
-            let real = match &name {
-                Some(name) => real_parent.join(name),
-                None => real_parent,
-            };
-            let meta = std::fs::symlink_metadata(&real).map_err(|_| no_path())?;
-            let link_target = if meta.file_type().is_symlink() { std::fs::read_link(&real).map(|t| t.display().to_string()).unwrap_or_default() } else { String::new() };
-            let mtime = meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()).unwrap_or_default();
-            Ok(PathStat {
-                name: name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into()),
-                size: meta.len(),
-                mode: go_file_mode(&meta),
-                mtime,
-                link_target,
-            })
+            let stat = stat_in_root(root, &record.name, path)?;
+            write_tar(root, path, out).map_err(|e| match e {
+                ContainerError::NotFound(_) => ContainerError::NoPath { path: path.to_owned(), container: record.name.clone() },
+                other => other,
+            })?;
+            Ok(stat)
         })
         .await
     }

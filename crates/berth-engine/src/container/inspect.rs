@@ -374,30 +374,41 @@ impl Containers {
 /// Whether `record` passes docker's `ps --filter` list (key=value; several values of
 /// one key are alternatives, different keys must all match).
 pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], image_ids: &dyn Fn(&str) -> Option<String>) -> bool {
+    filters_match(filters, |key, value| match key {
+        "label" => label_matches(value, |k| record.config.labels.get(k).map(String::as_str)),
+        "id" => record.id.starts_with(value),
+        "name" => record.name.contains(value.trim_start_matches('/')),
+        "status" => record.state.status.as_str() == value,
+        "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
+        "volume" => record.host_config.mounts.iter().any(|m| m.source == value || m.target == value),
+        "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
+        "ancestor" => record.config.image == value || image_ids(value).is_some_and(|id| id == record.image_id),
+        _ => false,
+    })
+}
+
+/// docker's way of combining filters: every `label` must match (they are ANDed), any
+/// one value of each other key will do, and every key must be satisfied.
+pub fn filters_match(filters: &[(String, String)], keep: impl Fn(&str, &str) -> bool) -> bool {
     let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
     keys.into_iter().all(|key| {
-        let mut values = filters.iter().filter(|(k, _)| k == key);
-        // Every label must match (docker ANDs them); any value of another key will do.
-        let label = |(_, value): &(String, String)| match value.split_once('=') {
-            Some((k, v)) => record.config.labels.get(k).is_some_and(|have| have == v),
-            None => record.config.labels.contains_key(value.as_str()),
-        };
+        let mut values = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
         if key == "label" {
-            return values.all(label);
+            values.all(|v| keep(key, v))
+        } else {
+            values.any(|v| keep(key, v))
         }
-        values.any(|(_, value)| match key {
-            "id" => record.id.starts_with(value.as_str()),
-            "name" => record.name.contains(value.trim_start_matches('/')),
-            "status" => record.state.status.as_str() == value,
-            "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
-            "volume" => record.host_config.mounts.iter().any(|m| m.source == *value || m.target == *value),
-            "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
-            "ancestor" => record.config.image == *value || image_ids(value).is_some_and(|id| id == record.image_id),
-            _ => false,
-        })
     })
+}
+
+/// docker's label filter, `key` (present) or `key=value`, against `get` (a label's value).
+pub fn label_matches<'a>(filter: &str, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    match filter.split_once('=') {
+        Some((key, value)) => get(key) == Some(value),
+        None => get(filter).is_some(),
+    }
 }
 
 #[cfg(test)]

@@ -610,11 +610,13 @@ impl Containers {
         }
     }
 
-    /// `container prune`: removes every stopped container. Returns the removed ids.
-    pub async fn prune(self: &Arc<Self>) -> Result<Vec<String>, ContainerError> {
+    /// `container prune`: removes every stopped container that matches docker's
+    /// `filters` (none: every one). Returns the removed ids.
+    pub async fn prune(self: &Arc<Self>, filters: &[(String, String)]) -> Result<Vec<String>, ContainerError> {
         let mut removed = Vec::new();
         for record in self.store.list()? {
-            if matches!(record.state.status, Status::Created | Status::Exited | Status::Dead) {
+            let stopped = matches!(record.state.status, Status::Created | Status::Exited | Status::Dead);
+            if stopped && super::inspect::matches_filters(&record, filters, &|_| None) {
                 let lock = self.lock_of(&record.id);
                 let _guard = lock.lock().await;
                 if let Some(current) = self.store.get(&record.id)? {

@@ -29,7 +29,7 @@ fn archive_path(params: &BTreeMap<String, String>) -> Result<String, ApiError> {
     params.get("path").filter(|p| !p.is_empty()).cloned().ok_or_else(|| ApiError::bad_request("the path parameter is required"))
 }
 
-fn stats_json(record: &ContainerRecord, sample: &Sample, previous: &Sample, previous_read: &str) -> Value {
+fn stats_json(record: &ContainerRecord, sample: &Sample, previous: &Sample) -> Value {
     let cpu = |s: &Sample| {
         json!({
             "cpu_usage": {"total_usage": s.cpu_total, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
@@ -40,7 +40,7 @@ fn stats_json(record: &ContainerRecord, sample: &Sample, previous: &Sample, prev
     };
     json!({
         "read": sample.read,
-        "preread": previous_read,
+        "preread": previous.read,
         "pids_stats": {"current": sample.pids},
         "blkio_stats": {"io_service_bytes_recursive": [
             {"major": 0, "minor": 0, "op": "Read", "value": sample.block_read},
@@ -67,30 +67,25 @@ fn stats(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, Strin
     let containers = containers.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(2);
     tokio::spawn(async move {
-        let mut previous = Sample::default();
-        let mut previous_read = "0001-01-01T00:00:00Z".to_owned();
+        // A reading a second after the last; None once the container is gone or stopped.
+        let next = || async {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            containers.find(&record.id).ok().and_then(|r| containers.stats_sample(&r).ok())
+        };
+        let mut previous = Sample { read: "0001-01-01T00:00:00Z".to_owned(), ..Sample::default() };
         let mut current = first;
+        if !stream && !one_shot {
+            // A second reading, so the one answer carries a CPU figure.
+            let Some(second) = next().await else { return };
+            previous = std::mem::replace(&mut current, second);
+        }
         loop {
-            if !stream && !one_shot && previous.read.is_empty() {
-                // A second reading, so the one answer carries a CPU figure.
-                previous = current;
-                previous_read = previous.read.clone();
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let Ok(record) = containers.find(&record.id) else { return };
-                current = match containers.stats_sample(&record) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            }
-            let body = stats_json(&record, &current, &previous, &previous_read);
+            let body = stats_json(&record, &current, &previous);
             if tx.send(Ok(hyper::body::Frame::data(Bytes::from(format!("{body}\n"))))).await.is_err() || !stream {
                 return;
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let Ok(record) = containers.find(&record.id) else { return };
-            let Ok(next) = containers.stats_sample(&record) else { return };
-            previous_read = current.read.clone();
-            previous = std::mem::replace(&mut current, next);
+            let Some(reading) = next().await else { return };
+            previous = std::mem::replace(&mut current, reading);
         }
     });
     let body: Body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
@@ -157,13 +152,12 @@ pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&s
         (&Method::GET, [id, "archive"]) => match archive_path(params) {
             Ok(path) => {
                 let out = Scratch(containers.scratch_file("cp-out"));
-                let stat = containers.stat_path(id, &path).await;
-                match (stat, containers.archive(id, &path, &out.0).await) {
-                    (Ok(stat), Ok(())) => match std::fs::File::open(&out.0) {
+                match containers.archive_with_stat(id, &path, &out.0).await {
+                    Ok(stat) => match std::fs::File::open(&out.0) {
                         Ok(file) => file_reply(file, "application/x-tar", Some(("X-Docker-Container-Path-Stat", path_stat_header(&stat)))),
                         Err(e) => Err(ApiError::internal(e.to_string())),
                     },
-                    (Err(e), _) | (_, Err(e)) => Err(e.into()),
+                    Err(e) => Err(e.into()),
                 }
             }
             Err(e) => Err(e),
@@ -196,20 +190,7 @@ pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&s
 /// `POST /containers/prune`: every stopped container (label filters narrow it).
 async fn prune(containers: &Arc<Containers>, params: &BTreeMap<String, String>) -> Reply {
     let pairs = super::filters(params)?;
-    let before: BTreeMap<String, ContainerRecord> = containers.list()?.into_iter().map(|r| (r.id.clone(), r)).collect();
-    let (deleted, reclaimed) = if pairs.is_empty() {
-        let removed = containers.prune().await?;
-        (removed, 0u64)
-    } else {
-        let mut removed = Vec::new();
-        for record in before.values() {
-            let stopped = matches!(record.state.status, crate::container::Status::Created | crate::container::Status::Exited | crate::container::Status::Dead);
-            let wanted = crate::container::inspect::matches_filters(record, &pairs, &|_| None);
-            if stopped && wanted && containers.remove(&record.id, false, false).await.is_ok() {
-                removed.push(record.id.clone());
-            }
-        }
-        (removed, 0u64)
-    };
-    ok_json(json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}))
+    let deleted = containers.prune(&pairs).await?;
+    // The writable layers' sizes are not counted: 0, as the gRPC prune says too.
+    ok_json(json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": 0}))
 }

@@ -35,7 +35,7 @@ pub async fn json_body(request: Request<Incoming>) -> Result<Value, ApiError> {
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
-fn strings(v: &Value) -> Vec<String> {
+pub(super) fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::Array(items) => items.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
         Value::String(s) => vec![s.clone()],
@@ -43,7 +43,7 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-fn string_map(v: &Value) -> BTreeMap<String, String> {
+pub(super) fn string_map(v: &Value) -> BTreeMap<String, String> {
     v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
 }
 
@@ -398,7 +398,7 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
                 return;
             }
         };
-        let (mut monitor_out, mut monitor_in) = socket.into_split();
+        let (monitor_out, mut monitor_in) = socket.into_split();
         let (mut client_in, mut client_out) = tokio::io::split(client);
         // Never ends: dropping the write half would shut it down, and the monitor
         // takes a client that closed its side as gone (no more output for it).
@@ -420,28 +420,14 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
             std::future::pending::<()>().await;
         };
         let output = async move {
-            let mut pending: Vec<u8> = Vec::new();
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                while pending.len() >= 5 {
-                    let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
-                    if pending.len() < 5 + len {
-                        break;
+            let mut frames = crate::container::attach::OutputFrames::new(monitor_out);
+            while let Some((stream, data)) = frames.next().await {
+                let wanted = (stream == 1 && stdout) || (stream == 2 && stderr);
+                if wanted {
+                    let chunk = if tty { Bytes::from(data) } else { docker_frame(stream, &data) };
+                    if client_out.write_all(&chunk).await.is_err() {
+                        return;
                     }
-                    let stream = pending[0];
-                    let data: Vec<u8> = pending[5..5 + len].to_vec();
-                    pending.drain(..5 + len);
-                    let wanted = (stream == 1 && stdout) || (stream == 2 && stderr);
-                    if wanted {
-                        let chunk = if tty { Bytes::from(data) } else { docker_frame(stream, &data) };
-                        if client_out.write_all(&chunk).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                match monitor_out.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => pending.extend_from_slice(&buf[..n]),
                 }
             }
             let _ = client_out.flush().await;

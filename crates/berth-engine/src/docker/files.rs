@@ -16,7 +16,6 @@ impl Drop for Scratch {
     }
 }
 
-
 /// A file's bytes as a streamed response (the file may already be unlinked).
 pub fn file_reply(file: std::fs::File, content_type: &str, extra: Option<(&str, String)>) -> Reply {
     let mut file = tokio::fs::File::from_std(file);

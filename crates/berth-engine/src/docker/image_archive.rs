@@ -84,9 +84,13 @@ pub async fn push(engine: &Engine, name: &str, params: &BTreeMap<String, String>
     match pushed {
         Ok(p) => {
             engine.events().publish("image", "push", [("name".to_owned(), reference.clone())]);
-            let tag = reference.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
+            // A colon after the last slash starts the tag (one before it is a port's).
+            let (repository, tag) = match reference.rsplit_once(':') {
+                Some((repository, tag)) if !tag.contains('/') => (repository, tag),
+                _ => (reference.as_str(), "latest"),
+            };
             lines_reply(&[
-                json!({"status": format!("The push refers to repository [{}]", reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(reference.as_str(), |(r, _)| r))}),
+                json!({"status": format!("The push refers to repository [{repository}]")}),
                 json!({"status": format!("{tag}: digest: {} size: {}", p.manifest_digest, p.manifest_size)}),
                 json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": p.manifest_digest.to_string(), "Size": p.manifest_size}}),
             ])
@@ -102,8 +106,9 @@ pub async fn push(engine: &Engine, name: &str, params: &BTreeMap<String, String>
 pub async fn history(engine: &Engine, name: &str) -> Reply {
     let images = engine.images();
     let steps = images.history(name).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    let id = images.resolve(name).ok().flatten().map(|r| r.id.to_string()).unwrap_or_default();
-    let tags: Vec<String> = images.resolve(name).ok().flatten().map(|r| r.tags.iter().map(|t| super::familiar(t)).collect()).unwrap_or_default();
+    let image = images.resolve(name).ok().flatten();
+    let id = image.as_ref().map(|r| r.id.to_string()).unwrap_or_default();
+    let tags: Vec<String> = image.map(|r| r.tags.iter().map(|t| super::familiar(t)).collect()).unwrap_or_default();
     let out: Vec<Value> = steps
         .into_iter()
         .enumerate()
@@ -135,7 +140,6 @@ pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
     for id in &pruned.deleted {
         engine.events().publish("image", "delete", [("id".to_owned(), id.clone())]);
     }
-    let mut deleted: Vec<Value> = pruned.untagged.iter().map(|n| json!({"Untagged": super::familiar(n)})).collect();
-    deleted.extend(pruned.deleted.iter().map(|d| json!({"Deleted": d})));
+    let deleted = super::objects::removal_json(&pruned.untagged, &pruned.deleted);
     ok_json(json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) }, "SpaceReclaimed": pruned.reclaimed_bytes}))
 }

@@ -1,12 +1,12 @@
 //! The Docker Engine API, served by the engine itself (HTTP/1.1 on a unix socket), so
 //! the `docker` CLI, docker-compose and the SDKs work against Berth unchanged.
 //!
-//! So far: version negotiation (`/_ping` GET and HEAD with docker's headers,
+//! This file: version negotiation (`/_ping` GET and HEAD with docker's headers,
 //! `/version`, `/v1.NN/` paths from 1.24 up to [`API_VERSION`], too old or too new
-//! versions refused as dockerd refuses them), `/info`, and the lists (`/containers/json`
-//! with filters, `/images/json`, `/networks`, `/volumes`). Errors are docker's
-//! `{"message": ...}` bodies with its status codes. The rest of issue 6 (create, start,
-//! attach and exec hijacking, pull progress, ...) builds on this router.
+//! versions refused as dockerd refuses them), the router, `/info`, `/system/df`,
+//! `/auth` and the lists (`/containers/json`, `/images/json`, `/networks`, `/volumes`)
+//! with docker's filters. Errors are docker's `{"message": ...}` bodies with its status
+//! codes. The endpoints of each kind of object live in the modules below.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -68,9 +68,7 @@ impl DockerApi {
             }
         });
     }
-}
 
-impl DockerApi {
     /// Serves one connection proxied from the host over vsock, whose input comes as
     /// `berth_proto::halfclose` frames: the end frame is the client's half-close.
     pub fn serve_framed_connection<S>(self: &Arc<Self>, stream: S)
@@ -285,11 +283,11 @@ impl DockerApi {
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["system", "df"]) => self.disk_usage(),
-            // Said plainly rather than "page not found": the CLI shows this message.
             // No builder, so no build cache: nothing to prune (`docker system prune` asks).
             (&Method::POST, ["build", "prune"]) => ok_json(json!({"CachesDeleted": null, "SpaceReclaimed": 0})),
-            // The context is read (and dropped) first: a client still sending it would
-            // see a broken pipe instead of the answer.
+            // Said plainly rather than "page not found": the CLI shows this message. The
+            // context is read (and dropped) first: a client still sending it would see
+            // a broken pipe instead of the answer.
             (&Method::POST, ["build"] | ["session"]) => {
                 let mut body = request.into_body();
                 while let Some(Ok(_)) = body.frame().await {}
@@ -312,7 +310,7 @@ impl DockerApi {
             (_, ["images", rest @ ..]) => objects::images(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
             (_, ["networks", rest @ ..]) => objects::networks(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
             (_, ["volumes", rest @ ..]) => objects::volumes(&self.engine, &method, rest, &params, request).await.unwrap_or_else(not_found),
-            _ => Err(ApiError::new(StatusCode::NOT_FOUND, "page not found")),
+            _ => not_found(),
         }
     }
 
@@ -428,9 +426,10 @@ impl DockerApi {
         let image_list: Vec<Value> = records
             .iter()
             .map(|i| {
-                let users = containers.iter().filter(|c| c.image_id == i.id.to_string()).count();
+                let id = i.id.to_string();
+                let users = containers.iter().filter(|c| c.image_id == id).count();
                 json!({
-                    "Id": i.id.to_string(),
+                    "Id": id,
                     "ParentId": "",
                     "RepoTags": i.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
                     "RepoDigests": i.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
@@ -501,28 +500,15 @@ impl DockerApi {
             let config: Value = images.content.read(&i.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
             let labels = config["config"]["Labels"].as_object().cloned().unwrap_or_default();
             let familiar_tags: Vec<String> = i.tags.iter().map(|t| familiar(t)).collect();
-            let keep = |key: &str, value: &str| match key {
+            let wanted = crate::container::inspect::filters_match(&pairs, |key, value| match key {
                 "dangling" => matches!(value, "true" | "1") == i.tags.is_empty(),
-                "label" => match value.split_once('=') {
-                    Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
-                    None => labels.contains_key(value),
-                },
+                "label" => crate::container::inspect::label_matches(value, |k| labels.get(k).and_then(Value::as_str)),
                 "reference" => familiar_tags.iter().any(|t| {
                     let repo = t.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(t.as_str(), |(r, _)| r);
                     glob_match(value, t) || glob_match(value, repo)
                 }),
+                // before and since: the bounds below.
                 _ => true,
-            };
-            // Labels must all match; any value of another key will do.
-            let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).filter(|k| !matches!(*k, "before" | "since")).collect();
-            keys.dedup();
-            let wanted = keys.iter().all(|key| {
-                let mut values = pairs.iter().filter(|(k, _)| k == key);
-                if *key == "label" {
-                    values.all(|(k, v)| keep(k, v))
-                } else {
-                    values.any(|(k, v)| keep(k, v))
-                }
             }) && bounds.iter().all(|(key, at)| if key == "before" { i.created < *at } else { i.created > *at });
             if !wanted {
                 continue;
@@ -554,10 +540,7 @@ impl DockerApi {
                     "id" => n.id.starts_with(v.as_str()),
                     "driver" => n.driver == *v,
                     "type" => (v == "builtin") == n.predefined(),
-                    "label" => match v.split_once('=') {
-                        Some((lk, lv)) => n.labels.get(lk).is_some_and(|have| have == lv),
-                        None => n.labels.contains_key(v.as_str()),
-                    },
+                    "label" => crate::container::inspect::label_matches(v, |k| n.labels.get(k).map(String::as_str)),
                     _ => false,
                 })
             })
@@ -577,10 +560,7 @@ impl DockerApi {
                     "name" => v.name.contains(val.as_str()),
                     "driver" => v.driver == *val,
                     "dangling" => (val == "true" || val == "1") == volumes.users(&v.name).is_empty(),
-                    "label" => match val.split_once('=') {
-                        Some((lk, lv)) => v.labels.get(lk).is_some_and(|have| have == lv),
-                        None => v.labels.contains_key(val.as_str()),
-                    },
+                    "label" => crate::container::inspect::label_matches(val, |k| v.labels.get(k).map(String::as_str)),
                     _ => false,
                 })
             })

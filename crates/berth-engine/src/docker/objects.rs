@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::containers::json_body;
+use super::containers::{json_body, no_content, string_map, strings};
 use super::{flag, full, json_reply, ok_json, ApiError, Body, Reply};
 use crate::Engine;
 
@@ -149,11 +149,7 @@ pub async fn images(engine: &Engine, method: &Method, segments: &[&str], params:
             }
         }
         (&Method::DELETE, name) if !name.is_empty() => match images.remove(&name.join("/"), flag(params, "force")) {
-            Ok(removed) => {
-                let mut items: Vec<Value> = removed.untagged.iter().map(|n| json!({"Untagged": super::familiar(n)})).collect();
-                items.extend(removed.deleted.iter().map(|d| json!({"Deleted": d})));
-                ok_json(Value::Array(items))
-            }
+            Ok(removed) => ok_json(Value::Array(removal_json(&removed.untagged, &removed.deleted))),
             Err(e) => Err(ApiError::from_kind(e.kind(), crate::error_chain(&e))),
         },
         _ => return None,
@@ -172,9 +168,6 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
             };
             let ipam = &body["IPAM"]["Config"][0];
             let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            let map = |v: &Value| -> BTreeMap<String, String> {
-                v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
-            };
             let created = networks
                 .create(crate::network::CreateNetwork {
                     name: text(&body["Name"]),
@@ -184,8 +177,8 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
                     ip_range: text(&ipam["IPRange"]),
                     internal: body["Internal"].as_bool().unwrap_or(false),
                     attachable: body["Attachable"].as_bool().unwrap_or(false),
-                    labels: map(&body["Labels"]),
-                    options: map(&body["Options"]),
+                    labels: string_map(&body["Labels"]),
+                    options: string_map(&body["Options"]),
                 })
                 .await;
             match created {
@@ -210,7 +203,7 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
         (&Method::DELETE, [id]) => match networks.remove(id).await {
             Ok(n) => {
                 engine.events().publish("network", "destroy", [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
-                Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full(""))))
+                no_content()
             }
             Err(e) => Err(net_err(e)),
         },
@@ -223,7 +216,7 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
             let containers = engine.containers();
             let result = if *action == "connect" {
                 let endpoint = &body["EndpointConfig"];
-                let aliases = endpoint["Aliases"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let aliases = strings(&endpoint["Aliases"]);
                 let ip = endpoint["IPAMConfig"]["IPv4Address"].as_str().unwrap_or_default().to_owned();
                 containers.connect_network(id, container, aliases, ip).await
             } else {
@@ -234,6 +227,13 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
         _ => return None,
     };
     Some(reply)
+}
+
+/// docker's account of an image removal: the names untagged, then the images deleted.
+pub(super) fn removal_json(untagged: &[String], deleted: &[String]) -> Vec<Value> {
+    let mut items: Vec<Value> = untagged.iter().map(|n| json!({"Untagged": super::familiar(n)})).collect();
+    items.extend(deleted.iter().map(|d| json!({"Deleted": d})));
+    items
 }
 
 /// The `label` filters (`key` or `key=value`) of a prune.
@@ -270,11 +270,8 @@ pub async fn volumes(engine: &Engine, method: &Method, segments: &[&str], params
                 Ok(b) => b,
                 Err(e) => return Some(Err(e)),
             };
-            let map = |v: &Value| -> BTreeMap<String, String> {
-                v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect()).unwrap_or_default()
-            };
             let name = body["Name"].as_str().filter(|n| !n.is_empty());
-            match volumes.create(name, body["Driver"].as_str().unwrap_or("local"), map(&body["Labels"]), map(&body["DriverOpts"]), name.is_none()) {
+            match volumes.create(name, body["Driver"].as_str().unwrap_or("local"), string_map(&body["Labels"]), string_map(&body["DriverOpts"]), name.is_none()) {
                 Ok((v, _)) => json_reply(StatusCode::CREATED, &volume_json(volumes, &v)),
                 Err(e) => Err(vol_err(e)),
             }
@@ -296,7 +293,7 @@ pub async fn volumes(engine: &Engine, method: &Method, segments: &[&str], params
             Err(e) => Err(vol_err(e)),
         },
         (&Method::DELETE, [name]) => match volumes.remove(name, flag(params, "force")) {
-            Ok(()) => Ok(Response::builder().status(StatusCode::NO_CONTENT).body(full("")).unwrap_or_else(|_| Response::new(full("")))),
+            Ok(()) => no_content(),
             Err(e) => Err(vol_err(e)),
         },
         _ => return None,
