@@ -101,17 +101,20 @@ fn helper_for(config: &Value, key: &str) -> Option<String> {
 
 fn run_helper(helper: &str, verb: &str, input: &str) -> Result<String, CredentialsError> {
     let fail = |detail: String| CredentialsError::Helper { helper: helper.to_owned(), detail };
-    let mut child = Command::new(format!("docker-credential-{helper}"))
+    // The input (a server URL or one login, far below a pipe's buffer) is written before
+    // the helper starts: a helper that exits without reading it (as `get` may) then
+    // cannot make this process write into a closed pipe, which kills a CLI that takes
+    // SIGPIPE's default action.
+    let (reader, mut writer) = std::io::pipe().map_err(|e| fail(e.to_string()))?;
+    writer.write_all(input.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    drop(writer);
+    let out = Command::new(format!("docker-credential-{helper}"))
         .arg(verb)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(reader))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .map_err(|e| fail(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
         // The helper's own words, which never hold the secret.
         return Err(fail(String::from_utf8_lossy(&out.stdout).trim().to_owned()));
