@@ -22,10 +22,23 @@ pub enum DockerTarget {
 impl DockerTarget {
     /// `kind` is "berth" or "dockerd".
     pub fn start(kind: &str, test: &str) -> DockerTarget {
+        DockerTarget::start_with(kind, test, &[])
+    }
+
+    /// `start` with the daemon's flags (`berth serve --native` or dockerd) after its own.
+    pub fn start_with(kind: &str, test: &str, daemon_args: &[String]) -> DockerTarget {
         match kind {
-            "berth" => DockerTarget::Berth(NativeEngine::start_isolated(test)),
-            "dockerd" => DockerTarget::Dockerd(Dockerd::start(test)),
+            "berth" => DockerTarget::Berth(NativeEngine::start_isolated_serving(test, &[], daemon_args)),
+            "dockerd" => DockerTarget::Dockerd(Dockerd::start(test, daemon_args)),
             other => panic!("no such target {other}"),
+        }
+    }
+
+    /// The pid of the process that holds the engine's network namespace.
+    pub fn netns_pid(&self) -> u32 {
+        match self {
+            DockerTarget::Berth(engine) => engine.netns_holder.as_ref().expect("isolated engine").id(),
+            DockerTarget::Dockerd(d) => d.holder.id(),
         }
     }
 
@@ -92,10 +105,7 @@ impl DockerTarget {
 
     /// Runs a command inside the engine's network namespace: (success, stdout + stderr).
     pub fn in_netns(&self, args: &[&str]) -> (bool, String) {
-        match self {
-            DockerTarget::Berth(engine) => engine.in_netns(args),
-            DockerTarget::Dockerd(d) => crate::native::in_netns_of(d.holder.id(), args),
-        }
+        crate::native::in_netns_of(self.netns_pid(), args)
     }
 
     /// `docker load` of an image archive built by the fixtures.
@@ -153,7 +163,7 @@ pub struct Dockerd {
 }
 
 impl Dockerd {
-    pub fn start(test: &str) -> Dockerd {
+    pub fn start(test: &str, daemon_args: &[String]) -> Dockerd {
         let home = crate::temp_home(test);
         let holder = crate::native::netns_holder();
         let cgroup_parent = format!("berth-test-dockerd-{}", holder.id());
@@ -171,6 +181,7 @@ impl Dockerd {
             .arg("-H")
             .arg(format!("unix://{}", home.join("docker.sock").display()))
             .args(["--storage-driver", "overlay2", "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", &cgroup_parent])
+            .args(daemon_args)
             .env("DOCKER_CONFIG", home.join("docker-config"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -253,10 +264,7 @@ impl DockerTarget {
             root.join("htpasswd").display()
         );
         std::fs::write(root.join("config.yml"), config).expect("registry config");
-        let holder = match self {
-            DockerTarget::Berth(engine) => engine.netns_holder.as_ref().expect("isolated engine").id(),
-            DockerTarget::Dockerd(d) => d.holder.id(),
-        };
+        let holder = self.netns_pid();
         let child = Command::new("nsenter")
             .arg(format!("--net=/proc/{holder}/ns/net"))
             .args(["--", "docker-registry", "serve"])

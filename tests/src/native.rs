@@ -19,14 +19,16 @@ pub struct NativeEngine {
     /// With `isolated`: the process that holds the test's network namespace, so an
     /// engine restarted by the test comes back in the same one.
     pub netns_holder: Option<Child>,
+    /// Flags for `berth serve --native` after its own.
+    pub serve_args: Vec<String>,
 }
 
 impl NativeEngine {
     pub fn start(test: &str) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
-        let child = NativeEngine::spawn(&home, &log, None, &[]);
-        let engine = NativeEngine { home, child, log, isolated: false, env: Vec::new(), netns_holder: None };
+        let child = NativeEngine::spawn(&home, &log, None, &[], &[]);
+        let engine = NativeEngine { home, child, log, isolated: false, env: Vec::new(), netns_holder: None, serve_args: Vec::new() };
         engine.wait_socket();
         engine
     }
@@ -39,12 +41,17 @@ impl NativeEngine {
 
     /// `start_isolated` with extra environment for the engine (e.g. `BERTH_RUNTIME`).
     pub fn start_isolated_with(test: &str, env: &[(&str, &str)]) -> NativeEngine {
+        NativeEngine::start_isolated_serving(test, env, &[])
+    }
+
+    /// `start_isolated_with` and flags for `berth serve --native`.
+    pub fn start_isolated_serving(test: &str, env: &[(&str, &str)], serve_args: &[String]) -> NativeEngine {
         let home = crate::temp_home(test);
         let log = home.join("engine.log");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let holder = netns_holder();
-        let child = NativeEngine::spawn(&home, &log, Some(holder.id()), &env);
-        let engine = NativeEngine { home, child, log, isolated: true, env, netns_holder: Some(holder) };
+        let child = NativeEngine::spawn(&home, &log, Some(holder.id()), &env, serve_args);
+        let engine = NativeEngine { home, child, log, isolated: true, env, netns_holder: Some(holder), serve_args: serve_args.to_vec() };
         engine.wait_socket();
         engine
     }
@@ -59,7 +66,7 @@ impl NativeEngine {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile();
-        self.child = NativeEngine::spawn(&self.home, &self.log, self.netns_holder.as_ref().map(Child::id), &self.env);
+        self.child = NativeEngine::spawn(&self.home, &self.log, self.netns_holder.as_ref().map(Child::id), &self.env, &self.serve_args);
         // The old socket file is still there (stale); wait until the new engine answers.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -68,7 +75,7 @@ impl NativeEngine {
         }
     }
 
-    fn spawn(home: &Path, log: &Path, netns_of: Option<u32>, env: &[(String, String)]) -> Child {
+    fn spawn(home: &Path, log: &Path, netns_of: Option<u32>, env: &[(String, String)], serve_args: &[String]) -> Child {
         let mut command = if let Some(holder) = netns_of {
             // nsenter execs, so the child's pid stays the engine's.
             let mut c = Command::new("nsenter");
@@ -79,7 +86,7 @@ impl NativeEngine {
             c.args(["serve", "--native"]);
             c
         };
-        command.envs(env.iter().map(|(k, v)| (k, v)));
+        command.args(serve_args).envs(env.iter().map(|(k, v)| (k, v)));
         command
             .env("BERTH_HOME", home)
             // `serve` writes the berth docker context: into the test's home, not ~/.docker.

@@ -554,3 +554,107 @@ fn host_config(target: &DockerTarget) {
         assert!(!done && err.contains("HostConfig.PidMode is not supported"), "{err}");
     }
 }
+
+/// The API on TCP, only with mutual TLS, configured with dockerd's flags on both
+/// engines (Berth names the address `--docker-tcp`, dockerd `-H tcp://`).
+mod tcp_with_tls {
+    #[test]
+    fn on_berth() {
+        super::tcp_with_tls("berth", "d-tcp-tls");
+    }
+    #[test]
+    fn on_dockerd() {
+        super::tcp_with_tls("dockerd", "k-tcp-tls");
+    }
+}
+fn tcp_with_tls(kind: &str, test: &str) {
+    const ADDR: &str = "127.0.0.1:2376";
+    let certs = berth_tests::temp_home(&format!("{test}-certs"));
+    let tls = fixtures::tls::make(&certs);
+    let mut args = tls.daemon_args();
+    if kind == "berth" {
+        args.extend(["--docker-tcp".to_owned(), ADDR.to_owned()]);
+    } else {
+        args.extend(["--tlsverify".to_owned(), "-H".to_owned(), format!("tcp://{ADDR}")]);
+    }
+    let target = DockerTarget::start_with(kind, test, &args);
+    with_image(&target);
+    // The docker CLI in the engine's network namespace, on TCP: DOCKER_TLS_VERIFY with
+    // the files in `cert_dir`, or no TLS at all.
+    let over_tcp = |cert_dir: Option<&std::path::Path>, args: &[&str], stdin: &[u8]| -> (bool, String, String) {
+        use std::io::Write;
+        let mut command = Command::new("nsenter");
+        command.arg(format!("--net=/proc/{}/ns/net", target.netns_pid())).args(["--", "docker"]).args(args);
+        command.env("DOCKER_HOST", format!("tcp://{ADDR}")).env("DOCKER_CONFIG", target.home().join("docker-config")).env_remove("DOCKER_CONTEXT");
+        match cert_dir {
+            Some(dir) => command.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", dir),
+            None => command.env_remove("DOCKER_TLS_VERIFY").env_remove("DOCKER_CERT_PATH"),
+        };
+        let mut child = command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("docker");
+        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let client = Some(tls.client_dir.as_path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let version = loop {
+        let (ok, out, err) = over_tcp(client, &["version", "--format", "{{.Server.APIVersion}}"], b"");
+        if ok {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "the API never answered on TCP with TLS: {err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(version.trim(), target.api_version());
+    // The whole API is there: a hijacked `run -i` with its half-close, through TLS.
+    let (ok, out, err) = over_tcp(client, &["run", "--rm", "-i", IMAGE, "sh", "-c", "cat; echo done"], b"over TLS\n");
+    assert!(ok, "{err}");
+    assert_eq!(out, "over TLS\ndone\n");
+    let (ok, out, err) = over_tcp(client, &["run", "-d", "--name", "tls-ps", IMAGE, "sleep", "60"], b"");
+    assert!(ok, "{err}");
+    let id = out.trim().to_owned();
+    let listed = target.ok(&["ps", "-q", "--no-trunc"]);
+    assert_eq!(listed.trim(), id, "the unix socket and TCP reach one engine");
+    let (ok, out, err) = over_tcp(client, &["rm", "-f", "tls-ps"], b"");
+    assert!(ok && out.trim() == "tls-ps", "{err}");
+
+    // Refused: a certificate from a CA the engine does not trust, no certificate, and
+    // plain HTTP. Nothing of them reaches the API.
+    for (who, dir) in [("a stranger's certificate", Some(tls.stranger_dir.as_path())), ("no certificate", Some(tls.anonymous_dir.as_path())), ("plain HTTP", None)] {
+        let (ok, out, err) = over_tcp(dir, &["run", "--name", "refused", IMAGE, "true"], b"");
+        assert!(!ok, "{who} was let in: {out}");
+        assert!(!err.is_empty(), "{who}: the client says why");
+        if dir.is_some() {
+            assert!(err.contains("tls: "), "{who}: refused in the handshake: {err}");
+        }
+    }
+    let (_, out, _) = target.docker(&["ps", "-aq"]);
+    assert!(out.trim().is_empty(), "a refused client made a container: {out}");
+    // The only TCP listener in the namespace is the one configured, on loopback.
+    let (_, tcp) = target.in_netns(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]);
+    let listening: Vec<&str> = tcp.lines().filter(|l| l.split_whitespace().nth(3) == Some("0A")).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert!(listening.contains(&"0100007F:0948"), "127.0.0.1:2376 listens: {tcp}");
+    if target.is_berth() {
+        assert_eq!(listening, ["0100007F:0948"], "{tcp}");
+    }
+    if target.is_berth() {
+        // Berth's own: TCP without the TLS files, and a missing file, are refused before
+        // anything starts, and leave nothing in the home.
+        let home = certs.join("home");
+        let serve = |args: &[&str]| {
+            let out = Command::new(berth_tests::bin("berth")).arg("serve").arg("--native").args(args).env("BERTH_HOME", &home).env("DOCKER_CONFIG", home.join("docker-config")).output().expect("berth serve");
+            assert!(!out.status.success(), "berth serve {args:?} started");
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        let err = serve(&["--docker-tcp", "127.0.0.1:2377"]);
+        assert!(err.contains("--tlscacert"), "{err}");
+        let missing = certs.join("missing.key");
+        let ca = tls.ca.display().to_string();
+        let cert = tls.server_cert.display().to_string();
+        let err = serve(&["--docker-tcp", "127.0.0.1:2377", "--tlscacert", &ca, "--tlscert", &cert, "--tlskey", &missing.display().to_string()]);
+        assert!(err.contains(&format!("cannot read private key {}", missing.display())), "{err}");
+        assert!(!home.exists(), "a refused serve left files behind");
+    }
+    drop(target);
+    let _ = std::fs::remove_dir_all(&certs);
+}

@@ -234,8 +234,13 @@ fn cli_vm_start_status_version_stop() {
 fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let home = berth_tests::temp_home("vm-serve");
     let artifacts = berth_tests::artifact_dir("vm-serve");
+    // The Docker API on TCP too, with mutual TLS, ended on the host.
+    let tls = berth_tests::fixtures::tls::make(&home.join("tls"));
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr");
     let mut serve = std::process::Command::new(berth_tests::bin("berth"))
         .arg("serve")
+        .args(tls.daemon_args())
+        .args(["--docker-tcp", &tcp.to_string()])
         .env("BERTH_HOME", &home)
         .env("DOCKER_CONFIG", home.join("docker-config"))
         .env("BERTH_ACCEL", "tcg")
@@ -307,6 +312,22 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let ran = docker_with(&["run", "--rm", "-i", "berth.test/busybox:vm", "sh", "-c", "cat; echo done; uname -r"], b"through the proxy\n");
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("through the proxy\ndone\n{}\n", manifest_kernel_release()));
+    // The same through TCP with TLS; and a client without a certificate is refused.
+    let over_tcp = |cert_dir: &std::path::Path, args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("tcp://{tcp}"))
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", cert_dir)
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .output()
+            .expect("docker CLI")
+    };
+    let ran = over_tcp(&tls.client_dir, &["run", "--rm", "berth.test/busybox:vm", "uname", "-r"]);
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("{}\n", manifest_kernel_release()));
+    let refused = over_tcp(&tls.anonymous_dir, &["version"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("tls: "), "{}", String::from_utf8_lossy(&refused.stderr));
     // A published port of a container in the VM answers on the host's loopback, and
     // closes when the container goes.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();

@@ -1,8 +1,10 @@
 //! Serving a host unix socket by passing each connection's bytes to the agent, so the
 //! host translates nothing. The Docker API's socket needs half-close, which vsock does
-//! not carry: its input goes as frames (`berth_proto::halfclose`).
+//! not carry: its input goes as frames (`berth_proto::halfclose`). The Docker API on
+//! TCP, when configured, is served the same way once TLS has verified the client.
 
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
+use berth_proto::tls::TlsAcceptor;
 
 use crate::agent::{AgentEndpoint, AgentStream};
 
@@ -31,18 +33,32 @@ pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint) -> std:
 pub async fn serve_unix_framed(listener: UnixListener, endpoint: AgentEndpoint) -> std::io::Result<()> {
     loop {
         let (conn, _) = listener.accept().await?;
-        let endpoint = endpoint.clone();
-        tokio::spawn(async move {
-            let upstream = match AgentStream::connect(&endpoint).await {
-                Ok(upstream) => upstream,
-                Err(err) => {
-                    tracing::warn!(error = %err, %endpoint, "cannot reach the agent");
-                    return;
-                }
-            };
-            if let Err(err) = berth_proto::halfclose::host_pipe(conn, upstream).await {
-                tracing::debug!(error = %err, "proxied connection ended");
-            }
-        });
+        tokio::spawn(pipe_framed(conn, endpoint.clone()));
+    }
+}
+
+/// `serve_unix_framed` for the Docker API on TCP: clients verified by mutual TLS
+/// (`berth_proto::tls`), their bytes framed to the agent once the handshake is done.
+pub async fn serve_tls_framed(listener: TcpListener, acceptor: TlsAcceptor, endpoint: AgentEndpoint) {
+    berth_proto::tls::accept_each(listener, acceptor, move |stream| {
+        tokio::spawn(pipe_framed(stream, endpoint.clone()));
+    })
+    .await;
+}
+
+/// One client joined to a new connection to the agent, its input framed.
+async fn pipe_framed<C>(client: C, endpoint: AgentEndpoint)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let upstream = match AgentStream::connect(&endpoint).await {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            tracing::warn!(error = %err, %endpoint, "cannot reach the agent");
+            return;
+        }
+    };
+    if let Err(err) = berth_proto::halfclose::host_pipe(client, upstream).await {
+        tracing::debug!(error = %err, "proxied connection ended");
     }
 }

@@ -6,6 +6,7 @@ pub mod halfclose;
 mod kind;
 pub mod ports;
 pub mod socket;
+pub mod tls;
 pub mod units;
 
 pub use kind::ErrorKind;

@@ -25,6 +25,19 @@ struct Args {
     /// Serve the Docker Engine API on this AF_VSOCK port (inside the VM).
     #[arg(long)]
     docker_vsock_port: Option<u32>,
+    /// Also serve the Docker Engine API on this TCP address, with mutual TLS only
+    /// (needs --tlscacert, --tlscert and --tlskey, as dockerd's --tlsverify does).
+    #[arg(long, requires_all = ["tlscacert", "tlscert", "tlskey"])]
+    docker_tcp: Option<std::net::SocketAddr>,
+    /// The CA that signs the clients' certificates (PEM).
+    #[arg(long, requires = "docker_tcp")]
+    tlscacert: Option<PathBuf>,
+    /// The server's certificate (PEM).
+    #[arg(long, requires = "docker_tcp")]
+    tlscert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, requires = "docker_tcp")]
+    tlskey: Option<PathBuf>,
     /// Take connections to published ports, forwarded by the host, on this AF_VSOCK
     /// port (inside the VM).
     #[arg(long)]
@@ -90,6 +103,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.vsock_port.is_none() && args.unix.is_none() {
         return Err("nothing to serve on: give --vsock-port or --unix".into());
     }
+    // The TLS files are read and the TCP address bound before anything else: a mistake
+    // in either leaves no state and no socket behind.
+    let docker_tcp = match (args.docker_tcp, &args.tlscacert, &args.tlscert, &args.tlskey) {
+        (Some(addr), Some(ca), Some(cert), Some(key)) => Some(berth_proto::tls::bind(&berth_proto::tls::TcpTls { addr, ca: ca.clone(), cert: cert.clone(), key: key.clone() }).await?),
+        _ => None,
+    };
     std::fs::create_dir_all(&args.root)
         .map_err(|e| format!("cannot create state directory {}: {e}", args.root.display()))?;
     let engine = Engine::open(EngineConfig { placement, root_dir: args.root.clone() })?;
@@ -122,6 +141,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
+    let _docker_tcp = docker_tcp.map(|(listener, acceptor)| {
+        tracing::info!(addr = ?listener.local_addr(), "serving the Docker Engine API on TCP, clients verified by TLS");
+        let api = berth_engine::docker::DockerApi::new(engine.clone());
+        tokio::spawn(berth_proto::tls::accept_each(listener, acceptor, move |stream| api.serve_connection(stream)))
+    });
     let _docker_vsock = match args.docker_vsock_port {
         Some(port) => {
             let listener = bind_vsock(port)?;
