@@ -356,6 +356,30 @@ fn python_sdk(target: &DockerTarget) {
     assert!(target.ok(&["ps", "-aq"]).is_empty());
 }
 
+on_both!(testcontainers);
+fn testcontainers(target: &DockerTarget) {
+    with_image(target);
+    // testcontainers-python, from the venv `cargo xtask setup` makes, inside the engine's
+    // network namespace: the mapped ports it reads are on that namespace's localhost.
+    let python = berth_tests::root().join("build/py/bin/python");
+    assert!(python.exists(), "{} is missing: run `cargo xtask setup`", python.display());
+    let script = berth_tests::root().join("tests/testcontainers/scenario.py");
+    let copied = target.home().join("copied");
+    std::fs::create_dir_all(&copied).expect("dir");
+    let mut command = target.command("nsenter");
+    command.arg(format!("--net=/proc/{}/ns/net", target.netns_pid())).arg("--").arg(&python).arg(&script).arg(IMAGE).arg(&copied);
+    // These machines are containers themselves (`/.dockerenv`), which would make
+    // testcontainers reach published ports through the network's gateway: the mode is
+    // pinned to what a developer's machine takes, the docker host's localhost.
+    command.env("TESTCONTAINERS_RYUK_DISABLED", "true").env("TESTCONTAINERS_CONNECTION_MODE", "docker_host");
+    let out = command.output().expect("nsenter python");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the testcontainers scenario failed:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "testcontainers scenario passed");
+    assert!(target.ok(&["ps", "-aq"]).is_empty(), "testcontainers left containers");
+    assert_eq!(target.ok(&["network", "ls", "-q", "--filter", "type=custom"]).trim(), "", "testcontainers left its network");
+}
+
 const COMPOSE_FILE: &str = r#"version: "3.8"
 services:
   web:

@@ -51,6 +51,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-compose",
     "python3-docker",
+    // testcontainers-python comes from PyPI, into a venv of its own (`python_packages`).
+    "python3-venv",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -65,6 +67,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     rust_targets()?;
     cargo_tools()?;
     npm_packages()?;
+    python_packages()?;
     cgroup_hugetlb()?;
     println!("setup: done");
     Ok(())
@@ -150,6 +153,30 @@ fn npm_packages() -> Result<()> {
         return Ok(());
     }
     shell::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&ui))
+}
+
+/// The venv the testcontainers scenario runs in.
+pub fn python_venv() -> std::path::PathBuf {
+    crate::root().join("build/py")
+}
+
+/// testcontainers-python (PyPI; Debian has no package) and its pinned dependencies,
+/// in `build/py`. Reinstalled when the requirements file changes.
+fn python_packages() -> Result<()> {
+    let requirements = crate::root().join("tests/testcontainers/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).context("read tests/testcontainers/requirements.txt")?;
+    let venv = python_venv();
+    let stamp = venv.join("berth-requirements.txt");
+    if venv.join("bin/python").exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        println!("setup: python packages in build/py up to date");
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    // Debian's python, not a pyenv one that PATH may offer.
+    shell::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
+    shell::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
+    std::fs::write(&stamp, wanted).context("write the venv's stamp")?;
+    Ok(())
 }
 
 /// On a cgroup v1 machine with a hybrid cgroup2 mount, the hugetlb controller can sit

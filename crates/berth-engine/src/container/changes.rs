@@ -176,7 +176,9 @@ pub fn extract_helper(root: &Path, dest: &str, rename: Option<&str>) -> Result<(
         for part in path.components() {
             match part {
                 std::path::Component::Normal(_) => parts.push(part),
-                std::path::Component::CurDir => {}
+                // `/www/index.html` is `www/index.html` under the destination, as docker
+                // reads it (testcontainers writes such names); `..` stays refused.
+                std::path::Component::CurDir | std::path::Component::RootDir => {}
                 _ => return Err(format!("refusing archive entry {}", path.display())),
             }
         }
