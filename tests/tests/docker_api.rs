@@ -102,6 +102,20 @@ fn negotiation_and_lists(target: &DockerTarget) {
 
     let info = target.ok(&["info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}} {{.Driver}} {{.OSType}}"]);
     assert_eq!(info.trim(), "2 1 1 1 overlay2 linux");
+    // The engine's own counters: descriptors, threads, and a `docker events` follower.
+    let mut events = target.command("docker").arg("events").stdout(std::process::Stdio::null()).spawn().expect("docker events");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let counters = loop {
+        let counters = target.ok(&["info", "--format", "{{.NFd}} {{.NGoroutines}} {{.NEventsListener}}"]);
+        let counters: Vec<u64> = counters.split_whitespace().map(|n| n.parse().expect("a count")).collect();
+        if counters[2] >= 1 || std::time::Instant::now() > deadline {
+            break counters;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = events.kill();
+    let _ = events.wait();
+    assert!(counters[0] > 0 && counters[1] > 0 && counters[2] >= 1, "NFd NGoroutines NEventsListener: {counters:?}");
     assert_eq!(target.ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.State}}"]), format!("kept {IMAGE} running\n"));
     let all = target.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(all.lines().collect::<std::collections::BTreeSet<_>>(), ["idle", "kept"].into_iter().collect());
@@ -291,12 +305,21 @@ fn files_and_images(target: &DockerTarget) {
     target.ok(&["import", &path("export.tar"), "imported:1"]);
     assert_eq!(target.ok(&["run", "--rm", "imported:1", "cat", "/tmp/in.txt"]), "from the host\n");
 
-    // container prune removes what is stopped, nothing else.
+    // Sizes: what a container wrote (SizeRw), and with its image (SizeRootFs).
     target.ok(&["rm", "-f", "crate", "term"]);
-    let stopped = target.ok(&["create", "--name", "stopped", IMAGE, "true"]);
+    target.ok(&["run", "--name", "stopped", IMAGE, "sh", "-c", "head -c 1048576 /dev/zero > /big"]);
+    let sizes = target.ok(&["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "stopped"]);
+    let sizes: Vec<u64> = sizes.split_whitespace().map(|n| n.parse().expect("a size")).collect();
+    assert!((1 << 20..(1 << 20) + 65536).contains(&sizes[0]), "SizeRw {sizes:?}");
+    assert!(sizes[1] > sizes[0], "SizeRootFs counts the image too: {sizes:?}");
+    let listed = target.ok(&["ps", "-a", "-s", "--filter", "name=stopped", "--format", "{{.Size}}"]);
+    assert!(listed.starts_with("1.05MB (virtual "), "{listed}");
+    // container prune removes what is stopped, nothing else, and says what it freed.
+    let stopped = target.ok(&["inspect", "-f", "{{.Id}}", "stopped"]);
     target.ok(&["run", "-d", "--name", "alive", IMAGE, "sleep", "300"]);
     let pruned = target.ok(&["container", "prune", "-f"]);
     assert!(pruned.contains(stopped.trim()), "{pruned}");
+    assert!(pruned.contains("Total reclaimed space: 1.049MB"), "{pruned}");
     assert_eq!(target.ok(&["ps", "-a", "--format", "{{.Names}}"]), "alive\n");
     target.ok(&["rm", "-f", "alive"]);
 

@@ -312,6 +312,11 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     let ran = docker_with(&["run", "--rm", "-i", "berth.test/busybox:vm", "sh", "-c", "cat; echo done; uname -r"], b"through the proxy\n");
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("through the proxy\ndone\n{}\n", manifest_kernel_release()));
+    // A container that mounts /var/run/docker.sock reaches the engine (as on Docker
+    // Desktop, the VM's path): it lists itself.
+    let listed = docker_with(&["run", "--rm", "--name", "sock-user", "-v", "/var/run/docker.sock:/var/run/docker.sock", "berth.test/busybox:vm", "netprobe", "unix-get", "/var/run/docker.sock", "/containers/json"], b"");
+    let answer = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success() && answer.starts_with("HTTP/1.") && answer.lines().next().unwrap_or("").contains(" 200 ") && answer.contains("\"/sock-user\""), "{answer}{}", String::from_utf8_lossy(&listed.stderr));
     // The same through TCP with TLS; and a client without a certificate is refused.
     let over_tcp = |cert_dir: &std::path::Path, args: &[&str]| {
         std::process::Command::new("docker")

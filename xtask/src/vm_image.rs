@@ -223,6 +223,10 @@ fn add_busybox(archive: &mut Archive, busybox: &Path) -> Result<()> {
     for dir in ["dev", "proc", "sys", "run", "tmp", "root", "var/lib/berth", "var/log"] {
         archive.dir(dir);
     }
+    // /var/run/docker.sock is the engine's Docker API socket in the VM (the agent binds
+    // /run/docker.sock), so `-v /var/run/docker.sock:/var/run/docker.sock` gives a
+    // container the engine, as Docker Desktop does.
+    archive.symlink("var/run", "../run");
     archive.char_dev("dev/console", 0o600, 5, 1);
     archive.char_dev("dev/null", 0o666, 1, 3);
     Ok(())

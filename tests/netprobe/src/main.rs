@@ -6,6 +6,8 @@
 //! have read them all.
 //! `netprobe dns-answer ADDR:PORT IPV4`: a DNS server that answers every A question
 //! with IPV4 (the upstream resolver of the DNS forwarding test).
+//! `netprobe unix-get SOCKET PATH`: an HTTP/1.0 GET of PATH on a unix socket (the
+//! Docker API's, mounted into a container); prints the whole answer.
 //! Built static (musl) so it runs inside the tests' busybox images.
 
 use std::io::{Read, Write};
@@ -21,7 +23,8 @@ fn main() -> ExitCode {
         ["tcp-sink", port] => tcp_sink(port),
         ["tcp-send", to, mib] => tcp_send(to, mib),
         ["dns-answer", at, ip] => dns_answer(at, ip),
-        _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB".to_owned()),
+        ["unix-get", socket, path] => unix_get(socket, path),
+        _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB | dns-answer ADDR:PORT IPV4 | unix-get SOCKET PATH".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +84,15 @@ fn tcp_send(to: &str, mib: &str) -> Result<(), String> {
     stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
     let mut rest = [0u8; 16];
     let _ = stream.read(&mut rest);
+    Ok(())
+}
+
+fn unix_get(socket: &str, path: &str) -> Result<(), String> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| format!("connect {socket}: {e}"))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").map_err(|e| format!("send: {e}"))?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(|e| format!("read: {e}"))?;
+    print!("{answer}");
     Ok(())
 }
 

@@ -66,6 +66,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation (berth never prompts).
     #[arg(long, short)]
     force: bool,
+    /// Only containers with these labels: `label=KEY` or `label=KEY=VALUE` (repeatable).
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
 }
 
 pub async fn run(ctx: &Context, command: ContainerCommand) -> CommandResult {
@@ -92,11 +95,11 @@ pub async fn run(ctx: &Context, command: ContainerCommand) -> CommandResult {
         ContainerCommand::Export(args) => super::export::run(ctx, args).await,
         ContainerCommand::Cp(args) => super::cp::run(ctx, args).await,
         ContainerCommand::Attach(args) => super::attach::run(ctx, args).await,
-        ContainerCommand::Prune(_) => {
+        ContainerCommand::Prune(args) => {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
             let pruned = agent
                 .containers()
-                .prune(PruneContainersRequest { filters: Vec::new() })
+                .prune(PruneContainersRequest { filters: args.filters })
                 .await
                 .map_err(|s| CallError::from_status("container prune", s))?
                 .into_inner();
@@ -104,6 +107,7 @@ pub async fn run(ctx: &Context, command: ContainerCommand) -> CommandResult {
             for id in pruned.deleted {
                 println!("{id}");
             }
+            println!("\nTotal reclaimed space: {}", super::stats::bytes(pruned.reclaimed_bytes));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -591,11 +591,16 @@ impl ContainersApiTrait for ContainersApi {
     }
 
     async fn prune(&self, request: Request<PruneContainersRequest>) -> Result<Response<PruneContainersResponse>, Status> {
-        if !request.into_inner().filters.is_empty() {
-            return Err(Status::invalid_argument("container prune filters are not supported yet"));
+        // docker's label filters for prune, as `label=KEY[=VALUE]` strings (ANDed).
+        let mut filters = Vec::new();
+        for filter in request.into_inner().filters {
+            match filter.split_once('=') {
+                Some(("label", value)) => filters.push(("label".to_owned(), value.to_owned())),
+                _ => return Err(Status::invalid_argument(format!("invalid filter {filter:?} for container prune (label=KEY[=VALUE])"))),
+            }
         }
-        let deleted = self.containers.prune(&[]).await.map_err(status)?;
-        Ok(Response::new(PruneContainersResponse { deleted, reclaimed_bytes: 0 }))
+        let (deleted, reclaimed_bytes) = self.containers.prune(&filters).await.map_err(status)?;
+        Ok(Response::new(PruneContainersResponse { deleted, reclaimed_bytes }))
     }
 }
 

@@ -201,6 +201,22 @@ impl Containers {
     }
 
     /// One entry of docker's `GET /containers/json`.
+    /// The bytes a container wrote (its writable layer), and those plus its image's:
+    /// docker's `SizeRw` and `SizeRootFs`.
+    pub fn sizes(&self, record: &ContainerRecord) -> (u64, u64) {
+        let written = crate::volume::dir_size(&self.dir(&record.id).join("upper"));
+        let image = self.images.resolve(&record.image_id).ok().flatten().map_or(0, |i| i.size);
+        (written, written + image)
+    }
+
+    /// docker's `size=true` on a list or an inspect: `SizeRw` and `SizeRootFs` added.
+    pub fn with_sizes(&self, record: &ContainerRecord, mut value: Value) -> Value {
+        let (written, root) = self.sizes(record);
+        value["SizeRw"] = json!(written);
+        value["SizeRootFs"] = json!(root);
+        value
+    }
+
     pub fn summary_json(&self, record: &ContainerRecord) -> Value {
         let settings = self.network_settings(record);
         let ports: Vec<Value> = record

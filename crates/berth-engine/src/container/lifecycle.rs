@@ -611,9 +611,11 @@ impl Containers {
     }
 
     /// `container prune`: removes every stopped container that matches docker's
-    /// `filters` (none: every one). Returns the removed ids.
-    pub async fn prune(self: &Arc<Self>, filters: &[(String, String)]) -> Result<Vec<String>, ContainerError> {
+    /// `filters` (none: every one). Returns the removed ids and the bytes their
+    /// writable layers held.
+    pub async fn prune(self: &Arc<Self>, filters: &[(String, String)]) -> Result<(Vec<String>, u64), ContainerError> {
         let mut removed = Vec::new();
+        let mut reclaimed = 0;
         for record in self.store.list()? {
             let stopped = matches!(record.state.status, Status::Created | Status::Exited | Status::Dead);
             if stopped && super::inspect::matches_filters(&record, filters, &|_| None) {
@@ -621,12 +623,14 @@ impl Containers {
                 let _guard = lock.lock().await;
                 if let Some(current) = self.store.get(&record.id)? {
                     if !current.state.status.is_running() {
+                        let (written, _) = self.sizes(&current);
                         self.destroy_locked(current, false).await?;
                         removed.push(record.id.clone());
+                        reclaimed += written;
                     }
                 }
             }
         }
-        Ok(removed)
+        Ok((removed, reclaimed))
     }
 }

@@ -190,7 +190,6 @@ pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&s
 /// `POST /containers/prune`: every stopped container (label filters narrow it).
 async fn prune(containers: &Arc<Containers>, params: &BTreeMap<String, String>) -> Reply {
     let pairs = super::filters(params)?;
-    let deleted = containers.prune(&pairs).await?;
-    // The writable layers' sizes are not counted: 0, as the gRPC prune says too.
-    ok_json(json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": 0}))
+    let (deleted, reclaimed) = containers.prune(&pairs).await?;
+    ok_json(json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}))
 }

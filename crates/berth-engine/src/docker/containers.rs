@@ -240,6 +240,7 @@ pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segment
             reply.await
         }
         (&Method::GET, [id, "json"]) => match containers.find(id) {
+            Ok(record) if super::flag(params, "size") => ok_json(containers.with_sizes(&record, containers.inspect_json(&record))),
             Ok(record) => ok_json(containers.inspect_json(&record)),
             Err(e) => Err(e.into()),
         },

@@ -95,6 +95,14 @@ pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
     }
 }
 
+/// The engine process's thread count, from /proc/self/status.
+fn process_threads() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|n| n.trim().parse().ok())))
+        .unwrap_or(0)
+}
+
 /// Docker's familiar form of a name: `busybox:latest`, not
 /// `docker.io/library/busybox:latest`.
 pub fn familiar(name: &str) -> String {
@@ -362,13 +370,15 @@ impl DockerApi {
             "PidsLimit": true,
             "IPv4Forwarding": true,
             "Debug": false,
-            "NFd": 0,
-            "NGoroutines": 0,
+            // The engine's open descriptors and its threads (Go's goroutines have no
+            // equivalent here; threads are what this process runs on).
+            "NFd": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+            "NGoroutines": process_threads(),
             "SystemTime": crate::container::now_rfc3339(),
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
-            "NEventsListener": 0,
+            "NEventsListener": self.engine.events().listeners(),
             "KernelVersion": facts.kernel_release,
             "OperatingSystem": if facts.os_pretty_name.is_empty() { "Linux".to_owned() } else { facts.os_pretty_name.clone() },
             "OSVersion": "",
@@ -441,7 +451,7 @@ impl DockerApi {
                 })
             })
             .collect();
-        let container_list: Vec<Value> = containers.iter().map(|c| self.engine.containers().summary_json(c)).collect();
+        let container_list: Vec<Value> = containers.iter().map(|c| self.engine.containers().with_sizes(c, self.engine.containers().summary_json(c))).collect();
         let volume_list: Vec<Value> = volumes
             .list()
             .unwrap_or_default()
@@ -458,6 +468,7 @@ impl DockerApi {
     fn containers_list(&self, params: &BTreeMap<String, String>) -> Reply {
         let containers = self.engine.containers();
         let all = flag(params, "all");
+        let sizes = flag(params, "size");
         let pairs = filters(params)?;
         let mut list = containers.list().map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
         list.sort_by(|a, b| b.created.cmp(&a.created));
@@ -468,7 +479,8 @@ impl DockerApi {
             if !shown || !crate::container::inspect::matches_filters(&record, &pairs, &image_id) {
                 continue;
             }
-            out.push(containers.summary_json(&record));
+            let summary = containers.summary_json(&record);
+            out.push(if sizes { containers.with_sizes(&record, summary) } else { summary });
         }
         ok_json(Value::Array(out))
     }

@@ -84,6 +84,11 @@ impl EventBus {
 
     /// Subscribes to live events; with `replay`, also returns the kept recent events.
     /// Taking both under one lock means no event is missed or seen twice.
+    /// How many subscribers follow the bus now (docker's `NEventsListener`).
+    pub fn listeners(&self) -> usize {
+        self.lock().sender.receiver_count()
+    }
+
     pub fn subscribe(&self, replay: bool) -> (Vec<EventRecord>, broadcast::Receiver<EventRecord>) {
         let state = self.lock();
         let backlog = if replay { state.recent.iter().cloned().collect() } else { Vec::new() };

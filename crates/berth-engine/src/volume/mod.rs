@@ -284,7 +284,9 @@ impl Volumes {
     }
 }
 
-fn dir_size(dir: &Path) -> u64 {
+/// The bytes of the files under `dir` (not following links), as `du` counts apparent
+/// sizes: a volume's usage, a container's writable layer.
+pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
