@@ -160,9 +160,13 @@ fn containers(target: &DockerTarget) {
     // Detached life: create/start, ps, stop, restart, pause, kill, rm.
     let id = target.ok(&["run", "-d", "--name", "svc", "-p", "8080:80", "--label", "k=v", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     assert_eq!(id.trim().len(), 64);
-    // dockerd also lists its IPv6 binding ("[::]:8080->80/tcp"); Berth binds IPv4 only.
+    // On IPv4 and IPv6 both.
     let ports = target.ok(&["ps", "--filter", "label=k=v", "--format", "{{.Names}} {{.Ports}}"]);
-    assert!(ports.starts_with("svc 0.0.0.0:8080->80/tcp"), "{ports}");
+    assert_eq!(ports, "svc 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp\n");
+    assert_eq!(target.ok(&["port", "svc", "80"]), "0.0.0.0:8080\n[::]:8080\n");
+    let (got, page) = target.in_netns(&["busybox", "wget", "-qO-", "http://[::1]:8080/hostname"]);
+    assert!(got, "{page}");
+    assert_eq!(page.trim(), &id.trim()[..12]);
     let (got, page) = target.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8080/hostname"]);
     assert!(got, "{page}");
     assert_eq!(page.trim(), &id.trim()[..12]);

@@ -258,11 +258,16 @@ fn published_ports_answer_tcp_and_udp_on_loopback_and_from_containers() {
     assert_eq!(got.trim(), id);
     assert_eq!(engine.in_netns(&["busybox", "wget", "-qO-", "http://127.0.0.1:8081/hostname"]).1.trim(), id);
     let ports = ok(&engine, &["port", "site"]);
-    assert!(ports.contains("80/tcp -> 0.0.0.0:8080") && ports.contains("80/tcp -> 127.0.0.1:8081"), "{ports}");
+    // A port on every address is bound on IPv4 and IPv6, as docker binds it.
+    assert_eq!(ports, "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n80/tcp -> 127.0.0.1:8081\n", "{ports}");
     let ps = ok(&engine, &["ps", "--format", "{{.Names}} {{.Ports}}"]);
-    assert!(ps.contains("site 0.0.0.0:8080->80/tcp, 127.0.0.1:8081->80/tcp"), "{ps}");
+    assert!(ps.contains("site 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 127.0.0.1:8081->80/tcp"), "{ps}");
     let bound = &inspect(&engine, &["inspect", "site"])["NetworkSettings"]["Ports"]["80/tcp"];
     assert_eq!(bound[0], json!({"HostIp": "0.0.0.0", "HostPort": "8080"}));
+    assert_eq!(bound[1], json!({"HostIp": "::", "HostPort": "8080"}));
+    let (done, got) = engine.in_netns(&["busybox", "wget", "-qO-", "http://[::1]:8080/hostname"]);
+    assert!(done, "{got}");
+    assert_eq!(got.trim(), id);
 
     // UDP.
     ok(&engine, &["run", "-d", "--name", "echo", "-p", "5353:53/udp", IMAGE, "netprobe", "udp-echo", "53"]);
@@ -280,7 +285,7 @@ fn published_ports_answer_tcp_and_udp_on_loopback_and_from_containers() {
     // -P: the image's EXPOSE on a free port.
     let all = web(&engine, "all", &["-P"]);
     let mapped = ok(&engine, &["port", "all", "80"]);
-    let url = format!("http://{}/hostname", mapped.trim());
+    let url = format!("http://{}/hostname", mapped.lines().next().unwrap_or_default());
     assert_eq!(engine.in_netns(&["busybox", "wget", "-qO-", &url]).1.trim(), all);
 
     // A port in use: a clear error, the container stays created, nothing is left.

@@ -105,15 +105,25 @@ async fn reconcile(client: &AgentClient, endpoint: &AgentEndpoint, listeners: &m
         }
         let (protocol, ip, port) = (key.0, key.1.clone(), key.2);
         let endpoint = endpoint.clone();
+        let Ok(addr) = ip.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, port)) else {
+            tracing::warn!(%ip, "a published port with an address that is not one");
+            continue;
+        };
+        // `[::]` beside `0.0.0.0` is its own binding (IPv6 only), as in the VM.
         let task = if protocol == "tcp" {
-            tokio::net::TcpListener::bind((ip.as_str(), port)).await.map(|listener| tokio::spawn(accept_loop(listener, endpoint, port)))
+            berth_proto::socket::port_listener(addr).map(|listener| tokio::spawn(accept_loop(listener, endpoint, port)))
         } else {
-            tokio::net::UdpSocket::bind((ip.as_str(), port)).await.map(|socket| tokio::spawn(udp_loop(std::sync::Arc::new(socket), endpoint, port)))
+            berth_proto::socket::port_udp(addr).map(|socket| tokio::spawn(udp_loop(std::sync::Arc::new(socket), endpoint, port)))
         };
         match task {
             Ok(task) => {
                 tracing::info!(%protocol, %ip, port, "forwarding a published port to the VM");
                 listeners.insert(key, task);
+            }
+            // A host without IPv6 serves the IPv4 binding alone.
+            Err(err) if addr.is_ipv6() && berth_proto::socket::no_ipv6(&err) => {
+                tracing::info!(%protocol, %ip, port, "no IPv6 on this host: the published port is served on IPv4");
+                listeners.insert(key, tokio::spawn(std::future::pending()));
             }
             // Taken on the host (another program): said, and tried again at the next event.
             Err(err) => tracing::warn!(%protocol, %ip, port, error = %err, "cannot listen on the host for a published port"),

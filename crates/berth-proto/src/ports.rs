@@ -3,6 +3,16 @@
 use std::net::Ipv4Addr;
 
 /// Parses docker's `-p`: `[ip:][hostPort[-end]:]containerPort[-end][/proto]`.
+/// A published port's host side as docker shows it: `0.0.0.0:8080` for every address
+/// (an empty IP), `[::]:8080` for IPv6, `127.0.0.1:8081`.
+pub fn host_address(ip: &str, port: impl std::fmt::Display) -> String {
+    match ip {
+        "" => format!("0.0.0.0:{port}"),
+        v6 if v6.contains(':') => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    }
+}
+
 pub fn parse_publish(spec: &str) -> Result<Vec<crate::v1::PortBinding>, String> {
     let bad = || format!("invalid publish spec {spec:?}: use [ip:][hostPort:]containerPort[/tcp|/udp]");
     let (rest, protocol) = match spec.rsplit_once('/') {

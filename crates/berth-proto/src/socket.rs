@@ -1,5 +1,7 @@
 //! Binding Berth's unix sockets: private to the user (part of the contract: "sockets are
 //! the user's alone"), and never stealing a socket that a live server still answers on.
+//! And published ports' sockets, whose IPv6 ones are IPv6 only, so `0.0.0.0:P` and
+//! `[::]:P` are two bindings, as docker makes them.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -60,6 +62,38 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
+/// A socket for a published port at `addr`: address reuse as std's listeners have it,
+/// and IPv6 only on an IPv6 address.
+fn port_socket(addr: std::net::SocketAddr, kind: socket2::Type, protocol: socket2::Protocol) -> io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if kind == socket2::Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// A TCP listener for a published port (see [`port_socket`]).
+pub fn port_listener(addr: std::net::SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = port_socket(addr, socket2::Type::STREAM, socket2::Protocol::TCP)?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// A UDP socket for a published port (see [`port_socket`]).
+pub fn port_udp(addr: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    tokio::net::UdpSocket::from_std(port_socket(addr, socket2::Type::DGRAM, socket2::Protocol::UDP)?.into())
+}
+
+/// Whether a bind failed because this machine has no IPv6 (disabled, or no address).
+pub fn no_ipv6(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::AddrNotAvailable || err.raw_os_error() == Some(libc::EAFNOSUPPORT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +127,18 @@ mod tests {
         assert!(path.exists());
         let _again = bind_unix(&path).await.expect("stale socket replaced");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_port_on_ipv4_and_ipv6_is_two_bindings() {
+        let v4 = port_listener("127.0.0.1:0".parse().expect("addr")).expect("v4");
+        let port = v4.local_addr().expect("addr").port();
+        match port_listener(std::net::SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port)) {
+            Ok(v6) => assert_eq!(v6.local_addr().expect("addr").port(), port),
+            Err(e) => assert!(no_ipv6(&e), "{e}"),
+        }
+        // The IPv4 port itself stays taken.
+        let again = port_listener(std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port)).expect_err("taken");
+        assert_eq!(again.kind(), io::ErrorKind::AddrInUse);
     }
 }

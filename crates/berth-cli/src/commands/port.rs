@@ -24,7 +24,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         .map_err(|s| CallError::from_status("port", s))?
         .into_inner();
     let ports = details.summary.map(|s| s.ports).unwrap_or_default();
-    let host = |ip: &str, port: u32| format!("{}:{port}", if ip.is_empty() { "0.0.0.0" } else { ip });
+    let host = berth_proto::ports::host_address;
     match args.port {
         Some(wanted) => {
             let (port, proto) = wanted.split_once('/').unwrap_or((&wanted, "tcp"));

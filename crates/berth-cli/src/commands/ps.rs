@@ -82,14 +82,11 @@ fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
     }
 }
 
-/// docker's PORTS column: `0.0.0.0:8080->80/tcp, 0.0.0.0:5353->53/udp`.
+/// docker's PORTS column: `0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 0.0.0.0:5353->53/udp`.
 pub fn ports_text(c: &ContainerSummary) -> String {
     c.ports
         .iter()
-        .map(|p| {
-            let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
-            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
-        })
+        .map(|p| format!("{}->{}/{}", berth_proto::ports::host_address(&p.host_ip, p.host_port), p.container_port, p.protocol))
         .collect::<Vec<_>>()
         .join(", ")
 }

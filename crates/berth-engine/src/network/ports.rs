@@ -6,7 +6,7 @@
 //! gateway's.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,10 +43,9 @@ impl PortMapping {
         }
     }
 
-    /// `0.0.0.0:8080->80/tcp`, as `docker ps` shows it.
+    /// `0.0.0.0:8080->80/tcp` (or `[::]:8080->80/tcp`), as `docker ps` shows it.
     pub fn display(&self) -> String {
-        let ip = if self.host_ip.is_empty() { "0.0.0.0" } else { &self.host_ip };
-        format!("{ip}:{}->{}/{}", self.host_port, self.container_port, self.protocol)
+        format!("{}->{}/{}", berth_proto::ports::host_address(&self.host_ip, self.host_port), self.container_port, self.protocol)
     }
 }
 
@@ -69,34 +68,75 @@ impl Drop for Proxy {
 }
 
 /// Binds every port and starts relaying to `target`. Either all are published or none
-/// is (ports already bound are released).
+/// is (ports already bound are released). A port on every address (no host IP) is
+/// bound on `0.0.0.0` and, where the machine has IPv6, on `[::]` too, with a mapping
+/// for each, as docker publishes it.
 pub async fn publish(bindings: &[PortBinding], target: Ipv4Addr) -> Result<(Vec<Proxy>, Vec<PortMapping>), String> {
     let mut proxies = Vec::new();
     let mut mapped = Vec::new();
-    for b in bindings {
+    // A `[::]` mapping made beside an all-addresses one (given back by an engine that
+    // adopts a running container) comes again with it.
+    let companion = |b: &PortBinding| b.host_ip == "::" && b.host_port != 0 && bindings.iter().any(|o| o.host_ip.is_empty() && o.host_port == b.host_port && o.protocol == b.protocol && o.container_port == b.container_port);
+    for b in bindings.iter().filter(|b| !companion(b)) {
         let ip: IpAddr = if b.host_ip.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { b.host_ip.parse().map_err(|_| format!("invalid host IP {:?}", b.host_ip))? };
-        let at = SocketAddr::new(ip, b.host_port);
         let to = SocketAddr::new(IpAddr::V4(target), b.container_port);
-        let failed = |e: std::io::Error| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                format!("Bind for {at} failed: port is already allocated")
-            } else {
-                format!("cannot publish {at}/{}: {e}", b.protocol)
-            }
-        };
-        let (task, port) = if b.protocol == "udp" {
-            let socket = UdpSocket::bind(at).await.map_err(failed)?;
-            let port = socket.local_addr().map(|a| a.port()).unwrap_or(b.host_port);
-            (tokio::spawn(relay_udp(socket, to)), port)
-        } else {
-            let listener = TcpListener::bind(at).await.map_err(failed)?;
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(b.host_port);
-            (tokio::spawn(relay_tcp(listener, to)), port)
-        };
-        proxies.push(Proxy { task });
+        let (proxy, port) = bind_one(SocketAddr::new(ip, b.host_port), &b.protocol, to)?;
+        proxies.push(proxy);
         mapped.push(PortMapping { container_port: b.container_port, protocol: b.protocol.clone(), host_ip: b.host_ip.clone(), host_port: port });
+        if b.host_ip.is_empty() {
+            match bind_one(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port), &b.protocol, to) {
+                Ok((proxy, _)) => {
+                    proxies.push(proxy);
+                    mapped.push(PortMapping { container_port: b.container_port, protocol: b.protocol.clone(), host_ip: "::".to_owned(), host_port: port });
+                }
+                Err(BindFailure::NoIpv6) => {}
+                Err(failure) => return Err(failure.to_string()),
+            }
+        }
     }
     Ok((proxies, mapped))
+}
+
+enum BindFailure {
+    NoIpv6,
+    Failed(String),
+}
+
+impl std::fmt::Display for BindFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindFailure::NoIpv6 => f.write_str("this machine has no IPv6"),
+            BindFailure::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<BindFailure> for String {
+    fn from(failure: BindFailure) -> String {
+        failure.to_string()
+    }
+}
+
+/// Binds one address and starts its relay; the port actually bound.
+fn bind_one(at: SocketAddr, protocol: &str, to: SocketAddr) -> Result<(Proxy, u16), BindFailure> {
+    let failed = |e: std::io::Error| {
+        if at.is_ipv6() && berth_proto::socket::no_ipv6(&e) {
+            BindFailure::NoIpv6
+        } else if e.kind() == std::io::ErrorKind::AddrInUse {
+            BindFailure::Failed(format!("Bind for {at} failed: port is already allocated"))
+        } else {
+            BindFailure::Failed(format!("cannot publish {at}/{protocol}: {e}"))
+        }
+    };
+    if protocol == "udp" {
+        let socket = berth_proto::socket::port_udp(at).map_err(failed)?;
+        let port = socket.local_addr().map_or(at.port(), |a| a.port());
+        Ok((Proxy { task: tokio::spawn(relay_udp(socket, to)) }, port))
+    } else {
+        let listener = berth_proto::socket::port_listener(at).map_err(failed)?;
+        let port = listener.local_addr().map_or(at.port(), |a| a.port());
+        Ok((Proxy { task: tokio::spawn(relay_tcp(listener, to)) }, port))
+    }
 }
 
 async fn relay_tcp(listener: TcpListener, to: SocketAddr) {
