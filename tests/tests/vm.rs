@@ -229,6 +229,38 @@ fn cli_vm_start_status_version_stop() {
     let _ = std::fs::remove_dir_all(&home);
 }
 
+/// `berth serve`, stopped as a user would (SIGTERM, which powers the VM off) if the
+/// test fails before it does so itself: a failed check leaves no VM running.
+struct Serving(std::process::Child);
+
+impl std::ops::Deref for Serving {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.0.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
@@ -237,7 +269,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     // The Docker API on TCP too, with mutual TLS, ended on the host.
     let tls = berth_tests::fixtures::tls::make(&home.join("tls"));
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr");
-    let mut serve = std::process::Command::new(berth_tests::bin("berth"))
+    let mut serve = Serving(std::process::Command::new(berth_tests::bin("berth"))
         .arg("serve")
         .args(tls.daemon_args())
         .args(["--docker-tcp", &tcp.to_string()])
@@ -249,7 +281,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(artifacts.join("serve.log")).expect("log"))
         .spawn()
-        .expect("berth serve");
+        .expect("berth serve"));
     let socket = home.join("run/berth.sock");
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     // The socket is bound before the VM boots; the engine answers once the VM is up.
@@ -337,26 +369,31 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     // closes when the container goes.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
     let published = format!("127.0.0.1:{port}:80");
-    let web = docker_with(&["run", "-d", "--name", "web", "-p", &published, "berth.test/busybox:vm", "httpd", "-f", "-p", "80", "-h", "/srv"], b"");
+    // And on the host's IPv6 loopback, through the VM's.
+    let port6 = std::net::TcpListener::bind("[::1]:0").expect("a free IPv6 port").local_addr().expect("addr").port();
+    let published6 = format!("[::1]:{port6}:80");
+    let web = docker_with(&["run", "-d", "--name", "web", "-p", &published, "-p", &published6, "berth.test/busybox:vm", "httpd", "-f", "-p", "80", "-h", "/srv"], b"");
     assert!(web.status.success(), "{}", String::from_utf8_lossy(&web.stderr));
-    let fetch = || -> Option<String> {
+    let fetch_from = |addr: std::net::SocketAddr| -> Option<String> {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         stream.write_all(b"GET /data.txt HTTP/1.0\r\n\r\n").ok()?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).ok()?;
         Some(answer)
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let answer = loop {
-        match fetch() {
-            Some(answer) if !answer.is_empty() => break answer,
-            _ if std::time::Instant::now() > deadline => panic!("the published port never answered on the host"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    };
-    assert!(answer.starts_with("HTTP/1.") && answer.ends_with("from the image\n"), "{answer}");
+    for addr in [std::net::SocketAddr::from(([127, 0, 0, 1], port)), std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port6))] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let answer = loop {
+            match fetch_from(addr) {
+                Some(answer) if !answer.is_empty() => break answer,
+                _ if std::time::Instant::now() > deadline => panic!("the published port never answered on the host at {addr}"),
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        assert!(answer.starts_with("HTTP/1.") && answer.ends_with("from the image\n"), "{addr}: {answer}");
+    }
     // A published UDP port too: a datagram from the host's loopback and its echo.
     let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
     let echo = docker_with(&["run", "-d", "--name", "echo", "-p", &format!("127.0.0.1:{udp_port}:53/udp"), "berth.test/busybox:vm", "netprobe", "udp-echo", "53"], b"");

@@ -236,7 +236,13 @@ async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
     let port = u16::from_be_bytes([header[1], header[2]]);
     match header[0] {
         berth_proto::FORWARD_TCP => {
-            let target = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            // The engine's relay listens on the VM's loopback: IPv4, or IPv6 alone for a
+            // port published on an IPv6 address only (`-p [::1]:8080:80`).
+            let connected = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(target) => Ok(target),
+                Err(_) => tokio::net::TcpStream::connect(("::1", port)).await,
+            };
+            let target = match connected {
                 Ok(target) => target,
                 Err(e) => {
                     tracing::debug!(port, "forwarded connection refused: {e}");

@@ -505,7 +505,9 @@ impl Containers {
                     volume.name
                 }
                 _ => {
-                    if m.create_source {
+                    // Only a missing source is made (a folder, as docker makes it); a
+                    // file or a socket that exists (/var/run/docker.sock) is mounted as is.
+                    if m.create_source && std::fs::metadata(&m.source).is_err() {
                         std::fs::create_dir_all(&m.source).map_err(ContainerError::io(format!("create the bind source {}", m.source)))?;
                     }
                     m.source.clone()
