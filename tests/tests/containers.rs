@@ -458,7 +458,7 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
     let cases: [(&[&str], &str); 7] = [
         (&["run", "--rm", "-u", "ghost", IMAGE, "true"], "unable to find user ghost: no matching entries in passwd file"),
         (&["run", "--rm", IMAGE, "/no/such/command"], "/no/such/command"),
-        (&["run", "--rm", "-m", "1k", IMAGE, "true"], "minimum memory limit allowed is 6MB"),
+        (&["run", "--rm", "-m", "1k", IMAGE, "true"], "Minimum memory limit allowed is 6MB"),
         (&["run", "--rm", "--cpus", "64", IMAGE, "true"], "range of CPUs is from 0.01 to"),
         (&["run", "--rm", "--cap-add", "FLYING", IMAGE, "true"], "unknown capability"),
         (&["run", "--rm", "--stop-signal", "SIGNOPE", IMAGE, "true"], "invalid signal"),
@@ -570,7 +570,7 @@ fn stats_update_diff_export_and_cp() {
     assert_eq!(updated["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
     let (code, _, stderr) = berth(&engine, &["update", "--memory", "1k", "busy"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("minimum memory limit"), "{stderr}");
+    assert!(stderr.contains("Minimum memory limit"), "{stderr}");
 
     // cp out: a file and a directory; symlinks stay links.
     let out = engine.home.join("out");

@@ -154,6 +154,14 @@ fn containers(target: &DockerTarget) {
     assert_eq!(out, "hi from stdin\n");
     // --rm removes; -t gives a terminal.
     assert_eq!(target.ok(&["run", "--rm", IMAGE, "echo", "gone"]), "gone\n");
+    // A command that is not there: 127, as a shell says it, and --rm leaves nothing
+    // (the CLI waits for the removal before it reports).
+    let missing = target.command("docker").args(["run", "--rm", "--name", "nocmd", IMAGE, "no-such-command"]).output().expect("docker run");
+    assert_eq!(missing.status.code(), Some(127), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("executable file not found"), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert_eq!(target.ok(&["ps", "-aq", "--filter", "name=nocmd"]), "");
+    // Containers know they are one: /.dockerenv, as docker makes it.
+    assert_eq!(target.ok(&["run", "--rm", IMAGE, "sh", "-c", "test -f /.dockerenv && echo yes"]), "yes\n");
     let tty = target.ok(&["run", "--rm", "-t", IMAGE, "sh", "-c", "tty >/dev/null && echo has-tty"]);
     assert_eq!(tty.trim(), "has-tty");
 
@@ -278,7 +286,7 @@ fn files_and_images(target: &DockerTarget) {
 
     // diff, top, stats, rename, update.
     let diff = target.ok(&["diff", "box"]);
-    assert!(diff.lines().any(|l| l == "A /tmp/in.txt") && diff.lines().any(|l| l == "C /tmp"), "{diff}");
+    assert!(diff.lines().any(|l| l == "A /tmp/in.txt") && diff.lines().any(|l| l == "C /tmp") && !diff.contains(".dockerenv"), "{diff}");
     let top = target.ok(&["top", "box"]);
     assert!(top.lines().next().is_some_and(|l| l.contains("PID")) && top.contains("sleep 300"), "{top}");
     assert_eq!(target.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "box"]).trim(), "box 1");
@@ -568,6 +576,29 @@ fn host_config(target: &DockerTarget) {
         all.extend_from_slice(args);
         target.ok(&all)
     };
+    // --oom-score-adj and --domainname reach the container.
+    assert_eq!(run(&["--oom-score-adj", "100", IMAGE, "cat", "/proc/self/oom_score_adj"]), "100\n");
+    assert_eq!(run(&["--domainname", "example.com", IMAGE, "cat", "/proc/sys/kernel/domainname"]), "example.com\n");
+    let (done, _, err) = target.docker(&["run", "--rm", "--oom-score-adj", "1001", IMAGE, "true"]);
+    assert!(!done && err.contains("range for oom score adj is [-1000, 1000]"), "{err}");
+    // Not applied, refused: a storage quota (dockerd needs xfs with pquota for it).
+    let (done, _, err) = target.docker(&["run", "--rm", "--storage-opt", "size=1G", IMAGE, "true"]);
+    assert!(!done, "{err}");
+    // A file that is not executable: 126, as a shell says it.
+    let denied = target.command("docker").args(["run", "--rm", IMAGE, "/etc/hostname"]).output().expect("docker run");
+    assert_eq!(denied.status.code(), Some(126), "{}", String::from_utf8_lossy(&denied.stderr));
+    // exec in a paused container is refused with the reason.
+    target.ok(&["run", "-d", "--name", "paused", IMAGE, "sleep", "300"]);
+    target.ok(&["pause", "paused"]);
+    let (done, _, err) = target.docker(&["exec", "paused", "true"]);
+    assert!(!done && err.contains("is paused, unpause the container before exec"), "{err}");
+    target.ok(&["rm", "-f", "paused"]);
+    if target.is_berth() {
+        // What Berth does not apply (dockerd discards it too where the kernel cannot)
+        // is said: the CLI prints the create answer's warnings.
+        let (done, _, err) = target.docker(&["run", "--rm", "--blkio-weight", "300", IMAGE, "true"]);
+        assert!(done && err.contains("Berth does not apply HostConfig.BlkioWeight"), "{err}");
+    }
     // --add-host, with host-gateway: the host's address on the container's network.
     let hosts = run(&["--add-host", "db.local:10.1.2.3", "--add-host", "gw.local:host-gateway", IMAGE, "cat", "/etc/hosts"]);
     assert!(hosts.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.1.2.3", "db.local"]), "{hosts}");

@@ -159,6 +159,7 @@ impl From<CreateContainerRequest> for CreateRequest {
                 ulimits: r.ulimits.into_iter().map(|u| super::record::Ulimit { name: u.name, soft: u.soft, hard: u.hard }).collect(),
                 sysctls: r.sysctls.into_iter().collect(),
                 group_add: r.group_add,
+                ..Default::default()
             },
         }
     }

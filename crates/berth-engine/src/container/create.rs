@@ -159,7 +159,7 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     }
     let r = &request.resources;
     if r.memory != 0 && r.memory < 6 * 1024 * 1024 {
-        return invalid("minimum memory limit allowed is 6MB".to_owned());
+        return invalid("Minimum memory limit allowed is 6MB".to_owned());
     }
     if r.memory < 0 {
         return invalid("invalid memory limit: it cannot be negative".to_owned());
@@ -547,7 +547,7 @@ mod tests {
             f(&mut r);
             validate(&r, 2).expect_err("must be refused").to_string()
         };
-        assert_eq!(bad(&|r| r.resources.memory = 1024), "minimum memory limit allowed is 6MB");
+        assert_eq!(bad(&|r| r.resources.memory = 1024), "Minimum memory limit allowed is 6MB");
         assert!(bad(&|r| r.resources.nano_cpus = 3_000_000_000).contains("range of CPUs is from 0.01 to 2.00"));
         assert!(bad(&|r| r.name = "bad name".into()).contains("invalid container name"));
         assert!(bad(&|r| r.restart_policy.name = "sometimes".into()).contains("invalid restart policy"));

@@ -139,6 +139,7 @@ impl Containers {
                 "Ulimits": hc.extras.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
                 "Sysctls": hc.extras.sysctls,
                 "GroupAdd": if hc.extras.group_add.is_empty() { Value::Null } else { json!(hc.extras.group_add) },
+                "OomScoreAdj": hc.extras.oom_score_adj,
                 "Memory": r.memory,
                 "MemorySwap": r.memory_swap,
                 "NanoCpus": r.nano_cpus,
@@ -171,7 +172,7 @@ impl Containers {
             }).collect::<Vec<_>>(),
             "Config": {
                 "Hostname": record.config.hostname,
-                "Domainname": "",
+                "Domainname": hc.extras.domainname,
                 "User": record.config.user,
                 "AttachStdin": false,
                 "AttachStdout": false,

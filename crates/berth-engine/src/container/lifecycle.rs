@@ -83,7 +83,13 @@ impl Containers {
                 self.networks.detach(&record.id).await;
                 record.state.network = None;
                 let _ = rootfs::unmount(&rootfs_dir);
-                self.fail_pending_attach(&record.id, &err.to_string());
+                // Attach callers wrap the message as the runtime's failure: give them the
+                // runtime's own words, not that wrapping twice.
+                let message = match &err {
+                    ContainerError::Runtime(inner) => inner.clone(),
+                    other => other.to_string(),
+                };
+                self.fail_pending_attach(&record.id, &message);
                 record.state.error = err.to_string();
                 record.state.exit_code = if err.kind() == berth_proto::ErrorKind::InvalidArgument { 127 } else { 128 };
                 if record.state.status != Status::Created {
@@ -91,6 +97,14 @@ impl Containers {
                 }
                 let _ = self.store.update(&record);
                 self.changed(&record.id);
+                // As dockerd does: a `--rm` container that cannot start is removed (the
+                // docker CLI waits for that before it reports the error).
+                if record.host_config.auto_remove {
+                    let id = record.id.clone();
+                    if let Err(e) = self.destroy_locked(record, true).await {
+                        tracing::warn!(container = %id, error = %berth_proto::error_chain(&e), "auto-remove after a failed start failed");
+                    }
+                }
                 Err(err)
             }
         }
@@ -111,11 +125,18 @@ impl Containers {
                 missing.display()
             )));
         }
-        if lowers.is_empty() {
-            let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty).map_err(ContainerError::io("create an empty lower layer"))?;
-            lowers.push(empty);
+        // Docker's init layer, above the image: `/.dockerenv`, which tools read to know
+        // they run in a container (testcontainers among them). Being a layer, it is
+        // not among the container's changes.
+        let init = dir.join("init");
+        std::fs::create_dir_all(&init).map_err(ContainerError::io("create the init layer"))?;
+        let dockerenv = init.join(".dockerenv");
+        if !dockerenv.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&dockerenv, b"").map_err(ContainerError::io("write /.dockerenv"))?;
+            std::fs::set_permissions(&dockerenv, std::fs::Permissions::from_mode(0o755)).map_err(ContainerError::io("write /.dockerenv"))?;
         }
+        lowers.insert(0, init);
         rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &target)?;
         Ok(())
     }
@@ -301,7 +322,7 @@ impl Containers {
         }
         let _ = child.wait().await;
         let message = match line.strip_prefix("error ") {
-            Some(message) => message.to_owned(),
+            Some(message) => docker_words(message),
             None => {
                 let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
                 format!("the container's monitor exited: {}", log.trim())
@@ -632,5 +653,31 @@ impl Containers {
             }
         }
         Ok((removed, reclaimed))
+    }
+}
+
+/// The runtime's words for a command that is not there, as runc (and so dockerd) says
+/// it: `exec: "x": executable file not found in $PATH`. The docker CLI reads that
+/// phrase to exit with 127, as a shell does.
+fn docker_words(message: &str) -> String {
+    // crun: open executable: Permission denied (the CLI exits 126 on "permission denied")
+    if let Some(start) = message.strip_suffix(": Permission denied") {
+        return format!("{start}: permission denied");
+    }
+    // crun: executable file `x` not found in $PATH: No such file or directory
+    let Some(rest) = message.strip_prefix("executable file `") else { return message.to_owned() };
+    match rest.split_once("` not found in $PATH") {
+        Some((command, _)) => format!("exec: \"{command}\": executable file not found in $PATH"),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod docker_words_tests {
+    #[test]
+    fn a_missing_command_is_said_as_runc_says_it() {
+        assert_eq!(super::docker_words("executable file `nope` not found in $PATH: No such file or directory"), "exec: \"nope\": executable file not found in $PATH");
+        assert_eq!(super::docker_words("open executable: Permission denied"), "open executable: permission denied");
+        assert_eq!(super::docker_words("chdir `/x`: Not a directory"), "chdir `/x`: Not a directory");
     }
 }

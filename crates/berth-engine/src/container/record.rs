@@ -128,7 +128,8 @@ pub struct HostConfig {
 }
 
 /// docker's less common HostConfig settings: `--add-host`, `--dns`, `--dns-search`,
-/// `--dns-option`, `--shm-size`, `--ulimit`, `--sysctl` and `--group-add`.
+/// `--dns-option`, `--shm-size`, `--ulimit`, `--sysctl`, `--group-add`,
+/// `--oom-score-adj` and `--domainname`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostExtras {
     /// `name:ip`; the ip may be `host-gateway` (the address the host has for it).
@@ -142,6 +143,12 @@ pub struct HostExtras {
     pub sysctls: std::collections::BTreeMap<String, String>,
     /// Group names (from the image's /etc/group) or numbers.
     pub group_add: Vec<String>,
+    /// `--oom-score-adj`, -1000 to 1000.
+    #[serde(default)]
+    pub oom_score_adj: i32,
+    /// `--domainname` (docker's Config.Domainname): the container's NIS domain name.
+    #[serde(default)]
+    pub domainname: String,
 }
 
 /// One `--ulimit name=soft:hard`.
@@ -173,6 +180,9 @@ impl HostExtras {
         }
         if self.shm_size < 0 {
             return Err("SHM size can not be less than 0".to_owned());
+        }
+        if !(-1000..=1000).contains(&self.oom_score_adj) {
+            return Err(format!("Invalid value {}, range for oom score adj is [-1000, 1000]", self.oom_score_adj));
         }
         for limit in &self.ulimits {
             if !ULIMIT_NAMES.contains(&limit.name.as_str()) {
@@ -290,7 +300,8 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("container store holds a bad record for {id}")]
     Corrupt { id: String, source: serde_json::Error },
-    #[error("the container name \"/{name}\" is already in use by container \"{id}\"; remove or rename that container to reuse the name")]
+    // dockerd's words, which some clients look for.
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     NameInUse { name: String, id: String },
 }
 

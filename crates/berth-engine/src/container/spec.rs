@@ -124,6 +124,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if let Some(rlimits) = rlimits(&hc.extras) {
         process["rlimits"] = rlimits;
     }
+    if hc.extras.oom_score_adj != 0 {
+        process["oomScoreAdj"] = json!(hc.extras.oom_score_adj);
+    }
     if input.user.uid != 0 {
         // Docker gives a non-root user no effective or permitted capabilities.
         process["capabilities"]["effective"] = json!([]);
@@ -246,7 +249,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         linux["seccomp"] = serde_json::to_value(seccomp).map_err(SpecError)?;
     }
 
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs, "readonly": hc.read_only},
@@ -254,6 +257,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "mounts": mounts,
         "linux": linux,
     });
+    if !hc.extras.domainname.is_empty() {
+        spec["domainname"] = json!(hc.extras.domainname);
+    }
     serde_json::from_value(spec).map_err(SpecError)
 }
 

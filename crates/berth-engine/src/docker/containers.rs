@@ -120,7 +120,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         other => Some(strings(other)),
     };
     // Settings Berth does not apply are refused by name, never ignored.
-    let unsupported: [(&str, bool); 9] = [
+    let unsupported: [(&str, bool); 10] = [
         ("Links", !strings(&hc["Links"]).is_empty()),
         ("VolumesFrom", !strings(&hc["VolumesFrom"]).is_empty()),
         ("Devices", hc["Devices"].as_array().is_some_and(|d| !d.is_empty())),
@@ -130,6 +130,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         ("UsernsMode", hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty())),
         ("CpusetCpus", hc["CpusetCpus"].as_str().is_some_and(|m| !m.is_empty())),
         ("CpusetMems", hc["CpusetMems"].as_str().is_some_and(|m| !m.is_empty())),
+        ("StorageOpt", hc["StorageOpt"].as_object().is_some_and(|o| !o.is_empty())),
     ];
     if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(ApiError::bad_request(format!("HostConfig.{name} is not supported by Berth")));
@@ -157,6 +158,8 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             .collect(),
         sysctls: string_map(&hc["Sysctls"]),
         group_add: strings(&hc["GroupAdd"]),
+        oom_score_adj: hc["OomScoreAdj"].as_i64().map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+        domainname: body["Domainname"].as_str().unwrap_or_default().to_owned(),
     };
     let healthcheck = body.get("Healthcheck").filter(|h| h.is_object()).map(|h| Healthcheck {
         test: strings(&h["Test"]),
@@ -222,6 +225,22 @@ fn seconds(params: &BTreeMap<String, String>) -> Result<Option<i32>, ApiError> {
     params.get("t").or_else(|| params.get("timeout")).map(|t| t.parse::<i32>().map_err(|_| ApiError::bad_request(format!("invalid timeout {t:?}")))).transpose()
 }
 
+/// Settings that dockerd, too, discards with a warning where the kernel cannot apply
+/// them (block I/O weights and limits, kernel memory): Berth does not apply them, and
+/// says so in the create answer's Warnings, which the docker CLI prints.
+fn discarded(hc: &Value) -> Vec<String> {
+    let set = |key: &str| match &hc[key] {
+        Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
+        Value::Array(list) => !list.is_empty(),
+        _ => false,
+    };
+    ["BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "KernelMemory", "KernelMemoryTCP"]
+        .into_iter()
+        .filter(|key| set(key))
+        .map(|key| format!("Berth does not apply HostConfig.{key}: discarded"))
+        .collect()
+}
+
 /// Routes `/containers/{id}/...` (and `/containers/create`).
 pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
     use hyper::Method;
@@ -235,7 +254,7 @@ pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segment
             let reply = async {
                 let request = create_request(&name, &body)?;
                 let record = containers.create(request).await?;
-                super::json_reply(StatusCode::CREATED, &json!({"Id": record.id, "Warnings": []}))
+                super::json_reply(StatusCode::CREATED, &json!({"Id": record.id, "Warnings": discarded(&body["HostConfig"])}))
             };
             reply.await
         }
@@ -386,8 +405,9 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
         let socket = match pending.connected().await {
             Ok(s) => s,
             Err(e) => {
-                let message = format!("{}\n", crate::error_chain(&e));
-                let _ = client.write_all(&if tty { Bytes::from(message) } else { docker_frame(2, message.as_bytes()) }).await;
+                // The start's own answer tells the client why (as with dockerd); the
+                // stream just ends.
+                tracing::debug!("attach: the container did not start: {}", crate::error_chain(&e));
                 let _ = client.shutdown().await;
                 return;
             }

@@ -49,6 +49,11 @@ pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str
     if !record.state.status.is_running() {
         return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", record.id)));
     }
+    // Refused here, as dockerd refuses it, so the CLI says why instead of failing its
+    // connection upgrade at start.
+    if record.state.status == crate::container::Status::Paused {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("Container {} is paused, unpause the container before exec", record.name)));
+    }
     let body = json_body(request).await?;
     let cmd = strings(&body["Cmd"]);
     if cmd.is_empty() {
