@@ -119,7 +119,7 @@ services:
     image: berth.test/busybox:compose
     command: ["sh", "-c", "echo ready > /data/state; exec sleep 3600"]
     init: true
-    volumes: ["dbdata:/data"]
+    volumes: ["dbdata:/data", "scratch:/scratch"]
     networks: [back]
     healthcheck:
       test: ["CMD", "cat", "/data/state"]
@@ -130,6 +130,8 @@ networks:
   back: {}
 volumes:
   dbdata: {}
+  scratch:
+    driver_opts: {type: tmpfs, device: tmpfs, o: "size=1m"}
 "#;
 
     fn compose(engine: &NativeEngine, dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
@@ -203,6 +205,9 @@ volumes:
         assert_eq!(labels["com.docker.compose.oneoff"], "False");
         assert_eq!(labels["com.docker.compose.config-hash"].as_str().map(str::len), Some(64));
         assert_eq!(inspect[0]["Mounts"][0]["Name"], "shop_dbdata");
+        // driver_opts reach the volume: a tmpfs.
+        let scratch = ok(&engine, &dir, &["exec", "-T", "db", "sh", "-c", "grep ' /scratch ' /proc/mounts | cut -d' ' -f3"]);
+        assert_eq!(scratch.trim(), "tmpfs");
 
         // Idempotent: nothing changed, nothing recreated.
         let before = ids(&engine, &dir);

@@ -119,7 +119,7 @@ pub async fn ensure_resources(agent: &AgentClient, plan: &Plan, progress: Progre
                 name: volume.name.clone(),
                 driver: "local".into(),
                 labels: volume.labels.clone().into_iter().collect(),
-                driver_opts: Default::default(),
+                driver_opts: volume.driver_opts.clone().into_iter().collect(),
             })
             .await
             .map_err(call(format!("create volume {}", volume.name)))?;

@@ -57,6 +57,8 @@ pub struct PlannedVolume {
     pub name: String,
     pub external: bool,
     pub labels: BTreeMap<String, String>,
+    /// The local driver's mount options (`driver_opts`: type, device, o).
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 /// One service, ready to create containers from.
@@ -195,6 +197,9 @@ pub fn plan(project: &Project, services: &BTreeSet<String>, scale: &BTreeMap<Str
     let mut volumes = Vec::new();
     for (key, spec) in &file.volumes {
         let spec = spec.clone().unwrap_or_default();
+        if let Some(driver) = spec.driver.as_deref().filter(|d| *d != "local") {
+            return Err(err("*", format!("volume {key}: driver {driver:?} is not supported (only local)")));
+        }
         let mut labels = labels_of(&spec.labels);
         if !spec.external {
             labels.insert(LABEL_PROJECT.into(), name.clone());
@@ -206,6 +211,7 @@ pub fn plan(project: &Project, services: &BTreeSet<String>, scale: &BTreeMap<Str
             name: spec.name.clone().unwrap_or_else(|| if spec.external { key.clone() } else { format!("{name}_{key}") }),
             external: spec.external,
             labels,
+            driver_opts: spec.driver_opts.clone(),
         });
     }
 

@@ -86,6 +86,7 @@ impl Containers {
         if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
             errors.push(berth_proto::error_chain(&e));
         }
+        self.release_volumes(&record);
         let ran_for = elapsed_since(&record.state.started_at);
         record.state.status = Status::Exited;
         record.state.exit_code = code;
@@ -193,6 +194,7 @@ impl Containers {
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
                     let _ = rootfs::unmount(&dir.join("rootfs"));
+                    self.release_volumes(&record);
                     self.networks.detach(&record.id).await;
                 }
                 Status::Removing => {

@@ -83,6 +83,7 @@ impl Containers {
                 self.networks.detach(&record.id).await;
                 record.state.network = None;
                 let _ = rootfs::unmount(&rootfs_dir);
+                self.release_volumes(&record);
                 // Attach callers wrap the message as the runtime's failure: give them the
                 // runtime's own words, not that wrapping twice.
                 let message = match &err {
@@ -331,6 +332,14 @@ impl Containers {
         Err(ContainerError::Runtime(message))
     }
 
+    /// Its volumes are no longer mounted for it (an options volume's last user
+    /// unmounts it).
+    pub(super) fn release_volumes(&self, record: &ContainerRecord) {
+        for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes.release_for(&mount.source, &record.id);
+        }
+    }
+
     /// The host directories of the container's volume and bind mounts. A volume that is
     /// still empty is first filled from the image at its target (docker's copy-up),
     /// unless `nocopy`.
@@ -338,6 +347,7 @@ impl Containers {
         let mut binds = Vec::new();
         for mount in &record.host_config.mounts {
             let source = if mount.kind == "volume" {
+                self.volumes.mount_for(&mount.source, &record.id).map_err(|e| ContainerError::Invalid(berth_proto::error_chain(&e)))?;
                 let data = self.volumes.data_dir(&mount.source);
                 if !data.is_dir() {
                     return Err(ContainerError::Invalid(format!("volume {} is gone", mount.source)));
@@ -526,6 +536,7 @@ impl Containers {
         if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
             failures.push(berth_proto::error_chain(&e));
         }
+        self.release_volumes(&record);
         // The runtime's state, if a crash left it (the monitor deletes it normally).
         if self.runtime_root.join(&record.id).exists() {
             if let Err(e) = self.runtime(&["delete", "--force", &record.id]).await {

@@ -259,6 +259,9 @@ impl Containers {
             containers.images.mark_used(&record.image_id, &record.id);
             for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
                 containers.volumes.mark_used(&mount.source, &record.id);
+                if record.state.status.is_running() {
+                    containers.volumes.note_mounted_for(&mount.source, &record.id);
+                }
             }
         }
         Ok(containers)

@@ -82,6 +82,8 @@ pub struct Volumes {
     db: Mutex<Connection>,
     /// Volume name -> containers using it.
     used_by: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Volume name (one with mount options) -> running containers it is mounted for.
+    mounted_for: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Volumes {
@@ -94,7 +96,7 @@ impl Volumes {
              PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, record TEXT NOT NULL);",
         )?;
-        Ok(Volumes { root: dir, db: Mutex::new(db), used_by: Mutex::new(HashMap::new()) })
+        Ok(Volumes { root: dir, db: Mutex::new(db), used_by: Mutex::new(HashMap::new()), mounted_for: Mutex::new(HashMap::new()) })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -122,9 +124,7 @@ impl Volumes {
         if let Some(option) = options.keys().find(|k| !matches!(k.as_str(), "type" | "device" | "o")) {
             return Err(VolumeError::Invalid(format!("invalid option key: {option:?}")));
         }
-        if !options.is_empty() {
-            return Err(VolumeError::Invalid("local volume options (type, device, o) are not supported yet".into()));
-        }
+        MountOptions::parse(&options)?;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(name) => {
                 if !valid_name(name) {
@@ -185,6 +185,44 @@ impl Volumes {
         }
     }
 
+    /// Before a container that uses the volume starts: a volume with mount options
+    /// (`type`, `device`, `o`) is mounted on its data directory, once for all the
+    /// running containers that use it, as docker's local driver does.
+    pub fn mount_for(&self, name: &str, container: &str) -> Result<(), VolumeError> {
+        let Some(record) = self.get(name)? else { return Err(VolumeError::NotFound(name.to_owned())) };
+        let Some(options) = MountOptions::parse(&record.options)? else { return Ok(()) };
+        let mut mounted = self.mounted_for.lock().unwrap_or_else(|p| p.into_inner());
+        let data = self.data_dir(name);
+        if !crate::container::rootfs::is_mounted(&data) {
+            options.mount(&data).map_err(|source| VolumeError::Io { what: format!("mount volume {name} ({})", options.describe()), source })?;
+        }
+        mounted.entry(name.to_owned()).or_default().insert(container.to_owned());
+        Ok(())
+    }
+
+    /// A running container found after an engine restart: its volumes are mounted.
+    pub fn note_mounted_for(&self, name: &str, container: &str) {
+        if self.get(name).ok().flatten().is_some_and(|r| !r.options.is_empty()) {
+            self.mounted_for.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default().insert(container.to_owned());
+        }
+    }
+
+    /// After a container stopped: the last one out unmounts an options volume.
+    pub fn release_for(&self, name: &str, container: &str) {
+        let mut mounted = self.mounted_for.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = mounted.get_mut(name) {
+            set.remove(container);
+            if !set.is_empty() {
+                return;
+            }
+            mounted.remove(name);
+        }
+        let data = self.data_dir(name);
+        if let Err(e) = crate::container::rootfs::unmount(&data) {
+            tracing::warn!(volume = name, error = %e, "cannot unmount a volume");
+        }
+    }
+
     /// The containers using a volume.
     pub fn users(&self, name: &str) -> Vec<String> {
         self.used_by.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|s| s.iter().cloned().collect()).unwrap_or_default()
@@ -199,6 +237,8 @@ impl Volumes {
             return Err(VolumeError::InUse { name: name.to_owned(), container: container[..12.min(container.len())].to_owned() });
         }
         let dir = self.root.join(name);
+        // An options volume a crash left mounted: never remove through a mount.
+        crate::container::rootfs::unmount(&self.data_dir(name)).map_err(|e| VolumeError::Invalid(format!("cannot remove volume {name}: {e}")))?;
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -284,6 +324,81 @@ impl Volumes {
     }
 }
 
+/// A local volume's mount options, docker's: `type=tmpfs device=tmpfs o=size=64m`, or a
+/// bind of a host folder, `type=none o=bind device=/path`.
+#[derive(Debug, PartialEq, Eq)]
+enum MountOptions {
+    Tmpfs { data: String },
+    Bind { device: PathBuf, recursive: bool, read_only: bool },
+}
+
+impl MountOptions {
+    /// None: a plain volume. Options Berth cannot mount are refused when the volume
+    /// is made, not when a container first needs it.
+    fn parse(options: &BTreeMap<String, String>) -> Result<Option<MountOptions>, VolumeError> {
+        if let Some(option) = options.keys().find(|k| !matches!(k.as_str(), "type" | "device" | "o")) {
+            return Err(VolumeError::Invalid(format!("invalid option key: {option:?}")));
+        }
+        if options.is_empty() {
+            return Ok(None);
+        }
+        let get = |key: &str| options.get(key).map(String::as_str).unwrap_or_default();
+        let flags: Vec<&str> = get("o").split(',').filter(|o| !o.is_empty()).collect();
+        match get("type") {
+            "tmpfs" => Ok(Some(MountOptions::Tmpfs { data: get("o").to_owned() })),
+            "none" | "" if flags.iter().any(|f| matches!(*f, "bind" | "rbind")) => {
+                let device = get("device");
+                if !device.starts_with('/') {
+                    return Err(VolumeError::Invalid(format!("a bind volume needs an absolute device path, not {device:?}")));
+                }
+                if let Some(other) = flags.iter().find(|f| !matches!(**f, "bind" | "rbind" | "ro" | "rw")) {
+                    return Err(VolumeError::Invalid(format!("bind volume option {other:?} is not supported (bind, rbind, ro, rw)")));
+                }
+                Ok(Some(MountOptions::Bind { device: PathBuf::from(device), recursive: flags.contains(&"rbind"), read_only: flags.contains(&"ro") }))
+            }
+            other => Err(VolumeError::Invalid(format!("local volume type {other:?} is not supported by Berth (tmpfs, or none with o=bind)"))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            MountOptions::Tmpfs { data } => format!("tmpfs {data}"),
+            MountOptions::Bind { device, .. } => format!("bind of {}", device.display()),
+        }
+    }
+
+    fn mount(&self, target: &Path) -> std::io::Result<()> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        let target_c = c(target)?;
+        let check = |ret: i32| if ret == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+        match self {
+            MountOptions::Tmpfs { data } => {
+                let data_c = CString::new(data.as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+                // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+                check(unsafe { libc::mount(c"tmpfs".as_ptr(), target_c.as_ptr(), c"tmpfs".as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, data_c.as_ptr().cast()) })
+            }
+            MountOptions::Bind { device, recursive, read_only } => {
+                let device_c = c(device)?;
+                let flags = libc::MS_BIND | if *recursive { libc::MS_REC } else { 0 };
+                // SAFETY: as above; a bind takes no type or data.
+                check(unsafe { libc::mount(device_c.as_ptr(), target_c.as_ptr(), std::ptr::null(), flags, std::ptr::null()) })?;
+                if *read_only {
+                    // SAFETY: as above; a read-only bind is a remount of the bind.
+                    let remounted = check(unsafe { libc::mount(std::ptr::null(), target_c.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, std::ptr::null()) });
+                    if let Err(e) = remounted {
+                        // SAFETY: as above.
+                        unsafe { libc::umount2(target_c.as_ptr(), libc::MNT_DETACH) };
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The bytes of the files under `dir` (not following links), as `du` counts apparent
 /// sizes: a volume's usage, a container's writable layer.
 pub fn dir_size(dir: &Path) -> u64 {
@@ -306,6 +421,26 @@ pub fn dir_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_options_are_docker_local_drivers() {
+        let opts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>();
+        assert_eq!(MountOptions::parse(&opts(&[])).expect("plain"), None);
+        assert_eq!(MountOptions::parse(&opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m,uid=1000")])).expect("tmpfs"), Some(MountOptions::Tmpfs { data: "size=1m,uid=1000".into() }));
+        assert_eq!(
+            MountOptions::parse(&opts(&[("type", "none"), ("o", "rbind,ro"), ("device", "/srv/data")])).expect("bind"),
+            Some(MountOptions::Bind { device: "/srv/data".into(), recursive: true, read_only: true })
+        );
+        for (bad, says) in [
+            (opts(&[("type", "none"), ("o", "bind"), ("device", "relative")]), "absolute device path"),
+            (opts(&[("type", "none"), ("o", "bind,noexec"), ("device", "/x")]), "\"noexec\" is not supported"),
+            (opts(&[("type", "nfs"), ("o", "addr=10.0.0.1"), ("device", ":/export")]), "\"nfs\" is not supported"),
+            (opts(&[("size", "1m")]), "invalid option key"),
+        ] {
+            let err = MountOptions::parse(&bad).expect_err("refused").to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
 
     #[test]
     fn create_is_idempotent_and_removal_respects_users() {
