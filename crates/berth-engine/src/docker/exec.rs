@@ -45,6 +45,8 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// `POST /containers/{id}/exec`.
 pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str, request: Request<Incoming>) -> Reply {
+    // The body is read first: answering before the client has sent it breaks its write.
+    let body = json_body(request).await?;
     let record = containers.find(container)?;
     if !record.state.status.is_running() {
         return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", record.id)));
@@ -54,7 +56,6 @@ pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str
     if record.state.status == crate::container::Status::Paused {
         return Err(ApiError::new(StatusCode::CONFLICT, format!("Container {} is paused, unpause the container before exec", record.name)));
     }
-    let body = json_body(request).await?;
     let cmd = strings(&body["Cmd"]);
     if cmd.is_empty() {
         return Err(ApiError::bad_request("no exec command specified"));
