@@ -210,12 +210,18 @@ impl Volumes {
     /// After a container stopped: the last one out unmounts an options volume.
     pub fn release_for(&self, name: &str, container: &str) {
         let mut mounted = self.mounted_for.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(set) = mounted.get_mut(name) {
-            set.remove(container);
-            if !set.is_empty() {
-                return;
+        match mounted.get_mut(name) {
+            Some(set) => {
+                set.remove(container);
+                if !set.is_empty() {
+                    return;
+                }
+                mounted.remove(name);
             }
-            mounted.remove(name);
+            // Not counted (a container found dead after an engine restart): only an
+            // options volume can be mounted; a plain one costs no mount table read.
+            None if !self.get(name).ok().flatten().is_some_and(|r| !r.options.is_empty()) => return,
+            None => {}
         }
         let data = self.data_dir(name);
         if let Err(e) = crate::container::rootfs::unmount(&data) {
