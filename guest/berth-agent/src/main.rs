@@ -133,24 +133,26 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The Docker Engine API: the engine answers it itself; it stops with the process.
+    // One API behind every listener, so an exec made through one is seen by all.
+    let docker_api = berth_engine::docker::DockerApi::new(engine.clone());
     let _docker = match &args.docker_unix {
         Some(path) => {
             let listener = berth_proto::socket::bind_unix(path).await?;
             tracing::info!(socket = %path.display(), "serving the Docker Engine API on unix socket");
-            Some(tokio::spawn(berth_engine::docker::serve(listener, engine.clone())))
+            Some(tokio::spawn(berth_engine::docker::serve(listener, docker_api.clone())))
         }
         None => None,
     };
     let _docker_tcp = docker_tcp.map(|(listener, acceptor)| {
         tracing::info!(addr = ?listener.local_addr(), "serving the Docker Engine API on TCP, clients verified by TLS");
-        let api = berth_engine::docker::DockerApi::new(engine.clone());
+        let api = docker_api.clone();
         tokio::spawn(berth_proto::tls::accept_each(listener, acceptor, move |stream| api.serve_connection(stream)))
     });
     let _docker_vsock = match args.docker_vsock_port {
         Some(port) => {
             let listener = bind_vsock(port)?;
             tracing::info!(port, "serving the Docker Engine API on vsock");
-            let api = berth_engine::docker::DockerApi::new(engine.clone());
+            let api = docker_api.clone();
             // The host's proxy frames its input (half-close over vsock).
             Some(accept_each(listener, move |stream| api.serve_framed_connection(stream)))
         }

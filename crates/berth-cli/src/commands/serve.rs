@@ -102,9 +102,11 @@ fn find_agent() -> Option<PathBuf> {
 /// VM off.
 async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> CommandResult {
     let config = VmConfig::from_env()?;
-    if let Some(tls) = tcp_tls {
-        berth_proto::tls::server_config(tls)?;
-    }
+    // The TCP listener first: its files and address are checked before anything else.
+    let tcp_listener = match tcp_tls {
+        Some(tls) => Some(berth_proto::tls::bind(tls).await?),
+        None => None,
+    };
     let socket = ctx.home.grpc_socket();
     let docker_socket = ctx.home.docker_socket();
     context_for(&docker_socket);
@@ -116,17 +118,6 @@ async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> 
             let _ = std::fs::remove_file(&socket);
             return Err(e.into());
         }
-    };
-    let tcp_listener = match tcp_tls.map(berth_proto::tls::bind) {
-        None => None,
-        Some(bound) => match bound.await {
-            Ok(bound) => Some(bound),
-            Err(e) => {
-                let _ = std::fs::remove_file(&socket);
-                let _ = std::fs::remove_file(&docker_socket);
-                return Err(e.into());
-            }
-        },
     };
     let running = match vm::start(&ctx.home, &config, |state| {
         if let VmState::Booting { accel } = state {

@@ -86,8 +86,7 @@ impl DockerApi {
 }
 
 /// Serves the API on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::UnixListener, engine: Engine) {
-    let api = DockerApi::new(engine);
+pub async fn serve(listener: tokio::net::UnixListener, api: Arc<DockerApi>) {
     loop {
         if let Ok((stream, _)) = listener.accept().await {
             api.serve_connection(stream);
