@@ -766,3 +766,86 @@ fn tcp_with_tls(kind: &str, test: &str) {
     drop(target);
     let _ = std::fs::remove_dir_all(&certs);
 }
+
+on_both!(user_data_is_kept);
+/// The bugs that lost users' data: `rmi -f` of one tag took every tag, `cp` into a
+/// volume wrote under it (invisible to the container), and unpacking stripped setuid
+/// bits. Each as dockerd has it.
+fn user_data_is_kept(target: &DockerTarget) {
+    use std::os::unix::fs::PermissionsExt;
+    let suid = fixtures::layer::Entry::File { path: "bin/suid-tool".into(), mode: 0o4755, data: b"#!/bin/sh\necho tool\n".to_vec() };
+    let sgid_dir = fixtures::layer::Entry::Dir { path: "opt/tools/".into(), mode: 0o2775 };
+    let tool = fixtures::layer::Entry::File { path: "opt/tools/sgid-tool".into(), mode: 0o2755, data: b"x".to_vec() };
+    target.load(&fixtures::oci_archive(&fixtures::container_image_with(serde_json::json!({}), vec![suid, sgid_dir, tool]), IMAGE));
+    let home = target.home().to_path_buf();
+    let path = |name: &str| home.join(name).display().to_string();
+
+    // rmi -f of one tag takes that tag alone; the image and its other names stay.
+    target.ok(&["tag", IMAGE, "keep/app:1"]);
+    target.ok(&["tag", IMAGE, "keep/app:2"]);
+    let out = target.ok(&["rmi", "-f", "keep/app:1"]);
+    assert_eq!(out.trim(), "Untagged: keep/app:1", "{out}");
+    let names = target.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(names.lines().collect::<std::collections::BTreeSet<_>>(), [IMAGE, "keep/app:2"].into_iter().collect(), "{names}");
+    // By id, with several names and no force: refused, nothing untagged.
+    let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]);
+    let (done, _, err) = target.docker(&["rmi", &id.trim()[7..19]]);
+    assert!(!done && err.contains("image is referenced in multiple repositories"), "{err}");
+    // The last name of an image a container uses needs -f; forced, the image stays.
+    target.ok(&["rmi", "keep/app:2"]);
+    target.ok(&["create", "--name", "user", IMAGE, "true"]);
+    let (done, _, err) = target.docker(&["rmi", IMAGE]);
+    assert!(!done && err.contains("must force"), "{err}");
+    target.ok(&["rm", "user"]);
+
+    // setuid and setgid bits survive unpacking and a volume's copy-up.
+    let modes = target.ok(&["run", "--rm", IMAGE, "stat", "-c", "%a", "/bin/suid-tool", "/opt/tools", "/opt/tools/sgid-tool"]);
+    assert_eq!(modes, "4755\n2775\n2755\n");
+    let modes = target.ok(&["run", "--rm", "-v", "tools:/opt/tools", IMAGE, "stat", "-c", "%a", "/opt/tools", "/opt/tools/sgid-tool"]);
+    assert_eq!(modes, "2775\n2755\n", "copied up into the volume");
+    target.ok(&["volume", "rm", "tools"]);
+
+    // cp into a volume, a bind and the root of a running container: each lands where
+    // the container sees it.
+    let bind = home.join("bound");
+    std::fs::create_dir_all(&bind).expect("bind folder");
+    std::fs::write(home.join("note.txt"), "kept\n").expect("write");
+    target.ok(&["run", "-d", "--name", "live", "-v", "notes:/data", "-v", &format!("{}:/bound", bind.display()), IMAGE, "sleep", "300"]);
+    target.ok(&["cp", &path("note.txt"), "live:/data/note.txt"]);
+    target.ok(&["cp", &path("note.txt"), "live:/bound/"]);
+    assert_eq!(target.ok(&["exec", "live", "cat", "/data/note.txt", "/bound/note.txt"]), "kept\nkept\n");
+    assert_eq!(std::fs::read_to_string(bind.join("note.txt")).expect("on the host"), "kept\n");
+    // ...and out again, from the volume.
+    target.ok(&["exec", "live", "sh", "-c", "echo written > /data/w.txt"]);
+    target.ok(&["cp", "live:/data/w.txt", &path("w.txt")]);
+    assert_eq!(std::fs::read_to_string(home.join("w.txt")).expect("copied out"), "written\n");
+    target.ok(&["rm", "-f", "live"]);
+    // A stopped container's volume takes a copy too, and the next container sees it.
+    target.ok(&["create", "--name", "idle", "-v", "notes:/data", IMAGE, "true"]);
+    std::fs::write(home.join("second.txt"), "second\n").expect("write");
+    target.ok(&["cp", &path("second.txt"), "idle:/data/"]);
+    assert_eq!(target.ok(&["run", "--rm", "-v", "notes:/data", IMAGE, "cat", "/data/note.txt", "/data/second.txt"]), "kept\nsecond\n");
+    target.ok(&["cp", "idle:/data/second.txt", &path("second-out.txt")]);
+    assert_eq!(std::fs::read_to_string(home.join("second-out.txt")).expect("copied out"), "second\n");
+    target.ok(&["rm", "idle"]);
+    target.ok(&["volume", "rm", "notes"]);
+
+    // Copied-in files keep their owners, with -a too when the container has no user.
+    let owned = home.join("owned.txt");
+    std::fs::write(&owned, "mine\n").expect("write");
+    std::os::unix::fs::chown(&owned, Some(1234), Some(1234)).expect("chown");
+    std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    target.ok(&["run", "-d", "--name", "rooted", IMAGE, "sleep", "300"]);
+    target.ok(&["cp", &path("owned.txt"), "rooted:/tmp/plain.txt"]);
+    target.ok(&["cp", "-a", &path("owned.txt"), "rooted:/tmp/archived.txt"]);
+    assert_eq!(target.ok(&["exec", "rooted", "stat", "-c", "%u:%g %a", "/tmp/plain.txt", "/tmp/archived.txt"]), "1234:1234 640\n1234:1234 640\n");
+    target.ok(&["rm", "-f", "rooted"]);
+    if target.is_berth() {
+        // With a user, -a gives it everything, the user looked up in the container
+        // (dockerd 20.10 looks it up in the host's passwd and fails).
+        target.ok(&["run", "-d", "--name", "owners", "--user", "app", IMAGE, "sleep", "300"]);
+        target.ok(&["cp", "-a", &path("owned.txt"), "owners:/tmp/archived.txt"]);
+        assert_eq!(target.ok(&["exec", "owners", "stat", "-c", "%u:%g %a", "/tmp/archived.txt"]), "1000:1000 640\n");
+        target.ok(&["rm", "-f", "owners"]);
+    }
+}

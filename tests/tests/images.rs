@@ -281,12 +281,20 @@ async fn tag_and_rmi_follow_docker_and_leave_nothing_behind() {
     let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
     assert_eq!(listed.len(), 1, "the image stays while it has a name");
 
-    // By id while two names point at it: a conflict, unless forced.
+    // Forcing by name still takes only that name (docker's rule; it once took all).
     engine.berth(&["tag", &reference, "local/mine:2"]);
+    engine.berth(&["tag", &reference, "local/mine:3"]);
+    let out = engine.berth(&["rmi", "-f", "local/mine:3"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Untagged: local/mine:3");
+    let listed = client.images().list(ListImagesRequest {}).await.expect("list").into_inner().images;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].tags.len(), 2, "{:?}", listed[0].tags);
+
+    // By id while two names point at it: a conflict, unless forced.
     let id = listed[0].id.clone();
     let out = engine.berth(&["rmi", &id[7..19]]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("referenced by several names"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("image is referenced in multiple repositories"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = engine.berth(&["rmi", "-f", &id[7..19]]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

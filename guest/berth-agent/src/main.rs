@@ -55,21 +55,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // A hidden mode: the engine runs its own binary to unpack `cp` archives inside a
-    // container's root (chrooted, so nothing can escape it).
+    // A hidden mode: the engine runs its own binary for `cp` (stat, archive, extract)
+    // inside a container's root (chrooted, so nothing can escape it).
     let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some(berth_engine::container::changes::EXTRACT_HELPER_FLAG) {
-        let (Some(root), Some(dest)) = (raw.get(2), raw.get(3)) else {
-            eprintln!("berth-agent: {} ROOT DEST [RENAME]", berth_engine::container::changes::EXTRACT_HELPER_FLAG);
+    if raw.get(1).map(String::as_str) == Some(berth_engine::container::copy::HELPER_FLAG) {
+        let Some(job) = raw.get(2) else {
+            eprintln!("berth-agent: {} JOB", berth_engine::container::copy::HELPER_FLAG);
             return ExitCode::from(2);
         };
-        return match berth_engine::container::changes::extract_helper(std::path::Path::new(root), dest, raw.get(4).map(String::as_str)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("{message}");
-                ExitCode::FAILURE
-            }
-        };
+        return ExitCode::from(u8::try_from(berth_engine::container::copy::helper_main(job)).unwrap_or(1));
     }
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -8,6 +8,10 @@ use crate::engine;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Copied-in files belong to the container's user (when it has one), as docker's
+    /// archive mode; otherwise they keep their owners.
+    #[arg(short = 'a', long)]
+    archive: bool,
     source: String,
     dest: String,
 }
@@ -25,11 +29,11 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     match (split(&args.source), split(&args.dest)) {
         (Some((container, path)), None) => {
             if args.dest == "-" {
-                super::export::archive_to(&agent, container, path, &mut std::io::stdout().lock()).await?;
+                super::export::archive_to(&agent, container, path, false, &mut std::io::stdout().lock()).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut tar_bytes = Vec::new();
-            super::export::archive_to(&agent, container, path, &mut tar_bytes).await?;
+            super::export::archive_to(&agent, container, path, false, &mut tar_bytes).await?;
             let dest = std::path::Path::new(&args.dest);
             let name = std::path::Path::new(path.trim_end_matches('/')).file_name().map(|n| n.to_owned());
             let mut archive = tar::Archive::new(std::io::Cursor::new(tar_bytes));
@@ -82,6 +86,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                         id: if first { container.clone() } else { String::new() },
                         path: if first { path.clone() } else { String::new() },
                         data: chunk.to_vec(),
+                        to_container_user: args.archive,
                     };
                     first = false;
                     if sender.send(message).await.is_err() {

@@ -16,11 +16,12 @@ pub struct Args {
     container: String,
 }
 
-/// Streams a tar of `path` in the container into `out`.
-pub async fn archive_to(agent: &AgentClient, container: &str, path: &str, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Streams a tar of `path` in the container into `out` (`cp`'s view, volumes
+/// included), or with `export` the container's own filesystem.
+pub async fn archive_to(agent: &AgentClient, container: &str, path: &str, export: bool, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut stream = agent
         .containers()
-        .archive(ArchiveRequest { id: container.to_owned(), path: path.to_owned() })
+        .archive(ArchiveRequest { id: container.to_owned(), path: path.to_owned(), export })
         .await
         .map_err(|s| CallError::from_status("archive", s))?
         .into_inner();
@@ -39,9 +40,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     match &args.output {
         Some(path) => {
             let mut file = std::fs::File::create(path)?;
-            archive_to(&agent, &args.container, "/", &mut file).await?;
+            archive_to(&agent, &args.container, "/", true, &mut file).await?;
         }
-        None => archive_to(&agent, &args.container, "/", &mut std::io::stdout().lock()).await?,
+        None => archive_to(&agent, &args.container, "/", true, &mut std::io::stdout().lock()).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

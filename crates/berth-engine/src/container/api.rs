@@ -243,7 +243,7 @@ impl ContainersApiTrait for ContainersApi {
         }
         .await;
         let result = match written {
-            Ok(()) => self.containers.extract(&first.id, &first.path, &scratch).await.map_err(status),
+            Ok(()) => self.containers.extract(&first.id, &first.path, &scratch, first.to_container_user).await.map_err(status),
             Err(e) => Err(e),
         };
         let _ = std::fs::remove_file(&scratch);
@@ -262,7 +262,8 @@ impl ContainersApiTrait for ContainersApi {
         let r = request.into_inner();
         let path = if r.path.is_empty() { "/".to_owned() } else { r.path };
         let scratch = self.containers.images.scratch_file("archive");
-        if let Err(err) = self.containers.archive(&r.id, &path, &scratch).await {
+        let archived = if r.export { self.containers.export(&r.id, &scratch).await } else { self.containers.archive_with_stat(&r.id, &path, &scratch).await.map(|_| ()) };
+        if let Err(err) = archived {
             let _ = std::fs::remove_file(&scratch);
             return Err(status(err));
         }

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod attach;
 pub mod changes;
+pub mod copy;
 pub mod caps;
 mod create;
 mod exec;

@@ -207,8 +207,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
     let top = std::fs::symlink_metadata(from).map_err(io(format!("stat {}", from.display())))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(top.mode() & 0o7777)).map_err(io("set a volume's mode"))?;
+    // Owner before mode throughout: chown clears setuid and setgid.
     std::os::unix::fs::lchown(to, Some(top.uid()), Some(top.gid())).map_err(io("set a volume's owner"))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(top.mode() & 0o7777)).map_err(io("set a volume's mode"))?;
     while let Some((src, dst)) = stack.pop() {
         for entry in std::fs::read_dir(&src).map_err(io(format!("read {}", src.display())))?.flatten() {
             let path = entry.path();
@@ -220,16 +221,18 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RootfsError> {
                 std::os::unix::fs::symlink(&link, &target).map_err(io(format!("create link {}", target.display())))?;
             } else if kind.is_dir() {
                 std::fs::create_dir(&target).map_err(io(format!("create {}", target.display())))?;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
                 stack.push((path, target.clone()));
             } else if kind.is_file() {
                 std::fs::copy(&path, &target).map_err(io(format!("copy {}", path.display())))?;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
             } else {
                 // Devices, fifos and sockets are not copied into volumes.
                 continue;
             }
             std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid())).map_err(io(format!("chown {}", target.display())))?;
+            if !kind.is_symlink() {
+                // set_permissions follows links; a link has no mode of its own anyway.
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(io("set a mode"))?;
+            }
         }
     }
     Ok(())

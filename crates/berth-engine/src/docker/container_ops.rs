@@ -19,7 +19,7 @@ use crate::container::stats::Sample;
 use crate::container::{ContainerRecord, Containers, UpdateRequest};
 
 /// docker's `X-Docker-Container-Path-Stat` header value: base64 of the JSON.
-fn path_stat_header(stat: &crate::container::changes::PathStat) -> String {
+fn path_stat_header(stat: &crate::container::copy::PathStat) -> String {
     use base64::Engine as _;
     let value = json!({"name": stat.name, "size": stat.size, "mode": stat.mode, "mtime": stat.mtime, "linkTarget": stat.link_target});
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
@@ -130,7 +130,7 @@ pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&s
         },
         (&Method::GET, [id, "export"]) => {
             let out = Scratch(containers.scratch_file("export"));
-            match containers.archive(id, "/", &out.0).await {
+            match containers.export(id, &out.0).await {
                 Ok(()) => match std::fs::File::open(&out.0) {
                     Ok(file) => file_reply(file, "application/x-tar", None),
                     Err(e) => Err(ApiError::internal(e.to_string())),
@@ -166,7 +166,7 @@ pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&s
             Ok(path) => {
                 let input = Scratch(containers.scratch_file("cp-in"));
                 match body_to_file(request, &input.0).await {
-                    Ok(()) => containers.extract(id, &path, &input.0).await.map_err(ApiError::from).and_then(|()| ok_json(Value::Null)),
+                    Ok(()) => containers.extract(id, &path, &input.0, flag(params, "copyUIDGID")).await.map_err(ApiError::from).and_then(|()| ok_json(Value::Null)),
                     Err(e) => Err(e),
                 }
             }

@@ -15,8 +15,8 @@ use crate::snapshot::chain_id;
 pub enum RemoveError {
     #[error("no such image: {0}")]
     NotFound(String),
-    #[error("image {id} is referenced by several names ({names}); remove them by name, or force")]
-    Ambiguous { id: String, names: String },
+    #[error("conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories")]
+    Ambiguous { id: String },
     #[error(transparent)]
     Reference(#[from] InvalidReference),
     #[error(transparent)]
@@ -25,6 +25,8 @@ pub enum RemoveError {
     Content(#[from] ContentError),
     #[error("conflict: unable to delete {image} (must be forced) - image is being used by container {container}")]
     InUse { image: String, container: String },
+    #[error("conflict: unable to remove repository reference \"{name}\" (must force) - container {container} is using its referenced image {image}")]
+    LastNameInUse { name: String, container: String, image: String },
     #[error("cannot remove snapshot {chain}")]
     Snapshot { chain: Digest, source: std::io::Error },
 }
@@ -33,7 +35,7 @@ impl RemoveError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             RemoveError::NotFound(_) => ErrorKind::NotFound,
-            RemoveError::Ambiguous { .. } | RemoveError::InUse { .. } => ErrorKind::Conflict,
+            RemoveError::Ambiguous { .. } | RemoveError::InUse { .. } | RemoveError::LastNameInUse { .. } => ErrorKind::Conflict,
             RemoveError::Reference(_) => ErrorKind::InvalidArgument,
             RemoveError::Catalog(e) => e.kind(),
             RemoveError::Content(e) => e.kind(),
@@ -47,6 +49,12 @@ impl RemoveError {
 pub struct Removed {
     pub untagged: Vec<String>,
     pub deleted: Vec<String>,
+}
+
+/// The repository a stored name belongs to (`registry/repo` of `registry/repo:tag` or
+/// `registry/repo@digest`).
+fn repository_of(name: &str) -> Option<String> {
+    name.parse::<Reference>().ok().map(|r| r.name())
 }
 
 impl Images {
@@ -69,34 +77,63 @@ impl Images {
         self.resolve(&image.id.to_string())?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))
     }
 
-    /// `rmi NAME|ID`.
+    /// `rmi NAME|ID`, as dockerd does it. By name: only that name goes (with `-f`
+    /// too); removing a repository's last tag takes that repository's digests with it;
+    /// the image is deleted once no name is left. By id: every name goes, which needs
+    /// `-f` when there are several. An image a container uses is never deleted:
+    /// forcing takes its names and leaves it to its containers.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
         let image = self.resolve(name_or_id)?.ok_or_else(|| RemoveError::NotFound(name_or_id.to_owned()))?;
+        let names: Vec<String> = image.tags.iter().chain(&image.repo_digests).cloned().collect();
+        let by_name = names
+            .iter()
+            .find(|n| *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n))
+            .cloned();
+        let user = self.used_by(&image.id.to_string());
+        let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
         let mut removed = Removed::default();
-        let by_name = image.tags.iter().chain(&image.repo_digests).find(|n| {
-            *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n)
-        });
-        if let Some(name) = by_name.cloned() {
-            if image.tags.len() > 1 && !force {
-                self.catalog.untag(&name)?;
-                removed.untagged.push(name);
-                return Ok(removed);
+        match by_name {
+            Some(name) => {
+                if names.len() == 1 && !force {
+                    if let Some(container) = &user {
+                        return Err(RemoveError::LastNameInUse { name: name_or_id.to_owned(), container: short(container), image: short(&image.id.to_string()) });
+                    }
+                }
+                let mut remaining: Vec<String> = names.iter().filter(|n| **n != name).cloned().collect();
+                let mut gone = vec![name.clone()];
+                if image.tags.contains(&name) {
+                    let repository = repository_of(&name);
+                    let tag_left = remaining.iter().any(|n| image.tags.contains(n) && repository_of(n) == repository);
+                    if !tag_left {
+                        gone.extend(image.repo_digests.iter().filter(|d| repository_of(d) == repository).cloned());
+                        remaining.retain(|n| !gone.contains(n));
+                    }
+                }
+                for name in gone {
+                    self.catalog.untag(&name)?;
+                    removed.untagged.push(name);
+                }
+                if !remaining.is_empty() || user.is_some() {
+                    return Ok(removed);
+                }
             }
-        } else if image.tags.len() > 1 && !force {
-            return Err(RemoveError::Ambiguous { id: image.id.to_string(), names: image.tags.join(", ") });
+            None => {
+                if names.len() > 1 && !force {
+                    return Err(RemoveError::Ambiguous { id: short(&image.id.to_string()) });
+                }
+                if let Some(container) = &user {
+                    if !force {
+                        return Err(RemoveError::InUse { image: name_or_id.to_owned(), container: short(container) });
+                    }
+                    for name in &names {
+                        self.catalog.untag(name)?;
+                        removed.untagged.push(name.clone());
+                    }
+                    return Ok(removed);
+                }
+                removed.untagged.extend(names);
+            }
         }
-        if let Some(container) = self.used_by(&image.id.to_string()) {
-            if !force {
-                return Err(RemoveError::InUse { image: name_or_id.to_owned(), container: container[..12.min(container.len())].to_owned() });
-            }
-            // Docker: forcing takes the names; the image stays for its containers.
-            for name in image.tags.iter() {
-                self.catalog.untag(name)?;
-                removed.untagged.push(name.clone());
-            }
-            return Ok(removed);
-        }
-        removed.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
         self.catalog.delete(&image.id)?;
         removed.deleted.push(image.id.to_string());
         self.collect_garbage()?;

@@ -197,12 +197,10 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
                 }
                 Err(_) => fs::create_dir(&path).map_err(io_err)?,
             }
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
             let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err)?;
             io::copy(entry, &mut out).map_err(io_err)?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
         }
         tar::EntryType::Symlink => {
             let target = entry.link_name().map_err(io_err)?.ok_or_else(|| hostile("is a symlink without a target"))?;
@@ -233,11 +231,16 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
         // PAX / GNU long-name headers are consumed by the tar reader; others carry nothing to write.
         _ => return Ok(()),
     }
-    // Ownership as the layer says (root-owned engines only); time for reproducible trees.
+    // Ownership as the layer says (root-owned engines only), then the mode: chown
+    // clears setuid and setgid, so the other order would strip `su`, `ping` and
+    // `passwd` of theirs. Extended attributes last (chown drops security.capability).
     if let Err(err) = lchown(&path, uid, gid) {
         if err.raw_os_error() != Some(libc::EPERM) {
             return Err(io_err(err));
         }
+    }
+    if matches!(kind, tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous) {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
     }
     for (name, value) in &xattrs {
         // Where the filesystem or our privileges do not allow one, it is skipped: an
@@ -282,5 +285,34 @@ mod tests {
         assert_eq!(clean_path(Path::new("./a/b")), Ok(PathBuf::from("a/b")));
         assert_eq!(clean_path(Path::new("/etc/passwd")), Ok(PathBuf::from("etc/passwd")));
         assert!(clean_path(Path::new("a/../../b")).is_err());
+    }
+
+    /// A root-owned setuid binary keeps its bit (chown, which clears it, comes first),
+    /// and a setgid directory its own.
+    #[test]
+    fn setuid_and_setgid_bits_survive_unpacking() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, mode, kind) in [("bin/", 0o755, tar::EntryType::Directory), ("bin/su", 0o4755, tar::EntryType::Regular), ("bin/wall", 0o2755, tar::EntryType::Regular), ("shared/", 0o2775, tar::EntryType::Directory)] {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_size(if kind.is_dir() { 0 } else { 3 });
+            let data: &[u8] = if kind.is_dir() { b"" } else { b"elf" };
+            builder.append_data(&mut header, path, data).expect("append");
+        }
+        let layer = builder.into_inner().expect("tar");
+        let dir = std::env::temp_dir().join(format!("berth-unpack-setuid-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("root")).expect("mkdir");
+        fs::write(dir.join("layer.tar"), &layer).expect("write layer");
+        let diff_id = Digest::from_hash(&sha2::Sha256::digest(&layer));
+        unpack(fs::File::open(dir.join("layer.tar")).expect("open"), Compression::None, &diff_id, &dir.join("root")).expect("unpack");
+        let mode = |p: &str| fs::metadata(dir.join("root").join(p)).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode("bin/su"), 0o4755);
+        assert_eq!(mode("bin/wall"), 0o2755);
+        assert_eq!(mode("shared"), 0o2775);
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -289,23 +289,11 @@ impl Volumes {
     /// lead outside it.
     pub async fn import(&self, name: &str, archive: &Path) -> Result<VolumeRecord, VolumeError> {
         let (record, created) = self.create(Some(name), "local", BTreeMap::new(), BTreeMap::new(), false)?;
-        let exe = std::env::current_exe().map_err(io("find the engine's binary"))?;
-        let input = std::fs::File::open(archive).map_err(io("open the archive"))?;
-        let output = tokio::process::Command::new(exe)
-            .arg(crate::container::changes::EXTRACT_HELPER_FLAG)
-            .arg(self.data_dir(name))
-            .arg("/")
-            .stdin(input)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .output()
-            .await
-            .map_err(io("run the extract helper"))?;
-        if !output.status.success() {
+        if let Err(e) = crate::container::copy::extract_into_dir(&self.data_dir(name), archive).await {
             if created {
                 let _ = self.remove(name, true);
             }
-            return Err(VolumeError::Invalid(format!("importing into volume {name}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+            return Err(VolumeError::Invalid(format!("importing into volume {name}: {}", e.message)));
         }
         Ok(record)
     }
