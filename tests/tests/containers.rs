@@ -446,7 +446,7 @@ fn the_image_config_and_create_options_are_honoured() {
     // The image is in use: rmi refuses.
     let (code, _, stderr) = berth(&engine, &["rmi", IMAGE]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("is being used by container"), "{stderr}");
+    assert!(stderr.contains("(must force) - container") && stderr.contains("is using its referenced image"), "{stderr}");
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
     ok(&engine, &["rmi", IMAGE]);
