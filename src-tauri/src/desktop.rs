@@ -6,19 +6,36 @@ use std::time::Duration;
 
 use berth_host::home::BerthHome;
 use berth_host::ui::UiError;
-use berth_host::vm::{self, RunningVm, VmConfig, VmState};
+use berth_host::session::{self, Session};
+use berth_host::settings::Settings;
+use berth_host::vm::VmState;
 use berth_host::ErrorKind;
 use tauri::{AppHandle, Emitter, Manager};
 
 /// The event that carries each new [`VmState`] to the UI.
 pub const VM_STATE_EVENT: &str = "vm-state";
 
+/// A session run by this app, in a task of its own.
+#[derive(Debug)]
+struct OwnSession {
+    stop: Arc<tokio::sync::Notify>,
+    task: tauri::async_runtime::JoinHandle<()>,
+}
+
+impl OwnSession {
+    async fn end(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
+    }
+}
+
 #[derive(Debug)]
 pub struct Desktop {
     home: BerthHome,
     shown: Mutex<VmState>,
-    /// The VM this app started (stopped when the app quits).
-    running: Arc<tokio::sync::Mutex<Option<RunningVm>>>,
+    /// The session this app started (stopped when the app quits): its stop request and
+    /// the task that runs it.
+    running: Arc<tokio::sync::Mutex<Option<OwnSession>>>,
     /// Held while a start or stop is under way: one at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
 }
@@ -52,6 +69,8 @@ impl Desktop {
         }
     }
 
+    /// Starts a session (the same one `berth vm start` and `berth serve` run): the VM,
+    /// run/docker.sock, run/berth.sock, published ports and shares, until Stop or quit.
     pub fn begin_start(&self, app: AppHandle) -> Result<(), UiError> {
         let guard = self.busy.clone().try_lock_owned().map_err(|_| busy())?;
         if matches!(self.current(), VmState::Ready { .. }) {
@@ -62,22 +81,44 @@ impl Desktop {
         tauri::async_runtime::spawn(async move {
             let _guard = guard;
             let desktop = app.state::<Desktop>();
-            let config = match VmConfig::from_env() {
+            let config = match Settings::load(&home).map_err(|e| e.to_string()).and_then(|s| s.vm_config(&home).map_err(|e| e.to_string())) {
                 Ok(config) => config,
-                Err(err) => {
-                    desktop.publish(&app, VmState::Error { reason: err.to_string() });
+                Err(reason) => {
+                    desktop.publish(&app, VmState::Error { reason });
                     return;
                 }
             };
-            let started = vm::start(&home, &config, |state| desktop.publish(&app, state.clone())).await;
-            if let Ok(vm) = started {
-                tracing::info!(boot_ms = vm.boot_time.as_millis() as u64, "VM ready");
-                *running.lock().await = Some(vm);
-            }
+            let started = Session::start(&home, &config, None, |state| desktop.publish(&app, state.clone())).await;
+            let mut session = match started {
+                Ok(session) => session,
+                Err(err) => {
+                    desktop.publish(&app, VmState::Error { reason: berth_host::agent::error_chain(&err) });
+                    return;
+                }
+            };
+            tracing::info!(boot_ms = session.vm().boot_time.as_millis() as u64, "VM ready");
+            desktop.publish(&app, session.state().clone());
+            let stop = Arc::new(tokio::sync::Notify::new());
+            let asked = stop.clone();
+            let runner = app.clone();
+            let task = tauri::async_runtime::spawn(async move {
+                let desktop = runner.state::<Desktop>();
+                if let session::Ended::Crashed(reason) = session.run_until(asked.notified()).await {
+                    desktop.publish(&runner, VmState::Error { reason });
+                    asked.notified().await;
+                }
+                desktop.publish(&runner, VmState::Stopping);
+                match session.shutdown(Duration::from_secs(10)).await {
+                    Ok(_) => desktop.publish(&runner, VmState::Stopped),
+                    Err(err) => desktop.publish(&runner, VmState::Error { reason: err.to_string() }),
+                }
+            });
+            *running.lock().await = Some(OwnSession { stop, task });
         });
         Ok(())
     }
 
+    /// Stops the session: this app's own, or one the CLI started.
     pub fn begin_stop(&self, app: AppHandle) -> Result<(), UiError> {
         let guard = self.busy.clone().try_lock_owned().map_err(|_| busy())?;
         let home = self.home.clone();
@@ -86,25 +127,26 @@ impl Desktop {
             let _guard = guard;
             let desktop = app.state::<Desktop>();
             desktop.publish(&app, VmState::Stopping);
-            let result = vm::stop(&home, Duration::from_secs(10)).await;
-            if let Some(vm) = running.lock().await.take() {
-                vm.reap().await;
-            }
+            let own = running.lock().await.take();
+            let result = match own {
+                Some(own) => {
+                    own.end().await;
+                    Ok(())
+                }
+                None => session::request_stop(&home, Duration::from_secs(10)).await.map(|_| ()),
+            };
             match result {
-                Ok(_) => desktop.publish(&app, vm::status(&home).await),
+                Ok(()) => desktop.publish(&app, session::status(&home).await),
                 Err(err) => desktop.publish(&app, VmState::Error { reason: err.to_string() }),
             }
         });
         Ok(())
     }
 
-    /// Stops the VM this app started, if any (on quit).
+    /// Stops the session this app started, if any (on quit).
     pub async fn shutdown(&self) {
-        if let Some(vm) = self.running.lock().await.take() {
-            if let Err(err) = vm::stop(&self.home, Duration::from_secs(10)).await {
-                tracing::warn!(error = %err, "stopping the VM on quit");
-            }
-            vm.reap().await;
+        if let Some(own) = self.running.lock().await.take() {
+            own.end().await;
         }
     }
 }
@@ -121,7 +163,7 @@ pub fn watch(app: AppHandle) {
             let desktop = app.state::<Desktop>();
             // Not holding the lock while looking: a click on Start must never find it taken.
             if desktop.busy.try_lock().is_ok() {
-                let state = vm::status(&desktop.home).await;
+                let state = session::status(&desktop.home).await;
                 // A start or stop that began meanwhile publishes its own states.
                 if desktop.busy.try_lock().is_ok() {
                     desktop.publish(&app, state);

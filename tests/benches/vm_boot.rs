@@ -33,6 +33,10 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
         console_log: console.clone(),
         vsock: VsockDevice::None,
         user_network: true,
+        data_disk: None,
+        shares: Vec::new(),
+        fw_cfg: Vec::new(),
+        balloon: false,
     };
     let started = Instant::now();
     let mut child = std::process::Command::new(&config.qemu)

@@ -74,6 +74,12 @@ impl TestVmBuilder {
             mem_mib: self.mem_mib,
             boot_timeout: self.boot_timeout,
             hardware_probe_timeout: Duration::from_secs(3),
+            data_disk: None,
+            shares: Vec::new(),
+            virtiofsd: None,
+            guest_env: Vec::new(),
+            daemon_json: None,
+            balloon: false,
         })
     }
 

@@ -258,11 +258,20 @@ fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
 const RUNTIME_PACKAGES: &[&str] = &[
     "crun", "libc6", "libsystemd0", "libseccomp2", "libcap2", "libyajl2", "libgcrypt20", "liblzma5", "libzstd1",
     "liblz4-1", "libgpg-error0", "nftables", "libnftables1", "libedit2", "libmnl0", "libnftnl11", "libxtables12",
-    "libjansson4", "libgmp10", "libtinfo6", "libbsd0", "libmd0",
+    "libjansson4", "libgmp10", "libtinfo6", "libbsd0", "libmd0", "e2fsprogs", "libext2fs2", "libcom-err2", "libblkid1",
+    "libuuid1",
 ];
 
 /// The binaries taken from RUNTIME_PACKAGES, and where they go in the VM.
-const RUNTIME_BINARIES: &[(&str, &str)] = &[("crun", "usr/bin/crun"), ("nft", "usr/sbin/nft")];
+const RUNTIME_BINARIES: &[(&str, &str)] = &[
+    ("crun", "usr/bin/crun"),
+    ("nft", "usr/sbin/nft"),
+    // The data disk: made on first boot, checked at every boot, grown when its limit
+    // grows. Apart from busybox's own (smaller) applets of the same names.
+    ("mke2fs", "usr/lib/berth/mke2fs"),
+    ("e2fsck", "usr/lib/berth/e2fsck"),
+    ("resize2fs", "usr/lib/berth/resize2fs"),
+];
 
 /// A Debian package unpacked in the cache (downloaded once).
 fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
@@ -313,7 +322,7 @@ fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
     let trees: Vec<PathBuf> = RUNTIME_PACKAGES.iter().map(|p| package_tree(cache, p)).collect::<Result<_>>()?;
     let find = |name: &str| -> Option<PathBuf> {
         trees.iter().find_map(|tree| {
-            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin", "usr/sbin"]
+            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin", "usr/sbin", "sbin"]
                 .iter()
                 .map(|dir| tree.join(dir).join(name))
                 .find(|p| p.exists())

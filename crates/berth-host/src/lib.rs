@@ -4,6 +4,8 @@
 //! - [`agent`]: the gRPC client of the engine, over a unix socket, AF_VSOCK, or the
 //!   hybrid unix-socket protocol of vhost-device-vsock.
 //! - [`vm`]: the VM's lifecycle: QEMU with direct kernel boot, driven over QMP.
+//! - [`session`]: one running VM and everything that makes it reachable.
+//! - [`settings`]: `$BERTH_HOME/settings.json`.
 
 pub mod agent;
 pub mod credentials;
@@ -11,6 +13,8 @@ pub mod docker_context;
 pub mod home;
 pub mod port_forward;
 pub mod proxy;
+pub mod session;
+pub mod settings;
 pub mod ui;
 pub mod vm;
 

@@ -3,15 +3,24 @@
 //! not carry: its input goes as frames (`berth_proto::halfclose`). The Docker API on
 //! TCP, when configured, is served the same way once TLS has verified the client.
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use berth_proto::tls::TlsAcceptor;
 
 use crate::agent::{AgentEndpoint, AgentStream};
 
-/// Accepts connections forever; each is joined to a new connection to `endpoint`.
-pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint) -> std::io::Result<()> {
+/// Why the engine cannot be reached (the VM died), once that is so: connections are
+/// then answered with it instead of being passed on (or left to hang).
+pub type Down = tokio::sync::watch::Receiver<Option<String>>;
+
+/// Accepts connections forever; each is joined to a new connection to `endpoint`, or
+/// closed at once while the engine is down.
+pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
     loop {
         let (mut conn, _) = listener.accept().await?;
+        if down.borrow().is_some() {
+            continue;
+        }
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
             match AgentStream::connect(&endpoint).await {
@@ -30,11 +39,46 @@ pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint) -> std:
 /// client's bytes go up as frames ending with an end frame, so the client's
 /// `shutdown(SHUT_WR)` reaches the guest as end of input while the answer still flows
 /// back. The connection ends when the guest closes its side.
-pub async fn serve_unix_framed(listener: UnixListener, endpoint: AgentEndpoint) -> std::io::Result<()> {
+pub async fn serve_unix_framed(listener: UnixListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
     loop {
         let (conn, _) = listener.accept().await?;
-        tokio::spawn(pipe_framed(conn, endpoint.clone()));
+        let reason = down.borrow().clone();
+        match reason {
+            Some(reason) => {
+                tokio::spawn(answer_unavailable(conn, reason));
+            }
+            None => {
+                tokio::spawn(pipe_framed(conn, endpoint.clone()));
+            }
+        }
     }
+}
+
+/// Answers an HTTP request with 503 and docker's error body, so the docker CLI prints
+/// the reason ("Error response from daemon: ...") instead of hanging.
+async fn answer_unavailable<C>(mut client: C, reason: String)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // The request's head first (a client may not read before it has written it).
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 << 10 {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_head).await;
+    let body = serde_json::json!({ "message": reason }).to_string();
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(reply.as_bytes()).await;
+    let _ = client.shutdown().await;
 }
 
 /// `serve_unix_framed` for the Docker API on TCP: clients verified by mutual TLS

@@ -41,6 +41,7 @@ mod version;
 mod network;
 mod port;
 mod volume;
+mod settings;
 mod vm;
 
 use std::process::ExitCode;
@@ -158,6 +159,9 @@ enum Command {
     /// Manage Berth's VM.
     #[command(subcommand)]
     Vm(vm::VmCommand),
+    /// Berth's settings ($BERTH_HOME/settings.json).
+    #[command(subcommand)]
+    Settings(settings::SettingsCommand),
 }
 
 /// Output formats of commands that print data.
@@ -223,6 +227,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Rmi(args) => rmi::run(&ctx, args).await,
         Command::System(cmd) => system::run(&ctx, cmd).await,
         Command::Vm(cmd) => vm::run(&ctx, cmd).await,
+        Command::Settings(cmd) => settings::run(&ctx, cmd).await,
     }
 }
 

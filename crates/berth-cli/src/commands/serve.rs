@@ -2,7 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use berth_host::vm::{self, VmConfig, VmState};
+use berth_host::session::{self, Session, SessionError};
+use berth_host::settings::Settings;
+use berth_host::vm::{self, VmState};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{CommandResult, Context};
@@ -71,6 +73,12 @@ fn serve_native(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> Co
     context_for(&ctx.home.docker_socket());
     eprintln!("serving the native engine on {} (Docker Engine API: {})", socket.display(), ctx.home.docker_socket().display());
     let mut command = std::process::Command::new(&agent);
+    // The settings' engine keys, unless the environment already says.
+    for (name, value) in Settings::load(&ctx.home)?.engine_env() {
+        if std::env::var_os(&name).is_none() {
+            command.env(name, value);
+        }
+    }
     if let Some(tls) = tcp_tls {
         eprintln!("the Docker Engine API also on tcp://{} (mutual TLS)", tls.addr);
         command.arg("--docker-tcp").arg(tls.addr.to_string()).arg("--tlscacert").arg(&tls.ca).arg("--tlscert").arg(&tls.cert).arg("--tlskey").arg(&tls.key);
@@ -97,80 +105,64 @@ fn find_agent() -> Option<PathBuf> {
     vm::find_program("berth-agent")
 }
 
-/// Boots the VM and serves `$BERTH_HOME/run/berth.sock` and `run/docker.sock` by
-/// passing bytes to the agent's vsock ports, until SIGINT or SIGTERM; then powers the
-/// VM off.
+/// Runs the session (berth_host::session) in the foreground: boots the VM and serves
+/// `run/berth.sock`, `run/docker.sock` and published ports until SIGINT or SIGTERM;
+/// then powers the VM off. A session already running for this BERTH_HOME is attached
+/// to: this command then waits with it and leaves it running.
 async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> CommandResult {
-    let config = VmConfig::from_env()?;
-    // The TCP listener first: its files and address are checked before anything else.
-    let tcp_listener = match tcp_tls {
-        Some(tls) => Some(berth_proto::tls::bind(tls).await?),
-        None => None,
-    };
-    let socket = ctx.home.grpc_socket();
-    let docker_socket = ctx.home.docker_socket();
-    context_for(&docker_socket);
-    // Bind first: a busy socket is an error before anything boots.
-    let listener = berth_proto::socket::bind_unix(&socket).await?;
-    let docker_listener = match berth_proto::socket::bind_unix(&docker_socket).await {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = std::fs::remove_file(&socket);
-            return Err(e.into());
-        }
-    };
-    let running = match vm::start(&ctx.home, &config, |state| {
-        if let VmState::Booting { accel } = state {
-            eprintln!("booting the VM ({accel})...");
-        }
-    })
-    .await
-    {
-        Ok(running) => running,
-        Err(err) => {
-            let _ = std::fs::remove_file(&socket);
-            let _ = std::fs::remove_file(&docker_socket);
-            return Err(err.into());
-        }
-    };
-    eprintln!(
-        "Berth is ready in {:.2}s: engine {} (kernel {}); gRPC API at {}, Docker Engine API at {}",
-        running.boot_time.as_secs_f64(),
-        running.engine.engine_version,
-        running.engine.kernel_version,
-        socket.display(),
-        docker_socket.display()
-    );
-    let endpoint = running.endpoint();
+    let config = Settings::load(&ctx.home)?.vm_config(&ctx.home)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let docker_endpoint = endpoint.with_port(berth_proto::DOCKER_API_VSOCK_PORT);
-    // Published ports of containers in the VM, on the host (as Docker Desktop does).
-    let forwarding = tokio::spawn(berth_host::port_forward::forward_published_ports(
-        running.client.clone(),
-        endpoint.with_port(berth_proto::PORTS_VSOCK_PORT),
-    ));
-    let tcp_serving = tcp_listener.map(|(listener, acceptor)| {
-        eprintln!("the Docker Engine API also on tcp://{} (mutual TLS)", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
-        tokio::spawn(berth_host::proxy::serve_tls_framed(listener, acceptor, docker_endpoint.clone()))
-    });
-    let outcome = tokio::select! {
-        result = berth_host::proxy::serve_unix(listener, endpoint) => result.map_err(|e| e.to_string()),
-        result = berth_host::proxy::serve_unix_framed(docker_listener, docker_endpoint) => result.map_err(|e| e.to_string()),
-        _ = term.recv() => Ok(()),
-        _ = int.recv() => Ok(()),
+    let started = Session::start(&ctx.home, &config, tcp_tls, |state| {
+        if let VmState::Booting { accel } = state {
+            if !accel.is_empty() {
+                eprintln!("booting the VM ({accel})...");
+            }
+        }
+    })
+    .await;
+    let mut session = match started {
+        Ok(session) => session,
+        Err(SessionError::Running { pid, .. }) => {
+            eprintln!("attached to the Berth session already running (pid {pid}); Ctrl-C leaves it running");
+            while session::find(&ctx.home).is_some() {
+                tokio::select! {
+                    _ = term.recv() => return Ok(ExitCode::SUCCESS),
+                    _ = int.recv() => return Ok(ExitCode::SUCCESS),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
     };
-    forwarding.abort();
-    if let Some(task) = tcp_serving {
-        task.abort();
+    let vm = session.vm();
+    eprintln!(
+        "Berth is ready in {:.2}s: engine {} (kernel {}); gRPC API at {}, Docker Engine API at {}",
+        vm.boot_time.as_secs_f64(),
+        vm.engine.engine_version,
+        vm.engine.kernel_version,
+        ctx.home.grpc_socket().display(),
+        ctx.home.docker_socket().display()
+    );
+    context_hint(&ctx.home.docker_socket());
+    if let Some(tls) = tcp_tls {
+        eprintln!("the Docker Engine API also on tcp://{} (mutual TLS)", tls.addr);
     }
-    let _ = std::fs::remove_file(&socket);
-    let _ = std::fs::remove_file(&docker_socket);
+    let asked = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    tokio::pin!(asked);
+    if let session::Ended::Crashed(reason) = session.run_until(&mut asked).await {
+        // The sockets answer with the reason until this session is stopped.
+        eprintln!("{reason}");
+        asked.await;
+    }
     eprintln!("stopping the VM...");
-    let stopped = vm::stop(&ctx.home, Duration::from_secs(10)).await;
-    running.reap().await;
-    stopped?;
-    outcome?;
+    session.shutdown(Duration::from_secs(10)).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -178,7 +170,12 @@ async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> 
 /// failure to write it is reported, not fatal (DOCKER_HOST works without it).
 fn context_for(socket: &std::path::Path) {
     match berth_host::docker_context::ensure(socket) {
-        Ok(_) => eprintln!("docker context \"{}\": docker --context {} ... (or DOCKER_HOST=unix://{})", berth_host::docker_context::CONTEXT_NAME, berth_host::docker_context::CONTEXT_NAME, socket.display()),
+        Ok(_) => context_hint(socket),
         Err(e) => eprintln!("warning: cannot write the berth docker context: {e}"),
     }
+}
+
+fn context_hint(socket: &std::path::Path) {
+    let name = berth_host::docker_context::CONTEXT_NAME;
+    eprintln!("docker context \"{name}\": docker --context {name} ... (or DOCKER_HOST=unix://{})", socket.display());
 }

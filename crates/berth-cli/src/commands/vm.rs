@@ -1,15 +1,18 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use berth_host::vm::{self, StopOutcome, VmConfig, VmState};
+use berth_host::session::{self, Stopped};
+use berth_host::settings::Settings;
+use berth_host::vm::{StopOutcome, VmState};
 
 use super::{CommandResult, Context, Format};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VmCommand {
-    /// Boot the VM and wait until its engine answers.
+    /// Boot the VM and wait until its engine answers; the session (sockets, published
+    /// ports, shares) keeps running in the background until `berth vm stop`.
     Start,
-    /// Power the VM off (ACPI power button, then quit, then kill).
+    /// Stop the session and power the VM off (ACPI power button, then quit, then kill).
     Stop {
         /// Seconds the guest gets to power off by itself.
         #[arg(long, default_value_t = 10)]
@@ -25,38 +28,39 @@ pub enum VmCommand {
 pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
     match cmd {
         VmCommand::Start => {
-            let config = VmConfig::from_env()?;
-            let running = vm::start(&ctx.home, &config, |state| {
-                if let VmState::Booting { accel } = state {
-                    eprintln!("booting the VM ({accel})...");
-                }
-            })
-            .await?;
-            println!(
-                "VM ready in {:.2}s: engine {} on kernel {} ({})",
-                running.boot_time.as_secs_f64(),
-                running.engine.engine_version,
-                running.engine.kernel_version,
-                running.record.accel.as_str()
-            );
-            running.detach();
+            // Checked here, so a bad setting is this command's error.
+            let config = Settings::load(&ctx.home)?.vm_config(&ctx.home)?;
+            let exe = std::env::current_exe()?;
+            let timeout = config.boot_timeout + Duration::from_secs(30);
+            let started = session::start_detached(&ctx.home, &exe, &["serve".into()], timeout).await?;
+            match session::status(&ctx.home).await {
+                VmState::Ready { accel, engine } => println!(
+                    "{} ({accel}): engine {} on kernel {}; docker context \"berth\" (DOCKER_HOST=unix://{}); log in {}",
+                    if started { "VM ready" } else { "VM already running" },
+                    engine.engine_version,
+                    engine.kernel_version,
+                    ctx.home.docker_socket().display(),
+                    session::log_path(&ctx.home).display()
+                ),
+                other => return Err(format!("the VM is {}", other.name()).into()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         VmCommand::Stop { time } => {
-            let outcome = vm::stop(&ctx.home, Duration::from_secs(time)).await?;
+            let outcome = session::request_stop(&ctx.home, Duration::from_secs(time)).await?;
             println!(
                 "{}",
                 match outcome {
-                    StopOutcome::NotRunning => "the VM was not running",
-                    StopOutcome::PoweredOff => "the VM powered off",
-                    StopOutcome::Quit => "the VM did not power off in time; QEMU was told to quit",
-                    StopOutcome::Killed => "the VM did not stop; QEMU was killed",
+                    Stopped::NothingRan => "the VM was not running",
+                    Stopped::Session | Stopped::Vm(StopOutcome::NotRunning) | Stopped::Vm(StopOutcome::PoweredOff) => "the VM powered off",
+                    Stopped::Vm(StopOutcome::Quit) => "the VM did not power off in time; QEMU was told to quit",
+                    Stopped::Vm(StopOutcome::Killed) => "the VM did not stop; QEMU was killed",
                 }
             );
             Ok(ExitCode::SUCCESS)
         }
         VmCommand::Status { format } => {
-            let state = vm::status(&ctx.home).await;
+            let state = session::status(&ctx.home).await;
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&state)?),
                 Format::Text => match &state {

@@ -307,6 +307,9 @@ impl Containers {
     /// Records a new container; returns it.
     pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
         validate(&request, self.facts.cpus)?;
+        for mount in request.mounts.iter().filter(|m| m.kind == "bind") {
+            self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;
+        }
         if request.init && self.runtime.init.is_none() {
             return Err(ContainerError::Invalid(
                 "--init needs a statically linked init: build berth-monitor for musl or set BERTH_INIT".to_owned(),

@@ -176,7 +176,12 @@ impl Containers {
         let (netns, network) = self.join_networks(record).await?;
         let first = network.as_ref().and_then(|n| n.endpoints.first());
         let nameserver = network.as_ref().and_then(|n| n.endpoints.iter().find(|e| e.dns)).map(|e| e.gateway);
-        let settings = rootfs::EtcSettings { nameserver, extras: Some(&record.host_config.extras), host_gateway: first.map(|e| e.gateway) };
+        let settings = rootfs::EtcSettings {
+            nameserver,
+            extras: Some(&record.host_config.extras),
+            host_gateway: self.runtime.host_gateway.or(first.map(|e| e.gateway)),
+            host_docker_internal: self.runtime.host_gateway.is_some(),
+        };
         rootfs::write_etc_files(&files, &record.config.hostname, first.map(|e| e.ip), &settings)?;
         let input = SpecInput {
             record,

@@ -121,6 +121,13 @@ pub struct RuntimeConfig {
     /// The init `--init` runs at PID 1: `BERTH_INIT`, else the monitor when it is
     /// statically linked (it has an init mode and then runs in any image).
     pub init: Option<PathBuf>,
+    /// In the VM, the host folders shared into it (`BERTH_SHARES`, `:`-separated): a
+    /// bind source must be inside one. Empty natively: every host path is there.
+    pub shares: Vec<PathBuf>,
+    /// What `host-gateway` and `host.docker.internal` stand for when set
+    /// (`BERTH_HOST_GATEWAY_IP`; in the VM the host's loopback as QEMU offers it);
+    /// otherwise the container network's gateway.
+    pub host_gateway: Option<std::net::Ipv4Addr>,
 }
 
 impl RuntimeConfig {
@@ -136,7 +143,24 @@ impl RuntimeConfig {
         let init = std::env::var_os("BERTH_INIT")
             .map(PathBuf::from)
             .or_else(|| is_static_elf(&monitor).then(|| monitor.clone()));
-        RuntimeConfig { runtime, monitor, init }
+        let shares = std::env::var("BERTH_SHARES").unwrap_or_default().split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect();
+        let host_gateway = std::env::var("BERTH_HOST_GATEWAY_IP").ok().and_then(|ip| ip.parse().ok());
+        RuntimeConfig { runtime, monitor, init, shares, host_gateway }
+    }
+
+    /// Refuses a bind source the engine cannot see as the user's: in the VM, one
+    /// outside every share would be an empty folder of the VM's, never the user's
+    /// files. The engine's own socket is the VM's, as on Docker Desktop.
+    pub fn check_bind_source(&self, source: &str) -> Result<(), String> {
+        const VM_PATHS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
+        if self.shares.is_empty() || VM_PATHS.contains(&source) || self.shares.iter().any(|s| Path::new(source).starts_with(s)) {
+            return Ok(());
+        }
+        let shares: Vec<String> = self.shares.iter().map(|s| s.display().to_string()).collect();
+        Err(format!(
+            "mounts denied: the path {source} is not shared from the host into Berth's VM; shared folders: {} (add one with `berth settings set shares`)",
+            shares.join(", ")
+        ))
     }
 }
 

@@ -279,6 +279,8 @@ pub struct EtcSettings<'a> {
     /// What `host-gateway` stands for: the address the host has on the container's
     /// network.
     pub host_gateway: Option<std::net::Ipv4Addr>,
+    /// Name the host `host.docker.internal`, as Docker Desktop does (in the VM).
+    pub host_docker_internal: bool,
 }
 
 pub fn write_etc_files(dir: &Path, hostname: &str, address: Option<std::net::Ipv4Addr>, settings: &EtcSettings<'_>) -> Result<(), RootfsError> {
@@ -291,6 +293,12 @@ pub fn write_etc_files(dir: &Path, hostname: &str, address: Option<std::net::Ipv
         if let Some((name, ip)) = entry.split_once(':') {
             let ip = if ip == "host-gateway" { settings.host_gateway.map_or_else(|| "127.0.0.1".to_owned(), |g| g.to_string()) } else { ip.to_owned() };
             hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    if let (true, Some(gateway)) = (settings.host_docker_internal, settings.host_gateway) {
+        let named = settings.extras.is_some_and(|e| e.extra_hosts.iter().any(|h| h.split_once(':').is_some_and(|(n, _)| n == "host.docker.internal")));
+        if !named {
+            hosts.push_str(&format!("{gateway}\thost.docker.internal\n"));
         }
     }
     hosts.push_str(&format!("{own}\t{hostname}\n"));

@@ -4,6 +4,7 @@
 //! its record in `$BERTH_HOME/vm/state.json`.
 
 pub mod accel;
+pub mod guest;
 pub mod image;
 pub mod qmp;
 pub mod qemu;
@@ -44,6 +45,17 @@ pub struct VmConfig {
     pub boot_timeout: Duration,
     /// How long a hardware accelerator may take before it counts as unusable.
     pub hardware_probe_timeout: Duration,
+    /// The engine's state disk; without one the state lives in the VM's memory.
+    pub data_disk: Option<guest::DataDisk>,
+    /// Host folders shared into the VM at the same paths (needs `virtiofsd`).
+    pub shares: Vec<PathBuf>,
+    pub virtiofsd: Option<PathBuf>,
+    /// The engine's environment in the VM (`BERTH_*` settings).
+    pub guest_env: Vec<(String, String)>,
+    /// The engine's `daemon.json` in the VM.
+    pub daemon_json: Option<serde_json::Value>,
+    /// A free-page-reporting balloon.
+    pub balloon: bool,
 }
 
 impl VmConfig {
@@ -85,6 +97,12 @@ impl VmConfig {
             mem_mib: u32::try_from(number("BERTH_VM_MEMORY_MIB", 1024)?).unwrap_or(1024).max(128),
             boot_timeout: Duration::from_secs(number("BERTH_BOOT_TIMEOUT_SECS", 60)?),
             hardware_probe_timeout: Duration::from_secs(3),
+            data_disk: None,
+            shares: Vec::new(),
+            virtiofsd: None,
+            guest_env: Vec::new(),
+            daemon_json: None,
+            balloon: false,
         })
     }
 }
@@ -139,6 +157,12 @@ pub enum StartError {
     QemuExited { accel: &'static str, reason: String, console: String },
     #[error("the agent did not answer within {timeout:?} under {accel} ({last})\n--- console tail ---\n{console}")]
     NoAnswer { accel: &'static str, timeout: Duration, last: String, console: String },
+    #[error("the VM could not start its engine: {reason}\n--- console tail ---\n{console}")]
+    BootFailed { reason: String, console: String },
+    #[error("cannot share {path} with the VM: virtiofsd {detail}")]
+    ShareFailed { path: PathBuf, detail: String },
+    #[error("virtiofsd is not installed, so no folder can be shared with the VM (`cargo xtask setup` installs it; or set BERTH_VIRTIOFSD)")]
+    VirtiofsdMissing,
 }
 
 impl StartError {
@@ -146,10 +170,15 @@ impl StartError {
         match self {
             StartError::QemuMissing { .. }
             | StartError::ImageMissing(_)
-            | StartError::VhostMissing => ErrorKind::NotFound,
+            | StartError::VhostMissing
+            | StartError::VirtiofsdMissing => ErrorKind::NotFound,
             StartError::InvalidConfig(_) | StartError::SocketPathTooLong { .. } => ErrorKind::InvalidArgument,
             StartError::AlreadyRunning { .. } => ErrorKind::Conflict,
-            StartError::QemuExited { .. } | StartError::NoAnswer { .. } | StartError::VhostFailed { .. } => {
+            StartError::QemuExited { .. }
+            | StartError::NoAnswer { .. }
+            | StartError::VhostFailed { .. }
+            | StartError::BootFailed { .. }
+            | StartError::ShareFailed { .. } => {
                 ErrorKind::Unavailable
             }
             StartError::Io { .. } => ErrorKind::Internal,
@@ -175,6 +204,11 @@ pub struct VmPaths {
     pub qemu_log: PathBuf,
     pub vhost_log: PathBuf,
     pub verdicts: PathBuf,
+    /// The engine's state disk.
+    pub data_disk: PathBuf,
+    /// The guest's boot settings and daemon.json, passed through fw_cfg.
+    pub boot_conf: PathBuf,
+    pub daemon_json: PathBuf,
 }
 
 impl VmPaths {
@@ -190,6 +224,9 @@ impl VmPaths {
             qemu_log: dir.join("qemu.log"),
             vhost_log: dir.join("vhost-device-vsock.log"),
             verdicts: dir.join("accel-verdicts.json"),
+            data_disk: dir.join("data.img"),
+            boot_conf: dir.join("boot.conf"),
+            daemon_json: dir.join("daemon.json"),
             dir,
         }
     }
@@ -205,6 +242,7 @@ pub struct RunningVm {
     pub boot_time: Duration,
     qemu: Child,
     vhost: Option<Child>,
+    virtiofsd: Vec<Child>,
 }
 
 impl RunningVm {
@@ -234,6 +272,14 @@ impl RunningVm {
         if let Some(vhost) = self.vhost.as_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(5), vhost.wait()).await;
         }
+        for child in &mut self.virtiofsd {
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+    }
+
+    /// Why QEMU is gone, once it is (reaped here); `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.qemu.try_wait().ok().flatten()
     }
 }
 
@@ -283,6 +329,9 @@ pub async fn start(
         on_state(&VmState::Booting { accel: accel.as_str().to_owned() });
         match boot_once(&paths, config, accel, timeout).await {
             Ok(vm) => {
+                if let Some(disk) = &config.data_disk {
+                    disk.made();
+                }
                 on_state(&vm.ready_state());
                 return Ok(vm);
             }
@@ -322,10 +371,33 @@ async fn boot_once(
         let _ = std::fs::remove_file(stale);
     }
     let started = Instant::now();
+    let fresh_disk = match &config.data_disk {
+        Some(disk) => Some(disk.prepare()?),
+        None => None,
+    };
+    let shares = guest::shares(paths, &config.shares)?;
+    let conf = guest::boot_conf(fresh_disk, &shares, &config.guest_env)?;
+    std::fs::write(&paths.boot_conf, conf).map_err(StartError::io("write the VM's boot settings"))?;
+    let mut fw_cfg = vec![("opt/berth/boot.conf".to_owned(), paths.boot_conf.clone())];
+    if let Some(daemon) = &config.daemon_json {
+        std::fs::write(&paths.daemon_json, serde_json::to_vec_pretty(daemon).unwrap_or_default()).map_err(StartError::io("write the engine's settings"))?;
+        fw_cfg.push(("opt/berth/daemon.json".to_owned(), paths.daemon_json.clone()));
+    }
+    let mut virtiofsd = Vec::new();
+    if !shares.is_empty() {
+        let program = config.virtiofsd.as_ref().ok_or(StartError::VirtiofsdMissing)?;
+        virtiofsd = guest::spawn_virtiofsd(program, paths, &shares).await?;
+    }
     let mut vhost = None;
     let vsock = match &config.vhost_device_vsock {
         Some(program) => {
-            vhost = Some(spawn_vhost(program, paths).await?);
+            match spawn_vhost(program, paths).await {
+                Ok(child) => vhost = Some(child),
+                Err(err) => {
+                    guest::kill_all(&mut virtiofsd).await;
+                    return Err(err);
+                }
+            }
             VsockDevice::VhostUser { socket: paths.vhost_socket.clone() }
         }
         None => VsockDevice::Kernel { guest_cid: pick_guest_cid() },
@@ -345,6 +417,10 @@ async fn boot_once(
         console_log: paths.console_log.clone(),
         vsock,
         user_network: true,
+        data_disk: config.data_disk.as_ref().map(|d| d.path.clone()),
+        shares: shares.iter().map(|s| (s.tag.clone(), s.socket.clone())).collect(),
+        fw_cfg,
+        balloon: config.balloon,
     };
     let qemu_log = std::fs::File::create(&paths.qemu_log).map_err(StartError::io("create the QEMU log"))?;
     let qemu_log_err = qemu_log.try_clone().map_err(StartError::io("open the QEMU log"))?;
@@ -362,12 +438,14 @@ async fn boot_once(
             if let Some(mut v) = vhost {
                 let _ = v.kill().await;
             }
+            guest::kill_all(&mut virtiofsd).await;
             return Err(StartError::Io { what: format!("run {}", config.qemu.display()), source });
         }
     };
     let record = VmRecord {
         qemu_pid: qemu.id().unwrap_or(0),
         vhost_pid: vhost.as_ref().and_then(Child::id),
+        virtiofsd_pids: virtiofsd.iter().filter_map(Child::id).collect(),
         accel,
         qmp_socket: paths.qmp.clone(),
         vsock_uds: config.vhost_device_vsock.as_ref().map(|_| paths.vsock_uds.clone()),
@@ -378,7 +456,7 @@ async fn boot_once(
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0),
     };
-    let mut vm_children = Children { qemu, vhost };
+    let mut vm_children = Children { qemu, vhost, virtiofsd };
     if let Err(source) = state::save(&paths.state, &record) {
         vm_children.kill().await;
         return Err(StartError::Io { what: "write the VM state".into(), source });
@@ -393,9 +471,20 @@ async fn boot_once(
     let blind_after = Instant::now() + Duration::from_secs(8);
     let waited = {
         let children = &mut vm_children;
-        agent::wait_ready(&endpoint, deadline, || children.alive(&qemu_log_path), || {
-            console.contains(berth_proto::AGENT_LISTENING_MARKER) || Instant::now() > blind_after
-        })
+        let console = &console;
+        agent::wait_ready(
+            &endpoint,
+            deadline,
+            || {
+                children.alive(&qemu_log_path)?;
+                // The guest says why it will not start the engine (a damaged data disk).
+                match console.line_with(BOOT_FAILED_MARKER) {
+                    Some(line) => Err(format!("{BOOT_FAILED_MARKER}{line}")),
+                    None => Ok(()),
+                }
+            },
+            || console.contains(berth_proto::AGENT_LISTENING_MARKER) || Instant::now() > blind_after,
+        )
         .await
     };
     match waited {
@@ -406,6 +495,7 @@ async fn boot_once(
             boot_time: started.elapsed(),
             qemu: vm_children.qemu,
             vhost: vm_children.vhost,
+            virtiofsd: vm_children.virtiofsd,
         }),
         Err(err) => {
             vm_children.kill().await;
@@ -421,6 +511,9 @@ async fn boot_once(
                 }
             }
             Err(match err {
+                WaitError::Gone { reason } if reason.starts_with(BOOT_FAILED_MARKER) => {
+                    StartError::BootFailed { reason: reason[BOOT_FAILED_MARKER.len()..].trim().to_owned(), console }
+                }
                 WaitError::Gone { reason } => StartError::QemuExited { accel: accel.as_str(), reason, console },
                 WaitError::Deadline { last } => StartError::NoAnswer { accel: accel.as_str(), timeout, last, console },
             })
@@ -437,6 +530,17 @@ struct ConsoleWatch {
 impl ConsoleWatch {
     fn new(path: &Path) -> ConsoleWatch {
         ConsoleWatch { path: path.to_owned(), seen: std::sync::Mutex::new((0, String::new())) }
+    }
+
+    /// The rest of the first line seen that holds `needle`, after it.
+    fn line_with(&self, needle: &str) -> Option<String> {
+        self.contains(needle);
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let at = seen.1.find(needle)?;
+        let rest = &seen.1[at + needle.len()..];
+        // Only a whole line: the console may be mid-write.
+        let (line, _) = rest.split_once('\n')?;
+        Some(line.trim().to_owned())
     }
 
     fn contains(&self, needle: &str) -> bool {
@@ -460,9 +564,13 @@ impl ConsoleWatch {
     }
 }
 
+/// What the guest's rcS prints when it will not start the engine.
+const BOOT_FAILED_MARKER: &str = "BERTH-BOOT-FAILED:";
+
 struct Children {
     qemu: Child,
     vhost: Option<Child>,
+    virtiofsd: Vec<Child>,
 }
 
 impl Children {
@@ -485,6 +593,7 @@ impl Children {
         if let Some(vhost) = self.vhost.as_mut() {
             let _ = vhost.kill().await;
         }
+        guest::kill_all(&mut self.virtiofsd).await;
     }
 }
 
@@ -525,11 +634,32 @@ fn pick_guest_cid() -> u32 {
     3 + std::process::id() % 100_000
 }
 
-/// The last `lines` lines of a log file.
+/// The last `lines` lines of a log file, without terminal colour codes.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path).map(|b| strip_ansi(&String::from_utf8_lossy(&b))).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `text` without ANSI escape sequences (the agent's log colours on the console).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then one final byte in @..~.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The VM's state, from its record, QEMU's status and the agent.
@@ -666,6 +796,14 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
                 problems.push(format!("QEMU pid {} did not exit", record.qemu_pid));
             }
         }
+        for &pid in &record.virtiofsd_pids {
+            if state::process_alive(pid, "virtiofsd") {
+                signal(pid, libc::SIGKILL);
+                if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "virtiofsd")).await {
+                    problems.push(format!("virtiofsd pid {pid} did not exit"));
+                }
+            }
+        }
         if let Some(pid) = record.vhost_pid {
             if state::process_alive(pid, "vhost-device-vsock") {
                 signal(pid, libc::SIGTERM);
@@ -729,6 +867,8 @@ mod tests {
         let file = dir.join("log");
         std::fs::write(&file, "a\nb\nc\nd\n").expect("write");
         assert_eq!(tail(&file, 2), "c\nd");
+        std::fs::write(&file, "\u{1b}[2mtime\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m up\n").expect("write");
+        assert_eq!(tail(&file, 1), "time  INFO up");
         assert_eq!(tail(&dir.join("missing"), 2), "");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
@@ -750,6 +890,7 @@ mod tests {
         let record = VmRecord {
             qemu_pid: u32::MAX - 7,
             vhost_pid: None,
+            virtiofsd_pids: Vec::new(),
             accel: Accel::Tcg,
             qmp_socket: paths.qmp.clone(),
             vsock_uds: Some(paths.vsock_uds.clone()),

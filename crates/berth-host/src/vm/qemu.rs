@@ -30,6 +30,19 @@ pub struct QemuArgs {
     /// QEMU user-mode networking: the guest reaches the host (10.0.2.2) and, through
     /// it, what the host reaches; nothing listens for the guest on the host.
     pub user_network: bool,
+    /// The engine's data disk (raw, sparse; discards free its space on the host).
+    pub data_disk: Option<PathBuf>,
+    /// Host folders from virtiofsd: (tag, its vhost-user socket).
+    pub shares: Vec<(String, PathBuf)>,
+    /// Files the guest reads from fw_cfg: (name, host file).
+    pub fw_cfg: Vec<(String, PathBuf)>,
+    /// A balloon with free page reporting: memory the guest frees goes back to the host.
+    pub balloon: bool,
+}
+
+/// A path inside a QEMU option value, where a comma must be doubled.
+fn opt_path(path: &std::path::Path) -> String {
+    path.display().to_string().replace(',', ",,")
 }
 
 impl QemuArgs {
@@ -37,14 +50,16 @@ impl QemuArgs {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
         let mut machine = format!("q35,accel={}", self.accel.as_str());
-        if matches!(self.vsock, VsockDevice::VhostUser { .. }) {
+        // vhost-user devices (vsock's backend, virtiofsd) map the guest's memory.
+        let shared_memory = matches!(self.vsock, VsockDevice::VhostUser { .. }) || !self.shares.is_empty();
+        if shared_memory {
             // vhost-user needs guest memory the backend can map: a shared memfd.
             machine.push_str(",memory-backend=mem0");
         }
         push(&["-name", "berth", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
         push(&["-machine", &machine, "-cpu", self.accel.cpu_model()]);
         push(&["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)]);
-        if matches!(self.vsock, VsockDevice::VhostUser { .. }) {
+        if shared_memory {
             push(&["-object", &format!("memory-backend-memfd,id=mem0,size={}M,share=on", self.mem_mib)]);
         }
         push(&["-kernel", &self.kernel.to_string_lossy(), "-initrd", &self.initrd.to_string_lossy()]);
@@ -63,6 +78,20 @@ impl QemuArgs {
         }
         if self.user_network {
             push(&["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]);
+        }
+        if let Some(disk) = &self.data_disk {
+            push(&["-drive", &format!("file={},if=none,id=data0,format=raw,discard=unmap,detect-zeroes=unmap", opt_path(disk))]);
+            push(&["-device", "virtio-blk-pci,drive=data0"]);
+        }
+        for (i, (tag, socket)) in self.shares.iter().enumerate() {
+            push(&["-chardev", &format!("socket,id=fs{i},path={}", opt_path(socket))]);
+            push(&["-device", &format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}")]);
+        }
+        for (name, file) in &self.fw_cfg {
+            push(&["-fw_cfg", &format!("name={name},file={}", opt_path(file))]);
+        }
+        if self.balloon {
+            push(&["-device", "virtio-balloon-pci,free-page-reporting=on"]);
         }
         args
     }
@@ -84,6 +113,10 @@ mod tests {
             console_log: "/h/console.log".into(),
             vsock,
             user_network: true,
+            data_disk: None,
+            shares: Vec::new(),
+            fw_cfg: Vec::new(),
+            balloon: false,
         }
         .to_args()
         .into_iter()

@@ -11,6 +11,9 @@ use super::accel::Accel;
 pub struct VmRecord {
     pub qemu_pid: u32,
     pub vhost_pid: Option<u32>,
+    /// One virtiofsd per shared folder.
+    #[serde(default)]
+    pub virtiofsd_pids: Vec<u32>,
     pub accel: Accel,
     pub qmp_socket: PathBuf,
     /// The hybrid vsock socket (vhost-device-vsock's uds-path), when used.
@@ -69,6 +72,7 @@ mod tests {
         let record = VmRecord {
             qemu_pid: 42,
             vhost_pid: Some(43),
+            virtiofsd_pids: vec![44],
             accel: Accel::Tcg,
             qmp_socket: "/x/qmp.sock".into(),
             vsock_uds: Some("/x/vsock.sock".into()),
