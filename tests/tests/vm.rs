@@ -212,10 +212,14 @@ fn cli_vm_start_status_version_stop() {
     }
     let version: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(version["engine"]["kernel_version"], manifest_kernel_release());
-    assert!(version["engine"]["endpoint"].as_str().unwrap_or_default().starts_with("vsock"), "{version}");
+    // Through the session's socket, which `vm start` left serving.
+    assert_eq!(version["engine"]["endpoint"], format!("unix:{}", home.join("run/berth.sock").display()), "{version}");
 
-    let (ok, out, _) = run(&["vm", "start"]);
-    assert!(!ok && out.is_empty(), "a second start must fail");
+    // A second start attaches to the running session: no second VM.
+    let (ok, out, err) = run(&["vm", "start"]);
+    assert!(ok && out.starts_with("VM already running"), "{out} {err}");
+    let qemus = processes_matching(&home.display().to_string()).into_iter().filter(|(_, cmd)| cmd.contains("qemu-system")).count();
+    assert_eq!(qemus, 1, "one QEMU");
 
     let (ok, out, err) = run(&["vm", "stop"]);
     assert!(ok, "{err}");
@@ -419,10 +423,25 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // A second `berth serve` on the same home refuses the busy socket.
-    let second = berth(&home, &["serve"]);
-    assert!(!second.status.success());
-    assert!(String::from_utf8_lossy(&second.stderr).contains("in use"), "{}", String::from_utf8_lossy(&second.stderr));
+    // A second `berth serve` on the same home attaches to the running session (no
+    // second VM), and leaving it leaves the session running.
+    let second_log = home.join("second-serve.log");
+    let mut second = Serving(std::process::Command::new(berth_tests::bin("berth"))
+        .arg("serve")
+        .env("BERTH_HOME", &home)
+        .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&second_log).expect("log"))
+        .spawn()
+        .expect("second berth serve"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&second_log).unwrap_or_default().contains("attached to the Berth session already running") {
+        assert!(std::time::Instant::now() < deadline, "the second serve did not attach: {}", std::fs::read_to_string(&second_log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::process::Command::new("kill").args(["-TERM", &second.id().to_string()]).status().expect("kill");
+    assert!(second.wait().expect("wait").success());
+    assert!(berth(&home, &["version"]).status.success(), "the session outlives a detached second serve");
 
     std::process::Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().expect("kill");
     let status = serve.wait().expect("wait");
@@ -588,4 +607,257 @@ async fn exit_and_output(
         text.push_str(&String::from_utf8_lossy(&chunk.data));
     }
     (code, text)
+}
+
+/// The session as a user lives in it (issue: the VM as the product): `berth vm start`
+/// returns and leaves the session running, so the docker CLI reaches the engine with no
+/// other berth process; the user's files are shared at their own paths (virtiofs); the
+/// engine's state survives `vm stop`/`vm start` and a killed QEMU; a dead VM is reported
+/// by the socket at once; containers reach the host's loopback as
+/// `host.docker.internal`; space freed in the VM is freed on the host.
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn a_session_shares_files_keeps_state_and_reports_a_crash() {
+    let home = berth_tests::temp_home("vm-session");
+    let artifacts = berth_tests::artifact_dir("vm-session");
+    let berth_cmd = |args: &[&str]| {
+        let out = std::process::Command::new(berth_tests::bin("berth"))
+            .args(args)
+            .env("BERTH_HOME", &home)
+            .env("BERTH_ACCEL", "tcg")
+            .env("BERTH_VM_MEMORY_MIB", "1024")
+            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .output()
+            .expect("berth");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .output()
+            .expect("docker CLI");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Stops the session and keeps the logs whatever happens.
+    struct Guard<'a>(&'a std::path::Path, &'a std::path::Path);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            for log in ["console.log", "qemu.log", "session.log", "virtiofsd-share0.log", "boot.conf"] {
+                let _ = std::fs::copy(self.0.join("vm").join(log), self.1.join(log));
+            }
+            let _ = std::process::Command::new(berth_tests::bin("berth")).args(["vm", "stop", "--time", "2"]).env("BERTH_HOME", self.0).output();
+        }
+    }
+    let _guard = Guard(&home, &artifacts);
+    let (ok, out, err) = berth_cmd(&["vm", "start"]);
+    assert!(ok && out.starts_with("VM ready in"), "{out}{err}");
+    // No berth process of ours is left but the session itself.
+    let serving: Vec<_> = processes_matching("berth").into_iter().filter(|(_, c)| c.contains(" serve")).collect();
+    assert!(!serving.is_empty(), "the session runs in the background");
+    let (ok, out, err) = docker(&["version", "--format", "{{.Server.Platform.Name}}"]);
+    assert!(ok && out.trim() == "Berth", "{out}{err}");
+    let archive = home.join("image.tar");
+    std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:vm")).expect("archive");
+    let (ok, _, err) = docker(&["load", "-i", &archive.display().to_string()]);
+    assert!(ok, "{err}");
+
+    // The user's files at their own path, both ways; what a container writes is the
+    // host user's.
+    let project = home.join("project");
+    std::fs::create_dir_all(project.join("src")).expect("project");
+    std::fs::write(project.join("src/hello.txt"), "from the host\n").expect("write");
+    let bind = format!("{}:/app", project.join("src").display());
+    let (ok, out, err) = docker(&["run", "--rm", "-v", &bind, "berth.test/busybox:vm", "cat", "/app/hello.txt"]);
+    assert!(ok && out == "from the host\n", "{out}{err}");
+    let (ok, _, err) = docker(&["run", "--rm", "-v", &bind, "berth.test/busybox:vm", "sh", "-c", "echo from the container > /app/out.txt"]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(project.join("src/out.txt")).expect("written through the share"), "from the container\n");
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    assert_eq!(std::fs::metadata(project.join("src/out.txt")).expect("stat").uid(), me);
+    // A host edit is seen at once by a running container.
+    let (ok, _, err) = docker(&["run", "-d", "--name", "watcher", "-v", &bind, "berth.test/busybox:vm", "sleep", "300"]);
+    assert!(ok, "{err}");
+    std::fs::write(project.join("src/hello.txt"), "edited on the host\n").expect("edit");
+    let (_, out, _) = docker(&["exec", "watcher", "cat", "/app/hello.txt"]);
+    assert_eq!(out, "edited on the host\n");
+    assert!(docker(&["rm", "-f", "watcher"]).0);
+    // A compose project's relative bind.
+    std::fs::write(project.join("compose.yaml"), "services:\n  web:\n    image: berth.test/busybox:vm\n    volumes:\n      - ./src:/app\n    command: cat /app/hello.txt\n").expect("compose file");
+    let composed = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["compose", "run", "--rm", "web"])
+        .current_dir(&project)
+        .env("BERTH_HOME", &home)
+        .output()
+        .expect("berth compose");
+    assert!(composed.status.success(), "{}", String::from_utf8_lossy(&composed.stderr));
+    assert_eq!(String::from_utf8_lossy(&composed.stdout), "edited on the host\n");
+    // A bind outside every share is refused, naming the shares; nothing is made.
+    let (ok, _, err) = docker(&["run", "--rm", "-v", "/etc/berth-not-shared:/x", "berth.test/busybox:vm", "true"]);
+    assert!(!ok && err.contains("is not shared from the host") && err.contains("/tmp"), "{err}");
+    assert!(!std::path::Path::new("/etc/berth-not-shared").exists());
+
+    // host.docker.internal is the host's loopback.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("a host server");
+    let host_port = server.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in server.incoming().flatten().take(1) {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nhello, host!\n");
+        }
+    });
+    let url = format!("http://host.docker.internal:{host_port}/");
+    let (ok, out, err) = docker(&["run", "--rm", "berth.test/busybox:vm", "wget", "-q", "-O", "-", &url]);
+    assert!(ok && out == "hello, host!\n", "{out}{err}");
+
+    // State survives a stop and a start.
+    assert!(docker(&["volume", "create", "keep"]).0);
+    let (ok, _, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "sh", "-c", "echo kept > /data/f"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = berth_cmd(&["vm", "stop"]);
+    assert!(ok && out.trim() == "the VM powered off", "{out}{err}");
+    assert!(!home.join("run/docker.sock").exists());
+    let (ok, out, err) = berth_cmd(&["vm", "start"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "cat", "/data/f"]);
+    assert!(ok && out == "kept\n", "{out}{err}");
+
+    // Space freed in the VM is freed on the host (discard), within a minute. The data
+    // is not zeros: QEMU turns written zeros into discards.
+    let allocated = || std::fs::metadata(home.join("vm/data.img")).expect("data disk").blocks() * 512;
+    let before = allocated();
+    let (ok, _, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "sh", "-c", "head -c 1048576 /dev/urandom > /tmp/r && i=0 && while [ $i -lt 1024 ]; do cat /tmp/r; i=$((i+1)); done > /data/big && sync"]);
+    assert!(ok, "{err}");
+    let grown = allocated();
+    assert!(grown >= before + (900 << 20), "1 GiB written: {before} -> {grown}");
+    let (ok, _, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "sh", "-c", "rm /data/big && sync"]);
+    assert!(ok, "{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while allocated() > before + (100 << 20) {
+        assert!(std::time::Instant::now() < deadline, "the disk image still holds {} bytes (was {before})", allocated());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // A killed QEMU: the socket says so at once, the state says why, and the next start
+    // finds everything.
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("vm/state.json")).expect("vm record")).expect("json");
+    let qemu = record["qemu_pid"].as_u64().expect("qemu pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &qemu]).status().expect("kill").success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        let started = std::time::Instant::now();
+        let (ok, _, err) = docker(&["ps"]);
+        assert!(started.elapsed() < Duration::from_secs(5), "docker ps hung");
+        if !ok && err.contains("stopped unexpectedly") {
+            break err;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dead VM was not reported: {err}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(err.contains("berth vm start"), "{err}");
+    let (_, out, _) = berth_cmd(&["vm", "status"]);
+    assert!(out.starts_with("error: the Berth VM stopped unexpectedly"), "{out}");
+    let (ok, out, err) = berth_cmd(&["vm", "start"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "cat", "/data/f"]);
+    assert!(ok && out == "kept\n", "{out}{err}");
+    let (ok, out, _) = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(ok && out.contains("berth.test/busybox:vm"), "{out}");
+
+    let (ok, out, err) = berth_cmd(&["vm", "stop"]);
+    assert!(ok, "{out}{err}");
+    let root = home.display().to_string();
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// What a user can get wrong, or a second program can do to the VM's files: clear
+/// errors, and the data disk untouched.
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
+    let home = berth_tests::temp_home("vm-bad-disk");
+    let artifacts = berth_tests::artifact_dir("vm-bad-disk");
+    let berth_cmd = |args: &[&str]| {
+        let out = std::process::Command::new(berth_tests::bin("berth"))
+            .args(args)
+            .env("BERTH_HOME", &home)
+            .env("BERTH_ACCEL", "tcg")
+            .env("BERTH_VM_MEMORY_MIB", "512")
+            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .output()
+            .expect("berth");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let keep = |why: String| -> ! {
+        for log in ["console.log", "qemu.log", "session.log"] {
+            let _ = std::fs::copy(home.join("vm").join(log), artifacts.join(log));
+        }
+        let _ = berth_cmd(&["vm", "stop", "--time", "2"]);
+        panic!("{why} (logs in {})", artifacts.display());
+    };
+    // A shared folder that does not exist: refused before anything starts.
+    let (ok, _, _) = berth_cmd(&["settings", "set", "shares", "/tmp", "/no/such/folder"]);
+    assert!(ok);
+    let (ok, _, err) = berth_cmd(&["vm", "start"]);
+    if ok || !err.contains("/no/such/folder") {
+        keep(format!("a missing share must be refused: {err}"));
+    }
+    assert!(!home.join("vm/data.img").exists(), "nothing was made");
+    let (ok, _, _) = berth_cmd(&["settings", "set", "shares", "/tmp"]);
+    assert!(ok);
+
+    // A data disk that is not a file system: refused, left as it was.
+    std::fs::create_dir_all(home.join("vm")).expect("vm dir");
+    let junk: Vec<u8> = (0..(4u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let disk = home.join("vm/data.img");
+    std::fs::write(&disk, &junk).expect("write junk");
+    let (ok, _, err) = berth_cmd(&["vm", "start"]);
+    if ok || !err.contains("the data disk is damaged") {
+        keep(format!("a damaged disk must be refused: {err}"));
+    }
+    let mut after = vec![0u8; junk.len()];
+    std::io::Read::read_exact(&mut std::fs::File::open(&disk).expect("open"), &mut after).expect("read");
+    assert!(after == junk, "the damaged disk's contents must not be changed");
+    let root = home.display().to_string();
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
+    std::fs::remove_file(&disk).expect("remove junk");
+
+    // A disk another QEMU holds: QEMU's own lock refuses it, in words.
+    let (ok, out, err) = berth_cmd(&["vm", "start"]);
+    if !ok {
+        keep(format!("vm start: {out}{err}"));
+    }
+    let (ok, _, _) = berth_cmd(&["vm", "stop"]);
+    assert!(ok);
+    let mut holder = std::process::Command::new(vm::find_program("qemu-system-x86_64").expect("qemu"))
+        .args(["-nodefaults", "-display", "none", "-machine", "q35,accel=tcg", "-S", "-device", "virtio-blk-pci,drive=d"])
+        .arg("-drive")
+        .arg(format!("file={},if=none,id=d,format=raw", disk.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a second QEMU");
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok, _, err) = berth_cmd(&["vm", "start"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    if ok || !err.contains("lock") {
+        keep(format!("a disk held by another QEMU must be refused: {err}"));
+    }
+    // And it still starts once the other QEMU is gone.
+    let (ok, out, err) = berth_cmd(&["vm", "start"]);
+    if !ok {
+        keep(format!("vm start after the lock went: {out}{err}"));
+    }
+    let (ok, _, _) = berth_cmd(&["vm", "stop"]);
+    assert!(ok);
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
+    let _ = std::fs::remove_dir_all(&home);
 }

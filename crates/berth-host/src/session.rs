@@ -27,6 +27,9 @@ pub struct SessionRecord {
     pub pid: u32,
     pub state: VmState,
     pub started_unix_ms: u64,
+    /// From QEMU's start to the engine's first answer, once ready.
+    #[serde(default)]
+    pub boot_ms: Option<u64>,
 }
 
 fn record_path(home: &BerthHome) -> PathBuf {
@@ -131,7 +134,7 @@ impl Session {
             pid: find(home).map(|r| r.pid).unwrap_or(0),
         })?;
         // Booting, the accelerator not chosen yet.
-        let mut record = SessionRecord { pid: std::process::id(), state: VmState::Booting { accel: String::new() }, started_unix_ms: now_ms() };
+        let mut record = SessionRecord { pid: std::process::id(), state: VmState::Booting { accel: String::new() }, started_unix_ms: now_ms(), boot_ms: None };
         save_record(home, &record);
         let failed = |record: &mut SessionRecord, err: &dyn std::fmt::Display| {
             record.state = VmState::Error { reason: err.to_string() };
@@ -206,6 +209,7 @@ impl Session {
         // Published ports of containers in the VM, on the host (as Docker Desktop does).
         tasks.push(tokio::spawn(crate::port_forward::forward_published_ports(running.client.clone(), endpoint.with_port(berth_proto::PORTS_VSOCK_PORT))));
         record.state = running.ready_state();
+        record.boot_ms = Some(u64::try_from(running.boot_time.as_millis()).unwrap_or(u64::MAX));
         save_record(home, &record);
         Ok(Session { home: home.clone(), vm: Some(running), tasks, down, record, sockets: vec![grpc_socket, docker_socket], _lock: lock })
     }
@@ -430,9 +434,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-session-find-{}", std::process::id()));
         let home = BerthHome::new(&dir);
         std::fs::create_dir_all(home.vm_dir()).expect("dir");
-        save_record(&home, &SessionRecord { pid: u32::MAX - 3, state: VmState::Stopping, started_unix_ms: 0 });
+        save_record(&home, &SessionRecord { pid: u32::MAX - 3, state: VmState::Stopping, started_unix_ms: 0, boot_ms: None });
         assert_eq!(find(&home), None);
-        save_record(&home, &SessionRecord { pid: std::process::id(), state: VmState::Stopping, started_unix_ms: 0 });
+        save_record(&home, &SessionRecord { pid: std::process::id(), state: VmState::Stopping, started_unix_ms: 0, boot_ms: None });
         assert!(find(&home).is_some());
         std::fs::remove_dir_all(&dir).expect("clean up");
     }

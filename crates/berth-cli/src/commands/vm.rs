@@ -33,9 +33,10 @@ pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
             let exe = std::env::current_exe()?;
             let timeout = config.boot_timeout + Duration::from_secs(30);
             let started = session::start_detached(&ctx.home, &exe, &["serve".into()], timeout).await?;
+            let boot = session::find(&ctx.home).and_then(|r| r.boot_ms).map(|ms| format!(" in {:.2}s", ms as f64 / 1000.0)).unwrap_or_default();
             match session::status(&ctx.home).await {
                 VmState::Ready { accel, engine } => println!(
-                    "{} ({accel}): engine {} on kernel {}; docker context \"berth\" (DOCKER_HOST=unix://{}); log in {}",
+                    "{}{boot} ({accel}): engine {} on kernel {}; docker context \"berth\" (DOCKER_HOST=unix://{}); log in {}",
                     if started { "VM ready" } else { "VM already running" },
                     engine.engine_version,
                     engine.kernel_version,

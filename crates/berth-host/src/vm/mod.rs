@@ -371,11 +371,12 @@ async fn boot_once(
         let _ = std::fs::remove_file(stale);
     }
     let started = Instant::now();
+    // The shares first: a bad one is refused before the disk is made.
+    let shares = guest::shares(paths, &config.shares)?;
     let fresh_disk = match &config.data_disk {
         Some(disk) => Some(disk.prepare()?),
         None => None,
     };
-    let shares = guest::shares(paths, &config.shares)?;
     let conf = guest::boot_conf(fresh_disk, &shares, &config.guest_env)?;
     std::fs::write(&paths.boot_conf, conf).map_err(StartError::io("write the VM's boot settings"))?;
     let mut fw_cfg = vec![("opt/berth/boot.conf".to_owned(), paths.boot_conf.clone())];
