@@ -124,6 +124,44 @@ fn start_the_vm_from_the_window_and_see_ready() {
         if cli["state"] != "ready" {
             return Err(format!("berth vm status says {cli}"));
         }
+        // The window's session serves run/docker.sock and forwards published ports, as
+        // `berth vm start` does.
+        let docker = |args: &[&str]| -> Result<String, String> {
+            let out = Command::new("docker")
+                .args(args)
+                .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
+                .env("DOCKER_CONFIG", home.join("docker-config"))
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("docker {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let archive = home.join("image.tar");
+        std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:gui")).map_err(|e| e.to_string())?;
+        docker(&["load", "-i", &archive.display().to_string()])?;
+        let web_port = free_port();
+        docker(&["run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{web_port}:80"), "berth.test/busybox:gui", "httpd", "-f", "-p", "80", "-h", "/srv"])?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let page = loop {
+            use std::io::{Read, Write};
+            let fetched = std::net::TcpStream::connect(("127.0.0.1", web_port)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                s.write_all(b"GET /data.txt HTTP/1.0\r\n\r\n")?;
+                let mut answer = String::new();
+                s.read_to_string(&mut answer)?;
+                Ok(answer)
+            });
+            match fetched {
+                Ok(answer) if !answer.is_empty() => break answer,
+                _ if std::time::Instant::now() > deadline => return Err(format!("the published port {web_port} never answered on the host")),
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        if !page.ends_with("from the image\n") {
+            return Err(format!("the published port answered {page:?}"));
+        }
 
         session.click("#stop")?;
         session.wait_text("#vm-state", Duration::from_secs(60), |t| t == "stopped")?;

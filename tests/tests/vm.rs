@@ -627,6 +627,8 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
             .env("BERTH_ACCEL", "tcg")
             .env("BERTH_VM_MEMORY_MIB", "1024")
             .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            // The session sends the host's time every 2 s (30 s by default).
+            .env("BERTH_CLOCK_SYNC_SECS", "2")
             .output()
             .expect("berth");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -716,17 +718,37 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     let (ok, out, err) = docker(&["run", "--rm", "berth.test/busybox:vm", "wget", "-q", "-O", "-", &url]);
     assert!(ok && out == "hello, host!\n", "{out}{err}");
 
-    // State survives a stop and a start.
+    // The guest clock follows the host's: moved back a year, it comes back.
+    let (ok, _, err) = docker(&["run", "--rm", "--privileged", "berth.test/busybox:vm", "date", "-s", "2025-01-01 00:00:00"]);
+    assert!(ok, "{err}");
+    let host_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs() as i64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out, _) = docker(&["run", "--rm", "berth.test/busybox:vm", "date", "+%s"]);
+        let guest: i64 = out.trim().parse().unwrap_or(0);
+        if (guest - host_now()).abs() <= 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the guest clock stayed at {guest} (host {})", host_now());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // State survives a stop and a start; a larger disk limit grows the disk.
     assert!(docker(&["volume", "create", "keep"]).0);
     let (ok, _, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "sh", "-c", "echo kept > /data/f"]);
     assert!(ok, "{err}");
     let (ok, out, err) = berth_cmd(&["vm", "stop"]);
     assert!(ok && out.trim() == "the VM powered off", "{out}{err}");
     assert!(!home.join("run/docker.sock").exists());
+    let (ok, _, err) = berth_cmd(&["settings", "set", "disk-gib", "80"]);
+    assert!(ok, "{err}");
     let (ok, out, err) = berth_cmd(&["vm", "start"]);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "cat", "/data/f"]);
     assert!(ok && out == "kept\n", "{out}{err}");
+    let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "df", "-k", "/data"]);
+    let size_kib: u64 = out.lines().nth(1).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(ok && size_kib > 70 << 20, "the file system grew to the new limit: {out}{err}");
 
     // Space freed in the VM is freed on the host (discard), within a minute. The data
     // is not zeros: QEMU turns written zeros into discards.

@@ -53,6 +53,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "python3-docker",
     // testcontainers-python comes from PyPI, into a venv of its own (`python_packages`).
     "python3-venv",
+    // virtiofsd (cargo install, below) links libseccomp and libcap-ng.
+    "libseccomp-dev",
+    "libcap-ng-dev",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -60,6 +63,8 @@ pub const CARGO_TOOLS: &[(&str, &str, &str)] = &[
     // (crate, version, the binary it installs)
     ("vhost-device-vsock", "0.3.0", "vhost-device-vsock"),
     ("tauri-driver", "2.1.0", "tauri-driver"),
+    // The user's folders shared into the VM (Debian 12 has no virtiofsd package).
+    ("virtiofsd", "1.14.0", "virtiofsd"),
 ];
 
 pub fn run(_args: &[String]) -> Result<()> {

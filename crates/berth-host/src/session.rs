@@ -206,7 +206,9 @@ impl Session {
         if let Some((listener, acceptor)) = tcp {
             tasks.push(tokio::spawn(crate::proxy::serve_tls_framed(listener, acceptor, docker_endpoint)));
         }
-        // Published ports of containers in the VM, on the host (as Docker Desktop does).
+        tasks.push(tokio::spawn(follow_the_host_clock(running.client.clone())));
+        // Published ports of containers in the VM, on the host (as Docker Desktop does);
+        // last, so a dead VM's forwards can be closed on their own.
         tasks.push(tokio::spawn(crate::port_forward::forward_published_ports(running.client.clone(), endpoint.with_port(berth_proto::PORTS_VSOCK_PORT))));
         record.state = running.ready_state();
         record.boot_ms = Some(u64::try_from(running.boot_time.as_millis()).unwrap_or(u64::MAX));
@@ -375,6 +377,35 @@ async fn wait_ready(home: &BerthHome, mut child: Option<&mut std::process::Child
             return Err(SessionError::Failed { reason: format!("not ready within {timeout:?}; see {}", log_path(home).display()) });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Keeps the guest's clock on the host's: a sync every `BERTH_CLOCK_SYNC_SECS` (30),
+/// and at once when the host's wall clock jumps against its monotonic one (it slept, or
+/// its time was set).
+async fn follow_the_host_clock(client: crate::agent::AgentClient) {
+    let period = std::env::var("BERTH_CLOCK_SYNC_SECS").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs).unwrap_or(Duration::from_secs(30));
+    let wall_minus_mono = || {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        wall - START.elapsed().as_secs_f64()
+    };
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    let mut last_sync = Instant::now();
+    let mut baseline = wall_minus_mono();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1).min(period)).await;
+        let now = wall_minus_mono();
+        let jumped = (now - baseline).abs() > 1.0;
+        if !jumped && last_sync.elapsed() < period {
+            continue;
+        }
+        baseline = now;
+        last_sync = Instant::now();
+        match client.sync_clock(Duration::from_secs(5)).await {
+            Ok(answer) if answer.corrected => tracing::info!(offset_ms = answer.offset_nanos / 1_000_000, "the guest clock followed the host's"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot sync the guest clock"),
+        }
     }
 }
 

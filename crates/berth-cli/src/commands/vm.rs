@@ -23,6 +23,12 @@ pub enum VmCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Wipe the VM's data disk: every image, container, volume and network in the VM.
+    /// Asks first, unless --force.
+    Reset {
+        #[arg(long, short)]
+        force: bool,
+    },
 }
 
 pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
@@ -58,6 +64,33 @@ pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
                     Stopped::Vm(StopOutcome::Killed) => "the VM did not stop; QEMU was killed",
                 }
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        VmCommand::Reset { force } => {
+            if session::find(&ctx.home).is_some() {
+                return Err("the VM is running; `berth vm stop` it first".into());
+            }
+            let disk = berth_host::vm::VmPaths::new(&ctx.home).data_disk;
+            if !disk.exists() {
+                println!("the VM has no data disk yet; nothing to wipe");
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !force {
+                use std::io::{BufRead, IsTerminal, Write};
+                if !std::io::stdin().is_terminal() {
+                    return Err("refusing to wipe the VM's data without confirmation; use --force".into());
+                }
+                eprint!("This deletes every image, container, volume and network in Berth's VM ({}). Type 'yes' to go on: ", disk.display());
+                std::io::stderr().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer)?;
+                if answer.trim() != "yes" {
+                    println!("nothing was deleted");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            berth_host::vm::guest::DataDisk { path: disk.clone(), size_bytes: 0 }.wipe()?;
+            println!("the VM's data disk is wiped; the next `berth vm start` makes a new one");
             Ok(ExitCode::SUCCESS)
         }
         VmCommand::Status { format } => {

@@ -5,8 +5,8 @@ mod facts;
 use std::pin::Pin;
 
 use berth_proto::v1::{
-    system_server::System, Event, EventsRequest, InfoRequest, InfoResponse, VersionRequest,
-    VersionResponse,
+    system_server::System, Event, EventsRequest, InfoRequest, InfoResponse, SyncClockRequest, SyncClockResponse,
+    VersionRequest, VersionResponse,
 };
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -46,6 +46,19 @@ pub fn version() -> VersionResponse {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send + 'static>>;
 
+fn now_nanos() -> i128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
+
+fn set_clock(unix_nanos: i128) -> std::io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(unix_nanos.div_euclid(1_000_000_000)).map_err(std::io::Error::other)?,
+        tv_nsec: unix_nanos.rem_euclid(1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: a valid timespec for the duration of the call.
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
 #[tonic::async_trait]
 impl System for SystemApi {
     async fn version(&self, _: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
@@ -67,6 +80,22 @@ impl System for SystemApi {
             root_dir: config.root_dir.display().to_string(),
             pid: std::process::id(),
         }))
+    }
+
+    async fn sync_clock(&self, request: Request<SyncClockRequest>) -> Result<Response<SyncClockResponse>, Status> {
+        if self.engine.config().placement != crate::Placement::Vm {
+            return Err(Status::failed_precondition("the engine sets the clock only in Berth's VM"));
+        }
+        let host = i128::from(request.into_inner().unix_nanos);
+        let guest = now_nanos();
+        let offset = guest - host;
+        // Half a second: more than a round trip, less than anyone notices.
+        let corrected = offset.abs() > 500_000_000;
+        if corrected {
+            set_clock(host).map_err(|e| Status::internal(format!("cannot set the clock: {e}")))?;
+            tracing::info!(offset_ms = i64::try_from(offset / 1_000_000).unwrap_or(i64::MAX), "the guest clock followed the host's");
+        }
+        Ok(Response::new(SyncClockResponse { offset_nanos: i64::try_from(offset).unwrap_or(i64::MAX), corrected }))
     }
 
     type EventsStream = EventStream;

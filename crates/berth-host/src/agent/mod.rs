@@ -134,6 +134,16 @@ impl AgentClient {
         }
     }
 
+    /// Sends the host's time; the guest follows it (see `System.SyncClock`).
+    pub async fn sync_clock(&self, timeout: Duration) -> Result<berth_proto::v1::SyncClockResponse, CallError> {
+        let mut system = self.system.clone();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)).unwrap_or(0);
+        match tokio::time::timeout(timeout, system.sync_clock(berth_proto::v1::SyncClockRequest { unix_nanos: now })).await {
+            Ok(result) => result.map(|r| r.into_inner()).map_err(|s| CallError::from_status("sync the clock", s)),
+            Err(_) => Err(CallError::timeout("sync the clock", timeout)),
+        }
+    }
+
     pub async fn info(&self, timeout: Duration) -> Result<InfoResponse, CallError> {
         let mut system = self.system.clone();
         match tokio::time::timeout(timeout, system.info(InfoRequest {})).await {

@@ -55,6 +55,15 @@ impl DataDisk {
     pub fn made(&self) {
         let _ = std::fs::remove_file(self.fresh_marker());
     }
+
+    /// Deletes the image (`berth vm reset`); the next start makes a new one.
+    pub fn wipe(&self) -> std::io::Result<()> {
+        let _ = std::fs::remove_file(self.fresh_marker());
+        match std::fs::remove_file(&self.path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A host folder shared into the VM at the same path.
