@@ -69,10 +69,33 @@ fn main() {
     let builder = TestVm::builder("bench-boot").mem_mib(512);
     let config = builder.config().expect("VM config (cargo xtask vm-image first)");
     let scratch = berth_tests::temp_home("bench-floor");
-    let (mut floor, mut berth) = (Vec::new(), Vec::new());
+    // As a user's session boots: the data disk (made once, then checked at each boot)
+    // and two shared folders (virtiofsd each), in a home kept across the runs.
+    let session_home = berth_host::home::BerthHome::new(berth_tests::temp_home("bench-boot-session"));
+    let shared = [session_home.root().join("share-a"), session_home.root().join("share-b")];
+    for dir in &shared {
+        std::fs::create_dir_all(dir).expect("share folder");
+    }
+    let mut session_config = config.clone();
+    session_config.data_disk = Some(berth_host::vm::guest::DataDisk { path: berth_host::vm::VmPaths::new(&session_home).data_disk, size_bytes: 64 << 30 });
+    session_config.shares = shared.to_vec();
+    session_config.virtiofsd = Some(berth_host::vm::find_program("virtiofsd").expect("virtiofsd (cargo xtask setup installs it)"));
+    session_config.guest_env = vec![("BERTH_SHARES".into(), shared.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))];
+    session_config.balloon = true;
+    let session_boot = || {
+        runtime.block_on(async {
+            let vm = berth_host::vm::start(&session_home, &session_config, |_| {}).await.expect("a session's VM boots");
+            let t = vm.boot_time;
+            berth_host::vm::stop(&session_home, Duration::from_secs(15)).await.expect("stop");
+            vm.reap().await;
+            t
+        })
+    };
+    let (mut floor, mut berth, mut session) = (Vec::new(), Vec::new(), Vec::new());
     // One warm-up of each (page cache, QEMU's first start), then interleaved runs.
     floor_boot(&config, &scratch);
     for i in 0..=runs {
+        let t_session = session_boot();
         let (t_floor, t_berth) = {
             let f = floor_boot(&config, &scratch);
             let b = runtime.block_on(async {
@@ -86,12 +109,19 @@ fn main() {
         if i == 0 {
             continue; // warm-up
         }
-        println!("run {i}: floor {:>6.0} ms   berth {:>6.0} ms", t_floor.as_secs_f64() * 1e3, t_berth.as_secs_f64() * 1e3);
+        println!(
+            "run {i}: floor {:>6.0} ms   berth {:>6.0} ms   berth+disk+shares {:>6.0} ms",
+            t_floor.as_secs_f64() * 1e3,
+            t_berth.as_secs_f64() * 1e3,
+            t_session.as_secs_f64() * 1e3
+        );
         floor.push(t_floor.as_secs_f64() * 1e3);
         berth.push(t_berth.as_secs_f64() * 1e3);
+        session.push(t_session.as_secs_f64() * 1e3);
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    let (mf, mb) = (median(floor.clone()), median(berth.clone()));
+    let _ = std::fs::remove_dir_all(session_home.root());
+    let (mf, mb, ms) = (median(floor.clone()), median(berth.clone()), median(session.clone()));
     println!();
     println!("| case (TCG, {} MiB, 1 vCPU, {runs} runs) | median ms | min ms | max ms |", config.mem_mib);
     println!("|---|---|---|---|");
@@ -102,5 +132,7 @@ fn main() {
     };
     row("floor: bare busybox initramfs to its marker", &floor, mf);
     row("berth: QEMU start to first gRPC reply over vsock", &berth, mb);
+    row("berth with its data disk (checked) and 2 shares (virtiofsd)", &session, ms);
     println!("\nratio berth / floor: {:.2} (target: at most 1.3)", mb / mf);
+    println!("ratio berth with disk and shares / floor: {:.2} (target: at most 1.3)", ms / mf);
 }

@@ -792,6 +792,22 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     let (ok, out, _) = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(ok && out.contains("berth.test/busybox:vm"), "{out}");
 
+    // berth diagnose: one archive with the logs and the engine's state, no secrets.
+    let (ok, _, err) = berth_cmd(&["settings", "set", "engine", r#"{"x-registry-token": "s3cret-value"}"#]);
+    assert!(ok, "{err}");
+    let archive = home.join("diag.tar.gz");
+    let (ok, out, err) = berth_cmd(&["diagnose", "-o", &archive.display().to_string()]);
+    assert!(ok, "{out}{err}");
+    let listing = std::process::Command::new("tar").arg("-tzf").arg(&archive).output().expect("tar");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for name in ["settings.json", "versions.json", "engine.json", "vm/console.log", "vm/qemu.log", "vm/session.log"] {
+        assert!(listing.lines().any(|l| l == name), "{name} missing: {listing}");
+    }
+    let contents = std::process::Command::new("tar").arg("-xzOf").arg(&archive).output().expect("tar");
+    let contents = String::from_utf8_lossy(&contents.stdout);
+    assert!(!contents.contains("s3cret-value"), "a secret reached the archive");
+    assert!(contents.contains("\"placement\": \"vm\""), "the engine's state is summarised");
+
     let (ok, out, err) = berth_cmd(&["vm", "stop"]);
     assert!(ok, "{out}{err}");
     let root = home.display().to_string();

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -25,6 +25,8 @@ pub fn run(args: &[String]) -> Result<()> {
         "net" => net_throughput(),
         "compose" => compose_up_down(),
         "api" => docker_api(),
+        "shares" => shares(),
+        "vm-memory" => vm_memory(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -374,4 +376,155 @@ fn docker_api() -> Result<()> {
         socket = socket.display(),
     );
     shell::run(Command::new("bash").args(["-c", &script]))
+}
+
+/// A session of the VM (`berth vm start`) in a home of its own, stopped on drop, with a
+/// busybox image imported from the host's static busybox.
+struct VmBench {
+    home: std::path::PathBuf,
+    berth: std::path::PathBuf,
+}
+
+impl VmBench {
+    fn start(name: &str, shares: &[&std::path::Path]) -> Result<VmBench> {
+        use std::process::Command;
+        crate::vm_image::build()?;
+        shell::run(shell::cargo().args(["build", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
+        let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
+        let berth = crate::root().join("target/debug/berth");
+        let bench = VmBench { home, berth };
+        let _ = bench.berth(&["vm", "stop"]);
+        let _ = std::fs::remove_dir_all(&bench.home);
+        std::fs::create_dir_all(&bench.home)?;
+        let list: Vec<String> = shares.iter().map(|p| p.display().to_string()).collect();
+        bench.berth(&["settings", "set", "shares", &list.join(",")])?;
+        bench.berth(&["vm", "start"])?;
+        // A busybox image, from the host's static busybox.
+        let root = bench.home.join("bb-root");
+        std::fs::create_dir_all(root.join("bin"))?;
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))?;
+        for applet in ["sh", "ls", "cat", "find", "xargs", "head", "date", "sync", "rm", "cp", "mkdir", "sleep", "dd", "wc", "echo", "true", "stat", "du"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+        }
+        std::fs::create_dir_all(root.join("tmp"))?;
+        let tar = bench.home.join("bb.tar");
+        shell::run(Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg("."))?;
+        shell::run(Command::new("docker").args(["import", &tar.display().to_string(), "bench/bb:1"]).env("DOCKER_HOST", bench.docker_host()))?;
+        Ok(bench)
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.home.join("run/docker.sock").display())
+    }
+
+    fn berth(&self, args: &[&str]) -> Result<String> {
+        let mut command = std::process::Command::new(&self.berth);
+        command.args(args).env("BERTH_HOME", &self.home).env("BERTH_VM_MEMORY_MIB", std::env::var("BERTH_VM_MEMORY_MIB").unwrap_or_else(|_| "1024".into()));
+        shell::output(&mut command)
+    }
+
+    /// `docker run --rm ARGS`, its stdout.
+    fn run(&self, args: &[&str]) -> Result<String> {
+        shell::output(std::process::Command::new("docker").args(["run", "--rm"]).args(args).env("DOCKER_HOST", self.docker_host()))
+    }
+
+    fn qemu_pid(&self) -> u32 {
+        std::fs::read(self.home.join("vm/state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["qemu_pid"].as_u64())
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for VmBench {
+    fn drop(&mut self) {
+        let _ = self.berth(&["vm", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// In a container in the VM, on a bind of a host folder of 5,000 small files (virtiofs):
+/// walk and stat them all, read them all, write 100 MiB; the same on a named volume in
+/// the same VM (the floor in the VM) and on the host itself. `BENCH_RUNS` (default 5).
+/// 9p is not measured: Debian's cloud kernel, the VM's, has no 9p.
+fn shares() -> Result<()> {
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let src = std::env::temp_dir().join("berth-bench-shares-src");
+    let _ = std::fs::remove_dir_all(&src);
+    for d in 0..50 {
+        let dir = src.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&dir)?;
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f:03}.txt")), format!("{d}-{f} {}\n", "x".repeat(1000)))?;
+        }
+    }
+    let shared = std::env::temp_dir();
+    let vm = VmBench::start("shares", &[shared.as_path()])?;
+    let bind = format!("{}:/d", src.display());
+    vm.run(&["-v", "bench-vol:/d", "-v", &format!("{}:/src:ro", src.display()), "bench/bb:1", "cp", "-a", "/src/.", "/d/"])?;
+    // Each step timed inside the container (ms, from date +%s%N).
+    // Each step timed inside the container, in ms from /proc/uptime (10 ms steps), the
+    // folder under test at DIR.
+    let script = r#"now() { read up rest < /proc/uptime; echo "${up%.*}${up#*.}"; };
+        t() { s=$(now); "$@" > /dev/null 2>&1; e=$(now); echo $(( (e - s) * 10 )); };
+        head -c 1048576 /dev/urandom > RAND;
+        t ls -lR DIR; t sh -c 'find DIR -type f | xargs cat';
+        t sh -c 'i=0; while [ $i -lt 100 ]; do cat RAND; i=$((i+1)); done > DIR/big; sync'; rm -f DIR/big"#;
+    let in_vm = script.replace("DIR", "/d").replace("RAND", "/tmp/r");
+    let host_script = script.replace("DIR", &src.display().to_string()).replace("RAND", &std::env::temp_dir().join("berth-bench-r").display().to_string());
+    let script = in_vm.as_str();
+    let mut results: Vec<(&str, Vec<Vec<f64>>)> = vec![("host folder on the host", Vec::new()), ("named volume in the VM", Vec::new()), ("host folder shared (virtiofs)", Vec::new())];
+    let parse = |out: &str| -> Vec<f64> { out.lines().filter_map(|l| l.trim().parse().ok()).collect() };
+    for _ in 0..runs {
+        results[0].1.push(parse(&shell::output(std::process::Command::new("sh").args(["-c", &host_script]))?));
+        results[1].1.push(parse(&vm.run(&["-v", "bench-vol:/d", "bench/bb:1", "sh", "-c", script])?));
+        results[2].1.push(parse(&vm.run(&["-v", &bind, "bench/bb:1", "sh", "-c", script])?));
+    }
+    let _ = std::fs::remove_dir_all(&src);
+    println!("\n| where (5,000 files of 1 KiB; {runs} runs, medians) | walk + stat ms | read all ms | write 100 MiB ms |");
+    println!("|---|---|---|---|");
+    let mut medians = Vec::new();
+    for (name, rows) in &results {
+        let m: Vec<f64> = (0..3).map(|i| median(rows.iter().filter_map(|r| r.get(i).copied()).collect())).collect();
+        println!("| {name} | {:.0} | {:.0} | {:.0} |", m[0], m[1], m[2]);
+        medians.push(m);
+    }
+    let ratio = |i: usize| medians[2][i] / medians[1][i].max(1.0);
+    println!("\nshare / named volume: walk {:.2} (target: at most 2), read {:.2}, write {:.2}", ratio(0), ratio(1), ratio(2));
+    Ok(())
+}
+
+/// QEMU's RSS: idle after boot, while a container holds 512 MiB, and each second for 30 s
+/// after it exits (the balloon's free page reporting gives the pages back).
+fn vm_memory() -> Result<()> {
+    let vm = VmBench::start("vm-memory", &[std::env::temp_dir().as_path()])?;
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let pid = vm.qemu_pid();
+    let idle = rss_kib(pid);
+    // 512 MiB touched in the container's memory (a tmpfs file), then released.
+    vm.run(&["--tmpfs", "/big:size=600m", "bench/bb:1", "sh", "-c", "head -c 536870912 /dev/zero > /big/f && sleep 1"])?;
+    let peak = rss_kib(pid);
+    let mut after = Vec::new();
+    for _ in 0..30 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        after.push(rss_kib(pid));
+    }
+    let back_at = after.iter().position(|r| *r <= idle + 100 * 1024);
+    println!("\n| QEMU RSS | MiB |");
+    println!("|---|---|");
+    println!("| idle after boot | {:.0} |", idle as f64 / 1024.0);
+    println!("| after a container touched 512 MiB | {:.0} |", peak as f64 / 1024.0);
+    println!("| 30 s later | {:.0} |", after.last().copied().unwrap_or(0) as f64 / 1024.0);
+    match back_at {
+        Some(s) => println!("\nback within 100 MiB of idle after {} s (target: within 30 s)", s + 1),
+        None => println!("\nnot back within 100 MiB of idle in 30 s (target: within 30 s)"),
+    }
+    Ok(())
 }

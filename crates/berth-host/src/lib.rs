@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod credentials;
+pub mod diagnose;
 pub mod docker_context;
 pub mod home;
 pub mod port_forward;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::home::BerthHome;
-use crate::vm::{self, guest::DataDisk, StartError, VmConfig};
+use crate::vm::{self, guest::DataDisk, guest::ShareCache, StartError, VmConfig};
 
 /// The host's address as the VM's user-mode network offers it: the host's loopback.
 pub const VM_HOST_GATEWAY: &str = "10.0.2.2";
@@ -31,6 +31,11 @@ pub struct Settings {
     /// /tmp; on macOS /Users, /Volumes, /private and /tmp).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shares: Option<Vec<PathBuf>>,
+    /// How the VM caches the shared folders: `auto` (a host edit is seen within a
+    /// second; walks about as fast as a volume) or `never` (seen at once; every lookup
+    /// crosses to the host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_cache: Option<ShareCache>,
     /// Registries spoken to over plain http (`host:port`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub insecure_registries: Vec<String>,
@@ -70,7 +75,7 @@ impl SettingsError {
 }
 
 /// The keys `berth settings get|set` knows, as in the file.
-pub const KEYS: &[&str] = &["cpus", "memory-mib", "disk-gib", "shares", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
+pub const KEYS: &[&str] = &["cpus", "memory-mib", "disk-gib", "shares", "share-cache", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
 
 /// Keys whose change takes effect only when the VM starts again.
 pub fn needs_vm_restart(key: &str) -> bool {
@@ -118,6 +123,7 @@ impl Settings {
         out.insert("memory-mib".into(), self.memory_mib.unwrap_or(1024).into());
         out.insert("disk-gib".into(), self.disk_gib.unwrap_or(64).into());
         out.insert("shares".into(), self.shares().iter().map(|p| Value::from(p.display().to_string())).collect());
+        out.insert("share-cache".into(), self.share_cache.unwrap_or_default().as_str().into());
         out.insert("insecure-registries".into(), self.insecure_registries.clone().into());
         out.insert("registry-mirrors".into(), self.registry_mirrors.clone().into());
         out.insert("dns-upstream".into(), self.dns_upstream.clone().into());
@@ -155,6 +161,13 @@ impl Settings {
                     return Err(bad(&format!("{} is not an absolute path", relative.display())));
                 }
                 self.shares = Some(shares);
+            }
+            "share-cache" => {
+                self.share_cache = Some(match values {
+                    [one] if one == "auto" => ShareCache::Auto,
+                    [one] if one == "never" => ShareCache::Never,
+                    _ => return Err(bad("want auto or never")),
+                })
             }
             "insecure-registries" => self.insecure_registries = list(),
             "registry-mirrors" => self.registry_mirrors = list(),
@@ -213,6 +226,7 @@ impl Settings {
         }
         config.data_disk = Some(DataDisk { path: vm::VmPaths::new(home).data_disk, size_bytes: self.disk_bytes() });
         config.shares = self.shares();
+        config.share_cache = self.share_cache.unwrap_or_default();
         if !config.shares.is_empty() {
             config.virtiofsd = Some(match std::env::var_os("BERTH_VIRTIOFSD") {
                 Some(path) => PathBuf::from(path),

@@ -41,6 +41,7 @@ mod version;
 mod network;
 mod port;
 mod volume;
+mod diagnose;
 mod settings;
 mod vm;
 
@@ -162,6 +163,9 @@ enum Command {
     /// Berth's settings ($BERTH_HOME/settings.json).
     #[command(subcommand)]
     Settings(settings::SettingsCommand),
+    /// Write one archive for a bug report: versions, settings (secrets removed), the
+    /// VM's logs and a summary of the engine's state.
+    Diagnose(diagnose::Args),
 }
 
 /// Output formats of commands that print data.
@@ -228,6 +232,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::System(cmd) => system::run(&ctx, cmd).await,
         Command::Vm(cmd) => vm::run(&ctx, cmd).await,
         Command::Settings(cmd) => settings::run(&ctx, cmd).await,
+        Command::Diagnose(args) => diagnose::run(&ctx, args).await,
     }
 }
 

@@ -99,10 +99,30 @@ pub fn shares(paths: &VmPaths, folders: &[PathBuf]) -> Result<Vec<Share>, StartE
     Ok(out)
 }
 
+/// How the VM caches a shared folder (virtiofsd's `--cache`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareCache {
+    /// Names and attributes for a second, file data until the file changes: a host
+    /// edit is seen within a second. About as fast as a volume for walks.
+    #[default]
+    Auto,
+    /// Nothing cached: a host edit is seen at once, every lookup crosses to the host.
+    Never,
+}
+
+impl ShareCache {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareCache::Auto => "auto",
+            ShareCache::Never => "never",
+        }
+    }
+}
+
 /// Starts one virtiofsd per share and waits for its socket. Each serves its folder to
 /// the guest as the host user: what a container writes there belongs to that user.
-/// `--cache=never`: a file edited on the host is read fresh at once in the VM.
-pub async fn spawn_virtiofsd(program: &Path, paths: &VmPaths, shares: &[Share]) -> Result<Vec<Child>, StartError> {
+pub async fn spawn_virtiofsd(program: &Path, paths: &VmPaths, shares: &[Share], cache: ShareCache) -> Result<Vec<Child>, StartError> {
     let mut children = Vec::new();
     for share in shares {
         let _ = std::fs::remove_file(&share.socket);
@@ -113,7 +133,8 @@ pub async fn spawn_virtiofsd(program: &Path, paths: &VmPaths, shares: &[Share]) 
         command
             .arg(format!("--socket-path={}", share.socket.display()))
             .arg(format!("--shared-dir={}", share.path.display()))
-            .args(["--cache=never", "--announce-submounts", "--log-level=warn"])
+            .arg(format!("--cache={}", cache.as_str()))
+            .args(["--announce-submounts", "--log-level=warn"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

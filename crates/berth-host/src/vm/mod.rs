@@ -49,6 +49,7 @@ pub struct VmConfig {
     pub data_disk: Option<guest::DataDisk>,
     /// Host folders shared into the VM at the same paths (needs `virtiofsd`).
     pub shares: Vec<PathBuf>,
+    pub share_cache: guest::ShareCache,
     pub virtiofsd: Option<PathBuf>,
     /// The engine's environment in the VM (`BERTH_*` settings).
     pub guest_env: Vec<(String, String)>,
@@ -99,6 +100,7 @@ impl VmConfig {
             hardware_probe_timeout: Duration::from_secs(3),
             data_disk: None,
             shares: Vec::new(),
+            share_cache: guest::ShareCache::default(),
             virtiofsd: None,
             guest_env: Vec::new(),
             daemon_json: None,
@@ -387,7 +389,7 @@ async fn boot_once(
     let mut virtiofsd = Vec::new();
     if !shares.is_empty() {
         let program = config.virtiofsd.as_ref().ok_or(StartError::VirtiofsdMissing)?;
-        virtiofsd = guest::spawn_virtiofsd(program, paths, &shares).await?;
+        virtiofsd = guest::spawn_virtiofsd(program, paths, &shares, config.share_cache).await?;
     }
     let mut vhost = None;
     let vsock = match &config.vhost_device_vsock {
