@@ -76,6 +76,7 @@ impl TestVmBuilder {
             hardware_probe_timeout: Duration::from_secs(3),
             data_disk: None,
             shares: Vec::new(),
+            share_transport: berth_host::vm::guest::ShareTransport::Virtiofs,
             share_cache: Default::default(),
             virtiofsd: None,
             guest_env: Vec::new(),

@@ -899,3 +899,75 @@ fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// Shares over virtio-9p, QEMU's own (what QEMU offers on macOS, and where there is no
+/// virtiofsd), on the image with Debian's generic kernel (the cloud kernel has no 9p).
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn shares_work_over_9p_too() {
+    let home = berth_tests::temp_home("vm-9p");
+    let artifacts = berth_tests::artifact_dir("vm-9p");
+    let image = berth_tests::root().join("build/vm-image-generic");
+    assert!(image.join("vmlinuz").is_file(), "build/vm-image-generic (cargo xtask vm-image --kernel generic; `cargo xtask test vm` builds it)");
+    let berth_cmd = |args: &[&str]| {
+        let out = std::process::Command::new(berth_tests::bin("berth"))
+            .args(args)
+            .env("BERTH_HOME", &home)
+            .env("BERTH_ACCEL", "tcg")
+            .env("BERTH_VM_MEMORY_MIB", "768")
+            .env("BERTH_VM_IMAGE", &image)
+            .output()
+            .expect("berth");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .output()
+            .expect("docker CLI");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    struct Guard<'a>(&'a std::path::Path, &'a std::path::Path);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            for log in ["console.log", "qemu.log", "session.log", "boot.conf"] {
+                let _ = std::fs::copy(self.0.join("vm").join(log), self.1.join(log));
+            }
+            let _ = std::process::Command::new(berth_tests::bin("berth")).args(["vm", "stop", "--time", "2"]).env("BERTH_HOME", self.0).output();
+        }
+    }
+    let _guard = Guard(&home, &artifacts);
+    assert!(berth_cmd(&["settings", "set", "share-transport", "9p"]).0);
+    assert!(berth_cmd(&["settings", "set", "shares", "/tmp"]).0);
+    let (ok, out, err) = berth_cmd(&["vm", "start"]);
+    assert!(ok, "{out}{err}");
+    assert!(std::fs::read_to_string(home.join("vm/boot.conf")).unwrap_or_default().contains("share-9p share0 /tmp"));
+    let archive = home.join("image.tar");
+    std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:vm")).expect("archive");
+    assert!(docker(&["load", "-i", &archive.display().to_string()]).0);
+    let folder = home.join("src");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::write(folder.join("hello.txt"), "over 9p\n").expect("write");
+    let bind = format!("{}:/app", folder.display());
+    let (ok, out, err) = docker(&["run", "--rm", "-v", &bind, "berth.test/busybox:vm", "sh", "-c", "cat /app/hello.txt && echo written > /app/out.txt"]);
+    assert!(ok && out == "over 9p\n", "{out}{err}");
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    assert_eq!(std::fs::read_to_string(folder.join("out.txt")).expect("written through 9p"), "written\n");
+    assert_eq!(std::fs::metadata(folder.join("out.txt")).expect("stat").uid(), me);
+    let (ok, _, err) = docker(&["run", "-d", "--name", "reader", "-v", &bind, "berth.test/busybox:vm", "sleep", "300"]);
+    assert!(ok, "{err}");
+    assert_eq!(docker(&["exec", "reader", "cat", "/app/hello.txt"]).1, "over 9p\n");
+    std::fs::write(folder.join("hello.txt"), "edited on the host, longer than before\n").expect("edit");
+    assert_eq!(docker(&["exec", "reader", "cat", "/app/hello.txt"]).1, "edited on the host, longer than before\n", "seen at once");
+    let (ok, _, err) = docker(&["run", "--rm", "-v", "/etc:/x", "berth.test/busybox:vm", "true"]);
+    assert!(!ok && err.contains("is not shared from the host"), "{err}");
+    let (ok, out, err) = berth_cmd(&["vm", "stop"]);
+    assert!(ok, "{out}{err}");
+    let root = home.display().to_string();
+    assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -75,6 +75,8 @@ fn native() -> Result<()> {
 
 fn vm() -> Result<()> {
     crate::vm_image::build()?;
+    // The generic kernel's image too: it has 9p, which the shares' 9p test needs.
+    crate::vm_image::build_with(crate::vm_image::Kernel::Generic)?;
     build(&["berth-cli", "berth-agent"])?;
     // The static UDP helper, for the image the VM test publishes a UDP port from.
     shell::run(shell::cargo().args(["build", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()))?;

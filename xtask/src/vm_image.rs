@@ -14,7 +14,41 @@ use crate::cpio::Archive;
 use crate::shell;
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
-const KERNEL_META_PACKAGE: &str = "linux-image-cloud-amd64";
+
+/// Which of Debian's kernels the image boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// The cloud kernel: small, boots fast, has virtiofs; no 9p. The default.
+    Cloud,
+    /// The generic kernel: has 9p (what QEMU offers for shares where there is no
+    /// virtiofsd, as on macOS), ext4 as a module. Built into `build/vm-image-generic`.
+    Generic,
+}
+
+impl Kernel {
+    fn meta_package(self) -> &'static str {
+        match self {
+            Kernel::Cloud => "linux-image-cloud-amd64",
+            Kernel::Generic => "linux-image-amd64",
+        }
+    }
+
+    /// The output folder under build/.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Kernel::Cloud => "vm-image",
+            Kernel::Generic => "vm-image-generic",
+        }
+    }
+
+    /// Modules this kernel needs beyond modules.txt (what the cloud kernel builds in).
+    fn extra_modules(self) -> Option<&'static str> {
+        match self {
+            Kernel::Cloud => None,
+            Kernel::Generic => Some("vm-images/modules-generic.txt"),
+        }
+    }
+}
 /// Printed by the floor initramfs when it reaches userspace.
 pub const FLOOR_MARKER: &str = "BERTH-FLOOR-READY";
 
@@ -24,24 +58,39 @@ pub struct Built {
     pub dir: PathBuf,
 }
 
-pub fn run(_args: &[String]) -> Result<Built> {
-    build()
+pub fn run(args: &[String]) -> Result<Built> {
+    match args {
+        [] => build(),
+        [flag, kernel] if flag == "--kernel" && kernel == "cloud" => build(),
+        [flag, kernel] if flag == "--kernel" && kernel == "generic" => build_with(Kernel::Generic),
+        _ => bail!("usage: cargo xtask vm-image [--kernel cloud|generic]"),
+    }
 }
 
 pub fn build() -> Result<Built> {
-    let out = crate::build_dir().join("vm-image");
+    build_with(Kernel::Cloud)
+}
+
+pub fn build_with(flavor: Kernel) -> Result<Built> {
+    let out = crate::build_dir().join(flavor.dir_name());
     let cache = crate::build_dir().join("cache");
     fs::create_dir_all(&out)?;
     fs::create_dir_all(&cache)?;
 
-    let kernel_root = kernel_tree(&cache)?;
+    let kernel_root = kernel_tree(&cache, flavor)?;
     let release = kernel_release(&kernel_root)?;
     let vmlinuz = kernel_root.join(format!("boot/vmlinuz-{release}"));
     let busybox = static_busybox()?;
     let agent = build_agent()?;
 
     let module_dir = kernel_root.join(format!("lib/modules/{release}"));
-    let wanted = read_module_list(&crate::root().join("vm-images/modules.txt"))?;
+    let mut wanted = read_module_list(&crate::root().join("vm-images/modules.txt"))?;
+    if let Some(extra) = flavor.extra_modules() {
+        // Before the rest: the data disk's file system must be there when rcS mounts it.
+        let mut first = read_module_list(&crate::root().join(extra))?;
+        first.append(&mut wanted);
+        wanted = first;
+    }
     let modules = resolve_modules(&module_dir, &wanted)?;
     // Network modules: the engine loads them on first use; those boot already loads
     // are left out of their order.
@@ -122,12 +171,12 @@ pub fn build() -> Result<Built> {
     Ok(Built { dir: out })
 }
 
-/// Debian's cloud kernel package, downloaded once into the cache and unpacked there.
-fn kernel_tree(cache: &Path) -> Result<PathBuf> {
-    let deb = match std::env::var_os("BERTH_KERNEL_DEB") {
+/// Debian's kernel package, downloaded once into the cache and unpacked there.
+fn kernel_tree(cache: &Path, flavor: Kernel) -> Result<PathBuf> {
+    let deb = match std::env::var_os("BERTH_KERNEL_DEB").filter(|_| flavor == Kernel::Cloud) {
         Some(path) => PathBuf::from(path),
         None => {
-            let package = kernel_package()?;
+            let package = kernel_package(flavor.meta_package())?;
             let found = find_deb(cache, &package);
             match found {
                 Some(deb) => deb,
@@ -151,14 +200,13 @@ fn kernel_tree(cache: &Path) -> Result<PathBuf> {
     Ok(tree)
 }
 
-fn kernel_package() -> Result<String> {
-    let text = shell::output(Command::new("apt-cache").args(["depends", KERNEL_META_PACKAGE]))
-        .context("look up Debian's cloud kernel")?;
+fn kernel_package(meta: &str) -> Result<String> {
+    let text = shell::output(Command::new("apt-cache").args(["depends", meta])).with_context(|| format!("look up Debian's {meta}"))?;
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|p| p.starts_with("linux-image-"))
         .map(str::to_owned)
-        .with_context(|| format!("{KERNEL_META_PACKAGE} has no linux-image dependency; run `apt-get update`"))
+        .with_context(|| format!("{meta} has no linux-image dependency; run `apt-get update`"))
 }
 
 fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {

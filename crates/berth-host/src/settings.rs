@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::home::BerthHome;
-use crate::vm::{self, guest::DataDisk, guest::ShareCache, StartError, VmConfig};
+use crate::vm::{self, guest::DataDisk, guest::ShareCache, guest::ShareTransport, StartError, VmConfig};
 
 /// The host's address as the VM's user-mode network offers it: the host's loopback.
 pub const VM_HOST_GATEWAY: &str = "10.0.2.2";
@@ -36,6 +36,9 @@ pub struct Settings {
     /// crosses to the host).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share_cache: Option<ShareCache>,
+    /// `virtiofs` or `9p`; by default virtiofs where virtiofsd is installed, else 9p.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_transport: Option<ShareTransport>,
     /// Registries spoken to over plain http (`host:port`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub insecure_registries: Vec<String>,
@@ -75,7 +78,7 @@ impl SettingsError {
 }
 
 /// The keys `berth settings get|set` knows, as in the file.
-pub const KEYS: &[&str] = &["cpus", "memory-mib", "disk-gib", "shares", "share-cache", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
+pub const KEYS: &[&str] = &["cpus", "memory-mib", "disk-gib", "shares", "share-cache", "share-transport", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
 
 /// Keys whose change takes effect only when the VM starts again.
 pub fn needs_vm_restart(key: &str) -> bool {
@@ -124,6 +127,7 @@ impl Settings {
         out.insert("disk-gib".into(), self.disk_gib.unwrap_or(64).into());
         out.insert("shares".into(), self.shares().iter().map(|p| Value::from(p.display().to_string())).collect());
         out.insert("share-cache".into(), self.share_cache.unwrap_or_default().as_str().into());
+        out.insert("share-transport".into(), self.share_transport.map_or("auto", ShareTransport::as_str).into());
         out.insert("insecure-registries".into(), self.insecure_registries.clone().into());
         out.insert("registry-mirrors".into(), self.registry_mirrors.clone().into());
         out.insert("dns-upstream".into(), self.dns_upstream.clone().into());
@@ -168,6 +172,14 @@ impl Settings {
                     [one] if one == "never" => ShareCache::Never,
                     _ => return Err(bad("want auto or never")),
                 })
+            }
+            "share-transport" => {
+                self.share_transport = match values {
+                    [one] if one == "auto" => None,
+                    [one] if one == "virtiofs" => Some(ShareTransport::Virtiofs),
+                    [one] if one == "9p" => Some(ShareTransport::NineP),
+                    _ => return Err(bad("want auto, virtiofs or 9p")),
+                }
             }
             "insecure-registries" => self.insecure_registries = list(),
             "registry-mirrors" => self.registry_mirrors = list(),
@@ -227,11 +239,17 @@ impl Settings {
         config.data_disk = Some(DataDisk { path: vm::VmPaths::new(home).data_disk, size_bytes: self.disk_bytes() });
         config.shares = self.shares();
         config.share_cache = self.share_cache.unwrap_or_default();
-        if !config.shares.is_empty() {
-            config.virtiofsd = Some(match std::env::var_os("BERTH_VIRTIOFSD") {
-                Some(path) => PathBuf::from(path),
-                None => vm::find_program("virtiofsd").or_else(|| ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].iter().map(PathBuf::from).find(|p| p.is_file())).ok_or(StartError::VirtiofsdMissing)?,
-            });
+        let virtiofsd = std::env::var_os("BERTH_VIRTIOFSD")
+            .map(PathBuf::from)
+            .or_else(|| vm::find_program("virtiofsd"))
+            .or_else(|| ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].iter().map(PathBuf::from).find(|p| p.is_file()));
+        config.share_transport = match self.share_transport {
+            Some(chosen) => chosen,
+            None if virtiofsd.is_some() && cfg!(target_os = "linux") => ShareTransport::Virtiofs,
+            None => ShareTransport::NineP,
+        };
+        if !config.shares.is_empty() && config.share_transport == ShareTransport::Virtiofs {
+            config.virtiofsd = Some(virtiofsd.ok_or(StartError::VirtiofsdMissing)?);
         }
         let shares: Vec<String> = config.shares.iter().map(|p| p.display().to_string()).collect();
         config.guest_env = self.engine_env();

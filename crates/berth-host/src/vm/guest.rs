@@ -99,6 +99,26 @@ pub fn shares(paths: &VmPaths, folders: &[PathBuf]) -> Result<Vec<Share>, StartE
     Ok(out)
 }
 
+/// How a host folder reaches the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ShareTransport {
+    /// virtiofs, served by one `virtiofsd` per folder (Linux hosts).
+    #[serde(rename = "virtiofs")]
+    Virtiofs,
+    /// virtio-9p, served by QEMU itself (every host; what QEMU offers on macOS).
+    #[serde(rename = "9p")]
+    NineP,
+}
+
+impl ShareTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareTransport::Virtiofs => "virtiofs",
+            ShareTransport::NineP => "9p",
+        }
+    }
+}
+
 /// How the VM caches a shared folder (virtiofsd's `--cache`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,7 +196,7 @@ pub async fn kill_all(children: &mut [Child]) {
 }
 
 /// The guest's `boot.conf`: one setting a line (see vm-images/rootfs/etc/init.d/rcS).
-pub fn boot_conf(fresh_disk: Option<bool>, shares: &[Share], env: &[(String, String)]) -> Result<String, StartError> {
+pub fn boot_conf(fresh_disk: Option<bool>, shares: &[Share], transport: ShareTransport, env: &[(String, String)]) -> Result<String, StartError> {
     let mut conf = String::new();
     match fresh_disk {
         Some(true) => conf.push_str("data new\n"),
@@ -184,7 +204,7 @@ pub fn boot_conf(fresh_disk: Option<bool>, shares: &[Share], env: &[(String, Str
         None => {}
     }
     for share in shares {
-        conf.push_str(&format!("share {} {}\n", share.tag, share.path.display()));
+        conf.push_str(&format!("share-{} {} {}\n", transport.as_str(), share.tag, share.path.display()));
     }
     for (name, value) in env {
         let bad = |c: char| c == '\n' || c == '\'';
@@ -203,10 +223,11 @@ mod tests {
     #[test]
     fn boot_conf_lines_and_refusals() {
         let share = Share { tag: "share0".into(), path: "/home/me/src code".into(), socket: "/x/fs0.sock".into() };
-        let conf = boot_conf(Some(true), &[share], &[("BERTH_SHARES".into(), "/home/me/src code".into())]).expect("conf");
-        assert_eq!(conf, "data new\nshare share0 /home/me/src code\nenv BERTH_SHARES /home/me/src code\n");
-        assert!(boot_conf(None, &[], &[("A".into(), "it's".into())]).is_err());
-        assert!(boot_conf(None, &[], &[("A B".into(), "x".into())]).is_err());
+        let conf = boot_conf(Some(true), &[share.clone()], ShareTransport::Virtiofs, &[("BERTH_SHARES".into(), "/home/me/src code".into())]).expect("conf");
+        assert_eq!(conf, "data new\nshare-virtiofs share0 /home/me/src code\nenv BERTH_SHARES /home/me/src code\n");
+        assert_eq!(boot_conf(None, &[share], ShareTransport::NineP, &[]).expect("conf"), "share-9p share0 /home/me/src code\n");
+        assert!(boot_conf(None, &[], ShareTransport::Virtiofs, &[("A".into(), "it's".into())]).is_err());
+        assert!(boot_conf(None, &[], ShareTransport::Virtiofs, &[("A B".into(), "x".into())]).is_err());
     }
 
     #[test]

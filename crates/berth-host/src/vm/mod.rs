@@ -49,6 +49,8 @@ pub struct VmConfig {
     pub data_disk: Option<guest::DataDisk>,
     /// Host folders shared into the VM at the same paths (needs `virtiofsd`).
     pub shares: Vec<PathBuf>,
+    /// virtiofs (needs `virtiofsd`) or 9p (QEMU's own).
+    pub share_transport: guest::ShareTransport,
     pub share_cache: guest::ShareCache,
     pub virtiofsd: Option<PathBuf>,
     /// The engine's environment in the VM (`BERTH_*` settings).
@@ -100,6 +102,7 @@ impl VmConfig {
             hardware_probe_timeout: Duration::from_secs(3),
             data_disk: None,
             shares: Vec::new(),
+            share_transport: guest::ShareTransport::Virtiofs,
             share_cache: guest::ShareCache::default(),
             virtiofsd: None,
             guest_env: Vec::new(),
@@ -379,7 +382,7 @@ async fn boot_once(
         Some(disk) => Some(disk.prepare()?),
         None => None,
     };
-    let conf = guest::boot_conf(fresh_disk, &shares, &config.guest_env)?;
+    let conf = guest::boot_conf(fresh_disk, &shares, config.share_transport, &config.guest_env)?;
     std::fs::write(&paths.boot_conf, conf).map_err(StartError::io("write the VM's boot settings"))?;
     let mut fw_cfg = vec![("opt/berth/boot.conf".to_owned(), paths.boot_conf.clone())];
     if let Some(daemon) = &config.daemon_json {
@@ -387,7 +390,7 @@ async fn boot_once(
         fw_cfg.push(("opt/berth/daemon.json".to_owned(), paths.daemon_json.clone()));
     }
     let mut virtiofsd = Vec::new();
-    if !shares.is_empty() {
+    if !shares.is_empty() && config.share_transport == guest::ShareTransport::Virtiofs {
         let program = config.virtiofsd.as_ref().ok_or(StartError::VirtiofsdMissing)?;
         virtiofsd = guest::spawn_virtiofsd(program, paths, &shares, config.share_cache).await?;
     }
@@ -421,7 +424,16 @@ async fn boot_once(
         vsock,
         user_network: true,
         data_disk: config.data_disk.as_ref().map(|d| d.path.clone()),
-        shares: shares.iter().map(|s| (s.tag.clone(), s.socket.clone())).collect(),
+        shares: shares
+            .iter()
+            .map(|s| {
+                let device = match config.share_transport {
+                    guest::ShareTransport::Virtiofs => qemu::ShareDevice::Virtiofs { socket: s.socket.clone() },
+                    guest::ShareTransport::NineP => qemu::ShareDevice::NineP { path: s.path.clone() },
+                };
+                (s.tag.clone(), device)
+            })
+            .collect(),
         fw_cfg,
         balloon: config.balloon,
     };

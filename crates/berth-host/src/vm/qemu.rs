@@ -32,12 +32,22 @@ pub struct QemuArgs {
     pub user_network: bool,
     /// The engine's data disk (raw, sparse; discards free its space on the host).
     pub data_disk: Option<PathBuf>,
-    /// Host folders from virtiofsd: (tag, its vhost-user socket).
-    pub shares: Vec<(String, PathBuf)>,
+    /// Host folders shared into the guest, each with its tag.
+    pub shares: Vec<(String, ShareDevice)>,
     /// Files the guest reads from fw_cfg: (name, host file).
     pub fw_cfg: Vec<(String, PathBuf)>,
     /// A balloon with free page reporting: memory the guest frees goes back to the host.
     pub balloon: bool,
+}
+
+/// How one shared folder is offered to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareDevice {
+    /// vhost-user-fs, served by virtiofsd listening on this socket.
+    Virtiofs { socket: PathBuf },
+    /// virtio-9p, served by QEMU from this folder, as the user QEMU runs as (files
+    /// the guest makes are that user's; `security_model=none` ignores chown).
+    NineP { path: PathBuf },
 }
 
 /// A path inside a QEMU option value, where a comma must be doubled.
@@ -51,7 +61,7 @@ impl QemuArgs {
         let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
         let mut machine = format!("q35,accel={}", self.accel.as_str());
         // vhost-user devices (vsock's backend, virtiofsd) map the guest's memory.
-        let shared_memory = matches!(self.vsock, VsockDevice::VhostUser { .. }) || !self.shares.is_empty();
+        let shared_memory = matches!(self.vsock, VsockDevice::VhostUser { .. }) || self.shares.iter().any(|(_, d)| matches!(d, ShareDevice::Virtiofs { .. }));
         if shared_memory {
             // vhost-user needs guest memory the backend can map: a shared memfd.
             machine.push_str(",memory-backend=mem0");
@@ -83,9 +93,17 @@ impl QemuArgs {
             push(&["-drive", &format!("file={},if=none,id=data0,format=raw,discard=unmap,detect-zeroes=unmap", opt_path(disk))]);
             push(&["-device", "virtio-blk-pci,drive=data0"]);
         }
-        for (i, (tag, socket)) in self.shares.iter().enumerate() {
-            push(&["-chardev", &format!("socket,id=fs{i},path={}", opt_path(socket))]);
-            push(&["-device", &format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}")]);
+        for (i, (tag, device)) in self.shares.iter().enumerate() {
+            match device {
+                ShareDevice::Virtiofs { socket } => {
+                    push(&["-chardev", &format!("socket,id=fs{i},path={}", opt_path(socket))]);
+                    push(&["-device", &format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}")]);
+                }
+                ShareDevice::NineP { path } => {
+                    push(&["-fsdev", &format!("local,id=fs{i},path={},security_model=none", opt_path(path))]);
+                    push(&["-device", &format!("virtio-9p-pci,fsdev=fs{i},mount_tag={tag}")]);
+                }
+            }
         }
         for (name, file) in &self.fw_cfg {
             push(&["-fw_cfg", &format!("name={name},file={}", opt_path(file))]);
@@ -134,6 +152,36 @@ mod tests {
         assert!(joined.contains("-cpu max"), "{joined}");
         assert!(joined.contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0"), "{joined}");
         assert!(!joined.contains("hostfwd"), "nothing may listen on the host for the guest: {joined}");
+    }
+
+    #[test]
+    fn shares_disk_and_settings_become_devices() {
+        let mut a = QemuArgs {
+            accel: Accel::Tcg,
+            cpus: 1,
+            mem_mib: 512,
+            kernel: "/img/vmlinuz".into(),
+            initrd: "/img/initramfs.cpio".into(),
+            cmdline: "console=ttyS0".into(),
+            qmp_socket: "/h/qmp.sock".into(),
+            console_log: "/h/console.log".into(),
+            vsock: VsockDevice::Kernel { guest_cid: 7 },
+            user_network: true,
+            data_disk: Some("/h/vm/data,1.img".into()),
+            shares: vec![("share0".into(), ShareDevice::NineP { path: "/home/me".into() })],
+            fw_cfg: vec![("opt/berth/boot.conf".into(), "/h/vm/boot.conf".into())],
+            balloon: true,
+        };
+        let joined = |a: &QemuArgs| a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+        let text = joined(&a);
+        assert!(text.contains("file=/h/vm/data,,1.img,if=none,id=data0,format=raw,discard=unmap"), "{text}");
+        assert!(text.contains("-fsdev local,id=fs0,path=/home/me,security_model=none -device virtio-9p-pci,fsdev=fs0,mount_tag=share0"), "{text}");
+        assert!(text.contains("-fw_cfg name=opt/berth/boot.conf,file=/h/vm/boot.conf"), "{text}");
+        assert!(text.contains("virtio-balloon-pci,free-page-reporting=on"), "{text}");
+        assert!(!text.contains("memfd"), "9p needs no shared memory: {text}");
+        a.shares = vec![("share0".into(), ShareDevice::Virtiofs { socket: "/h/vm/fs0.sock".into() })];
+        let text = joined(&a);
+        assert!(text.contains("memory-backend-memfd") && text.contains("vhost-user-fs-pci,chardev=fs0,tag=share0"), "{text}");
     }
 
     #[test]
