@@ -653,8 +653,13 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
         }
     }
     let _guard = Guard(&home, &artifacts);
+    // Engine settings reach the engine in the VM.
+    assert!(berth_cmd(&["settings", "set", "insecure-registries", "registry.lan:5000"]).0);
+    assert!(berth_cmd(&["settings", "set", "registry-mirrors", "https://mirror.lan"]).0);
     let (ok, out, err) = berth_cmd(&["vm", "start"]);
     assert!(ok && out.starts_with("VM ready in"), "{out}{err}");
+    let (ok, out, err) = docker(&["info", "--format", "{{json .RegistryConfig}}"]);
+    assert!(ok && out.contains("\"registry.lan:5000\"") && out.contains("https://mirror.lan"), "{out}{err}");
     // No berth process of ours is left but the session itself.
     let serving: Vec<_> = processes_matching("berth").into_iter().filter(|(_, c)| c.contains(" serve")).collect();
     assert!(!serving.is_empty(), "the session runs in the background");
@@ -889,13 +894,20 @@ fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
     if ok || !err.contains("lock") {
         keep(format!("a disk held by another QEMU must be refused: {err}"));
     }
-    // And it still starts once the other QEMU is gone.
+    // And it still starts once the other QEMU is gone; reset refuses while it runs.
     let (ok, out, err) = berth_cmd(&["vm", "start"]);
     if !ok {
         keep(format!("vm start after the lock went: {out}{err}"));
     }
+    let (ok, _, err) = berth_cmd(&["vm", "reset", "--force"]);
+    assert!(!ok && err.contains("vm stop"), "{err}");
     let (ok, _, _) = berth_cmd(&["vm", "stop"]);
     assert!(ok);
+    // Without a terminal to confirm on, reset wants --force; then the disk is gone.
+    let (ok, _, err) = berth_cmd(&["vm", "reset"]);
+    assert!(!ok && err.contains("--force") && disk.exists(), "{err}");
+    let (ok, out, err) = berth_cmd(&["vm", "reset", "--force"]);
+    assert!(ok && !disk.exists(), "{out}{err}");
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
     let _ = std::fs::remove_dir_all(&home);
 }

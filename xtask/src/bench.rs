@@ -383,21 +383,23 @@ fn docker_api() -> Result<()> {
 struct VmBench {
     home: std::path::PathBuf,
     berth: std::path::PathBuf,
+    image: std::path::PathBuf,
 }
 
 impl VmBench {
-    fn start(name: &str, shares: &[&std::path::Path]) -> Result<VmBench> {
+    fn start(name: &str, shares: &[&std::path::Path], kernel: crate::vm_image::Kernel, transport: &str) -> Result<VmBench> {
         use std::process::Command;
-        crate::vm_image::build()?;
+        let image = crate::vm_image::build_with(kernel)?;
         shell::run(shell::cargo().args(["build", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
         let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
         let berth = crate::root().join("target/debug/berth");
-        let bench = VmBench { home, berth };
+        let bench = VmBench { home, berth, image: image.dir };
         let _ = bench.berth(&["vm", "stop"]);
         let _ = std::fs::remove_dir_all(&bench.home);
         std::fs::create_dir_all(&bench.home)?;
         let list: Vec<String> = shares.iter().map(|p| p.display().to_string()).collect();
         bench.berth(&["settings", "set", "shares", &list.join(",")])?;
+        bench.berth(&["settings", "set", "share-transport", transport])?;
         bench.berth(&["vm", "start"])?;
         // A busybox image, from the host's static busybox.
         let root = bench.home.join("bb-root");
@@ -419,7 +421,7 @@ impl VmBench {
 
     fn berth(&self, args: &[&str]) -> Result<String> {
         let mut command = std::process::Command::new(&self.berth);
-        command.args(args).env("BERTH_HOME", &self.home).env("BERTH_VM_MEMORY_MIB", std::env::var("BERTH_VM_MEMORY_MIB").unwrap_or_else(|_| "1024".into()));
+        command.args(args).env("BERTH_HOME", &self.home).env("BERTH_VM_IMAGE", &self.image).env("BERTH_VM_MEMORY_MIB", std::env::var("BERTH_VM_MEMORY_MIB").unwrap_or_else(|_| "1024".into()));
         shell::output(&mut command)
     }
 
@@ -465,11 +467,6 @@ fn shares() -> Result<()> {
             std::fs::write(dir.join(format!("f{f:03}.txt")), format!("{d}-{f} {}\n", "x".repeat(1000)))?;
         }
     }
-    let shared = std::env::temp_dir();
-    let vm = VmBench::start("shares", &[shared.as_path()])?;
-    let bind = format!("{}:/d", src.display());
-    vm.run(&["-v", "bench-vol:/d", "-v", &format!("{}:/src:ro", src.display()), "bench/bb:1", "cp", "-a", "/src/.", "/d/"])?;
-    // Each step timed inside the container (ms, from date +%s%N).
     // Each step timed inside the container, in ms from /proc/uptime (10 ms steps), the
     // folder under test at DIR.
     let script = r#"now() { read up rest < /proc/uptime; echo "${up%.*}${up#*.}"; };
@@ -480,12 +477,25 @@ fn shares() -> Result<()> {
     let in_vm = script.replace("DIR", "/d").replace("RAND", "/tmp/r");
     let host_script = script.replace("DIR", &src.display().to_string()).replace("RAND", &std::env::temp_dir().join("berth-bench-r").display().to_string());
     let script = in_vm.as_str();
-    let mut results: Vec<(&str, Vec<Vec<f64>>)> = vec![("host folder on the host", Vec::new()), ("named volume in the VM", Vec::new()), ("host folder shared (virtiofs)", Vec::new())];
+    let shared = std::env::temp_dir();
     let parse = |out: &str| -> Vec<f64> { out.lines().filter_map(|l| l.trim().parse().ok()).collect() };
+    let mut results: Vec<(String, Vec<Vec<f64>>)> = vec![("host folder on the host".into(), Vec::new())];
+    // virtiofs on the cloud kernel; 9p on the generic kernel (the cloud one has no 9p),
+    // each against a named volume in the same VM.
+    for (kernel, transport) in [(crate::vm_image::Kernel::Cloud, "virtiofs"), (crate::vm_image::Kernel::Generic, "9p")] {
+        let vm = VmBench::start(&format!("shares-{transport}"), &[shared.as_path()], kernel, transport)?;
+        let bind = format!("{}:/d", src.display());
+        vm.run(&["-v", "bench-vol:/d", "-v", &format!("{}:/src:ro", src.display()), "bench/bb:1", "cp", "-a", "/src/.", "/d/"])?;
+        let (mut volume, mut share) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            volume.push(parse(&vm.run(&["-v", "bench-vol:/d", "bench/bb:1", "sh", "-c", script])?));
+            share.push(parse(&vm.run(&["-v", &bind, "bench/bb:1", "sh", "-c", script])?));
+        }
+        results.push((format!("named volume in the VM ({transport}'s kernel)"), volume));
+        results.push((format!("host folder shared ({transport})"), share));
+    }
     for _ in 0..runs {
         results[0].1.push(parse(&shell::output(std::process::Command::new("sh").args(["-c", &host_script]))?));
-        results[1].1.push(parse(&vm.run(&["-v", "bench-vol:/d", "bench/bb:1", "sh", "-c", script])?));
-        results[2].1.push(parse(&vm.run(&["-v", &bind, "bench/bb:1", "sh", "-c", script])?));
     }
     let _ = std::fs::remove_dir_all(&src);
     println!("\n| where (5,000 files of 1 KiB; {runs} runs, medians) | walk + stat ms | read all ms | write 100 MiB ms |");
@@ -496,15 +506,16 @@ fn shares() -> Result<()> {
         println!("| {name} | {:.0} | {:.0} | {:.0} |", m[0], m[1], m[2]);
         medians.push(m);
     }
-    let ratio = |i: usize| medians[2][i] / medians[1][i].max(1.0);
-    println!("\nshare / named volume: walk {:.2} (target: at most 2), read {:.2}, write {:.2}", ratio(0), ratio(1), ratio(2));
+    let ratio = |share: usize, i: usize| medians[share][i] / medians[share - 1][i].max(1.0);
+    println!("\nvirtiofs share / named volume: walk {:.2} (target: at most 2), read {:.2}, write {:.2}", ratio(2, 0), ratio(2, 1), ratio(2, 2));
+    println!("9p share / named volume: walk {:.2} (target: at most 2), read {:.2}, write {:.2}", ratio(4, 0), ratio(4, 1), ratio(4, 2));
     Ok(())
 }
 
 /// QEMU's RSS: idle after boot, while a container holds 512 MiB, and each second for 30 s
 /// after it exits (the balloon's free page reporting gives the pages back).
 fn vm_memory() -> Result<()> {
-    let vm = VmBench::start("vm-memory", &[std::env::temp_dir().as_path()])?;
+    let vm = VmBench::start("vm-memory", &[std::env::temp_dir().as_path()], crate::vm_image::Kernel::Cloud, "virtiofs")?;
     std::thread::sleep(std::time::Duration::from_secs(5));
     let pid = vm.qemu_pid();
     let idle = rss_kib(pid);

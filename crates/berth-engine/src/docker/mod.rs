@@ -95,6 +95,17 @@ pub async fn serve(listener: tokio::net::UnixListener, api: Arc<DockerApi>) {
 }
 
 /// The engine process's thread count, from /proc/self/status.
+/// docker's `RegistryConfig` in /info: the insecure registries and mirrors the engine
+/// was given (loopback registries are always insecure, as in docker).
+fn registry_config(config: &crate::registry::RegistryConfig) -> Value {
+    let mut indexes = serde_json::Map::new();
+    indexes.insert("docker.io".into(), json!({"Name": "docker.io", "Mirrors": config.mirrors, "Secure": true, "Official": true}));
+    for host in &config.insecure {
+        indexes.insert(host.clone(), json!({"Name": host, "Mirrors": [], "Secure": false, "Official": false}));
+    }
+    json!({"IndexConfigs": indexes, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": config.mirrors})
+}
+
 fn process_threads() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -386,7 +397,7 @@ impl DockerApi {
             "NCPU": facts.cpus,
             "MemTotal": facts.memory_bytes,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+            "RegistryConfig": registry_config(self.engine.images().registry.config()),
             "GenericResources": null,
             "HttpProxy": "",
             "HttpsProxy": "",

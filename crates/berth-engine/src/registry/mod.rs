@@ -80,6 +80,8 @@ pub struct RegistryConfig {
     /// loopback is the host's, reached at QEMU's host address
     /// (`BERTH_LOOPBACK_REGISTRY_HOST`); natively it is this machine's own.
     pub loopback_host: Option<String>,
+    /// `registry-mirrors` from daemon.json: reported in /info; pulls do not use them yet.
+    pub mirrors: Vec<String>,
 }
 
 impl RegistryConfig {
@@ -120,7 +122,12 @@ impl RegistryConfig {
             Err(err) => return Err(ConfigError { path: config_file.to_owned(), detail: err.to_string() }),
         }
         let loopback_host = std::env::var("BERTH_LOOPBACK_REGISTRY_HOST").ok().filter(|h| !h.is_empty());
-        Ok(RegistryConfig { insecure, credentials: HashMap::new(), loopback_host })
+        let mirrors = std::fs::read(config_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("registry-mirrors").and_then(|m| m.as_array()).map(|l| l.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect()))
+            .unwrap_or_default();
+        Ok(RegistryConfig { insecure, credentials: HashMap::new(), loopback_host, mirrors })
     }
 
     /// The host to connect to for a registry name: loopback names go to `loopback_host`.
@@ -185,6 +192,11 @@ struct Call<'a> {
 }
 
 impl RegistryClient {
+    /// What the client was configured with.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
     pub fn new(config: RegistryConfig) -> RegistryClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
@@ -445,7 +457,7 @@ mod tests {
 
     #[test]
     fn loopback_and_listed_registries_are_plain_http() {
-        let config = RegistryConfig { insecure: vec!["reg.lan:5000".into()], credentials: HashMap::new(), loopback_host: None };
+        let config = RegistryConfig { insecure: vec!["reg.lan:5000".into()], ..RegistryConfig::default() };
         assert_eq!(config.scheme("127.0.0.1:5000"), "http");
         assert_eq!(config.scheme("localhost:5000"), "http");
         assert_eq!(config.scheme("reg.lan:5000"), "http");

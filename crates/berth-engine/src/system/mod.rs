@@ -51,10 +51,9 @@ fn now_nanos() -> i128 {
 }
 
 fn set_clock(unix_nanos: i128) -> std::io::Result<()> {
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(unix_nanos.div_euclid(1_000_000_000)).map_err(std::io::Error::other)?,
-        tv_nsec: unix_nanos.rem_euclid(1_000_000_000) as libc::c_long,
-    };
+    let secs = i64::try_from(unix_nanos.div_euclid(1_000_000_000)).map_err(std::io::Error::other)?;
+    // `as _`: time_t is i64 on every target Berth's guest runs on.
+    let ts = libc::timespec { tv_sec: secs as _, tv_nsec: unix_nanos.rem_euclid(1_000_000_000) as _ };
     // SAFETY: a valid timespec for the duration of the call.
     if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
