@@ -849,3 +849,64 @@ fn user_data_is_kept(target: &DockerTarget) {
         target.ok(&["rm", "-f", "owners"]);
     }
 }
+
+on_both!(docker_behaviour);
+/// Where Berth differed from dockerd with real clients (ps filters, images REPO, diff,
+/// wait on a restarting container, swarm's answers, image prune by label, exec of a
+/// missing binary): each as dockerd has it.
+fn docker_behaviour(target: &DockerTarget) {
+    with_image(target);
+    // ps without -a lists running containers whatever the filter; a status filter sees all.
+    target.ok(&["run", "-d", "--name", "up", "--label", "team=a", IMAGE, "sleep", "300"]);
+    target.ok(&["create", "--name", "down", "--label", "team=a", IMAGE, "true"]);
+    assert_eq!(target.ok(&["ps", "--filter", "label=team=a", "--format", "{{.Names}}"]), "up\n");
+    assert_eq!(target.ok(&["ps", "--filter", "status=created", "--format", "{{.Names}}"]), "down\n");
+    // The name filter is a regular expression.
+    assert_eq!(target.ok(&["ps", "-a", "--filter", "name=^up$", "--format", "{{.Names}}"]), "up\n");
+    assert_eq!(target.ok(&["ps", "-a", "--filter", "name=^do", "--format", "{{.Names}}"]), "down\n");
+    assert_eq!(target.ok(&["ps", "-a", "--filter", "name=^u$", "--format", "{{.Names}}"]), "");
+    // `docker images REPO` lists that repository only.
+    target.ok(&["tag", IMAGE, "other/thing:1"]);
+    assert_eq!(target.ok(&["images", "other/thing", "--format", "{{.Repository}}:{{.Tag}}"]), "other/thing:1\n");
+    assert_eq!(target.ok(&["images", IMAGE, "--format", "{{.Repository}}:{{.Tag}}"]), format!("{IMAGE}\n"));
+    // A container that changed nothing has no changes (the engine's /etc files are not
+    // the container's).
+    target.ok(&["run", "--name", "quiet", IMAGE, "true"]);
+    assert_eq!(target.ok(&["diff", "quiet"]), "");
+    // wait returns at the first exit of a container that restarts.
+    target.ok(&["run", "-d", "--name", "again", "--restart", "always", IMAGE, "sh", "-c", "sleep 1; exit 3"]);
+    let mut waiting = target.command("docker").args(["wait", "again"]).stdout(std::process::Stdio::piped()).spawn().expect("docker wait");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while waiting.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = waiting.kill();
+            panic!("docker wait did not return at the first exit of a restarting container");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = waiting.wait_with_output().expect("output");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    target.ok(&["rm", "-f", "again"]);
+    // Not in a swarm: 503 and dockerd's words, which clients' teardown expects.
+    let (status, _, body) = target.http("POST", "/swarm/leave", "");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert!(body.contains("This node is not part of a swarm"), "{body}");
+    let (status, _, _) = target.http("GET", "/services", "");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    // image prune by label: only the dangling images with it.
+    for (n, label) in [(1, "yes"), (2, "no"), (3, "no")] {
+        let image = fixtures::container_image(serde_json::json!({"Labels": {"prune": label, "n": n.to_string()}}));
+        target.load(&fixtures::oci_archive(&image, "berth.test/prune:latest"));
+    }
+    assert_eq!(target.ok(&["images", "-q", "--filter", "dangling=true"]).lines().count(), 2);
+    let out = target.ok(&["image", "prune", "-f", "--filter", "label=prune=yes"]);
+    assert!(out.contains("deleted: sha256:") || out.contains("Deleted: sha256:"), "{out}");
+    let left = target.ok(&["images", "-q", "--filter", "dangling=true", "--filter", "label=prune=no"]);
+    assert_eq!(left.lines().count(), 1, "{left}");
+    assert_eq!(target.ok(&["images", "-q", "--filter", "dangling=true"]).lines().count(), 1);
+    // exec of a binary that is not there: docker's 126/127, not the runtime's 255.
+    let out = target.command("docker").args(["exec", "up", "/no/such/binary"]).output().expect("docker exec");
+    let code = out.status.code().unwrap_or(-1);
+    assert!(code == 126 || code == 127, "exit {code}: {}", String::from_utf8_lossy(&out.stderr));
+    target.ok(&["rm", "-f", "up", "down", "quiet"]);
+}

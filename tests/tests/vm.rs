@@ -738,7 +738,14 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    // State survives a stop and a start; a larger disk limit grows the disk.
+    // State survives a stop and a start; a larger disk limit grows the disk. An image
+    // pulled from a registry on the host's loopback is among it.
+    let registry = berth_tests::fixtures::registry::Registry::start("vm-session");
+    let pulled_fixture = berth_tests::fixtures::catalog().into_iter().find(|f| f.tag == "oci").expect("oci");
+    registry.push(&pulled_fixture);
+    let pulled = registry.reference(&pulled_fixture);
+    let (ok, _, err) = docker(&["pull", "-q", &pulled]);
+    assert!(ok, "{err}");
     assert!(docker(&["volume", "create", "keep"]).0);
     let (ok, _, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "sh", "-c", "echo kept > /data/f"]);
     assert!(ok, "{err}");
@@ -751,6 +758,8 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     assert!(ok, "{out}{err}");
     let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "cat", "/data/f"]);
     assert!(ok && out == "kept\n", "{out}{err}");
+    let (ok, out, err) = docker(&["image", "inspect", "-f", "{{.Id}}", &pulled]);
+    assert!(ok && out.starts_with("sha256:"), "the pulled image is still there: {out}{err}");
     let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "df", "-k", "/data"]);
     let size_kib: u64 = out.lines().nth(1).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(ok && size_kib > 70 << 20, "the file system grew to the new limit: {out}{err}");
@@ -795,7 +804,7 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     let (ok, out, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "cat", "/data/f"]);
     assert!(ok && out == "kept\n", "{out}{err}");
     let (ok, out, _) = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(ok && out.contains("berth.test/busybox:vm"), "{out}");
+    assert!(ok && out.contains("berth.test/busybox:vm") && out.contains(&pulled), "{out}");
 
     // berth diagnose: one archive with the logs and the engine's state, no secrets.
     let (ok, _, err) = berth_cmd(&["settings", "set", "engine", r#"{"x-registry-token": "s3cret-value"}"#]);

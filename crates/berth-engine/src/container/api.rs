@@ -361,7 +361,7 @@ impl ContainersApiTrait for ContainersApi {
             .list()
             .map_err(status)?
             .into_iter()
-            .filter(|c| r.all || !filters.is_empty() || c.state.status.is_running() || c.state.status == super::Status::Restarting)
+            .filter(|c| super::inspect::listed(c, r.all, &filters))
             .filter(|c| matches_filters(c, &filters, &image_id))
             .map(|c| summary(&c))
             .collect();
@@ -569,18 +569,11 @@ impl ContainersApiTrait for ContainersApi {
         }
         let containers = self.containers.clone();
         tokio::spawn(async move {
-            let status = streams.child.wait().await;
+            let exit_code = streams.wait().await;
             // A background process can hold the output open: do not wait for it long.
             for pump in pumps {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
             }
-            let exit_code = match status {
-                Ok(s) => s.code().unwrap_or_else(|| {
-                    use std::os::unix::process::ExitStatusExt;
-                    128 + s.signal().unwrap_or(0)
-                }),
-                Err(_) => 255,
-            };
             containers.exec_done(&streams.exec_id, &streams.container_id, exit_code);
             let _ = sender.send(Ok(ExecOutput { stream: 0, data: Vec::new(), exited: true, exit_code })).await;
         });

@@ -30,6 +30,53 @@ pub struct ExecStreams {
     pub pty: Option<std::os::fd::OwnedFd>,
     pub exec_id: String,
     pub container_id: String,
+    /// docker's exit code should the runtime fail to start the command: 127 when it is
+    /// not in the container, 126 when it cannot be run (looked up before the exec).
+    pub if_not_started: Option<i32>,
+}
+
+/// What the OCI runtime exits with when it could not start the process itself.
+const RUNTIME_FAILED: i32 = 255;
+
+impl ExecStreams {
+    /// Waits for the exec'd process; its exit code as docker reports it (128 + a
+    /// signal; 126/127 when the command could not be started).
+    pub async fn wait(&mut self) -> i32 {
+        let code = match self.child.wait().await {
+            Ok(status) => status.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                128 + status.signal().unwrap_or(0)
+            }),
+            Err(_) => RUNTIME_FAILED,
+        };
+        match (code, self.if_not_started) {
+            (RUNTIME_FAILED, Some(docker)) => docker,
+            _ => code,
+        }
+    }
+}
+
+/// Where `cmd[0]` is in the container whose root is `root` (its PATH from `env`, or
+/// relative to `cwd`): `Some(127)` when nowhere, `Some(126)` when not an executable
+/// file, `None` when it can be run.
+fn lookup_command(root: &std::path::Path, cmd: &[String], env: &[String], cwd: &str) -> Option<i32> {
+    use std::os::unix::fs::PermissionsExt;
+    let program = cmd.first()?;
+    let candidates: Vec<String> = if program.contains('/') {
+        vec![if program.starts_with('/') { program.clone() } else { format!("{}/{program}", cwd.trim_end_matches('/')) }]
+    } else {
+        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{}/{program}", d.trim_end_matches('/'))).collect()
+    };
+    let mut found_unrunnable = false;
+    for candidate in candidates {
+        let Ok(file) = rootfs::open_with(root, &candidate, libc::O_PATH | libc::O_CLOEXEC) else { continue };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => return None,
+            _ => found_unrunnable = true,
+        }
+    }
+    Some(if found_unrunnable { 126 } else { 127 })
 }
 
 impl Containers {
@@ -81,6 +128,8 @@ impl Containers {
         if let Some(rlimits) = super::spec::rlimits(&hc.extras) {
             process["rlimits"] = rlimits;
         }
+        // Looked up in the container's own view (/proc/PID/root: its volumes too).
+        let if_not_started = lookup_command(std::path::Path::new(&format!("/proc/{}/root", record.state.pid)), &request.cmd, &env, &cwd);
         let process: oci_spec::runtime::Process =
             serde_json::from_value(process).map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
         let exec_id = super::new_id();
@@ -149,7 +198,7 @@ impl Containers {
             }
         };
         self.publish(&record, "exec_start", &[("execID", exec_id.clone()), ("exec", request.cmd.join(" "))]);
-        Ok(ExecStreams { child, pty, exec_id, container_id: record.id })
+        Ok(ExecStreams { child, pty, exec_id, container_id: record.id, if_not_started })
     }
 
     /// Removes an exec's process file and announces its end.

@@ -388,13 +388,29 @@ impl Containers {
     }
 }
 
+/// Whether `ps` lists `record` at all: every container with `-a` or a `status` filter
+/// (dockerd's rule), else only those running (paused and restarting ones too).
+pub fn listed(record: &ContainerRecord, all: bool, filters: &[(String, String)]) -> bool {
+    all || filters.iter().any(|(k, _)| k == "status") || record.state.status.is_running() || record.state.status == Status::Restarting
+}
+
+/// docker's `name` filter: a regular expression, matched against the name (with or
+/// without its leading slash, as dockerd keeps it). One that does not compile matches
+/// nothing; the engine's regex has no backtracking, so none can be slow.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+        Ok(re) => re.is_match(name) || re.is_match(&format!("/{name}")),
+        Err(_) => false,
+    }
+}
+
 /// Whether `record` passes docker's `ps --filter` list (key=value; several values of
 /// one key are alternatives, different keys must all match).
 pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], image_ids: &dyn Fn(&str) -> Option<String>) -> bool {
     filters_match(filters, |key, value| match key {
         "label" => label_matches(value, |k| record.config.labels.get(k).map(String::as_str)),
         "id" => record.id.starts_with(value),
-        "name" => record.name.contains(value.trim_start_matches('/')),
+        "name" => name_matches(value, &record.name),
         "status" => record.state.status.as_str() == value,
         "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
         "volume" => record.host_config.mounts.iter().any(|m| m.source == value || m.target == value),

@@ -137,6 +137,23 @@ impl Containers {
             std::fs::write(&dockerenv, b"").map_err(ContainerError::io("write /.dockerenv"))?;
             std::fs::set_permissions(&dockerenv, std::fs::Permissions::from_mode(0o755)).map_err(ContainerError::io("write /.dockerenv"))?;
         }
+        // The mount points the runtime needs, here too: made by the runtime they would
+        // land in the writable layer, and `diff` would list them (dockerd's init layer
+        // holds the same).
+        for dir in ["etc", "dev", "dev/pts", "dev/shm", "proc", "sys"] {
+            let path = init.join(dir);
+            if !path.exists() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::create_dir(&path).map_err(ContainerError::io(format!("create the init layer's /{dir}")))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(ContainerError::io(format!("create the init layer's /{dir}")))?;
+            }
+        }
+        for file in ["etc/hosts", "etc/hostname", "etc/resolv.conf", "dev/console"] {
+            let path = init.join(file);
+            if !path.exists() {
+                std::fs::write(&path, b"").map_err(ContainerError::io(format!("write the init layer's /{file}")))?;
+            }
+        }
         lowers.insert(0, init);
         rootfs::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &target)?;
         Ok(())
@@ -498,7 +515,9 @@ impl Containers {
     /// `rm`: a running container only with `force` (then SIGKILL first).
     pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let record = self.find(key)?;
-        if record.state.status.is_running() {
+        // A restarting one counts as running: its pending restart must be called off
+        // (marked stopped by the user) before it is removed, or it starts in between.
+        if record.state.status.is_running() || record.state.status == Status::Restarting {
             if !force {
                 return Err(ContainerError::Conflict(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
@@ -630,10 +649,13 @@ impl Containers {
                 Some(record) => {
                     last_code = record.state.exit_code;
                     let stopped = !record.state.status.is_running() && record.state.status != Status::Restarting;
+                    // An exit since the wait began counts even when a restart policy
+                    // has started the container again (dockerd wakes waiters at each).
+                    let exited = record.state.finished_at != start_finished;
                     let done = match condition {
                         "removed" => false,
-                        "next-exit" => stopped && record.state.finished_at != start_finished,
-                        _ => stopped,
+                        "next-exit" => exited,
+                        _ => stopped || exited,
                     };
                     if done {
                         return Ok(record.state.exit_code);

@@ -99,7 +99,7 @@ pub fn open_in_root(root: &Path, path: &str) -> std::io::Result<std::fs::File> {
     open_with(root, path, libc::O_RDONLY | libc::O_CLOEXEC)
 }
 
-fn open_with(root: &Path, path: &str, flags: libc::c_int) -> std::io::Result<std::fs::File> {
+pub fn open_with(root: &Path, path: &str, flags: libc::c_int) -> std::io::Result<std::fs::File> {
     let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     // SAFETY: root_c is a valid path; the fd is checked before use.
     let dirfd = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };

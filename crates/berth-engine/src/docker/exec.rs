@@ -153,7 +153,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
     };
     let Some(upgrade) = upgrade.filter(|_| !detach) else {
         tokio::spawn(async move {
-            let code = exit_code(streams.child.wait().await);
+            let code = streams.wait().await;
             finish(code, streams.exec_id, streams.container_id);
         });
         return Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))));
@@ -161,7 +161,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else {
             let _ = streams.child.start_kill();
-            let code = exit_code(streams.child.wait().await);
+            let code = streams.wait().await;
             finish(code, streams.exec_id, streams.container_id);
             return;
         };
@@ -217,7 +217,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
                 }
             }));
         }
-        let code = exit_code(streams.child.wait().await);
+        let code = streams.wait().await;
         // A background process can hold the output open: do not wait for it long.
         for pump in pumps {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
@@ -231,12 +231,3 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
     super::containers::upgraded(tty)
 }
 
-fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
-    match status {
-        Ok(s) => s.code().unwrap_or_else(|| {
-            use std::os::unix::process::ExitStatusExt;
-            128 + s.signal().unwrap_or(0)
-        }),
-        Err(_) => 255,
-    }
-}

@@ -126,17 +126,34 @@ pub async fn history(engine: &Engine, name: &str) -> Reply {
     ok_json(Value::Array(out))
 }
 
-/// `POST /images/prune`: `dangling=false` in the filters prunes every unused image.
+/// `POST /images/prune`: `dangling=false` in the filters prunes every unused image;
+/// `label=k[=v]` prunes only images with that label, `label!=k[=v]` only those without.
 pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
     let pairs = super::filters(params)?;
     let mut all = false;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
     for (key, value) in &pairs {
         match key.as_str() {
             "dangling" => all = matches!(value.as_str(), "false" | "0"),
+            "label" => with.push(value.clone()),
+            "label!" => without.push(value.clone()),
             other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
         }
     }
-    let pruned = engine.images().prune(all).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let images = engine.images();
+    let labels_of = |image: &crate::image::ImageRecord| -> serde_json::Map<String, Value> {
+        std::fs::read(images.content.path(&image.id))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|c| c["config"]["Labels"].as_object().cloned())
+            .unwrap_or_default()
+    };
+    let wanted = |image: &crate::image::ImageRecord| {
+        let labels = labels_of(image);
+        let has = |filter: &String| crate::container::inspect::label_matches(filter, |k| labels.get(k).and_then(Value::as_str));
+        with.iter().all(has) && !without.iter().any(has)
+    };
+    let pruned = images.prune_matching(all, &wanted).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     for id in &pruned.deleted {
         engine.events().publish("image", "delete", [("id".to_owned(), id.clone())]);
     }

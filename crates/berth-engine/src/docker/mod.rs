@@ -311,6 +311,13 @@ impl DockerApi {
                 while let Some(Ok(_)) = body.frame().await {}
                 Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image builds are not supported by Berth yet"))
             }
+            // Not in a swarm, in dockerd's words and status (503): clients' teardown code
+            // (`docker swarm leave`, SDKs) expects exactly this and moves on.
+            (_, ["swarm", "leave"]) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")),
+            (_, ["swarm", ..] | ["nodes", ..] | ["services", ..] | ["tasks", ..] | ["secrets", ..] | ["configs", ..]) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+            )),
             (&Method::POST, ["auth"]) => self.auth(request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
@@ -485,8 +492,7 @@ impl DockerApi {
         let image_id = |name: &str| self.engine.images().resolve(name).ok().flatten().map(|i| i.id.to_string());
         let mut out = Vec::new();
         for record in list {
-            let shown = all || !pairs.is_empty() || record.state.status.is_running() || record.state.status == crate::container::Status::Restarting;
-            if !shown || !crate::container::inspect::matches_filters(&record, &pairs, &image_id) {
+            if !crate::container::inspect::listed(&record, all, &pairs) || !crate::container::inspect::matches_filters(&record, &pairs, &image_id) {
                 continue;
             }
             let summary = containers.summary_json(&record);
@@ -521,19 +527,26 @@ impl DockerApi {
         for i in records {
             let config: Value = images.content.read(&i.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
             let labels = config["config"]["Labels"].as_object().cloned().unwrap_or_default();
-            let familiar_tags: Vec<String> = i.tags.iter().map(|t| familiar(t)).collect();
+            let mut familiar_tags: Vec<String> = i.tags.iter().map(|t| familiar(t)).collect();
+            let tag_matches = |pattern: &str, t: &str| {
+                let repo = t.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(t, |(r, _)| r);
+                glob_match(pattern, t) || glob_match(pattern, repo)
+            };
+            let references: Vec<&str> = pairs.iter().filter(|(k, _)| k == "reference").map(|(_, v)| v.as_str()).collect();
             let wanted = crate::container::inspect::filters_match(&pairs, |key, value| match key {
                 "dangling" => matches!(value, "true" | "1") == i.tags.is_empty(),
                 "label" => crate::container::inspect::label_matches(value, |k| labels.get(k).and_then(Value::as_str)),
-                "reference" => familiar_tags.iter().any(|t| {
-                    let repo = t.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(t.as_str(), |(r, _)| r);
-                    glob_match(value, t) || glob_match(value, repo)
-                }),
+                "reference" => familiar_tags.iter().any(|t| tag_matches(value, t)),
                 // before and since: the bounds below.
                 _ => true,
             }) && bounds.iter().all(|(key, at)| if key == "before" { i.created < *at } else { i.created > *at });
             if !wanted {
                 continue;
+            }
+            // dockerd lists only the names the reference filter matched (the CLI prints
+            // a row for each).
+            if !references.is_empty() {
+                familiar_tags.retain(|t| references.iter().any(|r| tag_matches(r, t)));
             }
             list.push(json!({
                 "Id": i.id.to_string(),

@@ -57,11 +57,16 @@ impl Images {
 
     /// Removes images without a name (`all`: every image; no container uses one yet).
     pub fn prune(&self, all: bool) -> Result<Pruned, RemoveError> {
+        self.prune_matching(all, &|_| true)
+    }
+
+    /// `prune`, of the images `wanted` also accepts (docker's label filters).
+    pub fn prune_matching(&self, all: bool, wanted: &dyn Fn(&ImageRecord) -> bool) -> Result<Pruned, RemoveError> {
         let size = |list: &[Digest]| list.iter().filter_map(|d| self.content.size(d).ok()).sum::<u64>();
         let before = size(&self.content.list()?);
         let mut pruned = Pruned::default();
         for image in self.catalog.list()? {
-            if (all || image.tags.is_empty()) && self.used_by(&image.id.to_string()).is_none() {
+            if (all || image.tags.is_empty()) && self.used_by(&image.id.to_string()).is_none() && wanted(&image) {
                 pruned.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
                 self.catalog.delete(&image.id)?;
                 pruned.deleted.push(image.id.to_string());
