@@ -217,3 +217,79 @@ pub async fn with_timeout<T>(limit: Duration, body: impl Future<Output = T>) -> 
         Err(_) => panic!("the test did not finish within {limit:?}"),
     }
 }
+
+/// A `BERTH_HOME` for the CLI's VM session (`berth vm start`): runs `berth` and the
+/// docker CLI against it; on drop keeps the VM's logs in the test's artifacts and stops
+/// the session, whatever happened.
+#[derive(Debug)]
+pub struct SessionHome {
+    pub home: PathBuf,
+    pub artifacts: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl SessionHome {
+    /// A fresh home booting the image in `image_dir` under TCG with `mem_mib` MiB.
+    pub fn new(name: &str, image_dir: PathBuf, mem_mib: u32) -> SessionHome {
+        SessionHome {
+            home: crate::temp_home(name),
+            artifacts: crate::artifact_dir(name),
+            env: vec![
+                ("BERTH_ACCEL".into(), "tcg".into()),
+                ("BERTH_VM_MEMORY_MIB".into(), mem_mib.to_string()),
+                ("BERTH_VM_IMAGE".into(), image_dir.display().to_string()),
+            ],
+        }
+    }
+
+    /// An extra variable for every `berth` run (the session inherits it).
+    pub fn env(mut self, name: &str, value: &str) -> SessionHome {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// `berth ARGS`: success, stdout, stderr.
+    pub fn berth(&self, args: &[&str]) -> (bool, String, String) {
+        let mut command = std::process::Command::new(crate::bin("berth"));
+        command.args(args).env("BERTH_HOME", &self.home);
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        output(command.output().expect("berth"))
+    }
+
+    /// `docker ARGS` against the session's docker.sock: success, stdout, stderr.
+    pub fn docker(&self, args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.home.join("run/docker.sock").display()))
+            .env("DOCKER_CONFIG", self.home.join("docker-config"))
+            .output()
+            .expect("docker CLI");
+        output(out)
+    }
+
+    /// Loads the suite's busybox image as `name` (docker load through the session).
+    pub fn load_busybox(&self, name: &str) {
+        let archive = self.home.join("image.tar");
+        std::fs::write(&archive, crate::fixtures::oci_archive(&crate::fixtures::container_image(serde_json::json!({})), name)).expect("archive");
+        let (ok, _, err) = self.docker(&["load", "-i", &archive.display().to_string()]);
+        assert!(ok, "{err}");
+    }
+}
+
+fn output(out: std::process::Output) -> (bool, String, String) {
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+impl Drop for SessionHome {
+    fn drop(&mut self) {
+        for log in ["console.log", "qemu.log", "session.log", "virtiofsd-share0.log", "boot.conf"] {
+            let _ = std::fs::copy(self.home.join("vm").join(log), self.artifacts.join(log));
+        }
+        let _ = self.berth(&["vm", "stop", "--time", "2"]);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.home);
+        }
+    }
+}

@@ -10,7 +10,7 @@ use berth_host::agent::AgentClient;
 use berth_host::vm::{self, StartError, StopOutcome, VmState};
 use berth_tests::native::berth;
 use berth_tests::processes_matching;
-use berth_tests::vm::{with_timeout, TestVm};
+use berth_tests::vm::{with_timeout, SessionHome, TestVm};
 use futures::StreamExt;
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -618,41 +618,11 @@ async fn exit_and_output(
 #[test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn a_session_shares_files_keeps_state_and_reports_a_crash() {
-    let home = berth_tests::temp_home("vm-session");
-    let artifacts = berth_tests::artifact_dir("vm-session");
-    let berth_cmd = |args: &[&str]| {
-        let out = std::process::Command::new(berth_tests::bin("berth"))
-            .args(args)
-            .env("BERTH_HOME", &home)
-            .env("BERTH_ACCEL", "tcg")
-            .env("BERTH_VM_MEMORY_MIB", "1024")
-            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
-            // The session sends the host's time every 2 s (30 s by default).
-            .env("BERTH_CLOCK_SYNC_SECS", "2")
-            .output()
-            .expect("berth");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
-    let docker = |args: &[&str]| {
-        let out = std::process::Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
-            .env("DOCKER_CONFIG", home.join("docker-config"))
-            .output()
-            .expect("docker CLI");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
-    // Stops the session and keeps the logs whatever happens.
-    struct Guard<'a>(&'a std::path::Path, &'a std::path::Path);
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            for log in ["console.log", "qemu.log", "session.log", "virtiofsd-share0.log", "boot.conf"] {
-                let _ = std::fs::copy(self.0.join("vm").join(log), self.1.join(log));
-            }
-            let _ = std::process::Command::new(berth_tests::bin("berth")).args(["vm", "stop", "--time", "2"]).env("BERTH_HOME", self.0).output();
-        }
-    }
-    let _guard = Guard(&home, &artifacts);
+    // The session sends the host's time every 2 s (30 s by default).
+    let session = SessionHome::new("vm-session", berth_tests::root().join("build/vm-image"), 1024).env("BERTH_CLOCK_SYNC_SECS", "2");
+    let home = session.home.clone();
+    let berth_cmd = |args: &[&str]| session.berth(args);
+    let docker = |args: &[&str]| session.docker(args);
     // Engine settings reach the engine in the VM.
     assert!(berth_cmd(&["settings", "set", "insecure-registries", "registry.lan:5000"]).0);
     assert!(berth_cmd(&["settings", "set", "registry-mirrors", "https://mirror.lan"]).0);
@@ -665,10 +635,7 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     assert!(!serving.is_empty(), "the session runs in the background");
     let (ok, out, err) = docker(&["version", "--format", "{{.Server.Platform.Name}}"]);
     assert!(ok && out.trim() == "Berth", "{out}{err}");
-    let archive = home.join("image.tar");
-    std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:vm")).expect("archive");
-    let (ok, _, err) = docker(&["load", "-i", &archive.display().to_string()]);
-    assert!(ok, "{err}");
+    session.load_busybox("berth.test/busybox:vm");
 
     // The user's files at their own path, both ways; what a container writes is the
     // host user's.
@@ -826,7 +793,6 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     assert!(ok, "{out}{err}");
     let root = home.display().to_string();
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 /// What a user can get wrong, or a second program can do to the VM's files: clear
@@ -834,26 +800,11 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
 #[test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
-    let home = berth_tests::temp_home("vm-bad-disk");
-    let artifacts = berth_tests::artifact_dir("vm-bad-disk");
-    let berth_cmd = |args: &[&str]| {
-        let out = std::process::Command::new(berth_tests::bin("berth"))
-            .args(args)
-            .env("BERTH_HOME", &home)
-            .env("BERTH_ACCEL", "tcg")
-            .env("BERTH_VM_MEMORY_MIB", "512")
-            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
-            .output()
-            .expect("berth");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
-    let keep = |why: String| -> ! {
-        for log in ["console.log", "qemu.log", "session.log"] {
-            let _ = std::fs::copy(home.join("vm").join(log), artifacts.join(log));
-        }
-        let _ = berth_cmd(&["vm", "stop", "--time", "2"]);
-        panic!("{why} (logs in {})", artifacts.display());
-    };
+    let session = SessionHome::new("vm-bad-disk", berth_tests::root().join("build/vm-image"), 512);
+    let home = session.home.clone();
+    let berth_cmd = |args: &[&str]| session.berth(args);
+    // The logs are kept by `session` when this panics.
+    let keep = |why: String| -> ! { panic!("{why} (logs in {})", session.artifacts.display()) };
     // A shared folder that does not exist: refused before anything starts.
     let (ok, _, _) = berth_cmd(&["settings", "set", "shares", "/tmp", "/no/such/folder"]);
     assert!(ok);
@@ -926,48 +877,18 @@ fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
 #[test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn shares_work_over_9p_too() {
-    let home = berth_tests::temp_home("vm-9p");
-    let artifacts = berth_tests::artifact_dir("vm-9p");
     let image = berth_tests::root().join("build/vm-image-generic");
     assert!(image.join("vmlinuz").is_file(), "build/vm-image-generic (cargo xtask vm-image --kernel generic; `cargo xtask test vm` builds it)");
-    let berth_cmd = |args: &[&str]| {
-        let out = std::process::Command::new(berth_tests::bin("berth"))
-            .args(args)
-            .env("BERTH_HOME", &home)
-            .env("BERTH_ACCEL", "tcg")
-            .env("BERTH_VM_MEMORY_MIB", "768")
-            .env("BERTH_VM_IMAGE", &image)
-            .output()
-            .expect("berth");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
-    let docker = |args: &[&str]| {
-        let out = std::process::Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", home.join("run/docker.sock").display()))
-            .env("DOCKER_CONFIG", home.join("docker-config"))
-            .output()
-            .expect("docker CLI");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
-    struct Guard<'a>(&'a std::path::Path, &'a std::path::Path);
-    impl Drop for Guard<'_> {
-        fn drop(&mut self) {
-            for log in ["console.log", "qemu.log", "session.log", "boot.conf"] {
-                let _ = std::fs::copy(self.0.join("vm").join(log), self.1.join(log));
-            }
-            let _ = std::process::Command::new(berth_tests::bin("berth")).args(["vm", "stop", "--time", "2"]).env("BERTH_HOME", self.0).output();
-        }
-    }
-    let _guard = Guard(&home, &artifacts);
+    let session = SessionHome::new("vm-9p", image, 768);
+    let home = session.home.clone();
+    let berth_cmd = |args: &[&str]| session.berth(args);
+    let docker = |args: &[&str]| session.docker(args);
     assert!(berth_cmd(&["settings", "set", "share-transport", "9p"]).0);
     assert!(berth_cmd(&["settings", "set", "shares", "/tmp"]).0);
     let (ok, out, err) = berth_cmd(&["vm", "start"]);
     assert!(ok, "{out}{err}");
     assert!(std::fs::read_to_string(home.join("vm/boot.conf")).unwrap_or_default().contains("share-9p share0 /tmp"));
-    let archive = home.join("image.tar");
-    std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:vm")).expect("archive");
-    assert!(docker(&["load", "-i", &archive.display().to_string()]).0);
+    session.load_busybox("berth.test/busybox:vm");
     let folder = home.join("src");
     std::fs::create_dir_all(&folder).expect("folder");
     std::fs::write(folder.join("hello.txt"), "over 9p\n").expect("write");
@@ -990,5 +911,4 @@ fn shares_work_over_9p_too() {
     assert!(ok, "{out}{err}");
     let root = home.display().to_string();
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
-    let _ = std::fs::remove_dir_all(&home);
 }

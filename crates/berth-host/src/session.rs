@@ -297,7 +297,7 @@ pub async fn request_stop(home: &BerthHome, grace: Duration) -> Result<Stopped, 
     if let Some(record) = find(home) {
         stopped = Stopped::Session;
         if record.pid != std::process::id() {
-            signal(record.pid, libc::SIGTERM);
+            vm::signal(record.pid, libc::SIGTERM);
             let deadline = Instant::now() + grace + Duration::from_secs(20);
             while vm::state::process_alive(record.pid, "berth") && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -411,15 +411,6 @@ async fn follow_the_host_clock(client: crate::agent::AgentClient) {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill(2) with a positive pid has no memory-safety preconditions.
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
 }
 
 /// The VM's folder holds its sockets and disk: the user's alone.

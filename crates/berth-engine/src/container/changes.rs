@@ -99,16 +99,33 @@ impl Containers {
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
         let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
-        let root = self.dir(&record.id).join("rootfs");
-        let mounted_here = !rootfs::is_mounted(&root);
+        let root = self.root_mount(&record).await?;
+        look(&root.path, &record)
+    }
+
+    /// The container's root filesystem, mounted for a look if it is not (a stopped
+    /// container's); unmounted again when the returned guard goes.
+    pub(super) async fn root_mount(&self, record: &super::ContainerRecord) -> Result<RootMount, ContainerError> {
+        let path = self.dir(&record.id).join("rootfs");
+        let mounted_here = !rootfs::is_mounted(&path);
         if mounted_here {
-            self.mount_rootfs(&record).await?;
+            self.mount_rootfs(record).await?;
         }
-        let result = look(&root, &record);
-        if mounted_here {
-            let _ = rootfs::unmount(&root);
+        Ok(RootMount { path, mounted_here })
+    }
+}
+
+/// A container's root filesystem as `root_mount` gave it.
+pub(super) struct RootMount {
+    pub path: PathBuf,
+    mounted_here: bool,
+}
+
+impl Drop for RootMount {
+    fn drop(&mut self) {
+        if self.mounted_here {
+            let _ = rootfs::unmount(&self.path);
         }
-        result
     }
 }
 

@@ -402,11 +402,7 @@ impl Containers {
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
         let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
-        let root = self.dir(&record.id).join("rootfs");
-        let mounted_here = !rootfs::is_mounted(&root);
-        if mounted_here {
-            self.mount_rootfs(&record).await?;
-        }
+        let root = self.root_mount(&record).await?;
         // A stopped container's options volumes (tmpfs, bind) are mounted for the copy,
         // counted under a user of their own.
         let user = format!("{}/cp", record.id);
@@ -431,7 +427,7 @@ impl Containers {
         }
         let result = match failed {
             Some(e) => Err(e),
-            None => run_helper(&Job { root: root.clone(), binds, op }, input).await.map_err(|e| match e.code {
+            None => run_helper(&Job { root: root.path.clone(), binds, op }, input).await.map_err(|e| match e.code {
                 EXIT_NO_PATH => ContainerError::NoPath { path, container: record.name.clone() },
                 EXIT_CONFLICT => ContainerError::Conflict(format!("container {}: {}", record.name, e.message)),
                 EXIT_INVALID => ContainerError::Invalid(format!("copying with container {}: {}", record.name, e.message)),
@@ -441,9 +437,7 @@ impl Containers {
         for volume in held {
             self.volumes.release_for(&volume, &user);
         }
-        if mounted_here {
-            let _ = rootfs::unmount(&root);
-        }
+        drop(root);
         result
     }
 

@@ -791,7 +791,8 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+/// Sends `sig` to `pid` (a positive one only).
+pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         if pid > 0 {
             // SAFETY: kill(2) with a positive pid has no memory-safety preconditions.
