@@ -275,6 +275,10 @@ fn default_shares() -> Vec<PathBuf> {
     for path in candidates {
         // /tmp inside a home (or the reverse) is one share, the outer one.
         let Ok(real) = std::fs::canonicalize(&path) else { continue };
+        // A home of / would cover the VM's own root.
+        if real == Path::new("/") {
+            continue;
+        }
         if out.iter().any(|o| real.starts_with(o)) {
             continue;
         }

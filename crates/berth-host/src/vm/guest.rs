@@ -82,6 +82,11 @@ pub fn shares(paths: &VmPaths, folders: &[PathBuf]) -> Result<Vec<Share>, StartE
         if !folder.is_absolute() {
             return Err(StartError::InvalidConfig(format!("the shared folder {} is not an absolute path", folder.display())));
         }
+        // Mounted at the same path in the VM, these would cover the VM's own system.
+        const VM_OWN: &[&str] = &["/", "/proc", "/sys", "/dev", "/run", "/var/lib/berth", "/sbin", "/bin", "/lib", "/lib64", "/usr", "/etc"];
+        if VM_OWN.iter().any(|own| folder == Path::new(own)) {
+            return Err(StartError::InvalidConfig(format!("{} cannot be shared: the VM needs its own {}", folder.display(), folder.display())));
+        }
         match std::fs::metadata(folder) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Err(StartError::InvalidConfig(format!("the shared folder {} is not a folder", folder.display()))),
@@ -240,6 +245,7 @@ mod tests {
         assert!(shares(&paths, &[dir.join("a"), dir.join("a/b")]).is_err(), "nested");
         assert!(shares(&paths, &[dir.join("missing")]).is_err());
         assert!(shares(&paths, &[PathBuf::from("relative")]).is_err());
+        assert!(shares(&paths, &[PathBuf::from("/")]).is_err(), "the VM's own root");
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
