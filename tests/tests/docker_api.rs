@@ -908,5 +908,14 @@ fn docker_behaviour(target: &DockerTarget) {
     let out = target.command("docker").args(["exec", "up", "/no/such/binary"]).output().expect("docker exec");
     let code = out.status.code().unwrap_or(-1);
     assert!(code == 126 || code == 127, "exit {code}: {}", String::from_utf8_lossy(&out.stderr));
+    // import --change sets the image's config (here after an export, as users pipe it).
+    let home = target.home().to_path_buf();
+    let exported = home.join("quiet.tar");
+    target.ok(&["export", "-o", &exported.display().to_string(), "quiet"]);
+    target.ok(&["import", "-c", r#"CMD ["cat", "/srv/data.txt"]"#, "-c", "LABEL team=b", "-c", "ENV GREETING=hello", "-m", "with changes", &exported.display().to_string(), "changed:1"]);
+    assert_eq!(target.ok(&["run", "--rm", "changed:1"]), "from the image\n");
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Config.Labels.team}} {{index .Config.Env 0}}", "changed:1"]), "b GREETING=hello\n");
+    let (done, _, err) = target.docker(&["import", "-c", "RUN true", &exported.display().to_string(), "changed:2"]);
+    assert!(!done && err.to_ascii_lowercase().contains("run"), "{err}");
     target.ok(&["rm", "-f", "up", "down", "quiet"]);
 }

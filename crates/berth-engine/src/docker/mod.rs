@@ -185,6 +185,21 @@ fn ok_json(value: Value) -> Reply {
 }
 
 /// The query string's parameters.
+/// Every value of a query parameter given more than once (`query` keeps one).
+fn query_all(request: &Request<Incoming>, key: &str) -> Vec<String> {
+    request
+        .uri()
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|p| p.split_once('='))
+                .filter(|(k, _)| percent_decode(k) == key)
+                .map(|(_, v)| percent_decode(v))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn query(request: &Request<Incoming>) -> BTreeMap<String, String> {
     request
         .uri()
@@ -206,17 +221,17 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // By bytes: a `%` before a multibyte character must not split it (that panicked).
+        let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 3 <= bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -608,6 +623,15 @@ impl DockerApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_escapes_decode_by_bytes() {
+        assert_eq!(percent_decode("CMD+%5B%22sh%22%5D"), "CMD [\"sh\"]");
+        // A `%` before a multibyte character once panicked (a str sliced mid-character).
+        assert_eq!(percent_decode("%é"), "%é");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
 
     #[test]
     fn versions_and_query_strings_read_like_dockerd() {

@@ -79,10 +79,18 @@ impl Images {
 
     /// Makes a one-layer image from a root filesystem tarball (plain, gzip or zstd).
     pub async fn import(&self, tarball: &std::path::Path, name: Option<&str>) -> Result<ImageRecord, ArchiveError> {
+        self.import_with(tarball, name, &[], "").await
+    }
+
+    /// `import` with docker's `--change` instructions for the config and `--message`
+    /// for its history (checked before anything is stored).
+    pub async fn import_with(&self, tarball: &std::path::Path, name: Option<&str>, changes: &[String], message: &str) -> Result<ImageRecord, ArchiveError> {
         let tag = match name.filter(|n| !n.is_empty()) {
             Some(n) => Some(n.parse::<Reference>().map_err(|e| ArchiveError::Invalid(e.to_string()))?.to_string()),
             None => None,
         };
+        let mut image_config = serde_json::Map::new();
+        super::changes::apply(&mut image_config, changes).map_err(ArchiveError::Invalid)?;
         let data = tokio::fs::read(tarball).await.map_err(|source| ArchiveError::Io { what: "read the tarball".into(), source })?;
         let (compression, media_type) = match data.get(..4) {
             Some([0x1f, 0x8b, _, _]) => (manifest::Compression::Gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
@@ -107,9 +115,9 @@ impl Images {
             "created": created,
             "architecture": platform.architecture,
             "os": "linux",
-            "config": {},
+            "config": image_config,
             "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
-            "history": [{ "created": created, "created_by": "berth import", "comment": "Imported from a tarball" }],
+            "history": [{ "created": created, "created_by": "berth import", "comment": if message.is_empty() { "Imported from a tarball" } else { message } }],
         });
         let config_bytes = serde_json::to_vec(&config).unwrap_or_default();
         let config_digest = Digest::of(&config_bytes);

@@ -2,6 +2,7 @@
 
 pub mod api;
 mod archive;
+pub mod changes;
 pub mod catalog;
 mod check;
 mod history;
