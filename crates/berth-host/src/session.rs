@@ -46,10 +46,7 @@ pub fn log_path(home: &BerthHome) -> PathBuf {
 }
 
 fn save_record(home: &BerthHome, record: &SessionRecord) {
-    let path = record_path(home);
-    let tmp = path.with_extension("json.tmp");
-    let written = std::fs::write(&tmp, serde_json::to_vec_pretty(record).unwrap_or_default()).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if let Err(e) = vm::state::save_json(&record_path(home), record) {
         tracing::warn!(error = %e, "cannot write the session record");
     }
 }
@@ -109,7 +106,8 @@ pub struct Session {
     down: tokio::sync::watch::Sender<Option<String>>,
     record: SessionRecord,
     sockets: Vec<PathBuf>,
-    _lock: SessionLock,
+    /// One session per home: held for the session's life.
+    _lock: vm::FileLock,
 }
 
 impl std::fmt::Debug for Session {
@@ -129,12 +127,12 @@ impl Session {
     ) -> Result<Session, SessionError> {
         std::fs::create_dir_all(home.vm_dir()).map_err(|source| SessionError::Io { what: "create the VM folder".into(), source })?;
         private_dir(&home.vm_dir());
-        let lock = SessionLock::acquire(&lock_path(home)).map_err(|_| SessionError::Running {
+        let lock = vm::FileLock::acquire(&lock_path(home)).map_err(|_| SessionError::Running {
             home: home.root().to_owned(),
             pid: find(home).map(|r| r.pid).unwrap_or(0),
         })?;
         // Booting, the accelerator not chosen yet.
-        let mut record = SessionRecord { pid: std::process::id(), state: VmState::Booting { accel: String::new() }, started_unix_ms: now_ms(), boot_ms: None };
+        let mut record = SessionRecord { pid: std::process::id(), state: VmState::Booting { accel: String::new() }, started_unix_ms: vm::state::now_unix_ms(), boot_ms: None };
         save_record(home, &record);
         let failed = |record: &mut SessionRecord, err: &dyn std::fmt::Display| {
             record.state = VmState::Error { reason: err.to_string() };
@@ -409,47 +407,15 @@ async fn follow_the_host_clock(client: crate::agent::AgentClient) {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
-}
-
 /// The VM's folder holds its sockets and disk: the user's alone.
 fn private_dir(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
 
-/// The exclusive lock that makes one session per `BERTH_HOME`, held while it lives.
-struct SessionLock {
-    _file: std::fs::File,
-}
-
-impl SessionLock {
-    fn acquire(path: &Path) -> std::io::Result<SessionLock> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-        // SAFETY: flock on a valid, owned descriptor; released when the file closes.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(SessionLock { _file: file })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_lock_per_home() {
-        let dir = std::env::temp_dir().join(format!("berth-session-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let first = SessionLock::acquire(&dir.join("session.lock")).expect("first");
-        assert!(SessionLock::acquire(&dir.join("session.lock")).is_err());
-        drop(first);
-        SessionLock::acquire(&dir.join("session.lock")).expect("after");
-        std::fs::remove_dir_all(&dir).expect("clean up");
-    }
 
     #[test]
     fn a_record_whose_process_is_gone_is_no_session() {

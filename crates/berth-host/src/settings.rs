@@ -77,13 +77,9 @@ impl SettingsError {
     }
 }
 
-/// The keys `berth settings get|set` knows, as in the file.
+/// The keys `berth settings get|set` knows, as in the file. Every one takes effect
+/// when the VM (and so the engine in it) starts next.
 pub const KEYS: &[&str] = &["cpus", "memory-mib", "disk-gib", "shares", "share-cache", "share-transport", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
-
-/// Keys whose change takes effect only when the VM starts again.
-pub fn needs_vm_restart(key: &str) -> bool {
-    KEYS.contains(&key)
-}
 
 impl Settings {
     pub fn path(home: &BerthHome) -> PathBuf {
@@ -240,13 +236,19 @@ impl Settings {
         config.shares = self.shares();
         config.share_cache = self.share_cache.unwrap_or_default();
         let virtiofsd = std::env::var_os("BERTH_VIRTIOFSD")
+            .filter(|p| !p.is_empty())
             .map(PathBuf::from)
             .or_else(|| vm::find_program("virtiofsd"))
-            .or_else(|| ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].iter().map(PathBuf::from).find(|p| p.is_file()));
+            // The Rust virtiofsd as distributions install it (Debian 13, Fedora); not
+            // QEMU's old C one in /usr/lib/qemu, which takes other options.
+            .or_else(|| Some(PathBuf::from("/usr/libexec/virtiofsd")).filter(|p| p.is_file()));
+        // Auto: virtiofs where virtiofsd is; else 9p, if the image's kernel has it (else
+        // virtiofs, which then says virtiofsd is missing).
         config.share_transport = match self.share_transport {
             Some(chosen) => chosen,
             None if virtiofsd.is_some() && cfg!(target_os = "linux") => ShareTransport::Virtiofs,
-            None => ShareTransport::NineP,
+            None if config.image.has_module("9p") != Some(false) => ShareTransport::NineP,
+            None => ShareTransport::Virtiofs,
         };
         if !config.shares.is_empty() && config.share_transport == ShareTransport::Virtiofs {
             config.virtiofsd = Some(virtiofsd.ok_or(StartError::VirtiofsdMissing)?);
@@ -286,11 +288,6 @@ fn default_shares() -> Vec<PathBuf> {
         out.push(real);
     }
     out
-}
-
-/// Whether `path` lies inside one of `shares`.
-pub fn is_shared(shares: &[PathBuf], path: &Path) -> bool {
-    shares.iter().any(|s| path.starts_with(s))
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ pub async fn run(ctx: &Context, cmd: SettingsCommand) -> CommandResult {
             let mut all = Settings::load(&ctx.home)?;
             all.set(&key, &values)?;
             all.save(&ctx.home)?;
-            if settings::needs_vm_restart(&key) && berth_host::session::find(&ctx.home).is_some() {
+            // Every setting is read when the VM starts.
+            if berth_host::session::find(&ctx.home).is_some() {
                 eprintln!("saved; the running VM uses it once it starts again (berth vm stop && berth vm start)");
             }
             Ok(ExitCode::SUCCESS)

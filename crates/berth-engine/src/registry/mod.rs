@@ -95,10 +95,14 @@ impl RegistryConfig {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
+        let mut mirrors = Vec::new();
         match std::fs::read(config_file) {
             Ok(bytes) => {
                 let v: serde_json::Value = serde_json::from_slice(&bytes)
                     .map_err(|e| ConfigError { path: config_file.to_owned(), detail: e.to_string() })?;
+                if let Some(list) = v.get("registry-mirrors").and_then(|m| m.as_array()) {
+                    mirrors = list.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect();
+                }
                 match v.get("insecure-registries") {
                     None => {}
                     Some(serde_json::Value::Array(list)) => {
@@ -122,11 +126,6 @@ impl RegistryConfig {
             Err(err) => return Err(ConfigError { path: config_file.to_owned(), detail: err.to_string() }),
         }
         let loopback_host = std::env::var("BERTH_LOOPBACK_REGISTRY_HOST").ok().filter(|h| !h.is_empty());
-        let mirrors = std::fs::read(config_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("registry-mirrors").and_then(|m| m.as_array()).map(|l| l.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect()))
-            .unwrap_or_default();
         Ok(RegistryConfig { insecure, credentials: HashMap::new(), loopback_host, mirrors })
     }
 

@@ -18,6 +18,14 @@ pub struct ImageMissing {
 
 impl VmImage {
     /// The image in `dir`, if its kernel and initramfs are both there.
+    /// Whether the image's kernel has `module` (from its `manifest.json`); `None` when
+    /// the image says nothing (no manifest).
+    pub fn has_module(&self, module: &str) -> Option<bool> {
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(self.dir.join("manifest.json")).ok()?).ok()?;
+        let modules = manifest.get("modules")?.as_array()?;
+        Some(modules.iter().any(|m| m.as_str() == Some(module)))
+    }
+
     pub fn in_dir(dir: &Path) -> Option<VmImage> {
         let kernel = dir.join("vmlinuz");
         let initrd = dir.join("initramfs.cpio");

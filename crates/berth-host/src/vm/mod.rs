@@ -13,7 +13,7 @@ pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use berth_proto::ErrorKind;
 use tokio::process::{Child, Command};
@@ -378,6 +378,11 @@ async fn boot_once(
     let started = Instant::now();
     // The shares first: a bad one is refused before the disk is made.
     let shares = guest::shares(paths, &config.shares)?;
+    if !shares.is_empty() && config.share_transport == guest::ShareTransport::NineP && config.image.has_module("9p") == Some(false) {
+        return Err(StartError::InvalidConfig(
+            "this VM image's kernel has no 9p (Debian's cloud kernel): share over virtiofs (`cargo xtask setup` installs virtiofsd), or build an image with `cargo xtask vm-image --kernel generic`".into(),
+        ));
+    }
     let fresh_disk = match &config.data_disk {
         Some(disk) => Some(disk.prepare()?),
         None => None,
@@ -466,10 +471,7 @@ async fn boot_once(
         vsock_uds: config.vhost_device_vsock.as_ref().map(|_| paths.vsock_uds.clone()),
         guest_cid,
         console_log: paths.console_log.clone(),
-        started_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0),
+        started_unix_ms: state::now_unix_ms(),
     };
     let mut vm_children = Children { qemu, vhost, virtiofsd };
     if let Err(source) = state::save(&paths.state, &record) {
@@ -842,13 +844,14 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
     problems
 }
 
-/// An exclusive advisory lock on a file, released on drop.
-struct FileLock {
+/// An exclusive advisory lock on a file, released on drop (the VM's start, and the
+/// session's whole life).
+pub(crate) struct FileLock {
     file: std::fs::File,
 }
 
 impl FileLock {
-    fn acquire(path: &Path) -> std::io::Result<FileLock> {
+    pub(crate) fn acquire(path: &Path) -> std::io::Result<FileLock> {
         use std::os::fd::AsRawFd;
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
         // SAFETY: flock on a valid, owned file descriptor.

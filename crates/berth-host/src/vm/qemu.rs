@@ -119,7 +119,8 @@ impl QemuArgs {
 mod tests {
     use super::*;
 
-    fn args(vsock: VsockDevice) -> Vec<String> {
+    /// A plain VM's arguments with `vsock`: no disk, shares or fw_cfg files.
+    fn base(vsock: VsockDevice) -> QemuArgs {
         QemuArgs {
             accel: Accel::Tcg,
             cpus: 1,
@@ -136,10 +137,10 @@ mod tests {
             fw_cfg: Vec::new(),
             balloon: false,
         }
-        .to_args()
-        .into_iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect()
+    }
+
+    fn args(vsock: VsockDevice) -> Vec<String> {
+        base(vsock).to_args().into_iter().map(|a| a.to_string_lossy().into_owned()).collect()
     }
 
     #[test]
@@ -157,20 +158,11 @@ mod tests {
     #[test]
     fn shares_disk_and_settings_become_devices() {
         let mut a = QemuArgs {
-            accel: Accel::Tcg,
-            cpus: 1,
-            mem_mib: 512,
-            kernel: "/img/vmlinuz".into(),
-            initrd: "/img/initramfs.cpio".into(),
-            cmdline: "console=ttyS0".into(),
-            qmp_socket: "/h/qmp.sock".into(),
-            console_log: "/h/console.log".into(),
-            vsock: VsockDevice::Kernel { guest_cid: 7 },
-            user_network: true,
             data_disk: Some("/h/vm/data,1.img".into()),
             shares: vec![("share0".into(), ShareDevice::NineP { path: "/home/me".into() })],
             fw_cfg: vec![("opt/berth/boot.conf".into(), "/h/vm/boot.conf".into())],
             balloon: true,
+            ..base(VsockDevice::Kernel { guest_cid: 7 })
         };
         let joined = |a: &QemuArgs| a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
         let text = joined(&a);

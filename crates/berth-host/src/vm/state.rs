@@ -37,10 +37,24 @@ pub fn load(path: &Path) -> std::io::Result<Option<VmRecord>> {
 
 /// Writes the record atomically (temp file, then rename).
 pub fn save(path: &Path, record: &VmRecord) -> std::io::Result<()> {
+    save_json(path, record)
+}
+
+/// Writes any record as JSON atomically (temp file, then rename): the VM's and the
+/// session's.
+pub fn save_json(path: &Path, record: &impl Serialize) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// Now, in ms since the Unix epoch, as the records keep it.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Whether `pid` is a live (not zombie) process whose command line mentions `needle`.
