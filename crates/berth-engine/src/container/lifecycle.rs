@@ -49,21 +49,42 @@ impl Containers {
             Ok(()) => self.launch(&record).await,
             Err(e) => Err(e),
         };
+        // The process exists (created, not yet started) once launch returns. It is
+        // recorded as running before the runtime lets it run: a process that asks the
+        // engine about itself straight away (through a mounted docker.sock) must find
+        // itself running.
+        let previous = record.state.clone();
+        let check = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some());
+        let launched = match launched {
+            Ok((mut child, pid, network)) => {
+                let state = &mut record.state;
+                state.network = network;
+                state.status = Status::Running;
+                state.pid = pid;
+                state.monitor_pid = child.id().map(|p| p as i32).unwrap_or(0);
+                state.started_at = now_rfc3339();
+                state.error.clear();
+                state.exit_code = 0;
+                state.oom_killed = false;
+                state.generation += 1;
+                state.health = check.as_ref().map(|_| super::record::Health { status: "starting".into(), ..Default::default() });
+                let started = match self.store.update(&record) {
+                    Ok(()) => self.runtime(&["start", &record.id]).await,
+                    Err(e) => Err(e.into()),
+                };
+                match started {
+                    Ok(()) => Ok(child),
+                    Err(err) => {
+                        let _ = self.runtime(&["kill", &record.id, "KILL"]).await;
+                        let _ = child.wait().await;
+                        Err(err)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
         match launched {
-            Ok((child, pid, network)) => {
-                record.state.network = network;
-                let monitor_pid = child.id().map(|p| p as i32).unwrap_or(0);
-                record.state.status = Status::Running;
-                record.state.pid = pid;
-                record.state.monitor_pid = monitor_pid;
-                record.state.started_at = now_rfc3339();
-                record.state.error.clear();
-                record.state.exit_code = 0;
-                record.state.oom_killed = false;
-                record.state.generation += 1;
-                let check = record.config.healthcheck.clone().filter(|c| super::health::probe_command(c).is_some());
-                record.state.health = check.as_ref().map(|_| super::record::Health { status: "starting".into(), ..Default::default() });
-                self.store.update(&record)?;
+            Ok(child) => {
                 self.publish(&record, "start", &[]);
                 self.changed(&record.id);
                 let generation = record.state.generation;
@@ -81,6 +102,7 @@ impl Containers {
             }
             Err(err) => {
                 self.networks.detach(&record.id).await;
+                record.state = previous;
                 record.state.network = None;
                 let _ = rootfs::unmount(&rootfs_dir);
                 self.release_volumes(&record);
@@ -336,11 +358,6 @@ impl Containers {
         if let Some(pid) = line.strip_prefix("created ") {
             let pid: i32 = pid.parse().map_err(|_| ContainerError::Runtime(format!("the monitor reported {line:?}")))?;
             self.hand_over_pending_attach(&record.id);
-            if let Err(err) = self.runtime(&["start", &record.id]).await {
-                let _ = self.runtime(&["kill", &record.id, "KILL"]).await;
-                let _ = child.wait().await;
-                return Err(err);
-            }
             return Ok((child, pid));
         }
         let _ = child.wait().await;
