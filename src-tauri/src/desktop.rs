@@ -1,10 +1,15 @@
-//! The app's view of the VM: the state shown, the VM it started, and the watcher that
-//! keeps the state live when something else (the CLI, a crash) changes it.
+//! The app's view of the engine: where it is (the session's VM, or `BERTH_HOST`), the
+//! state shown, the VM it started, the watcher that keeps the state live when something
+//! else (the CLI, a crash) changes it, and the follower that forwards the engine's
+//! events to the window.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_host::agent::{find, AgentClient};
 use berth_host::home::BerthHome;
+use berth_host::ui::engine::Engine;
+use berth_host::ui::names::{Channel, EngineTarget};
 use berth_host::ui::UiError;
 use berth_host::session::{self, Session};
 use berth_host::settings::Settings;
@@ -12,8 +17,6 @@ use berth_host::vm::VmState;
 use berth_host::ErrorKind;
 use tauri::{AppHandle, Emitter, Manager};
 
-/// The event that carries each new [`VmState`] to the UI.
-pub const VM_STATE_EVENT: &str = "vm-state";
 
 /// A session run by this app, in a task of its own.
 #[derive(Debug)]
@@ -32,6 +35,9 @@ impl OwnSession {
 #[derive(Debug)]
 pub struct Desktop {
     home: BerthHome,
+    target: EngineTarget,
+    /// The engine, once connected; dropped when a call finds it gone.
+    engine: tokio::sync::Mutex<Option<Engine>>,
     shown: Mutex<VmState>,
     /// The session this app started (stopped when the app quits): its stop request and
     /// the task that runs it.
@@ -41,13 +47,49 @@ pub struct Desktop {
 }
 
 impl Desktop {
-    pub fn new(home: BerthHome) -> Desktop {
+    /// `host`: the engine `BERTH_HOST` names, if it names one.
+    pub fn new(home: BerthHome, host: Option<String>) -> Desktop {
+        let target = match host.filter(|h| !h.is_empty()) {
+            Some(address) => EngineTarget::Host { address },
+            None => EngineTarget::Session,
+        };
         Desktop {
             home,
+            target,
+            engine: tokio::sync::Mutex::new(None),
             shown: Mutex::new(VmState::Stopped),
             running: Arc::default(),
             busy: Arc::default(),
         }
+    }
+
+    pub fn target(&self) -> &EngineTarget {
+        &self.target
+    }
+
+    /// The engine, connected on first use: the one `BERTH_HOST` names, else the session's
+    /// (through run/berth.sock). Not running is an `unavailable` error that says so.
+    pub async fn engine(&self) -> Result<Engine, UiError> {
+        let mut cached = self.engine.lock().await;
+        if let Some(engine) = cached.as_ref() {
+            return Ok(engine.clone());
+        }
+        let host = match &self.target {
+            EngineTarget::Host { address } => Some(address.as_str()),
+            EngineTarget::Session => None,
+        };
+        let endpoint = find::locate(host, &self.home).map_err(|e| UiError::new(e.kind(), e.to_string()))?;
+        let client = AgentClient::connect(&endpoint, Duration::from_secs(5))
+            .await
+            .map_err(|e| UiError::new(e.kind(), berth_host::agent::error_chain(&e)))?;
+        let engine = Engine::new(client);
+        *cached = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// Forgets the connection (the engine went away); the next call connects again.
+    async fn disconnect(&self) {
+        self.engine.lock().await.take();
     }
 
     pub fn current(&self) -> VmState {
@@ -63,7 +105,7 @@ impl Desktop {
         };
         if changed {
             tracing::info!(state = state.name(), "vm state");
-            if let Err(err) = app.emit(VM_STATE_EVENT, &state) {
+            if let Err(err) = app.emit(Channel::VmState.name(), &state) {
                 tracing::warn!(error = %err, "cannot send the VM state to the window");
             }
         }
@@ -157,12 +199,26 @@ fn busy() -> UiError {
 
 /// Keeps the shown state true: reads it at launch, then every two seconds while no
 /// start or stop is under way (a VM started or stopped by the CLI, or one that died).
+/// With `BERTH_HOST`, the state is that engine's: ready while it answers.
 pub fn watch(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         loop {
             let desktop = app.state::<Desktop>();
-            // Not holding the lock while looking: a click on Start must never find it taken.
-            if desktop.busy.try_lock().is_ok() {
+            if let EngineTarget::Host { address } = desktop.target() {
+                let version = match desktop.engine().await {
+                    Ok(engine) => engine.version().await,
+                    Err(err) => Err(err),
+                };
+                let state = match version {
+                    Ok(engine) => VmState::Ready { accel: "none".into(), engine },
+                    Err(err) => {
+                        desktop.disconnect().await;
+                        VmState::Error { reason: format!("the engine at {address}: {}", err.message) }
+                    }
+                };
+                desktop.publish(&app, state);
+            } else if desktop.busy.try_lock().is_ok() {
+                // Not holding the lock while looking: a click on Start must never find it taken.
                 let state = session::status(&desktop.home).await;
                 // A start or stop that began meanwhile publishes its own states.
                 if desktop.busy.try_lock().is_ok() {
@@ -170,6 +226,27 @@ pub fn watch(app: AppHandle) {
                 }
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+/// Forwards the engine's events to the window as `engine-event`, whenever an engine is
+/// ready; the views reload what an event touches (no polling of lists).
+pub fn follow_events(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let desktop = app.state::<Desktop>();
+            if matches!(desktop.current(), VmState::Ready { .. }) {
+                if let Ok(engine) = desktop.engine().await {
+                    // The window reloads everything on this one: what changed while no
+                    // stream was followed is not known.
+                    let _ = app.emit(Channel::EngineEvent.name(), berth_host::ui::rows::EngineEvent { kind: "engine".into(), action: "connected".into(), id: String::new() });
+                    let ended = engine.follow_events(|event| drop(app.emit(Channel::EngineEvent.name(), event))).await;
+                    tracing::info!(reason = %ended.message, "the engine's events stopped");
+                    desktop.disconnect().await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
 }

@@ -18,12 +18,34 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let app = tauri::Builder::default()
-        .manage(desktop::Desktop::new(berth_host::home::BerthHome::from_env()))
+        .manage(desktop::Desktop::new(berth_host::home::BerthHome::from_env(), std::env::var("BERTH_HOST").ok()))
         .setup(|app| {
             desktop::watch(app.handle().clone());
+            desktop::follow_events(app.handle().clone());
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![commands::vm_state, commands::start_vm, commands::stop_vm])
+        // The same list as berth_host::ui::names::Command (checked by `cargo xtask codegen --check`).
+        .invoke_handler(tauri::generate_handler![
+            commands::vm_state,
+            commands::start_vm,
+            commands::stop_vm,
+            commands::engine_target,
+            commands::list_containers,
+            commands::container_action,
+            commands::remove_containers,
+            commands::container_logs,
+            commands::run_image,
+            commands::list_images,
+            commands::pull_image,
+            commands::remove_image,
+            commands::tag_image,
+            commands::list_volumes,
+            commands::create_volume,
+            commands::remove_volume,
+            commands::list_networks,
+            commands::create_network,
+            commands::remove_network,
+        ])
         .build(tauri::generate_context!());
     let app = match app {
         Ok(app) => app,

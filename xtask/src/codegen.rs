@@ -26,7 +26,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 .collect();
             bail!("ui/src/bindings is out of date ({}); run `cargo xtask codegen`", drifted.join(", "));
         }
-        println!("codegen: ui/src/bindings is up to date ({} files)", generated.len());
+        check_commands(&generated)?;
+        println!("codegen: ui/src/bindings is up to date ({} files), and the app registers every command", generated.len());
         return Ok(());
     }
     fs::create_dir_all(&target)?;
@@ -37,6 +38,29 @@ pub fn run(args: &[String]) -> Result<()> {
         fs::write(target.join(name), text)?;
     }
     println!("codegen: wrote {} files to {}", generated.len(), target.display());
+    Ok(())
+}
+
+/// The app registers exactly the commands `berth_host::ui::names::Command` names (the UI's
+/// `Command` type): compares `Command.ts` with src-tauri's `generate_handler!` list.
+fn check_commands(generated: &BTreeMap<String, String>) -> Result<()> {
+    let ts = generated.get("Command.ts").context("no Command.ts among the generated types")?;
+    let union = ts.split("export type Command =").nth(1).context("Command.ts has no `export type Command`")?;
+    let mut named: Vec<String> = union.split('|').map(|p| p.trim().trim_end_matches(';').trim().trim_matches('"').to_owned()).filter(|p| !p.is_empty()).collect();
+    let main = fs::read_to_string(crate::root().join("src-tauri/src/main.rs"))?;
+    let list = main.split("generate_handler![").nth(1).and_then(|rest| rest.split(']').next()).context("src-tauri/src/main.rs has no generate_handler! list")?;
+    let mut registered: Vec<String> = list
+        .split(',')
+        .map(|p| p.trim().rsplit("::").next().unwrap_or_default().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    named.sort();
+    registered.sort();
+    if named != registered {
+        let missing: Vec<&String> = named.iter().filter(|n| !registered.contains(n)).collect();
+        let extra: Vec<&String> = registered.iter().filter(|n| !named.contains(n)).collect();
+        bail!("the app's commands drifted from berth_host::ui::names::Command: not registered {missing:?}, not named {extra:?}");
+    }
     Ok(())
 }
 

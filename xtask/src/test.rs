@@ -58,7 +58,9 @@ fn unit() -> Result<()> {
     cargo_test(&["--workspace", "--exclude", "berth-tests", "--exclude", "berth-desktop"])?;
     crate::codegen::run(&["--check".to_owned()])?;
     shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui")))
-        .context("type-check the UI")
+        .context("type-check the UI")?;
+    // The UI's component tests (Vitest, jsdom).
+    shell::run(Command::new("npm").args(["run", "--silent", "test"]).current_dir(crate::root().join("ui"))).context("the UI's component tests")
 }
 
 fn native() -> Result<()> {

@@ -4,6 +4,7 @@
 
 pub mod halfclose;
 mod kind;
+pub mod mounts;
 pub mod ports;
 pub mod socket;
 pub mod tls;

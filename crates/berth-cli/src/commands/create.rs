@@ -164,76 +164,6 @@ pub struct ContainerArgs {
     pub command: Vec<String>,
 }
 
-/// `-v`: `/ctr` (anonymous volume), `name:/ctr`, `/host:/ctr` (bind; made if missing),
-/// each with an optional `:ro`, `:rw`, `:nocopy` (comma-separated).
-pub fn parse_volume_flag(text: &str) -> Result<Mount, String> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, target, options) = match parts.as_slice() {
-        [target] => ("", *target, ""),
-        [source, target] => (*source, *target, ""),
-        [source, target, options] => (*source, *target, *options),
-        _ => return Err(format!("invalid volume specification: {text:?}")),
-    };
-    if !target.starts_with('/') {
-        return Err(format!("invalid volume specification: {text:?}: the container path must be absolute"));
-    }
-    let mut mount = Mount { r#type: "volume".into(), target: target.into(), ..Default::default() };
-    if source.starts_with('/') || source.starts_with('.') {
-        let absolute = std::path::absolute(source).map_err(|e| format!("{source}: {e}"))?;
-        mount.r#type = "bind".into();
-        mount.source = absolute.display().to_string();
-        mount.create_source = true;
-    } else {
-        mount.source = source.into();
-    }
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        match option {
-            "ro" => mount.read_only = true,
-            "rw" => mount.read_only = false,
-            "nocopy" => mount.no_copy = true,
-            "z" | "Z" | "rprivate" | "private" => {}
-            other => return Err(format!("invalid mode {other:?} in volume specification {text:?}")),
-        }
-    }
-    Ok(mount)
-}
-
-/// `--mount type=...,source=...,target=...,readonly,...`.
-pub fn parse_mount_flag(text: &str) -> Result<Mount, String> {
-    let mut mount = Mount { r#type: "volume".into(), ..Default::default() };
-    let mut tmpfs_options = Vec::new();
-    for field in text.split(',') {
-        let (key, value) = field.split_once('=').map_or((field, None), |(k, v)| (k, Some(v)));
-        let flag = |v: Option<&str>| -> Result<bool, String> {
-            match v {
-                None | Some("true") | Some("1") => Ok(true),
-                Some("false") | Some("0") => Ok(false),
-                Some(other) => Err(format!("invalid value {other:?} for {key} in --mount {text:?}")),
-            }
-        };
-        match key {
-            "type" => mount.r#type = value.unwrap_or_default().to_owned(),
-            "source" | "src" => mount.source = value.unwrap_or_default().to_owned(),
-            "target" | "destination" | "dst" => mount.target = value.unwrap_or_default().to_owned(),
-            "readonly" | "ro" => mount.read_only = flag(value)?,
-            "volume-nocopy" => mount.no_copy = flag(value)?,
-            "tmpfs-size" => tmpfs_options.push(format!("size={}", value.unwrap_or_default())),
-            "tmpfs-mode" => tmpfs_options.push(format!("mode={}", value.unwrap_or_default())),
-            "bind-propagation" | "consistency" => {}
-            other => return Err(format!("unexpected key {other:?} in --mount {text:?}")),
-        }
-    }
-    if mount.target.is_empty() {
-        return Err(format!("target is required in --mount {text:?}"));
-    }
-    match mount.r#type.as_str() {
-        "tmpfs" => mount.options = tmpfs_options.join(","),
-        "bind" if mount.source.is_empty() => return Err(format!("source is required for a bind mount: {text:?}")),
-        "bind" | "volume" => {}
-        other => return Err(format!("invalid mount type {other:?}")),
-    }
-    Ok(mount)
-}
 
 pub use berth_proto::units::{parse_bytes, parse_duration, parse_restart};
 
@@ -321,10 +251,10 @@ impl ContainerArgs {
             })
             .collect();
         for v in &self.volumes {
-            mounts.push(parse_volume_flag(v)?);
+            mounts.push(berth_proto::mounts::parse_volume_flag(v)?);
         }
         for m in &self.mounts {
-            mounts.push(parse_mount_flag(m)?);
+            mounts.push(berth_proto::mounts::parse_mount_flag(m)?);
         }
         Ok(CreateContainerRequest {
             name: self.name.clone().unwrap_or_default(),
@@ -449,17 +379,5 @@ mod tests {
         assert_eq!(super::parse_duration("1m30s"), Ok(90_000_000_000));
         assert_eq!(super::parse_duration("250ms"), Ok(250_000_000));
         assert!(super::parse_duration("soon").is_err());
-        let anonymous = super::parse_volume_flag("/data").expect("anonymous");
-        assert_eq!((anonymous.r#type.as_str(), anonymous.source.as_str()), ("volume", ""));
-        let named = super::parse_volume_flag("db:/var/lib/db:ro,nocopy").expect("named");
-        assert!(named.read_only && named.no_copy && named.source == "db");
-        let bind = super::parse_volume_flag("/srv/site:/usr/share/site").expect("bind");
-        assert!(bind.r#type == "bind" && bind.create_source);
-        assert!(super::parse_volume_flag("db:relative").is_err());
-        let m = super::parse_mount_flag("type=bind,src=/x,dst=/y,readonly").expect("mount");
-        assert!(m.r#type == "bind" && m.read_only && !m.create_source);
-        let t = super::parse_mount_flag("type=tmpfs,target=/t,tmpfs-size=64m").expect("tmpfs");
-        assert_eq!(t.options, "size=64m");
-        assert!(super::parse_mount_flag("type=nfs,target=/x").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! The engine's gRPC client, over whichever transport reaches the agent.
 
+pub mod find;
 mod stream;
 
 use std::path::PathBuf;

@@ -1,5 +1,11 @@
-//! Types the desktop app's UI receives besides the VM's state. The UI's TypeScript types
-//! are generated from these and from [`crate::vm::VmState`] (`cargo xtask codegen`).
+//! Berth Desktop as a library: what its views show ([`rows`]), what they do to the
+//! engine ([`engine`]), and the names of its commands and events ([`names`]). The UI's
+//! TypeScript types are generated from these and from [`crate::vm::VmState`] (`cargo
+//! xtask codegen`), and checked for drift in the unit tier.
+
+pub mod engine;
+pub mod names;
+pub mod rows;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,147 @@
+//! What the app's views show, one row type per list, shaped for the UI (sizes in bytes,
+//! times in unix seconds, compose grouping read from the labels).
+
+use serde::{Deserialize, Serialize};
+
+/// A published port of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct PortRow {
+    pub host_ip: String,
+    pub host_port: u32,
+    pub container_port: u32,
+    pub protocol: String,
+}
+
+/// A container in the Containers list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ContainerRow {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub command: String,
+    /// created, running, paused, restarting, exited, dead.
+    pub state: String,
+    /// "Up 3 seconds", "Exited (0) 2 minutes ago".
+    pub status: String,
+    pub created: i64,
+    pub ports: Vec<PortRow>,
+    pub networks: Vec<String>,
+    /// The compose project and service (from docker-compose's labels), if any.
+    pub project: Option<String>,
+    pub service: Option<String>,
+}
+
+/// An image in the Images list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ImageRow {
+    pub id: String,
+    /// `repo:tag`; empty for a dangling image.
+    pub tags: Vec<String>,
+    pub size: u64,
+    /// RFC 3339, as the image says.
+    pub created: String,
+    /// How many containers (running or not) use it.
+    pub containers: u32,
+}
+
+/// A volume in the Volumes list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct VolumeRow {
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    pub size: i64,
+    pub anonymous: bool,
+    /// Names of the containers that use it.
+    pub used_by: Vec<String>,
+}
+
+/// A network in the Networks list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct NetworkRow {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub internal: bool,
+    /// bridge, host and none: never removed.
+    pub builtin: bool,
+    /// Names of the containers attached.
+    pub containers: Vec<String>,
+}
+
+/// One entry of a container's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct LogLine {
+    /// "stdout" or "stderr".
+    pub stream: String,
+    /// RFC 3339 with nanoseconds.
+    pub time: String,
+    pub text: String,
+}
+
+/// What the Run dialog asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct RunRequest {
+    pub image: String,
+    /// Empty: the engine names it.
+    pub name: String,
+    /// docker's `-p` forms, one per entry ("8080:80", "127.0.0.1:8080:80/udp").
+    pub ports: Vec<String>,
+    /// KEY=VALUE.
+    pub env: Vec<String>,
+    /// docker's `-v` forms ("vol:/data", "/host/path:/app:ro").
+    pub volumes: Vec<String>,
+    /// Empty: the default bridge.
+    pub network: String,
+    /// no, always, unless-stopped, on-failure[:N].
+    pub restart: String,
+}
+
+/// What the network form asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct NetworkRequest {
+    pub name: String,
+    /// CIDR; empty: the engine picks one.
+    pub subnet: String,
+    pub gateway: String,
+    pub internal: bool,
+}
+
+/// A pull's progress, sent as `pull-progress` events while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PullProgress {
+    /// The manifest is known: this many layers follow.
+    Resolved { reference: String, layers: u32 },
+    /// Bytes of one layer so far.
+    Layer { reference: String, digest: String, done: u64, total: u64 },
+    /// One layer is in the store (`cached`: it was already).
+    LayerDone { reference: String, digest: String, cached: bool },
+    /// The image is in the store.
+    Done { reference: String, id: String },
+    /// The pull failed or was cancelled.
+    Failed { reference: String, error: super::UiError },
+}
+
+/// Something changed in the engine (an object of `kind` had `action` done to it); the
+/// views reload what it touches. Sent as `engine-event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct EngineEvent {
+    /// container, image, volume, network, engine.
+    pub kind: String,
+    pub action: String,
+    /// The object's id or name.
+    pub id: String,
+}

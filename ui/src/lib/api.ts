@@ -1,0 +1,95 @@
+// The app's calls and events, typed from the Rust side (src/bindings, `cargo xtask
+// codegen`). `Commands` maps every generated command name to its arguments and result;
+// the type check below fails when the two lists drift apart.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { Channel } from "../bindings/Channel";
+import type { Command } from "../bindings/Command";
+import type { ContainerAction } from "../bindings/ContainerAction";
+import type { ContainerRow } from "../bindings/ContainerRow";
+import type { EngineEvent } from "../bindings/EngineEvent";
+import type { EngineTarget } from "../bindings/EngineTarget";
+import type { ImageRow } from "../bindings/ImageRow";
+import type { LogLine } from "../bindings/LogLine";
+import type { NetworkRequest } from "../bindings/NetworkRequest";
+import type { NetworkRow } from "../bindings/NetworkRow";
+import type { PullProgress } from "../bindings/PullProgress";
+import type { RunRequest } from "../bindings/RunRequest";
+import type { UiError } from "../bindings/UiError";
+import type { VmState } from "../bindings/VmState";
+import type { VolumeRow } from "../bindings/VolumeRow";
+
+type None = Record<string, never>;
+
+export interface Commands {
+  vm_state: [None, VmState];
+  start_vm: [None, null];
+  stop_vm: [None, null];
+  engine_target: [None, EngineTarget];
+  list_containers: [None, ContainerRow[]];
+  container_action: [{ id: string; action: ContainerAction }, null];
+  remove_containers: [{ ids: string[]; force: boolean }, null];
+  container_logs: [{ id: string; tail: number }, LogLine[]];
+  run_image: [{ request: RunRequest }, string];
+  list_images: [None, ImageRow[]];
+  pull_image: [{ reference: string }, string];
+  remove_image: [{ reference: string; force: boolean }, null];
+  tag_image: [{ source: string; target: string }, null];
+  list_volumes: [None, VolumeRow[]];
+  create_volume: [{ name: string }, VolumeRow];
+  remove_volume: [{ name: string }, null];
+  list_networks: [None, NetworkRow[]];
+  create_network: [{ request: NetworkRequest }, null];
+  remove_network: [{ name: string }, null];
+}
+
+// Drift checks: every Rust command has an entry here, and nothing else does.
+type Missing = Exclude<Command, keyof Commands>;
+type Extra = Exclude<keyof Commands, Command>;
+const noneMissing: Missing extends never ? true : Missing = true;
+const noneExtra: Extra extends never ? true : Extra = true;
+export const commandListsAgree = noneMissing && noneExtra;
+
+export interface Events {
+  "vm-state": VmState;
+  "engine-event": EngineEvent;
+  "pull-progress": PullProgress;
+}
+type MissingChannel = Exclude<Channel, keyof Events>;
+const noChannelMissing: MissingChannel extends never ? true : MissingChannel = true;
+export const channelListsAgree = noChannelMissing;
+
+/// What the views use to reach the app; the window's is Tauri's, tests give their own.
+export interface Api {
+  call<C extends Command>(command: C, args: Commands[C][0]): Promise<Commands[C][1]>;
+  on<E extends Channel>(channel: E, handler: (payload: Events[E]) => void): Promise<UnlistenFn>;
+}
+
+export const tauriApi: Api = {
+  call: (command, args) => invoke(command, args),
+  on: (channel, handler) => listen(channel, (event) => handler(event.payload as never)),
+};
+
+/// An error from a call, in the engine's words: "conflict: image is in use".
+export function describe(err: unknown): string {
+  const e = err as Partial<UiError> | null;
+  if (e && typeof e === "object" && typeof e.message === "string") {
+    return e.code ? `${e.code}: ${e.message}` : e.message;
+  }
+  return String(err);
+}
+
+export function bytes(n: number | bigint): string {
+  let v = Number(n);
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function shortId(id: string): string {
+  return id.replace(/^sha256:/, "").slice(0, 12);
+}

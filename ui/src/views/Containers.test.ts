@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
+import Containers from "./Containers.svelte";
+import { FakeApi, refusal } from "../test/fakeApi";
+import { container } from "../test/rows";
+
+const rows = [
+  container({ id: "1".repeat(64), name: "shop-web-1", project: "shop", service: "web", ports: [{ host_ip: "127.0.0.1", host_port: 8080, container_port: 80, protocol: "tcp" }] }),
+  container({ id: "2".repeat(64), name: "shop-db-1", project: "shop", service: "db", state: "exited", status: "Exited (0)" }),
+  container({ id: "3".repeat(64), name: "lonely", image: "alpine" }),
+];
+
+describe("Containers", () => {
+  it("groups by compose project, shows ports, and searches", async () => {
+    render(Containers, { api: new FakeApi({ list_containers: () => rows }) });
+    const shop = await screen.findByRole("table", { name: "Compose project shop" });
+    expect(within(shop).getByText("shop-web-1")).toBeTruthy();
+    expect(within(shop).getByText("127.0.0.1:8080→80/tcp")).toBeTruthy();
+    expect(within(screen.getByRole("table", { name: "Containers" })).getByText("lonely")).toBeTruthy();
+    await fireEvent.input(screen.getByRole("searchbox", { name: "Search containers" }), { target: { value: "alpine" } });
+    expect(screen.queryByText("shop-web-1")).toBeNull();
+    expect(screen.getByText("lonely")).toBeTruthy();
+  });
+
+  it("offers the actions that fit the state and reloads on the engine's events", async () => {
+    let list = rows;
+    const fake = new FakeApi({ list_containers: () => list, container_action: () => null });
+    render(Containers, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Stop shop-web-1" }));
+    expect(fake.called("container_action")[0].args).toEqual({ id: "1".repeat(64), action: "stop" });
+    expect(screen.getByRole("button", { name: "Start shop-db-1" })).toBeTruthy();
+    list = [container({ id: "1".repeat(64), name: "shop-web-1", state: "exited" })];
+    fake.emit("engine-event", { kind: "container", action: "die", id: "1" });
+    await waitFor(() => expect(screen.getByRole("button", { name: "Start shop-web-1" })).toBeTruthy());
+    expect(screen.queryByText("lonely")).toBeNull();
+  });
+
+  it("removes many at once and shows a refusal as the engine words it", async () => {
+    const fake = new FakeApi({ list_containers: () => rows, remove_containers: () => refusal("conflict", "container is busy") });
+    render(Containers, { api: fake });
+    await fireEvent.click(await screen.findByRole("checkbox", { name: "Select lonely" }));
+    await fireEvent.click(screen.getByRole("checkbox", { name: "Select shop-db-1" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Remove selected (2)" }));
+    expect(fake.called("remove_containers")[0].args).toEqual({ ids: ["3".repeat(64), "2".repeat(64)], force: true });
+    expect((await screen.findByRole("alert")).textContent).toBe("conflict: container is busy");
+  });
+
+  it("shows a container's log, searchable", async () => {
+    const fake = new FakeApi({
+      list_containers: () => rows,
+      container_logs: () => [
+        { stream: "stdout", time: "2026-12-04T10:00:00Z", text: "listening on 80" },
+        { stream: "stderr", time: "2026-12-04T10:00:01Z", text: "warning: slow" },
+      ],
+    });
+    render(Containers, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Logs of lonely" }));
+    const panel = await screen.findByRole("region", { name: "Logs of lonely" });
+    await waitFor(() => expect(within(panel).getByText(/listening on 80/)).toBeTruthy());
+    await fireEvent.input(within(panel).getByRole("searchbox"), { target: { value: "slow" } });
+    expect(within(panel).queryByText(/listening/)).toBeNull();
+    expect(fake.called("container_logs")[0].args).toEqual({ id: "3".repeat(64), tail: 5000 });
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { fireEvent, render, screen, waitFor } from "@testing-library/svelte";
+import Images from "./Images.svelte";
+import { FakeApi, refusal } from "../test/fakeApi";
+import { image } from "../test/rows";
+
+describe("Images", () => {
+  it("lists size, use and names", async () => {
+    render(Images, { api: new FakeApi({ list_images: () => [image({ containers: 2 }), image({ id: "sha256:" + "b".repeat(64), tags: [], size: 5_000 })] }) });
+    expect(await screen.findByText("busybox:latest")).toBeTruthy();
+    expect(screen.getByText("1.2 MB")).toBeTruthy();
+    expect(screen.getByText("2 containers")).toBeTruthy();
+    expect(screen.getByText("<none>")).toBeTruthy();
+  });
+
+  it("pulls with one progress bar per layer", async () => {
+    let finish: (id: string) => void = () => {};
+    const fake = new FakeApi({ list_images: () => [], pull_image: () => new Promise<string>((r) => (finish = r)) });
+    render(Images, { api: fake });
+    await fireEvent.input(screen.getByRole("textbox", { name: "Image to pull" }), { target: { value: "registry.test/app:1" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Pull" }));
+    fake.emit("pull-progress", { kind: "layer", reference: "registry.test/app:1", digest: "sha256:" + "1".repeat(64), done: 50, total: 100 });
+    fake.emit("pull-progress", { kind: "layer", reference: "registry.test/app:1", digest: "sha256:" + "2".repeat(64), done: 10, total: 100 });
+    fake.emit("pull-progress", { kind: "layer_done", reference: "registry.test/app:1", digest: "sha256:" + "2".repeat(64), cached: false });
+    const bars = await screen.findAllByRole("progressbar");
+    expect(bars.map((b) => (b as HTMLProgressElement).value)).toEqual([50, 100]);
+    finish("sha256:x");
+    await waitFor(() => expect(screen.queryAllByRole("progressbar")).toHaveLength(0));
+    expect(fake.called("pull_image")[0].args).toEqual({ reference: "registry.test/app:1" });
+  });
+
+  it("shows a failed pull and a refused removal in the engine's words", async () => {
+    const fake = new FakeApi({
+      list_images: () => [image({ containers: 1 })],
+      pull_image: () => refusal("not_found", "pull: manifest unknown"),
+      remove_image: () => refusal("conflict", "remove image: image is being used by running container web"),
+    });
+    render(Images, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Remove busybox:latest" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("conflict: remove image: image is being used");
+    await fireEvent.input(screen.getByRole("textbox", { name: "Image to pull" }), { target: { value: "nope/nothing" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Pull" }));
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toBe("not_found: pull: manifest unknown"));
+  });
+
+  it("runs an image from the Run dialog", async () => {
+    const fake = new FakeApi({ list_images: () => [image({})], run_image: () => "abc" });
+    render(Images, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Run busybox:latest" }));
+    const dialog = screen.getByRole("dialog");
+    expect(dialog).toBeTruthy();
+    await fireEvent.input(screen.getByLabelText("Name"), { target: { value: "web" } });
+    await fireEvent.input(screen.getByLabelText("Ports"), { target: { value: "8080:80, 127.0.0.1:9000:9000" } });
+    await fireEvent.input(screen.getByLabelText("Environment"), { target: { value: "A=1\nB=2" } });
+    await fireEvent.change(screen.getByLabelText("Restart"), { target: { value: "always" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Run" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
+    expect(fake.called("run_image")[0].args).toEqual({
+      request: { image: "busybox:latest", name: "web", ports: ["8080:80", "127.0.0.1:9000:9000"], env: ["A=1", "B=2"], volumes: [], network: "", restart: "always" },
+    });
+  });
+
+  it("keeps the Run dialog open with the engine's refusal", async () => {
+    const fake = new FakeApi({ list_images: () => [image({})], run_image: () => refusal("invalid_argument", "invalid port 99999") });
+    render(Images, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Run busybox:latest" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Run" }));
+    expect((await screen.findByRole("alert")).textContent).toBe("invalid_argument: invalid port 99999");
+    expect(screen.getByRole("dialog")).toBeTruthy();
+  });
+});

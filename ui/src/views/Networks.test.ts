@@ -1,0 +1,27 @@
+import { describe, expect, it } from "vitest";
+import { fireEvent, render, screen } from "@testing-library/svelte";
+import Networks from "./Networks.svelte";
+import { FakeApi } from "../test/fakeApi";
+import type { NetworkRow } from "../bindings/NetworkRow";
+
+const network = (over: Partial<NetworkRow>): NetworkRow => ({ id: "n".repeat(64), name: "bridge", driver: "bridge", subnet: "172.17.0.0/16", gateway: "172.17.0.1", internal: false, builtin: true, containers: [], ...over });
+
+describe("Networks", () => {
+  it("never offers to remove a predefined network; creates with subnet and internal", async () => {
+    const fake = new FakeApi({
+      list_networks: () => [network({}), network({ id: "m".repeat(64), name: "backend", builtin: false, internal: true, containers: ["api", "db"] })],
+      create_network: () => null,
+      remove_network: () => null,
+    });
+    render(Networks, { api: fake });
+    expect(await screen.findByText("api, db")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Remove bridge" })).toBeNull();
+    await fireEvent.click(screen.getByRole("button", { name: "Remove backend" }));
+    expect(fake.called("remove_network")[0].args).toEqual({ name: "backend" });
+    await fireEvent.input(screen.getByRole("textbox", { name: "New network's name" }), { target: { value: "front" } });
+    await fireEvent.input(screen.getByRole("textbox", { name: "Subnet" }), { target: { value: "10.9.0.0/24" } });
+    await fireEvent.click(screen.getByRole("checkbox", { name: "Internal" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Create" }));
+    expect(fake.called("create_network")[0].args).toEqual({ request: { name: "front", subnet: "10.9.0.0/24", gateway: "", internal: true } });
+  });
+});
