@@ -127,6 +127,64 @@ impl Session {
         }
     }
 
+    /// Waits until an element matches `css`; returns its reference.
+    pub fn wait_for(&self, css: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.find(css) {
+                Ok(el) => return Ok(el),
+                Err(err) if Instant::now() > deadline => return Err(format!("{css} never appeared within {timeout:?}: {err}")),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Waits until nothing matches `css`.
+    pub fn wait_gone(&self, css: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.driver.call("POST", &self.path("/elements"), Some(json!({"using": "css selector", "value": css})))?;
+            if found.as_array().is_some_and(Vec::is_empty) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{css} still there after {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Clears a field and types `text` into it.
+    pub fn type_into(&self, css: &str, text: &str) -> Result<(), String> {
+        let el = self.find(css)?;
+        self.driver.call("POST", &self.path(&format!("/element/{el}/clear")), None)?;
+        self.driver.call("POST", &self.path(&format!("/element/{el}/value")), Some(json!({"text": text}))).map(drop)
+    }
+
+    /// Presses keys as the keyboard would, into whatever has the focus (WebDriver key
+    /// codes: "\u{E015}" is ArrowDown, "\u{E007}" Enter).
+    pub fn press(&self, keys: &str) -> Result<(), String> {
+        let mut actions = Vec::new();
+        for key in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": key.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": key.to_string()}));
+        }
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.driver.call("POST", &self.path("/actions"), Some(body)).map(drop)
+    }
+
+    /// The `id` attribute of the element that has the focus.
+    pub fn focused_id(&self) -> Result<String, String> {
+        let v = self.driver.call("GET", &self.path("/element/active"), None)?;
+        let el = v[ELEMENT_KEY].as_str().ok_or_else(|| format!("bad element reference {v}"))?;
+        Ok(self.driver.call("GET", &self.path(&format!("/element/{el}/attribute/id")), None)?.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Runs a script in the window and returns its value.
+    pub fn script(&self, script: &str) -> Result<Value, String> {
+        self.driver.call("POST", &self.path("/execute/sync"), Some(json!({"script": script, "args": []})))
+    }
+
     pub fn screenshot_png(&self) -> Result<Vec<u8>, String> {
         let v = self.driver.call("GET", &self.path("/screenshot"), None)?;
         base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).map_err(|e| e.to_string())

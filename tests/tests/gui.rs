@@ -1,6 +1,11 @@
 //! Berth Desktop, the real app window: under Xvfb, driven through tauri-driver and
-//! WebKitWebDriver, it starts the VM from the window and shows "ready" with the engine
-//! version the guest reported; then stops it. Saves a screenshot as an artifact.
+//! WebKitWebDriver.
+//! - Through the VM session: it starts the VM from the window, shows "ready" with the
+//!   engine version the guest reported, serves docker.sock and published ports; then
+//!   stops it.
+//! - Against a native engine (`BERTH_HOST`): every view's main flow, by mouse and by
+//!   keyboard, with the engine's refusals shown; a screenshot of each view and one
+//!   contact sheet of them all are saved as artifacts.
 //!
 //! Runs on purpose (`cargo xtask test gui` starts Xvfb and builds the app first).
 
@@ -34,6 +39,56 @@ fn webkit_pids() -> Vec<u32> {
         .collect()
 }
 
+/// tauri-driver (which starts WebKitWebDriver, which starts the app) with `env` for the
+/// app, and a session: one app window.
+fn launch(app: &std::path::Path, env: &[(&str, std::ffi::OsString)], artifacts: &std::path::Path) -> (Driver, berth_tests::webdriver::Session) {
+    let port = free_port();
+    let native_port = free_port();
+    let tauri_driver = berth_host::vm::find_program("tauri-driver").expect("tauri-driver (cargo xtask setup installs it)");
+    // The app inherits this environment through tauri-driver and WebKitWebDriver.
+    let mut command = Command::new(tauri_driver);
+    command
+        .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+        // Neither WEBKIT_DISABLE_COMPOSITING_MODE nor WEBKIT_DISABLE_DMABUF_RENDERER: with
+        // either, WebKitGTK 2.50 under Xvfb stops painting after the DOM changes and
+        // WebDriver screenshots hang.
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .env("GDK_BACKEND", "x11")
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(artifacts.join("tauri-driver.log")).expect("log"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let driver = Driver(command.spawn().expect("spawn tauri-driver"));
+    let wd = WebDriver::new(port);
+    wd.wait_ready(Duration::from_secs(30)).expect("tauri-driver ready");
+    let session = wd.session(app).expect("start the app");
+    (driver, session)
+}
+
+/// After the session: waits for WebKit's helpers and the app to exit, kills what is left
+/// (and anything still running from `home`), and returns what had to be killed.
+fn leftovers(before: &[u32], home: &std::path::Path) -> (Vec<u32>, Vec<(u32, String)>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut leaked: Vec<u32> = Vec::new();
+    while std::time::Instant::now() < deadline {
+        leaked = webkit_pids().into_iter().filter(|p| !before.contains(p)).collect();
+        if leaked.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in &leaked {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+    let left = processes_matching(&home.display().to_string());
+    for (pid, _) in &left {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+    (leaked, left)
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
@@ -51,32 +106,14 @@ fn start_the_vm_from_the_window_and_see_ready() {
             .expect("json");
     let kernel = manifest["kernel_release"].as_str().expect("kernel").to_owned();
 
+    let app_env: Vec<(&str, std::ffi::OsString)> = vec![
+        ("BERTH_HOME", home.clone().into()),
+        ("BERTH_ACCEL", "tcg".into()),
+        ("BERTH_VM_MEMORY_MIB", "512".into()),
+        ("BERTH_VM_IMAGE", root().join("build/vm-image").into()),
+    ];
     let before = webkit_pids();
-    let port = free_port();
-    let native_port = free_port();
-    let tauri_driver = berth_host::vm::find_program("tauri-driver").expect("tauri-driver (cargo xtask setup installs it)");
-    // The app inherits this environment through tauri-driver and WebKitWebDriver.
-    let driver = Driver(
-        Command::new(tauri_driver)
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-            .env("BERTH_HOME", &home)
-            .env("BERTH_ACCEL", "tcg")
-            .env("BERTH_VM_MEMORY_MIB", "512")
-            .env("BERTH_VM_IMAGE", root().join("build/vm-image"))
-            // Neither WEBKIT_DISABLE_COMPOSITING_MODE nor WEBKIT_DISABLE_DMABUF_RENDERER: with
-            // either, WebKitGTK 2.50 under Xvfb stops painting after the DOM changes and
-            // WebDriver screenshots hang.
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
-            .env("GDK_BACKEND", "x11")
-            .env("NO_AT_BRIDGE", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(artifacts.join("tauri-driver.log")).expect("log"))
-            .spawn()
-            .expect("spawn tauri-driver"),
-    );
-    let wd = WebDriver::new(port);
-    wd.wait_ready(Duration::from_secs(30)).expect("tauri-driver ready");
-    let session = wd.session(&app).expect("start the app");
+    let (driver, session) = launch(&app, &app_env, &artifacts);
     let shot = |name: &str| -> Result<(), String> {
         let png = session.screenshot_png()?;
         if !png.starts_with(b"\x89PNG") {
@@ -176,24 +213,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
     }
     let _ = session.close();
     drop(driver);
-    // WebKit's helpers exit a moment after the app; wait for them, then count what is left.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut leaked: Vec<u32> = Vec::new();
-    while std::time::Instant::now() < deadline {
-        leaked = webkit_pids().into_iter().filter(|p| !before.contains(p)).collect();
-        if leaked.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for pid in &leaked {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    }
-    let leftovers = processes_matching(&home.display().to_string());
-    // Whatever happened, kill what the app may have left, then report.
-    for (pid, _) in &leftovers {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    }
+    let (leaked, leftovers) = leftovers(&before, &home);
     let _ = std::fs::remove_dir_all(&home);
     if let Err(err) = result {
         panic!("{err} (screenshots and logs in {})", artifacts.display());
@@ -201,4 +221,245 @@ fn start_the_vm_from_the_window_and_see_ready() {
     assert!(leftovers.is_empty(), "processes left after the app closed: {leftovers:?}");
     assert!(leaked.is_empty(), "WebKit / app processes left after the session: {leaked:?}");
     assert!(artifacts.join("berth-desktop-ready.png").is_file());
+}
+
+/// The views in the order the contact sheet shows them.
+const VIEWS: [&str; 6] = ["Containers", "Images", "Volumes", "Networks", "Compose", "Settings"];
+
+#[test]
+#[ignore = "needs a display and the app: cargo xtask test gui"]
+fn every_view_against_the_native_engine() {
+    use berth_tests::native::NativeEngine;
+    assert!(std::env::var_os("DISPLAY").is_some(), "no DISPLAY: run through `cargo xtask test gui`, which starts Xvfb");
+    let app = bin("berth-desktop");
+    let artifacts = artifact_dir("gui-native");
+    // The engine in a network namespace of the test's own: published ports are fetched
+    // there. Its image: the suite's busybox, serving /srv over HTTP by default.
+    let mut engine = NativeEngine::start_isolated("gui-native");
+    const IMAGE: &str = "berth.test/busybox:gui";
+    let image = berth_tests::fixtures::container_image(serde_json::json!({"Cmd": ["httpd", "-f", "-v", "-p", "80", "-h", "/srv"]}));
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, berth_tests::fixtures::oci_archive(&image, IMAGE)).expect("archive");
+    let berth_ok = |engine: &NativeEngine, args: &[&str]| -> Result<String, String> {
+        let out = engine.berth(args);
+        if !out.status.success() {
+            return Err(format!("berth {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    berth_ok(&engine, &["load", "-i", &archive.display().to_string()]).expect("load");
+    let app_home = temp_home("gui-native-app");
+    let host = format!("unix:{}", engine.socket().display());
+    let app_env: Vec<(&str, std::ffi::OsString)> = vec![("BERTH_HOME", app_home.clone().into()), ("BERTH_HOST", host.clone().into())];
+    let before = webkit_pids();
+    let (driver, session) = launch(&app, &app_env, &artifacts);
+    let wait = Duration::from_secs(30);
+    let shot = |name: &str| -> Result<(), String> {
+        let png = session.screenshot_png()?;
+        if !png.starts_with(b"\x89PNG") {
+            return Err(format!("screenshot {name} is not a PNG"));
+        }
+        std::fs::write(artifacts.join(format!("{name}.png")), png).map_err(|e| e.to_string())
+    };
+    let open = |view: &str| -> Result<(), String> {
+        session.click(&format!("#nav-{view}"))?;
+        session.wait_for(&format!("#nav-{view}[aria-selected=\"true\"]"), wait).map(drop)
+    };
+    let row = |name: &str| format!("tr[data-name=\"{name}\"]");
+    let button = |label: &str| format!("button[aria-label=\"{label}\"]");
+
+    let result = (|| -> Result<(), String> {
+        // The engine BERTH_HOST names: ready, and no Start/Stop (it runs elsewhere).
+        session.wait_text("#vm-state", wait, |t| t == "ready")?;
+        let target = session.text("#engine-target")?;
+        if !target.contains(&host) {
+            return Err(format!("the status bar names {target:?}, not {host}"));
+        }
+        session.wait_gone("#start", wait)?;
+        let tabs: Vec<String> = VIEWS.iter().map(|v| session.text(&format!("#nav-{v}"))).collect::<Result<_, _>>()?;
+        if tabs != VIEWS {
+            return Err(format!("the sidebar says {tabs:?}"));
+        }
+
+        // Images: the loaded image, in use by nothing yet.
+        open("Images")?;
+        session.wait_for(&row(IMAGE), wait)?;
+        // A pull of a name that does not exist: the engine's error, and the app goes on.
+        session.type_into("#pull-reference", "registry.invalid/nothing/here:1")?;
+        session.click("#pull")?;
+        let refused = session.wait_text(".error", Duration::from_secs(60), |t| !t.is_empty())?;
+        if !refused.contains("registry.invalid") {
+            return Err(format!("the failed pull says {refused:?}"));
+        }
+        // Run it from the Run dialog with a published port; fetch that port.
+        session.click(&button(&format!("Run {IMAGE}")))?;
+        session.wait_for("[role=\"dialog\"]", wait)?;
+        session.type_into("#run-name", "web")?;
+        session.type_into("#run-ports", "127.0.0.1:8080:80")?;
+        session.type_into("#run-env", "GREETING=hello")?;
+        shot("run-dialog")?;
+        session.click("#run-submit")?;
+        session.wait_gone("[role=\"dialog\"]", wait)?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let (fetched, page) = engine.in_netns(&["wget", "-q", "-O-", "http://127.0.0.1:8080/data.txt"]);
+            if fetched && page == "from the image\n" {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("the published port never served the page: {page}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let inspected: serde_json::Value = serde_json::from_str(&berth_ok(&engine, &["inspect", "web"])?).map_err(|e| e.to_string())?;
+        let env = inspected[0]["Config"]["Env"].to_string();
+        if !env.contains("GREETING=hello") {
+            return Err(format!("the Run dialog's environment is not the container's: {env}"));
+        }
+        // In use now: removing the image is refused, in the engine's words.
+        session.wait_text(&format!("{} td:nth-child(5)", row(IMAGE)), wait, |t| t.starts_with("1 container"))?;
+        shot("Images")?;
+        session.click(&button(&format!("Remove {IMAGE}")))?;
+        let refused = session.wait_text(".error", wait, |t| t.starts_with("conflict"))?;
+        if !refused.contains("container") {
+            return Err(format!("removing an image in use says {refused:?}"));
+        }
+
+        // Containers: web runs, with its port; its log has the fetch; stop and remove.
+        open("Containers")?;
+        session.wait_for(&format!("{}[data-state=\"running\"]", row("web")), wait)?;
+        let ports = session.text(&format!("{} .ports", row("web")))?;
+        if ports != "127.0.0.1:8080→80/tcp" {
+            return Err(format!("web's ports shown as {ports:?}"));
+        }
+        // A container started by the CLI appears without a reload (the engine's events).
+        berth_ok(&engine, &["run", "-d", "--name", "talker", IMAGE, "sh", "-c", "echo hello from talker; exec sleep 300"])?;
+        session.wait_for(&format!("{}[data-state=\"running\"]", row("talker")), wait)?;
+        session.click(&button("Logs of talker"))?;
+        session.wait_text("#log-text", wait, |t| t.contains("hello from talker"))?;
+        shot("Containers")?;
+        session.click(&button("Stop web"))?;
+        session.wait_for(&format!("{}[data-state=\"exited\"]", row("web")), wait)?;
+        session.click(&button("Remove web"))?;
+        session.wait_gone(&row("web"), wait)?;
+        if berth_ok(&engine, &["ps", "-a", "--format", "{{.Names}}"])?.lines().any(|l| l == "web") {
+            return Err("web is still in the engine after Remove".into());
+        }
+
+        // Volumes: create, see it, remove.
+        open("Volumes")?;
+        session.type_into("#volume-name", "gui-data")?;
+        session.click("#volume-create")?;
+        session.wait_for(&row("gui-data"), wait)?;
+        shot("Volumes")?;
+        session.click(&button("Remove gui-data"))?;
+        session.wait_gone(&row("gui-data"), wait)?;
+
+        // Networks: create with a subnet, see it in the engine, remove.
+        open("Networks")?;
+        session.type_into("#network-name", "gui-net")?;
+        session.type_into("#network-subnet", "10.231.7.0/24")?;
+        session.click("#network-create")?;
+        session.wait_for(&row("gui-net"), wait)?;
+        let inspected: serde_json::Value = serde_json::from_str(&berth_ok(&engine, &["network", "inspect", "gui-net"])?).map_err(|e| e.to_string())?;
+        let subnet = inspected[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default().to_owned();
+        if subnet != "10.231.7.0/24" {
+            return Err(format!("gui-net's subnet in the engine: {subnet:?}"));
+        }
+        shot("Networks")?;
+        session.click(&button("Remove gui-net"))?;
+        session.wait_gone(&row("gui-net"), wait)?;
+
+        // Compose: a project started by the CLI shows with its services; Stop stops it.
+        let project_dir = engine.home.join("shop");
+        std::fs::create_dir_all(&project_dir).map_err(|e| e.to_string())?;
+        std::fs::write(project_dir.join("compose.yaml"), format!("services:\n  api:\n    image: {IMAGE}\n    command: [\"sleep\", \"300\"]\n")).map_err(|e| e.to_string())?;
+        berth_ok(&engine, &["compose", "-f", &project_dir.join("compose.yaml").display().to_string(), "-p", "shop", "up", "-d"])?;
+        open("Compose")?;
+        session.wait_text("article[data-project=\"shop\"] li", wait, |t| t.contains("api") && t.contains("running"))?;
+        shot("Compose")?;
+        session.click(&button("Stop shop"))?;
+        session.wait_text("article[data-project=\"shop\"] li", wait, |t| t.contains("exited"))?;
+
+        open("Settings")?;
+        shot("Settings")?;
+
+        // Keyboard only: from the sidebar, arrows to Volumes, Tab to its field, type,
+        // Enter creates the volume.
+        session.script("document.getElementById('nav-Containers').focus()")?;
+        session.press("\u{E015}\u{E015}")?;
+        if session.focused_id()? != "nav-Volumes" {
+            return Err(format!("arrow keys moved the focus to {:?}", session.focused_id()?));
+        }
+        session.wait_for("#nav-Volumes[aria-selected=\"true\"]", wait)?;
+        session.press("\u{E004}")?;
+        if session.focused_id()? != "volume-name" {
+            return Err(format!("Tab from the sidebar went to {:?}", session.focused_id()?));
+        }
+        session.press("typed-vol\u{E007}")?;
+        session.wait_for(&row("typed-vol"), wait)?;
+        if !berth_ok(&engine, &["volume", "ls", "--format", "{{.Name}}"])?.lines().any(|l| l == "typed-vol") {
+            return Err("the volume made from the keyboard is not in the engine".into());
+        }
+
+        // The engine stops mid-session: the status bar says so, and the app goes on.
+        engine.terminate();
+        session.wait_text("#vm-state", wait, |t| t == "error")?;
+        open("Images")?;
+        session.wait_for(".empty", wait)?;
+        shot("engine-stopped")?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = shot("failure");
+    }
+    let _ = session.close();
+    drop(driver);
+    let (leaked, leftovers) = leftovers(&before, &app_home);
+    let _ = std::fs::remove_dir_all(&app_home);
+    if let Err(err) = result {
+        panic!("{err} (screenshots and logs in {})", artifacts.display());
+    }
+    contact_sheet(&artifacts, &VIEWS, &artifacts.join("contact-sheet.png")).expect("contact sheet");
+    assert!(leftovers.is_empty(), "processes left after the app closed: {leftovers:?}");
+    assert!(leaked.is_empty(), "WebKit / app processes left after the session: {leaked:?}");
+}
+
+/// One PNG with every view's screenshot at half size, three to a row, so a reviewer can
+/// look at the app without running it.
+fn contact_sheet(dir: &std::path::Path, views: &[&str], out: &std::path::Path) -> Result<(), String> {
+    let mut shots = Vec::new();
+    for view in views {
+        let file = std::fs::File::open(dir.join(format!("{view}.png"))).map_err(|e| format!("{view}.png: {e}"))?;
+        let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().map_err(|e| e.to_string())?;
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+        let channels = match info.color_type {
+            png::ColorType::Rgba => 4,
+            png::ColorType::Rgb => 3,
+            other => return Err(format!("{view}.png: unexpected color type {other:?}")),
+        };
+        shots.push((info.width as usize, info.height as usize, channels, buf));
+    }
+    let cell_w = shots.iter().map(|s| s.0 / 2).max().unwrap_or(0);
+    let cell_h = shots.iter().map(|s| s.1 / 2).max().unwrap_or(0);
+    let columns = 3;
+    let rows = shots.len().div_ceil(columns);
+    let (width, height) = (cell_w * columns, cell_h * rows);
+    let mut sheet = vec![255u8; width * height * 3];
+    for (i, (w, h, channels, pixels)) in shots.iter().enumerate() {
+        let (x0, y0) = ((i % columns) * cell_w, (i / columns) * cell_h);
+        for y in 0..h / 2 {
+            for x in 0..w / 2 {
+                let from = ((y * 2) * w + x * 2) * channels;
+                let to = ((y0 + y) * width + x0 + x) * 3;
+                sheet[to..to + 3].copy_from_slice(&pixels[from..from + 3]);
+            }
+        }
+    }
+    let file = std::fs::File::create(out).map_err(|e| e.to_string())?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header().and_then(|mut w| w.write_image_data(&sheet)).map_err(|e| e.to_string())
 }
