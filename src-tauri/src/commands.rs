@@ -3,7 +3,10 @@
 //! names are `berth_host::ui::names::Command`; `cargo xtask codegen --check` holds the
 //! two lists equal.
 
+use berth_compose::desktop::Projects;
 use berth_host::ui::engine::ContainerAction;
+use berth_host::ui::rows::ComposeProjectRow;
+use berth_host::ui::settings::{self, SettingsForm};
 use berth_host::ui::names::{Channel, EngineTarget};
 use berth_host::ui::rows::{ContainerRow, ImageRow, LogLine, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
 use berth_host::ui::UiError;
@@ -111,4 +114,69 @@ pub async fn create_network(desktop: State<'_, Desktop>, request: NetworkRequest
 #[tauri::command]
 pub async fn remove_network(desktop: State<'_, Desktop>, name: String) -> Result<(), UiError> {
     desktop.engine().await?.remove_network(&name).await
+}
+
+#[tauri::command]
+pub async fn list_compose_projects(desktop: State<'_, Desktop>) -> Result<Vec<ComposeProjectRow>, UiError> {
+    Projects::new(desktop.home()).list(desktop.engine().await?.client()).await
+}
+
+/// Adds the project of a compose file or folder (kept across restarts).
+#[tauri::command]
+pub fn add_compose_project(desktop: State<'_, Desktop>, path: String) -> Result<ComposeProjectRow, UiError> {
+    Projects::new(desktop.home()).add(&path)
+}
+
+#[tauri::command]
+pub fn forget_compose_project(desktop: State<'_, Desktop>, name: String) -> Result<(), UiError> {
+    Projects::new(desktop.home()).forget(&name)
+}
+
+#[tauri::command]
+pub async fn compose_up(desktop: State<'_, Desktop>, name: String) -> Result<Vec<String>, UiError> {
+    Projects::new(desktop.home()).up(desktop.engine().await?.client(), &name).await
+}
+
+#[tauri::command]
+pub async fn compose_down(desktop: State<'_, Desktop>, name: String) -> Result<Vec<String>, UiError> {
+    Projects::new(desktop.home()).down(desktop.engine().await?.client(), &name).await
+}
+
+#[tauri::command]
+pub async fn compose_pull(desktop: State<'_, Desktop>, name: String) -> Result<Vec<String>, UiError> {
+    Projects::new(desktop.home()).pull(desktop.engine().await?.client(), &name).await
+}
+
+#[tauri::command]
+pub fn read_settings(desktop: State<'_, Desktop>) -> Result<SettingsForm, UiError> {
+    settings::read(desktop.home())
+}
+
+/// Saves the settings; returns the keys that changed (they apply at the next VM start).
+#[tauri::command]
+pub fn apply_settings(desktop: State<'_, Desktop>, form: SettingsForm) -> Result<Vec<String>, UiError> {
+    settings::apply(desktop.home(), &form)
+}
+
+#[tauri::command]
+pub async fn registry_login(desktop: State<'_, Desktop>, registry: String, username: String, password: String) -> Result<String, UiError> {
+    desktop.engine().await?.login(&registry, &username, &password).await
+}
+
+/// Forgets a registry login; false when there was none.
+#[tauri::command]
+pub fn registry_logout(registry: String) -> Result<bool, UiError> {
+    berth_host::credentials::erase(&registry).map_err(|e| UiError::new(e.kind(), berth_host::agent::error_chain(&e)))
+}
+
+/// Writes the diagnostics archive; returns its path.
+#[tauri::command]
+pub async fn write_diagnostics(desktop: State<'_, Desktop>) -> Result<String, UiError> {
+    settings::diagnose(desktop.home()).await
+}
+
+/// Wipes the VM's data (the window asked first); false when there was none.
+#[tauri::command]
+pub fn reset_vm(desktop: State<'_, Desktop>) -> Result<bool, UiError> {
+    settings::reset_vm(desktop.home())
 }

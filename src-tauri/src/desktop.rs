@@ -63,6 +63,10 @@ impl Desktop {
         }
     }
 
+    pub fn home(&self) -> &BerthHome {
+        &self.home
+    }
+
     pub fn target(&self) -> &EngineTarget {
         &self.target
     }

@@ -45,6 +45,18 @@ fn main() {
             commands::list_networks,
             commands::create_network,
             commands::remove_network,
+            commands::list_compose_projects,
+            commands::add_compose_project,
+            commands::forget_compose_project,
+            commands::compose_up,
+            commands::compose_down,
+            commands::compose_pull,
+            commands::read_settings,
+            commands::apply_settings,
+            commands::registry_login,
+            commands::registry_logout,
+            commands::write_diagnostics,
+            commands::reset_vm,
         ])
         .build(tauri::generate_context!());
     let app = match app {

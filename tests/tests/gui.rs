@@ -370,18 +370,47 @@ fn every_view_against_the_native_engine() {
         session.click(&button("Remove gui-net"))?;
         session.wait_gone(&row("gui-net"), wait)?;
 
-        // Compose: a project started by the CLI shows with its services; Stop stops it.
+        // Compose: a file that does not parse is refused in compose's words; a project
+        // added by its folder goes Up (its service runs) and Down from the window.
         let project_dir = engine.home.join("shop");
         std::fs::create_dir_all(&project_dir).map_err(|e| e.to_string())?;
         std::fs::write(project_dir.join("compose.yaml"), format!("services:\n  api:\n    image: {IMAGE}\n    command: [\"sleep\", \"300\"]\n")).map_err(|e| e.to_string())?;
-        berth_ok(&engine, &["compose", "-f", &project_dir.join("compose.yaml").display().to_string(), "-p", "shop", "up", "-d"])?;
+        let broken = engine.home.join("broken.yaml");
+        std::fs::write(&broken, "services:\n  api:\n    image: [unclosed\n").map_err(|e| e.to_string())?;
         open("Compose")?;
-        session.wait_text("article[data-project=\"shop\"] li", wait, |t| t.contains("api") && t.contains("running"))?;
+        session.type_into("#compose-path", &broken.display().to_string())?;
+        session.click("#compose-add")?;
+        let refused = session.wait_text(".error", wait, |t| t.starts_with("invalid_argument"))?;
+        if !refused.contains("broken.yaml") {
+            return Err(format!("the broken compose file is refused with {refused:?}"));
+        }
+        session.type_into("#compose-path", &project_dir.display().to_string())?;
+        session.click("#compose-add")?;
+        session.wait_for("article[data-project=\"shop\"] li[data-service=\"api\"][data-state=\"not created\"]", wait)?;
+        session.click(&button("Up shop"))?;
+        session.wait_for("article[data-project=\"shop\"] li[data-service=\"api\"][data-state=\"running\"]", Duration::from_secs(60))?;
+        if !berth_ok(&engine, &["ps", "--format", "{{.Names}}"])?.lines().any(|l| l == "shop-api-1") {
+            return Err("Up from the window did not start shop-api-1 in the engine".into());
+        }
         shot("Compose")?;
-        session.click(&button("Stop shop"))?;
-        session.wait_text("article[data-project=\"shop\"] li", wait, |t| t.contains("exited"))?;
+        session.click(&button("Down shop"))?;
+        session.wait_for("article[data-project=\"shop\"] li[data-service=\"api\"][data-state=\"not created\"]", Duration::from_secs(60))?;
+        // Kept across restarts: the list is in the app's BERTH_HOME.
+        let kept = std::fs::read_to_string(app_home.join("desktop/compose-projects.json")).map_err(|e| e.to_string())?;
+        if !kept.contains(&project_dir.display().to_string()) {
+            return Err(format!("the added project is not kept: {kept}"));
+        }
 
+        // Settings: a change is validated and saved to the settings file.
         open("Settings")?;
+        session.wait_for("#settings-cpus", wait)?;
+        session.type_into("#settings-cpus", "2")?;
+        session.click("#settings-apply")?;
+        session.wait_text("#settings-notice", wait, |t| t.starts_with("Saved: cpus"))?;
+        let saved = std::fs::read_to_string(app_home.join("settings.json")).map_err(|e| e.to_string())?;
+        if !saved.contains("\"cpus\": 2") {
+            return Err(format!("settings.json after Apply: {saved}"));
+        }
         shot("Settings")?;
 
         // Keyboard only: from the sidebar, arrows to Volumes, Tab to its field, type,

@@ -5,6 +5,7 @@
 //! through Berth's gRPC API (`apply`), so the CLI and the desktop app share it.
 
 pub mod apply;
+pub mod desktop;
 pub mod dotenv;
 pub mod graph;
 pub mod interpolate;

@@ -89,6 +89,31 @@ impl SessionError {
     }
 }
 
+/// What `reset_data` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    Wiped,
+    /// The VM had no data disk yet.
+    NothingToWipe,
+}
+
+/// Deletes the VM's data disk (every image, container, volume and network in the VM);
+/// the next start makes a new one. Refused while a session runs. `berth vm reset` and
+/// Berth Desktop's Troubleshoot both ask the user first.
+pub fn reset_data(home: &BerthHome) -> Result<Reset, SessionError> {
+    if let Some(record) = find(home) {
+        return Err(SessionError::Running { home: home.root().to_owned(), pid: record.pid });
+    }
+    let disk = vm::VmPaths::new(home).data_disk;
+    if !disk.exists() {
+        return Ok(Reset::NothingToWipe);
+    }
+    vm::guest::DataDisk { path: disk.clone(), size_bytes: 0 }
+        .wipe()
+        .map_err(|source| SessionError::Io { what: format!("delete the VM's data disk {}", disk.display()), source })?;
+    Ok(Reset::Wiped)
+}
+
 /// How a session's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {

@@ -3,4 +3,4 @@
 /**
  * Every command the UI may invoke.
  */
-export type Command = "vm_state" | "start_vm" | "stop_vm" | "engine_target" | "list_containers" | "container_action" | "remove_containers" | "container_logs" | "run_image" | "list_images" | "pull_image" | "remove_image" | "tag_image" | "list_volumes" | "create_volume" | "remove_volume" | "list_networks" | "create_network" | "remove_network";
+export type Command = "vm_state" | "start_vm" | "stop_vm" | "engine_target" | "list_containers" | "container_action" | "remove_containers" | "container_logs" | "run_image" | "list_images" | "pull_image" | "remove_image" | "tag_image" | "list_volumes" | "create_volume" | "remove_volume" | "list_networks" | "create_network" | "remove_network" | "list_compose_projects" | "add_compose_project" | "forget_compose_project" | "compose_up" | "compose_down" | "compose_pull" | "read_settings" | "apply_settings" | "registry_login" | "registry_logout" | "write_diagnostics" | "reset_vm";

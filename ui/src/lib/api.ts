@@ -5,6 +5,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { Channel } from "../bindings/Channel";
 import type { Command } from "../bindings/Command";
+import type { ComposeProjectRow } from "../bindings/ComposeProjectRow";
 import type { ContainerAction } from "../bindings/ContainerAction";
 import type { ContainerRow } from "../bindings/ContainerRow";
 import type { EngineEvent } from "../bindings/EngineEvent";
@@ -15,6 +16,7 @@ import type { NetworkRequest } from "../bindings/NetworkRequest";
 import type { NetworkRow } from "../bindings/NetworkRow";
 import type { PullProgress } from "../bindings/PullProgress";
 import type { RunRequest } from "../bindings/RunRequest";
+import type { SettingsForm } from "../bindings/SettingsForm";
 import type { UiError } from "../bindings/UiError";
 import type { VmState } from "../bindings/VmState";
 import type { VolumeRow } from "../bindings/VolumeRow";
@@ -41,6 +43,18 @@ export interface Commands {
   list_networks: [None, NetworkRow[]];
   create_network: [{ request: NetworkRequest }, null];
   remove_network: [{ name: string }, null];
+  list_compose_projects: [None, ComposeProjectRow[]];
+  add_compose_project: [{ path: string }, ComposeProjectRow];
+  forget_compose_project: [{ name: string }, null];
+  compose_up: [{ name: string }, string[]];
+  compose_down: [{ name: string }, string[]];
+  compose_pull: [{ name: string }, string[]];
+  read_settings: [None, SettingsForm];
+  apply_settings: [{ form: SettingsForm }, string[]];
+  registry_login: [{ registry: string; username: string; password: string }, string];
+  registry_logout: [{ registry: string }, boolean];
+  write_diagnostics: [None, string];
+  reset_vm: [None, boolean];
 }
 
 // Drift checks: every Rust command has an entry here, and nothing else does.

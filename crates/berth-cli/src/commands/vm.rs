@@ -89,8 +89,10 @@ pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
                     return Ok(ExitCode::from(1));
                 }
             }
-            berth_host::vm::guest::DataDisk { path: disk.clone(), size_bytes: 0 }.wipe()?;
-            println!("the VM's data disk is wiped; the next `berth vm start` makes a new one");
+            match session::reset_data(&ctx.home)? {
+                session::Reset::Wiped => println!("the VM's data disk is wiped; the next `berth vm start` makes a new one"),
+                session::Reset::NothingToWipe => println!("the VM has no data disk yet; nothing to wipe"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         VmCommand::Status { format } => {

@@ -291,6 +291,31 @@ impl Engine {
         self.client.networks().remove(NetworkRef { id: name.to_owned() }).await.map(drop).map_err(status("remove network"))
     }
 
+    /// Logs in to a registry (the engine checks the password), then stores the login
+    /// where docker stores it; returns the registry's answer.
+    pub async fn login(&self, registry: &str, username: &str, password: &str) -> Result<String, UiError> {
+        let registry = match registry.trim() {
+            "" => "docker.io".to_owned(),
+            other => other.to_owned(),
+        };
+        if username.trim().is_empty() || password.is_empty() {
+            return Err(invalid("a user name and a password are required"));
+        }
+        let request = berth_proto::v1::LoginRequest {
+            registry: registry.clone(),
+            auth: Some(berth_proto::v1::RegistryAuth { username: username.trim().to_owned(), password: password.to_owned() }),
+        };
+        let answer = self.client.images().login(request).await.map_err(status("login"))?.into_inner();
+        let login = crate::credentials::Login { username: username.trim().to_owned(), password: password.to_owned() };
+        crate::credentials::store(&registry, &login).map_err(|e| UiError::new(e.kind(), crate::agent::error_chain(&e)))?;
+        Ok(answer.status)
+    }
+
+    /// The client, for libraries that work on the engine themselves (compose).
+    pub fn client(&self) -> &AgentClient {
+        &self.client
+    }
+
     /// Follows the engine's events, telling `each` what changed, until the stream ends
     /// (the engine stopped or went away): then the error says why.
     pub async fn follow_events(&self, mut each: impl FnMut(EngineEvent)) -> UiError {

@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod names;
 pub mod rows;
+pub mod settings;
 
 use serde::{Deserialize, Serialize};
 

@@ -28,6 +28,18 @@ pub enum Command {
     ListNetworks,
     CreateNetwork,
     RemoveNetwork,
+    ListComposeProjects,
+    AddComposeProject,
+    ForgetComposeProject,
+    ComposeUp,
+    ComposeDown,
+    ComposePull,
+    ReadSettings,
+    ApplySettings,
+    RegistryLogin,
+    RegistryLogout,
+    WriteDiagnostics,
+    ResetVm,
 }
 
 /// Every event the app sends the window.

@@ -145,3 +145,29 @@ pub struct EngineEvent {
     /// The object's id or name.
     pub id: String,
 }
+
+/// A service of a compose project, with its container's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ServiceRow {
+    pub name: String,
+    /// created, running, exited, ...; "not created" before the first Up.
+    pub state: String,
+    pub status: String,
+    /// The container's name, once there is one.
+    pub container: Option<String>,
+}
+
+/// A compose project in the Compose view: one the user added (kept across restarts),
+/// or one running in the engine that was started elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ComposeProjectRow {
+    pub name: String,
+    /// The compose files; empty for a project only seen in the engine.
+    pub files: Vec<String>,
+    pub added: bool,
+    pub services: Vec<ServiceRow>,
+    /// Why its files do not load (then Up is refused until they do).
+    pub error: Option<String>,
+}
