@@ -11,9 +11,11 @@ use berth_host::ui::names::{Channel, EngineTarget};
 use berth_host::ui::rows::{ContainerRow, ImageRow, LogLine, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
 use berth_host::ui::UiError;
 use berth_host::vm::VmState;
+use berth_host::ui::rows::{StatsSample, TerminalEvent};
+use tauri::ipc::Channel as Sink;
 use tauri::{AppHandle, Emitter, State};
 
-use crate::desktop::Desktop;
+use crate::desktop::{Desktop, Stream};
 
 /// The VM's state as last seen.
 #[tauri::command]
@@ -179,4 +181,38 @@ pub async fn write_diagnostics(desktop: State<'_, Desktop>) -> Result<String, Ui
 #[tauri::command]
 pub fn reset_vm(desktop: State<'_, Desktop>) -> Result<bool, UiError> {
     settings::reset_vm(desktop.home())
+}
+
+/// Streams a container's stats to the window until `close_stream`; returns the stream.
+#[tauri::command]
+pub async fn watch_stats(desktop: State<'_, Desktop>, id: String, sink: Sink<StatsSample>) -> Result<u32, UiError> {
+    let engine = desktop.engine().await?;
+    let task = tauri::async_runtime::spawn(async move {
+        let ended = engine.follow_stats(&id, |sample| drop(sink.send(sample))).await;
+        tracing::debug!(container = %id, reason = %ended.message, "stats ended");
+    });
+    Ok(desktop.keep_stream(Stream::Task(task)))
+}
+
+/// Opens a shell with a tty in a container; its output goes to `sink`. Returns the
+/// terminal's number for `terminal_input`, `terminal_resize` and `close_stream`.
+#[tauri::command]
+pub async fn open_terminal(desktop: State<'_, Desktop>, id: String, cols: u32, rows: u32, sink: Sink<TerminalEvent>) -> Result<u32, UiError> {
+    let terminal = desktop.engine().await?.open_terminal(&id, cols, rows, move |event| drop(sink.send(event))).await?;
+    Ok(desktop.keep_stream(Stream::Terminal(terminal)))
+}
+
+#[tauri::command]
+pub async fn terminal_input(desktop: State<'_, Desktop>, terminal: u32, data: String) -> Result<(), UiError> {
+    desktop.terminal(terminal)?.write(&data).await
+}
+
+#[tauri::command]
+pub async fn terminal_resize(desktop: State<'_, Desktop>, terminal: u32, cols: u32, rows: u32) -> Result<(), UiError> {
+    desktop.terminal(terminal)?.resize(cols, rows).await
+}
+
+#[tauri::command]
+pub fn close_stream(desktop: State<'_, Desktop>, stream: u32) {
+    desktop.close_stream(stream);
 }

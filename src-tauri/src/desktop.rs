@@ -18,6 +18,13 @@ use berth_host::ErrorKind;
 use tauri::{AppHandle, Emitter, Manager};
 
 
+/// A live stream the window opened: a Stats panel's task, or a terminal's input.
+#[derive(Debug)]
+pub enum Stream {
+    Task(tauri::async_runtime::JoinHandle<()>),
+    Terminal(berth_host::ui::streams::Terminal),
+}
+
 /// A session run by this app, in a task of its own.
 #[derive(Debug)]
 struct OwnSession {
@@ -39,6 +46,9 @@ pub struct Desktop {
     /// The engine, once connected; dropped when a call finds it gone.
     engine: tokio::sync::Mutex<Option<Engine>>,
     shown: Mutex<VmState>,
+    /// The window's open streams, by the number it was given.
+    streams: Mutex<std::collections::HashMap<u32, Stream>>,
+    next_stream: std::sync::atomic::AtomicU32,
     /// The session this app started (stopped when the app quits): its stop request and
     /// the task that runs it.
     running: Arc<tokio::sync::Mutex<Option<OwnSession>>>,
@@ -57,6 +67,8 @@ impl Desktop {
             home,
             target,
             engine: tokio::sync::Mutex::new(None),
+            streams: Mutex::default(),
+            next_stream: std::sync::atomic::AtomicU32::new(1),
             shown: Mutex::new(VmState::Stopped),
             running: Arc::default(),
             busy: Arc::default(),
@@ -94,6 +106,27 @@ impl Desktop {
     /// Forgets the connection (the engine went away); the next call connects again.
     async fn disconnect(&self) {
         self.engine.lock().await.take();
+    }
+
+    /// Keeps a stream; returns its number for the window.
+    pub fn keep_stream(&self, stream: Stream) -> u32 {
+        let id = self.next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(id, stream);
+        id
+    }
+
+    pub fn terminal(&self, id: u32) -> Result<berth_host::ui::streams::Terminal, UiError> {
+        match self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            Some(Stream::Terminal(t)) => Ok(t.clone()),
+            _ => Err(UiError::new(ErrorKind::NotFound, format!("no terminal {id}"))),
+        }
+    }
+
+    /// Ends a stream: a task is stopped, a terminal's input closed.
+    pub fn close_stream(&self, id: u32) {
+        if let Some(Stream::Task(task)) = self.streams.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+            task.abort();
+        }
     }
 
     pub fn current(&self) -> VmState {

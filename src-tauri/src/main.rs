@@ -9,7 +9,20 @@ mod desktop;
 
 use tauri::Manager;
 
+/// WebKit takes the page's language (`navigator.language`) from the locale; with the
+/// C/POSIX locale it says "C", which JavaScript's Intl (date formats in the charts)
+/// refuses. Such a session gets a valid default; any real locale is kept.
+fn ensure_a_language() {
+    let set = ["LC_ALL", "LC_MESSAGES", "LANG"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let plain = set.as_deref().map(|v| v.split(['.', '@']).next().unwrap_or(v)).is_none_or(|v| v == "C" || v == "POSIX");
+    if plain {
+        // Before any thread starts: nothing else reads the environment yet.
+        std::env::set_var("LC_ALL", "en_US.UTF-8");
+    }
+}
+
 fn main() {
+    ensure_a_language();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -57,6 +70,11 @@ fn main() {
             commands::registry_logout,
             commands::write_diagnostics,
             commands::reset_vm,
+            commands::watch_stats,
+            commands::open_terminal,
+            commands::terminal_input,
+            commands::terminal_resize,
+            commands::close_stream,
         ])
         .build(tauri::generate_context!());
     let app = match app {

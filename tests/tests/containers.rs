@@ -779,3 +779,52 @@ async fn a_terminal_follows_resizes() {
     let e = engine.home.clone();
     tokio::task::spawn_blocking(move || berth_tests::native::berth(&e, &["rm", "-f", &id])).await.expect("rm");
 }
+
+/// SIGTERM stops the engine while an exec with an open input is attached (as Berth
+/// Desktop's terminal keeps one); the container and its exec outlive the engine, as
+/// containers do. The engine used to wait for the exec's shell to end.
+#[test]
+fn sigterm_stops_the_engine_while_an_exec_is_attached() {
+    use std::io::{BufRead, Write};
+    let mut engine = engine("ctr-sigterm-exec");
+    ok(&engine, &["run", "-d", "--name", "box", IMAGE, "sleep", "300"]);
+    let mut exec = std::process::Command::new(berth_tests::bin("berth"))
+        .args(["exec", "-i", "-t", "box", "sh"])
+        .env("BERTH_HOME", &engine.home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("berth exec");
+    let mut input = exec.stdin.take().expect("stdin");
+    input.write_all(b"echo attached\n").expect("write");
+    // With a tty the shell echoes the typed line first; wait for its output line.
+    let mut reader = std::io::BufReader::new(exec.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read") == 0 {
+            panic!("the exec ended before it answered: {seen:?}");
+        }
+        seen.push_str(&line);
+        if line.trim_end() == "attached" {
+            break;
+        }
+    }
+    let pid = engine.child.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = engine.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the engine did not stop on SIGTERM while an exec was attached");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "engine exit: {status}");
+    drop(input);
+    let _ = exec.kill();
+    let _ = exec.wait();
+    // The container outlived the engine.
+    engine.kill_and_restart();
+    assert_eq!(inspect(&engine, "box")["State"]["Status"], "running");
+}

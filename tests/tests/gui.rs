@@ -199,6 +199,14 @@ fn start_the_vm_from_the_window_and_see_ready() {
         if !page.ends_with("from the image\n") {
             return Err(format!("the published port answered {page:?}"));
         }
+        // The window's Containers view shows what docker started in the VM, with its port
+        // (through the session's berth.sock and the engine's events).
+        session.wait_for("tr[data-name=\"web\"][data-state=\"running\"]", Duration::from_secs(30))?;
+        let ports = session.text("tr[data-name=\"web\"] .ports")?;
+        if ports != format!("127.0.0.1:{web_port}→80/tcp") {
+            return Err(format!("web's ports in the window: {ports:?}"));
+        }
+        shot("berth-desktop-containers-in-vm.png")?;
 
         session.click("#stop")?;
         session.wait_text("#vm-state", Duration::from_secs(60), |t| t == "stopped")?;
@@ -338,6 +346,21 @@ fn every_view_against_the_native_engine() {
         session.click(&button("Logs of talker"))?;
         session.wait_text("#log-text", wait, |t| t.contains("hello from talker"))?;
         shot("Containers")?;
+        // Its terminal (xterm.js over an exec with a tty): typed keys run in the shell.
+        session.click(&button("Terminal in talker"))?;
+        session.wait_for("#terminal .xterm-rows", wait)?;
+        session.wait_text("#terminal .xterm-rows", wait, |t| t.contains('#'))?;
+        session.press("echo typed-$((6*7))\u{E007}")?;
+        session.wait_text("#terminal .xterm-rows", wait, |t| t.contains("typed-42"))?;
+        shot("terminal")?;
+        // Its live stats: samples arrive and are shown.
+        session.click(&button("Stats of talker"))?;
+        session.wait_text("#stats-pids", wait, |t| t.parse::<u32>().is_ok_and(|n| n >= 1))?;
+        let memory = session.text("#stats-memory")?;
+        if !memory.contains(" of ") {
+            return Err(format!("memory shown as {memory:?}"));
+        }
+        shot("stats")?;
         session.click(&button("Stop web"))?;
         session.wait_for(&format!("{}[data-state=\"exited\"]", row("web")), wait)?;
         session.click(&button("Remove web"))?;
@@ -439,6 +462,8 @@ fn every_view_against_the_native_engine() {
         shot("engine-stopped")?;
         Ok(())
     })();
+    // Its containers outlived it: an engine again, so the harness removes them.
+    engine.kill_and_restart();
     if result.is_err() {
         let _ = shot("failure");
     }

@@ -77,7 +77,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // Blocking tasks still reading a live exec's or attach's output end only with that
+    // process; the engine does not wait for them (containers and their execs outlive it).
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let mut message = format!("berth-agent: {err}");

@@ -1,7 +1,7 @@
 // The app's calls and events, typed from the Rust side (src/bindings, `cargo xtask
 // codegen`). `Commands` maps every generated command name to its arguments and result;
 // the type check below fails when the two lists drift apart.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel as Sink, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { Channel } from "../bindings/Channel";
 import type { Command } from "../bindings/Command";
@@ -17,6 +17,8 @@ import type { NetworkRow } from "../bindings/NetworkRow";
 import type { PullProgress } from "../bindings/PullProgress";
 import type { RunRequest } from "../bindings/RunRequest";
 import type { SettingsForm } from "../bindings/SettingsForm";
+import type { StatsSample } from "../bindings/StatsSample";
+import type { TerminalEvent } from "../bindings/TerminalEvent";
 import type { UiError } from "../bindings/UiError";
 import type { VmState } from "../bindings/VmState";
 import type { VolumeRow } from "../bindings/VolumeRow";
@@ -55,7 +57,19 @@ export interface Commands {
   registry_logout: [{ registry: string }, boolean];
   write_diagnostics: [None, string];
   reset_vm: [None, boolean];
+  watch_stats: [{ id: string; sink: Sink<StatsSample> }, number];
+  open_terminal: [{ id: string; cols: number; rows: number; sink: Sink<TerminalEvent> }, number];
+  terminal_input: [{ terminal: number; data: string }, null];
+  terminal_resize: [{ terminal: number; cols: number; rows: number }, null];
+  close_stream: [{ stream: number }, null];
 }
+
+/// The commands that stream to the window, and what each sends.
+export interface Streams {
+  watch_stats: StatsSample;
+  open_terminal: TerminalEvent;
+}
+type StreamArgs<C extends keyof Streams> = Omit<Commands[C][0], "sink">;
 
 // Drift checks: every Rust command has an entry here, and nothing else does.
 type Missing = Exclude<Command, keyof Commands>;
@@ -77,11 +91,19 @@ export const channelListsAgree = noChannelMissing;
 export interface Api {
   call<C extends Command>(command: C, args: Commands[C][0]): Promise<Commands[C][1]>;
   on<E extends Channel>(channel: E, handler: (payload: Events[E]) => void): Promise<UnlistenFn>;
+  /// Starts a streaming command; its messages go to `onMessage`. Returns the stream's
+  /// number (for `close_stream`).
+  stream<C extends keyof Streams>(command: C, args: StreamArgs<C>, onMessage: (message: Streams[C]) => void): Promise<number>;
 }
 
 export const tauriApi: Api = {
   call: (command, args) => invoke(command, args),
   on: (channel, handler) => listen(channel, (event) => handler(event.payload as never)),
+  stream: (command, args, onMessage) => {
+    const sink = new Sink<never>();
+    sink.onmessage = onMessage;
+    return invoke(command, { ...args, sink });
+  },
 };
 
 /// An error from a call, in the engine's words: "conflict: image is in use".

@@ -1,7 +1,7 @@
 // A fake of the app's calls for component tests: records every call, answers from a
 // table, and lets a test send events. (The real engine is exercised by the WebDriver
 // tests in tests/tests/gui.rs.)
-import type { Api, Commands, Events } from "../lib/api";
+import type { Api, Commands, Events, Streams } from "../lib/api";
 import type { Channel } from "../bindings/Channel";
 import type { Command } from "../bindings/Command";
 
@@ -29,6 +29,22 @@ export class FakeApi implements Api {
     return () => {
       list.splice(list.indexOf(handler), 1);
     };
+  }
+
+  sinks: { [C in keyof Streams]?: (message: Streams[C]) => void } = {};
+
+  async stream<C extends keyof Streams>(command: C, args: Omit<Commands[C][0], "sink">, onMessage: (message: Streams[C]) => void): Promise<number> {
+    this.calls.push({ command, args });
+    (this.sinks as Record<string, unknown>)[command] = onMessage;
+    const answer = this.answers[command] as ((args: unknown) => number) | undefined;
+    return answer ? answer(args) : 1;
+  }
+
+  /// Sends a message down a stream the component opened.
+  push<C extends keyof Streams>(command: C, message: Streams[C]) {
+    const sink = this.sinks[command] as ((message: Streams[C]) => void) | undefined;
+    if (!sink) throw new Error(`${command} was not opened`);
+    sink(message);
   }
 
   emit<E extends Channel>(channel: E, payload: Events[E]) {

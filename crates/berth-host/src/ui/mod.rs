@@ -7,6 +7,7 @@ pub mod engine;
 pub mod names;
 pub mod rows;
 pub mod settings;
+pub mod streams;
 
 use serde::{Deserialize, Serialize};
 

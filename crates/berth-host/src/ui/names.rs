@@ -40,6 +40,11 @@ pub enum Command {
     RegistryLogout,
     WriteDiagnostics,
     ResetVm,
+    WatchStats,
+    OpenTerminal,
+    TerminalInput,
+    TerminalResize,
+    CloseStream,
 }
 
 /// Every event the app sends the window.

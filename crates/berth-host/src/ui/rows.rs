@@ -171,3 +171,34 @@ pub struct ComposeProjectRow {
     /// Why its files do not load (then Up is refused until they do).
     pub error: Option<String>,
 }
+
+/// One sample of a container's resource use, sent about once a second while the Stats
+/// panel is open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct StatsSample {
+    /// Unix seconds (with fraction) of the reading.
+    pub time: f64,
+    /// Percent of one CPU (200 = two CPUs busy), as `docker stats` shows it.
+    pub cpu_percent: f64,
+    pub memory_bytes: f64,
+    pub memory_limit: f64,
+    pub net_rx_bytes: f64,
+    pub net_tx_bytes: f64,
+    pub block_read_bytes: f64,
+    pub block_write_bytes: f64,
+    pub pids: f64,
+}
+
+/// What an exec terminal sends the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TerminalEvent {
+    /// Output, as text (a character split across reads is held until it is whole).
+    Output { data: String },
+    /// The shell ended.
+    Exit { code: i32 },
+    /// The exec failed or the engine went away.
+    Failed { error: super::UiError },
+}
