@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -27,6 +27,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "api" => docker_api(),
         "shares" => shares(),
         "vm-memory" => vm_memory(),
+        "gui" => gui(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -538,4 +539,18 @@ fn vm_memory() -> Result<()> {
         None => println!("\nnot back within 100 MiB of idle in 30 s (target: within 30 s)"),
     }
     Ok(())
+}
+
+/// Berth Desktop's launch to the Containers list with 200 containers, and its memory and
+/// CPU idle on that list: the release app and engine (tests/benches/gui.rs), under Xvfb.
+fn gui() -> Result<()> {
+    use anyhow::Context as _;
+    shell::run(std::process::Command::new("npm").args(["run", "--silent", "build"]).current_dir(crate::root().join("ui"))).context("build the UI")?;
+    shell::run(
+        shell::cargo()
+            .args(["build", "--release", "--package", "berth-desktop", "--package", "berth-cli", "--package", "berth-agent", "--package", "berth-monitor"])
+            .current_dir(crate::root()),
+    )?;
+    let xvfb = crate::test::Xvfb::start()?;
+    shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "gui"]).env("DISPLAY", &xvfb.display).current_dir(crate::root()))
 }
