@@ -142,6 +142,9 @@ impl Desktop {
         };
         if changed {
             tracing::info!(state = state.name(), "vm state");
+            if let Some(tray) = app.try_state::<crate::tray::TrayState>() {
+                let _ = tray.0.set_text(format!("Engine: {}", state.name()));
+            }
             if let Err(err) = app.emit(Channel::VmState.name(), &state) {
                 tracing::warn!(error = %err, "cannot send the VM state to the window");
             }

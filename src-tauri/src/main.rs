@@ -6,6 +6,7 @@
 
 mod commands;
 mod desktop;
+mod tray;
 
 use tauri::Manager;
 
@@ -35,6 +36,9 @@ fn main() {
         .setup(|app| {
             desktop::watch(app.handle().clone());
             desktop::follow_events(app.handle().clone());
+            if let Err(err) = tray::install(app.handle()) {
+                tracing::warn!(error = %err, "no tray icon");
+            }
             Ok(())
         })
         // The same list as berth_host::ui::names::Command (checked by `cargo xtask codegen --check`).

@@ -82,7 +82,8 @@ fn leftovers(before: &[u32], home: &std::path::Path) -> (Vec<u32>, Vec<(u32, Str
     for pid in &leaked {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
-    let left = processes_matching(&home.display().to_string());
+    // With the slash: another test's home may start with this one's name.
+    let left = processes_matching(&format!("{}/", home.display()));
     for (pid, _) in &left {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }

@@ -91,7 +91,9 @@ fn gui() -> Result<()> {
     build(&["berth-cli"])?;
     let xvfb = Xvfb::start()?;
     let mut cmd = shell::cargo();
-    cmd.args(["test", "--package", "berth-tests", "--test", "gui", "--", "--ignored"])
+    // One window at a time: two apps under one Xvfb (and a TCG VM beside them) lost
+    // their WebDriver connections.
+    cmd.args(["test", "--package", "berth-tests", "--test", "gui", "--", "--ignored", "--test-threads=1"])
         .env("DISPLAY", &xvfb.display)
         .current_dir(crate::root());
     let result = shell::run(&mut cmd);
