@@ -11,7 +11,7 @@ use berth_host::ui::names::{Channel, EngineTarget};
 use berth_host::ui::rows::{ContainerRow, ImageRow, LogLine, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
 use berth_host::ui::UiError;
 use berth_host::vm::VmState;
-use berth_host::ui::rows::{StatsSample, TerminalEvent};
+use berth_host::ui::rows::{FileRow, HistoryRow, Pruned, StatsSample, TerminalEvent};
 use tauri::ipc::Channel as Sink;
 use tauri::{AppHandle, Emitter, State};
 
@@ -215,4 +215,59 @@ pub async fn terminal_resize(desktop: State<'_, Desktop>, terminal: u32, cols: u
 #[tauri::command]
 pub fn close_stream(desktop: State<'_, Desktop>, stream: u32) {
     desktop.close_stream(stream);
+}
+
+#[tauri::command]
+pub async fn image_history(desktop: State<'_, Desktop>, reference: String) -> Result<Vec<HistoryRow>, UiError> {
+    desktop.engine().await?.image_history(&reference).await
+}
+
+#[tauri::command]
+pub async fn push_image(desktop: State<'_, Desktop>, reference: String) -> Result<String, UiError> {
+    desktop.engine().await?.push_image(&reference).await
+}
+
+#[tauri::command]
+pub async fn prune_images(desktop: State<'_, Desktop>, all: bool) -> Result<Pruned, UiError> {
+    desktop.engine().await?.prune_images(all).await
+}
+
+#[tauri::command]
+pub async fn prune_volumes(desktop: State<'_, Desktop>) -> Result<Pruned, UiError> {
+    desktop.engine().await?.prune_volumes().await
+}
+
+#[tauri::command]
+pub async fn clone_volume(desktop: State<'_, Desktop>, source: String, target: String) -> Result<(), UiError> {
+    desktop.engine().await?.clone_volume(&source, &target).await
+}
+
+#[tauri::command]
+pub async fn export_volume(desktop: State<'_, Desktop>, name: String, path: String) -> Result<u64, UiError> {
+    desktop.engine().await?.export_volume(&name, &path).await
+}
+
+#[tauri::command]
+pub async fn import_volume(desktop: State<'_, Desktop>, name: String, path: String) -> Result<(), UiError> {
+    desktop.engine().await?.import_volume(&name, &path).await
+}
+
+#[tauri::command]
+pub async fn volume_files(desktop: State<'_, Desktop>, name: String, dir: String) -> Result<Vec<FileRow>, UiError> {
+    desktop.engine().await?.volume_files(&name, &dir).await
+}
+
+#[tauri::command]
+pub async fn volume_preview(desktop: State<'_, Desktop>, name: String, file: String) -> Result<String, UiError> {
+    desktop.engine().await?.volume_preview(&name, &file).await
+}
+
+#[tauri::command]
+pub async fn connect_network(desktop: State<'_, Desktop>, network: String, container: String) -> Result<(), UiError> {
+    desktop.engine().await?.connect_network(&network, &container).await
+}
+
+#[tauri::command]
+pub async fn disconnect_network(desktop: State<'_, Desktop>, network: String, container: String) -> Result<(), UiError> {
+    desktop.engine().await?.disconnect_network(&network, &container).await
 }

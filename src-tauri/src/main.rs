@@ -79,6 +79,17 @@ fn main() {
             commands::terminal_input,
             commands::terminal_resize,
             commands::close_stream,
+            commands::image_history,
+            commands::push_image,
+            commands::prune_images,
+            commands::prune_volumes,
+            commands::clone_volume,
+            commands::export_volume,
+            commands::import_volume,
+            commands::volume_files,
+            commands::volume_preview,
+            commands::connect_network,
+            commands::disconnect_network,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -375,8 +375,30 @@ fn every_view_against_the_native_engine() {
         session.type_into("#volume-name", "gui-data")?;
         session.click("#volume-create")?;
         session.wait_for(&row("gui-data"), wait)?;
+        // Browse it: a folder, then a text file's start.
+        berth_ok(&engine, &["run", "--rm", "-v", "gui-data:/data", IMAGE, "sh", "-c", "mkdir /data/conf && echo hello volume > /data/conf/greeting.txt"])?;
+        // Once the --rm container is gone from its row (the row's columns settle).
+        session.wait_text(&format!("{} td:nth-child(3)", row("gui-data")), wait, |t| t == "—")?;
+        session.click(&button("Browse gui-data"))?;
+        session.wait_for("li[data-file=\"conf\"] button", wait)?;
+        session.click("li[data-file=\"conf\"] button")?;
+        session.wait_for("li[data-file=\"greeting.txt\"] button", wait)?;
+        session.click("li[data-file=\"greeting.txt\"] button")?;
+        session.wait_text("#volume-preview", wait, |t| t == "hello volume")?;
         shot("Volumes")?;
+        // Export it to a .tar file.
+        let exported = engine.home.join("gui-data.tar");
+        session.click(&button("Export gui-data"))?;
+        session.type_into("#volume-export-path", &exported.display().to_string())?;
+        session.click("#volume-form-submit")?;
+        session.wait_text("#volumes-notice", wait, |t| t.starts_with("Exported gui-data"))?;
+        let mut archive = tar::Archive::new(std::fs::File::open(&exported).map_err(|e| format!("{}: {e}", exported.display()))?);
+        let names: Vec<String> = archive.entries().map_err(|e| e.to_string())?.filter_map(|e| e.ok()?.path().ok().map(|p| p.display().to_string())).collect();
+        if !names.iter().any(|n| n.trim_start_matches("./") == "conf/greeting.txt") {
+            return Err(format!("the exported tar holds {names:?}"));
+        }
         session.click(&button("Remove gui-data"))?;
+        session.click(&button("Delete gui-data and its data"))?;
         session.wait_gone(&row("gui-data"), wait)?;
 
         // Networks: create with a subnet, see it in the engine, remove.

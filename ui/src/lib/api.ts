@@ -9,6 +9,9 @@ import type { ComposeProjectRow } from "../bindings/ComposeProjectRow";
 import type { ContainerAction } from "../bindings/ContainerAction";
 import type { ContainerRow } from "../bindings/ContainerRow";
 import type { EngineEvent } from "../bindings/EngineEvent";
+import type { FileRow } from "../bindings/FileRow";
+import type { HistoryRow } from "../bindings/HistoryRow";
+import type { Pruned } from "../bindings/Pruned";
 import type { EngineTarget } from "../bindings/EngineTarget";
 import type { ImageRow } from "../bindings/ImageRow";
 import type { LogLine } from "../bindings/LogLine";
@@ -62,6 +65,17 @@ export interface Commands {
   terminal_input: [{ terminal: number; data: string }, null];
   terminal_resize: [{ terminal: number; cols: number; rows: number }, null];
   close_stream: [{ stream: number }, null];
+  image_history: [{ reference: string }, HistoryRow[]];
+  push_image: [{ reference: string }, string];
+  prune_images: [{ all: boolean }, Pruned];
+  prune_volumes: [None, Pruned];
+  clone_volume: [{ source: string; target: string }, null];
+  export_volume: [{ name: string; path: string }, number];
+  import_volume: [{ name: string; path: string }, null];
+  volume_files: [{ name: string; dir: string }, FileRow[]];
+  volume_preview: [{ name: string; file: string }, string];
+  connect_network: [{ network: string; container: string }, null];
+  disconnect_network: [{ network: string; container: string }, null];
 }
 
 /// The commands that stream to the window, and what each sends.

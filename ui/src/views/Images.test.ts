@@ -68,4 +68,20 @@ describe("Images", () => {
     expect((await screen.findByRole("alert")).textContent).toBe("invalid_argument: invalid port 99999");
     expect(screen.getByRole("dialog")).toBeTruthy();
   });
+
+  it("shows an image's history, pushes a tagged one and prunes", async () => {
+    const fake = new FakeApi({
+      list_images: () => [image({})],
+      image_history: () => [{ created: "2026-12-04T10:00:00Z", created_by: "/bin/sh -c #(nop) CMD [\"sh\"]", size: 0, empty_layer: true }],
+      push_image: () => "sha256:abc",
+      prune_images: () => ({ removed: [], reclaimed_bytes: 0 }),
+    });
+    render(Images, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "History of busybox:latest" }));
+    expect(await screen.findByText('/bin/sh -c #(nop) CMD ["sh"]')).toBeTruthy();
+    await fireEvent.click(screen.getByRole("button", { name: "Push busybox:latest" }));
+    await waitFor(() => expect(screen.getByRole("status").textContent).toBe("Pushed busybox:latest: sha256:abc"));
+    await fireEvent.click(screen.getByRole("button", { name: "Prune dangling" }));
+    await waitFor(() => expect(screen.getByRole("status").textContent).toBe("Pruned 0 image(s), 0 B freed"));
+  });
 });

@@ -14,7 +14,7 @@ describe("Networks", () => {
       remove_network: () => null,
     });
     render(Networks, { api: fake });
-    expect(await screen.findByText("api, db")).toBeTruthy();
+    expect(await screen.findByRole("button", { name: "Disconnect api from backend" })).toBeTruthy();
     expect(screen.queryByRole("button", { name: "Remove bridge" })).toBeNull();
     await fireEvent.click(screen.getByRole("button", { name: "Remove backend" }));
     expect(fake.called("remove_network")[0].args).toEqual({ name: "backend" });
@@ -23,5 +23,19 @@ describe("Networks", () => {
     await fireEvent.click(screen.getByRole("checkbox", { name: "Internal" }));
     await fireEvent.click(screen.getByRole("button", { name: "Create" }));
     expect(fake.called("create_network")[0].args).toEqual({ request: { name: "front", subnet: "10.9.0.0/24", gateway: "", internal: true } });
+  });
+
+  it("connects a container by name and disconnects one", async () => {
+    const fake = new FakeApi({
+      list_networks: () => [network({ id: "m".repeat(64), name: "backend", builtin: false, containers: ["db"] })],
+      connect_network: () => null,
+      disconnect_network: () => null,
+    });
+    render(Networks, { api: fake });
+    await fireEvent.input(await screen.findByRole("textbox", { name: "Container to connect to backend" }), { target: { value: "web" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Connect to backend" }));
+    expect(fake.called("connect_network")[0].args).toEqual({ network: "backend", container: "web" });
+    await fireEvent.click(screen.getByRole("button", { name: "Disconnect db from backend" }));
+    expect(fake.called("disconnect_network")[0].args).toEqual({ network: "backend", container: "db" });
   });
 });

@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod names;
+pub mod objects;
 pub mod rows;
 pub mod settings;
 pub mod streams;

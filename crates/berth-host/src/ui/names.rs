@@ -45,6 +45,17 @@ pub enum Command {
     TerminalInput,
     TerminalResize,
     CloseStream,
+    ImageHistory,
+    PushImage,
+    PruneImages,
+    PruneVolumes,
+    CloneVolume,
+    ExportVolume,
+    ImportVolume,
+    VolumeFiles,
+    VolumePreview,
+    ConnectNetwork,
+    DisconnectNetwork,
 }
 
 /// Every event the app sends the window.

@@ -202,3 +202,31 @@ pub enum TerminalEvent {
     /// The exec failed or the engine went away.
     Failed { error: super::UiError },
 }
+
+/// A file or folder in a volume, as the Volumes view's browser lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct FileRow {
+    pub name: String,
+    /// file, dir, link or other.
+    pub kind: String,
+    pub size: u64,
+}
+
+/// One step of an image's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct HistoryRow {
+    pub created: String,
+    pub created_by: String,
+    pub size: u64,
+    pub empty_layer: bool,
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct Pruned {
+    pub removed: Vec<String>,
+    pub reclaimed_bytes: u64,
+}
