@@ -57,11 +57,6 @@ pub async fn remove_containers(desktop: State<'_, Desktop>, ids: Vec<String>, fo
 }
 
 #[tauri::command]
-pub async fn container_logs(desktop: State<'_, Desktop>, id: String, tail: i64) -> Result<Vec<LogLine>, UiError> {
-    desktop.engine().await?.logs(&id, tail).await
-}
-
-#[tauri::command]
 pub async fn run_image(desktop: State<'_, Desktop>, request: RunRequest) -> Result<String, UiError> {
     desktop.engine().await?.run(&request).await
 }
@@ -270,4 +265,21 @@ pub async fn connect_network(desktop: State<'_, Desktop>, network: String, conta
 #[tauri::command]
 pub async fn disconnect_network(desktop: State<'_, Desktop>, network: String, container: String) -> Result<(), UiError> {
     desktop.engine().await?.disconnect_network(&network, &container).await
+}
+
+/// Streams a container's log (the last `tail` lines, then new ones) until `close_stream`.
+#[tauri::command]
+pub async fn follow_logs(desktop: State<'_, Desktop>, id: String, tail: i64, sink: Sink<LogLine>) -> Result<u32, UiError> {
+    let engine = desktop.engine().await?;
+    let task = tauri::async_runtime::spawn(async move {
+        let ended = engine.follow_logs(&id, tail, |line| drop(sink.send(line))).await;
+        tracing::debug!(container = %id, reason = %ended.message, "log stream ended");
+    });
+    Ok(desktop.keep_stream(Stream::Task(task)))
+}
+
+/// Saves a container's whole log to a new file; returns the number of lines.
+#[tauri::command]
+pub async fn save_logs(desktop: State<'_, Desktop>, id: String, path: String) -> Result<u64, UiError> {
+    desktop.engine().await?.save_logs(&id, &path).await
 }

@@ -50,7 +50,6 @@ fn main() {
             commands::list_containers,
             commands::container_action,
             commands::remove_containers,
-            commands::container_logs,
             commands::run_image,
             commands::list_images,
             commands::pull_image,
@@ -90,6 +89,8 @@ fn main() {
             commands::volume_preview,
             commands::connect_network,
             commands::disconnect_network,
+            commands::follow_logs,
+            commands::save_logs,
         ])
         .build(tauri::generate_context!());
     let app = match app {

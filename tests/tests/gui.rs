@@ -347,6 +347,20 @@ fn every_view_against_the_native_engine() {
         session.click(&button("Logs of talker"))?;
         session.wait_text("#log-text", wait, |t| t.contains("hello from talker"))?;
         shot("Containers")?;
+        // The log follows: a line written now appears; and it saves to a file.
+        berth_ok(&engine, &["exec", "talker", "sh", "-c", "echo later line > /proc/1/fd/1"])?;
+        session.wait_text("#log-text", wait, |t| t.contains("later line"))?;
+        let saved_log = engine.home.join("talker.log");
+        session.click("#log-save")?;
+        session.type_into("#log-save-path", &saved_log.display().to_string())?;
+        session.press("\u{E007}")?;
+        let deadline = std::time::Instant::now() + wait;
+        while !std::fs::read_to_string(&saved_log).is_ok_and(|t| t.contains("hello from talker") && t.contains("later line")) {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("the saved log {} never held both lines", saved_log.display()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         // Its terminal (xterm.js over an exec with a tty): typed keys run in the shell.
         session.click(&button("Terminal in talker"))?;
         session.wait_for("#terminal .xterm-rows", wait)?;

@@ -36,7 +36,6 @@ export interface Commands {
   list_containers: [None, ContainerRow[]];
   container_action: [{ id: string; action: ContainerAction }, null];
   remove_containers: [{ ids: string[]; force: boolean }, null];
-  container_logs: [{ id: string; tail: number }, LogLine[]];
   run_image: [{ request: RunRequest }, string];
   list_images: [None, ImageRow[]];
   pull_image: [{ reference: string }, string];
@@ -76,10 +75,13 @@ export interface Commands {
   volume_preview: [{ name: string; file: string }, string];
   connect_network: [{ network: string; container: string }, null];
   disconnect_network: [{ network: string; container: string }, null];
+  follow_logs: [{ id: string; tail: number; sink: Sink<LogLine> }, number];
+  save_logs: [{ id: string; path: string }, number];
 }
 
 /// The commands that stream to the window, and what each sends.
 export interface Streams {
+  follow_logs: LogLine;
   watch_stats: StatsSample;
   open_terminal: TerminalEvent;
 }

@@ -45,20 +45,21 @@ describe("Containers", () => {
     expect((await screen.findByRole("alert")).textContent).toBe("conflict: container is busy");
   });
 
-  it("shows a container's log, searchable", async () => {
-    const fake = new FakeApi({
-      list_containers: () => rows,
-      container_logs: () => [
-        { stream: "stdout", time: "2026-12-04T10:00:00Z", text: "listening on 80" },
-        { stream: "stderr", time: "2026-12-04T10:00:01Z", text: "warning: slow" },
-      ],
-    });
+  it("streams a container's log, searchable, and renders only the lines in view", async () => {
+    const fake = new FakeApi({ list_containers: () => rows, follow_logs: () => 9, close_stream: () => null });
     render(Containers, { api: fake });
     await fireEvent.click(await screen.findByRole("button", { name: "Logs of lonely" }));
     const panel = await screen.findByRole("region", { name: "Logs of lonely" });
-    await waitFor(() => expect(within(panel).getByText(/listening on 80/)).toBeTruthy());
+    await waitFor(() => expect(fake.called("follow_logs")).toHaveLength(1));
+    expect(fake.called("follow_logs")[0].args).toEqual({ id: "3".repeat(64), tail: 10000 });
+    fake.push("follow_logs", { stream: "stdout", time: "2026-12-04T10:00:00Z", text: "listening on 80" });
+    fake.push("follow_logs", { stream: "stderr", time: "2026-12-04T10:00:01Z", text: "warning: slow" });
+    for (let i = 0; i < 100_000; i++) fake.push("follow_logs", { stream: "stdout", time: "", text: `line ${i}` });
+    await waitFor(() => expect(within(panel).getByText("100002 lines")).toBeTruthy());
+    // 100k lines, a few dozen in the page.
+    expect(panel.querySelectorAll(".line").length).toBeLessThan(100);
     await fireEvent.input(within(panel).getByRole("searchbox"), { target: { value: "slow" } });
-    expect(within(panel).queryByText(/listening/)).toBeNull();
-    expect(fake.called("container_logs")[0].args).toEqual({ id: "3".repeat(64), tail: 5000 });
+    await waitFor(() => expect(within(panel).getByText("1 lines matching “slow”")).toBeTruthy());
+    expect(within(panel).getByText("warning: slow")).toBeTruthy();
   });
 });

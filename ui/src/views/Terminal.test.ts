@@ -38,17 +38,28 @@ import Terminal from "./Terminal.svelte";
 
 describe("Terminal", () => {
   it("opens a shell at the terminal's size, sends keys and sizes, shows output and the exit, closes the stream", async () => {
-    const fake = new FakeApi({ open_terminal: () => 7, terminal_input: () => null, terminal_resize: () => null, close_stream: () => null });
+    // Calls run concurrently in the app: the terminal must never have two keys in flight.
+    let inflight = 0;
+    let most = 0;
+    const slowInput = () => {
+      inflight++;
+      most = Math.max(most, inflight);
+      return new Promise<null>((resolve) => setTimeout(() => (inflight--, resolve(null)), 2));
+    };
+    const fake = new FakeApi({ open_terminal: () => 7, terminal_input: slowInput, terminal_resize: () => null, close_stream: () => null });
     const { unmount } = render(Terminal, { api: fake, container: container({ id: "abc", name: "web" }), onclose: () => {} });
     await waitFor(() => expect(fake.called("open_terminal")).toHaveLength(1));
     expect(fake.called("open_terminal")[0].args).toEqual({ id: "abc", cols: 80, rows: 24 });
     fake.push("open_terminal", { kind: "output", data: "/ # " });
     expect(written).toEqual(["/ # "]);
-    await waitFor(() => {
-      handlers.data?.("ls\r");
-      expect(fake.called("terminal_input").length).toBeGreaterThan(0);
-    });
-    expect(fake.called("terminal_input")[0].args).toEqual({ terminal: 7, data: "ls\r" });
+    await waitFor(() => expect(handlers.data).toBeDefined());
+    await waitFor(() => expect(fake.called("open_terminal")).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 0));
+    // Typed fast: sent in order, one call at a time.
+    for (const key of ["e", "c", "h", "o", " ", "4", "2", "\r"]) handlers.data?.(key);
+    await waitFor(() => expect(fake.called("terminal_input").map((c) => (c.args as { data: string }).data).join("")).toBe("echo 42\r"));
+    expect(fake.called("terminal_input").every((c) => (c.args as { terminal: number }).terminal === 7)).toBe(true);
+    expect(most).toBe(1);
     handlers.resize?.({ cols: 120, rows: 30 });
     expect(fake.called("terminal_resize")[0].args).toEqual({ terminal: 7, cols: 120, rows: 30 });
     fake.push("open_terminal", { kind: "exit", code: 0 });

@@ -16,7 +16,6 @@ pub enum Command {
     ListContainers,
     ContainerAction,
     RemoveContainers,
-    ContainerLogs,
     RunImage,
     ListImages,
     PullImage,
@@ -56,6 +55,8 @@ pub enum Command {
     VolumePreview,
     ConnectNetwork,
     DisconnectNetwork,
+    FollowLogs,
+    SaveLogs,
 }
 
 /// Every event the app sends the window.

@@ -6,7 +6,7 @@ use berth_proto::v1::{ExecInput, ExecSpec, StatsRequest};
 use futures::StreamExt;
 
 use super::engine::Engine;
-use super::rows::{StatsSample, TerminalEvent};
+use super::rows::{LogLine, StatsSample, TerminalEvent};
 use super::UiError;
 use crate::ErrorKind;
 
@@ -149,5 +149,72 @@ mod tests {
         assert_eq!(s.push(&[b'a', euro[0]]), "a");
         assert_eq!(s.push(&euro[1..]), "€");
         assert_eq!(s.push(&[0xff, b'b']), "\u{fffd}b");
+    }
+}
+
+impl Engine {
+    /// Sends the last `tail` lines of a container's log (all when negative), then every
+    /// new line as it is written, until the container's log ends or the stream is
+    /// dropped; then says why.
+    pub async fn follow_logs(&self, id: &str, tail: i64, mut each: impl FnMut(LogLine)) -> UiError {
+        let request = berth_proto::v1::LogsRequest {
+            id: id.to_owned(),
+            follow: true,
+            stdout: true,
+            stderr: true,
+            since: String::new(),
+            until: String::new(),
+            tail,
+            timestamps: true,
+        };
+        let mut stream = match self.client().containers().logs(request).await {
+            Ok(s) => s.into_inner(),
+            Err(s) => return status("logs")(s),
+        };
+        // Lines can arrive split across chunks: each stream keeps its unfinished line.
+        let mut partial: [String; 2] = Default::default();
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(chunk) => {
+                    let index = usize::from(chunk.stream == 2);
+                    let name = if index == 1 { "stderr" } else { "stdout" };
+                    let buffer = &mut partial[index];
+                    buffer.push_str(&String::from_utf8_lossy(&chunk.data));
+                    while let Some(end) = buffer.find('\n') {
+                        let text: String = buffer.drain(..=end).collect();
+                        each(LogLine { stream: name.to_owned(), time: chunk.time.clone(), text: text.trim_end_matches(['\n', '\r']).to_owned() });
+                    }
+                }
+                Err(s) => return status("logs")(s),
+            }
+        }
+        for (index, rest) in partial.iter().enumerate() {
+            if !rest.is_empty() {
+                each(LogLine { stream: if index == 1 { "stderr" } else { "stdout" }.to_owned(), time: String::new(), text: rest.clone() });
+            }
+        }
+        UiError::new(ErrorKind::Unavailable, "the container's log ended")
+    }
+
+    /// Writes a container's whole log (with timestamps) to a new file; returns the
+    /// number of lines.
+    pub async fn save_logs(&self, id: &str, path: &str) -> Result<u64, UiError> {
+        use std::io::Write;
+        let path = std::path::PathBuf::from(path.trim());
+        if !path.is_absolute() {
+            return Err(UiError::new(ErrorKind::InvalidArgument, format!("{}: save to a full path", path.display())));
+        }
+        let lines = self.logs(id, -1).await?;
+        let io = |e: std::io::Error| UiError::new(ErrorKind::Internal, format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::options().write(true).create_new(true).open(&path).map_err(io)?;
+        let mut text = String::new();
+        for line in &lines {
+            text.push_str(&line.time);
+            text.push(' ');
+            text.push_str(&line.text);
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+        Ok(lines.len() as u64)
     }
 }
