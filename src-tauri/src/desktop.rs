@@ -54,6 +54,9 @@ pub struct Desktop {
     running: Arc<tokio::sync::Mutex<Option<OwnSession>>>,
     /// Held while a start or stop is under way: one at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
+    /// While the engine's event stream is followed, the engine is known to answer: the
+    /// watcher does not ask it.
+    following: std::sync::atomic::AtomicBool,
 }
 
 impl Desktop {
@@ -72,6 +75,7 @@ impl Desktop {
             shown: Mutex::new(VmState::Stopped),
             running: Arc::default(),
             busy: Arc::default(),
+            following: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -238,12 +242,20 @@ fn busy() -> UiError {
 }
 
 /// Keeps the shown state true: reads it at launch, then every two seconds while no
-/// start or stop is under way (a VM started or stopped by the CLI, or one that died).
-/// With `BERTH_HOST`, the state is that engine's: ready while it answers.
+/// start or stop is under way and the engine's events are not being followed (a VM
+/// started or stopped by the CLI, or one that died). With `BERTH_HOST`, the state is
+/// that engine's: ready while it answers.
 pub fn watch(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         loop {
             let desktop = app.state::<Desktop>();
+            // While the engine's events are followed it answers; a stop or crash ends
+            // that stream, and then the state is looked at again. So an idle app asks
+            // nothing.
+            if desktop.following.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
             if let EngineTarget::Host { address } = desktop.target() {
                 let version = match desktop.engine().await {
                     Ok(engine) => engine.version().await,
@@ -281,7 +293,9 @@ pub fn follow_events(app: AppHandle) {
                     // The window reloads everything on this one: what changed while no
                     // stream was followed is not known.
                     let _ = app.emit(Channel::EngineEvent.name(), berth_host::ui::rows::EngineEvent { kind: "engine".into(), action: "connected".into(), id: String::new() });
+                    desktop.following.store(true, std::sync::atomic::Ordering::Relaxed);
                     let ended = engine.follow_events(|event| drop(app.emit(Channel::EngineEvent.name(), event))).await;
+                    desktop.following.store(false, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(reason = %ended.message, "the engine's events stopped");
                     desktop.disconnect().await;
                 }
