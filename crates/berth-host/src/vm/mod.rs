@@ -691,22 +691,34 @@ pub async fn status(home: &BerthHome) -> VmState {
 }
 
 async fn status_of(paths: &VmPaths, record: &VmRecord) -> VmState {
+    let gone = || VmState::Error {
+        reason: format!(
+            "the VM stopped without Berth asking (QEMU pid {} is gone); console tail:\n{}",
+            record.qemu_pid,
+            tail(&paths.console_log, 10)
+        ),
+    };
     if !state::process_alive(record.qemu_pid, "qemu") {
-        return VmState::Error {
-            reason: format!(
-                "the VM stopped without Berth asking (QEMU pid {} is gone); console tail:\n{}",
-                record.qemu_pid,
-                tail(&paths.console_log, 10)
-            ),
-        };
+        return gone();
     }
-    match qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2)).await {
+    let failed = match qmp::Qmp::connect(&record.qmp_socket, Duration::from_secs(2)).await {
         Ok(qmp) => match qmp.query_status().await {
-            Ok(run) if run.running => {}
+            Ok(run) if run.running => None,
             Ok(run) => return VmState::Error { reason: format!("the VM is {}", run.status) },
-            Err(err) => return VmState::Error { reason: agent::error_chain(&err) },
+            Err(err) => Some(agent::error_chain(&err)),
         },
-        Err(err) => return VmState::Error { reason: agent::error_chain(&err) },
+        Err(err) => Some(agent::error_chain(&err)),
+    };
+    if let Some(reason) = failed {
+        // A QEMU that is dying closes its sockets before its process is gone: give it
+        // a moment, so a crash is reported as one and not as a QMP error.
+        for _ in 0..25 {
+            if !state::process_alive(record.qemu_pid, "qemu") {
+                return gone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        return VmState::Error { reason };
     }
     let accel = record.accel.as_str().to_owned();
     let timeout = Duration::from_secs(2);
