@@ -163,7 +163,7 @@ pub async fn registry_login(desktop: State<'_, Desktop>, registry: String, usern
 /// Forgets a registry login; false when there was none.
 #[tauri::command]
 pub fn registry_logout(registry: String) -> Result<bool, UiError> {
-    berth_host::credentials::erase(&registry).map_err(|e| UiError::new(e.kind(), berth_host::agent::error_chain(&e)))
+    berth_host::credentials::erase(&registry).map_err(|e| UiError::from_error(e.kind(), &e))
 }
 
 /// Writes the diagnostics archive; returns its path.
@@ -182,11 +182,10 @@ pub fn reset_vm(desktop: State<'_, Desktop>) -> Result<bool, UiError> {
 #[tauri::command]
 pub async fn watch_stats(desktop: State<'_, Desktop>, id: String, sink: Sink<StatsSample>) -> Result<u32, UiError> {
     let engine = desktop.engine().await?;
-    let task = tauri::async_runtime::spawn(async move {
+    Ok(desktop.spawn_stream(async move {
         let ended = engine.follow_stats(&id, |sample| drop(sink.send(sample))).await;
         tracing::debug!(container = %id, reason = %ended.message, "stats ended");
-    });
-    Ok(desktop.keep_stream(Stream::Task(task)))
+    }))
 }
 
 /// Opens a shell with a tty in a container; its output goes to `sink`. Returns the
@@ -271,11 +270,10 @@ pub async fn disconnect_network(desktop: State<'_, Desktop>, network: String, co
 #[tauri::command]
 pub async fn follow_logs(desktop: State<'_, Desktop>, id: String, tail: i64, sink: Sink<LogLine>) -> Result<u32, UiError> {
     let engine = desktop.engine().await?;
-    let task = tauri::async_runtime::spawn(async move {
+    Ok(desktop.spawn_stream(async move {
         let ended = engine.follow_logs(&id, tail, |line| drop(sink.send(line))).await;
         tracing::debug!(container = %id, reason = %ended.message, "log stream ended");
-    });
-    Ok(desktop.keep_stream(Stream::Task(task)))
+    }))
 }
 
 /// Saves a container's whole log to a new file; returns the number of lines.

@@ -101,7 +101,7 @@ impl Desktop {
         let endpoint = find::locate(host, &self.home).map_err(|e| UiError::new(e.kind(), e.to_string()))?;
         let client = AgentClient::connect(&endpoint, Duration::from_secs(5))
             .await
-            .map_err(|e| UiError::new(e.kind(), berth_host::agent::error_chain(&e)))?;
+            .map_err(|e| UiError::from_error(e.kind(), &e))?;
         let engine = Engine::new(client);
         *cached = Some(engine.clone());
         Ok(engine)
@@ -117,6 +117,11 @@ impl Desktop {
         let id = self.next_stream.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(id, stream);
         id
+    }
+
+    /// Runs a stream's task until it ends or the window closes it; returns its number.
+    pub fn spawn_stream(&self, task: impl std::future::Future<Output = ()> + Send + 'static) -> u32 {
+        self.keep_stream(Stream::Task(tauri::async_runtime::spawn(task)))
     }
 
     pub fn terminal(&self, id: u32) -> Result<berth_host::ui::streams::Terminal, UiError> {

@@ -29,10 +29,6 @@ struct Saved {
     projects: Vec<Added>,
 }
 
-fn invalid(message: impl Into<String>) -> UiError {
-    UiError::new(ErrorKind::InvalidArgument, message)
-}
-
 fn internal(message: impl Into<String>) -> UiError {
     UiError::new(ErrorKind::Internal, message)
 }
@@ -68,14 +64,14 @@ impl Projects {
     pub fn add(&self, path: &str) -> Result<ComposeProjectRow, UiError> {
         let path = PathBuf::from(path.trim());
         if !path.is_absolute() {
-            return Err(invalid(format!("{}: choose a compose file or folder by its full path", path.display())));
+            return Err(UiError::invalid(format!("{}: choose a compose file or folder by its full path", path.display())));
         }
         let file = if path.is_dir() {
-            DISCOVERED.iter().map(|n| path.join(n)).find(|p| p.is_file()).ok_or_else(|| invalid(format!("no {} in {}", DISCOVERED.join(", "), path.display())))?
+            DISCOVERED.iter().map(|n| path.join(n)).find(|p| p.is_file()).ok_or_else(|| UiError::invalid(format!("no {} in {}", DISCOVERED.join(", "), path.display())))?
         } else {
             path
         };
-        let project = load(&[file.clone()]).map_err(invalid)?;
+        let project = load(&[file.clone()]).map_err(UiError::invalid)?;
         let mut saved = self.load()?;
         if saved.projects.iter().any(|p| p.name == project.name && p.files != [file.clone()]) {
             return Err(UiError::new(ErrorKind::AlreadyExists, format!("a project named {} is already listed", project.name)));
@@ -132,7 +128,7 @@ impl Projects {
         let added = self.load()?.projects.into_iter().find(|p| p.name == name).ok_or_else(|| {
             UiError::new(ErrorKind::NotFound, format!("project {name} is not added here: add its compose file first"))
         })?;
-        load(&added.files).map_err(invalid)
+        load(&added.files).map_err(UiError::invalid)
     }
 
     /// `compose up -d` of an added project; returns the progress lines.
@@ -140,7 +136,7 @@ impl Projects {
         let project = self.project(name)?;
         let plan = plan_all(&project, false)?;
         if let Some(s) = plan.services.iter().find(|s| s.build) {
-            return Err(invalid(format!("service {}: image build is not supported yet", s.name)));
+            return Err(UiError::invalid(format!("service {}: image build is not supported yet", s.name)));
         }
         let mut lines = Vec::new();
         let mut progress = |line: String| lines.push(line);
@@ -187,8 +183,8 @@ fn load(files: &[PathBuf]) -> Result<Project, String> {
 /// Every service (all profiles when tearing down, as `down` does).
 fn plan_all(project: &Project, every_profile: bool) -> Result<crate::plan::Plan, UiError> {
     let profiles: Vec<String> = if every_profile { vec!["*".to_owned()] } else { Vec::new() };
-    let enabled = crate::plan::enabled_services(&project.model, &profiles, &[]).map_err(invalid)?;
-    crate::plan::plan(project, &enabled, &BTreeMap::new()).map_err(|e| invalid(e.to_string()))
+    let enabled = crate::plan::enabled_services(&project.model, &profiles, &[]).map_err(UiError::invalid)?;
+    crate::plan::plan(project, &enabled, &BTreeMap::new()).map_err(|e| UiError::invalid(e.to_string()))
 }
 
 fn row(

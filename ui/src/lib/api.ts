@@ -122,6 +122,39 @@ export const tauriApi: Api = {
   },
 };
 
+/// A stream the window opened: its number once the app has given one, and its end
+/// (which also ends a stream whose opening is still under way).
+export interface OpenStream {
+  id(): number | null;
+  close(): void;
+}
+
+export function openStream<C extends keyof Streams>(
+  api: Api,
+  command: C,
+  args: StreamArgs<C>,
+  onMessage: (message: Streams[C]) => void,
+  onError: (err: unknown) => void,
+): OpenStream {
+  let id: number | null = null;
+  let closed = false;
+  const end = (n: number) => void api.call("close_stream", { stream: n }).catch(() => {});
+  api
+    .stream(command, args, onMessage)
+    .then((n) => {
+      if (closed) end(n);
+      else id = n;
+    })
+    .catch(onError);
+  return {
+    id: () => id,
+    close: () => {
+      closed = true;
+      if (id !== null) end(id);
+    },
+  };
+}
+
 /// An error from a call, in the engine's words: "conflict: image is in use".
 export function describe(err: unknown): string {
   const e = err as Partial<UiError> | null;

@@ -12,7 +12,7 @@ use berth_proto::v1::{
 use futures::StreamExt;
 
 use super::rows::{ContainerRow, EngineEvent, ImageRow, LogLine, NetworkRow, NetworkRequest, PortRow, PullProgress, RunRequest, VolumeRow};
-use super::UiError;
+use super::{status, UiError};
 use crate::agent::AgentClient;
 use crate::ErrorKind;
 
@@ -30,14 +30,6 @@ pub enum ContainerAction {
     Pause,
     Unpause,
     Kill,
-}
-
-fn status(operation: &str) -> impl Fn(tonic::Status) -> UiError + '_ {
-    move |s| UiError::new(ErrorKind::from_grpc_code(s.code()), format!("{operation}: {}", s.message()))
-}
-
-fn invalid(message: impl Into<String>) -> UiError {
-    UiError::new(ErrorKind::InvalidArgument, message)
 }
 
 /// A connected engine, as the app uses it.
@@ -127,28 +119,28 @@ impl Engine {
     /// Creates and starts a container from the Run dialog; returns its id.
     pub async fn run(&self, request: &RunRequest) -> Result<String, UiError> {
         if request.image.trim().is_empty() {
-            return Err(invalid("an image is required"));
+            return Err(UiError::invalid("an image is required"));
         }
         let mut ports = Vec::new();
         for spec in request.ports.iter().filter(|p| !p.trim().is_empty()) {
-            ports.extend(berth_proto::ports::parse_publish(spec.trim()).map_err(invalid)?);
+            ports.extend(berth_proto::ports::parse_publish(spec.trim()).map_err(UiError::invalid)?);
         }
         let mut mounts = Vec::new();
         for spec in request.volumes.iter().filter(|v| !v.trim().is_empty()) {
-            let mount = berth_proto::mounts::parse_volume_flag(spec.trim()).map_err(invalid)?;
+            let mount = berth_proto::mounts::parse_volume_flag(spec.trim()).map_err(UiError::invalid)?;
             if mount.r#type == "bind" && !std::path::Path::new(spec.trim().split(':').next().unwrap_or_default()).is_absolute() {
-                return Err(invalid(format!("{spec}: a host folder must be an absolute path here")));
+                return Err(UiError::invalid(format!("{spec}: a host folder must be an absolute path here")));
             }
             mounts.push(mount);
         }
         for env in request.env.iter().filter(|e| !e.trim().is_empty()) {
             if !env.contains('=') || env.starts_with('=') {
-                return Err(invalid(format!("{env:?}: environment entries are KEY=VALUE")));
+                return Err(UiError::invalid(format!("{env:?}: environment entries are KEY=VALUE")));
             }
         }
         let restart_policy = match request.restart.trim() {
             "" => None,
-            text => Some(berth_proto::units::parse_restart(text).map_err(invalid)?),
+            text => Some(berth_proto::units::parse_restart(text).map_err(UiError::invalid)?),
         };
         let create = CreateContainerRequest {
             name: request.name.trim().to_owned(),
@@ -197,7 +189,7 @@ impl Engine {
 
     async fn pull_inner(&self, reference: &str, progress: &mut impl FnMut(PullProgress)) -> Result<String, UiError> {
         if reference.is_empty() {
-            return Err(invalid("an image reference is required"));
+            return Err(UiError::invalid("an image reference is required"));
         }
         let auth = crate::credentials::load(&crate::credentials::registry_of(reference))
             .map_err(|e| UiError::new(e.kind(), e.to_string()))?
@@ -274,7 +266,7 @@ impl Engine {
 
     pub async fn create_network(&self, request: &NetworkRequest) -> Result<(), UiError> {
         if request.name.trim().is_empty() {
-            return Err(invalid("a network needs a name"));
+            return Err(UiError::invalid("a network needs a name"));
         }
         let create = CreateNetworkRequest {
             name: request.name.trim().to_owned(),
@@ -299,7 +291,7 @@ impl Engine {
             other => other.to_owned(),
         };
         if username.trim().is_empty() || password.is_empty() {
-            return Err(invalid("a user name and a password are required"));
+            return Err(UiError::invalid("a user name and a password are required"));
         }
         let request = berth_proto::v1::LoginRequest {
             registry: registry.clone(),
@@ -307,7 +299,7 @@ impl Engine {
         };
         let answer = self.client.images().login(request).await.map_err(status("login"))?.into_inner();
         let login = crate::credentials::Login { username: username.trim().to_owned(), password: password.to_owned() };
-        crate::credentials::store(&registry, &login).map_err(|e| UiError::new(e.kind(), crate::agent::error_chain(&e)))?;
+        crate::credentials::store(&registry, &login).map_err(|e| UiError::from_error(e.kind(), &e))?;
         Ok(answer.status)
     }
 

@@ -25,6 +25,21 @@ impl UiError {
     pub fn new(kind: berth_proto::ErrorKind, message: impl Into<String>) -> UiError {
         UiError { code: kind.ui_code().to_owned(), message: message.into() }
     }
+
+    /// A refusal of what the window sent.
+    pub fn invalid(message: impl Into<String>) -> UiError {
+        UiError::new(berth_proto::ErrorKind::InvalidArgument, message)
+    }
+
+    /// An error with its chain of causes, as the window shows it.
+    pub fn from_error(kind: berth_proto::ErrorKind, err: &dyn std::error::Error) -> UiError {
+        UiError::new(kind, berth_proto::error_chain(err))
+    }
+}
+
+/// The engine's refusal of `operation`, in its kind and words.
+pub(crate) fn status(operation: &str) -> impl Fn(tonic::Status) -> UiError + '_ {
+    move |s| UiError::new(berth_proto::ErrorKind::from_grpc_code(s.code()), format!("{operation}: {}", s.message()))
 }
 
 #[cfg(test)]

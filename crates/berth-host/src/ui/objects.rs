@@ -12,22 +12,14 @@ use futures::StreamExt;
 
 use super::engine::Engine;
 use super::rows::{FileRow, HistoryRow, Pruned};
-use super::UiError;
+use super::{status, UiError};
 use crate::ErrorKind;
 
 /// How much of a file the preview shows.
 const PREVIEW_BYTES: u64 = 64 * 1024;
 
-fn status(operation: &'static str) -> impl Fn(tonic::Status) -> UiError {
-    move |s| UiError::new(ErrorKind::from_grpc_code(s.code()), format!("{operation}: {}", s.message()))
-}
-
 fn io(what: String) -> impl FnOnce(std::io::Error) -> UiError {
     move |e| UiError::new(ErrorKind::Internal, format!("{what}: {e}"))
-}
-
-fn invalid(message: impl Into<String>) -> UiError {
-    UiError::new(ErrorKind::InvalidArgument, message)
 }
 
 /// A path inside a volume, as the tar names it: relative, no `..`.
@@ -37,7 +29,7 @@ fn inside(path: &str) -> Result<PathBuf, UiError> {
         match part {
             Component::Normal(p) => clean.push(p),
             Component::CurDir => {}
-            _ => return Err(invalid(format!("{path}: not a path inside the volume"))),
+            _ => return Err(UiError::invalid(format!("{path}: not a path inside the volume"))),
         }
     }
     Ok(clean)
@@ -88,7 +80,7 @@ impl Engine {
 
     pub async fn clone_volume(&self, source: &str, target: &str) -> Result<(), UiError> {
         if target.trim().is_empty() {
-            return Err(invalid("the copy needs a name"));
+            return Err(UiError::invalid("the copy needs a name"));
         }
         let request = CloneVolumeRequest { source: source.to_owned(), target: target.trim().to_owned() };
         self.client().volumes().clone_volume(request).await.map(drop).map_err(status("clone volume"))
@@ -108,7 +100,7 @@ impl Engine {
     pub async fn export_volume(&self, name: &str, path: &str) -> Result<u64, UiError> {
         let path = PathBuf::from(path.trim());
         if !path.is_absolute() {
-            return Err(invalid(format!("{}: save to a full path", path.display())));
+            return Err(UiError::invalid(format!("{}: save to a full path", path.display())));
         }
         let mut stream = self.client().volumes().export(VolumeRef { name: name.to_owned() }).await.map_err(status("export volume"))?.into_inner();
         let mut file = std::fs::File::options().write(true).create_new(true).open(&path).map_err(io(format!("create {}", path.display())))?;
@@ -134,7 +126,7 @@ impl Engine {
     pub async fn import_volume(&self, name: &str, path: &str) -> Result<(), UiError> {
         let name = name.trim().to_owned();
         if name.is_empty() {
-            return Err(invalid("the volume needs a name"));
+            return Err(UiError::invalid("the volume needs a name"));
         }
         let mut file = std::fs::File::open(path.trim()).map_err(io(format!("open {}", path.trim())))?;
         let (sender, receiver) = tokio::sync::mpsc::channel::<VolumeImportChunk>(4);
@@ -213,12 +205,12 @@ impl Engine {
                 continue;
             }
             if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(invalid(format!("{file} is not a regular file")));
+                return Err(UiError::invalid(format!("{file} is not a regular file")));
             }
             let mut head = Vec::new();
             entry.take(PREVIEW_BYTES).read_to_end(&mut head).map_err(io("read the volume".into()))?;
             if head.contains(&0) {
-                return Err(invalid(format!("{file} is not text")));
+                return Err(UiError::invalid(format!("{file} is not text")));
             }
             return Ok(String::from_utf8_lossy(&head).into_owned());
         }

@@ -23,7 +23,7 @@ pub struct SettingsForm {
 }
 
 fn settings_error(e: crate::settings::SettingsError) -> UiError {
-    UiError::new(e.kind(), crate::agent::error_chain(&e))
+    UiError::from_error(e.kind(), &e)
 }
 
 /// The settings, defaults filled in.
@@ -76,7 +76,7 @@ pub async fn diagnose(home: &BerthHome) -> Result<String, UiError> {
     let out = dir.join(format!("berth-diagnose-{stamp}.tar.gz"));
     crate::diagnose::write(home, &out, env!("CARGO_PKG_VERSION"))
         .await
-        .map_err(|e| UiError::new(e.kind(), crate::agent::error_chain(&e)))?;
+        .map_err(|e| UiError::from_error(e.kind(), &e))?;
     Ok(out.display().to_string())
 }
 
@@ -86,7 +86,7 @@ pub fn reset_vm(home: &BerthHome) -> Result<bool, UiError> {
         Ok(crate::session::Reset::Wiped) => Ok(true),
         Ok(crate::session::Reset::NothingToWipe) => Ok(false),
         Err(e @ crate::session::SessionError::Running { .. }) => Err(UiError::new(ErrorKind::Conflict, format!("{e}; stop it first"))),
-        Err(e) => Err(UiError::new(e.kind(), crate::agent::error_chain(&e))),
+        Err(e) => Err(UiError::from_error(e.kind(), &e)),
     }
 }
 

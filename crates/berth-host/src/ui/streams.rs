@@ -7,12 +7,8 @@ use futures::StreamExt;
 
 use super::engine::Engine;
 use super::rows::{LogLine, StatsSample, TerminalEvent};
-use super::UiError;
+use super::{status, UiError};
 use crate::ErrorKind;
-
-fn status(operation: &'static str) -> impl Fn(tonic::Status) -> UiError {
-    move |s| UiError::new(ErrorKind::from_grpc_code(s.code()), format!("{operation}: {}", s.message()))
-}
 
 /// The shell a terminal runs: bash where the image has it, else sh (as Docker Desktop).
 const SHELL: &str = "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi";
