@@ -8,7 +8,7 @@ use berth_host::ui::engine::ContainerAction;
 use berth_host::ui::rows::ComposeProjectRow;
 use berth_host::ui::settings::{self, SettingsForm};
 use berth_host::ui::names::{Channel, EngineTarget};
-use berth_host::ui::rows::{ContainerRow, ImageRow, LogLine, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
+use berth_host::ui::rows::{ContainerDetail, ContainerRow, ImageRow, NetworkDetail, LogLine, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
 use berth_host::ui::UiError;
 use berth_host::vm::VmState;
 use berth_host::ui::rows::{FileRow, HistoryRow, Pruned, StatsSample, TerminalEvent};
@@ -67,10 +67,17 @@ pub async fn list_images(desktop: State<'_, Desktop>) -> Result<Vec<ImageRow>, U
 }
 
 /// Pulls; each step arrives as a `pull-progress` event, the last being done or failed.
+/// The image's id, or `None` when [`cancel_pull`] stopped it.
 #[tauri::command]
-pub async fn pull_image(app: AppHandle, desktop: State<'_, Desktop>, reference: String) -> Result<String, UiError> {
+pub async fn pull_image(app: AppHandle, desktop: State<'_, Desktop>, reference: String) -> Result<Option<String>, UiError> {
     let engine = desktop.engine().await?;
-    engine.pull(&reference, |step| drop(app.emit(Channel::PullProgress.name(), step))).await
+    desktop.pulls().run(&reference, engine.pull(&reference, |step| drop(app.emit(Channel::PullProgress.name(), step)))).await
+}
+
+/// Stops a pull under way; false when none of that name runs.
+#[tauri::command]
+pub fn cancel_pull(desktop: State<'_, Desktop>, reference: String) -> bool {
+    desktop.pulls().cancel(&reference)
 }
 
 #[tauri::command]
@@ -96,6 +103,39 @@ pub async fn create_volume(desktop: State<'_, Desktop>, name: String) -> Result<
 #[tauri::command]
 pub async fn remove_volume(desktop: State<'_, Desktop>, name: String) -> Result<(), UiError> {
     desktop.engine().await?.remove_volume(&name).await
+}
+
+#[tauri::command]
+pub async fn inspect_container(desktop: State<'_, Desktop>, id: String) -> Result<ContainerDetail, UiError> {
+    desktop.engine().await?.inspect_container(&id).await
+}
+
+#[tauri::command]
+pub async fn inspect_network(desktop: State<'_, Desktop>, name: String) -> Result<NetworkDetail, UiError> {
+    desktop.engine().await?.inspect_network(&name).await
+}
+
+/// Opens a published port in the user's browser (nothing but local http(s) URLs).
+#[tauri::command]
+pub fn open_url(app: AppHandle, url: String) -> Result<(), UiError> {
+    use tauri_plugin_opener::OpenerExt;
+    let url = berth_host::ui::browser::local_url(&url)?;
+    app.opener().open_url(url, None::<&str>).map_err(|e| UiError::from_error(berth_host::ErrorKind::Unavailable, &e))
+}
+
+/// The native chooser for a compose file (or a folder); `None` when dismissed.
+#[tauri::command]
+pub async fn choose_path(app: AppHandle, folder: bool) -> Option<String> {
+    use tauri_plugin_dialog::DialogExt;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let chooser = app.dialog().file().set_title(if folder { "Choose a compose project's folder" } else { "Choose a compose file" });
+    let send = move |path: Option<tauri_plugin_dialog::FilePath>| drop(sender.send(path.map(|p| p.to_string())));
+    if folder {
+        chooser.pick_folder(send);
+    } else {
+        chooser.add_filter("Compose files", &["yaml", "yml"]).pick_file(send);
+    }
+    receiver.await.ok().flatten()
 }
 
 #[tauri::command]
@@ -137,6 +177,12 @@ pub async fn compose_up(desktop: State<'_, Desktop>, name: String) -> Result<Vec
 #[tauri::command]
 pub async fn compose_down(desktop: State<'_, Desktop>, name: String) -> Result<Vec<String>, UiError> {
     Projects::new(desktop.home()).down(desktop.engine().await?.client(), &name).await
+}
+
+/// Builds the project's services that have `build:`; returns the build's lines.
+#[tauri::command]
+pub async fn compose_build(desktop: State<'_, Desktop>, name: String) -> Result<Vec<String>, UiError> {
+    Projects::new(desktop.home()).build(desktop.engine().await?.client(), &name).await
 }
 
 #[tauri::command]

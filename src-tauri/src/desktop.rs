@@ -57,6 +57,8 @@ pub struct Desktop {
     /// While the engine's event stream is followed, the engine is known to answer: the
     /// watcher does not ask it.
     following: std::sync::atomic::AtomicBool,
+    /// The pulls under way, so the window can cancel one.
+    pulls: berth_host::ui::pulls::Pulls,
 }
 
 impl Desktop {
@@ -76,11 +78,16 @@ impl Desktop {
             running: Arc::default(),
             busy: Arc::default(),
             following: std::sync::atomic::AtomicBool::new(false),
+            pulls: berth_host::ui::pulls::Pulls::default(),
         }
     }
 
     pub fn home(&self) -> &BerthHome {
         &self.home
+    }
+
+    pub fn pulls(&self) -> &berth_host::ui::pulls::Pulls {
+        &self.pulls
     }
 
     pub fn target(&self) -> &EngineTarget {

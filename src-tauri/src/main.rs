@@ -32,6 +32,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .manage(desktop::Desktop::new(berth_host::home::BerthHome::from_env(), std::env::var("BERTH_HOST").ok()))
         .setup(|app| {
             desktop::watch(app.handle().clone());
@@ -91,6 +93,12 @@ fn main() {
             commands::disconnect_network,
             commands::follow_logs,
             commands::save_logs,
+            commands::cancel_pull,
+            commands::inspect_container,
+            commands::inspect_network,
+            commands::open_url,
+            commands::choose_path,
+            commands::compose_build,
         ])
         .build(tauri::generate_context!());
     let app = match app {

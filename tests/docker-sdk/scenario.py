@@ -100,5 +100,17 @@ logs.remove()
 box.remove(v=False)
 network.remove()
 volume.remove()
+
+# images.build: a context folder with a Dockerfile and a build arg (the classic
+# builder's API), then the image runs.
+import tempfile, os
+with tempfile.TemporaryDirectory() as ctx:
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nARG WHO=nobody\nRUN echo built for $WHO > /who.txt\nCMD [\"cat\", \"/who.txt\"]\n" % IMAGE)
+    built, output = client.images.build(path=ctx, tag="sdk/built:1", buildargs={"WHO": "the sdk"}, rm=True)
+    check(built.tags, ["sdk/built:1"], "images.build tags")
+    check(any("Successfully built" in (line.get("stream") or "") for line in output), True, "images.build output")
+check(client.containers.run("sdk/built:1", remove=True), b"built for the sdk\n", "run the built image")
+client.images.remove("sdk/built:1")
 check(client.containers.list(all=True), [], "no containers left")
 print("sdk scenario passed")

@@ -119,6 +119,8 @@ impl DockerTarget {
     /// (lowercased names) and the body.
     pub fn http(&self, method: &str, path: &str, body: &str) -> (String, Vec<(String, String)>, String) {
         let mut stream = UnixStream::connect(self.socket()).expect("connect");
+        // An engine that never answers fails the test instead of hanging it.
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("read timeout");
         let kind = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
         write!(stream, "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
         let mut raw = Vec::new();

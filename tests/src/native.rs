@@ -136,10 +136,12 @@ impl NativeEngine {
 impl Drop for NativeEngine {
     fn drop(&mut self) {
         // Containers outlive the engine by design: remove them while it still runs.
+        let mut said = String::new();
         if self.home.join("engine/containers.db").exists() {
             let out = self.berth(&["ps", "-aq", "--no-trunc"]);
             for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = self.berth(&["rm", "-f", id]);
+                let out = self.berth(&["rm", "-f", id]);
+                said.push_str(&String::from_utf8_lossy(&out.stderr));
             }
         }
         let _ = self.child.kill();
@@ -148,8 +150,29 @@ impl Drop for NativeEngine {
             let _ = holder.kill();
             let _ = holder.wait();
         }
+        // What the engine mounted and did not unmount once its containers were removed
+        // is a leak: say so (the test has ended; a panic in drop would abort), then
+        // unmount it so the machine's disk is not held by it.
+        let leaked = mounts_under(&self.home);
+        if !leaked.is_empty() {
+            eprintln!("LEAK: {} mounts under {} outlived the test's containers: {leaked:?}; rm -f said: {said}", leaked.len(), self.home.display());
+            for target in leaked.iter().rev() {
+                let _ = Command::new("umount").args(["-l", target]).status();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.home);
     }
+}
+
+/// Mount points at or under `dir`, in mount order (from /proc/self/mountinfo).
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|target| *target == prefix || target.starts_with(&format!("{prefix}/")))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs a command in the network namespace of process `pid`: (success, stdout + stderr).

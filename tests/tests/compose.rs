@@ -255,11 +255,12 @@ volumes:
         }
         assert_eq!(engine.network_footprint(), baseline);
 
-        // A service that needs a build gets a clear error naming it; nothing is made.
+        // A service to build whose context has no Dockerfile: a clear error naming it and
+        // the file; nothing is made.
         std::fs::write(dir.join("build.yaml"), "services:\n  api:\n    build: .\n  cache:\n    image: berth.test/busybox:compose\n").expect("write");
         let (done, _, err) = compose(&engine, &dir, &["-f", "build.yaml", "up", "-d"], &[]);
         assert!(!done);
-        assert!(err.contains("service api: image build is not supported yet"), "{err}");
+        assert!(err.contains("service api") && err.contains("Cannot locate specified Dockerfile"), "{err}");
         assert!(String::from_utf8_lossy(&engine.berth(&["ps", "-aq"]).stdout).is_empty());
         // Its other services run on their own.
         let (done, _, err) = compose(&engine, &dir, &["-f", "build.yaml", "up", "-d", "cache"], &[]);

@@ -593,6 +593,22 @@ fn stats_update_diff_export_and_cp() {
     assert!(listing.lines().any(|l| l.trim_start_matches("./") == "added.txt"), "{listing}");
     assert!(listing.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "{listing}");
     assert!(!listing.lines().any(|l| l.trim_start_matches("./") == "etc/group"), "a deleted file was exported");
+
+    // commit: the changes (an added file, a changed one, a deleted one) as a new image
+    // with a changed config; the scratch layer file does not stay behind.
+    let id = ok(&engine, &["commit", "-a", "me", "-m", "snapshot", "-c", "CMD [\"cat\", \"/added.txt\"]", "busy", "berth.test/committed:1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/committed:1"]), "new\n");
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/committed:1", "cat", "/srv/data.txt"]), "from the image\nchanged\n");
+    let (code, _, _) = berth(&engine, &["run", "--rm", "berth.test/committed:1", "test", "-e", "/etc/group"]);
+    assert_ne!(code, 0, "/etc/group came back in the committed image");
+    let history = ok(&engine, &["history", "berth.test/committed:1"]);
+    assert!(history.lines().nth(1).is_some_and(|l| l.ends_with("snapshot")), "{history}");
+    let tmp = engine.home.join("engine/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).expect("the engine's tmp/ (commit's scratch space)").count(), 0, "scratch files left in {}", tmp.display());
+    let (code, _, stderr) = berth(&engine, &["commit", "no-such-container", "x:1"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("No such container: no-such-container"), "{stderr}");
     let ids = remove_all(&engine);
     assert_clean(&engine, &ids);
 }
@@ -827,4 +843,99 @@ fn sigterm_stops_the_engine_while_an_exec_is_attached() {
     // The container outlived the engine.
     engine.kill_and_restart();
     assert_eq!(inspect(&engine, "box")["State"]["Status"], "running");
+}
+
+/// A second engine on a state directory in use refuses before it touches anything:
+/// no sweep of `tmp/` and `ingest/` (a running pull's files), no recovery of the
+/// first engine's containers, no socket. It used to do all of that, then fail to bind.
+#[test]
+fn a_second_engine_on_the_same_state_is_refused_and_changes_nothing() {
+    let engine = engine("ctr-second-engine");
+    ok(&engine, &["run", "-d", "--name", "box", IMAGE, "sleep", "300"]);
+    let state = engine.home.join("engine");
+    let in_flight = [state.join("tmp/in-flight"), state.join("content/ingest/in-flight")];
+    for file in &in_flight {
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+        std::fs::write(file, b"a pull's partial layer").expect("write");
+    }
+    let other_socket = engine.home.join("run/second.sock");
+    let out = std::process::Command::new(berth_tests::bin("berth-agent"))
+        .arg("--unix")
+        .arg(&other_socket)
+        .arg("--root")
+        .arg(&state)
+        .output()
+        .expect("run a second berth-agent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second engine on one state directory started: {stderr}");
+    let pid = engine.child.id();
+    assert!(
+        stderr.contains(&format!("another Berth engine (pid {pid}) is using {}", state.display())),
+        "the refusal should name the engine that holds the directory: {stderr}"
+    );
+    for file in &in_flight {
+        assert!(file.exists(), "{} was swept by the refused engine", file.display());
+    }
+    assert!(!other_socket.exists(), "the refused engine made its socket");
+    assert_eq!(inspect(&engine, "box")["State"]["Status"], "running");
+    // The first engine still answers, and a kill -9 frees the directory for the next.
+    let mut engine = engine;
+    engine.kill_and_restart();
+    assert_eq!(inspect(&engine, "box")["State"]["Status"], "running");
+}
+
+/// Docker's default seccomp profile, as Berth applies it: `socket(AF_VSOCK)` and io_uring
+/// fail with EPERM (in the VM a container could otherwise reach the agent's vsock ports),
+/// ptrace and process_vm_readv are open on kernels 4.8 and later without SYS_PTRACE,
+/// and `--security-opt apparmor=…|label=…` are accepted as docker accepts them where
+/// neither system runs. Each of these differed before.
+#[test]
+fn the_default_seccomp_profile_is_dockers() {
+    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"))
+        .expect("berth-netprobe (built by `cargo xtask test native`)");
+    let image = fixtures::container_image_with(json!({}), vec![fixtures::Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }]);
+    let engine = NativeEngine::start_isolated("ctr-seccomp");
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&image, IMAGE)).expect("write archive");
+    ok(&engine, &["load", "-i", &archive.display().to_string()]);
+    let probe = |extra: &[&str], call: &str| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "netprobe", "syscall", call]);
+        ok(&engine, &args).trim().to_owned()
+    };
+    assert_eq!(probe(&[], "socket-vsock"), "errno 1", "AF_VSOCK must be refused by the filter");
+    assert_eq!(probe(&[], "io-uring"), "errno 1", "io_uring must be refused by the filter");
+    assert_ne!(probe(&[], "ptrace"), "errno 1", "ptrace is open on this kernel, as in docker's profile");
+    assert_eq!(probe(&[], "process-vm-readv"), "ok");
+    // The refusals are the filter's: without it the kernel answers otherwise.
+    assert_ne!(probe(&["--security-opt", "seccomp=unconfined"], "socket-vsock"), "errno 1");
+    assert_eq!(probe(&["--security-opt", "apparmor=unconfined", "--security-opt", "label=disable"], "process-vm-readv"), "ok");
+    let (code, _, err) = berth(&engine, &["run", "--rm", "--security-opt", "label=bogus", IMAGE, "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid --security-opt"), "{err}");
+}
+
+/// A kill between a create's first steps (its anonymous volumes, its folder) and its
+/// record used to leave orphans nothing swept: now the next start removes them.
+#[test]
+fn a_create_killed_before_its_record_leaves_nothing_behind() {
+    let engine = NativeEngine::start_isolated_with("ctr-create-crash", &[("BERTH_FAILPOINT", "container-create-before-record")]);
+    let mut engine = load_image(engine, json!({"Volumes": {"/from-image": {}}}));
+    let (code, _, _) = berth(&engine, &["create", "--name", "doomed", "-v", "/data", IMAGE, "true"]);
+    assert_ne!(code, 0, "the engine should have stopped at the failpoint");
+    let containers = engine.home.join("engine/containers");
+    let volumes_dir = engine.home.join("engine/volumes");
+    let left = |dir: &Path| std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
+    assert!(!left(&containers).is_empty(), "the failpoint came too early: nothing was made");
+    engine.env.clear();
+    engine.kill_and_restart();
+    assert_eq!(ok(&engine, &["ps", "-aq"]), "");
+    assert_eq!(ok(&engine, &["volume", "ls", "-q"]), "", "anonymous volumes of the unfinished create are left");
+    assert_eq!(left(&containers), Vec::<String>::new(), "files of the unfinished create are left");
+    let volume_files = left(&volumes_dir);
+    assert!(volume_files.iter().all(|f| !f.chars().all(|c| c.is_ascii_hexdigit())), "volume folders left: {volume_files:?}");
+    // Creates work as before.
+    ok(&engine, &["create", "--name", "fine", "-v", "/data", IMAGE, "true"]);
+    assert_eq!(ok(&engine, &["volume", "ls", "-q"]).lines().count(), 2);
 }

@@ -61,13 +61,13 @@ fn negotiation_and_lists(target: &DockerTarget) {
         // Nothing listens on TCP in the engine's namespace (state 0A is LISTEN).
         let (_, tcp) = target.in_netns(&["cat", "/proc/net/tcp", "/proc/net/tcp6"]);
         assert!(!tcp.lines().any(|l| l.split_whitespace().nth(3) == Some("0A")), "{tcp}");
-        // Builds are refused in words, not with "page not found".
+        // A Dockerfile that makes no image (FROM scratch alone): dockerd's words.
         let context = target.home().join("build-context");
         std::fs::create_dir_all(&context).expect("context");
         std::fs::write(context.join("Dockerfile"), "FROM scratch\n").expect("Dockerfile");
         let out = target.command("docker").args(["build", "-q", "."]).current_dir(&context).env("DOCKER_BUILDKIT", "0").output().expect("docker build");
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("image builds are not supported by Berth yet"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("No image was generated. Is your Dockerfile empty?"), "{}", String::from_utf8_lossy(&out.stderr));
     }
     // Negotiation: the 28.x CLI downgrades to what the engine serves.
     let version = target.ok(&["version", "--format", "{{.Server.APIVersion}} {{.Client.APIVersion}}"]);
@@ -509,6 +509,15 @@ fn compose_v1(target: &DockerTarget) {
     let again = compose(&["up", "-d"]);
     assert!(again.contains("is up-to-date"), "{again}");
     compose(&["down", "-v"]);
+    // build: docker-compose v1 builds a service's image through POST /build.
+    let built = target.home().join("built");
+    std::fs::create_dir_all(&built).expect("folder");
+    std::fs::write(built.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built by compose > /built.txt\nCMD [\"cat\", \"/built.txt\"]\n")).expect("Dockerfile");
+    std::fs::write(built.join("docker-compose.yml"), "version: \"3\"\nservices:\n  app:\n    build: .\n    image: suite/built:1\n").expect("compose file");
+    let out = target.command("docker-compose").current_dir(&built).args(["-p", "built", "build"]).output().expect("docker-compose build");
+    assert!(out.status.success(), "docker-compose build: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(target.ok(&["run", "--rm", "suite/built:1"]), "built by compose\n");
+    target.ok(&["rmi", "suite/built:1"]);
     assert_eq!(target.ok(&["ps", "-aq"]), "");
     assert!(!target.ok(&["network", "ls", "--format", "{{.Name}}"]).contains("suite_front"));
     assert_eq!(target.ok(&["volume", "ls", "-q"]), "");
@@ -643,7 +652,14 @@ fn host_config(target: &DockerTarget) {
     assert_eq!(run(&["--user", "app", "--group-add", "staff", "--group-add", "4242", IMAGE, "id", "-G"]).trim(), "1000 50 4242");
     // Exec'd processes get the container's limits and groups too.
     target.ok(&["run", "-d", "--name", "limited", "--ulimit", "nofile=700:800", "--group-add", "4242", IMAGE, "sleep", "300"]);
-    assert_eq!(target.ok(&["exec", "limited", "sh", "-c", "ulimit -n; ulimit -Hn; id -G"]), "700\n800\n0 4242\n");
+    let limits = target.ok(&["exec", "limited", "sh", "-c", "ulimit -n; ulimit -Hn; id -G"]);
+    if target.is_berth() {
+        assert_eq!(limits, "700\n800\n0 4242\n");
+    } else {
+        // dockerd 20.10 once gave the exec the hard limit as its soft one (a clean-checkout
+        // CI run); the reference is checked for the hard limit and the groups only.
+        assert!(limits == "700\n800\n0 4242\n" || limits == "800\n800\n0 4242\n", "{limits}");
+    }
     target.ok(&["create", "--name", "shaped", "--shm-size", "256m", "--dns", "10.8.8.8", "--add-host", "a.local:10.0.0.9", "--ulimit", "nproc=100:200", IMAGE, "true"]);
     let inspect = target.ok(&["inspect", "-f", "{{.HostConfig.ShmSize}} {{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}} {{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}", "shaped"]);
     assert_eq!(inspect.trim(), "268435456 [10.8.8.8] [a.local:10.0.0.9] nproc=100:200");
@@ -938,4 +954,213 @@ fn self_listing(target: &DockerTarget) {
         let answer = target.ok(&["run", "--rm", "--name", &name, "-v", &socket, "berth.test/probe:docker", "netprobe", "unix-get", "/var/run/docker.sock", "/containers/json"]);
         assert!(answer.lines().next().unwrap_or("").contains(" 200 ") && answer.contains(&format!("\"/{name}\"")), "{answer}");
     }
+}
+
+on_both!(commit);
+/// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
+/// as a new image with `--change`, author and message; a container that changed nothing;
+/// a running one (paused for the commit, running after).
+fn commit(target: &DockerTarget) {
+    with_image(target);
+    target.ok(&[
+        "run", "--name", "work", "-e", "MODE=dev", "-w", "/srv", IMAGE, "sh", "-c",
+        "mkdir /made && echo new > /made/f && rm /bin/cat.keep 2>/dev/null; rm /srv/data.txt && rm -r /srv && mkdir /srv && echo replaced > /srv/new.txt",
+    ]);
+    let out = target.ok(&["commit", "-a", "Ann <ann@example.com>", "-m", "first", "-c", r#"CMD ["cat", "/made/f"]"#, "-c", "EXPOSE 8080", "work", "committed:1"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(target.ok(&["run", "--rm", "committed:1"]), "new\n");
+    // The folder replaced hides what the image had there; the deleted file is gone.
+    assert_eq!(target.ok(&["run", "--rm", "committed:1", "ls", "/srv"]), "new.txt\n");
+    assert_eq!(
+        target.ok(&["image", "inspect", "-f", "{{.Author}}|{{.Comment}}|{{.Config.WorkingDir}}|{{json .Config.Env}}|{{json .Config.ExposedPorts}}|{{json .Config.Cmd}}", "committed:1"]),
+        "Ann <ann@example.com>|first|/srv|[\"MODE=dev\",\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"]|{\"8080/tcp\":{}}|[\"cat\",\"/made/f\"]\n"
+    );
+    let history = target.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "committed:1"]);
+    assert_eq!(history.lines().next(), Some("sh -c mkdir /made && echo new > /made/f && rm /bin/cat.keep 2>/dev/null; rm /srv/data.txt && rm -r /srv && mkdir /srv && echo replaced > /srv/new.txt|first"), "{history}");
+    let layers = |image: &str| target.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", image]).trim().parse::<usize>().expect("layers");
+    assert_eq!(layers("committed:1"), layers(IMAGE) + 1);
+    // Nothing changed: no new layer.
+    target.ok(&["run", "--name", "still", IMAGE, "true"]);
+    target.ok(&["commit", "still", "same:1"]);
+    assert_eq!(layers("same:1"), layers(IMAGE));
+    // A running container: committed with what it wrote, and still running.
+    target.ok(&["run", "-d", "--name", "live", IMAGE, "sleep", "300"]);
+    target.ok(&["exec", "live", "sh", "-c", "echo while running > /live.txt"]);
+    target.ok(&["commit", "live", "live:1"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.Status}}", "live"]), "running\n");
+    assert_eq!(target.ok(&["run", "--rm", "live:1", "cat", "/live.txt"]), "while running\n");
+    // A container that does not exist: docker's 404 words.
+    let (done, _, err) = target.docker(&["commit", "nothing-here", "x:1"]);
+    assert!(!done && err.contains("No such container"), "{err}");
+    target.ok(&["rm", "-f", "work", "still", "live"]);
+}
+
+on_both!(build);
+/// `docker build` with the classic builder (DOCKER_BUILDKIT=0), as docker-compose v1 and
+/// docker-py build: the image's config and files, the cache (a second build runs no step,
+/// a changed file reruns from its COPY on, --no-cache reruns all), build args, labels,
+/// .dockerignore, and the errors (a failing RUN with its code, an unknown instruction
+/// with its line, a missing file) with no container left behind.
+fn build(target: &DockerTarget) {
+    with_image(target);
+    let ctx = target.home().join("ctx");
+    std::fs::create_dir_all(ctx.join("conf")).expect("ctx");
+    let write = |name: &str, text: &str| std::fs::write(ctx.join(name), text).expect("write");
+    write(
+        "Dockerfile",
+        &format!(
+            "FROM {IMAGE}\nARG GREETING=hello\nENV MODE=prod\nWORKDIR /app\nCOPY app.sh ./\nCOPY conf/ /etc/app/\n\
+             RUN echo \"$GREETING from run\" > /app/greeting.txt && chmod 0755 /app/app.sh\n\
+             LABEL team=builders\nEXPOSE 8080\nUSER 1000\nCMD [\"/app/app.sh\"]\n"
+        ),
+    );
+    write("app.sh", "#!/bin/sh\ncat /app/greeting.txt /etc/app/x.conf\n");
+    write("conf/x.conf", "conf\n");
+    write("secret.txt", "not for the image\n");
+    write(".dockerignore", "secret.txt\n");
+    let build = |args: &[&str]| -> (bool, String, String) {
+        let out = target.command("docker").env("DOCKER_BUILDKIT", "0").arg("build").args(args).output().expect("docker build");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let ctx_arg = ctx.display().to_string();
+    let (done, out, err) = build(&["-t", "built:1", "--label", "via=cli", &ctx_arg]);
+    assert!(done, "docker build: {out}\n{err}");
+    assert!(out.contains("Successfully tagged built:1"), "{out}");
+    assert_eq!(target.ok(&["run", "--rm", "built:1"]), "hello from run\nconf\n");
+    assert_eq!(
+        target.ok(&["image", "inspect", "-f", "{{json .Config.Env}}|{{.Config.WorkingDir}}|{{.Config.User}}|{{json .Config.ExposedPorts}}|{{json .Config.Labels}}|{{json .Config.Cmd}}", "built:1"]),
+        "[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"MODE=prod\"]|/app|1000|{\"8080/tcp\":{}}|{\"team\":\"builders\",\"via\":\"cli\"}|[\"/app/app.sh\"]\n"
+    );
+    // The copied files are root's, with their modes; the ignored file is not there.
+    assert_eq!(target.ok(&["run", "--rm", "--user", "0", "built:1", "stat", "-c", "%u:%g %a", "/app/app.sh", "/etc/app/x.conf"]), "0:0 755\n0:0 644\n");
+    let (found, _, _) = target.docker(&["run", "--rm", "built:1", "test", "-e", "/app/secret.txt"]);
+    assert!(!found, "an ignored file reached the image");
+    // Again: every step from the cache, the same image.
+    let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", "built:1"]);
+    let (done, out, err) = build(&["-t", "built:1", "--label", "via=cli", &ctx_arg]);
+    assert!(done, "{err}");
+    let steps = out.matches("Step ").count();
+    assert_eq!(out.matches("Using cache").count(), steps - 1, "{out}");
+    assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Id}}", "built:1"]), id);
+    // One file changed: the steps before its COPY from the cache, the rest again.
+    write("app.sh", "#!/bin/sh\necho changed\n");
+    let (done, out, err) = build(&["-t", "built:2", &ctx_arg]);
+    assert!(done, "{err}");
+    assert_eq!(out.matches("Using cache").count(), 3, "ARG, ENV and WORKDIR only:\n{out}");
+    assert_eq!(target.ok(&["run", "--rm", "built:2"]), "changed\n");
+    // --no-cache runs every step; --build-arg reaches RUN.
+    let (done, out, err) = build(&["--no-cache", "--build-arg", "GREETING=hi", "-t", "built:3", &ctx_arg]);
+    assert!(done, "{err}");
+    assert_eq!(out.matches("Using cache").count(), 0, "{out}");
+    assert_eq!(target.ok(&["run", "--rm", "--entrypoint", "cat", "built:3", "/app/greeting.txt"]), "hi from run\n");
+    // No step's container is left (a failed step's with --force-rm; dockerd keeps it
+    // without, Berth removes it either way).
+    let before = target.ok(&["ps", "-aq"]);
+    // A failing RUN: its code in docker's words; an unknown instruction: its line.
+    write("Dockerfile.fail", &format!("FROM {IMAGE}\nRUN echo about to fail && exit 3\n"));
+    let (done, out, err) = build(&["--force-rm", "-f", &ctx.join("Dockerfile.fail").display().to_string(), &ctx_arg]);
+    assert!(!done, "{out}");
+    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    assert!(out.contains("about to fail"), "the failing step's output is shown: {out}");
+    write("Dockerfile.bad", &format!("FROM {IMAGE}\nRUN true\nFORM nothing\n"));
+    let (done, _, err) = build(&["-f", &ctx.join("Dockerfile.bad").display().to_string(), &ctx_arg]);
+    assert!(!done);
+    assert!(err.to_ascii_lowercase().contains("unknown instruction: form"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    write("Dockerfile.missing", &format!("FROM {IMAGE}\nCOPY nothing-here /x\n"));
+    let (done, _, err) = build(&["-f", &ctx.join("Dockerfile.missing").display().to_string(), &ctx_arg]);
+    assert!(!done);
+    assert!(err.contains("nothing-here"), "{err}");
+    assert_eq!(target.ok(&["ps", "-aq"]), before, "a failed build left a container");
+}
+
+on_both!(hostile_requests);
+/// Requests a hostile or buggy client sends. Each gets an answer, and the engine goes
+/// on answering: Berth used to drop the connection (a panic) on a CpuQuota or a `since`
+/// that overflows, and to freeze on a reference filter that makes a backtracking
+/// matcher exponential.
+fn hostile_requests(target: &DockerTarget) {
+    with_image(target);
+    let long = "a".repeat(40);
+    target.ok(&["tag", IMAGE, &format!("{long}:1")]);
+    // `a*a*…a*b` against a name of forty a's.
+    let filter = format!("%7B%22reference%22%3A%5B%22{}b%22%5D%7D", "a*".repeat(24));
+    let started = std::time::Instant::now();
+    let (status, _, body) = target.http("GET", &format!("/images/json?filters={filter}"), "");
+    assert!(status.contains(" 200 "), "{status} {body}");
+    assert_eq!(body.trim(), "[]");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the reference filter took {:?}", started.elapsed());
+
+    let huge_quota = format!(r#"{{"Image": "{IMAGE}", "HostConfig": {{"CpuQuota": 9223372036854775807, "CpuPeriod": 100000}}}}"#);
+    let (status, _, body) = target.http("POST", "/containers/create", &huge_quota);
+    // dockerd takes it at create; Berth (which keeps --cpu-quota as NanoCpus) refuses
+    // it as more CPUs than there are. Either way an answer, not a dropped connection.
+    let wanted = if target.is_berth() { " 400 " } else { " 201 " };
+    assert!(status.contains(wanted), "CpuQuota 2^63-1: {status} {body}");
+
+    target.ok(&["create", "--name", "quiet", IMAGE, "true"]);
+    for since in ["99999999999999999999", "9223372036854775807", "1e300"] {
+        let (status, _, body) = target.http("GET", &format!("/containers/quiet/logs?stdout=1&since={since}"), "");
+        assert!(status.starts_with("HTTP/1.1 "), "logs since={since}: no answer ({status:?} {body})");
+        let (status, _, body) = target.http("GET", &format!("/events?since={since}&until=1"), "");
+        assert!(status.starts_with("HTTP/1.1 "), "events since={since}: no answer ({status:?} {body})");
+    }
+    // A percent-escape before a multibyte character.
+    let (status, _, _) = target.http("GET", "/containers/json?all=%\u{e9}1", "");
+    assert!(status.starts_with("HTTP/1.1 "), "{status:?}");
+
+    if target.is_berth() {
+        // Berth's own limit: a JSON body past 4 MiB is refused as such, by its declared
+        // length, before it is read.
+        // Only the head and a first piece are sent: the answer comes without the rest.
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(target.socket()).expect("connect");
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+        write!(stream, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"Image\": ", 5 << 20).expect("write");
+        let mut answer = vec![0u8; 4096];
+        let n = stream.read(&mut answer).expect("an answer before the body is sent");
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413 ") && answer.contains("larger than 4 MiB"), "{answer}");
+    }
+    let (status, _, body) = target.http("GET", "/_ping", "");
+    assert!(status.contains(" 200 ") && body == "OK", "the engine stopped answering: {status} {body}");
+}
+
+on_both!(log_rotation);
+/// `--log-opt max-size/max-file` rotate the json-file log as dockerd does: the files
+/// stay within their size and number, `logs` reads across them in order, and `logs -f`
+/// follows through a rotation. Berth's logs used to grow without bound.
+fn log_rotation(target: &DockerTarget) {
+    with_image(target);
+    let script = "for i in $(seq 1 300); do echo line-$i; done";
+    target.ok(&["run", "--name", "chatty", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", IMAGE, "sh", "-c", script]);
+    let logs = target.ok(&["logs", "chatty"]);
+    let numbers: Vec<u32> = logs.lines().map(|l| l.trim_start_matches("line-").parse().expect("a line-N")).collect();
+    assert_eq!(numbers.last(), Some(&300), "{logs}");
+    assert!(numbers.len() < 100, "two files of 1 kB cannot hold {} lines", numbers.len());
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "lines out of order or missing: {numbers:?}");
+    let config = target.ok(&["inspect", "--format", "{{json .HostConfig.LogConfig}}", "chatty"]);
+    let config: serde_json::Value = serde_json::from_str(&config).expect("json");
+    assert_eq!(config, serde_json::json!({"Type": "json-file", "Config": {"max-size": "1k", "max-file": "2"}}));
+    let log_path = std::path::PathBuf::from(target.ok(&["inspect", "--format", "{{.LogPath}}", "chatty"]).trim());
+    let name = log_path.file_name().expect("name").to_string_lossy().into_owned();
+    let files: Vec<_> = std::fs::read_dir(log_path.parent().expect("dir"))
+        .expect("the log's folder")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&name))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().expect("stat").len()))
+        .collect();
+    assert!(files.len() == 2 && files.iter().all(|(_, size)| *size <= 1100), "{files:?}");
+
+    // Followed while it rotates (a line every 50 ms, a rotation about every 15).
+    target.ok(&["run", "-d", "--name", "slow", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", IMAGE, "sh", "-c", "for i in $(seq 1 40); do echo line-$i; usleep 50000; done"]);
+    let followed = target.ok(&["logs", "-f", "slow"]);
+    let mut numbers: Vec<u32> = followed.lines().map(|l| l.trim_start_matches("line-").parse().expect("a line-N")).collect();
+    assert_eq!(numbers.last(), Some(&40), "{followed}");
+    // dockerd 20.10 may say a line twice where a rotation meets the end; none is lost.
+    numbers.dedup();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "a followed rotation lost lines: {numbers:?}");
+
+    let (ok, _, err) = target.docker(&["run", "--rm", "--log-opt", "max-size=lots", IMAGE, "true"]);
+    assert!(!ok && err.contains("lots"), "{err}");
 }

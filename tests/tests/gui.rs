@@ -233,6 +233,8 @@ fn start_the_vm_from_the_window_and_see_ready() {
 }
 
 /// The views in the order the contact sheet shows them.
+/// What the Images view said last: its notice, or an error it shows (an alert).
+const IMAGES_SAID: &str = "#images-notice, section[aria-labelledby=\"images-title\"] > p.error[role=\"alert\"]";
 const VIEWS: [&str; 6] = ["Containers", "Images", "Volumes", "Networks", "Compose", "Settings"];
 
 #[test]
@@ -257,9 +259,29 @@ fn every_view_against_the_native_engine() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     berth_ok(&engine, &["load", "-i", &archive.display().to_string()]).expect("load");
+    // A real registry, served where the isolated engine can reach it: an image to pull
+    // (8 MiB) and one to cancel (100 MiB), over the namespace's loopback held to 2 MB/s (the
+    // burst above loopback's 64 KiB MTU, or its packets never pass).
+    // while the pulls run, so that progress can be watched and a pull stopped midway.
+    let registry = berth_tests::fixtures::registry::Registry::start("gui");
+    let (medium, large) = (berth_tests::fixtures::with_random_layer("gui/medium", "1", 8), berth_tests::fixtures::big());
+    registry.push(&medium);
+    registry.push(&large);
+    let holder = engine.netns_holder.as_ref().expect("an isolated engine").id();
+    let _served = registry.serve_in_netns(holder);
+    let (medium, large) = (registry.reference(&medium), registry.reference(&large));
+    // The browser: an xdg-open on the app's PATH that writes down what it was asked to open.
+    let opened = engine.home.join("opened-url");
+    let fake_bin = engine.home.join("bin");
+    std::fs::create_dir_all(&fake_bin).expect("bin");
+    let xdg_open = fake_bin.join("xdg-open");
+    std::fs::write(&xdg_open, format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display())).expect("xdg-open");
+    std::fs::set_permissions(&xdg_open, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = std::env::join_paths(std::iter::once(fake_bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).expect("PATH");
     let app_home = temp_home("gui-native-app");
     let host = format!("unix:{}", engine.socket().display());
-    let app_env: Vec<(&str, std::ffi::OsString)> = vec![("BERTH_HOME", app_home.clone().into()), ("BERTH_HOST", host.clone().into())];
+    let app_env: Vec<(&str, std::ffi::OsString)> =
+        vec![("BERTH_HOME", app_home.clone().into()), ("BERTH_HOST", host.clone().into()), ("PATH", path)];
     let before = webkit_pids();
     let (driver, session) = launch(&app, &app_env, &artifacts);
     let wait = Duration::from_secs(30);
@@ -293,6 +315,50 @@ fn every_view_against_the_native_engine() {
         // Images: the loaded image, in use by nothing yet.
         open("Images")?;
         session.wait_for(&row(IMAGE), wait)?;
+        // Pull from the registry: a progress bar per layer while it runs, then the image.
+        let (slowed, said) = engine.in_netns(&["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "16mbit", "burst", "128kb", "latency", "1s"]);
+        if !slowed {
+            return Err(format!("tc on the namespace's loopback: {said}"));
+        }
+        session.type_into("#pull-reference", &medium)?;
+        session.click("#pull")?;
+        session.wait_for(".progress progress", wait)?;
+        shot("pull-progress")?;
+        // The notice, or the engine's error (said at once, not after the wait).
+        let said = session.wait_text(IMAGES_SAID, Duration::from_secs(90), |t| !t.is_empty())?;
+        if !said.starts_with(&format!("Pulled {medium}")) {
+            return Err(format!("the pull of {medium} ended with {said:?}"));
+        }
+        session.wait_for(&row(&medium), wait)?;
+        // Cancel one midway: the app says so, the engine stops it and records no image.
+        session.type_into("#pull-reference", &large)?;
+        session.click("#pull")?;
+        // Once its big layer is coming in (a partial file in the store's ingest/).
+        let ingest = engine.home.join("engine/content/ingest");
+        let deadline = std::time::Instant::now() + wait;
+        while !std::fs::read_dir(&ingest).map_err(|e| e.to_string())?.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)) {
+            if std::time::Instant::now() > deadline {
+                return Err("the pull to cancel never got going".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        session.click("#pull-cancel")?;
+        let said = session.wait_text(IMAGES_SAID, wait, |t| !t.is_empty())?;
+        if said != format!("Cancelled the pull of {large}") {
+            return Err(format!("the cancelled pull of {large} ended with {said:?}"));
+        }
+        // Stopped, the partial file goes (at 2 MB/s, the whole layer would take 50 s).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read_dir(&ingest).map_err(|e| e.to_string())?.next().is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err("the engine went on with the cancelled pull (its ingest/ still has a partial layer)".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if berth_ok(&engine, &["images", "--format", "json"])?.contains("/big:") {
+            return Err("the cancelled pull left an image".into());
+        }
+        engine.in_netns(&["tc", "qdisc", "del", "dev", "lo", "root"]);
         // A pull of a name that does not exist: the engine's error, and the app goes on.
         session.type_into("#pull-reference", "registry.invalid/nothing/here:1")?;
         session.click("#pull")?;
@@ -341,6 +407,24 @@ fn every_view_against_the_native_engine() {
         if ports != "127.0.0.1:8080→80/tcp" {
             return Err(format!("web's ports shown as {ports:?}"));
         }
+        // The port opens in the browser (the xdg-open on the app's PATH).
+        session.click(&button("Open http://127.0.0.1:8080/ (web)"))?;
+        let deadline = std::time::Instant::now() + wait;
+        while std::fs::read_to_string(&opened).map_or(true, |u| u != "http://127.0.0.1:8080/") {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("the browser was asked to open {:?}", std::fs::read_to_string(&opened).ok()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Inspect: its environment, its port, and its address on the bridge.
+        session.click(&button("Inspect web"))?;
+        let address = session.wait_text("section[aria-label=\"Inspect web\"] tr[data-network=\"bridge\"] .ipv4", wait, |t| t.contains('/'))?;
+        let engine_address = inspected[0]["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].as_str().unwrap_or_default().to_owned();
+        if engine_address.is_empty() || !address.starts_with(&format!("{engine_address}/")) {
+            return Err(format!("Inspect shows web at {address:?}; the engine says {engine_address:?}"));
+        }
+        session.wait_text("section[aria-label=\"Inspect web\"] ul[aria-label=\"Environment of web\"]", wait, |t| t.contains("GREETING=hello"))?;
+        shot("inspect")?;
         // A container started by the CLI appears without a reload (the engine's events).
         berth_ok(&engine, &["run", "-d", "--name", "talker", IMAGE, "sh", "-c", "echo hello from talker; exec sleep 300"])?;
         session.wait_for(&format!("{}[data-state=\"running\"]", row("talker")), wait)?;
@@ -427,6 +511,9 @@ fn every_view_against_the_native_engine() {
             return Err(format!("gui-net's subnet in the engine: {subnet:?}"));
         }
         shot("Networks")?;
+        // Inspect the default bridge: talker is on it, with its address.
+        session.click(&button("Inspect bridge"))?;
+        session.wait_text("section[aria-label=\"Inspect bridge\"] tr[data-container=\"talker\"] .ipv4", wait, |t| t.contains('/'))?;
         session.click(&button("Remove gui-net"))?;
         session.wait_gone(&row("gui-net"), wait)?;
 
@@ -434,7 +521,9 @@ fn every_view_against_the_native_engine() {
         // added by its folder goes Up (its service runs) and Down from the window.
         let project_dir = engine.home.join("shop");
         std::fs::create_dir_all(&project_dir).map_err(|e| e.to_string())?;
-        std::fs::write(project_dir.join("compose.yaml"), format!("services:\n  api:\n    image: {IMAGE}\n    command: [\"sleep\", \"300\"]\n")).map_err(|e| e.to_string())?;
+        // Its service is built from a Dockerfile (Build, then Up).
+        std::fs::write(project_dir.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built by the app > /built.txt\nCMD [\"sleep\", \"300\"]\n")).map_err(|e| e.to_string())?;
+        std::fs::write(project_dir.join("compose.yaml"), "services:\n  api:\n    build: .\n").map_err(|e| e.to_string())?;
         let broken = engine.home.join("broken.yaml");
         std::fs::write(&broken, "services:\n  api:\n    image: [unclosed\n").map_err(|e| e.to_string())?;
         open("Compose")?;
@@ -447,10 +536,16 @@ fn every_view_against_the_native_engine() {
         session.type_into("#compose-path", &project_dir.display().to_string())?;
         session.click("#compose-add")?;
         session.wait_for("article[data-project=\"shop\"] li[data-service=\"api\"][data-state=\"not created\"]", wait)?;
+        session.click(&button("Build shop"))?;
+        session.wait_text("[aria-label=\"What the last action did\"]", Duration::from_secs(120), |t| t.contains("Image shop-api  Built"))?;
         session.click(&button("Up shop"))?;
         session.wait_for("article[data-project=\"shop\"] li[data-service=\"api\"][data-state=\"running\"]", Duration::from_secs(60))?;
         if !berth_ok(&engine, &["ps", "--format", "{{.Names}}"])?.lines().any(|l| l == "shop-api-1") {
             return Err("Up from the window did not start shop-api-1 in the engine".into());
+        }
+        let built = berth_ok(&engine, &["exec", "shop-api-1", "cat", "/built.txt"])?;
+        if built != "built by the app\n" {
+            return Err(format!("shop-api-1 does not run the image the app built: {built:?}"));
         }
         shot("Compose")?;
         session.click(&button("Down shop"))?;

@@ -86,7 +86,9 @@ fn a_busy_socket_is_a_clear_error() {
     let out = engine.berth(&["serve", "--native"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is in use by another running server"), "{err}");
+    // Refused by the engine's lock on its state, before it could touch a thing (a
+    // socket still answering is refused too: berth-proto's socket tests).
+    assert!(err.contains(&format!("another Berth engine (pid {}) is using", engine.child.id())), "{err}");
     // The first engine still answers.
     assert!(engine.berth(&["version"]).status.success());
 }
@@ -121,4 +123,47 @@ fn a_bad_engine_config_file_is_a_clear_error() {
     assert!(err.contains("invalid engine config") && err.contains("must be a list"), "{err}");
     assert!(!home.join("run/berth.sock").exists(), "no socket may be left behind");
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Out of file descriptors, the Docker API waits for some to close instead of retrying
+/// its accept at once (which spun a core for as long as the clients stayed), and answers
+/// again when they go.
+#[test]
+fn out_of_descriptors_the_api_waits_instead_of_spinning() {
+    let engine = NativeEngine::start("nat-emfile");
+    let pid = engine.child.id();
+    let docker_socket = engine.home.join("run/docker.sock");
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fds").count();
+    // The soft limit only: raising a hard limit back needs CAP_SYS_RESOURCE.
+    let soft = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), "--nofile", "--output=SOFT", "--noheadings"]).output().expect("prlimit");
+    let soft = String::from_utf8_lossy(&soft.stdout).trim().to_owned();
+    let limit = format!("--nofile={}:", open_fds + 4);
+    let status = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), &limit]).status().expect("prlimit");
+    assert!(status.success());
+    // More clients than descriptors left: the rest wait in the listen queue.
+    let clients: Vec<_> = (0..16).map(|_| std::os::unix::net::UnixStream::connect(&docker_socket).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let fields: Vec<&str> = stat.rsplit_once(") ").expect("stat fields").1.split(' ').collect();
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    };
+    let before = cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks() - before;
+    // A spinning accept loop burns a whole core: about 200 ticks in 2 s.
+    assert!(used < 40, "the engine used {used} clock ticks of CPU in 2 s while out of descriptors");
+    drop(clients);
+    let out = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")]).output().expect("prlimit");
+    let log = std::fs::read_to_string(engine.home.join("engine.err")).unwrap_or_default();
+    assert!(out.status.success(), "prlimit: {}; the engine said: {log}", String::from_utf8_lossy(&out.stderr));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("docker").args(["-H", &format!("unix://{}", docker_socket.display()), "version", "--format", "{{.Server.Version}}"]).output().expect("docker");
+        if out.status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the API did not answer again: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

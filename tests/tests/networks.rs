@@ -339,6 +339,29 @@ fn connect_and_disconnect_take_effect_on_running_containers() {
     assert_torn_down(&engine, &baseline);
 }
 
+/// `-o com.docker.network.bridge.name=` may not name an interface the host already has
+/// (eth0, lo, a VPN's) or another network's bridge: Berth used to take it over (address,
+/// up) and delete it with `network rm`.
+#[test]
+fn a_chosen_bridge_name_never_takes_over_an_existing_interface() {
+    let (engine, _) = engine("net-bridge-name");
+    let (made, said) = engine.in_netns(&["ip", "link", "add", "hostif0", "type", "veth", "peer", "name", "hostif1"]);
+    assert!(made, "{said}");
+    let baseline = engine.network_footprint();
+    for taken in ["hostif0", "lo", "berth0"] {
+        let said = fails(&engine, &["network", "create", "-o", &format!("com.docker.network.bridge.name={taken}"), "grab"]);
+        assert!(said.contains(&format!("bridge name {taken} is")), "{taken}: {said}");
+    }
+    ok(&engine, &["network", "create", "-o", "com.docker.network.bridge.name=brmine", "mine"]);
+    let said = fails(&engine, &["network", "create", "-o", "com.docker.network.bridge.name=brmine", "theirs"]);
+    assert!(said.contains("already used by network mine"), "{said}");
+    assert!(fails(&engine, &["network", "inspect", "grab"]).contains("grab"));
+    // The host's interfaces are as they were: nothing added to them, nothing deleted.
+    assert_torn_down(&engine, &baseline);
+    let (_, links) = engine.in_netns(&["ip", "-o", "link", "show", "hostif0"]);
+    assert!(links.contains("hostif0"), "{links}");
+}
+
 #[test]
 fn addresses_and_ports_survive_an_engine_restart_and_prune_removes_only_unused() {
     let (mut engine, baseline) = engine("net-restart");

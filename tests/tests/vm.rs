@@ -45,6 +45,9 @@ async fn boots_answers_over_vsock_streams_events_and_powers_off() {
         assert!(status.running);
         assert_eq!(status.status, "running");
         assert!(matches!(vm::status(&vm.home.home).await, VmState::Ready { .. }));
+        // QEMU's QMP, vhost-user and vsock sockets live there: the folder keeps them the user's.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(vm.home.home.vm_dir()).expect("vm dir").permissions()) & 0o777;
+        assert_eq!(mode, 0o700, "the VM folder must be private");
 
         // Events: the replayed "ready", then "stopping" live when the power button is pressed.
         let mut events = client.events(true, vec![]).await.expect("events");

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui", "build"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -28,6 +28,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "shares" => shares(),
         "vm-memory" => vm_memory(),
         "gui" => gui(),
+        "build" => build(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -372,6 +373,52 @@ fn docker_api() -> Result<()> {
            --case \"docker ps, 3 running (dockerd)|docker ps >/dev/null\" \
            --case \"docker ps, 3 running (berth)|DOCKER_HOST=unix://{socket} docker ps >/dev/null\"; \
          docker rm -f $(docker ps -q --filter ancestor=$IMG_BUSYBOX) >/dev/null 2>&1; true",
+        common = peers.join("common.sh").display(),
+        bench = peers.join("bench.py").display(),
+        socket = socket.display(),
+    );
+    shell::run(Command::new("bash").args(["-c", &script]))
+}
+
+/// Image builds: a three-stage Dockerfile (RUN steps that write files, a COPY of a
+/// 2,000-file context, a copy between stages) built through the docker CLI with the
+/// classic builder against Berth's Docker API socket and against dockerd's, interleaved
+/// in one run: cold (`--no-cache`), fully cached, and after one file changed.
+/// `BENCH_RUNS` (default 5).
+fn build() -> Result<()> {
+    use std::process::Command;
+    let peers = crate::root().join("../shared/peers");
+    if !peers.join("setup.sh").is_file() {
+        bail!("{} not found: the build benchmark uses the shared peers (dockerd)", peers.display());
+    }
+    shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
+    let engine = BenchEngine::start("build")?;
+    let b = engine.cli();
+    let socket = engine.home.join("run/docker.sock");
+    // One context per engine, the same files: each engine's one-file case changes only
+    // its own, so the other's cached case stays cached.
+    let contexts = [engine.home.join("ctx-dockerd"), engine.home.join("ctx-berth")];
+    for ctx in &contexts {
+        std::fs::create_dir_all(ctx.join("src"))?;
+        for n in 0..2000 {
+            std::fs::write(ctx.join("src").join(format!("f{n:04}.txt")), format!("file {n}\n"))?;
+        }
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "ARG BASE\nFROM $BASE AS deps\nRUN mkdir -p /deps && for i in $(seq 1 200); do echo dep $i > /deps/d$i; done\n\
+             FROM $BASE AS app\nCOPY src/ /app/src/\nRUN ls /app/src | wc -l > /app/count\n\
+             FROM $BASE\nCOPY --from=deps /deps /deps\nCOPY --from=app /app /app\nCMD [\"cat\", \"/app/count\"]\n",
+        )?;
+    }
+    let (cd, cb) = (contexts[0].display().to_string(), contexts[1].display().to_string());
+    let runs = std::env::var("BENCH_RUNS").unwrap_or_else(|_| "5".into());
+    let script = format!(
+        "set -e; . {common}; docker pull -q $IMG_BUSYBOX >/dev/null && docker save $IMG_BUSYBOX | {b} load >/dev/null
+         export DOCKER_BUILDKIT=0
+         B=\"DOCKER_HOST=unix://{socket} docker build -q --build-arg BASE=$IMG_BUSYBOX\"
+         D=\"docker build -q --build-arg BASE=$IMG_BUSYBOX\"
+         eval $D -t bench/build {cd} >/dev/null; eval $B -t bench/build {cb} >/dev/null
+         python3 {bench} --runs {runs} --warmup 1 --title 'docker build (classic builder), three stages, 2,000-file context, {runs} runs, interleaved'            --case \"cold, --no-cache (dockerd)|$D --no-cache {cd} >/dev/null 2>&1\"            --case \"cold, --no-cache (berth)|$B --no-cache {cb} >/dev/null 2>&1\"            --case \"fully cached (dockerd)|$D {cd} >/dev/null 2>&1\"            --case \"fully cached (berth)|$B {cb} >/dev/null 2>&1\"            --case \"one file changed (dockerd)|date +%s%N > {cd}/src/f0001.txt && $D {cd} >/dev/null 2>&1\"            --case \"one file changed (berth)|date +%s%N > {cb}/src/f0001.txt && $B {cb} >/dev/null 2>&1\"",
         common = peers.join("common.sh").display(),
         bench = peers.join("bench.py").display(),
         socket = socket.display(),

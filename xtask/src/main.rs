@@ -2,8 +2,10 @@
 //! in someone's shell history.
 
 mod bench;
+mod bundle;
 mod codegen;
 mod cpio;
+mod fuzz;
 mod run;
 mod setup;
 mod shell;
@@ -24,6 +26,9 @@ usage: cargo xtask <verb>
   bench vm-boot      QEMU start to first gRPC reply vs. the bare-boot floor
   bench pull         pull of a 100 MiB image: berth vs dockerd and podman (shared/peers)
   codegen [--check]  regenerate the UI's TypeScript types from the Rust types
+  bundle             build the installers this machine can (.deb), say which it cannot
+  fuzz [TARGET...] [--secs N]
+                     coverage-guided fuzzing (libFuzzer) of each target for N s (default 60)
 ";
 
 fn main() {
@@ -43,6 +48,8 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
         Some("codegen") => codegen::run(rest),
+        Some("bundle") => bundle::run(rest),
+        Some("fuzz") => fuzz::run(rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -33,6 +33,8 @@ pub struct UpOptions {
     pub no_start: bool,
     /// How long to wait for a dependency to become healthy or complete.
     pub dependency_timeout: Option<Duration>,
+    /// `--build`: build the services that have `build:` even when their image exists.
+    pub build: bool,
 }
 
 /// Progress lines (`Container shop-web-1  Started`), for the caller to print.
@@ -128,17 +130,45 @@ pub async fn ensure_resources(agent: &AgentClient, plan: &Plan, progress: Progre
     Ok(())
 }
 
-/// Pulls a service's image when the engine lacks it; a service that must be built gets
-/// a clear error (the engine has no builder yet).
-async fn ensure_image(agent: &AgentClient, service: &PlannedService, progress: Progress<'_>) -> Result<(), ApplyError> {
+/// Gets a service's image: built when it has `build:` and the image is missing (or
+/// `rebuild`), else pulled when the engine lacks it.
+async fn ensure_image(agent: &AgentClient, service: &PlannedService, rebuild: bool, progress: Progress<'_>) -> Result<(), ApplyError> {
     let image = &service.create.image;
-    if agent.images().inspect(InspectImageRequest { reference: image.clone() }).await.is_ok() {
+    let present = agent.images().inspect(InspectImageRequest { reference: image.clone() }).await.is_ok();
+    if service.build.is_some() && (rebuild || !present) {
+        return build(agent, service, progress).await;
+    }
+    if present {
         return Ok(());
     }
-    if service.build {
-        return Err(ApplyError(format!("service {}: image build is not supported yet (it has a build section and no image {image} is present)", service.name)));
-    }
     pull(agent, image, progress).await
+}
+
+/// Builds a service's image (named as docker compose names it: the `image:` given, or
+/// `<project>-<service>`), the build's output as progress lines.
+pub async fn build(agent: &AgentClient, service: &PlannedService, progress: Progress<'_>) -> Result<(), ApplyError> {
+    let Some(plan) = &service.build else { return Ok(()) };
+    let image = &service.create.image;
+    progress(format!("Image {image}  Building"));
+    let spec = berth_proto::v1::BuildSpec {
+        dockerfile: plan.dockerfile.clone(),
+        tags: vec![image.clone()],
+        build_args: plan.args.clone().into_iter().collect(),
+        target: plan.target.clone(),
+        ..Default::default()
+    };
+    let mut pending = String::new();
+    berth_host::build::build(agent, &plan.context, spec, |text| {
+        pending.push_str(text);
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            progress(format!("{}  {}", service.name, line.trim_end()));
+        }
+    })
+    .await
+    .map_err(|e| ApplyError(format!("service {}: {e}", service.name)))?;
+    progress(format!("Image {image}  Built"));
+    Ok(())
 }
 
 pub async fn pull(agent: &AgentClient, image: &str, progress: Progress<'_>) -> Result<(), ApplyError> {
@@ -260,7 +290,7 @@ async fn create(agent: &AgentClient, plan: &Plan, service: &PlannedService, numb
 /// `up`: brings the project to the plan. Returns the ids of the service containers.
 pub async fn up(agent: &AgentClient, plan: &Plan, options: &UpOptions, progress: Progress<'_>) -> Result<Vec<String>, ApplyError> {
     for service in &plan.services {
-        ensure_image(agent, service, progress).await?;
+        ensure_image(agent, service, options.build, progress).await?;
     }
     ensure_resources(agent, plan, progress).await?;
     let existing = containers(agent, &plan.project).await?;
@@ -376,7 +406,7 @@ pub async fn down(agent: &AgentClient, plan: &Plan, options: &DownOptions, progr
     if let Some(which) = &options.rmi {
         for service in &plan.services {
             // "local": only images without a custom tag, i.e. ones compose would have built.
-            if which == "local" && !service.build {
+            if which == "local" && service.build.is_none() {
                 continue;
             }
             if agent.images().remove(RemoveImageRequest { reference: service.create.image.clone(), force: false }).await.is_ok() {

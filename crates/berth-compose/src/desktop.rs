@@ -135,9 +135,6 @@ impl Projects {
     pub async fn up(&self, agent: &AgentClient, name: &str) -> Result<Vec<String>, UiError> {
         let project = self.project(name)?;
         let plan = plan_all(&project, false)?;
-        if let Some(s) = plan.services.iter().find(|s| s.build) {
-            return Err(UiError::invalid(format!("service {}: image build is not supported yet", s.name)));
-        }
         let mut lines = Vec::new();
         let mut progress = |line: String| lines.push(line);
         apply::up(agent, &plan, &UpOptions::default(), &mut progress).await.map_err(|e| UiError::new(ErrorKind::Conflict, e.0))?;
@@ -156,13 +153,31 @@ impl Projects {
         Ok(lines)
     }
 
+    /// `compose build` of an added project: its services with `build:`, each from its
+    /// context; the build's output as lines.
+    pub async fn build(&self, agent: &AgentClient, name: &str) -> Result<Vec<String>, UiError> {
+        let project = self.project(name)?;
+        let plan = plan_all(&project, false)?;
+        let mut lines = Vec::new();
+        let mut progress = |line: String| lines.push(line);
+        let mut built = 0;
+        for service in plan.services.iter().filter(|s| s.build.is_some()) {
+            apply::build(agent, service, &mut progress).await.map_err(|e| UiError::new(ErrorKind::InvalidArgument, e.0))?;
+            built += 1;
+        }
+        if built == 0 {
+            lines.push(format!("{name}: no service has a build section"));
+        }
+        Ok(lines)
+    }
+
     /// `compose pull` of an added project's images.
     pub async fn pull(&self, agent: &AgentClient, name: &str) -> Result<Vec<String>, UiError> {
         let project = self.project(name)?;
         let plan = plan_all(&project, false)?;
         let mut lines = Vec::new();
         let mut progress = |line: String| lines.push(line);
-        let mut images: Vec<&str> = plan.services.iter().filter(|s| !s.build).map(|s| s.create.image.as_str()).collect();
+        let mut images: Vec<&str> = plan.services.iter().filter(|s| s.build.is_none()).map(|s| s.create.image.as_str()).collect();
         images.sort();
         images.dedup();
         for image in images {

@@ -20,8 +20,19 @@ fn is_name(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// How deeply defaults may nest (`${a:-${b:-...}}`): far more than any real file, and
+/// few enough that a hostile one cannot exhaust the stack.
+const MAX_DEPTH: usize = 32;
+
 /// Interpolates `text`, looking variables up with `lookup`.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
+    interpolate_at(text, lookup, 0)
+}
+
+fn interpolate_at(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> Result<String, InterpolateError> {
+    if depth > MAX_DEPTH {
+        return Err(InterpolateError::Syntax { text: text.chars().take(80).collect(), reason: format!("interpolations nest more than {MAX_DEPTH} deep") });
+    }
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -39,14 +50,14 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
             }
             Some('{') => {
                 // Find the matching brace (braces nest in defaults).
-                let mut depth = 0;
+                let mut open = 0;
                 let mut end = None;
                 for (j, ch) in chars.iter().enumerate().skip(i + 1) {
                     match ch {
-                        '{' => depth += 1,
+                        '{' => open += 1,
                         '}' => {
-                            depth -= 1;
-                            if depth == 0 {
+                            open -= 1;
+                            if open == 0 {
                                 end = Some(j);
                                 break;
                             }
@@ -58,7 +69,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                     return Err(InterpolateError::Syntax { text: text.to_owned(), reason: "a ${ without its }".into() });
                 };
                 let inner: String = chars[i + 2..end].iter().collect();
-                out.push_str(&braced(&inner, text, lookup)?);
+                out.push_str(&braced(&inner, text, lookup, depth)?);
                 i = end + 1;
             }
             Some(&n) if is_name_start(n) => {
@@ -81,7 +92,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 /// The inside of `${...}`.
-fn braced(inner: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
+fn braced(inner: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> Result<String, InterpolateError> {
     let name_len = inner.find(|c: char| !is_name(c)).unwrap_or(inner.len());
     let name = &inner[..name_len];
     if name.is_empty() || !name.starts_with(is_name_start) {
@@ -91,7 +102,7 @@ fn braced(inner: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
     let value = lookup(name);
     let set = value.is_some();
     let set_nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
-    let nested = |t: &str| interpolate(t, lookup);
+    let nested = |t: &str| interpolate_at(t, lookup, depth + 1);
     let (op, arg) = if rest.is_empty() {
         ("", "")
     } else if let Some(arg) = rest.strip_prefix(":-") {
@@ -130,6 +141,16 @@ fn braced(inner: &str, whole: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_is_bounded() {
+        let none = |_: &str| None;
+        let deep = format!("{}x{}", "${A:-".repeat(20), "}".repeat(20));
+        assert_eq!(super::interpolate(&deep, &none).expect("20 deep is fine"), "x");
+        let hostile = format!("{}x{}", "${A:-".repeat(100_000), "}".repeat(100_000));
+        let err = super::interpolate(&hostile, &none).expect_err("100000 deep");
+        assert!(err.to_string().contains("nest more than 32 deep"), "{err}");
+    }
+
     use super::*;
 
     fn env(name: &str) -> Option<String> {

@@ -7,6 +7,8 @@
 pub mod apply;
 pub mod desktop;
 pub mod dotenv;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod interpolate;
 pub mod load;

@@ -26,6 +26,9 @@ pub fn load_str(text: &str, file: &str, lookup: &dyn Fn(&str) -> Option<String>)
         Some(at) => LoadError::Yaml { file: file.to_owned(), line: at.line(), column: at.column(), message: yaml_message(&e) },
         None => LoadError::YamlNoLocation { file: file.to_owned(), message: e.to_string() },
     })?;
+    // YAML merge keys (`<<: *base`, `<<: [*a, *b]`), as compose files use them with
+    // anchors for shared settings.
+    value.apply_merge().map_err(|e| LoadError::YamlNoLocation { file: file.to_owned(), message: yaml_message(&e) })?;
     let Value::Mapping(top) = &mut value else {
         return Err(LoadError::NotAMapping { file: file.to_owned() });
     };
@@ -78,6 +81,16 @@ fn walk(value: &mut Value, key: &str, file: &str, lookup: &dyn Fn(&str) -> Optio
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn merge_keys_merge_and_own_keys_win() {
+        let text = "x-base: &base\n  image: busybox\n  environment: {A: \"1\"}\nservices:\n  web:\n    <<: *base\n    environment: {B: \"2\"}\n  db:\n    <<: [*base]\n";
+        let value = load_str(text, "compose.yaml", &|_| None).expect("load");
+        assert_eq!(value["services"]["web"]["image"].as_str(), Some("busybox"));
+        assert_eq!(value["services"]["web"]["environment"]["B"].as_str(), Some("2"));
+        assert!(value["services"]["web"].get("<<").is_none());
+        assert_eq!(value["services"]["db"]["image"].as_str(), Some("busybox"));
+    }
+
     use super::*;
 
     fn env(name: &str) -> Option<String> {

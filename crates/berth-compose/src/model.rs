@@ -8,6 +8,17 @@ use std::collections::BTreeMap;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+/// A service's `logging`: the driver and its options.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Values may be numbers (`max-file: 3`).
+    #[serde(default, deserialize_with = "list_or_map")]
+    pub options: BTreeMap<String, Option<String>>,
+}
+
 /// A whole compose file, after interpolation. Unknown keys land in `extensions` and
 /// are refused there unless they are `x-*` (serde cannot deny them and flatten at once).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -101,6 +112,8 @@ pub struct Service {
     pub sysctls: BTreeMap<String, Option<String>>,
     #[serde(default, deserialize_with = "scalars")]
     pub group_add: Vec<String>,
+    #[serde(default)]
+    pub logging: Option<Logging>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_norway::Value>,
 }

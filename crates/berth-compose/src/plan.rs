@@ -75,8 +75,20 @@ pub struct PlannedService {
     pub hash: String,
     /// Dependencies and their conditions.
     pub depends_on: BTreeMap<String, String>,
-    /// Has `build:` (the engine cannot build yet).
-    pub build: bool,
+    /// How to build its image, when it has `build:`.
+    pub build: Option<PlannedBuild>,
+}
+
+/// A service's `build:`, resolved against the project's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedBuild {
+    /// The context folder.
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context ("" for `Dockerfile`).
+    pub dockerfile: String,
+    /// `args`, a value missing in the file taken from the environment (compose's rule).
+    pub args: BTreeMap<String, String>,
+    pub target: String,
 }
 
 impl PlannedService {
@@ -467,6 +479,8 @@ fn plan_service(
         ulimits: s.ulimits.iter().map(|(name, (soft, hard))| berth_proto::v1::Ulimit { name: name.clone(), soft: *soft, hard: *hard }).collect(),
         sysctls: s.sysctls.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect(),
         group_add: s.group_add.clone(),
+        log_driver: s.logging.as_ref().and_then(|l| l.driver.clone()).unwrap_or_default(),
+        log_options: s.logging.iter().flat_map(|l| l.options.iter()).map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect(),
     };
     Ok(PlannedService {
         name: service.to_owned(),
@@ -476,7 +490,13 @@ fn plan_service(
         extra_networks: joined,
         hash,
         depends_on: s.depends_on.iter().map(|(k, d)| (k.clone(), d.condition.clone())).collect(),
-        build: s.build.is_some(),
+        build: s.build.as_ref().map(|b| PlannedBuild {
+            // `./web` in the file: the folder, without its `.` parts.
+            context: dir.join(b.context.as_deref().unwrap_or(".")).components().collect(),
+            dockerfile: b.dockerfile.clone().unwrap_or_default(),
+            args: b.args.iter().filter_map(|(k, v)| v.clone().or_else(|| std::env::var(k).ok()).map(|v| (k.clone(), v))).collect(),
+            target: b.target.clone().unwrap_or_default(),
+        }),
     })
 }
 
@@ -606,7 +626,7 @@ secrets:
     #[test]
     fn host_settings_reach_the_request() {
         let p = project(
-            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n",
+            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n    logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}\n",
         );
         let all = enabled_services(&p.model, &[], &[]).expect("enabled");
         let planned = plan(&p, &all, &BTreeMap::new()).expect("plan");
@@ -618,6 +638,9 @@ secrets:
         assert_eq!(limits, [("nofile", 1024, 2048), ("nproc", 512, 512)]);
         assert_eq!(create.sysctls.get("net.core.somaxconn").map(String::as_str), Some("1024"));
         assert_eq!(create.group_add, ["staff", "4242"]);
+        assert_eq!(create.log_driver, "json-file");
+        assert_eq!(create.log_options.get("max-file").map(String::as_str), Some("3"));
+        assert_eq!(create.log_options.get("max-size").map(String::as_str), Some("10m"));
         // A half-given limit is the file's error, named.
         let dir = std::env::temp_dir().join(format!("berth-plan-{}-ulimit", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");

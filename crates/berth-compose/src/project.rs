@@ -109,7 +109,10 @@ pub enum ProjectError {
 /// A service's `extends`: the base service (in this file, or in `file` relative to
 /// `dir`) with the service's own keys merged over it by the merge rules; bases may
 /// extend further. Cycles are refused.
-fn resolve_extends(services: &serde_norway::Value, name: &str, dir: &Path, lookup: &dyn Fn(&str) -> Option<String>, stack: &mut Vec<String>) -> Result<serde_norway::Value, ProjectError> {
+/// `here` names the file `services` came from (empty: the project's own, merged files):
+/// a service is known by file and name, so one named alike in another file is not a
+/// cycle, and the same file reached by two spellings is.
+fn resolve_extends(services: &serde_norway::Value, name: &str, here: &str, dir: &Path, lookup: &dyn Fn(&str) -> Option<String>, stack: &mut Vec<String>) -> Result<serde_norway::Value, ProjectError> {
     use serde_norway::Value;
     let service = services.get(name).cloned().ok_or_else(|| ProjectError::Extends(format!("cannot extend service {name:?}: it does not exist")))?;
     let Some(extends) = service.get("extends").cloned() else { return Ok(service) };
@@ -121,23 +124,23 @@ fn resolve_extends(services: &serde_norway::Value, name: &str, dir: &Path, looku
         ),
         _ => return Err(ProjectError::Extends(format!("service {name}: extends must be a service name or a mapping"))),
     };
-    let key = match &file {
-        Some(file) => format!("{file}:{base_name}"),
-        None => base_name.clone(),
-    };
+    let other_path = file.as_ref().map(|file| {
+        let path = dir.join(file);
+        std::fs::canonicalize(&path).unwrap_or(path)
+    });
+    let key = service_key(other_path.as_ref().map(|p| p.display().to_string()).as_deref().unwrap_or(here), &base_name);
     if stack.contains(&key) {
         stack.push(key);
         return Err(ProjectError::Extends(format!("circular reference with extends: {}", stack.join(" -> "))));
     }
     stack.push(key);
-    let base = match &file {
-        None => resolve_extends(services, &base_name, dir, lookup, stack)?,
-        Some(file) => {
-            let path = dir.join(file);
-            let other = crate::load::load_file(&path, lookup)?;
+    let base = match &other_path {
+        None => resolve_extends(services, &base_name, here, dir, lookup, stack)?,
+        Some(path) => {
+            let other = crate::load::load_file(path, lookup)?;
             let other_services = other.get("services").cloned().unwrap_or(Value::Null);
             let other_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
-            resolve_extends(&other_services, &base_name, &other_dir, lookup, stack)?
+            resolve_extends(&other_services, &base_name, &path.display().to_string(), &other_dir, lookup, stack)?
         }
     };
     stack.pop();
@@ -148,6 +151,16 @@ fn resolve_extends(services: &serde_norway::Value, name: &str, dir: &Path, looku
     }
     crate::merge::merge(&mut merged, own);
     Ok(merged)
+}
+
+/// A service as the extends cycle check knows it: its file (empty: the project's own)
+/// and its name.
+fn service_key(file: &str, service: &str) -> String {
+    if file.is_empty() {
+        service.to_owned()
+    } else {
+        format!("{file}:{service}")
+    }
 }
 
 /// The file names compose looks for, in its order.
@@ -195,7 +208,7 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
         let mut done = serde_norway::Mapping::new();
         let label = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
         for name in names {
-            let value = resolve_extends(&services, &name, &project_dir, &lookup, &mut vec![name.clone()]).map_err(|e| match e {
+            let value = resolve_extends(&services, &name, "", &project_dir, &lookup, &mut vec![service_key("", &name)]).map_err(|e| match e {
                 ProjectError::Extends(message) => ProjectError::Extends(format!("{label}: {message}")),
                 other => other,
             })?;
@@ -285,6 +298,17 @@ mod load_tests {
         std::fs::write(dir.join("compose.yaml"), "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n").expect("write");
         let err = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect_err("cycle");
         assert!(err.to_string().ends_with("compose.yaml: circular reference with extends: a -> b -> a"), "{err}");
+        // A base in another file that extends a service of its own file named like one
+        // here is no cycle (it used to be refused as one)...
+        std::fs::write(dir.join("common/app.yaml"), "services:\n  app:\n    extends: web\n  web:\n    image: busybox\n").expect("write");
+        std::fs::write(dir.join("compose.yaml"), "services:\n  web:\n    extends: {file: common/app.yaml, service: app}\n").expect("write");
+        let project = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect("no cycle across files");
+        assert_eq!(project.model.services["web"].image.as_deref(), Some("busybox"));
+        // ...and a real cycle through another file is still one.
+        std::fs::write(dir.join("common/loop.yaml"), "services:\n  b:\n    extends: {file: ../compose.yaml, service: a}\n").expect("write");
+        std::fs::write(dir.join("compose.yaml"), "services:\n  a:\n    extends: {file: common/loop.yaml, service: b}\n").expect("write");
+        let err = load_project(&LoadOptions { working_dir: dir.clone(), ..Default::default() }).expect_err("cycle through a file");
+        assert!(err.to_string().contains("circular reference with extends"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

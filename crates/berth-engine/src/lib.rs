@@ -2,10 +2,13 @@
 //! Berth's container engine. The guest agent is a thin binary over this library; the
 //! same code runs inside the VM and natively on Linux.
 
+pub mod build;
 pub mod container;
 pub mod content;
 pub mod docker;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod network;
 pub mod registry;
@@ -52,6 +55,8 @@ pub struct Engine {
 
 #[derive(Debug)]
 struct Inner {
+    /// Held for the engine's life: one engine per state directory.
+    _lock: RootLock,
     config: EngineConfig,
     events: Arc<EventBus>,
     images: Arc<image::Images>,
@@ -63,6 +68,10 @@ struct Inner {
 /// Why the engine could not open its state.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error("another Berth engine{} is using {}: stop it first (two engines on one state directory would undo each other's work)", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), .root.display())]
+    Locked { root: PathBuf, pid: Option<u32> },
+    #[error("cannot lock the engine's state directory {}", .root.display())]
+    Lock { root: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Images(#[from] image::OpenError),
     #[error(transparent)]
@@ -76,6 +85,8 @@ pub enum OpenError {
 impl OpenError {
     pub fn kind(&self) -> berth_proto::ErrorKind {
         match self {
+            OpenError::Locked { .. } => berth_proto::ErrorKind::Conflict,
+            OpenError::Lock { .. } => berth_proto::ErrorKind::Internal,
             OpenError::Images(e) => e.kind(),
             OpenError::Containers(e) => e.kind(),
             OpenError::Volumes(e) => e.kind(),
@@ -86,7 +97,10 @@ impl OpenError {
 
 impl Engine {
     /// Opens the engine's stores under `config.root_dir`.
+    /// First of all it locks the directory: opening sweeps `tmp/` and `ingest/`, and
+    /// recovery settles containers, which would wreck a running engine's work.
     pub fn open(config: EngineConfig) -> Result<Engine, OpenError> {
+        let lock = RootLock::take(&config.root_dir)?;
         let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
         let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
         let events = Arc::new(EventBus::new(256));
@@ -100,7 +114,7 @@ impl Engine {
             events.clone(),
             container::RuntimeConfig::from_env(),
         )?);
-        Ok(Engine { inner: Arc::new(Inner { config, events, images, containers, volumes, networks }) })
+        Ok(Engine { inner: Arc::new(Inner { _lock: lock, config, events, images, containers, volumes, networks }) })
     }
 
     /// Adopts the containers that kept running while no engine was up, and settles the
@@ -171,6 +185,7 @@ impl Engine {
         berth_proto::v1::images_server::ImagesServer::new(image::api::ImagesApi::new(
             self.inner.images.clone(),
             self.inner.events.clone(),
+            self.inner.containers.clone(),
         ))
     }
 
@@ -183,3 +198,63 @@ impl Engine {
 }
 
 pub use berth_proto::error_chain;
+
+/// A crash point for the tests of crash consistency: when `BERTH_FAILPOINT` names
+/// `name`, the engine aborts there (as a kill -9 would stop it). Unset, it costs one
+/// environment lookup.
+pub fn failpoint(name: &str) {
+    if std::env::var_os("BERTH_FAILPOINT").is_some_and(|v| v == name) {
+        eprintln!("berth: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// An exclusive `flock` on `<root>/engine.lock`, which holds the pid of its engine.
+/// The kernel drops it when the process ends, however it ends, so a crashed engine
+/// never blocks the next.
+#[derive(Debug)]
+struct RootLock {
+    /// Holding the open file is holding the lock.
+    _file: std::fs::File,
+}
+
+impl RootLock {
+    fn take(root: &std::path::Path) -> Result<RootLock, OpenError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let path = root.join("engine.lock");
+        let lock_err = |source| OpenError::Lock { root: root.to_owned(), source };
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(lock_err)?;
+        // SAFETY: flock on a descriptor this function owns; it touches no memory.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(lock_err(e));
+            }
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(OpenError::Locked { root: root.to_owned(), pid: pid.trim().parse().ok() });
+        }
+        file.set_len(0).and_then(|()| file.rewind()).and_then(|()| writeln!(file, "{}", std::process::id())).map_err(lock_err)?;
+        Ok(RootLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_second_lock_on_one_root_is_refused_with_the_holder() {
+        let root = std::env::temp_dir().join(format!("berth-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("root");
+        let first = super::RootLock::take(&root).expect("first lock");
+        // flock locks belong to the open file description: a second open is a second
+        // contender even in one process.
+        match super::RootLock::take(&root) {
+            Err(super::OpenError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("second lock: {other:?}"),
+        }
+        drop(first);
+        super::RootLock::take(&root).expect("the lock is free once its holder is gone");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

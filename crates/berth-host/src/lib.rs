@@ -8,6 +8,7 @@
 //! - [`settings`]: `$BERTH_HOME/settings.json`.
 
 pub mod agent;
+pub mod build;
 pub mod credentials;
 pub mod diagnose;
 pub mod docker_context;

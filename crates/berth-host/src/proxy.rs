@@ -17,7 +17,16 @@ pub type Down = tokio::sync::watch::Receiver<Option<String>>;
 /// closed at once while the engine is down.
 pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
     loop {
-        let (mut conn, _) = listener.accept().await?;
+        let (mut conn, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of descriptors, say: wait for some to close instead of spinning
+                // (or giving up the socket for good).
+                tracing::warn!(error = %err, "accepting a client");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         if down.borrow().is_some() {
             continue;
         }
@@ -41,7 +50,16 @@ pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint, down: D
 /// back. The connection ends when the guest closes its side.
 pub async fn serve_unix_framed(listener: UnixListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
     loop {
-        let (conn, _) = listener.accept().await?;
+        let (conn, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of descriptors, say: wait for some to close instead of spinning
+                // (or giving up the socket for good).
+                tracing::warn!(error = %err, "accepting a client");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let reason = down.borrow().clone();
         match reason {
             Some(reason) => {

@@ -16,6 +16,24 @@ pub use kind::ErrorKind;
 pub mod v1 {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]
     tonic::include_proto!("berth.v1");
+
+    /// The password is never printed: requests are logged with `{:?}` in places.
+    impl std::fmt::Debug for RegistryAuth {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let password = if self.password.is_empty() { "" } else { "<redacted>" };
+            f.debug_struct("RegistryAuth").field("username", &self.username).field("password", &password).finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn registry_auth_debug_hides_the_password() {
+        let auth = crate::v1::RegistryAuth { username: "me".into(), password: "hunter2".into() };
+        let said = format!("{auth:?} {:?}", crate::v1::PullRequest { auth: Some(auth.clone()), ..Default::default() });
+        assert!(!said.contains("hunter2") && said.contains("me") && said.contains("<redacted>"), "{said}");
+    }
 }
 
 /// An error and all its sources on one line, each said once (the top of every binary

@@ -32,34 +32,45 @@ impl BindError {
     }
 }
 
-/// Binds a unix socket at `path` with mode 0600 (its directory 0700). A socket file
-/// left by a dead engine is replaced; one that still answers is an error.
+/// Binds a unix socket at `path` with mode 0600. A socket file left by a dead engine
+/// is replaced; one that still answers is an error.
+///
+/// The socket is made inside a private (0700) folder of its own next to `path`, made
+/// 0600 there, and renamed into place: there is no moment where another user could
+/// connect, without touching the process's umask (which every thread shares) or the
+/// mode of a parent folder that may be shared (`/run` in the VM). A parent folder
+/// this function creates is private (0700).
 pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
-        // Best effort: the directory may be shared (e.g. /run); the socket's own mode is
-        // what keeps it private.
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(BindError::InUse { path: path.to_owned() });
-        }
-        std::fs::remove_file(path)
-            .map_err(|source| BindError::RemoveStale { path: path.to_owned(), source })?;
+    if path.exists() && UnixStream::connect(path).await.is_ok() {
+        return Err(BindError::InUse { path: path.to_owned() });
     }
-    // Create the socket with a private umask so there is no moment where it is open
-    // to others, then set the mode explicitly.
-    // SAFETY: umask only changes this process's file-creation mask; it cannot fail.
-    let old = unsafe { libc::umask(0o077) };
-    let bound = UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
-    let listener = bound.map_err(|source| BindError::Bind { path: path.to_owned(), source })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| BindError::Permissions { path: path.to_owned(), source })?;
-    Ok(listener)
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = dir.join(format!(".{name}.{}.bind", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
+    let staged = staging.join("s");
+    let bound = (|| {
+        let listener = UnixListener::bind(&staged).map_err(|source| BindError::Bind { path: path.to_owned(), source })?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| BindError::Permissions { path: path.to_owned(), source })?;
+        // Replaces a stale socket file in one step.
+        std::fs::rename(&staged, path).map_err(|source| BindError::RemoveStale { path: path.to_owned(), source })?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
 }
 
 /// A socket for a published port at `addr`: address reuse as std's listeners have it,
@@ -111,6 +122,22 @@ mod tests {
         let _listener = bind_unix(&path).await.expect("bind");
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let mode = std::fs::metadata(dir.join("run")).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "a folder bind_unix makes is private");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A shared folder (as /run is in the VM) keeps its mode, and nothing is left beside
+    /// the socket.
+    #[tokio::test]
+    async fn a_shared_folder_keeps_its_mode() {
+        let dir = temp_dir("shared");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let _listener = bind_unix(&dir.join("x.sock")).await.expect("bind");
+        assert_eq!(std::fs::metadata(&dir).expect("stat").permissions().mode() & 0o777, 0o755);
+        let names: Vec<_> = std::fs::read_dir(&dir).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.sock")]);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

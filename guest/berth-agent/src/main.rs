@@ -218,8 +218,9 @@ fn bind_vsock(port: u32) -> Result<tokio_vsock::VsockListener, String> {
 fn accept_each(listener: tokio_vsock::VsockListener, handle: impl Fn(tokio_vsock::VsockStream) + Send + 'static) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Ok((stream, _)) = listener.accept().await {
-                handle(stream);
+            match listener.accept().await {
+                Ok((stream, _)) => handle(stream),
+                Err(e) => berth_engine::docker::accept_failed(&e).await,
             }
         }
     })

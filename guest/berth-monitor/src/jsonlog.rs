@@ -2,6 +2,9 @@
 //! `{"log":"text\n","stream":"stdout","time":"2026-11-30T04:50:00.123456789Z"}`.
 //! Output is split at newlines; a line without one is held until it ends, grows past
 //! 16 KiB, or the container exits (as Docker's copier does).
+//! With a size limit the file rotates as docker's json-file driver rotates it:
+//! `container.log` becomes `container.log.1` (the older ones move up, the oldest
+//! beyond `max_file` goes), or with one file it is emptied.
 
 use std::io::Write;
 
@@ -11,11 +14,70 @@ const MAX_PARTIAL: usize = 16 * 1024;
 pub struct JsonLog {
     file: std::fs::File,
     pending: [Vec<u8>; 2],
+    path: std::path::PathBuf,
+    /// Bytes in the current file.
+    size: u64,
+    /// 0: no limit.
+    max_size: u64,
+    max_file: u32,
+}
+
+fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::options().create(true).append(true).open(path)
+}
+
+/// `container.log.N`.
+pub fn rotated(path: &std::path::Path, n: u32) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    std::path::PathBuf::from(name)
 }
 
 impl JsonLog {
-    pub fn new(file: std::fs::File) -> JsonLog {
-        JsonLog { file, pending: [Vec::new(), Vec::new()] }
+    /// Appends to `path` (made if missing), rotating past `max_size` bytes (0: never)
+    /// and keeping `max_file` files.
+    pub fn open(path: std::path::PathBuf, max_size: u64, max_file: u32) -> std::io::Result<JsonLog> {
+        let file = open_append(&path)?;
+        let size = file.metadata()?.len();
+        Ok(JsonLog { file, pending: [Vec::new(), Vec::new()], path, size, max_size, max_file: max_file.max(1) })
+    }
+
+    /// Writes encoded lines (each ending in a newline), in as few writes as the size
+    /// limit allows: the file rotates before a line that would pass it (a file holds
+    /// at least one line, so a line longer than the limit still lands whole).
+    fn append(&mut self, out: &[u8]) -> std::io::Result<()> {
+        let mut batch = 0;
+        let mut at = 0;
+        while at < out.len() {
+            let end = out[at..].iter().position(|b| *b == b'\n').map_or(out.len(), |p| at + p + 1);
+            let filled = self.size + (at - batch) as u64;
+            if self.max_size > 0 && filled > 0 && filled + (end - at) as u64 > self.max_size {
+                self.file.write_all(&out[batch..at])?;
+                self.rotate()?;
+                batch = at;
+            }
+            at = end;
+        }
+        self.file.write_all(&out[batch..])?;
+        self.size += (out.len() - batch) as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        if self.max_file == 1 {
+            self.file.set_len(0)?;
+        } else {
+            for n in (1..self.max_file - 1).rev() {
+                let from = rotated(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, rotated(&self.path, n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, rotated(&self.path, 1))?;
+            self.file = open_append(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
     }
 
     /// Appends output of `stream` (1 = stdout, 2 = stderr).
@@ -37,10 +99,7 @@ impl JsonLog {
             encode_line(&mut out, pending, stream, &now);
             pending.clear();
         }
-        if !out.is_empty() {
-            self.file.write_all(&out)?;
-        }
-        Ok(())
+        self.append(&out)
     }
 
     /// Writes what is held (the last line without a newline).
@@ -53,7 +112,7 @@ impl JsonLog {
                 pending.clear();
             }
         }
-        self.file.write_all(&out)
+        self.append(&out)
     }
 }
 
@@ -132,7 +191,8 @@ mod tests {
     #[test]
     fn lines_are_split_and_partial_lines_held() {
         let path = std::env::temp_dir().join(format!("berth-monitor-log-{}", std::process::id()));
-        let mut log = JsonLog::new(std::fs::File::create(&path).expect("create"));
+        let _ = std::fs::remove_file(&path);
+        let mut log = JsonLog::open(path.clone(), 0, 1).expect("open");
         log.write(1, b"one\ntw").expect("write");
         log.write(2, b"err \"quoted\"\n").expect("write");
         log.write(1, b"o\n").expect("write");
@@ -146,5 +206,42 @@ mod tests {
         assert!(lines[1].starts_with(r#"{"log":"err \"quoted\"\n","stream":"stderr""#), "{}", lines[1]);
         assert!(lines[2].starts_with(r#"{"log":"two\n","stream":"stdout""#), "{}", lines[2]);
         assert!(lines[3].starts_with(r#"{"log":"tail","stream":"stdout""#), "{}", lines[3]);
+    }
+
+    #[test]
+    fn the_log_rotates_past_its_size_and_keeps_max_file_files() {
+        let dir = std::env::temp_dir().join(format!("berth-monitor-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("container.log");
+        let mut log = JsonLog::open(path.clone(), 300, 3).expect("open");
+        // Line by line, then many lines in one read (as a fast writer's pipe gives them).
+        for i in 0..50 {
+            log.write(1, format!("line {i:03}\n").as_bytes()).expect("write");
+        }
+        let burst: String = (50..100).map(|i| format!("line {i:03}\n")).collect();
+        log.write(1, burst.as_bytes()).expect("write");
+        let mut names: Vec<String> = std::fs::read_dir(&dir).expect("list").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["container.log", "container.log.1", "container.log.2"]);
+        let mut all = String::new();
+        for name in ["container.log.2", "container.log.1", "container.log"] {
+            let text = std::fs::read_to_string(dir.join(name)).expect("read");
+            assert!(text.len() <= 300, "{name} holds {} bytes", text.len());
+            all.push_str(&text);
+        }
+        // The newest lines, in order, with none missing between the files.
+        let numbers: Vec<u32> = all.lines().map(|l| l[13..16].parse().expect("number")).collect();
+        assert_eq!(numbers.last(), Some(&99));
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+        // One file: emptied instead.
+        let single = dir.join("single.log");
+        let mut log = JsonLog::open(single.clone(), 300, 1).expect("open");
+        for i in 0..100 {
+            log.write(1, format!("line {i:03}\n").as_bytes()).expect("write");
+        }
+        assert!(std::fs::metadata(&single).expect("stat").len() <= 300);
+        assert!(!rotated(&single, 1).exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

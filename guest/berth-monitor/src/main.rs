@@ -34,6 +34,10 @@ struct Args {
     tty: bool,
     stdin: bool,
     no_pivot: bool,
+    /// Rotate `container.log` past this many bytes (0: never).
+    log_max_size: u64,
+    /// Files kept, the current one included (1: the log is truncated instead).
+    log_max_file: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +56,8 @@ fn parse_args() -> Result<Args, String> {
             "--tty" => args.tty = true,
             "--stdin" => args.stdin = true,
             "--no-pivot" => args.no_pivot = true,
+            "--log-max-size" => args.log_max_size = value()?.to_string_lossy().parse().map_err(|_| "--log-max-size needs a number of bytes".to_owned())?,
+            "--log-max-file" => args.log_max_file = value()?.to_string_lossy().parse().map_err(|_| "--log-max-file needs a number".to_owned())?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -261,14 +267,10 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     let _ = std::fs::remove_file(&attach_path);
     let attach = UnixListener::bind(&attach_path).map_err(|e| format!("bind the attach socket: {e}"))?;
     attach.set_nonblocking(true).map_err(|e| format!("attach socket: {e}"))?;
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(args.dir.join("container.log"))
-        .map_err(|e| format!("open the log: {e}"))?;
+    let log = jsonlog::JsonLog::open(args.dir.join("container.log"), args.log_max_size, args.log_max_file.max(1)).map_err(|e| format!("open the log: {e}"))?;
     report(&mut sync, &format!("created {init_pid}"));
 
-    let mut session = Session { log: jsonlog::JsonLog::new(log), clients: Vec::new(), stdio, init_pid, exit: None };
+    let mut session = Session { log, clients: Vec::new(), stdio, init_pid, exit: None };
     session.serve(&attach, &sigchld)?;
     let _ = session.log.flush();
     let (code, signal) = session.exit.unwrap_or((255, 0));

@@ -8,6 +8,8 @@
 //! with IPV4 (the upstream resolver of the DNS forwarding test).
 //! `netprobe unix-get SOCKET PATH`: an HTTP/1.0 GET of PATH on a unix socket (the
 //! Docker API's, mounted into a container); prints the whole answer.
+//! `netprobe syscall socket-vsock|io-uring|ptrace|process-vm-readv`: makes that call
+//! and prints `ok` or `errno N` (the seccomp tests: EPERM is the profile's answer).
 //! Built static (musl) so it runs inside the tests' busybox images.
 
 use std::io::{Read, Write};
@@ -24,7 +26,8 @@ fn main() -> ExitCode {
         ["tcp-send", to, mib] => tcp_send(to, mib),
         ["dns-answer", at, ip] => dns_answer(at, ip),
         ["unix-get", socket, path] => unix_get(socket, path),
-        _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB | dns-answer ADDR:PORT IPV4 | unix-get SOCKET PATH".to_owned()),
+        ["syscall", which] => syscall(which),
+        _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB | dns-answer ADDR:PORT IPV4 | unix-get SOCKET PATH | syscall socket-vsock|io-uring|ptrace|process-vm-readv".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,4 +131,32 @@ fn dns_answer(at: &str, ip: &str) -> Result<(), String> {
         }
         let _ = socket.send_to(&reply, from);
     }
+}
+
+fn syscall(which: &str) -> Result<(), String> {
+    // SAFETY (every call below): the arguments are plain integers or point to live
+    // locals of the right size; the results are only inspected, never trusted as memory.
+    let result: libc::c_long = match which {
+        "socket-vsock" => unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) }.into(),
+        "io-uring" => {
+            let mut params = [0u8; 120];
+            unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) }
+        }
+        // An invalid request: the kernel answers EIO or ESRCH, the filter EPERM.
+        "ptrace" => unsafe { libc::syscall(libc::SYS_ptrace, -1i64, 0, 0, 0) },
+        "process-vm-readv" => {
+            let source = [7u8; 8];
+            let mut target = [0u8; 8];
+            let local = libc::iovec { iov_base: target.as_mut_ptr().cast(), iov_len: target.len() };
+            let remote = libc::iovec { iov_base: source.as_ptr() as *mut libc::c_void, iov_len: source.len() };
+            unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) as libc::c_long }
+        }
+        other => return Err(format!("unknown syscall probe {other:?}")),
+    };
+    if result < 0 {
+        println!("errno {}", std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    } else {
+        println!("ok");
+    }
+    Ok(())
 }

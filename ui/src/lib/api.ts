@@ -7,6 +7,7 @@ import type { Channel } from "../bindings/Channel";
 import type { Command } from "../bindings/Command";
 import type { ComposeProjectRow } from "../bindings/ComposeProjectRow";
 import type { ContainerAction } from "../bindings/ContainerAction";
+import type { ContainerDetail } from "../bindings/ContainerDetail";
 import type { ContainerRow } from "../bindings/ContainerRow";
 import type { EngineEvent } from "../bindings/EngineEvent";
 import type { FileRow } from "../bindings/FileRow";
@@ -15,6 +16,7 @@ import type { Pruned } from "../bindings/Pruned";
 import type { EngineTarget } from "../bindings/EngineTarget";
 import type { ImageRow } from "../bindings/ImageRow";
 import type { LogLine } from "../bindings/LogLine";
+import type { NetworkDetail } from "../bindings/NetworkDetail";
 import type { NetworkRequest } from "../bindings/NetworkRequest";
 import type { NetworkRow } from "../bindings/NetworkRow";
 import type { PullProgress } from "../bindings/PullProgress";
@@ -38,7 +40,7 @@ export interface Commands {
   remove_containers: [{ ids: string[]; force: boolean }, null];
   run_image: [{ request: RunRequest }, string];
   list_images: [None, ImageRow[]];
-  pull_image: [{ reference: string }, string];
+  pull_image: [{ reference: string }, string | null];
   remove_image: [{ reference: string; force: boolean }, null];
   tag_image: [{ source: string; target: string }, null];
   list_volumes: [None, VolumeRow[]];
@@ -77,6 +79,12 @@ export interface Commands {
   disconnect_network: [{ network: string; container: string }, null];
   follow_logs: [{ id: string; tail: number; sink: Sink<LogLine> }, number];
   save_logs: [{ id: string; path: string }, number];
+  cancel_pull: [{ reference: string }, boolean];
+  inspect_container: [{ id: string }, ContainerDetail];
+  inspect_network: [{ name: string }, NetworkDetail];
+  open_url: [{ url: string }, null];
+  choose_path: [{ folder: boolean }, string | null];
+  compose_build: [{ name: string }, string[]];
 }
 
 /// The commands that stream to the window, and what each sends.
@@ -177,4 +185,14 @@ export function bytes(n: number | bigint): string {
 
 export function shortId(id: string): string {
   return id.replace(/^sha256:/, "").slice(0, 12);
+}
+
+/// The address a published port answers on from this machine, for the browser: a port
+/// bound to every address is reached as localhost. UDP ports, and ports bound to another
+/// address, have none (the app opens only local ones).
+export function portUrl(p: { host_ip: string; host_port: number; protocol: string }): string | null {
+  if (p.protocol !== "tcp" || !p.host_port) return null;
+  const hosts: Record<string, string> = { "": "localhost", "0.0.0.0": "localhost", "::": "localhost", "127.0.0.1": "127.0.0.1", "::1": "[::1]" };
+  const host = hosts[p.host_ip];
+  return host ? `http://${host}:${p.host_port}/` : null;
 }

@@ -54,4 +54,27 @@ describe("Compose", () => {
     expect(within(card).getByText("compose.yaml: services.web.image: invalid type")).toBeTruthy();
     expect((within(card).getByRole("button", { name: "Up shop" }) as HTMLButtonElement).disabled).toBe(true);
   });
+
+  it("adds what the system's chooser picks, and nothing when it is dismissed", async () => {
+    let picked: string | null = null;
+    const fake = new FakeApi({ list_compose_projects: () => [], choose_path: () => picked, add_compose_project: () => shop });
+    render(Compose, { api: fake });
+    await fireEvent.click(screen.getByRole("button", { name: "Choose folder…" }));
+    await waitFor(() => expect(fake.called("choose_path")).toHaveLength(1));
+    expect(fake.called("choose_path")[0].args).toEqual({ folder: true });
+    expect(fake.called("add_compose_project")).toHaveLength(0);
+    picked = "/src/shop/compose.yaml";
+    await fireEvent.click(screen.getByRole("button", { name: "Choose file…" }));
+    await waitFor(() => expect(fake.called("add_compose_project")).toHaveLength(1));
+    expect(fake.called("choose_path")[1].args).toEqual({ folder: false });
+    expect(fake.called("add_compose_project")[0].args).toEqual({ path: "/src/shop/compose.yaml" });
+  });
+
+  it("builds a project's images and shows the build's lines", async () => {
+    const fake = new FakeApi({ list_compose_projects: () => [shop], compose_build: () => ["web  Step 1/2 : FROM busybox", "Image shop-web  Built"] });
+    render(Compose, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Build shop" }));
+    expect(fake.called("compose_build")[0].args).toEqual({ name: "shop" });
+    await waitFor(() => expect(screen.getByLabelText("What the last action did").textContent).toContain("Image shop-web  Built"));
+  });
 });

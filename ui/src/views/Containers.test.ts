@@ -62,4 +62,47 @@ describe("Containers", () => {
     await waitFor(() => expect(within(panel).getByText("1 lines matching “slow”")).toBeTruthy());
     expect(within(panel).getByText("warning: slow")).toBeTruthy();
   });
+
+  it("opens a published port in the browser, through the app", async () => {
+    const fake = new FakeApi({ list_containers: () => rows, open_url: () => null });
+    render(Containers, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Open http://127.0.0.1:8080/ (shop-web-1)" }));
+    expect(fake.called("open_url")[0].args).toEqual({ url: "http://127.0.0.1:8080/" });
+  });
+
+  it("inspects a container: env, mounts, ports, networks and labels", async () => {
+    const fake = new FakeApi({
+      list_containers: () => rows,
+      open_url: () => null,
+      inspect_container: ({ id }) => ({
+        id, name: "lonely", image: "alpine", command: "sh -c sleep", created: "2026-12-04T10:00:00Z", restart: "always",
+        env: ["PATH=/bin", "MODE=dev"],
+        mounts: [{ kind: "volume", source: "data", target: "/data", read_only: true }],
+        ports: [{ host_ip: "0.0.0.0", host_port: 9000, container_port: 90, protocol: "tcp" }, { host_ip: "", host_port: 53, container_port: 53, protocol: "udp" }],
+        networks: [{ name: "backend", ipv4: "10.9.0.2/24", mac: "02:00:00:00:00:02" }],
+        labels: [["tier", "front"]],
+      }),
+    });
+    render(Containers, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Inspect lonely" }));
+    const panel = await screen.findByRole("region", { name: "Inspect lonely" });
+    expect(fake.called("inspect_container")[0].args).toEqual({ id: "3".repeat(64) });
+    expect(await within(panel).findByText("MODE=dev")).toBeTruthy();
+    expect(within(panel).getByText("always")).toBeTruthy();
+    const mount = within(within(panel).getByRole("table", { name: "Mounts of lonely" })).getByText("/data").closest("tr");
+    expect(mount?.textContent).toContain("ro");
+    expect(within(panel).getByText("10.9.0.2/24")).toBeTruthy();
+    expect(within(panel).getByText("tier=front")).toBeTruthy();
+    // A TCP port bound to every address opens as localhost; UDP has nothing to open.
+    await fireEvent.click(within(panel).getByRole("button", { name: "Open http://localhost:9000/" }));
+    expect(fake.called("open_url")[0].args).toEqual({ url: "http://localhost:9000/" });
+    expect(within(panel).getAllByRole("button", { name: /^Open / })).toHaveLength(1);
+  });
+
+  it("shows an inspect the engine refuses in its words", async () => {
+    const fake = new FakeApi({ list_containers: () => rows, inspect_container: () => refusal("not_found", "inspect: no such container: lonely") });
+    render(Containers, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Inspect lonely" }));
+    expect((await screen.findByRole("alert")).textContent).toBe("not_found: inspect: no such container: lonely");
+  });
 });

@@ -14,8 +14,8 @@ describe("Images", () => {
   });
 
   it("pulls with one progress bar per layer", async () => {
-    let finish: (id: string) => void = () => {};
-    const fake = new FakeApi({ list_images: () => [], pull_image: () => new Promise<string>((r) => (finish = r)) });
+    let finish: (id: string | null) => void = () => {};
+    const fake = new FakeApi({ list_images: () => [], pull_image: () => new Promise<string | null>((r) => (finish = r)) });
     render(Images, { api: fake });
     await fireEvent.input(screen.getByRole("textbox", { name: "Image to pull" }), { target: { value: "registry.test/app:1" } });
     await fireEvent.click(screen.getByRole("button", { name: "Pull" }));
@@ -24,9 +24,32 @@ describe("Images", () => {
     fake.emit("pull-progress", { kind: "layer_done", reference: "registry.test/app:1", digest: "sha256:" + "2".repeat(64), cached: false });
     const bars = await screen.findAllByRole("progressbar");
     expect(bars.map((b) => (b as HTMLProgressElement).value)).toEqual([50, 100]);
-    finish("sha256:x");
+    finish("sha256:" + "f".repeat(64));
     await waitFor(() => expect(screen.queryAllByRole("progressbar")).toHaveLength(0));
+    expect(screen.getByRole("status").textContent).toBe("Pulled registry.test/app:1 (ffffffffffff)");
     expect(fake.called("pull_image")[0].args).toEqual({ reference: "registry.test/app:1" });
+  });
+
+  it("cancels a pull under way and says so", async () => {
+    let finish: (id: string | null) => void = () => {};
+    const fake = new FakeApi({
+      list_images: () => [],
+      pull_image: () => new Promise<string | null>((r) => (finish = r)),
+      // The app stops the pull; its call then ends with no image.
+      cancel_pull: () => {
+        finish(null);
+        return true;
+      },
+    });
+    render(Images, { api: fake });
+    await fireEvent.input(screen.getByRole("textbox", { name: "Image to pull" }), { target: { value: "registry.test/big:1" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Pull" }));
+    fake.emit("pull-progress", { kind: "layer", reference: "registry.test/big:1", digest: "sha256:" + "1".repeat(64), done: 5, total: 100 });
+    await fireEvent.click(await screen.findByRole("button", { name: "Cancel the pull of registry.test/big:1" }));
+    expect(fake.called("cancel_pull")[0].args).toEqual({ reference: "registry.test/big:1" });
+    expect((await screen.findByRole("status")).textContent).toBe("Cancelled the pull of registry.test/big:1");
+    expect(screen.queryAllByRole("progressbar")).toHaveLength(0);
+    expect(screen.queryByRole("alert")).toBeNull();
   });
 
   it("shows a failed pull and a refused removal in the engine's words", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fireEvent, render, screen } from "@testing-library/svelte";
+import { fireEvent, render, screen, within } from "@testing-library/svelte";
 import Networks from "./Networks.svelte";
 import { FakeApi } from "../test/fakeApi";
 import type { NetworkRow } from "../bindings/NetworkRow";
@@ -37,5 +37,26 @@ describe("Networks", () => {
     expect(fake.called("connect_network")[0].args).toEqual({ network: "backend", container: "web" });
     await fireEvent.click(screen.getByRole("button", { name: "Disconnect db from backend" }));
     expect(fake.called("disconnect_network")[0].args).toEqual({ network: "backend", container: "db" });
+  });
+
+  it("inspects a network: each attached container with its addresses", async () => {
+    const fake = new FakeApi({
+      list_networks: () => [network({ id: "m".repeat(64), name: "backend", builtin: false, containers: ["db"] })],
+      inspect_network: ({ name }) => ({
+        id: "m".repeat(64), name, driver: "bridge", subnet: "10.9.0.0/24", gateway: "10.9.0.1", internal: false, created: "2026-12-04T10:00:00Z",
+        labels: [["com.docker.compose.project", "shop"]],
+        containers: [{ name: "db", ipv4: "10.9.0.2/24", mac: "02:00:00:00:00:02" }],
+      }),
+    });
+    render(Networks, { api: fake });
+    await fireEvent.click(await screen.findByRole("button", { name: "Inspect backend" }));
+    const panel = await screen.findByRole("region", { name: "Inspect backend" });
+    expect(fake.called("inspect_network")[0].args).toEqual({ name: "backend" });
+    const row = within(within(panel).getByRole("table", { name: "Containers on backend" })).getByText("db").closest("tr");
+    expect(row?.textContent).toContain("10.9.0.2/24");
+    expect(row?.textContent).toContain("02:00:00:00:00:02");
+    expect(within(panel).getByText("com.docker.compose.project=shop")).toBeTruthy();
+    // The predefined ones can be inspected too.
+    expect(screen.queryByRole("button", { name: "Remove backend" })).toBeTruthy();
   });
 });

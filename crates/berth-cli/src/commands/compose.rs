@@ -60,7 +60,7 @@ enum ComposeCommand {
         /// Remove containers of services no longer in the file.
         #[arg(long)]
         remove_orphans: bool,
-        /// Build images first (the engine cannot build yet: services with build fail).
+        /// Build the images of services with `build:` first, even when present.
         #[arg(long)]
         build: bool,
         /// Create but do not start.
@@ -180,6 +180,8 @@ enum ComposeCommand {
     },
     /// Pull the services' images.
     Pull { services: Vec<String> },
+    /// Build the images of the services with `build:`.
+    Build { services: Vec<String> },
     /// Stream the project's container events.
     Events {
         /// One JSON object per line.
@@ -251,12 +253,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 replicas.insert(name.to_owned(), n.parse::<u32>().map_err(|_| format!("invalid --scale {s:?}"))?);
             }
             let plan = make_plan(&project, &profiles, &services, &replicas)?;
-            if build {
-                if let Some(s) = plan.services.iter().find(|s| s.build) {
-                    return Err(format!("service {}: image build is not supported yet", s.name).into());
-                }
-            }
-            let options = UpOptions { force_recreate, remove_orphans, no_start, dependency_timeout: None };
+            let options = UpOptions { force_recreate, remove_orphans, no_start, dependency_timeout: None, build };
             let mut progress = progress_printer();
             let ids = apply::up(&agent, &plan, &options, &mut progress).await?;
             if detach || no_start {
@@ -476,10 +473,17 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
                 eprintln!(" ✔ Container {}  Started", c.name);
             }
         }
+        ComposeCommand::Build { services } => {
+            let plan = make_plan(&project, &profiles, &services, &BTreeMap::new())?;
+            let mut progress = progress_printer();
+            for s in plan.services.iter().filter(|s| s.build.is_some()) {
+                apply::build(&agent, s, &mut progress).await?;
+            }
+        }
         ComposeCommand::Pull { services } => {
             let plan = make_plan(&project, &profiles, &services, &BTreeMap::new())?;
             let mut progress = progress_printer();
-            for s in plan.services.iter().filter(|s| !s.build || project.model.services[&s.name].image.is_some()) {
+            for s in plan.services.iter().filter(|s| s.build.is_none() || project.model.services[&s.name].image.is_some()) {
                 apply::pull(&agent, &s.create.image, &mut progress).await?;
             }
         }

@@ -139,6 +139,12 @@ pub struct ContainerArgs {
     /// An extra group for the container's user (a name or a number).
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,
+    /// The log driver: json-file (the default) or local.
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// A log option: max-size=10m, max-file=3.
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Command to run to check health (run by /bin/sh -c).
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -320,6 +326,12 @@ impl ContainerArgs {
                 .map(|s| s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("invalid sysctl {s:?}: want name=value")))
                 .collect::<Result<_, _>>()?,
             group_add: self.group_add.clone(),
+            log_driver: self.log_driver.clone().unwrap_or_default(),
+            log_options: self
+                .log_opt
+                .iter()
+                .map(|s| s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("invalid log opt {s:?}: want key=value")))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -14,6 +14,8 @@ mod kill;
 mod logs;
 mod pause;
 mod ps;
+mod build;
+mod commit;
 mod rename;
 mod rm;
 mod run;
@@ -106,6 +108,10 @@ enum Command {
     Exec(exec::Args),
     /// Wait for containers to stop; print their exit codes.
     Wait(wait::Args),
+    /// Build an image from a Dockerfile.
+    Build(build::Args),
+    /// Make a new image from a container's changes.
+    Commit(commit::Args),
     /// Rename a container.
     Rename(rename::Args),
     /// Pause containers.
@@ -207,6 +213,8 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Exec(args) => exec::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
+        Command::Build(args) => build::run(&ctx, args).await,
+        Command::Commit(args) => commit::run(&ctx, args).await,
         Command::Rename(args) => rename::run(&ctx, args).await,
         Command::Pause(args) => pause::pause(&ctx, args).await,
         Command::Unpause(args) => pause::unpause(&ctx, args).await,

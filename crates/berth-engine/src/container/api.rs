@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    containers_server::Containers as ContainersApiTrait, AttachInput, AttachOutput, ContainerDetails, ContainerRef,
+    containers_server::Containers as ContainersApiTrait, AttachInput, CommitRequest, CommitResponse, AttachOutput, ContainerDetails, ContainerRef,
     ContainerSummary, CreateContainerRequest, PortBinding, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
     ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
     RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
@@ -159,6 +159,7 @@ impl From<CreateContainerRequest> for CreateRequest {
                 ulimits: r.ulimits.into_iter().map(|u| super::record::Ulimit { name: u.name, soft: u.soft, hard: u.hard }).collect(),
                 sysctls: r.sysctls.into_iter().collect(),
                 group_add: r.group_add,
+                log_config: super::record::LogConfig { driver: r.log_driver, options: r.log_options.into_iter().collect() },
                 ..Default::default()
             },
         }
@@ -343,6 +344,20 @@ impl ContainersApiTrait for ContainersApi {
         let r = request.into_inner();
         self.containers.remove(&r.id, r.force, r.volumes).await.map_err(status)?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn commit(&self, request: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
+        let r = request.into_inner();
+        let options = super::CommitOptions {
+            reference: r.reference,
+            author: r.author,
+            comment: r.comment,
+            changes: r.changes,
+            config: Default::default(),
+            pause: !r.no_pause,
+        };
+        let image = self.containers.commit(&r.id, options).await.map_err(status)?;
+        Ok(Response::new(CommitResponse { id: image.id.to_string() }))
     }
 
     async fn rename(&self, request: Request<RenameContainerRequest>) -> Result<Response<Empty>, Status> {

@@ -93,8 +93,9 @@ impl Containers {
     }
 
     /// Runs `look` on the container's root filesystem, under the container's lock; the
-    /// root is mounted for the duration if the container is stopped.
-    pub(super) async fn with_root<T>(self: &Arc<Self>, key: &str, look: impl FnOnce(&Path, &super::ContainerRecord) -> Result<T, ContainerError>) -> Result<T, ContainerError> {
+    /// root is mounted for the duration if the container is stopped. (The builder writes
+    /// a COPY's files through it.)
+    pub async fn with_root<T>(self: &Arc<Self>, key: &str, look: impl FnOnce(&Path, &super::ContainerRecord) -> Result<T, ContainerError>) -> Result<T, ContainerError> {
         let record = self.find(key)?;
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
@@ -156,4 +157,84 @@ impl Containers {
         size.extend_from_slice(&cols.to_be_bytes());
         socket.write_all(&super::attach::frame(super::attach::RESIZE, &size)).map_err(ContainerError::io("resize the terminal"))
     }
+}
+
+impl Containers {
+    /// The container's changes as a layer: its writable layer as an uncompressed tar
+    /// into `out`, deletions as `.wh.` files and replaced folders with `.wh..wh..opq`
+    /// (the OCI layer format). A running container is paused for the duration when
+    /// `pause` is set, as `docker commit` does. Also says whether the container changed
+    /// anything at all (an empty layer is no layer to docker).
+    pub async fn layer_tar(self: &Arc<Self>, key: &str, out: &Path, pause: bool) -> Result<(super::ContainerRecord, bool), ContainerError> {
+        let record = self.find(key)?;
+        let paused_here = pause && record.state.status == super::record::Status::Running;
+        if paused_here {
+            self.pause(&record.id, true).await?;
+        }
+        let upper = self.dir(&record.id).join("upper");
+        let out_path = out.to_owned();
+        let written = tokio::task::spawn_blocking(move || write_layer(&upper, &out_path))
+            .await
+            .map_err(|_| ContainerError::Runtime("the commit was interrupted".into()));
+        if paused_here {
+            // Resumed whatever the tar came to; a failure to resume is the one to report.
+            self.pause(&record.id, false).await?;
+        }
+        written??;
+        let changed = std::fs::read_dir(self.dir(&record.id).join("upper")).is_ok_and(|mut d| d.next().is_some());
+        Ok((record, changed))
+    }
+}
+
+/// Tars an overlay upper directory as an OCI layer.
+pub fn write_layer(upper: &Path, out: &Path) -> Result<(), ContainerError> {
+    let file = std::fs::File::create(out).map_err(ContainerError::io("create the layer"))?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    builder.follow_symlinks(false);
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(upper.join(&rel)).map_err(ContainerError::io("read the container's changes"))?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let child = rel.join(entry.file_name());
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(ContainerError::io("read the container's changes"))?;
+            if is_whiteout(&meta) {
+                let mut name = std::ffi::OsString::from(".wh.");
+                name.push(entry.file_name());
+                empty_file(&mut builder, &rel.join(name), &meta)?;
+                continue;
+            }
+            builder.append_path_with_name(&path, &child).map_err(ContainerError::io("write the layer"))?;
+            if meta.is_dir() {
+                if is_opaque(&path) {
+                    empty_file(&mut builder, &child.join(".wh..wh..opq"), &meta)?;
+                }
+                stack.push(child);
+            }
+        }
+    }
+    builder.into_inner().and_then(|mut w| std::io::Write::flush(&mut w)).map_err(ContainerError::io("write the layer"))?;
+    Ok(())
+}
+
+fn empty_file(builder: &mut tar::Builder<std::io::BufWriter<std::fs::File>>, name: &Path, like: &std::fs::Metadata) -> Result<(), ContainerError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_mtime(like.mtime().max(0) as u64);
+    builder.append_data(&mut header, name, std::io::empty()).map_err(ContainerError::io("write the layer"))
+}
+
+/// An overlay folder that hides what is below it.
+fn is_opaque(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    let mut value = [0u8; 1];
+    // SAFETY: both pointers are valid for the lengths given; the kernel writes at most
+    // `value.len()` bytes.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), c"trusted.overlay.opaque".as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+    n == 1 && value[0] == b'y'
 }

@@ -152,6 +152,20 @@ pub(crate) fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
     out
 }
 
+/// A new container's environment as dockerd orders it: the request's entries first, then
+/// the image's that the request does not set (`docker inspect` shows this order, and
+/// `docker commit` keeps it).
+pub(crate) fn container_env(image: &[String], request: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_owned();
+    let mut out = merge_env(&[], request);
+    for entry in image {
+        if !out.iter().any(|e| key(e) == key(entry)) {
+            out.push(entry.clone());
+        }
+    }
+    out
+}
+
 pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), ContainerError> {
     let invalid = |m: String| Err(ContainerError::Invalid(m));
     if !request.name.is_empty() && !valid_name(request.name.trim_start_matches('/')) {
@@ -279,6 +293,8 @@ pub(crate) enum SecurityOpt {
     SeccompUnconfined,
     /// A profile in the OCI/docker JSON form.
     SeccompProfile(String),
+    /// AppArmor and SELinux options: valid, and without effect where neither runs.
+    Inert,
 }
 
 pub(crate) fn parse_security_opt(opt: &str) -> Result<SecurityOpt, ContainerError> {
@@ -296,9 +312,15 @@ pub(crate) fn parse_security_opt(opt: &str) -> Result<SecurityOpt, ContainerErro
                 .map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?;
             Ok(SecurityOpt::SeccompProfile(json.to_owned()))
         }
-        ("apparmor" | "label", Some(_)) => Err(ContainerError::Invalid(format!(
-            "--security-opt {key} is not supported here (no AppArmor or SELinux on this system)"
-        ))),
+        // Accepted as docker accepts them on a host without AppArmor or SELinux (as
+        // Berth's VM and most hosts are): recorded, with nothing to apply.
+        ("apparmor", Some(profile)) if !profile.is_empty() => Ok(SecurityOpt::Inert),
+        ("label", Some(label))
+            if matches!(label, "disable" | "nested")
+                || ["user:", "role:", "type:", "level:", "filetype:"].iter().any(|p| label.starts_with(p) && label.len() > p.len()) =>
+        {
+            Ok(SecurityOpt::Inert)
+        }
         _ => Err(bad()),
     }
 }
@@ -354,7 +376,7 @@ impl Containers {
         let hostname = if request.hostname.is_empty() { id[..12].to_owned() } else { request.hostname.clone() };
         let mut labels = image_config.labels.clone();
         labels.extend(request.labels.clone());
-        let mut env = merge_env(&image_config.env, &request.env);
+        let mut env = container_env(&image_config.env, &request.env);
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned());
         }
@@ -412,14 +434,25 @@ impl Containers {
             networks,
         };
         let mut record = record;
-        record.host_config.mounts = self.make_mounts(&request, &image_config.volumes)?;
+        // A journal first: a kill before the record is written leaves volumes and a
+        // folder that `sweep_unfinished_creates` (at the next start) then removes.
+        let journal = self.root.join(format!("{id}.creating"));
+        let anonymous = anonymous_names(&request, &image_config.volumes);
+        std::fs::write(&journal, anonymous.join("\n")).map_err(ContainerError::io(format!("write {}", journal.display())))?;
         let dir = self.dir(&id);
-        std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
-        if let Err(err) = self.store.insert(&record) {
+        let made = self.make_mounts(&request, &image_config.volumes, &anonymous).and_then(|mounts| {
+            record.host_config.mounts = mounts;
+            std::fs::create_dir_all(&dir).map_err(ContainerError::io(format!("create {}", dir.display())))?;
+            crate::failpoint("container-create-before-record");
+            self.store.insert(&record).map_err(ContainerError::from)
+        });
+        if let Err(err) = made {
             let _ = std::fs::remove_dir_all(&dir);
-            self.drop_new_volumes(&record);
-            return Err(err.into());
+            self.drop_new_volumes(&anonymous);
+            let _ = std::fs::remove_file(&journal);
+            return Err(err);
         }
+        let _ = std::fs::remove_file(&journal);
         self.images.mark_used(&record.image_id, &record.id);
         for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.mark_used(&mount.source, &record.id);
@@ -483,24 +516,15 @@ impl Containers {
     /// The container's volume and bind mounts: named volumes made if missing, a new
     /// anonymous volume for each image VOLUME (and `-v /path`) nothing else covers,
     /// missing `-v` host directories created.
-    fn make_mounts(&self, request: &CreateRequest, image_volumes: &[String]) -> Result<Vec<super::record::MountPoint>, ContainerError> {
+    /// `anonymous` names the anonymous volumes, in the order `wanted_mounts` gives them.
+    fn make_mounts(&self, request: &CreateRequest, image_volumes: &[String], anonymous: &[String]) -> Result<Vec<super::record::MountPoint>, ContainerError> {
         let mut mounts = Vec::new();
-        let covered = |target: &str| {
-            let t = target.trim_end_matches('/');
-            request.mounts.iter().any(|m| m.target.trim_end_matches('/') == t)
-                || request.tmpfs.iter().any(|m| m.target.trim_end_matches('/') == t)
-        };
-        let wanted = request.mounts.iter().cloned().chain(
-            image_volumes
-                .iter()
-                .filter(|t| !covered(t))
-                .map(|t| MountRequest { kind: "volume".into(), target: t.clone(), ..Default::default() }),
-        );
-        for m in wanted {
+        let mut names = anonymous.iter();
+        for m in wanted_mounts(request, image_volumes) {
             let source = match m.kind.as_str() {
                 "volume" => {
                     let anonymous = m.source.is_empty();
-                    let name = (!anonymous).then_some(m.source.as_str());
+                    let name = if anonymous { names.next().map(String::as_str) } else { Some(m.source.as_str()) };
                     let (volume, _) = self
                         .volumes
                         .create(name, "local", BTreeMap::new(), BTreeMap::new(), anonymous)
@@ -522,13 +546,51 @@ impl Containers {
     }
 
     /// Anonymous volumes made for a container that was not created after all.
-    fn drop_new_volumes(&self, record: &ContainerRecord) {
-        for mount in &record.host_config.mounts {
-            if mount.kind == "volume" && self.volumes.get(&mount.source).ok().flatten().is_some_and(|v| v.anonymous) {
-                let _ = self.volumes.remove(&mount.source, true);
+    fn drop_new_volumes(&self, names: &[String]) {
+        for name in names {
+            if self.volumes.get(name).ok().flatten().is_some_and(|v| v.anonymous) {
+                let _ = self.volumes.remove(name, true);
             }
         }
     }
+
+    /// Undoes the creates a kill interrupted: each `<id>.creating` journal without a
+    /// record of its container names the anonymous volumes it made; they, the folder
+    /// and the journal go. Call once at open, before any create.
+    pub(crate) fn sweep_unfinished_creates(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".creating") else { continue };
+            if self.store.get(id).ok().flatten().is_none() {
+                let volumes: Vec<String> = std::fs::read_to_string(entry.path()).unwrap_or_default().lines().map(str::to_owned).collect();
+                tracing::warn!(container = %id, volumes = volumes.len(), "removing what an interrupted create left");
+                self.drop_new_volumes(&volumes);
+                let _ = std::fs::remove_dir_all(self.dir(id));
+            }
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The volume and bind mounts a create asks for: the request's, then an anonymous
+/// volume for each image VOLUME nothing else covers.
+fn wanted_mounts(request: &CreateRequest, image_volumes: &[String]) -> Vec<MountRequest> {
+    let covered = |target: &str| {
+        let t = target.trim_end_matches('/');
+        request.mounts.iter().any(|m| m.target.trim_end_matches('/') == t) || request.tmpfs.iter().any(|m| m.target.trim_end_matches('/') == t)
+    };
+    request
+        .mounts
+        .iter()
+        .cloned()
+        .chain(image_volumes.iter().filter(|t| !covered(t)).map(|t| MountRequest { kind: "volume".into(), target: t.clone(), ..Default::default() }))
+        .collect()
+}
+
+/// A fresh name for each anonymous volume the create will make.
+fn anonymous_names(request: &CreateRequest, image_volumes: &[String]) -> Vec<String> {
+    wanted_mounts(request, image_volumes).iter().filter(|m| m.kind == "volume" && m.source.is_empty()).map(|_| super::new_id()).collect()
 }
 
 #[cfg(test)]
@@ -539,6 +601,12 @@ mod tests {
     fn env_merges_by_key() {
         let merged = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into(), "B=3".into()]);
         assert_eq!(merged, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn a_containers_env_is_the_requests_then_the_images() {
+        let env = container_env(&["PATH=/bin".into(), "A=1".into(), "C=4".into()], &["B=3".into(), "A=2".into()]);
+        assert_eq!(env, vec!["B=3", "A=2", "PATH=/bin", "C=4"]);
     }
 
     #[test]
@@ -566,6 +634,12 @@ mod tests {
         assert_eq!(parse_security_opt("no-new-privileges").expect("nnp"), SecurityOpt::NoNewPrivileges(true));
         assert_eq!(parse_security_opt("no-new-privileges:false").expect("nnp"), SecurityOpt::NoNewPrivileges(false));
         assert_eq!(parse_security_opt("seccomp=unconfined").expect("seccomp"), SecurityOpt::SeccompUnconfined);
+        for inert in ["apparmor=unconfined", "apparmor:docker-default", "label=disable", "label:type:svirt_apache_t", "label=level:s0:c100,c200"] {
+            assert_eq!(parse_security_opt(inert).expect(inert), SecurityOpt::Inert);
+        }
+        for bad in ["apparmor=", "label=bogus", "label=user:"] {
+            assert!(parse_security_opt(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

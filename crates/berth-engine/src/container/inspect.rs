@@ -118,7 +118,10 @@ impl Containers {
             "ExecIDs": Value::Null,
             "HostConfig": {
                 "Binds": hc.mounts.iter().map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
-                "LogConfig": {"Type": "json-file", "Config": {}},
+                "LogConfig": {
+                    "Type": if hc.extras.log_config.driver.is_empty() { "json-file" } else { hc.extras.log_config.driver.as_str() },
+                    "Config": hc.extras.log_config.options,
+                },
                 "NetworkMode": hc.network_mode,
                 "PortBindings": port_bindings(&hc.port_bindings),
                 "PublishAllPorts": hc.publish_all_ports,

@@ -202,6 +202,7 @@ impl Containers {
                 SecurityOpt::SeccompProfile(json) => {
                     seccomp_choice = Some(serde_json::from_str(&json).map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?)
                 }
+                SecurityOpt::Inert => {}
             }
         }
         let mut env = record.config.env.clone();
@@ -307,6 +308,8 @@ impl Containers {
             .arg(&dir)
             .arg("--cgroup")
             .arg(Containers::cgroup_path(&record.id));
+        let (log_max_size, log_max_file) = record.host_config.extras.log_config.limits();
+        command.arg("--log-max-size").arg(log_max_size.to_string()).arg("--log-max-file").arg(log_max_file.to_string());
         if record.config.tty {
             command.arg("--tty");
         }

@@ -51,7 +51,8 @@ pub fn parse_time(text: &str, now_nanos: i64) -> Option<i64> {
         if let (Ok(secs), true) = (secs.parse::<i64>(), frac.bytes().all(|b| b.is_ascii_digit())) {
             let frac = format!("{frac:0<9}");
             let nanos: i64 = frac[..9].parse().unwrap_or(0);
-            return Some(secs * 1_000_000_000 + nanos);
+            // A number of seconds that does not fit is not a time (it overflowed).
+            return secs.checked_mul(1_000_000_000)?.checked_add(nanos);
         }
     }
     let mut total: i64 = 0;
@@ -73,13 +74,17 @@ pub fn parse_time(text: &str, now_nanos: i64) -> Option<i64> {
             _ => return None,
         };
         let value: f64 = number.parse().ok()?;
-        total += (value * unit as f64) as i64;
+        let part = value * unit as f64;
+        if !part.is_finite() || part >= i64::MAX as f64 {
+            return None;
+        }
+        total = total.checked_add(part as i64)?;
         number.clear();
     }
     if !number.is_empty() {
         return None;
     }
-    Some(now_nanos - total)
+    now_nanos.checked_sub(total)
 }
 
 fn decode(line: &str, query: &LogsQuery) -> Option<LogLine> {
@@ -122,6 +127,37 @@ fn read_from(path: &std::path::Path, offset: &mut u64, mut each: impl FnMut(&str
     }
 }
 
+/// `container.log.N`, the Nth newest rotated file.
+fn rotated(path: &std::path::Path, n: u32) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    std::path::PathBuf::from(name)
+}
+
+/// The most rotated files a log may have (docker's json-file allows any number; Berth's
+/// reader looks this far).
+const MAX_ROTATED: u32 = 100;
+
+fn inode(path: &std::path::Path) -> Option<u64> {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).ok()?).into()
+}
+
+/// Follows the monitor's rotations: when `container.log` is a new file, the rest of
+/// the one being read is in `container.log.1` (or, with one file, it was emptied).
+fn reread_after_rotation(path: &std::path::Path, offset: &mut u64, current: &mut Option<u64>, each: &mut impl FnMut(&str)) {
+    let now = inode(path);
+    if now != *current {
+        let older = rotated(path, 1);
+        if current.is_some() && inode(&older) == *current {
+            read_from(&older, offset, &mut *each);
+        }
+        *offset = 0;
+        *current = now;
+    } else if std::fs::metadata(path).is_ok_and(|m| m.len() < *offset) {
+        *offset = 0;
+    }
+}
+
 impl Containers {
     /// The container's log lines, as a channel; with `follow`, it stays open until the
     /// container stops (or `until` passes).
@@ -135,6 +171,19 @@ impl Containers {
             let mut changes = this.changes.subscribe();
             let mut offset = 0u64;
             let mut backlog: Vec<LogLine> = Vec::new();
+            // Rotated files first, oldest first (a rotation meanwhile may repeat or skip
+            // a file's lines, as with docker's reader).
+            for n in (1..=MAX_ROTATED).rev() {
+                let older = rotated(&path, n);
+                if older.exists() {
+                    read_from(&older, &mut 0, |line| {
+                        if let Some(decoded) = decode(line, &query) {
+                            backlog.push(decoded);
+                        }
+                    });
+                }
+            }
+            let mut current = inode(&path);
             read_from(&path, &mut offset, |line| {
                 if let Some(decoded) = decode(line, &query) {
                     backlog.push(decoded);
@@ -157,11 +206,13 @@ impl Containers {
                     r.state.status.is_running() || r.state.status == super::Status::Restarting
                 });
                 let mut fresh: Vec<LogLine> = Vec::new();
-                read_from(&path, &mut offset, |line| {
+                let mut keep = |line: &str| {
                     if let Some(decoded) = decode(line, &query) {
                         fresh.push(decoded);
                     }
-                });
+                };
+                reread_after_rotation(&path, &mut offset, &mut current, &mut keep);
+                read_from(&path, &mut offset, &mut keep);
                 for line in fresh {
                     if sender.send(line).await.is_err() {
                         return;
@@ -183,6 +234,16 @@ impl Containers {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_that_overflow_are_refused_not_wrapped() {
+        let now = 1_700_000_000_000_000_000;
+        for text in ["9223372036854775807", "99999999999999999999", "9223372037.5", "99999999999999h", "1e300s"] {
+            assert_eq!(super::parse_time(text, now), None, "{text}");
+        }
+        assert_eq!(super::parse_time("1.5", now), Some(1_500_000_000));
+        assert_eq!(super::parse_time("1m", now), Some(now - 60_000_000_000));
+    }
+
     use super::*;
 
     #[test]

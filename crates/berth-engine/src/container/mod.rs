@@ -12,6 +12,7 @@
 pub mod api;
 pub mod attach;
 pub mod changes;
+mod commit;
 pub mod copy;
 pub mod caps;
 mod create;
@@ -37,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use berth_proto::ErrorKind;
 
 pub use changes::ChangeKind;
+pub use commit::CommitOptions;
 pub use create::{CreateRequest, MountRequest};
 pub use update::UpdateRequest;
 pub use exec::{ExecRequest, ExecStreams};
@@ -75,6 +77,8 @@ pub enum ContainerError {
     Image(#[from] crate::image::CatalogError),
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
+    #[error(transparent)]
+    Commit(#[from] crate::image::CommitError),
     #[error("the OCI runtime failed: {0}")]
     Runtime(String),
     #[error("cannot {what}")]
@@ -90,6 +94,7 @@ impl ContainerError {
             ContainerError::Store(e) => e.kind(),
             ContainerError::Rootfs(e) => e.kind(),
             ContainerError::Network(e) => e.kind(),
+            ContainerError::Commit(e) => e.kind(),
             ContainerError::Runtime(message) => runtime_error_kind(message),
             ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
         }
@@ -280,6 +285,7 @@ impl Containers {
             pending_attach: Mutex::new(HashMap::new()),
             removed_exit_codes: Mutex::new(std::collections::VecDeque::new()),
         };
+        containers.sweep_unfinished_creates();
         for record in containers.store.list()? {
             containers.images.mark_used(&record.image_id, &record.id);
             for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
@@ -290,6 +296,11 @@ impl Containers {
             }
         }
         Ok(containers)
+    }
+
+    /// The images containers are made from (the builder commits its steps there).
+    pub fn images(&self) -> &Arc<Images> {
+        &self.images
     }
 
     pub fn store(&self) -> &Store {

@@ -149,6 +149,79 @@ pub struct HostExtras {
     /// `--domainname` (docker's Config.Domainname): the container's NIS domain name.
     #[serde(default)]
     pub domainname: String,
+    /// `--log-driver` and `--log-opt` (docker's HostConfig.LogConfig).
+    #[serde(default)]
+    pub log_config: LogConfig,
+}
+
+/// The log driver and its options as given. Berth writes docker's json-file format;
+/// `local` is taken as the same. Unlike dockerd's json-file (unlimited unless told),
+/// every log is bounded: without `max-size`, docker's `local` driver's limits apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogConfig {
+    /// Empty: the default (json-file).
+    pub driver: String,
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// The limits when no `max-size` is given: docker's `local` driver's, 20 MB in 5 files.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 20_000_000;
+pub const DEFAULT_LOG_MAX_FILE: u32 = 5;
+
+impl LogConfig {
+    /// Refuses what docker refuses for these drivers, in its words.
+    pub fn validate(&self) -> Result<(), String> {
+        if !matches!(self.driver.as_str(), "" | "json-file" | "local") {
+            return Err(format!("log driver {:?} is not supported: Berth keeps json-file logs (json-file and local are accepted)", self.driver));
+        }
+        for (key, value) in &self.options {
+            match key.as_str() {
+                "max-size" => {
+                    parse_log_size(value)?;
+                }
+                "max-file" => match value.parse::<u32>() {
+                    Ok(n) if n >= 1 => {}
+                    _ => return Err(format!("max-file cannot be less than 1, and must be a number: {value:?}")),
+                },
+                // Accepted, and without effect on what Berth writes.
+                "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {}
+                other => return Err(format!("unknown log opt '{other}' for json-file log driver")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The size past which the log rotates (0: never) and the files kept.
+    pub fn limits(&self) -> (u64, u32) {
+        match self.options.get("max-size").and_then(|v| parse_log_size(v).ok()) {
+            // max-file without max-size means nothing to docker either.
+            Some(size) => (size, self.options.get("max-file").and_then(|v| v.parse().ok()).unwrap_or(1)),
+            None => (DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE),
+        }
+    }
+}
+
+/// A `max-size` as docker reads it: a number with an optional decimal unit (`10m` is
+/// 10,000,000 bytes), at least 1; -1 is docker's "no limit".
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("invalid max-size {text:?}: want a size such as 10m");
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        _ => return Err(bad()),
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > 1e15 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 /// One `--ulimit name=soft:hard`.
@@ -181,6 +254,7 @@ impl HostExtras {
         if self.shm_size < 0 {
             return Err("SHM size can not be less than 0".to_owned());
         }
+        self.log_config.validate()?;
         if !(-1000..=1000).contains(&self.oom_score_adj) {
             return Err(format!("Invalid value {}, range for oom score adj is [-1000, 1000]", self.oom_score_adj));
         }
@@ -434,6 +508,24 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_options_validate_and_bound_every_log() {
+        let config = |driver: &str, options: &[(&str, &str)]| LogConfig {
+            driver: driver.to_owned(),
+            options: options.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        assert_eq!(config("", &[]).limits(), (DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE));
+        assert_eq!(config("json-file", &[("max-size", "10m"), ("max-file", "3")]).limits(), (10_000_000, 3));
+        assert_eq!(config("json-file", &[("max-size", "1k")]).limits(), (1000, 1));
+        assert_eq!(config("json-file", &[("max-file", "3")]).limits(), (DEFAULT_LOG_MAX_SIZE, DEFAULT_LOG_MAX_FILE));
+        assert!(config("local", &[("max-size", "1.5m"), ("compress", "true")]).validate().is_ok());
+        assert!(config("syslog", &[]).validate().expect_err("syslog").contains("not supported"));
+        assert!(config("", &[("max-size", "lots")]).validate().is_err());
+        assert!(config("", &[("max-size", "0")]).validate().is_err());
+        assert!(config("", &[("max-file", "0")]).validate().is_err());
+        assert!(config("", &[("mode", "non-blocking")]).validate().expect_err("mode").contains("unknown log opt 'mode'"));
+    }
+
     use super::*;
 
     fn record(id: &str, name: &str) -> ContainerRecord {

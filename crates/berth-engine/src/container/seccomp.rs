@@ -2,9 +2,10 @@
 //! profile (written here from the documented rules, not copied). Everything not
 //! listed fails with EPERM. Blocked for everyone unless a capability says otherwise:
 //! kernel modules, kexec, reboot, mount and namespace creation (CAP_SYS_ADMIN),
-//! ptrace and cross-process memory access (CAP_SYS_PTRACE), clock setting
-//! (CAP_SYS_TIME), swap, quotas, keyrings, bpf, perf, userfaultfd, NUMA policy,
-//! personality changes other than the harmless ones. `clone3` answers ENOSYS so C
+//! ptrace and cross-process memory access (CAP_SYS_PTRACE; ptrace itself is open on
+//! kernels 4.8 and later), clock setting (CAP_SYS_TIME), swap, quotas, keyrings, bpf,
+//! perf, userfaultfd, NUMA policy, io_uring, AF_VSOCK sockets, personality changes
+//! other than the harmless ones. `clone3` answers ENOSYS so C
 //! libraries fall back to `clone`, whose namespace flags are then checked.
 
 use std::collections::BTreeSet;
@@ -32,7 +33,7 @@ const ALLOWED: &[&str] = &[
     "getsockname", "getsockopt", "get_thread_area", "gettid", "gettimeofday", "getuid", "getuid32", "getxattr",
     "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl",
     "io_destroy", "io_getevents", "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set",
-    "io_setup", "io_submit", "io_uring_enter", "io_uring_register", "io_uring_setup", "ipc", "kill",
+    "io_setup", "io_submit", "ipc", "kill",
     "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lchown32", "lgetxattr",
     "link", "linkat", "listen", "listxattr", "llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr",
     "lstat", "lstat64", "madvise", "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret", "mincore",
@@ -55,7 +56,7 @@ const ALLOWED: &[&str] = &[
     "setitimer", "setpgid", "setpriority", "setregid", "setregid32", "setresgid", "setresgid32", "setresuid",
     "setresuid32", "setreuid", "setreuid32", "setrlimit", "set_robust_list", "setsid", "setsockopt",
     "set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr", "shmat", "shmctl", "shmdt", "shmget",
-    "shutdown", "sigaltstack", "signalfd", "signalfd4", "sigprocmask", "sigreturn", "socket", "socketcall",
+    "shutdown", "sigaltstack", "signalfd", "signalfd4", "sigprocmask", "sigreturn", "socketcall",
     "socketpair", "splice", "stat", "stat64", "statfs", "statfs64", "statx", "symlink", "symlinkat", "sync",
     "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete",
     "timer_getoverrun", "timer_gettime", "timer_gettime64", "timer_settime", "timer_settime64", "timerfd_create",
@@ -91,6 +92,15 @@ const BY_CAPABILITY: &[(&str, &[&str])] = &[
     ("CAP_PERFMON", &["perf_event_open"]),
 ];
 
+/// Allowed for every container on kernels 4.8 and later, where a traced process can no
+/// longer use ptrace to step around its seccomp filter (docker's rule too); before
+/// that, only with CAP_SYS_PTRACE.
+const SINCE_4_8: &[&str] = &["process_vm_readv", "process_vm_writev", "ptrace"];
+
+/// AF_VSOCK: `socket` with any other family is allowed. In Berth's VM the agent listens
+/// on vsock; a container must not reach it, nor bind its ports while it restarts.
+const AF_VSOCK: u64 = 40;
+
 /// Namespace flags `clone` may not use without CAP_SYS_ADMIN: NEWNS, NEWCGROUP,
 /// NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME... masked together.
 const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
@@ -113,9 +123,27 @@ fn arg(index: usize, value: u64, value_two: u64, op: LinuxSeccompOperator) -> oc
         .expect("a seccomp argument with every field is complete")
 }
 
-/// The default profile for a container holding `caps`.
+/// The default profile for a container holding `caps`, on this machine's kernel.
 pub fn default_profile(caps: &BTreeSet<String>) -> LinuxSeccomp {
+    profile_for(caps, kernel_at_least(4, 8))
+}
+
+/// Whether the running kernel's release is `major.minor` or later.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// The default profile for `caps`; `modern_kernel`: 4.8 or later.
+fn profile_for(caps: &BTreeSet<String>, modern_kernel: bool) -> LinuxSeccomp {
     let mut rules = vec![rule(ALLOWED, LinuxSeccompAction::ScmpActAllow)];
+    if modern_kernel {
+        rules.push(rule(SINCE_4_8, LinuxSeccompAction::ScmpActAllow));
+    }
+    let mut socket = rule(&["socket"], LinuxSeccompAction::ScmpActAllow);
+    socket.set_args(Some(vec![arg(0, AF_VSOCK, 0, LinuxSeccompOperator::ScmpCmpNe)]));
+    rules.push(socket);
     let mut extra: Vec<&str> = Vec::new();
     for (cap, names) in BY_CAPABILITY {
         if caps.contains(*cap) {
@@ -124,6 +152,9 @@ pub fn default_profile(caps: &BTreeSet<String>) -> LinuxSeccomp {
     }
     extra.sort_unstable();
     extra.dedup();
+    if modern_kernel {
+        extra.retain(|name| !SINCE_4_8.contains(name));
+    }
     if !extra.is_empty() {
         rules.push(rule(&extra, LinuxSeccompAction::ScmpActAllow));
     }
@@ -170,9 +201,9 @@ mod tests {
     #[test]
     fn capabilities_open_their_syscalls() {
         let defaults: BTreeSet<String> = crate::container::caps::DEFAULT.iter().map(|c| (*c).to_owned()).collect();
-        let profile = default_profile(&defaults);
+        let profile = profile_for(&defaults, false);
         assert_eq!(profile.default_action(), LinuxSeccompAction::ScmpActErrno);
-        for blocked in ["mount", "unshare", "ptrace", "reboot", "keyctl", "bpf", "swapon", "init_module", "settimeofday"] {
+        for blocked in ["mount", "unshare", "ptrace", "reboot", "keyctl", "bpf", "swapon", "init_module", "settimeofday", "io_uring_setup"] {
             assert!(!allowed(&profile, blocked), "{blocked} must be blocked by default");
         }
         for open in ["read", "execve", "chroot", "clone", "socket"] {
@@ -180,9 +211,21 @@ mod tests {
         }
         let mut admin = defaults.clone();
         admin.insert("CAP_SYS_ADMIN".to_owned());
-        let profile = default_profile(&admin);
+        let profile = profile_for(&admin, false);
         assert!(allowed(&profile, "mount") && allowed(&profile, "unshare") && allowed(&profile, "clone3"));
         assert!(!allowed(&profile, "ptrace"));
+        // From 4.8 ptrace is everyone's, as in docker's profile; kcmp still needs the capability.
+        let profile = profile_for(&defaults, true);
+        assert!(allowed(&profile, "ptrace") && allowed(&profile, "process_vm_readv") && !allowed(&profile, "kcmp"));
+    }
+
+    #[test]
+    fn socket_is_allowed_for_every_family_but_vsock() {
+        let profile = profile_for(&BTreeSet::new(), true);
+        let rules: Vec<_> = profile.syscalls().as_ref().expect("rules").iter().filter(|r| r.names().iter().any(|n| n == "socket")).collect();
+        assert_eq!(rules.len(), 1, "one rule for socket, with its argument check");
+        let args = rules[0].args().as_ref().expect("an argument check");
+        assert_eq!((args[0].index(), args[0].value(), args[0].op()), (0, AF_VSOCK, LinuxSeccompOperator::ScmpCmpNe));
     }
 
     #[test]

@@ -70,13 +70,13 @@ pub const CPU_PERIOD: i64 = 100_000;
 
 /// The CFS quota for `nano_cpus` (docker's NanoCpus) over [`CPU_PERIOD`].
 pub fn cpu_quota(nano_cpus: i64) -> i64 {
-    nano_cpus * CPU_PERIOD / 1_000_000_000
+    nano_cpus.saturating_mul(CPU_PERIOD) / 1_000_000_000
 }
 
 /// Memory plus swap as docker sets it: twice the memory when unset, -1 unlimited.
 pub fn swap_limit(memory: i64, memory_swap: i64) -> i64 {
     match memory_swap {
-        0 => memory * 2,
+        0 => memory.saturating_mul(2),
         n => n,
     }
 }

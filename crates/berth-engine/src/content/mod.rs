@@ -124,6 +124,45 @@ impl ContentStore {
         writer.commit().await
     }
 
+    /// Writes the blob held in the file at `path`, streamed (never whole in memory).
+    /// Without an `expected` digest the file is hashed first (a second read, from the
+    /// page cache). Returns the blob's digest.
+    pub async fn put_file(&self, expected: Option<Digest>, path: &Path) -> Result<Digest, ContentError> {
+        use tokio::io::AsyncReadExt;
+        let expected = match expected {
+            Some(digest) => digest,
+            None => {
+                let mut file = tokio::fs::File::open(path).await.map_err(ContentError::io(format!("open {}", path.display())))?;
+                let mut hasher = sha2::Sha256::new();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = file.read(&mut buf).await.map_err(ContentError::io(format!("read {}", path.display())))?;
+                    if n == 0 {
+                        break;
+                    }
+                    sha2::Digest::update(&mut hasher, &buf[..n]);
+                }
+                Digest::from_hash(&sha2::Digest::finalize(hasher))
+            }
+        };
+        if self.contains(&expected) {
+            return Ok(expected);
+        }
+        let mut file = tokio::fs::File::open(path).await.map_err(ContentError::io(format!("open {}", path.display())))?;
+        let size = file.metadata().await.map_err(ContentError::io(format!("stat {}", path.display())))?.len();
+        let mut writer = self.writer(expected.clone(), Some(size)).await?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).await.map_err(ContentError::io(format!("read {}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            writer.write(&buf[..n]).await?;
+        }
+        writer.commit().await?;
+        Ok(expected)
+    }
+
     /// Re-hashes a stored blob.
     pub async fn verify(&self, digest: &Digest) -> Result<(), ContentError> {
         let data = self.read(digest).await?;

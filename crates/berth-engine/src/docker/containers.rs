@@ -23,12 +23,24 @@ impl From<ContainerError> for ApiError {
     }
 }
 
-/// The request body as JSON (at most 4 MiB).
+/// The most a JSON request body may hold.
+const MAX_JSON_BODY: usize = 4 << 20;
+
+/// The request body as JSON (at most 4 MiB). The limit holds while reading: a larger
+/// body is refused at its first byte past it (or at once by its Content-Length),
+/// never held in memory whole.
 pub async fn json_body(request: Request<Incoming>) -> Result<Value, ApiError> {
-    let bytes = request.into_body().collect().await.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?.to_bytes();
-    if bytes.len() > 4 << 20 {
-        return Err(ApiError::bad_request("the request body is too large"));
+    let too_large = || ApiError::new(hyper::StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is larger than {} MiB", MAX_JSON_BODY >> 20));
+    let declared = request.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+        return Err(too_large());
     }
+    let limited = http_body_util::Limited::new(request.into_body(), MAX_JSON_BODY);
+    let bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => return Err(ApiError::bad_request(format!("cannot read the body: {e}"))),
+    };
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
@@ -138,7 +150,15 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
     // --cpu-period/--cpu-quota as the equivalent NanoCpus.
     let nano_cpus = match (hc["CpuQuota"].as_i64().unwrap_or(0), hc["CpuPeriod"].as_i64().unwrap_or(0)) {
         (quota, _) if quota <= 0 => hc["NanoCpus"].as_i64().unwrap_or(0),
-        (quota, period) => quota * 1_000_000_000 / if period > 0 { period } else { 100_000 },
+        (_, period) if period != 0 && !(1000..=1_000_000).contains(&period) => {
+            return Err(ApiError::bad_request("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)"))
+        }
+        (quota, _) if quota < 1000 => return Err(ApiError::bad_request("CPU cfs quota can not be less than 1ms (i.e. 1000)")),
+        // In 128 bits: a large quota must reach the CPU-count check, not wrap.
+        (quota, period) => {
+            let nanos = i128::from(quota) * 1_000_000_000 / i128::from(if period > 0 { period } else { 100_000 });
+            i64::try_from(nanos).unwrap_or(i64::MAX)
+        }
     };
     let extras = crate::container::record::HostExtras {
         extra_hosts: strings(&hc["ExtraHosts"]).into_iter().map(|h| h.replacen('=', ":", 1)).collect(),
@@ -160,6 +180,10 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         group_add: strings(&hc["GroupAdd"]),
         oom_score_adj: hc["OomScoreAdj"].as_i64().map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
         domainname: body["Domainname"].as_str().unwrap_or_default().to_owned(),
+        log_config: crate::container::record::LogConfig {
+            driver: hc["LogConfig"]["Type"].as_str().unwrap_or_default().to_owned(),
+            options: string_map(&hc["LogConfig"]["Config"]),
+        },
     };
     let healthcheck = body.get("Healthcheck").filter(|h| h.is_object()).map(|h| Healthcheck {
         test: strings(&h["Test"]),

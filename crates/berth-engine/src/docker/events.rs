@@ -59,10 +59,14 @@ fn matches(e: &EventRecord, filters: &[(String, String)]) -> bool {
 }
 
 /// Unix seconds (with a fraction) or RFC 3339, as nanoseconds.
-fn time_param(params: &BTreeMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn time_param(params: &BTreeMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
     let Some(text) = params.get(key).filter(|t| !t.is_empty()) else { return Ok(None) };
     if let Ok(seconds) = text.parse::<f64>() {
-        return Ok(Some((seconds * 1e9) as i64));
+        let nanos = seconds * 1e9;
+        if !nanos.is_finite() || nanos.abs() >= i64::MAX as f64 {
+            return Err(ApiError::bad_request(format!("invalid {key} {text:?}: out of range")));
+        }
+        return Ok(Some(nanos as i64));
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()

@@ -25,6 +25,23 @@ struct ExecEntry {
     exit_code: Option<i32>,
     /// The terminal's master side while it runs (for resize).
     pty: Option<Arc<std::fs::File>>,
+    created: std::time::Instant,
+    /// When it ended (its exit code is known).
+    ended: Option<std::time::Instant>,
+}
+
+/// How long an ended exec stays inspectable (a client reads the exit code right after
+/// the end), and how long one never started is kept. dockerd forgets them too.
+const KEEP_ENDED: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+const KEEP_UNSTARTED: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Forgets the execs that ended more than KEEP_ENDED ago and those made but never
+/// started for KEEP_UNSTARTED: the table no longer grows with every exec ever run.
+fn sweep(entries: &mut HashMap<String, ExecEntry>, now: std::time::Instant) {
+    entries.retain(|_, e| match e.ended {
+        Some(ended) => now.saturating_duration_since(ended) < KEEP_ENDED,
+        None => e.running || now.saturating_duration_since(e.created) < KEEP_UNSTARTED,
+    });
 }
 
 /// Execs created through the API, by id.
@@ -72,7 +89,11 @@ pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str
         detach: false,
         privileged: body["Privileged"].as_bool().unwrap_or(false),
     };
-    execs.entries().insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None });
+    let now = std::time::Instant::now();
+    let mut entries = execs.entries();
+    sweep(&mut entries, now);
+    entries.insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None, created: now, ended: None });
+    drop(entries);
     json_reply(StatusCode::CREATED, &json!({"Id": id}))
 }
 
@@ -148,6 +169,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
         if let Some(entry) = execs.entries().get_mut(&id) {
             entry.running = false;
             entry.exit_code = Some(code);
+            entry.ended = Some(std::time::Instant::now());
             entry.pty = None;
         }
     };
@@ -231,3 +253,36 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
     super::containers::upgraded(tty)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(created: std::time::Instant, running: bool, ended: Option<std::time::Instant>) -> ExecEntry {
+        ExecEntry {
+            request: ExecRequest::default(),
+            container_id: String::new(),
+            running,
+            exit_code: ended.map(|_| 0),
+            pty: None,
+            created,
+            ended,
+        }
+    }
+
+    #[test]
+    fn ended_and_abandoned_execs_are_forgotten_running_ones_kept() {
+        let start = std::time::Instant::now();
+        let later = start + KEEP_UNSTARTED + std::time::Duration::from_secs(1);
+        let mut entries = HashMap::new();
+        entries.insert("old-ended".to_owned(), entry(start, false, Some(start)));
+        entries.insert("just-ended".to_owned(), entry(start, false, Some(later - std::time::Duration::from_secs(10))));
+        entries.insert("running".to_owned(), entry(start, true, None));
+        entries.insert("never-started".to_owned(), entry(start, false, None));
+        entries.insert("new".to_owned(), entry(later, false, None));
+        sweep(&mut entries, later);
+        let mut left: Vec<_> = entries.keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, ["just-ended", "new", "running"]);
+    }
+}

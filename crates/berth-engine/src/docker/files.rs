@@ -7,14 +7,7 @@ use hyper::{Request, Response};
 
 use super::{full, ApiError, Body, Reply};
 
-/// Removes a scratch file when dropped.
-pub struct Scratch(pub std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+pub use crate::image::Scratch;
 
 /// A file's bytes as a streamed response (the file may already be unlinked).
 pub fn file_reply(file: std::fs::File, content_type: &str, extra: Option<(&str, String)>) -> Reply {

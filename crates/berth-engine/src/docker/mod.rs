@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 
 use crate::Engine;
 
+mod build;
+mod commit;
 mod container_ops;
 mod containers;
 mod events;
@@ -44,11 +46,22 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 pub struct DockerApi {
     engine: Engine,
     execs: Arc<exec::Execs>,
+    header_timeout: std::time::Duration,
 }
+
+/// How long a connection may wait for a request's head (idle time included). dockerd
+/// has 5 minutes for the head and none for idle; two minutes is long for a client
+/// between requests, and clients reconnect.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl DockerApi {
     pub fn new(engine: Engine) -> Arc<DockerApi> {
-        Arc::new(DockerApi { engine, execs: Arc::default() })
+        DockerApi::with_header_timeout(engine, HEADER_TIMEOUT)
+    }
+
+    /// `new` with another head timeout (the tests use a short one).
+    pub fn with_header_timeout(engine: Engine, header_timeout: std::time::Duration) -> Arc<DockerApi> {
+        Arc::new(DockerApi { engine, execs: Arc::default(), header_timeout })
     }
 
     /// Serves one client connection (a unix socket natively, vsock in the VM).
@@ -59,11 +72,21 @@ impl DockerApi {
         let api = self.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
+            let handler = api.clone();
             let service = hyper::service::service_fn(move |request| {
-                let api = api.clone();
+                let api = handler.clone();
                 async move { Ok::<_, Infallible>(api.handle(request).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades().await {
+            // A client gets HEADER_TIMEOUT to send a request's head, counted from when
+            // the connection is idle: a stalled or idle client does not hold its
+            // connection (and the engine's descriptor) for ever.
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(api.header_timeout)
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
                 tracing::debug!("docker API connection ended: {e}");
             }
         });
@@ -88,10 +111,19 @@ impl DockerApi {
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::UnixListener, api: Arc<DockerApi>) {
     loop {
-        if let Ok((stream, _)) = listener.accept().await {
-            api.serve_connection(stream);
+        match listener.accept().await {
+            Ok((stream, _)) => api.serve_connection(stream),
+            Err(e) => accept_failed(&e).await,
         }
     }
+}
+
+/// After a failed accept: out of descriptors (EMFILE, ENFILE) or memory, the pending
+/// connection stays queued and the next accept fails at once, so retrying at once
+/// spins a core. Wait a moment for connections to close first.
+pub async fn accept_failed(e: &std::io::Error) {
+    tracing::warn!("accepting a connection failed: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
 /// The engine process's thread count, from /proc/self/status.
@@ -120,17 +152,34 @@ pub fn familiar(name: &str) -> String {
 }
 
 /// Shell-style matching (`*`, `?`) of a whole text, as docker's reference filter.
+/// Neither wildcard crosses a `/`. One pass over the pattern, keeping the set of text
+/// positions reached so far: time is pattern length times text length, never the
+/// exponential backtracking a recursive matcher gives `a*a*a*a*…b`.
 fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+    let text = text.as_bytes();
+    let mut reached = vec![false; text.len() + 1];
+    reached[0] = true;
+    for &p in pattern.as_bytes() {
+        let mut next = vec![false; text.len() + 1];
+        match p {
+            b'*' => {
+                for i in 0..=text.len() {
+                    // Zero characters, or one more non-slash after a position reached.
+                    next[i] = reached[i] || (i > 0 && next[i - 1] && text[i - 1] != b'/');
+                }
+            }
+            _ => {
+                for i in 0..text.len() {
+                    next[i + 1] = reached[i] && (if p == b'?' { text[i] != b'/' } else { text[i] == p });
+                }
+            }
+        }
+        reached = next;
+        if !reached.contains(&true) {
+            return false;
         }
     }
-    go(pattern.as_bytes(), text.as_bytes())
+    reached[text.len()]
 }
 
 fn not_found() -> Reply {
@@ -201,19 +250,45 @@ fn query_all(request: &Request<Incoming>, key: &str) -> Vec<String> {
 }
 
 fn query(request: &Request<Incoming>) -> BTreeMap<String, String> {
-    request
-        .uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
-                .collect()
+    request.uri().query().map(parse_query).unwrap_or_default()
+}
+
+/// A query string's parameters, decoded (the last of a repeated key wins).
+fn parse_query(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+/// The fuzz target for the API's request path without an engine: the first line is
+/// a query string, the rest a JSON body. Query decoding, `filters`, flags, times,
+/// the reference glob, and a container create's body must answer without panicking.
+#[doc(hidden)]
+pub fn fuzz_request(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (query_text, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let params = parse_query(query_text);
+    let _ = flag(&params, "all");
+    if let Ok(pairs) = filters(&params) {
+        for (key, value) in &pairs {
+            if key == "reference" {
+                let _ = glob_match(value, "docker.io/library/busybox:latest");
+            }
+        }
+    }
+    for key in ["since", "until"] {
+        if let Some(value) = params.get(key) {
+            let _ = crate::container::logs::parse_time(value, 1_700_000_000_000_000_000);
+            let _ = events::time_param(&params, key);
+        }
+    }
+    if let Ok(value) = serde_json::from_str::<Value>(body) {
+        let _ = containers::create_request("fuzz", &value);
+    }
 }
 
 fn percent_decode(text: &str) -> String {
@@ -316,16 +391,10 @@ impl DockerApi {
             (&Method::GET, ["version"]) => ok_json(self.version()),
             (&Method::GET, ["info"]) => ok_json(self.info()),
             (&Method::GET, ["system", "df"]) => self.disk_usage(),
-            // No builder, so no build cache: nothing to prune (`docker system prune` asks).
-            (&Method::POST, ["build", "prune"]) => ok_json(json!({"CachesDeleted": null, "SpaceReclaimed": 0})),
-            // Said plainly rather than "page not found": the CLI shows this message. The
-            // context is read (and dropped) first: a client still sending it would see
-            // a broken pipe instead of the answer.
-            (&Method::POST, ["build"] | ["session"]) => {
-                let mut body = request.into_body();
-                while let Some(Ok(_)) = body.frame().await {}
-                Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image builds are not supported by Berth yet"))
-            }
+            (&Method::POST, ["build", "prune"]) => build::prune(&self.engine),
+            (&Method::POST, ["build"]) => build::build(&self.engine, &params, request).await,
+            // BuildKit's session: Berth builds with the classic builder's protocol.
+            (&Method::POST, ["session"]) => Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "BuildKit sessions are not supported: build with DOCKER_BUILDKIT=0")),
             // Not in a swarm, in dockerd's words and status (503): clients' teardown code
             // (`docker swarm leave`, SDKs) expects exactly this and moves on.
             (_, ["swarm", "leave"]) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")),
@@ -334,6 +403,7 @@ impl DockerApi {
                 "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
             )),
             (&Method::POST, ["auth"]) => self.auth(request).await,
+            (&Method::POST, ["commit"]) => commit::commit(&self.engine, &params, request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
             (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), &self.execs, id, request).await,
@@ -526,6 +596,11 @@ impl DockerApi {
             pairs.push(("reference".to_owned(), reference.clone()));
         }
         let mut records = images.catalog.list().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+        // A build's unnamed steps show with `-a` only, as dockerd's intermediate images.
+        if !flag(params, "all") {
+            let steps = images.catalog.build_steps().map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+            records.retain(|r| !r.tags.is_empty() || !steps.contains(&r.id.to_string()));
+        }
         records.sort_by(|a, b| b.created.cmp(&a.created));
         let created_of = |name: &str| -> Result<String, ApiError> {
             images.resolve(name).ok().flatten().map(|r| r.created).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such image: {name}")))
@@ -649,5 +724,53 @@ mod tests {
         params.insert("all".to_owned(), "1".to_owned());
         assert!(flag(&params, "all"));
         assert_eq!(filters(&params).expect("filters"), vec![("label".to_owned(), "a=b".to_owned()), ("status".to_owned(), "running".to_owned())]);
+    }
+
+    #[test]
+    fn globs_match_like_docker_and_never_backtrack() {
+        for (pattern, text, expected) in [
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a?c", "abc", true),
+            ("a?c", "a/c", false),
+            ("*/*:1", "me/app:1", true),
+            ("*:1", "me/app:1", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("**", "abc", true),
+        ] {
+            assert_eq!(glob_match(pattern, text), expected, "{pattern:?} against {text:?}");
+        }
+        // Exponential for a backtracking matcher; immediate here.
+        let started = std::time::Instant::now();
+        assert!(!glob_match(&format!("{}b", "a*".repeat(40)), &"a".repeat(200)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    /// A client that opens a connection and sends half a request head is cut off at the
+    /// head timeout instead of holding the connection for ever.
+    #[tokio::test]
+    async fn a_stalled_request_head_is_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let root = std::env::temp_dir().join(format!("berth-api-timeout-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("root");
+        let engine = crate::Engine::open(crate::EngineConfig { placement: crate::Placement::Native, root_dir: root.clone() }).expect("engine");
+        let api = DockerApi::with_header_timeout(engine, std::time::Duration::from_millis(300));
+        let (mut client, server) = tokio::io::duplex(4096);
+        api.serve_connection(server);
+        client.write_all(b"GET /_ping HTTP/1.1\r\nHost: dock").await.expect("write");
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), client.read_to_end(&mut rest)).await;
+        assert!(ended.is_ok(), "the connection is still open 10 s after a 300 ms head timeout");
+        // A whole request on a fresh connection is answered as usual.
+        let (mut client, server) = tokio::io::duplex(4096);
+        api.serve_connection(server);
+        client.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await.expect("write");
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.expect("read");
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -74,7 +74,15 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
                 }
             }
         });
-        let result = images.pull(&reference, platform.as_deref(), creds.as_ref(), ptx).await;
+        // A client that hangs up (docker pull's Ctrl-C) stops the pull, as in dockerd.
+        let result = tokio::select! {
+            result = images.pull(&reference, platform.as_deref(), creds.as_ref(), ptx) => result,
+            () = tx.closed() => {
+                forward.abort();
+                tracing::info!(%reference, "pull cancelled: its client went away");
+                return;
+            }
+        };
         let _ = forward.await;
         match result {
             Ok(record) => {
@@ -104,7 +112,7 @@ async fn image_inspect(engine: &Engine, name: &str) -> Reply {
         "RepoTags": record.tags.iter().map(|t| super::familiar(t)).collect::<Vec<_>>(),
         "RepoDigests": record.repo_digests.iter().map(|t| super::familiar(t)).collect::<Vec<_>>(),
         "Parent": "",
-        "Comment": "",
+        "Comment": config["comment"].as_str().unwrap_or_default(),
         "Created": if record.created.is_empty() { "0001-01-01T00:00:00Z".to_owned() } else { record.created.clone() },
         "DockerVersion": "",
         "Author": config["author"].as_str().unwrap_or_default(),

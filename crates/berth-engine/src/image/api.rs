@@ -22,11 +22,13 @@ const PROGRESS_STEP: u64 = 512 << 10;
 pub struct ImagesApi {
     images: Arc<Images>,
     events: Arc<EventBus>,
+    /// The builder runs its steps in containers.
+    containers: Arc<crate::container::Containers>,
 }
 
 impl ImagesApi {
-    pub fn new(images: Arc<Images>, events: Arc<EventBus>) -> ImagesApi {
-        ImagesApi { images, events }
+    pub fn new(images: Arc<Images>, events: Arc<EventBus>, containers: Arc<crate::container::Containers>) -> ImagesApi {
+        ImagesApi { images, events, containers }
     }
 }
 
@@ -93,7 +95,16 @@ impl ImagesApiTrait for ImagesApi {
                 username: a.username.clone(),
                 password: a.password.clone(),
             });
-            let result = images.pull(&request.reference, Some(&request.platform), creds.as_ref(), ptx).await;
+            // A client that goes away (a cancelled pull) stops the pull, as in dockerd:
+            // what is downloaded stays for the next one, nothing half-made is recorded.
+            let result = tokio::select! {
+                result = images.pull(&request.reference, Some(&request.platform), creds.as_ref(), ptx) => result,
+                () = tx.closed() => {
+                    forward.abort();
+                    tracing::info!(reference = %request.reference, "pull cancelled: its client went away");
+                    return;
+                }
+            };
             let _ = forward.await;
             let message = match result {
                 Ok(record) => {
@@ -111,7 +122,10 @@ impl ImagesApiTrait for ImagesApi {
     }
 
     async fn list(&self, _: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
-        let images = self.images.catalog.list().map_err(|e| status(e.kind(), e.to_string()))?;
+        let mut images = self.images.catalog.list().map_err(|e| status(e.kind(), e.to_string()))?;
+        // A build's unnamed steps are its cache, not images to list.
+        let steps = self.images.catalog.build_steps().map_err(|e| status(e.kind(), e.to_string()))?;
+        images.retain(|r| !r.tags.is_empty() || !steps.contains(&r.id.to_string()));
         Ok(Response::new(ListImagesResponse { images: images.into_iter().map(to_proto).collect() }))
     }
 
@@ -245,6 +259,72 @@ impl ImagesApiTrait for ImagesApi {
             self.events.publish("image", "load", [("name".to_owned(), name.clone())]);
         }
         Ok(Response::new(LoadResponse { loaded }))
+    }
+
+    type BuildStream = Pin<Box<dyn Stream<Item = Result<berth_proto::v1::BuildOutput, Status>> + Send + 'static>>;
+
+    async fn build(&self, request: Request<tonic::Streaming<berth_proto::v1::BuildInput>>) -> Result<Response<Self::BuildStream>, Status> {
+        use berth_proto::v1::{build_output, BuildOutput};
+        use futures::StreamExt;
+        let mut input = request.into_inner();
+        let first = input.next().await.ok_or_else(|| Status::invalid_argument("a build starts with its spec"))??;
+        let spec = first.spec.ok_or_else(|| Status::invalid_argument("a build starts with its spec"))?;
+        let options = crate::build::BuildOptions {
+            dockerfile: spec.dockerfile,
+            tags: spec.tags,
+            build_args: spec.build_args.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            labels: spec.labels.into_iter().collect(),
+            target: spec.target,
+            no_cache: spec.no_cache,
+            pull: spec.pull,
+            network_mode: spec.network_mode,
+            creds: spec.auth.filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials { username: a.username, password: a.password }),
+        };
+        let chunks = futures::stream::once(async move { Ok::<_, Status>(first.context) })
+            .chain(input.map(|m| m.map(|m| m.context)))
+            .map(|c| c.map_err(|s| std::io::Error::other(s.message().to_owned())));
+        let workspace = crate::build::receive_context(&self.containers, chunks).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<BuildOutput, Status>>(64);
+        let (containers, events) = (self.containers.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel();
+            let forward_tx = tx.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(event) = erx.recv().await {
+                    let event = match event {
+                        crate::build::BuildEvent::Line(text) => build_output::Event::Stream(text),
+                        crate::build::BuildEvent::Built(id) => build_output::Event::ImageId(id),
+                    };
+                    if forward_tx.send(Ok(BuildOutput { event: Some(event) })).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            // A client that goes away stops the build.
+            let result = tokio::select! {
+                result = crate::build::build(&containers, &workspace, &options, &etx) => result,
+                () = tx.closed() => {
+                    forward.abort();
+                    return;
+                }
+            };
+            drop(etx);
+            let _ = forward.await;
+            match result {
+                Ok(image) => events.publish("image", "build", [("id".to_owned(), image.id.to_string())]),
+                Err(e) => {
+                    let _ = tx.send(Err(status(e.kind(), crate::error_chain(&e)))).await;
+                    return;
+                }
+            };
+            drop(workspace);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn prune_build_cache(&self, _: Request<berth_proto::v1::PruneBuildCacheRequest>) -> Result<Response<PruneImagesResponse>, Status> {
+        let pruned = self.images.prune_build_cache().map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(PruneImagesResponse { deleted: pruned.deleted, untagged: pruned.untagged, reclaimed_bytes: pruned.reclaimed_bytes }))
     }
 
     async fn history(&self, request: Request<InspectImageRequest>) -> Result<Response<HistoryResponse>, Status> {

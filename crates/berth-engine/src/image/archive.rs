@@ -12,10 +12,14 @@ use berth_proto::ErrorKind;
 use serde_json::json;
 
 use super::manifest::{self, Manifest};
+use super::lease::Lease;
 use super::{ImageRecord, Images};
 use crate::content::{ContentError, Digest};
 use crate::registry::Reference;
 use crate::snapshot::chain_id;
+
+/// The most a manifest or image config may hold (real ones are kilobytes).
+const MAX_JSON_BLOB: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -149,36 +153,50 @@ impl Images {
         tokio::task::spawn_blocking(move || extract(&a, &s))
             .await
             .map_err(|_| ArchiveError::Invalid("extraction was interrupted".into()))??;
+        // Until each image is recorded, what the load writes is kept from collection.
+        let lease = self.leases.take();
         if scratch.join("index.json").is_file() && scratch.join("blobs").is_dir() {
-            self.load_oci(scratch).await
+            self.load_oci(scratch, &lease).await
         } else if scratch.join("manifest.json").is_file() {
-            self.load_docker(scratch).await
+            self.load_docker(scratch, &lease).await
         } else {
             Err(ArchiveError::Invalid("neither index.json nor manifest.json".into()))
         }
     }
 
-    async fn import_blob(&self, scratch: &Path, digest: &Digest) -> Result<(), ArchiveError> {
+    async fn import_blob(&self, scratch: &Path, digest: &Digest, lease: &Lease) -> Result<(), ArchiveError> {
+        lease.protect(digest);
         if self.content.contains(digest) {
             return Ok(());
         }
-        let data = fs::read(scratch.join("blobs/sha256").join(digest.hex()))
-            .map_err(|_| ArchiveError::Invalid(format!("blob {digest} is missing")))?;
-        self.content.put(digest.clone(), &data).await?;
+        let path = scratch.join("blobs/sha256").join(digest.hex());
+        if !path.is_file() {
+            return Err(ArchiveError::Invalid(format!("blob {digest} is missing")));
+        }
+        self.content.put_file(Some(digest.clone()), &path).await?;
         Ok(())
     }
 
-    async fn load_oci(&self, scratch: &Path) -> Result<Vec<String>, ArchiveError> {
+    /// Reads a small JSON blob (a manifest or config) of the store, refusing one past
+    /// MAX_JSON_BLOB: a hostile archive's "config" may be gigabytes.
+    async fn read_json_blob(&self, digest: &Digest, what: &str) -> Result<serde_json::Value, ArchiveError> {
+        if self.content.size(digest)? > MAX_JSON_BLOB {
+            return Err(ArchiveError::Invalid(format!("the {what} {digest} is larger than {} MiB", MAX_JSON_BLOB >> 20)));
+        }
+        serde_json::from_slice(&self.content.read(digest).await?).map_err(|_| ArchiveError::Invalid(format!("the {what} {digest} is not JSON")))
+    }
+
+    async fn load_oci(&self, scratch: &Path, lease: &Lease) -> Result<Vec<String>, ArchiveError> {
         let index: serde_json::Value = serde_json::from_slice(&fs::read(scratch.join("index.json")).map_err(io("read index.json"))?)
             .map_err(|_| ArchiveError::Invalid("index.json is not JSON".into()))?;
         let mut loaded = Vec::new();
         for entry in index["manifests"].as_array().cloned().unwrap_or_default() {
             let digest: Digest = entry["digest"].as_str().unwrap_or_default().parse().map_err(|e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string()))?;
-            self.import_blob(scratch, &digest).await?;
-            let bytes = self.content.read(&digest).await?;
-            let m: Manifest = serde_json::from_slice(&bytes).map_err(|_| ArchiveError::Invalid(format!("manifest {digest} is unreadable")))?;
+            self.import_blob(scratch, &digest, lease).await?;
+            let m: Manifest = serde_json::from_value(self.read_json_blob(&digest, "manifest").await?)
+                .map_err(|_| ArchiveError::Invalid(format!("manifest {digest} is unreadable")))?;
             let name = entry["annotations"]["io.containerd.image.name"].as_str().map(str::to_owned);
-            let record = self.import_image(scratch, &digest, &m).await?;
+            let record = self.import_image(scratch, &digest, &m, lease).await?;
             let tag = name.as_deref().and_then(|n| n.parse::<Reference>().ok()).map(|r| r.to_string());
             self.catalog.put(&record, tag.as_deref(), None)?;
             loaded.push(tag.unwrap_or_else(|| record.id.to_string()));
@@ -186,29 +204,42 @@ impl Images {
         Ok(loaded)
     }
 
-    async fn load_docker(&self, scratch: &Path) -> Result<Vec<String>, ArchiveError> {
+    async fn load_docker(&self, scratch: &Path, lease: &Lease) -> Result<Vec<String>, ArchiveError> {
         let entries: serde_json::Value = serde_json::from_slice(&fs::read(scratch.join("manifest.json")).map_err(io("read manifest.json"))?)
             .map_err(|_| ArchiveError::Invalid("manifest.json is not JSON".into()))?;
         let mut loaded = Vec::new();
         for entry in entries.as_array().cloned().unwrap_or_default() {
-            let file = |rel: &str| -> Result<Vec<u8>, ArchiveError> {
+            let file = |rel: &str| -> Result<PathBuf, ArchiveError> {
                 let rel = clean(rel).ok_or_else(|| ArchiveError::Hostile(rel.to_owned()))?;
-                fs::read(scratch.join(&rel)).map_err(|_| ArchiveError::Invalid(format!("{} is missing", rel.display())))
+                let path = scratch.join(&rel);
+                if path.is_file() { Ok(path) } else { Err(ArchiveError::Invalid(format!("{} is missing", rel.display()))) }
             };
-            let config = file(entry["Config"].as_str().unwrap_or_default())?;
+            let config_path = file(entry["Config"].as_str().unwrap_or_default())?;
+            let config_size = fs::metadata(&config_path).map_err(io("stat the config"))?.len();
+            if config_size > MAX_JSON_BLOB {
+                return Err(ArchiveError::Invalid(format!("the image config is larger than {} MiB", MAX_JSON_BLOB >> 20)));
+            }
+            let config = fs::read(&config_path).map_err(io("read the config"))?;
             let config_digest = Digest::of(&config);
+            lease.protect(&config_digest);
             self.content.put(config_digest.clone(), &config).await?;
             let mut layers = Vec::new();
             for layer in entry["Layers"].as_array().cloned().unwrap_or_default() {
-                let data = file(layer.as_str().unwrap_or_default())?;
-                let media_type = match data.get(..4) {
-                    Some([0x1f, 0x8b, _, _]) => "application/vnd.oci.image.layer.v1.tar+gzip",
-                    Some([0x28, 0xb5, 0x2f, 0xfd]) => "application/vnd.oci.image.layer.v1.tar+zstd",
+                // Streamed: a layer is never held in memory whole.
+                let path = file(layer.as_str().unwrap_or_default())?;
+                let mut magic = [0u8; 4];
+                let head = fs::File::open(&path).and_then(|mut f| std::io::Read::read(&mut f, &mut magic)).map_err(io("read a layer"))?;
+                let media_type = match &magic[..head] {
+                    [0x1f, 0x8b, _, _] => "application/vnd.oci.image.layer.v1.tar+gzip",
+                    [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
                     _ => "application/vnd.oci.image.layer.v1.tar",
                 };
-                let digest = Digest::of(&data);
-                self.content.put(digest.clone(), &data).await?;
-                layers.push(json!({ "mediaType": media_type, "digest": digest.to_string(), "size": data.len() }));
+                let size = fs::metadata(&path).map_err(io("stat a layer"))?.len();
+                let digest = self.content.put_file(None, &path).await?;
+                lease.protect(&digest);
+                // Put again if collection took it between the write and the lease.
+                self.content.put_file(Some(digest.clone()), &path).await?;
+                layers.push(json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size }));
             }
             let manifest_json = json!({
                 "schemaVersion": 2,
@@ -218,9 +249,10 @@ impl Images {
             });
             let bytes = serde_json::to_vec(&manifest_json).unwrap_or_default();
             let digest = Digest::of(&bytes);
+            lease.protect(&digest);
             self.content.put(digest.clone(), &bytes).await?;
             let m: Manifest = serde_json::from_slice(&bytes).map_err(|_| ArchiveError::Invalid("manifest".into()))?;
-            let record = self.import_image(scratch, &digest, &m).await?;
+            let record = self.import_image(scratch, &digest, &m, lease).await?;
             let tags: Vec<String> = entry["RepoTags"]
                 .as_array()
                 .map(|t| t.iter().filter_map(|t| t.as_str()?.parse::<Reference>().ok().map(|r| r.to_string())).collect())
@@ -239,15 +271,14 @@ impl Images {
 
     /// Imports a manifest's config and layers into the store, unpacks the layers, and
     /// returns the image's record (not yet named).
-    async fn import_image(&self, scratch: &Path, manifest_digest: &Digest, m: &Manifest) -> Result<ImageRecord, ArchiveError> {
+    async fn import_image(&self, scratch: &Path, manifest_digest: &Digest, m: &Manifest, lease: &Lease) -> Result<ImageRecord, ArchiveError> {
         let invalid = |e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string());
         let config_digest = m.config.digest().map_err(invalid)?;
-        self.import_blob(scratch, &config_digest).await?;
+        self.import_blob(scratch, &config_digest, lease).await?;
         for layer in &m.layers {
-            self.import_blob(scratch, &layer.digest().map_err(invalid)?).await?;
+            self.import_blob(scratch, &layer.digest().map_err(invalid)?, lease).await?;
         }
-        let config: serde_json::Value = serde_json::from_slice(&self.content.read(&config_digest).await?)
-            .map_err(|_| ArchiveError::Invalid("the image config is not JSON".into()))?;
+        let config = self.read_json_blob(&config_digest, "image config").await?;
         let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
             .as_array()
             .map(|ids| ids.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
@@ -258,6 +289,7 @@ impl Images {
         let mut parent: Option<Digest> = None;
         for (layer, diff_id) in m.layers.iter().zip(&diff_ids) {
             let chain = chain_id(parent.as_ref(), diff_id);
+            lease.protect(&chain);
             if !self.snapshots.contains(&chain) {
                 let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
                 let blob = self.content.path(&layer.digest().map_err(invalid)?);

@@ -66,6 +66,10 @@ impl Catalog {
                  name TEXT PRIMARY KEY,
                  kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
                  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+             );
+             CREATE TABLE IF NOT EXISTS build_cache (
+                 key TEXT PRIMARY KEY,
+                 image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
              );",
         )?;
         Ok(Catalog { db: Mutex::new(db) })
@@ -131,6 +135,39 @@ impl Catalog {
         tx.execute("DELETE FROM images WHERE id = ?1", [image.to_string()])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The image a build step made before with this cache key, if it is still here.
+    pub fn cached(&self, key: &str) -> Result<Option<ImageRecord>, CatalogError> {
+        let id = self.db().query_row("SELECT image_id FROM build_cache WHERE key = ?1", [key], |r| r.get::<_, String>(0)).optional()?;
+        match id {
+            Some(id) => Ok(self.select(Some(&id))?.into_iter().next()),
+            None => Ok(None),
+        }
+    }
+
+    /// Remembers the image a build step made, under its cache key.
+    pub fn remember(&self, key: &str, image: &Digest) -> Result<(), CatalogError> {
+        self.db().execute(
+            "INSERT INTO build_cache (key, image_id) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id",
+            params![key, image.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The images build steps made (the build cache): hidden from the list unless named.
+    pub fn build_steps(&self) -> Result<std::collections::HashSet<String>, CatalogError> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT DISTINCT image_id FROM build_cache")?;
+        let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Forgets the build cache; returns the images it held.
+    pub fn forget_build_steps(&self) -> Result<Vec<String>, CatalogError> {
+        let ids: Vec<String> = self.build_steps()?.into_iter().collect();
+        self.db().execute("DELETE FROM build_cache", [])?;
+        Ok(ids)
     }
 
     /// Every image, by id.

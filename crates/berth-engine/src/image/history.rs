@@ -65,11 +65,34 @@ impl Images {
         let size = |list: &[Digest]| list.iter().filter_map(|d| self.content.size(d).ok()).sum::<u64>();
         let before = size(&self.content.list()?);
         let mut pruned = Pruned::default();
+        // The build cache's steps are not dangling (dockerd's intermediate images are not).
+        let steps = if all { Default::default() } else { self.catalog.build_steps()? };
         for image in self.catalog.list()? {
+            if steps.contains(&image.id.to_string()) {
+                continue;
+            }
             if (all || image.tags.is_empty()) && self.used_by(&image.id.to_string()).is_none() && wanted(&image) {
                 pruned.untagged.extend(image.tags.iter().chain(&image.repo_digests).cloned());
                 self.catalog.delete(&image.id)?;
                 pruned.deleted.push(image.id.to_string());
+            }
+        }
+        self.collect_garbage()?;
+        pruned.reclaimed_bytes = before.saturating_sub(size(&self.content.list()?));
+        Ok(pruned)
+    }
+
+    /// `builder prune`: forgets the build cache and deletes its steps' images that have
+    /// no name and no container; reports the bytes freed.
+    pub fn prune_build_cache(&self) -> Result<Pruned, RemoveError> {
+        let size = |list: &[Digest]| list.iter().filter_map(|d| self.content.size(d).ok()).sum::<u64>();
+        let before = size(&self.content.list()?);
+        let mut pruned = Pruned::default();
+        for id in self.catalog.forget_build_steps()? {
+            let Some(image) = self.catalog.find(&id)? else { continue };
+            if image.tags.is_empty() && self.used_by(&id).is_none() {
+                self.catalog.delete(&image.id)?;
+                pruned.deleted.push(id);
             }
         }
         self.collect_garbage()?;
@@ -91,22 +114,31 @@ impl Images {
         };
         let mut image_config = serde_json::Map::new();
         super::changes::apply(&mut image_config, changes).map_err(ArchiveError::Invalid)?;
-        let data = tokio::fs::read(tarball).await.map_err(|source| ArchiveError::Io { what: "read the tarball".into(), source })?;
-        let (compression, media_type) = match data.get(..4) {
-            Some([0x1f, 0x8b, _, _]) => (manifest::Compression::Gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
-            Some([0x28, 0xb5, 0x2f, 0xfd]) => (manifest::Compression::Zstd, "application/vnd.oci.image.layer.v1.tar+zstd"),
+        // Streamed from the file: the tarball is never held in memory whole.
+        let read_err = |source| ArchiveError::Io { what: "read the tarball".into(), source };
+        let mut magic = [0u8; 4];
+        let head = std::fs::File::open(tarball).and_then(|mut f| std::io::Read::read(&mut f, &mut magic)).map_err(read_err)?;
+        let (compression, media_type) = match &magic[..head] {
+            [0x1f, 0x8b, _, _] => (manifest::Compression::Gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
+            [0x28, 0xb5, 0x2f, 0xfd] => (manifest::Compression::Zstd, "application/vnd.oci.image.layer.v1.tar+zstd"),
             _ => (manifest::Compression::None, "application/vnd.oci.image.layer.v1.tar"),
         };
-        let layer_digest = Digest::of(&data);
+        let layer_size = std::fs::metadata(tarball).map_err(read_err)?.len();
         // The diff ID is the digest of the uncompressed tar.
         let diff_id = {
-            let (data, compression) = (data.clone(), compression);
-            tokio::task::spawn_blocking(move || uncompressed_digest(&data, compression))
+            let path = tarball.to_owned();
+            tokio::task::spawn_blocking(move || std::fs::File::open(&path).and_then(|f| uncompressed_digest(std::io::BufReader::new(f), compression)))
                 .await
                 .map_err(|_| ArchiveError::Invalid("import was interrupted".into()))?
                 .map_err(|e| ArchiveError::Invalid(format!("the tarball cannot be decompressed: {e}")))?
         };
-        self.content.put(layer_digest.clone(), &data).await?;
+        // Until the image is recorded, what the import writes is kept from collection.
+        let lease = self.leases.take();
+        let layer_digest = self.content.put_file(None, tarball).await?;
+        lease.protect(&layer_digest);
+        lease.protect(&chain_id(None, &diff_id));
+        // Again, in case collection took it between the write and the lease.
+        self.content.put_file(Some(layer_digest.clone()), tarball).await?;
         // The import's time, as docker records it: two imports are two images.
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let created = created.as_str();
@@ -121,15 +153,17 @@ impl Images {
         });
         let config_bytes = serde_json::to_vec(&config).unwrap_or_default();
         let config_digest = Digest::of(&config_bytes);
+        lease.protect(&config_digest);
         self.content.put(config_digest.clone(), &config_bytes).await?;
         let manifest_bytes = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": manifest::OCI_MANIFEST,
             "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_bytes.len() },
-            "layers": [{ "mediaType": media_type, "digest": layer_digest.to_string(), "size": data.len() }],
+            "layers": [{ "mediaType": media_type, "digest": layer_digest.to_string(), "size": layer_size }],
         }))
         .unwrap_or_default();
         let manifest_digest = Digest::of(&manifest_bytes);
+        lease.protect(&manifest_digest);
         self.content.put(manifest_digest.clone(), &manifest_bytes).await?;
         let chain = chain_id(None, &diff_id);
         let (snapshots, blob, d, c) = (self.snapshots.clone(), self.content.path(&layer_digest), diff_id.clone(), chain);
@@ -141,7 +175,7 @@ impl Images {
             manifest_digest,
             tags: tag.iter().cloned().collect(),
             repo_digests: vec![],
-            size: data.len() as u64,
+            size: layer_size,
             created: created.to_owned(),
             architecture: platform.architecture,
             os: "linux".to_owned(),
@@ -152,7 +186,7 @@ impl Images {
     }
 }
 
-fn uncompressed_digest(data: &[u8], compression: manifest::Compression) -> std::io::Result<Digest> {
+fn uncompressed_digest(data: impl std::io::Read + 'static, compression: manifest::Compression) -> std::io::Result<Digest> {
     use sha2::Digest as _;
     use std::io::Read;
     let mut reader: Box<dyn Read> = match compression {

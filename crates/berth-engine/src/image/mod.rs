@@ -5,7 +5,9 @@ mod archive;
 pub mod changes;
 pub mod catalog;
 mod check;
+mod commit;
 mod history;
+pub mod lease;
 pub mod manifest;
 mod pull;
 mod push;
@@ -17,6 +19,7 @@ use berth_proto::ErrorKind;
 
 pub use archive::ArchiveError;
 pub use check::CheckReport;
+pub use commit::{CommitError, NewImage};
 pub use history::{HistoryStep, Pruned};
 pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
@@ -34,6 +37,8 @@ pub struct Images {
     pub snapshots: crate::snapshot::Snapshots,
     pub registry: RegistryClient,
     root: std::path::PathBuf,
+    /// What ingests in flight hold against garbage collection.
+    pub leases: std::sync::Arc<lease::Leases>,
     /// Image id -> the containers made from it (kept by the container store).
     used_by: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
@@ -71,6 +76,7 @@ impl Images {
             snapshots: crate::snapshot::Snapshots::open(&root.join("snapshots"))?,
             registry: RegistryClient::new(registries),
             root: root.to_owned(),
+            leases: Default::default(),
             used_by: Default::default(),
         })
     }
@@ -98,10 +104,21 @@ impl Images {
     }
 
     /// A fresh path for a temporary file of the engine (removed by its user).
+    /// A new path under the engine's scratch space (`tmp/`), for a [`Scratch`] file.
     pub fn scratch_file(&self, what: &str) -> std::path::PathBuf {
         let dir = self.root.join("tmp");
         let _ = std::fs::create_dir_all(&dir);
         let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         dir.join(format!("{what}-{n}.tar"))
+    }
+}
+
+/// A scratch file (a path from `scratch_file`), removed when dropped.
+#[derive(Debug)]
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

@@ -84,6 +84,8 @@ impl Images {
             None => Platform::host(),
         };
         let invalid = |detail: String| PullError::InvalidManifest { reference: reference.to_string(), detail };
+        // Until the image is recorded, what this pull writes is kept from collection.
+        let lease = self.leases.take();
 
         let mut top = self.registry.manifest(&reference, creds).await?;
         let repo_digest = top.digest.clone();
@@ -103,6 +105,7 @@ impl Images {
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?;
+            lease.protect(&top.digest);
             self.content.put(top.digest.clone(), &top.bytes).await?;
             top = self.registry.manifest(&reference.with_digest(chosen.digest()?), creds).await?;
         }
@@ -116,11 +119,13 @@ impl Images {
                 });
             }
         }
+        lease.protect(&top.digest);
         self.content.put(top.digest.clone(), &top.bytes).await?;
         let _ = progress.send(PullProgress::Resolved { manifest: top.digest.clone(), layers: manifest.layers.len() });
 
         // The config: small, fetched first, read for the record.
         let config_digest = manifest.config.digest()?;
+        lease.protect(&config_digest);
         self.registry.blob(&reference, &config_digest, manifest.config.size, &self.content, creds, |_| {}).await?;
         let config: serde_json::Value =
             serde_json::from_slice(&self.content.read(&config_digest).await?).map_err(|e| invalid(format!("config: {e}")))?;
@@ -134,6 +139,7 @@ impl Images {
         let mut jobs = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
             let digest = layer.digest()?;
+            lease.protect(&digest);
             let total = layer.size;
             let progress = progress.clone();
             let reference = &reference;
@@ -171,6 +177,7 @@ impl Images {
                     return Ok(()); // the download side failed and says why
                 };
                 let chain = crate::snapshot::chain_id(parent.as_ref(), diff_id);
+                lease.protect(&chain);
                 if !self.snapshots.contains(&chain) {
                     let compression = manifest::layer_compression(&layer.media_type).unwrap_or(manifest::Compression::None);
                     let blob = self.content.path(&blob_digest);

@@ -164,16 +164,48 @@ impl Images {
                 parent = Some(chain);
             }
         }
+        // Held while deleting: an ingest cannot lease (and then find) what is going.
+        let (_table, leased) = self.leases.for_collection();
         for digest in self.content.list()? {
-            if !blobs.contains(&digest) {
+            if !blobs.contains(&digest) && !leased.contains(&digest) {
                 self.content.delete(&digest)?;
             }
         }
         for chain in self.snapshots.list() {
-            if !chains.contains(&chain) {
+            if !chains.contains(&chain) && !leased.contains(&chain) {
                 std::fs::remove_dir_all(self.snapshots.path(&chain)).map_err(|source| RemoveError::Snapshot { chain, source })?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use crate::content::Digest;
+
+    /// A blob and a snapshot a pull has written but not yet recorded survive a
+    /// collection (an `rmi` or prune meanwhile); once the pull's lease ends, unrecorded
+    /// content is garbage. Collection used to delete it under the pull.
+    #[tokio::test]
+    async fn collection_spares_what_an_ingest_holds() {
+        let root = std::env::temp_dir().join(format!("berth-gc-lease-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let images = super::Images::open(&root, crate::registry::RegistryConfig::default()).expect("open");
+        let blob = b"a layer still arriving".to_vec();
+        let digest = Digest::of(&blob);
+        let chain = Digest::of(b"a chain");
+        let lease = images.leases.take();
+        lease.protect(&digest);
+        lease.protect(&chain);
+        images.content.put(digest.clone(), &blob).await.expect("put");
+        std::fs::create_dir_all(images.snapshots.path(&chain)).expect("snapshot");
+        images.collect_garbage().expect("collect");
+        assert!(images.content.contains(&digest), "collection deleted a leased blob");
+        assert!(images.snapshots.contains(&chain), "collection deleted a leased snapshot");
+        drop(lease);
+        images.collect_garbage().expect("collect");
+        assert!(!images.content.contains(&digest) && !images.snapshots.contains(&chain), "unrecorded content outlived its lease");
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -27,13 +27,31 @@ pub async fn index(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// The interface `name`, if it exists: its index and whether it is a bridge.
+async fn find(handle: &Handle, name: &str) -> Result<Option<(u32, bool)>, String> {
+    use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
+    match handle.link().get().match_name(name.to_owned()).execute().try_next().await {
+        Ok(Some(link)) => {
+            let bridge = link.attributes.iter().any(|a| {
+                matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
+            });
+            Ok(Some((link.header.index, bridge)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
+        Err(e) => Err(format!("look up interface {name}: {e}")),
+    }
+}
+
 /// Makes the bridge `name` (if missing) with `gateway/prefix` on it, and brings it up.
 /// Its MAC address is fixed (`mac`): a bridge without one takes its lowest port's, and
 /// would change it as containers come and go, leaving stale gateway entries in their
 /// ARP caches (seconds without DNS or a way out).
 pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8, mac: [u8; 6]) -> Result<(), String> {
-    let index = match index(handle, name).await? {
-        Some(index) => index,
+    let index = match find(handle, name).await? {
+        Some((index, true)) => index,
+        // Never take over an interface that is not a bridge (eth0, lo, a VPN's tun).
+        Some((_, false)) => return Err(format!("interface {name} exists and is not a bridge")),
         None => {
             match handle.link().add(LinkBridge::new(name).address(mac.to_vec()).build()).execute().await {
                 // Another start made it meanwhile.
@@ -58,9 +76,24 @@ pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefi
         .map_err(err("bring the bridge up"))
 }
 
+/// Whether an interface named `name` exists.
+pub async fn exists(handle: &Handle, name: &str) -> Result<bool, String> {
+    Ok(find(handle, name).await?.is_some())
+}
+
 /// Deletes the interface `name`; missing is fine.
 pub async fn delete(handle: &Handle, name: &str) -> Result<(), String> {
     let Some(index) = index(handle, name).await? else { return Ok(()) };
+    match handle.link().del(index).execute().await {
+        Err(e) if !is_errno(&e, libc::ENODEV) => Err(format!("delete interface {name}: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the bridge `name`; missing is fine, and an interface of another kind by
+/// that name is left alone.
+pub async fn delete_bridge(handle: &Handle, name: &str) -> Result<(), String> {
+    let Some((index, true)) = find(handle, name).await? else { return Ok(()) };
     match handle.link().del(index).execute().await {
         Err(e) if !is_errno(&e, libc::ENODEV) => Err(format!("delete interface {name}: {e}")),
         _ => Ok(()),

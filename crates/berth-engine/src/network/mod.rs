@@ -445,6 +445,19 @@ impl Networks {
         if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', '"']) {
             return Err(NetworkError::Invalid(format!("invalid bridge name {bridge:?}")));
         }
+        if request.options.contains_key("com.docker.network.bridge.name") {
+            // A name of the user's choosing must be free: another network's bridge, or
+            // an interface of the host's (eth0, docker0, a VPN's), is not Berth's to
+            // take over, nor to delete with `network rm`.
+            if let Some(other) = self.list()?.into_iter().find(|n| n.bridge == bridge) {
+                return Err(NetworkError::Conflict(format!("bridge name {bridge} is already used by network {}", other.name)));
+            }
+            if link::exists(self.host().await?, &bridge).await.map_err(NetworkError::System)? {
+                return Err(NetworkError::Conflict(format!(
+                    "bridge name {bridge} is taken by an existing interface on this host; choose another name"
+                )));
+            }
+        }
         let record = NetworkRecord {
             id,
             name: request.name,
@@ -516,7 +529,7 @@ impl Networks {
         if let Some(server) = self.dns.lock().unwrap_or_else(|p| p.into_inner()).remove(&record.id) {
             server.abort();
         }
-        link::delete(self.host().await?, &record.bridge).await.map_err(NetworkError::System)
+        link::delete_bridge(self.host().await?, &record.bridge).await.map_err(NetworkError::System)
     }
 
     /// `network prune`: removes the user networks no container is attached to and

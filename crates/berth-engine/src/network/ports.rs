@@ -144,7 +144,15 @@ async fn relay_tcp(listener: TcpListener, to: SocketAddr) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
+                let (client, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, say: the next accept would fail at once.
+                        tracing::warn!("accepting on a published port: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 connections.spawn(async move {
                     let Ok(upstream) = TcpStream::connect(to).await else { return };
                     let _ = client.set_nodelay(true);

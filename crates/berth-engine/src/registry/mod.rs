@@ -190,6 +190,30 @@ struct Call<'a> {
     content_range: Option<String>,
 }
 
+/// How long a registry may go without sending a byte before its request fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most a token server's answer may hold (tokens are a few KiB).
+const MAX_TOKEN_BYTES: usize = 1 << 20;
+
+/// The `host[:port]` of a realm URL.
+fn realm_host(realm: &str) -> Option<&str> {
+    let rest = realm.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    Some(authority.rsplit_once('@').map_or(authority, |(_, host)| host))
+}
+
+/// `host[:port]` without the port (`[::1]:5000` is `[::1]`).
+fn host_only(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
 impl RegistryClient {
     /// What the client was configured with.
     pub fn config(&self) -> &RegistryConfig {
@@ -197,8 +221,16 @@ impl RegistryClient {
     }
 
     pub fn new(config: RegistryConfig) -> RegistryClient {
+        RegistryClient::with_read_timeout(config, READ_TIMEOUT)
+    }
+
+    /// `new` with another idle-read timeout (the tests use a short one).
+    pub fn with_read_timeout(config: RegistryConfig, read_timeout: Duration) -> RegistryClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
+            // Per read, not per request: a layer may take long, a registry that stops
+            // sending may not hang a pull for ever.
+            .read_timeout(read_timeout)
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
@@ -315,6 +347,22 @@ impl RegistryClient {
             }
             None => realm.to_owned(),
         };
+        let Ok(parsed) = reqwest::Url::parse(&realm_url) else {
+            return Err(RegistryError::Token { realm: realm.to_owned(), detail: "the token realm is not a URL".into() });
+        };
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(RegistryError::Token { realm: realm.to_owned(), detail: "the token realm must be an http(s) URL".into() });
+        }
+        // The user's password goes to the token server over TLS, or to the registry's
+        // own host; a registry cannot send it in clear text to a host of its choosing.
+        let same_host = realm_host(realm).is_some_and(|h| host_only(h).eq_ignore_ascii_case(host_only(reference.api_host())));
+        let creds = match creds {
+            Some(_) if parsed.scheme() != "https" && !same_host => {
+                tracing::warn!(%realm, registry = %reference.registry, "not sending credentials to a plain-http token server on another host");
+                None
+            }
+            other => other,
+        };
         let mut request = self.http.get(&realm_url);
         for one in scope.split(' ').filter(|s| !s.is_empty()) {
             request = request.query(&[("scope", one)]);
@@ -336,7 +384,18 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(token_err(format!("status {}", response.status().as_u16())));
         }
-        let body: serde_json::Value = response.json().await.map_err(|e| token_err(e.to_string()))?;
+        if response.content_length().is_some_and(|n| n > MAX_TOKEN_BYTES as u64) {
+            return Err(token_err(format!("the answer is larger than {} KiB", MAX_TOKEN_BYTES >> 10)));
+        }
+        let mut response = response;
+        let mut raw = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| token_err(e.to_string()))? {
+            if raw.len() + chunk.len() > MAX_TOKEN_BYTES {
+                return Err(token_err(format!("the answer is larger than {} KiB", MAX_TOKEN_BYTES >> 10)));
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        let body: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| token_err(e.to_string()))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
@@ -453,6 +512,136 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hostile server on loopback: answers each request with `answer(head)` and keeps
+    /// every request head it was sent.
+    fn hostile(addr: &str, answer: fn(&str) -> Option<Vec<u8>>) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind(addr).expect("bind");
+        let at = listener.local_addr().expect("addr").to_string();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+                    let mut writer = stream;
+                    loop {
+                        let mut head = String::new();
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let end = line == "\r\n";
+                            head.push_str(&line);
+                            if end {
+                                break;
+                            }
+                        }
+                        log.lock().unwrap_or_else(|p| p.into_inner()).push(head.to_ascii_lowercase());
+                        match answer(&head) {
+                            Some(bytes) => {
+                                if writer.write_all(&bytes).is_err() {
+                                    return;
+                                }
+                            }
+                            // Stalls: the connection stays open, silent.
+                            None => std::thread::sleep(Duration::from_secs(30)),
+                        }
+                    }
+                });
+            }
+        });
+        (at, seen)
+    }
+
+    fn challenge(realm_port: u16, realm_host: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{realm_host}:{realm_port}/token\",service=\"test\"\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn token(_: &str) -> Option<Vec<u8>> {
+        Some(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"token\":\"abc\"}".to_vec())
+    }
+
+    fn creds() -> Credentials {
+        Credentials { username: "me".into(), password: "hunter2".into() }
+    }
+
+    /// A registry names a plain-http token server on another host: the password does
+    /// not go there. On the registry's own host (any port) it does.
+    #[tokio::test]
+    async fn credentials_never_go_in_clear_text_to_another_host() {
+        let (token_at, token_seen) = hostile("127.0.0.2:0", token);
+        let port: u16 = token_at.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("port");
+        static PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        PORT.store(port, std::sync::atomic::Ordering::SeqCst);
+        let (registry_at, _) = hostile("127.0.0.1:0", |_| Some(challenge(PORT.load(std::sync::atomic::Ordering::SeqCst), "127.0.0.2")));
+        let client = RegistryClient::new(RegistryConfig::default());
+        let reference: Reference = format!("{registry_at}/app:1").parse().expect("reference");
+        let _ = client.manifest(&reference, Some(&creds())).await;
+        let heads = token_seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert!(!heads.is_empty(), "the token server was not asked");
+        assert!(heads.iter().all(|h| !h.contains("authorization:")), "credentials went to another host in clear text: {heads:?}");
+
+        // The registry's own host (loopback registries speak plain http) gets them.
+        let (same_at, same_seen) = hostile("127.0.0.1:0", token);
+        let same_port: u16 = same_at.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("port");
+        static SAME: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        SAME.store(same_port, std::sync::atomic::Ordering::SeqCst);
+        let (registry_at, _) = hostile("127.0.0.1:0", |_| Some(challenge(SAME.load(std::sync::atomic::Ordering::SeqCst), "127.0.0.1")));
+        let reference: Reference = format!("127.0.0.1:{}/app:1", registry_at.rsplit_once(':').expect("port").1).parse().expect("reference");
+        let _ = client.manifest(&reference, Some(&creds())).await;
+        let heads = same_seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert!(heads.iter().any(|h| h.contains("authorization: basic")), "{heads:?}");
+    }
+
+    /// A token server that answers without end is cut off at 1 MiB.
+    #[tokio::test]
+    async fn a_huge_token_answer_is_refused() {
+        fn flood(_: &str) -> Option<Vec<u8>> {
+            let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let chunk = vec![b' '; 64 * 1024];
+            for _ in 0..40 {
+                answer.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                answer.extend_from_slice(&chunk);
+                answer.extend_from_slice(b"\r\n");
+            }
+            answer.extend_from_slice(b"0\r\n\r\n");
+            Some(answer)
+        }
+        let (token_at, _) = hostile("127.0.0.1:0", flood);
+        static PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        PORT.store(token_at.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("port"), std::sync::atomic::Ordering::SeqCst);
+        let (registry_at, _) = hostile("127.0.0.1:0", |_| Some(challenge(PORT.load(std::sync::atomic::Ordering::SeqCst), "127.0.0.1")));
+        let client = RegistryClient::new(RegistryConfig::default());
+        let reference: Reference = format!("{registry_at}/app:1").parse().expect("reference");
+        let err = client.manifest(&reference, None).await.expect_err("refused");
+        assert!(err.to_string().contains("larger than 1024 KiB"), "{err}");
+    }
+
+    /// A registry that stops answering fails the request at the read timeout.
+    #[tokio::test]
+    async fn a_silent_registry_times_out() {
+        let (registry_at, _) = hostile("127.0.0.1:0", |_| None);
+        let client = RegistryClient::with_read_timeout(RegistryConfig::default(), Duration::from_millis(300));
+        let reference: Reference = format!("{registry_at}/app:1").parse().expect("reference");
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(20), client.manifest(&reference, None)).await;
+        assert!(matches!(outcome, Ok(Err(_))), "no error from a silent registry after {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn hosts_compare_without_ports() {
+        assert_eq!(host_only("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(host_only("[::1]:5000"), "[::1]");
+        assert_eq!(host_only("reg.lan"), "reg.lan");
+        assert_eq!(realm_host("http://u:p@auth.lan:5001/token?x=1"), Some("auth.lan:5001"));
+    }
 
     #[test]
     fn loopback_and_listed_registries_are_plain_http() {

@@ -164,14 +164,26 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
         return mknod(&target, libc::S_IFCHR, 0).map_err(io_err);
     }
 
-    // Extended attributes ride in PAX records as SCHILY.xattr.<name>.
-    let xattrs: Vec<(String, Vec<u8>)> = match entry.pax_extensions() {
-        Ok(Some(records)) => records
-            .flatten()
-            .filter_map(|r| Some((r.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_owned(), r.value_bytes().to_vec())))
-            .collect(),
-        _ => Vec::new(),
-    };
+    // Extended attributes ride in PAX records as SCHILY.xattr.<name>; only the ones an
+    // image may set (see `allowed_xattr`) are kept, the rest said and dropped.
+    let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Ok(Some(records)) = entry.pax_extensions() {
+        for record in records.flatten() {
+            let Ok(key) = record.key() else { continue };
+            if key.starts_with("GNU.sparse.") {
+                // PAX sparse files (GNU tar's --sparse with --format=pax): the tar reader
+                // would write their map as data. Refused rather than unpacked wrong.
+                return Err(hostile("is a PAX-format sparse file, which Berth does not unpack"));
+            }
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                if allowed_xattr(name) {
+                    xattrs.push((name.to_owned(), record.value_bytes().to_vec()));
+                } else {
+                    tracing::info!(%diff_id, entry = %name, xattr = %name, "dropped an extended attribute an image may not set");
+                }
+            }
+        }
+    }
     let header = entry.header();
     let mode = header.mode().unwrap_or(0o644) & 0o7777;
     let (uid, gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
@@ -198,7 +210,8 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
                 Err(_) => fs::create_dir(&path).map_err(io_err)?,
             }
         }
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
+        // GNU sparse files: the tar reader gives their data with the holes filled in.
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err)?;
             io::copy(entry, &mut out).map_err(io_err)?;
         }
@@ -239,7 +252,7 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
             return Err(io_err(err));
         }
     }
-    if matches!(kind, tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous) {
+    if matches!(kind, tar::EntryType::Directory | tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse) {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
     }
     for (name, value) in &xattrs {
@@ -254,6 +267,15 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
         let _ = set_times(&path, time);
     }
     Ok(())
+}
+
+/// The extended attributes a layer may carry: `user.*`, file capabilities
+/// (`security.capability`, which `ping` needs) and POSIX ACLs. Not `trusted.*` (overlayfs
+/// keeps its own metadata there: an opaque or redirect marker from an image would
+/// change what the layers below show) nor other `security.*` labels (SELinux, IMA/EVM,
+/// AppArmor), which are the host's to set.
+fn allowed_xattr(name: &str) -> bool {
+    name.starts_with("user.") || name == "security.capability" || name == "system.posix_acl_access" || name == "system.posix_acl_default"
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
@@ -280,6 +302,18 @@ fn set_times(path: &Path, time: libc::timespec) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Unpacks a plain `layer` into `<tmp>/berth-unpack-<name>-<pid>/root`; returns the
+    /// folder (the caller removes it) and the outcome.
+    fn unpack_in(name: &str, layer: &[u8]) -> (PathBuf, Result<(), UnpackError>) {
+        let dir = std::env::temp_dir().join(format!("berth-unpack-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("root")).expect("mkdir");
+        fs::write(dir.join("layer.tar"), layer).expect("write layer");
+        let diff_id = Digest::from_hash(&sha2::Sha256::digest(layer));
+        let outcome = unpack(fs::File::open(dir.join("layer.tar")).expect("open"), Compression::None, &diff_id, &dir.join("root"));
+        (dir, outcome)
+    }
+
     #[test]
     fn paths_are_cleaned_or_refused() {
         assert_eq!(clean_path(Path::new("./a/b")), Ok(PathBuf::from("a/b")));
@@ -303,16 +337,63 @@ mod tests {
             builder.append_data(&mut header, path, data).expect("append");
         }
         let layer = builder.into_inner().expect("tar");
-        let dir = std::env::temp_dir().join(format!("berth-unpack-setuid-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("root")).expect("mkdir");
-        fs::write(dir.join("layer.tar"), &layer).expect("write layer");
-        let diff_id = Digest::from_hash(&sha2::Sha256::digest(&layer));
-        unpack(fs::File::open(dir.join("layer.tar")).expect("open"), Compression::None, &diff_id, &dir.join("root")).expect("unpack");
+        let (dir, unpacked) = unpack_in("setuid", &layer);
+        unpacked.expect("unpack");
         let mode = |p: &str| fs::metadata(dir.join("root").join(p)).expect("stat").permissions().mode() & 0o7777;
         assert_eq!(mode("bin/su"), 0o4755);
         assert_eq!(mode("bin/wall"), 0o2755);
         assert_eq!(mode("shared"), 0o2775);
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn only_the_extended_attributes_an_image_may_set_are_applied() {
+        for ok in ["user.note", "security.capability", "system.posix_acl_access"] {
+            assert!(allowed_xattr(ok), "{ok}");
+        }
+        for refused in ["trusted.overlay.opaque", "trusted.overlay.redirect", "security.selinux", "security.ima", "system.nfs4_acl"] {
+            assert!(!allowed_xattr(refused), "{refused}");
+        }
+        // A layer that marks a folder opaque by xattr: dropped (a whiteout file is the
+        // layer format's way), the folder unpacked plainly.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        builder
+            .append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]), ("SCHILY.xattr.user.kept", &b"1"[..])])
+            .expect("pax");
+        builder.append_data(&mut header, "etc/", &b""[..]).expect("append");
+        let layer = builder.into_inner().expect("tar");
+        let (dir, unpacked) = unpack_in("xattr", &layer);
+        unpacked.expect("unpack");
+        let get = |name: &str| {
+            let path = CString::new(dir.join("root/etc").as_os_str().as_bytes()).expect("path");
+            let name = CString::new(name).expect("name");
+            let mut buf = [0u8; 16];
+            // SAFETY: valid NUL-terminated strings and a buffer of the length given.
+            unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+        };
+        assert!(get("trusted.overlay.opaque") < 0, "an image's trusted.overlay.opaque was applied");
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A PAX sparse file is refused by name instead of being written wrong (GNU sparse
+    /// entries, which the tar reader expands, are unpacked as regular files).
+    #[test]
+    fn pax_sparse_files_are_refused_by_name() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(3);
+        builder.append_pax_extensions([("GNU.sparse.major", &b"1"[..]), ("GNU.sparse.minor", &b"0"[..])]).expect("pax");
+        builder.append_data(&mut header, "data.bin", &b"abc"[..]).expect("append");
+        let layer = builder.into_inner().expect("tar");
+        let (dir, unpacked) = unpack_in("sparse", &layer);
+        let err = unpacked.expect_err("refused");
+        assert!(err.to_string().contains("PAX-format sparse file"), "{err}");
         fs::remove_dir_all(&dir).expect("clean up");
     }
 }

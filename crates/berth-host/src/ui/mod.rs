@@ -3,9 +3,12 @@
 //! TypeScript types are generated from these and from [`crate::vm::VmState`] (`cargo
 //! xtask codegen`), and checked for drift in the unit tier.
 
+pub mod browser;
 pub mod engine;
+pub mod inspect;
 pub mod names;
 pub mod objects;
+pub mod pulls;
 pub mod rows;
 pub mod settings;
 pub mod streams;

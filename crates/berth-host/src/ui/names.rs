@@ -57,6 +57,12 @@ pub enum Command {
     DisconnectNetwork,
     FollowLogs,
     SaveLogs,
+    CancelPull,
+    InspectContainer,
+    InspectNetwork,
+    OpenUrl,
+    ChoosePath,
+    ComposeBuild,
 }
 
 /// Every event the app sends the window.

@@ -230,3 +230,66 @@ pub struct Pruned {
     pub removed: Vec<String>,
     pub reclaimed_bytes: u64,
 }
+
+/// A mount of a container, as its Inspect panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct MountRow {
+    /// volume, bind or tmpfs.
+    pub kind: String,
+    /// The volume's name, or the host path; empty for tmpfs.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// A container on a network: the network's name (in a container's Inspect) or the
+/// container's (in a network's), with its addresses there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct EndpointRow {
+    pub name: String,
+    /// `10.88.0.2/16`; empty when it has none (a stopped container).
+    pub ipv4: String,
+    pub mac: String,
+}
+
+/// A container as its Inspect panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ContainerDetail {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// The command and its arguments, as docker ps shows them.
+    pub command: String,
+    /// RFC 3339.
+    pub created: String,
+    /// no, always, on-failure or unless-stopped.
+    pub restart: String,
+    /// `NAME=value`, in the container's order.
+    pub env: Vec<String>,
+    pub mounts: Vec<MountRow>,
+    pub ports: Vec<PortRow>,
+    pub networks: Vec<EndpointRow>,
+    /// Sorted by key.
+    pub labels: Vec<(String, String)>,
+}
+
+/// A network as its Inspect panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct NetworkDetail {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub internal: bool,
+    /// RFC 3339.
+    pub created: String,
+    /// Sorted by key.
+    pub labels: Vec<(String, String)>,
+    /// The containers attached, sorted by name.
+    pub containers: Vec<EndpointRow>,
+}

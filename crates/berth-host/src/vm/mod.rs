@@ -129,13 +129,18 @@ pub fn host_has_vhost_vsock() -> bool {
         && std::fs::OpenOptions::new().read(true).write(true).open("/dev/vhost-vsock").is_ok()
 }
 
-/// Finds a program on PATH (and in ~/.cargo/bin, where `cargo install` puts tools).
+/// Finds a program on PATH, in ~/.cargo/bin (where `cargo install` puts tools), and in
+/// the package's own `<bin>/../lib/berth`.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    // The helpers an installed package carries beside its binaries (`cargo xtask bundle`).
+    if let Some(bin_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.to_path_buf())) {
+        dirs.push(bin_dir.join("../lib/berth"));
     }
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
@@ -308,6 +313,10 @@ pub async fn start(
 ) -> Result<RunningVm, StartError> {
     let paths = VmPaths::new(home);
     std::fs::create_dir_all(&paths.dir).map_err(StartError::io(format!("create {}", paths.dir.display())))?;
+    // QMP, vhost-user and the vsock's unix socket are made by QEMU and
+    // vhost-device-vsock with their own umask: the folder is what keeps them the user's.
+    std::fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(StartError::io(format!("make {} private", paths.dir.display())))?;
     for socket in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(StartError::SocketPathTooLong { path: socket.clone() });

@@ -1,0 +1,284 @@
+//! COPY and ADD: which context files a step takes, where they go in the image, and
+//! writing them there (owned by root unless `--chown`, modes kept unless `--chmod`),
+//! never following a link out of the context or out of the image's root.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use berth_dockerfile::Files;
+
+use super::BuildError;
+use crate::container::rootfs;
+
+/// `name` inside the context, with no `..` out of it and no link followed.
+pub fn inside_context(context: &Path, name: &str) -> Result<PathBuf, BuildError> {
+    let mut path = context.to_path_buf();
+    for part in Path::new(name).components() {
+        match part {
+            Component::Normal(p) => path.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => return Err(BuildError::Invalid(format!("{name}: outside the build context"))),
+        }
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) && path != context.join(name.trim_start_matches('/')) {
+            return Err(BuildError::Invalid(format!("{name}: goes through a link in the build context")));
+        }
+    }
+    Ok(path)
+}
+
+/// Every path in the context (files, links and folders), relative, sorted.
+fn context_paths(context: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(context.join(&rel)) else { continue };
+        for entry in entries.flatten() {
+            let child = rel.join(entry.file_name());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(child.clone());
+            }
+            out.push(child.display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A COPY or ADD, resolved against the context.
+#[derive(Debug)]
+pub struct Plan {
+    /// The sources, relative to the context (a folder means its contents).
+    pub sources: Vec<PathBuf>,
+    /// The destination as history writes it.
+    pub dest_text: String,
+    dest: String,
+    into_dir: bool,
+    chown: Option<String>,
+    chmod: Option<u32>,
+    /// ADD: local tar archives are unpacked.
+    unpack: bool,
+    /// Heredoc files: (name, content).
+    heredocs: Vec<(String, String)>,
+}
+
+impl Plan {
+    pub fn new(context: &Path, files: &Files, workdir: &str, chown: Option<&str>, chmod: Option<&str>, add: bool) -> Result<Plan, BuildError> {
+        let mut sources = Vec::new();
+        let all = std::cell::OnceCell::new();
+        for source in &files.sources {
+            if add && (source.starts_with("http://") || source.starts_with("https://") || source.starts_with("git@")) {
+                return Err(BuildError::Invalid(format!("ADD {source}: remote sources are not supported by Berth's builder yet")));
+            }
+            if berth_dockerfile::glob::has_wildcards(source) {
+                let paths = all.get_or_init(|| context_paths(context));
+                let glob = berth_dockerfile::glob::Glob::new(source).map_err(|e| BuildError::Invalid(e.to_string()))?;
+                let matched: Vec<&String> = paths.iter().filter(|p| glob.matches(p)).collect();
+                if matched.is_empty() {
+                    return Err(BuildError::Invalid(format!("no source files were specified (nothing matches {source})")));
+                }
+                sources.extend(matched.into_iter().map(PathBuf::from));
+            } else {
+                let path = inside_context(context, source)?;
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Err(BuildError::Invalid(format!(
+                        "COPY failed: file not found in build context or excluded by .dockerignore: stat {}: file does not exist",
+                        source.trim_start_matches('/')
+                    )));
+                }
+                sources.push(path.strip_prefix(context).map(Path::to_path_buf).unwrap_or_default());
+            }
+        }
+        let raw = files.dest.clone();
+        let dest = if raw.starts_with('/') { raw.clone() } else { format!("{}/{raw}", workdir.trim_end_matches('/')) };
+        let several = sources.len() + files.heredocs.len() > 1;
+        if several && !raw.ends_with('/') {
+            return Err(BuildError::Invalid(format!("When using COPY with more than one source file, the destination must be a directory and end with a /: {raw}")));
+        }
+        let chmod = match chmod {
+            Some(text) => Some(u32::from_str_radix(text, 8).map_err(|_| BuildError::Invalid(format!("invalid --chmod {text}: an octal mode is expected")))?),
+            None => None,
+        };
+        Ok(Plan {
+            sources,
+            dest_text: dest.clone(),
+            into_dir: raw.ends_with('/') || raw == "." || several,
+            dest,
+            chown: chown.map(str::to_owned),
+            chmod,
+            unpack: add,
+            heredocs: files.heredocs.iter().map(|h| (h.name.clone(), h.content.clone())).collect(),
+        })
+    }
+
+    /// Writes the sources (from `context`) into `root`.
+    pub fn write(&self, context: &Path, root: &Path) -> Result<(), String> {
+        let (uid, gid) = match &self.chown {
+            Some(spec) => {
+                let user = rootfs::resolve_user(root, spec).map_err(|e| format!("--chown {spec}: {e}"))?;
+                (user.uid, user.gid)
+            }
+            None => (0, 0),
+        };
+        let dest_is_dir = self.into_dir
+            || self.sources.iter().any(|s| context.join(s).is_dir() && !context.join(s).is_symlink())
+            || dir_in_root(root, &self.dest).is_some();
+        if dest_is_dir {
+            let target = make_dirs(root, &self.dest)?;
+            for source in &self.sources {
+                let from = context.join(source);
+                if from.is_dir() && !from.is_symlink() {
+                    copy_children(&from, &target, uid, gid, self.chmod)?;
+                } else if self.unpack && is_archive(&from) {
+                    unpack_archive(&from, &target)?;
+                } else {
+                    let name = source.file_name().ok_or_else(|| format!("{}: no file name", source.display()))?;
+                    copy_one(&from, &target.join(name), uid, gid, self.chmod)?;
+                }
+            }
+            for (name, content) in &self.heredocs {
+                write_file(&target.join(name), content.as_bytes(), uid, gid, self.chmod.unwrap_or(0o644))?;
+            }
+        } else {
+            let (parent, name) = self.dest.rsplit_once('/').unwrap_or(("", &self.dest));
+            let target = make_dirs(root, if parent.is_empty() { "/" } else { parent })?;
+            if let Some((_, content)) = self.heredocs.first() {
+                return write_file(&target.join(name), content.as_bytes(), uid, gid, self.chmod.unwrap_or(0o644));
+            }
+            let source = self.sources.first().ok_or("no source")?;
+            let from = context.join(source);
+            if self.unpack && is_archive(&from) {
+                let dir = make_dirs(root, &self.dest)?;
+                return unpack_archive(&from, &dir);
+            }
+            copy_one(&from, &target.join(name), uid, gid, self.chmod)?;
+        }
+        Ok(())
+    }
+}
+
+/// The host path of a folder `path` in the image's root, if there is one.
+fn dir_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    rootfs::resolve_in_root(root, path).ok().filter(|p| p.is_dir())
+}
+
+/// Makes `path` (and its parents) in the image's root as root-owned 0755 folders where
+/// missing, links resolved inside the root; returns its host path.
+fn make_dirs(root: &Path, path: &str) -> Result<PathBuf, String> {
+    let mut sofar = String::new();
+    let mut host = root.to_path_buf();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            return Err(format!("{path}: .. is not allowed in a destination"));
+        }
+        sofar.push('/');
+        sofar.push_str(part);
+        match rootfs::resolve_in_root(root, &sofar) {
+            Ok(real) if real.is_dir() => host = real,
+            Ok(real) => return Err(format!("{sofar} is not a folder in the image ({})", real.display())),
+            Err(_) => {
+                let next = host.join(part);
+                std::fs::create_dir(&next).map_err(|e| format!("make {sofar}: {e}"))?;
+                std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{sofar}: {e}"))?;
+                std::os::unix::fs::lchown(&next, Some(0), Some(0)).map_err(|e| format!("{sofar}: {e}"))?;
+                host = next;
+            }
+        }
+    }
+    Ok(host)
+}
+
+/// WORKDIR: the folder, made if the image has none.
+pub fn make_dir(root: &Path, path: &str) -> Result<(), String> {
+    make_dirs(root, path).map(drop)
+}
+
+fn write_file(to: &Path, data: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(), String> {
+    let _ = std::fs::remove_file(to);
+    std::fs::write(to, data).map_err(|e| format!("write {}: {e}", to.display()))?;
+    std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("{}: {e}", to.display()))
+}
+
+/// One file or link (a folder: with what it holds) to `to`.
+fn copy_one(from: &Path, to: &Path, uid: u32, gid: u32, chmod: Option<u32>) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    if let Ok(existing) = std::fs::symlink_metadata(to) {
+        if existing.is_dir() && !meta.is_dir() {
+            return Err(format!("cannot replace the folder {} with a file", to.display()));
+        }
+        if !existing.is_dir() {
+            std::fs::remove_file(to).map_err(|e| format!("{}: {e}", to.display()))?;
+        }
+    }
+    if meta.file_type().is_symlink() {
+        let link = std::fs::read_link(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        std::os::unix::fs::symlink(&link, to).map_err(|e| format!("{}: {e}", to.display()))?;
+        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+    } else if meta.is_dir() {
+        if !to.exists() {
+            std::fs::create_dir(to).map_err(|e| format!("{}: {e}", to.display()))?;
+        }
+        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(chmod.unwrap_or(meta.mode() & 0o7777))).map_err(|e| format!("{}: {e}", to.display()))?;
+        copy_children(from, to, uid, gid, chmod)?;
+    } else if meta.is_file() {
+        std::fs::copy(from, to).map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
+        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(chmod.unwrap_or(meta.mode() & 0o7777))).map_err(|e| format!("{}: {e}", to.display()))?;
+    }
+    Ok(())
+}
+
+fn copy_children(from: &Path, to: &Path, uid: u32, gid: u32, chmod: Option<u32>) -> Result<(), String> {
+    let mut entries: Vec<_> = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        copy_one(&entry.path(), &to.join(entry.file_name()), uid, gid, chmod)?;
+    }
+    Ok(())
+}
+
+/// A local tar (plain, gzip, bzip2 or xz) that ADD unpacks: judged by its first bytes.
+fn is_archive(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let Ok(mut file) = std::fs::File::open(path) else { return false };
+    let n = file.read(&mut head).unwrap_or(0);
+    head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+fn unpack_archive(from: &Path, into: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let mut magic = [0u8; 2];
+    let n = file.read(&mut magic).unwrap_or(0);
+    let file = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    for entry in archive.entries().map_err(|e| format!("{}: {e}", from.display()))? {
+        let mut entry = entry.map_err(|e| format!("{}: {e}", from.display()))?;
+        // unpack_in refuses entries that would land outside `into`.
+        entry.unpack_in(into).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+    Ok(())
+}
+
+/// COPY --from: copies what `files.sources` name in an image's root into `staged` (a
+/// new folder), keeping their names; returns the sources relative to `staged`.
+pub fn stage_from_image(root: &Path, files: &Files, staged: &Path) -> Result<Vec<String>, String> {
+    std::fs::create_dir_all(staged).map_err(|e| format!("{}: {e}", staged.display()))?;
+    let mut out = Vec::new();
+    for (n, source) in files.sources.iter().enumerate() {
+        let real = rootfs::resolve_in_root(root, source).map_err(|_| format!("COPY --from: {source} does not exist in the source image"))?;
+        let name = Path::new(source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| format!("root-{n}"));
+        // Each under a numbered folder, so two sources with one name do not collide.
+        let slot = staged.join(n.to_string());
+        std::fs::create_dir_all(&slot).map_err(|e| format!("{}: {e}", slot.display()))?;
+        let meta = std::fs::symlink_metadata(&real).map_err(|e| e.to_string())?;
+        copy_one(&real, &slot.join(&name), meta.uid(), meta.gid(), None)?;
+        out.push(format!("{n}/{name}"));
+    }
+    Ok(out)
+}

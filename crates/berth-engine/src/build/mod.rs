@@ -1,0 +1,185 @@
+//! The image builder: a Dockerfile (berth-dockerfile's frontend) run against the engine's
+//! own content store, snapshots and runtime, as dockerd's classic builder runs it. Each
+//! step makes an image on top of the last (`Images::create_image`): instructions that
+//! only change the config make no layer; RUN runs in a container of the engine's (with
+//! containers' defaults) and its changes become the layer; COPY and ADD write the files
+//! into a container's root and take the same way out. Each step's image is remembered
+//! under a cache key (the parent image, the step as history writes it, the checksum of
+//! the files it copies), so an unchanged step is not run again.
+
+pub mod context;
+mod copy;
+mod stage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_proto::ErrorKind;
+
+use crate::container::{ContainerError, Containers};
+use crate::image::ImageRecord;
+
+pub use stage::BuildEvent;
+
+/// What a build is asked, as docker's `POST /build` has it.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's path inside the context ("Dockerfile" by default).
+    pub dockerfile: String,
+    /// Names for the image (`-t`, several).
+    pub tags: Vec<String>,
+    /// `--build-arg`: a value, or none (then the environment's, which a daemon has not).
+    pub build_args: BTreeMap<String, Option<String>>,
+    /// `--label`, set on the image.
+    pub labels: BTreeMap<String, String>,
+    /// `--target`: the last stage to build.
+    pub target: String,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`: pull the base images even when present.
+    pub pull: bool,
+    /// RUN's network: "default" (the bridge), "none" or "host".
+    pub network_mode: String,
+    /// Registry logins for base image pulls.
+    pub creds: Option<crate::registry::Credentials>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("Cannot locate specified Dockerfile: {0}")]
+    NoDockerfile(String),
+    #[error("dockerfile parse error {0}")]
+    Parse(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("failed to reach build target {0} in Dockerfile")]
+    NoTarget(String),
+    /// docker's own words for a RUN that fails.
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    Failed { command: String, code: i32 },
+    #[error("{step}: {source}")]
+    Step { step: String, source: Box<BuildError> },
+    #[error(transparent)]
+    Context(#[from] context::ContextError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] crate::image::CommitError),
+    #[error(transparent)]
+    Catalog(#[from] crate::image::CatalogError),
+    #[error(transparent)]
+    Pull(#[from] crate::image::PullError),
+    #[error("cannot {what}")]
+    Io { what: String, source: std::io::Error },
+}
+
+impl BuildError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            BuildError::NoDockerfile(_) | BuildError::NoTarget(_) => ErrorKind::NotFound,
+            BuildError::Parse(_) | BuildError::Invalid(_) | BuildError::Failed { .. } => ErrorKind::InvalidArgument,
+            BuildError::Step { source, .. } => source.kind(),
+            BuildError::Context(e) => e.kind(),
+            BuildError::Container(e) => e.kind(),
+            BuildError::Image(e) => e.kind(),
+            BuildError::Pull(e) => e.kind(),
+            BuildError::Catalog(_) | BuildError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// A RUN's exit code, for docker's `errorDetail.code`.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            BuildError::Failed { code, .. } => Some(*code),
+            BuildError::Step { source, .. } => source.exit_code(),
+            _ => None,
+        }
+    }
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io { what: what.to_owned(), source }
+}
+
+/// A build's working folder (the unpacked context), removed when the build ends.
+#[derive(Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    /// A new, empty folder under the engine's scratch space.
+    pub fn new(containers: &Containers) -> Result<Workspace, BuildError> {
+        let root = containers.images().scratch_file("build").with_extension("d");
+        std::fs::create_dir_all(&root).map_err(io("make the build's folder"))?;
+        Ok(Workspace { root })
+    }
+
+    /// Where the context is unpacked.
+    pub fn context(&self) -> PathBuf {
+        self.root.join("context")
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// The context budget, unless `BERTH_BUILD_CONTEXT_LIMIT` (bytes) says otherwise.
+const CONTEXT_LIMIT: u64 = 8 << 30;
+
+/// Receives a build context (a tar, plain or gzip, in chunks) into a new workspace,
+/// unpacked; the budget is checked as it comes. What the Docker API and gRPC both call.
+pub async fn receive_context(
+    containers: &Containers,
+    chunks: impl futures::Stream<Item = Result<impl AsRef<[u8]>, std::io::Error>>,
+) -> Result<Workspace, BuildError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let limit = std::env::var("BERTH_BUILD_CONTEXT_LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(CONTEXT_LIMIT);
+    let workspace = Workspace::new(containers)?;
+    let archive = workspace.root.join("context.tar");
+    {
+        let mut file = tokio::fs::File::create(&archive).await.map_err(io("write the build context"))?;
+        let mut received = 0u64;
+        futures::pin_mut!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(io("receive the build context"))?;
+            received += chunk.as_ref().len() as u64;
+            if received > limit {
+                return Err(context::ContextError::TooLarge { limit }.into());
+            }
+            file.write_all(chunk.as_ref()).await.map_err(io("write the build context"))?;
+        }
+        file.flush().await.map_err(io("write the build context"))?;
+    }
+    let context = workspace.context();
+    std::fs::create_dir_all(&context).map_err(io("make the build context's folder"))?;
+    let unpacked = {
+        let (archive, context) = (archive.clone(), context.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), context::ContextError> {
+            let file = std::fs::File::open(&archive).map_err(|source| context::ContextError::Io { what: "read the build context".into(), source })?;
+            context::unpack(file, &context, limit)
+        })
+        .await
+        .map_err(|_| BuildError::Invalid("the build was interrupted".into()))?
+    };
+    let _ = std::fs::remove_file(&archive);
+    unpacked?;
+    Ok(workspace)
+}
+
+/// Builds the Dockerfile in the context unpacked in `workspace`; each line of output goes
+/// to `events`. The image is named with every tag once the last step is done; a failure
+/// leaves no container behind and names nothing.
+pub async fn build(
+    containers: &Arc<Containers>,
+    workspace: &Workspace,
+    options: &BuildOptions,
+    events: &tokio::sync::mpsc::UnboundedSender<BuildEvent>,
+) -> Result<ImageRecord, BuildError> {
+    stage::Build::new(containers.clone(), workspace, options, events.clone())?.run().await
+}

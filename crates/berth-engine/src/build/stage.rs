@@ -1,0 +1,659 @@
+//! Running a parsed Dockerfile: its stages in order, each instruction a step whose image
+//! the next builds on.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_dockerfile::history::{nop, nop_single};
+use berth_dockerfile::{ArgDef, Command, CommandLine, Instruction};
+use serde_json::{json, Map, Value};
+use sha2::Digest as _;
+
+use super::{BuildError, BuildOptions, Workspace};
+use crate::container::{Containers, CreateRequest, LogsQuery};
+use crate::image::{ImageRecord, NewImage, Scratch};
+
+/// What a build says as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A piece of output, as docker's `stream` messages carry it (newlines included).
+    Line(String),
+    /// The image's id, once built (docker's `aux`).
+    Built(String),
+}
+
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// A Dockerfile as the build runs it.
+pub(super) struct Plan {
+    pub escape: char,
+    pub global_args: Vec<ArgDef>,
+    pub stages: Vec<PlanStage>,
+}
+
+pub(super) struct PlanStage {
+    pub name: Option<String>,
+    /// The FROM instruction.
+    pub from: Instruction,
+    pub instructions: Vec<Instruction>,
+}
+
+/// One stage's state between steps.
+struct StageState {
+    /// The image so far; `None` for `FROM scratch` before its first layer.
+    image: Option<ImageRecord>,
+    /// The image config's `config` object.
+    config: Map<String, Value>,
+    shell: Vec<String>,
+    /// ARGs declared in this stage, with their values (given or default).
+    args: BTreeMap<String, Option<String>>,
+}
+
+impl StageState {
+    fn env(&self) -> Vec<String> {
+        self.config.get("Env").and_then(Value::as_array).map(|e| e.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    }
+
+    /// What variables expand to: the ARGs, then the environment over them.
+    fn lookup(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        for entry in self.env() {
+            if let Some((k, v)) = entry.split_once('=') {
+                pairs.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        pairs
+    }
+
+    /// The build args a RUN sees that the environment does not set, sorted (dockerd's
+    /// `|N k=v` prefix in the history).
+    fn run_args(&self) -> Vec<String> {
+        let env = self.env();
+        self.args
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .filter(|(k, _)| !env.iter().any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == *k)))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+
+    fn set_env(&mut self, key: &str, value: &str) {
+        let mut env = self.env();
+        let entry = format!("{key}={value}");
+        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+            Some(slot) => *slot = entry,
+            None => env.push(entry),
+        }
+        self.config.insert("Env".into(), json!(env));
+    }
+
+    fn working_dir(&self) -> String {
+        self.config.get("WorkingDir").and_then(Value::as_str).filter(|w| !w.is_empty()).unwrap_or("/").to_owned()
+    }
+}
+
+pub(super) struct Build<'a> {
+    containers: Arc<Containers>,
+    workspace: &'a Workspace,
+    options: &'a BuildOptions,
+    events: tokio::sync::mpsc::UnboundedSender<BuildEvent>,
+    plan: Plan,
+    /// Each finished stage's image, by index.
+    done: Vec<Option<ImageRecord>>,
+    /// The stages' names (lowercased), by index.
+    names: Vec<Option<String>>,
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// Go's `%q` of a string list, as dockerd's history writes CMD and ENTRYPOINT.
+fn go_quoted(list: &[String]) -> String {
+    let items: Vec<String> = list.iter().map(|s| serde_json::to_string(s).unwrap_or_default()).collect();
+    format!("[{}]", items.join(" "))
+}
+
+impl<'a> Build<'a> {
+    pub fn new(
+        containers: Arc<Containers>,
+        workspace: &'a Workspace,
+        options: &'a BuildOptions,
+        events: tokio::sync::mpsc::UnboundedSender<BuildEvent>,
+    ) -> Result<Build<'a>, BuildError> {
+        let name = if options.dockerfile.is_empty() { "Dockerfile" } else { options.dockerfile.as_str() };
+        let path = super::copy::inside_context(&workspace.context(), name).map_err(|_| BuildError::NoDockerfile(name.to_owned()))?;
+        let text = std::fs::read_to_string(&path).map_err(|_| BuildError::NoDockerfile(name.to_owned()))?;
+        let plan = plan(&text)?;
+        let done = Vec::with_capacity(plan.stages.len());
+        let names = plan.stages.iter().map(|s| s.name.clone()).collect();
+        Ok(Build { containers, workspace, options, events, plan, done, names })
+    }
+
+    fn say(&self, text: impl Into<String>) {
+        let _ = self.events.send(BuildEvent::Line(text.into()));
+    }
+
+    pub async fn run(mut self) -> Result<ImageRecord, BuildError> {
+        // The stages up to the target (all of them without one).
+        let last = if self.options.target.is_empty() {
+            self.plan.stages.len().saturating_sub(1)
+        } else {
+            let wanted = self.options.target.to_ascii_lowercase();
+            self.plan.stages.iter().position(|s| s.name.as_deref() == Some(wanted.as_str())).ok_or_else(|| BuildError::NoTarget(self.options.target.clone()))?
+        };
+        let stages = std::mem::take(&mut self.plan.stages);
+        let labels = !self.options.labels.is_empty();
+        let total: usize = stages.iter().take(last + 1).map(|s| 1 + s.instructions.len()).sum::<usize>() + usize::from(labels);
+        let mut step = 0;
+        let global: BTreeMap<String, String> = self
+            .plan
+            .global_args
+            .iter()
+            .filter_map(|a| self.arg_value(a).map(|v| (a.name.clone(), v)))
+            .collect();
+        let mut image = None;
+        for (index, stage) in stages.iter().enumerate().take(last + 1) {
+            step += 1;
+            self.say(format!("Step {step}/{total} : {}\n", stage.from.original));
+            let mut state = self.from(stage, &global).await?;
+            // The base image's ONBUILD triggers run first; the new image does not keep them.
+            let triggers: Vec<String> = match state.config.remove("OnBuild") {
+                Some(Value::Array(list)) => list.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+                _ => Vec::new(),
+            };
+            if !triggers.is_empty() {
+                self.say(format!("# Executing {} build trigger{}\n", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
+                for trigger in &triggers {
+                    let parsed = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n")).map_err(|e| BuildError::Parse(format!("in the base image's ONBUILD {trigger:?}: {e}")))?;
+                    let Some(instruction) = parsed.stages.first().and_then(|s| s.instructions.first()) else { continue };
+                    self.step(&mut state, instruction, &global).await?;
+                }
+            }
+            for instruction in &stage.instructions {
+                step += 1;
+                self.say(format!("Step {step}/{total} : {}\n", instruction.original));
+                self.step(&mut state, instruction, &global).await.map_err(|e| match e {
+                    BuildError::Failed { .. } | BuildError::Step { .. } => e,
+                    other => BuildError::Step { step: instruction.original.clone(), source: Box::new(other) },
+                })?;
+            }
+            if index == last && labels {
+                step += 1;
+                let text = self.options.labels.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect::<Vec<_>>().join(" ");
+                self.say(format!("Step {step}/{total} : LABEL {text}\n"));
+                let mut all = state.config.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
+                for (k, v) in &self.options.labels {
+                    all.insert(k.clone(), json!(v));
+                }
+                state.config.insert("Labels".into(), Value::Object(all));
+                let created_by = nop(&state.shell, &format!("LABEL {text}"));
+                self.config_step(&mut state, created_by).await?;
+            }
+            let built = state.image.clone();
+            self.done.push(built.clone());
+            image = built;
+        }
+        // dockerd's words for a Dockerfile that makes nothing (FROM scratch alone).
+        let image = image.ok_or_else(|| BuildError::Invalid("No image was generated. Is your Dockerfile empty?".into()))?;
+        let images = self.containers.images();
+        for tag in &self.options.tags {
+            images.tag(&image.id.to_string(), tag).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        }
+        let _ = self.events.send(BuildEvent::Built(image.id.to_string()));
+        self.say(format!("Successfully built {}\n", short(&image.id.to_string())));
+        for tag in &self.options.tags {
+            self.say(format!("Successfully tagged {tag}\n"));
+        }
+        Ok(images.resolve(&image.id.to_string())?.unwrap_or(image))
+    }
+
+    /// A build arg's value: given with the build, else the ARG's default.
+    fn arg_value(&self, arg: &ArgDef) -> Option<String> {
+        match self.options.build_args.get(&arg.name) {
+            Some(Some(v)) => Some(v.clone()),
+            _ => arg.default.clone(),
+        }
+    }
+
+    async fn from(&mut self, stage: &PlanStage, global: &BTreeMap<String, String>) -> Result<StageState, BuildError> {
+        let expanded = stage.from.expand(global, self.plan.escape).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let Command::From(from) = &expanded.command else { return Err(BuildError::Invalid("a stage must start with FROM".into())) };
+        let base = from.image.clone();
+        let image = if base.eq_ignore_ascii_case("scratch") {
+            None
+        } else if let Some(earlier) = self.stage_index(&base) {
+            self.done.get(earlier).cloned().flatten()
+        } else {
+            Some(self.base_image(&base).await?)
+        };
+        let config = match &image {
+            Some(i) => {
+                let bytes = self.containers.images().content.read(&i.id).await.map_err(|e| BuildError::Invalid(e.to_string()))?;
+                let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                value["config"].as_object().cloned().unwrap_or_default()
+            }
+            None => Map::new(),
+        };
+        if let Some(i) = &image {
+            self.say(format!(" ---> {}\n", short(&i.id.to_string())));
+        }
+        let mut state = StageState { image, config, shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(), args: BTreeMap::new() };
+        if !state.config.contains_key("Env") {
+            state.config.insert("Env".into(), json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]));
+        }
+        Ok(state)
+    }
+
+    /// An earlier stage named (or numbered) `name`.
+    fn stage_index(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(i) = self.names.iter().position(|n| n.as_deref() == Some(lower.as_str())) {
+            return (i < self.done.len()).then_some(i);
+        }
+        name.parse::<usize>().ok().filter(|i| *i < self.done.len())
+    }
+
+    async fn base_image(&self, name: &str) -> Result<ImageRecord, BuildError> {
+        let images = self.containers.images();
+        if !self.options.pull {
+            if let Some(found) = images.resolve(name)? {
+                return Ok(found);
+            }
+        }
+        self.say(format!("{name}: Pulling from registry\n"));
+        let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
+        Ok(images.pull(name, None, self.options.creds.as_ref(), progress).await?)
+    }
+}
+
+impl Build<'_> {
+    /// One instruction after FROM.
+    async fn step(&mut self, state: &mut StageState, instruction: &Instruction, global: &BTreeMap<String, String>) -> Result<(), BuildError> {
+        let expanded = instruction.expand(&state.lookup(), self.plan.escape).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let shell = state.shell.clone();
+        match &expanded.command {
+            Command::Env(pairs) => {
+                for kv in pairs {
+                    state.set_env(&kv.key, &kv.value);
+                }
+                let text = pairs.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>().join(" ");
+                self.config_step(state, nop(&shell, &format!("ENV {text}"))).await
+            }
+            Command::Label(pairs) => {
+                let mut labels = state.config.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
+                for kv in pairs {
+                    labels.insert(kv.key.clone(), json!(kv.value));
+                }
+                state.config.insert("Labels".into(), Value::Object(labels));
+                let text = pairs.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>().join(" ");
+                self.config_step(state, nop(&shell, &format!("LABEL {text}"))).await
+            }
+            Command::Cmd(line) => {
+                let argv = line.to_argv(&shell);
+                state.config.insert("Cmd".into(), json!(argv));
+                self.config_step(state, nop(&shell, &format!("CMD {}", go_quoted(&argv)))).await
+            }
+            Command::Entrypoint(line) => {
+                let argv = line.to_argv(&shell);
+                state.config.insert("Entrypoint".into(), if argv.is_empty() { Value::Null } else { json!(argv) });
+                // An ENTRYPOINT resets a CMD set by the base image (dockerd's rule).
+                state.config.insert("Cmd".into(), Value::Null);
+                self.config_step(state, nop(&shell, &format!("ENTRYPOINT {}", go_quoted(&argv)))).await
+            }
+            Command::Expose(ports) => {
+                let mut exposed = state.config.get("ExposedPorts").and_then(Value::as_object).cloned().unwrap_or_default();
+                for p in ports {
+                    let p = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                    exposed.insert(p, json!({}));
+                }
+                state.config.insert("ExposedPorts".into(), Value::Object(exposed));
+                self.config_step(state, nop(&shell, &format!("EXPOSE {}", ports.join(" ")))).await
+            }
+            Command::User(user) => {
+                state.config.insert("User".into(), json!(user));
+                self.config_step(state, nop(&shell, &format!("USER {user}"))).await
+            }
+            Command::Volume(paths) => {
+                let mut volumes = state.config.get("Volumes").and_then(Value::as_object).cloned().unwrap_or_default();
+                for p in paths {
+                    volumes.insert(p.clone(), json!({}));
+                }
+                state.config.insert("Volumes".into(), Value::Object(volumes));
+                self.config_step(state, nop(&shell, &format!("VOLUME [{}]", paths.join(" ")))).await
+            }
+            Command::Stopsignal(signal) => {
+                state.config.insert("StopSignal".into(), json!(signal));
+                self.config_step(state, nop(&shell, &format!("STOPSIGNAL {signal}"))).await
+            }
+            Command::Shell(argv) => {
+                state.shell = argv.clone();
+                self.config_step(state, nop(&shell, &format!("SHELL [{}]", argv.join(" ")))).await
+            }
+            Command::Maintainer(name) => {
+                self.config_step(state, nop(&shell, &format!("MAINTAINER {name}"))).await
+            }
+            Command::Onbuild(trigger) => {
+                let text = trigger.original.clone();
+                let mut triggers: Vec<Value> = state.config.get("OnBuild").and_then(Value::as_array).cloned().unwrap_or_default();
+                triggers.push(json!(text));
+                state.config.insert("OnBuild".into(), json!(triggers));
+                self.config_step(state, nop(&shell, &format!("ONBUILD {text}"))).await
+            }
+            Command::Healthcheck(check) => {
+                let value = match check {
+                    berth_dockerfile::Healthcheck::None => json!({"Test": ["NONE"]}),
+                    berth_dockerfile::Healthcheck::Cmd(c) => {
+                        let mut h = Map::new();
+                        h.insert("Test".into(), json!(c.test()));
+                        for (key, d) in [("Interval", c.interval), ("Timeout", c.timeout), ("StartPeriod", c.start_period), ("StartInterval", c.start_interval)] {
+                            if let Some(d) = d {
+                                h.insert(key.into(), json!(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
+                            }
+                        }
+                        if let Some(r) = c.retries {
+                            h.insert("Retries".into(), json!(r));
+                        }
+                        Value::Object(h)
+                    }
+                };
+                let test = value["Test"].as_array().map(|t| t.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>()).unwrap_or_default();
+                state.config.insert("Healthcheck".into(), value);
+                self.config_step(state, nop(&shell, &format!("HEALTHCHECK {}", go_quoted(&test)))).await
+            }
+            Command::Arg(defs) => {
+                for def in defs {
+                    let value = self.arg_value(def).or_else(|| global.get(&def.name).cloned());
+                    state.args.insert(def.name.clone(), value);
+                }
+                let text = defs.iter().map(|d| match &d.default { Some(v) => format!("{}={v}", d.name), None => d.name.clone() }).collect::<Vec<_>>().join(" ");
+                self.config_step(state, nop(&shell, &format!("ARG {text}"))).await
+            }
+            Command::Workdir(dir) => {
+                let dir = if dir.starts_with('/') { dir.clone() } else { format!("{}/{dir}", state.working_dir().trim_end_matches('/')) };
+                state.config.insert("WorkingDir".into(), json!(dir));
+                let created_by = nop_single(&shell, &format!("WORKDIR {dir}"));
+                // The folder is made (root-owned) if the image has none.
+                self.files_step(state, created_by, None, |root| super::copy::make_dir(root, &dir)).await
+            }
+            Command::Run(run) => self.run_step(state, run).await,
+            Command::Copy(copy) => {
+                if !copy.exclude.is_empty() || copy.parents {
+                    return Err(BuildError::Invalid("COPY --exclude and --parents are not supported by Berth's builder yet".into()));
+                }
+                if copy.from.is_some() {
+                    return self.copy_from_step(state, copy).await;
+                }
+                self.copy_step(state, &copy.files, copy.chown.as_deref(), copy.chmod.as_deref(), "COPY", false).await
+            }
+            Command::Add(add) if !add.exclude.is_empty() || add.checksum.is_some() => {
+                Err(BuildError::Invalid("ADD --exclude and --checksum are not supported by Berth's builder yet".into()))
+            }
+            Command::Add(add) => self.copy_step(state, &add.files, add.chown.as_deref(), add.chmod.as_deref(), "ADD", true).await,
+            Command::From(_) => Err(BuildError::Invalid("FROM inside a stage".into())),
+        }
+    }
+
+    /// The cache key of a step on `parent`.
+    fn cache_key(parent: Option<&ImageRecord>, created_by: &str, extra: &str) -> String {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(parent.map(|p| p.id.to_string()).unwrap_or_default());
+        hasher.update([0]);
+        hasher.update(created_by);
+        hasher.update([0]);
+        hasher.update(extra);
+        format!("{:x}", hasher.finalize())
+    }
+
+    /// A step made before, if the cache may be used and has it.
+    fn cached(&self, key: &str) -> Result<Option<ImageRecord>, BuildError> {
+        if self.options.no_cache {
+            return Ok(None);
+        }
+        let images = self.containers.images();
+        let Some(found) = images.catalog.cached(key)? else { return Ok(None) };
+        // Its blobs may have gone (a prune); then it is made again.
+        let whole = images.content.contains(&found.id) && images.content.contains(&found.manifest_digest);
+        Ok(whole.then_some(found))
+    }
+
+    fn adopt(&self, state: &mut StageState, image: ImageRecord, key: &str, from_cache: bool) -> Result<(), BuildError> {
+        if from_cache {
+            self.say(" ---> Using cache\n");
+        } else {
+            self.containers.images().catalog.remember(key, &image.id)?;
+        }
+        self.say(format!(" ---> {}\n", short(&image.id.to_string())));
+        state.image = Some(image);
+        Ok(())
+    }
+
+    /// A step that changes only the config: an image with no new layer.
+    async fn config_step(&self, state: &mut StageState, created_by: String) -> Result<(), BuildError> {
+        let key = Self::cache_key(state.image.as_ref(), &created_by, &serde_json::to_string(&state.config).unwrap_or_default());
+        if let Some(found) = self.cached(&key)? {
+            return self.adopt(state, found, &key, true);
+        }
+        let image = self
+            .containers
+            .images()
+            .create_image(NewImage { parent: state.image.as_ref(), layer: None, config: state.config.clone(), created_by, ..Default::default() })
+            .await?;
+        self.adopt(state, image, &key, false)
+    }
+}
+
+impl Build<'_> {
+    /// RUN: the command in a container of the current image, its changes the layer.
+    async fn run_step(&self, state: &mut StageState, run: &berth_dockerfile::Run) -> Result<(), BuildError> {
+        if !run.mounts.is_empty() {
+            return Err(BuildError::Invalid("RUN --mount is not supported by Berth's builder yet".into()));
+        }
+        if run.security == Some(berth_dockerfile::Security::Insecure) {
+            return Err(BuildError::Invalid("RUN --security=insecure is not allowed".into()));
+        }
+        let argv = match (&run.command, run.heredocs.as_slice()) {
+            (_, []) => run.command.to_argv(&state.shell),
+            // `RUN <<EOF` alone: the heredoc is the script the shell runs.
+            (CommandLine::Shell(text), [doc]) if text.trim().trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']) == doc.name => {
+                state.shell.iter().cloned().chain([doc.content.clone()]).collect()
+            }
+            _ => return Err(BuildError::Invalid("a RUN heredoc with other words on its line is not supported yet".into())),
+        };
+        if argv.is_empty() {
+            return Err(BuildError::Invalid("RUN needs a command".into()));
+        }
+        let args = state.run_args();
+        let created_by = if args.is_empty() { argv.join(" ") } else { format!("|{} {} {}", args.len(), args.join(" "), argv.join(" ")) };
+        let key = Self::cache_key(state.image.as_ref(), &created_by, &serde_json::to_string(&state.config).unwrap_or_default());
+        if let Some(found) = self.cached(&key)? {
+            return self.adopt(state, found, &key, true);
+        }
+        let image = state.image.clone().ok_or_else(|| BuildError::Invalid("RUN needs a base image with a shell (this stage is FROM scratch with nothing in it)".into()))?;
+        let mut env = state.env();
+        env.extend(args);
+        let network_mode = match (run.network, self.options.network_mode.as_str()) {
+            (Some(berth_dockerfile::NetworkMode::None), _) | (None | Some(berth_dockerfile::NetworkMode::Default), "none") => "none",
+            (Some(berth_dockerfile::NetworkMode::Host), _) | (None | Some(berth_dockerfile::NetworkMode::Default), "host") => "host",
+            _ => "bridge",
+        };
+        let user = state.config.get("User").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let request = CreateRequest {
+            image: image.id.to_string(),
+            cmd: argv.clone(),
+            entrypoint: Some(Vec::new()),
+            env,
+            working_dir: state.working_dir(),
+            user,
+            network_mode: network_mode.to_owned(),
+            ..Default::default()
+        };
+        let record = self.containers.create(request).await?;
+        self.say(format!(" ---> Running in {}\n", short(&record.id)));
+        let outcome = self.run_container(&record.id).await;
+        let made = match outcome {
+            Ok(0) => self.commit_container(state, &record.id, created_by).await,
+            Ok(code) => Err(BuildError::Failed { command: argv.join(" "), code }),
+            Err(e) => Err(e),
+        };
+        let removed = self.containers.remove(&record.id, true, false).await;
+        self.say(format!("Removing intermediate container {}\n", short(&record.id)));
+        let image = made?;
+        removed?;
+        self.adopt(state, image, &key, false)
+    }
+
+    /// Starts a container, sends its output on as it comes, and returns its exit code.
+    async fn run_container(&self, id: &str) -> Result<i32, BuildError> {
+        self.containers.start(id).await?;
+        let mut logs = self.containers.logs(id, LogsQuery { follow: true, stdout: true, stderr: true, since: None, until: None, tail: None })?;
+        while let Some(line) = logs.recv().await {
+            self.say(String::from_utf8_lossy(&line.data).into_owned());
+        }
+        Ok(self.containers.wait(id, "not-running").await?)
+    }
+
+    /// A container's changes on top of the stage's image, with the stage's config.
+    async fn commit_container(&self, state: &StageState, id: &str, created_by: String) -> Result<ImageRecord, BuildError> {
+        let images = self.containers.images();
+        let layer = Scratch(images.scratch_file("step"));
+        let (_, changed) = self.containers.layer_tar(id, &layer.0, false).await?;
+        Ok(images
+            .create_image(NewImage {
+                parent: state.image.as_ref(),
+                layer: changed.then_some(layer.0.as_path()),
+                config: state.config.clone(),
+                created_by,
+                ..Default::default()
+            })
+            .await?)
+    }
+
+    /// A step that writes files (COPY, ADD, WORKDIR): `write` puts them into the image's
+    /// root (a container's, or an empty folder on scratch); they become the layer.
+    async fn files_step(
+        &self,
+        state: &mut StageState,
+        created_by: String,
+        checksum: Option<String>,
+        write: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<(), BuildError> {
+        let extra = format!("{}\n{}", checksum.unwrap_or_default(), serde_json::to_string(&state.config).unwrap_or_default());
+        let key = Self::cache_key(state.image.as_ref(), &created_by, &extra);
+        if let Some(found) = self.cached(&key)? {
+            return self.adopt(state, found, &key, true);
+        }
+        let image = match state.image.clone() {
+            Some(image) => {
+                let request = CreateRequest { image: image.id.to_string(), cmd: vec!["true".into()], entrypoint: Some(Vec::new()), ..Default::default() };
+                let record = self.containers.create(request).await?;
+                let written = self.containers.with_root(&record.id, |root, _| write(root).map_err(crate::container::ContainerError::Invalid)).await;
+                let made = match written {
+                    Ok(()) => self.commit_container(state, &record.id, created_by).await,
+                    Err(e) => Err(e.into()),
+                };
+                let removed = self.containers.remove(&record.id, true, false).await;
+                let image = made?;
+                removed?;
+                image
+            }
+            None => {
+                // FROM scratch: the files are the first layer.
+                let root = self.workspace.root.join(format!("scratch-{}", &key[..12]));
+                let _ = std::fs::remove_dir_all(&root);
+                std::fs::create_dir_all(&root).map_err(super::io("make a scratch root"))?;
+                write(&root).map_err(BuildError::Invalid)?;
+                let layer = Scratch(self.containers.images().scratch_file("step"));
+                crate::container::changes::write_layer(&root, &layer.0)?;
+                let _ = std::fs::remove_dir_all(&root);
+                self.containers
+                    .images()
+                    .create_image(NewImage { parent: None, layer: Some(&layer.0), config: state.config.clone(), created_by, ..Default::default() })
+                    .await?
+            }
+        };
+        self.adopt(state, image, &key, false)
+    }
+
+    /// COPY and ADD from the context.
+    async fn copy_step(
+        &self,
+        state: &mut StageState,
+        files: &berth_dockerfile::Files,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+        name: &str,
+        add: bool,
+    ) -> Result<(), BuildError> {
+        let context = self.workspace.context();
+        let plan = super::copy::Plan::new(&context, files, &state.working_dir(), chown, chmod, add)?;
+        let checksum = super::context::checksum(&context, &plan.sources)?;
+        let kind = if plan.sources.len() == 1 && context.join(&plan.sources[0]).is_file() { "file" } else { "dir" };
+        let created_by = nop_single(&state.shell, &format!("{name} {kind}:{checksum} in {} ", plan.dest_text));
+        self.files_step(state, created_by, Some(checksum), |root| plan.write(&context, root)).await
+    }
+
+    /// COPY --from: files out of an earlier stage or an image.
+    async fn copy_from_step(&self, state: &mut StageState, copy: &berth_dockerfile::Copy) -> Result<(), BuildError> {
+        let from = copy.from.clone().unwrap_or_default();
+        let source = match self.stage_index(&from) {
+            Some(i) => self.done.get(i).cloned().flatten().ok_or_else(|| BuildError::Invalid(format!("stage {from} made no image")))?,
+            None => self.base_image(&from).await?,
+        };
+        // The source image is content-addressed: the same image, sources and destination
+        // copy the same files, so a cached step is found without reading them again.
+        let quick = Self::cache_key(
+            state.image.as_ref(),
+            &format!("COPY --from={} {:?} {} {:?} {:?}", source.id, copy.files.sources, copy.files.dest, copy.chown, copy.chmod),
+            &serde_json::to_string(&state.config).unwrap_or_default(),
+        );
+        if let Some(found) = self.cached(&quick)? {
+            return self.adopt(state, found, &quick, true);
+        }
+        // The source image's files, read through a container of it (never started).
+        let request = CreateRequest { image: source.id.to_string(), cmd: vec!["true".into()], entrypoint: Some(Vec::new()), ..Default::default() };
+        let record = self.containers.create(request).await?;
+        let staged = self.workspace.root.join(format!("from-{}", short(&record.id)));
+        let files = copy.files.clone();
+        let staged_for_copy = staged.clone();
+        let picked = self
+            .containers
+            .with_root(&record.id, move |root, _| super::copy::stage_from_image(root, &files, &staged_for_copy).map_err(crate::container::ContainerError::Invalid))
+            .await;
+        let removed = self.containers.remove(&record.id, true, false).await;
+        let sources = picked?;
+        removed?;
+        let files = berth_dockerfile::Files { sources, heredocs: Vec::new(), dest: copy.files.dest.clone(), json: copy.files.json };
+        let plan = super::copy::Plan::new(&staged, &files, &state.working_dir(), copy.chown.as_deref(), copy.chmod.as_deref(), false)?;
+        let checksum = super::context::checksum(&staged, &plan.sources)?;
+        let created_by = nop_single(&state.shell, &format!("COPY dir:{checksum} in {} ", plan.dest_text));
+        let result = self.files_step(state, created_by, Some(format!("{}:{checksum}", source.id)), |root| plan.write(&staged, root)).await;
+        let _ = std::fs::remove_dir_all(&staged);
+        result?;
+        if let Some(image) = &state.image {
+            self.containers.images().catalog.remember(&quick, &image.id)?;
+        }
+        Ok(())
+    }
+}
+
+/// The Dockerfile as the build runs it (berth-dockerfile's parse, grouped by stage).
+pub(super) fn plan(text: &str) -> Result<Plan, BuildError> {
+    let file = berth_dockerfile::parse(text).map_err(|e| BuildError::Parse(e.to_string()))?;
+    let escape = file.escape();
+    let global_args = file
+        .global_args
+        .iter()
+        .flat_map(|i| match &i.command {
+            Command::Arg(defs) => defs.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let stages = file
+        .stages
+        .into_iter()
+        .map(|s| PlanStage { name: s.name.clone(), from: s.from_instruction, instructions: s.instructions })
+        .collect();
+    Ok(Plan { escape, global_args, stages })
+}

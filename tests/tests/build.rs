@@ -1,0 +1,133 @@
+//! `berth build` and compose's `build:` on a native engine: a multi-stage Dockerfile with
+//! COPY --from, .dockerignore applied on the host, the cache on a second build, a
+//! Dockerfile outside the context, a failing RUN; compose building a missing image on
+//! up, `up --build` and `compose build`. No step's container is left behind.
+
+use berth_tests::fixtures;
+use berth_tests::native::NativeEngine;
+
+const IMAGE: &str = "berth.test/busybox:build";
+
+fn engine(test: &str) -> NativeEngine {
+    let engine = NativeEngine::start_isolated(test);
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("write archive");
+    let out = engine.berth(&["load", "-i", &archive.display().to_string()]);
+    assert!(out.status.success(), "load: {}", String::from_utf8_lossy(&out.stderr));
+    engine
+}
+
+fn berth(engine: &NativeEngine, args: &[&str]) -> (bool, String, String) {
+    let out = engine.berth(args);
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn ok(engine: &NativeEngine, args: &[&str]) -> String {
+    let (done, out, err) = berth(engine, args);
+    assert!(done, "berth {args:?}: {err}");
+    out
+}
+
+#[test]
+fn berth_build_multi_stage_cached_and_failing() {
+    let engine = engine("build-cli");
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(ctx.join("src")).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {IMAGE} AS base\nRUN echo from the first stage > /base.txt\nFROM {IMAGE}\nCOPY --from=base /base.txt /copied.txt\nCOPY src/ /src/\nCMD [\"cat\", \"/copied.txt\"]\n"),
+    )
+    .expect("Dockerfile");
+    std::fs::write(ctx.join("src/kept.txt"), "kept\n").expect("file");
+    std::fs::write(ctx.join("src/secret.txt"), "secret\n").expect("file");
+    std::fs::write(ctx.join(".dockerignore"), "src/secret.txt\n").expect("ignore");
+    let dir = ctx.display().to_string();
+    let out = ok(&engine, &["build", "-t", "berth.test/built:1", &dir]);
+    assert!(out.contains("Successfully tagged berth.test/built:1"), "{out}");
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/built:1"]), "from the first stage\n");
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/built:1", "ls", "/src"]), "kept.txt\n");
+    // Again: every step after each FROM from the cache.
+    let again = ok(&engine, &["build", "-t", "berth.test/built:1", &dir]);
+    assert_eq!(again.matches("Using cache").count(), 4, "{again}");
+    // Intermediate images are not listed; the built one is.
+    let images = ok(&engine, &["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    // A Dockerfile outside the context; -q prints the id only.
+    let outside = engine.home.join("outside.Dockerfile");
+    std::fs::write(&outside, format!("FROM {IMAGE}\nCOPY src/kept.txt /k\n")).expect("Dockerfile");
+    let id = ok(&engine, &["build", "-q", "-f", &outside.display().to_string(), &dir]);
+    assert!(id.trim().starts_with("sha256:") && id.lines().count() == 1, "{id}");
+    // A failing RUN: docker's words and code, and no container left.
+    std::fs::write(&outside, format!("FROM {IMAGE}\nRUN echo failing; exit 7\n")).expect("Dockerfile");
+    let (done, out, err) = berth(&engine, &["build", "-f", &outside.display().to_string(), &dir]);
+    assert!(!done);
+    assert!(out.contains("failing"), "{out}");
+    assert!(err.contains("returned a non-zero code: 7"), "{err}");
+    assert_eq!(ok(&engine, &["ps", "-aq"]), "", "a step's container was left");
+}
+
+#[test]
+fn compose_builds_a_missing_image_and_rebuilds_on_request() {
+    let engine = engine("build-compose");
+    let project = engine.home.join("shop");
+    std::fs::create_dir_all(project.join("web")).expect("project");
+    std::fs::write(project.join("web/Dockerfile"), format!("FROM {IMAGE}\nARG WHO\nRUN echo built for $WHO > /who.txt\nCMD [\"sh\", \"-c\", \"cat /who.txt; exec sleep 300\"]\n")).expect("Dockerfile");
+    std::fs::write(project.join("compose.yaml"), "services:\n  web:\n    build:\n      context: ./web\n      args:\n        WHO: compose\n").expect("compose");
+    let file = project.join("compose.yaml").display().to_string();
+    ok(&engine, &["compose", "-f", &file, "up", "-d"]);
+    assert!(ok(&engine, &["images"]).contains("shop-web"), "the image is named <project>-<service>");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok(&engine, &["logs", "shop-web-1"]).contains("built for compose") {
+        assert!(std::time::Instant::now() < deadline, "the built image's command never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (done, out, err) = berth(&engine, &["compose", "-f", &file, "up", "-d", "--build"]);
+    assert!(done, "{err}");
+    assert!(format!("{out}{err}").contains("Using cache"), "up --build builds again (from the cache): {out}{err}");
+    let (done, out, err) = berth(&engine, &["compose", "-f", &file, "build"]);
+    assert!(done && format!("{out}{err}").contains("Built"), "{out}{err}");
+    ok(&engine, &["compose", "-f", &file, "down"]);
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build_and_unsupported_flags_are_refused() {
+    let engine = engine("build-onbuild");
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(ctx.join("note.txt"), "from the child's context\n").expect("file");
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {IMAGE}\nONBUILD COPY note.txt /note.txt\n")).expect("Dockerfile");
+    let dir = ctx.display().to_string();
+    ok(&engine, &["build", "-t", "berth.test/parent:1", &dir]);
+    let child = engine.home.join("child.Dockerfile");
+    std::fs::write(&child, "FROM berth.test/parent:1\nCMD [\"cat\", \"/note.txt\"]\n").expect("Dockerfile");
+    let out = ok(&engine, &["build", "-t", "berth.test/child:1", "-f", &child.display().to_string(), &dir]);
+    assert!(out.contains("Executing 1 build trigger"), "{out}");
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/child:1"]), "from the child's context\n");
+    // A flag the builder does not do yet is refused, not ignored.
+    std::fs::write(&child, format!("FROM {IMAGE}\nRUN --mount=type=cache,target=/cache true\n")).expect("Dockerfile");
+    let (done, _, err) = berth(&engine, &["build", "-f", &child.display().to_string(), &dir]);
+    assert!(!done && err.contains("RUN --mount is not supported"), "{err}");
+}
+
+#[test]
+fn a_context_over_the_budget_is_refused_and_links_stay_links() {
+    let engine = NativeEngine::start_isolated_with("build-limits", &[("BERTH_BUILD_CONTEXT_LIMIT", "262144")]);
+    let archive = engine.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE)).expect("write archive");
+    ok(&engine, &["load", "-i", &archive.display().to_string()]);
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    // A link to a host file outside the context: copied as the link, never followed.
+    std::os::unix::fs::symlink("/etc/hostname", ctx.join("outside")).expect("link");
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {IMAGE}\nCOPY outside /outside\n")).expect("Dockerfile");
+    let dir = ctx.display().to_string();
+    ok(&engine, &["build", "-t", "berth.test/links:1", &dir]);
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/links:1", "readlink", "/outside"]), "/etc/hostname\n");
+    // Over the engine's budget (256 KiB here): refused in words, nothing built or left.
+    std::fs::write(ctx.join("big.bin"), vec![7u8; 1 << 20]).expect("big file");
+    let (done, _, err) = berth(&engine, &["build", "-t", "berth.test/big:1", &dir]);
+    assert!(!done && err.contains("larger than the limit"), "{err}");
+    assert!(!ok(&engine, &["images"]).contains("berth.test/big"));
+    let tmp = engine.home.join("engine/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).expect("engine tmp").count(), 0, "the refused context left files in {}", tmp.display());
+}
