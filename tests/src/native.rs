@@ -183,10 +183,13 @@ pub fn in_netns_of(pid: u32, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// A process in a new network namespace with loopback up, which lives until killed.
+/// A process in a new network namespace with loopback up and the FORWARD policy DROP
+/// (as on a host that runs dockerd), which lives until killed.
 pub fn netns_holder() -> Child {
     let mut holder = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
+        // Forwarding dropped unless accepted, as dockerd leaves a host (and br_netfilter
+        // sends bridged traffic through that chain): Berth must work beside it.
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && iptables -w -P FORWARD DROP && exec sleep infinity"])
         .stdin(Stdio::null())
         .spawn()
         .expect("unshare --net");
@@ -210,11 +213,11 @@ impl NativeEngine {
         in_netns_of(holder.id(), args)
     }
 
-    /// What networks leave in the engine's namespace: interfaces, addresses, routes and
-    /// Berth's nftables rules. Equal before and after a test means nothing leaked.
+    /// What networks leave in the engine's namespace: interfaces, addresses, routes,
+    /// Berth's nftables rules and the iptables rules it adds. Equal before and after a test means nothing leaked.
     pub fn network_footprint(&self) -> String {
         let mut all = String::new();
-        for args in [&["ip", "-o", "link", "show"][..], &["ip", "-o", "-4", "addr", "show"], &["ip", "-4", "route", "show"], &["nft", "list", "table", "ip", "berth"]] {
+        for args in [&["ip", "-o", "link", "show"][..], &["ip", "-o", "-4", "addr", "show"], &["ip", "-4", "route", "show"], &["nft", "list", "table", "ip", "berth"], &["iptables", "-w", "-S"]] {
             let (_, out) = self.in_netns(args);
             // Carrier state (a bridge without ports has none) aside, these are stable.
             for line in out.lines() {

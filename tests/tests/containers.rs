@@ -694,10 +694,19 @@ fn cp_into_a_container_stays_inside_it() {
 fn init_forwards_signals_and_reaps() {
     let init = berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-monitor");
     assert!(init.is_file(), "{} is not built (cargo xtask test native builds it)", init.display());
-    let engine = load_image(
-        NativeEngine::start_isolated_with("ctr-init", &[("BERTH_INIT", &init.display().to_string())]),
-        json!({}),
-    );
+    init_checks(load_image(NativeEngine::start_isolated_with("ctr-init", &[("BERTH_INIT", &init.display().to_string())]), json!({})));
+}
+
+/// The ordinary build's monitor is not static, so it cannot be an image's init: with no
+/// BERTH_INIT, the engine takes the host's static tini (Debian's `tini`), as a user's
+/// engine built with `cargo build` does.
+#[test]
+fn init_without_a_static_monitor_is_the_hosts_tini() {
+    assert!(std::path::Path::new("/usr/bin/tini-static").is_file(), "tini-static (cargo xtask setup installs Debian's tini)");
+    init_checks(engine("ctr-init-tini"));
+}
+
+fn init_checks(engine: NativeEngine) {
     // PID 1 is the init; the command is its child.
     let out = ok(&engine, &["run", "--rm", "--init", IMAGE, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$"]);
     let mut lines = out.lines();

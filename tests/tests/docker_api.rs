@@ -956,6 +956,43 @@ fn self_listing(target: &DockerTarget) {
     }
 }
 
+on_both!(networks_where_forwarding_is_dropped);
+/// Networks on a host whose FORWARD policy is DROP with br_netfilter on (as dockerd leaves
+/// it; the suite's namespaces are set up so): containers on one network reach each other
+/// by name, on the default bridge by address, and a container started on the default
+/// bridge, then connected to a user network, resolves the names there and is found by
+/// its alias.
+fn networks_where_forwarding_is_dropped(target: &DockerTarget) {
+    with_image(target);
+    target.ok(&["network", "create", "shop"]);
+    target.ok(&["run", "-d", "--name", "web", "--network", "shop", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let fetch = |from: &[&str], url: &str| {
+        let script = format!("busybox timeout 5 busybox wget -qO- {url}; exit $?");
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(from);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+        target.docker(&args)
+    };
+    let (done, got, err) = fetch(&["--network", "shop"], "http://web/hostname");
+    assert!(done && !got.is_empty(), "a container on shop cannot reach web by name: {err}");
+    // The default bridge: by address.
+    target.ok(&["run", "-d", "--name", "plain", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let address = target.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "plain"]);
+    let (done, _, err) = fetch(&[], &format!("http://{}/hostname", address.trim()));
+    assert!(done, "a container on the default bridge cannot reach another: {err}");
+    // Started on the default bridge, then connected: names on shop resolve from it, and
+    // its alias from shop.
+    target.ok(&["run", "-d", "--name", "late", IMAGE, "sleep", "300"]);
+    target.ok(&["network", "connect", "--alias", "latecomer", "shop", "late"]);
+    let (done, got, err) = target.docker(&["exec", "late", "sh", "-c", "busybox timeout 5 busybox wget -qO- http://web/hostname; exit $?"]);
+    assert!(done && !got.is_empty(), "a container connected after its start cannot resolve web: {err}");
+    let resolved = target.ok(&["run", "--rm", "--network", "shop", IMAGE, "busybox", "nslookup", "latecomer"]);
+    let late_address = target.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.shop.IPAddress}}", "late"]);
+    assert!(resolved.contains(late_address.trim()), "latecomer resolves to {resolved:?}, not {late_address:?}");
+    target.ok(&["rm", "-f", "web", "plain", "late"]);
+    target.ok(&["network", "rm", "shop"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;

@@ -43,8 +43,13 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "runc",
     "iproute2",
     "util-linux",
-    // Networks: the engine writes its NAT and filter rules with `nft`.
+    // Networks: the engine writes its NAT and filter rules with `nft`, and accept rules
+    // with `iptables` where dockerd's FORWARD policy drops (the tests set that policy).
     "nftables",
+    "iptables",
+    // `--init` natively: tini's static build (the engine's init when its monitor is not
+    // static; the test tiers' own is the musl monitor, through BERTH_INIT).
+    "tini",
     // The Docker compatibility suite: a real dockerd to run each scenario against too
     // (its CLI is used only when no newer docker is on PATH), docker-compose v1 and the
     // Python Docker SDK (Debian's build of PyPI's `docker`, for /usr/bin/python3).

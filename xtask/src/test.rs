@@ -88,7 +88,9 @@ fn vm() -> Result<()> {
 fn gui() -> Result<()> {
     crate::vm_image::build()?;
     build_desktop()?;
-    build(&["berth-cli"])?;
+    // The native engine the window talks to runs its containers through the agent's
+    // engine and the monitor.
+    build(&["berth-cli", "berth-agent", "berth-monitor"])?;
     let xvfb = Xvfb::start()?;
     let mut cmd = shell::cargo();
     // One window at a time: two apps under one Xvfb (and a TCG VM beside them) lost

@@ -334,7 +334,7 @@ impl Containers {
         }
         if request.init && self.runtime.init.is_none() {
             return Err(ContainerError::Invalid(
-                "--init needs a statically linked init: build berth-monitor for musl or set BERTH_INIT".to_owned(),
+                "--init needs a statically linked init: install tini (its tini-static), build berth-monitor for musl, or set BERTH_INIT".to_owned(),
             ));
         }
         let image = self.images.resolve(&request.image)?.ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;

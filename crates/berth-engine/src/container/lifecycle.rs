@@ -37,6 +37,21 @@ impl Containers {
         }
     }
 
+    /// The container's /etc/hosts, /etc/hostname and /etc/resolv.conf for the networks
+    /// it is on: its address on the first, and the first user network's DNS server.
+    /// Written in place, so a running container's bind mounts see the new text.
+    pub(super) fn write_etc_files(&self, record: &ContainerRecord, endpoints: &[crate::network::Endpoint]) -> Result<(), ContainerError> {
+        let first = endpoints.first();
+        let settings = rootfs::EtcSettings {
+            nameserver: endpoints.iter().find(|e| e.dns).map(|e| e.gateway),
+            extras: Some(&record.host_config.extras),
+            host_gateway: self.runtime.host_gateway.or(first.map(|e| e.gateway)),
+            host_docker_internal: self.runtime.host_gateway.is_some(),
+        };
+        rootfs::write_etc_files(&self.dir(&record.id).join("files"), &record.config.hostname, first.map(|e| e.ip), &settings)?;
+        Ok(())
+    }
+
     /// Starts a container whose lock the caller holds.
     pub(super) async fn start_locked(self: &Arc<Self>, mut record: ContainerRecord) -> Result<(), ContainerError> {
         let dir = self.dir(&record.id);
@@ -214,15 +229,7 @@ impl Containers {
         }
         let files = dir.join("files");
         let (netns, network) = self.join_networks(record).await?;
-        let first = network.as_ref().and_then(|n| n.endpoints.first());
-        let nameserver = network.as_ref().and_then(|n| n.endpoints.iter().find(|e| e.dns)).map(|e| e.gateway);
-        let settings = rootfs::EtcSettings {
-            nameserver,
-            extras: Some(&record.host_config.extras),
-            host_gateway: self.runtime.host_gateway.or(first.map(|e| e.gateway)),
-            host_docker_internal: self.runtime.host_gateway.is_some(),
-        };
-        rootfs::write_etc_files(&files, &record.config.hostname, first.map(|e| e.ip), &settings)?;
+        self.write_etc_files(record, network.as_ref().map_or(&[][..], |n| &n.endpoints))?;
         let input = SpecInput {
             record,
             rootfs: &rootfs_dir,

@@ -124,7 +124,8 @@ pub struct RuntimeConfig {
     /// `berth-monitor` (next to the engine's binary, or `BERTH_MONITOR`).
     pub monitor: PathBuf,
     /// The init `--init` runs at PID 1: `BERTH_INIT`, else the monitor when it is
-    /// statically linked (it has an init mode and then runs in any image).
+    /// statically linked (it has an init mode and then runs in any image), else a static
+    /// `docker-init` or `tini-static` on the PATH.
     pub init: Option<PathBuf>,
     /// In the VM, the host folders shared into it (`BERTH_SHARES`, `:`-separated): a
     /// bind source must be inside one. Empty natively: every host path is there.
@@ -145,9 +146,13 @@ impl RuntimeConfig {
                 .filter(|p| p.exists())
                 .unwrap_or_else(|| find_in_path("berth-monitor"))
         });
-        let init = std::env::var_os("BERTH_INIT")
-            .map(PathBuf::from)
-            .or_else(|| is_static_elf(&monitor).then(|| monitor.clone()));
+        // A static init found on the host serves too: dockerd's own (`docker-init`) or
+        // tini's static build (Debian's `tini` package), both called as docker calls them.
+        let init = std::env::var_os("BERTH_INIT").map(PathBuf::from).or_else(|| {
+            std::iter::once(monitor.clone())
+                .chain(["docker-init", "tini-static"].into_iter().map(find_in_path))
+                .find(|candidate| is_static_elf(candidate))
+        });
         let shares = std::env::var("BERTH_SHARES").unwrap_or_default().split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect();
         let host_gateway = std::env::var("BERTH_HOST_GATEWAY_IP").ok().and_then(|ip| ip.parse().ok());
         RuntimeConfig { runtime, monitor, init, shares, host_gateway }

@@ -39,7 +39,18 @@ impl Containers {
         let request = EndpointRequest { network_id: network.id.clone(), aliases, ipv4_address };
         if record.state.status.is_running() {
             let endpoint = self.networks.connect(&id, &request).await?;
-            record.state.network.get_or_insert_with(Default::default).endpoints.push(endpoint);
+            let running = record.state.network.get_or_insert_with(Default::default);
+            let had_dns = running.endpoints.iter().any(|e| e.dns);
+            let gives_dns = endpoint.dns;
+            running.endpoints.push(endpoint);
+            // Started without a DNS server (the default bridge), it gets this network's,
+            // as dockerd does: names on the new network resolve at once.
+            if gives_dns && !had_dns {
+                let endpoints = running.endpoints.clone();
+                if let Err(e) = self.write_etc_files(&record, &endpoints) {
+                    tracing::warn!(container = %id, "cannot give the container its new network's DNS server: {e}");
+                }
+            }
         }
         record.networks.push(request);
         self.store.update(&record)?;

@@ -1,8 +1,9 @@
 //! Networks with docker's semantics: the predefined `bridge`, `host` and `none`, user
 //! bridge networks, addresses handed out from each network's range and recorded in
 //! SQLite (`networks.db`, so they survive an engine restart), NAT and isolation in an
-//! nftables table, an embedded DNS server on each user network's gateway, and
-//! published ports.
+//! nftables table, accept rules in iptables' FORWARD chain for hosts where dockerd
+//! drops forwarded traffic (`forward.rs`), an embedded DNS server on each user
+//! network's gateway, and published ports.
 //!
 //! A running container's network namespace is a file under `<root>/netns/<id>`, made
 //! before the runtime starts; each network it is on is a veth pair from the network's
@@ -11,6 +12,7 @@
 
 pub mod api;
 mod dns;
+mod forward;
 pub mod ipam;
 pub mod link;
 pub mod netns;
@@ -381,7 +383,9 @@ impl Networks {
             .filter(|n| n.driver == "bridge")
             .map(|n| nft::BridgeRules { masquerade: n.masquerade(), bridge: n.bridge, subnet: n.subnet, internal: n.internal })
             .collect();
-        nft::run(&nft::render(&bridges)).await.map_err(NetworkError::System)
+        nft::run(&nft::render(&bridges)).await.map_err(NetworkError::System)?;
+        let names: Vec<String> = bridges.into_iter().map(|b| b.bridge).collect();
+        forward::sync(&names).await.map_err(NetworkError::System)
     }
 
     /// `network create`.
