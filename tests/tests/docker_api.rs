@@ -993,6 +993,66 @@ fn networks_where_forwarding_is_dropped(target: &DockerTarget) {
     target.ok(&["network", "rm", "shop"]);
 }
 
+on_both!(detach_keys);
+/// Detach keys, typed at a terminal (the CLI in a pseudo-terminal): ctrl-p ctrl-q by
+/// default, `--detach-keys`, and `detachKeys` from the CLI's config.json end `docker
+/// attach` and `docker exec -it` and leave the container running. A key docker cannot
+/// spell is refused.
+fn detach_keys(target: &DockerTarget) {
+    with_image(target);
+    let script = berth_tests::root().join("tests/docker-sdk/pty_detach.py").display().to_string();
+    let detach = |hex: &str, args: &[&str]| {
+        let out = target.command("python3").arg(&script).arg(hex).arg("docker").args(args).output().expect("python3");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success() && said.starts_with("EXIT "), "docker {args:?} did not detach: {said} {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let running = || target.ok(&["inspect", "-f", "{{.State.Running}}", "box"]) == "true\n";
+    target.ok(&["run", "-dit", "--name", "box", IMAGE, "sh"]);
+    detach("1011", &["attach", "box"]);
+    assert!(running(), "ctrl-p ctrl-q stopped the container");
+    detach("18", &["attach", "--detach-keys", "ctrl-x", "box"]);
+    assert!(running(), "--detach-keys stopped the container");
+    // The CLI's config.json (kept as it was otherwise).
+    let config = target.home().join("docker-config/config.json");
+    let before = std::fs::read_to_string(&config).ok();
+    let mut settings: serde_json::Value = before.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_else(|| serde_json::json!({}));
+    settings["detachKeys"] = serde_json::json!("ctrl-e,e");
+    std::fs::create_dir_all(config.parent().expect("dir")).expect("config dir");
+    std::fs::write(&config, settings.to_string()).expect("config.json");
+    detach("0565", &["attach", "box"]);
+    match before {
+        Some(text) => std::fs::write(&config, text).expect("config.json back"),
+        None => std::fs::remove_file(&config).expect("config.json away"),
+    }
+    assert!(running(), "config.json's detachKeys stopped the container");
+    detach("1011", &["exec", "-it", "box", "sh"]);
+    assert!(running());
+    // A raw client (an SDK's attach socket) that sends the keys: the engine itself ends
+    // the stream.
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::os::unix::net::UnixStream::connect(target.socket()).expect("connect");
+        raw.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+        write!(raw, "POST /containers/box/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && raw.read(&mut byte).expect("read the answer") == 1 {
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        raw.write_all(b"\x18").expect("the keys");
+        let mut rest = Vec::new();
+        let ended = raw.read_to_end(&mut rest);
+        assert!(ended.is_ok(), "the engine kept the stream open after the detach keys: {ended:?}");
+        assert!(running(), "the raw client's detach stopped the container");
+    }
+    // docker's error for keys it cannot spell, before any stream.
+    let (status, _, body) = target.http("POST", "/containers/box/attach?stream=1&stdin=1&detachKeys=ctrl-1", "");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status} {body}");
+    assert!(body.contains("Invalid detach keys (ctrl-1) provided"), "{body}");
+    target.ok(&["rm", "-f", "box"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;

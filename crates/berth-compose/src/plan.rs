@@ -449,6 +449,7 @@ fn plan_service(
         labels: labels.into_iter().collect(),
         tty: s.tty,
         open_stdin: s.stdin_open,
+        stdin_once: false,
         init: s.init.unwrap_or(false),
         stop_signal: s.stop_signal.clone().unwrap_or_default(),
         stop_timeout,

@@ -275,6 +275,7 @@ impl ContainerArgs {
             labels,
             tty: self.tty,
             open_stdin: self.interactive,
+            stdin_once: false,
             init: self.init,
             stop_signal: self.stop_signal.clone().unwrap_or_default(),
             stop_timeout: self.stop_timeout.unwrap_or(-1),

@@ -92,6 +92,7 @@ impl From<CreateContainerRequest> for CreateRequest {
             labels: r.labels.into_iter().collect::<BTreeMap<_, _>>(),
             tty: r.tty,
             open_stdin: r.open_stdin,
+            stdin_once: r.stdin_once,
             init: r.init,
             stop_signal: r.stop_signal,
             stop_timeout: (r.stop_timeout >= 0).then_some(r.stop_timeout),

@@ -113,6 +113,14 @@ impl Containers {
         }
     }
 
+    /// A client left an attach with its detach keys: the container runs on (docker's
+    /// `detach` event).
+    pub fn detached(&self, key: &str) {
+        if let Ok(record) = self.find(key) {
+            self.publish(&record, "detach", &[]);
+        }
+    }
+
     pub(super) fn hand_over_pending_attach(&self, id: &str) {
         let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         for sender in waiting {

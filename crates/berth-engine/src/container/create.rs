@@ -23,6 +23,8 @@ pub struct CreateRequest {
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
+    /// Docker's StdinOnce.
+    pub stdin_once: bool,
     pub init: bool,
     pub stop_signal: String,
     pub stop_timeout: Option<i32>,
@@ -398,6 +400,7 @@ impl Containers {
                 labels,
                 tty: request.tty,
                 open_stdin: request.open_stdin,
+                stdin_once: request.stdin_once,
                 stop_signal: if !request.stop_signal.is_empty() {
                     request.stop_signal.clone()
                 } else if !image_config.stop_signal.is_empty() {

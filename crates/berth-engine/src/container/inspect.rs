@@ -182,7 +182,7 @@ impl Containers {
                 "AttachStderr": false,
                 "Tty": record.config.tty,
                 "OpenStdin": record.config.open_stdin,
-                "StdinOnce": false,
+                "StdinOnce": record.config.stdin_once,
                 "Env": record.config.env,
                 "Cmd": record.config.cmd,
                 "Image": record.config.image,

@@ -14,6 +14,7 @@ pub mod attach;
 pub mod changes;
 mod commit;
 pub mod copy;
+pub mod detach;
 pub mod caps;
 mod create;
 mod exec;

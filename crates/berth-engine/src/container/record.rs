@@ -25,6 +25,10 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
+    /// Docker's StdinOnce: an attached client's end of input closes the container's
+    /// stdin (without a TTY); otherwise it ends only that client's attach.
+    #[serde(default)]
+    pub stdin_once: bool,
     pub stop_signal: String,
     pub stop_timeout: Option<i32>,
     /// The effective health check (the image's, with the request's changes).

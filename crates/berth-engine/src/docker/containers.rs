@@ -204,6 +204,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         labels: string_map(&body["Labels"]),
         tty: body["Tty"].as_bool().unwrap_or(false),
         open_stdin: body["OpenStdin"].as_bool().unwrap_or(false),
+        stdin_once: body["StdinOnce"].as_bool().unwrap_or(false),
         init: hc["Init"].as_bool().unwrap_or(false),
         stop_signal: body["StopSignal"].as_str().unwrap_or_default().to_owned(),
         stop_timeout: body["StopTimeout"].as_i64().map(|t| t as i32),
@@ -407,13 +408,17 @@ fn logs(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String
 /// unless it has a TTY) and the client's input, until the container's stdio closes.
 async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, String>, mut request: Request<Incoming>) -> Reply {
     let record = containers.find(id)?;
+    // With a TTY, the detach keys end the attach and leave the container running.
+    let keys = crate::container::detach::parse(params.get("detachKeys").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
     let wants_upgrade = request.headers().get(hyper::header::UPGRADE).is_some();
     if !wants_upgrade {
         return Err(ApiError::bad_request("attach needs a connection upgrade (Upgrade: tcp)"));
     }
-    let tty = record.config.tty;
+    let (tty, stdin_once) = (record.config.tty, record.config.stdin_once);
     let (stdin, stdout, stderr) = (flag(params, "stdin"), flag(params, "stdout"), flag(params, "stderr"));
+    let mut watcher = tty.then(|| crate::container::detach::Watcher::new(keys));
     let upgrade = hyper::upgrade::on(&mut request);
+    let (containers, container_id) = (containers.clone(), record.id.clone());
     // Registered before the 101 goes out: the client starts the container after it,
     // and the first output must not be missed.
     let pending = containers.attach_begin(&record.id).await?;
@@ -445,19 +450,32 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
         };
         let (monitor_out, mut monitor_in) = socket.into_split();
         let (mut client_in, mut client_out) = tokio::io::split(client);
-        // Never ends: dropping the write half would shut it down, and the monitor
-        // takes a client that closed its side as gone (no more output for it).
+        // The client's end of input closes the container's stdin only for a container
+        // made with StdinOnce and no TTY (`docker run -i`, piped); otherwise, as at the
+        // detach keys, it ends this attach and the container runs on with its stdin
+        // open (the CLI, seeing the keys itself, just closes its connection). Dropping
+        // the monitor connection's write half tells the monitor the client is gone.
+        let close_stdin = stdin_once && !tty;
         let input = async move {
             let mut buf = vec![0u8; 32 * 1024];
             while stdin {
                 match client_in.read(&mut buf).await {
-                    Ok(0) | Err(_) => {
+                    Ok(0) | Err(_) if close_stdin => {
                         let _ = monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::CLOSE_STDIN, &[])).await;
                         break;
                     }
+                    Ok(0) | Err(_) => return,
                     Ok(n) => {
-                        if monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &buf[..n])).await.is_err() {
+                        let (data, detached) = match watcher.as_mut() {
+                            Some(w) => w.feed(&buf[..n]),
+                            None => (buf[..n].to_vec(), false),
+                        };
+                        if !data.is_empty() && monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &data)).await.is_err() {
                             break;
+                        }
+                        if detached {
+                            containers.detached(&container_id);
+                            return;
                         }
                     }
                 }

@@ -28,6 +28,8 @@ struct ExecEntry {
     created: std::time::Instant,
     /// When it ended (its exit code is known).
     ended: Option<std::time::Instant>,
+    /// `DetachKeys` as given (empty: docker's default), which end its stream with a TTY.
+    detach_keys: String,
 }
 
 /// How long an ended exec stays inspectable (a client reads the exit code right after
@@ -77,6 +79,10 @@ pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str
     if cmd.is_empty() {
         return Err(ApiError::bad_request("no exec command specified"));
     }
+    let detach_keys = body["DetachKeys"].as_str().unwrap_or_default().to_owned();
+    if crate::container::detach::parse(&detach_keys).is_err() {
+        return Err(ApiError::bad_request(format!("Invalid escape keys ({detach_keys}) provided")));
+    }
     let id = crate::container::new_id();
     let request = ExecRequest {
         container: record.id.clone(),
@@ -92,7 +98,7 @@ pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str
     let now = std::time::Instant::now();
     let mut entries = execs.entries();
     sweep(&mut entries, now);
-    entries.insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None, created: now, ended: None });
+    entries.insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None, created: now, ended: None, detach_keys });
     drop(entries);
     json_reply(StatusCode::CREATED, &json!({"Id": id}))
 }
@@ -112,7 +118,7 @@ pub fn inspect(execs: &Execs, id: &str) -> Reply {
         "OpenStdout": true,
         "CanRemove": false,
         "ContainerID": entry.container_id,
-        "DetachKeys": "",
+        "DetachKeys": entry.detach_keys,
         "Pid": 0,
     }))
 }
@@ -135,6 +141,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
     let upgrade = request.headers().get(hyper::header::UPGRADE).is_some().then(|| hyper::upgrade::on(&mut request));
     let body = json_body(request).await?;
     let detach = body["Detach"].as_bool().unwrap_or(false);
+    let keys;
     let mut exec = {
         let mut entries = execs.entries();
         let entry = entries.get_mut(id).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))?;
@@ -142,6 +149,7 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
             return Err(ApiError::new(StatusCode::CONFLICT, format!("exec {id} has already been started")));
         }
         entry.running = true;
+        keys = crate::container::detach::parse(&entry.detach_keys).unwrap_or_default();
         let mut r = entry.request.clone();
         r.detach = detach;
         r
@@ -195,10 +203,18 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
             let (Ok(reader), Ok(writer)) = (pty.try_clone(), pty.try_clone()) else { return };
             let mut reader = tokio::fs::File::from_std(reader);
             let mut writer = tokio::fs::File::from_std(writer);
+            let out = client_out.clone();
             tokio::spawn(async move {
+                // The detach keys end the stream; the command runs on.
+                let mut watcher = crate::container::detach::Watcher::new(keys);
                 let mut buf = vec![0u8; 32 * 1024];
                 while let Ok(n) = client_in.read(&mut buf).await {
-                    if n == 0 || writer.write_all(&buf[..n]).await.is_err() {
+                    let (data, detached) = watcher.feed(&buf[..n]);
+                    if n == 0 || writer.write_all(&data).await.is_err() {
+                        break;
+                    }
+                    if detached {
+                        let _ = out.lock().await.shutdown().await;
                         break;
                     }
                 }
@@ -267,6 +283,7 @@ mod tests {
             pty: None,
             created,
             ended,
+            detach_keys: String::new(),
         }
     }
 
