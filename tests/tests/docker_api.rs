@@ -1053,6 +1053,48 @@ fn detach_keys(target: &DockerTarget) {
     target.ok(&["rm", "-f", "box"]);
 }
 
+on_both!(namespaces_and_cpusets);
+/// `--pid`, `--ipc`, `--uts` (host, another container's, none) and `--cpuset-cpus`, as
+/// dockerd runs them, and its refusals.
+fn namespaces_and_cpusets(target: &DockerTarget) {
+    with_image(target);
+    let fails = |args: &[&str], words: &str| {
+        let (done, _, err) = target.docker(args);
+        assert!(!done && err.to_ascii_lowercase().contains(words), "docker {args:?}: {err}");
+    };
+    // The host's PID namespace: this test's own process is there.
+    let me = std::process::id();
+    assert_eq!(target.ok(&["run", "--rm", "--pid", "host", IMAGE, "sh", "-c", &format!("test -d /proc/{me} && echo seen")]), "seen\n");
+    assert_eq!(target.ok(&["run", "--rm", IMAGE, "sh", "-c", &format!("test -d /proc/{me} || echo unseen")]), "unseen\n");
+    // Another container's: its process is PID 1 there.
+    target.ok(&["run", "-d", "--name", "donor", "--ipc", "shareable", IMAGE, "sh", "-c", "echo shared > /dev/shm/note; exec sleep 300"]);
+    let first = target.ok(&["run", "--rm", "--pid", "container:donor", IMAGE, "cat", "/proc/1/cmdline"]);
+    assert!(first.starts_with("sleep"), "{first:?}");
+    // IPC: the donor's /dev/shm; a private one cannot be joined; none has no /dev/shm.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while target.docker(&["exec", "donor", "cat", "/dev/shm/note"]).1 != "shared\n" {
+        assert!(std::time::Instant::now() < deadline, "the donor never wrote its note");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(target.ok(&["run", "--rm", "--ipc", "container:donor", IMAGE, "cat", "/dev/shm/note"]), "shared\n");
+    target.ok(&["run", "-d", "--name", "private", IMAGE, "sleep", "300"]);
+    fails(&["run", "--rm", "--ipc", "container:private", IMAGE, "true"], "non-shareable ipc");
+    assert_eq!(target.ok(&["run", "--rm", "--ipc", "none", IMAGE, "sh", "-c", "grep ' /dev/shm ' /proc/mounts; true"]), "");
+    // UTS: the host's name; a hostname of its own conflicts.
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(target.ok(&["run", "--rm", "--uts", "host", IMAGE, "hostname"]), host_name);
+    fails(&["run", "--rm", "--uts", "host", "-h", "mine", IMAGE, "true"], "hostname and the uts mode");
+    fails(&["run", "--rm", "--pid", "nonsense", IMAGE, "true"], "pid mode");
+    let modes = target.ok(&["run", "-d", "--name", "modes", "--pid", "host", "--uts", "host", IMAGE, "sleep", "300"]);
+    assert!(!modes.is_empty());
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.PidMode}} {{.HostConfig.IpcMode}} {{.HostConfig.UTSMode}}", "modes"]), "host private host\n");
+    // cpuset: the CPUs it may use, and a refusal of ones the machine lacks.
+    assert_eq!(target.ok(&["run", "--rm", "--cpuset-cpus", "0", IMAGE, "sh", "-c", "grep Cpus_allowed_list /proc/self/status"]), "Cpus_allowed_list:\t0\n");
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.CpusetCpus}}", "modes"]), "\n");
+    fails(&["run", "--rm", "--cpuset-cpus", "0-511", IMAGE, "true"], "requested cpus are not available");
+    target.ok(&["rm", "-f", "donor", "private", "modes"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;

@@ -72,7 +72,7 @@ fn native() -> Result<()> {
             .args(["build", "--package", "berth-monitor", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
             .current_dir(crate::root()),
     )?;
-    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "networks", "--test", "compose", "--test", "docker_api"])
+    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "networks", "--test", "compose", "--test", "build", "--test", "docker_api"])
 }
 
 fn vm() -> Result<()> {

@@ -114,6 +114,13 @@ pub struct Service {
     pub group_add: Vec<String>,
     #[serde(default)]
     pub logging: Option<Logging>,
+    /// `host` or `container:<name>` (the engine checks them).
+    pub pid: Option<String>,
+    pub ipc: Option<String>,
+    pub uts: Option<String>,
+    /// CPUs, as `--cpuset-cpus` takes them.
+    #[serde(default, deserialize_with = "scalar_opt")]
+    pub cpuset: Option<String>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_norway::Value>,
 }

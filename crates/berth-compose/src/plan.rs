@@ -482,6 +482,11 @@ fn plan_service(
         group_add: s.group_add.clone(),
         log_driver: s.logging.as_ref().and_then(|l| l.driver.clone()).unwrap_or_default(),
         log_options: s.logging.iter().flat_map(|l| l.options.iter()).map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect(),
+        pid_mode: s.pid.clone().unwrap_or_default(),
+        ipc_mode: s.ipc.clone().unwrap_or_default(),
+        uts_mode: s.uts.clone().unwrap_or_default(),
+        cpuset_cpus: s.cpuset.clone().unwrap_or_default(),
+        cpuset_mems: String::new(),
     };
     Ok(PlannedService {
         name: service.to_owned(),
@@ -627,7 +632,7 @@ secrets:
     #[test]
     fn host_settings_reach_the_request() {
         let p = project(
-            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n    logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}\n",
+            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n    logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}\n    pid: host\n    ipc: shareable\n    uts: host\n    cpuset: 0-1\n",
         );
         let all = enabled_services(&p.model, &[], &[]).expect("enabled");
         let planned = plan(&p, &all, &BTreeMap::new()).expect("plan");
@@ -642,6 +647,7 @@ secrets:
         assert_eq!(create.log_driver, "json-file");
         assert_eq!(create.log_options.get("max-file").map(String::as_str), Some("3"));
         assert_eq!(create.log_options.get("max-size").map(String::as_str), Some("10m"));
+        assert_eq!((create.pid_mode.as_str(), create.ipc_mode.as_str(), create.uts_mode.as_str(), create.cpuset_cpus.as_str()), ("host", "shareable", "host", "0-1"));
         // A half-given limit is the file's error, named.
         let dir = std::env::temp_dir().join(format!("berth-plan-{}-ulimit", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");

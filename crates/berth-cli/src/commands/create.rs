@@ -145,6 +145,21 @@ pub struct ContainerArgs {
     /// A log option: max-size=10m, max-file=3.
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    /// The PID namespace: host, or container:<name|id> (default: its own).
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// The IPC namespace: private, shareable, none, host, or container:<name|id>.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// The UTS namespace: host (default: its own).
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// The CPUs it may run on, e.g. 0-1 or 0,2.
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// The memory nodes it may use, e.g. 0.
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
     /// Command to run to check health (run by /bin/sh -c).
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -333,6 +348,11 @@ impl ContainerArgs {
                 .iter()
                 .map(|s| s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("invalid log opt {s:?}: want key=value")))
                 .collect::<Result<_, _>>()?,
+            pid_mode: self.pid.clone().unwrap_or_default(),
+            ipc_mode: self.ipc.clone().unwrap_or_default(),
+            uts_mode: self.uts.clone().unwrap_or_default(),
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
         })
     }
 }

@@ -161,6 +161,11 @@ impl From<CreateContainerRequest> for CreateRequest {
                 sysctls: r.sysctls.into_iter().collect(),
                 group_add: r.group_add,
                 log_config: super::record::LogConfig { driver: r.log_driver, options: r.log_options.into_iter().collect() },
+                pid_mode: r.pid_mode,
+                ipc_mode: r.ipc_mode,
+                uts_mode: r.uts_mode,
+                cpuset_cpus: r.cpuset_cpus,
+                cpuset_mems: r.cpuset_mems,
                 ..Default::default()
             },
         }

@@ -198,6 +198,26 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     if r.pids_limit < -1 {
         return invalid("invalid PIDs limit: it cannot be less than -1".to_owned());
     }
+    let extras = &request.extras;
+    extras.pid().map_err(ContainerError::Invalid)?;
+    extras.ipc().map_err(ContainerError::Invalid)?;
+    if extras.uts().map_err(ContainerError::Invalid)? == super::record::NamespaceMode::Host && !request.hostname.is_empty() {
+        return invalid("conflicting options: hostname and the UTS mode".to_owned());
+    }
+    if !extras.cpuset_cpus.is_empty() {
+        let wanted = super::record::cpuset_list(&extras.cpuset_cpus).map_err(|_| ContainerError::Invalid(format!("Invalid value {} for cpuset cpus", extras.cpuset_cpus)))?;
+        if wanted.iter().any(|&c| c as usize >= cpus) {
+            return invalid(format!("Requested CPUs are not available - requested {}, available: 0-{}", extras.cpuset_cpus, cpus.saturating_sub(1)));
+        }
+    }
+    if !extras.cpuset_mems.is_empty() {
+        let wanted = super::record::cpuset_list(&extras.cpuset_mems).map_err(|_| ContainerError::Invalid(format!("Invalid value {} for cpuset mems", extras.cpuset_mems)))?;
+        let online = std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".to_owned());
+        let available = super::record::cpuset_list(online.trim()).unwrap_or_default();
+        if !wanted.is_subset(&available) {
+            return invalid(format!("Requested memory nodes are not available - requested {}, available: {}", extras.cpuset_mems, online.trim()));
+        }
+    }
     match request.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" => {
             if request.restart_policy.maximum_retry_count > 0 {

@@ -123,6 +123,12 @@ impl Containers {
                     "Config": hc.extras.log_config.options,
                 },
                 "NetworkMode": hc.network_mode,
+                "PidMode": hc.extras.pid_mode,
+                // dockerd's default IPC mode is "private".
+                "IpcMode": if hc.extras.ipc_mode.is_empty() { "private" } else { hc.extras.ipc_mode.as_str() },
+                "UTSMode": hc.extras.uts_mode,
+                "CpusetCpus": hc.extras.cpuset_cpus,
+                "CpusetMems": hc.extras.cpuset_mems,
                 "PortBindings": port_bindings(&hc.port_bindings),
                 "PublishAllPorts": hc.publish_all_ports,
                 "RestartPolicy": {"Name": hc.restart_policy.name, "MaximumRetryCount": hc.restart_policy.maximum_retry_count},

@@ -246,12 +246,58 @@ impl Containers {
             init: if hc.init { self.runtime.init.clone() } else { None },
             binds: self.prepare_mounts(record, &rootfs_dir)?,
             netns,
+            shared: self.shared_namespaces(record)?,
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))
             .map_err(|e| ContainerError::Io { what: "write config.json".into(), source: std::io::Error::other(e.to_string()) })?;
         let (child, pid) = self.spawn_monitor(record).await?;
         Ok((child, pid, network))
+    }
+
+    /// `--pid`, `--ipc` and `--uts` for a starting container: another container's
+    /// namespaces are joined through its process, so it must be running (and, for IPC,
+    /// made shareable, as dockerd asks).
+    fn shared_namespaces(&self, record: &ContainerRecord) -> Result<spec::SharedNamespaces, ContainerError> {
+        use super::record::NamespaceMode;
+        let extras = &record.host_config.extras;
+        let join = |kind: &str, mode: NamespaceMode| -> Result<spec::Joined, ContainerError> {
+            Ok(match mode {
+                NamespaceMode::Own => spec::Joined::Own,
+                NamespaceMode::Host => spec::Joined::Host,
+                NamespaceMode::Container(name) => {
+                    let other = self.find(&name)?;
+                    if other.id == record.id {
+                        return Err(ContainerError::Invalid(format!("cannot join own {kind} namespace")));
+                    }
+                    if !other.state.status.is_running() || other.state.pid <= 0 {
+                        return Err(ContainerError::Conflict(format!("cannot join {kind} of a non running container: {name}")));
+                    }
+                    if kind == "IPC" && other.host_config.extras.ipc_mode != "shareable" && other.host_config.extras.ipc_mode != "host" {
+                        return Err(ContainerError::Conflict(format!(
+                            "cannot join IPC of container {name}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                        )));
+                    }
+                    spec::Joined::Process(other.state.pid as u32)
+                }
+            })
+        };
+        let ipc = join("IPC", extras.ipc().map_err(ContainerError::Invalid)?)?;
+        let shm = match (&ipc, extras.ipc_mode.as_str()) {
+            (spec::Joined::Own, "shareable") => Some(self.shareable_shm(record)?),
+            (spec::Joined::Process(_), _) => {
+                let NamespaceMode::Container(name) = extras.ipc().map_err(ContainerError::Invalid)? else { unreachable!("joined a process") };
+                Some(self.dir(&self.find(&name)?.id).join("shm"))
+            }
+            _ => None,
+        };
+        Ok(spec::SharedNamespaces {
+            pid: join("PID", extras.pid().map_err(ContainerError::Invalid)?)?,
+            ipc,
+            shm,
+            no_shm: extras.ipc_mode == "none",
+            uts_host: extras.uts().map_err(ContainerError::Invalid)? == NamespaceMode::Host,
+        })
     }
 
     /// The network namespace a starting container joins (None: the engine's, for
@@ -382,11 +428,27 @@ impl Containers {
     }
 
     /// Its volumes are no longer mounted for it (an options volume's last user
-    /// unmounts it).
+    /// unmounts it), and its shareable /dev/shm goes.
     pub(super) fn release_volumes(&self, record: &ContainerRecord) {
         for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
             self.volumes.release_for(&mount.source, &record.id);
         }
+        if let Err(e) = rootfs::unmount(&self.dir(&record.id).join("shm")) {
+            tracing::warn!(container = %record.id, "cannot unmount its /dev/shm: {}", berth_proto::error_chain(&e));
+        }
+    }
+
+    /// `--ipc shareable`: its /dev/shm is a tmpfs the engine mounts in the container's
+    /// folder (a mount inside the container's own namespace could not be bound into
+    /// another's), so `--ipc container:` can bind the same one.
+    fn shareable_shm(&self, record: &ContainerRecord) -> Result<PathBuf, ContainerError> {
+        let shm = self.dir(&record.id).join("shm");
+        std::fs::create_dir_all(&shm).map_err(|e| ContainerError::Io { what: format!("create {}", shm.display()), source: e })?;
+        if !rootfs::is_mounted(&shm) {
+            let size = if record.host_config.extras.shm_size > 0 { record.host_config.extras.shm_size } else { 67_108_864 };
+            rootfs::mount_tmpfs(&shm, &format!("mode=1777,size={size}"))?;
+        }
+        Ok(shm)
     }
 
     /// The host directories of the container's volume and bind mounts. A volume that is

@@ -156,6 +156,82 @@ pub struct HostExtras {
     /// `--log-driver` and `--log-opt` (docker's HostConfig.LogConfig).
     #[serde(default)]
     pub log_config: LogConfig,
+    /// `--pid`: "" (its own), "host", or "container:<name or id>".
+    #[serde(default)]
+    pub pid_mode: String,
+    /// `--ipc`: "", "private" or "shareable" (its own), "none" (its own, without
+    /// /dev/shm), "host", or "container:<name or id>".
+    #[serde(default)]
+    pub ipc_mode: String,
+    /// `--uts`: "" (its own) or "host".
+    #[serde(default)]
+    pub uts_mode: String,
+    /// `--cpuset-cpus` and `--cpuset-mems`: lists such as "0-1,3".
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    #[serde(default)]
+    pub cpuset_mems: String,
+}
+
+/// How a container holds one kind of namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceMode {
+    Own,
+    Host,
+    /// Another container's, by name or id.
+    Container(String),
+}
+
+impl NamespaceMode {
+    /// Parses `--pid`/`--ipc`/`--uts` (`kind` names it in errors; `own` lists the
+    /// spellings that mean a namespace of its own).
+    pub fn parse(kind: &str, value: &str, own: &[&str], container_allowed: bool) -> Result<NamespaceMode, String> {
+        if own.contains(&value) {
+            return Ok(NamespaceMode::Own);
+        }
+        if value == "host" {
+            return Ok(NamespaceMode::Host);
+        }
+        match value.strip_prefix("container:") {
+            Some(other) if container_allowed && !other.is_empty() => Ok(NamespaceMode::Container(other.to_owned())),
+            _ => Err(format!("invalid {kind} mode: {value}")),
+        }
+    }
+}
+
+impl HostExtras {
+    pub fn pid(&self) -> Result<NamespaceMode, String> {
+        NamespaceMode::parse("PID", &self.pid_mode, &[""], true)
+    }
+
+    pub fn ipc(&self) -> Result<NamespaceMode, String> {
+        NamespaceMode::parse("IPC", &self.ipc_mode, &["", "private", "shareable", "none"], true)
+    }
+
+    pub fn uts(&self) -> Result<NamespaceMode, String> {
+        NamespaceMode::parse("UTS", &self.uts_mode, &[""], false)
+    }
+}
+
+/// Parses a cpuset list ("0-2,4"): the numbers it names, or why it is not one.
+pub fn cpuset_list(list: &str) -> Result<std::collections::BTreeSet<u32>, String> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in list.split(',') {
+        let number = |s: &str| s.trim().parse::<u32>().map_err(|_| format!("invalid cpuset list {list:?}"));
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (number(a)?, number(b)?);
+                if a > b || b - a > 4096 {
+                    return Err(format!("invalid cpuset list {list:?}"));
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(number(part)?);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The log driver and its options as given. Berth writes docker's json-file format;

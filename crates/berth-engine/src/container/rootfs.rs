@@ -77,6 +77,21 @@ fn unescape_mountinfo(field: &str) -> String {
     field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
+/// Mounts a tmpfs at `path` (nosuid, noexec, nodev) with `options` ("mode=1777,size=N").
+pub fn mount_tmpfs(path: &Path, options: &str) -> Result<(), RootfsError> {
+    let target = cstring(path)?;
+    let data = CString::new(options).map_err(|_| RootfsError::Io {
+        what: format!("mount a tmpfs at {}", path.display()),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })?;
+    let flags = libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV;
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    if unsafe { libc::mount(c"shm".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) } != 0 {
+        return Err(RootfsError::Io { what: format!("mount a tmpfs at {}", path.display()), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
 /// Unmounts `path` if mounted (lazily if busy).
 pub fn unmount(path: &Path) -> Result<(), RootfsError> {
     if !is_mounted(path) {

@@ -59,6 +59,30 @@ pub struct SpecInput<'a> {
     pub binds: Vec<(std::path::PathBuf, String, bool)>,
     /// The network namespace to join; None shares the engine's (`--network host`).
     pub netns: Option<std::path::PathBuf>,
+    /// `--pid`, `--ipc` and `--uts`: a namespace of its own, the engine's, or another
+    /// container's (by its process).
+    pub shared: SharedNamespaces,
+}
+
+/// Where one namespace comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Joined {
+    #[default]
+    Own,
+    Host,
+    /// Another container's: its process.
+    Process(u32),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedNamespaces {
+    pub pid: Joined,
+    pub ipc: Joined,
+    /// A /dev/shm on the host to bind (its own when shareable, or the donor's).
+    pub shm: Option<std::path::PathBuf>,
+    /// `--ipc none`: its own, without /dev/shm.
+    pub no_shm: bool,
+    pub uts_host: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,9 +168,19 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                "options": ["nosuid", "noexec", "nodev", "relatime", if hc.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", if hc.extras.shm_size > 0 { hc.extras.shm_size } else { 67_108_864 })]}),
     ];
+    // /dev/shm goes with the IPC namespace: its own, the host's, or the other container's.
+    match (&input.shared.ipc, input.shared.no_shm) {
+        (_, true) => {}
+        (_, false) if input.shared.shm.is_some() => {
+            mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": input.shared.shm, "options": ["rbind", "rprivate"]}))
+        }
+        (Joined::Own, false) => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", if hc.extras.shm_size > 0 { hc.extras.shm_size } else { 67_108_864 })]})),
+        (Joined::Host, false) => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]})),
+        // Joined without a shareable donor's folder: checked before; nothing to bind.
+        (Joined::Process(_), false) => {}
+    }
     for file in ["resolv.conf", "hostname", "hosts"] {
         mounts.push(json!({
             "destination": format!("/etc/{file}"),
@@ -179,7 +213,18 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         mounts.push(json!({"destination": tmpfs.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
     }
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = Vec::new();
+    for (kind, joined) in [("pid", &input.shared.pid), ("ipc", &input.shared.ipc)] {
+        match joined {
+            Joined::Own => namespaces.push(json!({"type": kind})),
+            Joined::Host => {}
+            Joined::Process(pid) => namespaces.push(json!({"type": kind, "path": format!("/proc/{pid}/ns/{kind}")})),
+        }
+    }
+    if !input.shared.uts_host {
+        namespaces.push(json!({"type": "uts"}));
+    }
+    namespaces.push(json!({"type": "mount"}));
     if let Some(path) = &input.netns {
         namespaces.push(json!({"type": "network", "path": path}));
     }
@@ -226,6 +271,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if r.cpu_shares > 0 {
         cpu.insert("shares".into(), json!(r.cpu_shares.max(2)));
     }
+    if !hc.extras.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(hc.extras.cpuset_cpus));
+    }
+    if !hc.extras.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(hc.extras.cpuset_mems));
+    }
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
     }
@@ -253,12 +304,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs, "readonly": hc.read_only},
-        "hostname": record.config.hostname,
         "mounts": mounts,
         "linux": linux,
     });
-    if !hc.extras.domainname.is_empty() {
-        spec["domainname"] = json!(hc.extras.domainname);
+    // In the host's UTS namespace, the host's names stay.
+    if !input.shared.uts_host {
+        spec["hostname"] = json!(record.config.hostname);
+        if !hc.extras.domainname.is_empty() {
+            spec["domainname"] = json!(hc.extras.domainname);
+        }
     }
     serde_json::from_value(spec).map_err(SpecError)
 }
@@ -291,6 +345,7 @@ mod tests {
             init: None,
             binds: Vec::new(),
             netns: Some("/run/berth/netns/test".into()),
+            shared: SharedNamespaces::default(),
         };
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");
@@ -330,11 +385,47 @@ mod tests {
             init: None,
             binds: vec![],
             netns: None,
+            shared: SharedNamespaces::default(),
         };
         let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
         assert_eq!(value["process"]["rlimits"], json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX}]));
         assert_eq!(value["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
         let shm = value["mounts"].as_array().expect("mounts").iter().find(|m| m["destination"] == "/dev/shm").expect("shm").clone();
         assert!(shm["options"].as_array().expect("options").contains(&json!("size=134217728")), "{shm}");
+
+        // --pid host, --ipc container:<pid 42's>, --uts host, --cpuset-cpus.
+        let mut record = record.clone();
+        record.config.hostname = "abc".into();
+        record.host_config.extras.cpuset_cpus = "0-1".into();
+        let input = SpecInput {
+            record: &record,
+            shared: SharedNamespaces { pid: Joined::Host, ipc: Joined::Process(42), shm: Some("/c/donor/shm".into()), no_shm: false, uts_host: true },
+            ..input
+        };
+        let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
+        assert_eq!(value["linux"]["namespaces"], json!([{"type": "ipc", "path": "/proc/42/ns/ipc"}, {"type": "mount"}]));
+        assert!(value.get("hostname").is_none(), "the host's UTS namespace keeps the host's name: {value}");
+        let shm = value["mounts"].as_array().expect("mounts").iter().find(|m| m["destination"] == "/dev/shm").expect("shm").clone();
+        assert_eq!(shm["source"], "/c/donor/shm");
+        assert_eq!(value["linux"]["resources"]["cpu"]["cpus"], "0-1");
+        // --ipc none: no /dev/shm at all.
+        let input = SpecInput { shared: SharedNamespaces { no_shm: true, ..Default::default() }, ..input };
+        let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
+        assert!(!value["mounts"].as_array().expect("mounts").iter().any(|m| m["destination"] == "/dev/shm"));
+    }
+
+    #[test]
+    fn namespace_modes_parse_as_docker_spells_them() {
+        use super::super::record::{cpuset_list, HostExtras, NamespaceMode};
+        let modes = |pid: &str, ipc: &str, uts: &str| HostExtras { pid_mode: pid.into(), ipc_mode: ipc.into(), uts_mode: uts.into(), ..Default::default() };
+        let m = modes("host", "container:db", "host");
+        assert_eq!((m.pid(), m.ipc(), m.uts()), (Ok(NamespaceMode::Host), Ok(NamespaceMode::Container("db".into())), Ok(NamespaceMode::Host)));
+        let m = modes("", "shareable", "");
+        assert_eq!((m.pid(), m.ipc(), m.uts()), (Ok(NamespaceMode::Own), Ok(NamespaceMode::Own), Ok(NamespaceMode::Own)));
+        assert_eq!(modes("foo", "", "").pid(), Err("invalid PID mode: foo".into()));
+        assert_eq!(modes("", "container:", "").ipc(), Err("invalid IPC mode: container:".into()));
+        assert_eq!(modes("", "", "container:x").uts(), Err("invalid UTS mode: container:x".into()));
+        assert_eq!(cpuset_list("0-2,5").expect("list").into_iter().collect::<Vec<_>>(), [0, 1, 2, 5]);
+        assert!(cpuset_list("2-1").is_err() && cpuset_list("a").is_err() && cpuset_list("").is_err());
     }
 }

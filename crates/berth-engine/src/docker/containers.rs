@@ -132,16 +132,12 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         other => Some(strings(other)),
     };
     // Settings Berth does not apply are refused by name, never ignored.
-    let unsupported: [(&str, bool); 10] = [
+    let unsupported: [(&str, bool); 6] = [
         ("Links", !strings(&hc["Links"]).is_empty()),
         ("VolumesFrom", !strings(&hc["VolumesFrom"]).is_empty()),
         ("Devices", hc["Devices"].as_array().is_some_and(|d| !d.is_empty())),
         ("DeviceRequests", hc["DeviceRequests"].as_array().is_some_and(|d| !d.is_empty())),
-        ("PidMode", hc["PidMode"].as_str().is_some_and(|m| !m.is_empty())),
-        ("IpcMode", hc["IpcMode"].as_str().is_some_and(|m| !matches!(m, "" | "private" | "shareable"))),
         ("UsernsMode", hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty())),
-        ("CpusetCpus", hc["CpusetCpus"].as_str().is_some_and(|m| !m.is_empty())),
-        ("CpusetMems", hc["CpusetMems"].as_str().is_some_and(|m| !m.is_empty())),
         ("StorageOpt", hc["StorageOpt"].as_object().is_some_and(|o| !o.is_empty())),
     ];
     if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -184,6 +180,11 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             driver: hc["LogConfig"]["Type"].as_str().unwrap_or_default().to_owned(),
             options: string_map(&hc["LogConfig"]["Config"]),
         },
+        pid_mode: hc["PidMode"].as_str().unwrap_or_default().to_owned(),
+        ipc_mode: hc["IpcMode"].as_str().unwrap_or_default().to_owned(),
+        uts_mode: hc["UTSMode"].as_str().unwrap_or_default().to_owned(),
+        cpuset_cpus: hc["CpusetCpus"].as_str().unwrap_or_default().to_owned(),
+        cpuset_mems: hc["CpusetMems"].as_str().unwrap_or_default().to_owned(),
     };
     let healthcheck = body.get("Healthcheck").filter(|h| h.is_object()).map(|h| Healthcheck {
         test: strings(&h["Test"]),
