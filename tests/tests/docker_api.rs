@@ -1095,6 +1095,50 @@ fn namespaces_and_cpusets(target: &DockerTarget) {
     target.ok(&["rm", "-f", "donor", "private", "modes"]);
 }
 
+on_both!(volumes_from_cgroupns_swappiness_isolation);
+/// `--volumes-from` (a volume and a bind, the donor's mode or `:ro`), `--cgroupns`,
+/// `--memory-swappiness` and `Isolation`, as dockerd serves and refuses them.
+fn volumes_from_cgroupns_swappiness_isolation(target: &DockerTarget) {
+    with_image(target);
+    let fails = |args: &[&str], words: &str| {
+        let (done, _, err) = target.docker(args);
+        assert!(!done && err.to_ascii_lowercase().contains(words), "docker {args:?}: {err}");
+    };
+    let bound = target.home().join("bound");
+    std::fs::create_dir_all(&bound).expect("bind dir");
+    std::fs::write(bound.join("host.txt"), "from the host\n").expect("file");
+    let bind = format!("{}:/bound", bound.display());
+    target.ok(&["run", "--name", "donor", "-v", "shared-data:/data", "-v", &bind, IMAGE, "sh", "-c", "echo kept > /data/f"]);
+    assert_eq!(target.ok(&["run", "--rm", "--volumes-from", "donor", IMAGE, "cat", "/data/f", "/bound/host.txt"]), "kept\nfrom the host\n");
+    let (done, _, _) = target.docker(&["run", "--rm", "--volumes-from", "donor:ro", IMAGE, "sh", "-c", "echo more > /data/g"]);
+    assert!(!done, "a :ro volumes-from was writable");
+    target.ok(&["create", "--name", "reader", "--volumes-from", "donor:ro", IMAGE, "true"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{json .HostConfig.VolumesFrom}}", "reader"]), "[\"donor:ro\"]\n");
+    let mounts = target.ok(&["inspect", "-f", "{{range .Mounts}}{{.Destination}}={{.RW}} {{end}}", "reader"]);
+    assert!(mounts.contains("/data=false") && mounts.contains("/bound=false"), "{mounts}");
+    fails(&["run", "--rm", "--volumes-from", "nobody-here", IMAGE, "true"], "no such container");
+    // cgroup namespaces: a private one sees its cgroups as the root.
+    let own = target.ok(&["run", "--rm", "--cgroupns", "private", IMAGE, "cat", "/proc/self/cgroup"]);
+    assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    target.ok(&["create", "--name", "plain", IMAGE, "true"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", "plain"]), if v2 { "private\n" } else { "host\n" });
+    fails(&["run", "--rm", "--cgroupns", "sideways", IMAGE, "true"], "cgroup");
+    // Swappiness: kept, shown, bounded.
+    target.ok(&["create", "--name", "swappy", "--memory-swappiness", "10", IMAGE, "true"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.MemorySwappiness}}", "swappy"]), "10\n");
+    fails(&["run", "--rm", "--memory-swappiness", "200", IMAGE, "true"], "swappiness");
+    // Isolation: Linux has only the default.
+    let image = format!("{{\"Image\": \"{IMAGE}\", \"Cmd\": [\"true\"], \"HostConfig\": {{\"Isolation\": \"default\"}}}}");
+    let (status, _, body) = target.http("POST", "/containers/create?name=isolated", &image);
+    assert!(status.starts_with("HTTP/1.1 201"), "{status} {body}");
+    let (status, _, body) = target.http("POST", "/containers/create?name=hyper", &image.replace("\"default\"", "\"hyperv\""));
+    // (dockerd 20.10 answers 500 for it; Berth 400.)
+    assert!((status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500")) && body.contains("Invalid isolation"), "{status} {body}");
+    target.ok(&["rm", "-f", "donor", "reader", "plain", "swappy", "isolated"]);
+    target.ok(&["volume", "rm", "shared-data"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;

@@ -487,6 +487,9 @@ fn plan_service(
         uts_mode: s.uts.clone().unwrap_or_default(),
         cpuset_cpus: s.cpuset.clone().unwrap_or_default(),
         cpuset_mems: String::new(),
+        volumes_from: Vec::new(),
+        cgroupns_mode: String::new(),
+        memory_swappiness: None,
     };
     Ok(PlannedService {
         name: service.to_owned(),

@@ -160,6 +160,15 @@ pub struct ContainerArgs {
     /// The memory nodes it may use, e.g. 0.
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
+    /// Another container's volumes and binds: NAME[:ro|:rw].
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// The cgroup namespace: host or private.
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// How readily the kernel swaps its memory out, 0 to 100.
+    #[arg(long = "memory-swappiness", allow_negative_numbers = true)]
+    pub memory_swappiness: Option<i64>,
     /// Command to run to check health (run by /bin/sh -c).
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -353,6 +362,9 @@ impl ContainerArgs {
             uts_mode: self.uts.clone().unwrap_or_default(),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
+            volumes_from: self.volumes_from.clone(),
+            cgroupns_mode: self.cgroupns.clone().unwrap_or_default(),
+            memory_swappiness: self.memory_swappiness,
         })
     }
 }

@@ -166,6 +166,9 @@ impl From<CreateContainerRequest> for CreateRequest {
                 uts_mode: r.uts_mode,
                 cpuset_cpus: r.cpuset_cpus,
                 cpuset_mems: r.cpuset_mems,
+                volumes_from: r.volumes_from,
+                cgroupns_mode: r.cgroupns_mode,
+                memory_swappiness: r.memory_swappiness.filter(|&s| s != -1),
                 ..Default::default()
             },
         }

@@ -199,6 +199,12 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         return invalid("invalid PIDs limit: it cannot be less than -1".to_owned());
     }
     let extras = &request.extras;
+    if !matches!(extras.cgroupns_mode.as_str(), "" | "host" | "private") {
+        return invalid(format!("invalid cgroup namespace mode: {}", extras.cgroupns_mode));
+    }
+    if extras.memory_swappiness.is_some_and(|s| !(0..=100).contains(&s)) {
+        return invalid(format!("Invalid value: {}, valid memory swappiness range is 0-100", extras.memory_swappiness.unwrap_or_default()));
+    }
     extras.pid().map_err(ContainerError::Invalid)?;
     extras.ipc().map_err(ContainerError::Invalid)?;
     if extras.uts().map_err(ContainerError::Invalid)? == super::record::NamespaceMode::Host && !request.hostname.is_empty() {
@@ -351,6 +357,7 @@ impl Containers {
     /// Records a new container; returns it.
     pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
         validate(&request, self.facts.cpus)?;
+        let request = self.with_volumes_from(request)?;
         for mount in request.mounts.iter().filter(|m| m.kind == "bind") {
             self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;
         }
@@ -487,6 +494,40 @@ impl Containers {
 }
 
 impl Containers {
+    /// `--volumes-from NAME[:ro|:rw]`: the other container's volumes and binds at the
+    /// same targets (read-only or not as the mode says, else as each was), wherever the
+    /// request mounts nothing of its own. Its volumes are shared, never copied into.
+    fn with_volumes_from(&self, mut request: CreateRequest) -> Result<CreateRequest, ContainerError> {
+        for from in request.extras.volumes_from.clone() {
+            let (name, read_only) = match from.rsplit_once(':') {
+                None => (from.as_str(), None),
+                Some((name, "ro")) => (name, Some(true)),
+                Some((name, "rw")) => (name, Some(false)),
+                Some((_, mode)) => return Err(ContainerError::Invalid(format!("invalid mode for volumes-from: {mode}"))),
+            };
+            // Not a 404: clients take a 404 from create for a missing image and pull.
+            let donor = self.find(name).map_err(|e| match e {
+                ContainerError::NotFound(_) => ContainerError::Invalid(format!("No such container: {name}")),
+                other => other,
+            })?;
+            for mount in &donor.host_config.mounts {
+                let covered = |target: &str| target.trim_end_matches('/') == mount.target.trim_end_matches('/');
+                if request.mounts.iter().any(|m| covered(&m.target)) || request.tmpfs.iter().any(|t| covered(&t.target)) {
+                    continue;
+                }
+                request.mounts.push(MountRequest {
+                    kind: mount.kind.clone(),
+                    source: mount.source.clone(),
+                    target: mount.target.clone(),
+                    read_only: read_only.unwrap_or(mount.read_only),
+                    no_copy: true,
+                    create_source: false,
+                });
+            }
+        }
+        Ok(request)
+    }
+
     /// The network mode as recorded and the networks the container joins, checked the
     /// way docker checks them.
     fn network_of(&self, request: &CreateRequest) -> Result<(String, Vec<crate::network::EndpointRequest>), ContainerError> {

@@ -171,6 +171,27 @@ pub struct HostExtras {
     pub cpuset_cpus: String,
     #[serde(default)]
     pub cpuset_mems: String,
+    /// `--volumes-from NAME[:ro|:rw]`, as given (the mounts it brought are in `mounts`).
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// `--cgroupns`: "" (the default: private on cgroup v2, host on v1), "host" or
+    /// "private".
+    #[serde(default)]
+    pub cgroupns_mode: String,
+    /// `--memory-swappiness`, 0 to 100 (None: the kernel's).
+    #[serde(default)]
+    pub memory_swappiness: Option<i64>,
+}
+
+impl HostExtras {
+    /// Whether the container gets a cgroup namespace of its own.
+    pub fn private_cgroupns(&self, cgroup_v2: bool) -> bool {
+        match self.cgroupns_mode.as_str() {
+            "private" => true,
+            "host" => false,
+            _ => cgroup_v2,
+        }
+    }
 }
 
 /// How a container holds one kind of namespace.

@@ -228,7 +228,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if let Some(path) = &input.netns {
         namespaces.push(json!({"type": "network", "path": path}));
     }
-    if input.cgroup_v2 {
+    if hc.extras.private_cgroupns(input.cgroup_v2) {
         namespaces.push(json!({"type": "cgroup"}));
     }
 
@@ -259,6 +259,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         if input.swap_accounting {
             memory.insert("swap".into(), json!(swap_limit(r.memory, r.memory_swap)));
         }
+    }
+    if let Some(swappiness) = hc.extras.memory_swappiness {
+        memory.insert("swappiness".into(), json!(swappiness));
     }
     if !memory.is_empty() {
         resources["memory"] = Value::Object(memory);

@@ -132,9 +132,8 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         other => Some(strings(other)),
     };
     // Settings Berth does not apply are refused by name, never ignored.
-    let unsupported: [(&str, bool); 6] = [
+    let unsupported: [(&str, bool); 5] = [
         ("Links", !strings(&hc["Links"]).is_empty()),
-        ("VolumesFrom", !strings(&hc["VolumesFrom"]).is_empty()),
         ("Devices", hc["Devices"].as_array().is_some_and(|d| !d.is_empty())),
         ("DeviceRequests", hc["DeviceRequests"].as_array().is_some_and(|d| !d.is_empty())),
         ("UsernsMode", hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty())),
@@ -185,7 +184,16 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         uts_mode: hc["UTSMode"].as_str().unwrap_or_default().to_owned(),
         cpuset_cpus: hc["CpusetCpus"].as_str().unwrap_or_default().to_owned(),
         cpuset_mems: hc["CpusetMems"].as_str().unwrap_or_default().to_owned(),
+        volumes_from: strings(&hc["VolumesFrom"]),
+        cgroupns_mode: hc["CgroupnsMode"].as_str().unwrap_or_default().to_owned(),
+        // -1 (or none) is the kernel's default.
+        memory_swappiness: hc["MemorySwappiness"].as_i64().filter(|&s| s != -1),
     };
+    // Linux has one isolation technology; docker's words for any other.
+    match hc["Isolation"].as_str().unwrap_or_default() {
+        "" | "default" => {}
+        other => return Err(ApiError::bad_request(format!("Invalid isolation: {other:?} - linux only supports 'default'"))),
+    }
     let healthcheck = body.get("Healthcheck").filter(|h| h.is_object()).map(|h| Healthcheck {
         test: strings(&h["Test"]),
         interval: h["Interval"].as_i64().unwrap_or(0),
