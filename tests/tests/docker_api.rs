@@ -1139,6 +1139,41 @@ fn volumes_from_cgroupns_swappiness_isolation(target: &DockerTarget) {
     target.ok(&["volume", "rm", "shared-data"]);
 }
 
+on_both!(legacy_links);
+/// `--link NAME:ALIAS` on the default bridge and on a user network (the alias reaches
+/// the linked container), in inspect as dockerd writes it, and its refusals.
+fn legacy_links(target: &DockerTarget) {
+    with_image(target);
+    let httpd = ["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"];
+    let fetch = |args: &[&str], url: &str| {
+        let script = format!("busybox timeout 5 busybox wget -qO- {url}; exit $?");
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+        target.docker(&all)
+    };
+    let mut db = vec!["run", "-d", "--name", "db", IMAGE];
+    db.extend_from_slice(&httpd);
+    target.ok(&db);
+    let (done, got, err) = fetch(&["--link", "db:database"], "http://database/hostname");
+    assert!(done && !got.is_empty(), "the link's alias does not reach db on the default bridge: {err}");
+    target.ok(&["network", "create", "linked"]);
+    let mut db2 = vec!["run", "-d", "--name", "db2", "--network", "linked", IMAGE];
+    db2.extend_from_slice(&httpd);
+    target.ok(&db2);
+    let (done, got, err) = fetch(&["--network", "linked", "--link", "db2:store"], "http://store/hostname");
+    assert!(done && !got.is_empty(), "the link's alias does not reach db2 on a user network: {err}");
+    target.ok(&["create", "--name", "linker", "--link", "db:database", IMAGE, "true"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "linker"]), "[\"/db:/linker/database\"]\n");
+    target.ok(&["create", "--name", "asleep", IMAGE, "true"]);
+    let (done, _, err) = target.docker(&["run", "--rm", "--link", "asleep:a", IMAGE, "true"]);
+    assert!(!done && err.contains("Cannot link to a non running container"), "{err}");
+    let (done, _, err) = target.docker(&["run", "--rm", "--link", "ghost:g", IMAGE, "true"]);
+    assert!(!done && err.contains("could not get container for ghost"), "{err}");
+    target.ok(&["rm", "-f", "db", "db2", "linker", "asleep"]);
+    target.ok(&["network", "rm", "linked"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;

@@ -1,5 +1,5 @@
-//! The services' dependency graph (`depends_on`, plus `network_mode: service:x` and
-//! `volumes_from` once they exist): the start order, and cycles refused with the cycle
+//! The services' dependency graph (`depends_on` and `links`, plus `network_mode:
+//! service:x` and `volumes_from` once they exist): the start order, and cycles refused with the cycle
 //! named.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +20,11 @@ pub fn start_order(file: &ComposeFile) -> Result<Vec<String>, GraphError> {
     let deps: BTreeMap<&str, BTreeSet<&str>> = file
         .services
         .iter()
-        .map(|(name, service)| (name.as_str(), service.depends_on.keys().map(String::as_str).collect()))
+        .map(|(name, service)| {
+            // Links to the project's services order them too (others are outside it).
+            let linked = service.links.iter().map(|l| l.split(':').next().unwrap_or(l)).filter(|l| file.services.contains_key(*l));
+            (name.as_str(), service.depends_on.keys().map(String::as_str).chain(linked).collect())
+        })
         .collect();
     for (service, wanted) in &deps {
         for missing in wanted.iter().filter(|d| !deps.contains_key(*d)) {

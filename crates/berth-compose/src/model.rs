@@ -118,6 +118,10 @@ pub struct Service {
     pub pid: Option<String>,
     pub ipc: Option<String>,
     pub uts: Option<String>,
+    /// `SERVICE[:ALIAS]`: the service's container under the alias in /etc/hosts (and
+    /// started first).
+    #[serde(default, deserialize_with = "scalars")]
+    pub links: Vec<String>,
     /// CPUs, as `--cpuset-cpus` takes them.
     #[serde(default, deserialize_with = "scalar_opt")]
     pub cpuset: Option<String>,

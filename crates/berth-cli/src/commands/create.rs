@@ -163,6 +163,9 @@ pub struct ContainerArgs {
     /// Another container's volumes and binds: NAME[:ro|:rw].
     #[arg(long = "volumes-from")]
     pub volumes_from: Vec<String>,
+    /// A legacy link: NAME[:ALIAS] (its address in /etc/hosts).
+    #[arg(long)]
+    pub link: Vec<String>,
     /// The cgroup namespace: host or private.
     #[arg(long)]
     pub cgroupns: Option<String>,
@@ -364,6 +367,7 @@ impl ContainerArgs {
             cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
             volumes_from: self.volumes_from.clone(),
             cgroupns_mode: self.cgroupns.clone().unwrap_or_default(),
+            links: self.link.clone(),
             memory_swappiness: self.memory_swappiness,
         })
     }

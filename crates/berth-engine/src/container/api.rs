@@ -168,6 +168,7 @@ impl From<CreateContainerRequest> for CreateRequest {
                 cpuset_mems: r.cpuset_mems,
                 volumes_from: r.volumes_from,
                 cgroupns_mode: r.cgroupns_mode,
+                links: r.links,
                 memory_swappiness: r.memory_swappiness.filter(|&s| s != -1),
                 ..Default::default()
             },

@@ -358,6 +358,10 @@ impl Containers {
     pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
         validate(&request, self.facts.cpus)?;
         let request = self.with_volumes_from(request)?;
+        for link in &request.extras.links {
+            let (name, _) = super::record::parse_link(link);
+            self.find(&name).map_err(|_| ContainerError::Invalid(format!("could not get container for {name}")))?;
+        }
         for mount in request.mounts.iter().filter(|m| m.kind == "bind") {
             self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;
         }

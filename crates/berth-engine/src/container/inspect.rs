@@ -130,6 +130,14 @@ impl Containers {
                 "CpusetCpus": hc.extras.cpuset_cpus,
                 "CpusetMems": hc.extras.cpuset_mems,
                 "VolumesFrom": if hc.extras.volumes_from.is_empty() { Value::Null } else { json!(hc.extras.volumes_from) },
+                "Links": if hc.extras.links.is_empty() {
+                    Value::Null
+                } else {
+                    json!(hc.extras.links.iter().map(|l| {
+                        let (name, alias) = super::record::parse_link(l);
+                        format!("/{name}:/{}/{alias}", record.name)
+                    }).collect::<Vec<_>>())
+                },
                 "CgroupnsMode": if hc.extras.private_cgroupns(self.facts.cgroup_v2) { "private" } else { "host" },
                 "MemorySwappiness": hc.extras.memory_swappiness,
                 "Isolation": "",

@@ -40,16 +40,41 @@ impl Containers {
     /// The container's /etc/hosts, /etc/hostname and /etc/resolv.conf for the networks
     /// it is on: its address on the first, and the first user network's DNS server.
     /// Written in place, so a running container's bind mounts see the new text.
-    pub(super) fn write_etc_files(&self, record: &ContainerRecord, endpoints: &[crate::network::Endpoint]) -> Result<(), ContainerError> {
+    pub(super) fn write_etc_files(&self, record: &ContainerRecord, endpoints: &[crate::network::Endpoint], links: &[String]) -> Result<(), ContainerError> {
         let first = endpoints.first();
+        let mut extras = record.host_config.extras.clone();
+        extras.extra_hosts.extend_from_slice(links);
         let settings = rootfs::EtcSettings {
             nameserver: endpoints.iter().find(|e| e.dns).map(|e| e.gateway),
-            extras: Some(&record.host_config.extras),
+            extras: Some(&extras),
             host_gateway: self.runtime.host_gateway.or(first.map(|e| e.gateway)),
             host_docker_internal: self.runtime.host_gateway.is_some(),
         };
         rootfs::write_etc_files(&self.dir(&record.id).join("files"), &record.config.hostname, first.map(|e| e.ip), &settings)?;
         Ok(())
+    }
+
+    /// `--link`: each linked container's address, as /etc/hosts lines ("name:ip") under
+    /// its alias and its name. The address is the one on a network the two share (else
+    /// its first). Docker's legacy links also set environment variables; Berth does not.
+    pub(super) fn link_hosts(&self, record: &ContainerRecord) -> Result<Vec<String>, ContainerError> {
+        let mut hosts = Vec::new();
+        for link in &record.host_config.extras.links {
+            let (name, alias) = super::record::parse_link(link);
+            let other = self.find(&name).map_err(|_| ContainerError::Invalid(format!("could not get container for {name}")))?;
+            let refused = || ContainerError::Conflict(format!("Cannot link to a non running container: /{} AS /{}/{alias}", other.name, record.name));
+            if !other.state.status.is_running() {
+                return Err(refused());
+            }
+            let endpoints = other.state.network.as_ref().map(|n| n.endpoints.as_slice()).unwrap_or_default();
+            let shared = endpoints.iter().find(|e| record.networks.iter().any(|n| n.network_id == e.network_id));
+            let Some(endpoint) = shared.or(endpoints.first()) else { return Err(refused()) };
+            hosts.push(format!("{alias}:{}", endpoint.ip));
+            if alias != other.name {
+                hosts.push(format!("{}:{}", other.name, endpoint.ip));
+            }
+        }
+        Ok(hosts)
     }
 
     /// Starts a container whose lock the caller holds.
@@ -228,8 +253,9 @@ impl Containers {
             env.push("TERM=xterm".to_owned());
         }
         let files = dir.join("files");
+        let links = self.link_hosts(record)?;
         let (netns, network) = self.join_networks(record).await?;
-        self.write_etc_files(record, network.as_ref().map_or(&[][..], |n| &n.endpoints))?;
+        self.write_etc_files(record, network.as_ref().map_or(&[][..], |n| &n.endpoints), &links)?;
         let input = SpecInput {
             record,
             rootfs: &rootfs_dir,

@@ -47,7 +47,8 @@ impl Containers {
             // as dockerd does: names on the new network resolve at once.
             if gives_dns && !had_dns {
                 let endpoints = running.endpoints.clone();
-                if let Err(e) = self.write_etc_files(&record, &endpoints) {
+                let links = self.link_hosts(&record).unwrap_or_default();
+                if let Err(e) = self.write_etc_files(&record, &endpoints, &links) {
                     tracing::warn!(container = %id, "cannot give the container its new network's DNS server: {e}");
                 }
             }

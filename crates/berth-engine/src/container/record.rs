@@ -181,6 +181,17 @@ pub struct HostExtras {
     /// `--memory-swappiness`, 0 to 100 (None: the kernel's).
     #[serde(default)]
     pub memory_swappiness: Option<i64>,
+    /// `--link NAME[:ALIAS]` (docker's legacy links), as "name:alias".
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+/// A link as docker spells it ("db", "db:alias", "/db:/web/alias") as (name, alias).
+pub fn parse_link(link: &str) -> (String, String) {
+    let (name, alias) = link.split_once(':').unwrap_or((link, link));
+    let name = name.trim_start_matches('/').to_owned();
+    let alias = alias.rsplit('/').next().unwrap_or(alias).to_owned();
+    (name, alias)
 }
 
 impl HostExtras {

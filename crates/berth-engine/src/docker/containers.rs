@@ -132,8 +132,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         other => Some(strings(other)),
     };
     // Settings Berth does not apply are refused by name, never ignored.
-    let unsupported: [(&str, bool); 5] = [
-        ("Links", !strings(&hc["Links"]).is_empty()),
+    let unsupported: [(&str, bool); 4] = [
         ("Devices", hc["Devices"].as_array().is_some_and(|d| !d.is_empty())),
         ("DeviceRequests", hc["DeviceRequests"].as_array().is_some_and(|d| !d.is_empty())),
         ("UsernsMode", hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty())),
@@ -185,6 +184,17 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         cpuset_cpus: hc["CpusetCpus"].as_str().unwrap_or_default().to_owned(),
         cpuset_mems: hc["CpusetMems"].as_str().unwrap_or_default().to_owned(),
         volumes_from: strings(&hc["VolumesFrom"]),
+        // Legacy links, and the links docker-compose v1 gives each network.
+        links: strings(&hc["Links"])
+            .into_iter()
+            .chain(endpoints.into_iter().flat_map(|e| e.values()).flat_map(|e| strings(&e["Links"])))
+            .map(|l| {
+                let (name, alias) = crate::container::record::parse_link(&l);
+                format!("{name}:{alias}")
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         cgroupns_mode: hc["CgroupnsMode"].as_str().unwrap_or_default().to_owned(),
         // -1 (or none) is the kernel's default.
         memory_swappiness: hc["MemorySwappiness"].as_i64().filter(|&s| s != -1),
