@@ -672,10 +672,10 @@ fn host_config(target: &DockerTarget) {
     assert!(!done && err.contains("net.ipv4.ip_forward"), "{err}");
     if target.is_berth() {
         // What Berth does not do, it refuses by name rather than ignore.
-        let (done, _, err) = target.docker(&["run", "--rm", "--device", "/dev/null:/dev/extra", IMAGE, "true"]);
-        assert!(!done && err.contains("HostConfig.Devices is not supported"), "{err}");
-        let (done, _, err) = target.docker(&["run", "--rm", "--pid", "host", IMAGE, "true"]);
-        assert!(!done && err.contains("HostConfig.PidMode is not supported"), "{err}");
+        let (done, _, err) = target.docker(&["run", "--rm", "--gpus", "all", IMAGE, "true"]);
+        assert!(!done && err.contains("HostConfig.DeviceRequests is not supported"), "{err}");
+        let (done, _, err) = target.docker(&["run", "--rm", "--storage-opt", "size=1G", IMAGE, "true"]);
+        assert!(!done && err.contains("HostConfig.StorageOpt is not supported"), "{err}");
     }
 }
 
