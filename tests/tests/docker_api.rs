@@ -1174,6 +1174,50 @@ fn legacy_links(target: &DockerTarget) {
     target.ok(&["network", "rm", "linked"]);
 }
 
+on_both!(devices);
+/// `--device` (a node under another name, read-only), `--device-cgroup-rule` and
+/// `--mac-address`, as dockerd gives them, and its refusals.
+fn devices(target: &DockerTarget) {
+    with_image(target);
+    assert_eq!(target.ok(&["run", "--rm", "--device", "/dev/null:/dev/mine", IMAGE, "sh", "-c", "echo gone > /dev/mine && ls -l /dev/mine | cut -c1"]), "c\n");
+    // Read only: the cgroup refuses opening it for writing (/dev/kmsg, 1:11, is not in
+    // the default allowlist; nothing is written to it).
+    let open_for_writing = "(exec 3>/dev/k) 2>/dev/null && echo opened || echo refused";
+    assert_eq!(target.ok(&["run", "--rm", "--device", "/dev/kmsg:/dev/k:r", IMAGE, "sh", "-c", open_for_writing]), "refused\n");
+    assert_eq!(target.ok(&["run", "--rm", "--device", "/dev/kmsg:/dev/k:rw", IMAGE, "sh", "-c", open_for_writing]), "opened\n");
+    // A rule lets the container open a node it makes: 1:11 (kmsg, opened for writing,
+    // never written), which is outside the default allowlist.
+    let probe = "mknod /dev/k c 1 11 && (exec 3>/dev/k) 2>/dev/null && echo opened || echo refused";
+    assert_eq!(target.ok(&["run", "--rm", IMAGE, "sh", "-c", probe]), "refused\n");
+    assert_eq!(target.ok(&["run", "--rm", "--device-cgroup-rule", "c 1:11 w", IMAGE, "sh", "-c", probe]), "opened\n");
+    target.ok(&["create", "--name", "withdev", "--device", "/dev/null:/dev/mine:rw", IMAGE, "true"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{range .HostConfig.Devices}}{{.PathOnHost}} {{.PathInContainer}} {{.CgroupPermissions}}{{end}}", "withdev"]), "/dev/null /dev/mine rw\n");
+    let (done, _, err) = target.docker(&["run", "--rm", "--device", "/dev/no-such-node", IMAGE, "true"]);
+    assert!(!done && err.contains("error gathering device information"), "{err}");
+    target.ok(&["rm", "-f", "withdev"]);
+    // A MAC address (Config.MacAddress, as clients of API 1.43 and before send it; the
+    // CLI 28 sends it only per network, from API 1.44): the container's interface has it.
+    let mac = "02:42:ac:11:99:01";
+    let body = format!("{{\"Image\": \"{IMAGE}\", \"Cmd\": [\"sleep\", \"300\"], \"MacAddress\": \"{mac}\"}}");
+    let (status, _, said) = target.http("POST", "/containers/create?name=withmac", &body);
+    assert!(status.starts_with("HTTP/1.1 201"), "{status} {said}");
+    target.ok(&["start", "withmac"]);
+    assert_eq!(target.ok(&["exec", "withmac", "cat", "/sys/class/net/eth0/address"]), format!("{mac}\n"));
+    // A bad one fails by the start at the latest (dockerd 20.10 takes it at create and
+    // refuses the start; Berth refuses the create).
+    let (status, _, said) = target.http("POST", "/containers/create?name=badmac", &body.replace(mac, "not-a-mac"));
+    let refusal = if status.starts_with("HTTP/1.1 201") {
+        let (started, _, err) = target.docker(&["start", "badmac"]);
+        assert!(!started, "a container with MAC address not-a-mac started");
+        target.ok(&["rm", "-f", "badmac"]);
+        err
+    } else {
+        said
+    };
+    assert!(refusal.to_ascii_lowercase().contains("mac"), "{status} {refusal}");
+    target.ok(&["rm", "-f", "withmac"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;

@@ -122,6 +122,12 @@ pub struct Service {
     /// started first).
     #[serde(default, deserialize_with = "scalars")]
     pub links: Vec<String>,
+    pub mac_address: Option<String>,
+    /// `HOST[:CONTAINER][:PERMISSIONS]`.
+    #[serde(default, deserialize_with = "scalars")]
+    pub devices: Vec<String>,
+    #[serde(default, deserialize_with = "scalars")]
+    pub device_cgroup_rules: Vec<String>,
     /// CPUs, as `--cpuset-cpus` takes them.
     #[serde(default, deserialize_with = "scalar_opt")]
     pub cpuset: Option<String>,

@@ -466,6 +466,7 @@ fn plan_service(
         healthcheck,
         network_aliases: aliases,
         ipv4_address: ipv4,
+        mac_address: s.mac_address.clone().unwrap_or_default(),
         ports,
         publish_all: false,
         expose: s.expose.clone(),
@@ -504,6 +505,8 @@ fn plan_service(
             .collect(),
         cgroupns_mode: String::new(),
         memory_swappiness: None,
+        devices: s.devices.clone(),
+        device_cgroup_rules: s.device_cgroup_rules.clone(),
     };
     Ok(PlannedService {
         name: service.to_owned(),

@@ -163,6 +163,15 @@ pub struct ContainerArgs {
     /// Another container's volumes and binds: NAME[:ro|:rw].
     #[arg(long = "volumes-from")]
     pub volumes_from: Vec<String>,
+    /// A host device: HOST[:CONTAINER][:PERMISSIONS], e.g. /dev/fuse or /dev/sda:/dev/xvda:rwm.
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// A device cgroup rule, e.g. 'c 1:3 rwm'.
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Its MAC address on the network it starts on, e.g. 02:42:ac:11:00:99.
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// A legacy link: NAME[:ALIAS] (its address in /etc/hosts).
     #[arg(long)]
     pub link: Vec<String>,
@@ -334,6 +343,7 @@ impl ContainerArgs {
             network_mode: self.network.clone().unwrap_or_default(),
             network_aliases: self.network_aliases.clone(),
             ipv4_address: self.ip.clone().unwrap_or_default(),
+            mac_address: self.mac_address.clone().unwrap_or_default(),
             ports: self.ports()?,
             publish_all: self.publish_all,
             expose: self.exposed()?,
@@ -368,6 +378,8 @@ impl ContainerArgs {
             volumes_from: self.volumes_from.clone(),
             cgroupns_mode: self.cgroupns.clone().unwrap_or_default(),
             links: self.link.clone(),
+            devices: self.device.clone(),
+            device_cgroup_rules: self.device_cgroup_rule.clone(),
             memory_swappiness: self.memory_swappiness,
         })
     }

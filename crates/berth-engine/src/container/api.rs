@@ -132,6 +132,7 @@ impl From<CreateContainerRequest> for CreateRequest {
             network_mode: r.network_mode,
             network_aliases: r.network_aliases,
             ipv4_address: r.ipv4_address,
+            mac_address: r.mac_address,
             ports: r
                 .ports
                 .into_iter()
@@ -169,6 +170,14 @@ impl From<CreateContainerRequest> for CreateRequest {
                 volumes_from: r.volumes_from,
                 cgroupns_mode: r.cgroupns_mode,
                 links: r.links,
+                // One that does not parse is kept whole: create then refuses it (no such
+                // device node).
+                devices: r
+                    .devices
+                    .iter()
+                    .map(|d| super::record::DeviceMapping::parse(d).unwrap_or_else(|_| super::record::DeviceMapping { path_on_host: d.clone(), ..Default::default() }))
+                    .collect(),
+                device_cgroup_rules: r.device_cgroup_rules,
                 memory_swappiness: r.memory_swappiness.filter(|&s| s != -1),
                 ..Default::default()
             },

@@ -42,6 +42,8 @@ pub struct CreateRequest {
     pub network_aliases: Vec<String>,
     /// `--ip`.
     pub ipv4_address: String,
+    /// `--mac-address` on the network it starts on.
+    pub mac_address: String,
     /// `-p`, one entry per port.
     pub ports: Vec<crate::network::PortBinding>,
     /// `-P`.
@@ -199,6 +201,14 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         return invalid("invalid PIDs limit: it cannot be less than -1".to_owned());
     }
     let extras = &request.extras;
+    for device in &extras.devices {
+        device.validate().map_err(ContainerError::Invalid)?;
+        // The node must be there now (and is looked at again at each start).
+        super::spec::host_devices(std::slice::from_ref(device)).map_err(ContainerError::Invalid)?;
+    }
+    for rule in &extras.device_cgroup_rules {
+        super::record::parse_device_cgroup_rule(rule).map_err(ContainerError::Invalid)?;
+    }
     if !matches!(extras.cgroupns_mode.as_str(), "" | "host" | "private") {
         return invalid(format!("invalid cgroup namespace mode: {}", extras.cgroupns_mode));
     }
@@ -535,7 +545,10 @@ impl Containers {
     /// The network mode as recorded and the networks the container joins, checked the
     /// way docker checks them.
     fn network_of(&self, request: &CreateRequest) -> Result<(String, Vec<crate::network::EndpointRequest>), ContainerError> {
-        let scoped = !request.network_aliases.is_empty() || !request.ipv4_address.is_empty();
+        if !request.mac_address.is_empty() {
+            crate::network::ipam::parse_mac(&request.mac_address).map_err(ContainerError::Invalid)?;
+        }
+        let scoped = !request.network_aliases.is_empty() || !request.ipv4_address.is_empty() || !request.mac_address.is_empty();
         let mode = request.network_mode.as_str();
         match mode {
             "host" | "none" => {
@@ -575,6 +588,7 @@ impl Containers {
                         network_id: network.id,
                         aliases: request.network_aliases.clone(),
                         ipv4_address: request.ipv4_address.clone(),
+                        mac_address: request.mac_address.clone(),
                     }],
                 ))
             }

@@ -138,6 +138,8 @@ impl Containers {
                         format!("/{name}:/{}/{alias}", record.name)
                     }).collect::<Vec<_>>())
                 },
+                "Devices": hc.extras.devices.iter().map(|d| json!({"PathOnHost": d.path_on_host, "PathInContainer": d.target(), "CgroupPermissions": d.permissions()})).collect::<Vec<_>>(),
+                "DeviceCgroupRules": if hc.extras.device_cgroup_rules.is_empty() { Value::Null } else { json!(hc.extras.device_cgroup_rules) },
                 "CgroupnsMode": if hc.extras.private_cgroupns(self.facts.cgroup_v2) { "private" } else { "host" },
                 "MemorySwappiness": hc.extras.memory_swappiness,
                 "Isolation": "",

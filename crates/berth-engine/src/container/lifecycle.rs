@@ -273,6 +273,7 @@ impl Containers {
             binds: self.prepare_mounts(record, &rootfs_dir)?,
             netns,
             shared: self.shared_namespaces(record)?,
+            devices: spec::host_devices(&hc.extras.devices).map_err(ContainerError::Invalid)?,
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))

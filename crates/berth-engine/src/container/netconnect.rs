@@ -36,7 +36,7 @@ impl Containers {
         if record.networks.iter().any(|n| n.network_id == network.id) {
             return Err(ContainerError::Conflict(format!("endpoint with name {} already exists in network {}", record.name, network.name)));
         }
-        let request = EndpointRequest { network_id: network.id.clone(), aliases, ipv4_address };
+        let request = EndpointRequest { network_id: network.id.clone(), aliases, ipv4_address, mac_address: String::new() };
         if record.state.status.is_running() {
             let endpoint = self.networks.connect(&id, &request).await?;
             let running = record.state.network.get_or_insert_with(Default::default);

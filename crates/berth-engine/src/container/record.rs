@@ -184,6 +184,88 @@ pub struct HostExtras {
     /// `--link NAME[:ALIAS]` (docker's legacy links), as "name:alias".
     #[serde(default)]
     pub links: Vec<String>,
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]`.
+    #[serde(default)]
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule "c 1:3 rwm"`.
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// A host device (or a folder of them) given to a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    /// Empty: the host's path.
+    pub path_in_container: String,
+    /// Some of "rwm"; empty: "rwm".
+    pub cgroup_permissions: String,
+}
+
+impl DeviceMapping {
+    /// Parses `--device` as docker does: HOST, HOST:CONTAINER, HOST:PERMISSIONS or
+    /// HOST:CONTAINER:PERMISSIONS.
+    pub fn parse(spec: &str) -> Result<DeviceMapping, String> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host, container, permissions) = match parts.as_slice() {
+            [host] => (*host, *host, "rwm"),
+            [host, second] if valid_device_mode(second) => (*host, *host, *second),
+            [host, container] => (*host, *container, "rwm"),
+            [host, container, mode] => (*host, *container, *mode),
+            _ => return Err(format!("invalid device specification: {spec}")),
+        };
+        let mapping = DeviceMapping { path_on_host: host.to_owned(), path_in_container: container.to_owned(), cgroup_permissions: permissions.to_owned() };
+        mapping.validate()?;
+        Ok(mapping)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path_on_host.starts_with('/') {
+            return Err(format!("invalid device path {:?}: it must be absolute", self.path_on_host));
+        }
+        if !self.path_in_container.is_empty() && !self.path_in_container.starts_with('/') {
+            return Err(format!("invalid device path {:?}: it must be absolute", self.path_in_container));
+        }
+        if !self.cgroup_permissions.is_empty() && !valid_device_mode(&self.cgroup_permissions) {
+            return Err(format!("invalid device mode: {}", self.cgroup_permissions));
+        }
+        Ok(())
+    }
+
+    pub fn target(&self) -> &str {
+        if self.path_in_container.is_empty() { &self.path_on_host } else { &self.path_in_container }
+    }
+
+    pub fn permissions(&self) -> &str {
+        if self.cgroup_permissions.is_empty() { "rwm" } else { &self.cgroup_permissions }
+    }
+}
+
+/// Some of r, w and m, each at most once.
+fn valid_device_mode(mode: &str) -> bool {
+    !mode.is_empty() && mode.len() <= 3 && mode.chars().all(|c| "rwm".contains(c)) && {
+        let mut seen: Vec<char> = mode.chars().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() == mode.len()
+    }
+}
+
+/// A device cgroup rule ("c 1:3 rwm", "b *:* m", "a"): (type, major, minor, access),
+/// None for `*`.
+pub fn parse_device_cgroup_rule(rule: &str) -> Result<(String, Option<i64>, Option<i64>, String), String> {
+    let invalid = || format!("invalid device cgroup rule format: '{rule}'");
+    let fields: Vec<&str> = rule.split_whitespace().collect();
+    let (kind, numbers, access) = match fields.as_slice() {
+        [kind, numbers, access] => (*kind, *numbers, *access),
+        _ => return Err(invalid()),
+    };
+    if !matches!(kind, "a" | "b" | "c") || !valid_device_mode(access) {
+        return Err(invalid());
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(invalid)?;
+    let number = |n: &str| if n == "*" { Ok(None) } else { n.parse::<i64>().map(Some).map_err(|_| invalid()) };
+    Ok((kind.to_owned(), number(major)?, number(minor)?, access.to_owned()))
 }
 
 /// A link as docker spells it ("db", "db:alias", "/db:/web/alias") as (name, alias).

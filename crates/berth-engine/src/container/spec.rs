@@ -62,6 +62,65 @@ pub struct SpecInput<'a> {
     /// `--pid`, `--ipc` and `--uts`: a namespace of its own, the engine's, or another
     /// container's (by its process).
     pub shared: SharedNamespaces,
+    /// `--device`: the host's devices as found at start.
+    pub devices: Vec<HostDevice>,
+}
+
+/// One host device node, where the container sees it, and what it may do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDevice {
+    pub path: String,
+    /// "c" or "b".
+    pub kind: &'static str,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub access: String,
+}
+
+/// The device nodes `--device` mappings name: a node itself, or every node under a
+/// folder (at the same place under the container's path). What is not a device node
+/// there is refused, as docker refuses it.
+pub fn host_devices(mappings: &[super::record::DeviceMapping]) -> Result<Vec<HostDevice>, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn walk(host: &Path, target: &str, access: &str, out: &mut Vec<HostDevice>, top: bool) -> Result<(), String> {
+        let meta = std::fs::metadata(host).map_err(|e| format!("error gathering device information while adding custom device {:?}: {e}", host.display().to_string()))?;
+        let kind = if meta.file_type().is_char_device() {
+            "c"
+        } else if meta.file_type().is_block_device() {
+            "b"
+        } else if meta.is_dir() {
+            let entries = std::fs::read_dir(host).map_err(|e| format!("read {}: {e}", host.display()))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                walk(&entry.path(), &format!("{}/{name}", target.trim_end_matches('/')), access, out, false)?;
+            }
+            return Ok(());
+        } else if top {
+            return Err(format!("error gathering device information while adding custom device {:?}: not a device node", host.display().to_string()));
+        } else {
+            return Ok(());
+        };
+        let rdev = meta.rdev();
+        out.push(HostDevice {
+            path: target.to_owned(),
+            kind,
+            major: i64::from(libc::major(rdev)),
+            minor: i64::from(libc::minor(rdev)),
+            file_mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            access: access.to_owned(),
+        });
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for m in mappings {
+        walk(Path::new(&m.path_on_host), m.target(), m.permissions(), &mut out, true)?;
+    }
+    Ok(out)
 }
 
 /// Where one namespace comes from.
@@ -251,6 +310,16 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             device("c", Some(10), Some(200), "rwm"),
         ]
     };
+    let mut devices = devices;
+    for d in &input.devices {
+        devices.push(device(d.kind, Some(d.major), Some(d.minor), &d.access));
+    }
+    for rule in &hc.extras.device_cgroup_rules {
+        // Checked at create; a rule that no longer parses is left out.
+        if let Ok((kind, major, minor, access)) = super::record::parse_device_cgroup_rule(rule) {
+            devices.push(json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access}));
+        }
+    }
     let r = &hc.resources;
     let mut resources = json!({"devices": devices});
     let mut memory = serde_json::Map::new();
@@ -292,6 +361,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "cgroupsPath": input.cgroup_path,
         "resources": resources,
     });
+    if !input.devices.is_empty() {
+        linux["devices"] = json!(input
+            .devices
+            .iter()
+            .map(|d| json!({"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor, "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}))
+            .collect::<Vec<_>>());
+    }
     if !hc.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -349,6 +425,7 @@ mod tests {
             binds: Vec::new(),
             netns: Some("/run/berth/netns/test".into()),
             shared: SharedNamespaces::default(),
+            devices: Vec::new(),
         };
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");
@@ -389,6 +466,7 @@ mod tests {
             binds: vec![],
             netns: None,
             shared: SharedNamespaces::default(),
+            devices: Vec::new(),
         };
         let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
         assert_eq!(value["process"]["rlimits"], json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX}]));
@@ -415,6 +493,27 @@ mod tests {
         let input = SpecInput { shared: SharedNamespaces { no_shm: true, ..Default::default() }, ..input };
         let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
         assert!(!value["mounts"].as_array().expect("mounts").iter().any(|m| m["destination"] == "/dev/shm"));
+    }
+
+    #[test]
+    fn devices_parse_as_docker_spells_them_and_are_found_on_the_host() {
+        use super::super::record::{parse_device_cgroup_rule, DeviceMapping};
+        let m = |h: &str, c: &str, p: &str| DeviceMapping { path_on_host: h.into(), path_in_container: c.into(), cgroup_permissions: p.into() };
+        assert_eq!(DeviceMapping::parse("/dev/null").expect("one"), m("/dev/null", "/dev/null", "rwm"));
+        assert_eq!(DeviceMapping::parse("/dev/null:r").expect("mode"), m("/dev/null", "/dev/null", "r"));
+        assert_eq!(DeviceMapping::parse("/dev/null:/dev/x").expect("target"), m("/dev/null", "/dev/x", "rwm"));
+        assert_eq!(DeviceMapping::parse("/dev/null:/dev/x:rw").expect("all"), m("/dev/null", "/dev/x", "rw"));
+        assert!(DeviceMapping::parse("/dev/null:/dev/x:rwx").unwrap_err().contains("invalid device mode"));
+        assert!(DeviceMapping::parse("null").unwrap_err().contains("absolute"));
+        assert_eq!(parse_device_cgroup_rule("c 1:3 rwm").expect("rule"), ("c".into(), Some(1), Some(3), "rwm".into()));
+        assert_eq!(parse_device_cgroup_rule("b *:* m").expect("rule"), ("b".into(), None, None, "m".into()));
+        for bad in ["c 1:3", "x 1:3 r", "c 1-3 r", "c a:3 r", "c 1:3 rr"] {
+            assert!(parse_device_cgroup_rule(bad).unwrap_err().contains("invalid device cgroup rule format"), "{bad}");
+        }
+        let found = host_devices(&[m("/dev/null", "/dev/mine", "rw")]).expect("/dev/null");
+        assert_eq!((found[0].path.as_str(), found[0].kind, found[0].major, found[0].minor, found[0].access.as_str()), ("/dev/mine", "c", 1, 3, "rw"));
+        assert!(host_devices(&[m("/etc/hostname", "", "")]).unwrap_err().contains("not a device node"));
+        assert!(host_devices(&[m("/dev/no-such-thing", "", "")]).unwrap_err().contains("error gathering device information"));
     }
 
     #[test]

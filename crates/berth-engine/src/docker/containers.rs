@@ -132,8 +132,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         other => Some(strings(other)),
     };
     // Settings Berth does not apply are refused by name, never ignored.
-    let unsupported: [(&str, bool); 4] = [
-        ("Devices", hc["Devices"].as_array().is_some_and(|d| !d.is_empty())),
+    let unsupported: [(&str, bool); 3] = [
         ("DeviceRequests", hc["DeviceRequests"].as_array().is_some_and(|d| !d.is_empty())),
         ("UsernsMode", hc["UsernsMode"].as_str().is_some_and(|m| !m.is_empty())),
         ("StorageOpt", hc["StorageOpt"].as_object().is_some_and(|o| !o.is_empty())),
@@ -196,6 +195,17 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             .into_iter()
             .collect(),
         cgroupns_mode: hc["CgroupnsMode"].as_str().unwrap_or_default().to_owned(),
+        devices: hc["Devices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| crate::container::record::DeviceMapping {
+                path_on_host: d["PathOnHost"].as_str().unwrap_or_default().to_owned(),
+                path_in_container: d["PathInContainer"].as_str().unwrap_or_default().to_owned(),
+                cgroup_permissions: d["CgroupPermissions"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect(),
+        device_cgroup_rules: strings(&hc["DeviceCgroupRules"]),
         // -1 (or none) is the kernel's default.
         memory_swappiness: hc["MemorySwappiness"].as_i64().filter(|&s| s != -1),
     };
@@ -248,6 +258,13 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         network_mode,
         network_aliases: endpoint.map(|e| strings(&e["Aliases"])).unwrap_or_default(),
         ipv4_address: endpoint.and_then(|e| e["IPAMConfig"]["IPv4Address"].as_str()).unwrap_or_default().to_owned(),
+        // Config.MacAddress before API 1.44, the endpoint's since.
+        mac_address: endpoint
+            .and_then(|e| e["MacAddress"].as_str())
+            .filter(|m| !m.is_empty())
+            .or_else(|| body["MacAddress"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
         ports,
         publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
         expose: body["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),

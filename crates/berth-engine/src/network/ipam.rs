@@ -100,6 +100,26 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// A MAC address as `--mac-address` takes it (six hex pairs, `:`-separated), unicast.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let invalid = || format!("{text} is not a valid mac address");
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() != 6 {
+        return Err(invalid());
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return Err(invalid());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!("{text} is a multicast address, not one a container can have"));
+    }
+    Ok(mac)
+}
+
 pub fn mac_string(mac: [u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

@@ -147,6 +147,9 @@ pub struct EndpointRequest {
     pub aliases: Vec<String>,
     /// `--ip`; empty: the next free address.
     pub ipv4_address: String,
+    /// `--mac-address`; empty: one made from the address (docker's 02:42:...).
+    #[serde(default)]
+    pub mac_address: String,
 }
 
 /// A joined network, as the container sees it.
@@ -644,13 +647,14 @@ impl Networks {
         }
         let subnet = network.subnet().ok_or_else(|| NetworkError::Corrupt(network.id.clone()))?;
         let gateway: Ipv4Addr = network.gateway.parse().map_err(|_| NetworkError::Corrupt(network.id.clone()))?;
+        let chosen_mac = (!request.mac_address.is_empty()).then(|| ipam::parse_mac(&request.mac_address)).transpose().map_err(NetworkError::Invalid)?;
         let ip = self.allocate(&network, container_id, &request.ipv4_address)?;
         let ifname = {
             let live = self.live();
             let used: BTreeSet<String> = live.get(container_id).map(|l| l.endpoints.iter().map(|(e, _)| e.ifname.clone()).collect()).unwrap_or_default();
             (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).unwrap_or_default()
         };
-        let mac = ipam::mac_for(ip);
+        let mac = chosen_mac.unwrap_or_else(|| ipam::mac_for(ip));
         let host_name = format!("veth{}", &crate::container::new_id()[..8]);
         let made = async {
             self.ensure_bridge(&network).await?;
