@@ -1218,6 +1218,21 @@ fn devices(target: &DockerTarget) {
     target.ok(&["rm", "-f", "withmac"]);
 }
 
+on_both!(network_aliases_in_inspect);
+/// `--network-alias`: the aliases inspect lists for the network. Up to API 1.43 (Berth's
+/// newest; dockerd 20.10 serves 1.41) dockerd lists the given aliases and the short
+/// container id there; from 1.44 (dockerd 25), the id moved to DNSNames.
+fn network_aliases_in_inspect(target: &DockerTarget) {
+    with_image(target);
+    target.ok(&["network", "create", "aliased"]);
+    let id = target.ok(&["run", "-d", "--name", "named", "--network", "aliased", "--network-alias", "first", IMAGE, "sleep", "300"]);
+    let short = &id.trim()[..12];
+    let aliases = target.ok(&["inspect", "-f", "{{json .NetworkSettings.Networks.aliased.Aliases}}", "named"]);
+    assert_eq!(aliases.trim(), format!("[\"first\",\"{short}\"]"));
+    target.ok(&["rm", "-f", "named"]);
+    target.ok(&["network", "rm", "aliased"]);
+}
+
 on_both!(commit);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;
