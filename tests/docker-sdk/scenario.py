@@ -59,6 +59,37 @@ code, output = box.exec_run(["sh", "-c", "echo out; echo err >&2; exit 3"], demu
 check((code, output), (3, (b"out\n", b"err\n")), "exec_run")
 check(box.exec_run(["sh", "-c", "echo $GREETING > /data/g && cat /data/g"]).output, b"hello\n", "exec in a volume")
 
+
+def read_all(sock):
+    raw = sock._sock if hasattr(sock, "_sock") else sock
+    raw.settimeout(20)
+    data = b""
+    while True:
+        chunk = raw.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def frames(data):
+    out = []
+    while data:
+        stream, size = data[0], int.from_bytes(data[4:8], "big")
+        check(data[1:4], b"\0\0\0", "frame header padding")
+        out.append((stream, data[8 : 8 + size]))
+        data = data[8 + size :]
+    return out
+
+
+# exec_start(socket=True): without a TTY, docker's multiplexed frames (stdout 1,
+# stderr 2); with one, the raw terminal stream.
+api = client.api
+plain = api.exec_create(box.id, ["sh", "-c", "echo out; echo err >&2"])
+got = frames(read_all(api.exec_start(plain["Id"], socket=True)))
+check(sorted(got), [(1, b"out\n"), (2, b"err\n")], "exec_start(socket=True) frames")
+tty = api.exec_create(box.id, ["sh", "-c", "echo out; echo err >&2"], tty=True)
+check(read_all(api.exec_start(tty["Id"], socket=True, tty=True)), b"out\r\nerr\r\n", "exec_start(socket=True, tty=True)")
+
 # put_archive and get_archive (docker cp).
 buffer = io.BytesIO()
 with tarfile.open(fileobj=buffer, mode="w") as tar:
