@@ -1441,3 +1441,53 @@ fn log_rotation(target: &DockerTarget) {
     let (ok, _, err) = target.docker(&["run", "--rm", "--log-opt", "max-size=lots", IMAGE, "true"]);
     assert!(!ok && err.contains("lots"), "{err}");
 }
+
+on_both!(runtime_by_name);
+/// `--runtime runc` runs a container under runc (its state sits in runc's folder while it
+/// runs; exec, top, pause and stop go through runc), inspect and `docker info` name it,
+/// and a name the engine lacks is refused in dockerd 20.10's words.
+fn runtime_by_name(target: &DockerTarget) {
+    with_image(target);
+    let runtimes = target.ok(&["info", "--format", "{{json .Runtimes}}"]);
+    assert!(runtimes.contains("\"runc\""), "{runtimes}");
+    target.ok(&["run", "-d", "--name", "under-runc", "--runtime", "runc", IMAGE, "sleep", "300"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "under-runc"]), "runc\n");
+    let id = target.ok(&["inspect", "-f", "{{.Id}}", "under-runc"]).trim().to_owned();
+    // runc's state folder (dockerd: exec/runtime-runc/moby; Berth: runtime-runc) holds it.
+    let held_by_runc = |id: &str| {
+        let mut dirs = vec![(target.home().to_path_buf(), 0)];
+        while let Some((dir, depth)) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if !path.is_dir() || path.is_symlink() || depth > 5 {
+                    continue;
+                }
+                if path.file_name().is_some_and(|n| n == id) && path.ancestors().any(|a| a.file_name().is_some_and(|n| n == "runtime-runc")) {
+                    return true;
+                }
+                dirs.push((path, depth + 1));
+            }
+        }
+        false
+    };
+    assert!(held_by_runc(&id), "no runc state for {id} under {}", target.home().display());
+    assert_eq!(target.ok(&["exec", "under-runc", "echo", "inside"]), "inside\n");
+    assert!(target.ok(&["top", "under-runc"]).contains("sleep 300"));
+    target.ok(&["pause", "under-runc"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.Status}}", "under-runc"]), "paused\n");
+    target.ok(&["unpause", "under-runc"]);
+    target.ok(&["stop", "-t", "1", "under-runc"]);
+    assert!(!held_by_runc(&id), "runc's state outlived the container");
+    target.ok(&["start", "under-runc"]);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.Running}}", "under-runc"]), "true\n");
+    target.ok(&["rm", "-f", "under-runc"]);
+    // A name the engine does not have.
+    let (done, _, err) = target.docker(&["run", "--rm", "--runtime", "nosuch", IMAGE, "true"]);
+    assert!(!done && err.contains("Unknown runtime specified nosuch"), "{err}");
+    if target.is_berth() {
+        // Berth's default is crun, and says so.
+        target.ok(&["create", "--name", "by-default", IMAGE, "true"]);
+        assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "by-default"]), "crun\n");
+        target.ok(&["rm", "by-default"]);
+    }
+}

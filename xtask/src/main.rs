@@ -10,6 +10,8 @@ mod run;
 mod setup;
 mod shell;
 mod test;
+#[cfg(test)]
+mod tidy;
 mod vm_image;
 
 use std::path::{Path, PathBuf};

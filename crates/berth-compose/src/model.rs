@@ -131,6 +131,10 @@ pub struct Service {
     /// CPUs, as `--cpuset-cpus` takes them.
     #[serde(default, deserialize_with = "scalar_opt")]
     pub cpuset: Option<String>,
+    /// The OCI runtime: crun or runc.
+    pub runtime: Option<String>,
+    /// The cgroup namespace: host or private.
+    pub cgroup: Option<String>,
     #[serde(flatten)]
     pub extensions: BTreeMap<String, serde_norway::Value>,
 }

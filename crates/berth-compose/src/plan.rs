@@ -503,7 +503,8 @@ fn plan_service(
                 format!("{container}:{alias}")
             })
             .collect(),
-        cgroupns_mode: String::new(),
+        cgroupns_mode: s.cgroup.clone().unwrap_or_default(),
+        runtime: s.runtime.clone().unwrap_or_default(),
         memory_swappiness: None,
         devices: s.devices.clone(),
         device_cgroup_rules: s.device_cgroup_rules.clone(),
@@ -652,7 +653,7 @@ secrets:
     #[test]
     fn host_settings_reach_the_request() {
         let p = project(
-            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n    logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}\n    pid: host\n    ipc: shareable\n    uts: host\n    cpuset: 0-1\n    links: [b, 'b:database', 'outside:o']\n  b:\n    image: x\n",
+            "services:\n  a:\n    image: x\n    extra_hosts: ['db.local:10.0.0.5', 'gw=host-gateway']\n    dns: 10.0.0.53\n    dns_search: [corp.test]\n    dns_opt: ['ndots:2']\n    shm_size: 256m\n    ulimits:\n      nproc: 512\n      nofile: {soft: 1024, hard: 2048}\n    sysctls: {net.core.somaxconn: 1024}\n    group_add: [staff, 4242]\n    logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}\n    pid: host\n    ipc: shareable\n    uts: host\n    cpuset: 0-1\n    runtime: runc\n    cgroup: private\n    links: [b, 'b:database', 'outside:o']\n  b:\n    image: x\n",
         );
         let all = enabled_services(&p.model, &[], &[]).expect("enabled");
         let planned = plan(&p, &all, &BTreeMap::new()).expect("plan");
@@ -668,6 +669,7 @@ secrets:
         assert_eq!(create.log_options.get("max-file").map(String::as_str), Some("3"));
         assert_eq!(create.log_options.get("max-size").map(String::as_str), Some("10m"));
         assert_eq!((create.pid_mode.as_str(), create.ipc_mode.as_str(), create.uts_mode.as_str(), create.cpuset_cpus.as_str()), ("host", "shareable", "host", "0-1"));
+        assert_eq!((create.runtime.as_str(), create.cgroupns_mode.as_str()), ("runc", "private"));
         assert_eq!(create.links, [format!("{}-b-1:b", p.name), format!("{}-b-1:database", p.name), "outside:o".to_owned()]);
         assert_eq!(crate::graph::start_order(&p.model).expect("order"), ["b", "a"]);
         // A half-given limit is the file's error, named.

@@ -175,6 +175,9 @@ pub struct ContainerArgs {
     /// A legacy link: NAME[:ALIAS] (its address in /etc/hosts).
     #[arg(long)]
     pub link: Vec<String>,
+    /// The OCI runtime that runs it: crun (the default) or runc.
+    #[arg(long)]
+    pub runtime: Option<String>,
     /// The cgroup namespace: host or private.
     #[arg(long)]
     pub cgroupns: Option<String>,
@@ -377,6 +380,7 @@ impl ContainerArgs {
             cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
             volumes_from: self.volumes_from.clone(),
             cgroupns_mode: self.cgroupns.clone().unwrap_or_default(),
+            runtime: self.runtime.clone().unwrap_or_default(),
             links: self.link.clone(),
             devices: self.device.clone(),
             device_cgroup_rules: self.device_cgroup_rule.clone(),

@@ -169,6 +169,7 @@ impl From<CreateContainerRequest> for CreateRequest {
                 cpuset_mems: r.cpuset_mems,
                 volumes_from: r.volumes_from,
                 cgroupns_mode: r.cgroupns_mode,
+                runtime: r.runtime,
                 links: r.links,
                 // One that does not parse is kept whole: create then refuses it (no such
                 // device node).

@@ -367,7 +367,10 @@ impl Containers {
     /// Records a new container; returns it.
     pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
         validate(&request, self.facts.cpus)?;
-        let request = self.with_volumes_from(request)?;
+        let mut request = self.with_volumes_from(request)?;
+        // Recorded by name, the default's too (inspect says which runs it, as dockerd's
+        // "runc").
+        request.extras.runtime = self.runtime.resolve(&request.extras.runtime).map_err(ContainerError::Invalid)?.0.to_owned();
         for link in &request.extras.links {
             let (name, _) = super::record::parse_link(link);
             self.find(&name).map_err(|_| ContainerError::Invalid(format!("could not get container for {name}")))?;

@@ -136,7 +136,7 @@ impl Containers {
         let process_file = dir.join(format!("exec-{}.json", &exec_id[..12]));
         std::fs::write(&process_file, serde_json::to_vec(&process).unwrap_or_default())
             .map_err(ContainerError::io("write the exec process file"))?;
-        let mut command = self.runtime_command();
+        let mut command = self.runtime_command(&record);
         command.arg("exec").arg("--process").arg(&process_file);
         if request.detach {
             command.arg("--detach");
@@ -160,7 +160,7 @@ impl Containers {
             .stdout(if request.detach || console.is_some() { std::process::Stdio::null() } else { std::process::Stdio::piped() })
             .stderr(std::process::Stdio::piped());
         command.kill_on_drop(true);
-        let spawned = command.spawn().map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())));
+        let spawned = command.spawn().map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.oci_runtime(&record).0.display())));
         let mut child = match spawned {
             Ok(child) => child,
             Err(err) => {

@@ -75,7 +75,7 @@ impl Containers {
             None => {
                 errors.push("the container's monitor exited without recording an exit status".to_owned());
                 // It may have left the runtime's state and the container's processes.
-                if let Err(e) = self.runtime(&["delete", "--force", &id]).await {
+                if let Err(e) = self.runtime(&record, &["delete", "--force", &id]).await {
                     errors.push(e.to_string());
                 }
                 (255, false, now_rfc3339())
@@ -185,8 +185,8 @@ impl Containers {
                         .ok()
                         .and_then(|p| p.trim().parse::<i32>().ok())
                         .and_then(|pid| live_monitor(pid, &record.id).map(|_| pid));
-                    if stray.is_some() || self.runtime_root.join(&record.id).exists() {
-                        let _ = self.runtime(&["delete", "--force", &record.id]).await;
+                    if stray.is_some() || self.runtime_state_exists(&record) {
+                        let _ = self.runtime(&record, &["delete", "--force", &record.id]).await;
                     }
                     if let Some(pid) = stray {
                         // SAFETY: kill takes plain integers; the pid was just checked to be

@@ -143,6 +143,7 @@ impl Containers {
                 "CgroupnsMode": if hc.extras.private_cgroupns(self.facts.cgroup_v2) { "private" } else { "host" },
                 "MemorySwappiness": hc.extras.memory_swappiness,
                 "Isolation": "",
+                "Runtime": if hc.extras.runtime.is_empty() { self.runtime.default_name() } else { &hc.extras.runtime },
                 "PortBindings": port_bindings(&hc.port_bindings),
                 "PublishAllPorts": hc.publish_all_ports,
                 "RestartPolicy": {"Name": hc.restart_policy.name, "MaximumRetryCount": hc.restart_policy.maximum_retry_count},
@@ -369,7 +370,7 @@ impl Containers {
             return Err(super::ContainerError::NotRunning(record.name.clone()));
         }
         let output = self
-            .runtime_command()
+            .runtime_command(&record)
             .args(["ps", "--format", "json", &record.id])
             .output()
             .await

@@ -109,13 +109,13 @@ impl Containers {
                 state.generation += 1;
                 state.health = check.as_ref().map(|_| super::record::Health { status: "starting".into(), ..Default::default() });
                 let started = match self.store.update(&record) {
-                    Ok(()) => self.runtime(&["start", &record.id]).await,
+                    Ok(()) => self.runtime(&record, &["start", &record.id]).await,
                     Err(e) => Err(e.into()),
                 };
                 match started {
                     Ok(()) => Ok(child),
                     Err(err) => {
-                        let _ = self.runtime(&["kill", &record.id, "KILL"]).await;
+                        let _ = self.runtime(&record, &["kill", &record.id, "KILL"]).await;
                         let _ = child.wait().await;
                         Err(err)
                     }
@@ -366,6 +366,9 @@ impl Containers {
 
     async fn spawn_monitor(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32), ContainerError> {
         let dir = self.dir(&record.id);
+        // Its runtime may have been uninstalled since create: said in words, not ENOENT.
+        self.runtime.resolve(&record.host_config.extras.runtime).map_err(ContainerError::Invalid)?;
+        let (runtime_path, runtime_root) = self.oci_runtime(record);
         let mut fds = [0 as RawFd; 2];
         // SAFETY: fds is a valid array for pipe2 to fill.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -379,9 +382,9 @@ impl Containers {
             .arg("--id")
             .arg(&record.id)
             .arg("--runtime")
-            .arg(&self.runtime.runtime)
+            .arg(&runtime_path)
             .arg("--runtime-root")
-            .arg(&self.runtime_root)
+            .arg(&runtime_root)
             .arg("--bundle")
             .arg(&dir)
             .arg("--dir")
@@ -509,7 +512,7 @@ impl Containers {
 
     /// Sends `signal` to the container's init.
     async fn signal(&self, record: &ContainerRecord, signal: i32) -> Result<(), ContainerError> {
-        self.runtime(&["kill", &record.id, &signal.to_string()]).await
+        self.runtime(&record, &["kill", &record.id, &signal.to_string()]).await
     }
 
     /// Waits until the container is not running (true) or `timeout` passes (false).
@@ -559,7 +562,7 @@ impl Containers {
             self.publish(&record, "kill", &[("signal", number.to_string())]);
         }
         if record.state.status == Status::Paused {
-            let _ = self.runtime(&["resume", &record.id]).await;
+            let _ = self.runtime(&record, &["resume", &record.id]).await;
         }
         if !self.wait_stopped(&id, Duration::from_secs(timeout as u64)).await {
             let _ = self.signal(&record, libc::SIGKILL).await;
@@ -609,13 +612,13 @@ impl Containers {
         let Some(mut record) = self.store.get(&id)? else { return Err(ContainerError::NotFound(key.to_owned())) };
         match (pause, record.state.status) {
             (true, Status::Running) => {
-                self.runtime(&["pause", &id]).await?;
+                self.runtime(&record, &["pause", &id]).await?;
                 record.state.status = Status::Paused;
                 self.store.update(&record)?;
                 self.publish(&record, "pause", &[]);
             }
             (false, Status::Paused) => {
-                self.runtime(&["resume", &id]).await?;
+                self.runtime(&record, &["resume", &id]).await?;
                 record.state.status = Status::Running;
                 self.store.update(&record)?;
                 self.publish(&record, "unpause", &[]);
@@ -650,7 +653,7 @@ impl Containers {
             }
             let _ = self.signal(&record, libc::SIGKILL).await;
             if record.state.status == Status::Paused {
-                let _ = self.runtime(&["resume", &record.id]).await;
+                let _ = self.runtime(&record, &["resume", &record.id]).await;
             }
             if !self.wait_stopped(&record.id, KILL_GRACE).await {
                 return Err(ContainerError::Runtime(format!("container {} did not exit after SIGKILL", record.name)));
@@ -678,8 +681,8 @@ impl Containers {
         }
         self.release_volumes(&record);
         // The runtime's state, if a crash left it (the monitor deletes it normally).
-        if self.runtime_root.join(&record.id).exists() {
-            if let Err(e) = self.runtime(&["delete", "--force", &record.id]).await {
+        if self.runtime_state_exists(&record) {
+            if let Err(e) = self.runtime(&record, &["delete", "--force", &record.id]).await {
                 failures.push(e.to_string());
             }
         }

@@ -120,8 +120,11 @@ fn runtime_error_kind(message: &str) -> ErrorKind {
 /// How the engine runs containers.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// The OCI runtime binary (`crun`, or `BERTH_RUNTIME`).
+    /// The OCI runtime binary (`crun`, or `BERTH_RUNTIME`): the default.
     pub runtime: PathBuf,
+    /// The runtimes `--runtime` may name, the default first: its own name (the file name
+    /// of `runtime`), and runc when it is installed.
+    pub runtimes: Vec<(String, PathBuf)>,
     /// `berth-monitor` (next to the engine's binary, or `BERTH_MONITOR`).
     pub monitor: PathBuf,
     /// The init `--init` runs at PID 1: `BERTH_INIT`, else the monitor when it is
@@ -156,7 +159,38 @@ impl RuntimeConfig {
         });
         let shares = std::env::var("BERTH_SHARES").unwrap_or_default().split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect();
         let host_gateway = std::env::var("BERTH_HOST_GATEWAY_IP").ok().and_then(|ip| ip.parse().ok());
-        RuntimeConfig { runtime, monitor, init, shares, host_gateway }
+        let default_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "crun".to_owned());
+        let mut runtimes = vec![(default_name, runtime.clone())];
+        for name in KNOWN_RUNTIMES {
+            let path = find_in_path(name);
+            if !runtimes.iter().any(|(known, _)| known == name) && path.is_file() {
+                runtimes.push(((*name).to_owned(), path));
+            }
+        }
+        RuntimeConfig { runtime, runtimes, monitor, init, shares, host_gateway }
+    }
+
+    /// The default runtime's name (what inspect says when `--runtime` was not given).
+    pub fn default_name(&self) -> &str {
+        &self.runtimes[0].0
+    }
+
+    /// The runtime `--runtime NAME` names ("" for the default), or docker's refusal, or
+    /// the reason a runtime Berth knows is not installed where the engine runs.
+    pub fn resolve(&self, name: &str) -> Result<(&str, &Path), String> {
+        let name = if name.is_empty() { self.default_name() } else { name };
+        if let Some((known, path)) = self.runtimes.iter().find(|(known, _)| known == name) {
+            return Ok((known, path));
+        }
+        if KNOWN_RUNTIMES.contains(&name) {
+            return Err(format!("the runtime {name} is not installed where Berth's engine runs (available: {})", self.names().join(", ")));
+        }
+        Err(format!("Unknown runtime specified {name}"))
+    }
+
+    /// The names of the runtimes `--runtime` may take, the default first.
+    pub fn names(&self) -> Vec<&str> {
+        self.runtimes.iter().map(|(name, _)| name.as_str()).collect()
     }
 
     /// Refuses a bind source the engine cannot see as the user's: in the VM, one
@@ -174,6 +208,9 @@ impl RuntimeConfig {
         ))
     }
 }
+
+/// The OCI runtimes Berth can drive (their command lines are alike).
+const KNOWN_RUNTIMES: &[&str] = &["crun", "runc"];
 
 /// Whether `path` is an ELF executable without a program interpreter (static).
 fn is_static_elf(path: &Path) -> bool {
@@ -365,27 +402,55 @@ impl Containers {
         self.events.publish("container", action, attributes);
     }
 
-    fn runtime_command(&self) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.runtime.runtime);
-        command.arg("--root").arg(&self.runtime_root);
+    /// The OCI runtime that runs `record` (its `--runtime`, else the default) and that
+    /// runtime's state folder. Each runtime keeps its state apart: the default's in
+    /// `<root>/runtime`, another's in `<root>/runtime-NAME`.
+    fn oci_runtime(&self, record: &ContainerRecord) -> (PathBuf, PathBuf) {
+        let name = &record.host_config.extras.runtime;
+        match self.runtime.resolve(name) {
+            Ok((resolved, path)) if resolved != self.runtime.default_name() => {
+                (path.to_owned(), self.runtime_root.with_file_name(format!("runtime-{resolved}")))
+            }
+            // The default, or one uninstalled since create (its calls fail in its name).
+            Ok(_) => (self.runtime.runtime.clone(), self.runtime_root.clone()),
+            Err(_) => (PathBuf::from(name), self.runtime_root.with_file_name(format!("runtime-{name}"))),
+        }
+    }
+
+    fn runtime_command(&self, record: &ContainerRecord) -> tokio::process::Command {
+        let (path, root) = self.oci_runtime(record);
+        let mut command = tokio::process::Command::new(path);
+        command.arg("--root").arg(root);
         command.stdin(std::process::Stdio::null());
         command
     }
 
-    /// Runs `<runtime> --root R <args>`; the error carries the runtime's own message.
-    async fn runtime(&self, args: &[&str]) -> Result<(), ContainerError> {
+    /// Runs `<runtime> --root R <args>` for `record`; the error carries the runtime's own
+    /// message.
+    async fn runtime(&self, record: &ContainerRecord, args: &[&str]) -> Result<(), ContainerError> {
+        let path = self.oci_runtime(record).0;
         let output = self
-            .runtime_command()
+            .runtime_command(record)
             .args(args)
             .output()
             .await
-            .map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", self.runtime.runtime.display())))?;
+            .map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", path.display())))?;
         if output.status.success() {
             Ok(())
         } else {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(ContainerError::Runtime(format!("{} {}: {}", self.runtime.runtime.display(), args.join(" "), stderr.trim())))
+            Err(ContainerError::Runtime(format!("{} {}: {}", path.display(), args.join(" "), stderr.trim())))
         }
+    }
+
+    /// Whether the runtime still holds state for `record` (a crash left it).
+    fn runtime_state_exists(&self, record: &ContainerRecord) -> bool {
+        self.oci_runtime(record).1.join(&record.id).exists()
+    }
+
+    /// The runtimes `--runtime` may name and their binaries, the default first.
+    pub fn runtimes(&self) -> &[(String, PathBuf)] {
+        &self.runtime.runtimes
     }
 }
 

@@ -181,6 +181,9 @@ pub struct HostExtras {
     /// `--memory-swappiness`, 0 to 100 (None: the kernel's).
     #[serde(default)]
     pub memory_swappiness: Option<i64>,
+    /// `--runtime`: the OCI runtime's name ("" in records older than it: the default).
+    #[serde(default)]
+    pub runtime: String,
     /// `--link NAME[:ALIAS]` (docker's legacy links), as "name:alias".
     #[serde(default)]
     pub links: Vec<String>,

@@ -67,7 +67,7 @@ impl Containers {
             args.push(id.clone());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             if args.len() > 2 {
-                self.runtime(&args).await?;
+                self.runtime(&record, &args).await?;
             }
         }
         record.host_config.resources = r;

@@ -195,6 +195,7 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             .into_iter()
             .collect(),
         cgroupns_mode: hc["CgroupnsMode"].as_str().unwrap_or_default().to_owned(),
+        runtime: hc["Runtime"].as_str().unwrap_or_default().to_owned(),
         devices: hc["Devices"]
             .as_array()
             .into_iter()
