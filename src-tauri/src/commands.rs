@@ -5,13 +5,13 @@
 
 use berth_compose::desktop::Projects;
 use berth_host::ui::engine::ContainerAction;
-use berth_host::ui::rows::ComposeProjectRow;
-use berth_host::ui::settings::{self, SettingsForm};
 use berth_host::ui::names::{Channel, EngineTarget};
-use berth_host::ui::rows::{ContainerDetail, ContainerRow, ImageRow, NetworkDetail, LogLine, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
+use berth_host::ui::rows::ComposeProjectRow;
+use berth_host::ui::rows::{ContainerDetail, ContainerRow, ImageRow, LogLine, NetworkDetail, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
+use berth_host::ui::rows::{FileRow, HistoryRow, Pruned, StatsSample, TerminalEvent};
+use berth_host::ui::settings::{self, SettingsForm};
 use berth_host::ui::UiError;
 use berth_host::vm::VmState;
-use berth_host::ui::rows::{FileRow, HistoryRow, Pruned, StatsSample, TerminalEvent};
 use tauri::ipc::Channel as Sink;
 use tauri::{AppHandle, Emitter, State};
 

@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use berth_host::agent::{find, AgentClient};
 use berth_host::home::BerthHome;
+use berth_host::session::{self, Session};
+use berth_host::settings::Settings;
 use berth_host::ui::engine::Engine;
 use berth_host::ui::names::{Channel, EngineTarget};
 use berth_host::ui::UiError;
-use berth_host::session::{self, Session};
-use berth_host::settings::Settings;
 use berth_host::vm::VmState;
 use berth_host::ErrorKind;
 use tauri::{AppHandle, Emitter, Manager};
-
 
 /// A live stream the window opened: a Stats panel's task, or a terminal's input.
 #[derive(Debug)]
@@ -106,9 +105,7 @@ impl Desktop {
             EngineTarget::Session => None,
         };
         let endpoint = find::locate(host, &self.home).map_err(|e| UiError::new(e.kind(), e.to_string()))?;
-        let client = AgentClient::connect(&endpoint, Duration::from_secs(5))
-            .await
-            .map_err(|e| UiError::from_error(e.kind(), &e))?;
+        let client = AgentClient::connect(&endpoint, Duration::from_secs(5)).await.map_err(|e| UiError::from_error(e.kind(), &e))?;
         let engine = Engine::new(client);
         *cached = Some(engine.clone());
         Ok(engine)
@@ -304,7 +301,10 @@ pub fn follow_events(app: AppHandle) {
                 if let Ok(engine) = desktop.engine().await {
                     // The window reloads everything on this one: what changed while no
                     // stream was followed is not known.
-                    let _ = app.emit(Channel::EngineEvent.name(), berth_host::ui::rows::EngineEvent { kind: "engine".into(), action: "connected".into(), id: String::new() });
+                    let _ = app.emit(
+                        Channel::EngineEvent.name(),
+                        berth_host::ui::rows::EngineEvent { kind: "engine".into(), action: "connected".into(), id: String::new() },
+                    );
                     desktop.following.store(true, std::sync::atomic::Ordering::Relaxed);
                     let ended = engine.follow_events(|event| drop(app.emit(Channel::EngineEvent.name(), event))).await;
                     desktop.following.store(false, std::sync::atomic::Ordering::Relaxed);

@@ -18,7 +18,11 @@ const CONTAINERS: usize = 200;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn free_port() -> u16 {
@@ -63,9 +67,10 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 fn app_pid() -> Option<u32> {
-    berth_tests::processes_matching("berth-desktop").into_iter().map(|(p, _)| p).find(|p| {
-        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "berth-desktop")
-    })
+    berth_tests::processes_matching("berth-desktop")
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "berth-desktop"))
 }
 
 fn main() {

@@ -129,7 +129,8 @@ impl DockerTarget {
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let mut lines = head.lines();
         let status = lines.next().unwrap_or("").to_owned();
-        let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+        let headers: Vec<(String, String)> =
+            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
         let body = if headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") { unchunk(body) } else { body.to_owned() };
         (status, headers, body)
     }
@@ -279,7 +280,11 @@ impl DockerTarget {
         let deadline = Instant::now() + Duration::from_secs(15);
         // Up once it answers /v2/ (401: it wants the login).
         while !self.in_netns(&["busybox", "sh", "-c", "busybox wget -qO- http://127.0.0.1:5000/v2/ 2>&1 | busybox grep -q 401"]).0 {
-            assert!(Instant::now() < deadline, "the registry did not come up: {}", std::fs::read_to_string(registry.root.join("registry.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not come up: {}",
+                std::fs::read_to_string(registry.root.join("registry.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         registry

@@ -20,11 +20,7 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let path = profile_dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built; run the tests with `cargo xtask test` (it builds berth and berth-agent first)",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is not built; run the tests with `cargo xtask test` (it builds berth and berth-agent first)", path.display());
     path
 }
 

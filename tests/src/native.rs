@@ -217,7 +217,13 @@ impl NativeEngine {
     /// Berth's nftables rules and the iptables rules it adds. Equal before and after a test means nothing leaked.
     pub fn network_footprint(&self) -> String {
         let mut all = String::new();
-        for args in [&["ip", "-o", "link", "show"][..], &["ip", "-o", "-4", "addr", "show"], &["ip", "-4", "route", "show"], &["nft", "list", "table", "ip", "berth"], &["iptables", "-w", "-S"]] {
+        for args in [
+            &["ip", "-o", "link", "show"][..],
+            &["ip", "-o", "-4", "addr", "show"],
+            &["ip", "-4", "route", "show"],
+            &["nft", "list", "table", "ip", "berth"],
+            &["iptables", "-w", "-S"],
+        ] {
             let (_, out) = self.in_netns(args);
             // Carrier state (a bridge without ports has none) aside, these are stable.
             for line in out.lines() {

@@ -52,19 +52,13 @@ impl TestVmBuilder {
 
     /// The VM configuration this builder describes.
     pub fn config(&self) -> Result<VmConfig, StartError> {
-        let image = VmImage::in_dir(&self.image_dir).ok_or_else(|| {
-            StartError::ImageMissing(vm::image::ImageMissing { looked: self.image_dir.display().to_string() })
-        })?;
+        let image = VmImage::in_dir(&self.image_dir)
+            .ok_or_else(|| StartError::ImageMissing(vm::image::ImageMissing { looked: self.image_dir.display().to_string() }))?;
         let qemu = match &self.qemu {
             Some(q) => q.clone(),
-            None => vm::find_program("qemu-system-x86_64")
-                .ok_or(StartError::QemuMissing { program: "qemu-system-x86_64".into() })?,
+            None => vm::find_program("qemu-system-x86_64").ok_or(StartError::QemuMissing { program: "qemu-system-x86_64".into() })?,
         };
-        let vhost_device_vsock = if vm::host_has_vhost_vsock() {
-            None
-        } else {
-            Some(vm::find_program("vhost-device-vsock").ok_or(StartError::VhostMissing)?)
-        };
+        let vhost_device_vsock = if vm::host_has_vhost_vsock() { None } else { Some(vm::find_program("vhost-device-vsock").ok_or(StartError::VhostMissing)?) };
         Ok(VmConfig {
             image,
             qemu,
@@ -131,11 +125,7 @@ impl TestVmHome {
     }
 
     fn save_artifacts(&self) {
-        for (from, to) in [
-            (&self.paths.console_log, "console.log"),
-            (&self.paths.qemu_log, "qemu.log"),
-            (&self.paths.vhost_log, "vhost-device-vsock.log"),
-        ] {
+        for (from, to) in [(&self.paths.console_log, "console.log"), (&self.paths.qemu_log, "qemu.log"), (&self.paths.vhost_log, "vhost-device-vsock.log")] {
             let _ = std::fs::copy(from, self.artifacts.join(to));
         }
         let _ = std::fs::write(self.artifacts.join("qmp.log"), self.qmp_log.join("\n"));

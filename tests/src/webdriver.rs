@@ -18,11 +18,7 @@ pub struct WebDriver {
 
 impl WebDriver {
     pub fn new(port: u16) -> WebDriver {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
         WebDriver { base: format!("http://127.0.0.1:{port}"), agent }
     }
 

@@ -71,7 +71,11 @@ fn compose_builds_a_missing_image_and_rebuilds_on_request() {
     let engine = engine("build-compose");
     let project = engine.home.join("shop");
     std::fs::create_dir_all(project.join("web")).expect("project");
-    std::fs::write(project.join("web/Dockerfile"), format!("FROM {IMAGE}\nARG WHO\nRUN echo built for $WHO > /who.txt\nCMD [\"sh\", \"-c\", \"cat /who.txt; exec sleep 300\"]\n")).expect("Dockerfile");
+    std::fs::write(
+        project.join("web/Dockerfile"),
+        format!("FROM {IMAGE}\nARG WHO\nRUN echo built for $WHO > /who.txt\nCMD [\"sh\", \"-c\", \"cat /who.txt; exec sleep 300\"]\n"),
+    )
+    .expect("Dockerfile");
     std::fs::write(project.join("compose.yaml"), "services:\n  web:\n    build:\n      context: ./web\n      args:\n        WHO: compose\n").expect("compose");
     let file = project.join("compose.yaml").display().to_string();
     ok(&engine, &["compose", "-f", &file, "up", "-d"]);

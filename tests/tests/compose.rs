@@ -28,7 +28,8 @@ fn config_resolves_files_variables_and_the_project_name() {
     assert_eq!(json["services"]["web"]["image"], "nginx:1.25");
     assert!(json.get("version").is_none());
 
-    let (ok, out, err) = config(&dir, &["-f", "compose.yaml", "-f", "prod.yaml", "-p", "shop", "--env-file", "other.env", "config", "--format", "json"], &[("TAG", "2")]);
+    let (ok, out, err) =
+        config(&dir, &["-f", "compose.yaml", "-f", "prod.yaml", "-p", "shop", "--env-file", "other.env", "config", "--format", "json"], &[("TAG", "2")]);
     assert!(ok, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(json["name"], "shop");

@@ -32,11 +32,7 @@ fn load_image(engine: NativeEngine, config: Value) -> NativeEngine {
 /// Runs berth; returns (exit code, stdout, stderr).
 fn berth(engine: &NativeEngine, args: &[&str]) -> (i32, String, String) {
     let out = engine.berth(args);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn ok(engine: &NativeEngine, args: &[&str]) -> String {
@@ -238,7 +234,8 @@ fn ticks(engine: &NativeEngine) -> Vec<u64> {
 #[test]
 fn running_containers_and_their_logs_survive_an_engine_restart() {
     let mut engine = engine("ctr-restart");
-    let id = ok(&engine, &["run", "-d", "--name", "ticker", IMAGE, "sh", "-c", "i=0; while true; do echo tick $i; echo warn $i >&2; i=$((i+1)); sleep 0.1; done"]);
+    let id =
+        ok(&engine, &["run", "-d", "--name", "ticker", IMAGE, "sh", "-c", "i=0; while true; do echo tick $i; echo warn $i >&2; i=$((i+1)); sleep 0.1; done"]);
     let id = id.trim().to_owned();
     wait_until("some ticks", Duration::from_secs(10), || ticks(&engine).len() >= 3);
     let pid = inspect(&engine, "ticker")["State"]["Pid"].as_i64().expect("pid");
@@ -262,11 +259,7 @@ fn running_containers_and_their_logs_survive_an_engine_restart() {
     assert!(stamped.starts_with("20") && (stamped.contains("Z tick ") || stamped.contains("Z warn ")), "{stamped}");
     let (_, _, stderr) = berth(&engine, &["logs", "--tail", "1", "ticker"]);
     assert!(stderr.starts_with("warn "), "{stderr}");
-    let future = (std::time::SystemTime::now() + Duration::from_secs(3600))
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs()
-        .to_string();
+    let future = (std::time::SystemTime::now() + Duration::from_secs(3600)).duration_since(std::time::UNIX_EPOCH).expect("time").as_secs().to_string();
     assert_eq!(ok(&engine, &["logs", "--since", &future, "ticker"]), "");
     assert_eq!(ok(&engine, &["logs", "--until", "1", "ticker"]), "");
     assert!(!ok(&engine, &["logs", "--until", &future, "ticker"]).is_empty());
@@ -367,7 +360,8 @@ fn security_defaults_follow_docker() {
         .expect("CapBnd");
     assert!(out.contains(&held), "privileged caps are not the engine's {held}: {out}");
     // Read-only root, with a writable tmpfs.
-    let (code, out, _) = run(&["--read-only", "--tmpfs", "/scratch", IMAGE, "sh", "-c", "touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-ok"]);
+    let (code, out, _) =
+        run(&["--read-only", "--tmpfs", "/scratch", IMAGE, "sh", "-c", "touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-ok"]);
     assert_eq!(code, 0);
     assert_eq!(out, "tmpfs-ok\n");
     let ids = remove_all(&engine);
@@ -391,10 +385,25 @@ fn the_image_config_and_create_options_are_honoured() {
     assert_eq!(ok(&engine, &["run", "--rm", IMAGE]), "hello from /srv as app\n");
     let env_file = engine.home.join("env");
     std::fs::write(&env_file, "# comment\nFROMFILE=yes\n").expect("env file");
-    let out = ok(&engine, &[
-        "run", "--rm", "-e", "GREETING=hi", "--env-file", &env_file.display().to_string(), "-w", "/tmp", "-u", "root",
-        "--hostname", "box", IMAGE, "echo \"$GREETING $FROMFILE $(pwd) $(id -u) $(hostname) $HOSTNAME\"",
-    ]);
+    let out = ok(
+        &engine,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "GREETING=hi",
+            "--env-file",
+            &env_file.display().to_string(),
+            "-w",
+            "/tmp",
+            "-u",
+            "root",
+            "--hostname",
+            "box",
+            IMAGE,
+            "echo \"$GREETING $FROMFILE $(pwd) $(id -u) $(hostname) $HOSTNAME\"",
+        ],
+    );
     assert_eq!(out, "hi yes /tmp 0 box box\n");
     assert_eq!(ok(&engine, &["run", "--rm", "--entrypoint", "cat", IMAGE, "/srv/data.txt"]), "from the image\n");
 
@@ -479,7 +488,10 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
     ok(&engine, &["create", "--name", "taken", IMAGE, "true"]);
     let (code, _, stderr) = berth(&engine, &["create", "--name", "taken", IMAGE, "true"]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("The container name \"/taken\" is already in use") || stderr.contains("the container name \"/taken\" is already in use"), "{stderr}");
+    assert!(
+        stderr.contains("The container name \"/taken\" is already in use") || stderr.contains("the container name \"/taken\" is already in use"),
+        "{stderr}"
+    );
     let (code, _, stderr) = berth(&engine, &["start", "nosuch"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("No such container: nosuch"), "{stderr}");
@@ -544,8 +556,23 @@ fn a_health_check_flips_to_unhealthy() {
 #[test]
 fn stats_update_diff_export_and_cp() {
     let engine = engine("ctr-inspect-fs");
-    ok(&engine, &["run", "-d", "--name", "busy", "-m", "64m", "--pids-limit", "50", IMAGE, "sh", "-c",
-        "echo new > /added.txt; echo changed >> /srv/data.txt; rm /etc/group; while true; do :; done"]);
+    ok(
+        &engine,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "busy",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "50",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo new > /added.txt; echo changed >> /srv/data.txt; rm /etc/group; while true; do :; done",
+        ],
+    );
     wait_until("the changes", Duration::from_secs(10), || ok(&engine, &["diff", "busy"]).contains("D /etc/group"));
     let diff = ok(&engine, &["diff", "busy"]);
     for line in ["A /added.txt", "C /srv", "C /srv/data.txt", "D /etc/group"] {
@@ -740,12 +767,7 @@ fn restart_policies_apply_to_exits_while_the_engine_was_down() {
     let runtime_root = engine.home.join("engine/runtime");
     engine.kill_and_restart_with(|| {
         for id in [&id_always, &id_never] {
-            let status = std::process::Command::new("crun")
-                .arg("--root")
-                .arg(&runtime_root)
-                .args(["kill", id, "KILL"])
-                .status()
-                .expect("crun kill");
+            let status = std::process::Command::new("crun").arg("--root").arg(&runtime_root).args(["kill", id, "KILL"]).status().expect("crun kill");
             assert!(status.success());
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -935,7 +957,8 @@ fn a_create_killed_before_its_record_leaves_nothing_behind() {
     assert_ne!(code, 0, "the engine should have stopped at the failpoint");
     let containers = engine.home.join("engine/containers");
     let volumes_dir = engine.home.join("engine/volumes");
-    let left = |dir: &Path| std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
+    let left =
+        |dir: &Path| std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>()).unwrap_or_default();
     assert!(!left(&containers).is_empty(), "the failpoint came too early: nothing was made");
     engine.env.clear();
     engine.kill_and_restart();

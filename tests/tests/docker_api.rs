@@ -501,7 +501,10 @@ fn compose_v1(target: &DockerTarget) {
     assert!(got && page.trim() == "from the stack", "{page}");
     let hosts = compose(&["exec", "-T", "client", "cat", "/etc/hosts"]);
     assert!(hosts.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.1.1.1", "cache.local"]), "{hosts}");
-    assert_eq!(compose(&["exec", "-T", "client", "sh", "-c", "ulimit -n; df -k /dev/shm | tail -1"]).split_whitespace().take(3).collect::<Vec<_>>(), ["900", "shm", "131072"]);
+    assert_eq!(
+        compose(&["exec", "-T", "client", "sh", "-c", "ulimit -n; df -k /dev/shm | tail -1"]).split_whitespace().take(3).collect::<Vec<_>>(),
+        ["900", "shm", "131072"]
+    );
     let logs = compose(&["logs", "--no-color", "client"]);
     assert!(logs.lines().any(|l| l.starts_with("client_1") && l.ends_with("client up")), "{logs}");
 
@@ -512,7 +515,8 @@ fn compose_v1(target: &DockerTarget) {
     // build: docker-compose v1 builds a service's image through POST /build.
     let built = target.home().join("built");
     std::fs::create_dir_all(&built).expect("folder");
-    std::fs::write(built.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built by compose > /built.txt\nCMD [\"cat\", \"/built.txt\"]\n")).expect("Dockerfile");
+    std::fs::write(built.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built by compose > /built.txt\nCMD [\"cat\", \"/built.txt\"]\n"))
+        .expect("Dockerfile");
     std::fs::write(built.join("docker-compose.yml"), "version: \"3\"\nservices:\n  app:\n    build: .\n    image: suite/built:1\n").expect("compose file");
     let out = target.command("docker-compose").current_dir(&built).args(["-p", "built", "build"]).output().expect("docker-compose build");
     assert!(out.status.success(), "docker-compose build: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -574,7 +578,8 @@ fn streams_and_filters(target: &DockerTarget) {
         std::thread::spawn(move || {
             use std::io::{Read, Write};
             let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
-            write!(stream, "POST /containers/once/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").expect("write");
+            write!(stream, "POST /containers/once/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                .expect("write");
             let mut raw = String::new();
             stream.read_to_string(&mut raw).expect("read");
             raw
@@ -660,8 +665,27 @@ fn host_config(target: &DockerTarget) {
         // CI run); the reference is checked for the hard limit and the groups only.
         assert!(limits == "700\n800\n0 4242\n" || limits == "800\n800\n0 4242\n", "{limits}");
     }
-    target.ok(&["create", "--name", "shaped", "--shm-size", "256m", "--dns", "10.8.8.8", "--add-host", "a.local:10.0.0.9", "--ulimit", "nproc=100:200", IMAGE, "true"]);
-    let inspect = target.ok(&["inspect", "-f", "{{.HostConfig.ShmSize}} {{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}} {{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}", "shaped"]);
+    target.ok(&[
+        "create",
+        "--name",
+        "shaped",
+        "--shm-size",
+        "256m",
+        "--dns",
+        "10.8.8.8",
+        "--add-host",
+        "a.local:10.0.0.9",
+        "--ulimit",
+        "nproc=100:200",
+        IMAGE,
+        "true",
+    ]);
+    let inspect = target.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.ShmSize}} {{.HostConfig.Dns}} {{.HostConfig.ExtraHosts}} {{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}",
+        "shaped",
+    ]);
     assert_eq!(inspect.trim(), "268435456 [10.8.8.8] [a.local:10.0.0.9] nproc=100:200");
     // What docker refuses, both refuse.
     let (done, _, err) = target.docker(&["run", "--rm", "--sysctl", "vm.swappiness=1", IMAGE, "true"]);
@@ -714,7 +738,8 @@ fn tcp_with_tls(kind: &str, test: &str) {
             Some(dir) => command.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", dir),
             None => command.env_remove("DOCKER_TLS_VERIFY").env_remove("DOCKER_CERT_PATH"),
         };
-        let mut child = command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("docker");
+        let mut child =
+            command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("docker");
         child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
         let out = child.wait_with_output().expect("wait");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -744,7 +769,9 @@ fn tcp_with_tls(kind: &str, test: &str) {
 
     // Refused: a certificate from a CA the engine does not trust, no certificate, and
     // plain HTTP. Nothing of them reaches the API.
-    for (who, dir) in [("a stranger's certificate", Some(tls.stranger_dir.as_path())), ("no certificate", Some(tls.anonymous_dir.as_path())), ("plain HTTP", None)] {
+    for (who, dir) in
+        [("a stranger's certificate", Some(tls.stranger_dir.as_path())), ("no certificate", Some(tls.anonymous_dir.as_path())), ("plain HTTP", None)]
+    {
         let (ok, out, err) = over_tcp(dir, &["run", "--name", "refused", IMAGE, "true"], b"");
         assert!(!ok, "{who} was let in: {out}");
         assert!(!err.is_empty(), "{who}: the client says why");
@@ -766,7 +793,14 @@ fn tcp_with_tls(kind: &str, test: &str) {
         // anything starts, and leave nothing in the home.
         let home = certs.join("home");
         let serve = |args: &[&str]| {
-            let out = Command::new(berth_tests::bin("berth")).arg("serve").arg("--native").args(args).env("BERTH_HOME", &home).env("DOCKER_CONFIG", home.join("docker-config")).output().expect("berth serve");
+            let out = Command::new(berth_tests::bin("berth"))
+                .arg("serve")
+                .arg("--native")
+                .args(args)
+                .env("BERTH_HOME", &home)
+                .env("DOCKER_CONFIG", home.join("docker-config"))
+                .output()
+                .expect("berth serve");
             assert!(!out.status.success(), "berth serve {args:?} started");
             String::from_utf8_lossy(&out.stderr).into_owned()
         };
@@ -928,7 +962,19 @@ fn docker_behaviour(target: &DockerTarget) {
     let home = target.home().to_path_buf();
     let exported = home.join("quiet.tar");
     target.ok(&["export", "-o", &exported.display().to_string(), "quiet"]);
-    target.ok(&["import", "-c", r#"CMD ["cat", "/srv/data.txt"]"#, "-c", "LABEL team=b", "-c", "ENV GREETING=hello", "-m", "with changes", &exported.display().to_string(), "changed:1"]);
+    target.ok(&[
+        "import",
+        "-c",
+        r#"CMD ["cat", "/srv/data.txt"]"#,
+        "-c",
+        "LABEL team=b",
+        "-c",
+        "ENV GREETING=hello",
+        "-m",
+        "with changes",
+        &exported.display().to_string(),
+        "changed:1",
+    ]);
     assert_eq!(target.ok(&["run", "--rm", "changed:1"]), "from the image\n");
     assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Config.Labels.team}} {{index .Config.Env 0}}", "changed:1"]), "b GREETING=hello\n");
     let (done, _, err) = target.docker(&["import", "-c", "RUN true", &exported.display().to_string(), "changed:2"]);
@@ -945,13 +991,26 @@ fn docker_behaviour(target: &DockerTarget) {
 /// 20.10 records the container as running only after its process has started, and
 /// answers such a first request without it (this check fails there every time).
 fn self_listing(target: &DockerTarget) {
-    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe")).expect("berth-netprobe (built by `cargo xtask test native`)");
+    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"))
+        .expect("berth-netprobe (built by `cargo xtask test native`)");
     let image = fixtures::container_image_with(serde_json::json!({}), vec![fixtures::Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }]);
     target.load(&fixtures::oci_archive(&image, "berth.test/probe:docker"));
     let socket = format!("{}:/var/run/docker.sock", target.socket().display());
     for round in 0..5 {
         let name = format!("asks-{round}");
-        let answer = target.ok(&["run", "--rm", "--name", &name, "-v", &socket, "berth.test/probe:docker", "netprobe", "unix-get", "/var/run/docker.sock", "/containers/json"]);
+        let answer = target.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "-v",
+            &socket,
+            "berth.test/probe:docker",
+            "netprobe",
+            "unix-get",
+            "/var/run/docker.sock",
+            "/containers/json",
+        ]);
         assert!(answer.lines().next().unwrap_or("").contains(" 200 ") && answer.contains(&format!("\"/{name}\"")), "{answer}");
     }
 }
@@ -1191,7 +1250,10 @@ fn devices(target: &DockerTarget) {
     assert_eq!(target.ok(&["run", "--rm", IMAGE, "sh", "-c", probe]), "refused\n");
     assert_eq!(target.ok(&["run", "--rm", "--device-cgroup-rule", "c 1:11 w", IMAGE, "sh", "-c", probe]), "opened\n");
     target.ok(&["create", "--name", "withdev", "--device", "/dev/null:/dev/mine:rw", IMAGE, "true"]);
-    assert_eq!(target.ok(&["inspect", "-f", "{{range .HostConfig.Devices}}{{.PathOnHost}} {{.PathInContainer}} {{.CgroupPermissions}}{{end}}", "withdev"]), "/dev/null /dev/mine rw\n");
+    assert_eq!(
+        target.ok(&["inspect", "-f", "{{range .HostConfig.Devices}}{{.PathOnHost}} {{.PathInContainer}} {{.CgroupPermissions}}{{end}}", "withdev"]),
+        "/dev/null /dev/mine rw\n"
+    );
     let (done, _, err) = target.docker(&["run", "--rm", "--device", "/dev/no-such-node", IMAGE, "true"]);
     assert!(!done && err.contains("error gathering device information"), "{err}");
     target.ok(&["rm", "-f", "withdev"]);
@@ -1240,10 +1302,20 @@ on_both!(commit);
 fn commit(target: &DockerTarget) {
     with_image(target);
     target.ok(&[
-        "run", "--name", "work", "-e", "MODE=dev", "-w", "/srv", IMAGE, "sh", "-c",
+        "run",
+        "--name",
+        "work",
+        "-e",
+        "MODE=dev",
+        "-w",
+        "/srv",
+        IMAGE,
+        "sh",
+        "-c",
         "mkdir /made && echo new > /made/f && rm /bin/cat.keep 2>/dev/null; rm /srv/data.txt && rm -r /srv && mkdir /srv && echo replaced > /srv/new.txt",
     ]);
-    let out = target.ok(&["commit", "-a", "Ann <ann@example.com>", "-m", "first", "-c", r#"CMD ["cat", "/made/f"]"#, "-c", "EXPOSE 8080", "work", "committed:1"]);
+    let out =
+        target.ok(&["commit", "-a", "Ann <ann@example.com>", "-m", "first", "-c", r#"CMD ["cat", "/made/f"]"#, "-c", "EXPOSE 8080", "work", "committed:1"]);
     assert!(out.trim().starts_with("sha256:"), "{out}");
     assert_eq!(target.ok(&["run", "--rm", "committed:1"]), "new\n");
     // The folder replaced hides what the image had there; the deleted file is gone.
@@ -1393,7 +1465,12 @@ fn hostile_requests(target: &DockerTarget) {
         use std::io::{Read, Write};
         let mut stream = std::os::unix::net::UnixStream::connect(target.socket()).expect("connect");
         stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
-        write!(stream, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"Image\": ", 5 << 20).expect("write");
+        write!(
+            stream,
+            "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"Image\": ",
+            5 << 20
+        )
+        .expect("write");
         let mut answer = vec![0u8; 4096];
         let n = stream.read(&mut answer).expect("an answer before the body is sent");
         let answer = String::from_utf8_lossy(&answer[..n]);
@@ -1430,7 +1507,20 @@ fn log_rotation(target: &DockerTarget) {
     assert!(files.len() == 2 && files.iter().all(|(_, size)| *size <= 1100), "{files:?}");
 
     // Followed while it rotates (a line every 50 ms, a rotation about every 15).
-    target.ok(&["run", "-d", "--name", "slow", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", IMAGE, "sh", "-c", "for i in $(seq 1 40); do echo line-$i; usleep 50000; done"]);
+    target.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        IMAGE,
+        "sh",
+        "-c",
+        "for i in $(seq 1 40); do echo line-$i; usleep 50000; done",
+    ]);
     let followed = target.ok(&["logs", "-f", "slow"]);
     let mut numbers: Vec<u32> = followed.lines().map(|l| l.trim_start_matches("line-").parse().expect("a line-N")).collect();
     assert_eq!(numbers.last(), Some(&40), "{followed}");

@@ -32,11 +32,7 @@ impl Drop for Driver {
 
 /// Pids of WebKit's helper processes and the app (to find the ones a test leaves).
 fn webkit_pids() -> Vec<u32> {
-    ["WebKitWebDriver", "WebKitNetworkProcess", "WebKitWebProcess", "berth-desktop"]
-        .iter()
-        .flat_map(|n| processes_matching(n))
-        .map(|(pid, _)| pid)
-        .collect()
+    ["WebKitWebDriver", "WebKitNetworkProcess", "WebKitWebProcess", "berth-desktop"].iter().flat_map(|n| processes_matching(n)).map(|(pid, _)| pid).collect()
 }
 
 /// tauri-driver (which starts WebKitWebDriver, which starts the app) with `env` for the
@@ -103,8 +99,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
     let home = temp_home("gui");
     let artifacts = artifact_dir("gui");
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root().join("build/vm-image/manifest.json")).expect("vm image manifest"))
-            .expect("json");
+        serde_json::from_slice(&std::fs::read(root().join("build/vm-image/manifest.json")).expect("vm image manifest")).expect("json");
     let kernel = manifest["kernel_release"].as_str().expect("kernel").to_owned();
 
     let app_env: Vec<(&str, std::ffi::OsString)> = vec![
@@ -153,11 +148,7 @@ fn start_the_vm_from_the_window_and_see_ready() {
         shot("berth-desktop-ready.png")?;
 
         // The CLI sees the VM the window started.
-        let out = Command::new(bin("berth"))
-            .args(["vm", "status", "--format", "json"])
-            .env("BERTH_HOME", &home)
-            .output()
-            .map_err(|e| e.to_string())?;
+        let out = Command::new(bin("berth")).args(["vm", "status", "--format", "json"]).env("BERTH_HOME", &home).output().map_err(|e| e.to_string())?;
         let cli: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
         if cli["state"] != "ready" {
             return Err(format!("berth vm status says {cli}"));
@@ -177,7 +168,8 @@ fn start_the_vm_from_the_window_and_see_ready() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         };
         let archive = home.join("image.tar");
-        std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:gui")).map_err(|e| e.to_string())?;
+        std::fs::write(&archive, berth_tests::fixtures::oci_archive(&berth_tests::fixtures::container_image(serde_json::json!({})), "berth.test/busybox:gui"))
+            .map_err(|e| e.to_string())?;
         docker(&["load", "-i", &archive.display().to_string()])?;
         let web_port = free_port();
         docker(&["run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{web_port}:80"), "berth.test/busybox:gui", "httpd", "-f", "-p", "80", "-h", "/srv"])?;
@@ -277,11 +269,11 @@ fn every_view_against_the_native_engine() {
     let xdg_open = fake_bin.join("xdg-open");
     std::fs::write(&xdg_open, format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display())).expect("xdg-open");
     std::fs::set_permissions(&xdg_open, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let path = std::env::join_paths(std::iter::once(fake_bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).expect("PATH");
+    let path =
+        std::env::join_paths(std::iter::once(fake_bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).expect("PATH");
     let app_home = temp_home("gui-native-app");
     let host = format!("unix:{}", engine.socket().display());
-    let app_env: Vec<(&str, std::ffi::OsString)> =
-        vec![("BERTH_HOME", app_home.clone().into()), ("BERTH_HOST", host.clone().into()), ("PATH", path)];
+    let app_env: Vec<(&str, std::ffi::OsString)> = vec![("BERTH_HOME", app_home.clone().into()), ("BERTH_HOST", host.clone().into()), ("PATH", path)];
     let before = webkit_pids();
     let (driver, session) = launch(&app, &app_env, &artifacts);
     let wait = Duration::from_secs(30);
@@ -522,7 +514,8 @@ fn every_view_against_the_native_engine() {
         let project_dir = engine.home.join("shop");
         std::fs::create_dir_all(&project_dir).map_err(|e| e.to_string())?;
         // Its service is built from a Dockerfile (Build, then Up).
-        std::fs::write(project_dir.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built by the app > /built.txt\nCMD [\"sleep\", \"300\"]\n")).map_err(|e| e.to_string())?;
+        std::fs::write(project_dir.join("Dockerfile"), format!("FROM {IMAGE}\nRUN echo built by the app > /built.txt\nCMD [\"sleep\", \"300\"]\n"))
+            .map_err(|e| e.to_string())?;
         std::fs::write(project_dir.join("compose.yaml"), "services:\n  api:\n    build: .\n").map_err(|e| e.to_string())?;
         let broken = engine.home.join("broken.yaml");
         std::fs::write(&broken, "services:\n  api:\n    image: [unclosed\n").map_err(|e| e.to_string())?;

@@ -96,12 +96,8 @@ async fn pulls_every_fixture_with_the_digests_the_builder_made() {
     tags.sort();
     tags.dedup();
     assert_eq!(tags.len(), fixtures::catalog().len(), "{tags:?}");
-    let inspected = client
-        .images()
-        .inspect(InspectImageRequest { reference: format!("{}/busybox:latest", registry.addr) })
-        .await
-        .expect("inspect")
-        .into_inner();
+    let inspected =
+        client.images().inspect(InspectImageRequest { reference: format!("{}/busybox:latest", registry.addr) }).await.expect("inspect").into_inner();
     assert!(inspected.tags.contains(&format!("{}/busybox:latest", registry.addr)), "{:?}", inspected.tags);
     let by_id = client.images().inspect(InspectImageRequest { reference: inspected.id[7..19].to_owned() }).await.expect("by id");
     assert_eq!(by_id.into_inner().id, inspected.id);
@@ -215,10 +211,7 @@ async fn layers_are_unpacked_into_snapshots() {
         let hello = snapshots.join(top.trim_start_matches("sha256:")).join("hello/world.txt");
         assert_eq!(std::fs::read_to_string(&hello).expect("hello"), "hello from a layer\n", "{tag}");
         let tagged = hello.with_file_name("tagged.txt");
-        let xattr = std::process::Command::new("getfattr")
-            .args(["--only-values", "-n", "user.berth.fixture"])
-            .arg(&tagged)
-            .output();
+        let xattr = std::process::Command::new("getfattr").args(["--only-values", "-n", "user.berth.fixture"]).arg(&tagged).output();
         match xattr {
             Ok(out) if out.status.success() => assert_eq!(out.stdout, b"kept", "{tag}: xattr not applied"),
             // No getfattr: read it directly.
@@ -330,9 +323,7 @@ async fn kill_9_mid_pull_leaves_a_consistent_store_and_the_next_pull_completes()
     let ingest = engine.home.join("engine/content/ingest");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let partial = std::fs::read_dir(&ingest)
-            .map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false)))
-            .unwrap_or(false);
+        let partial = std::fs::read_dir(&ingest).map(|d| d.flatten().any(|e| e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false))).unwrap_or(false);
         if partial {
             break;
         }
@@ -404,8 +395,7 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
     let (ok, out, err) = berth(&["login", &registry.addr, "-u", "alice", "--password-stdin"], "s3cret-pw\n");
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "Login Succeeded");
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
     assert!(config["auths"][&registry.addr]["auth"].is_string(), "{config}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(docker_config.join("config.json")).expect("stat").permissions().mode() & 0o777;
@@ -418,8 +408,7 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
     let (ok, out, _) = berth(&["logout", &registry.addr], "");
     assert!(ok);
     assert!(out.contains("Removing login credentials"), "{out}");
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
     assert!(config["auths"].get(&registry.addr).is_none(), "{config}");
 
     // The password never reaches the engine's logs.
@@ -430,10 +419,7 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
 }
 
 fn skopeo_digest(reference: &str) -> String {
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")])
-        .output()
-        .expect("skopeo");
+    let out = std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")]).output().expect("skopeo");
     assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
     fixtures::digest(&out.stdout)
 }
@@ -672,11 +658,7 @@ async fn pull_by_digest_and_a_manifest_over_the_size_cap() {
             let mut stream = stream.expect("conn");
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                huge.media_type,
-                huge.data.len()
-            );
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", huge.media_type, huge.data.len());
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(&huge.data);
         }

@@ -46,11 +46,7 @@ async fn events_replay_ready_then_stream_stopping_on_sigterm() {
     assert_eq!(ready.attributes.get("placement").map(String::as_str), Some("native"));
 
     let status = engine.terminate();
-    let stopping = tokio::time::timeout(Duration::from_secs(5), events.next())
-        .await
-        .expect("stopping event in time")
-        .expect("an event")
-        .expect("ok");
+    let stopping = tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("stopping event in time").expect("an event").expect("ok");
     assert_eq!(stopping.action, "stopping");
     assert_eq!(stopping.seq, 2);
     assert!(status.success(), "engine exit: {status}");
@@ -159,7 +155,10 @@ fn out_of_descriptors_the_api_waits_instead_of_spinning() {
     assert!(out.status.success(), "prlimit: {}; the engine said: {log}", String::from_utf8_lossy(&out.stderr));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let out = std::process::Command::new("docker").args(["-H", &format!("unix://{}", docker_socket.display()), "version", "--format", "{{.Server.Version}}"]).output().expect("docker");
+        let out = std::process::Command::new("docker")
+            .args(["-H", &format!("unix://{}", docker_socket.display()), "version", "--format", "{{.Server.Version}}"])
+            .output()
+            .expect("docker");
         if out.status.success() {
             break;
         }

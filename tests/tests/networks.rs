@@ -131,7 +131,8 @@ fn user_networks_resolve_names_and_aliases_and_never_across_networks() {
     let (code, out, err) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "busybox", "nslookup", "web1"]);
     assert_ne!(code, 0, "web1 resolved from another network: {out}");
     assert!(!out.contains("10.77.0.2"), "{out}{err}");
-    let (code, _, _) = berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://10.77.0.2/hostname; exit $?"]);
+    let (code, _, _) =
+        berth(&engine, &["run", "--rm", "--network", "back", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://10.77.0.2/hostname; exit $?"]);
     assert_ne!(code, 0, "traffic crossed from one network to another");
 
     // Docker's JSON shapes.
@@ -238,7 +239,8 @@ fn containers_reach_outside_through_nat_and_internal_networks_do_not() {
         let got = ok(&engine, &["run", "--rm", "--network", network, IMAGE, "sh", "-c", "busybox timeout 5 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
         assert_eq!(got, "from outside\n", "on {network}");
     }
-    let (code, out, _) = berth(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
+    let (code, out, _) =
+        berth(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "sh", "-c", "busybox timeout 2 busybox wget -qO- http://192.0.2.2/hello; exit $?"]);
     assert_ne!(code, 0, "an internal network reached outside: {out}");
     let routes = ok(&engine, &["run", "--rm", "--network", "sealed", IMAGE, "ip", "route"]);
     assert!(!routes.contains("default"), "{routes}");

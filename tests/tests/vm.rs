@@ -18,8 +18,7 @@ const LIMIT: Duration = Duration::from_secs(180);
 fn manifest_kernel_release() -> String {
     let manifest = berth_tests::root().join("build/vm-image/manifest.json");
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest).expect("build/vm-image/manifest.json (cargo xtask vm-image)"))
-            .expect("manifest json");
+        serde_json::from_slice(&std::fs::read(&manifest).expect("build/vm-image/manifest.json (cargo xtask vm-image)")).expect("manifest json");
     json["kernel_release"].as_str().expect("kernel_release").to_owned()
 }
 
@@ -141,8 +140,7 @@ async fn an_agent_that_never_answers_fails_at_the_deadline_with_the_console() {
 #[tokio::test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 async fn missing_qemu_and_missing_image_are_clear_errors() {
-    let (_home, result) =
-        TestVm::builder("vm-noqemu").qemu("/nonexistent/qemu-system-x86_64".into()).try_start().await;
+    let (_home, result) = TestVm::builder("vm-noqemu").qemu("/nonexistent/qemu-system-x86_64".into()).try_start().await;
     let err = result.expect_err("no qemu");
     assert!(err.to_string().contains("cannot run /nonexistent/qemu-system-x86_64"), "{err}");
 
@@ -276,19 +274,21 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     // The Docker API on TCP too, with mutual TLS, ended on the host.
     let tls = berth_tests::fixtures::tls::make(&home.join("tls"));
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr");
-    let mut serve = Serving(std::process::Command::new(berth_tests::bin("berth"))
-        .arg("serve")
-        .args(tls.daemon_args())
-        .args(["--docker-tcp", &tcp.to_string()])
-        .env("BERTH_HOME", &home)
-        .env("DOCKER_CONFIG", home.join("docker-config"))
-        .env("BERTH_ACCEL", "tcg")
-        .env("BERTH_VM_MEMORY_MIB", "512")
-        .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(artifacts.join("serve.log")).expect("log"))
-        .spawn()
-        .expect("berth serve"));
+    let mut serve = Serving(
+        std::process::Command::new(berth_tests::bin("berth"))
+            .arg("serve")
+            .args(tls.daemon_args())
+            .args(["--docker-tcp", &tcp.to_string()])
+            .env("BERTH_HOME", &home)
+            .env("DOCKER_CONFIG", home.join("docker-config"))
+            .env("BERTH_ACCEL", "tcg")
+            .env("BERTH_VM_MEMORY_MIB", "512")
+            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(artifacts.join("serve.log")).expect("log"))
+            .spawn()
+            .expect("berth serve"),
+    );
     let socket = home.join("run/berth.sock");
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     // The socket is bound before the VM boots; the engine answers once the VM is up.
@@ -340,7 +340,8 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         child.wait_with_output().expect("wait")
     };
     let archive = home.join("image.tar");
-    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe")).expect("berth-netprobe (built by `cargo xtask test vm`)");
+    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"))
+        .expect("berth-netprobe (built by `cargo xtask test vm`)");
     let image = berth_tests::fixtures::container_image_with(
         serde_json::json!({}),
         vec![berth_tests::fixtures::Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }],
@@ -353,9 +354,28 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("through the proxy\ndone\n{}\n", manifest_kernel_release()));
     // A container that mounts /var/run/docker.sock reaches the engine (as on Docker
     // Desktop, the VM's path): it lists itself.
-    let listed = docker_with(&["run", "--rm", "--name", "sock-user", "-v", "/var/run/docker.sock:/var/run/docker.sock", "berth.test/busybox:vm", "netprobe", "unix-get", "/var/run/docker.sock", "/containers/json"], b"");
+    let listed = docker_with(
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "sock-user",
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "berth.test/busybox:vm",
+            "netprobe",
+            "unix-get",
+            "/var/run/docker.sock",
+            "/containers/json",
+        ],
+        b"",
+    );
     let answer = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.status.success() && answer.starts_with("HTTP/1.") && answer.lines().next().unwrap_or("").contains(" 200 ") && answer.contains("\"/sock-user\""), "{answer}{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success() && answer.starts_with("HTTP/1.") && answer.lines().next().unwrap_or("").contains(" 200 ") && answer.contains("\"/sock-user\""),
+        "{answer}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     // The same through TCP with TLS; and a client without a certificate is refused.
     let over_tcp = |cert_dir: &std::path::Path, args: &[&str]| {
         std::process::Command::new("docker")
@@ -379,7 +399,10 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     // And on the host's IPv6 loopback, through the VM's.
     let port6 = std::net::TcpListener::bind("[::1]:0").expect("a free IPv6 port").local_addr().expect("addr").port();
     let published6 = format!("[::1]:{port6}:80");
-    let web = docker_with(&["run", "-d", "--name", "web", "-p", &published, "-p", &published6, "berth.test/busybox:vm", "httpd", "-f", "-p", "80", "-h", "/srv"], b"");
+    let web = docker_with(
+        &["run", "-d", "--name", "web", "-p", &published, "-p", &published6, "berth.test/busybox:vm", "httpd", "-f", "-p", "80", "-h", "/srv"],
+        b"",
+    );
     assert!(web.status.success(), "{}", String::from_utf8_lossy(&web.stderr));
     let fetch_from = |addr: std::net::SocketAddr| -> Option<String> {
         use std::io::{Read, Write};
@@ -403,7 +426,10 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     }
     // A published UDP port too: a datagram from the host's loopback and its echo.
     let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-    let echo = docker_with(&["run", "-d", "--name", "echo", "-p", &format!("127.0.0.1:{udp_port}:53/udp"), "berth.test/busybox:vm", "netprobe", "udp-echo", "53"], b"");
+    let echo = docker_with(
+        &["run", "-d", "--name", "echo", "-p", &format!("127.0.0.1:{udp_port}:53/udp"), "berth.test/busybox:vm", "netprobe", "udp-echo", "53"],
+        b"",
+    );
     assert!(echo.status.success(), "{}", String::from_utf8_lossy(&echo.stderr));
     let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp client");
     client.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
@@ -429,14 +455,16 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
     // A second `berth serve` on the same home attaches to the running session (no
     // second VM), and leaving it leaves the session running.
     let second_log = home.join("second-serve.log");
-    let mut second = Serving(std::process::Command::new(berth_tests::bin("berth"))
-        .arg("serve")
-        .env("BERTH_HOME", &home)
-        .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&second_log).expect("log"))
-        .spawn()
-        .expect("second berth serve"));
+    let mut second = Serving(
+        std::process::Command::new(berth_tests::bin("berth"))
+            .arg("serve")
+            .env("BERTH_HOME", &home)
+            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&second_log).expect("log"))
+            .spawn()
+            .expect("second berth serve"),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&second_log).unwrap_or_default().contains("attached to the Berth session already running") {
         assert!(std::time::Instant::now() < deadline, "the second serve did not attach: {}", std::fs::read_to_string(&second_log).unwrap_or_default());
@@ -493,10 +521,7 @@ async fn the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "boots a VM: cargo xtask test vm"]
 async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
-    use berth_proto::v1::{
-        ContainerRef, CreateContainerRequest, PullRequest, RemoveContainerRequest, Resources,
-        WaitContainerRequest,
-    };
+    use berth_proto::v1::{ContainerRef, CreateContainerRequest, PullRequest, RemoveContainerRequest, Resources, WaitContainerRequest};
     use berth_tests::fixtures::{self, registry::Registry};
     with_timeout(LIMIT, async {
         let registry = Registry::start("vm-ctr");
@@ -589,22 +614,11 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
 }
 
 /// Waits for a container to end; returns its exit code and its whole log.
-async fn exit_and_output(
-    containers: &mut berth_proto::v1::containers_client::ContainersClient<tonic::transport::Channel>,
-    id: &str,
-) -> (i32, String) {
+async fn exit_and_output(containers: &mut berth_proto::v1::containers_client::ContainersClient<tonic::transport::Channel>, id: &str) -> (i32, String) {
     use berth_proto::v1::{LogsRequest, WaitContainerRequest};
-    let code = containers
-        .wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() })
-        .await
-        .expect("wait")
-        .into_inner()
-        .exit_code;
-    let mut logs = containers
-        .logs(LogsRequest { id: id.to_owned(), stdout: true, stderr: true, tail: -1, ..Default::default() })
-        .await
-        .expect("logs")
-        .into_inner();
+    let code = containers.wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() }).await.expect("wait").into_inner().exit_code;
+    let mut logs =
+        containers.logs(LogsRequest { id: id.to_owned(), stdout: true, stderr: true, tail: -1, ..Default::default() }).await.expect("logs").into_inner();
     let mut text = String::new();
     while let Some(Ok(chunk)) = logs.next().await {
         text.push_str(&String::from_utf8_lossy(&chunk.data));
@@ -663,7 +677,11 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     assert_eq!(out, "edited on the host\n");
     assert!(docker(&["rm", "-f", "watcher"]).0);
     // A compose project's relative bind.
-    std::fs::write(project.join("compose.yaml"), "services:\n  web:\n    image: berth.test/busybox:vm\n    volumes:\n      - ./src:/app\n    command: cat /app/hello.txt\n").expect("compose file");
+    std::fs::write(
+        project.join("compose.yaml"),
+        "services:\n  web:\n    image: berth.test/busybox:vm\n    volumes:\n      - ./src:/app\n    command: cat /app/hello.txt\n",
+    )
+    .expect("compose file");
     let composed = std::process::Command::new(berth_tests::bin("berth"))
         .args(["compose", "run", "--rm", "web"])
         .current_dir(&project)
@@ -738,7 +756,16 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     // is not zeros: QEMU turns written zeros into discards.
     let allocated = || std::fs::metadata(home.join("vm/data.img")).expect("data disk").blocks() * 512;
     let before = allocated();
-    let (ok, _, err) = docker(&["run", "--rm", "-v", "keep:/data", "berth.test/busybox:vm", "sh", "-c", "head -c 1048576 /dev/urandom > /tmp/r && i=0 && while [ $i -lt 1024 ]; do cat /tmp/r; i=$((i+1)); done > /data/big && sync"]);
+    let (ok, _, err) = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data",
+        "berth.test/busybox:vm",
+        "sh",
+        "-c",
+        "head -c 1048576 /dev/urandom > /tmp/r && i=0 && while [ $i -lt 1024 ]; do cat /tmp/r; i=$((i+1)); done > /data/big && sync",
+    ]);
     assert!(ok, "{err}");
     let grown = allocated();
     assert!(grown >= before + (900 << 20), "1 GiB written: {before} -> {grown}");

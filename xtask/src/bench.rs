@@ -14,11 +14,7 @@ pub fn run(args: &[String]) -> Result<()> {
     match name.as_str() {
         "vm-boot" => {
             crate::vm_image::build()?;
-            shell::run(
-                shell::cargo()
-                    .args(["bench", "--package", "berth-tests", "--bench", "vm_boot"])
-                    .current_dir(crate::root()),
-            )
+            shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "vm_boot"]).current_dir(crate::root()))
         }
         "pull" => pull(args.get(1..).unwrap_or_default()),
         "run" => run_latency(),
@@ -102,9 +98,7 @@ impl BenchEngine {
         )?;
         // A static monitor too: `--init` (compose's `init: true`) runs it as PID 1.
         shell::run(
-            shell::cargo()
-                .args(["build", "--release", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET])
-                .current_dir(crate::root()),
+            shell::cargo().args(["build", "--release", "--package", "berth-monitor", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()),
         )?;
         let init = crate::root().join(format!("target/{}/release/berth-monitor", crate::vm_image::MUSL_TARGET));
         let berth = crate::root().join("target/release/berth");
@@ -212,16 +206,11 @@ fn run_latency() -> Result<()> {
     // Idle: the engine after the runs settle; then one running container's monitor.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let engine_rss = rss_kib(engine.child.id());
-    let started = shell::output(Command::new("bash").args([
-        "-c",
-        &format!(". {} && {b} run -d $IMG_BUSYBOX sleep 60", peers.join("common.sh").display()),
-    ]))?;
+    let started = shell::output(Command::new("bash").args(["-c", &format!(". {} && {b} run -d $IMG_BUSYBOX sleep 60", peers.join("common.sh").display())]))?;
     let id = started.trim().to_owned();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let monitor_pid: u32 = std::fs::read_to_string(engine.home.join("engine/containers").join(&id).join("monitor.pid"))
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0);
+    let monitor_pid: u32 =
+        std::fs::read_to_string(engine.home.join("engine/containers").join(&id).join("monitor.pid")).ok().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
     let monitor_rss = rss_kib(monitor_pid);
     println!("\n| process | RSS MiB | target |");
     println!("|---|---|---|");
@@ -243,9 +232,7 @@ fn net_throughput() -> Result<()> {
     }
     shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
     shell::run(
-        shell::cargo()
-            .args(["build", "--release", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
-            .current_dir(crate::root()),
+        shell::cargo().args(["build", "--release", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()),
     )?;
     let probe = crate::root().join(format!("target/{}/release/berth-netprobe", crate::vm_image::MUSL_TARGET));
     let engine = BenchEngine::start("net")?;
@@ -469,7 +456,11 @@ impl VmBench {
 
     fn berth(&self, args: &[&str]) -> Result<String> {
         let mut command = std::process::Command::new(&self.berth);
-        command.args(args).env("BERTH_HOME", &self.home).env("BERTH_VM_IMAGE", &self.image).env("BERTH_VM_MEMORY_MIB", std::env::var("BERTH_VM_MEMORY_MIB").unwrap_or_else(|_| "1024".into()));
+        command
+            .args(args)
+            .env("BERTH_HOME", &self.home)
+            .env("BERTH_VM_IMAGE", &self.image)
+            .env("BERTH_VM_MEMORY_MIB", std::env::var("BERTH_VM_MEMORY_MIB").unwrap_or_else(|_| "1024".into()));
         shell::output(&mut command)
     }
 

@@ -19,11 +19,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let mut names: Vec<&String> = generated.keys().chain(committed.keys()).collect();
             names.sort();
             names.dedup();
-            let drifted: Vec<&str> = names
-                .into_iter()
-                .filter(|n| generated.get(*n) != committed.get(*n))
-                .map(String::as_str)
-                .collect();
+            let drifted: Vec<&str> = names.into_iter().filter(|n| generated.get(*n) != committed.get(*n)).map(String::as_str).collect();
             bail!("ui/src/bindings is out of date ({}); run `cargo xtask codegen`", drifted.join(", "));
         }
         check_commands(&generated)?;
@@ -46,14 +42,12 @@ pub fn run(args: &[String]) -> Result<()> {
 fn check_commands(generated: &BTreeMap<String, String>) -> Result<()> {
     let ts = generated.get("Command.ts").context("no Command.ts among the generated types")?;
     let union = ts.split("export type Command =").nth(1).context("Command.ts has no `export type Command`")?;
-    let mut named: Vec<String> = union.split('|').map(|p| p.trim().trim_end_matches(';').trim().trim_matches('"').to_owned()).filter(|p| !p.is_empty()).collect();
+    let mut named: Vec<String> =
+        union.split('|').map(|p| p.trim().trim_end_matches(';').trim().trim_matches('"').to_owned()).filter(|p| !p.is_empty()).collect();
     let main = fs::read_to_string(crate::root().join("src-tauri/src/main.rs"))?;
-    let list = main.split("generate_handler![").nth(1).and_then(|rest| rest.split(']').next()).context("src-tauri/src/main.rs has no generate_handler! list")?;
-    let mut registered: Vec<String> = list
-        .split(',')
-        .map(|p| p.trim().rsplit("::").next().unwrap_or_default().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let list =
+        main.split("generate_handler![").nth(1).and_then(|rest| rest.split(']').next()).context("src-tauri/src/main.rs has no generate_handler! list")?;
+    let mut registered: Vec<String> = list.split(',').map(|p| p.trim().rsplit("::").next().unwrap_or_default().to_owned()).filter(|p| !p.is_empty()).collect();
     named.sort();
     registered.sort();
     if named != registered {

@@ -63,13 +63,7 @@ impl Archive {
                 Entry::CharDev { mode, major, minor } => (0o020000 | mode, &[], (*major, *minor)),
             };
             let nlink = if matches!(entry, Entry::Dir { .. }) { 2 } else { 1 };
-            let header = Header {
-                ino: u32::try_from(ino + 1).unwrap_or(u32::MAX),
-                mode,
-                nlink,
-                size: data.len(),
-                rdev,
-            };
+            let header = Header { ino: u32::try_from(ino + 1).unwrap_or(u32::MAX), mode, nlink, size: data.len(), rdev };
             write_header(&mut out, &header, path);
             out.extend_from_slice(data);
             pad4(&mut out);

@@ -105,9 +105,7 @@ pub fn fuzz(targets: &[String], secs: u64) -> Result<Vec<Run>> {
 }
 
 fn parse_stats(target: &str, log: &str, corpus: usize) -> Run {
-    let stat = |name: &str| -> u64 {
-        log.lines().find_map(|l| l.strip_prefix(&format!("stat::{name}:")).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
-    };
+    let stat = |name: &str| -> u64 { log.lines().find_map(|l| l.strip_prefix(&format!("stat::{name}:")).and_then(|v| v.trim().parse().ok())).unwrap_or(0) };
     // The last status line: "#123 DONE cov: 456 ft: 789 corp: ...".
     let field = |name: &str| -> u64 {
         log.lines()

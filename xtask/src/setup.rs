@@ -106,29 +106,31 @@ fn debian_packages() -> Result<()> {
     }
     println!("setup: installing {}", missing.join(" "));
     shell::run(Command::new("apt-get").args(["update", "-q"]))?;
-    shell::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    shell::run(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 fn debian_installed(package: &str) -> bool {
-    shell::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
-        .map(|s| s.contains("install ok installed"))
-        .unwrap_or(false)
+    shell::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package])).map(|s| s.contains("install ok installed")).unwrap_or(false)
 }
 
 fn rust_targets() -> Result<()> {
     let target = crate::vm_image::MUSL_TARGET;
-    let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"]))
-        .context("rustup is needed to add the musl target")?;
+    let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"])).context("rustup is needed to add the musl target")?;
     if installed.lines().any(|l| l.trim() == target) {
         println!("setup: rust target {target} present");
-        return Ok(());
+    } else {
+        shell::run(Command::new("rustup").args(["target", "add", target]))?;
     }
-    shell::run(Command::new("rustup").args(["target", "add", target]))
+    // The unit tier's formatting and lint checks.
+    let components = shell::output(Command::new("rustup").args(["component", "list", "--installed"])).context("rustup component list")?;
+    for component in ["rustfmt", "clippy"] {
+        if components.lines().any(|l| l.starts_with(component)) {
+            println!("setup: rust component {component} present");
+        } else {
+            shell::run(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
 }
 
 fn cargo_tools() -> Result<()> {

@@ -55,10 +55,15 @@ fn build(packages: &[&str]) -> Result<()> {
 }
 
 fn unit() -> Result<()> {
+    // Formatting and lints first: a failure there is quick to say. The desktop crate
+    // embeds the built UI, so the UI is built before clippy reads it.
+    shell::run(shell::cargo().args(["fmt", "--all", "--check"]).current_dir(crate::root())).context("rustfmt (run `cargo fmt --all`)")?;
+    shell::run(Command::new("npm").args(["run", "--silent", "build"]).current_dir(crate::root().join("ui"))).context("build the UI")?;
+    shell::run(shell::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).current_dir(crate::root())).context("clippy")?;
+    // With them, the tidy test (xtask's own: every path ARCHITECTURE.md names exists).
     cargo_test(&["--workspace", "--exclude", "berth-tests", "--exclude", "berth-desktop"])?;
     crate::codegen::run(&["--check".to_owned()])?;
-    shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui")))
-        .context("type-check the UI")?;
+    shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui"))).context("type-check the UI")?;
     // The UI's component tests (Vitest, jsdom).
     shell::run(Command::new("npm").args(["run", "--silent", "test"]).current_dir(crate::root().join("ui"))).context("the UI's component tests")
 }
@@ -72,7 +77,29 @@ fn native() -> Result<()> {
             .args(["build", "--package", "berth-monitor", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET])
             .current_dir(crate::root()),
     )?;
-    cargo_test(&["--package", "berth-tests", "--lib", "--test", "native", "--test", "fixtures", "--test", "images", "--test", "containers", "--test", "volumes", "--test", "networks", "--test", "compose", "--test", "build", "--test", "docker_api"])
+    cargo_test(&[
+        "--package",
+        "berth-tests",
+        "--lib",
+        "--test",
+        "native",
+        "--test",
+        "fixtures",
+        "--test",
+        "images",
+        "--test",
+        "containers",
+        "--test",
+        "volumes",
+        "--test",
+        "networks",
+        "--test",
+        "compose",
+        "--test",
+        "build",
+        "--test",
+        "docker_api",
+    ])
 }
 
 fn vm() -> Result<()> {

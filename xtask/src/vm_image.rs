@@ -145,10 +145,7 @@ pub fn build_with(flavor: Kernel) -> Result<Built> {
         let bytes = fs::read(path)?;
         total += bytes.len() as u64;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        files.insert(
-            name,
-            serde_json::json!({ "sha256": hex(&Sha256::digest(&bytes)), "bytes": bytes.len() }),
-        );
+        files.insert(name, serde_json::json!({ "sha256": hex(&Sha256::digest(&bytes)), "bytes": bytes.len() }));
     }
     let manifest = serde_json::json!({
         "kernel_release": release,
@@ -211,28 +208,22 @@ fn kernel_package(meta: &str) -> Result<String> {
 
 fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {
     let prefix = format!("{package}_");
-    fs::read_dir(cache)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            name.starts_with(&prefix) && name.ends_with(".deb")
-        })
+    fs::read_dir(cache).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.starts_with(&prefix) && name.ends_with(".deb")
+    })
 }
 
 fn kernel_release(tree: &Path) -> Result<String> {
-    let mut releases: Vec<String> = fs::read_dir(tree.join("lib/modules"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut releases: Vec<String> =
+        fs::read_dir(tree.join("lib/modules"))?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     releases.sort();
     releases.pop().context("the kernel package has no lib/modules/<release>")
 }
 
 fn static_busybox() -> Result<PathBuf> {
     let path = PathBuf::from(std::env::var_os("BERTH_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into()));
-    let bytes = fs::read(&path)
-        .with_context(|| format!("read {} (install Debian's busybox-static)", path.display()))?;
+    let bytes = fs::read(&path).with_context(|| format!("read {} (install Debian's busybox-static)", path.display()))?;
     if elf_has_interpreter(&bytes) {
         bail!("{} is dynamically linked; install Debian's busybox-static", path.display());
     }
@@ -242,9 +233,7 @@ fn static_busybox() -> Result<PathBuf> {
 /// Whether an ELF64 file asks for a dynamic loader (has a PT_INTERP program header).
 fn elf_has_interpreter(elf: &[u8]) -> bool {
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u64_at = |o: usize| {
-        elf.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).map(|v| v as usize)
-    };
+    let u64_at = |o: usize| elf.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).map(|v| v as usize);
     if !elf.starts_with(b"\x7fELF") {
         return false;
     }
@@ -304,9 +293,32 @@ fn add_tree(archive: &mut Archive, dir: &Path, prefix: &str) -> Result<()> {
 /// NAT and filter rules) and the shared libraries they load (found by following
 /// DT_NEEDED from the binaries).
 const RUNTIME_PACKAGES: &[&str] = &[
-    "crun", "libc6", "libsystemd0", "libseccomp2", "libcap2", "libyajl2", "libgcrypt20", "liblzma5", "libzstd1",
-    "liblz4-1", "libgpg-error0", "nftables", "libnftables1", "libedit2", "libmnl0", "libnftnl11", "libxtables12",
-    "libjansson4", "libgmp10", "libtinfo6", "libbsd0", "libmd0", "e2fsprogs", "libext2fs2", "libcom-err2", "libblkid1",
+    "crun",
+    "libc6",
+    "libsystemd0",
+    "libseccomp2",
+    "libcap2",
+    "libyajl2",
+    "libgcrypt20",
+    "liblzma5",
+    "libzstd1",
+    "liblz4-1",
+    "libgpg-error0",
+    "nftables",
+    "libnftables1",
+    "libedit2",
+    "libmnl0",
+    "libnftnl11",
+    "libxtables12",
+    "libjansson4",
+    "libgmp10",
+    "libtinfo6",
+    "libbsd0",
+    "libmd0",
+    "e2fsprogs",
+    "libext2fs2",
+    "libcom-err2",
+    "libblkid1",
     "libuuid1",
 ];
 
@@ -346,10 +358,7 @@ fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
 /// A binary without its symbol table (smaller initramfs, faster boot); `strip` is
 /// deterministic, so the image stays reproducible.
 fn stripped(binary: &Path) -> Result<Vec<u8>> {
-    let copy = crate::build_dir().join("cache").join(format!(
-        "{}.stripped",
-        binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    ));
+    let copy = crate::build_dir().join("cache").join(format!("{}.stripped", binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
     fs::copy(binary, &copy).with_context(|| format!("copy {}", binary.display()))?;
     shell::run(Command::new("strip").arg("--strip-all").arg(&copy)).context("strip (binutils)")?;
     Ok(fs::read(&copy)?)
@@ -415,12 +424,7 @@ fn build_agent() -> Result<PathBuf> {
 
 fn read_module_list(path: &Path) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect())
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect())
 }
 
 /// The wanted modules and their dependencies, dependencies first. Debian's package has
@@ -478,14 +482,7 @@ pub fn module_depends(ko: &[u8]) -> Vec<String> {
     let key = b"depends=";
     ko.split(|b| *b == 0)
         .find_map(|s| s.strip_prefix(key.as_slice()))
-        .map(|list| {
-            String::from_utf8_lossy(list)
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|list| String::from_utf8_lossy(list).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default()
 }
 

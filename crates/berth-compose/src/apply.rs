@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use berth_host::agent::AgentClient;
 use berth_proto::v1::{
-    ConnectNetworkRequest, ContainerRef, ContainerSummary, CreateNetworkRequest, CreateVolumeRequest, InspectImageRequest,
-    ListContainersRequest, ListNetworksRequest, ListVolumesRequest, NetworkRef, PullRequest, RemoveContainerRequest,
-    RemoveImageRequest, RemoveVolumeRequest, StopContainerRequest, WaitContainerRequest,
+    ConnectNetworkRequest, ContainerRef, ContainerSummary, CreateNetworkRequest, CreateVolumeRequest, InspectImageRequest, ListContainersRequest,
+    ListNetworksRequest, ListVolumesRequest, NetworkRef, PullRequest, RemoveContainerRequest, RemoveImageRequest, RemoveVolumeRequest, StopContainerRequest,
+    WaitContainerRequest,
 };
 use futures::StreamExt;
 
@@ -67,16 +67,8 @@ fn is_oneoff(c: &ContainerSummary) -> bool {
 
 /// Makes the plan's networks and volumes (external ones must exist).
 pub async fn ensure_resources(agent: &AgentClient, plan: &Plan, progress: Progress<'_>) -> Result<(), ApplyError> {
-    let existing: Vec<String> = agent
-        .networks()
-        .list(ListNetworksRequest::default())
-        .await
-        .map_err(call("list networks"))?
-        .into_inner()
-        .networks
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
+    let existing: Vec<String> =
+        agent.networks().list(ListNetworksRequest::default()).await.map_err(call("list networks"))?.into_inner().networks.into_iter().map(|n| n.name).collect();
     for network in &plan.networks {
         if existing.contains(&network.name) {
             continue;
@@ -98,16 +90,8 @@ pub async fn ensure_resources(agent: &AgentClient, plan: &Plan, progress: Progre
             .map_err(call(format!("create network {}", network.name)))?;
         progress(format!("Network {}  Created", network.name));
     }
-    let volumes: Vec<String> = agent
-        .volumes()
-        .list(ListVolumesRequest::default())
-        .await
-        .map_err(call("list volumes"))?
-        .into_inner()
-        .volumes
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
+    let volumes: Vec<String> =
+        agent.volumes().list(ListVolumesRequest::default()).await.map_err(call("list volumes"))?.into_inner().volumes.into_iter().map(|v| v.name).collect();
     for volume in &plan.volumes {
         if volumes.contains(&volume.name) {
             continue;
@@ -197,8 +181,7 @@ async fn wait_for(agent: &AgentClient, project: &str, dependency: &str, conditio
     if condition == "service_started" {
         return Ok(());
     }
-    let ids: Vec<String> =
-        containers(agent, project).await?.into_iter().filter(|c| service_of(c) == dependency && !is_oneoff(c)).map(|c| c.id).collect();
+    let ids: Vec<String> = containers(agent, project).await?.into_iter().filter(|c| service_of(c) == dependency && !is_oneoff(c)).map(|c| c.id).collect();
     let deadline = Instant::now() + timeout;
     for id in ids {
         let name = &id[..12.min(id.len())];
@@ -209,9 +192,7 @@ async fn wait_for(agent: &AgentClient, project: &str, dependency: &str, conditio
                     Some("healthy") => break,
                     Some("unhealthy") => return Err(ApplyError(format!("dependency failed to start: container {name} of {dependency} is unhealthy"))),
                     None => return Err(ApplyError(format!("dependency {dependency} has no health check, so it cannot be waited for as healthy"))),
-                    _ if state["Status"] == "exited" => {
-                        return Err(ApplyError(format!("dependency failed to start: container {name} of {dependency} exited")))
-                    }
+                    _ if state["Status"] == "exited" => return Err(ApplyError(format!("dependency failed to start: container {name} of {dependency} exited"))),
                     _ => {}
                 },
                 "service_completed_successfully" => {
@@ -238,14 +219,14 @@ async fn wait_for(agent: &AgentClient, project: &str, dependency: &str, conditio
 async fn remove(agent: &AgentClient, c: &ContainerSummary, volumes: bool, progress: Progress<'_>) -> Result<(), ApplyError> {
     if c.state == "running" || c.state == "paused" || c.state == "restarting" {
         progress(format!("Container {}  Stopping", c.name));
-        agent.containers().stop(StopContainerRequest { id: c.id.clone(), timeout: -1, signal: String::new() }).await.map_err(call(format!("stop {}", c.name)))?;
+        agent
+            .containers()
+            .stop(StopContainerRequest { id: c.id.clone(), timeout: -1, signal: String::new() })
+            .await
+            .map_err(call(format!("stop {}", c.name)))?;
         progress(format!("Container {}  Stopped", c.name));
     }
-    agent
-        .containers()
-        .remove(RemoveContainerRequest { id: c.id.clone(), force: true, volumes })
-        .await
-        .map_err(call(format!("remove {}", c.name)))?;
+    agent.containers().remove(RemoveContainerRequest { id: c.id.clone(), force: true, volumes }).await.map_err(call(format!("remove {}", c.name)))?;
     progress(format!("Container {}  Removed", c.name));
     Ok(())
 }
@@ -399,7 +380,11 @@ pub async fn down(agent: &AgentClient, plan: &Plan, options: &DownOptions, progr
             .into_inner()
             .volumes;
         for volume in volumes {
-            agent.volumes().remove(RemoveVolumeRequest { name: volume.name.clone(), force: false }).await.map_err(call(format!("remove volume {}", volume.name)))?;
+            agent
+                .volumes()
+                .remove(RemoveVolumeRequest { name: volume.name.clone(), force: false })
+                .await
+                .map_err(call(format!("remove volume {}", volume.name)))?;
             progress(format!("Volume {}  Removed", volume.name));
         }
     }
@@ -419,11 +404,5 @@ pub async fn down(agent: &AgentClient, plan: &Plan, options: &DownOptions, progr
 
 /// Waits for a container to stop; returns its exit code.
 pub async fn wait(agent: &AgentClient, id: &str) -> Result<i32, ApplyError> {
-    Ok(agent
-        .containers()
-        .wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() })
-        .await
-        .map_err(call("wait"))?
-        .into_inner()
-        .exit_code)
+    Ok(agent.containers().wait(WaitContainerRequest { id: id.to_owned(), condition: "not-running".into() }).await.map_err(call("wait"))?.into_inner().exit_code)
 }

@@ -67,11 +67,15 @@ impl Projects {
             return Err(UiError::invalid(format!("{}: choose a compose file or folder by its full path", path.display())));
         }
         let file = if path.is_dir() {
-            DISCOVERED.iter().map(|n| path.join(n)).find(|p| p.is_file()).ok_or_else(|| UiError::invalid(format!("no {} in {}", DISCOVERED.join(", "), path.display())))?
+            DISCOVERED
+                .iter()
+                .map(|n| path.join(n))
+                .find(|p| p.is_file())
+                .ok_or_else(|| UiError::invalid(format!("no {} in {}", DISCOVERED.join(", "), path.display())))?
         } else {
             path
         };
-        let project = load(&[file.clone()]).map_err(UiError::invalid)?;
+        let project = load(std::slice::from_ref(&file)).map_err(UiError::invalid)?;
         let mut saved = self.load()?;
         if saved.projects.iter().any(|p| p.name == project.name && p.files != [file.clone()]) {
             return Err(UiError::new(ErrorKind::AlreadyExists, format!("a project named {} is already listed", project.name)));
@@ -125,9 +129,12 @@ impl Projects {
     }
 
     fn project(&self, name: &str) -> Result<Project, UiError> {
-        let added = self.load()?.projects.into_iter().find(|p| p.name == name).ok_or_else(|| {
-            UiError::new(ErrorKind::NotFound, format!("project {name} is not added here: add its compose file first"))
-        })?;
+        let added = self
+            .load()?
+            .projects
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| UiError::new(ErrorKind::NotFound, format!("project {name} is not added here: add its compose file first")))?;
         load(&added.files).map_err(UiError::invalid)
     }
 

@@ -112,8 +112,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("compose.yaml:"), "{text}");
         assert!(matches!(err, LoadError::Yaml { line: 3 | 4, .. }), "{err:?}");
-        let err = load_str("services:\n  db:\n    environment:\n      PASSWORD: ${DB_PASSWORD:?set it}\n", "compose.yaml", &env)
-            .expect_err("required");
+        let err = load_str("services:\n  db:\n    environment:\n      PASSWORD: ${DB_PASSWORD:?set it}\n", "compose.yaml", &env).expect_err("required");
         assert_eq!(err.to_string(), "compose.yaml: services.db.environment.PASSWORD: required variable DB_PASSWORD is missing a value: set it");
         assert!(matches!(load_str("- a\n- b\n", "x.yml", &env), Err(LoadError::NotAMapping { .. })));
     }

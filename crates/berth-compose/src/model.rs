@@ -336,9 +336,7 @@ fn string_or_strings<'de, D: Deserializer<'de>>(
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
         Value::String(s) => from_string(s).map(Some).map_err(de::Error::custom),
-        Value::Sequence(items) => {
-            items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings"))).collect::<Result<_, _>>().map(Some)
-        }
+        Value::Sequence(items) => items.iter().map(|i| scalar_text(i).ok_or_else(|| de::Error::custom("expected strings"))).collect::<Result<_, _>>().map(Some),
         _ => Err(de::Error::custom("expected a string or a list of strings")),
     }
 }
@@ -409,7 +407,11 @@ fn list_or_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Optio
             .iter()
             .map(|(k, v)| {
                 let key = scalar_text(k).ok_or_else(|| de::Error::custom("expected string keys"))?;
-                let value = if v.is_null() { None } else { Some(scalar_text(v).ok_or_else(|| de::Error::custom(format!("{key}: expected a string, number or boolean")))?) };
+                let value = if v.is_null() {
+                    None
+                } else {
+                    Some(scalar_text(v).ok_or_else(|| de::Error::custom(format!("{key}: expected a string, number or boolean")))?)
+                };
                 Ok((key, value))
             })
             .collect(),
@@ -593,10 +595,9 @@ pub fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
 fn service_networks<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, ServiceNetwork>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(BTreeMap::new()),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).map(|n| (n, ServiceNetwork::default())).ok_or_else(|| de::Error::custom("expected network names")))
-            .collect(),
+        Value::Sequence(items) => {
+            items.iter().map(|i| scalar_text(i).map(|n| (n, ServiceNetwork::default())).ok_or_else(|| de::Error::custom("expected network names"))).collect()
+        }
         Value::Mapping(map) => map
             .into_iter()
             .map(|(k, v)| {
@@ -647,8 +648,8 @@ fn file_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileRef>, D::Error> 
 
 /// Reads an interpolated tree into the model; errors name the key path.
 pub fn from_value(value: Value, file: &str) -> Result<ComposeFile, ModelError> {
-    let parsed: ComposeFile = serde_path_to_error::deserialize(value)
-        .map_err(|e| ModelError { file: file.to_owned(), key: e.path().to_string(), message: e.inner().to_string() })?;
+    let parsed: ComposeFile =
+        serde_path_to_error::deserialize(value).map_err(|e| ModelError { file: file.to_owned(), key: e.path().to_string(), message: e.inner().to_string() })?;
     // Extension keys are the only unknown keys allowed.
     for key in parsed.extensions.keys() {
         if !key.starts_with("x-") {

@@ -337,10 +337,7 @@ fn plan_service(
     for v in &s.volumes {
         let (source, create_source) = match (v.kind.as_str(), &v.source) {
             ("volume", Some(key)) => {
-                let planned = volumes
-                    .iter()
-                    .find(|p| &p.key == key)
-                    .ok_or_else(|| err(service, format!("refers to undefined volume {key}")))?;
+                let planned = volumes.iter().find(|p| &p.key == key).ok_or_else(|| err(service, format!("refers to undefined volume {key}")))?;
                 (planned.name.clone(), false)
             }
             ("bind", Some(path)) => (resolve_path(dir, path).display().to_string(), true),
@@ -385,11 +382,8 @@ fn plan_service(
     // Networks: the service is reachable by its name on each; the first (by name,
     // `default` when none is given) is the one it is created on.
     let mut joined: Vec<(String, Vec<String>, String)> = Vec::new();
-    let keys: Vec<(String, crate::model::ServiceNetwork)> = if s.networks.is_empty() {
-        vec![("default".to_owned(), Default::default())]
-    } else {
-        s.networks.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    };
+    let keys: Vec<(String, crate::model::ServiceNetwork)> =
+        if s.networks.is_empty() { vec![("default".to_owned(), Default::default())] } else { s.networks.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
     for (key, spec) in keys {
         let planned = networks.iter().find(|n| n.key == key).ok_or_else(|| err(service, format!("refers to undefined network {key}")))?;
         let mut aliases = vec![service.to_owned()];
@@ -475,7 +469,7 @@ fn plan_service(
         dns_search: s.dns_search.clone(),
         dns_options: s.dns_opt.clone(),
         shm_size: match &s.shm_size {
-            Some(size) => berth_proto::units::parse_bytes(size).map_err(|e| err(service, &format!("shm_size: {e}")))?,
+            Some(size) => berth_proto::units::parse_bytes(size).map_err(|e| err(service, format!("shm_size: {e}")))?,
             None => 0,
         },
         ulimits: s.ulimits.iter().map(|(name, (soft, hard))| berth_proto::v1::Ulimit { name: name.clone(), soft: *soft, hard: *hard }).collect(),
@@ -496,10 +490,11 @@ fn plan_service(
             .iter()
             .map(|l| {
                 let (target, alias) = l.split_once(':').unwrap_or((l, l));
-                let container = project.model.services.get(target).map_or_else(
-                    || target.to_owned(),
-                    |other| other.container_name.clone().unwrap_or_else(|| format!("{}-{target}-1", project.name)),
-                );
+                let container = project
+                    .model
+                    .services
+                    .get(target)
+                    .map_or_else(|| target.to_owned(), |other| other.container_name.clone().unwrap_or_else(|| format!("{}-{target}-1", project.name)));
                 format!("{container}:{alias}")
             })
             .collect(),
@@ -620,7 +615,7 @@ secrets:
         assert_eq!(web.extra_networks, vec![("shop_front".to_owned(), vec!["web".to_owned(), "www".to_owned()], String::new())]);
         assert_eq!(request.ports.len(), 2);
         assert_eq!((request.ports[1].host_ip.as_str(), request.ports[1].host_port, request.ports[1].protocol.as_str()), ("127.0.0.1", 5353, "udp"));
-        let resources = request.resources.clone().expect("resources");
+        let resources = request.resources.expect("resources");
         assert_eq!((resources.memory, resources.nano_cpus), (64 << 20, 500_000_000));
         assert_eq!(web.depends_on["app"], "service_healthy");
 
@@ -659,7 +654,10 @@ secrets:
         let planned = plan(&p, &all, &BTreeMap::new()).expect("plan");
         let create = &planned.service("a").expect("a").create;
         assert_eq!(create.extra_hosts, ["db.local:10.0.0.5", "gw:host-gateway"]);
-        assert_eq!((create.dns.as_slice(), create.dns_search.as_slice(), create.dns_options.as_slice()), (&["10.0.0.53".to_owned()][..], &["corp.test".to_owned()][..], &["ndots:2".to_owned()][..]));
+        assert_eq!(
+            (create.dns.as_slice(), create.dns_search.as_slice(), create.dns_options.as_slice()),
+            (&["10.0.0.53".to_owned()][..], &["corp.test".to_owned()][..], &["ndots:2".to_owned()][..])
+        );
         assert_eq!(create.shm_size, 256 << 20);
         let limits: Vec<(&str, i64, i64)> = create.ulimits.iter().map(|u| (u.name.as_str(), u.soft, u.hard)).collect();
         assert_eq!(limits, [("nofile", 1024, 2048), ("nproc", 512, 512)]);
@@ -668,7 +666,10 @@ secrets:
         assert_eq!(create.log_driver, "json-file");
         assert_eq!(create.log_options.get("max-file").map(String::as_str), Some("3"));
         assert_eq!(create.log_options.get("max-size").map(String::as_str), Some("10m"));
-        assert_eq!((create.pid_mode.as_str(), create.ipc_mode.as_str(), create.uts_mode.as_str(), create.cpuset_cpus.as_str()), ("host", "shareable", "host", "0-1"));
+        assert_eq!(
+            (create.pid_mode.as_str(), create.ipc_mode.as_str(), create.uts_mode.as_str(), create.cpuset_cpus.as_str()),
+            ("host", "shareable", "host", "0-1")
+        );
         assert_eq!((create.runtime.as_str(), create.cgroupns_mode.as_str()), ("runc", "private"));
         assert_eq!(create.links, [format!("{}-b-1:b", p.name), format!("{}-b-1:database", p.name), "outside:o".to_owned()]);
         assert_eq!(crate::graph::start_order(&p.model).expect("order"), ["b", "a"]);

@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Normalises a candidate; None when nothing valid is left.
 pub fn normalise(name: &str) -> Option<String> {
-    let lowered: String = name
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
-        .collect();
+    let lowered: String = name.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
     let trimmed = lowered.trim_start_matches(['_', '-']);
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
@@ -112,7 +108,14 @@ pub enum ProjectError {
 /// `here` names the file `services` came from (empty: the project's own, merged files):
 /// a service is known by file and name, so one named alike in another file is not a
 /// cycle, and the same file reached by two spellings is.
-fn resolve_extends(services: &serde_norway::Value, name: &str, here: &str, dir: &Path, lookup: &dyn Fn(&str) -> Option<String>, stack: &mut Vec<String>) -> Result<serde_norway::Value, ProjectError> {
+fn resolve_extends(
+    services: &serde_norway::Value,
+    name: &str,
+    here: &str,
+    dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stack: &mut Vec<String>,
+) -> Result<serde_norway::Value, ProjectError> {
     use serde_norway::Value;
     let service = services.get(name).cloned().ok_or_else(|| ProjectError::Extends(format!("cannot extend service {name:?}: it does not exist")))?;
     let Some(extends) = service.get("extends").cloned() else { return Ok(service) };
@@ -183,7 +186,11 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     let env_files: Vec<PathBuf> = if options.env_files.is_empty() {
         let default = project_dir.join(".env");
-        if default.is_file() { vec![default] } else { Vec::new() }
+        if default.is_file() {
+            vec![default]
+        } else {
+            Vec::new()
+        }
     } else {
         options.env_files.iter().map(|f| options.working_dir.join(f)).collect()
     };
@@ -220,13 +227,8 @@ pub fn load_project(options: &LoadOptions) -> Result<Project, ProjectError> {
     }
     let top_name = resolved.get("name").and_then(|n| n.as_str()).map(str::to_owned);
     let dir_name = project_dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
-    let name = choose(
-        options.project_name.as_deref(),
-        options.environ.get("COMPOSE_PROJECT_NAME").map(String::as_str),
-        top_name.as_deref(),
-        &dir_name,
-    )
-    .map_err(ProjectError::Name)?;
+    let name = choose(options.project_name.as_deref(), options.environ.get("COMPOSE_PROJECT_NAME").map(String::as_str), top_name.as_deref(), &dir_name)
+        .map_err(ProjectError::Name)?;
     if let serde_norway::Value::Mapping(map) = &mut resolved {
         map.insert("name".into(), serde_norway::Value::String(name.clone()));
     }
@@ -276,11 +278,8 @@ mod load_tests {
         let dir = std::env::temp_dir().join(format!("berth-compose-ext-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("common")).expect("dir");
-        std::fs::write(
-            dir.join("common/base.yaml"),
-            "services:\n  logged:\n    image: busybox\n    environment: {LOG: info, LEVEL: '1'}\n    ports: ['80']\n",
-        )
-        .expect("write");
+        std::fs::write(dir.join("common/base.yaml"), "services:\n  logged:\n    image: busybox\n    environment: {LOG: info, LEVEL: '1'}\n    ports: ['80']\n")
+            .expect("write");
         std::fs::write(
             dir.join("compose.yaml"),
             "services:\n  web:\n    extends: {file: common/base.yaml, service: logged}\n    environment: {LOG: debug}\n    ports: ['443']\n  worker:\n    extends: web\n    command: work\n",

@@ -33,12 +33,7 @@ pub struct Directives {
 
 impl Default for Directives {
     fn default() -> Self {
-        Self {
-            escape: '\\',
-            syntax: None,
-            check: None,
-            list: Vec::new(),
-        }
+        Self { escape: '\\', syntax: None, check: None, list: Vec::new() }
     }
 }
 
@@ -51,10 +46,7 @@ pub(crate) fn parse(lines: &[&str]) -> Result<Directives, ParseError> {
         };
         let line = index + 1;
         if directives.list.iter().any(|d| d.name == name) {
-            return Err(ParseError::new(
-                line,
-                ParseErrorKind::DuplicateDirective(name),
-            ));
+            return Err(ParseError::new(line, ParseErrorKind::DuplicateDirective(name)));
         }
         match name.as_str() {
             "escape" => {
@@ -103,13 +95,7 @@ mod tests {
 
     #[test]
     fn escape_syntax_and_check_are_recorded() {
-        let d = parse(&[
-            "# escape=`",
-            "#SYNTAX = docker/dockerfile:1",
-            "# check=skip=all",
-            "FROM x",
-        ])
-        .expect("succeeds");
+        let d = parse(&["# escape=`", "#SYNTAX = docker/dockerfile:1", "# check=skip=all", "FROM x"]).expect("succeeds");
         assert_eq!(d.escape, '`');
         assert_eq!(d.syntax.as_deref(), Some("docker/dockerfile:1"));
         assert_eq!(d.check.as_deref(), Some("skip=all"));
@@ -121,33 +107,16 @@ mod tests {
     #[test]
     fn directives_stop_at_blank_line_comment_or_unknown_name() {
         assert_eq!(parse(&["", "# escape=`"]).expect("succeeds").escape, '\\');
-        assert_eq!(
-            parse(&["# hello", "# escape=`"]).expect("succeeds").escape,
-            '\\'
-        );
-        assert_eq!(
-            parse(&["# foo=bar", "# escape=`"])
-                .expect("succeeds")
-                .escape,
-            '\\'
-        );
-        assert_eq!(
-            parse(&["FROM x", "# escape=`"]).expect("succeeds").escape,
-            '\\'
-        );
+        assert_eq!(parse(&["# hello", "# escape=`"]).expect("succeeds").escape, '\\');
+        assert_eq!(parse(&["# foo=bar", "# escape=`"]).expect("succeeds").escape, '\\');
+        assert_eq!(parse(&["FROM x", "# escape=`"]).expect("succeeds").escape, '\\');
     }
 
     #[test]
     fn invalid_or_repeated_directives_are_errors() {
         let e = parse(&["# escape=x"]).expect_err("fails");
-        assert_eq!(
-            e.to_string(),
-            "line 1: invalid escape token 'x' does not match ` or \\"
-        );
+        assert_eq!(e.to_string(), "line 1: invalid escape token 'x' does not match ` or \\");
         let e = parse(&["# escape=\\", "# escape=`"]).expect_err("fails");
-        assert_eq!(
-            e.to_string(),
-            "line 2: only one escape parser directive can be used"
-        );
+        assert_eq!(e.to_string(), "line 2: only one escape parser directive can be used");
     }
 }

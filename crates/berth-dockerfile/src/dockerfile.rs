@@ -44,15 +44,7 @@ impl Dockerfile {
     /// lowercases them), or else the stage at that index.
     pub fn stage_by_name_or_index(&self, name_or_index: &str) -> Option<&Stage> {
         let lower = name_or_index.to_ascii_lowercase();
-        self.stages
-            .iter()
-            .find(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| {
-                name_or_index
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| self.stages.get(i))
-            })
+        self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| name_or_index.parse::<usize>().ok().and_then(|i| self.stages.get(i)))
     }
 
     /// The global ARG definitions, in order.
@@ -77,10 +69,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             (Command::From(from), _) => {
                 if let Some(name) = &from.name {
                     if stages.iter().any(|s| s.name.as_ref() == Some(name)) {
-                        return Err(ParseError::new(
-                            instruction.line,
-                            ParseErrorKind::DuplicateStageName(name.clone()),
-                        ));
+                        return Err(ParseError::new(instruction.line, ParseErrorKind::DuplicateStageName(name.clone())));
                     }
                 }
                 stages.push(Stage {
@@ -93,29 +82,16 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             }
             (_, Some(stage)) => stage.instructions.push(instruction),
             (Command::Arg(_), None) => global_args.push(instruction),
-            (other, None) => {
-                return Err(ParseError::new(
-                    instruction.line,
-                    ParseErrorKind::BeforeFrom(other.kind().name().to_string()),
-                ))
-            }
+            (other, None) => return Err(ParseError::new(instruction.line, ParseErrorKind::BeforeFrom(other.kind().name().to_string()))),
         }
     }
     let last = source.lines().len().max(1);
     if stages.is_empty() {
-        let kind = if global_args.is_empty() {
-            ParseErrorKind::NoInstructions
-        } else {
-            ParseErrorKind::NoStages
-        };
+        let kind = if global_args.is_empty() { ParseErrorKind::NoInstructions } else { ParseErrorKind::NoStages };
         return Err(ParseError::new(last, kind));
     }
     debug_assert!(global_args.iter().all(|i| i.kind() == InstructionKind::Arg));
-    Ok(Dockerfile {
-        directives,
-        global_args,
-        stages,
-    })
+    Ok(Dockerfile { directives, global_args, stages })
 }
 
 #[cfg(test)]
@@ -138,10 +114,7 @@ COPY --from=build /app /app
     fn stages_global_args_and_directives() {
         let df = parse(MULTI).expect("succeeds");
         assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
-        let args: Vec<_> = df
-            .global_arg_defs()
-            .map(|a| (a.name.as_str(), a.default.as_deref()))
-            .collect();
+        let args: Vec<_> = df.global_arg_defs().map(|a| (a.name.as_str(), a.default.as_deref())).collect();
         assert_eq!(args, vec![("GO", Some("1.22")), ("BASE", None)]);
         assert_eq!(df.stages.len(), 3);
         assert_eq!(df.stages[0].from.image, "golang:${GO}");
@@ -157,51 +130,26 @@ COPY --from=build /app /app
         let df = parse(MULTI).expect("succeeds");
         assert_eq!(df.stage_by_name_or_index("build").map(|s| s.index), Some(0));
         assert_eq!(df.stage_by_name_or_index("TEST").map(|s| s.index), Some(1));
-        assert_eq!(
-            df.stage_by_name_or_index("2")
-                .map(|s| s.from.image.as_str()),
-            Some("alpine")
-        );
+        assert_eq!(df.stage_by_name_or_index("2").map(|s| s.from.image.as_str()), Some("alpine"));
         assert!(df.stage_by_name_or_index("3").is_none());
         assert!(df.stage_by_name_or_index("nope").is_none());
     }
 
     #[test]
     fn instruction_before_from_is_an_error_unless_arg() {
-        assert_eq!(
-            parse("ARG a\nRUN x\nFROM b")
-                .expect_err("fails")
-                .to_string(),
-            "line 2: no build stage in current context: RUN comes before the first FROM"
-        );
+        assert_eq!(parse("ARG a\nRUN x\nFROM b").expect_err("fails").to_string(), "line 2: no build stage in current context: RUN comes before the first FROM");
     }
 
     #[test]
     fn missing_from_and_empty_files() {
-        assert_eq!(
-            parse("ARG a\n").expect_err("fails").kind,
-            ParseErrorKind::NoStages
-        );
-        assert_eq!(
-            parse("").expect_err("fails").kind,
-            ParseErrorKind::NoInstructions
-        );
-        assert_eq!(
-            parse("# only\n\n# comments\n")
-                .expect_err("fails")
-                .to_string(),
-            "line 3: file with no instructions"
-        );
+        assert_eq!(parse("ARG a\n").expect_err("fails").kind, ParseErrorKind::NoStages);
+        assert_eq!(parse("").expect_err("fails").kind, ParseErrorKind::NoInstructions);
+        assert_eq!(parse("# only\n\n# comments\n").expect_err("fails").to_string(), "line 3: file with no instructions");
     }
 
     #[test]
     fn duplicate_stage_names() {
-        assert_eq!(
-            parse("FROM a AS x\nFROM b AS X")
-                .expect_err("fails")
-                .to_string(),
-            "line 2: duplicate stage name: \"x\""
-        );
+        assert_eq!(parse("FROM a AS x\nFROM b AS X").expect_err("fails").to_string(), "line 2: duplicate stage name: \"x\"");
     }
 
     #[test]
@@ -213,11 +161,6 @@ COPY --from=build /app /app
 
     #[test]
     fn directive_errors_carry_their_line() {
-        assert_eq!(
-            parse("# syntax=a\n# syntax=b\nFROM x")
-                .expect_err("fails")
-                .to_string(),
-            "line 2: only one syntax parser directive can be used"
-        );
+        assert_eq!(parse("# syntax=a\n# syntax=b\nFROM x").expect_err("fails").to_string(), "line 2: only one syntax parser directive can be used");
     }
 }

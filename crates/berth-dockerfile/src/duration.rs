@@ -40,23 +40,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         if int.is_empty() && frac.is_empty() {
             return Err("invalid duration".into());
         }
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         if unit.is_empty() {
             return Err("missing unit in duration".into());
         }
-        let scale = UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, s)| *s)
-            .ok_or_else(|| format!("unknown unit {unit:?} in duration"))?;
-        let whole: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| "invalid duration".to_string())?
-        };
+        let scale = UNITS.iter().find(|(name, _)| *name == unit).map(|(_, s)| *s).ok_or_else(|| format!("unknown unit {unit:?} in duration"))?;
+        let whole: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| "invalid duration".to_string())? };
         let mut part = whole.checked_mul(scale).ok_or("invalid duration")?;
         if !frac.is_empty() {
             let digits = &frac[..frac.len().min(20)];
@@ -120,30 +110,18 @@ mod tests {
         assert_eq!(parse("30s").expect("succeeds"), Duration::from_secs(30));
         assert_eq!(parse("1m30s").expect("succeeds"), Duration::from_secs(90));
         assert_eq!(parse("1.5h").expect("succeeds"), Duration::from_secs(5400));
-        assert_eq!(
-            parse("300ms").expect("succeeds"),
-            Duration::from_millis(300)
-        );
+        assert_eq!(parse("300ms").expect("succeeds"), Duration::from_millis(300));
         assert_eq!(parse("2us").expect("succeeds"), Duration::from_micros(2));
-        assert_eq!(
-            parse("2\u{b5}s").expect("succeeds"),
-            Duration::from_micros(2)
-        );
+        assert_eq!(parse("2\u{b5}s").expect("succeeds"), Duration::from_micros(2));
         assert_eq!(parse("0").expect("succeeds"), Duration::ZERO);
         assert_eq!(parse(".5s").expect("succeeds"), Duration::from_millis(500));
-        assert_eq!(
-            parse("1.0000000000000000000000000001h").expect("succeeds"),
-            Duration::from_secs(3600)
-        );
+        assert_eq!(parse("1.0000000000000000000000000001h").expect("succeeds"), Duration::from_secs(3600));
     }
 
     #[test]
     fn refuses_bad_durations() {
         assert_eq!(parse("10").expect_err("fails"), "missing unit in duration");
-        assert_eq!(
-            parse("5d").expect_err("fails"),
-            "unknown unit \"d\" in duration"
-        );
+        assert_eq!(parse("5d").expect_err("fails"), "unknown unit \"d\" in duration");
         assert_eq!(parse("-1s").expect_err("fails"), "negative duration");
         assert!(parse("").is_err());
         assert!(parse("s").is_err());

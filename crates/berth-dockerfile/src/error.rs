@@ -96,9 +96,7 @@ pub enum ParseErrorKind {
         rule: &'static str,
     },
     /// `FROM image AS <bad name>`.
-    #[error(
-        "invalid name for build stage: {0:?}, name can't start with a number or contain symbols"
-    )]
+    #[error("invalid name for build stage: {0:?}, name can't start with a number or contain symbols")]
     InvalidStageName(String),
     /// Two stages with the same name.
     #[error("duplicate stage name: {0:?}")]

@@ -35,10 +35,7 @@ impl Lookup for BTreeMap<String, String> {
 /// Pairs; a later pair wins over an earlier one with the same name.
 impl<K: AsRef<str>, V: AsRef<str>> Lookup for [(K, V)] {
     fn lookup(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .rev()
-            .find(|(k, _)| k.as_ref() == name)
-            .map(|(_, v)| v.as_ref())
+        self.iter().rev().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref())
     }
 }
 
@@ -55,36 +52,22 @@ impl<T: Lookup + ?Sized> Lookup for &T {
 }
 
 /// Expands one word: variables substituted, quotes and escapes removed, whitespace kept.
-pub fn expand<L: Lookup + ?Sized>(
-    word: &str,
-    env: &L,
-    escape: char,
-) -> Result<String, ExpandError> {
-    Lexer::new(word, env, escape, Mode::Word)
-        .run()
-        .map(|(word, _)| word)
+pub fn expand<L: Lookup + ?Sized>(word: &str, env: &L, escape: char) -> Result<String, ExpandError> {
+    Lexer::new(word, env, escape, Mode::Word).run().map(|(word, _)| word)
 }
 
 /// Expands a word and splits the result into words at unquoted whitespace, including
 /// whitespace that came from a variable (`EXPOSE $PORTS` with `PORTS="80 443"` gives
 /// two ports). Empty words are dropped.
-pub fn expand_words<L: Lookup + ?Sized>(
-    word: &str,
-    env: &L,
-    escape: char,
-) -> Result<Vec<String>, ExpandError> {
-    Lexer::new(word, env, escape, Mode::Word)
-        .run()
-        .map(|(_, words)| words)
+pub fn expand_words<L: Lookup + ?Sized>(word: &str, env: &L, escape: char) -> Result<Vec<String>, ExpandError> {
+    Lexer::new(word, env, escape, Mode::Word).run().map(|(_, words)| words)
 }
 
 /// Expands the body of an unquoted heredoc (`COPY <<EOF`): variables are substituted,
 /// quotes are ordinary characters, and a backslash only escapes `$`, `` ` `` and
 /// itself, as in a POSIX shell heredoc.
 pub fn expand_heredoc<L: Lookup + ?Sized>(content: &str, env: &L) -> Result<String, ExpandError> {
-    Lexer::new(content, env, '\\', Mode::Heredoc)
-        .run()
-        .map(|(text, _)| text)
+    Lexer::new(content, env, '\\', Mode::Heredoc).run().map(|(text, _)| text)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,14 +129,7 @@ struct Lexer<'a, L: ?Sized> {
 
 impl<'a, L: Lookup + ?Sized> Lexer<'a, L> {
     fn new(text: &str, env: &'a L, escape: char, mode: Mode) -> Self {
-        Self {
-            chars: text.chars().collect(),
-            pos: 0,
-            escape,
-            env,
-            mode,
-            raw_escapes: false,
-        }
+        Self { chars: text.chars().collect(), pos: 0, escape, env, mode, raw_escapes: false }
     }
 
     fn peek(&self) -> Option<char> {
@@ -171,23 +147,14 @@ impl<'a, L: Lookup + ?Sized> Lexer<'a, L> {
     }
 
     /// Processes up to `stop` (consumed) or the end; `on_eof` when `stop` never comes.
-    fn until(
-        &mut self,
-        stop: Option<char>,
-        raw_escapes: bool,
-        on_eof: ExpandError,
-    ) -> Result<(String, Vec<String>), ExpandError> {
+    fn until(&mut self, stop: Option<char>, raw_escapes: bool, on_eof: ExpandError) -> Result<(String, Vec<String>), ExpandError> {
         let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
         let out = self.until_inner(stop, on_eof);
         self.raw_escapes = saved;
         out
     }
 
-    fn until_inner(
-        &mut self,
-        stop: Option<char>,
-        on_eof: ExpandError,
-    ) -> Result<(String, Vec<String>), ExpandError> {
+    fn until_inner(&mut self, stop: Option<char>, on_eof: ExpandError) -> Result<(String, Vec<String>), ExpandError> {
         let mut result = String::new();
         let mut words = Words::default();
         let quotes = self.mode == Mode::Word;
@@ -318,11 +285,7 @@ impl<'a, L: Lookup + ?Sized> Lexer<'a, L> {
         match c {
             '}' => Ok(self.value(&name).unwrap_or_default()),
             ':' | '+' | '-' | '?' | '#' | '%' => {
-                let (modifier, null_is_unset) = if c == ':' {
-                    (self.next().ok_or(ExpandError::MissingBrace)?, true)
-                } else {
-                    (c, false)
-                };
+                let (modifier, null_is_unset) = if c == ':' { (self.next().ok_or(ExpandError::MissingBrace)?, true) } else { (c, false) };
                 if null_is_unset && !matches!(modifier, '+' | '-' | '?') {
                     return Err(ExpandError::UnsupportedModifier(format!(":{modifier}")));
                 }
@@ -334,11 +297,7 @@ impl<'a, L: Lookup + ?Sized> Lexer<'a, L> {
                     Some(v) => null_is_unset && v.is_empty(),
                 };
                 match modifier {
-                    '-' => Ok(if unset {
-                        word
-                    } else {
-                        value.unwrap_or_default()
-                    }),
+                    '-' => Ok(if unset { word } else { value.unwrap_or_default() }),
                     '+' => Ok(if unset { String::new() } else { word }),
                     '?' => {
                         if unset {
@@ -360,11 +319,7 @@ impl<'a, L: Lookup + ?Sized> Lexer<'a, L> {
                         };
                         let pattern = ShellPattern::new(pattern);
                         let value: Vec<char> = value.unwrap_or_default().chars().collect();
-                        Ok(if modifier == '#' {
-                            pattern.trim_prefix(&value, greedy)
-                        } else {
-                            pattern.trim_suffix(&value, greedy)
-                        })
+                        Ok(if modifier == '#' { pattern.trim_prefix(&value, greedy) } else { pattern.trim_suffix(&value, greedy) })
                     }
                 }
             }
@@ -485,12 +440,7 @@ impl ShellPattern {
 
     /// The leftmost-longest match at or after `from`.
     fn find(&self, v: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=v.len()).find_map(|start| {
-            (start..=v.len())
-                .rev()
-                .find(|&end| self.matches(&v[start..end]))
-                .map(|end| (start, end))
-        })
+        (from..=v.len()).find_map(|start| (start..=v.len()).rev().find(|&end| self.matches(&v[start..end])).map(|end| (start, end)))
     }
 
     fn replace(&self, v: &[char], replacement: &str, all: bool) -> String {
@@ -522,13 +472,7 @@ mod tests {
     use super::*;
 
     fn env() -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("a", "A"),
-            ("b", "B"),
-            ("empty", ""),
-            ("path", "/usr/local/bin/tool.tar.gz"),
-            ("ports", "80 443"),
-        ]
+        vec![("a", "A"), ("b", "B"), ("empty", ""), ("path", "/usr/local/bin/tool.tar.gz"), ("ports", "80 443")]
     }
 
     fn x(word: &str) -> String {
@@ -609,10 +553,7 @@ mod tests {
         assert_eq!(err("${a:-x"), ExpandError::MissingBrace);
         assert_eq!(err("${}"), ExpandError::BadSubstitution);
         assert_eq!(err("${:a}"), ExpandError::BadSubstitution);
-        assert_eq!(
-            err("${a:=b}"),
-            ExpandError::UnsupportedModifier(":=".into())
-        );
+        assert_eq!(err("${a:=b}"), ExpandError::UnsupportedModifier(":=".into()));
         assert_eq!(err("${a!}"), ExpandError::UnsupportedModifier("!".into()));
         assert_eq!(err("'open"), ExpandError::UnterminatedSingleQuote);
         assert_eq!(err("\"open"), ExpandError::UnterminatedDoubleQuote);

@@ -26,10 +26,7 @@ pub(crate) struct Flags {
 
 impl Flags {
     pub(crate) fn string(&self, name: &str) -> Option<String> {
-        self.values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
     }
 
     pub(crate) fn bool(&self, name: &str) -> bool {
@@ -37,11 +34,7 @@ impl Flags {
     }
 
     pub(crate) fn list(&self, name: &str) -> Vec<String> {
-        self.values
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.values.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.clone()).collect()
     }
 }
 
@@ -85,11 +78,7 @@ pub(crate) fn extract(args: &str) -> (Vec<String>, &str) {
 }
 
 /// Checks the flag words against what `instruction` accepts.
-pub(crate) fn parse(
-    instruction: &'static str,
-    words: &[String],
-    spec: Spec,
-) -> Result<Flags, ParseErrorKind> {
+pub(crate) fn parse(instruction: &'static str, words: &[String], spec: Spec) -> Result<Flags, ParseErrorKind> {
     let mut flags = Flags::default();
     for word in words {
         let body = word.trim_start_matches('-');
@@ -98,10 +87,7 @@ pub(crate) fn parse(
             None => (body, None),
         };
         let Some((name, kind)) = spec.iter().find(|(n, _)| *n == name) else {
-            return Err(ParseErrorKind::UnknownFlag {
-                instruction,
-                flag: name.to_string(),
-            });
+            return Err(ParseErrorKind::UnknownFlag { instruction, flag: name.to_string() });
         };
         if *kind != Kind::List && flags.values.iter().any(|(n, _)| n == name) {
             return Err(ParseErrorKind::DuplicateFlag(name.to_string()));
@@ -110,12 +96,7 @@ pub(crate) fn parse(
             (Kind::Bool, None) => "true".to_string(),
             (Kind::Bool, Some(v)) if v.eq_ignore_ascii_case("true") => "true".to_string(),
             (Kind::Bool, Some(v)) if v.eq_ignore_ascii_case("false") => "false".to_string(),
-            (Kind::Bool, Some(v)) => {
-                return Err(ParseErrorKind::InvalidBool {
-                    flag: name.to_string(),
-                    value: v.to_string(),
-                })
-            }
+            (Kind::Bool, Some(v)) => return Err(ParseErrorKind::InvalidBool { flag: name.to_string(), value: v.to_string() }),
             (_, None) => return Err(ParseErrorKind::MissingFlagValue(name.to_string())),
             (_, Some(v)) => v.to_string(),
         };
@@ -128,11 +109,7 @@ pub(crate) fn parse(
 mod tests {
     use super::*;
 
-    const SPEC: Spec = &[
-        ("from", Kind::String),
-        ("link", Kind::Bool),
-        ("exclude", Kind::List),
-    ];
+    const SPEC: Spec = &[("from", Kind::String), ("link", Kind::Bool), ("exclude", Kind::List)];
 
     #[test]
     fn extracts_leading_flags_only() {
@@ -152,14 +129,7 @@ mod tests {
 
     #[test]
     fn parses_string_bool_and_list_flags() {
-        let words: Vec<String> = [
-            "--from=build",
-            "--link=false",
-            "--exclude=*.md",
-            "--exclude=tmp",
-        ]
-        .map(String::from)
-        .to_vec();
+        let words: Vec<String> = ["--from=build", "--link=false", "--exclude=*.md", "--exclude=tmp"].map(String::from).to_vec();
         let f = parse("COPY", &words, SPEC).expect("succeeds");
         assert_eq!(f.string("from").as_deref(), Some("build"));
         assert!(!f.bool("link"));
@@ -168,32 +138,11 @@ mod tests {
 
     #[test]
     fn flag_errors() {
-        let p = |w: &[&str]| {
-            parse(
-                "COPY",
-                &w.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                SPEC,
-            )
-        };
-        assert_eq!(
-            p(&["--chmod=1"]).expect_err("fails").to_string(),
-            "unknown flag for COPY: --chmod"
-        );
-        assert_eq!(
-            p(&["--from=a", "--from=b"]).expect_err("fails"),
-            ParseErrorKind::DuplicateFlag("from".into())
-        );
-        assert_eq!(
-            p(&["--from"]).expect_err("fails"),
-            ParseErrorKind::MissingFlagValue("from".into())
-        );
-        assert_eq!(
-            p(&["--link=maybe"]).expect_err("fails").to_string(),
-            "expecting boolean value for flag link, not: maybe"
-        );
-        assert_eq!(
-            p(&["--from="]).expect("succeeds").string("from").as_deref(),
-            Some("")
-        );
+        let p = |w: &[&str]| parse("COPY", &w.iter().map(|s| s.to_string()).collect::<Vec<_>>(), SPEC);
+        assert_eq!(p(&["--chmod=1"]).expect_err("fails").to_string(), "unknown flag for COPY: --chmod");
+        assert_eq!(p(&["--from=a", "--from=b"]).expect_err("fails"), ParseErrorKind::DuplicateFlag("from".into()));
+        assert_eq!(p(&["--from"]).expect_err("fails"), ParseErrorKind::MissingFlagValue("from".into()));
+        assert_eq!(p(&["--link=maybe"]).expect_err("fails").to_string(), "expecting boolean value for flag link, not: maybe");
+        assert_eq!(p(&["--from="]).expect("succeeds").string("from").as_deref(), Some(""));
     }
 }

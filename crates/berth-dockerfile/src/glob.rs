@@ -16,10 +16,7 @@ enum Elem {
     Star,
     Any,
     Lit(char),
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
+    Class { negated: bool, ranges: Vec<(char, char)> },
 }
 
 /// A pattern for one path component (no `/` inside).
@@ -104,11 +101,7 @@ impl Component {
                     Elem::Star => can[i + 1][j] || (j < s.len() && can[i][j + 1]),
                     Elem::Any => j < s.len() && can[i + 1][j + 1],
                     Elem::Lit(c) => j < s.len() && s[j] == *c && can[i + 1][j + 1],
-                    Elem::Class { negated, ranges } => {
-                        j < s.len()
-                            && ranges.iter().any(|(lo, hi)| *lo <= s[j] && s[j] <= *hi) != *negated
-                            && can[i + 1][j + 1]
-                    }
+                    Elem::Class { negated, ranges } => j < s.len() && ranges.iter().any(|(lo, hi)| *lo <= s[j] && s[j] <= *hi) != *negated && can[i + 1][j + 1],
                 };
             }
         }
@@ -177,10 +170,8 @@ pub struct Glob {
 impl Glob {
     /// Compiles a source as written after the instruction (already expanded).
     pub fn new(pattern: &str) -> Result<Self, GlobError> {
-        let components = clean_components(pattern)
-            .into_iter()
-            .map(|c| Component::compile(c).ok_or_else(|| GlobError(pattern.to_string())))
-            .collect::<Result<_, _>>()?;
+        let components =
+            clean_components(pattern).into_iter().map(|c| Component::compile(c).ok_or_else(|| GlobError(pattern.to_string()))).collect::<Result<_, _>>()?;
         Ok(Self { components })
     }
 
@@ -188,40 +179,23 @@ impl Glob {
     /// component, as `filepath.Match` on the whole path.
     pub fn matches(&self, path: &str) -> bool {
         let parts = clean_components(path);
-        parts.len() == self.components.len()
-            && self
-                .components
-                .iter()
-                .zip(&parts)
-                .all(|(c, p)| c.matches(p))
+        parts.len() == self.components.len() && self.components.iter().zip(&parts).all(|(c, p)| c.matches(p))
     }
 
     /// Whether `path` is selected: it matches, or it is under a directory that matches
     /// (the root pattern `.` selects everything).
     pub fn selects(&self, path: &str) -> bool {
         let parts = clean_components(path);
-        parts.len() >= self.components.len()
-            && self
-                .components
-                .iter()
-                .zip(&parts)
-                .all(|(c, p)| c.matches(p))
+        parts.len() >= self.components.len() && self.components.iter().zip(&parts).all(|(c, p)| c.matches(p))
     }
 }
 
 /// The context paths a COPY/ADD source selects, in the order given: the paths it
 /// matches and everything under a matched directory. `context_paths` lists files and
 /// directories relative to the context root.
-pub fn select<'a, S: AsRef<str>>(
-    pattern: &str,
-    context_paths: &'a [S],
-) -> Result<Vec<&'a str>, GlobError> {
+pub fn select<'a, S: AsRef<str>>(pattern: &str, context_paths: &'a [S]) -> Result<Vec<&'a str>, GlobError> {
     let glob = Glob::new(pattern)?;
-    Ok(context_paths
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|p| !clean_components(p).is_empty() && glob.selects(p))
-        .collect())
+    Ok(context_paths.iter().map(AsRef::as_ref).filter(|p| !clean_components(p).is_empty() && glob.selects(p)).collect())
 }
 
 #[cfg(test)]
@@ -229,9 +203,7 @@ mod tests {
     use super::*;
 
     fn m(pattern: &str, name: &str) -> bool {
-        Component::compile(pattern)
-            .expect("valid pattern")
-            .matches(name)
+        Component::compile(pattern).expect("valid pattern").matches(name)
     }
 
     #[test]
@@ -260,10 +232,7 @@ mod tests {
         for bad in ["[", "[]", "[a", "a\\", "[a-]", "[]a]"] {
             assert!(Component::compile(bad).is_none(), "{bad} should be refused");
         }
-        assert_eq!(
-            Glob::new("src/[").expect_err("fails").to_string(),
-            "syntax error in pattern: src/["
-        );
+        assert_eq!(Glob::new("src/[").expect_err("fails").to_string(), "syntax error in pattern: src/[");
     }
 
     #[test]
@@ -286,23 +255,10 @@ mod tests {
 
     #[test]
     fn select_includes_the_contents_of_matched_directories() {
-        let ctx = [
-            "a.txt",
-            "b.md",
-            "dir",
-            "dir/x.txt",
-            "dir/sub/y",
-            "other/z.txt",
-        ];
+        let ctx = ["a.txt", "b.md", "dir", "dir/x.txt", "dir/sub/y", "other/z.txt"];
         assert_eq!(select("*.txt", &ctx).expect("succeeds"), vec!["a.txt"]);
-        assert_eq!(
-            select("di?", &ctx).expect("succeeds"),
-            vec!["dir", "dir/x.txt", "dir/sub/y"]
-        );
-        assert_eq!(
-            select("*/*.txt", &ctx).expect("succeeds"),
-            vec!["dir/x.txt", "other/z.txt"]
-        );
+        assert_eq!(select("di?", &ctx).expect("succeeds"), vec!["dir", "dir/x.txt", "dir/sub/y"]);
+        assert_eq!(select("*/*.txt", &ctx).expect("succeeds"), vec!["dir/x.txt", "other/z.txt"]);
         assert_eq!(select(".", &ctx).expect("succeeds").len(), ctx.len());
         assert_eq!(select("/b.md", &ctx).expect("succeeds"), vec!["b.md"]);
     }

@@ -30,24 +30,14 @@ pub(crate) struct Marker {
 
 impl Marker {
     pub(crate) fn with_content(self, content: String) -> Heredoc {
-        Heredoc {
-            name: self.name,
-            content,
-            expand: self.expand,
-            strip_tabs: self.strip_tabs,
-            fd: self.fd,
-        }
+        Heredoc { name: self.name, content, expand: self.expand, strip_tabs: self.strip_tabs, fd: self.fd }
     }
 }
 
 /// The marker a word is, if any: `[digits]<<[-]rest` with no `<` in `rest`.
 pub(crate) fn marker(word: &str, escape: char) -> Option<Marker> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    let fd = if digits > 0 {
-        Some(word[..digits].parse().ok()?)
-    } else {
-        None
-    };
+    let fd = if digits > 0 { Some(word[..digits].parse().ok()?) } else { None };
     let rest = word[digits..].strip_prefix("<<")?;
     let (strip_tabs, rest) = match rest.strip_prefix('-') {
         Some(r) => (true, r),
@@ -61,12 +51,7 @@ pub(crate) fn marker(word: &str, escape: char) -> Option<Marker> {
     if name.is_empty() {
         return None;
     }
-    Some(Marker {
-        name,
-        expand: !rest.contains(['\'', '"']),
-        strip_tabs,
-        fd,
-    })
+    Some(Marker { name, expand: !rest.contains(['\'', '"']), strip_tabs, fd })
 }
 
 #[cfg(test)]
@@ -76,15 +61,9 @@ mod tests {
     #[test]
     fn markers_plain_quoted_chomped_and_with_fd() {
         let m = marker("<<EOF", '\\').expect("succeeds");
-        assert_eq!(
-            (m.name.as_str(), m.expand, m.strip_tabs, m.fd),
-            ("EOF", true, false, None)
-        );
+        assert_eq!((m.name.as_str(), m.expand, m.strip_tabs, m.fd), ("EOF", true, false, None));
         let m = marker("<<-\"END\"", '\\').expect("succeeds");
-        assert_eq!(
-            (m.name.as_str(), m.expand, m.strip_tabs),
-            ("END", false, true)
-        );
+        assert_eq!((m.name.as_str(), m.expand, m.strip_tabs), ("END", false, true));
         let m = marker("<<'x.txt'", '\\').expect("succeeds");
         assert_eq!((m.name.as_str(), m.expand), ("x.txt", false));
         assert_eq!(marker("3<<IN", '\\').expect("succeeds").fd, Some(3));
@@ -92,15 +71,7 @@ mod tests {
 
     #[test]
     fn non_markers() {
-        for w in [
-            "<<",
-            "<<<word",
-            "a<<EOF",
-            "\"<<EOF\"",
-            "<EOF",
-            "<<''",
-            "echo",
-        ] {
+        for w in ["<<", "<<<word", "a<<EOF", "\"<<EOF\"", "<EOF", "<<''", "echo"] {
             assert!(marker(w, '\\').is_none(), "{w}");
         }
     }

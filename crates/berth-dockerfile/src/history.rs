@@ -26,30 +26,16 @@ pub fn nop(shell: &[String], comment: &str) -> String {
 
 /// `shell #(nop) comment`: the one-argument form (WORKDIR, COPY, ADD).
 pub fn nop_single(shell: &[String], comment: &str) -> String {
-    join(
-        shell
-            .iter()
-            .map(String::as_str)
-            .chain([format!("#(nop) {comment}").as_str()]),
-    )
+    join(shell.iter().map(String::as_str).chain([format!("#(nop) {comment}").as_str()]))
 }
 
 /// COPY/ADD, which the caller builds once it has hashed the sources:
 /// `/bin/sh -c #(nop) COPY [--chown=u:g ]file:<hash> in /dest ` (note the trailing
 /// space). `source_hash` is dockerd's `file:<sha256>`, `dir:<sha256>` or
 /// `multi:<sha256>`; `dest` the destination as written.
-pub fn copy_created_by(
-    shell: &[String],
-    instruction: &str,
-    chown: Option<&str>,
-    source_hash: &str,
-    dest: &str,
-) -> String {
+pub fn copy_created_by(shell: &[String], instruction: &str, chown: Option<&str>, source_hash: &str, dest: &str) -> String {
     let chown = chown.map(|c| format!("--chown={c} ")).unwrap_or_default();
-    nop_single(
-        shell,
-        &format!("{instruction} {chown}{source_hash} in {dest} "),
-    )
+    nop_single(shell, &format!("{instruction} {chown}{source_hash} in {dest} "))
 }
 
 /// RUN: the argv joined with spaces, prefixed with `|N k=v ...` when build args are in
@@ -80,16 +66,10 @@ impl Instruction {
     /// and ADD, which need the sources' hash: see [`copy_created_by`]. For WORKDIR pass
     /// the instruction with its path resolved against the previous WORKDIR, as dockerd
     /// records the resolved path.
-    pub fn history_created_by_with_args(
-        &self,
-        shell: &[String],
-        build_args: &[(String, String)],
-    ) -> Option<String> {
+    pub fn history_created_by_with_args(&self, shell: &[String], build_args: &[(String, String)]) -> Option<String> {
         let comment = match &self.command {
             Command::From(_) | Command::Copy(_) | Command::Add(_) => return None,
-            Command::Run(run) => {
-                return Some(run_created_by(&run.command.to_argv(shell), build_args))
-            }
+            Command::Run(run) => return Some(run_created_by(&run.command.to_argv(shell), build_args)),
             Command::Workdir(path) => return Some(nop_single(shell, &format!("WORKDIR {path}"))),
             Command::Cmd(c) => format!("CMD {}", go_quoted_slice(&c.to_argv(shell))),
             Command::Entrypoint(c) => format!("ENTRYPOINT {}", go_quoted_slice(&c.to_argv(shell))),
@@ -130,19 +110,11 @@ fn pairs<'a>(name: &str, kvs: impl Iterator<Item = (&'a String, Option<&'a Strin
 fn health(h: &Healthcheck) -> String {
     let (test, durations, retries) = match h {
         Healthcheck::None => (vec!["NONE".to_string()], [None; 4], 0),
-        Healthcheck::Cmd(c) => (
-            c.test(),
-            [c.interval, c.timeout, c.start_period, c.start_interval],
-            c.retries.unwrap_or(0),
-        ),
+        Healthcheck::Cmd(c) => (c.test(), [c.interval, c.timeout, c.start_period, c.start_interval], c.retries.unwrap_or(0)),
     };
     let mut out = format!("&{{{}", go_quoted_slice(&test));
     for d in durations {
-        let _ = write!(
-            out,
-            " {}",
-            go_quote(&duration::format(d.unwrap_or_default()))
-        );
+        let _ = write!(out, " {}", go_quote(&duration::format(d.unwrap_or_default())));
     }
     let _ = write!(out, " {}}}", go_quote_rune(retries));
     out
@@ -155,14 +127,7 @@ pub(crate) fn go_slice(items: &[String]) -> String {
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
 pub(crate) fn go_quoted_slice(items: &[String]) -> String {
-    format!(
-        "[{}]",
-        items
-            .iter()
-            .map(|s| go_quote(s))
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
+    format!("[{}]", items.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" "))
 }
 
 /// Go's `strconv.Quote`.
@@ -214,82 +179,41 @@ mod tests {
 
     fn created_by(body: &str) -> Option<String> {
         let df = parse(&format!("FROM base\n{body}")).expect("parses");
-        let i = df.stages[0].instructions[0]
-            .expand(&Vec::<(String, String)>::new(), '\\')
-            .expect("expands");
+        let i = df.stages[0].instructions[0].expand(&Vec::<(String, String)>::new(), '\\').expect("expands");
         i.history_created_by(&default_shell())
     }
 
     #[test]
     fn two_argument_nop_has_two_spaces() {
-        assert_eq!(
-            created_by("ENV a=b c=\"d e\"").expect("succeeds"),
-            "/bin/sh -c #(nop)  ENV a=b c=d e"
-        );
-        assert_eq!(
-            created_by("LABEL version=1").expect("succeeds"),
-            "/bin/sh -c #(nop)  LABEL version=1"
-        );
-        assert_eq!(
-            created_by("ARG a=1 b").expect("succeeds"),
-            "/bin/sh -c #(nop)  ARG a=1 b"
-        );
-        assert_eq!(
-            created_by("USER app").expect("succeeds"),
-            "/bin/sh -c #(nop)  USER app"
-        );
-        assert_eq!(
-            created_by("EXPOSE 80/tcp 443").expect("succeeds"),
-            "/bin/sh -c #(nop)  EXPOSE 80/tcp 443"
-        );
-        assert_eq!(
-            created_by("STOPSIGNAL SIGTERM").expect("succeeds"),
-            "/bin/sh -c #(nop)  STOPSIGNAL SIGTERM"
-        );
-        assert_eq!(
-            created_by("MAINTAINER me").expect("succeeds"),
-            "/bin/sh -c #(nop)  MAINTAINER me"
-        );
+        assert_eq!(created_by("ENV a=b c=\"d e\"").expect("succeeds"), "/bin/sh -c #(nop)  ENV a=b c=d e");
+        assert_eq!(created_by("LABEL version=1").expect("succeeds"), "/bin/sh -c #(nop)  LABEL version=1");
+        assert_eq!(created_by("ARG a=1 b").expect("succeeds"), "/bin/sh -c #(nop)  ARG a=1 b");
+        assert_eq!(created_by("USER app").expect("succeeds"), "/bin/sh -c #(nop)  USER app");
+        assert_eq!(created_by("EXPOSE 80/tcp 443").expect("succeeds"), "/bin/sh -c #(nop)  EXPOSE 80/tcp 443");
+        assert_eq!(created_by("STOPSIGNAL SIGTERM").expect("succeeds"), "/bin/sh -c #(nop)  STOPSIGNAL SIGTERM");
+        assert_eq!(created_by("MAINTAINER me").expect("succeeds"), "/bin/sh -c #(nop)  MAINTAINER me");
     }
 
     #[test]
     fn workdir_uses_the_single_argument_nop() {
-        assert_eq!(
-            created_by("WORKDIR /x").expect("succeeds"),
-            "/bin/sh -c #(nop) WORKDIR /x"
-        );
+        assert_eq!(created_by("WORKDIR /x").expect("succeeds"), "/bin/sh -c #(nop) WORKDIR /x");
     }
 
     #[test]
     fn cmd_and_entrypoint_use_go_quoted_slices() {
-        assert_eq!(
-            created_by(r#"CMD ["sh"]"#).expect("succeeds"),
-            r#"/bin/sh -c #(nop)  CMD ["sh"]"#
-        );
-        assert_eq!(
-            created_by("CMD echo \"hi\"").expect("succeeds"),
-            r#"/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "echo \"hi\""]"#
-        );
+        assert_eq!(created_by(r#"CMD ["sh"]"#).expect("succeeds"), r#"/bin/sh -c #(nop)  CMD ["sh"]"#);
+        assert_eq!(created_by("CMD echo \"hi\"").expect("succeeds"), r#"/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "echo \"hi\""]"#);
         assert_eq!(
             created_by(r#"ENTRYPOINT ["nginx", "-g", "daemon off;"]"#).expect("succeeds"),
             r#"/bin/sh -c #(nop)  ENTRYPOINT ["nginx" "-g" "daemon off;"]"#
         );
-        assert_eq!(
-            created_by("CMD").expect("succeeds"),
-            "/bin/sh -c #(nop)  CMD []"
-        );
+        assert_eq!(created_by("CMD").expect("succeeds"), "/bin/sh -c #(nop)  CMD []");
     }
 
     #[test]
     fn volume_and_shell_use_go_plain_slices() {
-        assert_eq!(
-            created_by("VOLUME /data /logs").expect("succeeds"),
-            "/bin/sh -c #(nop)  VOLUME [/data /logs]"
-        );
-        assert_eq!(
-            created_by(r#"SHELL ["/bin/bash", "-c"]"#).expect("succeeds"),
-            "/bin/sh -c #(nop)  SHELL [/bin/bash -c]"
-        );
+        assert_eq!(created_by("VOLUME /data /logs").expect("succeeds"), "/bin/sh -c #(nop)  VOLUME [/data /logs]");
+        assert_eq!(created_by(r#"SHELL ["/bin/bash", "-c"]"#).expect("succeeds"), "/bin/sh -c #(nop)  SHELL [/bin/bash -c]");
     }
 
     #[test]
@@ -297,60 +221,32 @@ mod tests {
         let df = parse("FROM a\nRUN echo hi\nRUN [\"echo\", \"x\"]").expect("succeeds");
         let sh = default_shell();
         let run = &df.stages[0].instructions[0];
-        assert_eq!(
-            run.history_created_by(&sh).expect("succeeds"),
-            "/bin/sh -c echo hi"
-        );
-        let args = vec![
-            ("c".to_string(), "d".to_string()),
-            ("a".to_string(), "b".to_string()),
-        ];
-        assert_eq!(
-            run.history_created_by_with_args(&sh, &args)
-                .expect("succeeds"),
-            "|2 a=b c=d /bin/sh -c echo hi"
-        );
-        assert_eq!(
-            df.stages[0].instructions[1]
-                .history_created_by(&sh)
-                .expect("succeeds"),
-            "echo x"
-        );
+        assert_eq!(run.history_created_by(&sh).expect("succeeds"), "/bin/sh -c echo hi");
+        let args = vec![("c".to_string(), "d".to_string()), ("a".to_string(), "b".to_string())];
+        assert_eq!(run.history_created_by_with_args(&sh, &args).expect("succeeds"), "|2 a=b c=d /bin/sh -c echo hi");
+        assert_eq!(df.stages[0].instructions[1].history_created_by(&sh).expect("succeeds"), "echo x");
     }
 
     #[test]
     fn healthcheck_prints_the_go_struct() {
         assert_eq!(
-            created_by("HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://x/")
-                .expect("succeeds"),
+            created_by("HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://x/").expect("succeeds"),
             r#"/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "curl -f http://x/"] "30s" "0s" "0s" "0s" '\x03'}"#
         );
-        assert_eq!(
-            created_by("HEALTHCHECK NONE").expect("succeeds"),
-            r#"/bin/sh -c #(nop)  HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\x00'}"#
-        );
+        assert_eq!(created_by("HEALTHCHECK NONE").expect("succeeds"), r#"/bin/sh -c #(nop)  HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\x00'}"#);
     }
 
     #[test]
     fn onbuild_records_the_trigger_text() {
-        assert_eq!(
-            created_by("ONBUILD RUN make $X").expect("succeeds"),
-            "/bin/sh -c #(nop)  ONBUILD RUN make $X"
-        );
+        assert_eq!(created_by("ONBUILD RUN make $X").expect("succeeds"), "/bin/sh -c #(nop)  ONBUILD RUN make $X");
     }
 
     #[test]
     fn copy_add_and_from_are_built_by_the_caller() {
         assert_eq!(created_by("COPY a /b"), None);
         let sh = default_shell();
-        assert_eq!(
-            copy_created_by(&sh, "COPY", None, "file:abc", "/dst"),
-            "/bin/sh -c #(nop) COPY file:abc in /dst "
-        );
-        assert_eq!(
-            copy_created_by(&sh, "ADD", Some("1:1"), "dir:def", "/"),
-            "/bin/sh -c #(nop) ADD --chown=1:1 dir:def in / "
-        );
+        assert_eq!(copy_created_by(&sh, "COPY", None, "file:abc", "/dst"), "/bin/sh -c #(nop) COPY file:abc in /dst ");
+        assert_eq!(copy_created_by(&sh, "ADD", Some("1:1"), "dir:def", "/"), "/bin/sh -c #(nop) ADD --chown=1:1 dir:def in / ");
     }
 
     #[test]

@@ -53,15 +53,8 @@ impl Ignore {
                     continue;
                 }
             }
-            let (text, segments) = compile(line).ok_or_else(|| IgnoreError {
-                line: index + 1,
-                pattern: raw.to_string(),
-            })?;
-            patterns.push(Pattern {
-                text,
-                exception,
-                segments,
-            });
+            let (text, segments) = compile(line).ok_or_else(|| IgnoreError { line: index + 1, pattern: raw.to_string() })?;
+            patterns.push(Pattern { text, exception, segments });
         }
         Ok(Self { patterns })
     }
@@ -110,11 +103,7 @@ impl Ignore {
     /// directories. This answers as BuildKit does.
     pub fn may_reinclude_under(&self, dir: &str) -> bool {
         let parts = clean_components(dir);
-        self.patterns
-            .iter()
-            .filter(|p| p.exception)
-            .filter_map(|p| p.segments.as_deref())
-            .any(|segments| could_match_below(segments, &parts))
+        self.patterns.iter().filter(|p| p.exception).filter_map(|p| p.segments.as_deref()).any(|segments| could_match_below(segments, &parts))
     }
 }
 
@@ -133,20 +122,10 @@ fn compile(pattern: &str) -> Option<(String, Option<Vec<Segment>>)> {
             p => parts.push(p),
         }
     }
-    let text = if above_root {
-        format!("../{}", parts.join("/"))
-    } else {
-        parts.join("/")
-    };
+    let text = if above_root { format!("../{}", parts.join("/")) } else { parts.join("/") };
     let segments = parts
         .iter()
-        .map(|p| {
-            if Component::is_double_star(p) {
-                Some(Segment::DoubleStar)
-            } else {
-                Component::compile(p).map(Segment::Name)
-            }
-        })
+        .map(|p| if Component::is_double_star(p) { Some(Segment::DoubleStar) } else { Component::compile(p).map(Segment::Name) })
         .collect::<Option<Vec<_>>>()?;
     let mut segments = segments;
     // `**/**` means what `**` means; one is cheaper to match.
@@ -172,9 +151,7 @@ fn could_match_below(segments: &[Segment], dir: &[&str]) -> bool {
     match (segments.split_first(), dir.split_first()) {
         (None, _) | (_, None) => true,
         (Some((Segment::DoubleStar, _)), _) => true,
-        (Some((Segment::Name(c), rest)), Some((first, tail))) => {
-            c.matches(first) && could_match_below(rest, tail)
-        }
+        (Some((Segment::Name(c), rest)), Some((first, tail))) => c.matches(first) && could_match_below(rest, tail),
     }
 }
 
@@ -190,10 +167,7 @@ mod tests {
     fn comments_blank_lines_and_whitespace() {
         let i = ignore("# comment\n\n   \n  node_modules  \r\n #not a comment\n");
         let pats: Vec<_> = i.patterns().collect();
-        assert_eq!(
-            pats,
-            vec![("node_modules", false), ("#not a comment", false)]
-        );
+        assert_eq!(pats, vec![("node_modules", false), ("#not a comment", false)]);
         assert!(i.is_excluded("node_modules"));
         assert!(i.is_excluded("#not a comment"));
     }
@@ -201,10 +175,7 @@ mod tests {
     #[test]
     fn leading_slash_and_dot_slash_are_stripped_and_patterns_cleaned() {
         let i = ignore("/build/\n./tmp//x\n");
-        assert_eq!(
-            i.patterns().map(|p| p.0).collect::<Vec<_>>(),
-            vec!["build", "tmp/x"]
-        );
+        assert_eq!(i.patterns().map(|p| p.0).collect::<Vec<_>>(), vec!["build", "tmp/x"]);
         assert!(i.is_excluded("build"));
         assert!(i.is_excluded("./build/out.o"));
         assert!(i.is_excluded("tmp/x"));
@@ -216,10 +187,7 @@ mod tests {
         let i = ignore("docs");
         assert!(i.is_excluded("docs/a/b.md"));
         assert!(!i.is_excluded("src/docs2"));
-        assert!(
-            !i.is_excluded("src/docs"),
-            "patterns are anchored at the root"
-        );
+        assert!(!i.is_excluded("src/docs"), "patterns are anchored at the root");
     }
 
     #[test]
@@ -273,10 +241,7 @@ mod tests {
         assert!(!again.is_excluded("README.md"));
         assert!(again.is_excluded("README-secret.md"));
         let order = ignore("!README.md\n*.md");
-        assert!(
-            order.is_excluded("README.md"),
-            "an exception before the exclusion loses"
-        );
+        assert!(order.is_excluded("README.md"), "an exception before the exclusion loses");
     }
 
     #[test]

@@ -80,25 +80,12 @@ impl InstructionKind {
     /// The instructions whose words the builder expands (Docker's reference, plus ARG,
     /// which BuildKit and dockerd also expand). RUN, CMD and ENTRYPOINT are left to the
     /// shell; ONBUILD is expanded when its trigger runs.
-    pub const EXPANDING: [InstructionKind; 11] = [
-        Self::Add,
-        Self::Arg,
-        Self::Copy,
-        Self::Env,
-        Self::Expose,
-        Self::From,
-        Self::Label,
-        Self::Stopsignal,
-        Self::User,
-        Self::Volume,
-        Self::Workdir,
-    ];
+    pub const EXPANDING: [InstructionKind; 11] =
+        [Self::Add, Self::Arg, Self::Copy, Self::Env, Self::Expose, Self::From, Self::Label, Self::Stopsignal, Self::User, Self::Volume, Self::Workdir];
 
     /// The kind for a name, case-insensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
     }
 
     /// The name, uppercase.
@@ -309,10 +296,7 @@ impl HealthcheckCmd {
     /// `["CMD-SHELL", command]`.
     pub fn test(&self) -> Vec<String> {
         match &self.command {
-            CommandLine::Exec(argv) => ["CMD".to_string()]
-                .into_iter()
-                .chain(argv.iter().cloned())
-                .collect(),
+            CommandLine::Exec(argv) => ["CMD".to_string()].into_iter().chain(argv.iter().cloned()).collect(),
             CommandLine::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
         }
     }
@@ -415,11 +399,7 @@ impl Instruction {
     /// words may split (`EXPOSE $PORTS`). COPY/ADD flag values (`--from`, `--chown`,
     /// `--chmod`, `--exclude`, `--checksum`) and the bodies of unquoted COPY/ADD
     /// heredocs are expanded too; `--mount` values are not.
-    pub fn expand<L: Lookup + ?Sized>(
-        &self,
-        env: &L,
-        escape: char,
-    ) -> Result<Instruction, ExpandError> {
+    pub fn expand<L: Lookup + ?Sized>(&self, env: &L, escape: char) -> Result<Instruction, ExpandError> {
         let one = |w: &String| expand(w, env, escape);
         let opt = |w: &Option<String>| w.as_ref().map(|w| expand(w, env, escape)).transpose();
         let all = |ws: &[String]| ws.iter().map(one).collect::<Result<Vec<_>, _>>();
@@ -441,22 +421,10 @@ impl Instruction {
                 json: f.json,
             })
         };
-        let pairs = |kvs: &[KeyValue]| {
-            kvs.iter()
-                .map(|kv| {
-                    Ok(KeyValue {
-                        key: one(&kv.key)?,
-                        value: one(&kv.value)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, ExpandError>>()
-        };
+        let pairs =
+            |kvs: &[KeyValue]| kvs.iter().map(|kv| Ok(KeyValue { key: one(&kv.key)?, value: one(&kv.value)? })).collect::<Result<Vec<_>, ExpandError>>();
         let command = match &self.command {
-            Command::From(f) => Command::From(From {
-                image: one(&f.image)?,
-                platform: opt(&f.platform)?,
-                name: f.name.clone(),
-            }),
+            Command::From(f) => Command::From(From { image: one(&f.image)?, platform: opt(&f.platform)?, name: f.name.clone() }),
             Command::Copy(c) => Command::Copy(Copy {
                 files: files(&c.files)?,
                 from: opt(&c.from)?,
@@ -477,16 +445,9 @@ impl Instruction {
             }),
             Command::Env(kvs) => Command::Env(pairs(kvs)?),
             Command::Label(kvs) => Command::Label(pairs(kvs)?),
-            Command::Arg(args) => Command::Arg(
-                args.iter()
-                    .map(|a| {
-                        Ok(ArgDef {
-                            name: one(&a.name)?,
-                            default: opt(&a.default)?,
-                        })
-                    })
-                    .collect::<Result<_, ExpandError>>()?,
-            ),
+            Command::Arg(args) => {
+                Command::Arg(args.iter().map(|a| Ok(ArgDef { name: one(&a.name)?, default: opt(&a.default)? })).collect::<Result<_, ExpandError>>()?)
+            }
             Command::Expose(ports) => {
                 let mut out = Vec::new();
                 for p in ports {
@@ -500,10 +461,7 @@ impl Instruction {
             Command::Stopsignal(s) => Command::Stopsignal(one(s)?),
             other => other.clone(),
         };
-        Ok(Instruction {
-            command,
-            ..self.clone()
-        })
+        Ok(Instruction { command, ..self.clone() })
     }
 }
 
@@ -518,96 +476,41 @@ mod tests {
     }
 
     fn env() -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("name", "world"),
-            ("ports", "80 443"),
-            ("dir", "/srv"),
-            ("stage", "build"),
-            ("user", "app"),
-        ]
+        vec![("name", "world"), ("ports", "80 443"), ("dir", "/srv"), ("stage", "build"), ("user", "app")]
     }
 
     #[test]
     fn kinds_by_name_and_expansion_rule() {
-        assert_eq!(
-            InstructionKind::from_name("healthcheck"),
-            Some(InstructionKind::Healthcheck)
-        );
+        assert_eq!(InstructionKind::from_name("healthcheck"), Some(InstructionKind::Healthcheck));
         assert_eq!(InstructionKind::from_name("nope"), None);
-        for k in [
-            InstructionKind::Run,
-            InstructionKind::Cmd,
-            InstructionKind::Entrypoint,
-            InstructionKind::Onbuild,
-        ] {
+        for k in [InstructionKind::Run, InstructionKind::Cmd, InstructionKind::Entrypoint, InstructionKind::Onbuild] {
             assert!(!k.expands_variables(), "{k}");
         }
-        for name in [
-            "ADD",
-            "COPY",
-            "ENV",
-            "EXPOSE",
-            "FROM",
-            "LABEL",
-            "STOPSIGNAL",
-            "USER",
-            "VOLUME",
-            "WORKDIR",
-            "ARG",
-        ] {
-            assert!(
-                InstructionKind::from_name(name).is_some_and(InstructionKind::expands_variables),
-                "{name}"
-            );
+        for name in ["ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ARG"] {
+            assert!(InstructionKind::from_name(name).is_some_and(InstructionKind::expands_variables), "{name}");
         }
         assert_eq!(InstructionKind::ALL.len(), 18);
     }
 
     #[test]
     fn expand_env_and_label_removes_quotes() {
-        let i = first(r#"ENV greeting="hello $name" 'raw'='$name' plain=${name:-x}"#)
-            .expand(&env(), '\\')
-            .expect("succeeds");
-        let Command::Env(kvs) = &i.command else {
-            panic!()
-        };
-        let got: Vec<_> = kvs
-            .iter()
-            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("greeting", "hello world"),
-                ("raw", "$name"),
-                ("plain", "world")
-            ]
-        );
-        assert_eq!(
-            i.original,
-            r#"ENV greeting="hello $name" 'raw'='$name' plain=${name:-x}"#
-        );
+        let i = first(r#"ENV greeting="hello $name" 'raw'='$name' plain=${name:-x}"#).expand(&env(), '\\').expect("succeeds");
+        let Command::Env(kvs) = &i.command else { panic!() };
+        let got: Vec<_> = kvs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
+        assert_eq!(got, vec![("greeting", "hello world"), ("raw", "$name"), ("plain", "world")]);
+        assert_eq!(i.original, r#"ENV greeting="hello $name" 'raw'='$name' plain=${name:-x}"#);
     }
 
     #[test]
     fn expand_expose_splits_words() {
-        let i = first("EXPOSE $ports 8080/udp")
-            .expand(&env(), '\\')
-            .expect("succeeds");
-        assert_eq!(
-            i.command,
-            Command::Expose(vec!["80".into(), "443".into(), "8080/udp".into()])
-        );
+        let i = first("EXPOSE $ports 8080/udp").expand(&env(), '\\').expect("succeeds");
+        assert_eq!(i.command, Command::Expose(vec!["80".into(), "443".into(), "8080/udp".into()]));
     }
 
     #[test]
     fn expand_copy_sources_dest_and_flags() {
-        let i = first("COPY --from=$stage --chown=$user:$user ${dir}/a.txt $dir/ ")
-            .expand(&env(), '\\')
-            .expect("succeeds");
-        let Command::Copy(c) = &i.command else {
-            panic!()
-        };
+        let i = first("COPY --from=$stage --chown=$user:$user ${dir}/a.txt $dir/ ").expand(&env(), '\\').expect("succeeds");
+        let Command::Copy(c) = &i.command else { panic!() };
         assert_eq!(c.from.as_deref(), Some("build"));
         assert_eq!(c.chown.as_deref(), Some("app:app"));
         assert_eq!(c.files.sources, vec!["/srv/a.txt"]);
@@ -617,12 +520,8 @@ mod tests {
     #[test]
     fn expand_copy_heredoc_bodies_unless_quoted() {
         let df = parse("FROM a\nCOPY <<A <<'B' /d/\nhi $name\nA\nhi $name\nB\n").expect("succeeds");
-        let i = df.stages[0].instructions[0]
-            .expand(&env(), '\\')
-            .expect("succeeds");
-        let Command::Copy(c) = &i.command else {
-            panic!()
-        };
+        let i = df.stages[0].instructions[0].expand(&env(), '\\').expect("succeeds");
+        let Command::Copy(c) = &i.command else { panic!() };
         assert_eq!(c.files.heredocs[0].content, "hi world\n");
         assert_eq!(c.files.heredocs[1].content, "hi $name\n");
     }
@@ -637,30 +536,10 @@ mod tests {
 
     #[test]
     fn expand_single_word_instructions_and_errors() {
-        assert_eq!(
-            first("WORKDIR $dir/app")
-                .expand(&env(), '\\')
-                .expect("succeeds")
-                .command,
-            Command::Workdir("/srv/app".into())
-        );
-        assert_eq!(
-            first("USER ${user}")
-                .expand(&env(), '\\')
-                .expect("succeeds")
-                .command,
-            Command::User("app".into())
-        );
-        assert_eq!(
-            first("VOLUME $dir")
-                .expand(&env(), '\\')
-                .expect("succeeds")
-                .command,
-            Command::Volume(vec!["/srv".into()])
-        );
-        let e = first("WORKDIR ${missing:?set it}")
-            .expand(&env(), '\\')
-            .expect_err("fails");
+        assert_eq!(first("WORKDIR $dir/app").expand(&env(), '\\').expect("succeeds").command, Command::Workdir("/srv/app".into()));
+        assert_eq!(first("USER ${user}").expand(&env(), '\\').expect("succeeds").command, Command::User("app".into()));
+        assert_eq!(first("VOLUME $dir").expand(&env(), '\\').expect("succeeds").command, Command::Volume(vec!["/srv".into()]));
+        let e = first("WORKDIR ${missing:?set it}").expand(&env(), '\\').expect_err("fails");
         assert_eq!(e.to_string(), "missing: set it");
     }
 
@@ -668,13 +547,8 @@ mod tests {
     fn expand_from_image_and_platform_with_global_args() {
         let df = parse("ARG TAG=3.19\nFROM --platform=$P alpine:${TAG}").expect("succeeds");
         let args = [("TAG", "3.20"), ("P", "linux/arm64")];
-        let i = df.stages[0]
-            .from_instruction
-            .expand(&args[..], '\\')
-            .expect("succeeds");
-        let Command::From(f) = &i.command else {
-            panic!()
-        };
+        let i = df.stages[0].from_instruction.expand(&args[..], '\\').expect("succeeds");
+        let Command::From(f) = &i.command else { panic!() };
         assert_eq!(f.image, "alpine:3.20");
         assert_eq!(f.platform.as_deref(), Some("linux/arm64"));
     }
@@ -682,10 +556,7 @@ mod tests {
     #[test]
     fn command_line_argv() {
         let sh = crate::default_shell();
-        assert_eq!(
-            CommandLine::Shell("echo hi".into()).to_argv(&sh),
-            vec!["/bin/sh", "-c", "echo hi"]
-        );
+        assert_eq!(CommandLine::Shell("echo hi".into()).to_argv(&sh), vec!["/bin/sh", "-c", "echo hi"]);
         assert_eq!(CommandLine::Exec(vec!["a".into()]).to_argv(&sh), vec!["a"]);
         assert!(CommandLine::Shell(String::new()).to_argv(&sh).is_empty());
     }

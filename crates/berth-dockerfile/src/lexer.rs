@@ -26,10 +26,7 @@ pub(crate) struct Source<'a> {
 impl<'a> Source<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut lines: Vec<&str> = text
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .collect();
+        let mut lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
         if text.ends_with('\n') || text.is_empty() {
             lines.pop();
         }
@@ -80,11 +77,7 @@ impl<'a> Source<'a> {
                 text.push_str(&part);
                 more = again;
             }
-            return Ok(Some(LogicalLine {
-                text,
-                start,
-                end: self.next,
-            }));
+            return Ok(Some(LogicalLine { text, start, end: self.next }));
         }
         Ok(None)
     }
@@ -96,11 +89,7 @@ impl<'a> Source<'a> {
         let mut content = String::new();
         while let Some(raw) = self.lines.get(self.next) {
             self.next += 1;
-            let line = if strip_tabs {
-                raw.trim_start_matches('\t')
-            } else {
-                raw
-            };
+            let line = if strip_tabs { raw.trim_start_matches('\t') } else { raw };
             if line == name {
                 return Some(content);
             }
@@ -203,10 +192,7 @@ mod tests {
     #[test]
     fn comments_and_blank_lines_inside_continuations_are_skipped() {
         let got = logical("RUN a \\\n# note\n\n    # indented note\n  b\nFROM x", '\\');
-        assert_eq!(
-            got,
-            vec![("RUN a   b".into(), 1, 5), ("FROM x".into(), 6, 6)]
-        );
+        assert_eq!(got, vec![("RUN a   b".into(), 1, 5), ("FROM x".into(), 6, 6)]);
     }
 
     #[test]
@@ -222,32 +208,20 @@ mod tests {
         let mut src = Source::new("FROM a\n\\\n");
         assert!(src.next_logical('\\').expect("succeeds").is_some());
         let err = src.next_logical('\\').expect_err("fails");
-        assert_eq!(
-            err.to_string(),
-            "line 2: empty line continuation at end of file"
-        );
+        assert_eq!(err.to_string(), "line 2: empty line continuation at end of file");
     }
 
     #[test]
     fn crlf_and_bom() {
         let got = logical("\u{feff}FROM a\r\nRUN b \\\r\n c\r\n", '\\');
-        assert_eq!(
-            got,
-            vec![("FROM a".into(), 1, 1), ("RUN b  c".into(), 2, 3)]
-        );
+        assert_eq!(got, vec![("FROM a".into(), 1, 1), ("RUN b  c".into(), 2, 3)]);
     }
 
     #[test]
     fn words_keep_quotes_and_escapes() {
-        assert_eq!(
-            split_words(r#"a=1 b="x y"  c='p q'"#, '\\'),
-            vec!["a=1", r#"b="x y""#, "c='p q'"]
-        );
+        assert_eq!(split_words(r#"a=1 b="x y"  c='p q'"#, '\\'), vec!["a=1", r#"b="x y""#, "c='p q'"]);
         assert_eq!(split_words(r"a=x\ y b", '\\'), vec![r"a=x\ y", "b"]);
-        assert_eq!(
-            split_words(r#"a="q\"uote" z"#, '\\'),
-            vec![r#"a="q\"uote""#, "z"]
-        );
+        assert_eq!(split_words(r#"a="q\"uote" z"#, '\\'), vec![r#"a="q\"uote""#, "z"]);
         assert_eq!(split_words("a=''", '\\'), vec!["a=''"]);
     }
 }

@@ -33,9 +33,9 @@ pub mod dockerfile;
 pub mod duration;
 pub mod error;
 pub mod expand;
+mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
-mod flags;
 pub mod glob;
 pub mod heredoc;
 pub mod history;
@@ -52,8 +52,7 @@ pub use expand::{expand, expand_heredoc, expand_words, Lookup};
 pub use heredoc::Heredoc;
 pub use ignore::Ignore;
 pub use instruction::{
-    Add, ArgDef, Command, CommandLine, Copy, Files, From, Healthcheck, HealthcheckCmd, Instruction,
-    InstructionKind, KeyValue, NetworkMode, Run, Security,
+    Add, ArgDef, Command, CommandLine, Copy, Files, From, Healthcheck, HealthcheckCmd, Instruction, InstructionKind, KeyValue, NetworkMode, Run, Security,
 };
 pub use mount::{Mount, MountType, Sharing};
 

@@ -117,32 +117,10 @@ pub(crate) fn parse(spec: &str) -> Result<Mount, String> {
                     _ => return Err(format!("unsupported sharing value {value:?}")),
                 })
             }
-            "mode" => {
-                mode = Some(
-                    u32::from_str_radix(&value, 8)
-                        .map_err(|_| format!("invalid value for mode: {value:?}"))?,
-                )
-            }
-            "uid" => {
-                uid = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("invalid value for uid: {value:?}"))?,
-                )
-            }
-            "gid" => {
-                gid = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("invalid value for gid: {value:?}"))?,
-                )
-            }
-            "size" => {
-                size = Some(
-                    parse_size(&value)
-                        .ok_or_else(|| format!("invalid value for size: {value:?}"))?,
-                )
-            }
+            "mode" => mode = Some(u32::from_str_radix(&value, 8).map_err(|_| format!("invalid value for mode: {value:?}"))?),
+            "uid" => uid = Some(value.parse().map_err(|_| format!("invalid value for uid: {value:?}"))?),
+            "gid" => gid = Some(value.parse().map_err(|_| format!("invalid value for gid: {value:?}"))?),
+            "size" => size = Some(parse_size(&value).ok_or_else(|| format!("invalid value for size: {value:?}"))?),
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
@@ -153,11 +131,7 @@ pub(crate) fn parse(spec: &str) -> Result<Mount, String> {
         MountType::Secret => "secret",
         MountType::Ssh => "ssh",
     };
-    let refuse = |what: &str| {
-        Err(format!(
-            "{what} is not supported for mount type {type_name}"
-        ))
-    };
+    let refuse = |what: &str| Err(format!("{what} is not supported for mount type {type_name}"));
     match kind {
         MountType::Bind | MountType::Cache | MountType::Tmpfs if target.is_none() => {
             return Err(format!("mount type {type_name} requires a target"));
@@ -176,20 +150,14 @@ pub(crate) fn parse(spec: &str) -> Result<Mount, String> {
     if env.is_some() && kind != MountType::Secret {
         return refuse("env");
     }
-    if (mode.is_some() || uid.is_some() || gid.is_some())
-        && matches!(kind, MountType::Bind | MountType::Tmpfs)
-    {
+    if (mode.is_some() || uid.is_some() || gid.is_some()) && matches!(kind, MountType::Bind | MountType::Tmpfs) {
         return refuse("mode, uid and gid");
     }
     if from.is_some() && !matches!(kind, MountType::Bind | MountType::Cache) {
         return refuse("from");
     }
     if kind == MountType::Secret && id.is_none() {
-        id = target
-            .as_deref()
-            .and_then(|t| t.trim_end_matches('/').rsplit('/').next())
-            .filter(|base| !base.is_empty())
-            .map(str::to_string);
+        id = target.as_deref().and_then(|t| t.trim_end_matches('/').rsplit('/').next()).filter(|base| !base.is_empty()).map(str::to_string);
         if id.is_none() && env.is_none() {
             return Err("secret mount requires an id or a target".into());
         }
@@ -225,10 +193,7 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
 /// Docker's RAM size syntax: `1024`, `64m`, `1.5g`, `10MiB` (binary multiples).
 fn parse_size(text: &str) -> Option<u64> {
     let lower = text.trim().to_ascii_lowercase();
-    let num_len = lower.len()
-        - lower
-            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
-            .len();
+    let num_len = lower.len() - lower.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.').len();
     let (num, unit) = lower.split_at(num_len);
     let unit = unit.trim_start();
     let unit = unit.strip_suffix('b').unwrap_or(unit);
@@ -268,10 +233,7 @@ fn csv_fields(spec: &str) -> Result<Vec<String>, String> {
         return Err("unterminated quote".into());
     }
     fields.push(field);
-    Ok(fields
-        .into_iter()
-        .filter(|f| !f.trim().is_empty())
-        .collect())
+    Ok(fields.into_iter().filter(|f| !f.trim().is_empty()).collect())
 }
 
 #[cfg(test)]
@@ -280,8 +242,7 @@ mod tests {
 
     #[test]
     fn cache_mount_with_every_option() {
-        let m = parse("type=cache,target=/root/.cache,id=pip,sharing=locked,mode=0700,uid=1000,gid=100,from=base,source=/c")
-            .expect("succeeds");
+        let m = parse("type=cache,target=/root/.cache,id=pip,sharing=locked,mode=0700,uid=1000,gid=100,from=base,source=/c").expect("succeeds");
         assert_eq!(m.kind, MountType::Cache);
         assert_eq!(m.target.as_deref(), Some("/root/.cache"));
         assert_eq!(m.id.as_deref(), Some("pip"));
@@ -299,11 +260,7 @@ mod tests {
         assert_eq!(m.kind, MountType::Bind);
         assert!(m.readonly);
         assert!(!parse("type=bind,dst=/src,rw").expect("succeeds").readonly);
-        assert!(
-            !parse("type=bind,destination=/src,readwrite=true")
-                .expect("succeeds")
-                .readonly
-        );
+        assert!(!parse("type=bind,destination=/src,readwrite=true").expect("succeeds").readonly);
         assert!(parse("type=cache,target=/c,ro").expect("succeeds").readonly);
     }
 
@@ -323,55 +280,19 @@ mod tests {
 
     #[test]
     fn tmpfs_size_units() {
-        assert_eq!(
-            parse("type=tmpfs,target=/t,size=64m")
-                .expect("succeeds")
-                .size,
-            Some(64 << 20)
-        );
-        assert_eq!(
-            parse("type=tmpfs,target=/t,size=1024")
-                .expect("succeeds")
-                .size,
-            Some(1024)
-        );
-        assert_eq!(
-            parse("type=tmpfs,target=/t,size=1GiB")
-                .expect("succeeds")
-                .size,
-            Some(1 << 30)
-        );
+        assert_eq!(parse("type=tmpfs,target=/t,size=64m").expect("succeeds").size, Some(64 << 20));
+        assert_eq!(parse("type=tmpfs,target=/t,size=1024").expect("succeeds").size, Some(1024));
+        assert_eq!(parse("type=tmpfs,target=/t,size=1GiB").expect("succeeds").size, Some(1 << 30));
     }
 
     #[test]
     fn mount_errors() {
-        assert_eq!(
-            parse("type=nfs,target=/x").expect_err("fails"),
-            "unsupported mount type \"nfs\""
-        );
-        assert_eq!(
-            parse("type=cache").expect_err("fails"),
-            "mount type cache requires a target"
-        );
-        assert_eq!(
-            parse("type=cache,target=/x,colour=red").expect_err("fails"),
-            "unexpected key 'colour' in 'colour=red'"
-        );
-        assert_eq!(
-            parse("type=cache,target=/x,sharing=maybe").expect_err("fails"),
-            "unsupported sharing value \"maybe\""
-        );
-        assert_eq!(
-            parse("type=cache,target=/x,mode=9").expect_err("fails"),
-            "invalid value for mode: \"9\""
-        );
-        assert_eq!(
-            parse("type=bind,target=/x,size=1m").expect_err("fails"),
-            "size is not supported for mount type bind"
-        );
-        assert_eq!(
-            parse("type=secret").expect_err("fails"),
-            "secret mount requires an id or a target"
-        );
+        assert_eq!(parse("type=nfs,target=/x").expect_err("fails"), "unsupported mount type \"nfs\"");
+        assert_eq!(parse("type=cache").expect_err("fails"), "mount type cache requires a target");
+        assert_eq!(parse("type=cache,target=/x,colour=red").expect_err("fails"), "unexpected key 'colour' in 'colour=red'");
+        assert_eq!(parse("type=cache,target=/x,sharing=maybe").expect_err("fails"), "unsupported sharing value \"maybe\"");
+        assert_eq!(parse("type=cache,target=/x,mode=9").expect_err("fails"), "invalid value for mode: \"9\"");
+        assert_eq!(parse("type=bind,target=/x,size=1m").expect_err("fails"), "size is not supported for mount type bind");
+        assert_eq!(parse("type=secret").expect_err("fails"), "secret mount requires an id or a target");
     }
 }

@@ -84,7 +84,8 @@ mod tests {
     #[test]
     fn seeds_and_regressions_replay() {
         let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let targets: [(&str, fn(&[u8])); 4] =
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 4] =
             [("unpack_layer", super::unpack_layer), ("reference", super::reference), ("manifest", super::manifest), ("docker_request", super::docker_request)];
         for (name, target) in targets {
             let mut seen = 0;

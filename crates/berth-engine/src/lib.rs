@@ -162,9 +162,7 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.Containers`.
-    pub fn containers_service(
-        &self,
-    ) -> berth_proto::v1::containers_server::ContainersServer<container::api::ContainersApi> {
+    pub fn containers_service(&self) -> berth_proto::v1::containers_server::ContainersServer<container::api::ContainersApi> {
         berth_proto::v1::containers_server::ContainersServer::new(container::api::ContainersApi::new(self.inner.containers.clone()))
     }
 
@@ -190,9 +188,7 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.System`.
-    pub fn system_service(
-        &self,
-    ) -> berth_proto::v1::system_server::SystemServer<system::SystemApi> {
+    pub fn system_service(&self) -> berth_proto::v1::system_server::SystemServer<system::SystemApi> {
         berth_proto::v1::system_server::SystemServer::new(system::SystemApi::new(self.clone()))
     }
 }

@@ -77,16 +77,13 @@ pub async fn build(client: &AgentClient, dir: &Path, mut spec: BuildSpec, mut ou
     spec.dockerfile = dockerfile.clone();
     let context = {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || pack(&dir, &dockerfile, outside.as_deref())).await.map_err(|_| invalid("packing the context was interrupted".into()))??
+        tokio::task::spawn_blocking(move || pack(&dir, &dockerfile, outside.as_deref()))
+            .await
+            .map_err(|_| invalid("packing the context was interrupted".into()))??
     };
     let mut messages = vec![BuildInput { spec: Some(spec), context: Vec::new() }];
     messages.extend(context.chunks(CHUNK).map(|c| BuildInput { spec: None, context: c.to_vec() }));
-    let mut stream = client
-        .images()
-        .build(futures::stream::iter(messages))
-        .await
-        .map_err(|s| CallError::from_status("build", s))?
-        .into_inner();
+    let mut stream = client.images().build(futures::stream::iter(messages)).await.map_err(|s| CallError::from_status("build", s))?.into_inner();
     let mut id = None;
     while let Some(message) = stream.next().await {
         match message.map_err(|s| CallError::from_status("build", s))?.event {

@@ -29,16 +29,8 @@ impl DiagnoseError {
 }
 
 /// The files of `$BERTH_HOME/vm/` that go in as they are.
-const VM_FILES: &[&str] = &[
-    "console.log",
-    "qemu.log",
-    "vhost-device-vsock.log",
-    "session.log",
-    "session.json",
-    "state.json",
-    "boot.conf",
-    "accel-verdicts.json",
-];
+const VM_FILES: &[&str] =
+    &["console.log", "qemu.log", "vhost-device-vsock.log", "session.log", "session.json", "state.json", "boot.conf", "accel-verdicts.json"];
 
 /// Writes the archive (a gzipped tar) to `out`; returns the names it holds.
 pub async fn write(home: &BerthHome, out: &Path, client_version: &str) -> Result<Vec<String>, DiagnoseError> {
@@ -66,12 +58,15 @@ pub async fn write(home: &BerthHome, out: &Path, client_version: &str) -> Result
         }
     }
     let engine = engine_summary(home).await;
-    entries.push(("versions.json".into(), pretty(&json!({
-        "client": client_version,
-        "host_os": std::env::consts::OS,
-        "host_arch": std::env::consts::ARCH,
-        "engine": engine.get("version").cloned().unwrap_or(Value::Null),
-    }))));
+    entries.push((
+        "versions.json".into(),
+        pretty(&json!({
+            "client": client_version,
+            "host_os": std::env::consts::OS,
+            "host_arch": std::env::consts::ARCH,
+            "engine": engine.get("version").cloned().unwrap_or(Value::Null),
+        })),
+    ));
     entries.push(("engine.json".into(), pretty(&engine)));
 
     let file = std::fs::File::create(out).map_err(fail)?;
@@ -134,7 +129,9 @@ async fn engine_summary(home: &BerthHome) -> Value {
     };
     let mut out = serde_json::Map::new();
     match client.version(timeout).await {
-        Ok(v) => out.insert("version".into(), json!({"engine": v.engine_version, "api": v.api_version, "kernel": v.kernel_version, "os": v.os, "arch": v.arch})),
+        Ok(v) => {
+            out.insert("version".into(), json!({"engine": v.engine_version, "api": v.api_version, "kernel": v.kernel_version, "os": v.os, "arch": v.arch}))
+        }
         Err(e) => out.insert("version".into(), json!({ "error": e.to_string() })),
     };
     if let Ok(info) = client.info(timeout).await {
@@ -142,7 +139,12 @@ async fn engine_summary(home: &BerthHome) -> Value {
     }
     let containers = client.containers().list(berth_proto::v1::ListContainersRequest { all: true, filters: Vec::new() }).await;
     if let Ok(list) = containers {
-        let states: Vec<Value> = list.into_inner().containers.into_iter().map(|c| json!({"id": c.id.chars().take(12).collect::<String>(), "image": c.image, "state": c.state, "status": c.status})).collect();
+        let states: Vec<Value> = list
+            .into_inner()
+            .containers
+            .into_iter()
+            .map(|c| json!({"id": c.id.chars().take(12).collect::<String>(), "image": c.image, "state": c.state, "status": c.status}))
+            .collect();
         out.insert("containers".into(), Value::Array(states));
     }
     if let Ok(list) = client.images().list(berth_proto::v1::ListImagesRequest {}).await {

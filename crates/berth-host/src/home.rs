@@ -57,10 +57,7 @@ fn default_root() -> PathBuf {
     if cfg!(target_os = "macos") {
         home.join("Library/Application Support/Berth")
     } else if cfg!(windows) {
-        std::env::var_os("LOCALAPPDATA")
-            .map(PathBuf::from)
-            .unwrap_or(home)
-            .join("Berth")
+        std::env::var_os("LOCALAPPDATA").map(PathBuf::from).unwrap_or(home).join("Berth")
     } else {
         match std::env::var_os("XDG_DATA_HOME") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("berth"),

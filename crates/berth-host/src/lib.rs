@@ -5,7 +5,7 @@
 //!   hybrid unix-socket protocol of vhost-device-vsock.
 //! - [`vm`]: the VM's lifecycle: QEMU with direct kernel boot, driven over QMP.
 //! - [`session`]: one running VM and everything that makes it reachable.
-//! - [`settings`]: `$BERTH_HOME/settings.json`.
+//! - [`settings`]: the settings, in `$BERTH_HOME/settings.json`.
 
 pub mod agent;
 pub mod build;

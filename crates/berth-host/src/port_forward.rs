@@ -64,12 +64,7 @@ pub async fn forward_published_ports(client: AgentClient, endpoint: AgentEndpoin
 
 /// The published TCP ports of running containers.
 async fn wanted(client: &AgentClient) -> Option<BTreeSet<Key>> {
-    let list = client
-        .containers()
-        .list(berth_proto::v1::ListContainersRequest { all: false, filters: Vec::new() })
-        .await
-        .ok()?
-        .into_inner();
+    let list = client.containers().list(berth_proto::v1::ListContainersRequest { all: false, filters: Vec::new() }).await.ok()?.into_inner();
     Some(
         list.containers
             .iter()

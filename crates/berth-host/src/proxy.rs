@@ -3,9 +3,9 @@
 //! not carry: its input goes as frames (`berth_proto::halfclose`). The Docker API on
 //! TCP, when configured, is served the same way once TLS has verified the client.
 
+use berth_proto::tls::TlsAcceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use berth_proto::tls::TlsAcceptor;
 
 use crate::agent::{AgentEndpoint, AgentStream};
 
@@ -91,10 +91,8 @@ where
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_head).await;
     let body = serde_json::json!({ "message": reason }).to_string();
-    let reply = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let reply =
+        format!("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let _ = client.write_all(reply.as_bytes()).await;
     let _ = client.shutdown().await;
 }

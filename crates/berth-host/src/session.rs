@@ -152,12 +152,15 @@ impl Session {
     ) -> Result<Session, SessionError> {
         std::fs::create_dir_all(home.vm_dir()).map_err(|source| SessionError::Io { what: "create the VM folder".into(), source })?;
         private_dir(&home.vm_dir());
-        let lock = vm::FileLock::acquire(&lock_path(home)).map_err(|_| SessionError::Running {
-            home: home.root().to_owned(),
-            pid: find(home).map(|r| r.pid).unwrap_or(0),
-        })?;
+        let lock = vm::FileLock::acquire(&lock_path(home))
+            .map_err(|_| SessionError::Running { home: home.root().to_owned(), pid: find(home).map(|r| r.pid).unwrap_or(0) })?;
         // Booting, the accelerator not chosen yet.
-        let mut record = SessionRecord { pid: std::process::id(), state: VmState::Booting { accel: String::new() }, started_unix_ms: vm::state::now_unix_ms(), boot_ms: None };
+        let mut record = SessionRecord {
+            pid: std::process::id(),
+            state: VmState::Booting { accel: String::new() },
+            started_unix_ms: vm::state::now_unix_ms(),
+            boot_ms: None,
+        };
         save_record(home, &record);
         let failed = |record: &mut SessionRecord, err: &dyn std::fmt::Display| {
             record.state = VmState::Error { reason: err.to_string() };
@@ -326,7 +329,9 @@ pub async fn request_stop(home: &BerthHome, grace: Duration) -> Result<Stopped, 
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             if vm::state::process_alive(record.pid, "berth") {
-                return Err(SessionError::Failed { reason: format!("the session (pid {}) did not stop within {:?}", record.pid, grace + Duration::from_secs(20)) });
+                return Err(SessionError::Failed {
+                    reason: format!("the session (pid {}) did not stop within {:?}", record.pid, grace + Duration::from_secs(20)),
+                });
             }
         }
     }

@@ -79,7 +79,8 @@ impl SettingsError {
 
 /// The keys `berth settings get|set` knows, as in the file. Every one takes effect
 /// when the VM (and so the engine in it) starts next.
-pub const KEYS: &[&str] = &["cpus", "memory-mib", "disk-gib", "shares", "share-cache", "share-transport", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
+pub const KEYS: &[&str] =
+    &["cpus", "memory-mib", "disk-gib", "shares", "share-cache", "share-transport", "insecure-registries", "registry-mirrors", "dns-upstream", "engine"];
 
 impl Settings {
     pub fn path(home: &BerthHome) -> PathBuf {

@@ -14,14 +14,8 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// All kinds, for exhaustive tests of the mappings.
-    pub const ALL: [ErrorKind; 6] = [
-        ErrorKind::NotFound,
-        ErrorKind::AlreadyExists,
-        ErrorKind::InvalidArgument,
-        ErrorKind::Conflict,
-        ErrorKind::Unavailable,
-        ErrorKind::Internal,
-    ];
+    pub const ALL: [ErrorKind; 6] =
+        [ErrorKind::NotFound, ErrorKind::AlreadyExists, ErrorKind::InvalidArgument, ErrorKind::Conflict, ErrorKind::Unavailable, ErrorKind::Internal];
 
     /// The gRPC status code for this kind.
     pub fn grpc_code(self) -> tonic::Code {

@@ -26,16 +26,6 @@ pub mod v1 {
     }
 }
 
-#[cfg(test)]
-mod redaction_tests {
-    #[test]
-    fn registry_auth_debug_hides_the_password() {
-        let auth = crate::v1::RegistryAuth { username: "me".into(), password: "hunter2".into() };
-        let said = format!("{auth:?} {:?}", crate::v1::PullRequest { auth: Some(auth.clone()), ..Default::default() });
-        assert!(!said.contains("hunter2") && said.contains("me") && said.contains("<redacted>"), "{said}");
-    }
-}
-
 /// An error and all its sources on one line, each said once (the top of every binary
 /// and every boundary prints errors this way).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
@@ -75,3 +65,13 @@ pub const FORWARD_UDP: u8 = 2;
 /// waits for it before connecting: connects made while the guest's vsock driver is still
 /// coming up can leave vhost-device-vsock's queue stuck.
 pub const AGENT_LISTENING_MARKER: &str = "berth-agent: listening on vsock port";
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn registry_auth_debug_hides_the_password() {
+        let auth = crate::v1::RegistryAuth { username: "me".into(), password: "hunter2".into() };
+        let said = format!("{auth:?} {:?}", crate::v1::PullRequest { auth: Some(auth.clone()), ..Default::default() });
+        assert!(!said.contains("hunter2") && said.contains("me") && said.contains("<redacted>"), "{said}");
+    }
+}

@@ -60,7 +60,6 @@ pub fn parse_publish(spec: &str) -> Result<Vec<crate::v1::PortBinding>, String> 
         .collect())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,11 +44,7 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
     }
     if path.exists() && UnixStream::connect(path).await.is_ok() {
         return Err(BindError::InUse { path: path.to_owned() });
@@ -56,15 +52,11 @@ pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = dir.join(format!(".{name}.{}.bind", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&staging)
-        .map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
+    std::fs::DirBuilder::new().mode(0o700).create(&staging).map_err(|source| BindError::CreateDir { path: path.to_owned(), source })?;
     let staged = staging.join("s");
     let bound = (|| {
         let listener = UnixListener::bind(&staged).map_err(|source| BindError::Bind { path: path.to_owned(), source })?;
-        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
-            .map_err(|source| BindError::Permissions { path: path.to_owned(), source })?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).map_err(|source| BindError::Permissions { path: path.to_owned(), source })?;
         // Replaces a stale socket file in one step.
         std::fs::rename(&staged, path).map_err(|source| BindError::RemoveStale { path: path.to_owned(), source })?;
         Ok(listener)

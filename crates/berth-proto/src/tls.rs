@@ -49,7 +49,8 @@ pub enum TlsError {
 
 fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let file_err = |detail: String| TlsError::File { what, path: path.to_owned(), detail };
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| file_err(e.to_string()))?.collect::<Result<Vec<_>, _>>().map_err(|e| file_err(e.to_string()))?;
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| file_err(e.to_string()))?.collect::<Result<Vec<_>, _>>().map_err(|e| file_err(e.to_string()))?;
     if certs.is_empty() {
         return Err(TlsError::Empty { what, path: path.to_owned() });
     }

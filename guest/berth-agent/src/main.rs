@@ -49,10 +49,7 @@ struct Args {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     // A hidden mode: the engine runs its own binary for `cp` (stat, archive, extract)
@@ -66,11 +63,7 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(berth_engine::container::copy::helper_main(job)).unwrap_or(1));
     }
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("berth-agent: cannot start the async runtime: {err}");
@@ -104,11 +97,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // The TLS files are read and the TCP address bound before anything else: a mistake
     // in either leaves no state and no socket behind.
     let docker_tcp = match (args.docker_tcp, &args.tlscacert, &args.tlscert, &args.tlskey) {
-        (Some(addr), Some(ca), Some(cert), Some(key)) => Some(berth_proto::tls::bind(&berth_proto::tls::TcpTls { addr, ca: ca.clone(), cert: cert.clone(), key: key.clone() }).await?),
+        (Some(addr), Some(ca), Some(cert), Some(key)) => {
+            Some(berth_proto::tls::bind(&berth_proto::tls::TcpTls { addr, ca: ca.clone(), cert: cert.clone(), key: key.clone() }).await?)
+        }
         _ => None,
     };
-    std::fs::create_dir_all(&args.root)
-        .map_err(|e| format!("cannot create state directory {}: {e}", args.root.display()))?;
+    std::fs::create_dir_all(&args.root).map_err(|e| format!("cannot create state directory {}: {e}", args.root.display()))?;
     let engine = Engine::open(EngineConfig { placement, root_dir: args.root.clone() })?;
 
     engine.recover().await;
@@ -170,10 +164,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     engine.events().publish(
         "engine",
         "ready",
-        [
-            ("placement".to_owned(), placement.as_str().to_owned()),
-            ("version".to_owned(), berth_engine::system::ENGINE_VERSION.to_owned()),
-        ],
+        [("placement".to_owned(), placement.as_str().to_owned()), ("version".to_owned(), berth_engine::system::ENGINE_VERSION.to_owned())],
     );
 
     let mut term = signal(SignalKind::terminate())?;
@@ -211,7 +202,8 @@ fn grpc(engine: &Engine) -> tonic::transport::server::Router {
 }
 
 fn bind_vsock(port: u32) -> Result<tokio_vsock::VsockListener, String> {
-    tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port)).map_err(|e| format!("cannot listen on vsock port {port}: {e}"))
+    tokio_vsock::VsockListener::bind(tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port))
+        .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))
 }
 
 /// Hands every accepted connection to `handle`, until the task is dropped.

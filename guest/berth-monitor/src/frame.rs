@@ -46,10 +46,9 @@ pub fn decode(buffer: &mut Vec<u8>) -> Result<Vec<Input>, ()> {
         out.push(match kind {
             STDIN => Input::Stdin(payload),
             CLOSE_STDIN => Input::CloseStdin,
-            RESIZE if payload.len() == 4 => Input::Resize {
-                rows: u16::from_be_bytes([payload[0], payload[1]]),
-                cols: u16::from_be_bytes([payload[2], payload[3]]),
-            },
+            RESIZE if payload.len() == 4 => {
+                Input::Resize { rows: u16::from_be_bytes([payload[0], payload[1]]), cols: u16::from_be_bytes([payload[2], payload[3]]) }
+            }
             _ => return Err(()),
         });
     }

@@ -248,10 +248,8 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
         report(&mut sync, &format!("error {}", message.replace('\n', " ")));
         return Err(message);
     }
-    let init_pid: i32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .ok_or_else(|| "the runtime wrote no pid file".to_owned())?;
+    let init_pid: i32 =
+        std::fs::read_to_string(&pid_file).ok().and_then(|text| text.trim().parse().ok()).ok_or_else(|| "the runtime wrote no pid file".to_owned())?;
 
     let stdio = match (child_ends.into_iter().next(), master) {
         (Some(pipes), _) => pipes,
@@ -279,10 +277,7 @@ fn run(args: &Args, mut sync: Option<std::fs::File>) -> Result<(), String> {
     drop(attach);
     let _ = std::fs::remove_file(&attach_path);
 
-    let exit = format!(
-        "{{\"exit_code\":{code},\"signal\":{signal},\"oom_killed\":{oom},\"finished_at\":\"{}\"}}\n",
-        jsonlog::now_rfc3339()
-    );
+    let exit = format!("{{\"exit_code\":{code},\"signal\":{signal},\"oom_killed\":{oom},\"finished_at\":\"{}\"}}\n", jsonlog::now_rfc3339());
     let tmp = args.dir.join("exit.json.tmp");
     std::fs::write(&tmp, exit).map_err(|e| format!("write exit.json: {e}"))?;
     std::fs::rename(&tmp, args.dir.join("exit.json")).map_err(|e| format!("write exit.json: {e}"))?;
@@ -356,14 +351,10 @@ fn oom_killed(cgroup: &str) -> bool {
         return false;
     }
     let rel = cgroup.trim_start_matches('/');
-    let candidates = [
-        Path::new("/sys/fs/cgroup").join(rel).join("memory.events"),
-        Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control"),
-    ];
+    let candidates = [Path::new("/sys/fs/cgroup").join(rel).join("memory.events"), Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control")];
     candidates.iter().any(|path| {
-        std::fs::read_to_string(path).is_ok_and(|text| {
-            text.lines().any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0)))
-        })
+        std::fs::read_to_string(path)
+            .is_ok_and(|text| text.lines().any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))))
     })
 }
 
@@ -448,8 +439,7 @@ impl Session {
                     self.clients.push(Client { stream, input: Vec::new() });
                 }
             }
-            let outputs_ready: Vec<(RawFd, u8, i16)> =
-                open_outputs.iter().zip(&pollfds[2..]).map(|((fd, s), p)| (*fd, *s, p.revents)).collect();
+            let outputs_ready: Vec<(RawFd, u8, i16)> = open_outputs.iter().zip(&pollfds[2..]).map(|((fd, s), p)| (*fd, *s, p.revents)).collect();
             for (fd, stream, revents) in outputs_ready {
                 if revents == 0 {
                     continue;
@@ -564,4 +554,3 @@ fn write_fd(fd: RawFd, mut data: &[u8]) {
         }
     }
 }
-

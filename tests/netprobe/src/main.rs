@@ -134,21 +134,25 @@ fn dns_answer(at: &str, ip: &str) -> Result<(), String> {
 }
 
 fn syscall(which: &str) -> Result<(), String> {
-    // SAFETY (every call below): the arguments are plain integers or point to live
-    // locals of the right size; the results are only inspected, never trusted as memory.
+    // Every call below passes plain integers or pointers to live locals of the right
+    // size; the results are only inspected, never trusted as memory.
     let result: libc::c_long = match which {
+        // SAFETY: plain integers.
         "socket-vsock" => unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) }.into(),
         "io-uring" => {
             let mut params = [0u8; 120];
+            // SAFETY: params is a live local as large as io_uring_params.
             unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) }
         }
         // An invalid request: the kernel answers EIO or ESRCH, the filter EPERM.
+        // SAFETY: plain integers; no address is dereferenced for an invalid pid.
         "ptrace" => unsafe { libc::syscall(libc::SYS_ptrace, -1i64, 0, 0, 0) },
         "process-vm-readv" => {
             let source = [7u8; 8];
             let mut target = [0u8; 8];
             let local = libc::iovec { iov_base: target.as_mut_ptr().cast(), iov_len: target.len() };
             let remote = libc::iovec { iov_base: source.as_ptr() as *mut libc::c_void, iov_len: source.len() };
+            // SAFETY: both iovecs point to live locals of their stated lengths.
             unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) as libc::c_long }
         }
         other => return Err(format!("unknown syscall probe {other:?}")),

@@ -424,9 +424,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             let condition = if rm { "removed" } else { "next-exit" };
             let mut waiter = agent.containers();
             let wait_id = id.clone();
-            let wait = tokio::spawn(async move {
-                waiter.wait(berth_proto::v1::WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await
-            });
+            let wait = tokio::spawn(async move { waiter.wait(berth_proto::v1::WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await });
             let _raw = (tty && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
             if let Err(status) = agent.containers().start(ContainerRef { id: id.clone() }).await {
                 wait.abort();
@@ -445,7 +443,9 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             return Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(255)));
         }
         ComposeCommand::Start { services } => {
-            let plan_order = make_plan(&project, &["*".to_owned()], &[], &BTreeMap::new()).map(|p| p.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>()).unwrap_or_default();
+            let plan_order = make_plan(&project, &["*".to_owned()], &[], &BTreeMap::new())
+                .map(|p| p.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+                .unwrap_or_default();
             let mut list = selected(&agent, &project.name, &services).await?;
             list.sort_by_key(|c| plan_order.iter().position(|s| Some(s) == c.labels.get(LABEL_SERVICE)).unwrap_or(usize::MAX));
             for c in list.iter().filter(|c| c.state != "running") {
@@ -538,7 +538,9 @@ struct ExecCli {
 async fn service_container(agent: &AgentClient, project: &str, service: &str, index: u32) -> Result<String, String> {
     let list = apply::containers(agent, project).await.map_err(|e| e.to_string())?;
     list.into_iter()
-        .find(|c| c.labels.get(LABEL_SERVICE).is_some_and(|s| s == service) && apply::number(c) == index && c.labels.get(LABEL_ONEOFF).is_none_or(|o| o != "True"))
+        .find(|c| {
+            c.labels.get(LABEL_SERVICE).is_some_and(|s| s == service) && apply::number(c) == index && c.labels.get(LABEL_ONEOFF).is_none_or(|o| o != "True")
+        })
         .filter(|c| c.state == "running")
         .map(|c| c.id)
         .ok_or_else(|| format!("service \"{service}\" is not running"))

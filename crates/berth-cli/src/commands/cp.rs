@@ -62,11 +62,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             } else {
                 let source = std::path::Path::new(&args.source);
                 let meta = std::fs::symlink_metadata(source).map_err(|e| format!("{}: {e}", source.display()))?;
-                let name = source
-                    .canonicalize()?
-                    .file_name()
-                    .map(|n| n.to_owned())
-                    .ok_or_else(|| format!("cannot copy {}", source.display()))?;
+                let name = source.canonicalize()?.file_name().map(|n| n.to_owned()).ok_or_else(|| format!("cannot copy {}", source.display()))?;
                 let mut builder = tar::Builder::new(Vec::new());
                 builder.follow_symlinks(false);
                 if meta.is_dir() {

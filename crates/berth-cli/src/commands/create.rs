@@ -209,7 +209,6 @@ pub struct ContainerArgs {
     pub command: Vec<String>,
 }
 
-
 pub use berth_proto::units::{parse_bytes, parse_duration, parse_restart};
 
 fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, String> {
@@ -281,11 +280,8 @@ impl ContainerArgs {
                 env.push(format!("{entry}={value}"));
             }
         }
-        let labels: HashMap<String, String> = self
-            .labels
-            .iter()
-            .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new())))
-            .collect();
+        let labels: HashMap<String, String> =
+            self.labels.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((l.clone(), String::new()))).collect();
         let restart = self.restart.as_deref().map(parse_restart).transpose()?;
         let mut mounts: Vec<Mount> = self
             .tmpfs

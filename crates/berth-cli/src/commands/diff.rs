@@ -14,13 +14,7 @@ pub struct Args {
 /// Prints `A /path`, `C /path`, `D /path` as docker does.
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let changes = agent
-        .containers()
-        .changes(ContainerRef { id: args.container })
-        .await
-        .map_err(|s| CallError::from_status("diff", s))?
-        .into_inner()
-        .changes;
+    let changes = agent.containers().changes(ContainerRef { id: args.container }).await.map_err(|s| CallError::from_status("diff", s))?.into_inner().changes;
     for change in changes {
         let letter = match change.kind {
             1 => 'A',

@@ -52,20 +52,17 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     };
     let (rows, cols) = if args.tty { super::run::terminal_size() } else { (0, 0) };
     sender.send(ExecInput { spec: Some(spec), rows, cols, ..Default::default() }).await.map_err(|e| e.to_string())?;
-    let mut output = agent
-        .containers()
-        .exec(tokio_stream::wrappers::ReceiverStream::new(receiver))
-        .await
-        .map_err(|s| CallError::from_status("exec", s))?
-        .into_inner();
+    let mut output =
+        agent.containers().exec(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.map_err(|s| CallError::from_status("exec", s))?.into_inner();
     if args.tty {
         super::run::forward_resizes(sender.clone(), |rows, cols| ExecInput { rows, cols, ..Default::default() });
     }
     if args.interactive {
-        super::run::forward_stdin(sender.clone(), |data| ExecInput { stdin: data, ..Default::default() }, || ExecInput {
-            close_stdin: true,
-            ..Default::default()
-        });
+        super::run::forward_stdin(
+            sender.clone(),
+            |data| ExecInput { stdin: data, ..Default::default() },
+            || ExecInput { close_stdin: true, ..Default::default() },
+        );
     }
     let _keep_open = sender;
     let _raw = (args.tty && args.interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);

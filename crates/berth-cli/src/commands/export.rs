@@ -18,7 +18,13 @@ pub struct Args {
 
 /// Streams a tar of `path` in the container into `out` (`cp`'s view, volumes
 /// included), or with `export` the container's own filesystem.
-pub async fn archive_to(agent: &AgentClient, container: &str, path: &str, export: bool, out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn archive_to(
+    agent: &AgentClient,
+    container: &str,
+    path: &str,
+    export: bool,
+    out: &mut dyn Write,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut stream = agent
         .containers()
         .archive(ArchiveRequest { id: container.to_owned(), path: path.to_owned(), export })

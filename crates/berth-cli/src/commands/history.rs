@@ -15,19 +15,12 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let steps = agent
-        .images()
-        .history(InspectImageRequest { reference: args.image })
-        .await
-        .map_err(|s| CallError::from_status("history", s))?
-        .into_inner()
-        .steps;
+    let steps =
+        agent.images().history(InspectImageRequest { reference: args.image }).await.map_err(|s| CallError::from_status("history", s))?.into_inner().steps;
     match args.format {
         Format::Json => {
-            let list: Vec<_> = steps
-                .iter()
-                .map(|s| serde_json::json!({ "Created": s.created, "CreatedBy": s.created_by, "Comment": s.comment, "Size": s.size }))
-                .collect();
+            let list: Vec<_> =
+                steps.iter().map(|s| serde_json::json!({ "Created": s.created, "CreatedBy": s.created_by, "Comment": s.comment, "Size": s.size })).collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Format::Text => {

@@ -31,7 +31,11 @@ fn human_size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes}B") } else { format!("{value:.3}{}", units[unit]).replace(".000", "") }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.3}{}", units[unit]).replace(".000", "")
+    }
 }
 
 fn split_tag(tag: &str) -> (String, String) {
@@ -75,11 +79,8 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             println!("{:<40} {:<12} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
             for i in &images {
                 let id = &i.id.trim_start_matches("sha256:")[..12];
-                let names: Vec<(String, String)> = if i.tags.is_empty() {
-                    vec![("<none>".into(), "<none>".into())]
-                } else {
-                    i.tags.iter().map(|t| split_tag(t)).collect()
-                };
+                let names: Vec<(String, String)> =
+                    if i.tags.is_empty() { vec![("<none>".into(), "<none>".into())] } else { i.tags.iter().map(|t| split_tag(t)).collect() };
                 for (repo, tag) in names {
                     println!("{:<40} {:<12} {:<14} {:<22} {}", familiar(&repo), tag, id, i.created, human_size(i.size));
                 }
@@ -93,12 +94,8 @@ pub async fn inspect(ctx: &Context, args: InspectArgs) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
     let mut found = Vec::new();
     for name in &args.images {
-        let image = agent
-            .images()
-            .inspect(InspectImageRequest { reference: name.clone() })
-            .await
-            .map_err(|s| CallError::from_status("inspect", s))?
-            .into_inner();
+        let image =
+            agent.images().inspect(InspectImageRequest { reference: name.clone() }).await.map_err(|s| CallError::from_status("inspect", s))?.into_inner();
         found.push(image_json(&image));
     }
     println!("{}", serde_json::to_string_pretty(&found)?);

@@ -41,10 +41,7 @@ pub async fn login(ctx: &Context, args: Args) -> CommandResult {
         (None, false) => return Err("a password is required (-p or --password-stdin)".into()),
     };
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let request = LoginRequest {
-        registry: server.clone(),
-        auth: Some(RegistryAuth { username: username.clone(), password: password.clone() }),
-    };
+    let request = LoginRequest { registry: server.clone(), auth: Some(RegistryAuth { username: username.clone(), password: password.clone() }) };
     let answer = agent.images().login(request).await.map_err(|s| CallError::from_status("login", s))?.into_inner();
     credentials::store(&server, &Login { username, password })?;
     println!("{}", answer.status);

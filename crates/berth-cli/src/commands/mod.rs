@@ -1,51 +1,51 @@
 //! The command line: one file per command.
 
 mod attach;
+mod build;
+mod commit;
 mod compose;
 mod container;
 mod cp;
 mod create;
+mod diagnose;
 mod diff;
 mod events;
 mod exec;
 mod export;
-mod inspect;
-mod kill;
-mod logs;
-mod pause;
-mod ps;
-mod build;
-mod commit;
-mod rename;
-mod rm;
-mod run;
-mod start;
-mod stats;
-mod stop;
-mod top;
-mod update;
-mod wait;
 mod history;
 mod image;
 mod images;
 mod import;
 mod info;
+mod inspect;
+mod kill;
 mod load;
 mod login;
+mod logs;
+mod network;
+mod pause;
+mod port;
+mod ps;
 mod pull;
 mod push;
+mod rename;
+mod rm;
 mod rmi;
+mod run;
 mod save;
 mod serve;
+mod settings;
+mod start;
+mod stats;
+mod stop;
 mod system;
 mod tag;
+mod top;
+mod update;
 mod version;
-mod network;
-mod port;
-mod volume;
-mod diagnose;
-mod settings;
 mod vm;
+mod volume;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -264,18 +264,18 @@ where
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+impl Cli {
+    /// `serve` runs the host side for long; every other command is a short-lived client.
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
-    }
-}
-
-impl Cli {
-    /// `serve` runs the host side for long; every other command is a short-lived client.
-    pub fn is_server(&self) -> bool {
-        matches!(self.command, Command::Serve(_))
     }
 }

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use berth_host::agent::CallError;
-use berth_proto::v1::{
-    ConnectNetworkRequest, CreateNetworkRequest, DisconnectNetworkRequest, ListNetworksRequest, NetworkRef, PruneNetworksRequest,
-};
+use berth_proto::v1::{ConnectNetworkRequest, CreateNetworkRequest, DisconnectNetworkRequest, ListNetworksRequest, NetworkRef, PruneNetworksRequest};
 use clap::Subcommand;
 
 use super::{CommandResult, Context};
@@ -134,12 +132,7 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
                 }
                 entry.push_str(v);
             }
-            let list = client
-                .list(ListNetworksRequest { filters })
-                .await
-                .map_err(|s| CallError::from_status("network ls", s))?
-                .into_inner()
-                .networks;
+            let list = client.list(ListNetworksRequest { filters }).await.map_err(|s| CallError::from_status("network ls", s))?.into_inner().networks;
             let id = |id: &str| if no_trunc { id.to_owned() } else { id[..12.min(id.len())].to_owned() };
             match (quiet, format.as_deref()) {
                 (true, _) => list.iter().for_each(|n| println!("{}", id(&n.id))),
@@ -159,8 +152,7 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
                 }),
                 _ => {
                     let titles = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"].map(str::to_owned).to_vec();
-                    let rows: Vec<Vec<String>> =
-                        list.iter().map(|n| vec![id(&n.id), n.name.clone(), n.driver.clone(), "local".to_owned()]).collect();
+                    let rows: Vec<Vec<String>> = list.iter().map(|n| vec![id(&n.id), n.name.clone(), n.driver.clone(), "local".to_owned()]).collect();
                     super::ps::print_table(&titles, &rows);
                 }
             }
@@ -199,12 +191,7 @@ pub async fn run(ctx: &Context, command: NetworkCommand) -> CommandResult {
                 .iter()
                 .map(|f| f.strip_prefix("label=").map(str::to_owned).ok_or_else(|| format!("unsupported prune filter {f:?}: use label=KEY[=VALUE]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            let removed = client
-                .prune(PruneNetworksRequest { labels })
-                .await
-                .map_err(|s| CallError::from_status("network prune", s))?
-                .into_inner()
-                .removed;
+            let removed = client.prune(PruneNetworksRequest { labels }).await.map_err(|s| CallError::from_status("network prune", s))?.into_inner().removed;
             if !removed.is_empty() {
                 println!("Deleted Networks:");
                 removed.iter().for_each(|n| println!("{n}"));

@@ -17,12 +17,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let details = agent
-        .containers()
-        .inspect(ContainerRef { id: args.container.clone() })
-        .await
-        .map_err(|s| CallError::from_status("port", s))?
-        .into_inner();
+    let details = agent.containers().inspect(ContainerRef { id: args.container.clone() }).await.map_err(|s| CallError::from_status("port", s))?.into_inner();
     let ports = details.summary.map(|s| s.ports).unwrap_or_default();
     let host = berth_proto::ports::host_address;
     match args.port {

@@ -57,7 +57,13 @@ pub fn print_table(titles: &[String], rows: &[Vec<String>]) {
 
 fn field(c: &ContainerSummary, name: &str, trunc: bool) -> String {
     match name {
-        "ID" => if trunc { c.id[..12.min(c.id.len())].to_owned() } else { c.id.clone() },
+        "ID" => {
+            if trunc {
+                c.id[..12.min(c.id.len())].to_owned()
+            } else {
+                c.id.clone()
+            }
+        }
         "Names" => c.name.clone(),
         "Image" => super::images::familiar(&c.image),
         "Command" => {
@@ -158,8 +164,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             }
         }
         None => {
-            let titles: Vec<String> =
-                ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(str::to_owned).to_vec();
+            let titles: Vec<String> = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(str::to_owned).to_vec();
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let rows: Vec<Vec<String>> = list
                 .iter()

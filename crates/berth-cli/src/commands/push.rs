@@ -17,12 +17,8 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(&args.reference))?
         .map(|l| RegistryAuth { username: l.username, password: l.password });
     println!("The push refers to {}", args.reference);
-    let pushed = agent
-        .images()
-        .push(PushRequest { reference: args.reference.clone(), auth })
-        .await
-        .map_err(|s| CallError::from_status("push", s))?
-        .into_inner();
+    let pushed =
+        agent.images().push(PushRequest { reference: args.reference.clone(), auth }).await.map_err(|s| CallError::from_status("push", s))?.into_inner();
     for blob in &pushed.blobs {
         let short = &blob.digest.trim_start_matches("sha256:")[..12];
         let what = match blob.outcome.as_str() {

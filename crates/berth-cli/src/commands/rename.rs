@@ -14,10 +14,6 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    agent
-        .containers()
-        .rename(RenameContainerRequest { id: args.container, new_name: args.new_name })
-        .await
-        .map_err(|s| CallError::from_status("rename", s))?;
+    agent.containers().rename(RenameContainerRequest { id: args.container, new_name: args.new_name }).await.map_err(|s| CallError::from_status("rename", s))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -100,32 +100,21 @@ pub fn forward_stdin<T: Send + 'static>(
 }
 
 /// Streams the container's output to ours (and our stdin to it) until it ends.
-pub async fn attach_streams(
-    agent: &AgentClient,
-    id: &str,
-    stdin: bool,
-    tty: bool,
-) -> Result<tokio::task::JoinHandle<()>, CallError> {
+pub async fn attach_streams(agent: &AgentClient, id: &str, stdin: bool, tty: bool) -> Result<tokio::task::JoinHandle<()>, CallError> {
     let (sender, receiver) = tokio::sync::mpsc::channel::<AttachInput>(16);
     let (rows, cols) = if tty { terminal_size() } else { (0, 0) };
-    sender
-        .send(AttachInput { id: id.to_owned(), stdin: Vec::new(), close_stdin: false, rows, cols })
-        .await
-        .map_err(|_| CallError { operation: "attach", kind: berth_proto::ErrorKind::Internal, message: "closed".into() })?;
-    let mut output = agent
-        .containers()
-        .attach(tokio_stream::wrappers::ReceiverStream::new(receiver))
-        .await
-        .map_err(|s| CallError::from_status("attach", s))?
-        .into_inner();
+    sender.send(AttachInput { id: id.to_owned(), stdin: Vec::new(), close_stdin: false, rows, cols }).await.map_err(|_| CallError {
+        operation: "attach",
+        kind: berth_proto::ErrorKind::Internal,
+        message: "closed".into(),
+    })?;
+    let mut output =
+        agent.containers().attach(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.map_err(|s| CallError::from_status("attach", s))?.into_inner();
     if tty {
         forward_resizes(sender.clone(), |rows, cols| AttachInput { rows, cols, ..Default::default() });
     }
     if stdin {
-        forward_stdin(sender.clone(), |data| AttachInput { stdin: data, ..Default::default() }, || AttachInput {
-            close_stdin: true,
-            ..Default::default()
-        });
+        forward_stdin(sender.clone(), |data| AttachInput { stdin: data, ..Default::default() }, || AttachInput { close_stdin: true, ..Default::default() });
     }
     Ok(tokio::spawn(async move {
         // Keeps the request stream open while output flows.
@@ -158,9 +147,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let condition = if args.container.rm { "removed" } else { "next-exit" };
     let mut waiter = agent.containers();
     let wait_id = id.clone();
-    let wait = tokio::spawn(async move {
-        waiter.wait(WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await
-    });
+    let wait = tokio::spawn(async move { waiter.wait(WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await });
     let _raw = (tty && interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(RawTerminal::enable);
     if let Err(status) = containers.start(ContainerRef { id: id.clone() }).await {
         wait.abort();

@@ -23,12 +23,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         return Err("refusing to write a tar to a terminal; use -o FILE or a redirect".into());
     }
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let mut stream = agent
-        .images()
-        .save(SaveRequest { references: args.images })
-        .await
-        .map_err(|s| CallError::from_status("save", s))?
-        .into_inner();
+    let mut stream = agent.images().save(SaveRequest { references: args.images }).await.map_err(|s| CallError::from_status("save", s))?.into_inner();
     // Into a temp file next to the target, renamed when whole: no half archive is left.
     let (mut out, temp): (Box<dyn Write>, Option<PathBuf>) = match &args.output {
         Some(path) => {

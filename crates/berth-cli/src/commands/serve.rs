@@ -35,7 +35,9 @@ impl Args {
     /// settings came together).
     fn tcp_tls(&self) -> Option<berth_proto::tls::TcpTls> {
         match (self.docker_tcp, &self.tlscacert, &self.tlscert, &self.tlskey) {
-            (Some(addr), Some(ca), Some(cert), Some(key)) => Some(berth_proto::tls::TcpTls { addr, ca: absolute(ca), cert: absolute(cert), key: absolute(key) }),
+            (Some(addr), Some(ca), Some(cert), Some(key)) => {
+                Some(berth_proto::tls::TcpTls { addr, ca: absolute(ca), cert: absolute(cert), key: absolute(key) })
+            }
             _ => None,
         }
     }
@@ -62,9 +64,7 @@ fn serve_native(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> Co
     if !cfg!(target_os = "linux") {
         return Err("`berth serve --native` needs Linux; use `berth serve` to run the engine in the VM".into());
     }
-    let agent = find_agent().ok_or(
-        "berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)",
-    )?;
+    let agent = find_agent().ok_or("berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)")?;
     if let Some(tls) = tcp_tls {
         // Read here too, so a bad file is this command's error before anything is written.
         berth_proto::tls::server_config(tls)?;
@@ -83,14 +83,7 @@ fn serve_native(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> Co
         eprintln!("the Docker Engine API also on tcp://{} (mutual TLS)", tls.addr);
         command.arg("--docker-tcp").arg(tls.addr.to_string()).arg("--tlscacert").arg(&tls.ca).arg("--tlscert").arg(&tls.cert).arg("--tlskey").arg(&tls.key);
     }
-    let err = command
-        .arg("--unix")
-        .arg(&socket)
-        .arg("--docker-unix")
-        .arg(ctx.home.docker_socket())
-        .arg("--root")
-        .arg(ctx.home.engine_dir())
-        .exec();
+    let err = command.arg("--unix").arg(&socket).arg("--docker-unix").arg(ctx.home.docker_socket()).arg("--root").arg(ctx.home.engine_dir()).exec();
     Err(format!("cannot run {}: {err}", agent.display()).into())
 }
 

@@ -86,9 +86,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             .into_inner();
         streams.push(stream);
     }
-    let titles: Vec<String> = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
-        .map(str::to_owned)
-        .to_vec();
+    let titles: Vec<String> = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"].map(str::to_owned).to_vec();
     loop {
         let mut rows = Vec::new();
         let mut readings = Vec::new();

@@ -65,13 +65,8 @@ pub async fn run(ctx: &Context, cmd: SystemCommand) -> CommandResult {
         }
         SystemCommand::Df => {
             let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-            let images = agent
-                .images()
-                .list(berth_proto::v1::ListImagesRequest {})
-                .await
-                .map_err(|s| CallError::from_status("system df", s))?
-                .into_inner()
-                .images;
+            let images =
+                agent.images().list(berth_proto::v1::ListImagesRequest {}).await.map_err(|s| CallError::from_status("system df", s))?.into_inner().images;
             let containers = agent
                 .containers()
                 .list(berth_proto::v1::ListContainersRequest { all: true, filters: Vec::new() })

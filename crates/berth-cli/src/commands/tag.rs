@@ -14,10 +14,6 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    agent
-        .images()
-        .tag(TagImageRequest { source: args.source, target: args.target })
-        .await
-        .map_err(|s| CallError::from_status("tag", s))?;
+    agent.images().tag(TagImageRequest { source: args.source, target: args.target }).await.map_err(|s| CallError::from_status("tag", s))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,12 +13,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let top = agent
-        .containers()
-        .top(ContainerRef { id: args.container })
-        .await
-        .map_err(|s| CallError::from_status("top", s))?
-        .into_inner();
+    let top = agent.containers().top(ContainerRef { id: args.container }).await.map_err(|s| CallError::from_status("top", s))?.into_inner();
     let rows: Vec<Vec<String>> = top.processes.into_iter().map(|r| r.columns).collect();
     super::ps::print_table(&top.titles, &rows);
     Ok(ExitCode::SUCCESS)

@@ -100,10 +100,9 @@ pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&state)?),
                 Format::Text => match &state {
-                    VmState::Ready { accel, engine } => println!(
-                        "ready ({accel}): engine {} on kernel {} {}/{}",
-                        engine.engine_version, engine.kernel_version, engine.os, engine.arch
-                    ),
+                    VmState::Ready { accel, engine } => {
+                        println!("ready ({accel}): engine {} on kernel {} {}/{}", engine.engine_version, engine.kernel_version, engine.os, engine.arch)
+                    }
                     VmState::Booting { accel } => println!("booting ({accel})"),
                     VmState::Error { reason } => println!("error: {reason}"),
                     other => println!("{}", other.name()),

@@ -118,7 +118,10 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
                 (true, _) => list.iter().for_each(|v| println!("{}", v.name)),
                 (_, Some("json")) => list.iter().for_each(|v| println!("{}", volume_json(v))),
                 (_, Some(template)) => list.iter().for_each(|v| {
-                    println!("{}", template.replace("{{.Name}}", &v.name).replace("{{.Driver}}", &v.driver).replace("{{.Mountpoint}}", &v.mountpoint).replace("\\t", "\t"))
+                    println!(
+                        "{}",
+                        template.replace("{{.Name}}", &v.name).replace("{{.Driver}}", &v.driver).replace("{{.Mountpoint}}", &v.mountpoint).replace("\\t", "\t")
+                    )
                 }),
                 _ => {
                     let titles = vec!["DRIVER".to_owned(), "VOLUME NAME".to_owned()];
@@ -157,11 +160,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
             if output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 return Err("cowardly refusing to write a tar to a terminal: use -o or redirect".into());
             }
-            let mut stream = client
-                .export(VolumeRef { name })
-                .await
-                .map_err(|s| CallError::from_status("volume export", s))?
-                .into_inner();
+            let mut stream = client.export(VolumeRef { name }).await.map_err(|s| CallError::from_status("volume export", s))?.into_inner();
             let mut out: Box<dyn Write> = match output {
                 Some(path) => Box::new(std::fs::File::create(path)?),
                 None => Box::new(std::io::stdout().lock()),
@@ -208,11 +207,7 @@ pub async fn run(ctx: &Context, command: VolumeCommand) -> CommandResult {
             println!("{}", volume.name);
         }
         VolumeCommand::Prune { all, filter, .. } => {
-            let pruned = client
-                .prune(PruneVolumesRequest { all, filters: filter })
-                .await
-                .map_err(|s| CallError::from_status("volume prune", s))?
-                .into_inner();
+            let pruned = client.prune(PruneVolumesRequest { all, filters: filter }).await.map_err(|s| CallError::from_status("volume prune", s))?.into_inner();
             println!("Deleted Volumes:");
             for name in pruned.deleted {
                 println!("{name}");

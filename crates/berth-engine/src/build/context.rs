@@ -119,12 +119,14 @@ pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextE
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let _ = std::fs::remove_file(&target);
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(io("write a file of the build context"))?;
-                std::io::copy(&mut entry, &mut file).map_err(|e| if over(&e) { ContextError::TooLarge { limit } } else { ContextError::Io { what: "write a file of the build context".into(), source: e } })?;
+                let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(io("write a file of the build context"))?;
+                std::io::copy(&mut entry, &mut file).map_err(|e| {
+                    if over(&e) {
+                        ContextError::TooLarge { limit }
+                    } else {
+                        ContextError::Io { what: "write a file of the build context".into(), source: e }
+                    }
+                })?;
                 file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io("set a file's mode"))?;
             }
             // Devices, fifos and the PAX/GNU bookkeeping entries: nothing a build copies.
@@ -151,11 +153,8 @@ pub fn checksum(root: &Path, paths: &[PathBuf]) -> Result<String, ContextError> 
             hasher.update(std::fs::read_link(&path).map_err(io("read a link of the build context"))?.as_os_str().as_encoded_bytes());
         } else if meta.is_dir() {
             hasher.update(format!("D{:o}", meta.permissions().mode() & 0o7777));
-            let mut children: Vec<PathBuf> = std::fs::read_dir(&path)
-                .map_err(io("read a folder of the build context"))?
-                .flatten()
-                .map(|e| rel.join(e.file_name()))
-                .collect();
+            let mut children: Vec<PathBuf> =
+                std::fs::read_dir(&path).map_err(io("read a folder of the build context"))?.flatten().map(|e| rel.join(e.file_name())).collect();
             children.sort();
             stack.extend(children.into_iter().rev());
         } else {

@@ -92,7 +92,9 @@ impl Plan {
         let dest = if raw.starts_with('/') { raw.clone() } else { format!("{}/{raw}", workdir.trim_end_matches('/')) };
         let several = sources.len() + files.heredocs.len() > 1;
         if several && !raw.ends_with('/') {
-            return Err(BuildError::Invalid(format!("When using COPY with more than one source file, the destination must be a directory and end with a /: {raw}")));
+            return Err(BuildError::Invalid(format!(
+                "When using COPY with more than one source file, the destination must be a directory and end with a /: {raw}"
+            )));
         }
         let chmod = match chmod {
             Some(text) => Some(u32::from_str_radix(text, 8).map_err(|_| BuildError::Invalid(format!("invalid --chmod {text}: an octal mode is expected")))?),
@@ -119,9 +121,8 @@ impl Plan {
             }
             None => (0, 0),
         };
-        let dest_is_dir = self.into_dir
-            || self.sources.iter().any(|s| context.join(s).is_dir() && !context.join(s).is_symlink())
-            || dir_in_root(root, &self.dest).is_some();
+        let dest_is_dir =
+            self.into_dir || self.sources.iter().any(|s| context.join(s).is_dir() && !context.join(s).is_symlink()) || dir_in_root(root, &self.dest).is_some();
         if dest_is_dir {
             let target = make_dirs(root, &self.dest)?;
             for source in &self.sources {

@@ -147,12 +147,7 @@ impl<'a> Build<'a> {
         let labels = !self.options.labels.is_empty();
         let total: usize = stages.iter().take(last + 1).map(|s| 1 + s.instructions.len()).sum::<usize>() + usize::from(labels);
         let mut step = 0;
-        let global: BTreeMap<String, String> = self
-            .plan
-            .global_args
-            .iter()
-            .filter_map(|a| self.arg_value(a).map(|v| (a.name.clone(), v)))
-            .collect();
+        let global: BTreeMap<String, String> = self.plan.global_args.iter().filter_map(|a| self.arg_value(a).map(|v| (a.name.clone(), v))).collect();
         let mut image = None;
         for (index, stage) in stages.iter().enumerate().take(last + 1) {
             step += 1;
@@ -166,7 +161,8 @@ impl<'a> Build<'a> {
             if !triggers.is_empty() {
                 self.say(format!("# Executing {} build trigger{}\n", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
                 for trigger in &triggers {
-                    let parsed = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n")).map_err(|e| BuildError::Parse(format!("in the base image's ONBUILD {trigger:?}: {e}")))?;
+                    let parsed = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n"))
+                        .map_err(|e| BuildError::Parse(format!("in the base image's ONBUILD {trigger:?}: {e}")))?;
                     let Some(instruction) = parsed.stages.first().and_then(|s| s.instructions.first()) else { continue };
                     self.step(&mut state, instruction, &global).await?;
                 }
@@ -181,7 +177,8 @@ impl<'a> Build<'a> {
             }
             if index == last && labels {
                 step += 1;
-                let text = self.options.labels.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect::<Vec<_>>().join(" ");
+                let text =
+                    self.options.labels.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect::<Vec<_>>().join(" ");
                 self.say(format!("Step {step}/{total} : LABEL {text}\n"));
                 let mut all = state.config.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
                 for (k, v) in &self.options.labels {
@@ -331,9 +328,7 @@ impl Build<'_> {
                 state.shell = argv.clone();
                 self.config_step(state, nop(&shell, &format!("SHELL [{}]", argv.join(" ")))).await
             }
-            Command::Maintainer(name) => {
-                self.config_step(state, nop(&shell, &format!("MAINTAINER {name}"))).await
-            }
+            Command::Maintainer(name) => self.config_step(state, nop(&shell, &format!("MAINTAINER {name}"))).await,
             Command::Onbuild(trigger) => {
                 let text = trigger.original.clone();
                 let mut triggers: Vec<Value> = state.config.get("OnBuild").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -347,7 +342,8 @@ impl Build<'_> {
                     berth_dockerfile::Healthcheck::Cmd(c) => {
                         let mut h = Map::new();
                         h.insert("Test".into(), json!(c.test()));
-                        for (key, d) in [("Interval", c.interval), ("Timeout", c.timeout), ("StartPeriod", c.start_period), ("StartInterval", c.start_interval)] {
+                        for (key, d) in [("Interval", c.interval), ("Timeout", c.timeout), ("StartPeriod", c.start_period), ("StartInterval", c.start_interval)]
+                        {
                             if let Some(d) = d {
                                 h.insert(key.into(), json!(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
                             }
@@ -367,7 +363,14 @@ impl Build<'_> {
                     let value = self.arg_value(def).or_else(|| global.get(&def.name).cloned());
                     state.args.insert(def.name.clone(), value);
                 }
-                let text = defs.iter().map(|d| match &d.default { Some(v) => format!("{}={v}", d.name), None => d.name.clone() }).collect::<Vec<_>>().join(" ");
+                let text = defs
+                    .iter()
+                    .map(|d| match &d.default {
+                        Some(v) => format!("{}={v}", d.name),
+                        None => d.name.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 self.config_step(state, nop(&shell, &format!("ARG {text}"))).await
             }
             Command::Workdir(dir) => {
@@ -470,7 +473,10 @@ impl Build<'_> {
         if let Some(found) = self.cached(&key)? {
             return self.adopt(state, found, &key, true);
         }
-        let image = state.image.clone().ok_or_else(|| BuildError::Invalid("RUN needs a base image with a shell (this stage is FROM scratch with nothing in it)".into()))?;
+        let image = state
+            .image
+            .clone()
+            .ok_or_else(|| BuildError::Invalid("RUN needs a base image with a shell (this stage is FROM scratch with nothing in it)".into()))?;
         let mut env = state.env();
         env.extend(args);
         let network_mode = match (run.network, self.options.network_mode.as_str()) {
@@ -619,7 +625,9 @@ impl Build<'_> {
         let staged_for_copy = staged.clone();
         let picked = self
             .containers
-            .with_root(&record.id, move |root, _| super::copy::stage_from_image(root, &files, &staged_for_copy).map_err(crate::container::ContainerError::Invalid))
+            .with_root(&record.id, move |root, _| {
+                super::copy::stage_from_image(root, &files, &staged_for_copy).map_err(crate::container::ContainerError::Invalid)
+            })
             .await;
         let removed = self.containers.remove(&record.id, true, false).await;
         let sources = picked?;
@@ -650,10 +658,6 @@ pub(super) fn plan(text: &str) -> Result<Plan, BuildError> {
             _ => Vec::new(),
         })
         .collect();
-    let stages = file
-        .stages
-        .into_iter()
-        .map(|s| PlanStage { name: s.name.clone(), from: s.from_instruction, instructions: s.instructions })
-        .collect();
+    let stages = file.stages.into_iter().map(|s| PlanStage { name: s.name.clone(), from: s.from_instruction, instructions: s.instructions }).collect();
     Ok(Plan { escape, global_args, stages })
 }

@@ -5,11 +5,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    containers_server::Containers as ContainersApiTrait, AttachInput, CommitRequest, CommitResponse, AttachOutput, ContainerDetails, ContainerRef,
-    ContainerSummary, CreateContainerRequest, PortBinding, CreateContainerResponse, Empty, ExecInput, ExecOutput, KillContainerRequest,
-    ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PruneContainersRequest, PruneContainersResponse,
-    RemoveContainerRequest, RenameContainerRequest, StopContainerRequest, TopResponse, TopRow, WaitContainerRequest,
-    WaitContainerResponse, StatsRequest, StatsResponse, ExtractChunk, UpdateContainerRequest, ChangesResponse, Change, ArchiveRequest, ArchiveData,
+    containers_server::Containers as ContainersApiTrait, ArchiveData, ArchiveRequest, AttachInput, AttachOutput, Change, ChangesResponse, CommitRequest,
+    CommitResponse, ContainerDetails, ContainerRef, ContainerSummary, CreateContainerRequest, CreateContainerResponse, Empty, ExecInput, ExecOutput,
+    ExtractChunk, KillContainerRequest, ListContainersRequest, ListContainersResponse, LogChunk, LogsRequest, PortBinding, PruneContainersRequest,
+    PruneContainersResponse, RemoveContainerRequest, RenameContainerRequest, StatsRequest, StatsResponse, StopContainerRequest, TopResponse, TopRow,
+    UpdateContainerRequest, WaitContainerRequest, WaitContainerResponse,
 };
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,7 +176,10 @@ impl From<CreateContainerRequest> for CreateRequest {
                 devices: r
                     .devices
                     .iter()
-                    .map(|d| super::record::DeviceMapping::parse(d).unwrap_or_else(|_| super::record::DeviceMapping { path_on_host: d.clone(), ..Default::default() }))
+                    .map(|d| {
+                        super::record::DeviceMapping::parse(d)
+                            .unwrap_or_else(|_| super::record::DeviceMapping { path_on_host: d.clone(), ..Default::default() })
+                    })
                     .collect(),
                 device_cgroup_rules: r.device_cgroup_rules,
                 memory_swappiness: r.memory_swappiness.filter(|&s| s != -1),
@@ -274,16 +277,15 @@ impl ContainersApiTrait for ContainersApi {
 
     async fn changes(&self, request: Request<ContainerRef>) -> Result<Response<ChangesResponse>, Status> {
         let changes = self.containers.changes(&request.into_inner().id).map_err(status)?;
-        Ok(Response::new(ChangesResponse {
-            changes: changes.into_iter().map(|(kind, path)| Change { kind: kind.code(), path }).collect(),
-        }))
+        Ok(Response::new(ChangesResponse { changes: changes.into_iter().map(|(kind, path)| Change { kind: kind.code(), path }).collect() }))
     }
 
     async fn archive(&self, request: Request<ArchiveRequest>) -> Result<Response<Self::ArchiveStream>, Status> {
         let r = request.into_inner();
         let path = if r.path.is_empty() { "/".to_owned() } else { r.path };
         let scratch = self.containers.images.scratch_file("archive");
-        let archived = if r.export { self.containers.export(&r.id, &scratch).await } else { self.containers.archive_with_stat(&r.id, &path, &scratch).await.map(|_| ()) };
+        let archived =
+            if r.export { self.containers.export(&r.id, &scratch).await } else { self.containers.archive_with_stat(&r.id, &path, &scratch).await.map(|_| ()) };
         if let Err(err) = archived {
             let _ = std::fs::remove_file(&scratch);
             return Err(status(err));
@@ -318,10 +320,7 @@ impl ContainersApiTrait for ContainersApi {
         let request = request.into_inner();
         let record = self.containers.create(request.into()).await.map_err(status)?;
         let mut warnings = Vec::new();
-        if record.host_config.resources.memory > 0
-            && record.host_config.resources.memory_swap != 0
-            && !self.containers.facts.swap_accounting
-        {
+        if record.host_config.resources.memory > 0 && record.host_config.resources.memory_swap != 0 && !self.containers.facts.swap_accounting {
             warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
         }
         Ok(Response::new(CreateContainerResponse { id: record.id, warnings }))
@@ -422,9 +421,7 @@ impl ContainersApiTrait for ContainersApi {
             if text.is_empty() {
                 return Ok(None);
             }
-            super::logs::parse_time(text, now)
-                .map(Some)
-                .ok_or_else(|| Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}")))
+            super::logs::parse_time(text, now).map(Some).ok_or_else(|| Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}")))
         };
         let (stdout, stderr) = if !r.stdout && !r.stderr { (true, true) } else { (r.stdout, r.stderr) };
         let query = LogsQuery {
@@ -436,17 +433,14 @@ impl ContainersApiTrait for ContainersApi {
             tail: usize::try_from(r.tail).ok(),
         };
         let receiver = self.containers.logs(&r.id, query).map_err(status)?;
-        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
-            .map(|line| Ok(LogChunk { stream: u32::from(line.stream), data: line.data, time: line.time }));
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(receiver).map(|line| Ok(LogChunk { stream: u32::from(line.stream), data: line.data, time: line.time }));
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn attach(&self, request: Request<tonic::Streaming<AttachInput>>) -> Result<Response<Self::AttachStream>, Status> {
         let mut input = request.into_inner();
-        let first = input
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("attach: the first message must name the container"))?;
+        let first = input.message().await?.ok_or_else(|| Status::invalid_argument("attach: the first message must name the container"))?;
         // Answer once the attach is registered: the caller starts the container only
         // after this returns (attach-then-start), so waiting for the start happens in
         // the stream and no output is missed.

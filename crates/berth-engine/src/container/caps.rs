@@ -88,30 +88,18 @@ pub fn normalise(name: &str) -> Result<String, UnknownCapability> {
 
 /// The capabilities in this process's bounding set (all of them if it cannot be read).
 pub fn held() -> BTreeSet<String> {
-    let mask = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
-        status.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-    });
-    ALL.iter()
-        .enumerate()
-        .filter(|(bit, _)| mask.is_none_or(|m| m & (1u64 << bit) != 0))
-        .map(|(_, name)| (*name).to_owned())
-        .collect()
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok()));
+    ALL.iter().enumerate().filter(|(bit, _)| mask.is_none_or(|m| m & (1u64 << bit) != 0)).map(|(_, name)| (*name).to_owned()).collect()
 }
 
 /// The container's capability set.
-pub fn compute(
-    privileged: bool,
-    add: &[String],
-    drop: &[String],
-    held: &BTreeSet<String>,
-) -> Result<BTreeSet<String>, UnknownCapability> {
+pub fn compute(privileged: bool, add: &[String], drop: &[String], held: &BTreeSet<String>) -> Result<BTreeSet<String>, UnknownCapability> {
     let add: Vec<String> = add.iter().map(|c| normalise(c)).collect::<Result<_, _>>()?;
     let drop: Vec<String> = drop.iter().map(|c| normalise(c)).collect::<Result<_, _>>()?;
-    let mut caps: BTreeSet<String> = if privileged || add.iter().any(|c| c == "ALL") {
-        held.clone()
-    } else {
-        DEFAULT.iter().map(|c| (*c).to_owned()).collect()
-    };
+    let mut caps: BTreeSet<String> =
+        if privileged || add.iter().any(|c| c == "ALL") { held.clone() } else { DEFAULT.iter().map(|c| (*c).to_owned()).collect() };
     if !privileged {
         if drop.iter().any(|c| c == "ALL") {
             caps.clear();

@@ -95,7 +95,11 @@ impl Containers {
     /// Runs `look` on the container's root filesystem, under the container's lock; the
     /// root is mounted for the duration if the container is stopped. (The builder writes
     /// a COPY's files through it.)
-    pub async fn with_root<T>(self: &Arc<Self>, key: &str, look: impl FnOnce(&Path, &super::ContainerRecord) -> Result<T, ContainerError>) -> Result<T, ContainerError> {
+    pub async fn with_root<T>(
+        self: &Arc<Self>,
+        key: &str,
+        look: impl FnOnce(&Path, &super::ContainerRecord) -> Result<T, ContainerError>,
+    ) -> Result<T, ContainerError> {
         let record = self.find(key)?;
         let lock = self.lock_of(&record.id);
         let _guard = lock.lock().await;
@@ -173,9 +177,8 @@ impl Containers {
         }
         let upper = self.dir(&record.id).join("upper");
         let out_path = out.to_owned();
-        let written = tokio::task::spawn_blocking(move || write_layer(&upper, &out_path))
-            .await
-            .map_err(|_| ContainerError::Runtime("the commit was interrupted".into()));
+        let written =
+            tokio::task::spawn_blocking(move || write_layer(&upper, &out_path)).await.map_err(|_| ContainerError::Runtime("the commit was interrupted".into()));
         if paused_here {
             // Resumed whatever the tar came to; a failure to resume is the one to report.
             self.pause(&record.id, false).await?;

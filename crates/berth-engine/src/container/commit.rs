@@ -11,8 +11,26 @@ use crate::image::{ImageRecord, NewImage, Scratch};
 
 /// The keys of a container's config that an image keeps (docker's container.Config).
 const IMAGE_KEYS: [&str; 20] = [
-    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env",
-    "Cmd", "Healthcheck", "Image", "Volumes", "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal",
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ExposedPorts",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "OnBuild",
+    "Labels",
+    "StopSignal",
 ];
 
 /// What `commit` is asked.
@@ -41,7 +59,8 @@ impl Containers {
             }
         }
         // The history says what the container ran (its command, before any change).
-        let created_by = config.get("Cmd").and_then(Value::as_array).map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        let created_by =
+            config.get("Cmd").and_then(Value::as_array).map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default();
         for (k, v) in options.config {
             if !v.is_null() {
                 config.insert(k, v);
@@ -72,4 +91,3 @@ impl Containers {
         Ok(image)
     }
 }
-

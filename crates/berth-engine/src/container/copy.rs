@@ -258,7 +258,8 @@ fn stat(path: &str) -> Result<PathStat, HelperError> {
     };
     // "dir/" must be a directory: follow it.
     let meta = if path.ends_with('/') { std::fs::metadata(&real) } else { std::fs::symlink_metadata(&real) }.map_err(|_| no_path())?;
-    let link_target = if meta.file_type().is_symlink() { std::fs::read_link(&real).map(|t| t.display().to_string()).unwrap_or_default() } else { String::new() };
+    let link_target =
+        if meta.file_type().is_symlink() { std::fs::read_link(&real).map(|t| t.display().to_string()).unwrap_or_default() } else { String::new() };
     let mtime = meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()).unwrap_or_default();
     Ok(PathStat { name, size: meta.len(), mode: go_file_mode(&meta), mtime, link_target })
 }
@@ -351,7 +352,8 @@ fn extract(dest: &str, owner: Option<(u32, u32)>, input: impl std::io::Read) -> 
             // chown cleared setuid and setgid: the archive's mode again.
             if entry.header().entry_type() != tar::EntryType::Symlink {
                 let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
-                std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(HelperError::io(format!("chmod {}", target.display())))?;
+                std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                    .map_err(HelperError::io(format!("chmod {}", target.display())))?;
             }
         }
     }

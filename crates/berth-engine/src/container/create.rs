@@ -93,19 +93,14 @@ impl ImageConfig {
     pub(crate) fn parse(config_blob: &[u8]) -> ImageConfig {
         let value: Value = serde_json::from_slice(config_blob).unwrap_or(Value::Null);
         let c = &value["config"];
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
-        };
+        let strings = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default() };
         ImageConfig {
             entrypoint: strings(&c["Entrypoint"]),
             cmd: strings(&c["Cmd"]),
             env: strings(&c["Env"]),
             working_dir: c["WorkingDir"].as_str().unwrap_or("").to_owned(),
             user: c["User"].as_str().unwrap_or("").to_owned(),
-            labels: c["Labels"]
-                .as_object()
-                .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
-                .unwrap_or_default(),
+            labels: c["Labels"].as_object().map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect()).unwrap_or_default(),
             stop_signal: c["StopSignal"].as_str().unwrap_or("").to_owned(),
             volumes: c["Volumes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
             exposed_ports: c["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
@@ -123,19 +118,13 @@ impl ImageConfig {
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    bytes.len() >= 2
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[1..].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    bytes.len() >= 2 && bytes[0].is_ascii_alphanumeric() && bytes[1..].iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-const ADJECTIVES: [&str; 16] = [
-    "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble", "quiet", "swift", "tidy",
-    "vivid", "wise", "zesty",
-];
-const NOUNS: [&str; 16] = [
-    "anchor", "bollard", "buoy", "cargo", "dock", "ferry", "harbor", "keel", "mast", "pier", "quay", "rudder",
-    "schooner", "tugboat", "wharf", "yawl",
-];
+const ADJECTIVES: [&str; 16] =
+    ["brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble", "quiet", "swift", "tidy", "vivid", "wise", "zesty"];
+const NOUNS: [&str; 16] =
+    ["anchor", "bollard", "buoy", "cargo", "dock", "ferry", "harbor", "keel", "mast", "pier", "quay", "rudder", "schooner", "tugboat", "wharf", "yawl"];
 
 fn generated_name(id: &str) -> String {
     let n = u64::from_str_radix(&id[..8.min(id.len())], 16).unwrap_or(0);
@@ -221,13 +210,15 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
         return invalid("conflicting options: hostname and the UTS mode".to_owned());
     }
     if !extras.cpuset_cpus.is_empty() {
-        let wanted = super::record::cpuset_list(&extras.cpuset_cpus).map_err(|_| ContainerError::Invalid(format!("Invalid value {} for cpuset cpus", extras.cpuset_cpus)))?;
+        let wanted = super::record::cpuset_list(&extras.cpuset_cpus)
+            .map_err(|_| ContainerError::Invalid(format!("Invalid value {} for cpuset cpus", extras.cpuset_cpus)))?;
         if wanted.iter().any(|&c| c as usize >= cpus) {
             return invalid(format!("Requested CPUs are not available - requested {}, available: 0-{}", extras.cpuset_cpus, cpus.saturating_sub(1)));
         }
     }
     if !extras.cpuset_mems.is_empty() {
-        let wanted = super::record::cpuset_list(&extras.cpuset_mems).map_err(|_| ContainerError::Invalid(format!("Invalid value {} for cpuset mems", extras.cpuset_mems)))?;
+        let wanted = super::record::cpuset_list(&extras.cpuset_mems)
+            .map_err(|_| ContainerError::Invalid(format!("Invalid value {} for cpuset mems", extras.cpuset_mems)))?;
         let online = std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".to_owned());
         let available = super::record::cpuset_list(online.trim()).unwrap_or_default();
         if !wanted.is_subset(&available) {
@@ -237,10 +228,7 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     match request.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" => {
             if request.restart_policy.maximum_retry_count > 0 {
-                return invalid(format!(
-                    "maximum retry count cannot be used with restart policy '{}'",
-                    request.restart_policy.name
-                ));
+                return invalid(format!("maximum retry count cannot be used with restart policy '{}'", request.restart_policy.name));
             }
         }
         "on-failure" => {}
@@ -346,8 +334,7 @@ pub(crate) fn parse_security_opt(opt: &str) -> Result<SecurityOpt, ContainerErro
         ("no-new-privileges", Some(v)) => v.parse::<bool>().map(SecurityOpt::NoNewPrivileges).map_err(|_| bad()),
         ("seccomp", Some("unconfined")) => Ok(SecurityOpt::SeccompUnconfined),
         ("seccomp", Some(json)) if json.trim_start().starts_with('{') => {
-            serde_json::from_str::<oci_spec::runtime::LinuxSeccomp>(json)
-                .map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?;
+            serde_json::from_str::<oci_spec::runtime::LinuxSeccomp>(json).map_err(|e| ContainerError::Invalid(format!("invalid seccomp profile: {e}")))?;
             Ok(SecurityOpt::SeccompProfile(json.to_owned()))
         }
         // Accepted as docker accepts them on a host without AppArmor or SELinux (as
@@ -384,12 +371,7 @@ impl Containers {
             ));
         }
         let image = self.images.resolve(&request.image)?.ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;
-        let blob = self
-            .images
-            .content
-            .read(&image.id)
-            .await
-            .map_err(|e| ContainerError::Invalid(format!("image {}: {e}", request.image)))?;
+        let blob = self.images.content.read(&image.id).await.map_err(|e| ContainerError::Invalid(format!("image {}: {e}", request.image)))?;
         let image_config = ImageConfig::parse(&blob);
 
         let entrypoint = request.entrypoint.clone().unwrap_or_else(|| image_config.entrypoint.clone());
@@ -453,8 +435,7 @@ impl Containers {
                     "SIGTERM".to_owned()
                 },
                 stop_timeout: request.stop_timeout,
-                healthcheck: super::health::merge(image_config.healthcheck.clone(), request.healthcheck.clone())
-                    .filter(|h| !h.test.is_empty()),
+                healthcheck: super::health::merge(image_config.healthcheck.clone(), request.healthcheck.clone()).filter(|h| !h.test.is_empty()),
                 exposed_ports,
             },
             host_config: HostConfig {

@@ -101,9 +101,8 @@ impl Containers {
         let caps = caps::compute(hc.privileged || request.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
-        let no_new_privileges = hc.security_opt.iter().any(|o| {
-            matches!(super::create::parse_security_opt(o), Ok(super::create::SecurityOpt::NoNewPrivileges(true)))
-        });
+        let no_new_privileges =
+            hc.security_opt.iter().any(|o| matches!(super::create::parse_security_opt(o), Ok(super::create::SecurityOpt::NoNewPrivileges(true))));
         let mut env = merge_env(&record.config.env, &request.env);
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.insert(1.min(env.len()), format!("HOSTNAME={}", record.config.hostname));
@@ -130,12 +129,10 @@ impl Containers {
         }
         // Looked up in the container's own view (/proc/PID/root: its volumes too).
         let if_not_started = lookup_command(std::path::Path::new(&format!("/proc/{}/root", record.state.pid)), &request.cmd, &env, &cwd);
-        let process: oci_spec::runtime::Process =
-            serde_json::from_value(process).map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
+        let process: oci_spec::runtime::Process = serde_json::from_value(process).map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
         let exec_id = super::new_id();
         let process_file = dir.join(format!("exec-{}.json", &exec_id[..12]));
-        std::fs::write(&process_file, serde_json::to_vec(&process).unwrap_or_default())
-            .map_err(ContainerError::io("write the exec process file"))?;
+        std::fs::write(&process_file, serde_json::to_vec(&process).unwrap_or_default()).map_err(ContainerError::io("write the exec process file"))?;
         let mut command = self.runtime_command(&record);
         command.arg("exec").arg("--process").arg(&process_file);
         if request.detach {

@@ -37,10 +37,7 @@ fn should_restart(record: &ContainerRecord) -> bool {
     }
     match policy.name.as_str() {
         "always" | "unless-stopped" => true,
-        "on-failure" => {
-            record.state.exit_code != 0
-                && (policy.maximum_retry_count == 0 || record.state.restart_count < policy.maximum_retry_count)
-        }
+        "on-failure" => record.state.exit_code != 0 && (policy.maximum_retry_count == 0 || record.state.restart_count < policy.maximum_retry_count),
         _ => false,
     }
 }
@@ -67,8 +64,7 @@ impl Containers {
             return;
         }
         let dir = self.dir(&id);
-        let exit: Option<ExitFile> =
-            std::fs::read(dir.join("exit.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let exit: Option<ExitFile> = std::fs::read(dir.join("exit.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let mut errors: Vec<String> = Vec::new();
         let (code, oom, finished) = match exit {
             Some(exit) => (exit.exit_code, exit.oom_killed, exit.finished_at),
@@ -133,12 +129,8 @@ impl Containers {
 
     /// Takes back an adopted container's DNS names and published ports.
     async fn adopt_network(&self, record: &super::ContainerRecord, network: super::record::RunningNetwork) {
-        let spec = crate::network::AttachSpec {
-            container_id: record.id.clone(),
-            name: record.name.clone(),
-            endpoints: record.networks.clone(),
-            ports: Vec::new(),
-        };
+        let spec =
+            crate::network::AttachSpec { container_id: record.id.clone(), name: record.name.clone(), endpoints: record.networks.clone(), ports: Vec::new() };
         let ports = self.networks.adopt(&spec, network.endpoints.clone(), &network.ports).await;
         if ports != network.ports {
             let mut record = record.clone();

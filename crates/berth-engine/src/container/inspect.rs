@@ -78,8 +78,7 @@ impl Containers {
         let hc = &record.host_config;
         let r = &hc.resources;
         let files = dir.join("files");
-        let image_layers =
-            self.lowers(&record.image_id).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let image_layers = self.lowers(&record.image_id).iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
         json!({
             "Id": record.id,
             "Created": record.created,
@@ -294,23 +293,26 @@ impl Containers {
             if network.name != "bridge" {
                 aliases.push(record.short_id().to_owned());
             }
-            networks.insert(network.name.clone(), json!({
-                "IPAMConfig": if request.ipv4_address.is_empty() { Value::Null } else { json!({"IPv4Address": request.ipv4_address}) },
-                "Links": Value::Null,
-                "Aliases": if network.name == "bridge" { Value::Null } else { json!(aliases) },
-                "NetworkID": network.id,
-                "EndpointID": live.map(|_| record.id.clone()).unwrap_or_default(),
-                "Gateway": live.map(|e| e.gateway.to_string()).unwrap_or_default(),
-                "IPAddress": live.map(|e| e.ip.to_string()).unwrap_or_default(),
-                "IPPrefixLen": live.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "MacAddress": live.map(|e| e.mac.clone()).unwrap_or_default(),
-                "DNSNames": if network.name == "bridge" { Value::Null } else {
-                    json!(std::iter::once(record.name.clone()).chain(aliases).collect::<Vec<_>>())
-                },
-            }));
+            networks.insert(
+                network.name.clone(),
+                json!({
+                    "IPAMConfig": if request.ipv4_address.is_empty() { Value::Null } else { json!({"IPv4Address": request.ipv4_address}) },
+                    "Links": Value::Null,
+                    "Aliases": if network.name == "bridge" { Value::Null } else { json!(aliases) },
+                    "NetworkID": network.id,
+                    "EndpointID": live.map(|_| record.id.clone()).unwrap_or_default(),
+                    "Gateway": live.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                    "IPAddress": live.map(|e| e.ip.to_string()).unwrap_or_default(),
+                    "IPPrefixLen": live.map(|e| e.prefix).unwrap_or(0),
+                    "IPv6Gateway": "",
+                    "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0,
+                    "MacAddress": live.map(|e| e.mac.clone()).unwrap_or_default(),
+                    "DNSNames": if network.name == "bridge" { Value::Null } else {
+                        json!(std::iter::once(record.name.clone()).chain(aliases).collect::<Vec<_>>())
+                    },
+                }),
+            );
         }
         let mode = record.host_config.network_mode.as_str();
         if record.networks.is_empty() && (mode == "host" || mode == "none") {
@@ -387,8 +389,8 @@ impl Containers {
             let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let ppid = fields.get(1).copied().unwrap_or("0");
-            let cpu_ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-                + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+            let cpu_ticks: f64 =
+                fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
             let secs = (cpu_ticks / ticks) as u64;
             let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .ok()
@@ -488,9 +490,7 @@ mod tests {
         record.config.labels.insert("tier".into(), "front".into());
         record.state.status = Status::Exited;
         record.state.exit_code = 3;
-        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-        };
+        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> { pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect() };
         let none = |_: &str| None;
         assert!(matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=front")]), &none));
         assert!(matches_filters(&record, &f(&[("status", "running"), ("status", "exited")]), &none));

@@ -26,9 +26,7 @@ impl Containers {
         let record = self.store.get(&id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
         match record.state.status {
             Status::Running | Status::Paused => Ok(()),
-            Status::Removing | Status::Dead => {
-                Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", record.name)))
-            }
+            Status::Removing | Status::Dead => Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", record.name))),
             _ => {
                 let mut record = record;
                 record.state.manually_stopped = false;
@@ -182,11 +180,7 @@ impl Containers {
         self.images.resolve(&record.image_id)?.ok_or_else(|| ContainerError::NoImage(record.image_id.clone()))?;
         let mut lowers = self.lowers(&record.image_id);
         if let Some(missing) = lowers.iter().find(|p| !p.is_dir()) {
-            return Err(ContainerError::Invalid(format!(
-                "image {} is missing layer {}; pull it again",
-                record.config.image,
-                missing.display()
-            )));
+            return Err(ContainerError::Invalid(format!("image {} is missing layer {}; pull it again", record.config.image, missing.display())));
         }
         // Docker's init layer, above the image: `/.dockerenv`, which tools read to know
         // they run in a container (testcontainers among them). Being a layer, it is
@@ -207,7 +201,8 @@ impl Containers {
             if !path.exists() {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::create_dir(&path).map_err(ContainerError::io(format!("create the init layer's /{dir}")))?;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(ContainerError::io(format!("create the init layer's /{dir}")))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(ContainerError::io(format!("create the init layer's /{dir}")))?;
             }
         }
         for file in ["etc/hosts", "etc/hostname", "etc/resolv.conf", "dev/console"] {
@@ -223,16 +218,12 @@ impl Containers {
 
     /// Builds the config and runs the monitor; returns it, the container's pid and its
     /// networking.
-    async fn launch(
-        self: &Arc<Self>,
-        record: &ContainerRecord,
-    ) -> Result<(tokio::process::Child, i32, Option<RunningNetwork>), ContainerError> {
+    async fn launch(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32, Option<RunningNetwork>), ContainerError> {
         let dir = self.dir(&record.id);
         let rootfs_dir = dir.join("rootfs");
         let user = rootfs::resolve_user_with_groups(&rootfs_dir, &record.config.user, &record.host_config.extras.group_add)?;
         let hc = &record.host_config;
-        let caps = caps::compute(hc.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps)
-            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        let caps = caps::compute(hc.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let mut no_new_privileges = false;
         let mut seccomp_choice = if hc.privileged { None } else { Some(seccomp::default_profile(&caps)) };
         for opt in &hc.security_opt {
@@ -354,12 +345,7 @@ impl Containers {
                 }
             }
         }
-        let spec = crate::network::AttachSpec {
-            container_id: record.id.clone(),
-            name: record.name.clone(),
-            endpoints: record.networks.clone(),
-            ports,
-        };
+        let spec = crate::network::AttachSpec { container_id: record.id.clone(), name: record.name.clone(), endpoints: record.networks.clone(), ports };
         let attached = self.networks.attach(&spec).await?;
         Ok((Some(attached.netns), Some(RunningNetwork { endpoints: attached.endpoints, ports: attached.ports })))
     }
@@ -418,9 +404,7 @@ impl Containers {
         }
         // The monitor is not killed with the engine: containers outlive it.
         command.kill_on_drop(false);
-        let mut child = command.spawn().map_err(|e| {
-            ContainerError::Runtime(format!("cannot run the monitor {}: {e}", self.runtime.monitor.display()))
-        })?;
+        let mut child = command.spawn().map_err(|e| ContainerError::Runtime(format!("cannot run the monitor {}: {e}", self.runtime.monitor.display())))?;
         drop(write_end);
         let reader = std::fs::File::from(read_end);
         let line = tokio::time::timeout(
@@ -512,7 +496,7 @@ impl Containers {
 
     /// Sends `signal` to the container's init.
     async fn signal(&self, record: &ContainerRecord, signal: i32) -> Result<(), ContainerError> {
-        self.runtime(&record, &["kill", &record.id, &signal.to_string()]).await
+        self.runtime(record, &["kill", &record.id, &signal.to_string()]).await
     }
 
     /// Waits until the container is not running (true) or `timeout` passes (false).
@@ -833,7 +817,10 @@ fn docker_words(message: &str) -> String {
 mod docker_words_tests {
     #[test]
     fn a_missing_command_is_said_as_runc_says_it() {
-        assert_eq!(super::docker_words("executable file `nope` not found in $PATH: No such file or directory"), "exec: \"nope\": executable file not found in $PATH");
+        assert_eq!(
+            super::docker_words("executable file `nope` not found in $PATH: No such file or directory"),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
         assert_eq!(super::docker_words("open executable: Permission denied"), "open executable: permission denied");
         assert_eq!(super::docker_words("chdir `/x`: Not a directory"), "chdir `/x`: Not a directory");
     }

@@ -202,9 +202,7 @@ impl Containers {
                 return;
             }
             loop {
-                let running = this.store.get(&id).ok().flatten().is_some_and(|r| {
-                    r.state.status.is_running() || r.state.status == super::Status::Restarting
-                });
+                let running = this.store.get(&id).ok().flatten().is_some_and(|r| r.state.status.is_running() || r.state.status == super::Status::Restarting);
                 let mut fresh: Vec<LogLine> = Vec::new();
                 let mut keep = |line: &str| {
                     if let Some(decoded) = decode(line, &query) {

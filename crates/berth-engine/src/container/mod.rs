@@ -11,12 +11,12 @@
 
 pub mod api;
 pub mod attach;
+pub mod caps;
 pub mod changes;
 mod commit;
 pub mod copy;
-pub mod detach;
-pub mod caps;
 mod create;
+pub mod detach;
 mod exec;
 mod exit;
 pub mod health;
@@ -41,10 +41,10 @@ use berth_proto::ErrorKind;
 pub use changes::ChangeKind;
 pub use commit::CommitOptions;
 pub use create::{CreateRequest, MountRequest};
-pub use update::UpdateRequest;
 pub use exec::{ExecRequest, ExecStreams};
 pub use logs::{LogLine, LogsQuery};
 pub use record::{ContainerRecord, Status, Store, StoreError};
+pub use update::UpdateRequest;
 
 use crate::events::EventBus;
 use crate::image::Images;
@@ -110,7 +110,11 @@ impl ContainerError {
 /// A bad command or working directory is the user's mistake (docker answers 400).
 fn runtime_error_kind(message: &str) -> ErrorKind {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("executable file") || lower.contains("no such file or directory") || lower.contains("permission denied") || lower.contains("not a directory") {
+    if lower.contains("executable file")
+        || lower.contains("no such file or directory")
+        || lower.contains("permission denied")
+        || lower.contains("not a directory")
+    {
         ErrorKind::InvalidArgument
     } else {
         ErrorKind::Internal
@@ -153,9 +157,7 @@ impl RuntimeConfig {
         // A static init found on the host serves too: dockerd's own (`docker-init`) or
         // tini's static build (Debian's `tini` package), both called as docker calls them.
         let init = std::env::var_os("BERTH_INIT").map(PathBuf::from).or_else(|| {
-            std::iter::once(monitor.clone())
-                .chain(["docker-init", "tini-static"].into_iter().map(find_in_path))
-                .find(|candidate| is_static_elf(candidate))
+            std::iter::once(monitor.clone()).chain(["docker-init", "tini-static"].into_iter().map(find_in_path)).find(|candidate| is_static_elf(candidate))
         });
         let shares = std::env::var("BERTH_SHARES").unwrap_or_default().split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect();
         let host_gateway = std::env::var("BERTH_HOST_GATEWAY_IP").ok().and_then(|ip| ip.parse().ok());
@@ -249,11 +251,7 @@ struct HostFacts {
 impl HostFacts {
     fn probe() -> HostFacts {
         let cgroup_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-        let swap_accounting = if cgroup_v2 {
-            true
-        } else {
-            Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
-        };
+        let swap_accounting = if cgroup_v2 { true } else { Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() };
         HostFacts {
             held_caps: caps::held(),
             cgroup_v2,
@@ -388,11 +386,8 @@ impl Containers {
     }
 
     fn publish(&self, record: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
-        let mut attributes: Vec<(String, String)> = vec![
-            ("id".to_owned(), record.id.clone()),
-            ("name".to_owned(), record.name.clone()),
-            ("image".to_owned(), record.config.image.clone()),
-        ];
+        let mut attributes: Vec<(String, String)> =
+            vec![("id".to_owned(), record.id.clone()), ("name".to_owned(), record.name.clone()), ("image".to_owned(), record.config.image.clone())];
         for (key, value) in &record.config.labels {
             attributes.push((key.clone(), value.clone()));
         }
@@ -429,12 +424,8 @@ impl Containers {
     /// message.
     async fn runtime(&self, record: &ContainerRecord, args: &[&str]) -> Result<(), ContainerError> {
         let path = self.oci_runtime(record).0;
-        let output = self
-            .runtime_command(record)
-            .args(args)
-            .output()
-            .await
-            .map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", path.display())))?;
+        let output =
+            self.runtime_command(record).args(args).output().await.map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", path.display())))?;
         if output.status.success() {
             Ok(())
         } else {

@@ -24,9 +24,7 @@ impl Containers {
             return Err(ContainerError::Invalid("network-scoped alias is supported only for containers in user defined networks".into()));
         }
         if !ipv4_address.is_empty() && !network.user_subnet {
-            return Err(ContainerError::Invalid(
-                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
-            ));
+            return Err(ContainerError::Invalid("user specified IP address is supported only when connecting to networks with user configured subnets".into()));
         }
         let id = self.find(container)?.id;
         let lock = self.lock_of(&id);
@@ -55,7 +53,11 @@ impl Containers {
         }
         record.networks.push(request);
         self.store.update(&record)?;
-        self.events.publish("network", "connect", [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())]);
+        self.events.publish(
+            "network",
+            "connect",
+            [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())],
+        );
         self.changed(&id);
         Ok(())
     }
@@ -79,7 +81,11 @@ impl Containers {
         }
         record.networks.remove(position);
         self.store.update(&record)?;
-        self.events.publish("network", "disconnect", [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())]);
+        self.events.publish(
+            "network",
+            "disconnect",
+            [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())],
+        );
         self.changed(&id);
         Ok(())
     }

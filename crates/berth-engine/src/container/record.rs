@@ -236,11 +236,19 @@ impl DeviceMapping {
     }
 
     pub fn target(&self) -> &str {
-        if self.path_in_container.is_empty() { &self.path_on_host } else { &self.path_in_container }
+        if self.path_in_container.is_empty() {
+            &self.path_on_host
+        } else {
+            &self.path_in_container
+        }
     }
 
     pub fn permissions(&self) -> &str {
-        if self.cgroup_permissions.is_empty() { "rwm" } else { &self.cgroup_permissions }
+        if self.cgroup_permissions.is_empty() {
+            "rwm"
+        } else {
+            &self.cgroup_permissions
+        }
     }
 }
 
@@ -415,7 +423,7 @@ fn parse_log_size(text: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     let bytes = number * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > 1e15 {
+    if !bytes.is_finite() || !(1.0..=1e15).contains(&bytes) {
         return Err(bad());
     }
     Ok(bytes as u64)
@@ -464,8 +472,17 @@ impl HostExtras {
             }
         }
         for key in self.sysctls.keys() {
-            let ipc = matches!(key.as_str(), "kernel.msgmax" | "kernel.msgmnb" | "kernel.msgmni" | "kernel.sem" | "kernel.shmall" | "kernel.shmmax" | "kernel.shmmni" | "kernel.shm_rmid_forced")
-                || key.starts_with("fs.mqueue.");
+            let ipc = matches!(
+                key.as_str(),
+                "kernel.msgmax"
+                    | "kernel.msgmnb"
+                    | "kernel.msgmni"
+                    | "kernel.sem"
+                    | "kernel.shmall"
+                    | "kernel.shmmax"
+                    | "kernel.shmmni"
+                    | "kernel.shm_rmid_forced"
+            ) || key.starts_with("fs.mqueue.");
             let net = key.starts_with("net.");
             if net && network_mode == "host" {
                 return Err(format!("sysctl {key:?} not allowed in host network namespace"));
@@ -616,8 +633,7 @@ impl Store {
     /// Adds a new container; its name must be free.
     pub fn insert(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         let db = self.db();
-        let holder: Option<String> =
-            db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
+        let holder: Option<String> = db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
         if let Some(id) = holder {
             return Err(StoreError::NameInUse { name: record.name.clone(), id });
         }
@@ -629,8 +645,7 @@ impl Store {
     /// Replaces a container's record (its name included; the new name must be free).
     pub fn update(&self, record: &ContainerRecord) -> Result<(), StoreError> {
         let db = self.db();
-        let holder: Option<String> =
-            db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
+        let holder: Option<String> = db.query_row("SELECT id FROM containers WHERE name = ?1", params![record.name], |r| r.get(0)).optional()?;
         if let Some(id) = holder.filter(|id| *id != record.id) {
             return Err(StoreError::NameInUse { name: record.name.clone(), id });
         }
@@ -645,10 +660,8 @@ impl Store {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<ContainerRecord>, StoreError> {
-        let row: Option<(String, String)> = self
-            .db()
-            .query_row("SELECT id, record FROM containers WHERE id = ?1", params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let row: Option<(String, String)> =
+            self.db().query_row("SELECT id, record FROM containers WHERE id = ?1", params![id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         row.map(|(id, json)| Store::decode(id, json)).transpose()
     }
 
@@ -674,10 +687,8 @@ impl Store {
             return Ok(Ok(Some(found)));
         }
         let name = key.strip_prefix('/').unwrap_or(key);
-        let by_name: Option<(String, String)> = self
-            .db()
-            .query_row("SELECT id, record FROM containers WHERE name = ?1", params![name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let by_name: Option<(String, String)> =
+            self.db().query_row("SELECT id, record FROM containers WHERE name = ?1", params![name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         if let Some((id, json)) = by_name {
             return Ok(Ok(Some(Store::decode(id, json)?)));
         }
@@ -687,9 +698,7 @@ impl Store {
         let rows: Vec<(String, String)> = {
             let db = self.db();
             let mut statement = db.prepare("SELECT id, record FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2")?;
-            let rows = statement
-                .query_map(params![key, key.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = statement.query_map(params![key, key.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
             rows
         };
         match rows.len() {

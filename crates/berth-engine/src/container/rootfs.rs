@@ -134,9 +134,7 @@ pub fn open_with(root: &Path, path: &str, flags: libc::c_int) -> std::io::Result
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     use std::os::fd::AsRawFd;
     // SAFETY: openat2 with a valid dirfd, NUL-terminated path and a correctly sized open_how.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -204,11 +202,8 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser, RootfsError
     // As initgroups(3) does: the primary group, then the groups listing the user.
     let mut additional_gids: Vec<u32> = vec![gid];
     if let (Some(name), None) = (&name, group_part) {
-        let mut member_of: Vec<u32> = groups
-            .filter(|(_, _, members)| members.split(',').any(|m| m == name))
-            .filter_map(|(_, gid, _)| gid)
-            .filter(|g| *g != gid)
-            .collect();
+        let mut member_of: Vec<u32> =
+            groups.filter(|(_, _, members)| members.split(',').any(|m| m == name)).filter_map(|(_, gid, _)| gid).filter(|g| *g != gid).collect();
         member_of.sort_unstable();
         member_of.dedup();
         additional_gids.extend(member_of);
@@ -324,7 +319,7 @@ pub fn write_etc_files(dir: &Path, hostname: &str, address: Option<std::net::Ipv
     for line in host_resolv.lines() {
         let server = line.strip_prefix("nameserver").map(str::trim);
         let is_loopback = server.is_some_and(|ip| ip.starts_with("127.") || ip == "::1");
-        if !is_loopback && !(nameserver.is_some() && server.is_some()) {
+        if !is_loopback && (nameserver.is_none() || server.is_none()) {
             resolv.push_str(line);
             resolv.push('\n');
         }

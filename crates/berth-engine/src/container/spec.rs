@@ -86,7 +86,8 @@ pub struct HostDevice {
 pub fn host_devices(mappings: &[super::record::DeviceMapping]) -> Result<Vec<HostDevice>, String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     fn walk(host: &Path, target: &str, access: &str, out: &mut Vec<HostDevice>, top: bool) -> Result<(), String> {
-        let meta = std::fs::metadata(host).map_err(|e| format!("error gathering device information while adding custom device {:?}: {e}", host.display().to_string()))?;
+        let meta = std::fs::metadata(host)
+            .map_err(|e| format!("error gathering device information while adding custom device {:?}: {e}", host.display().to_string()))?;
         let kind = if meta.file_type().is_char_device() {
             "c"
         } else if meta.file_type().is_block_device() {
@@ -174,7 +175,11 @@ pub fn rlimits(extras: &super::record::HostExtras) -> Option<Value> {
     // -1 is "unlimited" to docker; RLIM_INFINITY to the runtime.
     let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
     (!extras.ulimits.is_empty()).then(|| {
-        extras.ulimits.iter().map(|u| json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": limit(u.soft), "hard": limit(u.hard)})).collect()
+        extras
+            .ulimits
+            .iter()
+            .map(|u| json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": limit(u.soft), "hard": limit(u.hard)}))
+            .collect()
     })
 }
 
@@ -437,8 +442,7 @@ mod tests {
         assert_eq!(value["linux"]["resources"]["pids"]["limit"], json!(50));
         assert_eq!(value["linux"]["maskedPaths"].as_array().expect("masked").len(), 11);
         assert_eq!(value["linux"]["seccomp"]["defaultAction"], json!("SCMP_ACT_ERRNO"));
-        let namespaces: Vec<&str> =
-            value["linux"]["namespaces"].as_array().expect("ns").iter().filter_map(|n| n["type"].as_str()).collect();
+        let namespaces: Vec<&str> = value["linux"]["namespaces"].as_array().expect("ns").iter().filter_map(|n| n["type"].as_str()).collect();
         assert_eq!(namespaces, ["pid", "ipc", "uts", "mount", "network"]);
         assert!(value["process"].get("rlimits").is_none() && value["linux"].get("sysctl").is_none());
     }

@@ -47,10 +47,7 @@ fn keyed(path: &Path, key: &str) -> Option<u64> {
 
 fn host_memory() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    text.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok()).map_or(0, |kib| kib * 1024)
 }
 
 /// Total CPU time of the machine from /proc/stat, in nanoseconds.
@@ -95,12 +92,7 @@ impl Containers {
             return Err(ContainerError::NotRunning(record.name.clone()));
         }
         let id = &record.id;
-        let mut sample = Sample {
-            read: super::now_rfc3339(),
-            system_cpu: system_cpu(),
-            online_cpus: self.facts.cpus as u32,
-            ..Default::default()
-        };
+        let mut sample = Sample { read: super::now_rfc3339(), system_cpu: system_cpu(), online_cpus: self.facts.cpus as u32, ..Default::default() };
         let host_memory = host_memory();
         if self.facts.cgroup_v2 {
             let dir = self.cgroup_dir("", id);

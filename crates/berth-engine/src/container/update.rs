@@ -37,11 +37,7 @@ impl Containers {
             r.pids_limit = u.pids_limit;
         }
         // The same checks as create.
-        let probe = super::CreateRequest {
-            resources: r.clone(),
-            restart_policy: update.restart_policy.clone().unwrap_or_default(),
-            ..Default::default()
-        };
+        let probe = super::CreateRequest { resources: r.clone(), restart_policy: update.restart_policy.clone().unwrap_or_default(), ..Default::default() };
         super::create::validate(&probe, self.facts.cpus)?;
         if record.host_config.auto_remove && update.restart_policy.as_ref().is_some_and(|p| !matches!(p.name.as_str(), "" | "no")) {
             return Err(ContainerError::Conflict("restart policy cannot be updated because AutoRemove is enabled for the container".into()));
@@ -72,8 +68,7 @@ impl Containers {
         }
         record.host_config.resources = r;
         if let Some(policy) = update.restart_policy {
-            record.host_config.restart_policy =
-                RestartPolicy { name: if policy.name.is_empty() { "no".into() } else { policy.name }, ..policy };
+            record.host_config.restart_policy = RestartPolicy { name: if policy.name.is_empty() { "no".into() } else { policy.name }, ..policy };
         }
         self.store.update(&record)?;
         self.publish(&record, "update", &[]);

@@ -106,15 +106,7 @@ impl ContentStore {
         );
         let temp = self.ingest_dir().join(unique);
         let file = tokio::fs::File::create(&temp).await.map_err(ContentError::io("create an ingest file"))?;
-        Ok(Writer {
-            store: self.clone(),
-            temp,
-            file: Some(file),
-            hasher: sha2::Sha256::new(),
-            written: 0,
-            expected,
-            expected_size,
-        })
+        Ok(Writer { store: self.clone(), temp, file: Some(file), hasher: sha2::Sha256::new(), written: 0, expected, expected_size })
     }
 
     /// Writes a whole blob from memory.
@@ -216,10 +208,8 @@ impl Writer {
             }
         }
         self.hasher.update(chunk);
-        let file = self.file.as_mut().ok_or_else(|| ContentError::Io {
-            what: "write a finished blob".into(),
-            source: io::Error::other("writer already finished"),
-        })?;
+        let file =
+            self.file.as_mut().ok_or_else(|| ContentError::Io { what: "write a finished blob".into(), source: io::Error::other("writer already finished") })?;
         file.write_all(chunk).await.map_err(ContentError::io("write an ingest file"))
     }
 

@@ -96,10 +96,10 @@ fn stats(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String, Strin
 async fn update(containers: &Arc<Containers>, id: &str, request: Request<Incoming>) -> Reply {
     let body = json_body(request).await?;
     let number = |key: &str| body[key].as_i64().unwrap_or(0);
-    let policy = body["RestartPolicy"]["Name"].as_str().filter(|n| !n.is_empty()).map(|name| RestartPolicy {
-        name: name.to_owned(),
-        maximum_retry_count: body["RestartPolicy"]["MaximumRetryCount"].as_u64().unwrap_or(0) as u32,
-    });
+    let policy = body["RestartPolicy"]["Name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(|name| RestartPolicy { name: name.to_owned(), maximum_retry_count: body["RestartPolicy"]["MaximumRetryCount"].as_u64().unwrap_or(0) as u32 });
     let update = UpdateRequest {
         resources: Resources {
             memory: number("Memory"),
@@ -114,7 +114,13 @@ async fn update(containers: &Arc<Containers>, id: &str, request: Request<Incomin
     ok_json(json!({"Warnings": []}))
 }
 
-pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
+pub async fn route(
+    containers: &Arc<Containers>,
+    method: &Method,
+    segments: &[&str],
+    params: &BTreeMap<String, String>,
+    request: Request<Incoming>,
+) -> Option<Reply> {
     let reply = match (method, segments) {
         (&Method::GET, [id, "top"]) => match containers.top(id).await {
             Ok((titles, processes)) => ok_json(json!({"Titles": titles, "Processes": processes})),
@@ -166,7 +172,9 @@ pub async fn route(containers: &Arc<Containers>, method: &Method, segments: &[&s
             Ok(path) => {
                 let input = Scratch(containers.scratch_file("cp-in"));
                 match body_to_file(request, &input.0).await {
-                    Ok(()) => containers.extract(id, &path, &input.0, flag(params, "copyUIDGID")).await.map_err(ApiError::from).and_then(|()| ok_json(Value::Null)),
+                    Ok(()) => {
+                        containers.extract(id, &path, &input.0, flag(params, "copyUIDGID")).await.map_err(ApiError::from).and_then(|()| ok_json(Value::Null))
+                    }
                     Err(e) => Err(e),
                 }
             }

@@ -120,7 +120,11 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
                 container_port: port,
                 protocol: protocol.to_owned(),
                 host_ip: b["HostIp"].as_str().unwrap_or_default().to_owned(),
-                host_port: if host_port.is_empty() { 0 } else { host_port.parse().map_err(|_| ApiError::bad_request(format!("invalid host port {host_port:?}")))? },
+                host_port: if host_port.is_empty() {
+                    0
+                } else {
+                    host_port.parse().map_err(|_| ApiError::bad_request(format!("invalid host port {host_port:?}")))?
+                },
             });
         }
     }
@@ -296,15 +300,30 @@ fn discarded(hc: &Value) -> Vec<String> {
         Value::Array(list) => !list.is_empty(),
         _ => false,
     };
-    ["BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "KernelMemory", "KernelMemoryTCP"]
-        .into_iter()
-        .filter(|key| set(key))
-        .map(|key| format!("Berth does not apply HostConfig.{key}: discarded"))
-        .collect()
+    [
+        "BlkioWeight",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "KernelMemory",
+        "KernelMemoryTCP",
+    ]
+    .into_iter()
+    .filter(|key| set(key))
+    .map(|key| format!("Berth does not apply HostConfig.{key}: discarded"))
+    .collect()
 }
 
 /// Routes `/containers/{id}/...` (and `/containers/create`).
-pub async fn route(containers: &Arc<Containers>, method: &hyper::Method, segments: &[&str], params: &BTreeMap<String, String>, request: Request<Incoming>) -> Option<Reply> {
+pub async fn route(
+    containers: &Arc<Containers>,
+    method: &hyper::Method,
+    segments: &[&str],
+    params: &BTreeMap<String, String>,
+    request: Request<Incoming>,
+) -> Option<Reply> {
     use hyper::Method;
     let reply = match (method, segments) {
         (&Method::POST, ["create"]) => {
@@ -495,24 +514,27 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
         let close_stdin = stdin_once && !tty;
         let input = async move {
             let mut buf = vec![0u8; 32 * 1024];
-            while stdin {
-                match client_in.read(&mut buf).await {
-                    Ok(0) | Err(_) if close_stdin => {
-                        let _ = monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::CLOSE_STDIN, &[])).await;
-                        break;
-                    }
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        let (data, detached) = match watcher.as_mut() {
-                            Some(w) => w.feed(&buf[..n]),
-                            None => (buf[..n].to_vec(), false),
-                        };
-                        if !data.is_empty() && monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &data)).await.is_err() {
+            if stdin {
+                loop {
+                    match client_in.read(&mut buf).await {
+                        Ok(0) | Err(_) if close_stdin => {
+                            let _ = monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::CLOSE_STDIN, &[])).await;
                             break;
                         }
-                        if detached {
-                            containers.detached(&container_id);
-                            return;
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let (data, detached) = match watcher.as_mut() {
+                                Some(w) => w.feed(&buf[..n]),
+                                None => (buf[..n].to_vec(), false),
+                            };
+                            if !data.is_empty() && monitor_in.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &data)).await.is_err()
+                            {
+                                break;
+                            }
+                            if detached {
+                                containers.detached(&container_id);
+                                return;
+                            }
                         }
                     }
                 }

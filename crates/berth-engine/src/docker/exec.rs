@@ -98,7 +98,8 @@ pub async fn create(containers: &Arc<Containers>, execs: &Execs, container: &str
     let now = std::time::Instant::now();
     let mut entries = execs.entries();
     sweep(&mut entries, now);
-    entries.insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None, created: now, ended: None, detach_keys });
+    entries
+        .insert(id.clone(), ExecEntry { request, container_id: record.id, running: false, exit_code: None, pty: None, created: now, ended: None, detach_keys });
     drop(entries);
     json_reply(StatusCode::CREATED, &json!({"Id": id}))
 }
@@ -268,7 +269,6 @@ pub async fn start(containers: &Arc<Containers>, execs: &Arc<Execs>, id: &str, m
     });
     super::containers::upgraded(tty)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -71,7 +71,8 @@ pub async fn import(engine: &Engine, params: &BTreeMap<String, String>, request:
     let images = engine.images();
     let scratch = Scratch(images.scratch_file("import"));
     body_to_file(request, &scratch.0).await?;
-    let record = images.import_with(&scratch.0, name.as_deref(), &changes, &message).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let record =
+        images.import_with(&scratch.0, name.as_deref(), &changes, &message).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     engine.events().publish("image", "import", [("id".to_owned(), record.id.to_string())]);
     lines_reply(&[json!({"status": record.id.to_string()})])
 }

@@ -239,13 +239,7 @@ fn query_all(request: &Request<Incoming>, key: &str) -> Vec<String> {
     request
         .uri()
         .query()
-        .map(|q| {
-            q.split('&')
-                .filter_map(|p| p.split_once('='))
-                .filter(|(k, _)| percent_decode(k) == key)
-                .map(|(_, v)| percent_decode(v))
-                .collect()
-        })
+        .map(|q| q.split('&').filter_map(|p| p.split_once('=')).filter(|(k, _)| percent_decode(k) == key).map(|(_, v)| percent_decode(v)).collect())
         .unwrap_or_default()
 }
 
@@ -394,7 +388,9 @@ impl DockerApi {
             (&Method::POST, ["build", "prune"]) => build::prune(&self.engine),
             (&Method::POST, ["build"]) => build::build(&self.engine, &params, request).await,
             // BuildKit's session: Berth builds with the classic builder's protocol.
-            (&Method::POST, ["session"]) => Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "BuildKit sessions are not supported: build with DOCKER_BUILDKIT=0")),
+            (&Method::POST, ["session"]) => {
+                Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "BuildKit sessions are not supported: build with DOCKER_BUILDKIT=0"))
+            }
             // Not in a swarm, in dockerd's words and status (503): clients' teardown code
             // (`docker swarm leave`, SDKs) expects exactly this and moves on.
             (_, ["swarm", "leave"]) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")),
@@ -410,7 +406,8 @@ impl DockerApi {
             (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), &self.execs, id, request).await,
             (&Method::POST, ["exec", id, "resize"]) => exec::resize(&self.execs, id, &params),
             (&Method::GET, ["exec", id, "json"]) => exec::inspect(&self.execs, id),
-            (&Method::POST, ["containers", "prune"]) | (_, ["containers", _, "top" | "stats" | "changes" | "export" | "archive" | "rename" | "update" | "resize"]) => {
+            (&Method::POST, ["containers", "prune"])
+            | (_, ["containers", _, "top" | "stats" | "changes" | "export" | "archive" | "rename" | "update" | "resize"]) => {
                 container_ops::route(self.engine.containers(), &method, &segments[1..], &params, request).await.unwrap_or_else(not_found)
             }
             (_, ["containers", rest @ ..]) => containers::route(self.engine.containers(), &method, rest, &params, request).await.unwrap_or_else(not_found),

@@ -24,7 +24,8 @@ fn short(digest: &str) -> String {
 pub(super) fn registry_auth(request: &Request<Incoming>) -> Option<crate::registry::Credentials> {
     use base64::Engine as _;
     let header = request.headers().get("X-Registry-Auth")?.to_str().ok()?;
-    let decoded = base64::engine::general_purpose::URL_SAFE.decode(header.trim()).or_else(|_| base64::engine::general_purpose::STANDARD.decode(header.trim())).ok()?;
+    let decoded =
+        base64::engine::general_purpose::URL_SAFE.decode(header.trim()).or_else(|_| base64::engine::general_purpose::STANDARD.decode(header.trim())).ok()?;
     let value: Value = serde_json::from_slice(&decoded).ok()?;
     let username = value["username"].as_str().unwrap_or_default().to_owned();
     let password = value["password"].as_str().unwrap_or_default().to_owned();
@@ -33,11 +34,7 @@ pub(super) fn registry_auth(request: &Request<Incoming>) -> Option<crate::regist
 
 /// `/images/create`: a pull, reported as docker's JSON progress lines.
 fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<Incoming>) -> Reply {
-    let from = params
-        .get("fromImage")
-        .filter(|f| !f.is_empty())
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
+    let from = params.get("fromImage").filter(|f| !f.is_empty()).cloned().ok_or_else(|| ApiError::bad_request("fromImage or fromSrc is required"))?;
     let reference = match params.get("tag").filter(|t| !t.is_empty()) {
         Some(tag) if tag.starts_with("sha256:") => format!("{from}@{tag}"),
         Some(tag) => format!("{from}:{tag}"),
@@ -191,7 +188,11 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
                 .await;
             match created {
                 Ok(n) => {
-                    engine.events().publish("network", "create", [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
+                    engine.events().publish(
+                        "network",
+                        "create",
+                        [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())],
+                    );
                     json_reply(StatusCode::CREATED, &json!({"Id": n.id, "Warning": ""}))
                 }
                 Err(e) => Err(net_err(e)),
@@ -210,7 +211,11 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
         (&Method::GET, [id]) => networks.find(id).map(|n| crate::network::api::inspect_json(&n, networks)).map_err(net_err).and_then(ok_json),
         (&Method::DELETE, [id]) => match networks.remove(id).await {
             Ok(n) => {
-                engine.events().publish("network", "destroy", [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
+                engine.events().publish(
+                    "network",
+                    "destroy",
+                    [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())],
+                );
                 no_content()
             }
             Err(e) => Err(net_err(e)),
@@ -279,7 +284,8 @@ pub async fn volumes(engine: &Engine, method: &Method, segments: &[&str], params
                 Err(e) => return Some(Err(e)),
             };
             let name = body["Name"].as_str().filter(|n| !n.is_empty());
-            match volumes.create(name, body["Driver"].as_str().unwrap_or("local"), string_map(&body["Labels"]), string_map(&body["DriverOpts"]), name.is_none()) {
+            match volumes.create(name, body["Driver"].as_str().unwrap_or("local"), string_map(&body["Labels"]), string_map(&body["DriverOpts"]), name.is_none())
+            {
                 Ok((v, _)) => json_reply(StatusCode::CREATED, &volume_json(volumes, &v)),
                 Err(e) => Err(vol_err(e)),
             }

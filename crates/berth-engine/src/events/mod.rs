@@ -47,23 +47,12 @@ struct BusState {
 impl EventBus {
     pub fn new(capacity: usize) -> EventBus {
         let (sender, _) = broadcast::channel(capacity);
-        EventBus {
-            state: Mutex::new(BusState { next_seq: 1, recent: VecDeque::new(), sender }),
-            capacity,
-        }
+        EventBus { state: Mutex::new(BusState { next_seq: 1, recent: VecDeque::new(), sender }), capacity }
     }
 
     /// Records an event and sends it to every subscriber.
-    pub fn publish(
-        &self,
-        kind: &str,
-        action: &str,
-        attributes: impl IntoIterator<Item = (String, String)>,
-    ) -> EventRecord {
-        let time_unix_nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+    pub fn publish(&self, kind: &str, action: &str, attributes: impl IntoIterator<Item = (String, String)>) -> EventRecord {
+        let time_unix_nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)).unwrap_or(0);
         let mut state = self.lock();
         let record = EventRecord {
             seq: state.next_seq,

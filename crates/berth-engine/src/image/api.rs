@@ -5,9 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    images_server::Images as ImagesApiTrait, pull_event, CheckRequest, CheckResponse, Image, InspectImageRequest,
-    LayerDone, LayerProgress, ListImagesRequest, LoginRequest, LoginResponse, PushRequest, PushResponse, PushedBlob, ArchiveChunk, LoadResponse, SaveRequest, HistoryEntry, HistoryResponse, ImportChunk, PruneImagesRequest, PruneImagesResponse, ListImagesResponse, PullEvent, PullRequest, PullResolved,
-    RemoveImageRequest, RemoveImageResponse, TagImageRequest,
+    images_server::Images as ImagesApiTrait, pull_event, ArchiveChunk, CheckRequest, CheckResponse, HistoryEntry, HistoryResponse, Image, ImportChunk,
+    InspectImageRequest, LayerDone, LayerProgress, ListImagesRequest, ListImagesResponse, LoadResponse, LoginRequest, LoginResponse, PruneImagesRequest,
+    PruneImagesResponse, PullEvent, PullRequest, PullResolved, PushRequest, PushResponse, PushedBlob, RemoveImageRequest, RemoveImageResponse, SaveRequest,
+    TagImageRequest,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -82,19 +83,18 @@ impl ImagesApiTrait for ImagesApi {
                             last_sent.insert(key.clone(), done);
                             pull_event::Event::Layer(LayerProgress { digest: key, done, total })
                         }
-                        PullProgress::LayerDone { digest, cached } => {
-                            pull_event::Event::LayerDone(LayerDone { digest: digest.to_string(), cached })
-                        }
+                        PullProgress::LayerDone { digest, cached } => pull_event::Event::LayerDone(LayerDone { digest: digest.to_string(), cached }),
                     };
                     if forward_tx.send(Ok(PullEvent { event: Some(event) })).await.is_err() {
                         return;
                     }
                 }
             });
-            let creds = request.auth.as_ref().filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials {
-                username: a.username.clone(),
-                password: a.password.clone(),
-            });
+            let creds = request
+                .auth
+                .as_ref()
+                .filter(|a| !a.username.is_empty())
+                .map(|a| crate::registry::Credentials { username: a.username.clone(), password: a.password.clone() });
             // A client that goes away (a cancelled pull) stops the pull, as in dockerd:
             // what is downloaded stays for the next one, nothing half-made is recorded.
             let result = tokio::select! {
@@ -177,10 +177,11 @@ impl ImagesApiTrait for ImagesApi {
 
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let request = request.into_inner();
-        let creds = request.auth.as_ref().filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials {
-            username: a.username.clone(),
-            password: a.password.clone(),
-        });
+        let creds = request
+            .auth
+            .as_ref()
+            .filter(|a| !a.username.is_empty())
+            .map(|a| crate::registry::Credentials { username: a.username.clone(), password: a.password.clone() });
         let pushed = self.images.push(&request.reference, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         self.events.publish("image", "push", [("name".to_owned(), request.reference.clone())]);
         Ok(Response::new(PushResponse {

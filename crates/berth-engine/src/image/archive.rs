@@ -11,8 +11,8 @@ use std::path::{Component, Path, PathBuf};
 use berth_proto::ErrorKind;
 use serde_json::json;
 
-use super::manifest::{self, Manifest};
 use super::lease::Lease;
+use super::manifest::{self, Manifest};
 use super::{ImageRecord, Images};
 use crate::content::{ContentError, Digest};
 use crate::registry::Reference;
@@ -150,9 +150,7 @@ impl Images {
 
     async fn load_from(&self, archive: &Path, scratch: &Path) -> Result<Vec<String>, ArchiveError> {
         let (a, s) = (archive.to_owned(), scratch.to_owned());
-        tokio::task::spawn_blocking(move || extract(&a, &s))
-            .await
-            .map_err(|_| ArchiveError::Invalid("extraction was interrupted".into()))??;
+        tokio::task::spawn_blocking(move || extract(&a, &s)).await.map_err(|_| ArchiveError::Invalid("extraction was interrupted".into()))??;
         // Until each image is recorded, what the load writes is kept from collection.
         let lease = self.leases.take();
         if scratch.join("index.json").is_file() && scratch.join("blobs").is_dir() {
@@ -191,7 +189,8 @@ impl Images {
             .map_err(|_| ArchiveError::Invalid("index.json is not JSON".into()))?;
         let mut loaded = Vec::new();
         for entry in index["manifests"].as_array().cloned().unwrap_or_default() {
-            let digest: Digest = entry["digest"].as_str().unwrap_or_default().parse().map_err(|e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string()))?;
+            let digest: Digest =
+                entry["digest"].as_str().unwrap_or_default().parse().map_err(|e: crate::content::InvalidDigest| ArchiveError::Invalid(e.to_string()))?;
             self.import_blob(scratch, &digest, lease).await?;
             let m: Manifest = serde_json::from_value(self.read_json_blob(&digest, "manifest").await?)
                 .map_err(|_| ArchiveError::Invalid(format!("manifest {digest} is unreadable")))?;
@@ -212,7 +211,11 @@ impl Images {
             let file = |rel: &str| -> Result<PathBuf, ArchiveError> {
                 let rel = clean(rel).ok_or_else(|| ArchiveError::Hostile(rel.to_owned()))?;
                 let path = scratch.join(&rel);
-                if path.is_file() { Ok(path) } else { Err(ArchiveError::Invalid(format!("{} is missing", rel.display()))) }
+                if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(ArchiveError::Invalid(format!("{} is missing", rel.display())))
+                }
             };
             let config_path = file(entry["Config"].as_str().unwrap_or_default())?;
             let config_size = fs::metadata(&config_path).map_err(io("stat the config"))?.len();
@@ -279,10 +282,8 @@ impl Images {
             self.import_blob(scratch, &layer.digest().map_err(invalid)?, lease).await?;
         }
         let config = self.read_json_blob(&config_digest, "image config").await?;
-        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|ids| ids.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
-            .unwrap_or_default();
+        let diff_ids: Vec<Digest> =
+            config["rootfs"]["diff_ids"].as_array().map(|ids| ids.iter().filter_map(|d| d.as_str()?.parse().ok()).collect()).unwrap_or_default();
         if diff_ids.len() != m.layers.len() {
             return Err(ArchiveError::Invalid("layers and diff_ids differ in number".into()));
         }

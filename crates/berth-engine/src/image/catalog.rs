@@ -89,15 +89,7 @@ impl Catalog {
             "INSERT INTO images (id, manifest_digest, size, created, architecture, os, layers)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest",
-            params![
-                image.id.to_string(),
-                image.manifest_digest.to_string(),
-                image.size as i64,
-                image.created,
-                image.architecture,
-                image.os,
-                layers.join(","),
-            ],
+            params![image.id.to_string(), image.manifest_digest.to_string(), image.size as i64, image.created, image.architecture, image.os, layers.join(","),],
         )?;
         for (name, kind) in [(tag, "tag"), (repo_digest, "digest")] {
             if let Some(name) = name {
@@ -227,18 +219,19 @@ impl Catalog {
     pub fn find(&self, name_or_id: &str) -> Result<Option<ImageRecord>, CatalogError> {
         let id: Option<String> = {
             let db = self.db();
-            let by_name = db
-                .query_row("SELECT image_id FROM names WHERE name = ?1", [name_or_id], |r| r.get::<_, String>(0))
-                .optional()?;
+            let by_name = db.query_row("SELECT image_id FROM names WHERE name = ?1", [name_or_id], |r| r.get::<_, String>(0)).optional()?;
             match by_name {
                 Some(id) => Some(id),
                 None => {
                     let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
                     if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
                         let mut stmt = db.prepare("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
-                        let ids: Vec<String> =
-                            stmt.query_map([format!("sha256:{hex}%")], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                        if ids.len() == 1 { ids.into_iter().next() } else { None }
+                        let ids: Vec<String> = stmt.query_map([format!("sha256:{hex}%")], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                        if ids.len() == 1 {
+                            ids.into_iter().next()
+                        } else {
+                            None
+                        }
                     } else {
                         None
                     }

@@ -21,7 +21,8 @@ pub fn apply(config: &mut Map<String, Value>, changes: &[String]) -> Result<(), 
                 config.insert("Entrypoint".into(), command(args));
             }
             "ENV" => {
-                let mut env: Vec<String> = config.get("Env").and_then(Value::as_array).map(|l| l.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let mut env: Vec<String> =
+                    config.get("Env").and_then(Value::as_array).map(|l| l.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect()).unwrap_or_default();
                 for (key, value) in pairs(args, "ENV")? {
                     env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
                     env.push(format!("{key}={value}"));

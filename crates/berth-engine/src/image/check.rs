@@ -77,11 +77,7 @@ impl Images {
                 Ok(()) => {
                     let after = (self.content.list().map(|l| l.len()).unwrap_or(0), self.snapshots.list().len());
                     if before != after {
-                        report.repaired.push(format!(
-                            "deleted {} unreferenced blobs and {} unreferenced snapshots",
-                            before.0 - after.0,
-                            before.1 - after.1
-                        ));
+                        report.repaired.push(format!("deleted {} unreferenced blobs and {} unreferenced snapshots", before.0 - after.0, before.1 - after.1));
                     }
                 }
                 Err(err) => report.problems.push(err.to_string()),

@@ -93,15 +93,11 @@ impl Images {
         let (mut config, mut layers, mut descriptors): (Value, Vec<Digest>, Vec<Value>) = match new.parent {
             Some(parent) => {
                 let name = parent.id.to_string();
-                let config: Value = serde_json::from_slice(&self.content.read(&parent.id).await?)
-                    .map_err(|e| CommitError::Parent(name.clone(), format!("config: {e}")))?;
+                let config: Value =
+                    serde_json::from_slice(&self.content.read(&parent.id).await?).map_err(|e| CommitError::Parent(name.clone(), format!("config: {e}")))?;
                 let manifest: Manifest = serde_json::from_slice(&self.content.read(&parent.manifest_digest).await?)
                     .map_err(|e| CommitError::Parent(name.clone(), format!("manifest: {e}")))?;
-                let descriptors = manifest
-                    .layers
-                    .iter()
-                    .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
-                    .collect();
+                let descriptors = manifest.layers.iter().map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect();
                 (config, parent.layers.clone(), descriptors)
             }
             None => (json!({"architecture": manifest::Platform::host().architecture, "os": "linux"}), Vec::new(), Vec::new()),
@@ -112,9 +108,7 @@ impl Images {
         if let Some(layer) = new.layer {
             let (diff_id, layer_size) = {
                 let path = layer.to_owned();
-                tokio::task::spawn_blocking(move || digest_file(&path))
-                    .await
-                    .map_err(|_| CommitError::Invalid("the commit was interrupted".into()))??
+                tokio::task::spawn_blocking(move || digest_file(&path)).await.map_err(|_| CommitError::Invalid("the commit was interrupted".into()))??
             };
             lease.protect(&diff_id);
             if !self.content.contains(&diff_id) {

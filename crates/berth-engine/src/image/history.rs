@@ -31,8 +31,7 @@ impl Images {
     pub async fn history(&self, name: &str) -> Result<Vec<HistoryStep>, RemoveError> {
         let image = self.resolve(name)?.ok_or_else(|| RemoveError::NotFound(name.to_owned()))?;
         let config: serde_json::Value = serde_json::from_slice(&self.content.read(&image.id).await?).unwrap_or_default();
-        let manifest: Option<Manifest> =
-            self.content.read(&image.manifest_digest).await.ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let manifest: Option<Manifest> = self.content.read(&image.manifest_digest).await.ok().and_then(|b| serde_json::from_slice(&b).ok());
         let mut sizes = manifest.map(|m| m.layers.into_iter().map(|l| l.size).collect::<Vec<_>>()).unwrap_or_default().into_iter();
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         let mut steps: Vec<HistoryStep> = config["history"]

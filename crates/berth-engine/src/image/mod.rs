@@ -2,8 +2,8 @@
 
 pub mod api;
 mod archive;
-pub mod changes;
 pub mod catalog;
+pub mod changes;
 mod check;
 mod commit;
 mod history;
@@ -18,10 +18,10 @@ use std::path::Path;
 use berth_proto::ErrorKind;
 
 pub use archive::ArchiveError;
+pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use check::CheckReport;
 pub use commit::{CommitError, NewImage};
 pub use history::{HistoryStep, Pruned};
-pub use catalog::{Catalog, CatalogError, ImageRecord};
 pub use pull::{PullError, PullProgress};
 pub use push::{PushError, Pushed};
 pub use remove::{RemoveError, Removed};

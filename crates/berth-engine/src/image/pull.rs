@@ -91,19 +91,11 @@ impl Images {
         let repo_digest = top.digest.clone();
         if manifest::is_index(&top.media_type, &top.bytes) {
             let index: Index = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
-            let chosen = index
-                .manifests
-                .iter()
-                .find(|d| d.platform.as_ref().is_some_and(|p| wanted.accepts(p)))
-                .ok_or_else(|| PullError::NoMatchingPlatform {
+            let chosen =
+                index.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| wanted.accepts(p))).ok_or_else(|| PullError::NoMatchingPlatform {
                     reference: reference.to_string(),
                     wanted: wanted.to_string(),
-                    offered: index
-                        .manifests
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(Platform::to_string))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    offered: index.manifests.iter().filter_map(|d| d.platform.as_ref().map(Platform::to_string)).collect::<Vec<_>>().join(", "),
                 })?;
             lease.protect(&top.digest);
             self.content.put(top.digest.clone(), &top.bytes).await?;
@@ -127,8 +119,7 @@ impl Images {
         let config_digest = manifest.config.digest()?;
         lease.protect(&config_digest);
         self.registry.blob(&reference, &config_digest, manifest.config.size, &self.content, creds, |_| {}).await?;
-        let config: serde_json::Value =
-            serde_json::from_slice(&self.content.read(&config_digest).await?).map_err(|e| invalid(format!("config: {e}")))?;
+        let config: serde_json::Value = serde_json::from_slice(&self.content.read(&config_digest).await?).map_err(|e| invalid(format!("config: {e}")))?;
         let diff_ids = config["rootfs"]["diff_ids"].as_array().map(Vec::len).unwrap_or(0);
         if diff_ids != manifest.layers.len() {
             return Err(invalid(format!("{} layers but {diff_ids} diff_ids in the config", manifest.layers.len())));

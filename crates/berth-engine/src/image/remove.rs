@@ -85,10 +85,7 @@ impl Images {
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
         let image = self.resolve(name_or_id)?.ok_or_else(|| RemoveError::NotFound(name_or_id.to_owned()))?;
         let names: Vec<String> = image.tags.iter().chain(&image.repo_digests).cloned().collect();
-        let by_name = names
-            .iter()
-            .find(|n| *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n))
-            .cloned();
+        let by_name = names.iter().find(|n| *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n)).cloned();
         let user = self.used_by(&image.id.to_string());
         let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
         let mut removed = Removed::default();
@@ -96,7 +93,11 @@ impl Images {
             Some(name) => {
                 if names.len() == 1 && !force {
                     if let Some(container) = &user {
-                        return Err(RemoveError::LastNameInUse { name: name_or_id.to_owned(), container: short(container), image: short(&image.id.to_string()) });
+                        return Err(RemoveError::LastNameInUse {
+                            name: name_or_id.to_owned(),
+                            container: short(container),
+                            image: short(&image.id.to_string()),
+                        });
                     }
                 }
                 let mut remaining: Vec<String> = names.iter().filter(|n| **n != name).cloned().collect();

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    networks_server::Networks as NetworksApiTrait, ConnectNetworkRequest, ConnectNetworkResponse, CreateNetworkRequest,
-    DisconnectNetworkRequest, DisconnectNetworkResponse, ListNetworksRequest, ListNetworksResponse, Network, NetworkRef,
-    PruneNetworksRequest, PruneNetworksResponse, RemoveNetworkResponse,
+    networks_server::Networks as NetworksApiTrait, ConnectNetworkRequest, ConnectNetworkResponse, CreateNetworkRequest, DisconnectNetworkRequest,
+    DisconnectNetworkResponse, ListNetworksRequest, ListNetworksResponse, Network, NetworkRef, PruneNetworksRequest, PruneNetworksResponse,
+    RemoveNetworkResponse,
 };
 use serde_json::json;
 use tonic::{Request, Response, Status};
@@ -64,13 +64,16 @@ pub fn inspect_json(n: &NetworkRecord, networks: &Networks) -> serde_json::Value
         .members(&n.id)
         .into_iter()
         .map(|(id, name, e)| {
-            (id.clone(), json!({
-                "Name": name,
-                "EndpointID": "",
-                "MacAddress": e.mac,
-                "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                "IPv6Address": "",
-            }))
+            (
+                id.clone(),
+                json!({
+                    "Name": name,
+                    "EndpointID": "",
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                    "IPv6Address": "",
+                }),
+            )
         })
         .collect();
     json!({

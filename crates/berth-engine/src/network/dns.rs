@@ -24,12 +24,7 @@ pub fn upstream_servers() -> Vec<SocketAddr> {
     if let Ok(list) = std::env::var("BERTH_DNS_UPSTREAM") {
         return list.split(',').filter_map(parse).collect();
     }
-    std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("nameserver"))
-        .filter_map(parse)
-        .collect()
+    std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default().lines().filter_map(|l| l.strip_prefix("nameserver")).filter_map(parse).collect()
 }
 
 #[derive(Debug)]

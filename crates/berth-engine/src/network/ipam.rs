@@ -76,9 +76,7 @@ impl FromStr for Subnet {
 /// The subnets networks get when none is given: 172.17-31.0.0/16, then
 /// 192.168.0.0/20 blocks (docker's default address pools).
 pub fn default_pool() -> impl Iterator<Item = Subnet> {
-    (17u8..=31)
-        .map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16))
-        .chain((0u8..16).map(|i| Subnet::new(Ipv4Addr::new(192, 168, i * 16, 0), 20)))
+    (17u8..=31).map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16)).chain((0u8..16).map(|i| Subnet::new(Ipv4Addr::new(192, 168, i * 16, 0), 20)))
 }
 
 /// The first pool subnet that overlaps none of `taken`.

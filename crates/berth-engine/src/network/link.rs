@@ -32,9 +32,10 @@ async fn find(handle: &Handle, name: &str) -> Result<Option<(u32, bool)>, String
     use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
     match handle.link().get().match_name(name.to_owned()).execute().try_next().await {
         Ok(Some(link)) => {
-            let bridge = link.attributes.iter().any(|a| {
-                matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
-            });
+            let bridge = link
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge)))));
             Ok(Some((link.header.index, bridge)))
         }
         Ok(None) => Ok(None),
@@ -61,19 +62,8 @@ pub async fn ensure_bridge(handle: &Handle, name: &str, gateway: Ipv4Addr, prefi
             index(handle, name).await?.ok_or_else(|| format!("bridge {name} vanished after creation"))?
         }
     };
-    handle
-        .address()
-        .add(index, IpAddr::V4(gateway), prefix)
-        .replace()
-        .execute()
-        .await
-        .map_err(err("set the bridge's address"))?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(err("bring the bridge up"))
+    handle.address().add(index, IpAddr::V4(gateway), prefix).replace().execute().await.map_err(err("set the bridge's address"))?;
+    handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(err("bring the bridge up"))
 }
 
 /// Whether an interface named `name` exists.
@@ -102,20 +92,9 @@ pub async fn delete_bridge(handle: &Handle, name: &str) -> Result<(), String> {
 
 /// A veth pair: `host_name` on the engine's side, enslaved to `bridge` and up;
 /// `peer_name` with `mac`, created inside the namespace `netns_fd`.
-pub async fn add_veth(
-    handle: &Handle,
-    host_name: &str,
-    bridge: &str,
-    netns_fd: RawFd,
-    peer_name: &str,
-    mac: [u8; 6],
-) -> Result<(), String> {
+pub async fn add_veth(handle: &Handle, host_name: &str, bridge: &str, netns_fd: RawFd, peer_name: &str, mac: [u8; 6]) -> Result<(), String> {
     let bridge_index = index(handle, bridge).await?.ok_or_else(|| format!("the bridge {bridge} is missing"))?;
-    let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(peer_name.to_owned())
-        .address(mac.to_vec())
-        .setns_by_fd(netns_fd)
-        .build();
+    let peer = LinkMessageBuilder::<LinkUnspec>::new().name(peer_name.to_owned()).address(mac.to_vec()).setns_by_fd(netns_fd).build();
     let veth = LinkVeth::new(host_name, peer_name).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).build();
     handle.link().add(veth).execute().await.map_err(err("create the veth pair"))?;
     let host_index = index(handle, host_name).await?.ok_or_else(|| format!("veth {host_name} vanished after creation"))?;
@@ -142,12 +121,7 @@ pub async fn loopback_up(handle: &Handle) -> Result<(), String> {
 pub async fn configure(handle: &Handle, ifname: &str, ip: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<(), String> {
     let index = index(handle, ifname).await?.ok_or_else(|| format!("{ifname} is missing in the container"))?;
     handle.address().add(index, IpAddr::V4(ip), prefix).execute().await.map_err(err("set the container's address"))?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(err("bring the container's interface up"))?;
+    handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(err("bring the container's interface up"))?;
     if let Some(gateway) = gateway {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(index).build();
         handle.route().add(route).execute().await.map_err(err("add the default route"))?;

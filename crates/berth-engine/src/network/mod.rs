@@ -255,8 +255,9 @@ impl Networks {
             if name == "bridge" {
                 let subnet = match std::env::var("BERTH_BRIDGE_SUBNET") {
                     Ok(s) => s.parse::<Subnet>().map_err(|e| NetworkError::Invalid(format!("BERTH_BRIDGE_SUBNET: {e}")))?,
-                    Err(_) => ipam::pick_subnet(&networks.taken_subnets()?)
-                        .ok_or_else(|| NetworkError::System("no free subnet for the default bridge".into()))?,
+                    Err(_) => {
+                        ipam::pick_subnet(&networks.taken_subnets()?).ok_or_else(|| NetworkError::System("no free subnet for the default bridge".into()))?
+                    }
                 };
                 record.subnet = subnet.to_string();
                 record.gateway = subnet.first_host().to_string();
@@ -280,8 +281,7 @@ impl Networks {
     async fn host(&self) -> Result<&rtnetlink::Handle, NetworkError> {
         self.host
             .get_or_try_init(|| async {
-                let (connection, handle, _) =
-                    rtnetlink::new_connection().map_err(|e| NetworkError::System(format!("open netlink: {e}")))?;
+                let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| NetworkError::System(format!("open netlink: {e}")))?;
                 tokio::spawn(connection);
                 Ok(handle)
             })
@@ -304,10 +304,8 @@ impl Networks {
     }
 
     fn get_by_name(&self, name: &str) -> Result<Option<NetworkRecord>, NetworkError> {
-        let row: Option<(String, String)> = self
-            .db()
-            .query_row("SELECT id, record FROM networks WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let row: Option<(String, String)> =
+            self.db().query_row("SELECT id, record FROM networks WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         row.map(|(id, json)| Networks::parse(&id, &json)).transpose()
     }
 
@@ -370,7 +368,7 @@ impl Networks {
         link::ensure_bridge(self.host().await?, &record.bridge, gateway, subnet.prefix, ipam::mac_for(gateway)).await.map_err(NetworkError::System)?;
         if record.name != "bridge" {
             let mut servers = self.dns.lock().unwrap_or_else(|p| p.into_inner());
-            if !servers.get(&record.id).is_some_and(|t| !t.is_finished()) {
+            if servers.get(&record.id).is_none_or(|t| t.is_finished()) {
                 let server = dns::Server::bind(gateway, record.id.clone(), self.live.clone(), self.upstream.clone())
                     .map_err(|e| NetworkError::System(format!("start the DNS server on {gateway}:53: {e}")))?;
                 servers.insert(record.id.clone(), tokio::spawn(server.run()));
@@ -393,22 +391,17 @@ impl Networks {
 
     /// `network create`.
     pub async fn create(&self, request: CreateNetwork) -> Result<NetworkRecord, NetworkError> {
-        if !crate::volume::valid_name(&request.name) && !(request.name.len() == 1 && request.name.as_bytes()[0].is_ascii_alphanumeric()) {
-            return Err(NetworkError::Invalid(format!(
-                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-                request.name
-            )));
+        if !crate::volume::valid_name(&request.name) && (request.name.len() != 1 || !request.name.as_bytes()[0].is_ascii_alphanumeric()) {
+            return Err(NetworkError::Invalid(format!("invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", request.name)));
         }
         match request.driver.as_str() {
             "" | "bridge" => {}
-            "host" | "null" => {
-                return Err(NetworkError::Conflict(format!("only one instance of \"{}\" network is allowed", request.driver)))
-            }
+            "host" | "null" => return Err(NetworkError::Conflict(format!("only one instance of \"{}\" network is allowed", request.driver))),
             other => return Err(NetworkError::Invalid(format!("plugin \"{other}\" not found: only the bridge driver is supported"))),
         }
-        if let Some(key) = request.options.keys().find(|k| {
-            !matches!(k.as_str(), "com.docker.network.bridge.name" | "com.docker.network.bridge.enable_ip_masquerade")
-        }) {
+        if let Some(key) =
+            request.options.keys().find(|k| !matches!(k.as_str(), "com.docker.network.bridge.name" | "com.docker.network.bridge.enable_ip_masquerade"))
+        {
             return Err(NetworkError::Invalid(format!(
                 "unsupported bridge option {key:?} (supported: com.docker.network.bridge.name, com.docker.network.bridge.enable_ip_masquerade)"
             )));
@@ -460,9 +453,7 @@ impl Networks {
                 return Err(NetworkError::Conflict(format!("bridge name {bridge} is already used by network {}", other.name)));
             }
             if link::exists(self.host().await?, &bridge).await.map_err(NetworkError::System)? {
-                return Err(NetworkError::Conflict(format!(
-                    "bridge name {bridge} is taken by an existing interface on this host; choose another name"
-                )));
+                return Err(NetworkError::Conflict(format!("bridge name {bridge} is taken by an existing interface on this host; choose another name")));
             }
         }
         let record = NetworkRecord {
@@ -500,11 +491,7 @@ impl Networks {
         let mut members: Vec<(String, String, Endpoint)> = live
             .iter()
             .flat_map(|(id, l)| {
-                l.endpoints
-                    .iter()
-                    .filter(|(e, _)| e.network_id == network_id)
-                    .map(|(e, _)| (id.clone(), l.name.clone(), e.clone()))
-                    .collect::<Vec<_>>()
+                l.endpoints.iter().filter(|(e, _)| e.network_id == network_id).map(|(e, _)| (id.clone(), l.name.clone(), e.clone())).collect::<Vec<_>>()
             })
             .collect();
         members.sort_by(|a, b| a.0.cmp(&b.0));
@@ -565,15 +552,12 @@ impl Networks {
         let gateway: Ipv4Addr = network.gateway.parse().map_err(|_| NetworkError::Corrupt(network.id.clone()))?;
         let db = self.db();
         let mut stmt = db.prepare("SELECT ip FROM endpoints WHERE network_id = ?1 AND container_id != ?2")?;
-        let mut used: BTreeSet<Ipv4Addr> = stmt
-            .query_map(params![network.id, container_id], |r| r.get::<_, String>(0))?
-            .filter_map(|r| r.ok().and_then(|s| s.parse().ok()))
-            .collect();
+        let mut used: BTreeSet<Ipv4Addr> =
+            stmt.query_map(params![network.id, container_id], |r| r.get::<_, String>(0))?.filter_map(|r| r.ok().and_then(|s| s.parse().ok())).collect();
         used.insert(gateway);
         let ip = if wanted.is_empty() {
             let range = if network.ip_range.is_empty() { subnet } else { network.ip_range.parse().map_err(NetworkError::Invalid)? };
-            ipam::allocate(&subnet, &range, &used)
-                .ok_or_else(|| NetworkError::Conflict(format!("no available IPv4 addresses on network {}", network.name)))?
+            ipam::allocate(&subnet, &range, &used).ok_or_else(|| NetworkError::Conflict(format!("no available IPv4 addresses on network {}", network.name)))?
         } else {
             let ip: Ipv4Addr = wanted.parse().map_err(|_| NetworkError::Invalid(format!("invalid IPv4 address {wanted:?}")))?;
             if !subnet.contains(ip) || ip == subnet.base || ip == subnet.broadcast() {
@@ -584,10 +568,7 @@ impl Networks {
             }
             ip
         };
-        db.execute(
-            "INSERT OR REPLACE INTO endpoints (network_id, container_id, ip) VALUES (?1, ?2, ?3)",
-            params![network.id, container_id, ip.to_string()],
-        )?;
+        db.execute("INSERT OR REPLACE INTO endpoints (network_id, container_id, ip) VALUES (?1, ?2, ?3)", params![network.id, container_id, ip.to_string()])?;
         Ok(ip)
     }
 
@@ -613,10 +594,7 @@ impl Networks {
 
     async fn attach_inner(&self, spec: &AttachSpec, path: &Path, inside: &rtnetlink::Handle) -> Result<Attached, NetworkError> {
         link::loopback_up(inside).await.map_err(NetworkError::System)?;
-        self.live().insert(
-            spec.container_id.clone(),
-            Live { name: spec.name.clone(), netns: path.to_owned(), endpoints: Vec::new(), proxies: Vec::new() },
-        );
+        self.live().insert(spec.container_id.clone(), Live { name: spec.name.clone(), netns: path.to_owned(), endpoints: Vec::new(), proxies: Vec::new() });
         for request in &spec.endpoints {
             self.join(&spec.container_id, path, inside, request).await?;
         }
@@ -661,7 +639,10 @@ impl Networks {
             let ns = std::fs::File::open(path).map_err(|e| NetworkError::System(format!("open the network namespace: {e}")))?;
             link::add_veth(self.host().await?, &host_name, &network.bridge, ns.as_raw_fd(), &ifname, mac).await.map_err(NetworkError::System)?;
             // Only the first network that reaches out gives the default route.
-            let has_route = self.live().get(container_id).is_some_and(|l| l.endpoints.iter().any(|(e, _)| e.gateway != Ipv4Addr::UNSPECIFIED && !self.is_internal(&e.network_id)));
+            let has_route = self
+                .live()
+                .get(container_id)
+                .is_some_and(|l| l.endpoints.iter().any(|(e, _)| e.gateway != Ipv4Addr::UNSPECIFIED && !self.is_internal(&e.network_id)));
             let route = (!network.internal && !has_route).then_some(gateway);
             if let Err(e) = link::configure(inside, &ifname, ip, subnet.prefix, route).await {
                 let _ = link::delete(self.host().await?, &host_name).await;
@@ -757,10 +738,7 @@ impl Networks {
             tracing::warn!(container = spec.container_id, "cannot publish its ports again: {e}");
             (Vec::new(), Vec::new())
         });
-        self.live().insert(
-            spec.container_id.clone(),
-            Live { name: spec.name.clone(), netns: path, endpoints, proxies },
-        );
+        self.live().insert(spec.container_id.clone(), Live { name: spec.name.clone(), netns: path, endpoints, proxies });
         mapped
     }
 

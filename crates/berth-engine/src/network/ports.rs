@@ -35,12 +35,7 @@ pub struct PortMapping {
 
 impl PortMapping {
     pub fn as_binding(&self) -> PortBinding {
-        PortBinding {
-            container_port: self.container_port,
-            protocol: self.protocol.clone(),
-            host_ip: self.host_ip.clone(),
-            host_port: self.host_port,
-        }
+        PortBinding { container_port: self.container_port, protocol: self.protocol.clone(), host_ip: self.host_ip.clone(), host_port: self.host_port }
     }
 
     /// `0.0.0.0:8080->80/tcp` (or `[::]:8080->80/tcp`), as `docker ps` shows it.
@@ -76,9 +71,14 @@ pub async fn publish(bindings: &[PortBinding], target: Ipv4Addr) -> Result<(Vec<
     let mut mapped = Vec::new();
     // A `[::]` mapping made beside an all-addresses one (given back by an engine that
     // adopts a running container) comes again with it.
-    let companion = |b: &PortBinding| b.host_ip == "::" && b.host_port != 0 && bindings.iter().any(|o| o.host_ip.is_empty() && o.host_port == b.host_port && o.protocol == b.protocol && o.container_port == b.container_port);
+    let companion = |b: &PortBinding| {
+        b.host_ip == "::"
+            && b.host_port != 0
+            && bindings.iter().any(|o| o.host_ip.is_empty() && o.host_port == b.host_port && o.protocol == b.protocol && o.container_port == b.container_port)
+    };
     for b in bindings.iter().filter(|b| !companion(b)) {
-        let ip: IpAddr = if b.host_ip.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { b.host_ip.parse().map_err(|_| format!("invalid host IP {:?}", b.host_ip))? };
+        let ip: IpAddr =
+            if b.host_ip.is_empty() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { b.host_ip.parse().map_err(|_| format!("invalid host IP {:?}", b.host_ip))? };
         let to = SocketAddr::new(IpAddr::V4(target), b.container_port);
         let (proxy, port) = bind_one(SocketAddr::new(ip, b.host_port), &b.protocol, to)?;
         proxies.push(proxy);
@@ -182,9 +182,7 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> std::io::Result<()>
     unsafe { libc::fcntl(pipe_write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
     let splice = |input: i32, output: i32, len: usize| -> std::io::Result<usize> {
         // SAFETY: plain fds, null offsets (neither end is seekable).
-        let n = unsafe {
-            libc::splice(input, std::ptr::null_mut(), output, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
-        };
+        let n = unsafe { libc::splice(input, std::ptr::null_mut(), output, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK) };
         if n < 0 {
             Err(std::io::Error::last_os_error())
         } else {

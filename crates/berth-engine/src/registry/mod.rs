@@ -88,18 +88,12 @@ impl RegistryConfig {
     /// From `BERTH_INSECURE_REGISTRIES=host:port,...` and the engine's config file
     /// (`insecure-registries` in `daemon.json` under the engine's root, as dockerd has it).
     pub fn load(config_file: &std::path::Path) -> Result<RegistryConfig, ConfigError> {
-        let mut insecure: Vec<String> = std::env::var("BERTH_INSECURE_REGISTRIES")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mut insecure: Vec<String> =
+            std::env::var("BERTH_INSECURE_REGISTRIES").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         let mut mirrors = Vec::new();
         match std::fs::read(config_file) {
             Ok(bytes) => {
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| ConfigError { path: config_file.to_owned(), detail: e.to_string() })?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| ConfigError { path: config_file.to_owned(), detail: e.to_string() })?;
                 if let Some(list) = v.get("registry-mirrors").and_then(|m| m.as_array()) {
                     mirrors = list.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect();
                 }
@@ -115,10 +109,7 @@ impl RegistryConfig {
                         }
                     }
                     Some(_) => {
-                        return Err(ConfigError {
-                            path: config_file.to_owned(),
-                            detail: "insecure-registries must be a list of host:port strings".into(),
-                        })
+                        return Err(ConfigError { path: config_file.to_owned(), detail: "insecure-registries must be a list of host:port strings".into() })
                     }
                 }
             }
@@ -243,25 +234,8 @@ impl RegistryClient {
     }
 
     /// GET with auth (see [`RegistryClient::send`]).
-    async fn get(
-        &self,
-        reference: &Reference,
-        url: &str,
-        accept: Option<&str>,
-        creds: Option<&Credentials>,
-    ) -> Result<reqwest::Response, RegistryError> {
-        self.send(Call {
-            method: reqwest::Method::GET,
-            reference,
-            url,
-            accept,
-            body: None,
-            content_type: None,
-            creds,
-            push: false,
-            content_range: None,
-        })
-            .await
+    async fn get(&self, reference: &Reference, url: &str, accept: Option<&str>, creds: Option<&Credentials>) -> Result<reqwest::Response, RegistryError> {
+        self.send(Call { method: reqwest::Method::GET, reference, url, accept, body: None, content_type: None, creds, push: false, content_range: None }).await
     }
 
     /// One request with auth: on a 401 the challenge is answered once (a bearer token
@@ -296,19 +270,15 @@ impl RegistryClient {
                 (None, Some(c)) if retried || basic => request.basic_auth(&c.username, Some(&c.password)),
                 _ => request,
             };
-            let response = request.send().await.map_err(|e| RegistryError::Unreachable {
-                registry: reference.registry.clone(),
-                detail: auth::without_secrets(&e.to_string()),
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| RegistryError::Unreachable { registry: reference.registry.clone(), detail: auth::without_secrets(&e.to_string()) })?;
             if response.status() != reqwest::StatusCode::UNAUTHORIZED || retried {
                 return Ok(response);
             }
             retried = true;
-            let challenge = response
-                .headers()
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(Challenge::parse);
+            let challenge = response.headers().get(reqwest::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(Challenge::parse);
             match challenge {
                 Some(Challenge::Bearer { realm, service, scope: asked }) => {
                     // The registry's own scope list, when it gives one (a cross-repository
@@ -494,10 +464,9 @@ impl RegistryClient {
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
         let registry = if registry.is_empty() { DOCKER_HUB } else { registry };
         // Any repository of that registry: only the host and the credentials matter here.
-        let reference: Reference = format!("{registry}/berth/login-check:latest").parse().map_err(|_| RegistryError::Unreachable {
-            registry: registry.to_owned(),
-            detail: "not a registry address".into(),
-        })?;
+        let reference: Reference = format!("{registry}/berth/login-check:latest")
+            .parse()
+            .map_err(|_| RegistryError::Unreachable { registry: registry.to_owned(), detail: "not a registry address".into() })?;
         let host = reference.api_host();
         let url = format!("{}://{}/v2/", self.config.scheme(host), self.config.connect_host(host));
         let response = self.get(&reference, &url, None, Some(creds)).await?;

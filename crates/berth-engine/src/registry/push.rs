@@ -75,9 +75,8 @@ impl RegistryClient {
         }
         let mut location = self.location(reference, &start)?;
         let size = store.size(digest)?;
-        let mut file = tokio::fs::File::open(store.path(digest))
-            .await
-            .map_err(|source| crate::content::ContentError::Io { what: format!("open {digest}"), source })?;
+        let mut file =
+            tokio::fs::File::open(store.path(digest)).await.map_err(|source| crate::content::ContentError::Io { what: format!("open {digest}"), source })?;
         let read_err = |source| crate::content::ContentError::Io { what: format!("read {digest}"), source };
         let with_digest = |loc: &str| format!("{loc}{}digest={digest}", if loc.contains('?') { '&' } else { '?' });
         if size as usize <= CHUNK {
@@ -138,13 +137,7 @@ impl RegistryClient {
     }
 
     /// Puts a manifest under `reference`'s tag (or digest).
-    pub async fn push_manifest(
-        &self,
-        reference: &Reference,
-        media_type: &str,
-        bytes: Vec<u8>,
-        creds: Option<&Credentials>,
-    ) -> Result<(), RegistryError> {
+    pub async fn push_manifest(&self, reference: &Reference, media_type: &str, bytes: Vec<u8>, creds: Option<&Credentials>) -> Result<(), RegistryError> {
         let url = self.url(reference, &format!("manifests/{}", reference.lookup()));
         let put = self
             .send(Call {

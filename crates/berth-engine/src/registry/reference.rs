@@ -49,11 +49,7 @@ impl Reference {
 
     /// The familiar short form docker prints (`busybox:latest`, `127.0.0.1:5000/x:y`).
     pub fn familiar(&self) -> String {
-        let name = if self.registry == DOCKER_HUB {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_owned()
-        } else {
-            self.name()
-        };
+        let name = if self.registry == DOCKER_HUB { self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_owned() } else { self.name() };
         match (&self.tag, &self.digest) {
             (Some(t), _) => format!("{name}:{t}"),
             (None, Some(d)) => format!("{name}@{d}"),
@@ -90,10 +86,8 @@ impl FromStr for Reference {
             None => (rest, None),
         };
         if let Some(tag) = &tag {
-            let valid = !tag.is_empty()
-                && tag.len() <= 128
-                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                && !tag.starts_with(['.', '-']);
+            let valid =
+                !tag.is_empty() && tag.len() <= 128 && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) && !tag.starts_with(['.', '-']);
             if !valid {
                 return Err(bad("bad tag"));
             }
@@ -106,18 +100,12 @@ impl FromStr for Reference {
             Some((h, p)) => (h, Some(p)),
             None => (registry.as_str(), None),
         };
-        let host_ok = host
-            .split('.')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let host_ok = host.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
         if !host_ok || !port_ok {
             return Err(bad("bad registry host"));
         }
-        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository
-        };
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') { format!("library/{repository}") } else { repository };
         let component_ok = |c: &str| {
             !c.is_empty()
                 && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))

@@ -72,12 +72,7 @@ impl Snapshots {
     /// Every snapshot's chain ID.
     pub fn list(&self) -> Vec<Digest> {
         let mut out: Vec<Digest> = std::fs::read_dir(&self.root)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| format!("sha256:{}", e.file_name().to_string_lossy()).parse().ok())
-                    .collect()
-            })
+            .map(|entries| entries.flatten().filter_map(|e| format!("sha256:{}", e.file_name().to_string_lossy()).parse().ok()).collect())
             .unwrap_or_default();
         out.sort();
         out

@@ -117,7 +117,11 @@ fn mknod(path: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
     let rc = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn set_opaque(dir: &Path) -> io::Result<()> {
@@ -125,7 +129,11 @@ fn set_opaque(dir: &Path) -> io::Result<()> {
     let name = c"trusted.overlay.opaque";
     // SAFETY: valid NUL-terminated strings and a 1-byte value buffer.
     let rc = unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn lchown(path: &Path, uid: u64, gid: u64) -> io::Result<()> {
@@ -133,7 +141,11 @@ fn lchown(path: &Path, uid: u64, gid: u64) -> io::Result<()> {
     let (uid, gid) = (u32::try_from(uid).unwrap_or(0), u32::try_from(gid).unwrap_or(0));
     // SAFETY: a valid NUL-terminated path; lchown does not follow symlinks.
     let rc = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> Result<(), UnpackError> {
@@ -200,16 +212,14 @@ fn apply<R: Read>(entry: &mut tar::Entry<R>, diff_id: &Digest, root: &Path) -> R
         }
     }
     match kind {
-        tar::EntryType::Directory => {
-            match fs::symlink_metadata(&path) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => {
-                    fs::remove_file(&path).map_err(io_err)?;
-                    fs::create_dir(&path).map_err(io_err)?;
-                }
-                Err(_) => fs::create_dir(&path).map_err(io_err)?,
+        tar::EntryType::Directory => match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                fs::remove_file(&path).map_err(io_err)?;
+                fs::create_dir(&path).map_err(io_err)?;
             }
-        }
+            Err(_) => fs::create_dir(&path).map_err(io_err)?,
+        },
         // GNU sparse files: the tar reader gives their data with the holes filled in.
         tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_err)?;
@@ -283,7 +293,11 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let n = CString::new(name).map_err(io::Error::other)?;
     // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
     let rc = unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn filetime_of(secs: u64) -> libc::timespec {
@@ -295,7 +309,11 @@ fn set_times(path: &Path, time: libc::timespec) -> io::Result<()> {
     let times = [time, time];
     // SAFETY: valid path and a two-element timespec array, as utimensat requires.
     let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]
@@ -326,7 +344,12 @@ mod tests {
     #[test]
     fn setuid_and_setgid_bits_survive_unpacking() {
         let mut builder = tar::Builder::new(Vec::new());
-        for (path, mode, kind) in [("bin/", 0o755, tar::EntryType::Directory), ("bin/su", 0o4755, tar::EntryType::Regular), ("bin/wall", 0o2755, tar::EntryType::Regular), ("shared/", 0o2775, tar::EntryType::Directory)] {
+        for (path, mode, kind) in [
+            ("bin/", 0o755, tar::EntryType::Directory),
+            ("bin/su", 0o4755, tar::EntryType::Regular),
+            ("bin/wall", 0o2755, tar::EntryType::Regular),
+            ("shared/", 0o2775, tar::EntryType::Directory),
+        ] {
             let mut header = tar::Header::new_ustar();
             header.set_entry_type(kind);
             header.set_mode(mode);
@@ -361,9 +384,7 @@ mod tests {
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o755);
         header.set_size(0);
-        builder
-            .append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]), ("SCHILY.xattr.user.kept", &b"1"[..])])
-            .expect("pax");
+        builder.append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]), ("SCHILY.xattr.user.kept", &b"1"[..])]).expect("pax");
         builder.append_data(&mut header, "etc/", &b""[..]).expect("append");
         let layer = builder.into_inner().expect("tar");
         let (dir, unpacked) = unpack_in("xattr", &layer);

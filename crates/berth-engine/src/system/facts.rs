@@ -19,9 +19,7 @@ impl MachineFacts {
             kernel_release: read("/proc/sys/kernel/osrelease"),
             hostname: read("/proc/sys/kernel/hostname"),
             os_pretty_name: parse_os_release(&read("/etc/os-release")).unwrap_or_default(),
-            cpus: std::thread::available_parallelism()
-                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
-                .unwrap_or(1),
+            cpus: std::thread::available_parallelism().map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX)).unwrap_or(1),
             memory_bytes: parse_meminfo_total(&read("/proc/meminfo")).unwrap_or(0),
             uptime_seconds: parse_uptime(&read("/proc/uptime")).unwrap_or(0),
         }

@@ -5,8 +5,7 @@ mod facts;
 use std::pin::Pin;
 
 use berth_proto::v1::{
-    system_server::System, Event, EventsRequest, InfoRequest, InfoResponse, SyncClockRequest, SyncClockResponse,
-    VersionRequest, VersionResponse,
+    system_server::System, Event, EventsRequest, InfoRequest, InfoResponse, SyncClockRequest, SyncClockResponse, VersionRequest, VersionResponse,
 };
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -55,7 +54,11 @@ fn set_clock(unix_nanos: i128) -> std::io::Result<()> {
     // `as _`: time_t is i64 on every target Berth's guest runs on.
     let ts = libc::timespec { tv_sec: secs as _, tv_nsec: unix_nanos.rem_euclid(1_000_000_000) as _ };
     // SAFETY: a valid timespec for the duration of the call.
-    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[tonic::async_trait]
@@ -118,9 +121,7 @@ impl System for SystemApi {
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        let status = Status::data_loss(format!(
-                            "event subscriber fell behind and missed {missed} events"
-                        ));
+                        let status = Status::data_loss(format!("event subscriber fell behind and missed {missed} events"));
                         let _ = tx.send(Err(status)).await;
                         return;
                     }

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use berth_proto::v1::{
-    volumes_server::Volumes as VolumesApiTrait, CreateVolumeRequest, ListVolumesRequest, ListVolumesResponse,
-    PruneVolumesRequest, PruneVolumesResponse, RemoveVolumeRequest, RemoveVolumeResponse, Volume, VolumeRef, VolumeData,
-    VolumeImportChunk, CloneVolumeRequest,
+    volumes_server::Volumes as VolumesApiTrait, CloneVolumeRequest, CreateVolumeRequest, ListVolumesRequest, ListVolumesResponse, PruneVolumesRequest,
+    PruneVolumesResponse, RemoveVolumeRequest, RemoveVolumeResponse, Volume, VolumeData, VolumeImportChunk, VolumeRef,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Request, Response, Status};
@@ -129,24 +128,15 @@ impl VolumesApiTrait for VolumesApi {
 
     async fn create(&self, request: Request<CreateVolumeRequest>) -> Result<Response<Volume>, Status> {
         let r = request.into_inner();
-        let (record, _) = self
-            .volumes
-            .create(Some(&r.name), &r.driver, r.labels.into_iter().collect(), r.driver_opts.into_iter().collect(), false)
-            .map_err(status)?;
+        let (record, _) =
+            self.volumes.create(Some(&r.name), &r.driver, r.labels.into_iter().collect(), r.driver_opts.into_iter().collect(), false).map_err(status)?;
         Ok(Response::new(self.to_proto(record, false)))
     }
 
     async fn list(&self, request: Request<ListVolumesRequest>) -> Result<Response<ListVolumesResponse>, Status> {
         let r = request.into_inner();
         let filters = parse_filters(&r.filters)?;
-        let volumes = self
-            .volumes
-            .list()
-            .map_err(status)?
-            .into_iter()
-            .map(|v| self.to_proto(v, r.size))
-            .filter(|v| matches(v, &filters))
-            .collect();
+        let volumes = self.volumes.list().map_err(status)?.into_iter().map(|v| self.to_proto(v, r.size)).filter(|v| matches(v, &filters)).collect();
         Ok(Response::new(ListVolumesResponse { volumes }))
     }
 

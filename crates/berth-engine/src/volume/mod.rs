@@ -137,14 +137,7 @@ impl Volumes {
         if let Some(existing) = self.get(&name)? {
             return Ok((existing, false));
         }
-        let record = VolumeRecord {
-            name: name.clone(),
-            driver: "local".into(),
-            labels,
-            options,
-            created: crate::container::now_rfc3339(),
-            anonymous,
-        };
+        let record = VolumeRecord { name: name.clone(), driver: "local".into(), labels, options, created: crate::container::now_rfc3339(), anonymous };
         let data = self.data_dir(&name);
         std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
         let json = serde_json::to_string(&record).map_err(|_| VolumeError::Corrupt(name.clone()))?;
@@ -156,8 +149,7 @@ impl Volumes {
     }
 
     pub fn get(&self, name: &str) -> Result<Option<VolumeRecord>, VolumeError> {
-        let json: Option<String> =
-            self.db().query_row("SELECT record FROM volumes WHERE name = ?1", params![name], |r| r.get(0)).optional()?;
+        let json: Option<String> = self.db().query_row("SELECT record FROM volumes WHERE name = ?1", params![name], |r| r.get(0)).optional()?;
         json.map(|j| serde_json::from_str(&j).map_err(|_| VolumeError::Corrupt(name.to_owned()))).transpose()
     }
 
@@ -220,7 +212,7 @@ impl Volumes {
             }
             // Not counted (a container found dead after an engine restart): only an
             // options volume can be mounted; a plain one costs no mount table read.
-            None if !self.get(name).ok().flatten().is_some_and(|r| !r.options.is_empty()) => return,
+            None if self.get(name).ok().flatten().is_none_or(|r| r.options.is_empty()) => return,
             None => {}
         }
         let data = self.data_dir(name);
@@ -380,7 +372,9 @@ impl MountOptions {
                 check(unsafe { libc::mount(device_c.as_ptr(), target_c.as_ptr(), std::ptr::null(), flags, std::ptr::null()) })?;
                 if *read_only {
                     // SAFETY: as above; a read-only bind is a remount of the bind.
-                    let remounted = check(unsafe { libc::mount(std::ptr::null(), target_c.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, std::ptr::null()) });
+                    let remounted = check(unsafe {
+                        libc::mount(std::ptr::null(), target_c.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, std::ptr::null())
+                    });
                     if let Err(e) = remounted {
                         // SAFETY: as above.
                         unsafe { libc::umount2(target_c.as_ptr(), libc::MNT_DETACH) };
@@ -420,7 +414,10 @@ mod tests {
     fn mount_options_are_docker_local_drivers() {
         let opts = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>();
         assert_eq!(MountOptions::parse(&opts(&[])).expect("plain"), None);
-        assert_eq!(MountOptions::parse(&opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m,uid=1000")])).expect("tmpfs"), Some(MountOptions::Tmpfs { data: "size=1m,uid=1000".into() }));
+        assert_eq!(
+            MountOptions::parse(&opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m,uid=1000")])).expect("tmpfs"),
+            Some(MountOptions::Tmpfs { data: "size=1m,uid=1000".into() })
+        );
         assert_eq!(
             MountOptions::parse(&opts(&[("type", "none"), ("o", "rbind,ro"), ("device", "/srv/data")])).expect("bind"),
             Some(MountOptions::Bind { device: "/srv/data".into(), recursive: true, read_only: true })

@@ -38,10 +38,7 @@ pub fn parse_host(text: &str) -> Result<AgentEndpoint, FindError> {
     }
     if let Some(rest) = text.strip_prefix("vsock:") {
         let (cid, port) = rest.split_once(':').ok_or_else(bad)?;
-        return Ok(AgentEndpoint::Vsock {
-            cid: cid.parse().map_err(|_| bad())?,
-            port: port.parse().map_err(|_| bad())?,
-        });
+        return Ok(AgentEndpoint::Vsock { cid: cid.parse().map_err(|_| bad())?, port: port.parse().map_err(|_| bad())? });
     }
     if text.starts_with('/') {
         return Ok(AgentEndpoint::Unix(PathBuf::from(text)));
@@ -78,10 +75,7 @@ mod tests {
     fn host_forms() {
         assert_eq!(parse_host("unix:///x/b.sock").ok(), Some(AgentEndpoint::Unix("/x/b.sock".into())));
         assert_eq!(parse_host("/x/b.sock").ok(), Some(AgentEndpoint::Unix("/x/b.sock".into())));
-        assert_eq!(
-            parse_host("vsock-hybrid:/x/v.sock:1024").ok(),
-            Some(AgentEndpoint::HybridVsock { uds: "/x/v.sock".into(), port: 1024 })
-        );
+        assert_eq!(parse_host("vsock-hybrid:/x/v.sock:1024").ok(), Some(AgentEndpoint::HybridVsock { uds: "/x/v.sock".into(), port: 1024 }));
         assert_eq!(parse_host("vsock:3:1024").ok(), Some(AgentEndpoint::Vsock { cid: 3, port: 1024 }));
         assert!(matches!(parse_host("tcp://1.2.3.4:1"), Err(FindError::BadHost(_))));
         assert!(matches!(parse_host("vsock:x:1"), Err(FindError::BadHost(_))));

@@ -71,19 +71,11 @@ pub struct CallError {
 
 impl CallError {
     pub fn from_status(operation: &'static str, status: tonic::Status) -> CallError {
-        CallError {
-            operation,
-            kind: ErrorKind::from_grpc_code(status.code()),
-            message: status.message().to_owned(),
-        }
+        CallError { operation, kind: ErrorKind::from_grpc_code(status.code()), message: status.message().to_owned() }
     }
 
     fn timeout(operation: &'static str, timeout: Duration) -> CallError {
-        CallError {
-            operation,
-            kind: ErrorKind::Unavailable,
-            message: format!("no answer within {timeout:?}"),
-        }
+        CallError { operation, kind: ErrorKind::Unavailable, message: format!("no answer within {timeout:?}") }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -108,14 +100,12 @@ impl AgentClient {
         // The URI is required by tonic but unused: the connector picks the transport.
         let uri = Endpoint::from_static("http://berth-agent").connect_timeout(timeout);
         let channel = uri.connect_with_connector(tower::service_fn(move |_: Uri| {
-                let target = target.clone();
-                async move { AgentStream::connect(&target).await.map(TokioIo::new) }
-            }));
+            let target = target.clone();
+            async move { AgentStream::connect(&target).await.map(TokioIo::new) }
+        }));
         let channel = match tokio::time::timeout(timeout, channel).await {
             Ok(Ok(channel)) => channel,
-            Ok(Err(source)) => {
-                return Err(ConnectError::Transport { endpoint: endpoint.to_string(), source })
-            }
+            Ok(Err(source)) => return Err(ConnectError::Transport { endpoint: endpoint.to_string(), source }),
             Err(_) => return Err(ConnectError::Timeout { endpoint: endpoint.to_string(), timeout }),
         };
         Ok(AgentClient {
@@ -174,17 +164,9 @@ impl AgentClient {
     }
 
     /// Subscribes to the engine's events.
-    pub async fn events(
-        &self,
-        replay: bool,
-        types: Vec<String>,
-    ) -> Result<tonic::Streaming<Event>, CallError> {
+    pub async fn events(&self, replay: bool, types: Vec<String>) -> Result<tonic::Streaming<Event>, CallError> {
         let mut system = self.system.clone();
-        system
-            .events(EventsRequest { replay, types })
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| CallError::from_status("events", s))
+        system.events(EventsRequest { replay, types }).await.map(|r| r.into_inner()).map_err(|s| CallError::from_status("events", s))
     }
 }
 

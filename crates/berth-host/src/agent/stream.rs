@@ -29,10 +29,7 @@ impl AgentStream {
                 Ok(AgentStream::Vsock(tokio_vsock::VsockStream::connect(addr).await?))
             }
             #[cfg(not(target_os = "linux"))]
-            AgentEndpoint::Vsock { .. } => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "AF_VSOCK is not available on this host",
-            )),
+            AgentEndpoint::Vsock { .. } => Err(io::Error::new(io::ErrorKind::Unsupported, "AF_VSOCK is not available on this host")),
         }
     }
 }
@@ -63,10 +60,7 @@ pub(crate) async fn hybrid_handshake(mut stream: UnixStream, port: u32) -> io::R
     if reply.starts_with("OK ") {
         Ok(stream)
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            format!("vsock handshake refused for port {port}: {reply:?}"),
-        ))
+        Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("vsock handshake refused for port {port}: {reply:?}")))
     }
 }
 

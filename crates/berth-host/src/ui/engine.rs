@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use berth_proto::v1::{
-    pull_event, ContainerRef, CreateContainerRequest, CreateNetworkRequest, CreateVolumeRequest, KillContainerRequest,
-    ListContainersRequest, ListImagesRequest, ListNetworksRequest, ListVolumesRequest, LogsRequest, NetworkRef, PullRequest,
-    RemoveContainerRequest, RemoveImageRequest, RemoveVolumeRequest, StopContainerRequest, TagImageRequest,
+    pull_event, ContainerRef, CreateContainerRequest, CreateNetworkRequest, CreateVolumeRequest, KillContainerRequest, ListContainersRequest,
+    ListImagesRequest, ListNetworksRequest, ListVolumesRequest, LogsRequest, NetworkRef, PullRequest, RemoveContainerRequest, RemoveImageRequest,
+    RemoveVolumeRequest, StopContainerRequest, TagImageRequest,
 };
 use futures::StreamExt;
 
-use super::rows::{ContainerRow, EngineEvent, ImageRow, LogLine, NetworkRow, NetworkRequest, PortRow, PullProgress, RunRequest, VolumeRow};
+use super::rows::{ContainerRow, EngineEvent, ImageRow, LogLine, NetworkRequest, NetworkRow, PortRow, PullProgress, RunRequest, VolumeRow};
 use super::{status, UiError};
 use crate::agent::AgentClient;
 use crate::ErrorKind;
@@ -103,7 +103,8 @@ impl Engine {
 
     /// The last `tail` entries of a container's log (all when negative).
     pub async fn logs(&self, id: &str, tail: i64) -> Result<Vec<LogLine>, UiError> {
-        let request = LogsRequest { id: id.to_owned(), follow: false, stdout: true, stderr: true, since: String::new(), until: String::new(), tail, timestamps: true };
+        let request =
+            LogsRequest { id: id.to_owned(), follow: false, stdout: true, stderr: true, since: String::new(), until: String::new(), tail, timestamps: true };
         let mut stream = self.client.containers().logs(request).await.map_err(status("logs"))?.into_inner();
         let mut lines = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -246,7 +247,14 @@ impl Engine {
 
     pub async fn networks(&self) -> Result<Vec<NetworkRow>, UiError> {
         let networks = self.client.networks().list(ListNetworksRequest::default()).await.map_err(status("list networks"))?.into_inner().networks;
-        let containers = self.client.containers().list(ListContainersRequest { all: true, filters: vec![] }).await.map_err(status("list containers"))?.into_inner().containers;
+        let containers = self
+            .client
+            .containers()
+            .list(ListContainersRequest { all: true, filters: vec![] })
+            .await
+            .map_err(status("list containers"))?
+            .into_inner()
+            .containers;
         let mut rows: Vec<NetworkRow> = networks
             .into_iter()
             .map(|n| NetworkRow {

@@ -18,8 +18,7 @@ fn text(v: &Value) -> String {
 }
 
 fn labels(v: &Value) -> Vec<(String, String)> {
-    let mut labels: Vec<(String, String)> =
-        v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default();
+    let mut labels: Vec<(String, String)> = v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect()).unwrap_or_default();
     labels.sort();
     labels
 }
@@ -173,7 +172,9 @@ mod tests {
 
     #[test]
     fn a_stopped_container_has_no_addresses_and_no_ports() {
-        let d = container_detail(&json!({"Name": "/idle", "Path": "sh", "Args": [], "NetworkSettings": {"Ports": {}, "Networks": {"bridge": {"IPAddress": "", "MacAddress": ""}}}}));
+        let d = container_detail(
+            &json!({"Name": "/idle", "Path": "sh", "Args": [], "NetworkSettings": {"Ports": {}, "Networks": {"bridge": {"IPAddress": "", "MacAddress": ""}}}}),
+        );
         assert_eq!(d.command, "sh");
         assert!(d.ports.is_empty());
         assert_eq!(d.networks[0].ipv4, "");

@@ -5,8 +5,8 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use berth_proto::v1::{
-    CloneVolumeRequest, ConnectNetworkRequest, DisconnectNetworkRequest, InspectImageRequest, PruneImagesRequest, PruneVolumesRequest,
-    PushRequest, VolumeImportChunk, VolumeRef,
+    CloneVolumeRequest, ConnectNetworkRequest, DisconnectNetworkRequest, InspectImageRequest, PruneImagesRequest, PruneVolumesRequest, PushRequest,
+    VolumeImportChunk, VolumeRef,
 };
 use futures::StreamExt;
 

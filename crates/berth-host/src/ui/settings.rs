@@ -74,9 +74,7 @@ pub async fn diagnose(home: &BerthHome) -> Result<String, UiError> {
     std::fs::create_dir_all(&dir).map_err(|e| UiError::new(ErrorKind::Internal, format!("{}: {e}", dir.display())))?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let out = dir.join(format!("berth-diagnose-{stamp}.tar.gz"));
-    crate::diagnose::write(home, &out, env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|e| UiError::from_error(e.kind(), &e))?;
+    crate::diagnose::write(home, &out, env!("CARGO_PKG_VERSION")).await.map_err(|e| UiError::from_error(e.kind(), &e))?;
     Ok(out.display().to_string())
 }
 

@@ -44,13 +44,7 @@ impl Engine {
     /// Opens a shell with a tty in a running container. Output goes to `output` (from a
     /// task of its own) until the shell exits; keystrokes and sizes go through the
     /// returned [`Terminal`]. Dropping it ends the shell's input.
-    pub async fn open_terminal(
-        &self,
-        id: &str,
-        cols: u32,
-        rows: u32,
-        mut output: impl FnMut(TerminalEvent) + Send + 'static,
-    ) -> Result<Terminal, UiError> {
+    pub async fn open_terminal(&self, id: &str, cols: u32, rows: u32, mut output: impl FnMut(TerminalEvent) + Send + 'static) -> Result<Terminal, UiError> {
         let (sender, receiver) = tokio::sync::mpsc::channel::<ExecInput>(64);
         let spec = ExecSpec {
             container: id.to_owned(),
@@ -64,13 +58,7 @@ impl Engine {
             .send(ExecInput { spec: Some(spec), rows, cols, ..Default::default() })
             .await
             .map_err(|_| UiError::new(ErrorKind::Internal, "the terminal's input closed"))?;
-        let mut stream = self
-            .client()
-            .containers()
-            .exec(tokio_stream::wrappers::ReceiverStream::new(receiver))
-            .await
-            .map_err(status("exec"))?
-            .into_inner();
+        let mut stream = self.client().containers().exec(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.map_err(status("exec"))?.into_inner();
         tokio::spawn(async move {
             let mut text = Utf8Stream::default();
             while let Some(next) = stream.next().await {
@@ -131,20 +119,6 @@ impl Utf8Stream {
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending = rest;
         text
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Utf8Stream;
-
-    #[test]
-    fn a_character_split_across_chunks_arrives_whole() {
-        let mut s = Utf8Stream::default();
-        let euro = "€".as_bytes();
-        assert_eq!(s.push(&[b'a', euro[0]]), "a");
-        assert_eq!(s.push(&euro[1..]), "€");
-        assert_eq!(s.push(&[0xff, b'b']), "\u{fffd}b");
     }
 }
 
@@ -212,5 +186,19 @@ impl Engine {
         }
         file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
         Ok(lines.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Utf8Stream;
+
+    #[test]
+    fn a_character_split_across_chunks_arrives_whole() {
+        let mut s = Utf8Stream::default();
+        let euro = "€".as_bytes();
+        assert_eq!(s.push(&[b'a', euro[0]]), "a");
+        assert_eq!(s.push(&euro[1..]), "€");
+        assert_eq!(s.push(&[0xff, b'b']), "\u{fffd}b");
     }
 }

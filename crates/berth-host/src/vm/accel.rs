@@ -58,9 +58,7 @@ impl AccelChoice {
     pub fn parse(text: &str) -> Result<AccelChoice, String> {
         match text {
             "" | "auto" => Ok(AccelChoice::Auto),
-            other => Accel::parse(other)
-                .map(AccelChoice::Only)
-                .ok_or_else(|| format!("unknown accelerator {other:?}: expected auto, kvm, hvf, whpx or tcg")),
+            other => Accel::parse(other).map(AccelChoice::Only).ok_or_else(|| format!("unknown accelerator {other:?}: expected auto, kvm, hvf, whpx or tcg")),
         }
     }
 }
@@ -104,12 +102,7 @@ fn hardware_present() -> Option<Accel> {
 pub fn kernel_id(kernel: &Path) -> String {
     match std::fs::metadata(kernel) {
         Ok(meta) => {
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
             format!("{}:{}:{}", kernel.display(), meta.len(), mtime)
         }
         Err(_) => kernel.display().to_string(),
@@ -129,11 +122,8 @@ mod tests {
     fn auto_ends_with_tcg_and_skips_failed_hardware() {
         let all = candidates(AccelChoice::Auto, "k1", &[]);
         assert_eq!(all.last(), Some(&Accel::Tcg));
-        let verdicts: Vec<Verdict> = all
-            .iter()
-            .filter(|a| a.is_hardware())
-            .map(|a| Verdict { accel: *a, kernel_id: "k1".into(), reason: "hung".into() })
-            .collect();
+        let verdicts: Vec<Verdict> =
+            all.iter().filter(|a| a.is_hardware()).map(|a| Verdict { accel: *a, kernel_id: "k1".into(), reason: "hung".into() }).collect();
         assert_eq!(candidates(AccelChoice::Auto, "k1", &verdicts), vec![Accel::Tcg]);
         // A different kernel gets a fresh chance.
         assert_eq!(candidates(AccelChoice::Auto, "k2", &verdicts), all);

@@ -228,7 +228,8 @@ mod tests {
     #[test]
     fn boot_conf_lines_and_refusals() {
         let share = Share { tag: "share0".into(), path: "/home/me/src code".into(), socket: "/x/fs0.sock".into() };
-        let conf = boot_conf(Some(true), &[share.clone()], ShareTransport::Virtiofs, &[("BERTH_SHARES".into(), "/home/me/src code".into())]).expect("conf");
+        let conf = boot_conf(Some(true), std::slice::from_ref(&share), ShareTransport::Virtiofs, &[("BERTH_SHARES".into(), "/home/me/src code".into())])
+            .expect("conf");
         assert_eq!(conf, "data new\nshare-virtiofs share0 /home/me/src code\nenv BERTH_SHARES /home/me/src code\n");
         assert_eq!(boot_conf(None, &[share], ShareTransport::NineP, &[]).expect("conf"), "share-9p share0 /home/me/src code\n");
         assert!(boot_conf(None, &[], ShareTransport::Virtiofs, &[("A".into(), "it's".into())]).is_err());

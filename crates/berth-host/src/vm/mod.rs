@@ -6,8 +6,8 @@
 pub mod accel;
 pub mod guest;
 pub mod image;
-pub mod qmp;
 pub mod qemu;
+pub mod qmp;
 pub mod state;
 pub mod status;
 
@@ -69,9 +69,7 @@ impl VmConfig {
         let image = VmImage::locate()?;
         let qemu = match std::env::var_os("BERTH_QEMU") {
             Some(path) => PathBuf::from(path),
-            None => find_program(qemu_binary_name()).ok_or(StartError::QemuMissing {
-                program: qemu_binary_name().to_owned(),
-            })?,
+            None => find_program(qemu_binary_name()).ok_or(StartError::QemuMissing { program: qemu_binary_name().to_owned() })?,
         };
         let vhost_device_vsock = if host_has_vhost_vsock() {
             None
@@ -81,13 +79,10 @@ impl VmConfig {
                 None => find_program("vhost-device-vsock").ok_or(StartError::VhostMissing)?,
             })
         };
-        let accel = AccelChoice::parse(&std::env::var("BERTH_ACCEL").unwrap_or_default())
-            .map_err(StartError::InvalidConfig)?;
+        let accel = AccelChoice::parse(&std::env::var("BERTH_ACCEL").unwrap_or_default()).map_err(StartError::InvalidConfig)?;
         let number = |name: &str, default: u64| -> Result<u64, StartError> {
             match std::env::var(name) {
-                Ok(text) => text
-                    .parse()
-                    .map_err(|_| StartError::InvalidConfig(format!("{name}={text:?} is not a number"))),
+                Ok(text) => text.parse().map_err(|_| StartError::InvalidConfig(format!("{name}={text:?} is not a number"))),
                 Err(_) => Ok(default),
             }
         };
@@ -125,16 +120,13 @@ pub fn host_has_vhost_vsock() -> bool {
     if std::env::var("BERTH_VSOCK").as_deref() == Ok("hybrid") {
         return false;
     }
-    cfg!(target_os = "linux")
-        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/vhost-vsock").is_ok()
+    cfg!(target_os = "linux") && std::fs::OpenOptions::new().read(true).write(true).open("/dev/vhost-vsock").is_ok()
 }
 
 /// Finds a program on PATH, in ~/.cargo/bin (where `cargo install` puts tools), and in
 /// the package's own `<bin>/../lib/berth`.
 pub fn find_program(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
@@ -178,19 +170,14 @@ pub enum StartError {
 impl StartError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StartError::QemuMissing { .. }
-            | StartError::ImageMissing(_)
-            | StartError::VhostMissing
-            | StartError::VirtiofsdMissing => ErrorKind::NotFound,
+            StartError::QemuMissing { .. } | StartError::ImageMissing(_) | StartError::VhostMissing | StartError::VirtiofsdMissing => ErrorKind::NotFound,
             StartError::InvalidConfig(_) | StartError::SocketPathTooLong { .. } => ErrorKind::InvalidArgument,
             StartError::AlreadyRunning { .. } => ErrorKind::Conflict,
             StartError::QemuExited { .. }
             | StartError::NoAnswer { .. }
             | StartError::VhostFailed { .. }
             | StartError::BootFailed { .. }
-            | StartError::ShareFailed { .. } => {
-                ErrorKind::Unavailable
-            }
+            | StartError::ShareFailed { .. } => ErrorKind::Unavailable,
             StartError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -298,19 +285,12 @@ pub fn endpoint_of(record: &VmRecord) -> AgentEndpoint {
     match (&record.vsock_uds, record.guest_cid) {
         (Some(uds), _) => AgentEndpoint::HybridVsock { uds: uds.clone(), port: berth_proto::AGENT_VSOCK_PORT },
         (None, Some(cid)) => AgentEndpoint::Vsock { cid, port: berth_proto::AGENT_VSOCK_PORT },
-        (None, None) => AgentEndpoint::HybridVsock {
-            uds: PathBuf::from("/nonexistent"),
-            port: berth_proto::AGENT_VSOCK_PORT,
-        },
+        (None, None) => AgentEndpoint::HybridVsock { uds: PathBuf::from("/nonexistent"), port: berth_proto::AGENT_VSOCK_PORT },
     }
 }
 
 /// Boots the VM and waits until the agent answers. `on_state` hears each state change.
-pub async fn start(
-    home: &BerthHome,
-    config: &VmConfig,
-    mut on_state: impl FnMut(&VmState),
-) -> Result<RunningVm, StartError> {
+pub async fn start(home: &BerthHome, config: &VmConfig, mut on_state: impl FnMut(&VmState)) -> Result<RunningVm, StartError> {
     let paths = VmPaths::new(home);
     std::fs::create_dir_all(&paths.dir).map_err(StartError::io(format!("create {}", paths.dir.display())))?;
     // QMP, vhost-user and the vsock's unix socket are made by QEMU and
@@ -374,12 +354,7 @@ fn load_verdicts(path: &Path) -> Vec<Verdict> {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-async fn boot_once(
-    paths: &VmPaths,
-    config: &VmConfig,
-    accel: Accel,
-    timeout: Duration,
-) -> Result<RunningVm, StartError> {
+async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Duration) -> Result<RunningVm, StartError> {
     // The console log too: the previous boot's lines must not look like this boot's.
     for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.console_log] {
         let _ = std::fs::remove_file(stale);
@@ -626,11 +601,7 @@ impl Children {
 async fn spawn_vhost(program: &Path, paths: &VmPaths) -> Result<Child, StartError> {
     let log = std::fs::File::create(&paths.vhost_log).map_err(StartError::io("create the vhost-device-vsock log"))?;
     let log_err = log.try_clone().map_err(StartError::io("open the vhost-device-vsock log"))?;
-    let spec = format!(
-        "guest-cid={HYBRID_GUEST_CID},socket={},uds-path={}",
-        paths.vhost_socket.display(),
-        paths.vsock_uds.display()
-    );
+    let spec = format!("guest-cid={HYBRID_GUEST_CID},socket={},uds-path={}", paths.vhost_socket.display(), paths.vsock_uds.display());
     let mut child = Command::new(program)
         .args(["--vm", &spec])
         .stdin(Stdio::null())
@@ -642,9 +613,7 @@ async fn spawn_vhost(program: &Path, paths: &VmPaths) -> Result<Child, StartErro
     let deadline = Instant::now() + Duration::from_secs(5);
     while !paths.vhost_socket.exists() {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(StartError::VhostFailed {
-                detail: format!("exited with {status}: {}", tail(&paths.vhost_log, 5)),
-            });
+            return Err(StartError::VhostFailed { detail: format!("exited with {status}: {}", tail(&paths.vhost_log, 5)) });
         }
         if Instant::now() > deadline {
             let _ = child.kill().await;
@@ -701,11 +670,7 @@ pub async fn status(home: &BerthHome) -> VmState {
 
 async fn status_of(paths: &VmPaths, record: &VmRecord) -> VmState {
     let gone = || VmState::Error {
-        reason: format!(
-            "the VM stopped without Berth asking (QEMU pid {} is gone); console tail:\n{}",
-            record.qemu_pid,
-            tail(&paths.console_log, 10)
-        ),
+        reason: format!("the VM stopped without Berth asking (QEMU pid {} is gone); console tail:\n{}", record.qemu_pid, tail(&paths.console_log, 10)),
     };
     if !state::process_alive(record.qemu_pid, "qemu") {
         return gone();
@@ -879,10 +844,7 @@ impl FileLock {
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
-            return Err(std::io::Error::new(
-                err.kind(),
-                format!("another Berth process is starting the VM ({err})"),
-            ));
+            return Err(std::io::Error::new(err.kind(), format!("another Berth process is starting the VM ({err})")));
         }
         Ok(FileLock { file })
     }

@@ -77,10 +77,7 @@ impl Qmp {
 
     pub async fn query_status(&self) -> Result<RunStatus, QmpError> {
         let info = self.run("query-status", qmp::query_status {}).await?;
-        let status = serde_json::to_value(info.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{:?}", info.status));
+        let status = serde_json::to_value(info.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| format!("{:?}", info.status));
         Ok(RunStatus { running: info.running, status })
     }
 

@@ -27,9 +27,7 @@ pub struct VmRecord {
 
 pub fn load(path: &Path) -> std::io::Result<Option<VmRecord>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err),
     }
@@ -51,10 +49,7 @@ pub fn save_json(path: &Path, record: &impl Serialize) -> std::io::Result<()> {
 
 /// Now, in ms since the Unix epoch, as the records keep it.
 pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
 /// Whether `pid` is a live (not zombie) process whose command line mentions `needle`.
@@ -68,9 +63,7 @@ pub fn process_alive(pid: u32, needle: &str) -> bool {
     if matches!(state, Some("Z") | Some("X") | None) {
         return false;
     }
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|cmd| String::from_utf8_lossy(&cmd).contains(needle))
-        .unwrap_or(false)
+    std::fs::read(format!("/proc/{pid}/cmdline")).map(|cmd| String::from_utf8_lossy(&cmd).contains(needle)).unwrap_or(false)
 }
 
 #[cfg(test)]

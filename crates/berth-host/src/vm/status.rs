@@ -15,13 +15,7 @@ pub struct EngineVersion {
 
 impl From<berth_proto::v1::VersionResponse> for EngineVersion {
     fn from(v: berth_proto::v1::VersionResponse) -> Self {
-        EngineVersion {
-            engine_version: v.engine_version,
-            api_version: v.api_version,
-            kernel_version: v.kernel_version,
-            os: v.os,
-            arch: v.arch,
-        }
+        EngineVersion { engine_version: v.engine_version, api_version: v.api_version, kernel_version: v.kernel_version, os: v.os, arch: v.arch }
     }
 }
 
