@@ -27,12 +27,16 @@ pub enum UnpackError {
     Corrupt { diff_id: Digest, source: io::Error },
     #[error("cannot unpack {entry:?} of layer {diff_id}")]
     Io { diff_id: Digest, entry: String, source: io::Error },
+    #[error("layer {diff_id} decompresses to more than {budget} bytes, the unpack budget ({why}); refused before it fills the disk")]
+    OverBudget { diff_id: Digest, budget: u64, why: String },
 }
 
 impl UnpackError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            UnpackError::Hostile { .. } | UnpackError::DiffId { .. } | UnpackError::Corrupt { .. } => ErrorKind::InvalidArgument,
+            UnpackError::Hostile { .. } | UnpackError::DiffId { .. } | UnpackError::Corrupt { .. } | UnpackError::OverBudget { .. } => {
+                ErrorKind::InvalidArgument
+            }
             UnpackError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -52,24 +56,87 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Counts what is read through it and fails past `left` bytes: a small compressed layer
+/// may expand without bound (a decompression bomb).
+struct Budget<R> {
+    inner: R,
+    left: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => self.left = left,
+            None => {
+                self.exceeded = true;
+                return Err(io::Error::other("the layer is over its unpack budget"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Space left on the store's file system for unpacked layers: the free space less a
+/// reserve, so that one layer cannot fill the disk the engine and its containers need.
+pub const DISK_RESERVE: u64 = 1 << 30;
+
+/// The decompressed bytes a layer unpacked into `root` may take, and why: the bytes
+/// `BERTH_UNPACK_BUDGET` says, else the file system's free space less [`DISK_RESERVE`].
+pub fn budget_for(root: &Path) -> (u64, String) {
+    if let Some(bytes) = std::env::var("BERTH_UNPACK_BUDGET").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        return (bytes, "BERTH_UNPACK_BUDGET".to_owned());
+    }
+    match free_bytes(root) {
+        Some(free) => (free.saturating_sub(DISK_RESERVE), format!("the store's free space, {free} bytes, less a {DISK_RESERVE}-byte reserve")),
+        None => (u64::MAX, "no limit: the free space is unknown".to_owned()),
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain old data; zeroed is a valid value to be overwritten.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `stat` a live statvfs for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
 pub fn unpack(blob: fs::File, compression: Compression, diff_id: &Digest, root: &Path) -> Result<(), UnpackError> {
-    let corrupt = |source| UnpackError::Corrupt { diff_id: diff_id.clone(), source };
+    let (budget, why) = budget_for(root);
+    unpack_within(blob, compression, diff_id, root, budget, why)
+}
+
+/// [`unpack`] with the budget given.
+pub fn unpack_within(blob: fs::File, compression: Compression, diff_id: &Digest, root: &Path, budget: u64, why: String) -> Result<(), UnpackError> {
     let buffered = io::BufReader::with_capacity(256 << 10, blob);
     let decompressed: Box<dyn Read> = match compression {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(buffered).map_err(corrupt)?),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(buffered).map_err(|source| UnpackError::Corrupt { diff_id: diff_id.clone(), source })?),
         Compression::None => Box::new(buffered),
     };
-    let mut reader = HashingReader { inner: decompressed, hasher: sha2::Sha256::new() };
-    {
-        let mut archive = tar::Archive::new(&mut reader);
-        for entry in archive.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
-            apply(&mut entry, diff_id, root)?;
+    let mut reader = HashingReader { inner: Budget { inner: decompressed, left: budget, exceeded: false }, hasher: sha2::Sha256::new() };
+    let over = |reader: &HashingReader<Budget<Box<dyn Read>>>| reader.inner.exceeded;
+    let result = (|| {
+        {
+            let mut archive = tar::Archive::new(&mut reader);
+            for entry in archive.entries().map_err(|source| UnpackError::Corrupt { diff_id: diff_id.clone(), source })? {
+                let mut entry = entry.map_err(|source| UnpackError::Corrupt { diff_id: diff_id.clone(), source })?;
+                apply(&mut entry, diff_id, root)?;
+            }
         }
+        // Whatever follows the end-of-archive marker is part of the diff ID too.
+        io::copy(&mut reader, &mut io::sink()).map_err(|source| UnpackError::Corrupt { diff_id: diff_id.clone(), source })?;
+        Ok(())
+    })();
+    if over(&reader) {
+        return Err(UnpackError::OverBudget { diff_id: diff_id.clone(), budget, why });
     }
-    // Whatever follows the end-of-archive marker is part of the diff ID too.
-    io::copy(&mut reader, &mut io::sink()).map_err(corrupt)?;
+    result?;
     let actual = Digest::from_hash(&reader.hasher.finalize());
     if &actual != diff_id {
         return Err(UnpackError::DiffId { expected: diff_id.clone(), actual });
@@ -330,6 +397,39 @@ mod tests {
         let diff_id = Digest::from_hash(&sha2::Sha256::digest(layer));
         let outcome = unpack(fs::File::open(dir.join("layer.tar")).expect("open"), Compression::None, &diff_id, &dir.join("root"));
         (dir, outcome)
+    }
+
+    /// A gzip layer whose 8 MiB of zeros compress to a few KiB: refused past a 1 MiB
+    /// budget with the reason, unpacked within 16 MiB.
+    #[test]
+    fn a_decompression_bomb_is_refused_by_the_budget() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(8 << 20);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, "zeros", io::repeat(0).take(8 << 20)).expect("append");
+        let layer = builder.into_inner().expect("tar");
+        let diff_id = Digest::from_hash(&sha2::Sha256::digest(&layer));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut gz, &layer).expect("gzip");
+        let compressed = gz.finish().expect("gzip");
+        assert!(compressed.len() < 64 << 10, "{}", compressed.len());
+        let dir = std::env::temp_dir().join(format!("berth-unpack-bomb-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("root")).expect("mkdir");
+        fs::write(dir.join("layer.tar.gz"), &compressed).expect("write");
+        let open = || fs::File::open(dir.join("layer.tar.gz")).expect("open");
+        let err = unpack_within(open(), Compression::Gzip, &diff_id, &dir.join("root"), 1 << 20, "a test's".into()).expect_err("over budget");
+        assert!(matches!(err, UnpackError::OverBudget { budget: 1048576, .. }) && err.to_string().contains("a test's"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        fs::remove_dir_all(dir.join("root")).expect("clean");
+        fs::create_dir_all(dir.join("root")).expect("mkdir");
+        unpack_within(open(), Compression::Gzip, &diff_id, &dir.join("root"), 16 << 20, "a test's".into()).expect("within budget");
+        assert_eq!(fs::metadata(dir.join("root/zeros")).expect("stat").len(), 8 << 20);
+        // The default budget is the store's free space less the reserve.
+        let (budget, why) = budget_for(&dir);
+        assert!(budget > 0 && why.contains("free space"), "{budget} {why}");
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]
