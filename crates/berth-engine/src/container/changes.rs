@@ -89,7 +89,16 @@ impl Containers {
     /// docker exports it) as a tar into `out`. The root filesystem is mounted for the
     /// duration if the container is stopped.
     pub async fn export(self: &Arc<Self>, key: &str, out: &Path) -> Result<(), ContainerError> {
-        self.with_root(key, |root, _| write_tar(root, out)).await
+        let record = self.find(key)?;
+        let lock = self.lock_of(&record.id);
+        let _guard = lock.lock().await;
+        let record = self.store.get(&record.id)?.ok_or_else(|| ContainerError::NotFound(key.to_owned()))?;
+        let root = self.root_mount(&record).await?;
+        // Walked in the chrooted helper, as `cp` is: a running container cannot turn
+        // the walk towards the host's files.
+        super::copy::archive_dir(&root.path, out)
+            .await
+            .map_err(|e| ContainerError::Io { what: format!("export container {}", record.name), source: std::io::Error::other(e.message) })
     }
 
     /// Runs `look` on the container's root filesystem, under the container's lock; the
@@ -135,15 +144,6 @@ impl Drop for RootMount {
 }
 
 /// Tars the whole of `root` into `out`; symlinks are stored, not followed.
-fn write_tar(root: &Path, out: &Path) -> Result<(), ContainerError> {
-    let file = std::fs::File::create(out).map_err(ContainerError::io("create the archive"))?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", root).map_err(ContainerError::io("archive the container"))?;
-    builder.into_inner().map_err(ContainerError::io("archive the container"))?;
-    Ok(())
-}
-
 impl Containers {
     /// Sizes a running container's terminal (`rows` x `cols`) through its monitor.
     pub async fn resize(&self, key: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {

@@ -274,12 +274,43 @@ fn write_tar(path: &str, out: std::fs::File) -> Result<(), HelperError> {
     let io = HelperError::io(format!("archive {path}"));
     let written = match (meta.is_dir(), name) {
         // The whole root: its contents at the top of the archive.
-        (true, None) => builder.append_dir_all(".", &real),
-        (true, Some(name)) => builder.append_dir_all(name, &real),
+        (true, None) => append_tree(&mut builder, &real, Path::new(".")),
+        (true, Some(name)) => append_tree(&mut builder, &real, Path::new(&name)),
         (false, Some(name)) => builder.append_path_with_name(&real, name),
         (false, None) => return Err(HelperError::new(EXIT_INVALID, format!("cannot archive {path}"))),
     };
     written.and_then(|()| builder.into_inner().map(|_| ())).map_err(io)
+}
+
+/// Appends the tree at `path` as `name`, in name order, symlinks stored. What vanishes
+/// mid-walk (a running container's files change) is left out, as docker leaves it,
+/// rather than failing the whole archive. Run in the chroot: whatever a swapped symlink
+/// points at is inside it.
+fn append_tree<W: std::io::Write>(builder: &mut tar::Builder<W>, path: &Path, name: &Path) -> std::io::Result<()> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if gone(&e) => return Ok(()),
+        other => other?,
+    };
+    if !meta.is_dir() {
+        return match builder.append_path_with_name(path, name) {
+            Err(e) if gone(&e) => Ok(()),
+            other => other,
+        };
+    }
+    let mut children: Vec<std::ffi::OsString> = match std::fs::read_dir(path) {
+        Err(e) if gone(&e) => return Ok(()),
+        other => other?.filter_map(|entry| entry.ok().map(|e| e.file_name())).collect(),
+    };
+    children.sort();
+    match builder.append_dir(name, path) {
+        Err(e) if gone(&e) => return Ok(()),
+        other => other?,
+    }
+    for child in children {
+        append_tree(builder, &path.join(&child), &name.join(&child))?;
+    }
+    Ok(())
 }
 
 /// An archive entry's name as a relative path: `/www/x` is `www/x` under the
@@ -390,6 +421,14 @@ async fn run_helper(job: &Job, input: Option<&Path>) -> Result<Vec<u8>, HelperEr
 pub async fn extract_into_dir(dir: &Path, archive: &Path) -> Result<(), HelperError> {
     let job = Job { root: dir.to_path_buf(), binds: Vec::new(), op: Op::Extract { dest: "/".to_owned(), owner: None } };
     run_helper(&job, Some(archive)).await.map(|_| ())
+}
+
+/// Tars the whole of `dir` into `out`, walked by the chrooted helper: a container that
+/// swaps a folder for a symlink mid-walk (it may run with `dir` mounted) gets the link
+/// stored, or followed only within `dir`, never to the host's files.
+pub async fn archive_dir(dir: &Path, out: &Path) -> Result<(), HelperError> {
+    let job = Job { root: dir.to_path_buf(), binds: Vec::new(), op: Op::Archive { path: "/".to_owned(), out: out.to_path_buf() } };
+    run_helper(&job, None).await.map(|_| ())
 }
 
 impl Containers {

@@ -79,7 +79,7 @@ impl VolumesApiTrait for VolumesApi {
     async fn export(&self, request: Request<VolumeRef>) -> Result<Response<Self::ExportStream>, Status> {
         let name = request.into_inner().name;
         let scratch = self.images.scratch_file("volume-export");
-        if let Err(err) = self.volumes.export(&name, &scratch) {
+        if let Err(err) = self.volumes.export(&name, &scratch).await {
             let _ = std::fs::remove_file(&scratch);
             return Err(status(err));
         }

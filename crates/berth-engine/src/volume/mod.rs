@@ -265,15 +265,14 @@ impl Volumes {
         Ok((removed, bytes))
     }
 
-    /// Writes the volume's files as a tar to `out` (symlinks stored, not followed).
-    pub fn export(&self, name: &str, out: &Path) -> Result<(), VolumeError> {
+    /// Writes the volume's files as a tar to `out` (symlinks stored, not followed),
+    /// walked by the chrooted copy helper: a container using the volume cannot swap a
+    /// folder for a symlink mid-walk and have the host's files archived.
+    pub async fn export(&self, name: &str, out: &Path) -> Result<(), VolumeError> {
         self.get(name)?.ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
-        let file = std::fs::File::create(out).map_err(io("create the archive"))?;
-        let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-        builder.follow_symlinks(false);
-        builder.append_dir_all(".", self.data_dir(name)).map_err(io(format!("archive volume {name}")))?;
-        builder.into_inner().map_err(io("finish the archive"))?;
-        Ok(())
+        crate::container::copy::archive_dir(&self.data_dir(name), out)
+            .await
+            .map_err(|e| VolumeError::Io { what: format!("archive volume {name}"), source: std::io::Error::other(e.message) })
     }
 
     /// Unpacks the tar at `archive` into the volume (made if missing), through the
