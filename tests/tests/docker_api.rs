@@ -1581,3 +1581,53 @@ fn runtime_by_name(target: &DockerTarget) {
         target.ok(&["rm", "by-default"]);
     }
 }
+
+on_both!(volume_flag_forms);
+/// `-v` read by docker's rules (one parser in Berth for the CLI, compose and the API's
+/// Binds): modes docker ignores are accepted, bad modes and shapes refused in its words.
+fn volume_flag_forms(target: &DockerTarget) {
+    with_image(target);
+    let site = target.home().join("site");
+    std::fs::create_dir_all(&site).expect("mkdir");
+    std::fs::write(site.join("index.txt"), "from the host\n").expect("write");
+    let bind = format!("{}:/site:ro,z,rprivate,cached", site.display());
+    let out = target.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "-v",
+        "forms-data:/data:rw,Z",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /site/index.txt; touch /data/ok && echo writable; touch /site/x 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(out, "from the host\nwritable\nread-only\n");
+    // A path relative to the client's folder (the CLI makes it absolute).
+    let mut relative = target.command("docker");
+    relative.current_dir(target.home()).args(["run", "--rm", "-v", "./site:/s", IMAGE, "cat", "/s/index.txt"]);
+    let done = relative.output().expect("docker");
+    assert!(done.status.success() && done.stdout == b"from the host\n", "{}", String::from_utf8_lossy(&done.stderr));
+    let fails = |spec: &str, words: &str| {
+        let (done, _, err) = target.docker(&["create", "-v", spec, IMAGE, "true"]);
+        assert!(!done && err.contains(words), "-v {spec}: {err}");
+    };
+    fails("forms-data:/data:bogus", "invalid mode: bogus");
+    fails("forms-data:/data:ro,rw", "invalid mode: ro,rw");
+    fails("forms-data:relative", "invalid");
+    // Over the API: a target alone in Binds is an anonymous volume; a relative host
+    // path is refused (the daemon has no current folder).
+    let bind = |spec: &str, name: &str| {
+        let body = format!("{{\"Image\": \"{IMAGE}\", \"HostConfig\": {{\"Binds\": [\"{spec}\"]}}}}");
+        target.http("POST", &format!("/containers/create?name={name}"), &body)
+    };
+    let (status, _, text) = bind("/only-target", "anon-bind");
+    assert!(status.starts_with("HTTP/1.1 201"), "{status} {text}");
+    let volume = target.ok(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Destination}} {{len .Name}}{{end}}", "anon-bind"]);
+    assert_eq!(volume, "volume /only-target 64\n");
+    target.ok(&["rm", "-v", "anon-bind"]);
+    let (status, _, text) = bind("./rel:/x", "rel-bind");
+    assert!(status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500"), "{status} {text}");
+    target.ok(&["volume", "rm", "forms-data"]);
+}

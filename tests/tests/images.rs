@@ -404,6 +404,16 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
     let (ok, out, err) = berth(&["pull", &reference], "");
     assert!(ok, "{err}");
     assert!(out.contains(&fixture.top.digest), "{out}");
+    // Compose pulls with the same login (it used to send none: "authentication required").
+    let _ = berth(&["rmi", &reference], "");
+    let project = engine.home.join("authproj");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    std::fs::write(project.join("compose.yaml"), format!("services:\n  app:\n    image: {reference}\n")).expect("compose file");
+    let file = project.join("compose.yaml").display().to_string();
+    let (ok, _, err) = berth(&["compose", "-f", &file, "pull"], "");
+    assert!(ok, "compose pull with a login: {err}");
+    let (ok, _, err) = berth(&["image", "inspect", &reference], "");
+    assert!(ok, "compose pull left no image: {err}");
 
     let (ok, out, _) = berth(&["logout", &registry.addr], "");
     assert!(ok);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use berth_host::agent::AgentClient;
 use berth_proto::v1::{
     ConnectNetworkRequest, ContainerRef, ContainerSummary, CreateNetworkRequest, CreateVolumeRequest, InspectImageRequest, ListContainersRequest,
-    ListNetworksRequest, ListVolumesRequest, NetworkRef, PullRequest, RemoveContainerRequest, RemoveImageRequest, RemoveVolumeRequest, StopContainerRequest,
+    ListNetworksRequest, ListVolumesRequest, NetworkRef, RemoveContainerRequest, RemoveImageRequest, RemoveVolumeRequest, StopContainerRequest,
     WaitContainerRequest,
 };
 use futures::StreamExt;
@@ -159,7 +159,8 @@ pub async fn pull(agent: &AgentClient, image: &str, progress: Progress<'_>) -> R
     progress(format!("Image {image}  Pulling"));
     let mut stream = agent
         .images()
-        .pull(PullRequest { reference: image.to_owned(), platform: String::new(), auth: None })
+        // With the user's login for the registry, as the CLI's pull sends it.
+        .pull(berth_host::credentials::pull_request(image, "").map_err(|e| ApplyError(format!("pull {image}: {e}")))?)
         .await
         .map_err(call(format!("pull {image}")))?
         .into_inner();

@@ -566,29 +566,17 @@ fn service_volumes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServiceVolume>
         .collect()
 }
 
-/// The short volume syntax.
+/// The short volume syntax: docker's `-v` rules (`berth_proto::mounts`); host paths
+/// are resolved against the project's folder when the plan is made.
 pub fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [target] => (None, *target, ""),
-        [source, target] => (Some(*source), *target, ""),
-        [source, target, mode] => (Some(*source), *target, *mode),
-        _ => return Err(format!("invalid volume {text:?}")),
-    };
-    if !target.starts_with('/') {
-        return Err(format!("invalid volume {text:?}: the container path must be absolute"));
-    }
-    let kind = match source {
-        Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => "bind",
-        _ => "volume",
-    };
-    let modes: Vec<&str> = mode.split(',').filter(|m| !m.is_empty()).collect();
+    use berth_proto::mounts::{parse_volume_spec, VolumeSource};
+    let spec = parse_volume_spec(text)?;
     Ok(ServiceVolume {
-        kind: kind.into(),
-        source: source.map(str::to_owned),
-        target: target.into(),
-        read_only: modes.contains(&"ro"),
-        no_copy: modes.contains(&"nocopy"),
+        kind: if spec.source_kind == VolumeSource::HostPath { "bind" } else { "volume" }.into(),
+        source: (spec.source_kind != VolumeSource::Anonymous).then(|| spec.source.to_owned()),
+        target: spec.target.into(),
+        read_only: spec.read_only,
+        no_copy: spec.no_copy,
     })
 }
 

@@ -122,6 +122,14 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<String, Credentia
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A pull of `reference` carrying the user's login for its registry (docker's
+/// config.json and credential helpers): what the CLI, compose and the desktop app all
+/// send, so no path pulls without it.
+pub fn pull_request(reference: &str, platform: &str) -> Result<berth_proto::v1::PullRequest, CredentialsError> {
+    let auth = load(&registry_of(reference))?.map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
+    Ok(berth_proto::v1::PullRequest { reference: reference.to_owned(), platform: platform.to_owned(), auth })
+}
+
 /// The stored login for a registry host, if any.
 pub fn load(registry: &str) -> Result<Option<Login>, CredentialsError> {
     let config = read_config()?;

@@ -65,6 +65,21 @@ impl ErrorKind {
     }
 }
 
+/// The gRPC metadata key that says which object a NotFound is about, so a client can
+/// act on "the image is missing" (pull, then create again) without reading the message.
+pub const MISSING_KEY: &str = "berth-missing";
+
+/// Marks `status` as "the image is missing".
+pub fn mark_missing_image(mut status: tonic::Status) -> tonic::Status {
+    status.metadata_mut().insert(MISSING_KEY, tonic::metadata::MetadataValue::from_static("image"));
+    status
+}
+
+/// Whether `status` says the image is missing (see [`mark_missing_image`]).
+pub fn is_missing_image(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::NotFound && status.metadata().get(MISSING_KEY).is_some_and(|v| v == "image")
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.ui_code())

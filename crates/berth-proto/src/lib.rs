@@ -10,7 +10,7 @@ pub mod socket;
 pub mod tls;
 pub mod units;
 
-pub use kind::ErrorKind;
+pub use kind::{is_missing_image, mark_missing_image, ErrorKind};
 
 /// Generated code of the `berth.v1` package.
 pub mod v1 {

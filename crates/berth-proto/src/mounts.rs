@@ -1,36 +1,97 @@
-//! docker's `-v` and `--mount` forms, read once for the CLI, compose's short form and
-//! Berth Desktop's Run dialog.
+//! docker's `-v` and `--mount` forms, read once for the CLI, compose's short form, the
+//! Docker API's `Binds` and Berth Desktop's Run dialog.
 
-/// `-v`: `/ctr` (anonymous volume), `name:/ctr`, `/host:/ctr` (bind; made if missing),
-/// each with an optional `:ro`, `:rw`, `:nocopy` (comma-separated).
-pub fn parse_volume_flag(text: &str) -> Result<crate::v1::Mount, String> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, target, options) = match parts.as_slice() {
-        [target] => ("", *target, ""),
-        [source, target] => (*source, *target, ""),
-        [source, target, options] => (*source, *target, *options),
-        _ => return Err(format!("invalid volume specification: {text:?}")),
+/// What a `-v` source names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// None: an anonymous volume (`-v /ctr`).
+    Anonymous,
+    /// A volume by name.
+    Named,
+    /// A host path: absolute, `./` or `../` relative, `~`, or a Windows drive path.
+    /// Each caller says what it accepts and resolves it against its own folder.
+    HostPath,
+}
+
+/// One `-v SRC:DST[:MODES]` read by docker's rules, the same for every caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec<'a> {
+    pub source: &'a str,
+    pub source_kind: VolumeSource,
+    pub target: &'a str,
+    pub read_only: bool,
+    pub no_copy: bool,
+}
+
+/// Modes docker accepts and that change nothing here: SELinux relabelling, mount
+/// propagation (Berth's mounts are private) and Docker Desktop's consistency hints.
+const IGNORED_MODES: &[&str] = &["z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "consistent", "cached", "delegated"];
+
+/// `-v` as docker reads it: `/ctr`, `name:/ctr`, `/host:/ctr`, `./rel:/ctr`,
+/// `C:\host:/ctr`, each with modes (`ro`, `rw`, `nocopy` and [`IGNORED_MODES`], comma-
+/// separated; `ro` and `rw` together refused).
+pub fn parse_volume_spec(text: &str) -> Result<VolumeSpec<'_>, String> {
+    let invalid = || format!("invalid volume specification: '{text}'");
+    // A Windows drive's colon is not a separator.
+    let drive = text.len() > 2 && text.as_bytes()[0].is_ascii_alphabetic() && text.as_bytes()[1] == b':' && matches!(text.as_bytes()[2], b'\\' | b'/');
+    let (drive_part, rest) = if drive { text.split_at(2) } else { ("", text) };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (source, target, modes) = match (drive, parts.as_slice()) {
+        (false, [target]) => ("", *target, ""),
+        (_, [source, target]) => (*source, *target, ""),
+        (_, [source, target, modes]) => (*source, *target, *modes),
+        _ => return Err(invalid()),
     };
+    let source = if drive { &text[..drive_part.len() + source.len()] } else { source };
+    if target.is_empty() || (parts.len() > 1 && source.trim().is_empty()) {
+        return Err(invalid());
+    }
     if !target.starts_with('/') {
-        return Err(format!("invalid volume specification: {text:?}: the container path must be absolute"));
+        return Err(format!("invalid volume specification: '{text}': invalid mount config: the container path must be absolute"));
     }
-    let mut mount = crate::v1::Mount { r#type: "volume".into(), target: target.into(), ..Default::default() };
-    if source.starts_with('/') || source.starts_with('.') {
-        let absolute = std::path::absolute(source).map_err(|e| format!("{source}: {e}"))?;
-        mount.r#type = "bind".into();
-        mount.source = absolute.display().to_string();
-        mount.create_source = true;
+    if target == "/" {
+        return Err(format!("invalid volume specification: '{text}': invalid mount config: destination can't be '/'"));
+    }
+    let source_kind = if source.is_empty() {
+        VolumeSource::Anonymous
+    } else if drive || source.starts_with('/') || source.starts_with('.') || source.starts_with('~') {
+        VolumeSource::HostPath
     } else {
-        mount.source = source.into();
-    }
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        match option {
-            "ro" => mount.read_only = true,
-            "rw" => mount.read_only = false,
-            "nocopy" => mount.no_copy = true,
-            "z" | "Z" | "rprivate" | "private" => {}
-            other => return Err(format!("invalid mode {other:?} in volume specification {text:?}")),
+        VolumeSource::Named
+    };
+    let (mut read_only, mut writable, mut no_copy) = (false, false, false);
+    for mode in modes.split(',').filter(|m| !m.is_empty()) {
+        match mode {
+            "ro" => read_only = true,
+            "rw" => writable = true,
+            "nocopy" => no_copy = true,
+            m if IGNORED_MODES.contains(&m) => {}
+            other => return Err(format!("invalid mode: {other}")),
         }
+    }
+    if read_only && writable {
+        return Err(format!("invalid mode: {modes}"));
+    }
+    if no_copy && source_kind == VolumeSource::HostPath {
+        return Err(format!("invalid mode: nocopy is for volumes, not host paths ('{text}')"));
+    }
+    Ok(VolumeSpec { source, source_kind, target, read_only, no_copy })
+}
+
+/// `-v` for the CLI and the Run dialog: a host path is resolved against the current
+/// folder, and a bind's source is made if missing (docker's `-v`).
+pub fn parse_volume_flag(text: &str) -> Result<crate::v1::Mount, String> {
+    let spec = parse_volume_spec(text)?;
+    let mut mount =
+        crate::v1::Mount { r#type: "volume".into(), target: spec.target.into(), read_only: spec.read_only, no_copy: spec.no_copy, ..Default::default() };
+    match spec.source_kind {
+        VolumeSource::HostPath => {
+            let absolute = std::path::absolute(spec.source).map_err(|e| format!("{}: {e}", spec.source))?;
+            mount.r#type = "bind".into();
+            mount.source = absolute.display().to_string();
+            mount.create_source = true;
+        }
+        VolumeSource::Named | VolumeSource::Anonymous => mount.source = spec.source.into(),
     }
     Ok(mount)
 }
@@ -83,10 +144,35 @@ mod tests {
         let bind = super::parse_volume_flag("/srv/site:/usr/share/site").expect("bind");
         assert!(bind.r#type == "bind" && bind.create_source);
         assert!(super::parse_volume_flag("db:relative").is_err());
+        assert!(!super::parse_volume_flag("/a:/b:rw").expect("rw").read_only);
         let m = super::parse_mount_flag("type=bind,src=/x,dst=/y,readonly").expect("mount");
         assert!(m.r#type == "bind" && m.read_only && !m.create_source);
         let t = super::parse_mount_flag("type=tmpfs,target=/t,tmpfs-size=64m").expect("tmpfs");
         assert_eq!(t.options, "size=64m");
         assert!(super::parse_mount_flag("type=nfs,target=/x").is_err());
+    }
+
+    /// docker's rules, the one place they live.
+    #[test]
+    fn volume_specs_by_docker_rules() {
+        use super::{parse_volume_spec as spec, VolumeSource::*};
+        fn kind(t: &str) -> Result<(&str, super::VolumeSource, &str), String> {
+            spec(t).map(|s| (s.source, s.source_kind, s.target))
+        }
+        assert_eq!(kind("/data"), Ok(("", Anonymous, "/data")));
+        assert_eq!(kind("db:/data"), Ok(("db", Named, "/data")));
+        assert_eq!(kind("/srv:/data"), Ok(("/srv", HostPath, "/data")));
+        assert_eq!(kind("./site:/data"), Ok(("./site", HostPath, "/data")));
+        assert_eq!(kind("../up:/data"), Ok(("../up", HostPath, "/data")));
+        assert_eq!(kind("~/src:/app"), Ok(("~/src", HostPath, "/app")));
+        assert_eq!(kind("C:\\Users\\me:/app:ro"), Ok(("C:\\Users\\me", HostPath, "/app")));
+        assert_eq!(kind("c:/work:/app"), Ok(("c:/work", HostPath, "/app")));
+        let full = spec("db:/data:ro,nocopy,z,rprivate,cached").expect("modes");
+        assert!(full.read_only && full.no_copy);
+        for bad in ["", "a:b:c:d", "db:relative", ":/x", "db:/", "db:/x:ro,rw", "db:/x:bogus", "/host:/x:nocopy", "db:"] {
+            assert!(spec(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(spec("db:/x:bogus").unwrap_err(), "invalid mode: bogus");
+        assert_eq!(spec("a:b:c:d").unwrap_err(), "invalid volume specification: 'a:b:c:d'");
     }
 }

@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use berth_host::agent::{AgentClient, CallError};
-use berth_proto::v1::{pull_event::Event, CreateContainerRequest, Mount, PullRequest, Resources};
-use berth_proto::ErrorKind;
+use berth_proto::v1::{pull_event::Event, CreateContainerRequest, Mount, Resources};
 use futures::StreamExt;
 
 use super::{CommandResult, Context};
@@ -388,9 +387,7 @@ impl ContainerArgs {
 /// Pulls `image`, reporting on stderr as `docker run` does.
 async fn pull_for_create(agent: &AgentClient, image: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     eprintln!("Unable to find image '{image}' locally");
-    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(image))?
-        .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
-    let request = PullRequest { reference: image.to_owned(), platform: String::new(), auth };
+    let request = berth_host::credentials::pull_request(image, "")?;
     let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     while let Some(event) = stream.next().await {
         let event = event.map_err(|s| CallError::from_status("pull", s))?;
@@ -407,7 +404,7 @@ pub async fn create_container(agent: &AgentClient, args: &ContainerArgs) -> Resu
     let request = args.request()?;
     let first = agent.containers().create(request.clone()).await;
     let response = match first {
-        Err(status) if ErrorKind::from_grpc_code(status.code()) == ErrorKind::NotFound && status.message().starts_with("no such image") => {
+        Err(status) if berth_proto::is_missing_image(&status) => {
             pull_for_create(agent, &args.image).await?;
             agent.containers().create(request).await.map_err(|s| CallError::from_status("create", s))?
         }

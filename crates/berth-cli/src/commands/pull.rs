@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use berth_host::agent::CallError;
-use berth_proto::v1::{pull_event::Event, PullRequest};
+use berth_proto::v1::pull_event::Event;
 use futures::StreamExt;
 
 use super::{CommandResult, Context};
@@ -27,9 +27,7 @@ fn short(digest: &str) -> &str {
 
 pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let (_, agent) = engine::connect(ctx.host.as_deref(), &ctx.home).await?;
-    let auth = berth_host::credentials::load(&berth_host::credentials::registry_of(&args.reference))?
-        .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
-    let request = PullRequest { reference: args.reference.clone(), platform: args.platform.clone().unwrap_or_default(), auth };
+    let request = berth_host::credentials::pull_request(&args.reference, args.platform.as_deref().unwrap_or_default())?;
     let mut stream = agent.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     let tty = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout());
     // On a terminal, one progress bar per layer; elsewhere, a line per finished layer.

@@ -31,7 +31,13 @@ impl ContainersApi {
 }
 
 fn status(err: ContainerError) -> Status {
-    Status::new(err.kind().grpc_code(), crate::error_chain(&err))
+    let missing_image = matches!(err, ContainerError::NoImage(_));
+    let status = Status::new(err.kind().grpc_code(), crate::error_chain(&err));
+    if missing_image {
+        berth_proto::mark_missing_image(status)
+    } else {
+        status
+    }
 }
 
 fn summary(record: &ContainerRecord) -> ContainerSummary {

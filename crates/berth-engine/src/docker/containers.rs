@@ -67,19 +67,26 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
     let hc = &body["HostConfig"];
     let mut mounts = Vec::new();
     for bind in strings(&hc["Binds"]) {
-        let parts: Vec<&str> = bind.split(':').collect();
-        let (source, target, mode) = match parts.as_slice() {
-            [s, t] => (*s, *t, ""),
-            [s, t, m] => (*s, *t, *m),
-            _ => return Err(ApiError::bad_request(format!("invalid volume specification: '{bind}'"))),
+        // docker's `-v` rules (`berth_proto::mounts`). The daemon has no current folder:
+        // a bind's source is absolute. A target alone is an anonymous volume, as dockerd
+        // takes it.
+        use berth_proto::mounts::{parse_volume_spec, VolumeSource};
+        let spec = parse_volume_spec(&bind).map_err(ApiError::bad_request)?;
+        let bind_mount = match spec.source_kind {
+            VolumeSource::HostPath if !spec.source.starts_with('/') => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid volume specification: '{bind}': a host path must be absolute (the client resolves relative ones)"
+                )))
+            }
+            VolumeSource::HostPath => true,
+            VolumeSource::Named | VolumeSource::Anonymous => false,
         };
-        let bind_mount = source.starts_with('/');
         mounts.push(MountRequest {
             kind: if bind_mount { "bind".into() } else { "volume".into() },
-            source: source.to_owned(),
-            target: target.to_owned(),
-            read_only: mode.split(',').any(|m| m == "ro"),
-            no_copy: mode.split(',').any(|m| m == "nocopy"),
+            source: spec.source.to_owned(),
+            target: spec.target.to_owned(),
+            read_only: spec.read_only,
+            no_copy: spec.no_copy,
             create_source: bind_mount,
         });
     }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use berth_proto::v1::{
     pull_event, ContainerRef, CreateContainerRequest, CreateNetworkRequest, CreateVolumeRequest, KillContainerRequest, ListContainersRequest,
-    ListImagesRequest, ListNetworksRequest, ListVolumesRequest, LogsRequest, NetworkRef, PullRequest, RemoveContainerRequest, RemoveImageRequest,
-    RemoveVolumeRequest, StopContainerRequest, TagImageRequest,
+    ListImagesRequest, ListNetworksRequest, ListVolumesRequest, LogsRequest, NetworkRef, RemoveContainerRequest, RemoveImageRequest, RemoveVolumeRequest,
+    StopContainerRequest, TagImageRequest,
 };
 use futures::StreamExt;
 
@@ -192,10 +192,7 @@ impl Engine {
         if reference.is_empty() {
             return Err(UiError::invalid("an image reference is required"));
         }
-        let auth = crate::credentials::load(&crate::credentials::registry_of(reference))
-            .map_err(|e| UiError::new(e.kind(), e.to_string()))?
-            .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
-        let request = PullRequest { reference: reference.to_owned(), platform: String::new(), auth };
+        let request = crate::credentials::pull_request(reference, "").map_err(|e| UiError::new(e.kind(), e.to_string()))?;
         let mut stream = self.client.images().pull(request).await.map_err(status("pull"))?.into_inner();
         while let Some(event) = stream.next().await {
             let reference = reference.to_owned();
