@@ -1627,7 +1627,58 @@ fn volume_flag_forms(target: &DockerTarget) {
     let volume = target.ok(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Destination}} {{len .Name}}{{end}}", "anon-bind"]);
     assert_eq!(volume, "volume /only-target 64\n");
     target.ok(&["rm", "-v", "anon-bind"]);
+    // `-v /path` from the CLI (Config.Volumes): an anonymous volume made at create,
+    // named in .Mounts and known to `volume inspect`.
+    target.ok(&["create", "--name", "anon-cli", "-v", "/anon", IMAGE, "true"]);
+    let name = target.ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "anon-cli"]).trim().to_owned();
+    assert_eq!(name.len(), 64, "{name}");
+    assert_eq!(target.ok(&["volume", "inspect", "-f", "{{.Name}}", &name]).trim(), name);
+    target.ok(&["rm", "-v", "anon-cli"]);
     let (status, _, text) = bind("./rel:/x", "rel-bind");
     assert!(status.starts_with("HTTP/1.1 400") || status.starts_with("HTTP/1.1 500"), "{status} {text}");
     target.ok(&["volume", "rm", "forms-data"]);
+}
+
+on_both!(volume_and_network_events);
+/// Volume events (create, mount, unmount, destroy) and network events (create,
+/// destroy) reach `docker events` from every path that makes them.
+fn volume_and_network_events(target: &DockerTarget) {
+    with_image(target);
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() - 1;
+    target.ok(&["volume", "create", "ev-vol"]);
+    target.ok(&["run", "--rm", "-v", "ev-vol:/d", IMAGE, "true"]);
+    target.ok(&["volume", "rm", "ev-vol"]);
+    target.ok(&["network", "create", "ev-net"]);
+    target.ok(&["run", "--rm", "--network", "ev-net", IMAGE, "true"]);
+    target.ok(&["network", "rm", "ev-net"]);
+    // An anonymous volume of `run --rm` is made and destroyed with the container.
+    target.ok(&["run", "--rm", "-v", "/anon", IMAGE, "true"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1;
+    let events = |filters: &[&str]| {
+        let mut args = vec![
+            "events".to_owned(),
+            "--since".into(),
+            start.to_string(),
+            "--until".into(),
+            until.to_string(),
+            "--format".into(),
+            "{{.Action}} {{.Actor.ID}}".into(),
+        ];
+        for f in filters {
+            args.push("--filter".into());
+            args.push((*f).to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        target.ok(&args)
+    };
+    // (dockerd announces the create again when `run` names the volume.)
+    assert_eq!(events(&["type=volume", "volume=ev-vol"]), "create ev-vol\ncreate ev-vol\nmount ev-vol\nunmount ev-vol\ndestroy ev-vol\n");
+    let networks = events(&["type=network", "network=ev-net"]);
+    let actions: Vec<&str> = networks.lines().map(|l| l.split(' ').next().unwrap_or_default()).collect();
+    // A container's start and stop connect and disconnect it.
+    assert_eq!(actions, ["create", "connect", "disconnect", "destroy"], "{networks}");
+    let all = events(&["type=volume"]);
+    let anonymous: Vec<String> = all.lines().filter(|l| !l.ends_with("ev-vol")).map(|l| l.split(' ').next().unwrap_or_default().to_owned()).collect();
+    assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
 }

@@ -104,8 +104,8 @@ impl Engine {
         let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
         let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
         let events = Arc::new(EventBus::new(256));
-        let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?);
-        let networks = Arc::new(network::Networks::open(&config.root_dir)?);
+        let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?.publishing_to(events.clone()));
+        let networks = Arc::new(network::Networks::open(&config.root_dir)?.publishing_to(events.clone()));
         let containers = Arc::new(container::Containers::open(
             &config.root_dir,
             images.clone(),
@@ -154,11 +154,7 @@ impl Engine {
 
     /// The gRPC service for `berth.v1.Networks`.
     pub fn networks_service(&self) -> berth_proto::v1::networks_server::NetworksServer<network::api::NetworksApi> {
-        berth_proto::v1::networks_server::NetworksServer::new(network::api::NetworksApi::new(
-            self.inner.networks.clone(),
-            self.inner.containers.clone(),
-            self.inner.events.clone(),
-        ))
+        berth_proto::v1::networks_server::NetworksServer::new(network::api::NetworksApi::new(self.inner.networks.clone(), self.inner.containers.clone()))
     }
 
     /// The gRPC service for `berth.v1.Containers`.

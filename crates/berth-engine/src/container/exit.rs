@@ -83,6 +83,7 @@ impl Containers {
             errors.push(berth_proto::error_chain(&e));
         }
         self.release_volumes(&record);
+        self.volumes_unmounted(&record);
         let ran_for = elapsed_since(&record.state.started_at);
         record.state.status = Status::Exited;
         record.state.exit_code = code;

@@ -144,6 +144,7 @@ impl Containers {
                 record.state.network = None;
                 let _ = rootfs::unmount(&rootfs_dir);
                 self.release_volumes(&record);
+                self.volumes_unmounted(&record);
                 // Attach callers wrap the message as the runtime's failure: give them the
                 // runtime's own words, not that wrapping twice.
                 let message = match &err {
@@ -452,6 +453,13 @@ impl Containers {
         }
     }
 
+    /// Its volumes' `unmount` events, once it stopped (or failed to start).
+    pub(super) fn volumes_unmounted(&self, record: &ContainerRecord) {
+        for mount in record.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes.unmounted(&mount.source, &record.id);
+        }
+    }
+
     /// `--ipc shareable`: its /dev/shm is a tmpfs the engine mounts in the container's
     /// folder (a mount inside the container's own namespace could not be bound into
     /// another's), so `--ipc container:` can bind the same one.
@@ -485,6 +493,7 @@ impl Containers {
                         }
                     }
                 }
+                self.volumes.mounted(&mount.source, &record.id, &mount.target, !mount.read_only);
                 data
             } else {
                 std::path::PathBuf::from(&mount.source)

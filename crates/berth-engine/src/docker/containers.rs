@@ -90,6 +90,19 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
             create_source: bind_mount,
         });
     }
+    // Config.Volumes: `-v /path` from the CLI, an anonymous volume made at create
+    // unless a bind, mount or tmpfs already covers the path.
+    for target in body["Volumes"].as_object().map(|v| v.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        let covered = mounts.iter().any(|m: &MountRequest| m.target == target)
+            || hc["Mounts"].as_array().is_some_and(|ms| ms.iter().any(|m| m["Target"].as_str() == Some(target.as_str())))
+            || hc["Tmpfs"].get(&target).is_some();
+        if !covered {
+            if !target.starts_with('/') || target == "/" {
+                return Err(ApiError::bad_request(format!("invalid volume specification: '{target}'")));
+            }
+            mounts.push(MountRequest { kind: "volume".into(), target, ..Default::default() });
+        }
+    }
     let mut tmpfs: Vec<TmpfsMount> = string_map(&hc["Tmpfs"]).into_iter().map(|(target, options)| TmpfsMount { target, options, read_only: false }).collect();
     for m in hc["Mounts"].as_array().into_iter().flatten() {
         let kind = m["Type"].as_str().unwrap_or("volume");

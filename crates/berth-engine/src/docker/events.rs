@@ -47,7 +47,7 @@ fn matches(e: &EventRecord, filters: &[(String, String)]) -> bool {
                 "container" => e.kind == "container" && (attr("id").starts_with(v.as_str()) || attr("name") == v),
                 "image" => attr("image") == v || (e.kind == "image" && (attr("name") == v || attr("id") == v)),
                 "network" => e.kind == "network" && (attr("name") == v || attr("id").starts_with(v.as_str())),
-                "volume" => e.kind == "volume" && attr("name") == v,
+                "volume" => e.kind == "volume" && (attr("id") == v || attr("name") == v),
                 "label" => match v.split_once('=') {
                     Some((k, val)) => attr(k) == val,
                     None => e.attributes.contains_key(v.as_str()),

@@ -187,14 +187,8 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
                 })
                 .await;
             match created {
-                Ok(n) => {
-                    engine.events().publish(
-                        "network",
-                        "create",
-                        [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())],
-                    );
-                    json_reply(StatusCode::CREATED, &json!({"Id": n.id, "Warning": ""}))
-                }
+                // The event is the network store's own.
+                Ok(n) => json_reply(StatusCode::CREATED, &json!({"Id": n.id, "Warning": ""})),
                 Err(e) => Err(net_err(e)),
             }
         }
@@ -210,14 +204,7 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
         },
         (&Method::GET, [id]) => networks.find(id).map(|n| crate::network::api::inspect_json(&n, networks)).map_err(net_err).and_then(ok_json),
         (&Method::DELETE, [id]) => match networks.remove(id).await {
-            Ok(n) => {
-                engine.events().publish(
-                    "network",
-                    "destroy",
-                    [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())],
-                );
-                no_content()
-            }
+            Ok(_) => no_content(),
             Err(e) => Err(net_err(e)),
         },
         (&Method::POST, [id, action @ ("connect" | "disconnect")]) => {

@@ -13,18 +13,16 @@ use tonic::{Request, Response, Status};
 
 use super::{CreateNetwork, NetworkError, NetworkRecord, Networks};
 use crate::container::Containers;
-use crate::EventBus;
 
 #[derive(Debug)]
 pub struct NetworksApi {
     networks: Arc<Networks>,
     containers: Arc<Containers>,
-    events: Arc<EventBus>,
 }
 
 impl NetworksApi {
-    pub fn new(networks: Arc<Networks>, containers: Arc<Containers>, events: Arc<EventBus>) -> NetworksApi {
-        NetworksApi { networks, containers, events }
+    pub fn new(networks: Arc<Networks>, containers: Arc<Containers>) -> NetworksApi {
+        NetworksApi { networks, containers }
     }
 
     fn to_proto(&self, n: NetworkRecord) -> Network {
@@ -39,10 +37,6 @@ impl NetworksApi {
             labels: n.labels.into_iter().collect(),
             created: n.created,
         }
-    }
-
-    fn publish(&self, n: &NetworkRecord, action: &str) {
-        self.events.publish("network", action, [("name".to_owned(), n.name.clone()), ("type".to_owned(), n.driver.clone()), ("id".to_owned(), n.id.clone())]);
     }
 }
 
@@ -137,7 +131,6 @@ impl NetworksApiTrait for NetworksApi {
             })
             .await
             .map_err(status)?;
-        self.publish(&record, "create");
         Ok(Response::new(self.to_proto(record)))
     }
 
@@ -158,7 +151,6 @@ impl NetworksApiTrait for NetworksApi {
 
     async fn remove(&self, request: Request<NetworkRef>) -> Result<Response<RemoveNetworkResponse>, Status> {
         let record = self.networks.remove(&request.into_inner().id).await.map_err(status)?;
-        self.publish(&record, "destroy");
         Ok(Response::new(RemoveNetworkResponse { id: record.id }))
     }
 

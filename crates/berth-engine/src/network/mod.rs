@@ -216,9 +216,25 @@ pub struct Networks {
     /// Set once the engine's namespace has what the networks need (see `ready`).
     ready: tokio::sync::OnceCell<()>,
     upstream: Vec<std::net::SocketAddr>,
+    /// Where the networks' events go (create, destroy; containers send connect and
+    /// disconnect, which are theirs).
+    events: Option<Arc<crate::EventBus>>,
 }
 
 impl Networks {
+    /// The networks publish their events on `events`, whichever API asked.
+    pub fn publishing_to(mut self, events: Arc<crate::EventBus>) -> Networks {
+        self.events = Some(events);
+        self
+    }
+
+    fn publish(&self, record: &NetworkRecord, action: &str) {
+        if let Some(events) = &self.events {
+            let attributes = [("name", record.name.clone()), ("type", record.driver.clone()), ("id", record.id.clone())];
+            events.publish("network", action, attributes.map(|(k, v)| (k.to_owned(), v)));
+        }
+    }
+
     /// Opens `<root>/networks.db` and records the predefined networks if missing.
     pub fn open(root: &Path) -> Result<Networks, NetworkError> {
         let netns_dir = root.join("netns");
@@ -240,6 +256,7 @@ impl Networks {
             changes: tokio::sync::Mutex::new(()),
             ready: tokio::sync::OnceCell::new(),
             upstream: dns::upstream_servers(),
+            events: None,
         };
         for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
             if networks.get_by_name(name)?.is_some() {
@@ -482,6 +499,7 @@ impl Networks {
             let _ = self.teardown_network(&record).await;
             return Err(e);
         }
+        self.publish(&record, "create");
         Ok(record)
     }
 
@@ -516,6 +534,7 @@ impl Networks {
         self.db().execute("DELETE FROM endpoints WHERE network_id = ?1", [&record.id])?;
         self.teardown_network(&record).await?;
         self.apply_rules().await?;
+        self.publish(&record, "destroy");
         Ok(record)
     }
 
@@ -586,10 +605,30 @@ impl Networks {
         let _ = netns::remove(&path);
         let inside = netns::create(&path).map_err(|e| NetworkError::System(format!("create the network namespace: {e}")))?;
         let result = self.attach_inner(spec, &path, &inside).await;
-        if result.is_err() {
-            self.detach(&spec.container_id).await;
+        match &result {
+            // docker's `connect` for each network a starting container joins.
+            Ok(attached) => {
+                for endpoint in &attached.endpoints {
+                    self.publish_endpoint(endpoint, &spec.container_id, "connect");
+                }
+            }
+            Err(_) => self.detach(&spec.container_id).await,
         }
         result
+    }
+
+    /// A network event about one container's endpoint (docker's connect/disconnect:
+    /// the network is the actor, the container an attribute).
+    fn publish_endpoint(&self, endpoint: &Endpoint, container_id: &str, action: &str) {
+        if let Some(events) = &self.events {
+            let attributes = [
+                ("container", container_id.to_owned()),
+                ("name", endpoint.network_name.clone()),
+                ("type", "bridge".to_owned()),
+                ("id", endpoint.network_id.clone()),
+            ];
+            events.publish("network", action, attributes.map(|(k, v)| (k.to_owned(), v)));
+        }
     }
 
     async fn attach_inner(&self, spec: &AttachSpec, path: &Path, inside: &rtnetlink::Handle) -> Result<Attached, NetworkError> {
@@ -708,6 +747,10 @@ impl Networks {
         if let Some(live) = &live {
             for proxy in &live.proxies {
                 proxy.stop();
+            }
+            // docker's `disconnect` for each network a stopping container leaves.
+            for (endpoint, _) in &live.endpoints {
+                self.publish_endpoint(endpoint, container_id, "disconnect");
             }
         }
         let _ = self.db().execute("DELETE FROM endpoints WHERE container_id = ?1", [container_id]);

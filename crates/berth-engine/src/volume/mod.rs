@@ -84,6 +84,8 @@ pub struct Volumes {
     used_by: Mutex<HashMap<String, BTreeSet<String>>>,
     /// Volume name (one with mount options) -> running containers it is mounted for.
     mounted_for: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Where the volumes' events go (docker's create, mount, unmount, destroy).
+    events: Option<std::sync::Arc<crate::EventBus>>,
 }
 
 impl Volumes {
@@ -96,7 +98,36 @@ impl Volumes {
              PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, record TEXT NOT NULL);",
         )?;
-        Ok(Volumes { root: dir, db: Mutex::new(db), used_by: Mutex::new(HashMap::new()), mounted_for: Mutex::new(HashMap::new()) })
+        Ok(Volumes { root: dir, db: Mutex::new(db), used_by: Mutex::new(HashMap::new()), mounted_for: Mutex::new(HashMap::new()), events: None })
+    }
+
+    /// The volumes publish their events on `events`, whichever API asked.
+    pub fn publishing_to(mut self, events: std::sync::Arc<crate::EventBus>) -> Volumes {
+        self.events = Some(events);
+        self
+    }
+
+    fn publish(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+        if let Some(events) = &self.events {
+            let attributes = [("id", name.to_owned()), ("driver", "local".to_owned())].into_iter().chain(extra.iter().cloned());
+            events.publish("volume", action, attributes.map(|(k, v)| (k.to_owned(), v)));
+        }
+    }
+
+    /// A container started with the volume at `destination` (docker's `mount` event).
+    pub fn mounted(&self, name: &str, container: &str, destination: &str, read_write: bool) {
+        let extra = [
+            ("container", container.to_owned()),
+            ("destination", destination.to_owned()),
+            ("propagation", String::new()),
+            ("read/write", read_write.to_string()),
+        ];
+        self.publish("mount", name, &extra);
+    }
+
+    /// A container that had the volume stopped (docker's `unmount` event).
+    pub fn unmounted(&self, name: &str, container: &str) {
+        self.publish("unmount", name, &[("container", container.to_owned())]);
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -135,6 +166,9 @@ impl Volumes {
             None => crate::container::new_id(),
         };
         if let Some(existing) = self.get(&name)? {
+            // dockerd announces every create, a repeated one (`run -v NAME:...` of a
+            // volume that exists) too.
+            self.publish("create", &name, &[]);
             return Ok((existing, false));
         }
         let record = VolumeRecord { name: name.clone(), driver: "local".into(), labels, options, created: crate::container::now_rfc3339(), anonymous };
@@ -145,6 +179,7 @@ impl Volumes {
             let _ = std::fs::remove_dir_all(self.root.join(&name));
             return Err(err.into());
         }
+        self.publish("create", &name, &[]);
         Ok((record, true))
     }
 
@@ -243,6 +278,7 @@ impl Volumes {
             Err(e) => return Err(VolumeError::Io { what: format!("remove {}", dir.display()), source: e }),
         }
         self.db().execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+        self.publish("destroy", name, &[]);
         Ok(())
     }
 
