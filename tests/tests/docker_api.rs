@@ -1653,6 +1653,9 @@ fn volume_and_network_events(target: &DockerTarget) {
     target.ok(&["network", "rm", "ev-net"]);
     // An anonymous volume of `run --rm` is made and destroyed with the container.
     target.ok(&["run", "--rm", "-v", "/anon", IMAGE, "true"]);
+    // Image removal over the Docker API announces itself (it sent nothing).
+    target.ok(&["tag", IMAGE, "ev-img:1"]);
+    target.ok(&["rmi", "ev-img:1"]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1;
     let events = |filters: &[&str]| {
@@ -1678,6 +1681,21 @@ fn volume_and_network_events(target: &DockerTarget) {
     let actions: Vec<&str> = networks.lines().map(|l| l.split(' ').next().unwrap_or_default()).collect();
     // A container's start and stop connect and disconnect it.
     assert_eq!(actions, ["create", "connect", "disconnect", "destroy"], "{networks}");
+    let images = target.ok(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{index .Actor.Attributes \"name\"}}",
+    ]);
+    // dockerd: the tag by its familiar name, the untag by the image's id.
+    let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim().to_owned();
+    let images: Vec<&str> = images.lines().filter(|l| !l.starts_with("load ")).collect();
+    assert_eq!(images, ["tag ev-img:1".to_owned(), format!("untag {id}")], "{images:?}");
     let all = events(&["type=volume"]);
     let anonymous: Vec<String> = all.lines().filter(|l| !l.ends_with("ev-vol")).map(|l| l.split(' ').next().unwrap_or_default().to_owned()).collect();
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");

@@ -102,8 +102,8 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine, OpenError> {
         let lock = RootLock::take(&config.root_dir)?;
         let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
-        let images = Arc::new(image::Images::open(&config.root_dir, registries)?);
         let events = Arc::new(EventBus::new(256));
+        let images = Arc::new(image::Images::open(&config.root_dir, registries)?.publishing_to(events.clone()));
         let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?.publishing_to(events.clone()));
         let networks = Arc::new(network::Networks::open(&config.root_dir)?.publishing_to(events.clone()));
         let containers = Arc::new(container::Containers::open(

@@ -158,9 +158,6 @@ pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
         with.iter().all(has) && !without.iter().any(has)
     };
     let pruned = images.prune_matching(all, &wanted).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    for id in &pruned.deleted {
-        engine.events().publish("image", "delete", [("id".to_owned(), id.clone())]);
-    }
     let deleted = super::objects::removal_json(&pruned.untagged, &pruned.deleted);
     ok_json(json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) }, "SpaceReclaimed": pruned.reclaimed_bytes}))
 }

@@ -147,7 +147,8 @@ pub async fn images(engine: &Engine, method: &Method, segments: &[&str], params:
             };
             match images.tag(&name.join("/"), &target) {
                 Ok(record) => {
-                    engine.events().publish("image", "tag", [("name".to_owned(), target), ("id".to_owned(), record.id.to_string())]);
+                    // dockerd names the tag in its familiar form (`ev-img:1`).
+                    engine.events().publish("image", "tag", [("name".to_owned(), super::familiar(&target)), ("id".to_owned(), record.id.to_string())]);
                     json_reply(StatusCode::CREATED, &Value::Null)
                 }
                 Err(e) => Err(ApiError::from_kind(e.kind(), crate::error_chain(&e))),

@@ -154,13 +154,8 @@ impl ImagesApiTrait for ImagesApi {
 
     async fn remove(&self, request: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
         let request = request.into_inner();
+        // The store announces what went.
         let removed = self.images.remove(&request.reference, request.force).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        for name in &removed.untagged {
-            self.events.publish("image", "untag", [("name".to_owned(), name.clone())]);
-        }
-        for id in &removed.deleted {
-            self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
-        }
         Ok(Response::new(RemoveImageResponse { untagged: removed.untagged, deleted: removed.deleted }))
     }
 
@@ -340,9 +335,6 @@ impl ImagesApiTrait for ImagesApi {
 
     async fn prune(&self, request: Request<PruneImagesRequest>) -> Result<Response<PruneImagesResponse>, Status> {
         let pruned = self.images.prune(request.into_inner().all).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        for id in &pruned.deleted {
-            self.events.publish("image", "delete", [("id".to_owned(), id.clone())]);
-        }
         Ok(Response::new(PruneImagesResponse { deleted: pruned.deleted, untagged: pruned.untagged, reclaimed_bytes: pruned.reclaimed_bytes }))
     }
 

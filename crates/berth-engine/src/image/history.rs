@@ -60,7 +60,14 @@ impl Images {
     }
 
     /// `prune`, of the images `wanted` also accepts (docker's label filters).
+    /// Publishes docker's `untag` and `delete` events for what went.
     pub fn prune_matching(&self, all: bool, wanted: &dyn Fn(&ImageRecord) -> bool) -> Result<Pruned, RemoveError> {
+        let pruned = self.prune_unannounced(all, wanted)?;
+        self.announce_removed(&pruned.untagged, &pruned.deleted, None);
+        Ok(pruned)
+    }
+
+    fn prune_unannounced(&self, all: bool, wanted: &dyn Fn(&ImageRecord) -> bool) -> Result<Pruned, RemoveError> {
         let size = |list: &[Digest]| list.iter().filter_map(|d| self.content.size(d).ok()).sum::<u64>();
         let before = size(&self.content.list()?);
         let mut pruned = Pruned::default();

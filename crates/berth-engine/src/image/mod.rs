@@ -41,6 +41,8 @@ pub struct Images {
     pub leases: std::sync::Arc<lease::Leases>,
     /// Image id -> the containers made from it (kept by the container store).
     used_by: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
+    /// Where removals announce themselves (`untag`, `delete`), whichever API asked.
+    events: Option<std::sync::Arc<crate::EventBus>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +80,30 @@ impl Images {
             root: root.to_owned(),
             leases: Default::default(),
             used_by: Default::default(),
+            events: None,
         })
+    }
+
+    /// The image store publishes its removals on `events`.
+    pub fn publishing_to(mut self, events: std::sync::Arc<crate::EventBus>) -> Images {
+        self.events = Some(events);
+        self
+    }
+
+    /// docker's `untag` for each name and `delete` for each image that went. dockerd's
+    /// untag names the image by its id when it is known (one image's removal).
+    pub(crate) fn announce_removed(&self, untagged: &[String], deleted: &[String], image_id: Option<&str>) {
+        let Some(events) = &self.events else { return };
+        for name in untagged {
+            let attributes = match image_id {
+                Some(id) => vec![("name".to_owned(), id.to_owned()), ("id".to_owned(), id.to_owned())],
+                None => vec![("name".to_owned(), name.clone())],
+            };
+            events.publish("image", "untag", attributes);
+        }
+        for id in deleted {
+            events.publish("image", "delete", [("id".to_owned(), id.clone())]);
+        }
     }
 
     /// Records that container `container` was made from image `image_id`.

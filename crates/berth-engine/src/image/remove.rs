@@ -82,7 +82,15 @@ impl Images {
     /// the image is deleted once no name is left. By id: every name goes, which needs
     /// `-f` when there are several. An image a container uses is never deleted:
     /// forcing takes its names and leaves it to its containers.
+    /// Publishes docker's `untag` and `delete` events for what went, whichever API asked.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
+        let id = self.resolve(name_or_id).ok().flatten().map(|image| image.id.to_string());
+        let removed = self.remove_unannounced(name_or_id, force)?;
+        self.announce_removed(&removed.untagged, &removed.deleted, id.as_deref());
+        Ok(removed)
+    }
+
+    fn remove_unannounced(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
         let image = self.resolve(name_or_id)?.ok_or_else(|| RemoveError::NotFound(name_or_id.to_owned()))?;
         let names: Vec<String> = image.tags.iter().chain(&image.repo_digests).cloned().collect();
         let by_name = names.iter().find(|n| *n == name_or_id || name_or_id.parse::<Reference>().is_ok_and(|r| r.to_string() == **n)).cloned();
