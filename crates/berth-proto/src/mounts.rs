@@ -32,8 +32,13 @@ const IGNORED_MODES: &[&str] = &["z", "Z", "private", "rprivate", "shared", "rsh
 /// separated; `ro` and `rw` together refused).
 pub fn parse_volume_spec(text: &str) -> Result<VolumeSpec<'_>, String> {
     let invalid = || format!("invalid volume specification: '{text}'");
-    // A Windows drive's colon is not a separator.
-    let drive = text.len() > 2 && text.as_bytes()[0].is_ascii_alphabetic() && text.as_bytes()[1] == b':' && matches!(text.as_bytes()[2], b'\\' | b'/');
+    // A Windows drive's colon is not a separator: `C:\x:/ctr[:modes]`. Only when a
+    // container path follows, so that `a:/x` stays the volume `a` at `/x`.
+    let drive = text.len() > 2
+        && text.as_bytes()[0].is_ascii_alphabetic()
+        && text.as_bytes()[1] == b':'
+        && matches!(text.as_bytes()[2], b'\\' | b'/')
+        && text[2..].split(':').nth(1).is_some_and(|target| target.starts_with('/'));
     let (drive_part, rest) = if drive { text.split_at(2) } else { ("", text) };
     let parts: Vec<&str> = rest.split(':').collect();
     let (source, target, modes) = match (drive, parts.as_slice()) {
@@ -167,6 +172,9 @@ mod tests {
         assert_eq!(kind("~/src:/app"), Ok(("~/src", HostPath, "/app")));
         assert_eq!(kind("C:\\Users\\me:/app:ro"), Ok(("C:\\Users\\me", HostPath, "/app")));
         assert_eq!(kind("c:/work:/app"), Ok(("c:/work", HostPath, "/app")));
+        // A one-letter volume name is not a drive.
+        assert_eq!(kind("a:/x"), Ok(("a", Named, "/x")));
+        assert_eq!(kind("a:/x:ro"), Ok(("a", Named, "/x")));
         let full = spec("db:/data:ro,nocopy,z,rprivate,cached").expect("modes");
         assert!(full.read_only && full.no_copy);
         for bad in ["", "a:b:c:d", "db:relative", ":/x", "db:/", "db:/x:ro,rw", "db:/x:bogus", "/host:/x:nocopy", "db:"] {
