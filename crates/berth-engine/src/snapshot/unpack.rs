@@ -78,9 +78,14 @@ impl<R: Read> Read for Budget<R> {
     }
 }
 
-/// Space left on the store's file system for unpacked layers: the free space less a
-/// reserve, so that one layer cannot fill the disk the engine and its containers need.
+/// Space kept free for the engine and its containers when a layer unpacks: an eighth of
+/// the free space, at most this (a VM without a data disk has a few hundred MiB).
 pub const DISK_RESERVE: u64 = 1 << 30;
+
+/// The reserve kept out of `free` bytes.
+fn reserve_of(free: u64) -> u64 {
+    (free / 8).min(DISK_RESERVE)
+}
 
 /// The decompressed bytes a layer unpacked into `root` may take, and why: the bytes
 /// `BERTH_UNPACK_BUDGET` says, else the file system's free space less [`DISK_RESERVE`].
@@ -89,7 +94,10 @@ pub fn budget_for(root: &Path) -> (u64, String) {
         return (bytes, "BERTH_UNPACK_BUDGET".to_owned());
     }
     match free_bytes(root) {
-        Some(free) => (free.saturating_sub(DISK_RESERVE), format!("the store's free space, {free} bytes, less a {DISK_RESERVE}-byte reserve")),
+        Some(free) => {
+            let reserve = reserve_of(free);
+            (free - reserve, format!("the store's free space, {free} bytes, less a {reserve}-byte reserve"))
+        }
         None => (u64::MAX, "no limit: the free space is unknown".to_owned()),
     }
 }
@@ -426,6 +434,9 @@ mod tests {
         fs::create_dir_all(dir.join("root")).expect("mkdir");
         unpack_within(open(), Compression::Gzip, &diff_id, &dir.join("root"), 16 << 20, "a test's".into()).expect("within budget");
         assert_eq!(fs::metadata(dir.join("root/zeros")).expect("stat").len(), 8 << 20);
+        // A small store (a VM without a data disk) keeps most of its space usable.
+        assert_eq!(reserve_of(240 << 20), 30 << 20);
+        assert_eq!(reserve_of(100 << 30), DISK_RESERVE);
         // The default budget is the store's free space less the reserve.
         let (budget, why) = budget_for(&dir);
         assert!(budget > 0 && why.contains("free space"), "{budget} {why}");
