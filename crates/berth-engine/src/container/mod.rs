@@ -124,10 +124,8 @@ fn runtime_error_kind(message: &str) -> ErrorKind {
 /// How the engine runs containers.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// The OCI runtime binary (`crun`, or `BERTH_RUNTIME`): the default.
-    pub runtime: PathBuf,
-    /// The runtimes `--runtime` may name, the default first: its own name (the file name
-    /// of `runtime`), and runc when it is installed.
+    /// The runtimes `--runtime` may name, the default first (`crun`, or `BERTH_RUNTIME`,
+    /// named by its file name), then runc when it is installed.
     pub runtimes: Vec<(String, PathBuf)>,
     /// `berth-monitor` (next to the engine's binary, or `BERTH_MONITOR`).
     pub monitor: PathBuf,
@@ -162,14 +160,14 @@ impl RuntimeConfig {
         let shares = std::env::var("BERTH_SHARES").unwrap_or_default().split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect();
         let host_gateway = std::env::var("BERTH_HOST_GATEWAY_IP").ok().and_then(|ip| ip.parse().ok());
         let default_name = runtime.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "crun".to_owned());
-        let mut runtimes = vec![(default_name, runtime.clone())];
+        let mut runtimes = vec![(default_name, runtime)];
         for name in KNOWN_RUNTIMES {
             let path = find_in_path(name);
             if !runtimes.iter().any(|(known, _)| known == name) && path.is_file() {
                 runtimes.push(((*name).to_owned(), path));
             }
         }
-        RuntimeConfig { runtime, runtimes, monitor, init, shares, host_gateway }
+        RuntimeConfig { runtimes, monitor, init, shares, host_gateway }
     }
 
     /// The default runtime's name (what inspect says when `--runtime` was not given).
@@ -403,11 +401,9 @@ impl Containers {
     fn oci_runtime(&self, record: &ContainerRecord) -> (PathBuf, PathBuf) {
         let name = &record.host_config.extras.runtime;
         match self.runtime.resolve(name) {
-            Ok((resolved, path)) if resolved != self.runtime.default_name() => {
-                (path.to_owned(), self.runtime_root.with_file_name(format!("runtime-{resolved}")))
-            }
-            // The default, or one uninstalled since create (its calls fail in its name).
-            Ok(_) => (self.runtime.runtime.clone(), self.runtime_root.clone()),
+            Ok((resolved, path)) if resolved == self.runtime.default_name() => (path.to_owned(), self.runtime_root.clone()),
+            Ok((resolved, path)) => (path.to_owned(), self.runtime_root.with_file_name(format!("runtime-{resolved}"))),
+            // One uninstalled since create: its calls fail in its name.
             Err(_) => (PathBuf::from(name), self.runtime_root.with_file_name(format!("runtime-{name}"))),
         }
     }
@@ -423,9 +419,9 @@ impl Containers {
     /// Runs `<runtime> --root R <args>` for `record`; the error carries the runtime's own
     /// message.
     async fn runtime(&self, record: &ContainerRecord, args: &[&str]) -> Result<(), ContainerError> {
-        let path = self.oci_runtime(record).0;
-        let output =
-            self.runtime_command(record).args(args).output().await.map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", path.display())))?;
+        let mut command = self.runtime_command(record);
+        let path = PathBuf::from(command.as_std().get_program());
+        let output = command.args(args).output().await.map_err(|e| ContainerError::Runtime(format!("cannot run {}: {e}", path.display())))?;
         if output.status.success() {
             Ok(())
         } else {
