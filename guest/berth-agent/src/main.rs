@@ -107,23 +107,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     engine.recover().await;
 
-    let mut servers = Vec::new();
-    if let Some(path) = &args.unix {
-        let listener = berth_proto::socket::bind_unix(path).await?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let router = grpc(&engine);
-        tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
-        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
-    }
-    if let Some(port) = args.vsock_port {
-        let incoming = bind_vsock(port)?.incoming();
-        let router = grpc(&engine);
-        tracing::info!(port, "serving gRPC on vsock");
-        // A stable line on the console: the host waits for it before its first connect.
-        eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);
-        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
-    }
-
     // The Docker Engine API: the engine answers it itself; it stops with the process.
     // One API behind every listener, so an exec made through one is seen by all.
     let docker_api = berth_engine::docker::DockerApi::new(engine.clone());
@@ -160,6 +143,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
+
+    // gRPC last: a client that waits for the gRPC socket (the host, the tests) finds
+    // every other listener up by then.
+    let mut servers = Vec::new();
+    if let Some(path) = &args.unix {
+        let listener = berth_proto::socket::bind_unix(path).await?;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let router = grpc(&engine);
+        tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
+    }
+    if let Some(port) = args.vsock_port {
+        let incoming = bind_vsock(port)?.incoming();
+        let router = grpc(&engine);
+        tracing::info!(port, "serving gRPC on vsock");
+        // A stable line on the console: the host waits for it before its first connect.
+        eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
+    }
 
     engine.events().publish(
         "engine",
