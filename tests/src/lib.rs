@@ -3,6 +3,7 @@
 
 pub mod docker_target;
 pub mod fixtures;
+pub mod load;
 pub mod native;
 pub mod vm;
 pub mod webdriver;

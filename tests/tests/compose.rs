@@ -269,3 +269,57 @@ volumes:
         ok(&engine, &dir, &["-f", "build.yaml", "down"]);
     }
 }
+
+/// `pull_policy`, against a native engine in its own namespace and a registry there that
+/// wants a login: `always` pulls an image the engine has, `missing` (the default) does
+/// not, `never` refuses a missing image without pulling, and an unknown policy is
+/// refused by name.
+#[test]
+fn pull_policies_pull_as_they_say() {
+    use berth_tests::docker_target::DockerTarget;
+    use berth_tests::fixtures;
+    let target = DockerTarget::start("berth", "compose-pull");
+    let registry = target.registry("cu", "cu-pw");
+    let reference = format!("{}/pp/app:1", registry.addr);
+    target.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), &reference));
+    target.ok(&["login", "-u", "cu", "-p", "cu-pw", &registry.addr]);
+    target.ok(&["push", "-q", &reference]);
+    let dir = target.home().join("pp");
+    std::fs::create_dir_all(&dir).expect("project");
+    let compose = |policy: &str, args: &[&str]| {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  app:\n    image: {reference}\n    command: [\"sleep\", \"300\"]\n    pull_policy: {policy}\n"),
+        )
+        .expect("compose file");
+        let out = Command::new(berth_tests::bin("berth"))
+            .arg("compose")
+            .args(args)
+            .current_dir(&dir)
+            .env("BERTH_HOME", target.home())
+            .env("DOCKER_CONFIG", target.home().join("docker-config"))
+            .env_remove("BERTH_HOST")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
+            .output()
+            .expect("berth compose");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, text) = compose("always", &["up", "-d"]);
+    assert!(ok && text.contains("Pulling"), "always pulls, with the login: {text}");
+    let (ok, text) = compose("missing", &["up", "-d"]);
+    assert!(ok && !text.contains("Pulling"), "missing does not pull what is there: {text}");
+    let (ok, text) = compose("missing", &["down"]);
+    assert!(ok, "{text}");
+    target.ok(&["rmi", &reference]);
+    let (ok, text) = compose("never", &["up", "-d"]);
+    assert!(!ok && text.contains("is not present and its pull_policy is never") && !text.contains("Pulling"), "{text}");
+    assert!(!target.docker(&["image", "inspect", &reference]).0, "never pulled it anyway");
+    let (ok, text) = compose("sometimes", &["up", "-d"]);
+    assert!(!ok && text.contains("pull_policy \"sometimes\" is not supported"), "{text}");
+    let (ok, text) = compose("missing", &["up", "-d"]);
+    assert!(ok && text.contains("Pulling"), "missing pulls what is not there: {text}");
+    let (ok, text) = compose("missing", &["down"]);
+    assert!(ok, "{text}");
+}

@@ -1650,6 +1650,12 @@ fn volume_and_network_events(target: &DockerTarget) {
     target.ok(&["volume", "rm", "ev-vol"]);
     target.ok(&["network", "create", "ev-net"]);
     target.ok(&["run", "--rm", "--network", "ev-net", IMAGE, "true"]);
+    // `network connect` and `disconnect` of a running container.
+    target.ok(&["run", "-d", "--name", "ev-c", IMAGE, "sleep", "300"]);
+    target.ok(&["network", "connect", "ev-net", "ev-c"]);
+    target.ok(&["network", "disconnect", "ev-net", "ev-c"]);
+    target.ok(&["rm", "-f", "ev-c"]);
+    let net_id = target.ok(&["network", "inspect", "-f", "{{.Id}}", "ev-net"]).trim().to_owned();
     target.ok(&["network", "rm", "ev-net"]);
     // An anonymous volume of `run --rm` is made and destroyed with the container.
     target.ok(&["run", "--rm", "-v", "/anon", IMAGE, "true"]);
@@ -1679,8 +1685,10 @@ fn volume_and_network_events(target: &DockerTarget) {
     assert_eq!(events(&["type=volume", "volume=ev-vol"]), "create ev-vol\ncreate ev-vol\nmount ev-vol\nunmount ev-vol\ndestroy ev-vol\n");
     let networks = events(&["type=network", "network=ev-net"]);
     let actions: Vec<&str> = networks.lines().map(|l| l.split(' ').next().unwrap_or_default()).collect();
-    // A container's start and stop connect and disconnect it.
-    assert_eq!(actions, ["create", "connect", "disconnect", "destroy"], "{networks}");
+    // A container's start and stop connect and disconnect it, as `network connect` and
+    // `disconnect` do; the network is the actor of each.
+    assert_eq!(actions, ["create", "connect", "disconnect", "connect", "disconnect", "destroy"], "{networks}");
+    assert!(networks.lines().all(|l| l.ends_with(&format!(" {net_id}"))), "{networks}");
     let images = target.ok(&[
         "events",
         "--since",
@@ -1699,4 +1707,65 @@ fn volume_and_network_events(target: &DockerTarget) {
     let all = events(&["type=volume"]);
     let anonymous: Vec<String> = all.lines().filter(|l| !l.ends_with("ev-vol")).map(|l| l.split(' ').next().unwrap_or_default().to_owned()).collect();
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
+}
+
+on_both!(ps_filters_limit_and_prune_until);
+/// `ps` filters Berth used to take and ignore (`network`, `before`, `since`, `publish`,
+/// `expose`), `-n`/`limit`, an unknown filter's refusal, and prune's `until` and
+/// `label!`, each as dockerd has them.
+fn ps_filters_limit_and_prune_until(target: &DockerTarget) {
+    with_image(target);
+    target.ok(&["network", "create", "psnet"]);
+    target.ok(&["run", "-d", "--name", "first", "--label", "ps=1", IMAGE, "sleep", "300"]);
+    target.ok(&["run", "-d", "--name", "second", "--label", "ps=1", "--network", "psnet", "-p", "127.0.0.1::8080", "--expose", "9090", IMAGE, "sleep", "300"]);
+    target.ok(&["run", "-d", "--name", "third", "--label", "ps=1", IMAGE, "sleep", "300"]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["ps", "--format", "{{.Names}}", "--filter", "label=ps=1"];
+        all.extend_from_slice(args);
+        target.ok(&all).lines().map(str::to_owned).collect()
+    };
+    assert_eq!(names(&["--filter", "network=psnet"]), ["second"]);
+    assert_eq!(names(&["--filter", "network=bridge"]), ["third", "first"]);
+    assert_eq!(names(&["--filter", "before=third"]), ["second", "first"]);
+    assert_eq!(names(&["--filter", "since=first"]), ["third", "second"]);
+    assert_eq!(names(&["--filter", "since=first", "--filter", "before=third"]), ["second"]);
+    assert_eq!(names(&["--filter", "expose=8080"]), ["second"]);
+    assert_eq!(names(&["--filter", "expose=9090/tcp"]), ["second"]);
+    assert_eq!(names(&["--filter", "expose=9000-9100"]), ["second"]);
+    assert!(names(&["--filter", "expose=8080/udp"]).is_empty());
+    let published = target.ok(&["port", "second", "8080"]);
+    let host_port = published.lines().next().and_then(|l| l.rsplit_once(':')).map(|(_, p)| p.trim().to_owned()).expect("a published port");
+    assert_eq!(names(&["--filter", &format!("publish={host_port}")]), ["second"]);
+    assert_eq!(names(&["--filter", &format!("publish={host_port}/tcp")]), ["second"]);
+    // -n: the last n created, stopped ones included.
+    target.ok(&["stop", "-t", "0", "third"]);
+    assert_eq!(names(&[]), ["second", "first"]);
+    assert_eq!(names(&["-n", "1"]), ["third"]);
+    assert_eq!(names(&["-n", "2"]), ["third", "second"]);
+    let (done, _, err) = target.docker(&["ps", "--filter", "bogus=1"]);
+    assert!(!done && err.to_lowercase().contains("invalid filter 'bogus'"), "{err}");
+
+    // prune: until (created before) and label! (without the label).
+    target.ok(&["create", "--name", "old", "--label", "pr=1", IMAGE, "true"]);
+    target.ok(&["create", "--name", "kept", "--label", "pr=1", "--label", "keep=yes", IMAGE, "true"]);
+    target.ok(&["container", "prune", "-f", "--filter", "until=2000-01-01T00:00:00Z"]);
+    let exists = |name: &str| target.docker(&["container", "inspect", name]).0;
+    assert!(exists("old") && exists("kept") && exists("third"), "until in the past prunes nothing");
+    target.ok(&["container", "prune", "-f", "--filter", "label=pr=1", "--filter", "label!=keep=yes"]);
+    assert!(!exists("old") && exists("kept") && exists("third"));
+    target.ok(&["container", "prune", "-f", "--filter", "label=pr=1", "--filter", "until=1m"]);
+    assert!(exists("kept"), "created less than a minute ago: not before `until`");
+    target.ok(&["container", "prune", "-f", "--filter", "label=pr=1", "--filter", "until=2100-01-01T00:00:00Z"]);
+    assert!(!exists("kept") && exists("third"));
+    let (done, _, err) = target.docker(&["container", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(!done && err.to_lowercase().contains("invalid filter 'bogus'"), "{err}");
+    target.ok(&["image", "prune", "-a", "-f", "--filter", "until=2000-01-01T00:00:00Z"]);
+    assert!(target.docker(&["image", "inspect", IMAGE]).0, "an image made after until stays");
+    target.ok(&["network", "create", "--label", "spare=1", "spare"]);
+    target.ok(&["network", "prune", "-f", "--filter", "until=2000-01-01T00:00:00Z"]);
+    assert!(target.docker(&["network", "inspect", "spare"]).0, "a network made after until stays");
+    target.ok(&["network", "prune", "-f", "--filter", "label=spare", "--filter", "until=2100-01-01T00:00:00Z"]);
+    assert!(!target.docker(&["network", "inspect", "spare"]).0);
+    target.ok(&["rm", "-f", "first", "second", "third"]);
+    target.ok(&["network", "rm", "psnet"]);
 }

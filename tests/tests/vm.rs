@@ -942,3 +942,130 @@ fn shares_work_over_9p_too() {
     let root = home.display().to_string();
     assert!(processes_matching(&root).is_empty(), "processes left: {:?}", processes_matching(&root));
 }
+
+/// Issue 17's image, cp and seccomp defences hold in the VM too, through the session's
+/// docker socket: setuid/setgid bits survive unpacking and a volume's copy-up; a layer
+/// that climbs out with `..` or writes through a symlink is refused on load and
+/// writes nothing; `cp` lands in a volume and a shared bind as the container sees them,
+/// and out again; the seccomp filter refuses AF_VSOCK (which in the VM would reach the
+/// agent's ports) and io_uring.
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn image_cp_and_seccomp_defences_hold_in_the_vm() {
+    use berth_tests::fixtures::{self, Compression, Entry, Flavor, Layer};
+    use std::os::unix::fs::PermissionsExt;
+    const IMAGE: &str = "berth.test/hardened:vm";
+    let session = SessionHome::new("vm-hardening", berth_tests::root().join("build/vm-image"), 1024);
+    let docker = |args: &[&str]| session.docker(args);
+    let ok = |args: &[&str]| {
+        let (done, out, err) = session.docker(args);
+        assert!(done, "docker {args:?}: {err}");
+        out
+    };
+    let (started, out, err) = session.berth(&["vm", "start"]);
+    assert!(started, "{out}{err}");
+    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"))
+        .expect("berth-netprobe (built by `cargo xtask test vm`)");
+    let image = fixtures::container_image_with(
+        serde_json::json!({}),
+        vec![
+            Entry::File { path: "bin/suid-tool".into(), mode: 0o4755, data: b"#!/bin/sh\necho tool\n".to_vec() },
+            Entry::Dir { path: "opt/tools/".into(), mode: 0o2775 },
+            Entry::File { path: "opt/tools/sgid-tool".into(), mode: 0o2755, data: b"x".to_vec() },
+            Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe },
+        ],
+    );
+    let archive = session.home.join("image.tar");
+    std::fs::write(&archive, fixtures::oci_archive(&image, IMAGE)).expect("archive");
+    ok(&["load", "-i", &archive.display().to_string()]);
+
+    // setuid and setgid bits survive unpacking and a volume's copy-up.
+    assert_eq!(ok(&["run", "--rm", IMAGE, "stat", "-c", "%a", "/bin/suid-tool", "/opt/tools", "/opt/tools/sgid-tool"]), "4755\n2775\n2755\n");
+    assert_eq!(ok(&["run", "--rm", "-v", "tools:/opt/tools", IMAGE, "stat", "-c", "%a", "/opt/tools", "/opt/tools/sgid-tool"]), "2775\n2755\n");
+
+    // Hostile layers: refused on load with the reason, nothing written outside.
+    for (name, entries, reason) in [
+        ("dotdot", vec![Entry::File { path: "../../escaped-vm".into(), mode: 0o644, data: b"out\n".to_vec() }], "climbs out with `..`"),
+        (
+            "symlink-out",
+            vec![
+                Entry::Symlink { path: "evil".into(), target: "/tmp".into() },
+                Entry::File { path: "evil/berth-pwned-vm".into(), mode: 0o644, data: b"out\n".to_vec() },
+            ],
+            "is written through a symlink",
+        ),
+    ] {
+        let hostile = fixtures::image(Flavor::Oci, &[Layer { entries, compression: Compression::Gzip }], &["sh"], "amd64", None);
+        let path = session.home.join(format!("{name}.tar"));
+        std::fs::write(&path, fixtures::oci_archive(&hostile, &format!("berth.test/hostile:{name}"))).expect("archive");
+        let (done, _, err) = docker(&["load", "-i", &path.display().to_string()]);
+        assert!(!done && err.contains(reason), "{name}: {err}");
+        let (found, _, _) = docker(&["image", "inspect", &format!("berth.test/hostile:{name}")]);
+        assert!(!found, "{name} was kept");
+    }
+    // Nothing in the VM's own filesystem (seen through its pid 1) nor in the host's /tmp,
+    // which the VM shares at the same path.
+    let out = ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--pid",
+        "host",
+        IMAGE,
+        "find",
+        "/proc/1/root/",
+        "-maxdepth",
+        "6",
+        "(",
+        "-path",
+        "/proc/1/root/proc",
+        "-o",
+        "-path",
+        "/proc/1/root/sys",
+        "-o",
+        "-path",
+        "/proc/1/root/tmp",
+        ")",
+        "-prune",
+        "-o",
+        "(",
+        "-name",
+        "escaped-vm",
+        "-o",
+        "-name",
+        "berth-pwned-vm",
+        ")",
+        "-print",
+    ]);
+    assert_eq!(out.trim(), "", "a hostile layer wrote outside its snapshot");
+    assert!(!std::path::Path::new("/tmp/berth-pwned-vm").exists(), "a hostile layer wrote through the share");
+
+    // cp into a volume and a shared bind of a running container, and out again.
+    let bind = session.home.join("bound");
+    std::fs::create_dir_all(&bind).expect("bind folder");
+    std::fs::set_permissions(&bind, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let note = session.home.join("note.txt");
+    std::fs::write(&note, "kept\n").expect("write");
+    ok(&["run", "-d", "--name", "live", "-v", "notes:/data", "-v", &format!("{}:/bound", bind.display()), IMAGE, "sleep", "300"]);
+    ok(&["cp", &note.display().to_string(), "live:/data/note.txt"]);
+    ok(&["cp", &note.display().to_string(), "live:/bound/"]);
+    assert_eq!(ok(&["exec", "live", "cat", "/data/note.txt", "/bound/note.txt"]), "kept\nkept\n");
+    assert_eq!(std::fs::read_to_string(bind.join("note.txt")).expect("on the host"), "kept\n");
+    ok(&["exec", "live", "sh", "-c", "echo written > /data/w.txt"]);
+    let out_path = session.home.join("w.txt");
+    ok(&["cp", "live:/data/w.txt", &out_path.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(&out_path).expect("copied out"), "written\n");
+    ok(&["rm", "-f", "live"]);
+
+    // Docker's default seccomp profile: AF_VSOCK and io_uring refused; without the
+    // filter the kernel answers otherwise (the VM has vsock).
+    let syscall = |extra: &[&str], call: &str| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "netprobe", "syscall", call]);
+        ok(&args).trim().to_owned()
+    };
+    assert_eq!(syscall(&[], "socket-vsock"), "errno 1", "AF_VSOCK must be refused by the filter");
+    assert_eq!(syscall(&[], "io-uring"), "errno 1", "io_uring must be refused by the filter");
+    assert_ne!(syscall(&["--security-opt", "seccomp=unconfined"], "socket-vsock"), "errno 1");
+}

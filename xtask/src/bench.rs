@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui", "build"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui", "build", "load"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -25,6 +25,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "vm-memory" => vm_memory(),
         "gui" => gui(),
         "build" => build(),
+        "load" => load(),
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }
@@ -591,4 +592,16 @@ fn gui() -> Result<()> {
     )?;
     let xvfb = crate::test::Xvfb::start()?;
     shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "gui"]).env("DISPLAY", &xvfb.display).current_dir(crate::root()))
+}
+
+/// The load run at full size (tests/benches/load.rs): 50 clients on the native engine's
+/// Docker API for 5 minutes (`LOAD_CLIENTS`, `LOAD_SECS`), pulls from a real registry,
+/// the engine killed and restarted halfway; its figures, and whether anything leaked.
+fn load() -> Result<()> {
+    shell::run(
+        shell::cargo()
+            .args(["build", "--release", "--package", "berth-cli", "--package", "berth-agent", "--package", "berth-monitor"])
+            .current_dir(crate::root()),
+    )?;
+    shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "load"]).current_dir(crate::root()))
 }

@@ -99,6 +99,8 @@ fn native() -> Result<()> {
         "build",
         "--test",
         "docker_api",
+        "--test",
+        "load",
     ])
 }
 

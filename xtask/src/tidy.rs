@@ -1,4 +1,5 @@
-//! Tidy checks run by the unit tier: ARCHITECTURE.md names only paths that exist.
+//! Tidy checks run by the unit tier: ARCHITECTURE.md names only paths that exist, and
+//! the engine's top-level modules import one another without loops.
 //!
 //! A path in backticks is checked when it is one of the repository's own:
 //! - it starts with a top-level entry of the repository (`crates/…`, `ui/…`), and must
@@ -100,9 +101,99 @@ pub fn missing_paths(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The engine crate's top-level modules and, for each, the others it names as
+/// `crate::<module>` outside its tests (lib.rs, the root, is no module here).
+pub fn module_imports(src: &Path) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut modules: Vec<String> = std::fs::read_dir(src)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().trim_end_matches(".rs").to_owned())
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
+    modules.sort();
+    let mut imports = std::collections::BTreeMap::new();
+    for module in &modules {
+        let mut files = Vec::new();
+        let dir = src.join(module);
+        if dir.is_dir() {
+            walk(&dir, &dir, &mut files);
+            files = files.into_iter().filter(|f| f.ends_with(".rs")).map(|f| dir.join(f).display().to_string()).collect();
+        } else {
+            files.push(src.join(format!("{module}.rs")).display().to_string());
+        }
+        let mut named = std::collections::BTreeSet::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            // A module's tests may reach anywhere.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for (i, _) in line.match_indices("crate::") {
+                    let rest = &line[i + "crate::".len()..];
+                    let names: Vec<&str> = match rest.strip_prefix('{') {
+                        // `use crate::{a, b::c}`
+                        Some(group) => {
+                            group.split('}').next().unwrap_or_default().split(',').map(|n| n.trim().split("::").next().unwrap_or_default()).collect()
+                        }
+                        None => vec![rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or_default()],
+                    };
+                    named.extend(names.into_iter().filter(|n| *n != module && modules.iter().any(|m| m == n)).map(str::to_owned));
+                }
+            }
+        }
+        imports.insert(module.clone(), named);
+    }
+    imports
+}
+
+/// Each module that imports one that (directly or not) imports it back: `a -> b -> a`.
+pub fn import_loops(imports: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>) -> Vec<String> {
+    let mut loops = Vec::new();
+    for (from, targets) in imports {
+        for to in targets {
+            // A path from `to` back to `from`, breadth first, for the message.
+            let mut paths = vec![vec![to.clone()]];
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(path) = (!paths.is_empty()).then(|| paths.remove(0)) {
+                let last = path.last().cloned().unwrap_or_default();
+                if last == *from {
+                    loops.push(format!("{from} -> {}", path.join(" -> ")));
+                    break;
+                }
+                for next in imports.get(&last).into_iter().flatten() {
+                    if seen.insert(next.clone()) {
+                        let mut longer = path.clone();
+                        longer.push(next.clone());
+                        paths.push(longer);
+                    }
+                }
+            }
+        }
+    }
+    loops
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engine_has_no_import_loops() {
+        let imports = module_imports(&crate::root().join("crates/berth-engine/src"));
+        assert!(imports.contains_key("container") && imports.contains_key("docker"), "{imports:?}");
+        let loops = import_loops(&imports);
+        assert!(loops.is_empty(), "engine modules that import one another back: {loops:#?}");
+    }
+
+    #[test]
+    fn a_loop_is_found_and_named() {
+        let map = |pairs: &[(&str, &[&str])]| -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect())).collect()
+        };
+        assert!(import_loops(&map(&[("docker", &["container", "image"]), ("container", &["image"]), ("image", &[])])).is_empty());
+        let loops = import_loops(&map(&[("container", &["volume"]), ("volume", &["ids", "container"]), ("ids", &[])]));
+        assert_eq!(loops, ["container -> volume -> container", "volume -> container -> volume"]);
+    }
 
     #[test]
     fn every_path_architecture_names_exists() {

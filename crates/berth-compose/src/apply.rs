@@ -14,7 +14,7 @@ use berth_proto::v1::{
 };
 use futures::StreamExt;
 
-use crate::plan::{Plan, PlannedService, LABEL_HASH, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
+use crate::plan::{Plan, PlannedService, PullPolicy, LABEL_HASH, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -114,18 +114,27 @@ pub async fn ensure_resources(agent: &AgentClient, plan: &Plan, progress: Progre
     Ok(())
 }
 
-/// Gets a service's image: built when it has `build:` and the image is missing (or
-/// `rebuild`), else pulled when the engine lacks it.
+/// Gets a service's image as its `pull_policy` says: built when it has `build:` and the
+/// image is missing (or `rebuild`, or the policy is `build`); else pulled when the
+/// engine lacks it (`missing`), every time (`always`) or never (`never`: a missing
+/// image is an error). Only the engine's "no such image" counts as missing; another
+/// failure to look is said as it is.
 async fn ensure_image(agent: &AgentClient, service: &PlannedService, rebuild: bool, progress: Progress<'_>) -> Result<(), ApplyError> {
     let image = &service.create.image;
-    let present = agent.images().inspect(InspectImageRequest { reference: image.clone() }).await.is_ok();
-    if service.build.is_some() && (rebuild || !present) {
+    let present = match agent.images().inspect(InspectImageRequest { reference: image.clone() }).await {
+        Ok(_) => true,
+        Err(status) if status.code() == tonic::Code::NotFound => false,
+        Err(status) => return Err(call(format!("inspect image {image}"))(status)),
+    };
+    if service.build.is_some() && (rebuild || !present || service.pull_policy == PullPolicy::Build) {
         return build(agent, service, progress).await;
     }
-    if present {
-        return Ok(());
+    match service.pull_policy {
+        PullPolicy::Always => pull(agent, image, progress).await,
+        PullPolicy::Never if !present => Err(ApplyError(format!("service {}: image {image} is not present and its pull_policy is never", service.name))),
+        _ if present => Ok(()),
+        _ => pull(agent, image, progress).await,
     }
-    pull(agent, image, progress).await
 }
 
 /// Builds a service's image (named as docker compose names it: the `image:` given, or

@@ -133,6 +133,8 @@ pub struct Service {
     pub cpuset: Option<String>,
     /// The OCI runtime: crun or runc.
     pub runtime: Option<String>,
+    /// `always`, `never`, `missing` (the default; `if_not_present` too) or `build`.
+    pub pull_policy: Option<String>,
     /// The cgroup namespace: host or private.
     pub cgroup: Option<String>,
     #[serde(flatten)]

@@ -77,6 +77,34 @@ pub struct PlannedService {
     pub depends_on: BTreeMap<String, String>,
     /// How to build its image, when it has `build:`.
     pub build: Option<PlannedBuild>,
+    pub pull_policy: PullPolicy,
+}
+
+/// A service's `pull_policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull (or build) only when the engine lacks the image.
+    #[default]
+    Missing,
+    /// Pull at every `up`.
+    Always,
+    /// Never pull: a missing image is an error.
+    Never,
+    /// Build at every `up`.
+    Build,
+}
+
+impl PullPolicy {
+    fn parse(service: &str, text: Option<&str>, has_build: bool) -> Result<PullPolicy, PlanError> {
+        match text {
+            None | Some("missing" | "if_not_present") => Ok(PullPolicy::Missing),
+            Some("always") => Ok(PullPolicy::Always),
+            Some("never") => Ok(PullPolicy::Never),
+            Some("build") if has_build => Ok(PullPolicy::Build),
+            Some("build") => Err(err(service, "pull_policy build needs a build section")),
+            Some(other) => Err(err(service, format!("pull_policy {other:?} is not supported by Berth (always, never, missing, if_not_present or build)"))),
+        }
+    }
 }
 
 /// A service's `build:`, resolved against the project's folder.
@@ -276,6 +304,7 @@ fn plan_service(
     scale: Option<u32>,
 ) -> Result<PlannedService, PlanError> {
     let dir = &project.dir;
+    let pull_policy = PullPolicy::parse(service, s.pull_policy.as_deref(), s.build.is_some())?;
     let image = match (&s.image, &s.build) {
         (Some(image), _) => image.clone(),
         (None, Some(_)) => format!("{}-{service}", project.name),
@@ -519,6 +548,7 @@ fn plan_service(
             args: b.args.iter().filter_map(|(k, v)| v.clone().or_else(|| std::env::var(k).ok()).map(|v| (k.clone(), v))).collect(),
             target: b.target.clone().unwrap_or_default(),
         }),
+        pull_policy,
     })
 }
 

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Request, Response, Status};
 
-use super::inspect::{command_text, created_unix, matches_filters, status_text};
+use super::inspect::{command_text, created_unix, status_text};
 use super::record::{ContainerRecord, Resources, RestartPolicy, TmpfsMount};
 use super::{ContainerError, Containers, CreateRequest, ExecRequest, LogsQuery};
 
@@ -394,17 +394,7 @@ impl ContainersApiTrait for ContainersApi {
     async fn list(&self, request: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
         let r = request.into_inner();
         let filters = parse_filters(&r.filters)?;
-        let images = &self.containers.images;
-        let image_id = |name: &str| images.resolve(name).ok().flatten().map(|i| i.id.to_string());
-        let containers = self
-            .containers
-            .list()
-            .map_err(status)?
-            .into_iter()
-            .filter(|c| super::inspect::listed(c, r.all, &filters))
-            .filter(|c| matches_filters(c, &filters, &image_id))
-            .map(|c| summary(&c))
-            .collect();
+        let containers = self.containers.list_matching(r.all, &filters, 0).map_err(status)?.iter().map(summary).collect();
         Ok(Response::new(ListContainersResponse { containers }))
     }
 

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::record::{ContainerRecord, Status};
-use super::Containers;
+use super::{ContainerError, Containers};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -420,6 +420,57 @@ pub fn listed(record: &ContainerRecord, all: bool, filters: &[(String, String)])
     all || filters.iter().any(|(k, _)| k == "status") || record.state.status.is_running() || record.state.status == Status::Restarting
 }
 
+/// The `ps` filter keys dockerd knows; any other is refused.
+const PS_FILTERS: &[&str] =
+    &["id", "name", "label", "status", "exited", "volume", "health", "ancestor", "network", "before", "since", "publish", "expose", "is-task"];
+
+/// What a `ps` filter needs to look up beyond the container's own record.
+struct Lookups<'a> {
+    /// An image's id from a name or id.
+    image_id: &'a dyn Fn(&str) -> Option<String>,
+    /// A network's id from a name or id (prefix).
+    network_id: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Containers {
+    /// docker's `ps`: the containers `all` (or the filters, or a `limit`) lists, newest
+    /// first, passing every filter, at most `limit` of them (0: no limit). `before` and
+    /// `since` name containers; an unknown filter key is refused, as dockerd refuses it.
+    pub fn list_matching(&self, all: bool, filters: &[(String, String)], limit: usize) -> Result<Vec<ContainerRecord>, ContainerError> {
+        if let Some((key, _)) = filters.iter().find(|(k, _)| !PS_FILTERS.contains(&k.as_str())) {
+            return Err(ContainerError::Invalid(format!("invalid filter '{key}'")));
+        }
+        let mut bounds = Vec::new();
+        for (key, value) in filters.iter().filter(|(k, _)| k == "before" || k == "since") {
+            bounds.push((key.as_str(), self.find(value)?.created));
+        }
+        let mut list = self.list()?;
+        list.sort_by(|a, b| b.created.cmp(&a.created));
+        let image_id = |name: &str| self.images.resolve(name).ok().flatten().map(|i| i.id.to_string());
+        let network_id = |key: &str| self.networks.find(key).ok().map(|n| n.id);
+        let lookups = Lookups { image_id: &image_id, network_id: &network_id };
+        // A limit lists stopped containers too ("the last n created").
+        let all = all || limit > 0;
+        let mut out: Vec<ContainerRecord> = list
+            .into_iter()
+            .filter(|r| listed(r, all, filters) && matches_filters(r, filters, &lookups))
+            .filter(|r| bounds.iter().all(|(key, at)| if *key == "before" { r.created < *at } else { r.created > *at }))
+            .collect();
+        if limit > 0 {
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+}
+
+/// docker's port filter value, `80`, `80/udp` or `8000-8080/tcp`: a range and a
+/// protocol (tcp when none is given).
+fn port_filter(value: &str) -> Option<(std::ops::RangeInclusive<u16>, &str)> {
+    let (ports, proto) = value.split_once('/').unwrap_or((value, "tcp"));
+    let (low, high) = ports.split_once('-').unwrap_or((ports, ports));
+    Some((low.parse().ok()?..=high.parse().ok()?, proto))
+}
+
 /// docker's `name` filter: a regular expression, matched against the name (with or
 /// without its leading slash, as dockerd keeps it). One that does not compile matches
 /// nothing; the engine's regex has no backtracking, so none can be slow.
@@ -432,7 +483,8 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 
 /// Whether `record` passes docker's `ps --filter` list (key=value; several values of
 /// one key are alternatives, different keys must all match).
-pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], image_ids: &dyn Fn(&str) -> Option<String>) -> bool {
+fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], lookups: &Lookups<'_>) -> bool {
+    let ports = || record.state.network.iter().flat_map(|n| &n.ports);
     filters_match(filters, |key, value| match key {
         "label" => label_matches(value, |k| record.config.labels.get(k).map(String::as_str)),
         "id" => record.id.starts_with(value),
@@ -441,7 +493,21 @@ pub fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], i
         "exited" => record.state.status == Status::Exited && value.parse::<i32>().is_ok_and(|c| c == record.state.exit_code),
         "volume" => record.host_config.mounts.iter().any(|m| m.source == value || m.target == value),
         "health" => record.state.health.as_ref().map_or("none", |h| h.status.as_str()) == value,
-        "ancestor" => record.config.image == value || image_ids(value).is_some_and(|id| id == record.image_id),
+        "ancestor" => record.config.image == value || (lookups.image_id)(value).is_some_and(|id| id == record.image_id),
+        "network" => {
+            let wanted = (lookups.network_id)(value);
+            record.networks.iter().any(|e| Some(&e.network_id) == wanted.as_ref()) || (record.networks.is_empty() && record.host_config.network_mode == value)
+        }
+        // A published port is matched by its host port, an exposed one by the
+        // container's (as dockerd reads its port list).
+        "publish" => port_filter(value).is_some_and(|(range, proto)| ports().any(|p| p.protocol == proto && range.contains(&p.host_port))),
+        "expose" => port_filter(value).is_some_and(|(range, proto)| {
+            ports().any(|p| p.protocol == proto && range.contains(&p.container_port))
+                || record.config.exposed_ports.iter().any(|e| port_filter(e).is_some_and(|(port, p)| p == proto && range.contains(port.start())))
+        }),
+        // before and since: bounds applied by `list_matching`; Berth runs no swarm tasks.
+        "before" | "since" => true,
+        "is-task" => value == "false",
         _ => false,
     })
 }
@@ -491,7 +557,8 @@ mod tests {
         record.state.status = Status::Exited;
         record.state.exit_code = 3;
         let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> { pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect() };
-        let none = |_: &str| None;
+        let none_of = |_: &str| None;
+        let none = Lookups { image_id: &none_of, network_id: &none_of };
         assert!(matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=front")]), &none));
         assert!(matches_filters(&record, &f(&[("status", "running"), ("status", "exited")]), &none));
         assert!(!matches_filters(&record, &f(&[("status", "exited"), ("label", "tier=back")]), &none));
@@ -502,5 +569,21 @@ mod tests {
         record.config.labels.insert("app".into(), "shop".into());
         assert!(matches_filters(&record, &f(&[("label", "tier=front"), ("label", "app")]), &none));
         assert!(!matches_filters(&record, &f(&[("label", "tier=front"), ("label", "app=other")]), &none));
+        // Exposed ports, by the container's port; a range; udp apart from tcp.
+        record.config.exposed_ports.push("9090/tcp".into());
+        assert!(matches_filters(&record, &f(&[("expose", "9090")]), &none));
+        assert!(matches_filters(&record, &f(&[("expose", "9000-9100/tcp")]), &none));
+        assert!(!matches_filters(&record, &f(&[("expose", "9090/udp")]), &none));
+        assert!(!matches_filters(&record, &f(&[("publish", "9090")]), &none));
+        assert!(!matches_filters(&record, &f(&[("expose", "nonsense")]), &none));
+    }
+
+    #[test]
+    fn port_filters_read_like_docker() {
+        assert_eq!(port_filter("80"), Some((80..=80, "tcp")));
+        assert_eq!(port_filter("53/udp"), Some((53..=53, "udp")));
+        assert_eq!(port_filter("8000-8080/tcp"), Some((8000..=8080, "tcp")));
+        assert_eq!(port_filter("x/tcp"), None);
+        assert_eq!(port_filter("70000"), None);
     }
 }

@@ -42,6 +42,7 @@ pub use changes::ChangeKind;
 pub use commit::CommitOptions;
 pub use create::{CreateRequest, MountRequest};
 pub use exec::{ExecRequest, ExecStreams};
+pub use lifecycle::prune_filter;
 pub use logs::{LogLine, LogsQuery};
 pub use record::{ContainerRecord, Status, Store, StoreError};
 pub use update::UpdateRequest;

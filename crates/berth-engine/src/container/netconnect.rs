@@ -56,7 +56,12 @@ impl Containers {
         self.events.publish(
             "network",
             "connect",
-            [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())],
+            [
+                ("container".to_owned(), id.clone()),
+                ("name".to_owned(), network.name.clone()),
+                ("type".to_owned(), "bridge".to_owned()),
+                ("id".to_owned(), network.id.clone()),
+            ],
         );
         self.changed(&id);
         Ok(())
@@ -84,7 +89,12 @@ impl Containers {
         self.events.publish(
             "network",
             "disconnect",
-            [("container".to_owned(), id.clone()), ("name".to_owned(), network.name.clone()), ("type".to_owned(), "bridge".to_owned())],
+            [
+                ("container".to_owned(), id.clone()),
+                ("name".to_owned(), network.name.clone()),
+                ("type".to_owned(), "bridge".to_owned()),
+                ("id".to_owned(), network.id.clone()),
+            ],
         );
         self.changed(&id);
         Ok(())

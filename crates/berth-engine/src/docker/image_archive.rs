@@ -131,32 +131,25 @@ pub async fn history(engine: &Engine, name: &str) -> Reply {
 }
 
 /// `POST /images/prune`: `dangling=false` in the filters prunes every unused image;
-/// `label=k[=v]` prunes only images with that label, `label!=k[=v]` only those without.
+/// `label=k[=v]` prunes only images with that label, `label!=k[=v]` only those without,
+/// `until` only those created before a time (or a duration ago).
 pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
-    let pairs = super::filters(params)?;
-    let mut all = false;
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for (key, value) in &pairs {
-        match key.as_str() {
-            "dangling" => all = matches!(value.as_str(), "false" | "0"),
-            "label" => with.push(value.clone()),
-            "label!" => without.push(value.clone()),
-            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
-        }
-    }
+    let mut pairs = super::filters(params)?;
+    let all = pairs.iter().any(|(k, v)| k == "dangling" && matches!(v.as_str(), "false" | "0"));
+    pairs.retain(|(k, _)| k != "dangling");
+    let filter = crate::container::prune_filter(&pairs).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let images = engine.images();
-    let labels_of = |image: &crate::image::ImageRecord| -> serde_json::Map<String, Value> {
+    let labels_of = |image: &crate::image::ImageRecord| -> BTreeMap<String, String> {
         std::fs::read(images.content.path(&image.id))
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .and_then(|c| c["config"]["Labels"].as_object().cloned())
             .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+            .collect()
     };
-    let wanted = |image: &crate::image::ImageRecord| {
-        let labels = labels_of(image);
-        let has = |filter: &String| crate::container::inspect::label_matches(filter, |k| labels.get(k).and_then(Value::as_str));
-        with.iter().all(has) && !without.iter().any(has)
-    };
+    let wanted = |image: &crate::image::ImageRecord| filter(&labels_of(image), &image.created);
     let pruned = images.prune_matching(all, &wanted).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     let deleted = super::objects::removal_json(&pruned.untagged, &pruned.deleted);
     ok_json(json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) }, "SpaceReclaimed": pruned.reclaimed_bytes}))

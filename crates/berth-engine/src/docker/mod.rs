@@ -569,14 +569,11 @@ impl DockerApi {
         let all = flag(params, "all");
         let sizes = flag(params, "size");
         let pairs = filters(params)?;
-        let mut list = containers.list().map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-        list.sort_by(|a, b| b.created.cmp(&a.created));
-        let image_id = |name: &str| self.engine.images().resolve(name).ok().flatten().map(|i| i.id.to_string());
+        let limit = params.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| *l > 0).unwrap_or(0);
+        let list =
+            containers.list_matching(all, &pairs, usize::try_from(limit).unwrap_or(0)).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
         let mut out = Vec::new();
         for record in list {
-            if !crate::container::inspect::listed(&record, all, &pairs) || !crate::container::inspect::matches_filters(&record, &pairs, &image_id) {
-                continue;
-            }
             let summary = containers.summary_json(&record);
             out.push(if sizes { containers.with_sizes(&record, summary) } else { summary });
         }

@@ -193,14 +193,15 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
                 Err(e) => Err(net_err(e)),
             }
         }
+        // docker's prune filters: label, label! and until.
         (&Method::POST, ["prune"]) => match super::filters(params) {
-            Ok(pairs) => {
-                let labels = label_filters(pairs);
-                match networks.prune(&labels).await {
+            Ok(pairs) => match crate::container::prune_filter(&pairs) {
+                Ok(filter) => match networks.prune(|n| filter(&n.labels, &n.created)).await {
                     Ok(removed) => ok_json(json!({"NetworksDeleted": removed})),
                     Err(e) => Err(net_err(e)),
-                }
-            }
+                },
+                Err(e) => Err(ApiError::bad_request(e.to_string())),
+            },
             Err(e) => Err(e),
         },
         (&Method::GET, [id]) => networks.find(id).map(|n| crate::network::api::inspect_json(&n, networks)).map_err(net_err).and_then(ok_json),

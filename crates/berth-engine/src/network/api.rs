@@ -164,7 +164,7 @@ impl NetworksApiTrait for NetworksApi {
                 None => (l, None),
             })
             .collect();
-        let removed = self.networks.prune(&labels).await.map_err(status)?;
+        let removed = self.networks.prune(|n| crate::volume::labels_match(&n.labels, &labels)).await.map_err(status)?;
         Ok(Response::new(PruneNetworksResponse { removed }))
     }
 

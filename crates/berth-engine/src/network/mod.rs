@@ -547,10 +547,12 @@ impl Networks {
 
     /// `network prune`: removes the user networks no container is attached to and
     /// whose labels match every `label` filter (`key` or `key=value`).
-    pub async fn prune(&self, labels: &[(String, Option<String>)]) -> Result<Vec<String>, NetworkError> {
+    /// Removes every network no container uses that `wanted` picks (the predefined ones
+    /// never); returns their names.
+    pub async fn prune(&self, wanted: impl Fn(&NetworkRecord) -> bool) -> Result<Vec<String>, NetworkError> {
         let mut removed = Vec::new();
         for record in self.list()? {
-            if record.predefined() || !self.members(&record.id).is_empty() || !crate::volume::labels_match(&record.labels, labels) {
+            if record.predefined() || !self.members(&record.id).is_empty() || !wanted(&record) {
                 continue;
             }
             if self.remove(&record.id).await.is_ok() {
