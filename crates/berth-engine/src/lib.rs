@@ -7,13 +7,18 @@ pub mod container;
 pub mod content;
 pub mod docker;
 pub mod events;
+pub mod files;
+pub mod filters;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grpc;
+pub mod ids;
 pub mod image;
 pub mod network;
 pub mod registry;
 pub mod snapshot;
 pub mod system;
+pub mod time;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -148,18 +153,18 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.Volumes`.
-    pub fn volumes_service(&self) -> berth_proto::v1::volumes_server::VolumesServer<volume::api::VolumesApi> {
-        berth_proto::v1::volumes_server::VolumesServer::new(volume::api::VolumesApi::new(self.inner.volumes.clone(), self.inner.images.clone()))
+    pub fn volumes_service(&self) -> berth_proto::v1::volumes_server::VolumesServer<grpc::volumes::VolumesApi> {
+        berth_proto::v1::volumes_server::VolumesServer::new(grpc::volumes::VolumesApi::new(self.inner.volumes.clone(), self.inner.images.clone()))
     }
 
     /// The gRPC service for `berth.v1.Networks`.
-    pub fn networks_service(&self) -> berth_proto::v1::networks_server::NetworksServer<network::api::NetworksApi> {
-        berth_proto::v1::networks_server::NetworksServer::new(network::api::NetworksApi::new(self.inner.networks.clone(), self.inner.containers.clone()))
+    pub fn networks_service(&self) -> berth_proto::v1::networks_server::NetworksServer<grpc::networks::NetworksApi> {
+        berth_proto::v1::networks_server::NetworksServer::new(grpc::networks::NetworksApi::new(self.inner.networks.clone(), self.inner.containers.clone()))
     }
 
     /// The gRPC service for `berth.v1.Containers`.
-    pub fn containers_service(&self) -> berth_proto::v1::containers_server::ContainersServer<container::api::ContainersApi> {
-        berth_proto::v1::containers_server::ContainersServer::new(container::api::ContainersApi::new(self.inner.containers.clone()))
+    pub fn containers_service(&self) -> berth_proto::v1::containers_server::ContainersServer<grpc::containers::ContainersApi> {
+        berth_proto::v1::containers_server::ContainersServer::new(grpc::containers::ContainersApi::new(self.inner.containers.clone()))
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -175,8 +180,8 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.Images`.
-    pub fn images_service(&self) -> berth_proto::v1::images_server::ImagesServer<image::api::ImagesApi> {
-        berth_proto::v1::images_server::ImagesServer::new(image::api::ImagesApi::new(
+    pub fn images_service(&self) -> berth_proto::v1::images_server::ImagesServer<grpc::images::ImagesApi> {
+        berth_proto::v1::images_server::ImagesServer::new(grpc::images::ImagesApi::new(
             self.inner.images.clone(),
             self.inner.events.clone(),
             self.inner.containers.clone(),
@@ -184,8 +189,8 @@ impl Engine {
     }
 
     /// The gRPC service for `berth.v1.System`.
-    pub fn system_service(&self) -> berth_proto::v1::system_server::SystemServer<system::SystemApi> {
-        berth_proto::v1::system_server::SystemServer::new(system::SystemApi::new(self.clone()))
+    pub fn system_service(&self) -> berth_proto::v1::system_server::SystemServer<grpc::system::SystemApi> {
+        berth_proto::v1::system_server::SystemServer::new(grpc::system::SystemApi::new(self.clone()))
     }
 }
 

@@ -512,29 +512,7 @@ fn matches_filters(record: &ContainerRecord, filters: &[(String, String)], looku
     })
 }
 
-/// docker's way of combining filters: every `label` must match (they are ANDed), any
-/// one value of each other key will do, and every key must be satisfied.
-pub fn filters_match(filters: &[(String, String)], keep: impl Fn(&str, &str) -> bool) -> bool {
-    let mut keys: Vec<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.into_iter().all(|key| {
-        let mut values = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        if key == "label" {
-            values.all(|v| keep(key, v))
-        } else {
-            values.any(|v| keep(key, v))
-        }
-    })
-}
-
-/// docker's label filter, `key` (present) or `key=value`, against `get` (a label's value).
-pub fn label_matches<'a>(filter: &str, get: impl Fn(&str) -> Option<&'a str>) -> bool {
-    match filter.split_once('=') {
-        Some((key, value)) => get(key) == Some(value),
-        None => get(filter).is_some(),
-    }
-}
+pub use crate::filters::{filters_match, label_matches};
 
 #[cfg(test)]
 mod tests {

@@ -786,7 +786,7 @@ impl Containers {
     /// or a duration ago: those created before it). Returns the removed ids and the
     /// bytes their writable layers held.
     pub async fn prune(self: &Arc<Self>, filters: &[(String, String)]) -> Result<(Vec<String>, u64), ContainerError> {
-        let wanted = prune_filter(filters)?;
+        let wanted = crate::filters::prune_filter(filters).map_err(|e| ContainerError::Invalid(e.0))?;
         let mut removed = Vec::new();
         let mut reclaimed = 0;
         for record in self.store.list()? {
@@ -806,33 +806,6 @@ impl Containers {
         }
         Ok((removed, reclaimed))
     }
-}
-
-/// docker's prune filters, for containers and images alike: `label=k[=v]` (all must
-/// match), `label!=k[=v]` (none may) and `until` (created before a time, or a duration
-/// ago); another key is refused. The test takes an object's labels and its creation
-/// time (RFC 3339).
-pub fn prune_filter(filters: &[(String, String)]) -> Result<impl Fn(&std::collections::BTreeMap<String, String>, &str) -> bool + '_, ContainerError> {
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-    let mut until = None;
-    for (key, value) in filters {
-        match key.as_str() {
-            "label" | "label!" => {}
-            "until" => {
-                let at = super::logs::parse_time(value, now).ok_or_else(|| ContainerError::Invalid(format!("invalid until filter value {value:?}")))?;
-                until = Some(until.map_or(at, |u: i64| u.min(at)));
-            }
-            other => return Err(ContainerError::Invalid(format!("invalid filter '{other}'"))),
-        }
-    }
-    Ok(move |labels: &std::collections::BTreeMap<String, String>, created: &str| {
-        let has = |filter: &str| super::inspect::label_matches(filter, |k| labels.get(k).map(String::as_str));
-        filters.iter().all(|(key, value)| match key.as_str() {
-            "label" => has(value),
-            "label!" => !has(value),
-            _ => true,
-        }) && until.is_none_or(|until| chrono::DateTime::parse_from_rfc3339(created).ok().and_then(|t| t.timestamp_nanos_opt()).is_some_and(|t| t < until))
-    })
 }
 
 /// The runtime's words for a command that is not there, as runc (and so dockerd) says
@@ -861,30 +834,5 @@ mod docker_words_tests {
         );
         assert_eq!(super::docker_words("open executable: Permission denied"), "open executable: permission denied");
         assert_eq!(super::docker_words("chdir `/x`: Not a directory"), "chdir `/x`: Not a directory");
-    }
-}
-
-#[cfg(test)]
-mod prune_filter_tests {
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn prune_filters_read_like_docker() {
-        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> { pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect() };
-        let labels: BTreeMap<String, String> = [("keep".to_owned(), "yes".to_owned())].into_iter().collect();
-        let created = "2020-06-01T00:00:00.000000000Z";
-        let filters = f(&[("label!", "keep=yes")]);
-        assert!(!super::prune_filter(&filters).expect("valid")(&labels, created));
-        let filters = f(&[("label", "keep")]);
-        assert!(super::prune_filter(&filters).expect("valid")(&labels, created));
-        let filters = f(&[("until", "2021-01-01T00:00:00Z")]);
-        assert!(super::prune_filter(&filters).expect("valid")(&labels, created));
-        let filters = f(&[("until", "2019-01-01T00:00:00Z")]);
-        assert!(!super::prune_filter(&filters).expect("valid")(&labels, created));
-        // A duration ago: 2020 is more than an hour ago.
-        let filters = f(&[("until", "1h")]);
-        assert!(super::prune_filter(&filters).expect("valid")(&labels, created));
-        assert!(super::prune_filter(&f(&[("until", "soon")])).is_err());
-        assert!(super::prune_filter(&f(&[("bogus", "1")])).is_err());
     }
 }

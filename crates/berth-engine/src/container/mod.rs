@@ -9,7 +9,6 @@
 //! `container.log`, `exit.json`, `monitor.pid`, `init.pid`, `runtime.log`,
 //! `attach.sock`.
 
-pub mod api;
 pub mod attach;
 pub mod caps;
 pub mod changes;
@@ -42,7 +41,6 @@ pub use changes::ChangeKind;
 pub use commit::CommitOptions;
 pub use create::{CreateRequest, MountRequest};
 pub use exec::{ExecRequest, ExecStreams};
-pub use lifecycle::prune_filter;
 pub use logs::{LogLine, LogsQuery};
 pub use record::{ContainerRecord, Status, Store, StoreError};
 pub use update::UpdateRequest;
@@ -436,23 +434,20 @@ impl Containers {
         self.oci_runtime(record).1.join(&record.id).exists()
     }
 
+    /// What a create succeeded with but could not give as asked (docker's `Warnings`).
+    pub fn create_warnings(&self, record: &ContainerRecord) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if record.host_config.resources.memory > 0 && record.host_config.resources.memory_swap != 0 && !self.facts.swap_accounting {
+            warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
+        }
+        warnings
+    }
+
     /// The runtimes `--runtime` may name and their binaries, the default first.
     pub fn runtimes(&self) -> &[(String, PathBuf)] {
         &self.runtime.runtimes
     }
 }
 
-/// A fresh 64-hex-digit id.
-pub(crate) fn new_id() -> String {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = random.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Now, as RFC 3339 UTC with nanoseconds.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub(crate) use crate::ids::new_id;
+pub use crate::time::now_rfc3339;

@@ -355,7 +355,9 @@ pub async fn route(
             let reply = async {
                 let request = create_request(&name, &body)?;
                 let record = containers.create(request).await?;
-                super::json_reply(StatusCode::CREATED, &json!({"Id": record.id, "Warnings": discarded(&body["HostConfig"])}))
+                let mut warnings = discarded(&body["HostConfig"]);
+                warnings.extend(containers.create_warnings(&record));
+                super::json_reply(StatusCode::CREATED, &json!({"Id": record.id, "Warnings": warnings}))
             };
             reply.await
         }

@@ -137,7 +137,7 @@ pub fn prune(engine: &Engine, params: &BTreeMap<String, String>) -> Reply {
     let mut pairs = super::filters(params)?;
     let all = pairs.iter().any(|(k, v)| k == "dangling" && matches!(v.as_str(), "false" | "0"));
     pairs.retain(|(k, _)| k != "dangling");
-    let filter = crate::container::prune_filter(&pairs).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filter = crate::filters::prune_filter(&pairs).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let images = engine.images();
     let labels_of = |image: &crate::image::ImageRecord| -> BTreeMap<String, String> {
         std::fs::read(images.content.path(&image.id))

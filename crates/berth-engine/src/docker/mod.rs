@@ -663,7 +663,7 @@ impl DockerApi {
                     _ => false,
                 })
             })
-            .map(|n| crate::network::api::inspect_json(n, networks))
+            .map(|n| crate::network::inspect_json(n, networks))
             .collect();
         ok_json(Value::Array(out))
     }

@@ -195,7 +195,7 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
         }
         // docker's prune filters: label, label! and until.
         (&Method::POST, ["prune"]) => match super::filters(params) {
-            Ok(pairs) => match crate::container::prune_filter(&pairs) {
+            Ok(pairs) => match crate::filters::prune_filter(&pairs) {
                 Ok(filter) => match networks.prune(|n| filter(&n.labels, &n.created)).await {
                     Ok(removed) => ok_json(json!({"NetworksDeleted": removed})),
                     Err(e) => Err(net_err(e)),
@@ -204,7 +204,7 @@ pub async fn networks(engine: &Engine, method: &Method, segments: &[&str], param
             },
             Err(e) => Err(e),
         },
-        (&Method::GET, [id]) => networks.find(id).map(|n| crate::network::api::inspect_json(&n, networks)).map_err(net_err).and_then(ok_json),
+        (&Method::GET, [id]) => networks.find(id).map(|n| crate::network::inspect_json(&n, networks)).map_err(net_err).and_then(ok_json),
         (&Method::DELETE, [id]) => match networks.remove(id).await {
             Ok(_) => no_content(),
             Err(e) => Err(net_err(e)),

@@ -99,13 +99,7 @@ pub fn is_index(media_type: &str, bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| v.get("manifests").is_some())
 }
 
-/// How a layer is compressed, from its media type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    None,
-}
+pub use crate::snapshot::Compression;
 
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {

@@ -1,6 +1,5 @@
 //! Images: pull from registries into the content store, recorded in the catalog.
 
-pub mod api;
 mod archive;
 pub mod catalog;
 pub mod changes;

@@ -10,7 +10,6 @@
 //! bridge into it (`eth0`, `eth1`, ...). Removing the file ends the namespace and the
 //! veth pairs with it.
 
-pub mod api;
 mod dns;
 mod forward;
 pub mod ipam;
@@ -28,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use berth_proto::ErrorKind;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use ipam::Subnet;
 pub use ports::{PortBinding, PortMapping};
@@ -262,13 +262,8 @@ impl Networks {
             if networks.get_by_name(name)?.is_some() {
                 continue;
             }
-            let mut record = NetworkRecord {
-                id: crate::container::new_id(),
-                name: name.into(),
-                driver: driver.into(),
-                created: crate::container::now_rfc3339(),
-                ..Default::default()
-            };
+            let mut record =
+                NetworkRecord { id: crate::ids::new_id(), name: name.into(), driver: driver.into(), created: crate::time::now_rfc3339(), ..Default::default() };
             if name == "bridge" {
                 let subnet = match std::env::var("BERTH_BRIDGE_SUBNET") {
                     Ok(s) => s.parse::<Subnet>().map_err(|e| NetworkError::Invalid(format!("BERTH_BRIDGE_SUBNET: {e}")))?,
@@ -457,7 +452,7 @@ impl Networks {
                 return Err(NetworkError::Invalid(format!("ip range {range} is not inside subnet {subnet}")));
             }
         }
-        let id = crate::container::new_id();
+        let id = crate::ids::new_id();
         let bridge = request.options.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', '"']) {
             return Err(NetworkError::Invalid(format!("invalid bridge name {bridge:?}")));
@@ -477,7 +472,7 @@ impl Networks {
             id,
             name: request.name,
             driver: "bridge".into(),
-            created: crate::container::now_rfc3339(),
+            created: crate::time::now_rfc3339(),
             subnet: subnet.to_string(),
             gateway: gateway.to_string(),
             ip_range: request.ip_range,
@@ -674,7 +669,7 @@ impl Networks {
             (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).unwrap_or_default()
         };
         let mac = chosen_mac.unwrap_or_else(|| ipam::mac_for(ip));
-        let host_name = format!("veth{}", &crate::container::new_id()[..8]);
+        let host_name = format!("veth{}", &crate::ids::new_id()[..8]);
         let made = async {
             self.ensure_bridge(&network).await?;
             let ns = std::fs::File::open(path).map_err(|e| NetworkError::System(format!("open the network namespace: {e}")))?;
@@ -793,4 +788,49 @@ impl Networks {
             l.name = name.to_owned();
         }
     }
+}
+
+/// docker's `network inspect` JSON.
+pub fn inspect_json(n: &NetworkRecord, networks: &Networks) -> serde_json::Value {
+    let mut config = serde_json::Map::new();
+    if !n.subnet.is_empty() {
+        config.insert("Subnet".into(), json!(n.subnet));
+        config.insert("Gateway".into(), json!(n.gateway));
+        if !n.ip_range.is_empty() {
+            config.insert("IPRange".into(), json!(n.ip_range));
+        }
+    }
+    let containers: serde_json::Map<String, serde_json::Value> = networks
+        .members(&n.id)
+        .into_iter()
+        .map(|(id, name, e)| {
+            (
+                id.clone(),
+                json!({
+                    "Name": name,
+                    "EndpointID": "",
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": if config.is_empty() { vec![] } else { vec![serde_json::Value::Object(config)] }},
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
 }

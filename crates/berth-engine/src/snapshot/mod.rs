@@ -14,7 +14,14 @@ use sha2::Digest as _;
 pub use unpack::UnpackError;
 
 use crate::content::Digest;
-use crate::image::manifest::Compression;
+
+/// How a layer is compressed (from its media type: `image::manifest::layer_compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
 
 /// The chain ID of a stack of layers (OCI image spec): the first layer's diff ID, then
 /// sha256 of "<parent chain ID> <diff ID>".

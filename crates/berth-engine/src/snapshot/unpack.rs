@@ -11,8 +11,8 @@ use std::path::{Component, Path, PathBuf};
 use berth_proto::ErrorKind;
 use sha2::Digest as _;
 
+use super::Compression;
 use crate::content::Digest;
-use crate::image::manifest::Compression;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";

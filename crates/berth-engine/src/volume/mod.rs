@@ -2,8 +2,6 @@
 //! records in SQLite (`volumes.db`), and which containers use them (kept by the
 //! container store, so `rm` and `prune` never take a volume in use).
 
-pub mod api;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -67,13 +65,7 @@ pub fn valid_name(name: &str) -> bool {
     b.len() >= 2 && b[0].is_ascii_alphanumeric() && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
-/// Whether `labels` satisfy every `label` filter (`key`, or `key=value`).
-pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[(String, Option<String>)]) -> bool {
-    filters.iter().all(|(k, v)| match v {
-        Some(v) => labels.get(k) == Some(v),
-        None => labels.contains_key(k),
-    })
-}
+pub use crate::filters::labels_match;
 
 /// The engine's volumes.
 #[derive(Debug)]
@@ -163,7 +155,7 @@ impl Volumes {
                 }
                 name.to_owned()
             }
-            None => crate::container::new_id(),
+            None => crate::ids::new_id(),
         };
         if let Some(existing) = self.get(&name)? {
             // dockerd announces every create, a repeated one (`run -v NAME:...` of a
@@ -171,7 +163,7 @@ impl Volumes {
             self.publish("create", &name, &[]);
             return Ok((existing, false));
         }
-        let record = VolumeRecord { name: name.clone(), driver: "local".into(), labels, options, created: crate::container::now_rfc3339(), anonymous };
+        let record = VolumeRecord { name: name.clone(), driver: "local".into(), labels, options, created: crate::time::now_rfc3339(), anonymous };
         let data = self.data_dir(&name);
         std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
         let json = serde_json::to_string(&record).map_err(|_| VolumeError::Corrupt(name.clone()))?;
@@ -220,7 +212,7 @@ impl Volumes {
         let Some(options) = MountOptions::parse(&record.options)? else { return Ok(()) };
         let mut mounted = self.mounted_for.lock().unwrap_or_else(|p| p.into_inner());
         let data = self.data_dir(name);
-        if !crate::container::rootfs::is_mounted(&data) {
+        if !crate::files::is_mounted(&data) {
             options.mount(&data).map_err(|source| VolumeError::Io { what: format!("mount volume {name} ({})", options.describe()), source })?;
         }
         mounted.entry(name.to_owned()).or_default().insert(container.to_owned());
@@ -251,7 +243,7 @@ impl Volumes {
             None => {}
         }
         let data = self.data_dir(name);
-        if let Err(e) = crate::container::rootfs::unmount(&data) {
+        if let Err(e) = crate::files::unmount(&data) {
             tracing::warn!(volume = name, error = %e, "cannot unmount a volume");
         }
     }
@@ -271,7 +263,7 @@ impl Volumes {
         }
         let dir = self.root.join(name);
         // An options volume a crash left mounted: never remove through a mount.
-        crate::container::rootfs::unmount(&self.data_dir(name)).map_err(|e| VolumeError::Invalid(format!("cannot remove volume {name}: {e}")))?;
+        crate::files::unmount(&self.data_dir(name)).map_err(|e| VolumeError::Invalid(format!("cannot remove volume {name}: {e}")))?;
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -306,7 +298,7 @@ impl Volumes {
     /// folder for a symlink mid-walk and have the host's files archived.
     pub async fn export(&self, name: &str, out: &Path) -> Result<(), VolumeError> {
         self.get(name)?.ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
-        crate::container::copy::archive_dir(&self.data_dir(name), out)
+        crate::files::helper::archive_dir(&self.data_dir(name), out)
             .await
             .map_err(|e| VolumeError::Io { what: format!("archive volume {name}"), source: std::io::Error::other(e.message) })
     }
@@ -316,7 +308,7 @@ impl Volumes {
     /// lead outside it.
     pub async fn import(&self, name: &str, archive: &Path) -> Result<VolumeRecord, VolumeError> {
         let (record, created) = self.create(Some(name), "local", BTreeMap::new(), BTreeMap::new(), false)?;
-        if let Err(e) = crate::container::copy::extract_into_dir(&self.data_dir(name), archive).await {
+        if let Err(e) = crate::files::helper::extract_into_dir(&self.data_dir(name), archive).await {
             if created {
                 let _ = self.remove(name, true);
             }
@@ -332,7 +324,7 @@ impl Volumes {
             return Err(VolumeError::Invalid(format!("volume {target} already exists")));
         }
         let (record, _) = self.create(Some(target), "local", from.labels.clone(), BTreeMap::new(), false)?;
-        if let Err(e) = crate::container::rootfs::copy_tree(&self.data_dir(source), &self.data_dir(target)) {
+        if let Err(e) = crate::files::copy_tree(&self.data_dir(source), &self.data_dir(target)) {
             let _ = self.remove(target, true);
             return Err(VolumeError::Invalid(format!("cloning volume {source}: {}", berth_proto::error_chain(&e))));
         }

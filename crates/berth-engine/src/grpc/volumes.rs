@@ -9,7 +9,7 @@ use berth_proto::v1::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Request, Response, Status};
 
-use super::{VolumeError, VolumeRecord, Volumes};
+use crate::volume::{VolumeError, VolumeRecord, Volumes};
 
 #[derive(Debug)]
 pub struct VolumesApi {

@@ -8,11 +8,10 @@ use berth_proto::v1::{
     DisconnectNetworkResponse, ListNetworksRequest, ListNetworksResponse, Network, NetworkRef, PruneNetworksRequest, PruneNetworksResponse,
     RemoveNetworkResponse,
 };
-use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use super::{CreateNetwork, NetworkError, NetworkRecord, Networks};
 use crate::container::Containers;
+use crate::network::{CreateNetwork, NetworkError, NetworkRecord, Networks};
 
 #[derive(Debug)]
 pub struct NetworksApi {
@@ -27,7 +26,7 @@ impl NetworksApi {
 
     fn to_proto(&self, n: NetworkRecord) -> Network {
         Network {
-            inspect_json: inspect_json(&n, &self.networks).to_string(),
+            inspect_json: crate::network::inspect_json(&n, &self.networks).to_string(),
             id: n.id,
             name: n.name,
             driver: n.driver,
@@ -42,51 +41,6 @@ impl NetworksApi {
 
 fn status(err: NetworkError) -> Status {
     Status::new(err.kind().grpc_code(), crate::error_chain(&err))
-}
-
-/// docker's `network inspect` JSON.
-pub fn inspect_json(n: &NetworkRecord, networks: &Networks) -> serde_json::Value {
-    let mut config = serde_json::Map::new();
-    if !n.subnet.is_empty() {
-        config.insert("Subnet".into(), json!(n.subnet));
-        config.insert("Gateway".into(), json!(n.gateway));
-        if !n.ip_range.is_empty() {
-            config.insert("IPRange".into(), json!(n.ip_range));
-        }
-    }
-    let containers: serde_json::Map<String, serde_json::Value> = networks
-        .members(&n.id)
-        .into_iter()
-        .map(|(id, name, e)| {
-            (
-                id.clone(),
-                json!({
-                    "Name": name,
-                    "EndpointID": "",
-                    "MacAddress": e.mac,
-                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                    "IPv6Address": "",
-                }),
-            )
-        })
-        .collect();
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": if config.is_empty() { vec![] } else { vec![serde_json::Value::Object(config)] }},
-        "Internal": n.internal,
-        "Attachable": n.attachable,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": n.options,
-        "Labels": n.labels,
-    })
 }
 
 /// docker's network filters: name (substring), id (prefix), label, driver,

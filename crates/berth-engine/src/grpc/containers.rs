@@ -15,9 +15,9 @@ use futures::{Stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Request, Response, Status};
 
-use super::inspect::{command_text, created_unix, status_text};
-use super::record::{ContainerRecord, Resources, RestartPolicy, TmpfsMount};
-use super::{ContainerError, Containers, CreateRequest, ExecRequest, LogsQuery};
+use crate::container::inspect::{command_text, created_unix, status_text};
+use crate::container::record::{ContainerRecord, Resources, RestartPolicy, TmpfsMount};
+use crate::container::{ContainerError, Containers, CreateRequest, ExecRequest, LogsQuery};
 
 #[derive(Debug)]
 pub struct ContainersApi {
@@ -126,7 +126,7 @@ impl From<CreateContainerRequest> for CreateRequest {
                 .mounts
                 .into_iter()
                 .filter(|m| m.r#type != "tmpfs")
-                .map(|m| super::MountRequest {
+                .map(|m| crate::container::MountRequest {
                     kind: m.r#type,
                     source: m.source,
                     target: m.target,
@@ -151,23 +151,23 @@ impl From<CreateContainerRequest> for CreateRequest {
                 .collect(),
             publish_all: r.publish_all,
             expose: r.expose,
-            healthcheck: r.healthcheck.map(|h| super::record::Healthcheck {
+            healthcheck: r.healthcheck.map(|h| crate::container::record::Healthcheck {
                 test: h.test,
                 interval: h.interval,
                 timeout: h.timeout,
                 start_period: h.start_period,
                 retries: h.retries,
             }),
-            extras: super::record::HostExtras {
+            extras: crate::container::record::HostExtras {
                 extra_hosts: r.extra_hosts,
                 dns: r.dns,
                 dns_search: r.dns_search,
                 dns_options: r.dns_options,
                 shm_size: r.shm_size,
-                ulimits: r.ulimits.into_iter().map(|u| super::record::Ulimit { name: u.name, soft: u.soft, hard: u.hard }).collect(),
+                ulimits: r.ulimits.into_iter().map(|u| crate::container::record::Ulimit { name: u.name, soft: u.soft, hard: u.hard }).collect(),
                 sysctls: r.sysctls.into_iter().collect(),
                 group_add: r.group_add,
-                log_config: super::record::LogConfig { driver: r.log_driver, options: r.log_options.into_iter().collect() },
+                log_config: crate::container::record::LogConfig { driver: r.log_driver, options: r.log_options.into_iter().collect() },
                 pid_mode: r.pid_mode,
                 ipc_mode: r.ipc_mode,
                 uts_mode: r.uts_mode,
@@ -183,8 +183,8 @@ impl From<CreateContainerRequest> for CreateRequest {
                     .devices
                     .iter()
                     .map(|d| {
-                        super::record::DeviceMapping::parse(d)
-                            .unwrap_or_else(|_| super::record::DeviceMapping { path_on_host: d.clone(), ..Default::default() })
+                        crate::container::record::DeviceMapping::parse(d)
+                            .unwrap_or_else(|_| crate::container::record::DeviceMapping { path_on_host: d.clone(), ..Default::default() })
                     })
                     .collect(),
                 device_cgroup_rules: r.device_cgroup_rules,
@@ -220,7 +220,7 @@ impl ContainersApiTrait for ContainersApi {
                     id: record.id.clone(),
                     name: record.name.clone(),
                     read: sample.read.clone(),
-                    cpu_percent: super::stats::cpu_percent(&previous, &sample),
+                    cpu_percent: crate::container::stats::cpu_percent(&previous, &sample),
                     cpu_total_ns: sample.cpu_total,
                     system_cpu_ns: sample.system_cpu,
                     online_cpus: sample.online_cpus,
@@ -244,7 +244,7 @@ impl ContainersApiTrait for ContainersApi {
     async fn update(&self, request: Request<UpdateContainerRequest>) -> Result<Response<Empty>, Status> {
         let r = request.into_inner();
         let resources = r.resources.unwrap_or_default();
-        let update = super::UpdateRequest {
+        let update = crate::container::UpdateRequest {
             resources: Resources {
                 memory: resources.memory,
                 memory_swap: resources.memory_swap,
@@ -261,7 +261,7 @@ impl ContainersApiTrait for ContainersApi {
     async fn extract(&self, request: Request<tonic::Streaming<ExtractChunk>>) -> Result<Response<Empty>, Status> {
         let mut stream = request.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("extract: the first chunk must name the container"))?;
-        let scratch = self.containers.images.scratch_file("extract");
+        let scratch = self.containers.images().scratch_file("extract");
         let written = async {
             let mut file = tokio::fs::File::create(&scratch).await.map_err(|e| Status::internal(e.to_string()))?;
             file.write_all(&first.data).await.map_err(|e| Status::internal(e.to_string()))?;
@@ -289,7 +289,7 @@ impl ContainersApiTrait for ContainersApi {
     async fn archive(&self, request: Request<ArchiveRequest>) -> Result<Response<Self::ArchiveStream>, Status> {
         let r = request.into_inner();
         let path = if r.path.is_empty() { "/".to_owned() } else { r.path };
-        let scratch = self.containers.images.scratch_file("archive");
+        let scratch = self.containers.images().scratch_file("archive");
         let archived =
             if r.export { self.containers.export(&r.id, &scratch).await } else { self.containers.archive_with_stat(&r.id, &path, &scratch).await.map(|_| ()) };
         if let Err(err) = archived {
@@ -325,10 +325,7 @@ impl ContainersApiTrait for ContainersApi {
     async fn create(&self, request: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
         let request = request.into_inner();
         let record = self.containers.create(request.into()).await.map_err(status)?;
-        let mut warnings = Vec::new();
-        if record.host_config.resources.memory > 0 && record.host_config.resources.memory_swap != 0 && !self.containers.facts.swap_accounting {
-            warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
-        }
+        let warnings = self.containers.create_warnings(&record);
         Ok(Response::new(CreateContainerResponse { id: record.id, warnings }))
     }
 
@@ -373,7 +370,7 @@ impl ContainersApiTrait for ContainersApi {
 
     async fn commit(&self, request: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
         let r = request.into_inner();
-        let options = super::CommitOptions {
+        let options = crate::container::CommitOptions {
             reference: r.reference,
             author: r.author,
             comment: r.comment,
@@ -417,7 +414,7 @@ impl ContainersApiTrait for ContainersApi {
             if text.is_empty() {
                 return Ok(None);
             }
-            super::logs::parse_time(text, now).map(Some).ok_or_else(|| Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}")))
+            crate::container::logs::parse_time(text, now).map(Some).ok_or_else(|| Status::invalid_argument(format!("invalid value for \"{what}\": {text:?}")))
         };
         let (stdout, stderr) = if !r.stdout && !r.stderr { (true, true) } else { (r.stdout, r.stderr) };
         let query = LogsQuery {
@@ -462,18 +459,21 @@ impl ContainersApiTrait for ContainersApi {
                 let mut pending = vec![first];
                 loop {
                     for message in pending.drain(..) {
-                        if !message.stdin.is_empty() && writer.write_all(&super::attach::frame(super::attach::STDIN, &message.stdin)).await.is_err() {
+                        if !message.stdin.is_empty()
+                            && writer.write_all(&crate::container::attach::frame(crate::container::attach::STDIN, &message.stdin)).await.is_err()
+                        {
                             return;
                         }
                         if message.rows > 0 && message.cols > 0 {
                             let mut size = Vec::with_capacity(4);
                             size.extend_from_slice(&(message.rows as u16).to_be_bytes());
                             size.extend_from_slice(&(message.cols as u16).to_be_bytes());
-                            if writer.write_all(&super::attach::frame(super::attach::RESIZE, &size)).await.is_err() {
+                            if writer.write_all(&crate::container::attach::frame(crate::container::attach::RESIZE, &size)).await.is_err() {
                                 return;
                             }
                         }
-                        if message.close_stdin && writer.write_all(&super::attach::frame(super::attach::CLOSE_STDIN, &[])).await.is_err() {
+                        if message.close_stdin && writer.write_all(&crate::container::attach::frame(crate::container::attach::CLOSE_STDIN, &[])).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -626,7 +626,7 @@ impl ContainersApiTrait for ContainersApi {
 
 /// Forwards the monitor's `[stream u8][len u32 BE][data]` frames as messages.
 async fn pump_attach_output(reader: tokio::net::unix::OwnedReadHalf, sender: tokio::sync::mpsc::Sender<Result<AttachOutput, Status>>) {
-    let mut frames = super::attach::OutputFrames::new(reader);
+    let mut frames = crate::container::attach::OutputFrames::new(reader);
     while let Some((stream, data)) = frames.next().await {
         if sender.send(Ok(AttachOutput { stream: u32::from(stream), data })).await.is_err() {
             return;

@@ -13,8 +13,8 @@ use berth_proto::v1::{
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{ImageRecord, Images, PullProgress};
 use crate::events::EventBus;
+use crate::image::{ImageRecord, Images, PullProgress};
 
 /// Layer progress goes out at most once per this many bytes (and at the end).
 const PROGRESS_STEP: u64 = 512 << 10;
