@@ -122,7 +122,12 @@ pub fn run(test: &str, config: &LoadConfig) -> LoadReport {
     let socket = target.socket();
     let images: Vec<String> = (0..config.images).map(|n| format!("{}/load/img{n}:latest", registry.addr)).collect();
     seed_registry(&target, &registry.addr, &images);
+    let auth = base64::engine::general_purpose::URL_SAFE
+        .encode(serde_json::json!({ "username": USER, "password": PASSWORD, "serveraddress": registry.addr }).to_string());
     // The default bridge exists once a container has used it: the footprint to return to.
+    let (repo, tag) = images[0].rsplit_once(':').expect("a tag");
+    let pulled = classify_pull(request(&socket, "POST", &format!("/images/create?fromImage={}&tag={tag}", percent(repo)), &[("X-Registry-Auth", &auth)], ""));
+    assert_eq!(pulled.0, Outcome::Answered(200), "warm-up pull: {}", pulled.1);
     let (status, body) = request(&socket, "POST", "/containers/create", &[], &create_body(&images[0], 0)).expect("warm-up create");
     assert_eq!(status, 201, "{body}");
     let id = json_field(&body, "Id");
@@ -134,8 +139,6 @@ pub fn run(test: &str, config: &LoadConfig) -> LoadReport {
     let footprint = engine.network_footprint();
     let mounts_before = crate::native::mounts_under(&engine.home);
 
-    let auth = base64::engine::general_purpose::URL_SAFE
-        .encode(serde_json::json!({ "username": USER, "password": PASSWORD, "serveraddress": registry.addr }).to_string());
     let records: Arc<Mutex<Vec<Record>>> = Arc::default();
     let ids: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let started = Instant::now();
