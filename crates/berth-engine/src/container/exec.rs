@@ -2,7 +2,8 @@
 //! The process joins the container's namespaces, cgroup and seccomp profile; its
 //! capabilities are the container's, its user resolved in the container's image.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
@@ -207,6 +208,169 @@ impl Containers {
     }
 }
 
+/// How long an ended exec stays inspectable (a client reads the exit code right after
+/// the end), and how long one never started is kept. dockerd forgets them too.
+const KEEP_ENDED: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+const KEEP_UNSTARTED: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// An exec session as both APIs see it (docker's exec instance): made by
+/// [`Containers::exec_create`], run by [`Containers::exec_start`], inspectable until
+/// it is forgotten.
+#[derive(Debug, Clone)]
+pub struct ExecInfo {
+    pub id: String,
+    pub request: ExecRequest,
+    pub container_id: String,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    /// `DetachKeys` as given (empty: docker's default), which end its stream with a TTY.
+    pub detach_keys: String,
+}
+
+#[derive(Debug)]
+struct ExecEntry {
+    info: ExecInfo,
+    /// The terminal's master side while it runs (for resize).
+    pty: Option<Arc<std::fs::File>>,
+    created: std::time::Instant,
+    /// When it ended (its exit code is known).
+    ended: Option<std::time::Instant>,
+}
+
+/// The exec sessions of every container, by id.
+#[derive(Debug, Default)]
+pub struct ExecSessions {
+    entries: Mutex<HashMap<String, ExecEntry>>,
+}
+
+impl ExecSessions {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Forgets the execs that ended more than KEEP_ENDED ago and those made but never
+/// started for KEEP_UNSTARTED: the table does not grow with every exec ever run.
+fn sweep(entries: &mut HashMap<String, ExecEntry>, now: std::time::Instant) {
+    entries.retain(|_, e| match e.ended {
+        Some(ended) => now.saturating_duration_since(ended) < KEEP_ENDED,
+        None => e.info.running || now.saturating_duration_since(e.created) < KEEP_UNSTARTED,
+    });
+}
+
+/// A started exec session: its process and pipes, its terminal, its detach keys; its
+/// end is recorded by [`ExecSession::wait`].
+#[derive(Debug)]
+pub struct ExecSession {
+    pub id: String,
+    pub streams: ExecStreams,
+    /// With a terminal: its master side (output and input both go through it).
+    pub pty: Option<Arc<std::fs::File>>,
+    /// The detach keys, parsed: they end a terminal's stream, not the command.
+    pub keys: Vec<u8>,
+    pub tty: bool,
+    containers: Arc<Containers>,
+}
+
+impl ExecSession {
+    /// Waits for the command's end and records its exit code, so an inspect (the CLI's
+    /// next call) finds it; the container's `exec_die` event goes out.
+    pub async fn wait(&mut self) -> i32 {
+        let code = self.streams.wait().await;
+        self.containers.exec_done(&self.streams.exec_id, &self.streams.container_id, code);
+        if let Some(entry) = self.containers.execs.entries().get_mut(&self.id) {
+            entry.info.running = false;
+            entry.info.exit_code = Some(code);
+            entry.ended = Some(std::time::Instant::now());
+            entry.pty = None;
+        }
+        code
+    }
+}
+
+impl Containers {
+    /// docker's exec create: checks the container runs (and is not paused), the command
+    /// and the detach keys; records the session. Returns its id.
+    pub fn exec_create(&self, mut request: ExecRequest, detach_keys: &str) -> Result<String, ContainerError> {
+        let record = self.find(&request.container)?;
+        if !record.state.status.is_running() {
+            return Err(ContainerError::Conflict(format!("container {} is not running", record.id)));
+        }
+        if record.state.status == super::Status::Paused {
+            return Err(ContainerError::Conflict(format!("Container {} is paused, unpause the container before exec", record.name)));
+        }
+        if request.cmd.is_empty() {
+            return Err(ContainerError::Invalid("no exec command specified".to_owned()));
+        }
+        if super::detach::parse(detach_keys).is_err() {
+            return Err(ContainerError::Invalid(format!("Invalid escape keys ({detach_keys}) provided")));
+        }
+        request.container = record.id.clone();
+        let id = super::new_id();
+        let now = std::time::Instant::now();
+        let info = ExecInfo { id: id.clone(), request, container_id: record.id, running: false, exit_code: None, detach_keys: detach_keys.to_owned() };
+        let mut entries = self.execs.entries();
+        sweep(&mut entries, now);
+        entries.insert(id.clone(), ExecEntry { info, pty: None, created: now, ended: None });
+        Ok(id)
+    }
+
+    /// An exec session's state.
+    pub fn exec_info(&self, id: &str) -> Result<ExecInfo, ContainerError> {
+        self.execs.entries().get(id).map(|e| e.info.clone()).ok_or_else(|| ContainerError::NoExec(id.to_owned()))
+    }
+
+    /// Sizes a running exec's terminal (nothing without one).
+    pub fn exec_resize(&self, id: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
+        let entries = self.execs.entries();
+        let entry = entries.get(id).ok_or_else(|| ContainerError::NoExec(id.to_owned()))?;
+        if let Some(pty) = &entry.pty {
+            resize_terminal(pty, rows, cols);
+        }
+        Ok(())
+    }
+
+    /// Runs a recorded exec once (`detach`: no stdio, it runs on its own).
+    pub async fn exec_start(self: &Arc<Self>, id: &str, detach: bool) -> Result<ExecSession, ContainerError> {
+        let (mut request, keys) = {
+            let mut entries = self.execs.entries();
+            let entry = entries.get_mut(id).ok_or_else(|| ContainerError::NoExec(id.to_owned()))?;
+            if entry.info.running || entry.info.exit_code.is_some() {
+                return Err(ContainerError::Conflict(format!("exec {id} has already been started")));
+            }
+            entry.info.running = true;
+            (entry.info.request.clone(), super::detach::parse(&entry.info.detach_keys).unwrap_or_default())
+        };
+        request.detach = detach;
+        if detach {
+            request.attach_stdin = false;
+        }
+        let tty = request.tty;
+        let mut streams = match self.exec(request).await {
+            Ok(streams) => streams,
+            Err(e) => {
+                if let Some(entry) = self.execs.entries().get_mut(id) {
+                    entry.info.running = false;
+                }
+                return Err(e);
+            }
+        };
+        let pty = streams.pty.take().map(std::fs::File::from).map(Arc::new);
+        if let Some(entry) = self.execs.entries().get_mut(id) {
+            entry.pty = pty.clone();
+        }
+        Ok(ExecSession { id: id.to_owned(), streams, pty, keys, tty, containers: self.clone() })
+    }
+}
+
+/// Sets a terminal's size.
+pub fn resize_terminal(pty: &std::fs::File, rows: u16, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is the pty's.
+    unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+}
+
 /// Receives one file descriptor (SCM_RIGHTS) from the runtime's console socket.
 fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<std::os::fd::OwnedFd, String> {
     use std::os::fd::{AsRawFd, FromRawFd, RawFd};
@@ -231,5 +395,38 @@ fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<std::os::fd::Ow
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
         Ok(std::os::fd::OwnedFd::from_raw_fd(fd))
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    fn entry(created: std::time::Instant, running: bool, ended: Option<std::time::Instant>) -> ExecEntry {
+        let info = ExecInfo {
+            id: String::new(),
+            request: ExecRequest::default(),
+            container_id: String::new(),
+            running,
+            exit_code: ended.map(|_| 0),
+            detach_keys: String::new(),
+        };
+        ExecEntry { info, pty: None, created, ended }
+    }
+
+    #[test]
+    fn ended_and_abandoned_execs_are_forgotten_running_ones_kept() {
+        let start = std::time::Instant::now();
+        let later = start + KEEP_UNSTARTED + std::time::Duration::from_secs(1);
+        let mut entries = HashMap::new();
+        entries.insert("old-ended".to_owned(), entry(start, false, Some(start)));
+        entries.insert("just-ended".to_owned(), entry(start, false, Some(later - std::time::Duration::from_secs(10))));
+        entries.insert("running".to_owned(), entry(start, true, None));
+        entries.insert("never-started".to_owned(), entry(start, false, None));
+        entries.insert("new".to_owned(), entry(later, false, None));
+        sweep(&mut entries, later);
+        let mut left: Vec<_> = entries.keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, ["just-ended", "new", "running"]);
     }
 }

@@ -40,7 +40,7 @@ use berth_proto::ErrorKind;
 pub use changes::ChangeKind;
 pub use commit::CommitOptions;
 pub use create::{CreateRequest, MountRequest};
-pub use exec::{ExecRequest, ExecStreams};
+pub use exec::{resize_terminal, ExecInfo, ExecRequest, ExecSession, ExecStreams};
 pub use logs::{LogLine, LogsQuery};
 pub use record::{ContainerRecord, Status, Store, StoreError};
 pub use update::UpdateRequest;
@@ -57,6 +57,8 @@ pub enum ContainerError {
     Ambiguous(String, usize),
     #[error("no such image: {0}")]
     NoImage(String),
+    #[error("No such exec instance: {0}")]
+    NoExec(String),
     #[error("could not find the file {path} in container {container}")]
     NoPath { path: String, container: String },
     #[error("{0}")]
@@ -88,7 +90,7 @@ pub enum ContainerError {
 impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NoImage(_) | ContainerError::NoPath { .. } => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NoExec(_) | ContainerError::NoImage(_) | ContainerError::NoPath { .. } => ErrorKind::NotFound,
             ContainerError::Ambiguous(..) | ContainerError::Invalid(_) => ErrorKind::InvalidArgument,
             ContainerError::Conflict(_) | ContainerError::NotRunning(_) | ContainerError::Paused(_) => ErrorKind::Conflict,
             ContainerError::Store(e) => e.kind(),
@@ -286,6 +288,8 @@ pub struct Containers {
     /// Container ids whose state changed (feeds `wait` and `logs -f`).
     changes: tokio::sync::broadcast::Sender<String>,
     pending_attach: Mutex<HashMap<String, Vec<PendingAttach>>>,
+    /// Exec sessions, whichever API made them.
+    execs: exec::ExecSessions,
     /// The last exit codes of removed containers, for `wait --condition removed`
     /// callers that see the record gone (bounded).
     removed_exit_codes: Mutex<std::collections::VecDeque<(String, i32)>>,
@@ -321,6 +325,7 @@ impl Containers {
             locks: Mutex::new(HashMap::new()),
             changes,
             pending_attach: Mutex::new(HashMap::new()),
+            execs: exec::ExecSessions::default(),
             removed_exit_codes: Mutex::new(std::collections::VecDeque::new()),
         };
         containers.sweep_unfinished_creates();

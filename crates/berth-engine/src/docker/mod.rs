@@ -45,7 +45,6 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 #[derive(Debug, Clone)]
 pub struct DockerApi {
     engine: Engine,
-    execs: Arc<exec::Execs>,
     header_timeout: std::time::Duration,
 }
 
@@ -61,7 +60,7 @@ impl DockerApi {
 
     /// `new` with another head timeout (the tests use a short one).
     pub fn with_header_timeout(engine: Engine, header_timeout: std::time::Duration) -> Arc<DockerApi> {
-        Arc::new(DockerApi { engine, execs: Arc::default(), header_timeout })
+        Arc::new(DockerApi { engine, header_timeout })
     }
 
     /// Serves one client connection (a unix socket natively, vsock in the VM).
@@ -402,10 +401,10 @@ impl DockerApi {
             (&Method::POST, ["commit"]) => commit::commit(&self.engine, &params, request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),
-            (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), &self.execs, id, request).await,
-            (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), &self.execs, id, request).await,
-            (&Method::POST, ["exec", id, "resize"]) => exec::resize(&self.execs, id, &params),
-            (&Method::GET, ["exec", id, "json"]) => exec::inspect(&self.execs, id),
+            (&Method::POST, ["containers", id, "exec"]) => exec::create(self.engine.containers(), id, request).await,
+            (&Method::POST, ["exec", id, "start"]) => exec::start(self.engine.containers(), id, request).await,
+            (&Method::POST, ["exec", id, "resize"]) => exec::resize(self.engine.containers(), id, &params),
+            (&Method::GET, ["exec", id, "json"]) => exec::inspect(self.engine.containers(), id),
             (&Method::POST, ["containers", "prune"])
             | (_, ["containers", _, "top" | "stats" | "changes" | "export" | "archive" | "rename" | "update" | "resize"]) => {
                 container_ops::route(self.engine.containers(), &method, &segments[1..], &params, request).await.unwrap_or_else(not_found)

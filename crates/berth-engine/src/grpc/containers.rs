@@ -504,24 +504,24 @@ impl ContainersApiTrait for ContainersApi {
             detach,
             privileged: spec.privileged,
         };
-        let mut streams = self.containers.exec(request).await.map_err(status)?;
+        // One session type for both APIs: made and started in the core, so the Docker
+        // API's exec inspect sees it too.
+        let id = self.containers.exec_create(request, "").map_err(status)?;
+        let mut session = self.containers.exec_start(&id, detach).await.map_err(status)?;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<ExecOutput, Status>>(64);
         let mut pumps = Vec::new();
-        if let Some(master) = streams.pty.take() {
+        if let Some(master) = session.pty.clone() {
             // A terminal: one fd both ways; resizes go to it too.
-            let master = std::fs::File::from(master);
+            let reader = master.try_clone().map_err(|e| Status::internal(e.to_string()))?;
             let writer = master.try_clone().map_err(|e| Status::internal(e.to_string()))?;
-            let mut reader = tokio::fs::File::from_std(master);
+            let mut reader = tokio::fs::File::from_std(reader);
             let mut writer = tokio::fs::File::from_std(writer);
             tokio::spawn(async move {
                 let mut message = Some(first);
                 loop {
                     if let Some(m) = message.take() {
                         if m.rows > 0 && m.cols > 0 {
-                            use std::os::fd::AsRawFd;
-                            let size = libc::winsize { ws_row: m.rows as u16, ws_col: m.cols as u16, ws_xpixel: 0, ws_ypixel: 0 };
-                            // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
-                            unsafe { libc::ioctl(writer.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+                            crate::container::resize_terminal(&master, m.rows as u16, m.cols as u16);
                         }
                         if !m.stdin.is_empty() && writer.write_all(&m.stdin).await.is_err() {
                             return;
@@ -552,7 +552,7 @@ impl ContainersApiTrait for ContainersApi {
                     }
                 }
             }));
-        } else if let Some(mut stdin) = streams.child.stdin.take() {
+        } else if let Some(mut stdin) = session.streams.child.stdin.take() {
             tokio::spawn(async move {
                 let mut message = Some(first);
                 loop {
@@ -572,8 +572,8 @@ impl ContainersApiTrait for ContainersApi {
             });
         }
         for (stream_no, pipe) in [
-            (1u32, streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
-            (2u32, streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+            (1u32, session.streams.child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
+            (2u32, session.streams.child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)),
         ] {
             let Some(mut pipe) = pipe else { continue };
             let sender = sender.clone();
@@ -592,14 +592,12 @@ impl ContainersApiTrait for ContainersApi {
                 }
             }));
         }
-        let containers = self.containers.clone();
         tokio::spawn(async move {
-            let exit_code = streams.wait().await;
+            let exit_code = session.wait().await;
             // A background process can hold the output open: do not wait for it long.
             for pump in pumps {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
             }
-            containers.exec_done(&streams.exec_id, &streams.container_id, exit_code);
             let _ = sender.send(Ok(ExecOutput { stream: 0, data: Vec::new(), exited: true, exit_code })).await;
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
