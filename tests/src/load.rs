@@ -175,7 +175,16 @@ pub fn run(test: &str, config: &LoadConfig) -> LoadReport {
             Outcome::Answered(_) | Outcome::Refused => {}
             // In flight at the kill, or sent while the engine was down: the kill cut it.
             Outcome::Cut if r.started <= back && r.ended >= killed => report.cut_by_kill += 1,
-            _ => report.unclean.push(format!("{} {:?} at {:.1} s: {}", r.op, r.outcome, (r.started - started).as_secs_f64(), r.detail)),
+            _ => report.unclean.push(format!(
+                "{} {:?} from {:.3} s to {:.3} s (killed at {:.3} s, back at {:.3} s): {}",
+                r.op,
+                r.outcome,
+                (r.started - started).as_secs_f64(),
+                (r.ended - started).as_secs_f64(),
+                (killed - started).as_secs_f64(),
+                (back - started).as_secs_f64(),
+                r.detail
+            )),
         }
         if matches!(r.outcome, Outcome::Answered(200..=299)) && r.started > back {
             report.succeeded_after_restart += 1;
@@ -204,6 +213,14 @@ pub fn run(test: &str, config: &LoadConfig) -> LoadReport {
     }
     let ids = std::mem::take(&mut *ids.lock().expect("ids"));
     report.leftovers.extend(leftovers(engine, &ids, &footprint, &mounts_before));
+    // The engine's logs outlive a run that found something.
+    if !report.unclean.is_empty() || !report.server_errors.is_empty() || !report.leftovers.is_empty() || report.check.is_some() {
+        let keep = crate::artifact_dir(test);
+        for log in ["engine.log", "engine.err"] {
+            let _ = std::fs::copy(engine.home.join(log), keep.join(log));
+        }
+        println!("load: the engine's logs are in {}", keep.display());
+    }
     drop(registry);
     report
 }

@@ -1771,3 +1771,64 @@ fn ps_filters_limit_and_prune_until(target: &DockerTarget) {
     target.ok(&["rm", "-f", "first", "second", "third"]);
     target.ok(&["network", "rm", "psnet"]);
 }
+
+on_both!(memory_reservation_oom_cgroup_parent_and_paths);
+/// HostConfig settings Berth used to take and ignore: `--memory-reservation` and
+/// `--oom-kill-disable` (read back from the container's memory cgroup), `--cgroup-parent`
+/// (where the cgroup is), the API's `MaskedPaths` and `ReadonlyPaths`, and the CLI's
+/// `--security-opt systempaths=unconfined` (which empties both). Each as dockerd has it.
+fn memory_reservation_oom_cgroup_parent_and_paths(target: &DockerTarget) {
+    with_image(target);
+    let parent = format!("berth-suite-parent-{}-{}", std::process::id(), if target.is_berth() { "b" } else { "d" });
+    target.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--oom-kill-disable",
+        "--cgroup-parent",
+        &format!("/{parent}"),
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let hc: serde_json::Value = serde_json::from_str(&target.ok(&["inspect", "-f", "{{json .HostConfig}}", "limited"])).expect("json");
+    assert_eq!(hc["MemoryReservation"], 32 << 20);
+    assert_eq!(hc["OomKillDisable"], true);
+    assert_eq!(hc["CgroupParent"], format!("/{parent}"));
+    let pid = target.ok(&["inspect", "-f", "{{.State.Pid}}", "limited"]).trim().to_owned();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("the container's cgroups");
+    let memory = cgroups.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned())).expect("a memory cgroup (v1)");
+    assert!(memory.starts_with(&format!("/{parent}/")), "{memory}");
+    let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(memory.trim_start_matches('/'));
+    assert_eq!(std::fs::read_to_string(dir.join("memory.soft_limit_in_bytes")).expect("soft limit").trim(), (32u64 << 20).to_string());
+    assert!(std::fs::read_to_string(dir.join("memory.oom_control")).expect("oom control").contains("oom_kill_disable 1"));
+    target.ok(&["rm", "-f", "limited"]);
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    }
+    let (done, _, err) = target.docker(&["run", "--rm", "--memory", "32m", "--memory-reservation", "64m", IMAGE, "true"]);
+    assert!(!done && err.contains("Minimum memory limit can not be less than memory reservation limit"), "{err}");
+
+    // The API's own masked and read-only paths replace docker's.
+    let body = serde_json::json!({"Image": IMAGE, "Cmd": ["sh", "-c", "cat /proc/version | wc -c"],
+        "HostConfig": {"MaskedPaths": ["/proc/version"], "ReadonlyPaths": []}});
+    let (status, _, text) = target.http("POST", "/containers/create?name=masked", &body.to_string());
+    assert!(status.starts_with("HTTP/1.1 201"), "{status} {text}");
+    let hc: serde_json::Value = serde_json::from_str(&target.ok(&["inspect", "-f", "{{json .HostConfig}}", "masked"])).expect("json");
+    assert_eq!(hc["MaskedPaths"], serde_json::json!(["/proc/version"]));
+    assert_eq!(hc["ReadonlyPaths"], serde_json::json!([]));
+    let out = target.ok(&["start", "-a", "masked"]);
+    assert_eq!(out.trim(), "0", "/proc/version is masked");
+    assert_ne!(target.ok(&["run", "--rm", IMAGE, "sh", "-c", "cat /proc/version | wc -c"]).trim(), "0", "and not by default");
+    target.ok(&["rm", "masked"]);
+    // By default /proc/timer_list is masked; systempaths=unconfined shows it.
+    let default = target.ok(&["run", "--rm", IMAGE, "sh", "-c", "cat /proc/timer_list | wc -c"]);
+    assert_eq!(default.trim(), "0", "masked by default");
+    let unconfined = target.ok(&["run", "--rm", "--security-opt", "systempaths=unconfined", IMAGE, "sh", "-c", "cat /proc/timer_list | wc -c"]);
+    assert_ne!(unconfined.trim(), "0", "systempaths=unconfined unmasks it");
+}

@@ -177,6 +177,22 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     if r.memory_swap > 0 && r.memory_swap < r.memory {
         return invalid("minimum memoryswap limit should be larger than memory limit, see usage".to_owned());
     }
+    let extras = &request.extras;
+    if extras.memory_reservation < 0 {
+        return invalid("invalid memory reservation: it cannot be negative".to_owned());
+    }
+    if r.memory > 0 && extras.memory_reservation > r.memory {
+        return invalid("Minimum memory limit can not be less than memory reservation limit, see usage".to_owned());
+    }
+    if extras.cpu_rt_period < 0 || extras.cpu_rt_runtime < 0 {
+        return invalid("invalid cpu real-time period or runtime: it cannot be negative".to_owned());
+    }
+    if extras.cpu_rt_period > 0 && extras.cpu_rt_runtime > extras.cpu_rt_period {
+        return invalid("cpu real-time runtime cannot be higher than cpu real-time period".to_owned());
+    }
+    if extras.cgroup_parent.split('/').any(|part| part == "..") {
+        return invalid(format!("invalid cgroup parent {:?}: it may not climb with ..", extras.cgroup_parent));
+    }
     if r.nano_cpus < 0 || r.nano_cpus > cpus as i64 * 1_000_000_000 {
         return invalid(format!("range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"));
     }
@@ -189,7 +205,6 @@ pub(super) fn validate(request: &CreateRequest, cpus: usize) -> Result<(), Conta
     if r.pids_limit < -1 {
         return invalid("invalid PIDs limit: it cannot be less than -1".to_owned());
     }
-    let extras = &request.extras;
     for device in &extras.devices {
         device.validate().map_err(ContainerError::Invalid)?;
         // The node must be there now (and is looked at again at each start).

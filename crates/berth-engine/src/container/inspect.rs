@@ -141,6 +141,17 @@ impl Containers {
                 "DeviceCgroupRules": if hc.extras.device_cgroup_rules.is_empty() { Value::Null } else { json!(hc.extras.device_cgroup_rules) },
                 "CgroupnsMode": if hc.extras.private_cgroupns(self.facts.cgroup_v2) { "private" } else { "host" },
                 "MemorySwappiness": hc.extras.memory_swappiness,
+                "MemoryReservation": hc.extras.memory_reservation,
+                "OomKillDisable": hc.extras.oom_kill_disable,
+                "CpuRealtimePeriod": hc.extras.cpu_rt_period,
+                "CpuRealtimeRuntime": hc.extras.cpu_rt_runtime,
+                "CgroupParent": hc.extras.cgroup_parent,
+                "MaskedPaths": if hc.privileged { json!([]) } else {
+                    hc.extras.masked_paths.as_ref().map_or_else(|| json!(super::spec::MASKED_PATHS), |p| json!(p))
+                },
+                "ReadonlyPaths": if hc.privileged { json!([]) } else {
+                    hc.extras.readonly_paths.as_ref().map_or_else(|| json!(super::spec::READONLY_PATHS), |p| json!(p))
+                },
                 "Isolation": "",
                 "Runtime": if hc.extras.runtime.is_empty() { self.runtime.default_name() } else { &hc.extras.runtime },
                 "PortBindings": port_bindings(&hc.port_bindings),

@@ -355,9 +355,16 @@ impl Containers {
         self.root.join(id)
     }
 
-    /// The container's cgroup, relative to each hierarchy's root.
-    pub fn cgroup_path(id: &str) -> String {
-        format!("/berth/{id}")
+    /// The container's cgroup, relative to each hierarchy's root: under Berth's own, or
+    /// under its `--cgroup-parent` (absolute or not, from the root, as dockerd's
+    /// cgroupfs driver places it).
+    pub fn cgroup_path(record: &ContainerRecord) -> String {
+        let parent = record.host_config.extras.cgroup_parent.trim_matches('/');
+        if parent.is_empty() {
+            format!("/berth/{}", record.id)
+        } else {
+            format!("/{parent}/{}", record.id)
+        }
     }
 
     fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -444,6 +451,11 @@ impl Containers {
         let mut warnings = Vec::new();
         if record.host_config.resources.memory > 0 && record.host_config.resources.memory_swap != 0 && !self.facts.swap_accounting {
             warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
+        }
+        if record.host_config.extras.oom_kill_disable && record.host_config.resources.memory == 0 {
+            warnings.push(
+                "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_owned(),
+            );
         }
         warnings
     }

@@ -193,6 +193,26 @@ pub struct HostExtras {
     /// `--device-cgroup-rule "c 1:3 rwm"`.
     #[serde(default)]
     pub device_cgroup_rules: Vec<String>,
+    /// `--memory-reservation`: the soft limit, in bytes (0: none).
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// `--oom-kill-disable`.
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// `--cpu-rt-period` and `--cpu-rt-runtime`, in microseconds (0: none).
+    #[serde(default)]
+    pub cpu_rt_period: i64,
+    #[serde(default)]
+    pub cpu_rt_runtime: i64,
+    /// The paths masked and made read-only in the container (None: docker's defaults;
+    /// empty: none, as `--security-opt systempaths=unconfined` asks).
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--cgroup-parent`: the cgroup the container's goes under ("": Berth's own).
+    #[serde(default)]
+    pub cgroup_parent: String,
 }
 
 /// A host device (or a folder of them) given to a container.

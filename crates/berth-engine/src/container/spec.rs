@@ -337,6 +337,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if let Some(swappiness) = hc.extras.memory_swappiness {
         memory.insert("swappiness".into(), json!(swappiness));
     }
+    if hc.extras.memory_reservation > 0 {
+        memory.insert("reservation".into(), json!(hc.extras.memory_reservation));
+    }
+    if hc.extras.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
+    }
     if !memory.is_empty() {
         resources["memory"] = Value::Object(memory);
     }
@@ -353,6 +359,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     }
     if !hc.extras.cpuset_mems.is_empty() {
         cpu.insert("mems".into(), json!(hc.extras.cpuset_mems));
+    }
+    if hc.extras.cpu_rt_period > 0 {
+        cpu.insert("realtimePeriod".into(), json!(hc.extras.cpu_rt_period));
+    }
+    if hc.extras.cpu_rt_runtime > 0 {
+        cpu.insert("realtimeRuntime".into(), json!(hc.extras.cpu_rt_runtime));
     }
     if !cpu.is_empty() {
         resources["cpu"] = Value::Object(cpu);
@@ -373,9 +385,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             .map(|d| json!({"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor, "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid}))
             .collect::<Vec<_>>());
     }
+    // A client's own lists replace docker's (an empty one: none); privileged, none.
     if !hc.privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        linux["maskedPaths"] = hc.extras.masked_paths.as_ref().map_or_else(|| json!(MASKED_PATHS), |p| json!(p));
+        linux["readonlyPaths"] = hc.extras.readonly_paths.as_ref().map_or_else(|| json!(READONLY_PATHS), |p| json!(p));
     }
     if !hc.extras.sysctls.is_empty() {
         linux["sysctl"] = json!(hc.extras.sysctls);

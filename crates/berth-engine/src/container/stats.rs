@@ -76,8 +76,8 @@ fn network(pid: i32) -> (u64, u64) {
 }
 
 impl Containers {
-    fn cgroup_dir(&self, controller: &str, id: &str) -> PathBuf {
-        let rel = Containers::cgroup_path(id);
+    fn cgroup_dir(&self, controller: &str, record: &ContainerRecord) -> PathBuf {
+        let rel = Containers::cgroup_path(record);
         let rel = rel.trim_start_matches('/');
         if self.facts.cgroup_v2 {
             Path::new("/sys/fs/cgroup").join(rel)
@@ -91,11 +91,10 @@ impl Containers {
         if !record.state.status.is_running() {
             return Err(ContainerError::NotRunning(record.name.clone()));
         }
-        let id = &record.id;
         let mut sample = Sample { read: super::now_rfc3339(), system_cpu: system_cpu(), online_cpus: self.facts.cpus as u32, ..Default::default() };
         let host_memory = host_memory();
         if self.facts.cgroup_v2 {
-            let dir = self.cgroup_dir("", id);
+            let dir = self.cgroup_dir("", record);
             sample.cpu_total = keyed(&dir.join("cpu.stat"), "usage_usec ").unwrap_or(0) * 1000;
             let usage = read_u64(&dir.join("memory.current")).unwrap_or(0);
             let inactive = keyed(&dir.join("memory.stat"), "inactive_file ").unwrap_or(0);
@@ -113,14 +112,14 @@ impl Containers {
                 }
             }
         } else {
-            sample.cpu_total = read_u64(&self.cgroup_dir("cpuacct", id).join("cpuacct.usage")).unwrap_or(0);
-            let memory = self.cgroup_dir("memory", id);
+            sample.cpu_total = read_u64(&self.cgroup_dir("cpuacct", record).join("cpuacct.usage")).unwrap_or(0);
+            let memory = self.cgroup_dir("memory", record);
             let usage = read_u64(&memory.join("memory.usage_in_bytes")).unwrap_or(0);
             let inactive = keyed(&memory.join("memory.stat"), "total_inactive_file ").unwrap_or(0);
             sample.memory_usage = usage.saturating_sub(inactive);
             sample.memory_limit = read_u64(&memory.join("memory.limit_in_bytes")).unwrap_or(host_memory).min(host_memory.max(1));
-            sample.pids = read_u64(&self.cgroup_dir("pids", id).join("pids.current")).unwrap_or(0);
-            if let Ok(text) = std::fs::read_to_string(self.cgroup_dir("blkio", id).join("blkio.throttle.io_service_bytes")) {
+            sample.pids = read_u64(&self.cgroup_dir("pids", record).join("pids.current")).unwrap_or(0);
+            if let Ok(text) = std::fs::read_to_string(self.cgroup_dir("blkio", record).join("blkio.throttle.io_service_bytes")) {
                 for line in text.lines() {
                     let f: Vec<&str> = line.split_whitespace().collect();
                     match (f.get(1), f.get(2).and_then(|v| v.parse::<u64>().ok())) {

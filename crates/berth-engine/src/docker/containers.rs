@@ -233,6 +233,14 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         device_cgroup_rules: strings(&hc["DeviceCgroupRules"]),
         // -1 (or none) is the kernel's default.
         memory_swappiness: hc["MemorySwappiness"].as_i64().filter(|&s| s != -1),
+        memory_reservation: hc["MemoryReservation"].as_i64().unwrap_or(0),
+        oom_kill_disable: hc["OomKillDisable"].as_bool().unwrap_or(false),
+        cpu_rt_period: hc["CpuRealtimePeriod"].as_i64().unwrap_or(0),
+        cpu_rt_runtime: hc["CpuRealtimeRuntime"].as_i64().unwrap_or(0),
+        // null: docker's defaults; a list (empty too): exactly those.
+        masked_paths: hc["MaskedPaths"].as_array().map(|_| strings(&hc["MaskedPaths"])),
+        readonly_paths: hc["ReadonlyPaths"].as_array().map(|_| strings(&hc["ReadonlyPaths"])),
+        cgroup_parent: hc["CgroupParent"].as_str().unwrap_or_default().to_owned(),
     };
     // Linux has one isolation technology; docker's words for any other.
     match hc["Isolation"].as_str().unwrap_or_default() {
