@@ -1772,12 +1772,12 @@ fn ps_filters_limit_and_prune_until(target: &DockerTarget) {
     target.ok(&["network", "rm", "psnet"]);
 }
 
-on_both!(memory_reservation_oom_cgroup_parent_and_paths);
+on_both!(limits_parent_and_paths);
 /// HostConfig settings Berth used to take and ignore: `--memory-reservation` and
 /// `--oom-kill-disable` (read back from the container's memory cgroup), `--cgroup-parent`
 /// (where the cgroup is), the API's `MaskedPaths` and `ReadonlyPaths`, and the CLI's
 /// `--security-opt systempaths=unconfined` (which empties both). Each as dockerd has it.
-fn memory_reservation_oom_cgroup_parent_and_paths(target: &DockerTarget) {
+fn limits_parent_and_paths(target: &DockerTarget) {
     with_image(target);
     let parent = format!("berth-suite-parent-{}-{}", std::process::id(), if target.is_berth() { "b" } else { "d" });
     target.ok(&[

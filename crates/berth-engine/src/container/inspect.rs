@@ -179,8 +179,6 @@ impl Containers {
                 "NanoCpus": r.nano_cpus,
                 "CpuShares": r.cpu_shares,
                 "PidsLimit": if r.pids_limit > 0 { json!(r.pids_limit) } else { Value::Null },
-                "MaskedPaths": if hc.privileged { json!([]) } else { json!(super::spec::MASKED_PATHS) },
-                "ReadonlyPaths": if hc.privileged { json!([]) } else { json!(super::spec::READONLY_PATHS) },
             },
             "GraphDriver": {
                 "Name": "overlay2",
