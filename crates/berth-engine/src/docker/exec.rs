@@ -71,22 +71,38 @@ pub async fn start(containers: &Arc<Containers>, id: &str, mut request: Request<
     let upgrade = request.headers().get(hyper::header::UPGRADE).is_some().then(|| hyper::upgrade::on(&mut request));
     let body = json_body(request).await?;
     let detach = body["Detach"].as_bool().unwrap_or(false);
-    let mut session = containers.exec_start(id, detach).await?;
-    let (tty, keys, pty) = (session.tty, session.keys.clone(), session.pty.clone());
     let Some(upgrade) = upgrade.filter(|_| !detach) else {
+        let mut session = containers.exec_start(id, detach).await?;
         tokio::spawn(async move {
             session.wait().await;
         });
         return Ok(Response::builder().status(StatusCode::OK).body(full("")).unwrap_or_else(|_| Response::new(full(""))));
     };
+    // Refused before the 101 when it cannot start; started after it, as dockerd does:
+    // output that raced the 101 ended up in the client's header buffer (docker-py's
+    // `exec_start(socket=True)` then lost the first lines).
+    let info = containers.exec_info(id)?;
+    if info.running || info.exit_code.is_some() {
+        return Err(crate::container::ContainerError::Conflict(format!("exec {id} has already been started")).into());
+    }
+    let tty = info.request.tty;
+    let (containers, id) = (containers.clone(), id.to_owned());
     tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            let _ = session.streams.child.start_kill();
-            session.wait().await;
-            return;
-        };
+        let Ok(upgraded) = upgrade.await else { return };
         let client = hyper_util::rt::TokioIo::new(upgraded);
-        let (mut client_in, client_out) = tokio::io::split(client);
+        let (mut client_in, mut client_out) = tokio::io::split(client);
+        let mut session = match containers.exec_start(&id, false).await {
+            Ok(session) => session,
+            Err(e) => {
+                // The stream says why, as the daemon's words on stderr.
+                let message = format!("{}\n", crate::error_chain(&e));
+                let chunk = if tty { Bytes::from(message) } else { super::containers::docker_frame(2, message.as_bytes()) };
+                let _ = client_out.write_all(&chunk).await;
+                let _ = client_out.shutdown().await;
+                return;
+            }
+        };
+        let (keys, pty) = (session.keys.clone(), session.pty.clone());
         let client_out = Arc::new(tokio::sync::Mutex::new(client_out));
         let mut pumps = Vec::new();
         if let Some(pty) = pty {
