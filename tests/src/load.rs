@@ -337,7 +337,7 @@ fn classify(result: std::io::Result<(u16, String)>) -> (Outcome, String) {
 fn classify_pull(result: std::io::Result<(u16, String)>) -> (Outcome, String) {
     match result {
         Ok((200, body)) => {
-            let last = body.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or_default().to_owned();
+            let last = body.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default().to_owned();
             match serde_json::from_str::<serde_json::Value>(&last) {
                 Ok(v) if v.get("error").is_some() => (Outcome::Refused, v["error"].as_str().unwrap_or_default().to_owned()),
                 Ok(_) => (Outcome::Answered(200), String::new()),

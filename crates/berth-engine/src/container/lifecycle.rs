@@ -256,7 +256,7 @@ impl Containers {
             env,
             cwd: record.config.working_dir.clone(),
             caps,
-            cgroup_path: Containers::cgroup_path(&record),
+            cgroup_path: Containers::cgroup_path(record),
             cgroup_v2: self.facts.cgroup_v2,
             seccomp: seccomp_choice,
             no_new_privileges,
@@ -377,7 +377,7 @@ impl Containers {
             .arg("--dir")
             .arg(&dir)
             .arg("--cgroup")
-            .arg(Containers::cgroup_path(&record));
+            .arg(Containers::cgroup_path(record));
         let (log_max_size, log_max_file) = record.host_config.extras.log_config.limits();
         command.arg("--log-max-size").arg(log_max_size.to_string()).arg("--log-max-file").arg(log_max_file.to_string());
         if record.config.tty {
