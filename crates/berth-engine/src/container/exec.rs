@@ -218,7 +218,6 @@ const KEEP_UNSTARTED: std::time::Duration = std::time::Duration::from_secs(60 * 
 /// it is forgotten.
 #[derive(Debug, Clone)]
 pub struct ExecInfo {
-    pub id: String,
     pub request: ExecRequest,
     pub container_id: String,
     pub running: bool,
@@ -308,7 +307,7 @@ impl Containers {
         request.container = record.id.clone();
         let id = super::new_id();
         let now = std::time::Instant::now();
-        let info = ExecInfo { id: id.clone(), request, container_id: record.id, running: false, exit_code: None, detach_keys: detach_keys.to_owned() };
+        let info = ExecInfo { request, container_id: record.id, running: false, exit_code: None, detach_keys: detach_keys.to_owned() };
         let mut entries = self.execs.entries();
         sweep(&mut entries, now);
         entries.insert(id.clone(), ExecEntry { info, pty: None, created: now, ended: None });
@@ -403,14 +402,7 @@ mod session_tests {
     use super::*;
 
     fn entry(created: std::time::Instant, running: bool, ended: Option<std::time::Instant>) -> ExecEntry {
-        let info = ExecInfo {
-            id: String::new(),
-            request: ExecRequest::default(),
-            container_id: String::new(),
-            running,
-            exit_code: ended.map(|_| 0),
-            detach_keys: String::new(),
-        };
+        let info = ExecInfo { request: ExecRequest::default(), container_id: String::new(), running, exit_code: ended.map(|_| 0), detach_keys: String::new() };
         ExecEntry { info, pty: None, created, ended }
     }
 

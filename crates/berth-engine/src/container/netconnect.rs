@@ -53,16 +53,7 @@ impl Containers {
         }
         record.networks.push(request);
         self.store.update(&record)?;
-        self.events.publish(
-            "network",
-            "connect",
-            [
-                ("container".to_owned(), id.clone()),
-                ("name".to_owned(), network.name.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-                ("id".to_owned(), network.id.clone()),
-            ],
-        );
+        self.networks.publish_membership(&network.id, &network.name, &id, "connect");
         self.changed(&id);
         Ok(())
     }
@@ -86,16 +77,7 @@ impl Containers {
         }
         record.networks.remove(position);
         self.store.update(&record)?;
-        self.events.publish(
-            "network",
-            "disconnect",
-            [
-                ("container".to_owned(), id.clone()),
-                ("name".to_owned(), network.name.clone()),
-                ("type".to_owned(), "bridge".to_owned()),
-                ("id".to_owned(), network.id.clone()),
-            ],
-        );
+        self.networks.publish_membership(&network.id, &network.name, &id, "disconnect");
         self.changed(&id);
         Ok(())
     }

@@ -617,14 +617,16 @@ impl Networks {
     /// A network event about one container's endpoint (docker's connect/disconnect:
     /// the network is the actor, the container an attribute).
     fn publish_endpoint(&self, endpoint: &Endpoint, container_id: &str, action: &str) {
+        self.publish_membership(&endpoint.network_id, &endpoint.network_name, container_id, action);
+    }
+
+    /// docker's `connect`/`disconnect` of a container to a network, the network the
+    /// actor: for a container starting or stopping, and for `network connect` and
+    /// `disconnect` of one that is not running.
+    pub fn publish_membership(&self, network_id: &str, network_name: &str, container_id: &str, action: &str) {
         if let Some(events) = &self.events {
-            let attributes = [
-                ("container", container_id.to_owned()),
-                ("name", endpoint.network_name.clone()),
-                ("type", "bridge".to_owned()),
-                ("id", endpoint.network_id.clone()),
-            ];
-            events.publish("network", action, attributes.map(|(k, v)| (k.to_owned(), v)));
+            let attributes = [("container", container_id), ("name", network_name), ("type", "bridge"), ("id", network_id)];
+            events.publish("network", action, attributes.map(|(k, v)| (k.to_owned(), v.to_owned())));
         }
     }
 
