@@ -1711,6 +1711,73 @@ fn volume_and_network_events(target: &DockerTarget) {
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
 }
 
+on_both!(image_events_every_path);
+/// Image events come from the image store, whichever path made the change: tag, push,
+/// pull, save and load, import, build, untag and delete, as dockerd sends them.
+fn image_events_every_path(target: &DockerTarget) {
+    with_image(target);
+    let home = target.home().to_path_buf();
+    let path = |name: &str| home.join(name).display().to_string();
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() - 1;
+    let registry = target.registry("tester", "s3cret");
+    let (done, _, err) = target.docker_with_stdin(&["login", "-u", "tester", "--password-stdin", &registry.addr], b"s3cret\n");
+    assert!(done, "{err}");
+    let pushed = format!("{}/ev/busybox:1", registry.addr);
+    target.ok(&["tag", IMAGE, &pushed]);
+    target.ok(&["push", &pushed]);
+    target.ok(&["rmi", &pushed]);
+    target.ok(&["pull", &pushed]);
+    target.ok(&["save", "-o", &path("saved.tar"), &pushed]);
+    target.ok(&["rmi", &pushed]);
+    target.ok(&["load", "-i", &path("saved.tar")]);
+    target.ok(&["create", "--name", "ev-exp", IMAGE, "true"]);
+    target.ok(&["export", "-o", &path("export.tar"), "ev-exp"]);
+    target.ok(&["rm", "ev-exp"]);
+    let imported = target.ok(&["import", &path("export.tar"), "ev-imp:1"]);
+    std::fs::create_dir(path("ctx")).expect("context");
+    std::fs::write(home.join("ctx/Dockerfile"), format!("FROM {IMAGE}\nLABEL ev=1\n")).expect("Dockerfile");
+    let out = target.command("docker").env("DOCKER_BUILDKIT", "0").args(["build", "-q", "-t", "ev-built:1", &path("ctx")]).output().expect("docker build");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let built = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    target.ok(&["rmi", "ev-imp:1", "ev-built:1", &pushed]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1;
+    let events = target.ok(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}}",
+    ]);
+    let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim().to_owned();
+    let events = events.replace(&id, "BASE").replace(imported.trim(), "IMPORTED").replace(&built, "BUILT");
+    // The first `load` is the fixture's. An id is both actor and name; a reference's
+    // actor is its familiar form and its name the repository.
+    let expected = [
+        "load BASE BASE",
+        "tag BASE 127.0.0.1:5000/ev/busybox:1",
+        "push 127.0.0.1:5000/ev/busybox:1 127.0.0.1:5000/ev/busybox",
+        "untag BASE BASE",
+        "pull 127.0.0.1:5000/ev/busybox:1 127.0.0.1:5000/ev/busybox",
+        "save BASE BASE",
+        "untag BASE BASE",
+        "load BASE BASE",
+        "tag IMPORTED ev-imp:1",
+        "import IMPORTED IMPORTED",
+        "tag BUILT ev-built:1",
+        "untag IMPORTED IMPORTED",
+        "delete IMPORTED IMPORTED",
+        "untag BUILT BUILT",
+        "delete BUILT BUILT",
+        "untag BASE BASE",
+    ];
+    assert_eq!(events.lines().collect::<Vec<_>>(), expected, "{events}");
+}
+
 on_both!(ps_filters_limit_and_prune_until);
 /// `ps` filters Berth used to take and ignore (`network`, `before`, `since`, `publish`,
 /// `expose`), `-n`/`limit`, an unknown filter's refusal, and prune's `until` and

@@ -181,11 +181,7 @@ impl Engine {
 
     /// The gRPC service for `berth.v1.Images`.
     pub fn images_service(&self) -> berth_proto::v1::images_server::ImagesServer<grpc::images::ImagesApi> {
-        berth_proto::v1::images_server::ImagesServer::new(grpc::images::ImagesApi::new(
-            self.inner.images.clone(),
-            self.inner.events.clone(),
-            self.inner.containers.clone(),
-        ))
+        berth_proto::v1::images_server::ImagesServer::new(grpc::images::ImagesApi::new(self.inner.images.clone(), self.inner.containers.clone()))
     }
 
     /// The gRPC service for `berth.v1.System`.

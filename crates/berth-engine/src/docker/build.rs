@@ -57,7 +57,6 @@ pub async fn build(engine: &Engine, params: &BTreeMap<String, String>, request: 
     let workspace = crate::build::receive_context(&containers, body).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(64);
     let line = |value: Value| Ok(Frame::data(Bytes::from(format!("{value}\r\n"))));
-    let events = engine.events_shared();
     tokio::spawn(async move {
         let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel();
         let forward_tx = tx.clone();
@@ -86,7 +85,6 @@ pub async fn build(engine: &Engine, params: &BTreeMap<String, String>, request: 
         let _ = forward.await;
         match result {
             Ok(image) => {
-                events.publish("image", "build", [("id".to_owned(), image.id.to_string())]);
                 if quiet {
                     let _ = tx.send(line(json!({"stream": format!("{}\n", image.id)}))).await;
                 }

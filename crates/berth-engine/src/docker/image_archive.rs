@@ -24,9 +24,6 @@ pub async fn load(engine: &Engine, request: Request<Incoming>) -> Reply {
     let scratch = Scratch(images.scratch_file("load"));
     body_to_file(request, &scratch.0).await?;
     let loaded = images.load(&scratch.0).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    for name in &loaded {
-        engine.events().publish("image", "load", [("name".to_owned(), name.clone())]);
-    }
     let lines: Vec<Value> = loaded
         .iter()
         .map(|name| {
@@ -73,7 +70,6 @@ pub async fn import(engine: &Engine, params: &BTreeMap<String, String>, request:
     body_to_file(request, &scratch.0).await?;
     let record =
         images.import_with(&scratch.0, name.as_deref(), &changes, &message).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
-    engine.events().publish("image", "import", [("id".to_owned(), record.id.to_string())]);
     lines_reply(&[json!({"status": record.id.to_string()})])
 }
 
@@ -87,7 +83,6 @@ pub async fn push(engine: &Engine, name: &str, params: &BTreeMap<String, String>
     let pushed = engine.images().push(&reference, creds.as_ref()).await;
     match pushed {
         Ok(p) => {
-            engine.events().publish("image", "push", [("name".to_owned(), reference.clone())]);
             // A colon after the last slash starts the tag (one before it is a port's).
             let (repository, tag) = match reference.rsplit_once(':') {
                 Some((repository, tag)) if !tag.contains('/') => (repository, tag),

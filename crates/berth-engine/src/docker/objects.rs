@@ -43,7 +43,6 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
     let platform = params.get("platform").cloned().filter(|p| !p.is_empty());
     let creds = registry_auth(request);
     let images = engine.images_shared();
-    let events = engine.events_shared();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(64);
     let line = |value: Value| Ok(hyper::body::Frame::data(Bytes::from(format!("{value}\r\n"))));
     tokio::spawn(async move {
@@ -83,7 +82,6 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
         let _ = forward.await;
         match result {
             Ok(record) => {
-                events.publish("image", "pull", [("name".to_owned(), reference.clone()), ("id".to_owned(), record.id.to_string())]);
                 let _ = tx.send(line(json!({"status": format!("Digest: {}", record.manifest_digest)}))).await;
                 let _ = tx.send(line(json!({"status": format!("Status: Downloaded newer image for {reference}")}))).await;
             }
@@ -146,11 +144,7 @@ pub async fn images(engine: &Engine, method: &Method, segments: &[&str], params:
                 None => repo,
             };
             match images.tag(&name.join("/"), &target) {
-                Ok(record) => {
-                    // dockerd names the tag in its familiar form (`ev-img:1`).
-                    engine.events().publish("image", "tag", [("name".to_owned(), super::familiar(&target)), ("id".to_owned(), record.id.to_string())]);
-                    json_reply(StatusCode::CREATED, &Value::Null)
-                }
+                Ok(_) => json_reply(StatusCode::CREATED, &Value::Null),
                 Err(e) => Err(ApiError::from_kind(e.kind(), crate::error_chain(&e))),
             }
         }
@@ -308,9 +302,5 @@ pub async fn volumes(engine: &Engine, method: &Method, segments: &[&str], params
 impl Engine {
     pub fn images_shared(&self) -> Arc<crate::image::Images> {
         self.inner.images.clone()
-    }
-
-    pub fn events_shared(&self) -> Arc<crate::EventBus> {
-        self.inner.events.clone()
     }
 }

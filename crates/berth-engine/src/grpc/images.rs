@@ -13,7 +13,6 @@ use berth_proto::v1::{
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::events::EventBus;
 use crate::image::{ImageRecord, Images, PullProgress};
 
 /// Layer progress goes out at most once per this many bytes (and at the end).
@@ -22,14 +21,13 @@ const PROGRESS_STEP: u64 = 512 << 10;
 #[derive(Debug)]
 pub struct ImagesApi {
     images: Arc<Images>,
-    events: Arc<EventBus>,
     /// The builder runs its steps in containers.
     containers: Arc<crate::container::Containers>,
 }
 
 impl ImagesApi {
-    pub fn new(images: Arc<Images>, events: Arc<EventBus>, containers: Arc<crate::container::Containers>) -> ImagesApi {
-        ImagesApi { images, events, containers }
+    pub fn new(images: Arc<Images>, containers: Arc<crate::container::Containers>) -> ImagesApi {
+        ImagesApi { images, containers }
     }
 }
 
@@ -62,7 +60,6 @@ impl ImagesApiTrait for ImagesApi {
         let request = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<PullEvent, Status>>(64);
         let images = self.images.clone();
-        let events = self.events.clone();
         tokio::spawn(async move {
             let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
             let forward_tx = tx.clone();
@@ -107,10 +104,7 @@ impl ImagesApiTrait for ImagesApi {
             };
             let _ = forward.await;
             let message = match result {
-                Ok(record) => {
-                    events.publish("image", "pull", [("name".to_owned(), request.reference.clone()), ("id".to_owned(), record.id.to_string())]);
-                    Ok(PullEvent { event: Some(pull_event::Event::Done(to_proto(record))) })
-                }
+                Ok(record) => Ok(PullEvent { event: Some(pull_event::Event::Done(to_proto(record))) }),
                 Err(err) => {
                     tracing::warn!(reference = %request.reference, error = %err, "pull failed");
                     Err(status(err.kind(), crate::error_chain(&err)))
@@ -148,7 +142,6 @@ impl ImagesApiTrait for ImagesApi {
     async fn tag(&self, request: Request<TagImageRequest>) -> Result<Response<Image>, Status> {
         let request = request.into_inner();
         let record = self.images.tag(&request.source, &request.target).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        self.events.publish("image", "tag", [("name".to_owned(), request.target), ("id".to_owned(), record.id.to_string())]);
         Ok(Response::new(to_proto(record)))
     }
 
@@ -178,7 +171,6 @@ impl ImagesApiTrait for ImagesApi {
             .filter(|a| !a.username.is_empty())
             .map(|a| crate::registry::Credentials { username: a.username.clone(), password: a.password.clone() });
         let pushed = self.images.push(&request.reference, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
-        self.events.publish("image", "push", [("name".to_owned(), request.reference.clone())]);
         Ok(Response::new(PushResponse {
             manifest_digest: pushed.manifest_digest.to_string(),
             manifest_size: pushed.manifest_size,
@@ -250,11 +242,7 @@ impl ImagesApiTrait for ImagesApi {
         }
         .await;
         let _ = tokio::fs::remove_file(&path).await;
-        let loaded = result?;
-        for name in &loaded {
-            self.events.publish("image", "load", [("name".to_owned(), name.clone())]);
-        }
-        Ok(Response::new(LoadResponse { loaded }))
+        Ok(Response::new(LoadResponse { loaded: result? }))
     }
 
     type BuildStream = Pin<Box<dyn Stream<Item = Result<berth_proto::v1::BuildOutput, Status>> + Send + 'static>>;
@@ -281,7 +269,7 @@ impl ImagesApiTrait for ImagesApi {
             .map(|c| c.map_err(|s| std::io::Error::other(s.message().to_owned())));
         let workspace = crate::build::receive_context(&self.containers, chunks).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<BuildOutput, Status>>(64);
-        let (containers, events) = (self.containers.clone(), self.events.clone());
+        let containers = self.containers.clone();
         tokio::spawn(async move {
             let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel();
             let forward_tx = tx.clone();
@@ -306,13 +294,10 @@ impl ImagesApiTrait for ImagesApi {
             };
             drop(etx);
             let _ = forward.await;
-            match result {
-                Ok(image) => events.publish("image", "build", [("id".to_owned(), image.id.to_string())]),
-                Err(e) => {
-                    let _ = tx.send(Err(status(e.kind(), crate::error_chain(&e)))).await;
-                    return;
-                }
-            };
+            if let Err(e) = result {
+                let _ = tx.send(Err(status(e.kind(), crate::error_chain(&e)))).await;
+                return;
+            }
             drop(workspace);
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
@@ -358,9 +343,7 @@ impl ImagesApiTrait for ImagesApi {
         }
         .await;
         let _ = tokio::fs::remove_file(&path).await;
-        let record = result?;
-        self.events.publish("image", "import", [("id".to_owned(), record.id.to_string())]);
-        Ok(Response::new(to_proto(record)))
+        Ok(Response::new(to_proto(result?)))
     }
 
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {

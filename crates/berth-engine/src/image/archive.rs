@@ -57,7 +57,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArchiveError {
 }
 
 /// The short name docker writes in RepoTags (`busybox:latest`).
-fn familiar(name: &str) -> String {
+pub(super) fn familiar(name: &str) -> String {
     name.parse::<Reference>().map(|r| r.familiar()).unwrap_or_else(|_| name.to_owned())
 }
 
@@ -136,6 +136,13 @@ impl Images {
         }
         let mut inner = tar.into_inner().map_err(io("finish the archive"))?;
         inner.flush().map_err(io("finish the archive"))?;
+        let mut announced = Vec::new();
+        for (image, _) in &images {
+            if !announced.contains(&&image.id) {
+                self.announce_image("save", &image.id.to_string());
+                announced.push(&image.id);
+            }
+        }
         Ok(())
     }
 
@@ -145,6 +152,16 @@ impl Images {
         let _ = fs::remove_dir_all(&scratch);
         let result = self.load_from(archive, &scratch).await;
         let _ = fs::remove_dir_all(&scratch);
+        // One `load` per image, by its id, as dockerd announces it.
+        let mut ids = Vec::new();
+        for name in result.iter().flatten() {
+            if let Ok(Some(image)) = self.resolve(name) {
+                if !ids.contains(&image.id) {
+                    self.announce_image("load", &image.id.to_string());
+                    ids.push(image.id);
+                }
+            }
+        }
         result
     }
 

@@ -40,7 +40,8 @@ pub struct Images {
     pub leases: std::sync::Arc<lease::Leases>,
     /// Image id -> the containers made from it (kept by the container store).
     used_by: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
-    /// Where removals announce themselves (`untag`, `delete`), whichever API asked.
+    /// Where the store announces what it did (`pull`, `tag`, `untag`, `delete`, ...),
+    /// whichever API asked.
     events: Option<std::sync::Arc<crate::EventBus>>,
 }
 
@@ -83,26 +84,45 @@ impl Images {
         })
     }
 
-    /// The image store publishes its removals on `events`.
+    /// The image store publishes its events on `events`.
     pub fn publishing_to(mut self, events: std::sync::Arc<crate::EventBus>) -> Images {
         self.events = Some(events);
         self
     }
 
+    /// An image event, as docker names it (`pull`, `tag`, `push`, `load`, `import`,
+    /// `build`), sent by the store whichever API asked.
+    pub(crate) fn announce(&self, action: &str, attributes: &[(&str, &str)]) {
+        if let Some(events) = &self.events {
+            events.publish("image", action, attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        }
+    }
+
     /// docker's `untag` for each name and `delete` for each image that went. dockerd's
     /// untag names the image by its id when it is known (one image's removal).
     pub(crate) fn announce_removed(&self, untagged: &[String], deleted: &[String], image_id: Option<&str>) {
-        let Some(events) = &self.events else { return };
         for name in untagged {
-            let attributes = match image_id {
-                Some(id) => vec![("name".to_owned(), id.to_owned()), ("id".to_owned(), id.to_owned())],
-                None => vec![("name".to_owned(), name.clone())],
-            };
-            events.publish("image", "untag", attributes);
+            match image_id {
+                Some(id) => self.announce("untag", &[("id", id), ("name", id)]),
+                None => self.announce("untag", &[("name", name)]),
+            }
         }
         for id in deleted {
-            events.publish("image", "delete", [("id".to_owned(), id.clone())]);
+            self.announce("delete", &[("id", id), ("name", id)]);
         }
+    }
+
+    /// An event dockerd names by the image's id alone (`save`, `load`, `import`).
+    pub(crate) fn announce_image(&self, action: &str, id: &str) {
+        self.announce(action, &[("id", id), ("name", id)]);
+    }
+
+    /// An event dockerd names by the reference (`pull`, `push`): the actor is its
+    /// familiar form (`busybox:latest`), `name` its repository (`busybox`).
+    pub(crate) fn announce_reference(&self, action: &str, reference: &str) {
+        let Ok(reference) = reference.parse::<crate::registry::Reference>() else { return };
+        let repository = crate::registry::Reference { tag: None, digest: None, ..reference.clone() };
+        self.announce(action, &[("id", &reference.familiar()), ("name", &repository.familiar())]);
     }
 
     /// Records that container `container` was made from image `image_id`.

@@ -70,8 +70,21 @@ pub enum PullProgress {
 }
 
 impl Images {
-    /// Pulls `reference` for `platform` (default: this machine's).
+    /// Pulls `reference` for `platform` (default: this machine's), and announces the
+    /// `pull`.
     pub async fn pull(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        creds: Option<&crate::registry::Credentials>,
+        progress: mpsc::UnboundedSender<PullProgress>,
+    ) -> Result<ImageRecord, PullError> {
+        let record = self.fetch(reference, platform, creds, progress).await?;
+        self.announce_reference("pull", reference);
+        Ok(record)
+    }
+
+    async fn fetch(
         &self,
         reference: &str,
         platform: Option<&str>,

@@ -49,7 +49,14 @@ pub struct Pushed {
 }
 
 impl Images {
+    /// Pushes `name` (which needs a tag) and announces the `push`.
     pub async fn push(&self, name: &str, creds: Option<&Credentials>) -> Result<Pushed, PushError> {
+        let pushed = self.upload(name, creds).await?;
+        self.announce_reference("push", name);
+        Ok(pushed)
+    }
+
+    async fn upload(&self, name: &str, creds: Option<&Credentials>) -> Result<Pushed, PushError> {
         let reference: Reference = name.parse()?;
         if reference.tag.is_none() {
             return Err(PushError::NoTag(name.to_owned()));

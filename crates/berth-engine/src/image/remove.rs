@@ -74,6 +74,8 @@ impl Images {
         let image = self.resolve(source)?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))?;
         let target: Reference = target.parse()?;
         self.catalog.tag(&image.id, &target.to_string())?;
+        // dockerd names the tag in its familiar form (`ev-img:1`).
+        self.announce("tag", &[("name", &target.familiar()), ("id", &image.id.to_string())]);
         self.resolve(&image.id.to_string())?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))
     }
 
@@ -86,7 +88,14 @@ impl Images {
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<Removed, RemoveError> {
         let id = self.resolve(name_or_id).ok().flatten().map(|image| image.id.to_string());
         let removed = self.remove_unannounced(name_or_id, force)?;
-        self.announce_removed(&removed.untagged, &removed.deleted, id.as_deref());
+        // By name, dockerd announces the name's untag alone, not the digests of its
+        // repository that go with it; by id, every name's.
+        let asked = name_or_id.parse::<Reference>().map(|r| r.to_string()).unwrap_or_else(|_| name_or_id.to_owned());
+        let untagged = match removed.untagged.iter().find(|n| **n == name_or_id || **n == asked) {
+            Some(name) => std::slice::from_ref(name),
+            None => &removed.untagged[..],
+        };
+        self.announce_removed(untagged, &removed.deleted, id.as_deref());
         Ok(removed)
     }
 
