@@ -480,6 +480,9 @@ fn bad_input_gets_a_clear_error_and_leaves_nothing() {
     }
     let (code, _, _) = berth(&engine, &["run", "--rm", IMAGE, "/no/such/command"]);
     assert_eq!(code, 127);
+    // Not an executable file: 126, as the container's files show.
+    let (code, _, stderr) = berth(&engine, &["run", "--rm", IMAGE, "/etc"]);
+    assert_eq!(code, 126, "{stderr}");
     // An image that is not there (and no registry to pull it from in this namespace).
     let (code, _, stderr) = berth(&engine, &["create", "127.0.0.1:9/absent:1"]);
     assert_ne!(code, 0);

@@ -1711,6 +1711,39 @@ fn volume_and_network_events(target: &DockerTarget) {
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
 }
 
+on_both!(cannot_run_codes);
+/// A command that cannot be run: 127 when it is nowhere (in the image or in a bind
+/// mount over it), 126 when it is not an executable file, with the phrases the CLI
+/// reads; a command that is in a bind mount runs.
+fn cannot_run_codes(target: &DockerTarget) {
+    with_image(target);
+    let app = target.home().join("app");
+    std::fs::create_dir_all(&app).expect("app");
+    std::fs::write(app.join("run.sh"), "#!/bin/sh\necho ran from the bind\n").expect("run.sh");
+    std::fs::set_permissions(app.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::write(app.join("data.txt"), "not a program\n").expect("data.txt");
+    let bind = format!("{}:/app", app.display());
+    assert_eq!(target.ok(&["run", "--rm", "-v", &bind, IMAGE, "/app/run.sh"]), "ran from the bind\n");
+    assert_eq!(target.ok(&["run", "--rm", "-v", &bind, "-w", "/app", IMAGE, "./run.sh"]), "ran from the bind\n");
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["run", "--rm", IMAGE, "no-such-command"], 127, "executable file not found"),
+        (&["run", "--rm", "-v", &bind, IMAGE, "/app/absent.sh"], 127, "no such file or directory"),
+        (&["run", "--rm", "-v", &bind, IMAGE, "/app/data.txt"], 126, "permission denied"),
+        (&["run", "--rm", IMAGE, "/etc"], 126, "permission denied"),
+    ];
+    for (args, code, phrase) in cases {
+        let out = target.command("docker").args(args).output().expect("docker run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(phrase), "{args:?}: {stderr}");
+    }
+    // A container that could not start keeps the code (dockerd's State.ExitCode).
+    let (done, _, _) = target.docker(&["run", "--name", "cannot", IMAGE, "/etc"]);
+    assert!(!done);
+    assert_eq!(target.ok(&["inspect", "-f", "{{.State.ExitCode}}", "cannot"]).trim(), "126");
+    target.ok(&["rm", "cannot"]);
+}
+
 on_both!(image_events_every_path);
 /// Image events come from the image store, whichever path made the change: tag, push,
 /// pull, save and load, import, build, untag and delete, as dockerd sends them.

@@ -150,21 +150,30 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let wait = tokio::spawn(async move { waiter.wait(WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await });
     let _raw = (tty && interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(RawTerminal::enable);
     if let Err(status) = containers.start(ContainerRef { id: id.clone() }).await {
-        wait.abort();
         attached.abort();
-        if args.container.rm {
+        // docker run's codes: the engine's record of why the command could not start
+        // (127 not found, 126 not runnable), else 125. Removed (`--rm`), the record is
+        // what the removal's waiter is told.
+        let recorded = if args.container.rm {
             let _ = containers.remove(berth_proto::v1::RemoveContainerRequest { id: id.clone(), force: true, volumes: true }).await;
-        }
+            match tokio::time::timeout(std::time::Duration::from_secs(5), wait).await {
+                Ok(Ok(Ok(response))) => Some(response.into_inner().exit_code),
+                _ => None,
+            }
+        } else {
+            wait.abort();
+            containers.inspect(ContainerRef { id: id.clone() }).await.ok().and_then(|details| {
+                let json: serde_json::Value = serde_json::from_str(&details.into_inner().inspect_json).ok()?;
+                json["State"]["ExitCode"].as_i64().and_then(|c| i32::try_from(c).ok())
+            })
+        };
+        let code: u8 = match recorded {
+            Some(126) => 126,
+            Some(127) => 127,
+            _ => 125,
+        };
         let error = CallError::from_status("start", status);
         eprintln!("berth: {error}");
-        // docker run's codes: 127 command not found, 126 not executable, 125 otherwise.
-        let code = if error.message.contains("not found") {
-            127
-        } else if error.message.contains("ermission denied") {
-            126
-        } else {
-            125
-        };
         return Ok(ExitCode::from(code));
     }
     let code = match wait.await {

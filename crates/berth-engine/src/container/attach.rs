@@ -61,7 +61,7 @@ impl<R: tokio::io::AsyncRead + Unpin> OutputFrames<R> {
 #[derive(Debug)]
 pub enum PendingAttachment {
     Ready(UnixStream),
-    Waiting(tokio::sync::oneshot::Receiver<Result<UnixStream, String>>),
+    Waiting(tokio::sync::oneshot::Receiver<Result<UnixStream, ContainerError>>),
 }
 
 impl PendingAttachment {
@@ -69,8 +69,7 @@ impl PendingAttachment {
         match self {
             PendingAttachment::Ready(stream) => Ok(stream),
             PendingAttachment::Waiting(receiver) => match receiver.await {
-                Ok(Ok(stream)) => Ok(stream),
-                Ok(Err(message)) => Err(ContainerError::Runtime(message)),
+                Ok(result) => result,
                 Err(_) => Err(ContainerError::Runtime("the container did not start".to_owned())),
             },
         }
@@ -124,14 +123,15 @@ impl Containers {
     pub(super) fn hand_over_pending_attach(&self, id: &str) {
         let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         for sender in waiting {
-            let _ = sender.send(self.connect_attach(id));
+            let _ = sender.send(self.connect_attach(id).map_err(ContainerError::Runtime));
         }
     }
 
-    pub(super) fn fail_pending_attach(&self, id: &str, message: &str) {
+    /// The container did not start: each waiting attach learns why, as the start did.
+    pub(super) fn fail_pending_attach(&self, id: &str, err: &ContainerError) {
         let waiting = self.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         for sender in waiting {
-            let _ = sender.send(Err(message.to_owned()));
+            let _ = sender.send(Err(err.for_waiter()));
         }
     }
 }

@@ -57,29 +57,6 @@ impl ExecStreams {
     }
 }
 
-/// Where `cmd[0]` is in the container whose root is `root` (its PATH from `env`, or
-/// relative to `cwd`): `Some(127)` when nowhere, `Some(126)` when not an executable
-/// file, `None` when it can be run.
-fn lookup_command(root: &std::path::Path, cmd: &[String], env: &[String], cwd: &str) -> Option<i32> {
-    use std::os::unix::fs::PermissionsExt;
-    let program = cmd.first()?;
-    let candidates: Vec<String> = if program.contains('/') {
-        vec![if program.starts_with('/') { program.clone() } else { format!("{}/{program}", cwd.trim_end_matches('/')) }]
-    } else {
-        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{}/{program}", d.trim_end_matches('/'))).collect()
-    };
-    let mut found_unrunnable = false;
-    for candidate in candidates {
-        let Ok(file) = rootfs::open_with(root, &candidate, libc::O_PATH | libc::O_CLOEXEC) else { continue };
-        match file.metadata() {
-            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => return None,
-            _ => found_unrunnable = true,
-        }
-    }
-    Some(if found_unrunnable { 126 } else { 127 })
-}
-
 impl Containers {
     pub async fn exec(self: &Arc<Self>, request: ExecRequest) -> Result<ExecStreams, ContainerError> {
         let record = self.find(&request.container)?;
@@ -129,7 +106,8 @@ impl Containers {
             process["rlimits"] = rlimits;
         }
         // Looked up in the container's own view (/proc/PID/root: its volumes too).
-        let if_not_started = lookup_command(std::path::Path::new(&format!("/proc/{}/root", record.state.pid)), &request.cmd, &env, &cwd);
+        let root = std::path::PathBuf::from(format!("/proc/{}/root", record.state.pid));
+        let if_not_started = super::runnable::check(&super::runnable::View::Running(&root), &request.cmd, &env, &cwd).map(|n| n.code);
         let process: oci_spec::runtime::Process = serde_json::from_value(process).map_err(|e| ContainerError::Spec(super::spec::SpecError(e)))?;
         let exec_id = super::new_id();
         let process_file = dir.join(format!("exec-{}.json", &exec_id[..12]));

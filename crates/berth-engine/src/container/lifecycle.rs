@@ -145,15 +145,13 @@ impl Containers {
                 let _ = rootfs::unmount(&rootfs_dir);
                 self.release_volumes(&record);
                 self.volumes_unmounted(&record);
-                // Attach callers wrap the message as the runtime's failure: give them the
-                // runtime's own words, not that wrapping twice.
-                let message = match &err {
-                    ContainerError::Runtime(inner) => inner.clone(),
-                    other => other.to_string(),
-                };
-                self.fail_pending_attach(&record.id, &message);
+                self.fail_pending_attach(&record.id, &err);
                 record.state.error = err.to_string();
-                record.state.exit_code = if err.kind() == berth_proto::ErrorKind::InvalidArgument { 127 } else { 128 };
+                // dockerd's: 127 or 126 for a command that cannot be run, else 128.
+                record.state.exit_code = match &err {
+                    ContainerError::CannotRun(why) => why.code,
+                    _ => 128,
+                };
                 if record.state.status != Status::Created {
                     record.state.status = Status::Exited;
                 }
@@ -432,14 +430,17 @@ impl Containers {
             return Ok((child, pid));
         }
         let _ = child.wait().await;
-        let message = match line.strip_prefix("error ") {
-            Some(message) => docker_words(message),
+        match line.strip_prefix("error ") {
+            // Why, told by the container's files (its root is still mounted), not by
+            // the runtime's words; else the runtime's words as they are.
+            Some(message) => Err(super::runnable::View::of_bundle(&dir)
+                .and_then(|(view, args, env, cwd)| super::runnable::check(&view, &args, &env, &cwd))
+                .map_or_else(|| ContainerError::Runtime(message.to_owned()), ContainerError::CannotRun)),
             None => {
                 let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
-                format!("the container's monitor exited: {}", log.trim())
+                Err(ContainerError::Runtime(format!("the container's monitor exited: {}", log.trim())))
             }
-        };
-        Err(ContainerError::Runtime(message))
+        }
     }
 
     /// Its volumes are no longer mounted for it (an options volume's last user
@@ -712,7 +713,7 @@ impl Containers {
                 }
             }
         }
-        self.fail_pending_attach(&record.id, "the container was removed");
+        self.fail_pending_attach(&record.id, &ContainerError::Conflict("the container was removed".to_owned()));
         self.publish(&record, "destroy", &[]);
         self.changed(&record.id);
         Ok(())
@@ -805,34 +806,5 @@ impl Containers {
             }
         }
         Ok((removed, reclaimed))
-    }
-}
-
-/// The runtime's words for a command that is not there, as runc (and so dockerd) says
-/// it: `exec: "x": executable file not found in $PATH`. The docker CLI reads that
-/// phrase to exit with 127, as a shell does.
-fn docker_words(message: &str) -> String {
-    // crun: open executable: Permission denied (the CLI exits 126 on "permission denied")
-    if let Some(start) = message.strip_suffix(": Permission denied") {
-        return format!("{start}: permission denied");
-    }
-    // crun: executable file `x` not found in $PATH: No such file or directory
-    let Some(rest) = message.strip_prefix("executable file `") else { return message.to_owned() };
-    match rest.split_once("` not found in $PATH") {
-        Some((command, _)) => format!("exec: \"{command}\": executable file not found in $PATH"),
-        None => message.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod docker_words_tests {
-    #[test]
-    fn a_missing_command_is_said_as_runc_says_it() {
-        assert_eq!(
-            super::docker_words("executable file `nope` not found in $PATH: No such file or directory"),
-            "exec: \"nope\": executable file not found in $PATH"
-        );
-        assert_eq!(super::docker_words("open executable: Permission denied"), "open executable: permission denied");
-        assert_eq!(super::docker_words("chdir `/x`: Not a directory"), "chdir `/x`: Not a directory");
     }
 }

@@ -25,6 +25,7 @@ pub mod logs;
 mod netconnect;
 pub mod record;
 pub mod rootfs;
+mod runnable;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;
@@ -83,6 +84,9 @@ pub enum ContainerError {
     Commit(#[from] crate::image::CommitError),
     #[error("the OCI runtime failed: {0}")]
     Runtime(String),
+    /// The command is nowhere or cannot be run, as the container's files show.
+    #[error("{}", .0.message)]
+    CannotRun(runnable::NotRunnable),
     #[error("cannot {what}")]
     Io { what: String, source: std::io::Error },
 }
@@ -91,34 +95,33 @@ impl ContainerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ContainerError::NotFound(_) | ContainerError::NoExec(_) | ContainerError::NoImage(_) | ContainerError::NoPath { .. } => ErrorKind::NotFound,
-            ContainerError::Ambiguous(..) | ContainerError::Invalid(_) => ErrorKind::InvalidArgument,
+            ContainerError::Ambiguous(..) | ContainerError::Invalid(_) | ContainerError::CannotRun(_) => ErrorKind::InvalidArgument,
             ContainerError::Conflict(_) | ContainerError::NotRunning(_) | ContainerError::Paused(_) => ErrorKind::Conflict,
             ContainerError::Store(e) => e.kind(),
             ContainerError::Rootfs(e) => e.kind(),
             ContainerError::Network(e) => e.kind(),
             ContainerError::Commit(e) => e.kind(),
-            ContainerError::Runtime(message) => runtime_error_kind(message),
-            ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
+            ContainerError::Runtime(_) | ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The same failure, for another party waiting on the operation (its kind and words
+    /// kept; the runtime's own words not wrapped twice).
+    fn for_waiter(&self) -> ContainerError {
+        match self {
+            ContainerError::CannotRun(why) => ContainerError::CannotRun(why.clone()),
+            ContainerError::Runtime(inner) => ContainerError::Runtime(inner.clone()),
+            other => match other.kind() {
+                ErrorKind::InvalidArgument => ContainerError::Invalid(other.to_string()),
+                ErrorKind::Conflict => ContainerError::Conflict(other.to_string()),
+                _ => ContainerError::Runtime(other.to_string()),
+            },
         }
     }
 
     fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
         let what = what.into();
         move |source| ContainerError::Io { what, source }
-    }
-}
-
-/// A bad command or working directory is the user's mistake (docker answers 400).
-fn runtime_error_kind(message: &str) -> ErrorKind {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("executable file")
-        || lower.contains("no such file or directory")
-        || lower.contains("permission denied")
-        || lower.contains("not a directory")
-    {
-        ErrorKind::InvalidArgument
-    } else {
-        ErrorKind::Internal
     }
 }
 
@@ -269,7 +272,7 @@ impl HostFacts {
 
 /// Callers waiting for a container's live output from its first byte (docker's
 /// attach-then-start).
-type PendingAttach = tokio::sync::oneshot::Sender<Result<std::os::unix::net::UnixStream, String>>;
+type PendingAttach = tokio::sync::oneshot::Sender<Result<std::os::unix::net::UnixStream, ContainerError>>;
 
 /// The engine's containers.
 #[derive(Debug)]
