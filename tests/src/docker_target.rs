@@ -17,6 +17,10 @@ use crate::native::NativeEngine;
 pub enum DockerTarget {
     Berth(NativeEngine),
     Dockerd(Dockerd),
+    /// Berth's engine in its VM, through the session's docker.sock (`berth vm start`),
+    /// as a user on macOS or Windows has it. It has no network namespace on this host:
+    /// the scenarios it runs reach containers through the API alone.
+    Vm(crate::vm::SessionHome),
 }
 
 impl DockerTarget {
@@ -30,6 +34,13 @@ impl DockerTarget {
         match kind {
             "berth" => DockerTarget::Berth(NativeEngine::start_isolated_serving(test, &[], daemon_args)),
             "dockerd" => DockerTarget::Dockerd(Dockerd::start(test, daemon_args)),
+            "vm" => {
+                assert!(daemon_args.is_empty(), "the VM's engine takes no daemon flags here");
+                let session = crate::vm::SessionHome::new(test, crate::root().join("build/vm-image"), 1024);
+                let (started, out, err) = session.berth(&["vm", "start"]);
+                assert!(started, "berth vm start: {out}{err}");
+                DockerTarget::Vm(session)
+            }
             other => panic!("no such target {other}"),
         }
     }
@@ -39,17 +50,25 @@ impl DockerTarget {
         match self {
             DockerTarget::Berth(engine) => engine.netns_holder.as_ref().expect("isolated engine").id(),
             DockerTarget::Dockerd(d) => d.holder.id(),
+            DockerTarget::Vm(_) => panic!("the VM's engine has no network namespace on this host: a scenario for the VM reaches containers through the API"),
         }
     }
 
+    /// Berth's engine, natively or in its VM.
     pub fn is_berth(&self) -> bool {
-        matches!(self, DockerTarget::Berth(_))
+        matches!(self, DockerTarget::Berth(_) | DockerTarget::Vm(_))
+    }
+
+    /// Berth's engine in its VM.
+    pub fn in_vm(&self) -> bool {
+        matches!(self, DockerTarget::Vm(_))
     }
 
     pub fn home(&self) -> &Path {
         match self {
             DockerTarget::Berth(engine) => &engine.home,
             DockerTarget::Dockerd(d) => &d.home,
+            DockerTarget::Vm(session) => &session.home,
         }
     }
 
@@ -58,6 +77,7 @@ impl DockerTarget {
         match self {
             DockerTarget::Berth(engine) => engine.home.join("run/docker.sock"),
             DockerTarget::Dockerd(d) => d.socket(),
+            DockerTarget::Vm(session) => session.home.join("run/docker.sock"),
         }
     }
 

@@ -27,6 +27,26 @@ macro_rules! on_both {
             }
         }
     };
+    // And against Berth's engine in its VM (`in_vm`, run by the VM tier: `cargo xtask
+    // test vm`), for scenarios that reach containers through the API alone: the VM's
+    // engine has no network namespace on this host.
+    ($scenario:ident, vm) => {
+        mod $scenario {
+            #[test]
+            fn on_berth() {
+                super::$scenario(&berth_tests::docker_target::DockerTarget::start("berth", concat!("d-", stringify!($scenario))));
+            }
+            #[test]
+            fn on_dockerd() {
+                super::$scenario(&berth_tests::docker_target::DockerTarget::start("dockerd", concat!("k-", stringify!($scenario))));
+            }
+            #[test]
+            #[ignore = "boots a VM: cargo xtask test vm"]
+            fn in_vm() {
+                super::$scenario(&berth_tests::docker_target::DockerTarget::start("vm", concat!("v-", stringify!($scenario))));
+            }
+        }
+    };
 }
 
 /// The suite's busybox image, loaded through the API (`docker load`).
@@ -220,7 +240,7 @@ fn containers(target: &DockerTarget) {
     assert!(!done, "{err}");
 }
 
-on_both!(images_networks_volumes);
+on_both!(images_networks_volumes, vm);
 fn images_networks_volumes(target: &DockerTarget) {
     with_image(target);
 
@@ -527,7 +547,7 @@ fn compose_v1(target: &DockerTarget) {
     assert_eq!(target.ok(&["volume", "ls", "-q"]), "");
 }
 
-on_both!(streams_and_filters);
+on_both!(streams_and_filters, vm);
 fn streams_and_filters(target: &DockerTarget) {
     with_image(target);
     target.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({"Labels": {"team": "a"}})), "berth.test/labelled:1"));
@@ -817,7 +837,7 @@ fn tcp_with_tls(kind: &str, test: &str) {
     let _ = std::fs::remove_dir_all(&certs);
 }
 
-on_both!(user_data_is_kept);
+on_both!(user_data_is_kept, vm);
 /// The bugs that lost users' data: `rmi -f` of one tag took every tag, `cp` into a
 /// volume wrote under it (invisible to the container), and unpacking stripped setuid
 /// bits. Each as dockerd has it.
@@ -900,7 +920,7 @@ fn user_data_is_kept(target: &DockerTarget) {
     }
 }
 
-on_both!(docker_behaviour);
+on_both!(docker_behaviour, vm);
 /// Where Berth differed from dockerd with real clients (ps filters, images REPO, diff,
 /// wait on a restarting container, swarm's answers, image prune by label, exec of a
 /// missing binary): each as dockerd has it.
@@ -1015,7 +1035,7 @@ fn self_listing(target: &DockerTarget) {
     }
 }
 
-on_both!(networks_where_forwarding_is_dropped);
+on_both!(networks_where_forwarding_is_dropped, vm);
 /// Networks on a host whose FORWARD policy is DROP with br_netfilter on (as dockerd leaves
 /// it; the suite's namespaces are set up so): containers on one network reach each other
 /// by name, on the default bridge by address, and a container started on the default
@@ -1052,7 +1072,7 @@ fn networks_where_forwarding_is_dropped(target: &DockerTarget) {
     target.ok(&["network", "rm", "shop"]);
 }
 
-on_both!(detach_keys);
+on_both!(detach_keys, vm);
 /// Detach keys, typed at a terminal (the CLI in a pseudo-terminal): ctrl-p ctrl-q by
 /// default, `--detach-keys`, and `detachKeys` from the CLI's config.json end `docker
 /// attach` and `docker exec -it` and leave the container running. A key docker cannot
@@ -1154,7 +1174,7 @@ fn namespaces_and_cpusets(target: &DockerTarget) {
     target.ok(&["rm", "-f", "donor", "private", "modes"]);
 }
 
-on_both!(volumes_from_cgroupns_swappiness_isolation);
+on_both!(volumes_from_cgroupns_swappiness_isolation, vm);
 /// `--volumes-from` (a volume and a bind, the donor's mode or `:ro`), `--cgroupns`,
 /// `--memory-swappiness` and `Isolation`, as dockerd serves and refuses them.
 fn volumes_from_cgroupns_swappiness_isolation(target: &DockerTarget) {
@@ -1179,7 +1199,8 @@ fn volumes_from_cgroupns_swappiness_isolation(target: &DockerTarget) {
     // cgroup namespaces: a private one sees its cgroups as the root.
     let own = target.ok(&["run", "--rm", "--cgroupns", "private", IMAGE, "cat", "/proc/self/cgroup"]);
     assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // The VM's engine is on cgroup v2.
+    let v2 = target.in_vm() || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     target.ok(&["create", "--name", "plain", IMAGE, "true"]);
     assert_eq!(target.ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", "plain"]), if v2 { "private\n" } else { "host\n" });
     fails(&["run", "--rm", "--cgroupns", "sideways", IMAGE, "true"], "cgroup");
@@ -1198,7 +1219,7 @@ fn volumes_from_cgroupns_swappiness_isolation(target: &DockerTarget) {
     target.ok(&["volume", "rm", "shared-data"]);
 }
 
-on_both!(legacy_links);
+on_both!(legacy_links, vm);
 /// `--link NAME:ALIAS` on the default bridge and on a user network (the alias reaches
 /// the linked container), in inspect as dockerd writes it, and its refusals.
 fn legacy_links(target: &DockerTarget) {
@@ -1233,7 +1254,7 @@ fn legacy_links(target: &DockerTarget) {
     target.ok(&["network", "rm", "linked"]);
 }
 
-on_both!(devices);
+on_both!(devices, vm);
 /// `--device` (a node under another name, read-only), `--device-cgroup-rule` and
 /// `--mac-address`, as dockerd gives them, and its refusals.
 fn devices(target: &DockerTarget) {
@@ -1280,7 +1301,7 @@ fn devices(target: &DockerTarget) {
     target.ok(&["rm", "-f", "withmac"]);
 }
 
-on_both!(network_aliases_in_inspect);
+on_both!(network_aliases_in_inspect, vm);
 /// `--network-alias`: the aliases inspect lists for the network. Up to API 1.43 (Berth's
 /// newest; dockerd 20.10 serves 1.41) dockerd lists the given aliases and the short
 /// container id there; from 1.44 (dockerd 25), the id moved to DNSNames.
@@ -1295,7 +1316,7 @@ fn network_aliases_in_inspect(target: &DockerTarget) {
     target.ok(&["network", "rm", "aliased"]);
 }
 
-on_both!(commit);
+on_both!(commit, vm);
 /// `docker commit`: a container's changes (a file added, one deleted, a folder replaced)
 /// as a new image with `--change`, author and message; a container that changed nothing;
 /// a running one (paused for the commit, running after).
@@ -1582,7 +1603,7 @@ fn runtime_by_name(target: &DockerTarget) {
     }
 }
 
-on_both!(volume_flag_forms);
+on_both!(volume_flag_forms, vm);
 /// `-v` read by docker's rules (one parser in Berth for the CLI, compose and the API's
 /// Binds): modes docker ignores are accepted, bad modes and shapes refused in its words.
 fn volume_flag_forms(target: &DockerTarget) {
@@ -1639,7 +1660,7 @@ fn volume_flag_forms(target: &DockerTarget) {
     target.ok(&["volume", "rm", "forms-data"]);
 }
 
-on_both!(volume_and_network_events);
+on_both!(volume_and_network_events, vm);
 /// Volume events (create, mount, unmount, destroy) and network events (create,
 /// destroy) reach `docker events` from every path that makes them.
 fn volume_and_network_events(target: &DockerTarget) {
@@ -1711,7 +1732,7 @@ fn volume_and_network_events(target: &DockerTarget) {
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
 }
 
-on_both!(cannot_run_codes);
+on_both!(cannot_run_codes, vm);
 /// A command that cannot be run: 127 when it is nowhere (in the image or in a bind
 /// mount over it), 126 when it is not an executable file, with the phrases the CLI
 /// reads; a command that is in a bind mount runs.
@@ -1811,7 +1832,7 @@ fn image_events_every_path(target: &DockerTarget) {
     assert_eq!(events.lines().collect::<Vec<_>>(), expected, "{events}");
 }
 
-on_both!(ps_filters_limit_and_prune_until);
+on_both!(ps_filters_limit_and_prune_until, vm);
 /// `ps` filters Berth used to take and ignore (`network`, `before`, `since`, `publish`,
 /// `expose`), `-n`/`limit`, an unknown filter's refusal, and prune's `until` and
 /// `label!`, each as dockerd has them.
@@ -1872,7 +1893,7 @@ fn ps_filters_limit_and_prune_until(target: &DockerTarget) {
     target.ok(&["network", "rm", "psnet"]);
 }
 
-on_both!(limits_parent_and_paths);
+on_both!(limits_parent_and_paths, vm);
 /// HostConfig settings Berth used to take and ignore: `--memory-reservation` and
 /// `--oom-kill-disable` (read back from the container's memory cgroup), `--cgroup-parent`
 /// (where the cgroup is), the API's `MaskedPaths` and `ReadonlyPaths`, and the CLI's
@@ -1880,36 +1901,33 @@ on_both!(limits_parent_and_paths);
 fn limits_parent_and_paths(target: &DockerTarget) {
     with_image(target);
     let parent = format!("berth-suite-parent-{}-{}", std::process::id(), if target.is_berth() { "b" } else { "d" });
-    target.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "limited",
-        "--memory",
-        "64m",
-        "--memory-reservation",
-        "32m",
-        "--oom-kill-disable",
-        "--cgroup-parent",
-        &format!("/{parent}"),
-        IMAGE,
-        "sleep",
-        "300",
-    ]);
+    let parent_arg = format!("/{parent}");
+    let limited = ["run", "-d", "--name", "limited", "--memory", "64m", "--memory-reservation", "32m", "--oom-kill-disable", "--cgroup-parent", &parent_arg, IMAGE, "sleep", "300"];
+    let (done, _, warned) = target.docker(&limited);
+    assert!(done, "{warned}");
     let hc: serde_json::Value = serde_json::from_str(&target.ok(&["inspect", "-f", "{{json .HostConfig}}", "limited"])).expect("json");
     assert_eq!(hc["MemoryReservation"], 32 << 20);
-    assert_eq!(hc["OomKillDisable"], true);
     assert_eq!(hc["CgroupParent"], format!("/{parent}"));
-    let pid = target.ok(&["inspect", "-f", "{{.State.Pid}}", "limited"]).trim().to_owned();
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("the container's cgroups");
-    let memory = cgroups.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned())).expect("a memory cgroup (v1)");
-    assert!(memory.starts_with(&format!("/{parent}/")), "{memory}");
-    let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(memory.trim_start_matches('/'));
-    assert_eq!(std::fs::read_to_string(dir.join("memory.soft_limit_in_bytes")).expect("soft limit").trim(), (32u64 << 20).to_string());
-    assert!(std::fs::read_to_string(dir.join("memory.oom_control")).expect("oom control").contains("oom_kill_disable 1"));
-    target.ok(&["rm", "-f", "limited"]);
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    if target.in_vm() {
+        // cgroup v2 (the VM's): no switch for the OOM killer, so it is discarded with
+        // dockerd's warning; the reservation is the cgroup's memory.low.
+        assert!(warned.contains("OomKillDisable discarded"), "{warned}");
+        assert_eq!(hc["OomKillDisable"], false);
+        assert_eq!(target.ok(&["exec", "limited", "cat", "/sys/fs/cgroup/memory.low"]).trim(), (32u64 << 20).to_string());
+        target.ok(&["rm", "-f", "limited"]);
+    } else {
+        assert_eq!(hc["OomKillDisable"], true);
+        let pid = target.ok(&["inspect", "-f", "{{.State.Pid}}", "limited"]).trim().to_owned();
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("the container's cgroups");
+        let memory = cgroups.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned())).expect("a memory cgroup (v1)");
+        assert!(memory.starts_with(&format!("/{parent}/")), "{memory}");
+        let dir = std::path::Path::new("/sys/fs/cgroup/memory").join(memory.trim_start_matches('/'));
+        assert_eq!(std::fs::read_to_string(dir.join("memory.soft_limit_in_bytes")).expect("soft limit").trim(), (32u64 << 20).to_string());
+        assert!(std::fs::read_to_string(dir.join("memory.oom_control")).expect("oom control").contains("oom_kill_disable 1"));
+        target.ok(&["rm", "-f", "limited"]);
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+        }
     }
     let (done, _, err) = target.docker(&["run", "--rm", "--memory", "32m", "--memory-reservation", "64m", IMAGE, "true"]);
     assert!(!done && err.contains("Minimum memory limit can not be less than memory reservation limit"), "{err}");

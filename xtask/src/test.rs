@@ -111,7 +111,10 @@ fn vm() -> Result<()> {
     build(&["berth-cli", "berth-agent"])?;
     // The static UDP helper, for the image the VM test publishes a UDP port from.
     shell::run(shell::cargo().args(["build", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()))?;
-    cargo_test(&["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])
+    cargo_test(&["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])?;
+    // The compatibility scenarios that reach containers through the API alone, against
+    // the engine in its VM through the session's docker.sock.
+    cargo_test(&["--package", "berth-tests", "--test", "docker_api", "--", "--ignored", "--test-threads=1", "in_vm"])
 }
 
 fn gui() -> Result<()> {

@@ -258,6 +258,9 @@ impl Settings {
         config.guest_env = self.engine_env();
         config.guest_env.push(("BERTH_SHARES".to_owned(), shares.join(":")));
         config.guest_env.push(("BERTH_HOST_GATEWAY_IP".to_owned(), VM_HOST_GATEWAY.to_owned()));
+        // A bind of the host's docker.sock (testcontainers' Ryuk, CI runners) is the
+        // engine's own socket in the VM: a socket does not cross a shared folder.
+        config.guest_env.push(("BERTH_HOST_DOCKER_SOCKET".to_owned(), home.docker_socket().display().to_string()));
         config.daemon_json = Some(self.daemon_json());
         config.balloon = true;
         Ok(config)

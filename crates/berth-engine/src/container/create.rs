@@ -377,7 +377,8 @@ impl Containers {
             let (name, _) = super::record::parse_link(link);
             self.find(&name).map_err(|_| ContainerError::Invalid(format!("could not get container for {name}")))?;
         }
-        for mount in request.mounts.iter().filter(|m| m.kind == "bind") {
+        for mount in request.mounts.iter_mut().filter(|m| m.kind == "bind") {
+            mount.source = self.runtime.bind_source(&mount.source).to_owned();
             self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;
         }
         if request.init && self.runtime.init.is_none() {

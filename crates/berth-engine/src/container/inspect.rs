@@ -142,7 +142,7 @@ impl Containers {
                 "CgroupnsMode": if hc.extras.private_cgroupns(self.facts.cgroup_v2) { "private" } else { "host" },
                 "MemorySwappiness": hc.extras.memory_swappiness,
                 "MemoryReservation": hc.extras.memory_reservation,
-                "OomKillDisable": hc.extras.oom_kill_disable,
+                "OomKillDisable": hc.extras.oom_kill_disable && !self.facts.cgroup_v2,
                 "CpuRealtimePeriod": hc.extras.cpu_rt_period,
                 "CpuRealtimeRuntime": hc.extras.cpu_rt_runtime,
                 "CgroupParent": hc.extras.cgroup_parent,

@@ -144,6 +144,9 @@ pub struct RuntimeConfig {
     /// (`BERTH_HOST_GATEWAY_IP`; in the VM the host's loopback as QEMU offers it);
     /// otherwise the container network's gateway.
     pub host_gateway: Option<std::net::Ipv4Addr>,
+    /// In the VM, where the host's end of the engine's Docker socket is
+    /// (`BERTH_HOST_DOCKER_SOCKET`): a bind of it is a bind of the engine's own socket.
+    pub host_docker_socket: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -171,7 +174,8 @@ impl RuntimeConfig {
                 runtimes.push(((*name).to_owned(), path));
             }
         }
-        RuntimeConfig { runtimes, monitor, init, shares, host_gateway }
+        let host_docker_socket = std::env::var_os("BERTH_HOST_DOCKER_SOCKET").filter(|s| !s.is_empty()).map(PathBuf::from);
+        RuntimeConfig { runtimes, monitor, init, shares, host_gateway, host_docker_socket }
     }
 
     /// The default runtime's name (what inspect says when `--runtime` was not given).
@@ -197,12 +201,20 @@ impl RuntimeConfig {
         self.runtimes.iter().map(|(name, _)| name.as_str()).collect()
     }
 
+    /// The bind source as the engine sees it: the host's end of the engine's Docker
+    /// socket is the engine's own socket (in the VM, `/var/run/docker.sock`).
+    pub fn bind_source<'a>(&self, source: &'a str) -> &'a str {
+        match &self.host_docker_socket {
+            Some(host) if Path::new(source) == host => VM_DOCKER_SOCKETS[0],
+            _ => source,
+        }
+    }
+
     /// Refuses a bind source the engine cannot see as the user's: in the VM, one
     /// outside every share would be an empty folder of the VM's, never the user's
     /// files. The engine's own socket is the VM's, as on Docker Desktop.
     pub fn check_bind_source(&self, source: &str) -> Result<(), String> {
-        const VM_PATHS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
-        if self.shares.is_empty() || VM_PATHS.contains(&source) || self.shares.iter().any(|s| Path::new(source).starts_with(s)) {
+        if self.shares.is_empty() || VM_DOCKER_SOCKETS.contains(&source) || self.shares.iter().any(|s| Path::new(source).starts_with(s)) {
             return Ok(());
         }
         let shares: Vec<String> = self.shares.iter().map(|s| s.display().to_string()).collect();
@@ -212,6 +224,10 @@ impl RuntimeConfig {
         ))
     }
 }
+
+/// The engine's Docker API socket in the VM (the agent binds the second; the image
+/// links the first to it), as on Docker Desktop.
+const VM_DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
 
 /// The OCI runtimes Berth can drive (their command lines are alike).
 const KNOWN_RUNTIMES: &[&str] = &["crun", "runc"];
@@ -455,7 +471,9 @@ impl Containers {
         if record.host_config.resources.memory > 0 && record.host_config.resources.memory_swap != 0 && !self.facts.swap_accounting {
             warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
         }
-        if record.host_config.extras.oom_kill_disable && record.host_config.resources.memory == 0 {
+        if record.host_config.extras.oom_kill_disable && self.facts.cgroup_v2 {
+            warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_owned());
+        } else if record.host_config.extras.oom_kill_disable && record.host_config.resources.memory == 0 {
             warnings.push(
                 "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_owned(),
             );

@@ -340,7 +340,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if hc.extras.memory_reservation > 0 {
         memory.insert("reservation".into(), json!(hc.extras.memory_reservation));
     }
-    if hc.extras.oom_kill_disable {
+    // cgroup v2 has no switch for it: discarded with a warning at create, as dockerd.
+    if hc.extras.oom_kill_disable && !input.cgroup_v2 {
         memory.insert("disableOOMKiller".into(), json!(true));
     }
     if !memory.is_empty() {
