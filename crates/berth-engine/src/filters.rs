@@ -33,11 +33,8 @@ pub fn label_matches<'a>(filter: &str, get: impl Fn(&str) -> Option<&'a str>) ->
 }
 
 /// Whether `labels` satisfy every `label` filter (`key`, or `key=value`).
-pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[(String, Option<String>)]) -> bool {
-    filters.iter().all(|(k, v)| match v {
-        Some(v) => labels.get(k) == Some(v),
-        None => labels.contains_key(k),
-    })
+pub fn labels_match(labels: &BTreeMap<String, String>, filters: &[String]) -> bool {
+    filters.iter().all(|filter| label_matches(filter, |k| labels.get(k).map(String::as_str)))
 }
 
 /// docker's prune filters, for containers and images alike: `label=k[=v]` (all must

@@ -233,15 +233,8 @@ pub(super) fn removal_json(untagged: &[String], deleted: &[String]) -> Vec<Value
 }
 
 /// The `label` filters (`key` or `key=value`) of a prune.
-fn label_filters(pairs: Vec<(String, String)>) -> Vec<(String, Option<String>)> {
-    pairs
-        .into_iter()
-        .filter(|(k, _)| k == "label")
-        .map(|(_, v)| match v.split_once('=') {
-            Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-            None => (v, None),
-        })
-        .collect()
+fn label_filters(pairs: Vec<(String, String)>) -> Vec<String> {
+    pairs.into_iter().filter(|(k, _)| k == "label").map(|(_, v)| v).collect()
 }
 
 /// docker's volume JSON.

@@ -109,15 +109,7 @@ impl NetworksApiTrait for NetworksApi {
     }
 
     async fn prune(&self, request: Request<PruneNetworksRequest>) -> Result<Response<PruneNetworksResponse>, Status> {
-        let labels: Vec<(String, Option<String>)> = request
-            .into_inner()
-            .labels
-            .into_iter()
-            .map(|l| match l.split_once('=') {
-                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                None => (l, None),
-            })
-            .collect();
+        let labels = request.into_inner().labels;
         let removed = self.networks.prune(|n| crate::volume::labels_match(&n.labels, &labels)).await.map_err(status)?;
         Ok(Response::new(PruneNetworksResponse { removed }))
     }

@@ -159,10 +159,7 @@ impl VolumesApiTrait for VolumesApi {
             if key != "label" {
                 return Err(Status::invalid_argument(format!("invalid filter {key:?} for prune")));
             }
-            labels.push(match value.split_once('=') {
-                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
-                None => (value, None),
-            });
+            labels.push(value);
         }
         let (deleted, bytes) = self.volumes.prune(r.all, &labels).map_err(status)?;
         Ok(Response::new(PruneVolumesResponse { deleted, reclaimed_bytes: bytes }))

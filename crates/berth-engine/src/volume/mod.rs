@@ -276,7 +276,7 @@ impl Volumes {
 
     /// `volume prune`: unused volumes; only anonymous ones unless `all` (docker 23+).
     /// Returns the names removed and the bytes reclaimed.
-    pub fn prune(&self, all: bool, label_filters: &[(String, Option<String>)]) -> Result<(Vec<String>, u64), VolumeError> {
+    pub fn prune(&self, all: bool, label_filters: &[String]) -> Result<(Vec<String>, u64), VolumeError> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for volume in self.list()? {
