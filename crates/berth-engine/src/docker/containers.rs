@@ -503,11 +503,20 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
     let (tty, stdin_once) = (record.config.tty, record.config.stdin_once);
     let (stdin, stdout, stderr) = (flag(params, "stdin"), flag(params, "stdout"), flag(params, "stderr"));
     let mut watcher = tty.then(|| crate::container::detach::Watcher::new(keys));
+    // `logs`: what the container wrote before, first; `stream`: then its live output
+    // (without it the attach ends after the logs, as dockerd's).
+    let (logs, stream) = (flag(params, "logs"), flag(params, "stream"));
+    let replay = if logs && (stdout || stderr) {
+        let query = LogsQuery { follow: false, stdout, stderr, since: None, until: None, tail: None };
+        Some(containers.logs(&record.id, query)?)
+    } else {
+        None
+    };
     let upgrade = hyper::upgrade::on(&mut request);
     let (containers, container_id) = (containers.clone(), record.id.clone());
     // Registered before the 101 goes out: the client starts the container after it,
     // and the first output must not be missed.
-    let pending = containers.attach_begin(&record.id).await?;
+    let pending = if stream { Some(containers.attach_begin(&record.id).await?) } else { None };
     tokio::spawn(async move {
         let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
@@ -517,6 +526,19 @@ async fn attach(containers: &Arc<Containers>, id: &str, params: &BTreeMap<String
             }
         };
         let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        if let Some(mut lines) = replay {
+            while let Some(line) = lines.recv().await {
+                let chunk = if tty { Bytes::from(line.data) } else { docker_frame(line.stream, &line.data) };
+                if client.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(pending) = pending else {
+            let _ = client.flush().await;
+            let _ = client.shutdown().await;
+            return;
+        };
         let socket = match pending.connected().await {
             Ok(s) => s,
             Err(e) => {
