@@ -138,11 +138,18 @@ impl DockerTarget {
     /// One raw HTTP/1.1 request on the API socket: the status line, the headers
     /// (lowercased names) and the body.
     pub fn http(&self, method: &str, path: &str, body: &str) -> (String, Vec<(String, String)>, String) {
+        self.http_with(method, path, "", body)
+    }
+
+    /// `http` with extra header lines (each ending in `\r\n`).
+    pub fn http_with(&self, method: &str, path: &str, extra_headers: &str, body: &str) -> (String, Vec<(String, String)>, String) {
         let mut stream = UnixStream::connect(self.socket()).expect("connect");
         // An engine that never answers fails the test instead of hanging it.
         stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("read timeout");
         let kind = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        let connection = if extra_headers.to_ascii_lowercase().contains("connection:") { "" } else { "Connection: close\r\n" };
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: docker\r\n{connection}{extra_headers}{kind}Content-Length: {}\r\n\r\n{body}", body.len())
+            .expect("write");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read");
         let text = String::from_utf8_lossy(&raw).into_owned();

@@ -1732,6 +1732,52 @@ fn volume_and_network_events(target: &DockerTarget) {
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
 }
 
+on_both!(attach_logs_replay, vm);
+/// Attach with `logs=1` replays what the container wrote before; `stream=0` ends the
+/// attach after it; neither gives nothing. (Raw HTTP: docker-py's attach without a
+/// stream loses output that arrives with the 101, whichever engine sends it.)
+fn attach_logs_replay(target: &DockerTarget) {
+    with_image(target);
+    target.ok(&["run", "--name", "said", IMAGE, "sh", "-c", "echo out; echo err >&2"]);
+    let attach = |query: &str| {
+        let (status, _, body) = target.http_with("POST", &format!("/containers/said/attach?{query}"), "Connection: Upgrade\r\nUpgrade: tcp\r\n", "");
+        assert!(status.starts_with("HTTP/1.1 101"), "{status} {body}");
+        // docker's frames: [stream, 0, 0, 0, size (u32 BE)] then the data.
+        let (mut bytes, mut frames) = (body.as_bytes(), Vec::new());
+        while bytes.len() >= 8 {
+            let size = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+            frames.push((bytes[0], String::from_utf8_lossy(&bytes[8..8 + size]).into_owned()));
+            bytes = &bytes[8 + size..];
+        }
+        frames
+    };
+    // (Two streams written at once may be logged in either order.)
+    let mut both = attach("logs=1&stream=0&stdout=1&stderr=1");
+    both.sort();
+    assert_eq!(both, [(1, "out\n".to_owned()), (2, "err\n".to_owned())]);
+    assert_eq!(attach("logs=1&stream=0&stdout=1"), [(1, "out\n".to_owned())]);
+    assert_eq!(attach("logs=0&stream=0&stdout=1&stderr=1"), []);
+    target.ok(&["rm", "said"]);
+}
+
+on_both!(top_ps_args, vm);
+/// `docker top C [ps options]`: the engine's ps with those options, the container's
+/// rows only; without a PID column, dockerd's refusal.
+fn top_ps_args(target: &DockerTarget) {
+    with_image(target);
+    target.ok(&["run", "-d", "--name", "topped", IMAGE, "sleep", "300"]);
+    let out = target.ok(&["top", "topped", "-o", "pid,args"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].split_whitespace().next() == Some("PID"), "{out}");
+    assert!(lines[1].trim_end().ends_with("sleep 300"), "{out}");
+    let default = target.ok(&["top", "topped"]);
+    assert_eq!(default.lines().next().map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec!["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]));
+    let (done, _, err) = target.docker(&["top", "topped", "-o", "args"]);
+    assert!(!done && err.contains("Couldn't find PID field in ps output"), "{err}");
+    target.ok(&["rm", "-f", "topped"]);
+}
+
 on_both!(cannot_run_codes, vm);
 /// A command that cannot be run: 127 when it is nowhere (in the image or in a bind
 /// mount over it), 126 when it is not an executable file, with the phrases the CLI
@@ -1902,7 +1948,22 @@ fn limits_parent_and_paths(target: &DockerTarget) {
     with_image(target);
     let parent = format!("berth-suite-parent-{}-{}", std::process::id(), if target.is_berth() { "b" } else { "d" });
     let parent_arg = format!("/{parent}");
-    let limited = ["run", "-d", "--name", "limited", "--memory", "64m", "--memory-reservation", "32m", "--oom-kill-disable", "--cgroup-parent", &parent_arg, IMAGE, "sleep", "300"];
+    let limited = [
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--oom-kill-disable",
+        "--cgroup-parent",
+        &parent_arg,
+        IMAGE,
+        "sleep",
+        "300",
+    ];
     let (done, _, warned) = target.docker(&limited);
     assert!(done, "{warned}");
     let hc: serde_json::Value = serde_json::from_str(&target.ok(&["inspect", "-f", "{{json .HostConfig}}", "limited"])).expect("json");

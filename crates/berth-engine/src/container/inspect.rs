@@ -375,7 +375,10 @@ fn port_bindings(bindings: &[crate::network::PortBinding]) -> Value {
 impl Containers {
     /// `top`: the container's processes, in `ps -ef`'s columns (UID PID PPID C STIME TTY
     /// TIME CMD) read from /proc.
-    pub async fn top(&self, key: &str) -> Result<(Vec<String>, Vec<Vec<String>>), super::ContainerError> {
+    /// `top`: the container's processes. Without `ps_args`, docker's default columns
+    /// read from /proc; with them, the engine's `ps` run with those arguments and its
+    /// rows kept for the container's processes, as dockerd does it.
+    pub async fn top(&self, key: &str, ps_args: &str) -> Result<(Vec<String>, Vec<Vec<String>>), super::ContainerError> {
         let record = self.find(key)?;
         if !record.state.status.is_running() {
             return Err(super::ContainerError::NotRunning(record.name.clone()));
@@ -390,6 +393,9 @@ impl Containers {
             return Err(super::ContainerError::Runtime(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
         }
         let pids: Vec<i32> = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        if !ps_args.trim().is_empty() {
+            return ps_rows(ps_args, &pids).await;
+        }
         let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"].map(str::to_owned).to_vec();
         let ticks = 100.0;
         let mut rows = Vec::new();
@@ -420,6 +426,53 @@ impl Containers {
             ]);
         }
         Ok((titles, rows))
+    }
+}
+
+/// `ps ARGS`, its rows for `pids`: the `PID` column picks them, the last column keeps
+/// its spaces (a command line).
+async fn ps_rows(ps_args: &str, pids: &[i32]) -> Result<(Vec<String>, Vec<Vec<String>>), super::ContainerError> {
+    let output = tokio::process::Command::new("ps")
+        .args(ps_args.split_whitespace())
+        .output()
+        .await
+        .map_err(|e| super::ContainerError::Invalid(format!("top with ps options needs ps where the engine runs: {e}")))?;
+    if !output.status.success() {
+        return Err(super::ContainerError::Invalid(format!("Error running ps: {}", String::from_utf8_lossy(&output.stderr).trim())));
+    }
+    parse_ps(&String::from_utf8_lossy(&output.stdout), pids).map_err(super::ContainerError::Invalid)
+}
+
+fn parse_ps(text: &str, pids: &[i32]) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines.next().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let pid_at = titles.iter().position(|t| t == "PID").ok_or_else(|| "Couldn't find PID field in ps output".to_owned())?;
+    let mut rows = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let mut fields: Vec<String> = Vec::new();
+        let mut rest = line.trim_start();
+        while fields.len() + 1 < titles.len() {
+            let Some((field, tail)) = rest.split_once(char::is_whitespace) else { break };
+            fields.push(field.to_owned());
+            rest = tail.trim_start();
+        }
+        fields.push(rest.to_owned());
+        if fields.get(pid_at).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
+            rows.push(fields);
+        }
+    }
+    Ok((titles, rows))
+}
+
+#[cfg(test)]
+mod ps_tests {
+    #[test]
+    fn rows_are_the_containers_and_the_command_keeps_its_spaces() {
+        let text = "USER PID %CPU COMMAND\nroot 1 0.0 /sbin/init splash\nroot 42 0.1 sleep 300\n";
+        let (titles, rows) = super::parse_ps(text, &[42]).expect("parsed");
+        assert_eq!(titles, ["USER", "PID", "%CPU", "COMMAND"]);
+        assert_eq!(rows, vec![vec!["root", "42", "0.1", "sleep 300"]]);
+        assert!(super::parse_ps("USER COMMAND\n", &[1]).is_err(), "no PID column");
     }
 }
 

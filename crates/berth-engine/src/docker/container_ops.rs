@@ -122,7 +122,7 @@ pub async fn route(
     request: Request<Incoming>,
 ) -> Option<Reply> {
     let reply = match (method, segments) {
-        (&Method::GET, [id, "top"]) => match containers.top(id).await {
+        (&Method::GET, [id, "top"]) => match containers.top(id, params.get("ps_args").map_or("", String::as_str)).await {
             Ok((titles, processes)) => ok_json(json!({"Titles": titles, "Processes": processes})),
             Err(e) => Err(e.into()),
         },

@@ -603,8 +603,9 @@ impl ContainersApiTrait for ContainersApi {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
     }
 
-    async fn top(&self, request: Request<ContainerRef>) -> Result<Response<TopResponse>, Status> {
-        let (titles, rows) = self.containers.top(&request.into_inner().id).await.map_err(status)?;
+    async fn top(&self, request: Request<berth_proto::v1::TopRequest>) -> Result<Response<TopResponse>, Status> {
+        let request = request.into_inner();
+        let (titles, rows) = self.containers.top(&request.id, &request.ps_args).await.map_err(status)?;
         Ok(Response::new(TopResponse { titles, processes: rows.into_iter().map(|columns| TopRow { columns }).collect() }))
     }
 
