@@ -1732,6 +1732,57 @@ fn volume_and_network_events(target: &DockerTarget) {
     assert_eq!(anonymous, ["create", "mount", "unmount", "destroy"], "{all}");
 }
 
+on_both!(blkio_and_annotations);
+/// Block I/O limits reach the container's cgroup; a weight the kernel cannot apply is
+/// discarded with dockerd's warning; `Annotations` (API 1.43) are kept.
+fn blkio_and_annotations(target: &DockerTarget) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    with_image(target);
+    let device = ["/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/loop0"]
+        .into_iter()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.file_type().is_block_device()))
+        .expect("a block device");
+    let rdev = std::fs::metadata(device).expect("stat").rdev();
+    let numbers = format!("{}:{}", libc::major(rdev), libc::minor(rdev));
+    let out = target.ok(&[
+        "run",
+        "--rm",
+        "--device-read-bps",
+        &format!("{device}:1mb"),
+        "--device-write-iops",
+        &format!("{device}:100"),
+        IMAGE,
+        "cat",
+        "/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device",
+        "/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device",
+    ]);
+    assert_eq!(out, format!("{numbers} 1048576\n{numbers} 100\n"));
+    target.ok(&["create", "--name", "limited-io", "--device-read-bps", &format!("{device}:1mb"), IMAGE, "true"]);
+    let hc: serde_json::Value = serde_json::from_str(&target.ok(&["inspect", "-f", "{{json .HostConfig}}", "limited-io"])).expect("json");
+    assert_eq!(hc["BlkioDeviceReadBps"], serde_json::json!([{"Path": device, "Rate": 1048576}]));
+    target.ok(&["rm", "limited-io"]);
+    let (done, _, err) = target.docker(&["run", "--rm", "--blkio-weight", "300", IMAGE, "true"]);
+    assert!(done, "{err}");
+    let (done, _, out_of_range) = target.docker(&["run", "--rm", "--blkio-weight", "5", IMAGE, "true"]);
+    if std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists() {
+        assert_eq!(target.ok(&["run", "--rm", "--blkio-weight", "300", IMAGE, "cat", "/sys/fs/cgroup/blkio/blkio.weight"]).trim(), "300");
+        assert!(!done && out_of_range.contains("Range of blkio weight is from 10 to 1000"), "{out_of_range}");
+    } else {
+        // Discarded before it is checked, as dockerd does.
+        assert!(err.contains("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."), "{err}");
+        assert!(done && out_of_range.contains("Weight discarded"), "{out_of_range}");
+    }
+    if target.is_berth() {
+        // dockerd 20.10 (API 1.41) has no Annotations.
+        let body = serde_json::json!({"Image": IMAGE, "Cmd": ["true"], "HostConfig": {"Annotations": {"org.example.owner": "suite"}}});
+        let (status, _, text) = target.http("POST", "/v1.43/containers/create?name=annotated", &body.to_string());
+        assert!(status.starts_with("HTTP/1.1 201"), "{status} {text}");
+        assert_eq!(target.ok(&["inspect", "-f", "{{json .HostConfig.Annotations}}", "annotated"]).trim(), r#"{"org.example.owner":"suite"}"#);
+        target.ok(&["start", "annotated"]);
+        target.ok(&["rm", "annotated"]);
+    }
+}
+
 on_both!(attach_logs_replay, vm);
 /// Attach with `logs=1` replays what the container wrote before; `stream=0` ends the
 /// attach after it; neither gives nothing. (Raw HTTP: docker-py's attach without a
@@ -1757,6 +1808,11 @@ fn attach_logs_replay(target: &DockerTarget) {
     assert_eq!(both, [(1, "out\n".to_owned()), (2, "err\n".to_owned())]);
     assert_eq!(attach("logs=1&stream=0&stdout=1"), [(1, "out\n".to_owned())]);
     assert_eq!(attach("logs=0&stream=0&stdout=1&stderr=1"), []);
+    if target.is_berth() {
+        // Refused by name (dockerd 20.10 serves it over a WebSocket).
+        let (status, _, body) = target.http("GET", "/containers/said/attach/ws", "");
+        assert!(status.starts_with("HTTP/1.1 501") && body.contains("WebSocket"), "{status} {body}");
+    }
     target.ok(&["rm", "said"]);
 }
 
@@ -1824,7 +1880,17 @@ fn image_events_every_path(target: &DockerTarget) {
     assert!(done, "{err}");
     let pushed = format!("{}/ev/busybox:1", registry.addr);
     target.ok(&["tag", IMAGE, &pushed]);
-    target.ok(&["push", &pushed]);
+    let out = target.ok(&["push", &pushed]);
+    // What the registry holds, without a pull (`GET /distribution/{name}/json`).
+    let digest = out.split_whitespace().find(|w| w.starts_with("sha256:")).expect("the pushed digest").to_owned();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE, r#"{"username":"tester","password":"s3cret"}"#);
+    let (status, _, body) = target.http_with("GET", &format!("/distribution/{pushed}/json"), &format!("X-Registry-Auth: {auth}\r\n"), "");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    let found: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(found["Descriptor"]["digest"], digest.as_str(), "{body}");
+    assert_eq!(found["Platforms"], serde_json::json!([{"architecture": "amd64", "os": "linux"}]), "{body}");
+    let (status, _, body) = target.http_with("GET", &format!("/distribution/{}/ev/absent:1/json", registry.addr), &format!("X-Registry-Auth: {auth}\r\n"), "");
+    assert!(status.starts_with("HTTP/1.1 4"), "{status} {body}");
     target.ok(&["rmi", &pushed]);
     target.ok(&["pull", &pushed]);
     target.ok(&["save", "-o", &path("saved.tar"), &pushed]);

@@ -146,6 +146,14 @@ impl Containers {
                 "CpuRealtimePeriod": hc.extras.cpu_rt_period,
                 "CpuRealtimeRuntime": hc.extras.cpu_rt_runtime,
                 "CgroupParent": hc.extras.cgroup_parent,
+                // What the kernel could not apply was discarded at create (dockerd's).
+                "BlkioWeight": if self.facts.blkio.weight { hc.extras.blkio.weight } else { 0 },
+                "BlkioWeightDevice": if self.facts.blkio.weight { rates(&hc.extras.blkio.weight_device, "Weight") } else { json!([]) },
+                "BlkioDeviceReadBps": if self.facts.blkio.throttle { rates(&hc.extras.blkio.read_bps, "Rate") } else { json!([]) },
+                "BlkioDeviceWriteBps": if self.facts.blkio.throttle { rates(&hc.extras.blkio.write_bps, "Rate") } else { json!([]) },
+                "BlkioDeviceReadIOps": if self.facts.blkio.throttle { rates(&hc.extras.blkio.read_iops, "Rate") } else { json!([]) },
+                "BlkioDeviceWriteIOps": if self.facts.blkio.throttle { rates(&hc.extras.blkio.write_iops, "Rate") } else { json!([]) },
+                "Annotations": if hc.extras.annotations.is_empty() { Value::Null } else { json!(hc.extras.annotations) },
                 "MaskedPaths": if hc.privileged { json!([]) } else {
                     hc.extras.masked_paths.as_ref().map_or_else(|| json!(super::spec::MASKED_PATHS), |p| json!(p))
                 },
@@ -361,6 +369,11 @@ impl Containers {
 }
 
 /// docker's `HostConfig.PortBindings`: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}.
+/// docker's `[{"Path": ..., "Weight"|"Rate": ...}]`.
+fn rates(list: &[super::record::DeviceRate], key: &str) -> Value {
+    Value::Array(list.iter().map(|d| json!({"Path": d.path, key: d.rate})).collect())
+}
+
 fn port_bindings(bindings: &[crate::network::PortBinding]) -> Value {
     let mut map = serde_json::Map::new();
     for b in bindings {

@@ -264,6 +264,7 @@ impl Containers {
             netns,
             shared: self.shared_namespaces(record)?,
             devices: spec::host_devices(&hc.extras.devices).map_err(ContainerError::Invalid)?,
+            block_io: spec::block_io(&hc.extras.blkio, self.facts.blkio).map_err(ContainerError::Invalid)?,
         };
         let spec = spec::build(&input)?;
         spec.save(dir.join("config.json"))

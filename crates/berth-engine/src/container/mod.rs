@@ -260,6 +260,8 @@ struct HostFacts {
     cgroup_v2: bool,
     swap_accounting: bool,
     cpus: usize,
+    /// What block I/O settings the kernel's controller takes.
+    blkio: spec::BlkioSupport,
     /// `/` is the initramfs (the VM): pivot_root cannot leave it, so the runtime is
     /// told `--no-pivot` (as docker's DOCKER_RAMDISK does). The VM holds nothing but
     /// the engine and its containers.
@@ -275,6 +277,7 @@ impl HostFacts {
             cgroup_v2,
             swap_accounting,
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            blkio: spec::BlkioSupport::probe(cgroup_v2),
             root_is_ramfs: std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
                 info.lines().any(|l| {
                     let fields: Vec<&str> = l.split(' ').collect();
@@ -470,6 +473,28 @@ impl Containers {
         let mut warnings = Vec::new();
         if record.host_config.resources.memory > 0 && record.host_config.resources.memory_swap != 0 && !self.facts.swap_accounting {
             warnings.push("your kernel does not support swap limit capabilities or the cgroup is not mounted; memory limited without swap".to_owned());
+        }
+        // dockerd's words for what the block I/O controller cannot apply here.
+        let blkio = &record.host_config.extras.blkio;
+        if !self.facts.blkio.weight {
+            if blkio.weight > 0 {
+                warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".to_owned());
+            }
+            if !blkio.weight_device.is_empty() {
+                warnings.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".to_owned());
+            }
+        }
+        if !self.facts.blkio.throttle {
+            for (list, what) in [
+                (&blkio.read_bps, "BPS Block I/O read"),
+                (&blkio.write_bps, "BPS Block I/O write"),
+                (&blkio.read_iops, "IOPS Block I/O read"),
+                (&blkio.write_iops, "IOPS Block I/O write"),
+            ] {
+                if !list.is_empty() {
+                    warnings.push(format!("Your kernel does not support {what} limit or the cgroup is not mounted. Block I/O limit discarded."));
+                }
+            }
         }
         if record.host_config.extras.oom_kill_disable && self.facts.cgroup_v2 {
             warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_owned());

@@ -213,6 +213,31 @@ pub struct HostExtras {
     /// `--cgroup-parent`: the cgroup the container's goes under ("": Berth's own).
     #[serde(default)]
     pub cgroup_parent: String,
+    /// `--blkio-weight`, `--blkio-weight-device` and the block I/O throttles.
+    #[serde(default)]
+    pub blkio: Blkio,
+    /// `Annotations` (API 1.43): given to the runtime in the OCI config.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Block I/O: a weight (10-1000, 0: the kernel's), per-device weights, and per-device
+/// limits in bytes or operations a second.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blkio {
+    pub weight: u16,
+    pub weight_device: Vec<DeviceRate>,
+    pub read_bps: Vec<DeviceRate>,
+    pub write_bps: Vec<DeviceRate>,
+    pub read_iops: Vec<DeviceRate>,
+    pub write_iops: Vec<DeviceRate>,
+}
+
+/// A block device (by its path) and a weight or a rate for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRate {
+    pub path: String,
+    pub rate: u64,
 }
 
 /// A host device (or a folder of them) given to a container.

@@ -64,6 +64,79 @@ pub struct SpecInput<'a> {
     pub shared: SharedNamespaces,
     /// `--device`: the host's devices as found at start.
     pub devices: Vec<HostDevice>,
+    /// The block I/O settings the kernel can apply, their devices as numbers.
+    pub block_io: Option<Value>,
+}
+
+/// What the kernel's block I/O controller can apply here (dockerd discards the rest
+/// with a warning at create).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlkioSupport {
+    pub weight: bool,
+    pub throttle: bool,
+}
+
+impl BlkioSupport {
+    pub fn probe(cgroup_v2: bool) -> BlkioSupport {
+        if cgroup_v2 {
+            let io = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.split_whitespace().any(|c| c == "io"));
+            // io.weight needs a scheduler with weights (BFQ) below the root.
+            return BlkioSupport { weight: false, throttle: io };
+        }
+        let dir = Path::new("/sys/fs/cgroup/blkio");
+        BlkioSupport {
+            weight: dir.join("blkio.weight").exists() || dir.join("blkio.bfq.weight").exists(),
+            throttle: dir.join("blkio.throttle.read_bps_device").exists(),
+        }
+    }
+}
+
+/// The OCI config's `linux.resources.blockIO` for what `support` can apply: each
+/// device path becomes its major and minor numbers, as found now. None: nothing to set.
+pub fn block_io(blkio: &super::record::Blkio, support: BlkioSupport) -> Result<Option<Value>, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let numbers = |path: &str| -> Result<(u32, u32), String> {
+        let meta = std::fs::metadata(path).map_err(|e| format!("{path}: {e}"))?;
+        if !meta.file_type().is_block_device() {
+            return Err(format!("{path} is not a block device"));
+        }
+        Ok((libc::major(meta.rdev()), libc::minor(meta.rdev())))
+    };
+    let rates = |list: &[super::record::DeviceRate]| -> Result<Value, String> {
+        let mut out = Vec::new();
+        for d in list {
+            let (major, minor) = numbers(&d.path)?;
+            out.push(json!({"major": major, "minor": minor, "rate": d.rate}));
+        }
+        Ok(Value::Array(out))
+    };
+    let mut io = serde_json::Map::new();
+    if support.weight {
+        if blkio.weight > 0 {
+            io.insert("weight".into(), json!(blkio.weight));
+        }
+        if !blkio.weight_device.is_empty() {
+            let mut out = Vec::new();
+            for d in &blkio.weight_device {
+                let (major, minor) = numbers(&d.path)?;
+                out.push(json!({"major": major, "minor": minor, "weight": d.rate}));
+            }
+            io.insert("weightDevice".into(), Value::Array(out));
+        }
+    }
+    if support.throttle {
+        for (key, list) in [
+            ("throttleReadBpsDevice", &blkio.read_bps),
+            ("throttleWriteBpsDevice", &blkio.write_bps),
+            ("throttleReadIOPSDevice", &blkio.read_iops),
+            ("throttleWriteIOPSDevice", &blkio.write_iops),
+        ] {
+            if !list.is_empty() {
+                io.insert(key.into(), rates(list)?);
+            }
+        }
+    }
+    Ok((!io.is_empty()).then_some(Value::Object(io)))
 }
 
 /// One host device node, where the container sees it, and what it may do with it.
@@ -347,6 +420,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     if !memory.is_empty() {
         resources["memory"] = Value::Object(memory);
     }
+    if let Some(io) = &input.block_io {
+        resources["blockIO"] = io.clone();
+    }
     let mut cpu = serde_json::Map::new();
     if r.nano_cpus > 0 {
         cpu.insert("period".into(), json!(CPU_PERIOD));
@@ -405,6 +481,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "mounts": mounts,
         "linux": linux,
     });
+    if !hc.extras.annotations.is_empty() {
+        spec["annotations"] = json!(hc.extras.annotations);
+    }
     // In the host's UTS namespace, the host's names stay.
     if !input.shared.uts_host {
         spec["hostname"] = json!(record.config.hostname);
@@ -445,6 +524,7 @@ mod tests {
             netns: Some("/run/berth/netns/test".into()),
             shared: SharedNamespaces::default(),
             devices: Vec::new(),
+            block_io: None,
         };
         let spec = build(&input).expect("spec");
         let value = serde_json::to_value(&spec).expect("json");
@@ -485,6 +565,7 @@ mod tests {
             netns: None,
             shared: SharedNamespaces::default(),
             devices: Vec::new(),
+            block_io: None,
         };
         let value = serde_json::to_value(build(&input).expect("spec")).expect("json");
         assert_eq!(value["process"]["rlimits"], json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": u64::MAX}]));

@@ -241,6 +241,15 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
         masked_paths: hc["MaskedPaths"].as_array().map(|_| strings(&hc["MaskedPaths"])),
         readonly_paths: hc["ReadonlyPaths"].as_array().map(|_| strings(&hc["ReadonlyPaths"])),
         cgroup_parent: hc["CgroupParent"].as_str().unwrap_or_default().to_owned(),
+        blkio: crate::container::record::Blkio {
+            weight: hc["BlkioWeight"].as_u64().map_or(0, |w| u16::try_from(w).unwrap_or(u16::MAX)),
+            weight_device: device_rates(&hc["BlkioWeightDevice"], "Weight"),
+            read_bps: device_rates(&hc["BlkioDeviceReadBps"], "Rate"),
+            write_bps: device_rates(&hc["BlkioDeviceWriteBps"], "Rate"),
+            read_iops: device_rates(&hc["BlkioDeviceReadIOps"], "Rate"),
+            write_iops: device_rates(&hc["BlkioDeviceWriteIOps"], "Rate"),
+        },
+        annotations: string_map(&hc["Annotations"]),
     };
     // Linux has one isolation technology; docker's words for any other.
     match hc["Isolation"].as_str().unwrap_or_default() {
@@ -319,29 +328,25 @@ fn seconds(params: &BTreeMap<String, String>) -> Result<Option<i32>, ApiError> {
     params.get("t").or_else(|| params.get("timeout")).map(|t| t.parse::<i32>().map_err(|_| ApiError::bad_request(format!("invalid timeout {t:?}")))).transpose()
 }
 
+/// docker's `[{"Path": ..., "Weight"|"Rate": ...}]`.
+fn device_rates(list: &Value, key: &str) -> Vec<crate::container::record::DeviceRate> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| crate::container::record::DeviceRate { path: d["Path"].as_str().unwrap_or_default().to_owned(), rate: d[key].as_u64().unwrap_or(0) })
+        .collect()
+}
+
 /// Settings that dockerd, too, discards with a warning where the kernel cannot apply
-/// them (block I/O weights and limits, kernel memory): Berth does not apply them, and
-/// says so in the create answer's Warnings, which the docker CLI prints.
+/// them (kernel memory): Berth does not apply them, and says so in the create answer's
+/// Warnings, which the docker CLI prints.
 fn discarded(hc: &Value) -> Vec<String> {
     let set = |key: &str| match &hc[key] {
         Value::Number(n) => n.as_i64().is_some_and(|n| n != 0),
         Value::Array(list) => !list.is_empty(),
         _ => false,
     };
-    [
-        "BlkioWeight",
-        "BlkioWeightDevice",
-        "BlkioDeviceReadBps",
-        "BlkioDeviceWriteBps",
-        "BlkioDeviceReadIOps",
-        "BlkioDeviceWriteIOps",
-        "KernelMemory",
-        "KernelMemoryTCP",
-    ]
-    .into_iter()
-    .filter(|key| set(key))
-    .map(|key| format!("Berth does not apply HostConfig.{key}: discarded"))
-    .collect()
+    ["KernelMemory", "KernelMemoryTCP"].into_iter().filter(|key| set(key)).map(|key| format!("Berth does not apply HostConfig.{key}: discarded")).collect()
 }
 
 /// Routes `/containers/{id}/...` (and `/containers/create`).

@@ -398,6 +398,13 @@ impl DockerApi {
                 "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
             )),
             (&Method::POST, ["auth"]) => self.auth(request).await,
+            (&Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => objects::distribution(&self.engine, &name.join("/"), &request).await,
+            (&Method::GET, ["images", "search"]) => {
+                Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image search is not supported by Berth yet: browse the registry's own site"))
+            }
+            (&Method::GET, ["containers", _, "attach", "ws"]) => {
+                Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "attach over a WebSocket is not supported by Berth: use POST /containers/{id}/attach"))
+            }
             (&Method::POST, ["commit"]) => commit::commit(&self.engine, &params, request).await,
             (&Method::GET, ["events"]) => events::events(&self.engine, &params),
             (&Method::GET, ["containers", "json"]) => self.containers_list(&params),

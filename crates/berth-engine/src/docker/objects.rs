@@ -95,6 +95,24 @@ fn pull(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<In
     Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(full(""))))
 }
 
+/// `GET /distribution/{name}/json`: the registry's manifest descriptor and platforms.
+pub async fn distribution(engine: &Engine, name: &str, request: &Request<Incoming>) -> Reply {
+    let creds = registry_auth(request);
+    let found = engine.images().distribution(name, creds.as_ref()).await.map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let platforms: Vec<Value> = found
+        .platforms
+        .iter()
+        .map(|p| {
+            let mut v = json!({"architecture": p.architecture, "os": p.os});
+            if let Some(variant) = &p.variant {
+                v["variant"] = json!(variant);
+            }
+            v
+        })
+        .collect();
+    ok_json(json!({"Descriptor": {"mediaType": found.media_type, "digest": found.digest, "size": found.size}, "Platforms": platforms}))
+}
+
 async fn image_inspect(engine: &Engine, name: &str) -> Reply {
     let images = engine.images();
     let record = images
