@@ -128,11 +128,13 @@ impl Engine {
         }
         let mut mounts = Vec::new();
         for spec in request.volumes.iter().filter(|v| !v.trim().is_empty()) {
-            let mount = berth_proto::mounts::parse_volume_flag(spec.trim()).map_err(UiError::invalid)?;
-            if mount.r#type == "bind" && !std::path::Path::new(spec.trim().split(':').next().unwrap_or_default()).is_absolute() {
+            // The dialog has no current folder: a host folder is given whole. Read by the
+            // one `-v` parser (a Windows drive's colon is not a separator).
+            let parsed = berth_proto::mounts::parse_volume_spec(spec.trim()).map_err(UiError::invalid)?;
+            if parsed.source_kind == berth_proto::mounts::VolumeSource::HostPath && !std::path::Path::new(parsed.source).is_absolute() {
                 return Err(UiError::invalid(format!("{spec}: a host folder must be an absolute path here")));
             }
-            mounts.push(mount);
+            mounts.push(berth_proto::mounts::parse_volume_flag(spec.trim()).map_err(UiError::invalid)?);
         }
         for env in request.env.iter().filter(|e| !e.trim().is_empty()) {
             if !env.contains('=') || env.starts_with('=') {
