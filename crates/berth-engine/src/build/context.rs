@@ -34,16 +34,24 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> ContextError + '_ {
     move |source| ContextError::Io { what: what.to_owned(), source }
 }
 
-/// A reader that fails once more than `limit` bytes came through.
+/// A reader that fails once more than `limit` bytes came through, and says so in
+/// `exceeded` (the tar reader may wrap its error).
 struct Budget<R> {
     inner: R,
     left: u64,
+    exceeded: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl<R: Read> Read for Budget<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.left = self.left.checked_sub(n as u64).ok_or_else(|| std::io::Error::other("over budget"))?;
+        self.left = match self.left.checked_sub(n as u64) {
+            Some(left) => left,
+            None => {
+                self.exceeded.set(true);
+                return Err(std::io::Error::other("the build context is over its size limit"));
+            }
+        };
         Ok(n)
     }
 }
@@ -67,8 +75,9 @@ pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextE
     let mut buffered = BufReader::new(reader);
     let gzip = buffered.fill_buf().map_err(io("read the build context"))?.starts_with(&[0x1f, 0x8b]);
     let stream: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(buffered)) } else { Box::new(buffered) };
-    let mut archive = tar::Archive::new(Budget { inner: stream, left: limit });
-    let over = |e: &std::io::Error| e.to_string().contains("over budget") || e.get_ref().is_some_and(|i| i.to_string() == "over budget");
+    let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut archive = tar::Archive::new(Budget { inner: stream, left: limit, exceeded: exceeded.clone() });
+    let over = |_: &std::io::Error| exceeded.get();
     let entries = archive.entries().map_err(|e| ContextError::Invalid(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| if over(&e) { ContextError::TooLarge { limit } } else { ContextError::Invalid(e.to_string()) })?;
