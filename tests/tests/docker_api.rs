@@ -653,12 +653,7 @@ fn host_config(target: &DockerTarget) {
     let (done, _, err) = target.docker(&["exec", "paused", "true"]);
     assert!(!done && err.contains("is paused, unpause the container before exec"), "{err}");
     target.ok(&["rm", "-f", "paused"]);
-    if target.is_berth() {
-        // What Berth does not apply (dockerd discards it too where the kernel cannot)
-        // is said: the CLI prints the create answer's warnings.
-        let (done, _, err) = target.docker(&["run", "--rm", "--blkio-weight", "300", IMAGE, "true"]);
-        assert!(done && err.contains("Berth does not apply HostConfig.BlkioWeight"), "{err}");
-    }
+    // (Block I/O settings: `blkio_and_annotations`.)
     // --add-host, with host-gateway: the host's address on the container's network.
     let hosts = run(&["--add-host", "db.local:10.1.2.3", "--add-host", "gw.local:host-gateway", IMAGE, "cat", "/etc/hosts"]);
     assert!(hosts.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["10.1.2.3", "db.local"]), "{hosts}");
