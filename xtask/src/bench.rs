@@ -43,8 +43,7 @@ fn pull(_args: &[String]) -> Result<()> {
     shell::run(Command::new("bash").arg(peers.join("setup.sh")))?;
     shell::run(shell::cargo().args(["build", "--release", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
     let berth = crate::root().join("target/release/berth");
-    let home = std::env::temp_dir().join("berth-bench-pull");
-    let _ = std::fs::remove_dir_all(&home);
+    let home = bench_home("pull")?;
     let mut engine = Command::new(&berth)
         .args(["serve", "--native"])
         .env("BERTH_HOME", &home)
@@ -103,8 +102,7 @@ impl BenchEngine {
         )?;
         let init = crate::root().join(format!("target/{}/release/berth-monitor", crate::vm_image::MUSL_TARGET));
         let berth = crate::root().join("target/release/berth");
-        let home = std::env::temp_dir().join(format!("berth-bench-{name}"));
-        let _ = std::fs::remove_dir_all(&home);
+        let home = bench_home(name)?;
         let mut holder = std::process::Command::new("unshare")
             .args(["--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"])
             .stdin(std::process::Stdio::null())
@@ -373,6 +371,18 @@ fn docker_api() -> Result<()> {
 /// classic builder against Berth's Docker API socket and against dockerd's, interleaved
 /// in one run: cold (`--no-cache`), fully cached, and after one file changed.
 /// `BENCH_RUNS` (default 5).
+/// A fresh home for Berth's engine in a benchmark, beside the peers' data roots
+/// (/var/lib/peer-docker), or under `BERTH_BENCH_DIR`: on these machines a file made
+/// under /tmp or /root costs ten times one made under /var/lib, and a comparison must
+/// not hand one engine the slow disk.
+fn bench_home(name: &str) -> Result<std::path::PathBuf> {
+    let base = std::env::var_os("BERTH_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "/var/lib/berth-bench".into());
+    let home = base.join(name);
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home)?;
+    Ok(home)
+}
+
 fn build() -> Result<()> {
     use std::process::Command;
     let peers = crate::root().join("../shared/peers");

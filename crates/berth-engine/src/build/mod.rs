@@ -124,9 +124,16 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
+        // A context in memory goes with its tmpfs.
+        let _ = crate::files::unmount(&self.context());
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+/// A plain tar context at most this big is unpacked into memory (a tmpfs of its own):
+/// a build reads its files once or twice, and thousands of small files written to disk
+/// and removed again cost more than the build's own steps.
+const MEMORY_CONTEXT: u64 = 64 << 20;
 
 /// The context budget, unless `BERTH_BUILD_CONTEXT_LIMIT` (bytes) says otherwise.
 const CONTEXT_LIMIT: u64 = 8 << 30;
@@ -158,6 +165,16 @@ pub async fn receive_context(
     }
     let context = workspace.context();
     std::fs::create_dir_all(&context).map_err(io("make the build context's folder"))?;
+    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(u64::MAX);
+    let mut magic = [0u8; 2];
+    let gzip = std::fs::File::open(&archive).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && magic == [0x1f, 0x8b];
+    if !gzip && size <= MEMORY_CONTEXT {
+        // Room for every file's pages: a tar entry of a tiny file is 1 KiB, its file 4.
+        let options = format!("mode=0755,size={}", 4 * size + (16 << 20));
+        if let Err(e) = crate::container::rootfs::mount_tmpfs(&context, &options) {
+            tracing::debug!("the build context stays on disk: {e}");
+        }
+    }
     let unpacked = {
         let (archive, context) = (archive.clone(), context.clone());
         tokio::task::spawn_blocking(move || -> Result<(), context::ContextError> {

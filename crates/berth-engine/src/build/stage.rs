@@ -525,12 +525,16 @@ impl Build<'_> {
         let images = self.containers.images();
         let layer = Scratch(images.scratch_file("step"));
         let (_, changed) = self.containers.layer_tar(id, &layer.0, false).await?;
+        // The step's upper folder becomes the new snapshot (the container is removed
+        // after): its files are not written a second time from the tar.
+        let upper = self.containers.upper_as_snapshot(id);
         Ok(images
             .create_image(NewImage {
                 parent: state.image.as_ref(),
                 layer: changed.then_some(layer.0.as_path()),
                 config: state.config.clone(),
                 created_by,
+                unpacked: upper.as_deref(),
                 ..Default::default()
             })
             .await?)

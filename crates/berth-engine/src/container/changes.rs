@@ -189,6 +189,18 @@ impl Containers {
     }
 }
 
+impl Containers {
+    /// A stopped container's upper folder, when it can become a snapshot as it is: its
+    /// root is not mounted, and overlay writes no metadata-only copies or directory
+    /// redirects here (which only the stack that made them could read).
+    pub fn upper_as_snapshot(&self, id: &str) -> Option<PathBuf> {
+        let param = |name: &str| std::fs::read_to_string(format!("/sys/module/overlay/parameters/{name}")).map(|v| v.trim().to_owned()).unwrap_or_default();
+        let plain = param("metacopy") == "N" && matches!(param("redirect_dir").as_str(), "N" | "off" | "follow" | "nofollow");
+        let dir = self.dir(id);
+        (plain && !rootfs::is_mounted(&dir.join("rootfs"))).then(|| dir.join("upper"))
+    }
+}
+
 /// Tars an overlay upper directory as an OCI layer.
 pub fn write_layer(upper: &Path, out: &Path) -> Result<(), ContainerError> {
     let file = std::fs::File::create(out).map_err(ContainerError::io("create the layer"))?;

@@ -81,6 +81,8 @@ impl Containers {
                 comment: options.comment,
                 author: options.author,
                 tag: Some(options.reference).filter(|r| !r.is_empty()),
+                // The container lives on with its changes: the layer is unpacked anew.
+                unpacked: None,
             })
             .await?;
         self.events.publish(

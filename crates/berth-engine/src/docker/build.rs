@@ -98,7 +98,9 @@ pub async fn build(engine: &Engine, params: &BTreeMap<String, String>, request: 
                 let _ = tx.send(line(json!({"errorDetail": detail, "error": message}))).await;
             }
         }
-        drop(workspace);
+        // The answer ends before the workspace is removed.
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
     });
     let body: Body = BodyExt::boxed(StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)));
     Ok(Response::builder().header("Content-Type", "application/json").body(body).unwrap_or_else(|_| Response::new(super::full(""))))

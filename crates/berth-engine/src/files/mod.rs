@@ -37,6 +37,15 @@ pub fn is_mounted(path: &Path) -> bool {
     info.lines().any(|line| line.split(' ').nth(4).is_some_and(|mp| unescape_mountinfo(mp) == wanted))
 }
 
+/// The mount points at or under `dir`, deepest first (so each can be unmounted in turn).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
+    let mut found: Vec<PathBuf> =
+        info.lines().filter_map(|line| line.split(' ').nth(4)).map(|mp| PathBuf::from(unescape_mountinfo(mp))).filter(|mp| mp.starts_with(dir)).collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
 fn unescape_mountinfo(field: &str) -> String {
     field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }

@@ -296,9 +296,10 @@ impl ImagesApiTrait for ImagesApi {
             let _ = forward.await;
             if let Err(e) = result {
                 let _ = tx.send(Err(status(e.kind(), crate::error_chain(&e)))).await;
-                return;
             }
-            drop(workspace);
+            // The answer ends before the workspace is removed.
+            drop(tx);
+            let _ = tokio::task::spawn_blocking(move || drop(workspace)).await;
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }

@@ -59,6 +59,10 @@ pub struct NewImage<'a> {
     pub author: String,
     /// `repo:tag` to give it, if any.
     pub tag: Option<String>,
+    /// The layer's files already laid out as a snapshot (a stopped container's upper
+    /// folder, which `layer` was made from): moved into place rather than unpacking
+    /// `layer` again. Left where it is when the snapshot exists.
+    pub unpacked: Option<&'a Path>,
 }
 
 /// The sha256 and size of a file, read once.
@@ -133,9 +137,13 @@ impl Images {
             lease.protect(&chain);
             if !self.snapshots.contains(&chain) {
                 let (snapshots, blob, d, c) = (self.snapshots.clone(), self.content.path(&diff_id), diff_id.clone(), chain);
-                tokio::task::spawn_blocking(move || snapshots.unpack(&blob, manifest::Compression::None, &d, &c))
-                    .await
-                    .map_err(|_| CommitError::Invalid("the commit was interrupted".into()))??;
+                let unpacked = new.unpacked.map(Path::to_owned);
+                tokio::task::spawn_blocking(move || match unpacked {
+                    Some(dir) => snapshots.adopt(&dir, &c),
+                    None => snapshots.unpack(&blob, manifest::Compression::None, &d, &c),
+                })
+                .await
+                .map_err(|_| CommitError::Invalid("the commit was interrupted".into()))??;
             }
             descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": diff_id.to_string(), "size": layer_size}));
             size += layer_size;

@@ -72,7 +72,11 @@ impl Images {
     /// Opens the stores under `root` (`content/`, `images.db`, `snapshots/`).
     pub fn open(root: &Path, registries: RegistryConfig) -> Result<Images, OpenError> {
         std::fs::create_dir_all(root).map_err(|source| ContentError::Io { what: format!("create {}", root.display()), source })?;
-        // Temporary files of interrupted saves and loads.
+        // Temporary files of interrupted saves, loads and builds (a build's context may
+        // be a tmpfs, left mounted by an engine that died).
+        for mount in crate::files::mounts_under(&root.join("tmp")) {
+            let _ = crate::files::unmount(&mount);
+        }
         let _ = std::fs::remove_dir_all(root.join("tmp"));
         Ok(Images {
             content: ContentStore::open(&root.join("content"))?,

@@ -140,6 +140,29 @@ impl Snapshots {
             }
         }
     }
+
+    /// Makes `dir`, a folder already laid out as a snapshot (a stopped container's
+    /// overlay upper folder: whiteouts and opaque folders in overlay's own form), the
+    /// snapshot for `chain_id`, by a rename on the same filesystem instead of unpacking
+    /// its tar again. When the snapshot is there already, `dir` is left as it is.
+    pub fn adopt(&self, dir: &Path, chain_id: &Digest) -> Result<(), SnapshotError> {
+        let target = self.path(chain_id);
+        let turn = {
+            let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            writers.entry(chain_id.clone()).or_default().clone()
+        };
+        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+        let result = if target.is_dir() {
+            Ok(())
+        } else {
+            std::fs::rename(dir, &target).map_err(|source| SnapshotError::Io { what: "move a snapshot into place".into(), source })
+        };
+        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        if writers.get(chain_id).is_some_and(|t| std::sync::Arc::strong_count(t) <= 2) {
+            writers.remove(chain_id);
+        }
+        result
+    }
 }
 
 #[cfg(test)]
