@@ -49,6 +49,21 @@ macro_rules! on_both {
     };
 }
 
+/// Seconds since the epoch, as `docker events --since/--until` take them.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// `docker events` between two times (seconds), with `filters`, each in `format`.
+fn events_between(target: &DockerTarget, since: u64, until: u64, filters: &[&str], format: &str) -> String {
+    let (since, until) = (since.to_string(), until.to_string());
+    let mut args = vec!["events", "--since", &since, "--until", &until, "--format", format];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    target.ok(&args)
+}
+
 /// The suite's busybox image, loaded through the API (`docker load`).
 fn with_image(target: &DockerTarget) {
     target.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), IMAGE));
@@ -158,7 +173,7 @@ on_both!(containers);
 fn containers(target: &DockerTarget) {
     with_image(target);
 
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs().to_string();
+    let since = unix_now().to_string();
     // run: attach (hijacked), start, wait; the output streams and the exit code.
     let (done, out, err) = target.docker(&["run", "--name", "first", IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert!(!done);
@@ -226,7 +241,7 @@ fn containers(target: &DockerTarget) {
     assert_eq!(target.ok(&["wait", "later"]).trim(), "0");
     target.ok(&["rm", "svc", "later", "first"]);
     // events: since/until replay what happened, filtered.
-    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1).to_string();
+    let until = (unix_now() + 1).to_string();
     let events = target.ok(&["events", "--since", &since, "--until", &until, "--filter", "container=first", "--format", "{{.Type}} {{.Action}}"]);
     let actions: Vec<&str> = events.lines().collect();
     assert_eq!(actions, ["container create", "container attach", "container start", "container die", "container destroy"], "{events}");
@@ -1660,7 +1675,7 @@ on_both!(volume_and_network_events, vm);
 /// destroy) reach `docker events` from every path that makes them.
 fn volume_and_network_events(target: &DockerTarget) {
     with_image(target);
-    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() - 1;
+    let start = unix_now() - 1;
     target.ok(&["volume", "create", "ev-vol"]);
     target.ok(&["run", "--rm", "-v", "ev-vol:/d", IMAGE, "true"]);
     target.ok(&["volume", "rm", "ev-vol"]);
@@ -1679,24 +1694,8 @@ fn volume_and_network_events(target: &DockerTarget) {
     target.ok(&["tag", IMAGE, "ev-img:1"]);
     target.ok(&["rmi", "ev-img:1"]);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1;
-    let events = |filters: &[&str]| {
-        let mut args = vec![
-            "events".to_owned(),
-            "--since".into(),
-            start.to_string(),
-            "--until".into(),
-            until.to_string(),
-            "--format".into(),
-            "{{.Action}} {{.Actor.ID}}".into(),
-        ];
-        for f in filters {
-            args.push("--filter".into());
-            args.push((*f).to_owned());
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        target.ok(&args)
-    };
+    let until = unix_now() + 1;
+    let events = |filters: &[&str]| events_between(target, start, until, filters, "{{.Action}} {{.Actor.ID}}");
     // (dockerd announces the create again when `run` names the volume.)
     assert_eq!(events(&["type=volume", "volume=ev-vol"]), "create ev-vol\ncreate ev-vol\nmount ev-vol\nunmount ev-vol\ndestroy ev-vol\n");
     let networks = events(&["type=network", "network=ev-net"]);
@@ -1707,17 +1706,7 @@ fn volume_and_network_events(target: &DockerTarget) {
     // `disconnect` do; the network is the actor of each.
     assert_eq!(actions, ["create", "connect", "disconnect", "connect", "disconnect", "destroy"], "{networks}");
     assert!(networks.lines().all(|l| l.ends_with(&format!(" {net_id}"))), "{networks}");
-    let images = target.ok(&[
-        "events",
-        "--since",
-        &start.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{index .Actor.Attributes \"name\"}}",
-    ]);
+    let images = events_between(target, start, until, &["type=image"], "{{.Action}} {{index .Actor.Attributes \"name\"}}");
     // dockerd: the tag by its familiar name, the untag by the image's id.
     let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim().to_owned();
     let images: Vec<&str> = images.lines().filter(|l| !l.starts_with("load ")).collect();
@@ -1869,7 +1858,7 @@ fn image_events_every_path(target: &DockerTarget) {
     with_image(target);
     let home = target.home().to_path_buf();
     let path = |name: &str| home.join(name).display().to_string();
-    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() - 1;
+    let start = unix_now() - 1;
     let registry = target.registry("tester", "s3cret");
     let (done, _, err) = target.docker_with_stdin(&["login", "-u", "tester", "--password-stdin", &registry.addr], b"s3cret\n");
     assert!(done, "{err}");
@@ -1902,18 +1891,8 @@ fn image_events_every_path(target: &DockerTarget) {
     let built = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     target.ok(&["rmi", "ev-imp:1", "ev-built:1", &pushed]);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 1;
-    let events = target.ok(&[
-        "events",
-        "--since",
-        &start.to_string(),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}}",
-    ]);
+    let until = unix_now() + 1;
+    let events = events_between(target, start, until, &["type=image"], "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}}");
     let id = target.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim().to_owned();
     let events = events.replace(&id, "BASE").replace(imported.trim(), "IMPORTED").replace(&built, "BUILT");
     // The first `load` is the fixture's. An id is both actor and name; a reference's

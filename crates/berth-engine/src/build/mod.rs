@@ -149,12 +149,17 @@ pub async fn receive_context(
     let limit = std::env::var("BERTH_BUILD_CONTEXT_LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(CONTEXT_LIMIT);
     let workspace = Workspace::new(containers)?;
     let archive = workspace.root.join("context.tar");
-    {
+    // Its first bytes (gzip's magic) and its size, as received.
+    let mut head: Vec<u8> = Vec::with_capacity(2);
+    let received = {
         let mut file = tokio::fs::File::create(&archive).await.map_err(io("write the build context"))?;
         let mut received = 0u64;
         futures::pin_mut!(chunks);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(io("receive the build context"))?;
+            if head.len() < 2 {
+                head.extend(chunk.as_ref().iter().take(2 - head.len()));
+            }
             received += chunk.as_ref().len() as u64;
             if received > limit {
                 return Err(context::ContextError::TooLarge { limit }.into());
@@ -162,15 +167,14 @@ pub async fn receive_context(
             file.write_all(chunk.as_ref()).await.map_err(io("write the build context"))?;
         }
         file.flush().await.map_err(io("write the build context"))?;
-    }
+        received
+    };
     let context = workspace.context();
     std::fs::create_dir_all(&context).map_err(io("make the build context's folder"))?;
-    let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(u64::MAX);
-    let mut magic = [0u8; 2];
-    let gzip = std::fs::File::open(&archive).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && magic == [0x1f, 0x8b];
-    if !gzip && size <= MEMORY_CONTEXT {
+    let gzip = head == [0x1f, 0x8b];
+    if !gzip && received <= MEMORY_CONTEXT {
         // Room for every file's pages: a tar entry of a tiny file is 1 KiB, its file 4.
-        let options = format!("mode=0755,size={}", 4 * size + (16 << 20));
+        let options = format!("mode=0755,size={}", 4 * received + (16 << 20));
         if let Err(e) = crate::container::rootfs::mount_tmpfs(&context, &options) {
             tracing::debug!("the build context stays on disk: {e}");
         }

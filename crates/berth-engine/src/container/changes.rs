@@ -194,10 +194,8 @@ impl Containers {
     /// root is not mounted, and overlay writes no metadata-only copies or directory
     /// redirects here (which only the stack that made them could read).
     pub fn upper_as_snapshot(&self, id: &str) -> Option<PathBuf> {
-        let param = |name: &str| std::fs::read_to_string(format!("/sys/module/overlay/parameters/{name}")).map(|v| v.trim().to_owned()).unwrap_or_default();
-        let plain = param("metacopy") == "N" && matches!(param("redirect_dir").as_str(), "N" | "off" | "follow" | "nofollow");
         let dir = self.dir(id);
-        (plain && !rootfs::is_mounted(&dir.join("rootfs"))).then(|| dir.join("upper"))
+        (self.facts.plain_overlay_upper && !rootfs::is_mounted(&dir.join("rootfs"))).then(|| dir.join("upper"))
     }
 }
 

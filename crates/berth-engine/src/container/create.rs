@@ -371,11 +371,13 @@ impl Containers {
         validate(&request, self.facts.cpus)?;
         // A weight the kernel cannot apply is discarded (a warning), not checked: dockerd's order.
         let blkio = &request.extras.blkio;
-        if self.facts.blkio.weight && blkio.weight > 0 && !(10..=1000).contains(&blkio.weight) {
-            return Err(ContainerError::Invalid("Range of blkio weight is from 10 to 1000".to_owned()));
-        }
-        if let Some(d) = blkio.weight_device.iter().find(|d| self.facts.blkio.weight && !(10..=1000).contains(&d.rate)) {
-            return Err(ContainerError::Invalid(format!("invalid weight for device {}: range of blkio weight is from 10 to 1000", d.path)));
+        if self.facts.blkio.weight {
+            if blkio.weight > 0 && !(10..=1000).contains(&blkio.weight) {
+                return Err(ContainerError::Invalid("Range of blkio weight is from 10 to 1000".to_owned()));
+            }
+            if let Some(d) = blkio.weight_device.iter().find(|d| !(10..=1000).contains(&d.rate)) {
+                return Err(ContainerError::Invalid(format!("invalid weight for device {}: range of blkio weight is from 10 to 1000", d.path)));
+            }
         }
         let mut request = self.with_volumes_from(request)?;
         // Recorded by name, the default's too (inspect says which runs it, as dockerd's

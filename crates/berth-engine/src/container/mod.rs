@@ -262,6 +262,9 @@ struct HostFacts {
     cpus: usize,
     /// What block I/O settings the kernel's controller takes.
     blkio: spec::BlkioSupport,
+    /// overlay writes no metadata-only copies or directory redirects (module
+    /// parameters), so an upper folder reads the same under any stack.
+    plain_overlay_upper: bool,
     /// `/` is the initramfs (the VM): pivot_root cannot leave it, so the runtime is
     /// told `--no-pivot` (as docker's DOCKER_RAMDISK does). The VM holds nothing but
     /// the engine and its containers.
@@ -278,6 +281,11 @@ impl HostFacts {
             swap_accounting,
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             blkio: spec::BlkioSupport::probe(cgroup_v2),
+            plain_overlay_upper: {
+                let param =
+                    |name: &str| std::fs::read_to_string(format!("/sys/module/overlay/parameters/{name}")).map(|v| v.trim().to_owned()).unwrap_or_default();
+                param("metacopy") == "N" && matches!(param("redirect_dir").as_str(), "N" | "off" | "follow" | "nofollow")
+            },
             root_is_ramfs: std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
                 info.lines().any(|l| {
                     let fields: Vec<&str> = l.split(' ').collect();

@@ -189,7 +189,7 @@ impl Images {
         };
         self.catalog.put(&record, tag.as_deref(), None)?;
         if let Some(tag) = &tag {
-            self.announce("tag", &[("id", &record.id.to_string()), ("name", &super::archive::familiar(tag))]);
+            self.announce_tag(&record.id.to_string(), tag);
         }
         self.announce_image("import", &record.id.to_string());
         Ok(record)

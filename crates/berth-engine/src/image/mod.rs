@@ -96,8 +96,8 @@ impl Images {
         self
     }
 
-    /// An image event, as docker names it (`pull`, `tag`, `push`, `load`, `import`,
-    /// `build`), sent by the store whichever API asked.
+    /// An image event, as docker names it (`pull`, `push`, `tag`, `untag`, `delete`,
+    /// `save`, `load`, `import`), sent by the store whichever API asked.
     pub(crate) fn announce(&self, action: &str, attributes: &[(&str, &str)]) {
         if let Some(events) = &self.events {
             events.publish("image", action, attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -116,6 +116,11 @@ impl Images {
         for id in deleted {
             self.announce("delete", &[("id", id), ("name", id)]);
         }
+    }
+
+    /// `tag`: dockerd names the tag in its familiar form (`ev-img:1`).
+    pub(crate) fn announce_tag(&self, id: &str, tag: &str) {
+        self.announce("tag", &[("id", id), ("name", &archive::familiar(tag))]);
     }
 
     /// An event dockerd names by the image's id alone (`save`, `load`, `import`).

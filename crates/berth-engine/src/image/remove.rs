@@ -74,8 +74,7 @@ impl Images {
         let image = self.resolve(source)?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))?;
         let target: Reference = target.parse()?;
         self.catalog.tag(&image.id, &target.to_string())?;
-        // dockerd names the tag in its familiar form (`ev-img:1`).
-        self.announce("tag", &[("name", &target.familiar()), ("id", &image.id.to_string())]);
+        self.announce_tag(&image.id.to_string(), &target.to_string());
         self.resolve(&image.id.to_string())?.ok_or_else(|| RemoveError::NotFound(source.to_owned()))
     }
 

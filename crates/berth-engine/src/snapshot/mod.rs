@@ -97,13 +97,17 @@ impl Snapshots {
     /// writer outside this process (none should exist: the engine locks its root)
     /// cannot wipe or half-fill another's; whoever renames second discards its copy.
     pub fn unpack(&self, blob: &Path, compression: Compression, diff_id: &Digest, chain_id: &Digest) -> Result<(), SnapshotError> {
-        let target = self.path(chain_id);
+        self.in_turn(chain_id, |target| self.unpack_once(blob, compression, diff_id, chain_id, target))
+    }
+
+    /// Runs `write` (given the snapshot's path) as the one writer of `chain_id`.
+    fn in_turn(&self, chain_id: &Digest, write: impl FnOnce(&Path) -> Result<(), SnapshotError>) -> Result<(), SnapshotError> {
         let turn = {
             let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
             writers.entry(chain_id.clone()).or_default().clone()
         };
         let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
-        let result = self.unpack_once(blob, compression, diff_id, chain_id, &target);
+        let result = write(&self.path(chain_id));
         // Forget the writer slot once nobody else waits on it.
         let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
         if writers.get(chain_id).is_some_and(|t| std::sync::Arc::strong_count(t) <= 2) {
@@ -146,22 +150,12 @@ impl Snapshots {
     /// snapshot for `chain_id`, by a rename on the same filesystem instead of unpacking
     /// its tar again. When the snapshot is there already, `dir` is left as it is.
     pub fn adopt(&self, dir: &Path, chain_id: &Digest) -> Result<(), SnapshotError> {
-        let target = self.path(chain_id);
-        let turn = {
-            let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-            writers.entry(chain_id.clone()).or_default().clone()
-        };
-        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
-        let result = if target.is_dir() {
-            Ok(())
-        } else {
-            std::fs::rename(dir, &target).map_err(|source| SnapshotError::Io { what: "move a snapshot into place".into(), source })
-        };
-        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-        if writers.get(chain_id).is_some_and(|t| std::sync::Arc::strong_count(t) <= 2) {
-            writers.remove(chain_id);
-        }
-        result
+        self.in_turn(chain_id, |target| {
+            if target.is_dir() {
+                return Ok(());
+            }
+            std::fs::rename(dir, target).map_err(|source| SnapshotError::Io { what: "move a snapshot into place".into(), source })
+        })
     }
 }
 
