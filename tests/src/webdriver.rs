@@ -139,9 +139,13 @@ impl Session {
     pub fn wait_gone(&self, css: &str, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let found = self.driver.call("POST", &self.path("/elements"), Some(json!({"using": "css selector", "value": css})))?;
-            if found.as_array().is_some_and(Vec::is_empty) {
-                return Ok(());
+            // The page may re-render mid-query: WebDriver's `stale element reference`
+            // error code then means "look again", which this loop does anyway.
+            match self.driver.call("POST", &self.path("/elements"), Some(json!({"using": "css selector", "value": css}))) {
+                Ok(found) if found.as_array().is_some_and(Vec::is_empty) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.contains(r#""error":"stale element reference""#) => {}
+                Err(e) => return Err(e),
             }
             if Instant::now() > deadline {
                 return Err(format!("{css} still there after {timeout:?}"));
