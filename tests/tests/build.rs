@@ -108,9 +108,67 @@ fn onbuild_triggers_run_in_the_child_build_and_unsupported_flags_are_refused() {
     assert!(out.contains("Executing 1 build trigger"), "{out}");
     assert_eq!(ok(&engine, &["run", "--rm", "berth.test/child:1"]), "from the child's context\n");
     // A flag the builder does not do yet is refused, not ignored.
-    std::fs::write(&child, format!("FROM {IMAGE}\nRUN --mount=type=cache,target=/cache true\n")).expect("Dockerfile");
+    std::fs::write(&child, format!("FROM {IMAGE}\nRUN --mount=type=cache,from=base,target=/cache true\n")).expect("Dockerfile");
     let (done, _, err) = berth(&engine, &["build", "-f", &child.display().to_string(), &dir]);
-    assert!(!done && err.contains("RUN --mount is not supported"), "{err}");
+    assert!(!done && err.contains("seeding a cache from a stage is not supported"), "{err}");
+}
+
+#[test]
+fn run_mounts_cache_bind_and_tmpfs_stay_out_of_the_image() {
+    let engine = engine("build-mounts");
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(ctx.join("data")).expect("ctx");
+    std::fs::write(ctx.join("data/a.txt"), "from the context\n").expect("file");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE} AS tools\nRUN echo from the stage > /tool.txt\n\
+             FROM {IMAGE}\nARG CACHE=/var/cache/mine\n\
+             RUN --mount=type=cache,target=$CACHE,id=runs sh -c 'echo run >> $CACHE/runs; wc -l < $CACHE/runs > /count'\n\
+             RUN --mount=type=bind,source=data,target=/data cat /data/a.txt > /from-context.txt\n\
+             RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/deep/tool.txt cp /mnt/deep/tool.txt /from-stage.txt\n\
+             RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/y && grep \" /scratch \" /proc/mounts | cut -d\" \" -f3 > /tmpfs.txt'\n\
+             RUN --mount=type=bind,target=/ctx,rw sh -c 'echo w > /ctx/written && cat /ctx/data/a.txt > /rw.txt'\n\
+             RUN --mount=type=bind,target=/ro sh -c 'echo w > /ro/written' || echo read-only > /ro.txt\n\
+             RUN --mount=type=secret,id=token true\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let dir = ctx.display().to_string();
+    let run = |image: &str, script: &str| ok(&engine, &["run", "--rm", image, "sh", "-c", script]);
+    ok(&engine, &["build", "-t", "berth.test/mounts:1", &dir]);
+    assert_eq!(
+        run("berth.test/mounts:1", "cat /count /from-context.txt /from-stage.txt /tmpfs.txt /rw.txt /ro.txt"),
+        "1\nfrom the context\nfrom the stage\ntmpfs\nfrom the context\nread-only\n"
+    );
+    // No mount point is left in the image, nor what was written through the mounts.
+    assert_eq!(run("berth.test/mounts:1", "ls -d /var/cache/mine /data /mnt /scratch /ctx /ro /run/secrets 2>/dev/null; true"), "");
+    let base = run(IMAGE, "ls /");
+    let built = run("berth.test/mounts:1", "ls /");
+    let added: Vec<&str> = built.lines().filter(|l| !base.lines().any(|b| b == *l)).collect();
+    assert_eq!(added, ["count", "from-context.txt", "from-stage.txt", "ro.txt", "rw.txt", "tmpfs.txt"]);
+    assert!(!ctx.join("written").exists(), "an rw bind wrote into the context");
+    // The cache mount keeps its files between builds; the bound files' content is part of
+    // the step's cache key.
+    let again = ok(&engine, &["build", "--no-cache", "-t", "berth.test/mounts:2", &dir]);
+    assert!(!again.contains("Using cache"), "{again}");
+    assert_eq!(run("berth.test/mounts:2", "cat /count"), "2\n");
+    std::fs::write(ctx.join("data/a.txt"), "changed\n").expect("file");
+    let changed = ok(&engine, &["build", "-t", "berth.test/mounts:3", &dir]);
+    assert_eq!(changed.matches("Using cache").count(), 3, "ARG, the cache RUN and the stage's RUN only:\n{changed}");
+    assert_eq!(run("berth.test/mounts:3", "cat /from-context.txt /count"), "changed\n2\n");
+    // builder prune empties the cache mounts and says how much it freed.
+    let pruned = ok(&engine, &["builder", "prune", "-f"]);
+    let freed: u64 = pruned.lines().last().and_then(|l| l.split_whitespace().nth(3)).and_then(|n| n.parse().ok()).expect("bytes freed");
+    assert!(freed > 0, "{pruned}");
+    ok(&engine, &["build", "--no-cache", "-t", "berth.test/mounts:4", &dir]);
+    assert_eq!(run("berth.test/mounts:4", "cat /count"), "1\n");
+    // A required secret has no provider: a clear error, no image, no container.
+    let child = engine.home.join("secret.Dockerfile");
+    std::fs::write(&child, format!("FROM {IMAGE}\nRUN --mount=type=secret,id=token,required true\n")).expect("Dockerfile");
+    let (done, _, err) = berth(&engine, &["build", "-t", "berth.test/secret:1", "-f", &child.display().to_string(), &dir]);
+    assert!(!done && err.contains("secret token is required"), "{err}");
+    assert_eq!(ok(&engine, &["ps", "-aq"]), "", "a step's or a mount's container was left");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod attach;
 mod build;
+mod builder;
 mod commit;
 mod compose;
 mod container;
@@ -110,6 +111,9 @@ enum Command {
     Wait(wait::Args),
     /// Build an image from a Dockerfile.
     Build(build::Args),
+    /// The build cache (prune).
+    #[command(subcommand)]
+    Builder(builder::BuilderCommand),
     /// Make a new image from a container's changes.
     Commit(commit::Args),
     /// Rename a container.
@@ -214,6 +218,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Exec(args) => exec::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
         Command::Build(args) => build::run(&ctx, args).await,
+        Command::Builder(cmd) => builder::run(&ctx, cmd).await,
         Command::Commit(args) => commit::run(&ctx, args).await,
         Command::Rename(args) => rename::run(&ctx, args).await,
         Command::Pause(args) => pause::pause(&ctx, args).await,

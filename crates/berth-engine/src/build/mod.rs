@@ -9,6 +9,7 @@
 
 pub mod context;
 mod copy;
+pub(crate) mod mounts;
 mod stage;
 
 use std::collections::BTreeMap;

@@ -450,9 +450,6 @@ impl Build<'_> {
 impl Build<'_> {
     /// RUN: the command in a container of the current image, its changes the layer.
     async fn run_step(&self, state: &mut StageState, run: &berth_dockerfile::Run) -> Result<(), BuildError> {
-        if !run.mounts.is_empty() {
-            return Err(BuildError::Invalid("RUN --mount is not supported by Berth's builder yet".into()));
-        }
         if run.security == Some(berth_dockerfile::Security::Insecure) {
             return Err(BuildError::Invalid("RUN --security=insecure is not allowed".into()));
         }
@@ -469,14 +466,58 @@ impl Build<'_> {
         }
         let args = state.run_args();
         let created_by = if args.is_empty() { argv.join(" ") } else { format!("|{} {} {}", args.len(), args.join(" "), argv.join(" ")) };
-        let key = Self::cache_key(state.image.as_ref(), &created_by, &serde_json::to_string(&state.config).unwrap_or_default());
-        if let Some(found) = self.cached(&key)? {
-            return self.adopt(state, found, &key, true);
+        let mounts = self.run_mounts(state, &run.mounts).await?;
+        let key = Self::cache_key(state.image.as_ref(), &created_by, &format!("{}{}", mounts.key, serde_json::to_string(&state.config).unwrap_or_default()));
+        let made = self.run_in_container(state, run, argv, created_by, &key, &mounts).await;
+        mounts.release(&self.containers).await;
+        let (image, from_cache) = made?;
+        self.adopt(state, image, &key, from_cache)
+    }
+
+    /// A RUN's mounts, prepared (their words expanded as BuildKit does).
+    async fn run_mounts(&self, state: &StageState, mounts: &[berth_dockerfile::Mount]) -> Result<super::mounts::Prepared, BuildError> {
+        let lookup = state.lookup();
+        let word = |w: &Option<String>| w.as_ref().map(|w| berth_dockerfile::expand(w, &lookup, self.plan.escape)).transpose();
+        let mut expanded = Vec::with_capacity(mounts.len());
+        let mut sources = BTreeMap::new();
+        for mount in mounts {
+            let mut m = mount.clone();
+            m.target = word(&mount.target).map_err(|e| BuildError::Invalid(e.to_string()))?;
+            m.source = word(&mount.source).map_err(|e| BuildError::Invalid(e.to_string()))?;
+            m.from = word(&mount.from).map_err(|e| BuildError::Invalid(e.to_string()))?;
+            m.id = word(&mount.id).map_err(|e| BuildError::Invalid(e.to_string()))?;
+            if let Some(from) = m.from.clone().filter(|f| !f.is_empty() && m.kind == berth_dockerfile::MountType::Bind) {
+                let image = match self.stage_index(&from) {
+                    Some(i) => self.done.get(i).cloned().flatten().ok_or_else(|| BuildError::Invalid(format!("stage {from} made no image")))?,
+                    None => self.base_image(&from).await?,
+                };
+                sources.insert(from, image);
+            }
+            expanded.push(m);
+        }
+        let scratch = self.workspace.root.join("mounts");
+        super::mounts::Prepared::new(&self.containers, &expanded, &state.working_dir(), &self.workspace.context(), &scratch, |from| sources.get(from).cloned())
+            .await
+    }
+
+    /// The RUN step itself (or its image from the cache), once its mounts are ready.
+    async fn run_in_container(
+        &self,
+        state: &StageState,
+        run: &berth_dockerfile::Run,
+        argv: Vec<String>,
+        created_by: String,
+        key: &str,
+        mounts: &super::mounts::Prepared,
+    ) -> Result<(ImageRecord, bool), BuildError> {
+        if let Some(found) = self.cached(key)? {
+            return Ok((found, true));
         }
         let image = state
             .image
             .clone()
             .ok_or_else(|| BuildError::Invalid("RUN needs a base image with a shell (this stage is FROM scratch with nothing in it)".into()))?;
+        let args = state.run_args();
         let mut env = state.env();
         env.extend(args);
         let network_mode = match (run.network, self.options.network_mode.as_str()) {
@@ -493,11 +534,13 @@ impl Build<'_> {
             working_dir: state.working_dir(),
             user,
             network_mode: network_mode.to_owned(),
+            mounts: mounts.mounts.clone(),
+            tmpfs: mounts.tmpfs.clone(),
             ..Default::default()
         };
         let record = self.containers.create(request).await?;
         self.say(format!(" ---> Running in {}\n", short(&record.id)));
-        let outcome = self.run_container(&record.id).await;
+        let outcome = self.run_mounted(&record.id, &mounts.targets).await;
         let made = match outcome {
             Ok(0) => self.commit_container(state, &record.id, created_by).await,
             Ok(code) => Err(BuildError::Failed { command: argv.join(" "), code }),
@@ -507,7 +550,20 @@ impl Build<'_> {
         self.say(format!("Removing intermediate container {}\n", short(&record.id)));
         let image = made?;
         removed?;
-        self.adopt(state, image, &key, false)
+        Ok((image, false))
+    }
+
+    /// Runs a step's container; the mount points its runtime had to make for `targets`
+    /// are taken out of its layer after.
+    async fn run_mounted(&self, id: &str, targets: &[String]) -> Result<i32, BuildError> {
+        if targets.is_empty() {
+            return self.run_container(id).await;
+        }
+        let targets = targets.to_vec();
+        let stubs = self.containers.with_root(id, move |root, _| Ok(super::mounts::stubs(root, &targets))).await?;
+        let code = self.run_container(id).await?;
+        self.containers.remove_stubs(id, &stubs);
+        Ok(code)
     }
 
     /// Starts a container, sends its output on as it comes, and returns its exit code.

@@ -127,10 +127,45 @@ impl Containers {
         }
         Ok(RootMount { path, mounted_here })
     }
+
+    /// A never-started container's root, mounted until the guard goes: a RUN's
+    /// `--mount=type=bind,from=<stage>` reads the stage's files through it (and its writes,
+    /// with `rw`, land in that container's own layer and go with it).
+    pub async fn hold_root(&self, key: &str) -> Result<RootMount, ContainerError> {
+        let record = self.find(key)?;
+        self.root_mount(&record).await
+    }
+
+    /// Takes out of a stopped container's writable layer the paths its runtime made as
+    /// mount points and nothing filled (a RUN mount's target that the image had not):
+    /// each path, then its parents up to `paths`' own, while they are empty. Paths are
+    /// relative to the root, links already resolved.
+    pub fn remove_stubs(&self, id: &str, paths: &[(PathBuf, PathBuf)]) {
+        let upper = self.dir(id).join("upper");
+        for (first_missing, target) in paths {
+            let mut at = upper.join(target);
+            loop {
+                let meta = std::fs::symlink_metadata(&at);
+                let removed = match meta {
+                    Ok(m) if m.is_dir() => std::fs::remove_dir(&at).is_ok(),
+                    Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(&at).is_ok(),
+                    _ => false,
+                };
+                if !removed || at == upper.join(first_missing) {
+                    break;
+                }
+                match at.parent() {
+                    Some(parent) if parent.starts_with(&upper) && parent != upper => at = parent.to_path_buf(),
+                    _ => break,
+                }
+            }
+        }
+    }
 }
 
 /// A container's root filesystem as `root_mount` gave it.
-pub(super) struct RootMount {
+#[derive(Debug)]
+pub struct RootMount {
     pub path: PathBuf,
     mounted_here: bool,
 }

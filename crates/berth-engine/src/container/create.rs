@@ -389,7 +389,10 @@ impl Containers {
         }
         for mount in request.mounts.iter_mut().filter(|m| m.kind == "bind") {
             mount.source = self.runtime.bind_source(&mount.source).to_owned();
-            self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;
+            // The engine's own folders (a build's context and cache mounts) are the VM's.
+            if !std::path::Path::new(&mount.source).starts_with(self.images.home()) {
+                self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;
+            }
         }
         if request.init && self.runtime.init.is_none() {
             return Err(ContainerError::Invalid(

@@ -102,7 +102,8 @@ impl Images {
             }
         }
         self.collect_garbage()?;
-        pruned.reclaimed_bytes = before.saturating_sub(size(&self.content.list()?));
+        // And RUN's cache mounts.
+        pruned.reclaimed_bytes = before.saturating_sub(size(&self.content.list()?)) + crate::build::mounts::prune_caches(self);
         Ok(pruned)
     }
 

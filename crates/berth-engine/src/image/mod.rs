@@ -160,6 +160,11 @@ impl Images {
 
     /// A fresh path for a temporary file of the engine (removed by its user).
     /// A new path under the engine's scratch space (`tmp/`), for a [`Scratch`] file.
+    /// The engine's home folder (the store's root).
+    pub fn home(&self) -> &Path {
+        &self.root
+    }
+
     pub fn scratch_file(&self, what: &str) -> std::path::PathBuf {
         let dir = self.root.join("tmp");
         let _ = std::fs::create_dir_all(&dir);
