@@ -325,3 +325,40 @@ impl Drop for NetnsRegistry {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+/// A plain HTTP file server inside the engine's network namespace (Python's
+/// http.server on 127.0.0.1:8000), serving `dir`; stopped on drop. ADD of a URL fetches
+/// from it: the engine downloads, so the server must be where the engine is.
+#[derive(Debug)]
+pub struct NetnsFileServer {
+    pub addr: String,
+    child: Child,
+}
+
+impl DockerTarget {
+    pub fn file_server(&self, dir: &Path) -> NetnsFileServer {
+        let holder = self.netns_pid();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/proc/{holder}/ns/net"))
+            .args(["--", "python3", "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let server = NetnsFileServer { addr: "127.0.0.1:8000".into(), child };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.in_netns(&["busybox", "wget", "-q", "--spider", "http://127.0.0.1:8000/"]).0 {
+            assert!(Instant::now() < deadline, "the file server did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+}
+
+impl Drop for NetnsFileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -2051,3 +2051,237 @@ fn limits_parent_and_paths(target: &DockerTarget) {
     let unconfined = target.ok(&["run", "--rm", "--security-opt", "systempaths=unconfined", IMAGE, "sh", "-c", "cat /proc/timer_list | wc -c"]);
     assert_ne!(unconfined.trim(), "0", "systempaths=unconfined unmasks it");
 }
+
+on_both!(build_corpus);
+/// The Dockerfile corpus (`tests/build-corpus/<case>/`), each case built with `docker
+/// build` (the classic builder, as docker-compose v1 and docker-py build). What the
+/// image is (its config, its history with `empty_layer`, its layer count, and its file
+/// system as a list of changes to the base image: each path's type, mode, owner, size
+/// and content digest, or link target) must be what dockerd makes: the list is
+/// `tests/build-corpus/<case>.expected`, written from dockerd (`BERTH_BLESS=1` on the
+/// dockerd run) and checked against dockerd on every run.
+fn build_corpus(target: &DockerTarget) {
+    with_image(target);
+    let corpus = berth_tests::root().join("tests/build-corpus");
+    let home = target.home().join("corpus");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).expect("corpus folder");
+    // The cases' contexts, with what git does not keep (modes, archives).
+    let copy = Command::new("cp").arg("-a").arg(&corpus).arg(home.join("cases")).status().expect("cp");
+    assert!(copy.success());
+    let cases = home.join("cases");
+    std::fs::set_permissions(cases.join("files/dir/nested/y.conf"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(cases.join("files/exec.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let archive = corpus_archive();
+    std::fs::write(cases.join("files/archive.tar"), &archive).expect("archive");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &archive).expect("gzip");
+    std::fs::write(cases.join("files/archive.tar.gz"), gz.finish().expect("gzip")).expect("archive");
+    let served = home.join("served");
+    std::fs::create_dir_all(&served).expect("served");
+    std::fs::write(served.join("hello.txt"), "hello from the server\n").expect("file");
+    std::fs::write(served.join("pack.tar"), &archive).expect("file");
+    let _server = target.file_server(&served);
+
+    let base = image_manifest(target, IMAGE);
+    let bless = std::env::var("BERTH_BLESS").is_ok() && !target.is_berth();
+    let builds: &[(&str, &str, &[&str])] = &[
+        ("instructions", "instructions", &[]),
+        ("files", "files", &[]),
+        ("stages", "stages", &["--build-arg", "VERSION=2.0"]),
+        ("stages", "stages-target", &["--target", "test"]),
+        ("run", "run", &[]),
+        ("url", "url", &[]),
+    ];
+    let mut failures = Vec::new();
+    for (case, expected_name, args) in builds {
+        let tag = format!("corpus/{expected_name}:1");
+        let dir = cases.join(case).display().to_string();
+        let out = target.command("docker").env("DOCKER_BUILDKIT", "0").args(["build", "-t", &tag]).args(*args).arg(&dir).output().expect("docker build");
+        assert!(out.status.success(), "{expected_name}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let got = describe_image(target, &tag, &base);
+        let expected_path = corpus.join(format!("{expected_name}.expected"));
+        if bless {
+            std::fs::write(&expected_path, &got).expect("write expected");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected {
+            failures.push(format!("{expected_name}: differs from {}:\n{}", expected_path.display(), line_diff(&expected, &got)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A small tar for ADD to unpack (a folder, a file with its owner and mode, a link).
+fn corpus_archive() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, owner: u64, data: &[u8], link: Option<&str>| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(owner);
+        header.set_gid(owner);
+        header.set_mtime(1_600_000_000);
+        header.set_size(data.len() as u64);
+        if let Some(link) = link {
+            header.set_link_name(link).expect("link");
+        }
+        builder.append_data(&mut header, path, data).expect("append");
+    };
+    add("top/", tar::EntryType::Directory, 0o750, 0, b"", None);
+    add("top/inner.txt", tar::EntryType::Regular, 0o640, 1000, b"inner\n", None);
+    add("top/link", tar::EntryType::Symlink, 0o777, 0, b"", Some("inner.txt"));
+    add("plain.txt", tar::EntryType::Regular, 0o644, 0, b"plain\n", None);
+    builder.into_inner().expect("tar")
+}
+
+/// An image as the corpus compares it: its config (less what names the engine or the
+/// parent), its history (created_by with content checksums masked, and empty_layer),
+/// its layer count, and its files' changes against `base` (`+ path what`, `- path`).
+fn describe_image(target: &DockerTarget, image: &str, base: &std::collections::BTreeMap<String, String>) -> String {
+    let (config, files) = saved_image(target, image);
+    let mut out = String::new();
+    let mut inner = config["config"].clone();
+    if let Some(map) = inner.as_object_mut() {
+        for key in ["Hostname", "Image", "Domainname"] {
+            map.remove(key);
+        }
+        // Null and empty are the same to a client.
+        map.retain(|_, v| {
+            !(v.is_null() || v == &serde_json::json!("") || v == &serde_json::json!(false) || v == &serde_json::json!([]) || v == &serde_json::json!({}))
+        });
+    }
+    out.push_str(&format!("config {}\n", serde_json::to_string(&inner).expect("json")));
+    out.push_str(&format!("platform {}/{}\n", config["os"].as_str().unwrap_or(""), config["architecture"].as_str().unwrap_or("")));
+    for line in history_lines(&config) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(&format!("layers {}\n", config["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len)));
+    for (path, what) in &files {
+        if base.get(path) != Some(what) {
+            out.push_str(&format!("+ {path} {what}\n"));
+        }
+    }
+    for path in base.keys() {
+        if !files.contains_key(path) {
+            out.push_str(&format!("- {path}\n"));
+        }
+    }
+    out
+}
+
+/// The history lines, content checksums (any run of 64 hex digits: `file:<sum>`,
+/// `multi:<sum>`, a download's bare sum) masked: each engine sums a copy's sources its
+/// own way.
+fn history_lines(config: &serde_json::Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in config["history"].as_array().into_iter().flatten() {
+        let created_by = entry["created_by"].as_str().unwrap_or("");
+        let mut masked = String::new();
+        let mut run = String::new();
+        for c in created_by.chars().chain(std::iter::once(' ')) {
+            if c.is_ascii_hexdigit() {
+                run.push(c);
+                continue;
+            }
+            // A sum can follow other digits with no space (`--chown=1000:1000<sum>`).
+            if run.len() >= 64 {
+                masked.push_str(&run[..run.len() - 64]);
+                masked.push_str("<sum>");
+            } else {
+                masked.push_str(&run);
+            }
+            run.clear();
+            masked.push(c);
+        }
+        masked.pop();
+        let empty = if entry["empty_layer"].as_bool() == Some(true) { "empty" } else { "layer" };
+        lines.push(format!("history {empty} {masked}"));
+    }
+    lines
+}
+
+/// An image's files, from `docker save`: its layers applied in order (whiteouts and
+/// opaque folders honoured), each path to its type, mode, owner, size and digest.
+fn image_manifest(target: &DockerTarget, image: &str) -> std::collections::BTreeMap<String, String> {
+    saved_image(target, image).1
+}
+
+fn saved_image(target: &DockerTarget, image: &str) -> (serde_json::Value, std::collections::BTreeMap<String, String>) {
+    use std::io::Read;
+    let path = target.home().join("corpus-save.tar");
+    target.ok(&["save", "-o", &path.display().to_string(), image]);
+    let mut members = std::collections::HashMap::new();
+    let mut outer = tar::Archive::new(std::fs::File::open(&path).expect("saved image"));
+    for entry in outer.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").display().to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("read");
+        members.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).expect("manifest.json");
+    let config: serde_json::Value = serde_json::from_slice(&members[manifest[0]["Config"].as_str().expect("Config")]).expect("config");
+    let mut files = std::collections::BTreeMap::new();
+    for layer in manifest[0]["Layers"].as_array().expect("Layers") {
+        let data = &members[layer.as_str().expect("layer")];
+        let reader: Box<dyn Read> =
+            if data.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::GzDecoder::new(data.as_slice())) } else { Box::new(data.as_slice()) };
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().expect("layer tar") {
+            let mut entry = entry.expect("entry");
+            let raw = entry.path().expect("path").display().to_string();
+            let path = raw.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_owned();
+            if path.is_empty() {
+                continue;
+            }
+            let (parent, name) = path.rsplit_once('/').map_or(("", path.as_str()), |(p, n)| (p, n));
+            if name == ".wh..wh..opq" {
+                let prefix = format!("{parent}/");
+                files.retain(|k: &String, _| !k.starts_with(&prefix));
+                continue;
+            }
+            if let Some(gone) = name.strip_prefix(".wh.") {
+                let gone = if parent.is_empty() { gone.to_owned() } else { format!("{parent}/{gone}") };
+                let prefix = format!("{gone}/");
+                files.retain(|k: &String, _| k != &gone && !k.starts_with(&prefix));
+                continue;
+            }
+            let header = entry.header().clone();
+            let mode = header.mode().unwrap_or(0) & 0o7777;
+            let owner = format!("{}:{}", header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+            let link = || entry.link_name().ok().flatten().map(|l| l.display().to_string()).unwrap_or_default();
+            let what = match header.entry_type() {
+                tar::EntryType::Directory => format!("dir {mode:o} {owner}"),
+                tar::EntryType::Symlink => format!("link {owner} -> {}", link()),
+                tar::EntryType::Link => format!("hardlink -> {}", link().trim_start_matches('/')),
+                tar::EntryType::Fifo => format!("fifo {mode:o} {owner}"),
+                tar::EntryType::Char | tar::EntryType::Block => format!("device {mode:o} {owner}"),
+                _ => {
+                    use sha2::Digest as _;
+                    let mut data = Vec::new();
+                    entry.read_to_end(&mut data).expect("read");
+                    format!("file {mode:o} {owner} {} {}", data.len(), &format!("{:x}", sha2::Sha256::digest(&data))[..16])
+                }
+            };
+            // A folder listed again keeps what it holds.
+            files.insert(path, what);
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    (config, files)
+}
+
+/// The lines of `got` that `expected` lacks (`+`) and the reverse (`-`).
+fn line_diff(expected: &str, got: &str) -> String {
+    let mut out = String::new();
+    for line in expected.lines().filter(|l| !got.lines().any(|g| g == *l)) {
+        out.push_str(&format!("  expected: {line}\n"));
+    }
+    for line in got.lines().filter(|l| !expected.lines().any(|e| e == *l)) {
+        out.push_str(&format!("  got:      {line}\n"));
+    }
+    out
+}

@@ -9,10 +9,13 @@
 //! slice (`CMD ["/bin/sh" "-c" "echo hi"]`, space-separated), `%v` on a string slice
 //! (`VOLUME [/data /logs]`), and `%q` on the health config struct for HEALTHCHECK.
 //!
-//! Unsure, and documented as such: the HEALTHCHECK struct is printed with the
-//! `StartInterval` field of API 1.44+ (five values before the retries); older dockerd
-//! printed four. Go's `%q` keeps every printable Unicode character; here every
-//! non-control character counts as printable.
+//! The HEALTHCHECK struct is printed as dockerd up to API 1.43 prints it (checked against
+//! dockerd 20.10 by the compatibility suite's Dockerfile corpus): three durations
+//! (interval, timeout, start period) before the retries; API 1.44 added a fourth, the
+//! start interval, which Berth (serving 1.43) leaves out. Go's `%q` keeps every
+//! printable Unicode character; here every non-control character counts as printable.
+//! EXPOSE lists its ports sorted as strings (dockerd's parser sorts them), and a
+//! COPY/ADD `--chown` runs into the source hash with no space, as dockerd writes it.
 
 use std::fmt::Write;
 
@@ -30,11 +33,12 @@ pub fn nop_single(shell: &[String], comment: &str) -> String {
 }
 
 /// COPY/ADD, which the caller builds once it has hashed the sources:
-/// `/bin/sh -c #(nop) COPY [--chown=u:g ]file:<hash> in /dest ` (note the trailing
-/// space). `source_hash` is dockerd's `file:<sha256>`, `dir:<sha256>` or
-/// `multi:<sha256>`; `dest` the destination as written.
+/// `/bin/sh -c #(nop) COPY [--chown=u:g]file:<hash> in /dest ` (note the trailing
+/// space, and no space after the chown: dockerd's format). `source_hash` is dockerd's
+/// `file:<sha256>`, `dir:<sha256>` or `multi:<sha256>`, or the bare hash of a URL's
+/// download; `dest` the destination as written.
 pub fn copy_created_by(shell: &[String], instruction: &str, chown: Option<&str>, source_hash: &str, dest: &str) -> String {
-    let chown = chown.map(|c| format!("--chown={c} ")).unwrap_or_default();
+    let chown = chown.map(|c| format!("--chown={c}")).unwrap_or_default();
     nop_single(shell, &format!("{instruction} {chown}{source_hash} in {dest} "))
 }
 
@@ -76,7 +80,11 @@ impl Instruction {
             Command::Env(kvs) => pairs("ENV", kvs.iter().map(|kv| (&kv.key, Some(&kv.value)))),
             Command::Label(kvs) => pairs("LABEL", kvs.iter().map(|kv| (&kv.key, Some(&kv.value)))),
             Command::Arg(args) => pairs("ARG", args.iter().map(|a| (&a.name, a.default.as_ref()))),
-            Command::Expose(ports) => format!("EXPOSE {}", ports.join(" ")),
+            Command::Expose(ports) => {
+                let mut sorted = ports.clone();
+                sorted.sort();
+                format!("EXPOSE {}", sorted.join(" "))
+            }
             Command::Volume(paths) => format!("VOLUME {}", go_slice(paths)),
             Command::Shell(argv) => format!("SHELL {}", go_slice(argv)),
             Command::User(user) => format!("USER {user}"),
@@ -106,11 +114,11 @@ fn pairs<'a>(name: &str, kvs: impl Iterator<Item = (&'a String, Option<&'a Strin
     out
 }
 
-/// Go's `%q` of a health config pointer: `&{["CMD-SHELL" "x"] "30s" "5s" "0s" "0s" '\x03'}`.
+/// Go's `%q` of a health config pointer: `&{["CMD-SHELL" "x"] "30s" "5s" "0s" '\x03'}`.
 fn health(h: &Healthcheck) -> String {
     let (test, durations, retries) = match h {
-        Healthcheck::None => (vec!["NONE".to_string()], [None; 4], 0),
-        Healthcheck::Cmd(c) => (c.test(), [c.interval, c.timeout, c.start_period, c.start_interval], c.retries.unwrap_or(0)),
+        Healthcheck::None => (vec!["NONE".to_string()], [None; 3], 0),
+        Healthcheck::Cmd(c) => (c.test(), [c.interval, c.timeout, c.start_period], c.retries.unwrap_or(0)),
     };
     let mut out = format!("&{{{}", go_quoted_slice(&test));
     for d in durations {
@@ -189,7 +197,7 @@ mod tests {
         assert_eq!(created_by("LABEL version=1").expect("succeeds"), "/bin/sh -c #(nop)  LABEL version=1");
         assert_eq!(created_by("ARG a=1 b").expect("succeeds"), "/bin/sh -c #(nop)  ARG a=1 b");
         assert_eq!(created_by("USER app").expect("succeeds"), "/bin/sh -c #(nop)  USER app");
-        assert_eq!(created_by("EXPOSE 80/tcp 443").expect("succeeds"), "/bin/sh -c #(nop)  EXPOSE 80/tcp 443");
+        assert_eq!(created_by("EXPOSE 80/tcp 443").expect("succeeds"), "/bin/sh -c #(nop)  EXPOSE 443 80/tcp");
         assert_eq!(created_by("STOPSIGNAL SIGTERM").expect("succeeds"), "/bin/sh -c #(nop)  STOPSIGNAL SIGTERM");
         assert_eq!(created_by("MAINTAINER me").expect("succeeds"), "/bin/sh -c #(nop)  MAINTAINER me");
     }
@@ -231,9 +239,9 @@ mod tests {
     fn healthcheck_prints_the_go_struct() {
         assert_eq!(
             created_by("HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://x/").expect("succeeds"),
-            r#"/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "curl -f http://x/"] "30s" "0s" "0s" "0s" '\x03'}"#
+            r#"/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "curl -f http://x/"] "30s" "0s" "0s" '\x03'}"#
         );
-        assert_eq!(created_by("HEALTHCHECK NONE").expect("succeeds"), r#"/bin/sh -c #(nop)  HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\x00'}"#);
+        assert_eq!(created_by("HEALTHCHECK NONE").expect("succeeds"), r#"/bin/sh -c #(nop)  HEALTHCHECK &{["NONE"] "0s" "0s" "0s" '\x00'}"#);
     }
 
     #[test]
@@ -246,7 +254,7 @@ mod tests {
         assert_eq!(created_by("COPY a /b"), None);
         let sh = default_shell();
         assert_eq!(copy_created_by(&sh, "COPY", None, "file:abc", "/dst"), "/bin/sh -c #(nop) COPY file:abc in /dst ");
-        assert_eq!(copy_created_by(&sh, "ADD", Some("1:1"), "dir:def", "/"), "/bin/sh -c #(nop) ADD --chown=1:1 dir:def in / ");
+        assert_eq!(copy_created_by(&sh, "ADD", Some("1:1"), "dir:def", "/"), "/bin/sh -c #(nop) ADD --chown=1:1dir:def in / ");
     }
 
     #[test]

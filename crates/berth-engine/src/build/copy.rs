@@ -49,8 +49,10 @@ fn context_paths(context: &Path) -> Vec<String> {
 pub struct Plan {
     /// The sources, relative to the context (a folder means its contents).
     pub sources: Vec<PathBuf>,
-    /// The destination as history writes it.
-    pub dest_text: String,
+    /// The name each source takes at the destination when not its own: a source that
+    /// is a link into the context is copied as what it points to, under the link's name
+    /// (dockerd follows it inside the context; one that leads out stays a link).
+    names: Vec<Option<std::ffi::OsString>>,
     dest: String,
     into_dir: bool,
     chown: Option<String>,
@@ -66,8 +68,8 @@ impl Plan {
         let mut sources = Vec::new();
         let all = std::cell::OnceCell::new();
         for source in &files.sources {
-            if add && (source.starts_with("http://") || source.starts_with("https://") || source.starts_with("git@")) {
-                return Err(BuildError::Invalid(format!("ADD {source}: remote sources are not supported by Berth's builder yet")));
+            if add && (is_url(source) || source.starts_with("git@")) {
+                return Err(BuildError::Invalid(format!("ADD {source}: Git sources are not supported by Berth's builder yet")));
             }
             if berth_dockerfile::glob::has_wildcards(source) {
                 let paths = all.get_or_init(|| context_paths(context));
@@ -88,6 +90,18 @@ impl Plan {
                 sources.push(path.strip_prefix(context).map(Path::to_path_buf).unwrap_or_default());
             }
         }
+        let mut names = Vec::with_capacity(sources.len());
+        for source in &mut sources {
+            let name = source.file_name().map(ToOwned::to_owned);
+            let is_link = std::fs::symlink_metadata(context.join(&*source)).is_ok_and(|m| m.file_type().is_symlink());
+            match crate::files::resolve_in_root(context, &source.display().to_string()) {
+                Ok(real) if is_link && real.exists() => {
+                    *source = real.strip_prefix(context).map(Path::to_path_buf).unwrap_or_default();
+                    names.push(name);
+                }
+                _ => names.push(None),
+            }
+        }
         let raw = files.dest.clone();
         let dest = if raw.starts_with('/') { raw.clone() } else { format!("{}/{raw}", workdir.trim_end_matches('/')) };
         let several = sources.len() + files.heredocs.len() > 1;
@@ -102,7 +116,7 @@ impl Plan {
         };
         Ok(Plan {
             sources,
-            dest_text: dest.clone(),
+            names,
             into_dir: raw.ends_with('/') || raw == "." || several,
             dest,
             chown: chown.map(str::to_owned),
@@ -112,11 +126,33 @@ impl Plan {
         })
     }
 
+    /// Adds files an ADD downloaded (absolute paths; they keep their names and are never
+    /// unpacked, as dockerd does with a URL's file).
+    pub fn with_downloads(mut self, downloads: Vec<PathBuf>, raw_dest: &str) -> Result<Plan, BuildError> {
+        if downloads.is_empty() {
+            return Ok(self);
+        }
+        self.names.extend(downloads.iter().map(|_| None));
+        self.sources.extend(downloads);
+        if self.sources.len() + self.heredocs.len() > 1 {
+            if !raw_dest.ends_with('/') {
+                return Err(BuildError::Invalid(format!(
+                    "When using ADD with more than one source file, the destination must be a directory and end with a /: {raw_dest}"
+                )));
+            }
+            self.into_dir = true;
+        }
+        Ok(self)
+    }
+
     /// Writes the sources (from `context`) into `root`.
     pub fn write(&self, context: &Path, root: &Path) -> Result<(), String> {
         let (uid, gid) = match &self.chown {
             Some(spec) => {
-                let user = rootfs::resolve_user(root, spec).map_err(|e| format!("--chown {spec}: {e}"))?;
+                // A user alone means the group of the same name (or number), as dockerd
+                // reads it: `--chown=app` is `app:app`.
+                let full = if spec.contains(':') { spec.clone() } else { format!("{spec}:{spec}") };
+                let user = rootfs::resolve_user(root, &full).map_err(|e| format!("--chown {spec}: {e}"))?;
                 (user.uid, user.gid)
             }
             None => (0, 0),
@@ -124,15 +160,15 @@ impl Plan {
         let dest_is_dir =
             self.into_dir || self.sources.iter().any(|s| context.join(s).is_dir() && !context.join(s).is_symlink()) || dir_in_root(root, &self.dest).is_some();
         if dest_is_dir {
-            let target = make_dirs(root, &self.dest)?;
-            for source in &self.sources {
+            let target = make_dirs_owned(root, &self.dest, uid, gid)?;
+            for (source, rename) in self.sources.iter().zip(&self.names) {
                 let from = context.join(source);
                 if from.is_dir() && !from.is_symlink() {
                     copy_children(&from, &target, uid, gid, self.chmod)?;
-                } else if self.unpack && is_archive(&from) {
+                } else if self.unpack && !source.is_absolute() && is_archive(&from) {
                     unpack_archive(&from, &target)?;
                 } else {
-                    let name = source.file_name().ok_or_else(|| format!("{}: no file name", source.display()))?;
+                    let name = rename.as_deref().or(source.file_name()).ok_or_else(|| format!("{}: no file name", source.display()))?;
                     copy_one(&from, &target.join(name), uid, gid, self.chmod)?;
                 }
             }
@@ -141,20 +177,88 @@ impl Plan {
             }
         } else {
             let (parent, name) = self.dest.rsplit_once('/').unwrap_or(("", &self.dest));
-            let target = make_dirs(root, if parent.is_empty() { "/" } else { parent })?;
+            let target = make_dirs_owned(root, if parent.is_empty() { "/" } else { parent }, uid, gid)?;
             if let Some((_, content)) = self.heredocs.first() {
                 return write_file(&target.join(name), content.as_bytes(), uid, gid, self.chmod.unwrap_or(0o644));
             }
             let source = self.sources.first().ok_or("no source")?;
             let from = context.join(source);
-            if self.unpack && is_archive(&from) {
-                let dir = make_dirs(root, &self.dest)?;
+            if self.unpack && !source.is_absolute() && is_archive(&from) {
+                let dir = make_dirs_owned(root, &self.dest, uid, gid)?;
                 return unpack_archive(&from, &dir);
             }
             copy_one(&from, &target.join(name), uid, gid, self.chmod)?;
         }
         Ok(())
     }
+}
+
+/// An ADD source that names a remote file.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// ADD of a URL: fetches it into a new folder `into`, as dockerd's classic builder
+/// does: named after the URL's last path part (or the Content-Disposition's filename),
+/// mode 0600, its time the Last-Modified header's. At most `limit` bytes. Returns the
+/// file's path.
+pub async fn download(url: &str, into: &Path, limit: u64) -> Result<PathBuf, BuildError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let failed = |what: String| BuildError::Invalid(format!("ADD {url}: {what}"));
+    let response = reqwest::Client::new().get(url).send().await.map_err(|e| failed(crate::error_chain(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let reason = status.canonical_reason().unwrap_or("");
+        return Err(BuildError::Invalid(format!("failed to GET {url} with status {} {reason}: {}", status.as_u16(), body.trim())));
+    }
+    let path = response.url().path().to_owned();
+    let name = filename_for_download(&path, response.headers().get(reqwest::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| failed(format!("cannot determine filename for source {url}")))?;
+    let modified = response
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v.replace("GMT", "+0000")).ok())
+        .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0)));
+    std::fs::create_dir_all(into).map_err(super::io("make a folder for a download"))?;
+    let file_path = into.join(&name);
+    let mut file = tokio::fs::File::create(&file_path).await.map_err(super::io("write a download"))?;
+    let mut stream = response.bytes_stream();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| failed(crate::error_chain(&e)))?;
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(failed(format!("larger than the limit of {limit} bytes")));
+        }
+        file.write_all(&chunk).await.map_err(super::io("write a download"))?;
+    }
+    file.flush().await.map_err(super::io("write a download"))?;
+    let file = file.into_std().await;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(super::io("set a download's mode"))?;
+    if let Some(time) = modified {
+        file.set_modified(time).map_err(super::io("set a download's time"))?;
+    }
+    Ok(file_path)
+}
+
+/// The name dockerd gives a downloaded file: the URL path's last part, else the
+/// Content-Disposition's filename.
+fn filename_for_download(path: &str, disposition: Option<&str>) -> Option<String> {
+    let base = |p: &str| p.rsplit('/').next().filter(|n| !n.is_empty() && *n != "." && *n != "..").map(str::to_owned);
+    if !path.is_empty() && !path.ends_with('/') {
+        if let Some(name) = base(path) {
+            return Some(name);
+        }
+    }
+    let disposition = disposition?;
+    let filename = disposition.split(';').map(str::trim).find_map(|p| p.strip_prefix("filename="))?.trim_matches('"');
+    if filename.ends_with('/') {
+        return None;
+    }
+    base(filename)
 }
 
 /// The host path of a folder `path` in the image's root, if there is one.
@@ -165,6 +269,12 @@ fn dir_in_root(root: &Path, path: &str) -> Option<PathBuf> {
 /// Makes `path` (and its parents) in the image's root as root-owned 0755 folders where
 /// missing, links resolved inside the root; returns its host path.
 fn make_dirs(root: &Path, path: &str) -> Result<PathBuf, String> {
+    make_dirs_owned(root, path, 0, 0)
+}
+
+/// `make_dirs` with the new folders owned by `uid:gid` (a COPY's `--chown` owns the
+/// folders it makes, as dockerd's do).
+fn make_dirs_owned(root: &Path, path: &str, uid: u32, gid: u32) -> Result<PathBuf, String> {
     let mut sofar = String::new();
     let mut host = root.to_path_buf();
     for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
@@ -180,7 +290,7 @@ fn make_dirs(root: &Path, path: &str) -> Result<PathBuf, String> {
                 let next = host.join(part);
                 std::fs::create_dir(&next).map_err(|e| format!("make {sofar}: {e}"))?;
                 std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{sofar}: {e}"))?;
-                std::os::unix::fs::lchown(&next, Some(0), Some(0)).map_err(|e| format!("{sofar}: {e}"))?;
+                std::os::unix::fs::lchown(&next, Some(uid), Some(gid)).map_err(|e| format!("{sofar}: {e}"))?;
                 host = next;
             }
         }
@@ -257,6 +367,8 @@ fn unpack_archive(from: &Path, into: &Path) -> Result<(), String> {
     let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
+    // The archive's owners are kept, as dockerd keeps them.
+    archive.set_preserve_ownerships(true);
     archive.set_overwrite(true);
     for entry in archive.entries().map_err(|e| format!("{}: {e}", from.display()))? {
         let mut entry = entry.map_err(|e| format!("{}: {e}", from.display()))?;

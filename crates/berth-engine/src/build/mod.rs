@@ -139,6 +139,11 @@ const MEMORY_CONTEXT: u64 = 64 << 20;
 /// The context budget, unless `BERTH_BUILD_CONTEXT_LIMIT` (bytes) says otherwise.
 const CONTEXT_LIMIT: u64 = 8 << 30;
 
+/// The context budget in bytes (also a download's, for ADD of a URL).
+fn context_limit() -> u64 {
+    std::env::var("BERTH_BUILD_CONTEXT_LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(CONTEXT_LIMIT)
+}
+
 /// Receives a build context (a tar, plain or gzip, in chunks) into a new workspace,
 /// unpacked; the budget is checked as it comes. What the Docker API and gRPC both call.
 pub async fn receive_context(
@@ -147,7 +152,7 @@ pub async fn receive_context(
 ) -> Result<Workspace, BuildError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let limit = std::env::var("BERTH_BUILD_CONTEXT_LIMIT").ok().and_then(|v| v.parse().ok()).unwrap_or(CONTEXT_LIMIT);
+    let limit = context_limit();
     let workspace = Workspace::new(containers)?;
     let archive = workspace.root.join("context.tar");
     // Its first bytes (gzip's magic) and its size, as received.

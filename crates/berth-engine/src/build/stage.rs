@@ -2,10 +2,10 @@
 //! the next builds on.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_dockerfile::history::{nop, nop_single};
+use berth_dockerfile::history::{copy_created_by, nop, nop_single};
 use berth_dockerfile::{ArgDef, Command, CommandLine, Instruction};
 use serde_json::{json, Map, Value};
 use sha2::Digest as _;
@@ -107,12 +107,6 @@ pub(super) struct Build<'a> {
 
 fn short(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
-}
-
-/// Go's `%q` of a string list, as dockerd's history writes CMD and ENTRYPOINT.
-fn go_quoted(list: &[String]) -> String {
-    let items: Vec<String> = list.iter().map(|s| serde_json::to_string(s).unwrap_or_default()).collect();
-    format!("[{}]", items.join(" "))
 }
 
 impl<'a> Build<'a> {
@@ -270,13 +264,18 @@ impl Build<'_> {
     async fn step(&mut self, state: &mut StageState, instruction: &Instruction, global: &BTreeMap<String, String>) -> Result<(), BuildError> {
         let expanded = instruction.expand(&state.lookup(), self.plan.escape).map_err(|e| BuildError::Invalid(e.to_string()))?;
         let shell = state.shell.clone();
+        // The history line as dockerd writes it (SHELL's under the new shell).
+        let history_shell = match &expanded.command {
+            Command::Shell(argv) => argv.clone(),
+            _ => shell.clone(),
+        };
+        let created_by = expanded.history_created_by(&history_shell).unwrap_or_default();
         match &expanded.command {
             Command::Env(pairs) => {
                 for kv in pairs {
                     state.set_env(&kv.key, &kv.value);
                 }
-                let text = pairs.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>().join(" ");
-                self.config_step(state, nop(&shell, &format!("ENV {text}"))).await
+                self.config_step(state, created_by).await
             }
             Command::Label(pairs) => {
                 let mut labels = state.config.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -284,20 +283,19 @@ impl Build<'_> {
                     labels.insert(kv.key.clone(), json!(kv.value));
                 }
                 state.config.insert("Labels".into(), Value::Object(labels));
-                let text = pairs.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>().join(" ");
-                self.config_step(state, nop(&shell, &format!("LABEL {text}"))).await
+                self.config_step(state, created_by).await
             }
             Command::Cmd(line) => {
                 let argv = line.to_argv(&shell);
                 state.config.insert("Cmd".into(), json!(argv));
-                self.config_step(state, nop(&shell, &format!("CMD {}", go_quoted(&argv)))).await
+                self.config_step(state, created_by).await
             }
             Command::Entrypoint(line) => {
                 let argv = line.to_argv(&shell);
                 state.config.insert("Entrypoint".into(), if argv.is_empty() { Value::Null } else { json!(argv) });
                 // An ENTRYPOINT resets a CMD set by the base image (dockerd's rule).
                 state.config.insert("Cmd".into(), Value::Null);
-                self.config_step(state, nop(&shell, &format!("ENTRYPOINT {}", go_quoted(&argv)))).await
+                self.config_step(state, created_by).await
             }
             Command::Expose(ports) => {
                 let mut exposed = state.config.get("ExposedPorts").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -306,11 +304,11 @@ impl Build<'_> {
                     exposed.insert(p, json!({}));
                 }
                 state.config.insert("ExposedPorts".into(), Value::Object(exposed));
-                self.config_step(state, nop(&shell, &format!("EXPOSE {}", ports.join(" ")))).await
+                self.config_step(state, created_by).await
             }
             Command::User(user) => {
                 state.config.insert("User".into(), json!(user));
-                self.config_step(state, nop(&shell, &format!("USER {user}"))).await
+                self.config_step(state, created_by).await
             }
             Command::Volume(paths) => {
                 let mut volumes = state.config.get("Volumes").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -318,23 +316,24 @@ impl Build<'_> {
                     volumes.insert(p.clone(), json!({}));
                 }
                 state.config.insert("Volumes".into(), Value::Object(volumes));
-                self.config_step(state, nop(&shell, &format!("VOLUME [{}]", paths.join(" ")))).await
+                self.config_step(state, created_by).await
             }
             Command::Stopsignal(signal) => {
                 state.config.insert("StopSignal".into(), json!(signal));
-                self.config_step(state, nop(&shell, &format!("STOPSIGNAL {signal}"))).await
+                self.config_step(state, created_by).await
             }
             Command::Shell(argv) => {
                 state.shell = argv.clone();
-                self.config_step(state, nop(&shell, &format!("SHELL [{}]", argv.join(" ")))).await
+                state.config.insert("Shell".into(), json!(argv));
+                self.config_step(state, created_by).await
             }
-            Command::Maintainer(name) => self.config_step(state, nop(&shell, &format!("MAINTAINER {name}"))).await,
+            Command::Maintainer(_) => self.config_step(state, created_by).await,
             Command::Onbuild(trigger) => {
                 let text = trigger.original.clone();
                 let mut triggers: Vec<Value> = state.config.get("OnBuild").and_then(Value::as_array).cloned().unwrap_or_default();
                 triggers.push(json!(text));
                 state.config.insert("OnBuild".into(), json!(triggers));
-                self.config_step(state, nop(&shell, &format!("ONBUILD {text}"))).await
+                self.config_step(state, created_by).await
             }
             Command::Healthcheck(check) => {
                 let value = match check {
@@ -354,24 +353,15 @@ impl Build<'_> {
                         Value::Object(h)
                     }
                 };
-                let test = value["Test"].as_array().map(|t| t.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>()).unwrap_or_default();
                 state.config.insert("Healthcheck".into(), value);
-                self.config_step(state, nop(&shell, &format!("HEALTHCHECK {}", go_quoted(&test)))).await
+                self.config_step(state, created_by).await
             }
             Command::Arg(defs) => {
                 for def in defs {
                     let value = self.arg_value(def).or_else(|| global.get(&def.name).cloned());
                     state.args.insert(def.name.clone(), value);
                 }
-                let text = defs
-                    .iter()
-                    .map(|d| match &d.default {
-                        Some(v) => format!("{}={v}", d.name),
-                        None => d.name.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                self.config_step(state, nop(&shell, &format!("ARG {text}"))).await
+                self.config_step(state, created_by).await
             }
             Command::Workdir(dir) => {
                 let dir = if dir.starts_with('/') { dir.clone() } else { format!("{}/{dir}", state.working_dir().trim_end_matches('/')) };
@@ -653,10 +643,37 @@ impl Build<'_> {
         add: bool,
     ) -> Result<(), BuildError> {
         let context = self.workspace.context();
-        let plan = super::copy::Plan::new(&context, files, &state.working_dir(), chown, chmod, add)?;
-        let checksum = super::context::checksum(&context, &plan.sources)?;
-        let kind = if plan.sources.len() == 1 && context.join(&plan.sources[0]).is_file() { "file" } else { "dir" };
-        let created_by = nop_single(&state.shell, &format!("{name} {kind}:{checksum} in {} ", plan.dest_text));
+        // ADD's URLs are fetched first (each time, as dockerd does: the content decides
+        // whether the cached step still holds).
+        let mut local = files.clone();
+        let mut downloads = Vec::new();
+        let mut remote_sums = String::new();
+        if add {
+            local.sources.retain(|s| !super::copy::is_url(s));
+            for (n, url) in files.sources.iter().filter(|s| super::copy::is_url(s)).enumerate() {
+                let into = self.workspace.root.join(format!("download-{n}"));
+                let _ = std::fs::remove_dir_all(&into);
+                let file = super::copy::download(url, &into, super::context_limit()).await?;
+                let name = file.file_name().map(PathBuf::from).unwrap_or_default();
+                remote_sums.push_str(&super::context::checksum(&into, &[name])?);
+                downloads.push(file);
+            }
+        }
+        let plan = super::copy::Plan::new(&context, &local, &state.working_dir(), chown, chmod, add)?.with_downloads(downloads, &files.dest)?;
+        let local_count = plan.sources.iter().filter(|s| !s.is_absolute()).count();
+        let local_sources: Vec<PathBuf> = plan.sources[..local_count].to_vec();
+        let checksum = if remote_sums.is_empty() {
+            super::context::checksum(&context, &local_sources)?
+        } else {
+            use sha2::Digest as _;
+            format!("{:x}", sha2::Sha256::digest(format!("{}\n{remote_sums}", super::context::checksum(&context, &local_sources)?)))
+        };
+        let hash = match (plan.sources.as_slice(), local_count) {
+            // One URL: the bare hash, as dockerd writes a download's.
+            ([_], 0) if files.heredocs.is_empty() => checksum.clone(),
+            _ => source_hash(&context, &plan.sources, files.heredocs.len(), &checksum),
+        };
+        let created_by = copy_created_by(&state.shell, name, chown, &hash, &files.dest);
         self.files_step(state, created_by, Some(checksum), |root| plan.write(&context, root)).await
     }
 
@@ -695,7 +712,7 @@ impl Build<'_> {
         let files = berth_dockerfile::Files { sources, heredocs: Vec::new(), dest: copy.files.dest.clone(), json: copy.files.json };
         let plan = super::copy::Plan::new(&staged, &files, &state.working_dir(), copy.chown.as_deref(), copy.chmod.as_deref(), false)?;
         let checksum = super::context::checksum(&staged, &plan.sources)?;
-        let created_by = nop_single(&state.shell, &format!("COPY dir:{checksum} in {} ", plan.dest_text));
+        let created_by = copy_created_by(&state.shell, "COPY", copy.chown.as_deref(), &source_hash(&staged, &plan.sources, 0, &checksum), &copy.files.dest);
         let result = self.files_step(state, created_by, Some(format!("{}:{checksum}", source.id)), |root| plan.write(&staged, root)).await;
         let _ = std::fs::remove_dir_all(&staged);
         result?;
@@ -704,6 +721,17 @@ impl Build<'_> {
         }
         Ok(())
     }
+}
+
+/// dockerd's name for what a COPY or ADD copies: `file:<sum>` for one file, `dir:<sum>`
+/// for one folder, `multi:<sum>` for several sources.
+fn source_hash(base: &Path, sources: &[PathBuf], heredocs: usize, checksum: &str) -> String {
+    let kind = match sources {
+        _ if sources.len() + heredocs > 1 => "multi",
+        [one] if std::fs::symlink_metadata(base.join(one)).is_ok_and(|m| m.is_dir()) => "dir",
+        _ => "file",
+    };
+    format!("{kind}:{checksum}")
 }
 
 /// The Dockerfile as the build runs it (berth-dockerfile's parse, grouped by stage).

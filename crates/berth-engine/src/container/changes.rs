@@ -1,7 +1,8 @@
 //! What a container changed (`diff`: its writable layer against the image) and its whole
 //! filesystem as a tar (`export`). `cp` is in `copy`.
 
-use std::os::unix::fs::FileTypeExt;
+use std::collections::HashMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -239,11 +240,23 @@ pub fn write_layer(upper: &Path, out: &Path) -> Result<(), ContainerError> {
     let file = std::fs::File::create(out).map_err(ContainerError::io("create the layer"))?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.follow_symlinks(false);
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(upper.join(&rel)).map_err(ContainerError::io("read the container's changes"))?.flatten().collect();
+    // Files with several names in the layer: the first name written, by inode.
+    let mut linked: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    // Depth first in name order, each folder's contents right after it (as docker's
+    // archives walk): a file's first name is the one that sorts first.
+    let sorted = |dir: &Path| -> Result<std::vec::IntoIter<std::fs::DirEntry>, ContainerError> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(ContainerError::io("read the container's changes"))?.flatten().collect();
         entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
+        Ok(entries.into_iter())
+    };
+    let mut stack = vec![(PathBuf::new(), sorted(upper)?)];
+    while let Some((rel, entries)) = stack.last_mut() {
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let rel = rel.clone();
+        {
             let child = rel.join(entry.file_name());
             let path = entry.path();
             let meta = std::fs::symlink_metadata(&path).map_err(ContainerError::io("read the container's changes"))?;
@@ -253,17 +266,57 @@ pub fn write_layer(upper: &Path, out: &Path) -> Result<(), ContainerError> {
                 empty_file(&mut builder, &rel.join(name), &meta)?;
                 continue;
             }
+            if meta.is_file() && meta.nlink() > 1 {
+                // Another name of a file already written: a hard link entry, as docker's
+                // layers have them.
+                if let Some(first) = linked.get(&(meta.dev(), meta.ino())) {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_metadata(&meta);
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    builder.append_link(&mut header, &child, first).map_err(ContainerError::io("write the layer"))?;
+                    continue;
+                }
+                linked.insert((meta.dev(), meta.ino()), child.clone());
+            }
+            let kind = meta.file_type();
+            if kind.is_fifo() || kind.is_char_device() || kind.is_block_device() {
+                special(&mut builder, &child, &meta)?;
+                continue;
+            }
             builder.append_path_with_name(&path, &child).map_err(ContainerError::io("write the layer"))?;
             if meta.is_dir() {
                 if is_opaque(&path) {
                     empty_file(&mut builder, &child.join(".wh..wh..opq"), &meta)?;
                 }
-                stack.push(child);
+                stack.push((child, sorted(&path)?));
             }
         }
     }
     builder.into_inner().and_then(|mut w| std::io::Write::flush(&mut w)).map_err(ContainerError::io("write the layer"))?;
     Ok(())
+}
+
+/// A fifo or device node, named `name` in the layer (the tar crate's own path for
+/// these writes the host path instead of the name).
+fn special(builder: &mut tar::Builder<std::io::BufWriter<std::fs::File>>, name: &Path, meta: &std::fs::Metadata) -> Result<(), ContainerError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata(meta);
+    let kind = meta.file_type();
+    header.set_entry_type(if kind.is_fifo() {
+        tar::EntryType::Fifo
+    } else if kind.is_char_device() {
+        tar::EntryType::Char
+    } else {
+        tar::EntryType::Block
+    });
+    header.set_size(0);
+    let rdev = meta.rdev();
+    let write = ContainerError::io("write the layer");
+    header.set_device_major(libc::major(rdev)).map_err(ContainerError::io("write the layer"))?;
+    header.set_device_minor(libc::minor(rdev)).map_err(ContainerError::io("write the layer"))?;
+    builder.append_data(&mut header, name, std::io::empty()).map_err(write)
 }
 
 fn empty_file(builder: &mut tar::Builder<std::io::BufWriter<std::fs::File>>, name: &Path, like: &std::fs::Metadata) -> Result<(), ContainerError> {

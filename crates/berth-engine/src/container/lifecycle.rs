@@ -220,6 +220,15 @@ impl Containers {
     async fn launch(self: &Arc<Self>, record: &ContainerRecord) -> Result<(tokio::process::Child, i32, Option<RunningNetwork>), ContainerError> {
         let dir = self.dir(&record.id);
         let rootfs_dir = dir.join("rootfs");
+        // Mount points the image lacks are made here, 0755 and root's, as dockerd makes
+        // them (crun would make them 01755, and they show in diff, commit and builds).
+        for mount in &record.host_config.mounts {
+            let file = mount.kind == "bind" && std::fs::metadata(&mount.source).is_ok_and(|m| !m.is_dir());
+            rootfs::make_mount_point(&rootfs_dir, &mount.target, file)?;
+        }
+        for tmpfs in &record.host_config.tmpfs {
+            rootfs::make_mount_point(&rootfs_dir, &tmpfs.target, false)?;
+        }
         let user = rootfs::resolve_user_with_groups(&rootfs_dir, &record.config.user, &record.host_config.extras.group_add)?;
         let hc = &record.host_config;
         let caps = caps::compute(hc.privileged, &hc.cap_add, &hc.cap_drop, &self.facts.held_caps).map_err(|e| ContainerError::Invalid(e.to_string()))?;

@@ -98,6 +98,39 @@ pub fn mount_tmpfs(path: &Path, options: &str) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// Makes a mount's target in `root` where the image has none: missing folders 0755 and
+/// root's, the last one an empty file when `file` (a bind of a file). Links on the way
+/// resolve inside the root; a target that exists is left as it is.
+pub fn make_mount_point(root: &Path, target: &str, file: bool) -> Result<(), RootfsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let parts: Vec<&str> = target.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let mut host = root.to_path_buf();
+    let mut sofar = String::new();
+    for (n, part) in parts.iter().enumerate() {
+        if *part == ".." {
+            return Ok(());
+        }
+        sofar.push('/');
+        sofar.push_str(part);
+        match crate::files::resolve_in_root(root, &sofar) {
+            Ok(real) => host = real,
+            Err(_) => {
+                let next = host.join(part);
+                let last = n + 1 == parts.len();
+                if last && file {
+                    std::fs::File::create(&next).map_err(io(format!("create the mount point {sofar}")))?;
+                    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).map_err(io(format!("create the mount point {sofar}")))?;
+                } else {
+                    std::fs::create_dir(&next).map_err(io(format!("create the mount point {sofar}")))?;
+                    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o755)).map_err(io(format!("create the mount point {sofar}")))?;
+                }
+                host = next;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read_in_root(root: &Path, path: &str) -> String {
     let mut text = String::new();
     if let Ok(mut file) = open_in_root(root, path) {
