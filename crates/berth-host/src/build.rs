@@ -75,6 +75,12 @@ pub async fn build(client: &AgentClient, dir: &Path, mut spec: BuildSpec, mut ou
         Err(_) => (OUTSIDE_DOCKERFILE.to_owned(), Some(std::fs::read(&file_real).map_err(|e| invalid(format!("{}: {e}", file_real.display())))?)),
     };
     spec.dockerfile = dockerfile.clone();
+    // The user's logins go with the build, for its base images' pulls (as the docker CLI
+    // sends X-Registry-Config), whichever path builds: the CLI, compose, the app.
+    if spec.registry_auths.is_empty() {
+        let logins = crate::credentials::all_logins().map_err(|e| invalid(e.to_string()))?;
+        spec.registry_auths = logins.into_iter().map(|(key, l)| (key, berth_proto::v1::RegistryAuth { username: l.username, password: l.password })).collect();
+    }
     let context = {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || pack(&dir, &dockerfile, outside.as_deref()))

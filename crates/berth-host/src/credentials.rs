@@ -154,6 +154,24 @@ pub fn load(registry: &str) -> Result<Option<Login>, CredentialsError> {
     Ok(text.split_once(':').map(|(u, p)| Login { username: u.to_owned(), password: p.to_owned() }))
 }
 
+/// Every stored login, by config.json key (what the docker CLI sends a build as
+/// X-Registry-Config): the `auths` entries and the registries with a credential
+/// helper of their own. A helper that fails for one registry leaves that one out.
+pub fn all_logins() -> Result<std::collections::BTreeMap<String, Login>, CredentialsError> {
+    let config = read_config()?;
+    let mut keys: Vec<String> = config["auths"].as_object().map(|a| a.keys().cloned().collect()).unwrap_or_default();
+    keys.extend(config["credHelpers"].as_object().map(|h| h.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
+    keys.sort();
+    keys.dedup();
+    let mut out = std::collections::BTreeMap::new();
+    for key in keys {
+        if let Ok(Some(login)) = load(&key) {
+            out.insert(key, login);
+        }
+    }
+    Ok(out)
+}
+
 /// Stores a login for a registry host (helper if configured, else config.json).
 pub fn store(registry: &str, login: &Login) -> Result<(), CredentialsError> {
     let mut config = read_config()?;

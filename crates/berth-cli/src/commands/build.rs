@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use berth_proto::v1::{BuildSpec, RegistryAuth};
+use berth_proto::v1::BuildSpec;
 
 use super::{CommandResult, Context};
 use crate::engine;
@@ -58,7 +58,6 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         Some(f) => std::fs::canonicalize(f).map(|p| p.display().to_string()).unwrap_or_else(|_| f.clone()),
         None => String::new(),
     };
-    let auth = None::<RegistryAuth>;
     let spec = BuildSpec {
         dockerfile,
         tags: args.tag,
@@ -68,7 +67,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         no_cache: args.no_cache,
         pull: args.pull,
         network_mode: args.network,
-        auth,
+        ..Default::default()
     };
     let quiet = args.quiet;
     let id = berth_host::build::build(&agent, &dir, spec, |text| {

@@ -42,8 +42,32 @@ pub struct BuildOptions {
     pub pull: bool,
     /// RUN's network: "default" (the bridge), "none" or "host".
     pub network_mode: String,
-    /// Registry logins for base image pulls.
+    /// A registry login for base image pulls from any registry that `registry_creds`
+    /// has none for.
     pub creds: Option<crate::registry::Credentials>,
+    /// Registry logins by registry (keys as docker's config.json has them: a
+    /// host[:port], Docker Hub's `https://index.docker.io/v1/`).
+    pub registry_creds: BTreeMap<String, crate::registry::Credentials>,
+}
+
+impl BuildOptions {
+    /// The login for pulling `image`: its registry's, else the general one.
+    pub fn creds_for(&self, image: &str) -> Option<&crate::registry::Credentials> {
+        let registry = match image.split_once('/') {
+            Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+            _ => "docker.io",
+        };
+        let hub = |key: &str| matches!(key, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+        self.registry_creds
+            .iter()
+            .find(|(key, _)| {
+                let host = key.trim_start_matches("https://").trim_start_matches("http://");
+                let host = host.split('/').next().unwrap_or(host);
+                host == registry || (hub(host) && hub(registry))
+            })
+            .map(|(_, c)| c)
+            .or(self.creds.as_ref())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -255,7 +255,7 @@ impl<'a> Build<'a> {
         }
         self.say(format!("{name}: Pulling from registry\n"));
         let (progress, _ignored) = tokio::sync::mpsc::unbounded_channel();
-        Ok(images.pull(name, None, self.options.creds.as_ref(), progress).await?)
+        Ok(images.pull(name, None, self.options.creds_for(name), progress).await?)
     }
 }
 

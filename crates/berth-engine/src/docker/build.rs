@@ -30,6 +30,45 @@ fn json_map(params: &BTreeMap<String, String>, key: &str) -> Result<serde_json::
     }
 }
 
+/// `X-Registry-Config`: base64 (URL-safe or standard) of a JSON map from registry to
+/// login (`username`/`password`, or `auth` as base64 of `user:pass`), as the docker CLI
+/// and docker-py send every login they hold. Its contents never reach a log.
+fn registry_config(request: &Request<Incoming>) -> Result<BTreeMap<String, crate::registry::Credentials>, ApiError> {
+    use base64::Engine as _;
+    let Some(header) = request.headers().get("X-Registry-Config") else { return Ok(BTreeMap::new()) };
+    let text = header.to_str().map_err(|_| ApiError::bad_request("X-Registry-Config: not text"))?.trim();
+    if text.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let padded = text.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(padded)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(padded))
+        .map_err(|_| ApiError::bad_request("X-Registry-Config: not base64"))?;
+    let map: serde_json::Map<String, Value> = match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => map,
+        Ok(Value::Null) => return Ok(BTreeMap::new()),
+        _ => return Err(ApiError::bad_request("X-Registry-Config: a JSON object of logins is expected")),
+    };
+    let mut out = BTreeMap::new();
+    for (key, login) in map {
+        let (mut username, mut password) =
+            (login["username"].as_str().unwrap_or_default().to_owned(), login["password"].as_str().unwrap_or_default().to_owned());
+        if username.is_empty() {
+            if let Some(auth) = login["auth"].as_str().filter(|a| !a.is_empty()) {
+                let decoded = base64::engine::general_purpose::STANDARD.decode(auth).unwrap_or_default();
+                if let Some((u, p)) = String::from_utf8_lossy(&decoded).split_once(':') {
+                    (username, password) = (u.to_owned(), p.to_owned());
+                }
+            }
+        }
+        if !username.is_empty() {
+            out.insert(key, crate::registry::Credentials { username, password });
+        }
+    }
+    Ok(out)
+}
+
 pub async fn build(engine: &Engine, params: &BTreeMap<String, String>, request: Request<Incoming>) -> Reply {
     if let Some(platform) = params.get("platform").filter(|p| !p.is_empty()) {
         let host = crate::image::manifest::Platform::host();
@@ -47,6 +86,7 @@ pub async fn build(engine: &Engine, params: &BTreeMap<String, String>, request: 
         pull: super::flag(params, "pull"),
         network_mode: params.get("networkmode").cloned().unwrap_or_default(),
         creds: None,
+        registry_creds: registry_config(&request)?,
     };
     for tag in &options.tags {
         tag.parse::<crate::registry::Reference>().map_err(|e| ApiError::bad_request(format!("invalid tag {tag:?}: {e}")))?;

@@ -263,6 +263,12 @@ impl ImagesApiTrait for ImagesApi {
             pull: spec.pull,
             network_mode: spec.network_mode,
             creds: spec.auth.filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials { username: a.username, password: a.password }),
+            registry_creds: spec
+                .registry_auths
+                .into_iter()
+                .filter(|(_, a)| !a.username.is_empty())
+                .map(|(key, a)| (key, crate::registry::Credentials { username: a.username, password: a.password }))
+                .collect(),
         };
         let chunks = futures::stream::once(async move { Ok::<_, Status>(first.context) })
             .chain(input.map(|m| m.map(|m| m.context)))
