@@ -92,6 +92,7 @@ impl Plan {
         }
         let mut names = Vec::with_capacity(sources.len());
         for source in &mut sources {
+            // A link into the context is copied as what it points to; one out stays a link.
             let name = source.file_name().map(ToOwned::to_owned);
             let is_link = std::fs::symlink_metadata(context.join(&*source)).is_ok_and(|m| m.file_type().is_symlink());
             match crate::files::resolve_in_root(context, &source.display().to_string()) {
@@ -102,6 +103,58 @@ impl Plan {
                 _ => names.push(None),
             }
         }
+        Plan::with_sources(sources, names, files, workdir, chown, chmod, add)
+    }
+
+    /// COPY --from: the sources in an image's (mounted) root, links on their way and a
+    /// link named as a source resolved inside that root, as dockerd follows them; a
+    /// wildcard may stand in the last part of a source.
+    pub fn from_image(root: &Path, files: &Files, workdir: &str, chown: Option<&str>, chmod: Option<&str>) -> Result<Plan, BuildError> {
+        let missing = |source: &str| BuildError::Invalid(format!("COPY --from: {source} does not exist in the source image"));
+        let mut sources = Vec::new();
+        let mut names = Vec::new();
+        let mut push = |real: PathBuf, name: Option<std::ffi::OsString>| {
+            sources.push(real.strip_prefix(root).map(Path::to_path_buf).unwrap_or_default());
+            names.push(name);
+        };
+        for source in &files.sources {
+            let (parent, last) = source.trim_end_matches('/').rsplit_once('/').unwrap_or(("", source.as_str()));
+            if berth_dockerfile::glob::has_wildcards(last) && !berth_dockerfile::glob::has_wildcards(parent) {
+                let dir = crate::files::resolve_in_root(root, if parent.is_empty() { "/" } else { parent }).map_err(|_| missing(source))?;
+                let glob = berth_dockerfile::glob::Glob::new(last).map_err(|e| BuildError::Invalid(e.to_string()))?;
+                let mut matched: Vec<_> = std::fs::read_dir(&dir)
+                    .map_err(|_| missing(source))?
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| glob.matches(&n.to_string_lossy()))
+                    .collect();
+                if matched.is_empty() {
+                    return Err(BuildError::Invalid(format!("no source files were specified (nothing matches {source})")));
+                }
+                matched.sort();
+                for name in matched {
+                    let inner = format!("{}/{}", parent, name.to_string_lossy());
+                    push(crate::files::resolve_in_root(root, &inner).map_err(|_| missing(source))?, Some(name));
+                }
+            } else if berth_dockerfile::glob::has_wildcards(source) {
+                return Err(BuildError::Invalid(format!("COPY --from {source}: a wildcard is supported in the last part of the path only")));
+            } else {
+                let real = crate::files::resolve_in_root(root, source).map_err(|_| missing(source))?;
+                push(real, Path::new(source).file_name().map(ToOwned::to_owned));
+            }
+        }
+        Plan::with_sources(sources, names, files, workdir, chown, chmod, false)
+    }
+
+    fn with_sources(
+        sources: Vec<PathBuf>,
+        names: Vec<Option<std::ffi::OsString>>,
+        files: &Files,
+        workdir: &str,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+        add: bool,
+    ) -> Result<Plan, BuildError> {
         let raw = files.dest.clone();
         let dest = if raw.starts_with('/') { raw.clone() } else { format!("{}/{raw}", workdir.trim_end_matches('/')) };
         let several = sources.len() + files.heredocs.len() > 1;
@@ -376,22 +429,4 @@ fn unpack_archive(from: &Path, into: &Path) -> Result<(), String> {
         entry.unpack_in(into).map_err(|e| format!("{}: {e}", from.display()))?;
     }
     Ok(())
-}
-
-/// COPY --from: copies what `files.sources` name in an image's root into `staged` (a
-/// new folder), keeping their names; returns the sources relative to `staged`.
-pub fn stage_from_image(root: &Path, files: &Files, staged: &Path) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(staged).map_err(|e| format!("{}: {e}", staged.display()))?;
-    let mut out = Vec::new();
-    for (n, source) in files.sources.iter().enumerate() {
-        let real = rootfs::resolve_in_root(root, source).map_err(|_| format!("COPY --from: {source} does not exist in the source image"))?;
-        let name = Path::new(source).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| format!("root-{n}"));
-        // Each under a numbered folder, so two sources with one name do not collide.
-        let slot = staged.join(n.to_string());
-        std::fs::create_dir_all(&slot).map_err(|e| format!("{}: {e}", slot.display()))?;
-        let meta = std::fs::symlink_metadata(&real).map_err(|e| e.to_string())?;
-        copy_one(&real, &slot.join(&name), meta.uid(), meta.gid(), None)?;
-        out.push(format!("{n}/{name}"));
-    }
-    Ok(out)
 }

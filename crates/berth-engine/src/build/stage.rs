@@ -694,32 +694,28 @@ impl Build<'_> {
         if let Some(found) = self.cached(&quick)? {
             return self.adopt(state, found, &quick, true);
         }
-        // The source image's files, read through a container of it (never started).
+        // The source image's files, read straight from a container of it (never started)
+        // whose root stays mounted while the step copies them into its own.
         let request = CreateRequest { image: source.id.to_string(), cmd: vec!["true".into()], entrypoint: Some(Vec::new()), ..Default::default() };
         let record = self.containers.create(request).await?;
-        let staged = self.workspace.root.join(format!("from-{}", short(&record.id)));
-        let files = copy.files.clone();
-        let staged_for_copy = staged.clone();
-        let picked = self
-            .containers
-            .with_root(&record.id, move |root, _| {
-                super::copy::stage_from_image(root, &files, &staged_for_copy).map_err(crate::container::ContainerError::Invalid)
-            })
-            .await;
+        let result = self.copy_from_root(state, copy, &source, &record.id).await;
         let removed = self.containers.remove(&record.id, true, false).await;
-        let sources = picked?;
-        removed?;
-        let files = berth_dockerfile::Files { sources, heredocs: Vec::new(), dest: copy.files.dest.clone(), json: copy.files.json };
-        let plan = super::copy::Plan::new(&staged, &files, &state.working_dir(), copy.chown.as_deref(), copy.chmod.as_deref(), false)?;
-        let checksum = super::context::checksum(&staged, &plan.sources)?;
-        let created_by = copy_created_by(&state.shell, "COPY", copy.chown.as_deref(), &source_hash(&staged, &plan.sources, 0, &checksum), &copy.files.dest);
-        let result = self.files_step(state, created_by, Some(format!("{}:{checksum}", source.id)), |root| plan.write(&staged, root)).await;
-        let _ = std::fs::remove_dir_all(&staged);
         result?;
+        removed?;
         if let Some(image) = &state.image {
             self.containers.images().catalog.remember(&quick, &image.id)?;
         }
         Ok(())
+    }
+
+    /// COPY --from's step, once `holder` (a container of the source image) is made.
+    async fn copy_from_root(&self, state: &mut StageState, copy: &berth_dockerfile::Copy, source: &ImageRecord, holder: &str) -> Result<(), BuildError> {
+        let root = self.containers.hold_root(holder).await?;
+        let plan = super::copy::Plan::from_image(&root.path, &copy.files, &state.working_dir(), copy.chown.as_deref(), copy.chmod.as_deref())?;
+        let checksum = super::context::checksum(&root.path, &plan.sources)?;
+        let created_by = copy_created_by(&state.shell, "COPY", copy.chown.as_deref(), &source_hash(&root.path, &plan.sources, 0, &checksum), &copy.files.dest);
+        let from = root.path.clone();
+        self.files_step(state, created_by, Some(format!("{}:{checksum}", source.id)), |into| plan.write(&from, into)).await
     }
 }
 
