@@ -193,3 +193,73 @@ fn a_context_over_the_budget_is_refused_and_links_stay_links() {
     let tmp = engine.home.join("engine/tmp");
     assert_eq!(std::fs::read_dir(&tmp).expect("engine tmp").count(), 0, "the refused context left files in {}", tmp.display());
 }
+
+#[test]
+fn copy_exclude_and_parents() {
+    let engine = engine("build-exclude");
+    let ctx = engine.home.join("ctx");
+    for dir in ["app/sub", "x/y"] {
+        std::fs::create_dir_all(ctx.join(dir)).expect("ctx");
+    }
+    for file in ["app/a.txt", "app/b.log", "app/sub/c.txt", "app/sub/d.log", "x/one.js", "x/y/two.js", "home1.txt", "home2.md"] {
+        std::fs::write(ctx.join(file), file).expect("file");
+    }
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nCOPY --exclude=**/*.log --exclude=sub/c.txt app /app/\nCOPY --exclude=*.md home* /homes/\n\
+             COPY --parents x/y/two.js x/one.js /parents/\nCOPY --parents ./x/./y/*.js /pivot/\n"
+        ),
+    )
+    .expect("Dockerfile");
+    ok(&engine, &["build", "-t", "berth.test/exclude:1", &ctx.display().to_string()]);
+    let found = ok(&engine, &["run", "--rm", "berth.test/exclude:1", "sh", "-c", "find /app /homes /parents /pivot | sort"]);
+    assert_eq!(
+        found.lines().collect::<Vec<_>>(),
+        [
+            "/app",
+            "/app/a.txt",
+            "/app/sub",
+            "/homes",
+            "/homes/home1.txt",
+            "/parents",
+            "/parents/x",
+            "/parents/x/one.js",
+            "/parents/x/y",
+            "/parents/x/y/two.js",
+            "/pivot",
+            "/pivot/y",
+            "/pivot/y/two.js"
+        ],
+        "{found}"
+    );
+}
+
+#[test]
+fn independent_stages_build_at_once_and_print_in_order() {
+    let engine = engine("build-parallel");
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    // Each of the first two stages waits (20 s at most) until the other has started:
+    // they meet in a shared cache mount, which only stages running at once can do.
+    let meet = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/sync,id=meet sh -c 'touch /sync/{me}; i=0; while [ ! -e /sync/{other} ]; do i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.1; done; echo {me} > /{me}.txt'"
+        )
+    };
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE} AS one\n{}\nFROM {IMAGE} AS two\n{}\nFROM {IMAGE}\nCOPY --from=one /one.txt /\nCOPY --from=two /two.txt /\n",
+            meet("one", "two"),
+            meet("two", "one")
+        ),
+    )
+    .expect("Dockerfile");
+    let out = ok(&engine, &["build", "--no-cache", "-t", "berth.test/parallel:1", &ctx.display().to_string()]);
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/parallel:1", "cat", "/one.txt", "/two.txt"]), "one\ntwo\n");
+    // The output reads as a build in order: every step once, numbered 1 to 7.
+    let steps: Vec<usize> = out.lines().filter_map(|l| l.strip_prefix("Step ")).filter_map(|l| l.split('/').next()?.parse().ok()).collect();
+    assert_eq!(steps, (1..=7).collect::<Vec<_>>(), "{out}");
+    assert_eq!(ok(&engine, &["ps", "-aq"]), "");
+}

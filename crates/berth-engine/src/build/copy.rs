@@ -61,11 +61,19 @@ pub struct Plan {
     unpack: bool,
     /// Heredoc files: (name, content).
     heredocs: Vec<(String, String)>,
+    /// `--exclude`.
+    exclude: Option<berth_dockerfile::Ignore>,
+    /// `--parents`: for each source, the path it keeps under the destination.
+    kept: Vec<Option<PathBuf>>,
 }
 
 impl Plan {
-    pub fn new(context: &Path, files: &Files, workdir: &str, chown: Option<&str>, chmod: Option<&str>, add: bool) -> Result<Plan, BuildError> {
+    /// `parents` is COPY's `--parents`: each source keeps its path from the context
+    /// (or from a `/./` pivot in its pattern) under the destination.
+    pub fn new(context: &Path, files: &Files, workdir: &str, chown: Option<&str>, chmod: Option<&str>, add: bool, parents: bool) -> Result<Plan, BuildError> {
         let mut sources = Vec::new();
+        // Where each source's kept path starts (`--parents`).
+        let mut pivots: Vec<PathBuf> = Vec::new();
         let all = std::cell::OnceCell::new();
         for source in &files.sources {
             if add && (is_url(source) || source.starts_with("git@")) {
@@ -73,11 +81,13 @@ impl Plan {
             }
             if berth_dockerfile::glob::has_wildcards(source) {
                 let paths = all.get_or_init(|| context_paths(context));
-                let glob = berth_dockerfile::glob::Glob::new(source).map_err(|e| BuildError::Invalid(e.to_string()))?;
+                let glob =
+                    berth_dockerfile::glob::Glob::new(&source.trim_start_matches("./").replace("/./", "/")).map_err(|e| BuildError::Invalid(e.to_string()))?;
                 let matched: Vec<&String> = paths.iter().filter(|p| glob.matches(p)).collect();
                 if matched.is_empty() {
                     return Err(BuildError::Invalid(format!("no source files were specified (nothing matches {source})")));
                 }
+                pivots.extend(matched.iter().map(|_| pivot_of(source)));
                 sources.extend(matched.into_iter().map(PathBuf::from));
             } else {
                 let path = inside_context(context, source)?;
@@ -88,8 +98,14 @@ impl Plan {
                     )));
                 }
                 sources.push(path.strip_prefix(context).map(Path::to_path_buf).unwrap_or_default());
+                pivots.push(pivot_of(source));
             }
         }
+        let kept: Vec<Option<PathBuf>> = if parents {
+            sources.iter().zip(&pivots).map(|(s, pivot)| Some(s.strip_prefix(pivot).map(Path::to_path_buf).unwrap_or_else(|_| s.clone()))).collect()
+        } else {
+            Vec::new()
+        };
         let mut names = Vec::with_capacity(sources.len());
         for source in &mut sources {
             // A link into the context is copied as what it points to; one out stays a link.
@@ -103,7 +119,12 @@ impl Plan {
                 _ => names.push(None),
             }
         }
-        Plan::with_sources(sources, names, files, workdir, chown, chmod, add)
+        let mut plan = Plan::with_sources(sources, names, files, workdir, chown, chmod, add)?;
+        if parents {
+            plan.kept = kept;
+            plan.into_dir = true;
+        }
+        Ok(plan)
     }
 
     /// COPY --from: the sources in an image's (mounted) root, links on their way and a
@@ -176,7 +197,20 @@ impl Plan {
             chmod,
             unpack: add,
             heredocs: files.heredocs.iter().map(|h| (h.name.clone(), h.content.clone())).collect(),
+            exclude: None,
+            kept: Vec::new(),
         })
+    }
+
+    /// `--exclude`: paths that match are left out (patterns as .dockerignore's, matched
+    /// against each source's name, and against paths inside a folder source relative
+    /// to it).
+    pub fn excluding(mut self, patterns: &[String]) -> Result<Plan, BuildError> {
+        if !patterns.is_empty() {
+            let ignore = berth_dockerfile::Ignore::parse(&patterns.join("\n")).map_err(|e| BuildError::Invalid(format!("--exclude: {e}")))?;
+            self.exclude = Some(ignore);
+        }
+        Ok(self)
     }
 
     /// Adds files an ADD downloaded (absolute paths; they keep their names and are never
@@ -210,19 +244,32 @@ impl Plan {
             }
             None => (0, 0),
         };
+        let copier = Copier { uid, gid, chmod: self.chmod, exclude: self.exclude.as_ref() };
         let dest_is_dir =
             self.into_dir || self.sources.iter().any(|s| context.join(s).is_dir() && !context.join(s).is_symlink()) || dir_in_root(root, &self.dest).is_some();
         if dest_is_dir {
             let target = make_dirs_owned(root, &self.dest, uid, gid)?;
-            for (source, rename) in self.sources.iter().zip(&self.names) {
+            for (n, (source, rename)) in self.sources.iter().zip(&self.names).enumerate() {
                 let from = context.join(source);
+                // --parents: the source's own path (from its pivot) under the destination.
+                if let Some(kept) = self.kept.get(n).and_then(Option::as_ref) {
+                    let parent = kept.parent().map(|p| p.display().to_string()).unwrap_or_default();
+                    let into = make_dirs_owned(root, &format!("{}/{parent}", self.dest.trim_end_matches('/')), uid, gid)?;
+                    let name = kept.file_name().ok_or_else(|| format!("{}: no file name", source.display()))?;
+                    copier.one(&from, &into.join(name), "")?;
+                    continue;
+                }
+                let name = rename.as_deref().or(source.file_name());
                 if from.is_dir() && !from.is_symlink() {
-                    copy_children(&from, &target, uid, gid, self.chmod)?;
+                    copier.children(&from, &target, "")?;
                 } else if self.unpack && !source.is_absolute() && is_archive(&from) {
                     unpack_archive(&from, &target)?;
                 } else {
-                    let name = rename.as_deref().or(source.file_name()).ok_or_else(|| format!("{}: no file name", source.display()))?;
-                    copy_one(&from, &target.join(name), uid, gid, self.chmod)?;
+                    let name = name.ok_or_else(|| format!("{}: no file name", source.display()))?;
+                    if copier.excluded(&name.to_string_lossy()) {
+                        continue;
+                    }
+                    copier.one(&from, &target.join(name), "")?;
                 }
             }
             for (name, content) in &self.heredocs {
@@ -240,9 +287,19 @@ impl Plan {
                 let dir = make_dirs_owned(root, &self.dest, uid, gid)?;
                 return unpack_archive(&from, &dir);
             }
-            copy_one(&from, &target.join(name), uid, gid, self.chmod)?;
+            copier.one(&from, &target.join(name), "")?;
         }
         Ok(())
+    }
+}
+
+/// The part of a `--parents` source pattern its kept path starts after: what comes
+/// before a `/./` in it, else nothing (the whole path from the context is kept).
+fn pivot_of(pattern: &str) -> PathBuf {
+    let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+    match pattern.split_once("/./") {
+        Some((before, _)) => PathBuf::from(before),
+        None => PathBuf::new(),
     }
 }
 
@@ -295,6 +352,22 @@ pub async fn download(url: &str, into: &Path, limit: u64) -> Result<PathBuf, Bui
         file.set_modified(time).map_err(super::io("set a download's time"))?;
     }
     Ok(file_path)
+}
+
+/// ADD --checksum: the download's digest (`sha256:<hex>`) must be the one given.
+pub fn verify_checksum(file: &Path, url: &str, expected: &str) -> Result<(), BuildError> {
+    use sha2::Digest as _;
+    let Some(hex) = expected.strip_prefix("sha256:") else {
+        return Err(BuildError::Invalid(format!("ADD --checksum={expected}: only sha256:<hex> digests are supported")));
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut reader = std::fs::File::open(file).map_err(super::io("read a download"))?;
+    std::io::copy(&mut reader, &mut hasher).map_err(super::io("read a download"))?;
+    let got = format!("{:x}", hasher.finalize());
+    if !got.eq_ignore_ascii_case(hex) {
+        return Err(BuildError::Invalid(format!("ADD {url}: digest mismatch: expected {expected}, got sha256:{got}")));
+    }
+    Ok(())
 }
 
 /// The name dockerd gives a downloaded file: the URL path's last part, else the
@@ -363,43 +436,68 @@ fn write_file(to: &Path, data: &[u8], uid: u32, gid: u32, mode: u32) -> Result<(
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("{}: {e}", to.display()))
 }
 
-/// One file or link (a folder: with what it holds) to `to`.
-fn copy_one(from: &Path, to: &Path, uid: u32, gid: u32, chmod: Option<u32>) -> Result<(), String> {
-    let meta = std::fs::symlink_metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
-    if let Ok(existing) = std::fs::symlink_metadata(to) {
-        if existing.is_dir() && !meta.is_dir() {
-            return Err(format!("cannot replace the folder {} with a file", to.display()));
-        }
-        if !existing.is_dir() {
-            std::fs::remove_file(to).map_err(|e| format!("{}: {e}", to.display()))?;
-        }
-    }
-    if meta.file_type().is_symlink() {
-        let link = std::fs::read_link(from).map_err(|e| format!("{}: {e}", from.display()))?;
-        std::os::unix::fs::symlink(&link, to).map_err(|e| format!("{}: {e}", to.display()))?;
-        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
-    } else if meta.is_dir() {
-        if !to.exists() {
-            std::fs::create_dir(to).map_err(|e| format!("{}: {e}", to.display()))?;
-        }
-        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(chmod.unwrap_or(meta.mode() & 0o7777))).map_err(|e| format!("{}: {e}", to.display()))?;
-        copy_children(from, to, uid, gid, chmod)?;
-    } else if meta.is_file() {
-        std::fs::copy(from, to).map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
-        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(chmod.unwrap_or(meta.mode() & 0o7777))).map_err(|e| format!("{}: {e}", to.display()))?;
-    }
-    Ok(())
+/// How files are written: their owner, a `--chmod`, and `--exclude` patterns (matched,
+/// as .dockerignore's, against paths relative to the source being copied).
+struct Copier<'a> {
+    uid: u32,
+    gid: u32,
+    chmod: Option<u32>,
+    exclude: Option<&'a berth_dockerfile::Ignore>,
 }
 
-fn copy_children(from: &Path, to: &Path, uid: u32, gid: u32, chmod: Option<u32>) -> Result<(), String> {
-    let mut entries: Vec<_> = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        copy_one(&entry.path(), &to.join(entry.file_name()), uid, gid, chmod)?;
+impl Copier<'_> {
+    fn excluded(&self, rel: &str) -> bool {
+        self.exclude.is_some_and(|e| !rel.is_empty() && e.is_excluded(rel))
     }
-    Ok(())
+
+    /// One file or link (a folder: with what it holds) to `to`; `rel` is its path for
+    /// `--exclude`.
+    fn one(&self, from: &Path, to: &Path, rel: &str) -> Result<(), String> {
+        let (uid, gid, chmod) = (self.uid, self.gid, self.chmod);
+        let meta = std::fs::symlink_metadata(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        if let Ok(existing) = std::fs::symlink_metadata(to) {
+            if existing.is_dir() && !meta.is_dir() {
+                return Err(format!("cannot replace the folder {} with a file", to.display()));
+            }
+            if !existing.is_dir() {
+                std::fs::remove_file(to).map_err(|e| format!("{}: {e}", to.display()))?;
+            }
+        }
+        if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(from).map_err(|e| format!("{}: {e}", from.display()))?;
+            std::os::unix::fs::symlink(&link, to).map_err(|e| format!("{}: {e}", to.display()))?;
+            std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+        } else if meta.is_dir() {
+            if !to.exists() {
+                std::fs::create_dir(to).map_err(|e| format!("{}: {e}", to.display()))?;
+            }
+            std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(chmod.unwrap_or(meta.mode() & 0o7777)))
+                .map_err(|e| format!("{}: {e}", to.display()))?;
+            self.children(from, to, rel)?;
+        } else if meta.is_file() {
+            std::fs::copy(from, to).map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
+            std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", to.display()))?;
+            std::fs::set_permissions(to, std::fs::Permissions::from_mode(chmod.unwrap_or(meta.mode() & 0o7777)))
+                .map_err(|e| format!("{}: {e}", to.display()))?;
+        }
+        Ok(())
+    }
+
+    /// What the folder `from` holds, into `to`.
+    fn children(&self, from: &Path, to: &Path, rel: &str) -> Result<(), String> {
+        let mut entries: Vec<_> = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let child = if rel.is_empty() { name.to_string_lossy().into_owned() } else { format!("{rel}/{}", name.to_string_lossy()) };
+            if self.excluded(&child) {
+                continue;
+            }
+            self.one(&entry.path(), &to.join(&name), &child)?;
+        }
+        Ok(())
+    }
 }
 
 /// A local tar (plain, gzip, bzip2 or xz) that ADD unpacks: judged by its first bytes.
@@ -429,4 +527,26 @@ fn unpack_archive(from: &Path, into: &Path) -> Result<(), String> {
         entry.unpack_in(into).map_err(|e| format!("{}: {e}", from.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_and_checksums() {
+        assert_eq!(filename_for_download("/files/app.tar", None).as_deref(), Some("app.tar"));
+        assert_eq!(filename_for_download("/", Some("attachment; filename=\"x.bin\"")).as_deref(), Some("x.bin"));
+        assert_eq!(filename_for_download("/dir/", None), None);
+        assert_eq!(pivot_of("./x/./y/*.js"), PathBuf::from("x"));
+        assert_eq!(pivot_of("x/y/two.js"), PathBuf::new());
+        let file = std::env::temp_dir().join(format!("berth-checksum-{}", std::process::id()));
+        std::fs::write(&file, b"hello\n").expect("write");
+        let sum = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        assert!(verify_checksum(&file, "http://x/f", sum).is_ok());
+        let wrong = verify_checksum(&file, "http://x/f", "sha256:00").expect_err("a wrong sum is refused");
+        assert!(wrong.to_string().contains("digest mismatch"), "{wrong}");
+        assert!(verify_checksum(&file, "http://x/f", "md5:00").is_err());
+        let _ = std::fs::remove_file(&file);
+    }
 }

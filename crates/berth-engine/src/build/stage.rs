@@ -25,6 +25,11 @@ pub enum BuildEvent {
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
+tokio::task_local! {
+    /// Where the running stage's output goes (stages that run at once each hold theirs).
+    static OUTPUT: tokio::sync::mpsc::UnboundedSender<BuildEvent>;
+}
+
 /// A Dockerfile as the build runs it.
 pub(super) struct Plan {
     pub escape: char,
@@ -41,6 +46,8 @@ pub(super) struct PlanStage {
 
 /// One stage's state between steps.
 struct StageState {
+    /// The stage's place in the Dockerfile.
+    index: usize,
     /// The image so far; `None` for `FROM scratch` before its first layer.
     image: Option<ImageRecord>,
     /// The image config's `config` object.
@@ -99,8 +106,10 @@ pub(super) struct Build<'a> {
     options: &'a BuildOptions,
     events: tokio::sync::mpsc::UnboundedSender<BuildEvent>,
     plan: Plan,
-    /// Each finished stage's image, by index.
+    /// Each stage's image, by index (None until built, and for `FROM scratch` alone).
     done: Vec<Option<ImageRecord>>,
+    /// The stages built so far.
+    finished: Vec<usize>,
     /// The stages' names (lowercased), by index.
     names: Vec<Option<String>>,
 }
@@ -122,11 +131,17 @@ impl<'a> Build<'a> {
         let plan = plan(&text)?;
         let done = Vec::with_capacity(plan.stages.len());
         let names = plan.stages.iter().map(|s| s.name.clone()).collect();
-        Ok(Build { containers, workspace, options, events, plan, done, names })
+        Ok(Build { containers, workspace, options, events, plan, done, names, finished: Vec::new() })
     }
 
+    /// Output: the running stage's (held, then sent in stage order), else the build's.
     fn say(&self, text: impl Into<String>) {
-        let _ = self.events.send(BuildEvent::Line(text.into()));
+        let event = BuildEvent::Line(text.into());
+        let event = match OUTPUT.try_with(|tx| tx.send(event.clone())) {
+            Ok(Ok(())) => return,
+            _ => event,
+        };
+        let _ = self.events.send(event);
     }
 
     pub async fn run(mut self) -> Result<ImageRecord, BuildError> {
@@ -138,54 +153,53 @@ impl<'a> Build<'a> {
             self.plan.stages.iter().position(|s| s.name.as_deref() == Some(wanted.as_str())).ok_or_else(|| BuildError::NoTarget(self.options.target.clone()))?
         };
         let stages = std::mem::take(&mut self.plan.stages);
+        let stages = &stages[..=last.min(stages.len().saturating_sub(1))];
         let labels = !self.options.labels.is_empty();
-        let total: usize = stages.iter().take(last + 1).map(|s| 1 + s.instructions.len()).sum::<usize>() + usize::from(labels);
-        let mut step = 0;
+        let total: usize = stages.iter().map(|s| 1 + s.instructions.len()).sum::<usize>() + usize::from(labels);
         let global: BTreeMap<String, String> = self.plan.global_args.iter().filter_map(|a| self.arg_value(a).map(|v| (a.name.clone(), v))).collect();
-        let mut image = None;
-        for (index, stage) in stages.iter().enumerate().take(last + 1) {
-            step += 1;
-            self.say(format!("Step {step}/{total} : {}\n", stage.from.original));
-            let mut state = self.from(stage, &global).await?;
-            // The base image's ONBUILD triggers run first; the new image does not keep them.
-            let triggers: Vec<String> = match state.config.remove("OnBuild") {
-                Some(Value::Array(list)) => list.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
-                _ => Vec::new(),
-            };
-            if !triggers.is_empty() {
-                self.say(format!("# Executing {} build trigger{}\n", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
-                for trigger in &triggers {
-                    let parsed = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n"))
-                        .map_err(|e| BuildError::Parse(format!("in the base image's ONBUILD {trigger:?}: {e}")))?;
-                    let Some(instruction) = parsed.stages.first().and_then(|s| s.instructions.first()) else { continue };
-                    self.step(&mut state, instruction, &global).await?;
-                }
-            }
-            for instruction in &stage.instructions {
-                step += 1;
-                self.say(format!("Step {step}/{total} : {}\n", instruction.original));
-                self.step(&mut state, instruction, &global).await.map_err(|e| match e {
-                    BuildError::Failed { .. } | BuildError::Step { .. } => e,
-                    other => BuildError::Step { step: instruction.original.clone(), source: Box::new(other) },
-                })?;
-            }
-            if index == last && labels {
-                step += 1;
-                let text =
-                    self.options.labels.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect::<Vec<_>>().join(" ");
-                self.say(format!("Step {step}/{total} : LABEL {text}\n"));
-                let mut all = state.config.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
-                for (k, v) in &self.options.labels {
-                    all.insert(k.clone(), json!(v));
-                }
-                state.config.insert("Labels".into(), Value::Object(all));
-                let created_by = nop(&state.shell, &format!("LABEL {text}"));
-                self.config_step(&mut state, created_by).await?;
-            }
-            let built = state.image.clone();
-            self.done.push(built.clone());
-            image = built;
+        // Each stage's first step number, as the stages run in order.
+        let mut first_step = Vec::with_capacity(stages.len());
+        let mut step = 1;
+        for stage in stages {
+            first_step.push(step);
+            step += 1 + stage.instructions.len();
         }
+        self.done = vec![None; stages.len()];
+        // Stages that need none of each other run at once, wave after wave; each one's
+        // output is held and sent in stage order, so it reads as docker's does.
+        for wave in waves(stages, &global, &self.names, self.plan.escape) {
+            let runs = wave.iter().map(|&index| {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let run = OUTPUT.scope(tx, self.run_stage(index, &stages[index], first_step[index], total, index == last && labels, &global));
+                async move {
+                    let result = run.await;
+                    let mut lines = Vec::new();
+                    while let Ok(event) = rx.try_recv() {
+                        lines.push(event);
+                    }
+                    (index, result, lines)
+                }
+            });
+            let mut finished = futures::future::join_all(runs).await;
+            finished.sort_by_key(|(index, _, _)| *index);
+            let mut failure = None;
+            for (index, result, lines) in finished {
+                for event in lines {
+                    let _ = self.events.send(event);
+                }
+                match result {
+                    Ok(image) => self.done[index] = image,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+                self.finished.push(index);
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        let image = self.done.get(last).cloned().flatten();
         // dockerd's words for a Dockerfile that makes nothing (FROM scratch alone).
         let image = image.ok_or_else(|| BuildError::Invalid("No image was generated. Is your Dockerfile empty?".into()))?;
         let images = self.containers.images();
@@ -200,6 +214,56 @@ impl<'a> Build<'a> {
         Ok(images.resolve(&image.id.to_string())?.unwrap_or(image))
     }
 
+    /// One stage, its first step numbered `step` of `total`; `labels` adds the build's
+    /// `--label`s as a last step. Returns its image (none for `FROM scratch` alone).
+    async fn run_stage(
+        &self,
+        index: usize,
+        stage: &PlanStage,
+        mut step: usize,
+        total: usize,
+        labels: bool,
+        global: &BTreeMap<String, String>,
+    ) -> Result<Option<ImageRecord>, BuildError> {
+        self.say(format!("Step {step}/{total} : {}\n", stage.from.original));
+        let mut state = self.from(index, stage, global).await?;
+        // The base image's ONBUILD triggers run first; the new image does not keep them.
+        let triggers: Vec<String> = match state.config.remove("OnBuild") {
+            Some(Value::Array(list)) => list.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        if !triggers.is_empty() {
+            self.say(format!("# Executing {} build trigger{}\n", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
+            for trigger in &triggers {
+                let parsed = berth_dockerfile::parse(&format!("FROM scratch\n{trigger}\n"))
+                    .map_err(|e| BuildError::Parse(format!("in the base image's ONBUILD {trigger:?}: {e}")))?;
+                let Some(instruction) = parsed.stages.first().and_then(|s| s.instructions.first()) else { continue };
+                self.step(&mut state, instruction, global).await?;
+            }
+        }
+        for instruction in &stage.instructions {
+            step += 1;
+            self.say(format!("Step {step}/{total} : {}\n", instruction.original));
+            self.step(&mut state, instruction, global).await.map_err(|e| match e {
+                BuildError::Failed { .. } | BuildError::Step { .. } => e,
+                other => BuildError::Step { step: instruction.original.clone(), source: Box::new(other) },
+            })?;
+        }
+        if labels {
+            step += 1;
+            let text = self.options.labels.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect::<Vec<_>>().join(" ");
+            self.say(format!("Step {step}/{total} : LABEL {text}\n"));
+            let mut all = state.config.get("Labels").and_then(Value::as_object).cloned().unwrap_or_default();
+            for (k, v) in &self.options.labels {
+                all.insert(k.clone(), json!(v));
+            }
+            state.config.insert("Labels".into(), Value::Object(all));
+            let created_by = nop(&state.shell, &format!("LABEL {text}"));
+            self.config_step(&mut state, created_by).await?;
+        }
+        Ok(state.image)
+    }
+
     /// A build arg's value: given with the build, else the ARG's default.
     fn arg_value(&self, arg: &ArgDef) -> Option<String> {
         match self.options.build_args.get(&arg.name) {
@@ -208,13 +272,13 @@ impl<'a> Build<'a> {
         }
     }
 
-    async fn from(&mut self, stage: &PlanStage, global: &BTreeMap<String, String>) -> Result<StageState, BuildError> {
+    async fn from(&self, index: usize, stage: &PlanStage, global: &BTreeMap<String, String>) -> Result<StageState, BuildError> {
         let expanded = stage.from.expand(global, self.plan.escape).map_err(|e| BuildError::Invalid(e.to_string()))?;
         let Command::From(from) = &expanded.command else { return Err(BuildError::Invalid("a stage must start with FROM".into())) };
         let base = from.image.clone();
         let image = if base.eq_ignore_ascii_case("scratch") {
             None
-        } else if let Some(earlier) = self.stage_index(&base) {
+        } else if let Some(earlier) = self.stage_index(&base, index) {
             self.done.get(earlier).cloned().flatten()
         } else {
             Some(self.base_image(&base).await?)
@@ -230,20 +294,30 @@ impl<'a> Build<'a> {
         if let Some(i) = &image {
             self.say(format!(" ---> {}\n", short(&i.id.to_string())));
         }
-        let mut state = StageState { image, config, shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(), args: BTreeMap::new() };
+        let mut state = StageState { index, image, config, shell: DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect(), args: BTreeMap::new() };
         if !state.config.contains_key("Env") {
             state.config.insert("Env".into(), json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]));
         }
         Ok(state)
     }
 
-    /// An earlier stage named (or numbered) `name`.
-    fn stage_index(&self, name: &str) -> Option<usize> {
+    /// A stage before `before`, named (or numbered) `name`, once it has been built.
+    fn stage_index(&self, name: &str, before: usize) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
-        if let Some(i) = self.names.iter().position(|n| n.as_deref() == Some(lower.as_str())) {
-            return (i < self.done.len()).then_some(i);
+        let found = match self.names.iter().position(|n| n.as_deref() == Some(lower.as_str())) {
+            Some(i) => i,
+            None => name.parse::<usize>().ok()?,
+        };
+        (found < before && self.finished.contains(&found)).then_some(found)
+    }
+
+    /// The image an earlier stage made, or an image (pulled if missing) by that name:
+    /// what COPY --from and RUN --mount from= read.
+    async fn stage_or_image(&self, name: &str, before: usize) -> Result<ImageRecord, BuildError> {
+        match self.stage_index(name, before) {
+            Some(i) => self.done.get(i).cloned().flatten().ok_or_else(|| BuildError::Invalid(format!("stage {name} made no image"))),
+            None => self.base_image(name).await,
         }
-        name.parse::<usize>().ok().filter(|i| *i < self.done.len())
     }
 
     async fn base_image(&self, name: &str) -> Result<ImageRecord, BuildError> {
@@ -261,7 +335,7 @@ impl<'a> Build<'a> {
 
 impl Build<'_> {
     /// One instruction after FROM.
-    async fn step(&mut self, state: &mut StageState, instruction: &Instruction, global: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    async fn step(&self, state: &mut StageState, instruction: &Instruction, global: &BTreeMap<String, String>) -> Result<(), BuildError> {
         let expanded = instruction.expand(&state.lookup(), self.plan.escape).map_err(|e| BuildError::Invalid(e.to_string()))?;
         let shell = state.shell.clone();
         // The history line as dockerd writes it (SHELL's under the new shell).
@@ -372,18 +446,19 @@ impl Build<'_> {
             }
             Command::Run(run) => self.run_step(state, run).await,
             Command::Copy(copy) => {
-                if !copy.exclude.is_empty() || copy.parents {
-                    return Err(BuildError::Invalid("COPY --exclude and --parents are not supported by Berth's builder yet".into()));
-                }
                 if copy.from.is_some() {
+                    if copy.parents {
+                        return Err(BuildError::Invalid("COPY --from with --parents is not supported by Berth's builder yet".into()));
+                    }
                     return self.copy_from_step(state, copy).await;
                 }
-                self.copy_step(state, &copy.files, copy.chown.as_deref(), copy.chmod.as_deref(), "COPY", false).await
+                let how = CopyHow { name: "COPY", add: false, parents: copy.parents, exclude: &copy.exclude, checksum: None };
+                self.copy_step(state, &copy.files, copy.chown.as_deref(), copy.chmod.as_deref(), how).await
             }
-            Command::Add(add) if !add.exclude.is_empty() || add.checksum.is_some() => {
-                Err(BuildError::Invalid("ADD --exclude and --checksum are not supported by Berth's builder yet".into()))
+            Command::Add(add) => {
+                let how = CopyHow { name: "ADD", add: true, parents: false, exclude: &add.exclude, checksum: add.checksum.as_deref() };
+                self.copy_step(state, &add.files, add.chown.as_deref(), add.chmod.as_deref(), how).await
             }
-            Command::Add(add) => self.copy_step(state, &add.files, add.chown.as_deref(), add.chmod.as_deref(), "ADD", true).await,
             Command::From(_) => Err(BuildError::Invalid("FROM inside a stage".into())),
         }
     }
@@ -477,10 +552,7 @@ impl Build<'_> {
             m.from = word(&mount.from).map_err(|e| BuildError::Invalid(e.to_string()))?;
             m.id = word(&mount.id).map_err(|e| BuildError::Invalid(e.to_string()))?;
             if let Some(from) = m.from.clone().filter(|f| !f.is_empty() && m.kind == berth_dockerfile::MountType::Bind) {
-                let image = match self.stage_index(&from) {
-                    Some(i) => self.done.get(i).cloned().flatten().ok_or_else(|| BuildError::Invalid(format!("stage {from} made no image")))?,
-                    None => self.base_image(&from).await?,
-                };
+                let image = self.stage_or_image(&from, state.index).await?;
                 sources.insert(from, image);
             }
             expanded.push(m);
@@ -639,9 +711,9 @@ impl Build<'_> {
         files: &berth_dockerfile::Files,
         chown: Option<&str>,
         chmod: Option<&str>,
-        name: &str,
-        add: bool,
+        how: CopyHow<'_>,
     ) -> Result<(), BuildError> {
+        let CopyHow { name, add, parents, exclude, checksum: expected } = how;
         let context = self.workspace.context();
         // ADD's URLs are fetched first (each time, as dockerd does: the content decides
         // whether the cached step still holds).
@@ -654,12 +726,20 @@ impl Build<'_> {
                 let into = self.workspace.root.join(format!("download-{n}"));
                 let _ = std::fs::remove_dir_all(&into);
                 let file = super::copy::download(url, &into, super::context_limit()).await?;
+                if let Some(expected) = expected {
+                    super::copy::verify_checksum(&file, url, expected)?;
+                }
                 let name = file.file_name().map(PathBuf::from).unwrap_or_default();
                 remote_sums.push_str(&super::context::checksum(&into, &[name])?);
                 downloads.push(file);
             }
         }
-        let plan = super::copy::Plan::new(&context, &local, &state.working_dir(), chown, chmod, add)?.with_downloads(downloads, &files.dest)?;
+        if expected.is_some() && (downloads.is_empty() || !local.sources.is_empty()) {
+            return Err(BuildError::Invalid(format!("{name} --checksum is for a URL source only")));
+        }
+        let plan = super::copy::Plan::new(&context, &local, &state.working_dir(), chown, chmod, add, parents)?
+            .with_downloads(downloads, &files.dest)?
+            .excluding(exclude)?;
         let local_count = plan.sources.iter().filter(|s| !s.is_absolute()).count();
         let local_sources: Vec<PathBuf> = plan.sources[..local_count].to_vec();
         let checksum = if remote_sums.is_empty() {
@@ -680,10 +760,7 @@ impl Build<'_> {
     /// COPY --from: files out of an earlier stage or an image.
     async fn copy_from_step(&self, state: &mut StageState, copy: &berth_dockerfile::Copy) -> Result<(), BuildError> {
         let from = copy.from.clone().unwrap_or_default();
-        let source = match self.stage_index(&from) {
-            Some(i) => self.done.get(i).cloned().flatten().ok_or_else(|| BuildError::Invalid(format!("stage {from} made no image")))?,
-            None => self.base_image(&from).await?,
-        };
+        let source = self.stage_or_image(&from, state.index).await?;
         // The source image is content-addressed: the same image, sources and destination
         // copy the same files, so a cached step is found without reading them again.
         let quick = Self::cache_key(
@@ -719,6 +796,16 @@ impl Build<'_> {
     }
 }
 
+/// What kind of COPY or ADD a step is.
+struct CopyHow<'a> {
+    name: &'a str,
+    add: bool,
+    parents: bool,
+    exclude: &'a [String],
+    /// ADD --checksum of a URL's download.
+    checksum: Option<&'a str>,
+}
+
 /// dockerd's name for what a COPY or ADD copies: `file:<sum>` for one file, `dir:<sum>`
 /// for one folder, `multi:<sum>` for several sources.
 fn source_hash(base: &Path, sources: &[PathBuf], heredocs: usize, checksum: &str) -> String {
@@ -728,6 +815,48 @@ fn source_hash(base: &Path, sources: &[PathBuf], heredocs: usize, checksum: &str
         _ => "file",
     };
     format!("{kind}:{checksum}")
+}
+
+/// The stages in waves: each wave's stages need only stages of earlier waves (as FROM,
+/// COPY --from or RUN --mount from=), so a wave's stages can be built at once. A
+/// reference that cannot be read before the build (a variable no global ARG sets)
+/// counts as needing every earlier stage.
+fn waves(stages: &[PlanStage], global: &BTreeMap<String, String>, names: &[Option<String>], escape: char) -> Vec<Vec<usize>> {
+    let find = |name: &str, before: usize| -> Vec<usize> {
+        let expanded = berth_dockerfile::expand(name, global, escape).unwrap_or_else(|_| name.to_owned());
+        if expanded.contains('$') {
+            return (0..before).collect();
+        }
+        let lower = expanded.to_ascii_lowercase();
+        let index = names.iter().position(|n| n.as_deref() == Some(lower.as_str())).or_else(|| lower.parse::<usize>().ok());
+        index.filter(|i| *i < before).into_iter().collect()
+    };
+    let mut level = vec![0usize; stages.len()];
+    for (i, stage) in stages.iter().enumerate() {
+        let mut needs = Vec::new();
+        if let Command::From(from) = &stage.from.command {
+            let base = find(&from.image, i);
+            // A base stage's ONBUILD triggers run here and may name any stage.
+            let triggers = base.iter().any(|b| stages[*b].instructions.iter().any(|s| matches!(s.command, Command::Onbuild(_))));
+            needs.extend(base);
+            if triggers {
+                needs.extend(0..i);
+            }
+        }
+        for instruction in &stage.instructions {
+            match &instruction.command {
+                Command::Copy(copy) => needs.extend(copy.from.iter().flat_map(|f| find(f, i))),
+                Command::Run(run) => needs.extend(run.mounts.iter().filter_map(|m| m.from.as_deref()).flat_map(|f| find(f, i))),
+                _ => {}
+            }
+        }
+        level[i] = needs.iter().map(|j| level[*j] + 1).max().unwrap_or(0);
+    }
+    let mut waves: Vec<Vec<usize>> = vec![Vec::new(); level.iter().max().map_or(0, |m| m + 1)];
+    for (i, l) in level.iter().enumerate() {
+        waves[*l].push(i);
+    }
+    waves
 }
 
 /// The Dockerfile as the build runs it (berth-dockerfile's parse, grouped by stage).
