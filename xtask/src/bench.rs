@@ -366,11 +366,6 @@ fn docker_api() -> Result<()> {
     shell::run(Command::new("bash").args(["-c", &script]))
 }
 
-/// Image builds: a three-stage Dockerfile (RUN steps that write files, a COPY of a
-/// 2,000-file context, a copy between stages) built through the docker CLI with the
-/// classic builder against Berth's Docker API socket and against dockerd's, interleaved
-/// in one run: cold (`--no-cache`), fully cached, and after one file changed.
-/// `BENCH_RUNS` (default 5).
 /// A fresh home for Berth's engine in a benchmark, beside the peers' data roots
 /// (/var/lib/peer-docker), or under `BERTH_BENCH_DIR`: on these machines a file made
 /// under /tmp or /root costs ten times one made under /var/lib, and a comparison must
@@ -383,6 +378,11 @@ fn bench_home(name: &str) -> Result<std::path::PathBuf> {
     Ok(home)
 }
 
+/// Image builds: a three-stage Dockerfile (RUN steps that write files, a COPY of a
+/// 2,000-file context, a copy between stages) built through the docker CLI with the
+/// classic builder against Berth's Docker API socket and against dockerd's, interleaved
+/// in one run: cold (`--no-cache`), fully cached, and after one file changed.
+/// `BENCH_RUNS` (default 5).
 fn build() -> Result<()> {
     use std::process::Command;
     let peers = crate::root().join("../shared/peers");

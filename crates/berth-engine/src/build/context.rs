@@ -69,6 +69,19 @@ fn inside(path: &Path) -> Result<PathBuf, ContextError> {
     Ok(clean)
 }
 
+/// The process's umask, read once (from /proc: setting it to read it would race with
+/// other threads making files). Unknown, every bit counts as masked.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_owned())))
+            .and_then(|v| u32::from_str_radix(&v, 8).ok())
+            .unwrap_or(0o7777)
+    })
+}
+
 /// Unpacks the context tar (plain or gzip) from `reader` into `into` (which exists and is
 /// empty). Reads at most `limit` bytes of (uncompressed) tar.
 pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextError> {
@@ -79,6 +92,9 @@ pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextE
     let mut archive = tar::Archive::new(Budget { inner: stream, left: limit, exceeded: exceeded.clone() });
     let over = |_: &std::io::Error| exceeded.get();
     let entries = archive.entries().map_err(|e| ContextError::Invalid(e.to_string()))?;
+    let mut buffer = vec![0u8; 64 << 10];
+    // Folders already made or checked in this unpack (thousands of files share a few).
+    let mut known: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| if over(&e) { ContextError::TooLarge { limit } } else { ContextError::Invalid(e.to_string()) })?;
         let raw = entry.path().map_err(|e| ContextError::Invalid(e.to_string()))?.into_owned();
@@ -89,7 +105,7 @@ pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextE
         let target = into.join(&rel);
         // Parents are made as plain folders; one that is a link is refused, so nothing is
         // ever written through a link.
-        if let Some(parent) = rel.parent() {
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty() && !known.contains(*p)) {
             let mut at = into.to_path_buf();
             for part in parent.components() {
                 at.push(part);
@@ -99,6 +115,7 @@ pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextE
                     Err(_) => std::fs::create_dir(&at).map_err(io("make a folder of the build context"))?,
                 }
             }
+            known.insert(parent.to_path_buf());
         }
         let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
         match entry.header().entry_type() {
@@ -127,16 +144,36 @@ pub fn unpack(reader: impl Read, into: &Path, limit: u64) -> Result<(), ContextE
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let _ = std::fs::remove_file(&target);
-                let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(io("write a file of the build context"))?;
-                std::io::copy(&mut entry, &mut file).map_err(|e| {
-                    if over(&e) {
-                        ContextError::TooLarge { limit }
-                    } else {
-                        ContextError::Io { what: "write a file of the build context".into(), source: e }
+                use std::os::unix::fs::OpenOptionsExt;
+                let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&target);
+                // A name the tar gave before is replaced (never written through).
+                let file = match create() {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let _ = std::fs::remove_file(&target);
+                        create()
                     }
-                })?;
-                file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io("set a file's mode"))?;
+                    other => other,
+                };
+                let mut file = file.map_err(io("write a file of the build context"))?;
+                // Through a buffer of its own: std's copy into a file asks the file's kind
+                // each time, a call per file that thousands of small files feel.
+                loop {
+                    let n = entry.read(&mut buffer).map_err(|e| {
+                        if over(&e) {
+                            ContextError::TooLarge { limit }
+                        } else {
+                            ContextError::Io { what: "read the build context".into(), source: e }
+                        }
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    std::io::Write::write_all(&mut file, &buffer[..n]).map_err(io("write a file of the build context"))?;
+                }
+                // The mode was asked at create; only what the umask took needs setting.
+                if mode & umask() != 0 {
+                    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io("set a file's mode"))?;
+                }
             }
             // Devices, fifos and the PAX/GNU bookkeeping entries: nothing a build copies.
             _ => {}

@@ -179,26 +179,45 @@ pub async fn receive_context(
     let limit = context_limit();
     let workspace = Workspace::new(containers)?;
     let archive = workspace.root.join("context.tar");
-    // Its first bytes (gzip's magic) and its size, as received.
-    let mut head: Vec<u8> = Vec::with_capacity(2);
+    // A context that fits the memory budget stays in memory as it comes; a bigger one
+    // goes to a file (what was held first, then the rest).
+    let mut held: Vec<u8> = Vec::new();
+    let mut file: Option<tokio::fs::File> = None;
     let received = {
-        let mut file = tokio::fs::File::create(&archive).await.map_err(io("write the build context"))?;
         let mut received = 0u64;
         futures::pin_mut!(chunks);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(io("receive the build context"))?;
-            if head.len() < 2 {
-                head.extend(chunk.as_ref().iter().take(2 - head.len()));
-            }
             received += chunk.as_ref().len() as u64;
             if received > limit {
                 return Err(context::ContextError::TooLarge { limit }.into());
             }
-            file.write_all(chunk.as_ref()).await.map_err(io("write the build context"))?;
+            if file.is_none() && received > MEMORY_CONTEXT {
+                let mut spill = tokio::fs::File::create(&archive).await.map_err(io("write the build context"))?;
+                spill.write_all(&held).await.map_err(io("write the build context"))?;
+                held = Vec::new();
+                file = Some(spill);
+            }
+            match file.as_mut() {
+                Some(f) => f.write_all(chunk.as_ref()).await.map_err(io("write the build context"))?,
+                None => held.extend_from_slice(chunk.as_ref()),
+            }
         }
-        file.flush().await.map_err(io("write the build context"))?;
+        if let Some(f) = file.as_mut() {
+            f.flush().await.map_err(io("write the build context"))?;
+        }
         received
     };
+    // Its first bytes: gzip's magic.
+    let head: Vec<u8> = if file.is_some() {
+        let mut magic = [0u8; 2];
+        let n = std::io::Read::read(&mut std::fs::File::open(&archive).map_err(io("read the build context"))?, &mut magic).unwrap_or(0);
+        magic[..n].to_vec()
+    } else {
+        held.iter().take(2).copied().collect()
+    };
+    let in_memory = file.is_none();
+    drop(file);
     let context = workspace.context();
     std::fs::create_dir_all(&context).map_err(io("make the build context's folder"))?;
     let gzip = head == [0x1f, 0x8b];
@@ -212,6 +231,9 @@ pub async fn receive_context(
     let unpacked = {
         let (archive, context) = (archive.clone(), context.clone());
         tokio::task::spawn_blocking(move || -> Result<(), context::ContextError> {
+            if in_memory {
+                return context::unpack(std::io::Cursor::new(held), &context, limit);
+            }
             let file = std::fs::File::open(&archive).map_err(|source| context::ContextError::Io { what: "read the build context".into(), source })?;
             context::unpack(file, &context, limit)
         })
