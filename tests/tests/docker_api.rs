@@ -1386,7 +1386,7 @@ fn commit(target: &DockerTarget) {
     target.ok(&["rm", "-f", "work", "still", "live"]);
 }
 
-on_both!(build);
+on_both!(build, vm);
 /// `docker build` with the classic builder (DOCKER_BUILDKIT=0), as docker-compose v1 and
 /// docker-py build: the image's config and files, the cache (a second build runs no step,
 /// a changed file reruns from its COPY on, --no-cache reruns all), build args, labels,
@@ -2063,7 +2063,7 @@ fn limits_parent_and_paths(target: &DockerTarget) {
     assert_ne!(unconfined.trim(), "0", "systempaths=unconfined unmasks it");
 }
 
-on_both!(build_corpus);
+on_both!(build_corpus, vm);
 /// The Dockerfile corpus (`tests/build-corpus/<case>/`), each case built with `docker
 /// build` (the classic builder, as docker-compose v1 and docker-py build). What the
 /// image is (its config, its history with `empty_layer`, its layer count, and its file
@@ -2088,11 +2088,13 @@ fn build_corpus(target: &DockerTarget) {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &archive).expect("gzip");
     std::fs::write(cases.join("files/archive.tar.gz"), gz.finish().expect("gzip")).expect("archive");
+    // ADD's URLs are served in the engine's network namespace; the VM's engine has none
+    // on this host, so there the `url` case is left out.
     let served = home.join("served");
     std::fs::create_dir_all(&served).expect("served");
     std::fs::write(served.join("hello.txt"), "hello from the server\n").expect("file");
     std::fs::write(served.join("pack.tar"), &archive).expect("file");
-    let _server = target.file_server(&served);
+    let _server = (!target.in_vm()).then(|| target.file_server(&served));
 
     let base = image_manifest(target, IMAGE);
     let bless = std::env::var("BERTH_BLESS").is_ok() && !target.is_berth();
@@ -2106,6 +2108,9 @@ fn build_corpus(target: &DockerTarget) {
     ];
     let mut failures = Vec::new();
     for (case, expected_name, args) in builds {
+        if *case == "url" && target.in_vm() {
+            continue;
+        }
         let tag = format!("corpus/{expected_name}:1");
         let dir = cases.join(case).display().to_string();
         // No network for RUN (nothing in the corpus needs one; dockerd's veth setup fails
