@@ -263,3 +263,28 @@ fn independent_stages_build_at_once_and_print_in_order() {
     assert_eq!(steps, (1..=7).collect::<Vec<_>>(), "{out}");
     assert_eq!(ok(&engine, &["ps", "-aq"]), "");
 }
+
+#[test]
+fn predefined_platform_args() {
+    let engine = engine("build-platform");
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    // As BuildKit gives them: in FROM undeclared, in a stage once declared, and a
+    // --build-arg over the automatic value. (dockerd's classic builder leaves them empty.)
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM --platform=$BUILDPLATFORM {IMAGE} AS one\nARG TARGETARCH\nARG TARGETPLATFORM\nARG BUILDOS\nARG TARGETVARIANT\n\
+             RUN echo \"$TARGETARCH $TARGETPLATFORM $BUILDOS [$TARGETVARIANT] [$BUILDARCH]\" > /p\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let dir = ctx.display().to_string();
+    ok(&engine, &["build", "-t", "berth.test/platform:1", &dir]);
+    let arch = if std::env::consts::ARCH == "aarch64" { "arm64" } else { "amd64" };
+    let variant = if arch == "arm64" { "v8" } else { "" };
+    let platform = if variant.is_empty() { format!("linux/{arch}") } else { format!("linux/{arch}/{variant}") };
+    assert_eq!(ok(&engine, &["run", "--rm", "berth.test/platform:1", "cat", "/p"]), format!("{arch} {platform} linux [{variant}] []\n"));
+    ok(&engine, &["build", "--build-arg", "TARGETARCH=given", "-t", "berth.test/platform:2", &dir]);
+    assert!(ok(&engine, &["run", "--rm", "berth.test/platform:2", "cat", "/p"]).starts_with("given "));
+}

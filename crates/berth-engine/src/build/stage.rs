@@ -156,7 +156,10 @@ impl<'a> Build<'a> {
         let stages = &stages[..=last.min(stages.len().saturating_sub(1))];
         let labels = !self.options.labels.is_empty();
         let total: usize = stages.iter().map(|s| 1 + s.instructions.len()).sum::<usize>() + usize::from(labels);
-        let global: BTreeMap<String, String> = self.plan.global_args.iter().filter_map(|a| self.arg_value(a).map(|v| (a.name.clone(), v))).collect();
+        // The platform args are there for FROM undeclared; a global ARG or --build-arg
+        // sets them over.
+        let mut global: BTreeMap<String, String> = PLATFORM_ARGS.iter().filter_map(|n| platform_arg(n).map(|v| ((*n).to_owned(), v))).collect();
+        global.extend(self.plan.global_args.iter().filter_map(|a| self.arg_value(a).map(|v| (a.name.clone(), v))));
         // Each stage's first step number, as the stages run in order.
         let mut first_step = Vec::with_capacity(stages.len());
         let mut step = 1;
@@ -268,7 +271,7 @@ impl<'a> Build<'a> {
     fn arg_value(&self, arg: &ArgDef) -> Option<String> {
         match self.options.build_args.get(&arg.name) {
             Some(Some(v)) => Some(v.clone()),
-            _ => arg.default.clone(),
+            _ => arg.default.clone().or_else(|| platform_arg(&arg.name)),
         }
     }
 
@@ -815,6 +818,26 @@ fn source_hash(base: &Path, sources: &[PathBuf], heredocs: usize, checksum: &str
         _ => "file",
     };
     format!("{kind}:{checksum}")
+}
+
+/// The predefined platform args: what a Dockerfile reads to know the platform it builds
+/// for (TARGET*) and on (BUILD*). Berth builds for its own machine, so both are that.
+const PLATFORM_ARGS: [&str; 8] = ["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT", "BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT"];
+
+/// A predefined platform arg's value, if `name` is one.
+fn platform_arg(name: &str) -> Option<String> {
+    let host = crate::image::manifest::Platform::host();
+    let platform = match &host.variant {
+        Some(v) => format!("{}/{}/{v}", host.os, host.architecture),
+        None => format!("{}/{}", host.os, host.architecture),
+    };
+    match name.strip_prefix("TARGET").or_else(|| name.strip_prefix("BUILD"))? {
+        "PLATFORM" => Some(platform),
+        "OS" => Some(host.os),
+        "ARCH" => Some(host.architecture),
+        "VARIANT" => Some(host.variant.unwrap_or_default()),
+        _ => None,
+    }
 }
 
 /// The stages in waves: each wave's stages need only stages of earlier waves (as FROM,
