@@ -288,3 +288,53 @@ fn predefined_platform_args() {
     ok(&engine, &["build", "--build-arg", "TARGETARCH=given", "-t", "berth.test/platform:2", &dir]);
     assert!(ok(&engine, &["run", "--rm", "berth.test/platform:2", "cat", "/p"]).starts_with("given "));
 }
+
+#[test]
+fn run_heredocs_alone_with_other_words_and_with_a_shebang() {
+    let engine = engine("build-heredoc");
+    let ctx = engine.home.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {IMAGE}\nARG WHO=builder\n\
+             RUN <<EOF\necho \"plain $WHO\" > /plain.txt\nEOF\n\
+             RUN cat <<A > /a.txt && cat <<'B' > /b.txt\nfirst $WHO\nA\nsecond $WHO\nB\n\
+             RUN <<EOF\n#!/bin/sh\necho \"run as $0\" > /script.txt\nEOF\n"
+        ),
+    )
+    .expect("Dockerfile");
+    ok(&engine, &["build", "-t", "berth.test/heredoc:1", &ctx.display().to_string()]);
+    assert_eq!(
+        ok(&engine, &["run", "--rm", "berth.test/heredoc:1", "cat", "/plain.txt", "/a.txt", "/b.txt", "/script.txt"]),
+        "plain builder\nfirst builder\nsecond $WHO\nrun as /dev/pipes/EOF\n"
+    );
+    // The script's mount point is in none of the image's layers.
+    let paths = layer_paths(&engine, "berth.test/heredoc:1");
+    assert!(paths.iter().any(|p| p == "script.txt"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.starts_with("dev")), "{paths:?}");
+}
+
+/// Every path in every layer of `image`, from `berth save`.
+fn layer_paths(engine: &NativeEngine, image: &str) -> Vec<String> {
+    use std::io::Read;
+    let saved = engine.home.join("saved.tar");
+    ok(engine, &["save", "-o", &saved.display().to_string(), image]);
+    let mut out = Vec::new();
+    let mut outer = tar::Archive::new(std::fs::File::open(&saved).expect("saved"));
+    for member in outer.entries().expect("tar") {
+        let mut member = member.expect("member");
+        let mut data = Vec::new();
+        member.read_to_end(&mut data).expect("read");
+        let inner: Box<dyn Read> =
+            if data.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::GzDecoder::new(data.as_slice())) } else { Box::new(data.as_slice()) };
+        let mut layer = tar::Archive::new(inner);
+        let Ok(entries) = layer.entries() else { continue };
+        for entry in entries.flatten() {
+            if let Ok(path) = entry.path() {
+                out.push(path.display().to_string().trim_start_matches("./").to_owned());
+            }
+        }
+    }
+    out
+}

@@ -38,6 +38,19 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// A host file bound read-only at `target` (a RUN heredoc's script); its key is the
+    /// step's own text already.
+    pub fn add_file(&mut self, file: &Path, target: &str) {
+        self.mounts.push(MountRequest {
+            kind: "bind".into(),
+            source: file.display().to_string(),
+            target: target.to_owned(),
+            read_only: true,
+            ..Default::default()
+        });
+        self.targets.push(target.to_owned());
+    }
+
     /// Lets go of what the mounts held: helper containers, copies, cache locks.
     pub async fn release(self, containers: &Arc<Containers>) {
         let Prepared { helpers, scratch, .. } = self;

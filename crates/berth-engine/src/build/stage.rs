@@ -521,20 +521,54 @@ impl Build<'_> {
         if run.security == Some(berth_dockerfile::Security::Insecure) {
             return Err(BuildError::Invalid("RUN --security=insecure is not allowed".into()));
         }
+        // A heredoc script with a `#!` line runs as a file of its own (BuildKit's
+        // /dev/pipes/<name>), with the interpreter it names.
+        let mut script = None;
         let argv = match (&run.command, run.heredocs.as_slice()) {
             (_, []) => run.command.to_argv(&state.shell),
-            // `RUN <<EOF` alone: the heredoc is the script the shell runs.
+            // `RUN <<EOF` alone: the heredoc is the script.
             (CommandLine::Shell(text), [doc]) if text.trim().trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']) == doc.name => {
-                state.shell.iter().cloned().chain([doc.content.clone()]).collect()
+                if doc.content.starts_with("#!") {
+                    let target = format!("/dev/pipes/{}", doc.name);
+                    script = Some((doc.content.clone(), target.clone()));
+                    vec![target]
+                } else {
+                    state.shell.iter().cloned().chain([doc.content.clone()]).collect()
+                }
             }
-            _ => return Err(BuildError::Invalid("a RUN heredoc with other words on its line is not supported yet".into())),
+            // Other words with it (`RUN cat <<EOF > /file`): the line and the bodies, as
+            // the shell would read them from a script.
+            (CommandLine::Shell(text), docs) => {
+                let mut whole = text.clone();
+                for doc in docs {
+                    whole.push('\n');
+                    whole.push_str(&doc.content);
+                    if !doc.content.is_empty() && !doc.content.ends_with('\n') {
+                        whole.push('\n');
+                    }
+                    whole.push_str(&doc.name);
+                }
+                state.shell.iter().cloned().chain([whole]).collect()
+            }
+            (CommandLine::Exec(_), _) => return Err(BuildError::Invalid("a RUN heredoc needs the shell form".into())),
         };
         if argv.is_empty() {
             return Err(BuildError::Invalid("RUN needs a command".into()));
         }
         let args = state.run_args();
         let created_by = if args.is_empty() { argv.join(" ") } else { format!("|{} {} {}", args.len(), args.join(" "), argv.join(" ")) };
-        let mounts = self.run_mounts(state, &run.mounts).await?;
+        let mut mounts = self.run_mounts(state, &run.mounts).await?;
+        if let Some((content, target)) = script {
+            let file = self.workspace.root.join(format!("heredoc-{}", mounts.targets.len()));
+            let written = std::fs::write(&file, content)
+                .and_then(|()| std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755)))
+                .map_err(super::io("write a RUN heredoc's script"));
+            if let Err(e) = written {
+                mounts.release(&self.containers).await;
+                return Err(e);
+            }
+            mounts.add_file(&file, &target);
+        }
         let key = Self::cache_key(state.image.as_ref(), &created_by, &format!("{}{}", mounts.key, serde_json::to_string(&state.config).unwrap_or_default()));
         let made = self.run_in_container(state, run, argv, created_by, &key, &mounts).await;
         mounts.release(&self.containers).await;

@@ -222,11 +222,13 @@ impl Containers {
         let rootfs_dir = dir.join("rootfs");
         // Mount points the image lacks are made here, 0755 and root's, as dockerd makes
         // them (crun would make them 01755, and they show in diff, commit and builds).
-        for mount in &record.host_config.mounts {
+        // Under /dev, /proc and /sys the runtime's own mounts come first: left to it.
+        let runtime_owned = |target: &str| ["/dev", "/proc", "/sys"].iter().any(|d| target == *d || target.starts_with(&format!("{d}/")));
+        for mount in record.host_config.mounts.iter().filter(|m| !runtime_owned(&m.target)) {
             let file = mount.kind == "bind" && std::fs::metadata(&mount.source).is_ok_and(|m| !m.is_dir());
             rootfs::make_mount_point(&rootfs_dir, &mount.target, file)?;
         }
-        for tmpfs in &record.host_config.tmpfs {
+        for tmpfs in record.host_config.tmpfs.iter().filter(|t| !runtime_owned(&t.target)) {
             rootfs::make_mount_point(&rootfs_dir, &tmpfs.target, false)?;
         }
         let user = rootfs::resolve_user_with_groups(&rootfs_dir, &record.config.user, &record.host_config.extras.group_add)?;
