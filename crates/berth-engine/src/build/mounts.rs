@@ -41,14 +41,13 @@ impl Prepared {
     /// A host file bound read-only at `target` (a RUN heredoc's script); its key is the
     /// step's own text already.
     pub fn add_file(&mut self, file: &Path, target: &str) {
-        self.mounts.push(MountRequest {
-            kind: "bind".into(),
-            source: file.display().to_string(),
-            target: target.to_owned(),
-            read_only: true,
-            ..Default::default()
-        });
-        self.targets.push(target.to_owned());
+        self.bind(file, target.to_owned(), true);
+    }
+
+    /// A bind of `source` at `target` in the step's container.
+    fn bind(&mut self, source: &Path, target: String, read_only: bool) {
+        self.mounts.push(MountRequest { kind: "bind".into(), source: source.display().to_string(), target: target.clone(), read_only, ..Default::default() });
+        self.targets.push(target);
     }
 
     /// Lets go of what the mounts held: helper containers, copies, cache locks.
@@ -180,14 +179,7 @@ impl Prepared {
                         make_cache_dir(&dir, mount)?;
                     }
                     self.key.push_str(&format!("cache {target} {id} {:?}\n", mount.readonly));
-                    self.mounts.push(MountRequest {
-                        kind: "bind".into(),
-                        source: dir.display().to_string(),
-                        target: target.clone(),
-                        read_only: mount.readonly,
-                        ..Default::default()
-                    });
-                    self.targets.push(target);
+                    self.bind(&dir, target, mount.readonly);
                 }
                 MountType::Bind => {
                     let target = target_of(mount, working_dir)?;
@@ -237,14 +229,7 @@ impl Prepared {
                         host
                     };
                     self.key.push_str(&format!("bind {target} {identity} {source} {:?}\n", mount.readonly));
-                    self.mounts.push(MountRequest {
-                        kind: "bind".into(),
-                        source: host.display().to_string(),
-                        target: target.clone(),
-                        read_only: mount.readonly,
-                        ..Default::default()
-                    });
-                    self.targets.push(target);
+                    self.bind(&host, target, mount.readonly);
                 }
             }
         }
