@@ -4,9 +4,11 @@
 //! `[::]:P` are two bindings, as docker makes them.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+#[cfg(unix)]
+use std::{os::unix::fs::PermissionsExt, path::Path};
 
+#[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,7 @@ impl BindError {
 /// connect, without touching the process's umask (which every thread shares) or the
 /// mode of a parent folder that may be shared (`/run` in the VM). A parent folder
 /// this function creates is private (0700).
+#[cfg(unix)]
 pub async fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
