@@ -440,6 +440,17 @@ fn files_and_images(target: &DockerTarget) {
     };
     let (done, out) = build("from-registry:1");
     assert!(done, "{out}");
+    // Search. dockerd asks the registry's v1 search API, which this registry (as most
+    // private ones) has not, and fails; Berth falls back to the registry's catalog (its
+    // own behaviour, checked on Berth only).
+    let (found, out, err) = target.docker(&["search", &format!("{}/suite", registry.addr)]);
+    if target.is_berth() {
+        assert!(found && out.contains(&format!("{}/suite/busybox", registry.addr)), "{out}{err}");
+    } else {
+        assert!(!found, "{out}");
+    }
+    let (status, _, body) = target.http("GET", "/images/search?term=x&limit=101", "");
+    assert!(status.starts_with("HTTP/1.1 4"), "{status} {body}");
     target.ok(&["pull", &pushed]);
     assert_eq!(target.ok(&["image", "inspect", "-f", "{{.Id}}", &pushed]), id);
     target.ok(&["logout", &registry.addr]);

@@ -414,10 +414,21 @@ fn login_pull_logout_against_a_registry_with_htpasswd() {
     assert!(ok, "compose pull with a login: {err}");
     let (ok, _, err) = berth(&["image", "inspect", &reference], "");
     assert!(ok, "compose pull left no image: {err}");
+    // Search: the registry has no search API, so its catalog, with the login.
+    let repository = reference.split_once('/').map(|(_, r)| r.split(':').next().unwrap_or(r)).expect("a repository");
+    let (ok, out, err) = berth(&["search", &format!("{}/{}", registry.addr, &repository[..repository.len().min(4)])], "");
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with(&format!("{}/{repository} ", registry.addr))), "{out}");
+    let (ok, out, _) = berth(&["search", "--filter", "is-official=true", &format!("{}/{repository}", registry.addr)], "");
+    assert!(ok && out.lines().count() == 1, "only the header: {out}");
+    let (ok, _, err) = berth(&["search", "--filter", "color=red", &format!("{}/x", registry.addr)], "");
+    assert!(!ok && err.contains("invalid filter 'color'"), "{err}");
 
     let (ok, out, _) = berth(&["logout", &registry.addr], "");
     assert!(ok);
     assert!(out.contains("Removing login credentials"), "{out}");
+    let (ok, _, err) = berth(&["search", &format!("{}/{repository}", registry.addr)], "");
+    assert!(!ok && err.contains("authentication required"), "search without the login: {err}");
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(docker_config.join("config.json")).expect("config.json")).expect("json");
     assert!(config["auths"].get(&registry.addr).is_none(), "{config}");
 

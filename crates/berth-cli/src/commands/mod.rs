@@ -34,6 +34,7 @@ mod rm;
 mod rmi;
 mod run;
 mod save;
+mod search;
 mod serve;
 mod settings;
 mod start;
@@ -151,6 +152,8 @@ enum Command {
     Container(container::ContainerCommand),
     /// Write images to a tar (OCI layout and docker archive in one).
     Save(save::Args),
+    /// Search a registry for images (Docker Hub, or `host[:port]/term`).
+    Search(search::Args),
     /// Load images from a tar (`berth save`, `docker save`, an OCI layout).
     Load(load::Args),
     /// The steps that made an image.
@@ -236,6 +239,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Port(args) => port::run(&ctx, args).await,
         Command::Compose(args) => compose::run(&ctx, args).await,
         Command::Save(args) => save::run(&ctx, args).await,
+        Command::Search(args) => search::run(&ctx, args).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Import(args) => import::run(&ctx, args).await,

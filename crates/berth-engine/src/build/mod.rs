@@ -127,6 +127,14 @@ fn io(what: &str) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io { what: what.to_owned(), source }
 }
 
+/// `builder prune`: the build cache's step images (`Images::prune_build_cache`) and
+/// RUN's cache mounts; the bytes freed by both.
+pub fn prune_cache(images: &crate::image::Images) -> Result<crate::image::Pruned, crate::image::RemoveError> {
+    let mut pruned = images.prune_build_cache()?;
+    pruned.reclaimed_bytes += mounts::prune_caches(images);
+    Ok(pruned)
+}
+
 /// A build's working folder (the unpacked context), removed when the build ends.
 #[derive(Debug)]
 pub struct Workspace {

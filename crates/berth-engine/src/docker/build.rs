@@ -148,6 +148,6 @@ pub async fn build(engine: &Engine, params: &BTreeMap<String, String>, request: 
 
 /// `POST /build/prune`: the build cache's images, and the bytes freed.
 pub fn prune(engine: &Engine) -> Reply {
-    let pruned = engine.images().prune_build_cache().map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let pruned = crate::build::prune_cache(engine.images()).map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
     super::ok_json(json!({"CachesDeleted": pruned.deleted, "SpaceReclaimed": pruned.reclaimed_bytes}))
 }

@@ -399,9 +399,7 @@ impl DockerApi {
             )),
             (&Method::POST, ["auth"]) => self.auth(request).await,
             (&Method::GET, ["distribution", name @ .., "json"]) if !name.is_empty() => objects::distribution(&self.engine, &name.join("/"), &request).await,
-            (&Method::GET, ["images", "search"]) => {
-                Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image search is not supported by Berth yet: browse the registry's own site"))
-            }
+            (&Method::GET, ["images", "search"]) => objects::search(&self.engine, &params, &request).await,
             (&Method::GET, ["containers", _, "attach", "ws"]) => {
                 Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "attach over a WebSocket is not supported by Berth: use POST /containers/{id}/attach"))
             }

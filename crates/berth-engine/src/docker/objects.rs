@@ -113,6 +113,28 @@ pub async fn distribution(engine: &Engine, name: &str, request: &Request<Incomin
     ok_json(json!({"Descriptor": {"mediaType": found.media_type, "digest": found.digest, "size": found.size}, "Platforms": platforms}))
 }
 
+/// `GET /images/search`: `term`, `limit` (1 to 100, 25 by default), `filters`
+/// (`is-official`, `is-automated`, `stars`), with the login of `X-Registry-Auth`.
+pub async fn search(engine: &Engine, params: &BTreeMap<String, String>, request: &Request<Incoming>) -> Reply {
+    let term = params.get("term").filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad_request("term is required"))?;
+    let limit = match params.get("limit").filter(|l| !l.is_empty()) {
+        Some(text) => text.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?,
+        None => 25,
+    };
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit {limit} is outside the range of [1, 100]")));
+    }
+    let filters = crate::registry::search::SearchFilters::parse(&super::filters(params)?).map_err(ApiError::bad_request)?;
+    let found = engine
+        .images()
+        .registry
+        .search(term, usize::try_from(limit).unwrap_or(25), registry_auth(request).as_ref())
+        .await
+        .map_err(|e| ApiError::from_kind(e.kind(), crate::error_chain(&e)))?;
+    let results: Vec<Value> = found.iter().filter(|r| filters.matches(r)).map(|r| json!(r)).collect();
+    ok_json(Value::Array(results))
+}
+
 async fn image_inspect(engine: &Engine, name: &str) -> Reply {
     let images = engine.images();
     let record = images

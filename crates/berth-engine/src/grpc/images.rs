@@ -311,8 +311,35 @@ impl ImagesApiTrait for ImagesApi {
     }
 
     async fn prune_build_cache(&self, _: Request<berth_proto::v1::PruneBuildCacheRequest>) -> Result<Response<PruneImagesResponse>, Status> {
-        let pruned = self.images.prune_build_cache().map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        let pruned = crate::build::prune_cache(&self.images).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
         Ok(Response::new(PruneImagesResponse { deleted: pruned.deleted, untagged: pruned.untagged, reclaimed_bytes: pruned.reclaimed_bytes }))
+    }
+
+    async fn search(&self, request: Request<berth_proto::v1::SearchImagesRequest>) -> Result<Response<berth_proto::v1::SearchImagesResponse>, Status> {
+        use crate::registry::search::SearchFilters;
+        let request = request.into_inner();
+        let pairs: Vec<(String, String)> =
+            request.filters.iter().map(|f| f.split_once('=').map_or((f.clone(), String::new()), |(k, v)| (k.to_owned(), v.to_owned()))).collect();
+        let filters = SearchFilters::parse(&pairs).map_err(Status::invalid_argument)?;
+        let limit = match request.limit {
+            0 => 25,
+            n @ 1..=100 => n as usize,
+            n => return Err(Status::invalid_argument(format!("limit {n} is outside the range of [1, 100]"))),
+        };
+        let creds = request.auth.filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials { username: a.username, password: a.password });
+        let found = self.images.registry.search(&request.term, limit, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        let results = found
+            .into_iter()
+            .filter(|r| filters.matches(r))
+            .map(|r| berth_proto::v1::SearchResult {
+                name: r.name,
+                description: r.description,
+                star_count: r.star_count,
+                is_official: r.is_official,
+                is_automated: r.is_automated,
+            })
+            .collect();
+        Ok(Response::new(berth_proto::v1::SearchImagesResponse { results }))
     }
 
     async fn history(&self, request: Request<InspectImageRequest>) -> Result<Response<HistoryResponse>, Status> {

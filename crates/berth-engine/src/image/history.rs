@@ -102,8 +102,7 @@ impl Images {
             }
         }
         self.collect_garbage()?;
-        // And RUN's cache mounts.
-        pruned.reclaimed_bytes = before.saturating_sub(size(&self.content.list()?)) + crate::build::mounts::prune_caches(self);
+        pruned.reclaimed_bytes = before.saturating_sub(size(&self.content.list()?));
         Ok(pruned)
     }
 

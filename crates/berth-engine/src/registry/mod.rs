@@ -5,6 +5,7 @@
 mod auth;
 mod push;
 mod reference;
+pub mod search;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
