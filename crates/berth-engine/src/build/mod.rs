@@ -53,10 +53,8 @@ pub struct BuildOptions {
 impl BuildOptions {
     /// The login for pulling `image`: its registry's, else the general one.
     pub fn creds_for(&self, image: &str) -> Option<&crate::registry::Credentials> {
-        let registry = match image.split_once('/') {
-            Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
-            _ => "docker.io",
-        };
+        let (registry, _) = crate::registry::search::split_term(image);
+        let registry = registry.as_str();
         let hub = |key: &str| matches!(key, "docker.io" | "index.docker.io" | "registry-1.docker.io");
         self.registry_creds
             .iter()
@@ -191,11 +189,16 @@ pub async fn receive_context(
     // goes to a file (what was held first, then the rest).
     let mut held: Vec<u8> = Vec::new();
     let mut file: Option<tokio::fs::File> = None;
+    // Its first bytes (gzip's magic), as received.
+    let mut head: Vec<u8> = Vec::with_capacity(2);
     let received = {
         let mut received = 0u64;
         futures::pin_mut!(chunks);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(io("receive the build context"))?;
+            if head.len() < 2 {
+                head.extend(chunk.as_ref().iter().take(2 - head.len()));
+            }
             received += chunk.as_ref().len() as u64;
             if received > limit {
                 return Err(context::ContextError::TooLarge { limit }.into());
@@ -215,14 +218,6 @@ pub async fn receive_context(
             f.flush().await.map_err(io("write the build context"))?;
         }
         received
-    };
-    // Its first bytes: gzip's magic.
-    let head: Vec<u8> = if file.is_some() {
-        let mut magic = [0u8; 2];
-        let n = std::io::Read::read(&mut std::fs::File::open(&archive).map_err(io("read the build context"))?, &mut magic).unwrap_or(0);
-        magic[..n].to_vec()
-    } else {
-        held.iter().take(2).copied().collect()
     };
     let in_memory = file.is_none();
     drop(file);

@@ -22,7 +22,8 @@ const CATALOG_PAGE: usize = 1000;
 const CATALOG_PAGES: usize = 20;
 
 /// Where a search term looks: `host[:port]/words` searches that registry for `words`;
-/// anything else searches Docker Hub.
+/// anything else searches Docker Hub. (The same rule names an image's registry: the
+/// builder picks a base image's login with it.)
 pub fn split_term(term: &str) -> (String, String) {
     match term.split_once('/') {
         Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first.to_owned(), rest.to_owned()),
