@@ -2126,14 +2126,23 @@ fn build_corpus(target: &DockerTarget) {
         let dir = cases.join(case).display().to_string();
         // No network for RUN (nothing in the corpus needs one; dockerd's veth setup fails
         // now and then under the suite's load).
-        let out = target
-            .command("docker")
-            .env("DOCKER_BUILDKIT", "0")
-            .args(["build", "--network", "none", "-t", &tag])
-            .args(*args)
-            .arg(&dir)
-            .output()
-            .expect("docker build");
+        let build = || {
+            target
+                .command("docker")
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "--network", "none", "-t", &tag])
+                .args(*args)
+                .arg(&dir)
+                .output()
+                .expect("docker build")
+        };
+        let mut out = build();
+        // dockerd is the reference here, not what is tested: a failure of its own machinery
+        // under the suite's load ("Error processing tar file … fallback to chroot", seen
+        // once in a COPY) gets one more try. Berth's builds get none.
+        if !out.status.success() && !target.is_berth() {
+            out = build();
+        }
         assert!(out.status.success(), "{expected_name}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let got = describe_image(target, &tag, &base);
         let expected_path = corpus.join(format!("{expected_name}.expected"));
