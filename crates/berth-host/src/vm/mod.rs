@@ -489,15 +489,24 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
         .await
     };
     match waited {
-        Ok((client, version)) => Ok(RunningVm {
-            record,
-            client,
-            engine: version.into(),
-            boot_time: started.elapsed(),
-            qemu: vm_children.qemu,
-            vhost: vm_children.vhost,
-            virtiofsd: vm_children.virtiofsd,
-        }),
+        Ok((client, version)) => {
+            // The guest read its time from the RTC, to the second: set it to the host's
+            // before anyone asks it the time (`docker events --since`, file times).
+            match client.sync_clock(Duration::from_secs(2)).await {
+                Ok(answer) if answer.corrected => tracing::info!(offset_ms = answer.offset_nanos / 1_000_000, "the guest clock followed the host's"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot set the guest clock"),
+            }
+            Ok(RunningVm {
+                record,
+                client,
+                engine: version.into(),
+                boot_time: started.elapsed(),
+                qemu: vm_children.qemu,
+                vhost: vm_children.vhost,
+                virtiofsd: vm_children.virtiofsd,
+            })
+        }
         Err(err) => {
             vm_children.kill().await;
             for problem in cleanup(paths, Some(&record)).await {
