@@ -36,6 +36,7 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
         qmp_socket: dir.join("floor-qmp.sock"),
         console_log: console.clone(),
         vsock: VsockDevice::None,
+        serial_mux: None,
         user_network: true,
         data_disk: None,
         shares: Vec::new(),

@@ -58,10 +58,12 @@ impl TestVmBuilder {
             Some(q) => q.clone(),
             None => vm::find_program("qemu-system-x86_64").ok_or(StartError::QemuMissing { program: "qemu-system-x86_64".into() })?,
         };
-        let vhost_device_vsock = if vm::host_has_vhost_vsock() { None } else { Some(vm::find_program("vhost-device-vsock").ok_or(StartError::VhostMissing)?) };
+        // `BERTH_TRANSPORT` picks the transport, as for a user: the VM tier runs on each.
+        let (transport, vhost_device_vsock) = vm::transport_from_env()?;
         Ok(VmConfig {
             image,
             qemu,
+            transport,
             vhost_device_vsock,
             accel: self.accel,
             cpus: self.cpus,

@@ -1785,6 +1785,8 @@ fn blkio_and_annotations(target: &DockerTarget) {
         assert!(status.starts_with("HTTP/1.1 201"), "{status} {text}");
         assert_eq!(target.ok(&["inspect", "-f", "{{json .HostConfig.Annotations}}", "annotated"]).trim(), r#"{"org.example.owner":"suite"}"#);
         target.ok(&["start", "annotated"]);
+        // `true` may still be running when start returns.
+        target.ok(&["wait", "annotated"]);
         target.ok(&["rm", "annotated"]);
     }
 }

@@ -68,7 +68,7 @@ async fn boots_answers_over_vsock_streams_events_and_powers_off() {
 
         // Nothing left: no record, no sockets, no processes of this VM.
         let paths = &vm.home.paths;
-        for file in [&paths.state, &paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
+        for file in [&paths.state, &paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.mux_socket] {
             assert!(!file.exists(), "{} left behind", file.display());
         }
         let home = vm.home.home.root().display().to_string();

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use crate::shell;
 
-const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui", "build", "load"];
+const BENCHES: &[&str] = &["vm-boot", "pull", "run", "net", "compose", "api", "shares", "vm-memory", "gui", "build", "load", "transport"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
@@ -26,6 +26,11 @@ pub fn run(args: &[String]) -> Result<()> {
         "gui" => gui(),
         "build" => build(),
         "load" => load(),
+        "transport" => {
+            crate::vm_image::build()?;
+            shell::run(shell::cargo().args(["build", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
+            shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "transport"]).current_dir(crate::root()))
+        }
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),
     }
 }

@@ -111,10 +111,33 @@ fn vm() -> Result<()> {
     build(&["berth-cli", "berth-agent"])?;
     // The static UDP helper, for the image the VM test publishes a UDP port from.
     shell::run(shell::cargo().args(["build", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()))?;
-    cargo_test(&["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])?;
+    // Every VM test on each transport: vsock (vhost-device-vsock here) and the serial
+    // mux (what macOS and Windows hosts use).
+    for transport in ["vsock", "serial"] {
+        println!("\n--- the VM tests over {transport} ---");
+        cargo_test_with(&[("BERTH_TRANSPORT", transport)], &["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])?;
+    }
     // The compatibility scenarios that reach containers through the API alone, against
-    // the engine in its VM through the session's docker.sock.
-    cargo_test(&["--package", "berth-tests", "--test", "docker_api", "--", "--ignored", "--test-threads=1", "in_vm"])
+    // the engine in its VM through the session's docker.sock: all of them over vsock;
+    // over serial the ones that stream both ways (attach, exec, logs, half-close), so
+    // the tier stays inside CI's time (all of them pass over serial too:
+    // `BERTH_TRANSPORT=serial cargo test -p berth-tests --test docker_api -- --ignored in_vm`).
+    cargo_test_with(&[("BERTH_TRANSPORT", "vsock")], &["--package", "berth-tests", "--test", "docker_api", "--", "--ignored", "--test-threads=1", "in_vm"])?;
+    let mut serial = vec!["--package", "berth-tests", "--test", "docker_api", "--", "--ignored", "--test-threads=1"];
+    serial.extend(SERIAL_SCENARIOS);
+    cargo_test_with(&[("BERTH_TRANSPORT", "serial")], &serial)
+}
+
+/// The compatibility scenarios the VM tier also runs over the serial transport.
+const SERIAL_SCENARIOS: &[&str] = &["streams_and_filters::in_vm", "attach_logs_replay::in_vm", "detach_keys::in_vm", "user_data_is_kept::in_vm"];
+
+fn cargo_test_with(env: &[(&str, &str)], args: &[&str]) -> Result<()> {
+    let mut cmd = shell::cargo();
+    cmd.arg("test").args(args).current_dir(crate::root());
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    shell::run(&mut cmd)
 }
 
 fn gui() -> Result<()> {

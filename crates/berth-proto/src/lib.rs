@@ -5,6 +5,7 @@
 pub mod halfclose;
 mod kind;
 pub mod mounts;
+pub mod mux;
 pub mod ports;
 pub mod socket;
 pub mod tls;

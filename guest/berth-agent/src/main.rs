@@ -1,5 +1,8 @@
-//! berth-agent: the engine's front door. Inside the VM it serves gRPC on AF_VSOCK; run
-//! natively on Linux (`berth serve --native`) it serves the same API on a unix socket.
+//! berth-agent: the engine's front door. Inside the VM it serves gRPC on AF_VSOCK and on
+//! the serial mux (hosts without vsock); run natively on Linux (`berth serve --native`) it
+//! serves the same API on a unix socket.
+
+mod serial;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +45,10 @@ struct Args {
     /// port (inside the VM).
     #[arg(long)]
     ports_vsock_port: Option<u32>,
+    /// Also take the vsock ports' connections as streams of the mux on the virtio-serial
+    /// port of this name (inside the VM, when the host has no vsock).
+    #[arg(long)]
+    serial_port: Option<String>,
     /// The engine's state directory.
     #[arg(long, default_value = "/var/lib/berth")]
     root: PathBuf,
@@ -90,9 +97,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let placement = if args.vsock_port.is_some() { Placement::Vm } else { Placement::Native };
+    let placement = if args.vsock_port.is_some() || args.serial_port.is_some() { Placement::Vm } else { Placement::Native };
     if args.vsock_port.is_none() && args.unix.is_none() {
-        return Err("nothing to serve on: give --vsock-port or --unix".into());
+        return Err("nothing to serve on: give --vsock-port (with --serial-port) or --unix".into());
     }
     // The TLS files are read and the TCP address bound before anything else: a mistake
     // in either leaves no state and no socket behind.
@@ -123,20 +130,47 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let api = docker_api.clone();
         tokio::spawn(berth_proto::tls::accept_each(listener, acceptor, move |stream| api.serve_connection(stream)))
     });
-    let _docker_vsock = match args.docker_vsock_port {
-        Some(port) => {
-            let listener = bind_vsock(port)?;
-            tracing::info!(port, "serving the Docker Engine API on vsock");
+    // Over the serial mux a host without vsock reaches the same ports.
+    let (mux_grpc_tx, mux_grpc_rx) = tokio::sync::mpsc::unbounded_channel::<MuxConnection>();
+    let _serial = args.serial_port.clone().map(|name| {
+        let ports: Vec<u32> = [args.vsock_port, args.docker_vsock_port, args.ports_vsock_port].into_iter().flatten().collect();
+        let (grpc_port, docker_port, forward_port) = (args.vsock_port, args.docker_vsock_port, args.ports_vsock_port);
+        let api = docker_api.clone();
+        let on_stream = move |port: u32, stream: tokio_yamux::StreamHandle| {
+            if Some(port) == grpc_port {
+                let _ = mux_grpc_tx.send(MuxConnection(stream));
+            } else if Some(port) == docker_port {
+                api.serve_framed_connection(stream);
+            } else if Some(port) == forward_port {
+                tokio::spawn(forwarded_connection(stream));
+            }
+        };
+        tokio::spawn(serial::serve_forever(name, ports, std::sync::Arc::new(on_stream)))
+    });
+    let vsock_optional = args.serial_port.is_some();
+    let bind_vsock = |port: u32| -> Result<Option<tokio_vsock::VsockListener>, String> {
+        match bind_vsock(port) {
+            Ok(listener) => Ok(Some(listener)),
+            // A VM given only the serial port has no vsock device.
+            Err(e) if vsock_optional => {
+                tracing::warn!("{e}: serving that port over the serial mux alone");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let _docker_vsock = match args.docker_vsock_port.map(bind_vsock).transpose()?.flatten() {
+        Some(listener) => {
+            tracing::info!("serving the Docker Engine API on vsock");
             let api = docker_api.clone();
             // The host's proxy frames its input (half-close over vsock).
             Some(accept_each(listener, move |stream| api.serve_framed_connection(stream)))
         }
         None => None,
     };
-    let _ports_vsock = match args.ports_vsock_port {
-        Some(port) => {
-            let listener = bind_vsock(port)?;
-            tracing::info!(port, "taking forwarded published ports on vsock");
+    let _ports_vsock = match args.ports_vsock_port.map(bind_vsock).transpose()?.flatten() {
+        Some(listener) => {
+            tracing::info!("taking forwarded published ports on vsock");
             Some(accept_each(listener, |stream| {
                 tokio::spawn(forwarded_connection(stream));
             }))
@@ -154,13 +188,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(socket = %path.display(), "serving gRPC on unix socket");
         servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
-    if let Some(port) = args.vsock_port {
-        let incoming = bind_vsock(port)?.incoming();
+    if args.serial_port.is_some() {
+        let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(mux_grpc_rx).map(Ok::<_, std::io::Error>);
         let router = grpc(&engine);
-        tracing::info!(port, "serving gRPC on vsock");
+        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
+    }
+    if let Some(port) = args.vsock_port {
+        if let Some(listener) = bind_vsock(port)? {
+            let router = grpc(&engine);
+            tracing::info!(port, "serving gRPC on vsock");
+            servers.push(tokio::spawn(async move { router.serve_with_incoming(listener.incoming()).await }));
+        }
         // A stable line on the console: the host waits for it before its first connect.
         eprintln!("{} {port}", berth_proto::AGENT_LISTENING_MARKER);
-        servers.push(tokio::spawn(async move { router.serve_with_incoming(incoming).await }));
     }
 
     engine.events().publish(
@@ -208,6 +248,39 @@ fn bind_vsock(port: u32) -> Result<tokio_vsock::VsockListener, String> {
         .map_err(|e| format!("cannot listen on vsock port {port}: {e}"))
 }
 
+/// A gRPC connection over the serial mux.
+struct MuxConnection(tokio_yamux::StreamHandle);
+
+impl tonic::transport::server::Connected for MuxConnection {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) {}
+}
+
+impl tokio::io::AsyncRead for MuxConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for MuxConnection {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
 /// Hands every accepted connection to `handle`, until the task is dropped.
 fn accept_each(listener: tokio_vsock::VsockListener, handle: impl Fn(tokio_vsock::VsockStream) + Send + 'static) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -222,7 +295,10 @@ fn accept_each(listener: tokio_vsock::VsockListener, handle: impl Fn(tokio_vsock
 
 /// One connection the host forwards to a published port: the header names the
 /// protocol and the port; the engine's relay serves it on the VM's loopback.
-async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
+async fn forwarded_connection<S>(mut stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use tokio::io::AsyncReadExt;
     let mut header = [0u8; 3];
     if stream.read_exact(&mut header).await.is_err() {
@@ -260,7 +336,10 @@ async fn forwarded_connection(mut stream: tokio_vsock::VsockStream) {
 
 /// A UDP flow from the host: datagrams prefixed by their length (u16, big-endian),
 /// both ways, until the host closes it.
-async fn forwarded_udp(stream: tokio_vsock::VsockStream, port: u16) -> std::io::Result<()> {
+async fn forwarded_udp<S>(stream: S, port: u16) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     socket.connect(("127.0.0.1", port)).await?;

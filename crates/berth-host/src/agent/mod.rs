@@ -23,6 +23,9 @@ pub enum AgentEndpoint {
     HybridVsock { uds: PathBuf, port: u32 },
     /// AF_VSOCK, where the host kernel has vhost-vsock.
     Vsock { cid: u32, port: u32 },
+    /// A stream of the VM's serial mux (hosts without vsock); only the process that
+    /// runs the VM holds the mux, others reach the VM through its proxies.
+    Serial { mux: berth_proto::mux::MuxClient, port: u32 },
 }
 
 impl AgentEndpoint {
@@ -32,6 +35,7 @@ impl AgentEndpoint {
             AgentEndpoint::Unix(path) => AgentEndpoint::Unix(path.clone()),
             AgentEndpoint::HybridVsock { uds, .. } => AgentEndpoint::HybridVsock { uds: uds.clone(), port },
             AgentEndpoint::Vsock { cid, .. } => AgentEndpoint::Vsock { cid: *cid, port },
+            AgentEndpoint::Serial { mux, .. } => AgentEndpoint::Serial { mux: mux.clone(), port },
         }
     }
 }
@@ -42,6 +46,7 @@ impl std::fmt::Display for AgentEndpoint {
             AgentEndpoint::Unix(path) => write!(f, "unix:{}", path.display()),
             AgentEndpoint::HybridVsock { uds, port } => write!(f, "vsock-hybrid:{}:{port}", uds.display()),
             AgentEndpoint::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
+            AgentEndpoint::Serial { port, .. } => write!(f, "serial:{port}"),
         }
     }
 }

@@ -13,7 +13,12 @@ pub enum AgentStream {
     Unix(UnixStream),
     #[cfg(target_os = "linux")]
     Vsock(tokio_vsock::VsockStream),
+    Mux(tokio_yamux::StreamHandle),
 }
+
+/// How long a stream of the serial mux may take to open (the mux itself starts over
+/// when one goes unanswered far longer than a busy guest takes).
+const MUX_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AgentStream {
     pub async fn connect(endpoint: &AgentEndpoint) -> io::Result<AgentStream> {
@@ -30,6 +35,7 @@ impl AgentStream {
             }
             #[cfg(not(target_os = "linux"))]
             AgentEndpoint::Vsock { .. } => Err(io::Error::new(io::ErrorKind::Unsupported, "AF_VSOCK is not available on this host")),
+            AgentEndpoint::Serial { mux, port } => Ok(AgentStream::Mux(mux.open(*port, MUX_OPEN_TIMEOUT).await?)),
         }
     }
 }
@@ -70,6 +76,7 @@ impl AsyncRead for AgentStream {
             AgentStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_read(cx, buf),
+            AgentStream::Mux(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -80,6 +87,7 @@ impl AsyncWrite for AgentStream {
             AgentStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_write(cx, buf),
+            AgentStream::Mux(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -88,6 +96,7 @@ impl AsyncWrite for AgentStream {
             AgentStream::Unix(s) => Pin::new(s).poll_flush(cx),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_flush(cx),
+            AgentStream::Mux(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -96,6 +105,7 @@ impl AsyncWrite for AgentStream {
             AgentStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_shutdown(cx),
+            AgentStream::Mux(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

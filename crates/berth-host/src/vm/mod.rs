@@ -36,7 +36,10 @@ const MAX_SOCKET_PATH: usize = 100;
 pub struct VmConfig {
     pub image: VmImage,
     pub qemu: PathBuf,
-    /// vhost-device-vsock, when the host has no vhost-vsock; `None` uses AF_VSOCK.
+    /// vsock, or the serial mux where the host has no vsock.
+    pub transport: Transport,
+    /// vhost-device-vsock, when vsock is used and the host has no vhost-vsock; `None`
+    /// uses AF_VSOCK.
     pub vhost_device_vsock: Option<PathBuf>,
     pub accel: AccelChoice,
     pub cpus: u32,
@@ -71,14 +74,7 @@ impl VmConfig {
             Some(path) => PathBuf::from(path),
             None => find_program(qemu_binary_name()).ok_or(StartError::QemuMissing { program: qemu_binary_name().to_owned() })?,
         };
-        let vhost_device_vsock = if host_has_vhost_vsock() {
-            None
-        } else {
-            Some(match std::env::var_os("BERTH_VHOST_DEVICE_VSOCK") {
-                Some(path) => PathBuf::from(path),
-                None => find_program("vhost-device-vsock").ok_or(StartError::VhostMissing)?,
-            })
-        };
+        let (transport, vhost_device_vsock) = transport_from_env()?;
         let accel = AccelChoice::parse(&std::env::var("BERTH_ACCEL").unwrap_or_default()).map_err(StartError::InvalidConfig)?;
         let number = |name: &str, default: u64| -> Result<u64, StartError> {
             match std::env::var(name) {
@@ -89,6 +85,7 @@ impl VmConfig {
         Ok(VmConfig {
             image,
             qemu,
+            transport,
             vhost_device_vsock,
             accel,
             cpus: u32::try_from(number("BERTH_VM_CPUS", 1)?).unwrap_or(1).max(1),
@@ -112,6 +109,49 @@ fn qemu_binary_name() -> &'static str {
         "qemu-system-aarch64"
     } else {
         "qemu-system-x86_64"
+    }
+}
+
+/// How the host reaches the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// AF_VSOCK, or vhost-device-vsock's unix socket (Linux hosts).
+    #[default]
+    Vsock,
+    /// One virtio-serial port carrying a mux of streams (every host QEMU runs on).
+    Serial,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Vsock => "vsock",
+            Transport::Serial => "serial",
+        }
+    }
+}
+
+/// The transport `BERTH_TRANSPORT` asks for (`vsock`, `serial`, or `auto`: vsock where
+/// the host has it, else serial), with the vhost-device-vsock program vsock needs here
+/// (`BERTH_VHOST_DEVICE_VSOCK`, else found on PATH) when the kernel has no vhost-vsock.
+pub fn transport_from_env() -> Result<(Transport, Option<PathBuf>), StartError> {
+    let vhost_program = std::env::var_os("BERTH_VHOST_DEVICE_VSOCK").map(PathBuf::from).or_else(|| find_program("vhost-device-vsock"));
+    choose_transport(&std::env::var("BERTH_TRANSPORT").unwrap_or_default(), host_has_vhost_vsock(), vhost_program.filter(|_| cfg!(target_os = "linux")))
+}
+
+/// The transport for `asked`, given whether the kernel has vhost-vsock and where
+/// vhost-device-vsock is (only Linux runs it).
+fn choose_transport(asked: &str, kernel_vsock: bool, vhost_program: Option<PathBuf>) -> Result<(Transport, Option<PathBuf>), StartError> {
+    match asked.trim() {
+        "vsock" | "" | "auto" if kernel_vsock => Ok((Transport::Vsock, None)),
+        "vsock" => Ok((Transport::Vsock, Some(vhost_program.ok_or(StartError::VhostMissing)?))),
+        "serial" => Ok((Transport::Serial, None)),
+        "" | "auto" => Ok(match vhost_program {
+            Some(program) => (Transport::Vsock, Some(program)),
+            None => (Transport::Serial, None),
+        }),
+        other => Err(StartError::InvalidConfig(format!("BERTH_TRANSPORT={other:?}: expected vsock, serial or auto"))),
     }
 }
 
@@ -197,6 +237,10 @@ pub struct VmPaths {
     pub qmp: PathBuf,
     pub vhost_socket: PathBuf,
     pub vsock_uds: PathBuf,
+    /// The serial mux's host end (QEMU listens on it).
+    pub mux_socket: PathBuf,
+    /// The session's gRPC proxy: how other processes reach a VM on the serial mux.
+    pub grpc_proxy: PathBuf,
     pub console_log: PathBuf,
     pub qemu_log: PathBuf,
     pub vhost_log: PathBuf,
@@ -217,6 +261,8 @@ impl VmPaths {
             qmp: dir.join("qmp.sock"),
             vhost_socket: dir.join("vhost.sock"),
             vsock_uds: dir.join("vsock.sock"),
+            mux_socket: dir.join("mux.sock"),
+            grpc_proxy: home.grpc_socket(),
             console_log: dir.join("console.log"),
             qemu_log: dir.join("qemu.log"),
             vhost_log: dir.join("vhost-device-vsock.log"),
@@ -233,6 +279,8 @@ impl VmPaths {
 #[derive(Debug)]
 pub struct RunningVm {
     pub record: VmRecord,
+    /// The serial transport's mux, held by the process that runs the VM.
+    mux: Option<berth_proto::mux::MuxClient>,
     pub client: AgentClient,
     pub engine: EngineVersion,
     /// From QEMU's start to the agent's first answer.
@@ -244,7 +292,10 @@ pub struct RunningVm {
 
 impl RunningVm {
     pub fn endpoint(&self) -> AgentEndpoint {
-        endpoint_of(&self.record)
+        match &self.mux {
+            Some(mux) => AgentEndpoint::Serial { mux: mux.clone(), port: berth_proto::AGENT_VSOCK_PORT },
+            None => endpoint_of(&self.record),
+        }
     }
 
     /// Whether QEMU is still running (reaps it if it exited).
@@ -282,11 +333,34 @@ impl RunningVm {
 
 /// The agent endpoint of a recorded VM.
 pub fn endpoint_of(record: &VmRecord) -> AgentEndpoint {
+    if let Some(proxy) = &record.serial_proxy {
+        // The process that runs the VM holds its mux; every other one goes through the
+        // session's socket.
+        return match record.mux_socket.as_deref().and_then(held_mux) {
+            Some(mux) => AgentEndpoint::Serial { mux, port: berth_proto::AGENT_VSOCK_PORT },
+            None => AgentEndpoint::Unix(proxy.clone()),
+        };
+    }
     match (&record.vsock_uds, record.guest_cid) {
         (Some(uds), _) => AgentEndpoint::HybridVsock { uds: uds.clone(), port: berth_proto::AGENT_VSOCK_PORT },
         (None, Some(cid)) => AgentEndpoint::Vsock { cid, port: berth_proto::AGENT_VSOCK_PORT },
         (None, None) => AgentEndpoint::HybridVsock { uds: PathBuf::from("/nonexistent"), port: berth_proto::AGENT_VSOCK_PORT },
     }
+}
+
+/// The serial muxes this process holds, by their socket.
+static HELD_MUXES: std::sync::Mutex<Vec<(PathBuf, berth_proto::mux::WeakMuxClient)>> = std::sync::Mutex::new(Vec::new());
+
+fn held_mux(socket: &Path) -> Option<berth_proto::mux::MuxClient> {
+    let mut held = HELD_MUXES.lock().unwrap_or_else(|e| e.into_inner());
+    held.retain(|(_, weak)| weak.upgrade().is_some());
+    held.iter().find(|(path, _)| path == socket).and_then(|(_, weak)| weak.upgrade())
+}
+
+fn hold_mux(socket: &Path, mux: &berth_proto::mux::MuxClient) {
+    let mut held = HELD_MUXES.lock().unwrap_or_else(|e| e.into_inner());
+    held.retain(|(path, weak)| weak.upgrade().is_some() && path != socket);
+    held.push((socket.to_owned(), mux.downgrade()));
 }
 
 /// Boots the VM and waits until the agent answers. `on_state` hears each state change.
@@ -297,7 +371,7 @@ pub async fn start(home: &BerthHome, config: &VmConfig, mut on_state: impl FnMut
     // vhost-device-vsock with their own umask: the folder is what keeps them the user's.
     std::fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(StartError::io(format!("make {} private", paths.dir.display())))?;
-    for socket in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds] {
+    for socket in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.mux_socket] {
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(StartError::SocketPathTooLong { path: socket.clone() });
         }
@@ -356,7 +430,7 @@ fn load_verdicts(path: &Path) -> Vec<Verdict> {
 
 async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Duration) -> Result<RunningVm, StartError> {
     // The console log too: the previous boot's lines must not look like this boot's.
-    for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.console_log] {
+    for stale in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.mux_socket, &paths.console_log] {
         let _ = std::fs::remove_file(stale);
     }
     let started = Instant::now();
@@ -385,6 +459,7 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
     }
     let mut vhost = None;
     let vsock = match &config.vhost_device_vsock {
+        _ if config.transport == Transport::Serial => VsockDevice::None,
         Some(program) => {
             match spawn_vhost(program, paths).await {
                 Ok(child) => vhost = Some(child),
@@ -411,6 +486,7 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
         qmp_socket: paths.qmp.clone(),
         console_log: paths.console_log.clone(),
         vsock,
+        serial_mux: (config.transport == Transport::Serial).then(|| paths.mux_socket.clone()),
         user_network: true,
         data_disk: config.data_disk.as_ref().map(|d| d.path.clone()),
         shares: shares
@@ -452,8 +528,10 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
         virtiofsd_pids: virtiofsd.iter().filter_map(Child::id).collect(),
         accel,
         qmp_socket: paths.qmp.clone(),
-        vsock_uds: config.vhost_device_vsock.as_ref().map(|_| paths.vsock_uds.clone()),
+        vsock_uds: config.vhost_device_vsock.as_ref().filter(|_| config.transport == Transport::Vsock).map(|_| paths.vsock_uds.clone()),
         guest_cid,
+        serial_proxy: (config.transport == Transport::Serial).then(|| paths.grpc_proxy.clone()),
+        mux_socket: (config.transport == Transport::Serial).then(|| paths.mux_socket.clone()),
         console_log: paths.console_log.clone(),
         started_unix_ms: state::now_unix_ms(),
     };
@@ -463,7 +541,17 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
         return Err(StartError::Io { what: "write the VM state".into(), source });
     }
 
-    let endpoint = endpoint_of(&record);
+    // On the serial transport this process holds the mux; others use its proxies.
+    let mux = (config.transport == Transport::Serial).then(|| {
+        let socket = paths.mux_socket.clone();
+        let mux = berth_proto::mux::MuxClient::start(move || tokio::net::UnixStream::connect(socket.clone()));
+        hold_mux(&paths.mux_socket, &mux);
+        mux
+    });
+    let endpoint = match &mux {
+        Some(mux) => AgentEndpoint::Serial { mux: mux.clone(), port: berth_proto::AGENT_VSOCK_PORT },
+        None => endpoint_of(&record),
+    };
     let deadline = tokio::time::Instant::now() + timeout;
     let qemu_log_path = paths.qemu_log.clone();
     // Connect once the agent has said on the console that it listens; should the console
@@ -499,6 +587,7 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
             }
             Ok(RunningVm {
                 record,
+                mux,
                 client,
                 engine: version.into(),
                 boot_time: started.elapsed(),
@@ -829,7 +918,7 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
             }
         }
     }
-    for file in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.state] {
+    for file in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.mux_socket, &paths.state] {
         match std::fs::remove_file(file) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -906,6 +995,8 @@ mod tests {
             qmp_socket: paths.qmp.clone(),
             vsock_uds: Some(paths.vsock_uds.clone()),
             guest_cid: None,
+            serial_proxy: None,
+            mux_socket: None,
             console_log: paths.console_log.clone(),
             started_unix_ms: 0,
         };
@@ -930,5 +1021,18 @@ mod tests {
         drop(first);
         FileLock::acquire(&path).expect("after release");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn the_transport_is_vsock_where_the_host_has_it_else_serial_and_an_unknown_one_is_refused() {
+        let vhost = || Some(PathBuf::from("/usr/bin/vhost-device-vsock"));
+        assert_eq!(choose_transport("", true, None).ok(), Some((Transport::Vsock, None)));
+        assert_eq!(choose_transport("auto", false, vhost()).ok(), Some((Transport::Vsock, vhost())));
+        // macOS and Windows: no vhost-vsock and no vhost-device-vsock.
+        assert_eq!(choose_transport("", false, None).ok(), Some((Transport::Serial, None)));
+        assert_eq!(choose_transport("serial", true, vhost()).ok(), Some((Transport::Serial, None)));
+        assert!(matches!(choose_transport("vsock", false, None), Err(StartError::VhostMissing)));
+        let err = choose_transport("pipe", true, None).expect_err("unknown");
+        assert!(err.to_string().contains("BERTH_TRANSPORT=\"pipe\": expected vsock, serial or auto"), "{err}");
     }
 }

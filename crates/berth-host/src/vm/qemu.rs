@@ -27,6 +27,9 @@ pub struct QemuArgs {
     pub qmp_socket: PathBuf,
     pub console_log: PathBuf,
     pub vsock: VsockDevice,
+    /// The serial transport: a virtio-serial port named [`berth_proto::mux::SERIAL_PORT_NAME`]
+    /// whose host end is this unix socket (QEMU listens; the session connects).
+    pub serial_mux: Option<PathBuf>,
     /// QEMU user-mode networking: the guest reaches the host (10.0.2.2) and, through
     /// it, what the host reaches; nothing listens for the guest on the host.
     pub user_network: bool,
@@ -86,6 +89,11 @@ impl QemuArgs {
             }
             VsockDevice::None => {}
         }
+        if let Some(socket) = &self.serial_mux {
+            push(&["-device", "virtio-serial-pci,id=mux0"]);
+            push(&["-chardev", &format!("socket,id=muxc,path={},server=on,wait=off", opt_path(socket))]);
+            push(&["-device", &format!("virtserialport,bus=mux0.0,chardev=muxc,name={}", berth_proto::mux::SERIAL_PORT_NAME)]);
+        }
         if self.user_network {
             push(&["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]);
         }
@@ -131,6 +139,7 @@ mod tests {
             qmp_socket: "/h/qmp.sock".into(),
             console_log: "/h/console.log".into(),
             vsock,
+            serial_mux: None,
             user_network: true,
             data_disk: None,
             shares: Vec::new(),
@@ -182,5 +191,15 @@ mod tests {
         let joined = a.join(" ");
         assert!(joined.contains("vhost-vsock-pci,guest-cid=7"), "{joined}");
         assert!(!joined.contains("memfd"), "{joined}");
+    }
+
+    #[test]
+    fn the_serial_transport_is_a_named_port_on_a_socket_qemu_listens_on() {
+        let a = QemuArgs { serial_mux: Some("/h/vm/mux,1.sock".into()), ..base(VsockDevice::None) };
+        let text = a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+        assert!(text.contains("-device virtio-serial-pci,id=mux0"), "{text}");
+        assert!(text.contains("-chardev socket,id=muxc,path=/h/vm/mux,,1.sock,server=on,wait=off"), "{text}");
+        assert!(text.contains("-device virtserialport,bus=mux0.0,chardev=muxc,name=org.berth.mux"), "{text}");
+        assert!(!text.contains("vsock") && !text.contains("memfd"), "no vsock device, no shared memory: {text}");
     }
 }

@@ -20,6 +20,13 @@ pub struct VmRecord {
     pub vsock_uds: Option<PathBuf>,
     /// The guest CID, when the host's AF_VSOCK is used.
     pub guest_cid: Option<u32>,
+    /// On the serial transport, the session's gRPC proxy: only the session holds the
+    /// mux, so other processes reach the agent through it.
+    #[serde(default)]
+    pub serial_proxy: Option<PathBuf>,
+    /// The serial mux's host end, held by the process that runs the VM.
+    #[serde(default)]
+    pub mux_socket: Option<PathBuf>,
     pub console_log: PathBuf,
     /// Unix time (ms) at which QEMU was started.
     pub started_unix_ms: u64,
@@ -84,6 +91,8 @@ mod tests {
             qmp_socket: "/x/qmp.sock".into(),
             vsock_uds: Some("/x/vsock.sock".into()),
             guest_cid: None,
+            serial_proxy: None,
+            mux_socket: None,
             console_log: "/x/console.log".into(),
             started_unix_ms: 1,
         };
