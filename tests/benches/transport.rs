@@ -31,11 +31,15 @@ fn docker(session: &SessionHome, args: &[&str]) -> String {
     out
 }
 
-/// A busybox image made from the host's static busybox.
+/// A busybox image made from the host's static busybox, with the suite's static
+/// `netprobe` (a TCP sink and source that move a mebibyte per call: busybox's `nc`
+/// writes a kilobyte at a time, which under TCG measures `nc`, not the transport).
 fn import_busybox(session: &SessionHome) {
     let root = session.home.join("bb-root");
     std::fs::create_dir_all(root.join("bin")).expect("bin");
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static (cargo xtask setup installs it)");
+    std::fs::copy(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"), root.join("bin/netprobe"))
+        .expect("berth-netprobe (cargo xtask bench transport builds it)");
     for applet in ["sh", "cat", "head", "nc", "sleep"] {
         let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
     }
@@ -93,23 +97,32 @@ fn api_download(session: &SessionHome) -> f64 {
     rate(started.elapsed())
 }
 
-/// Connects to the published port once the container listens on it.
-fn connect(port: u16) -> TcpStream {
+/// Connects to the published port once the container listens on it: the host's end
+/// accepts at once, and closes again while nothing listens in the container.
+fn connect_to_listener(port: u16) -> TcpStream {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            return stream;
+        assert!(Instant::now() < deadline, "nothing listened on port {port}");
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        match stream.read(&mut [0u8; 1]) {
+            // Still open after half a second: the container took it.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                stream.set_read_timeout(None).expect("timeout");
+                return stream;
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
         }
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// 256 MiB to a container's `nc -l` through its published port.
+/// 256 MiB to a container's TCP sink through its published port.
 fn forward_upload(session: &SessionHome, port: u16) -> f64 {
-    docker(session, &["run", "-d", "--name", "nc-sink", "-p", &format!("127.0.0.1:{port}:8080"), "bench/bb:1", "sh", "-c", "nc -l -p 8080 > /dev/null"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut stream = connect(port);
+    docker(session, &["run", "-d", "--name", "nc-sink", "-p", &format!("127.0.0.1:{port}:8080"), "bench/bb:1", "netprobe", "tcp-sink", "8080"]);
+    let mut stream = connect_to_listener(port);
     let started = Instant::now();
     let block = vec![7u8; 1024 * 1024];
     for _ in 0..SIZE / block.len() {
@@ -123,23 +136,32 @@ fn forward_upload(session: &SessionHome, port: u16) -> f64 {
     rate(elapsed)
 }
 
-/// 256 MiB from a container's `nc -l` through its published port.
+/// 256 MiB from a container's TCP source through its published port.
 fn forward_download(session: &SessionHome, port: u16) -> f64 {
-    let script = format!("head -c {SIZE} /dev/zero | nc -l -p 8080");
-    docker(session, &["run", "-d", "--name", "nc-source", "-p", &format!("127.0.0.1:{port}:8080"), "bench/bb:1", "sh", "-c", &script]);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut stream = connect(port);
-    let started = Instant::now();
-    let mut buf = vec![0u8; 1024 * 1024];
-    let mut total = 0;
-    loop {
-        let n = stream.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
+    let mib = (SIZE >> 20).to_string();
+    docker(session, &["run", "-d", "--name", "nc-source", "-p", &format!("127.0.0.1:{port}:8080"), "bench/bb:1", "netprobe", "tcp-source", "8080", &mib]);
+    // Connections made before the source listens are closed at once with nothing in them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (total, elapsed) = loop {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let started = Instant::now();
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut total = 0;
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
         }
-        total += n;
-    }
-    let elapsed = started.elapsed();
+        if total > 0 {
+            break (total, started.elapsed());
+        }
+        assert!(Instant::now() < deadline, "nothing listened on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     docker(session, &["rm", "-f", "nc-source"]);
     assert_eq!(total, SIZE, "the forwarded stream ended early");
     rate(elapsed)

@@ -29,6 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "transport" => {
             crate::vm_image::build()?;
             shell::run(shell::cargo().args(["build", "--package", "berth-cli", "--package", "berth-agent"]).current_dir(crate::root()))?;
+            shell::run(shell::cargo().args(["build", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()))?;
             shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "transport"]).current_dir(crate::root()))
         }
         other => bail!("unknown benchmark {other:?}; one of: {}", BENCHES.join(", ")),

@@ -82,14 +82,13 @@ fn read_config() -> Result<Value, CredentialsError> {
 }
 
 fn write_config(config: &Value) -> Result<(), CredentialsError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = config_path();
     let write_err = |source| CredentialsError::Write { path: path.clone(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(write_err)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(write_err)?;
+    let mut file = crate::os::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(write_err)?;
     let text = serde_json::to_vec_pretty(config).unwrap_or_default();
     file.write_all(&text).map_err(write_err)?;
     std::fs::rename(&tmp, &path).map_err(write_err)

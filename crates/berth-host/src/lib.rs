@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod diagnose;
 pub mod docker_context;
 pub mod home;
+pub mod os;
 pub mod port_forward;
 pub mod proxy;
 pub mod session;

@@ -132,7 +132,7 @@ pub struct Session {
     record: SessionRecord,
     sockets: Vec<PathBuf>,
     /// One session per home: held for the session's life.
-    _lock: vm::FileLock,
+    _lock: crate::os::FileLock,
 }
 
 impl std::fmt::Debug for Session {
@@ -151,8 +151,8 @@ impl Session {
         mut on_state: impl FnMut(&VmState),
     ) -> Result<Session, SessionError> {
         std::fs::create_dir_all(home.vm_dir()).map_err(|source| SessionError::Io { what: "create the VM folder".into(), source })?;
-        private_dir(&home.vm_dir());
-        let lock = vm::FileLock::acquire(&lock_path(home))
+        let _ = crate::os::make_private(&home.vm_dir());
+        let lock = crate::os::FileLock::acquire(&lock_path(home), "another Berth session runs the VM")
             .map_err(|_| SessionError::Running { home: home.root().to_owned(), pid: find(home).map(|r| r.pid).unwrap_or(0) })?;
         // Booting, the accelerator not chosen yet.
         let mut record = SessionRecord {
@@ -323,7 +323,7 @@ pub async fn request_stop(home: &BerthHome, grace: Duration) -> Result<Stopped, 
     if let Some(record) = find(home) {
         stopped = Stopped::Session;
         if record.pid != std::process::id() {
-            vm::signal(record.pid, libc::SIGTERM);
+            crate::os::stop_process(record.pid, crate::os::Stop::Ask);
             let deadline = Instant::now() + grace + Duration::from_secs(20);
             while vm::state::process_alive(record.pid, "berth") && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -367,14 +367,21 @@ pub async fn start_detached(home: &BerthHome, program: &Path, args: &[OsString],
     let _ = std::fs::remove_file(record_path(home));
     let mut command = std::process::Command::new(program);
     command.args(args).env("BERTH_HOME", home.root()).stdin(std::process::Stdio::null()).stdout(log_file).stderr(log_err);
-    // SAFETY: setsid is async-signal-safe and touches nothing of the parent's; the
-    // session leaves the caller's terminal, so closing it does not stop the VM.
+    // The session leaves the caller's terminal, so closing it does not stop the VM.
+    #[cfg(unix)]
+    // SAFETY: setsid is async-signal-safe and touches nothing of the parent's.
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
             libc::setsid();
             Ok(())
         });
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        // DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP: no console, no Ctrl-C.
+        command.creation_flags(0x0000_0008 | 0x0000_0200);
     }
     let mut child = command.spawn().map_err(|source| SessionError::Io { what: format!("run {}", program.display()), source })?;
     let result = wait_ready(home, Some(&mut child), timeout).await;
@@ -435,12 +442,6 @@ async fn follow_the_host_clock(client: crate::agent::AgentClient) {
             Err(e) => tracing::debug!(error = %e, "cannot sync the guest clock"),
         }
     }
-}
-
-/// The VM's folder holds its sockets and disk: the user's alone.
-fn private_dir(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
 }
 
 #[cfg(test)]

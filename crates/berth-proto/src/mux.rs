@@ -24,9 +24,12 @@ use tokio_yamux::{Control, Session, StreamHandle};
 /// in `/sys/class/virtio-ports/*/name`.
 pub const SERIAL_PORT_NAME: &str = "org.berth.mux";
 
+// Each is sent after a newline too, so bytes left without one do not hide it.
 const HELLO: &str = "BERTH-MUX hello ";
 const WELCOME: &str = "BERTH-MUX ok ";
 const START: &str = "BERTH-MUX start ";
+/// yamux's GoAway frame (version 0, type 3, no flags, stream 0, code 0: normal).
+const GO_AWAY: [u8; 12] = [0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 /// A stream whose port has not answered in this long means the guest is not reading
 /// the mux any more (its agent restarted): the host starts over with a hello.
 const STUCK_AFTER: Duration = Duration::from_secs(15);
@@ -145,6 +148,11 @@ pub async fn serve<T>(mut port_io: T, ports: Vec<u32>, on_stream: Arc<dyn Fn(u32
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // A host still in a session with an earlier agent reads this as yamux's GoAway and
+    // starts over with a hello; a host waiting for its welcome skips it. (Not being
+    // heard, with no host on the port, is no error.)
+    let _ = port_io.write_all(&GO_AWAY).await;
+    let _ = port_io.flush().await;
     let mut lines = Lines::default();
     let mut answered: Option<String> = None;
     loop {
@@ -152,7 +160,7 @@ where
         if let Some(nonce) = line.strip_prefix(HELLO) {
             // A hello said again while the host waited is answered once.
             if answered.as_deref() != Some(nonce) {
-                port_io.write_all(format!("{WELCOME}{nonce}\n").as_bytes()).await?;
+                port_io.write_all(format!("\n{WELCOME}{nonce}\n").as_bytes()).await?;
                 port_io.flush().await?;
                 answered = Some(nonce.to_owned());
             }
@@ -343,7 +351,7 @@ where
             loop {
                 tokio::select! {
                     _ = again.tick() => {
-                        writer.write_all(format!("{HELLO}{nonce}\n").as_bytes()).await?;
+                        writer.write_all(format!("\n{HELLO}{nonce}\n").as_bytes()).await?;
                         writer.flush().await?;
                     }
                     read = reader.read(&mut byte) => {
@@ -357,7 +365,7 @@ where
                     }
                 }
             }
-            writer.write_all(format!("{START}{nonce}\n").as_bytes()).await?;
+            writer.write_all(format!("\n{START}{nonce}\n").as_bytes()).await?;
             writer.flush().await?;
             io::Result::Ok(())
         };
@@ -529,9 +537,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!client.is_connected());
         guest_end.write_all(format!("{WELCOME}{nonce}\n").as_bytes()).await.expect("welcome");
-        // The host says start with its nonce, after any hellos it said again.
+        // The host says start with its nonce, after any hellos it said again (each
+        // control line on a line of its own: after a newline).
         loop {
             let line = lines.next(&mut guest_end).await.expect("start");
+            if line.is_empty() {
+                continue;
+            }
             if line.starts_with(START) {
                 assert_eq!(line, format!("{START}{nonce}"));
                 break;
@@ -553,5 +565,36 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
         assert!(err.to_string().contains("no such socket"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_agent_is_reached_again() {
+        let (host_end, guest_end) = tokio::io::duplex(64 * 1024);
+        let guest_end = Arc::new(tokio::sync::Mutex::new(guest_end));
+        let first = tokio::spawn(guest_on(Shared(guest_end.clone())));
+        // The host reconnects to the same port, as to QEMU's socket.
+        let host_end = Arc::new(tokio::sync::Mutex::new(host_end));
+        let client = MuxClient::start(move || {
+            let host_end = host_end.clone();
+            async move { Ok(Shared(host_end)) }
+        });
+        let echo = |mut stream: StreamHandle| async move {
+            stream.write_all(b"ping").await.expect("write");
+            let mut back = [0u8; 4];
+            stream.read_exact(&mut back).await.expect("echo");
+            assert_eq!(&back, b"ping");
+        };
+        echo(client.open(7, Duration::from_secs(5)).await.expect("open before")).await;
+        // The agent dies; init starts another on the same port.
+        first.abort();
+        let _ = first.await;
+        let _second = tokio::spawn(guest_on(Shared(guest_end.clone())));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match client.open(7, Duration::from_secs(2)).await {
+                Ok(stream) => break echo(stream).await,
+                Err(e) => assert!(Instant::now() < deadline, "the new agent was never reached: {e}"),
+            }
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! its end (the network benchmark's server).
 //! `netprobe tcp-send HOST:PORT MIB`: writes MIB mebibytes and waits for the server to
 //! have read them all.
+//! `netprobe tcp-source PORT MIB`: accepts connections one after another and writes MIB
+//! mebibytes to each, a mebibyte at a time, then closes it (the transport benchmark's
+//! download).
 //! `netprobe dns-answer ADDR:PORT IPV4`: a DNS server that answers every A question
 //! with IPV4 (the upstream resolver of the DNS forwarding test).
 //! `netprobe unix-get SOCKET PATH`: an HTTP/1.0 GET of PATH on a unix socket (the
@@ -24,10 +27,11 @@ fn main() -> ExitCode {
         ["udp-ask", to, text] => udp_ask(to, text),
         ["tcp-sink", port] => tcp_sink(port),
         ["tcp-send", to, mib] => tcp_send(to, mib),
+        ["tcp-source", port, mib] => tcp_source(port, mib),
         ["dns-answer", at, ip] => dns_answer(at, ip),
         ["unix-get", socket, path] => unix_get(socket, path),
         ["syscall", which] => syscall(which),
-        _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB | dns-answer ADDR:PORT IPV4 | unix-get SOCKET PATH | syscall socket-vsock|io-uring|ptrace|process-vm-readv".to_owned()),
+        _ => Err("usage: netprobe udp-echo PORT | udp-ask HOST:PORT TEXT | tcp-sink PORT | tcp-send HOST:PORT MIB | tcp-source PORT MIB | dns-answer ADDR:PORT IPV4 | unix-get SOCKET PATH | syscall socket-vsock|io-uring|ptrace|process-vm-readv".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +76,23 @@ fn tcp_sink(port: &str) -> Result<(), String> {
             }
         }
         // Closing tells the sender every byte arrived.
+        drop(stream);
+    }
+    Ok(())
+}
+
+fn tcp_source(port: &str, mib: &str) -> Result<(), String> {
+    let mib: usize = mib.parse().map_err(|_| format!("bad size {mib:?}"))?;
+    let listener = TcpListener::bind(format!("0.0.0.0:{port}")).map_err(|e| format!("bind {port}: {e}"))?;
+    println!("listening on tcp {port}");
+    let block = vec![0u8; 1024 * 1024];
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        for _ in 0..mib {
+            if stream.write_all(&block).is_err() {
+                break;
+            }
+        }
         drop(stream);
     }
     Ok(())

@@ -162,8 +162,8 @@ pub async fn spawn_virtiofsd(program: &Path, paths: &VmPaths, shares: &[Share], 
             .args(["--announce-submounts", "--log-level=warn"])
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .process_group(0);
+            .stderr(log_err);
+        crate::os::own_process_group(&mut command);
         // Its namespace sandbox needs privileges a user may lack (and root does not
         // need): the folder is the user's own, served by the user's own process.
         command.arg("--sandbox=none");

@@ -174,7 +174,8 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     if let Some(bin_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.to_path_buf())) {
         dirs.push(bin_dir.join("../lib/berth"));
     }
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+    let file = crate::os::program_file_name(name);
+    dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -369,14 +370,13 @@ pub async fn start(home: &BerthHome, config: &VmConfig, mut on_state: impl FnMut
     std::fs::create_dir_all(&paths.dir).map_err(StartError::io(format!("create {}", paths.dir.display())))?;
     // QMP, vhost-user and the vsock's unix socket are made by QEMU and
     // vhost-device-vsock with their own umask: the folder is what keeps them the user's.
-    std::fs::set_permissions(&paths.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .map_err(StartError::io(format!("make {} private", paths.dir.display())))?;
+    crate::os::make_private(&paths.dir).map_err(StartError::io(format!("make {} private", paths.dir.display())))?;
     for socket in [&paths.qmp, &paths.vhost_socket, &paths.vsock_uds, &paths.mux_socket] {
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(StartError::SocketPathTooLong { path: socket.clone() });
         }
     }
-    let _lock = FileLock::acquire(&paths.lock).map_err(StartError::io("lock the VM directory"))?;
+    let _lock = crate::os::FileLock::acquire(&paths.lock, "another Berth process is starting the VM").map_err(StartError::io("lock the VM directory"))?;
     if let Some(record) = state::load(&paths.state).map_err(StartError::io("read the VM state"))? {
         if state::process_alive(record.qemu_pid, "qemu") {
             return Err(StartError::AlreadyRunning { pid: record.qemu_pid });
@@ -505,13 +505,9 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
     let qemu_log = std::fs::File::create(&paths.qemu_log).map_err(StartError::io("create the QEMU log"))?;
     let qemu_log_err = qemu_log.try_clone().map_err(StartError::io("open the QEMU log"))?;
     let mut command = Command::new(&config.qemu);
-    command
-        .args(args.to_args())
-        .stdin(Stdio::null())
-        .stdout(qemu_log)
-        .stderr(qemu_log_err)
-        // Its own process group: a Ctrl-C meant for the CLI does not kill the VM.
-        .process_group(0);
+    command.args(args.to_args()).stdin(Stdio::null()).stdout(qemu_log).stderr(qemu_log_err);
+    // Its own process group: a Ctrl-C meant for the CLI does not kill the VM.
+    crate::os::own_process_group(&mut command);
     let qemu = match command.spawn() {
         Ok(child) => child,
         Err(source) => {
@@ -700,14 +696,9 @@ async fn spawn_vhost(program: &Path, paths: &VmPaths) -> Result<Child, StartErro
     let log = std::fs::File::create(&paths.vhost_log).map_err(StartError::io("create the vhost-device-vsock log"))?;
     let log_err = log.try_clone().map_err(StartError::io("open the vhost-device-vsock log"))?;
     let spec = format!("guest-cid={HYBRID_GUEST_CID},socket={},uds-path={}", paths.vhost_socket.display(), paths.vsock_uds.display());
-    let mut child = Command::new(program)
-        .args(["--vm", &spec])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        .process_group(0)
-        .spawn()
-        .map_err(StartError::io(format!("run {}", program.display())))?;
+    let mut command = Command::new(program);
+    command.args(["--vm", &spec]).stdin(Stdio::null()).stdout(log).stderr(log_err);
+    let mut child = crate::os::own_process_group(&mut command).spawn().map_err(StartError::io(format!("run {}", program.display())))?;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !paths.vhost_socket.exists() {
         if let Ok(Some(status)) = child.try_wait() {
@@ -851,7 +842,7 @@ pub async fn stop(home: &BerthHome, grace: Duration) -> Result<StopOutcome, Stop
             }
         }
         if outcome == StopOutcome::Killed {
-            signal(pid, libc::SIGKILL);
+            crate::os::stop_process(pid, crate::os::Stop::Force);
             wait_until(Duration::from_secs(3), gone).await;
         }
         outcome
@@ -877,30 +868,20 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Sends `sig` to `pid` (a positive one only).
-pub(crate) fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: kill(2) with a positive pid has no memory-safety preconditions.
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
-}
-
 /// Removes everything a VM leaves: its processes, sockets and record. Runs every step
 /// and returns every problem.
 async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(record) = record {
         if state::process_alive(record.qemu_pid, "qemu") {
-            signal(record.qemu_pid, libc::SIGKILL);
+            crate::os::stop_process(record.qemu_pid, crate::os::Stop::Force);
             if !wait_until(Duration::from_secs(3), || !state::process_alive(record.qemu_pid, "qemu")).await {
                 problems.push(format!("QEMU pid {} did not exit", record.qemu_pid));
             }
         }
         for &pid in &record.virtiofsd_pids {
             if state::process_alive(pid, "virtiofsd") {
-                signal(pid, libc::SIGKILL);
+                crate::os::stop_process(pid, crate::os::Stop::Force);
                 if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "virtiofsd")).await {
                     problems.push(format!("virtiofsd pid {pid} did not exit"));
                 }
@@ -908,9 +889,9 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
         }
         if let Some(pid) = record.vhost_pid {
             if state::process_alive(pid, "vhost-device-vsock") {
-                signal(pid, libc::SIGTERM);
+                crate::os::stop_process(pid, crate::os::Stop::Ask);
                 if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "vhost-device-vsock")).await {
-                    signal(pid, libc::SIGKILL);
+                    crate::os::stop_process(pid, crate::os::Stop::Force);
                     if !wait_until(Duration::from_secs(2), || !state::process_alive(pid, "vhost-device-vsock")).await {
                         problems.push(format!("vhost-device-vsock pid {pid} did not exit"));
                     }
@@ -926,34 +907,6 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
         }
     }
     problems
-}
-
-/// An exclusive advisory lock on a file, released on drop (the VM's start, and the
-/// session's whole life).
-pub(crate) struct FileLock {
-    file: std::fs::File,
-}
-
-impl FileLock {
-    pub(crate) fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-        // SAFETY: flock on a valid, owned file descriptor.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(std::io::Error::new(err.kind(), format!("another Berth process is starting the VM ({err})")));
-        }
-        Ok(FileLock { file })
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: unlocking our own valid descriptor.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
-    }
 }
 
 #[cfg(test)]
@@ -1016,10 +969,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("lock");
-        let first = FileLock::acquire(&path).expect("first");
-        assert!(FileLock::acquire(&path).is_err());
+        let first = crate::os::FileLock::acquire(&path, "held").expect("first");
+        assert!(crate::os::FileLock::acquire(&path, "held").is_err());
         drop(first);
-        FileLock::acquire(&path).expect("after release");
+        crate::os::FileLock::acquire(&path, "held").expect("after release");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

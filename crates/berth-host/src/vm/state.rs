@@ -62,15 +62,7 @@ pub fn now_unix_ms() -> u64 {
 /// Whether `pid` is a live (not zombie) process whose command line mentions `needle`.
 /// The needle guards against a recycled pid.
 pub fn process_alive(pid: u32, needle: &str) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state is the first field after the parenthesised command name.
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-    if matches!(state, Some("Z") | Some("X") | None) {
-        return false;
-    }
-    std::fs::read(format!("/proc/{pid}/cmdline")).map(|cmd| String::from_utf8_lossy(&cmd).contains(needle)).unwrap_or(false)
+    crate::os::process_alive(pid, needle)
 }
 
 #[cfg(test)]
