@@ -113,23 +113,12 @@ fn qemu_binary_name() -> &'static str {
 }
 
 /// How the host reaches the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     /// AF_VSOCK, or vhost-device-vsock's unix socket (Linux hosts).
-    #[default]
     Vsock,
     /// One virtio-serial port carrying a mux of streams (every host QEMU runs on).
     Serial,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Vsock => "vsock",
-            Transport::Serial => "serial",
-        }
-    }
 }
 
 /// The transport `BERTH_TRANSPORT` asks for (`vsock`, `serial`, or `auto`: vsock where
