@@ -37,6 +37,7 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
         console_log: console.clone(),
         vsock: VsockDevice::None,
         serial_mux: None,
+        host_pipes: cfg!(windows),
         user_network: true,
         data_disk: None,
         shares: Vec::new(),

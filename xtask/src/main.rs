@@ -5,6 +5,7 @@ mod bench;
 mod bundle;
 mod codegen;
 mod cpio;
+mod cross;
 mod fuzz;
 mod run;
 mod setup;
@@ -28,6 +29,8 @@ usage: cargo xtask <verb>
   bench vm-boot      QEMU start to first gRPC reply vs. the bare-boot floor
   bench pull         pull of a 100 MiB image: berth vs dockerd and podman (shared/peers)
   codegen [--check]  regenerate the UI's TypeScript types from the Rust types
+  cross-check [windows|macos]
+                     clippy of the host crates and the app for Windows and macOS
   bundle             build the installers this machine can (.deb), say which it cannot
   fuzz [TARGET...] [--secs N]
                      coverage-guided fuzzing (libFuzzer) of each target for N s (default 60)
@@ -50,6 +53,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("test") => test::run(rest),
         Some("bench") => bench::run(rest),
         Some("codegen") => codegen::run(rest),
+        Some("cross-check") => cross::run(rest),
         Some("bundle") => bundle::run(rest),
         Some("fuzz") => fuzz::run(rest),
         Some("-h" | "--help" | "help") | None => {

@@ -61,6 +61,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // virtiofsd (cargo install, below) links libseccomp and libcap-ng.
     "libseccomp-dev",
     "libcap-ng-dev",
+    // `cargo xtask cross-check` for Windows: mingw-w64's C compiler and windres.
+    "gcc-mingw-w64-x86-64",
+    "binutils-mingw-w64-x86-64",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -78,6 +81,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     cargo_tools()?;
     npm_packages()?;
     python_packages()?;
+    zig()?;
     cgroup_hugetlb()?;
     println!("setup: done");
     Ok(())
@@ -114,12 +118,14 @@ fn debian_installed(package: &str) -> bool {
 }
 
 fn rust_targets() -> Result<()> {
-    let target = crate::vm_image::MUSL_TARGET;
     let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"])).context("rustup is needed to add the musl target")?;
-    if installed.lines().any(|l| l.trim() == target) {
-        println!("setup: rust target {target} present");
-    } else {
-        shell::run(Command::new("rustup").args(["target", "add", target]))?;
+    // The guest's static binaries; the Windows and macOS cross-checks.
+    for target in [crate::vm_image::MUSL_TARGET, crate::cross::WINDOWS, crate::cross::MACOS] {
+        if installed.lines().any(|l| l.trim() == target) {
+            println!("setup: rust target {target} present");
+        } else {
+            shell::run(Command::new("rustup").args(["target", "add", target]))?;
+        }
     }
     // The unit tier's formatting and lint checks.
     let components = shell::output(Command::new("rustup").args(["component", "list", "--installed"])).context("rustup component list")?;
@@ -188,6 +194,23 @@ fn python_packages() -> Result<()> {
     shell::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
     shell::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
     std::fs::write(&stamp, wanted).context("write the venv's stamp")?;
+    Ok(())
+}
+
+/// zig (PyPI's `ziglang`; Debian has none) in `build/zig`: the C compiler of the macOS
+/// cross-check.
+fn zig() -> Result<()> {
+    let venv = crate::cross::zig_venv();
+    let version = crate::cross::ZIG_VERSION;
+    let stamp = venv.join("berth-ziglang");
+    if venv.join("bin/python").exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == version) {
+        println!("setup: zig {version} in build/zig present");
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    shell::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
+    shell::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check"]).arg(format!("ziglang=={version}")))?;
+    std::fs::write(&stamp, version).context("write zig's stamp")?;
     Ok(())
 }
 

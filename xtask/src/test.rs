@@ -1,6 +1,7 @@
 //! `cargo xtask test [tier...]`: every test tier, in order, each building what it needs.
 //!
-//! - unit:   each crate's own tests, the UI type drift check, the UI's type check
+//! - unit:   each crate's own tests, the UI type drift check, the UI's type check, the
+//!   Windows and macOS cross-checks
 //! - native: the real agent on a unix socket (`berth serve --native`), over gRPC and the CLI;
 //!   the image fixtures against a real registry (docker-registry) and skopeo
 //! - vm:     builds the VM image, boots real VMs under TCG over vsock, stops them over QMP
@@ -63,6 +64,8 @@ fn unit() -> Result<()> {
     // With them, the tidy test (xtask's own: every path ARCHITECTURE.md names exists).
     cargo_test(&["--workspace", "--exclude", "berth-tests", "--exclude", "berth-desktop"])?;
     crate::codegen::run(&["--check".to_owned()])?;
+    // The host crates and the app for Windows and macOS.
+    crate::cross::run(&[])?;
     shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui"))).context("type-check the UI")?;
     // The UI's component tests (Vitest, jsdom).
     shell::run(Command::new("npm").args(["run", "--silent", "test"]).current_dir(crate::root().join("ui"))).context("the UI's component tests")

@@ -3,6 +3,7 @@
 
 mod commands;
 mod engine;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -18,7 +19,10 @@ fn main() -> ExitCode {
         // A client whose output goes to a closed pipe (`berth ps | head`) ends quietly,
         // as other command-line tools do, instead of failing on every later print.
         // SAFETY: restoring the default action of SIGPIPE before any thread starts.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL)
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,

@@ -21,7 +21,7 @@ pub fn ensure_in(config_dir: &Path, socket: &Path) -> std::io::Result<PathBuf> {
     let meta = serde_json::json!({
         "Name": CONTEXT_NAME,
         "Metadata": {"Description": "Berth"},
-        "Endpoints": {"docker": {"Host": format!("unix://{}", socket.display()), "SkipTLSVerify": false}},
+        "Endpoints": {"docker": {"Host": berth_proto::ipc::docker_host(socket, cfg!(windows)), "SkipTLSVerify": false}},
     });
     let path = dir.join("meta.json");
     let tmp = dir.join("meta.json.tmp");

@@ -60,6 +60,7 @@ pub fn make_private(dir: &Path) -> std::io::Result<()> {
 /// Options that create a file only the user can read (0600; on Windows, as for
 /// folders, the profile's ACL).
 pub fn private_file() -> std::fs::OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut options = std::fs::OpenOptions::new();
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);

@@ -3,9 +3,10 @@
 //! not carry: its input goes as frames (`berth_proto::halfclose`). The Docker API on
 //! TCP, when configured, is served the same way once TLS has verified the client.
 
+use berth_proto::ipc::LocalListener;
 use berth_proto::tls::TlsAcceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 
 use crate::agent::{AgentEndpoint, AgentStream};
 
@@ -15,9 +16,9 @@ pub type Down = tokio::sync::watch::Receiver<Option<String>>;
 
 /// Accepts connections forever; each is joined to a new connection to `endpoint`, or
 /// closed at once while the engine is down.
-pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
+pub async fn serve_unix(mut listener: LocalListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
     loop {
-        let (mut conn, _) = match listener.accept().await {
+        let mut conn = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of descriptors, say: wait for some to close instead of spinning
@@ -48,9 +49,9 @@ pub async fn serve_unix(listener: UnixListener, endpoint: AgentEndpoint, down: D
 /// client's bytes go up as frames ending with an end frame, so the client's
 /// `shutdown(SHUT_WR)` reaches the guest as end of input while the answer still flows
 /// back. The connection ends when the guest closes its side.
-pub async fn serve_unix_framed(listener: UnixListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
+pub async fn serve_unix_framed(mut listener: LocalListener, endpoint: AgentEndpoint, down: Down) -> std::io::Result<()> {
     loop {
-        let (conn, _) = match listener.accept().await {
+        let conn = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of descriptors, say: wait for some to close instead of spinning

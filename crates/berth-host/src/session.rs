@@ -180,17 +180,17 @@ impl Session {
         // Then the sockets: a busy one is an error before anything boots.
         let grpc_socket = home.grpc_socket();
         let docker_socket = home.docker_socket();
-        let grpc = match berth_proto::socket::bind_unix(&grpc_socket).await {
+        let grpc = match berth_proto::ipc::bind(&grpc_socket, false).await {
             Ok(l) => l,
             Err(e) => {
                 failed(&mut record, &e);
                 return Err(e.into());
             }
         };
-        let docker = match berth_proto::socket::bind_unix(&docker_socket).await {
+        let docker = match berth_proto::ipc::bind(&docker_socket, true).await {
             Ok(l) => l,
             Err(e) => {
-                let _ = std::fs::remove_file(&grpc_socket);
+                berth_proto::ipc::remove(&grpc_socket);
                 failed(&mut record, &e);
                 return Err(e.into());
             }
@@ -204,8 +204,8 @@ impl Session {
         let running = match running {
             Ok(running) => running,
             Err(err) => {
-                let _ = std::fs::remove_file(&grpc_socket);
-                let _ = std::fs::remove_file(&docker_socket);
+                berth_proto::ipc::remove(&grpc_socket);
+                berth_proto::ipc::remove(&docker_socket);
                 failed(&mut record, &err);
                 return Err(err.into());
             }
@@ -284,7 +284,7 @@ impl Session {
             task.abort();
         }
         for socket in &self.sockets {
-            let _ = std::fs::remove_file(socket);
+            berth_proto::ipc::remove(socket);
         }
         self.record.state = VmState::Stopping;
         save_record(&self.home, &self.record);

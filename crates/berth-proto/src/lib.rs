@@ -3,6 +3,7 @@
 //! This is the only crate that host crates and guest crates share.
 
 pub mod halfclose;
+pub mod ipc;
 mod kind;
 pub mod mounts;
 pub mod mux;

@@ -21,58 +21,7 @@ pub struct Args {
     container: ContainerArgs,
 }
 
-/// Puts the terminal in raw mode until dropped.
-pub struct RawTerminal(Option<libc::termios>);
-
-impl RawTerminal {
-    pub fn enable() -> RawTerminal {
-        // SAFETY: termios is plain data filled by tcgetattr; fd 0 is stdin.
-        unsafe {
-            let mut original: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut original) != 0 {
-                return RawTerminal(None);
-            }
-            let mut raw = original;
-            libc::cfmakeraw(&mut raw);
-            libc::tcsetattr(0, libc::TCSANOW, &raw);
-            RawTerminal(Some(original))
-        }
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        if let Some(original) = &self.0 {
-            // SAFETY: restores the settings read in `enable`.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, original) };
-        }
-    }
-}
-
-pub fn terminal_size() -> (u32, u32) {
-    // SAFETY: TIOCGWINSZ fills a winsize from a valid pointer.
-    unsafe {
-        let mut size: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(1, libc::TIOCGWINSZ, &mut size) == 0 {
-            (u32::from(size.ws_row), u32::from(size.ws_col))
-        } else {
-            (0, 0)
-        }
-    }
-}
-
-/// Sends the terminal's new size whenever it changes (SIGWINCH).
-pub fn forward_resizes<T: Send + 'static>(sender: tokio::sync::mpsc::Sender<T>, resize: impl Fn(u32, u32) -> T + Send + 'static) {
-    tokio::spawn(async move {
-        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
-        while winch.recv().await.is_some() {
-            let (rows, cols) = terminal_size();
-            if rows > 0 && sender.send(resize(rows, cols)).await.is_err() {
-                return;
-            }
-        }
-    });
-}
+pub use crate::terminal::{forward_resizes, terminal_size, RawTerminal};
 
 /// Sends our stdin as messages (on a thread: reading stdin blocks), then the end.
 pub fn forward_stdin<T: Send + 'static>(

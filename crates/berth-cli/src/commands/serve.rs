@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use berth_host::session::{self, Session, SessionError};
 use berth_host::settings::Settings;
-use berth_host::vm::{self, VmState};
-use tokio::signal::unix::{signal, SignalKind};
+use berth_host::vm::VmState;
 
 use super::{CommandResult, Context};
 
@@ -59,11 +58,14 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
 /// The native placement is the agent itself, run on this host with unix sockets: the
 /// same binary and code as in the VM. It replaces this process, so it stays in the
 /// foreground and gets the signals.
+#[cfg(not(target_os = "linux"))]
+fn serve_native(_ctx: &Context, _tcp_tls: Option<&berth_proto::tls::TcpTls>) -> CommandResult {
+    Err("`berth serve --native` needs Linux; use `berth serve` to run the engine in the VM".into())
+}
+
+#[cfg(target_os = "linux")]
 fn serve_native(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> CommandResult {
     use std::os::unix::process::CommandExt;
-    if !cfg!(target_os = "linux") {
-        return Err("`berth serve --native` needs Linux; use `berth serve` to run the engine in the VM".into());
-    }
     let agent = find_agent().ok_or("berth-agent not found next to berth or on PATH (build it with `cargo build -p berth-agent`, or set BERTH_AGENT)")?;
     if let Some(tls) = tcp_tls {
         // Read here too, so a bad file is this command's error before anything is written.
@@ -87,6 +89,7 @@ fn serve_native(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> Co
     Err(format!("cannot run {}: {err}", agent.display()).into())
 }
 
+#[cfg(target_os = "linux")]
 fn find_agent() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("BERTH_AGENT") {
         return Some(PathBuf::from(path));
@@ -95,7 +98,7 @@ fn find_agent() -> Option<PathBuf> {
     if sibling.is_file() {
         return Some(sibling);
     }
-    vm::find_program("berth-agent")
+    berth_host::vm::find_program("berth-agent")
 }
 
 /// Runs the session (berth_host::session) in the foreground: boots the VM and serves
@@ -104,8 +107,7 @@ fn find_agent() -> Option<PathBuf> {
 /// to: this command then waits with it and leaves it running.
 async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> CommandResult {
     let config = Settings::load(&ctx.home)?.vm_config(&ctx.home)?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop = StopSignals::new()?;
     let started = Session::start(&ctx.home, &config, tcp_tls, |state| {
         if let VmState::Booting { accel } = state {
             if !accel.is_empty() {
@@ -120,8 +122,7 @@ async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> 
             eprintln!("attached to the Berth session already running (pid {pid}); Ctrl-C leaves it running");
             while session::find(&ctx.home).is_some() {
                 tokio::select! {
-                    _ = term.recv() => return Ok(ExitCode::SUCCESS),
-                    _ = int.recv() => return Ok(ExitCode::SUCCESS),
+                    _ = stop.recv() => return Ok(ExitCode::SUCCESS),
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
             }
@@ -142,12 +143,7 @@ async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> 
     if let Some(tls) = tcp_tls {
         eprintln!("the Docker Engine API also on tcp://{} (mutual TLS)", tls.addr);
     }
-    let asked = async {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    };
+    let asked = stop.recv();
     tokio::pin!(asked);
     if let session::Ended::Crashed(reason) = session.run_until(&mut asked).await {
         // The sockets answer with the reason until this session is stopped.
@@ -161,6 +157,7 @@ async fn serve_vm(ctx: &Context, tcp_tls: Option<&berth_proto::tls::TcpTls>) -> 
 
 /// The `berth` docker context, so `docker --context berth` reaches this engine; a
 /// failure to write it is reported, not fatal (DOCKER_HOST works without it).
+#[cfg(target_os = "linux")]
 fn context_for(socket: &std::path::Path) {
     match berth_host::docker_context::ensure(socket) {
         Ok(_) => context_hint(socket),
@@ -170,5 +167,58 @@ fn context_for(socket: &std::path::Path) {
 
 fn context_hint(socket: &std::path::Path) {
     let name = berth_host::docker_context::CONTEXT_NAME;
-    eprintln!("docker context \"{name}\": docker --context {name} ... (or DOCKER_HOST=unix://{})", socket.display());
+    eprintln!("docker context \"{name}\": docker --context {name} ... (or DOCKER_HOST={})", berth_proto::ipc::docker_host(socket, cfg!(windows)));
+}
+
+/// What asks the session to stop: SIGINT or SIGTERM; on Windows Ctrl-C, Ctrl-Break, the
+/// console closing or the user logging off.
+struct StopSignals {
+    #[cfg(unix)]
+    signals: [tokio::signal::unix::Signal; 2],
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+    #[cfg(windows)]
+    ctrl_break: tokio::signal::windows::CtrlBreak,
+    #[cfg(windows)]
+    ctrl_close: tokio::signal::windows::CtrlClose,
+    #[cfg(windows)]
+    ctrl_shutdown: tokio::signal::windows::CtrlShutdown,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals { signals: [signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?] })
+        }
+        #[cfg(windows)]
+        {
+            use tokio::signal::windows;
+            Ok(StopSignals {
+                ctrl_c: windows::ctrl_c()?,
+                ctrl_break: windows::ctrl_break()?,
+                ctrl_close: windows::ctrl_close()?,
+                ctrl_shutdown: windows::ctrl_shutdown()?,
+            })
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            let [term, int] = &mut self.signals;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        #[cfg(windows)]
+        tokio::select! {
+            _ = self.ctrl_c.recv() => {}
+            _ = self.ctrl_break.recv() => {}
+            _ = self.ctrl_close.recv() => {}
+            _ = self.ctrl_shutdown.recv() => {}
+        }
+    }
 }

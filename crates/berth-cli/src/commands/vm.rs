@@ -42,11 +42,11 @@ pub async fn run(ctx: &Context, cmd: VmCommand) -> CommandResult {
             let boot = session::find(&ctx.home).and_then(|r| r.boot_ms).map(|ms| format!(" in {:.2}s", ms as f64 / 1000.0)).unwrap_or_default();
             match session::status(&ctx.home).await {
                 VmState::Ready { accel, engine } => println!(
-                    "{}{boot} ({accel}): engine {} on kernel {}; docker context \"berth\" (DOCKER_HOST=unix://{}); log in {}",
+                    "{}{boot} ({accel}): engine {} on kernel {}; docker context \"berth\" (DOCKER_HOST={}); log in {}",
                     if started { "VM ready" } else { "VM already running" },
                     engine.engine_version,
                     engine.kernel_version,
-                    ctx.home.docker_socket().display(),
+                    ctx.home.docker_host(),
                     session::log_path(&ctx.home).display()
                 ),
                 other => return Err(format!("the VM is {}", other.name()).into()),

@@ -2,7 +2,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use berth_proto::ipc::LocalStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+#[cfg(unix)]
 use tokio::net::UnixStream;
 
 use super::AgentEndpoint;
@@ -10,7 +12,8 @@ use super::AgentEndpoint;
 /// A byte stream to the agent, whatever the transport.
 #[derive(Debug)]
 pub enum AgentStream {
-    Unix(UnixStream),
+    /// A unix socket or, on Windows, a named pipe.
+    Local(LocalStream),
     #[cfg(target_os = "linux")]
     Vsock(tokio_vsock::VsockStream),
     Mux(tokio_yamux::StreamHandle),
@@ -23,10 +26,15 @@ const MUX_OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 impl AgentStream {
     pub async fn connect(endpoint: &AgentEndpoint) -> io::Result<AgentStream> {
         match endpoint {
-            AgentEndpoint::Unix(path) => Ok(AgentStream::Unix(UnixStream::connect(path).await?)),
+            AgentEndpoint::Unix(path) => Ok(AgentStream::Local(berth_proto::ipc::connect(path).await?)),
+            #[cfg(unix)]
             AgentEndpoint::HybridVsock { uds, port } => {
                 let stream = UnixStream::connect(uds).await?;
-                Ok(AgentStream::Unix(hybrid_handshake(stream, *port).await?))
+                Ok(AgentStream::Local(hybrid_handshake(stream, *port).await?))
+            }
+            #[cfg(not(unix))]
+            AgentEndpoint::HybridVsock { .. } => {
+                Err(io::Error::new(io::ErrorKind::Unsupported, "vhost-device-vsock's unix socket is not available on this host"))
             }
             #[cfg(target_os = "linux")]
             AgentEndpoint::Vsock { cid, port } => {
@@ -42,7 +50,9 @@ impl AgentStream {
 
 /// The Firecracker-style hybrid vsock handshake: send "CONNECT <port>\n", expect
 /// "OK <host port>\n". Reads byte by byte so nothing after the reply is swallowed.
+#[cfg(unix)]
 pub(crate) async fn hybrid_handshake(mut stream: UnixStream, port: u32) -> io::Result<UnixStream> {
+    use tokio::io::AsyncWriteExt;
     stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
     let mut line = Vec::with_capacity(16);
     let mut byte = [0u8; 1];
@@ -73,7 +83,7 @@ pub(crate) async fn hybrid_handshake(mut stream: UnixStream, port: u32) -> io::R
 impl AsyncRead for AgentStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AgentStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            AgentStream::Local(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_read(cx, buf),
             AgentStream::Mux(s) => Pin::new(s).poll_read(cx, buf),
@@ -84,7 +94,7 @@ impl AsyncRead for AgentStream {
 impl AsyncWrite for AgentStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            AgentStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            AgentStream::Local(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_write(cx, buf),
             AgentStream::Mux(s) => Pin::new(s).poll_write(cx, buf),
@@ -93,7 +103,7 @@ impl AsyncWrite for AgentStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AgentStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            AgentStream::Local(s) => Pin::new(s).poll_flush(cx),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_flush(cx),
             AgentStream::Mux(s) => Pin::new(s).poll_flush(cx),
@@ -102,7 +112,7 @@ impl AsyncWrite for AgentStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            AgentStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            AgentStream::Local(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(target_os = "linux")]
             AgentStream::Vsock(s) => Pin::new(s).poll_shutdown(cx),
             AgentStream::Mux(s) => Pin::new(s).poll_shutdown(cx),
@@ -114,6 +124,7 @@ impl AsyncWrite for AgentStream {
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
 
     #[tokio::test]
     async fn handshake_accepts_ok_and_keeps_following_bytes() {

@@ -476,6 +476,7 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
         console_log: paths.console_log.clone(),
         vsock,
         serial_mux: (config.transport == Transport::Serial).then(|| paths.mux_socket.clone()),
+        host_pipes: cfg!(windows),
         user_network: true,
         data_disk: config.data_disk.as_ref().map(|d| d.path.clone()),
         shares: shares
@@ -529,7 +530,10 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
     // On the serial transport this process holds the mux; others use its proxies.
     let mux = (config.transport == Transport::Serial).then(|| {
         let socket = paths.mux_socket.clone();
-        let mux = berth_proto::mux::MuxClient::start(move || tokio::net::UnixStream::connect(socket.clone()));
+        let mux = berth_proto::mux::MuxClient::start(move || {
+            let socket = socket.clone();
+            async move { berth_proto::ipc::connect(&socket).await }
+        });
         hold_mux(&paths.mux_socket, &mux);
         mux
     });

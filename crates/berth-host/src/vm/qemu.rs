@@ -30,6 +30,9 @@ pub struct QemuArgs {
     /// The serial transport: a virtio-serial port named [`berth_proto::mux::SERIAL_PORT_NAME`]
     /// whose host end is this unix socket (QEMU listens; the session connects).
     pub serial_mux: Option<PathBuf>,
+    /// QEMU's host ends (QMP, the serial mux) are named pipes, not unix sockets: on
+    /// Windows, where each path maps to a pipe (`berth_proto::ipc::pipe_name`).
+    pub host_pipes: bool,
     /// QEMU user-mode networking: the guest reaches the host (10.0.2.2) and, through
     /// it, what the host reaches; nothing listens for the guest on the host.
     pub user_network: bool,
@@ -59,6 +62,25 @@ fn opt_path(path: &std::path::Path) -> String {
 }
 
 impl QemuArgs {
+    /// A host end QEMU listens on, as `-qmp` takes it: `unix:PATH,server=on,wait=off`,
+    /// or `pipe:NAME` (QEMU makes `\\.\pipe\NAME` and serves it).
+    fn listen_chardev(&self, path: &std::path::Path) -> String {
+        if self.host_pipes {
+            format!("pipe:{}", berth_proto::ipc::qemu_pipe_name(path))
+        } else {
+            format!("unix:{},server=on,wait=off", opt_path(path))
+        }
+    }
+
+    /// The same as `-chardev` options (before `,id=`).
+    fn listen_chardev_opts(&self, path: &std::path::Path) -> String {
+        if self.host_pipes {
+            format!("pipe,path={}", berth_proto::ipc::qemu_pipe_name(path))
+        } else {
+            format!("socket,path={},server=on,wait=off", opt_path(path))
+        }
+    }
+
     pub fn to_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
@@ -78,7 +100,7 @@ impl QemuArgs {
         push(&["-kernel", &self.kernel.to_string_lossy(), "-initrd", &self.initrd.to_string_lossy()]);
         push(&["-append", &self.cmdline]);
         push(&["-serial", &format!("file:{}", self.console_log.display())]);
-        push(&["-qmp", &format!("unix:{},server=on,wait=off", self.qmp_socket.display())]);
+        push(&["-qmp", &self.listen_chardev(&self.qmp_socket)]);
         match &self.vsock {
             VsockDevice::VhostUser { socket } => {
                 push(&["-chardev", &format!("socket,id=vsock0,path={}", socket.display())]);
@@ -91,7 +113,7 @@ impl QemuArgs {
         }
         if let Some(socket) = &self.serial_mux {
             push(&["-device", "virtio-serial-pci,id=mux0"]);
-            push(&["-chardev", &format!("socket,id=muxc,path={},server=on,wait=off", opt_path(socket))]);
+            push(&["-chardev", &format!("{},id=muxc", self.listen_chardev_opts(socket))]);
             push(&["-device", &format!("virtserialport,bus=mux0.0,chardev=muxc,name={}", berth_proto::mux::SERIAL_PORT_NAME)]);
         }
         if self.user_network {
@@ -140,6 +162,7 @@ mod tests {
             console_log: "/h/console.log".into(),
             vsock,
             serial_mux: None,
+            host_pipes: false,
             user_network: true,
             data_disk: None,
             shares: Vec::new(),
@@ -198,8 +221,21 @@ mod tests {
         let a = QemuArgs { serial_mux: Some("/h/vm/mux,1.sock".into()), ..base(VsockDevice::None) };
         let text = a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
         assert!(text.contains("-device virtio-serial-pci,id=mux0"), "{text}");
-        assert!(text.contains("-chardev socket,id=muxc,path=/h/vm/mux,,1.sock,server=on,wait=off"), "{text}");
+        assert!(text.contains("-chardev socket,path=/h/vm/mux,,1.sock,server=on,wait=off,id=muxc"), "{text}");
         assert!(text.contains("-device virtserialport,bus=mux0.0,chardev=muxc,name=org.berth.mux"), "{text}");
         assert!(!text.contains("vsock") && !text.contains("memfd"), "no vsock device, no shared memory: {text}");
+        assert!(text.contains("-qmp unix:/h/qmp.sock,server=on,wait=off"), "{text}");
+    }
+
+    #[test]
+    fn windows_hosts_use_named_pipes_for_qmp_and_the_mux() {
+        let a = QemuArgs { serial_mux: Some(r"C:\Users\a\Berth\vm\mux.sock".into()), host_pipes: true, ..base(VsockDevice::None) };
+        let text = a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+        let mux = berth_proto::ipc::qemu_pipe_name(std::path::Path::new(r"C:\Users\a\Berth\vm\mux.sock"));
+        assert!(mux.starts_with("berth-") && mux.ends_with("-mux"), "{mux}");
+        assert!(text.contains(&format!("-chardev pipe,path={mux},id=muxc")), "{text}");
+        let qmp = berth_proto::ipc::qemu_pipe_name(std::path::Path::new("/h/qmp.sock"));
+        assert!(text.contains(&format!("-qmp pipe:{qmp}")), "{text}");
+        assert!(!text.contains("unix:") && !text.contains("server=on"), "{text}");
     }
 }

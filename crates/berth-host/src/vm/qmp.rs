@@ -1,17 +1,18 @@
-//! QEMU's control API (QMP) over its unix socket, with the `qapi` crate.
+//! QEMU's control API (QMP) over its unix socket (a named pipe on Windows), with the
+//! `qapi` crate.
 
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use berth_proto::ipc::LocalStream;
 use futures::StreamExt;
 use qapi::futures::{QapiService, QmpStreamTokio};
 use qapi::{qmp, ExecuteError};
 use tokio::io::WriteHalf;
-use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
-type QmpWriter = QmpStreamTokio<WriteHalf<UnixStream>>;
+type QmpWriter = QmpStreamTokio<WriteHalf<LocalStream>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
@@ -49,7 +50,7 @@ impl Qmp {
     pub async fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
         let connect_err = |source| QmpError::Connect { path: path.display().to_string(), source };
         let negotiate = async {
-            let greeting = QmpStreamTokio::open_uds(path).await?;
+            let greeting = QmpStreamTokio::open(berth_proto::ipc::connect(path).await?).await?;
             greeting.negotiate().await
         };
         let stream = tokio::time::timeout(timeout, negotiate)

@@ -1,0 +1,86 @@
+//! `cargo xtask cross-check`: the host crates and the desktop app, checked with clippy
+//! for the Windows and macOS hosts Berth's users have, from this Linux machine.
+//!
+//! - `x86_64-pc-windows-gnu`: mingw-w64 (Debian) is the C compiler and `windres` (the
+//!   app's icon and manifest).
+//! - `aarch64-apple-darwin`: zig (PyPI's `ziglang`, in `build/zig`) is the C compiler,
+//!   through a wrapper that drops the flags cc-rs passes for Apple's clang. There is no
+//!   Apple SDK here, so nothing links: clippy type-checks, which is what this proves.
+//!
+//! The guest crates (the agent, the monitor) and the engine are Linux's alone and are not
+//! checked for other hosts. The unit tier runs this.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::shell;
+
+pub const WINDOWS: &str = "x86_64-pc-windows-gnu";
+pub const MACOS: &str = "aarch64-apple-darwin";
+
+/// What runs on the user's machine.
+const HOST_PACKAGES: &[&str] = &["berth-proto", "berth-dockerfile", "berth-host", "berth-cli", "berth-compose", "berth-desktop"];
+
+/// The zig release `cargo xtask setup` installs (PyPI's `ziglang`).
+pub const ZIG_VERSION: &str = "0.17.1";
+
+pub fn run(args: &[String]) -> Result<()> {
+    let targets: Vec<&str> = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => vec![WINDOWS, MACOS],
+        ["windows"] => vec![WINDOWS],
+        ["macos"] => vec![MACOS],
+        other => bail!("usage: cargo xtask cross-check [windows|macos] (got {other:?})"),
+    };
+    // The desktop crate embeds the built UI.
+    if !crate::root().join("ui/dist/index.html").exists() {
+        shell::run(Command::new("npm").args(["run", "--silent", "build"]).current_dir(crate::root().join("ui"))).context("build the UI")?;
+    }
+    for target in targets {
+        let started = std::time::Instant::now();
+        let mut cmd = shell::cargo();
+        cmd.args(["clippy", "--target", target]).current_dir(crate::root());
+        for package in HOST_PACKAGES {
+            cmd.args(["--package", package]);
+        }
+        cmd.args(["--", "-D", "warnings"]);
+        if target == MACOS {
+            let (cc, ar) = zig_wrappers()?;
+            cmd.env("CC_aarch64_apple_darwin", cc).env("AR_aarch64_apple_darwin", ar);
+        }
+        shell::run(&mut cmd).with_context(|| format!("clippy for {target}"))?;
+        println!("cross-check: {target} clean ({:.0} s)", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// The venv zig lives in.
+pub fn zig_venv() -> PathBuf {
+    crate::build_dir().join("zig")
+}
+
+/// Writes `build/zig/cc-aarch64-macos` and `build/zig/ar` (each run, so a moved tree
+/// still points at its own zig).
+fn zig_wrappers() -> Result<(PathBuf, PathBuf)> {
+    let venv = zig_venv();
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        bail!("zig is missing: run `cargo xtask setup` (it installs PyPI's ziglang {ZIG_VERSION} in {})", venv.display());
+    }
+    // cc-rs passes `-arch arm64` and a `--target` for Apple's clang; zig takes its own
+    // `-target`, and knows no `arm64` arch name.
+    let cc = format!(
+        "#!/bin/sh\n# zig as the C compiler for {MACOS} (written by cargo xtask cross-check)\nskip=\nfor a in \"$@\"; do\n  shift\n  if [ -n \"$skip\" ]; then skip=; continue; fi\n  case \"$a\" in\n    -arch) skip=1; continue ;;\n    --target=*|-mmacosx-version-min=*) continue ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec '{}' -m ziglang cc -target aarch64-macos \"$@\"\n",
+        python.display()
+    );
+    let ar = format!("#!/bin/sh\nexec '{}' -m ziglang ar \"$@\"\n", python.display());
+    let write = |name: &str, text: &str| -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = venv.join(name);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    };
+    Ok((write("cc-aarch64-macos", &cc)?, write("ar", &ar)?))
+}
