@@ -64,6 +64,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // `cargo xtask cross-check` for Windows: mingw-w64's C compiler and windres.
     "gcc-mingw-w64-x86-64",
     "binutils-mingw-w64-x86-64",
+    // ... and Wine, which runs the Windows build's unit tests.
+    "wine64",
 ];
 
 /// Tools installed with `cargo install` (name, version).

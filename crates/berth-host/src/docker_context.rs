@@ -37,12 +37,14 @@ mod tests {
     #[test]
     fn the_context_lands_where_the_docker_cli_looks() {
         let dir = std::env::temp_dir().join(format!("berth-ctx-{}", std::process::id()));
-        let path = ensure_in(&dir, Path::new("/run/user/1000/berth/docker.sock")).expect("write");
+        let socket = if cfg!(windows) { Path::new(crate::home::WINDOWS_ENGINE_PIPE) } else { Path::new("/run/user/1000/berth/docker.sock") };
+        let path = ensure_in(&dir, socket).expect("write");
         // The directory is sha256("berth"), as the docker CLI names it.
         assert_eq!(path, dir.join("contexts/meta/5c2f64c7f21efd5fb5e3d6a499abe5eacb248ae6f6f0085387c9a056d10ef5fd/meta.json"));
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         assert_eq!(meta["Name"], "berth");
-        assert_eq!(meta["Endpoints"]["docker"]["Host"], "unix:///run/user/1000/berth/docker.sock");
+        let host = if cfg!(windows) { "npipe:////./pipe/berth_engine" } else { "unix:///run/user/1000/berth/docker.sock" };
+        assert_eq!(meta["Endpoints"]["docker"]["Host"], host);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -254,13 +254,18 @@ impl Settings {
         if !config.shares.is_empty() && config.share_transport == ShareTransport::Virtiofs {
             config.virtiofsd = Some(virtiofsd.ok_or(StartError::VirtiofsdMissing)?);
         }
-        let shares: Vec<String> = config.shares.iter().map(|p| p.display().to_string()).collect();
+        // The engine checks bind sources against the shares' places in the VM.
+        let shares: Vec<String> = config.shares.iter().map(|p| crate::vm::guest::vm_path(p)).collect();
         config.guest_env = self.engine_env();
         config.guest_env.push(("BERTH_SHARES".to_owned(), shares.join(":")));
         config.guest_env.push(("BERTH_HOST_GATEWAY_IP".to_owned(), VM_HOST_GATEWAY.to_owned()));
         // A bind of the host's docker.sock (testcontainers' Ryuk, CI runners) is the
         // engine's own socket in the VM: a socket does not cross a shared folder.
         config.guest_env.push(("BERTH_HOST_DOCKER_SOCKET".to_owned(), home.docker_socket().display().to_string()));
+        if cfg!(windows) {
+            // docker's `/c/src` spelling of `C:\src` is then a Windows path.
+            config.guest_env.push(("BERTH_HOST_OS".to_owned(), "windows".to_owned()));
+        }
         config.daemon_json = Some(self.daemon_json());
         config.balloon = true;
         Ok(config)
@@ -272,6 +277,9 @@ impl Settings {
 fn default_shares() -> Vec<PathBuf> {
     let candidates: Vec<PathBuf> = if cfg!(target_os = "macos") {
         ["/Users", "/Volumes", "/private", "/tmp"].iter().map(PathBuf::from).collect()
+    } else if cfg!(windows) {
+        // The user's profile (C:\Users\NAME), as Docker Desktop shares C:\Users.
+        std::env::var_os("USERPROFILE").map(PathBuf::from).into_iter().collect()
     } else {
         let mut list: Vec<PathBuf> = std::env::var_os("HOME").map(PathBuf::from).into_iter().collect();
         list.push(PathBuf::from("/tmp"));
@@ -302,11 +310,13 @@ mod tests {
     fn set_parses_each_kind_and_refuses_bad_values() {
         let mut s = Settings::default();
         s.set("cpus", &["2".into()]).expect("cpus");
-        s.set("shares", &["/a,/b".into(), "/c".into()]).expect("shares");
+        // Absolute on this host (the Windows build's tests run under Wine).
+        let [a, b, c] = if cfg!(windows) { [r"C:\a", r"C:\b", r"D:\c"] } else { ["/a", "/b", "/c"] };
+        s.set("shares", &[format!("{a},{b}"), c.into()]).expect("shares");
         s.set("insecure-registries", &["r:5000".into()]).expect("insecure");
         s.set("engine", &[r#"{"debug": true}"#.into()]).expect("engine");
         assert_eq!(s.cpus, Some(2));
-        assert_eq!(s.shares(), vec![PathBuf::from("/a"), PathBuf::from("/b"), PathBuf::from("/c")]);
+        assert_eq!(s.shares(), vec![PathBuf::from(a), PathBuf::from(b), PathBuf::from(c)]);
         assert_eq!(s.daemon_json(), serde_json::json!({"debug": true, "insecure-registries": ["r:5000"]}));
         assert!(s.set("cpus", &["lots".into()]).is_err());
         assert!(s.set("shares", &["relative".into()]).is_err());

@@ -127,6 +127,8 @@ mod windows {
         }
     }
 
+    const ERROR_PIPE_BUSY: i32 = 231;
+
     /// Owner and SYSTEM, nobody else (SDDL; `P`: not inherited from anything).
     const OWNER_ONLY: &str = "D:P(A;;GA;;;OW)(A;;GA;;;SY)";
 
@@ -161,6 +163,13 @@ mod windows {
     /// already exists (another session's) is `BindError::InUse`.
     pub async fn bind(path: &Path, message_mode: bool) -> Result<LocalListener, BindError> {
         let name = pipe_name(path);
+        // A server answers there (or all its instances are busy): as a unix socket that
+        // still answers. Wine ignores FILE_FLAG_FIRST_PIPE_INSTANCE, so this is asked first.
+        match ClientOptions::new().open(&name) {
+            Ok(_) => return Err(BindError::InUse { path: name.into() }),
+            Err(err) if err.raw_os_error() == Some(ERROR_PIPE_BUSY) => return Err(BindError::InUse { path: name.into() }),
+            Err(_) => {}
+        }
         match create(&name, message_mode, true) {
             Ok(next) => Ok(LocalListener { name, message_mode, next }),
             // FILE_FLAG_FIRST_PIPE_INSTANCE on a name in use fails with access denied.
@@ -172,7 +181,6 @@ mod windows {
     /// Opens the pipe for `path`, waiting while every instance is busy (a server makes
     /// the next one as soon as it accepts).
     pub async fn connect(path: &Path) -> io::Result<LocalStream> {
-        const ERROR_PIPE_BUSY: i32 = 231;
         let name = pipe_name(path);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
@@ -246,33 +254,90 @@ mod tests {
         assert_eq!(docker_host(Path::new("/r/docker.sock"), false), "unix:///r/docker.sock");
     }
 
-    #[cfg(unix)]
+    fn temp_endpoint(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("berth-ipc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("e.sock");
+        (dir, path)
+    }
+
+    /// A unix socket here; a named pipe under Wine (`cargo xtask cross-check`).
     #[tokio::test]
     async fn bind_connect_and_in_use() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let dir = std::env::temp_dir().join(format!("berth-ipc-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("e.sock");
+        let (dir, path) = temp_endpoint("use");
         let mut listener = bind(&path, true).await.expect("bind");
         let server = tokio::spawn(async move {
-            let mut conn = listener.accept().await.expect("accept");
-            let mut got = String::new();
-            conn.read_to_string(&mut got).await.expect("read");
-            conn.write_all(got.to_uppercase().as_bytes()).await.expect("write");
+            // Two clients, one after the other: a pipe server makes a new instance for each.
+            for _ in 0..2 {
+                let mut conn = listener.accept().await.expect("accept");
+                let mut got = [0u8; 5];
+                conn.read_exact(&mut got).await.expect("read");
+                conn.write_all(&got.to_ascii_uppercase()).await.expect("write");
+            }
             listener
         });
-        let mut client = connect(&path).await.expect("connect");
-        client.write_all(b"hello").await.expect("write");
-        client.shutdown().await.expect("half-close");
-        let mut answer = String::new();
-        client.read_to_string(&mut answer).await.expect("read");
-        assert_eq!(answer, "HELLO");
+        for _ in 0..2 {
+            let mut client = connect(&path).await.expect("connect");
+            client.write_all(b"hello").await.expect("write");
+            let mut answer = String::new();
+            // The server's end going away is the end of the answer.
+            client.read_to_string(&mut answer).await.expect("read");
+            assert_eq!(answer, "HELLO");
+        }
         let listener = server.await.expect("server");
         // Probing it connects, so it comes after the exchange.
-        assert!(matches!(bind(&path, true).await, Err(BindError::InUse { .. })), "a live endpoint is not taken over");
+        let again = bind(&path, true).await;
+        assert!(matches!(again, Err(BindError::InUse { .. })), "a live endpoint is not taken over: {again:?}");
         drop(listener);
         remove(&path);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A unix client half-closes with shutdown(2); the docker CLI on Windows half-closes
+    /// a message-mode pipe with an empty message (go-winio's CloseWrite), which must read
+    /// as the end of input while the answer still goes back.
+    #[tokio::test]
+    async fn a_half_close_ends_the_input_and_the_answer_still_flows() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (dir, path) = temp_endpoint("half");
+        let mut listener = bind(&path, true).await.expect("bind");
+        let server = tokio::spawn(async move {
+            let mut conn = listener.accept().await.expect("accept");
+            let mut got = Vec::new();
+            conn.read_to_end(&mut got).await.expect("read to the end of input");
+            conn.write_all(&got.to_ascii_uppercase()).await.expect("write");
+        });
+        #[cfg(unix)]
+        let answer = {
+            let mut client = connect(&path).await.expect("connect");
+            client.write_all(b"hello").await.expect("write");
+            client.shutdown().await.expect("half-close");
+            let mut answer = String::new();
+            client.read_to_string(&mut answer).await.expect("read");
+            answer
+        };
+        #[cfg(windows)]
+        let answer = {
+            let name = pipe_name(&path);
+            tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Write};
+                // A plain (blocking) client, writing as go-winio does: the bytes, then an
+                // empty message.
+                let mut client = std::fs::OpenOptions::new().read(true).write(true).open(&name).expect("open the pipe");
+                client.write_all(b"hello").expect("write");
+                assert_eq!(client.write(&[]).expect("empty message"), 0);
+                let mut answer = String::new();
+                client.read_to_string(&mut answer).expect("read");
+                answer
+            })
+            .await
+            .expect("client")
+        };
+        assert_eq!(answer, "HELLO");
+        server.await.expect("server");
+        remove(&path);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -83,6 +83,44 @@ pub fn parse_volume_spec(text: &str) -> Result<VolumeSpec<'_>, String> {
     Ok(VolumeSpec { source, source_kind, target, read_only, no_copy })
 }
 
+/// Where a Windows host's drives are in the VM (`C:\src` is `/mnt/host/c/src`), as
+/// Docker Desktop's `/run/desktop/mnt/host`.
+pub const WINDOWS_DRIVES_IN_VM: &str = "/mnt/host";
+
+/// The VM's path for a Windows host path. Host folders are shared into the VM at the
+/// same path, but a Windows path has no place in Linux's tree: `C:\src` and `C:/src` are
+/// `/mnt/host/c/src`. From a Windows host (`windows_host`), docker's other spellings
+/// `/c/src` and `//c/src` are too (from any other host those are Linux paths). None for
+/// anything else, a UNC path (`\\server\share`) included.
+pub fn windows_path_in_vm(source: &str, windows_host: bool) -> Option<String> {
+    let bytes = source.as_bytes();
+    let drive_letter = |i: usize| bytes.get(i).filter(|b| b.is_ascii_alphabetic()).map(|b| b.to_ascii_lowercase() as char);
+    let separator = |i: usize| bytes.get(i).is_none_or(|b| matches!(b, b'\\' | b'/'));
+    let (drive, rest) = if let Some(drive) = drive_letter(0).filter(|_| bytes.get(1) == Some(&b':') && separator(2)) {
+        (drive, &source[2..])
+    } else if windows_host && !source.starts_with("///") {
+        // `/c/src` or `//c/src`: one letter, then a slash or the end.
+        let skip = if source.starts_with("//") {
+            2
+        } else if source.starts_with('/') {
+            1
+        } else {
+            return None;
+        };
+        let drive = drive_letter(skip).filter(|_| separator(skip + 1))?;
+        (drive, &source[skip + 1..])
+    } else {
+        return None;
+    };
+    let rest: Vec<&str> = rest.split(['\\', '/']).filter(|part| !part.is_empty()).collect();
+    let mut path = format!("{WINDOWS_DRIVES_IN_VM}/{drive}");
+    for part in rest {
+        path.push('/');
+        path.push_str(part);
+    }
+    Some(path)
+}
+
 /// `-v` for the CLI and the Run dialog: a host path is resolved against the current
 /// folder, and a bind's source is made if missing (docker's `-v`).
 pub fn parse_volume_flag(text: &str) -> Result<crate::v1::Mount, String> {
@@ -140,6 +178,35 @@ pub fn parse_mount_flag(text: &str) -> Result<crate::v1::Mount, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::{parse_volume_spec, windows_path_in_vm, VolumeSource};
+
+    #[test]
+    fn windows_paths_map_to_the_vm() {
+        for windows_host in [false, true] {
+            assert_eq!(windows_path_in_vm(r"C:\src\app", windows_host).as_deref(), Some("/mnt/host/c/src/app"));
+            assert_eq!(windows_path_in_vm("c:/src/app/", windows_host).as_deref(), Some("/mnt/host/c/src/app"));
+            assert_eq!(windows_path_in_vm(r"D:\", windows_host).as_deref(), Some("/mnt/host/d"));
+            assert_eq!(windows_path_in_vm("C:", windows_host).as_deref(), Some("/mnt/host/c"));
+            // Not Windows paths: a volume name, a relative path, a UNC share, a Linux path.
+            for other in ["data", "C:data", "./src", r"\\server\share\x", "/home/ann/src", "/cd/x"] {
+                assert_eq!(windows_path_in_vm(other, windows_host), None, "{other}");
+            }
+        }
+        // docker's /c/ and //c/ spellings, from a Windows host only.
+        assert_eq!(windows_path_in_vm("/c/Users/ann", true).as_deref(), Some("/mnt/host/c/Users/ann"));
+        assert_eq!(windows_path_in_vm("//c/Users/ann", true).as_deref(), Some("/mnt/host/c/Users/ann"));
+        assert_eq!(windows_path_in_vm("/c", true).as_deref(), Some("/mnt/host/c"));
+        assert_eq!(windows_path_in_vm("/c/Users/ann", false), None);
+        assert_eq!(windows_path_in_vm("///c/x", true), None);
+        // The bind forms docker's Windows CLI and compose send read whole, then map.
+        let spec = parse_volume_spec(r"C:\Users\ann\src:/app:ro").expect("drive bind");
+        assert_eq!((spec.source, spec.source_kind, spec.target, spec.read_only), (r"C:\Users\ann\src", VolumeSource::HostPath, "/app", true));
+        assert_eq!(windows_path_in_vm(spec.source, true).as_deref(), Some("/mnt/host/c/Users/ann/src"));
+        let spec = parse_volume_spec("//c/Users/ann/src:/app").expect("docker toolbox form");
+        assert_eq!((spec.source, spec.source_kind), ("//c/Users/ann/src", VolumeSource::HostPath));
+        assert_eq!(windows_path_in_vm(spec.source, true).as_deref(), Some("/mnt/host/c/Users/ann/src"));
+    }
+
     #[test]
     fn volume_and_mount_forms() {
         let anonymous = super::parse_volume_flag("/data").expect("anonymous");

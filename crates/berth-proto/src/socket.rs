@@ -75,7 +75,9 @@ fn port_socket(addr: std::net::SocketAddr, kind: socket2::Type, protocol: socket
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    if kind == socket2::Type::STREAM {
+    // SO_REUSEADDR lets a unix listener rebind over connections in TIME_WAIT; on Windows it
+    // would let another socket take the port over, so Windows goes without it (as std).
+    if kind == socket2::Type::STREAM && cfg!(unix) {
         socket.set_reuse_address(true)?;
     }
     socket.set_nonblocking(true)?;
@@ -104,12 +106,14 @@ pub fn no_ipv6(err: &io::Error) -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("berth-listen-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn socket_is_private() {
         let dir = temp_dir("private");
@@ -124,6 +128,7 @@ mod tests {
 
     /// A shared folder (as /run is in the VM) keeps its mode, and nothing is left beside
     /// the socket.
+    #[cfg(unix)]
     #[tokio::test]
     async fn a_shared_folder_keeps_its_mode() {
         let dir = temp_dir("shared");
@@ -136,6 +141,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn live_socket_is_refused_and_stale_one_replaced() {
         let dir = temp_dir("busy");

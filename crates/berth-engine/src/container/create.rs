@@ -367,7 +367,10 @@ pub(crate) fn parse_security_opt(opt: &str) -> Result<SecurityOpt, ContainerErro
 
 impl Containers {
     /// Records a new container; returns it.
-    pub async fn create(&self, request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
+    pub async fn create(&self, mut request: CreateRequest) -> Result<ContainerRecord, ContainerError> {
+        for mount in request.mounts.iter_mut().filter(|m| m.kind == "bind") {
+            mount.source = self.runtime.bind_source(&mount.source);
+        }
         validate(&request, self.facts.cpus)?;
         // A weight the kernel cannot apply is discarded (a warning), not checked: dockerd's order.
         let blkio = &request.extras.blkio;
@@ -387,8 +390,7 @@ impl Containers {
             let (name, _) = super::record::parse_link(link);
             self.find(&name).map_err(|_| ContainerError::Invalid(format!("could not get container for {name}")))?;
         }
-        for mount in request.mounts.iter_mut().filter(|m| m.kind == "bind") {
-            mount.source = self.runtime.bind_source(&mount.source).to_owned();
+        for mount in request.mounts.iter().filter(|m| m.kind == "bind") {
             // The engine's own folders (a build's context and cache mounts) are the VM's.
             if !std::path::Path::new(&mount.source).starts_with(self.images.home()) {
                 self.runtime.check_bind_source(&mount.source).map_err(ContainerError::Invalid)?;

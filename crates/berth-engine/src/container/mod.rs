@@ -147,6 +147,9 @@ pub struct RuntimeConfig {
     /// In the VM, where the host's end of the engine's Docker socket is
     /// (`BERTH_HOST_DOCKER_SOCKET`): a bind of it is a bind of the engine's own socket.
     pub host_docker_socket: Option<PathBuf>,
+    /// The VM's host is Windows (`BERTH_HOST_OS=windows`): docker's `/c/src` spelling
+    /// of `C:\src` is read as a Windows path too.
+    pub windows_host: bool,
 }
 
 impl RuntimeConfig {
@@ -175,7 +178,8 @@ impl RuntimeConfig {
             }
         }
         let host_docker_socket = std::env::var_os("BERTH_HOST_DOCKER_SOCKET").filter(|s| !s.is_empty()).map(PathBuf::from);
-        RuntimeConfig { runtimes, monitor, init, shares, host_gateway, host_docker_socket }
+        let windows_host = std::env::var("BERTH_HOST_OS").is_ok_and(|os| os == "windows");
+        RuntimeConfig { runtimes, monitor, init, shares, host_gateway, host_docker_socket, windows_host }
     }
 
     /// The default runtime's name (what inspect says when `--runtime` was not given).
@@ -201,12 +205,13 @@ impl RuntimeConfig {
         self.runtimes.iter().map(|(name, _)| name.as_str()).collect()
     }
 
-    /// The bind source as the engine sees it: the host's end of the engine's Docker
-    /// socket is the engine's own socket (in the VM, `/var/run/docker.sock`).
-    pub fn bind_source<'a>(&self, source: &'a str) -> &'a str {
+    /// The bind source as the engine sees it: a Windows host path is the VM's path of
+    /// its drive's share (`C:\src` is `/mnt/host/c/src`), and the host's end of the
+    /// engine's Docker socket is the engine's own socket (in the VM, `/var/run/docker.sock`).
+    pub fn bind_source(&self, source: &str) -> String {
         match &self.host_docker_socket {
-            Some(host) if Path::new(source) == host => VM_DOCKER_SOCKETS[0],
-            _ => source,
+            Some(host) if Path::new(source) == host => VM_DOCKER_SOCKETS[0].to_owned(),
+            _ => berth_proto::mounts::windows_path_in_vm(source, self.windows_host).unwrap_or_else(|| source.to_owned()),
         }
     }
 

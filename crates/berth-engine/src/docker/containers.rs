@@ -68,12 +68,13 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
     let mut mounts = Vec::new();
     for bind in strings(&hc["Binds"]) {
         // docker's `-v` rules (`berth_proto::mounts`). The daemon has no current folder:
-        // a bind's source is absolute. A target alone is an anonymous volume, as dockerd
+        // a bind's source is absolute (a Windows host's `C:\src` too: the engine maps it
+        // to its share in the VM). A target alone is an anonymous volume, as dockerd
         // takes it.
-        use berth_proto::mounts::{parse_volume_spec, VolumeSource};
+        use berth_proto::mounts::{parse_volume_spec, windows_path_in_vm, VolumeSource};
         let spec = parse_volume_spec(&bind).map_err(ApiError::bad_request)?;
         let bind_mount = match spec.source_kind {
-            VolumeSource::HostPath if !spec.source.starts_with('/') => {
+            VolumeSource::HostPath if !spec.source.starts_with('/') && windows_path_in_vm(spec.source, false).is_none() => {
                 return Err(ApiError::bad_request(format!(
                     "invalid volume specification: '{bind}': a host path must be absolute (the client resolves relative ones)"
                 )))

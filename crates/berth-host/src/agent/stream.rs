@@ -120,7 +120,7 @@ impl AsyncWrite for AgentStream {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;

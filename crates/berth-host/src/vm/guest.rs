@@ -66,12 +66,31 @@ impl DataDisk {
     }
 }
 
-/// A host folder shared into the VM at the same path.
+/// A host folder shared into the VM at the same path (a Windows one at its drive's
+/// place under `/mnt/host`: [`vm_path`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     pub tag: String,
     pub path: PathBuf,
+    /// Where the VM mounts it.
+    pub guest_path: String,
     pub socket: PathBuf,
+}
+
+/// The VM's path of a host folder: the same path, but on Windows `C:\src` is
+/// `/mnt/host/c/src` (`berth_proto::mounts::windows_path_in_vm`).
+pub fn vm_path(host: &Path) -> String {
+    vm_path_on(host, cfg!(windows))
+}
+
+fn vm_path_on(host: &Path, windows: bool) -> String {
+    let text = host.to_string_lossy();
+    if !windows {
+        return text.into_owned();
+    }
+    // canonicalize's verbatim form (`\\?\C:\Users`) is the plain path.
+    let text = text.strip_prefix(r"\\?\").unwrap_or(&text);
+    berth_proto::mounts::windows_path_in_vm(text, true).unwrap_or_else(|| text.to_owned())
 }
 
 /// The shares of `folders`, refusing what cannot be shared: a relative path, one that
@@ -99,7 +118,11 @@ pub fn shares(paths: &VmPaths, folders: &[PathBuf]) -> Result<Vec<Share>, StartE
         if text.contains('\n') || text.contains('\'') {
             return Err(StartError::InvalidConfig(format!("the shared folder {text:?} has a character Berth cannot pass to the VM")));
         }
-        out.push(Share { tag: format!("share{i}"), path: folder.clone(), socket: paths.dir.join(format!("fs{i}.sock")) });
+        let guest_path = vm_path(folder);
+        if !guest_path.starts_with('/') {
+            return Err(StartError::InvalidConfig(format!("the shared folder {} has no place in the VM (a drive path such as C:\\src is)", folder.display())));
+        }
+        out.push(Share { tag: format!("share{i}"), path: folder.clone(), guest_path, socket: paths.dir.join(format!("fs{i}.sock")) });
     }
     Ok(out)
 }
@@ -209,7 +232,7 @@ pub fn boot_conf(fresh_disk: Option<bool>, shares: &[Share], transport: ShareTra
         None => {}
     }
     for share in shares {
-        conf.push_str(&format!("share-{} {} {}\n", transport.as_str(), share.tag, share.path.display()));
+        conf.push_str(&format!("share-{} {} {}\n", transport.as_str(), share.tag, share.guest_path));
     }
     for (name, value) in env {
         let bad = |c: char| c == '\n' || c == '\'';
@@ -227,13 +250,22 @@ mod tests {
 
     #[test]
     fn boot_conf_lines_and_refusals() {
-        let share = Share { tag: "share0".into(), path: "/home/me/src code".into(), socket: "/x/fs0.sock".into() };
+        let share = Share { tag: "share0".into(), path: "/home/me/src code".into(), guest_path: "/home/me/src code".into(), socket: "/x/fs0.sock".into() };
         let conf = boot_conf(Some(true), std::slice::from_ref(&share), ShareTransport::Virtiofs, &[("BERTH_SHARES".into(), "/home/me/src code".into())])
             .expect("conf");
         assert_eq!(conf, "data new\nshare-virtiofs share0 /home/me/src code\nenv BERTH_SHARES /home/me/src code\n");
         assert_eq!(boot_conf(None, &[share], ShareTransport::NineP, &[]).expect("conf"), "share-9p share0 /home/me/src code\n");
         assert!(boot_conf(None, &[], ShareTransport::Virtiofs, &[("A".into(), "it's".into())]).is_err());
         assert!(boot_conf(None, &[], ShareTransport::Virtiofs, &[("A B".into(), "x".into())]).is_err());
+    }
+
+    #[test]
+    fn windows_folders_have_their_drive_place_in_the_vm() {
+        assert_eq!(vm_path_on(Path::new(r"C:\Users\ann"), true), "/mnt/host/c/Users/ann");
+        assert_eq!(vm_path_on(Path::new(r"\\?\C:\Users\ann"), true), "/mnt/host/c/Users/ann");
+        assert_eq!(vm_path_on(Path::new("/home/ann"), false), "/home/ann");
+        let share = Share { tag: "share0".into(), path: r"C:\Users\ann".into(), guest_path: vm_path_on(Path::new(r"C:\Users\ann"), true), socket: "/x".into() };
+        assert_eq!(boot_conf(None, &[share], ShareTransport::NineP, &[]).expect("conf"), "share-9p share0 /mnt/host/c/Users/ann\n");
     }
 
     #[test]
@@ -256,10 +288,10 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let disk = DataDisk { path: dir.join("data.img"), size_bytes: 1 << 30 };
         assert!(disk.prepare().expect("made"), "a new disk needs a file system");
-        use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(&disk.path).expect("stat");
         assert_eq!(meta.len(), 1 << 30);
-        assert!(meta.blocks() < 64, "sparse: {} blocks", meta.blocks());
+        #[cfg(unix)]
+        assert!(std::os::unix::fs::MetadataExt::blocks(&meta) < 64, "sparse: {} blocks", std::os::unix::fs::MetadataExt::blocks(&meta));
         disk.made();
         assert!(!disk.prepare().expect("again"), "made once");
         let bigger = DataDisk { size_bytes: 2 << 30, ..disk.clone() };
