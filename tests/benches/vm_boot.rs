@@ -2,8 +2,9 @@
 //! floor of the same kernel booting a bare busybox initramfs (QEMU start to its marker on
 //! the serial console), same QEMU settings, same machine, interleaved in one run.
 //!
-//! `cargo xtask bench vm-boot` (BENCH_RUNS=n, default 7). A benchmark, not a test: it
-//! prints numbers and asserts nothing about them.
+//! `cargo xtask bench vm-boot [--arch arm64]` (BENCH_RUNS=n, default 7; the arm64 guest
+//! through `BERTH_VM_ARCH`). A benchmark, not a test: it prints numbers and asserts
+//! nothing about them.
 
 use std::time::{Duration, Instant};
 
@@ -28,11 +29,12 @@ fn floor_boot(config: &berth_host::vm::VmConfig, dir: &std::path::Path) -> Durat
     let _ = std::fs::remove_file(&console);
     let args = QemuArgs {
         accel: berth_host::vm::accel::Accel::Tcg,
+        arch: config.arch,
         cpus: config.cpus,
         mem_mib: config.mem_mib,
         kernel: config.image.kernel.clone(),
         initrd: config.image.dir.join("floor.cpio.gz"),
-        cmdline: "console=ttyS0 quiet panic=-1 rdinit=/init".into(),
+        cmdline: format!("console={} quiet panic=-1 rdinit=/init", config.arch.console()),
         qmp_socket: dir.join("floor-qmp.sock"),
         console_log: console.clone(),
         vsock: VsockDevice::None,

@@ -36,7 +36,7 @@ impl DockerTarget {
             "dockerd" => DockerTarget::Dockerd(Dockerd::start(test, daemon_args)),
             "vm" => {
                 assert!(daemon_args.is_empty(), "the VM's engine takes no daemon flags here");
-                let session = crate::vm::SessionHome::new(test, crate::root().join("build/vm-image"), 1024);
+                let session = crate::vm::SessionHome::new(test, crate::vm::image_dir(), 1024);
                 let (started, out, err) = session.berth(&["vm", "start"]);
                 assert!(started, "berth vm start: {out}{err}");
                 DockerTarget::Vm(session)

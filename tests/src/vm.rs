@@ -12,6 +12,30 @@ use berth_host::vm::accel::{Accel, AccelChoice};
 use berth_host::vm::qmp::{Qmp, RunStatus};
 use berth_host::vm::{self, RunningVm, StartError, StopOutcome, VmConfig, VmImage, VmPaths};
 
+/// The VM image the VM tier boots: `build/vm-image`, or with `BERTH_VM_ARCH=arm64`
+/// `build/vm-image-arm64` (`cargo xtask vm-image --arch arm64`).
+pub fn image_dir() -> PathBuf {
+    match arch() {
+        vm::Arch::X86_64 => crate::root().join("build/vm-image"),
+        vm::Arch::Arm64 => crate::root().join("build/vm-image-arm64"),
+    }
+}
+
+/// The suite's `berth-netprobe` built for the guest (`cargo xtask test vm` builds it).
+pub fn netprobe() -> Vec<u8> {
+    let target = match arch() {
+        vm::Arch::X86_64 => "x86_64-unknown-linux-musl",
+        vm::Arch::Arm64 => "aarch64-unknown-linux-musl",
+    };
+    let path = crate::root().join(format!("target/{target}/debug/berth-netprobe"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{} (built by `cargo xtask test vm`): {e}", path.display()))
+}
+
+/// `BERTH_VM_ARCH`, as a user's session reads it.
+pub fn arch() -> vm::Arch {
+    std::env::var("BERTH_VM_ARCH").ok().filter(|a| !a.is_empty()).map(|a| vm::Arch::parse(&a).expect("BERTH_VM_ARCH")).unwrap_or_else(vm::Arch::host)
+}
+
 /// Builds a [`TestVm`].
 #[derive(Debug, Clone)]
 pub struct TestVmBuilder {
@@ -54,14 +78,16 @@ impl TestVmBuilder {
     pub fn config(&self) -> Result<VmConfig, StartError> {
         let image = VmImage::in_dir(&self.image_dir)
             .ok_or_else(|| StartError::ImageMissing(vm::image::ImageMissing { looked: self.image_dir.display().to_string() }))?;
+        let arch = arch();
         let qemu = match &self.qemu {
             Some(q) => q.clone(),
-            None => vm::find_program("qemu-system-x86_64").ok_or(StartError::QemuMissing { program: "qemu-system-x86_64".into() })?,
+            None => vm::find_program(arch.qemu_program()).ok_or(StartError::QemuMissing { program: arch.qemu_program().into() })?,
         };
         // `BERTH_TRANSPORT` picks the transport, as for a user: the VM tier runs on each.
         let (transport, vhost_device_vsock) = vm::transport_from_env()?;
         Ok(VmConfig {
             image,
+            arch,
             qemu,
             transport,
             vhost_device_vsock,
@@ -165,7 +191,7 @@ impl TestVm {
             cpus: 1,
             accel: AccelChoice::Only(Accel::Tcg),
             boot_timeout: Duration::from_secs(60),
-            image_dir: crate::root().join("build/vm-image"),
+            image_dir: image_dir(),
             qemu: None,
         }
     }

@@ -156,7 +156,7 @@ async fn missing_qemu_and_missing_image_are_clear_errors() {
     let out = std::process::Command::new(berth_tests::bin("berth"))
         .args(["vm", "start"])
         .env("BERTH_HOME", &home)
-        .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+        .env("BERTH_VM_IMAGE", berth_tests::vm::image_dir())
         .env("PATH", "/nonexistent")
         .env("HOME", "/nonexistent")
         .output()
@@ -178,7 +178,7 @@ fn cli_vm_start_status_version_stop() {
             .env("BERTH_HOME", &home)
             .env("BERTH_ACCEL", "tcg")
             .env("BERTH_VM_MEMORY_MIB", "512")
-            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .env("BERTH_VM_IMAGE", berth_tests::vm::image_dir())
             .output()
             .expect("berth");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -283,7 +283,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
             .env("DOCKER_CONFIG", home.join("docker-config"))
             .env("BERTH_ACCEL", "tcg")
             .env("BERTH_VM_MEMORY_MIB", "512")
-            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .env("BERTH_VM_IMAGE", berth_tests::vm::image_dir())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(artifacts.join("serve.log")).expect("log"))
             .spawn()
@@ -340,8 +340,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         child.wait_with_output().expect("wait")
     };
     let archive = home.join("image.tar");
-    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"))
-        .expect("berth-netprobe (built by `cargo xtask test vm`)");
+    let probe = berth_tests::vm::netprobe();
     let image = berth_tests::fixtures::container_image_with(
         serde_json::json!({}),
         vec![berth_tests::fixtures::Entry::File { path: "bin/netprobe".into(), mode: 0o755, data: probe }],
@@ -459,7 +458,7 @@ fn berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm() {
         std::process::Command::new(berth_tests::bin("berth"))
             .arg("serve")
             .env("BERTH_HOME", &home)
-            .env("BERTH_VM_IMAGE", berth_tests::root().join("build/vm-image"))
+            .env("BERTH_VM_IMAGE", berth_tests::vm::image_dir())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&second_log).expect("log"))
             .spawn()
@@ -636,7 +635,7 @@ async fn exit_and_output(containers: &mut berth_proto::v1::containers_client::Co
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn a_session_shares_files_keeps_state_and_reports_a_crash() {
     // The session sends the host's time every 2 s (30 s by default).
-    let session = SessionHome::new("vm-session", berth_tests::root().join("build/vm-image"), 1024).env("BERTH_CLOCK_SYNC_SECS", "2");
+    let session = SessionHome::new("vm-session", berth_tests::vm::image_dir(), 1024).env("BERTH_CLOCK_SYNC_SECS", "2");
     let home = session.home.clone();
     let berth_cmd = |args: &[&str]| session.berth(args);
     let docker = |args: &[&str]| session.docker(args);
@@ -830,7 +829,7 @@ fn a_session_shares_files_keeps_state_and_reports_a_crash() {
 #[test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
-    let session = SessionHome::new("vm-bad-disk", berth_tests::root().join("build/vm-image"), 512);
+    let session = SessionHome::new("vm-bad-disk", berth_tests::vm::image_dir(), 512);
     let home = session.home.clone();
     let berth_cmd = |args: &[&str]| session.berth(args);
     // The logs are kept by `session` when this panics.
@@ -907,7 +906,11 @@ fn bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing() {
 #[test]
 #[ignore = "boots a VM: cargo xtask test vm"]
 fn shares_work_over_9p_too() {
-    let image = berth_tests::root().join("build/vm-image-generic");
+    // The arm64 guest's image has the generic kernel already (9p is how macOS shares).
+    let image = match berth_tests::vm::arch() {
+        berth_host::vm::Arch::Arm64 => berth_tests::vm::image_dir(),
+        berth_host::vm::Arch::X86_64 => berth_tests::root().join("build/vm-image-generic"),
+    };
     assert!(image.join("vmlinuz").is_file(), "build/vm-image-generic (cargo xtask vm-image --kernel generic; `cargo xtask test vm` builds it)");
     let session = SessionHome::new("vm-9p", image, 768);
     let home = session.home.clone();
@@ -955,7 +958,7 @@ fn image_cp_and_seccomp_defences_hold_in_the_vm() {
     use berth_tests::fixtures::{self, Compression, Entry, Flavor, Layer};
     use std::os::unix::fs::PermissionsExt;
     const IMAGE: &str = "berth.test/hardened:vm";
-    let session = SessionHome::new("vm-hardening", berth_tests::root().join("build/vm-image"), 1024);
+    let session = SessionHome::new("vm-hardening", berth_tests::vm::image_dir(), 1024);
     let docker = |args: &[&str]| session.docker(args);
     let ok = |args: &[&str]| {
         let (done, out, err) = session.docker(args);
@@ -964,8 +967,7 @@ fn image_cp_and_seccomp_defences_hold_in_the_vm() {
     };
     let (started, out, err) = session.berth(&["vm", "start"]);
     assert!(started, "{out}{err}");
-    let probe = std::fs::read(berth_tests::root().join("target/x86_64-unknown-linux-musl/debug/berth-netprobe"))
-        .expect("berth-netprobe (built by `cargo xtask test vm`)");
+    let probe = berth_tests::vm::netprobe();
     let image = fixtures::container_image_with(
         serde_json::json!({}),
         vec![

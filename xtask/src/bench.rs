@@ -13,8 +13,15 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     match name.as_str() {
         "vm-boot" => {
-            crate::vm_image::build()?;
-            shell::run(shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "vm_boot"]).current_dir(crate::root()))
+            let arch = match args.get(1..).unwrap_or_default() {
+                [] => crate::vm_image::Arch::X86_64,
+                [flag, arch] if flag == "--arch" => crate::vm_image::Arch::parse(arch)?,
+                _ => bail!("usage: cargo xtask bench vm-boot [--arch x86_64|arm64]"),
+            };
+            crate::vm_image::build_for(arch.default_kernel(), arch)?;
+            shell::run(
+                shell::cargo().args(["bench", "--package", "berth-tests", "--bench", "vm_boot"]).env("BERTH_VM_ARCH", arch.name()).current_dir(crate::root()),
+            )
         }
         "pull" => pull(args.get(1..).unwrap_or_default()),
         "run" => run_latency(),

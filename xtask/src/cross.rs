@@ -123,6 +123,23 @@ pub fn zig_venv() -> PathBuf {
     crate::build_dir().join("zig")
 }
 
+/// zig as the C compiler (and `ar`) for the arm64 guest's static agent
+/// (`aarch64-linux-musl`): musl's own headers, where Debian's cross gcc has glibc's
+/// (whose `open64` and friends musl no longer has).
+pub fn zig_musl_cc() -> Result<(PathBuf, PathBuf)> {
+    let (_, ar) = zig_wrappers()?;
+    let python = zig_venv().join("bin/python");
+    let cc = format!(
+        "#!/bin/sh\n# zig as the C compiler for aarch64-unknown-linux-musl (written by cargo xtask)\nskip=\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    --target=*) continue ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec '{}' -m ziglang cc -target aarch64-linux-musl -fno-sanitize=all \"$@\"\n",
+        python.display()
+    );
+    let path = zig_venv().join("cc-aarch64-linux-musl");
+    std::fs::write(&path, cc).with_context(|| format!("write {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok((path, ar))
+}
+
 /// Writes `build/zig/cc-aarch64-macos` and `build/zig/ar` (each run, so a moved tree
 /// still points at its own zig).
 fn zig_wrappers() -> Result<(PathBuf, PathBuf)> {

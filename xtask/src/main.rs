@@ -23,10 +23,12 @@ const USAGE: &str = "\
 usage: cargo xtask <verb>
 
   setup              install what this machine lacks (Debian packages as root, cargo tools, npm ci)
-  vm-image           build the VM's kernel + initramfs under build/vm-image
+  vm-image [--kernel cloud|generic] [--arch x86_64|arm64]
+                     build the VM's kernel + initramfs under build/vm-image*
   run                build everything and launch Berth Desktop (headless: berth serve)
   test [tier...]     run the test tiers: unit, native, vm, gui (default: all)
-  bench vm-boot      QEMU start to first gRPC reply vs. the bare-boot floor
+  bench vm-boot [--arch arm64]
+                     QEMU start to first gRPC reply vs. the bare-boot floor
   bench pull         pull of a 100 MiB image: berth vs dockerd and podman (shared/peers)
   codegen [--check]  regenerate the UI's TypeScript types from the Rust types
   cross-check [windows|macos]

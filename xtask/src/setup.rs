@@ -66,6 +66,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "binutils-mingw-w64-x86-64",
     // ... and Wine, which runs the Windows build's unit tests.
     "wine64",
+    // The arm64 guest: QEMU for it, and the cross linker for its static agent (zig
+    // compiles the agent's C; see cross.rs).
+    "qemu-system-arm",
+    "gcc-aarch64-linux-gnu",
 ];
 
 /// Tools installed with `cargo install` (name, version).
@@ -102,16 +106,27 @@ fn debian_packages() -> Result<()> {
         return Ok(());
     }
     let missing: Vec<&str> = DEBIAN_PACKAGES.iter().copied().filter(|p| !debian_installed(p)).collect();
-    if missing.is_empty() {
+    // The arm64 guest's image is made from Debian's arm64 packages (`apt-get download
+    // PACKAGE:arm64`), which apt offers once arm64 is a foreign architecture.
+    let foreign = shell::output(Command::new("dpkg").arg("--print-foreign-architectures")).unwrap_or_default();
+    let add_arm64 = !foreign.lines().any(|l| l.trim() == "arm64");
+    if missing.is_empty() && !add_arm64 {
         println!("setup: Debian packages present");
         return Ok(());
     }
     if !is_root() {
-        println!("setup: missing Debian packages; run as root:\n  apt-get update && apt-get install -y {}", missing.join(" "));
+        println!("setup: missing Debian packages; run as root:\n  dpkg --add-architecture arm64 && apt-get update && apt-get install -y {}", missing.join(" "));
+        return Ok(());
+    }
+    if add_arm64 {
+        println!("setup: adding arm64 as a foreign architecture (for the arm64 guest's packages)");
+        shell::run(Command::new("dpkg").args(["--add-architecture", "arm64"]))?;
+    }
+    shell::run(Command::new("apt-get").args(["update", "-q"]))?;
+    if missing.is_empty() {
         return Ok(());
     }
     println!("setup: installing {}", missing.join(" "));
-    shell::run(Command::new("apt-get").args(["update", "-q"]))?;
     shell::run(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
@@ -122,7 +137,7 @@ fn debian_installed(package: &str) -> bool {
 fn rust_targets() -> Result<()> {
     let installed = shell::output(Command::new("rustup").args(["target", "list", "--installed"])).context("rustup is needed to add the musl target")?;
     // The guest's static binaries; the Windows and macOS cross-checks.
-    for target in [crate::vm_image::MUSL_TARGET, crate::cross::WINDOWS, crate::cross::MACOS] {
+    for target in [crate::vm_image::MUSL_TARGET, crate::vm_image::Arch::Arm64.musl_target(), crate::cross::WINDOWS, crate::cross::MACOS] {
         if installed.lines().any(|l| l.trim() == target) {
             println!("setup: rust target {target} present");
         } else {

@@ -134,8 +134,33 @@ fn vm() -> Result<()> {
     cargo_test_with(&[("BERTH_TRANSPORT", "vsock")], &["--package", "berth-tests", "--test", "docker_api", "--", "--ignored", "--test-threads=1", "in_vm"])?;
     let mut serial = vec!["--package", "berth-tests", "--test", "docker_api", "--", "--ignored", "--test-threads=1"];
     serial.extend(SERIAL_SCENARIOS);
-    cargo_test_with(&[("BERTH_TRANSPORT", "serial")], &serial)
+    cargo_test_with(&[("BERTH_TRANSPORT", "serial")], &serial)?;
+    // The arm64 guest (Apple Silicon's), under TCG: its image, the netprobe for it, and
+    // the VM tests that cover boot, pull, run, ports and shares.
+    println!("\n--- the core VM tests on the arm64 guest ---");
+    let arm64 = crate::vm_image::Arch::Arm64;
+    crate::vm_image::build_for(arm64.default_kernel(), arm64)?;
+    shell::run(
+        shell::cargo()
+            .args(["build", "--package", "berth-netprobe", "--target", arm64.musl_target()])
+            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "aarch64-linux-gnu-gcc")
+            .current_dir(crate::root()),
+    )?;
+    let mut core = vec!["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"];
+    core.extend(ARM64_CORE);
+    cargo_test_with(&[("BERTH_VM_ARCH", "arm64")], &core)
 }
+
+/// The VM tests the arm64 guest runs: boot and power off, pull, run, published TCP and
+/// UDP ports, a shared folder over 9p (what macOS hosts use). Not the session's long
+/// test (it writes a gibibyte through the disk, minutes under arm64's TCG).
+const ARM64_CORE: &[&str] = &[
+    "boots_answers_over_vsock_streams_events_and_powers_off",
+    "the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback",
+    "containers_run_in_the_vm_with_cgroup_v2_limits",
+    "berth_serve_proxies_the_grpc_socket_to_the_vm_and_stops_it_on_sigterm",
+    "shares_work_over_9p_too",
+];
 
 /// The VM tests the serial pass leaves to the vsock pass.
 const SERIAL_SKIPS: &[&str] =

@@ -15,6 +15,90 @@ use crate::shell;
 
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 
+/// The guest's architecture (`--arch`): the host's own, or arm64 (Apple Silicon's), built
+/// here from Debian's arm64 packages and booted under TCG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn parse(text: &str) -> Result<Arch> {
+        match text {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            other => bail!("unknown arch {other:?}: expected x86_64 or arm64"),
+        }
+    }
+
+    /// The name in the image's manifest (what the host checks against BERTH_VM_ARCH).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// Debian's name for it.
+    fn deb(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The static agent's Rust target.
+    pub fn musl_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => MUSL_TARGET,
+            Arch::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// Debian's multiarch library folder.
+    fn lib_dir(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Arm64 => "aarch64-linux-gnu",
+        }
+    }
+
+    /// The dynamic loader: its file name, and where the binaries look for it.
+    fn loader(self) -> (&'static str, &'static str) {
+        match self {
+            Arch::X86_64 => ("ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+            Arch::Arm64 => ("ld-linux-aarch64.so.1", "lib/ld-linux-aarch64.so.1"),
+        }
+    }
+
+    /// The package name `apt-get download` takes.
+    fn package(self, name: &str) -> String {
+        match self {
+            Arch::X86_64 => name.to_owned(),
+            Arch::Arm64 => format!("{name}:arm64"),
+        }
+    }
+
+    /// The kernel an image for it boots unless `--kernel` says: arm64's cloud kernel has
+    /// no GPIO keys, so QEMU's power button would not reach it (and macOS, where arm64
+    /// runs, shares folders over 9p, which only the generic kernel has).
+    pub fn default_kernel(self) -> Kernel {
+        match self {
+            Arch::X86_64 => Kernel::Cloud,
+            Arch::Arm64 => Kernel::Generic,
+        }
+    }
+
+    /// binutils' strip for it.
+    fn strip(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "strip",
+            Arch::Arm64 => "aarch64-linux-gnu-strip",
+        }
+    }
+}
+
 /// Which of Debian's kernels the image boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
@@ -26,18 +110,21 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    fn meta_package(self) -> &'static str {
+    fn meta_package(self, arch: Arch) -> String {
         match self {
-            Kernel::Cloud => "linux-image-cloud-amd64",
-            Kernel::Generic => "linux-image-amd64",
+            Kernel::Cloud => format!("linux-image-cloud-{}", arch.deb()),
+            Kernel::Generic => format!("linux-image-{}", arch.deb()),
         }
     }
 
     /// The output folder under build/.
-    pub fn dir_name(self) -> &'static str {
-        match self {
-            Kernel::Cloud => "vm-image",
-            Kernel::Generic => "vm-image-generic",
+    pub fn dir_name(self, arch: Arch) -> String {
+        match (self, arch) {
+            (Kernel::Cloud, Arch::X86_64) => "vm-image".into(),
+            (Kernel::Generic, Arch::X86_64) => "vm-image-generic".into(),
+            // arm64's default is the generic kernel (see `Arch::default_kernel`).
+            (Kernel::Generic, Arch::Arm64) => "vm-image-arm64".into(),
+            (Kernel::Cloud, Arch::Arm64) => "vm-image-cloud-arm64".into(),
         }
     }
 
@@ -59,12 +146,19 @@ pub struct Built {
 }
 
 pub fn run(args: &[String]) -> Result<Built> {
-    match args {
-        [] => build(),
-        [flag, kernel] if flag == "--kernel" && kernel == "cloud" => build(),
-        [flag, kernel] if flag == "--kernel" && kernel == "generic" => build_with(Kernel::Generic),
-        _ => bail!("usage: cargo xtask vm-image [--kernel cloud|generic]"),
+    const USAGE: &str = "usage: cargo xtask vm-image [--kernel cloud|generic] [--arch x86_64|arm64]";
+    let (mut flavor, mut arch) = (None, Arch::X86_64);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--kernel" if value == "cloud" => flavor = Some(Kernel::Cloud),
+            "--kernel" if value == "generic" => flavor = Some(Kernel::Generic),
+            "--arch" => arch = Arch::parse(value)?,
+            _ => bail!("{USAGE}"),
+        }
     }
+    build_for(flavor.unwrap_or(arch.default_kernel()), arch)
 }
 
 pub fn build() -> Result<Built> {
@@ -72,39 +166,49 @@ pub fn build() -> Result<Built> {
 }
 
 pub fn build_with(flavor: Kernel) -> Result<Built> {
-    let out = crate::build_dir().join(flavor.dir_name());
+    build_for(flavor, Arch::X86_64)
+}
+
+pub fn build_for(flavor: Kernel, arch: Arch) -> Result<Built> {
+    let out = crate::build_dir().join(flavor.dir_name(arch));
     let cache = crate::build_dir().join("cache");
     fs::create_dir_all(&out)?;
     fs::create_dir_all(&cache)?;
 
-    let kernel_root = kernel_tree(&cache, flavor)?;
+    let kernel_root = kernel_tree(&cache, flavor, arch)?;
     let release = kernel_release(&kernel_root)?;
     let vmlinuz = kernel_root.join(format!("boot/vmlinuz-{release}"));
-    let busybox = static_busybox()?;
-    let agent = build_agent()?;
+    // The host's busybox lists the applets (the arm64 one cannot run here; both are
+    // Debian's same build).
+    let host_busybox = static_busybox()?;
+    let busybox = match arch {
+        Arch::X86_64 => host_busybox.clone(),
+        Arch::Arm64 => package_tree(&cache, "busybox-static", arch)?.join("bin/busybox"),
+    };
+    let agent = build_agent(arch)?;
 
     let module_dir = kernel_root.join(format!("lib/modules/{release}"));
-    let mut wanted = read_module_list(&crate::root().join("vm-images/modules.txt"))?;
+    let mut wanted = read_module_list(&crate::root().join("vm-images/modules.txt"), arch)?;
     if let Some(extra) = flavor.extra_modules() {
         // Before the rest: the data disk's file system must be there when rcS mounts it.
-        let mut first = read_module_list(&crate::root().join(extra))?;
+        let mut first = read_module_list(&crate::root().join(extra), arch)?;
         first.append(&mut wanted);
         wanted = first;
     }
     let modules = resolve_modules(&module_dir, &wanted)?;
     // Network modules: the engine loads them on first use; those boot already loads
     // are left out of their order.
-    let net_wanted = read_module_list(&crate::root().join("vm-images/net-modules.txt"))?;
+    let net_wanted = read_module_list(&crate::root().join("vm-images/net-modules.txt"), arch)?;
     let net_modules: Vec<(String, PathBuf)> =
         resolve_modules(&module_dir, &net_wanted)?.into_iter().filter(|(n, _)| !modules.iter().any(|(m, _)| m == n)).collect();
 
     // The VM's initramfs.
     let mut archive = Archive::default();
-    add_busybox(&mut archive, &busybox)?;
+    add_busybox(&mut archive, &busybox, &host_busybox)?;
     add_tree(&mut archive, &crate::root().join("vm-images/rootfs"), "")?;
-    archive.file("sbin/berth-agent", 0o755, stripped(&agent)?);
-    archive.file("sbin/berth-monitor", 0o755, stripped(&agent.with_file_name("berth-monitor"))?);
-    add_runtime(&mut archive, &cache)?;
+    archive.file("sbin/berth-agent", 0o755, stripped(&agent, arch)?);
+    archive.file("sbin/berth-monitor", 0o755, stripped(&agent.with_file_name("berth-monitor"), arch)?);
+    add_runtime(&mut archive, &cache, arch)?;
     let mut order = String::new();
     for (name, path) in &modules {
         let file = format!("{name}.ko");
@@ -130,7 +234,7 @@ pub fn build_with(flavor: Kernel) -> Result<Built> {
 
     // The floor: the same kernel, a bare busybox that says it is up and powers off.
     let mut floor = Archive::default();
-    add_busybox(&mut floor, &busybox)?;
+    add_busybox(&mut floor, &busybox, &host_busybox)?;
     let floor_init = format!("#!/bin/sh\necho {FLOOR_MARKER} > /dev/console\npoweroff -f\n");
     floor.file("init", 0o755, floor_init.into_bytes());
     let floor_path = out.join("floor.cpio.gz");
@@ -149,12 +253,17 @@ pub fn build_with(flavor: Kernel) -> Result<Built> {
     }
     let manifest = serde_json::json!({
         "kernel_release": release,
-        "agent_target": MUSL_TARGET,
+        "arch": arch.name(),
+        "agent_target": arch.musl_target(),
         "modules": modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "net_modules": net_modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "files": files,
     });
     fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    if arch != Arch::X86_64 {
+        // The VM tier's image fixtures on this guest carry its busybox.
+        fs::copy(&busybox, out.join("busybox"))?;
+    }
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     println!(
         "vm-image: {} (kernel {release})\n  vmlinuz           {:>6.1} MiB\n  initramfs.cpio    {:>6.1} MiB ({} modules)\n  total             {:>6.1} MiB",
@@ -169,19 +278,19 @@ pub fn build_with(flavor: Kernel) -> Result<Built> {
 }
 
 /// Debian's kernel package, downloaded once into the cache and unpacked there.
-fn kernel_tree(cache: &Path, flavor: Kernel) -> Result<PathBuf> {
-    let deb = match std::env::var_os("BERTH_KERNEL_DEB").filter(|_| flavor == Kernel::Cloud) {
+fn kernel_tree(cache: &Path, flavor: Kernel, arch: Arch) -> Result<PathBuf> {
+    let deb = match std::env::var_os("BERTH_KERNEL_DEB").filter(|_| flavor == Kernel::Cloud && arch == Arch::X86_64) {
         Some(path) => PathBuf::from(path),
         None => {
-            let package = kernel_package(flavor.meta_package())?;
-            let found = find_deb(cache, &package);
+            let package = kernel_package(&arch.package(&flavor.meta_package(arch)))?;
+            let found = find_deb(cache, &package, arch);
             match found {
                 Some(deb) => deb,
                 None => {
                     println!("vm-image: downloading {package}");
-                    shell::run(Command::new("apt-get").args(["download", "-q", &package]).current_dir(cache))
+                    shell::run(Command::new("apt-get").args(["download", "-q", &arch.package(&package)]).current_dir(cache))
                         .context("download the kernel package (as root, after `apt-get update`; `cargo xtask setup` does that)")?;
-                    find_deb(cache, &package).context("apt-get download left no .deb")?
+                    find_deb(cache, &package, arch).context("apt-get download left no .deb")?
                 }
             }
         }
@@ -202,15 +311,17 @@ fn kernel_package(meta: &str) -> Result<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|p| p.starts_with("linux-image-"))
-        .map(str::to_owned)
+        // An arm64 package's dependency reads `linux-image-...:arm64`.
+        .map(|p| p.split(':').next().unwrap_or(p).to_owned())
         .with_context(|| format!("{meta} has no linux-image dependency; run `apt-get update`"))
 }
 
-fn find_deb(cache: &Path, package: &str) -> Option<PathBuf> {
+fn find_deb(cache: &Path, package: &str, arch: Arch) -> Option<PathBuf> {
     let prefix = format!("{package}_");
+    let (own, all) = (format!("_{}.deb", arch.deb()), "_all.deb");
     fs::read_dir(cache).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        name.starts_with(&prefix) && name.ends_with(".deb")
+        name.starts_with(&prefix) && (name.ends_with(&own) || name.ends_with(all))
     })
 }
 
@@ -246,9 +357,10 @@ fn elf_has_interpreter(elf: &[u8]) -> bool {
     })
 }
 
-fn add_busybox(archive: &mut Archive, busybox: &Path) -> Result<()> {
+/// `busybox` with a link per applet, as `lister` (a busybox this machine runs) lists them.
+fn add_busybox(archive: &mut Archive, busybox: &Path, lister: &Path) -> Result<()> {
     archive.file("bin/busybox", 0o755, fs::read(busybox)?);
-    let list = shell::output(Command::new(busybox).arg("--list-full"))?;
+    let list = shell::output(Command::new(lister).arg("--list-full"))?;
     for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if applet == "bin/busybox" {
             continue;
@@ -334,14 +446,15 @@ const RUNTIME_BINARIES: &[(&str, &str)] = &[
 ];
 
 /// A Debian package unpacked in the cache (downloaded once).
-fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
-    let deb = match find_deb(cache, package) {
+fn package_tree(cache: &Path, package: &str, arch: Arch) -> Result<PathBuf> {
+    let deb = match find_deb(cache, package, arch) {
         Some(deb) => deb,
         None => {
-            println!("vm-image: downloading {package}");
-            shell::run(Command::new("apt-get").args(["download", "-q", package]).current_dir(cache))
-                .with_context(|| format!("download {package} (after `apt-get update`; `cargo xtask setup` does that)"))?;
-            find_deb(cache, package).with_context(|| format!("apt-get download left no .deb for {package}"))?
+            let name = arch.package(package);
+            println!("vm-image: downloading {name}");
+            shell::run(Command::new("apt-get").args(["download", "-q", &name]).current_dir(cache))
+                .with_context(|| format!("download {name} (after `apt-get update`; `cargo xtask setup` does that, arm64's too)"))?;
+            find_deb(cache, package, arch).with_context(|| format!("apt-get download left no .deb for {name}"))?
         }
     };
     let stem = deb.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -357,10 +470,11 @@ fn package_tree(cache: &Path, package: &str) -> Result<PathBuf> {
 
 /// A binary without its symbol table (smaller initramfs, faster boot); `strip` is
 /// deterministic, so the image stays reproducible.
-fn stripped(binary: &Path) -> Result<Vec<u8>> {
-    let copy = crate::build_dir().join("cache").join(format!("{}.stripped", binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+fn stripped(binary: &Path, arch: Arch) -> Result<Vec<u8>> {
+    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let copy = crate::build_dir().join("cache").join(format!("{name}.{}.stripped", arch.name()));
     fs::copy(binary, &copy).with_context(|| format!("copy {}", binary.display()))?;
-    shell::run(Command::new("strip").arg("--strip-all").arg(&copy)).context("strip (binutils)")?;
+    shell::run(Command::new(arch.strip()).arg("--strip-all").arg(&copy)).with_context(|| format!("{} (binutils)", arch.strip()))?;
     Ok(fs::read(&copy)?)
 }
 
@@ -375,11 +489,12 @@ fn needed(elf: &Path) -> Result<Vec<String>> {
 }
 
 /// crun, nft, their libraries and the dynamic loader, from Debian's packages.
-fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
-    let trees: Vec<PathBuf> = RUNTIME_PACKAGES.iter().map(|p| package_tree(cache, p)).collect::<Result<_>>()?;
+fn add_runtime(archive: &mut Archive, cache: &Path, arch: Arch) -> Result<()> {
+    let trees: Vec<PathBuf> = RUNTIME_PACKAGES.iter().map(|p| package_tree(cache, p, arch)).collect::<Result<_>>()?;
+    let lib_dir = arch.lib_dir();
     let find = |name: &str| -> Option<PathBuf> {
         trees.iter().find_map(|tree| {
-            ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/bin", "usr/sbin", "sbin"]
+            [format!("lib/{lib_dir}"), format!("usr/lib/{lib_dir}"), "lib64".into(), "lib".into(), "usr/bin".into(), "usr/sbin".into(), "sbin".into()]
                 .iter()
                 .map(|dir| tree.join(dir).join(name))
                 .find(|p| p.exists())
@@ -399,32 +514,51 @@ fn add_runtime(archive: &mut Archive, cache: &Path) -> Result<()> {
         let path = find(&name).with_context(|| format!("no package in RUNTIME_PACKAGES holds {name}"))?;
         // Symlinks in the packages (libfoo.so.1 -> libfoo.so.1.2.3) are read through.
         let real = fs::canonicalize(&path).with_context(|| format!("resolve {}", path.display()))?;
-        archive.file(&format!("lib/x86_64-linux-gnu/{name}"), 0o755, fs::read(&real)?);
+        archive.file(&format!("lib/{lib_dir}/{name}"), 0o755, fs::read(&real)?);
         queue.extend(needed(&real)?);
     }
-    let loader = find("ld-linux-x86-64.so.2").context("libc6 holds no ld-linux-x86-64.so.2")?;
-    archive.file("lib64/ld-linux-x86-64.so.2", 0o755, fs::read(fs::canonicalize(&loader)?)?);
+    let (loader_name, loader_path) = arch.loader();
+    let loader = find(loader_name).with_context(|| format!("libc6 holds no {loader_name}"))?;
+    archive.file(loader_path, 0o755, fs::read(fs::canonicalize(&loader)?)?);
     Ok(())
 }
 
-fn build_agent() -> Result<PathBuf> {
-    println!("vm-image: building berth-agent and berth-monitor for {MUSL_TARGET}");
-    shell::run(
-        shell::cargo()
-            .args(["build", "--release", "--package", "berth-agent", "--package", "berth-monitor", "--target", MUSL_TARGET])
-            // Not position-independent, so the agent does not relocate itself at start.
-            // Measured with `cargo xtask bench vm-boot`, the effect on boot under TCG was
-            // within the run-to-run noise (the uncompressed initramfs was what counted).
-            .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", "-C relocation-model=static")
-            .current_dir(crate::root()),
-    )
-    .context("build the static agent (needs `rustup target add x86_64-unknown-linux-musl`; `cargo xtask setup` does that)")?;
-    Ok(crate::root().join(format!("target/{MUSL_TARGET}/release/berth-agent")))
+fn build_agent(arch: Arch) -> Result<PathBuf> {
+    let target = arch.musl_target();
+    println!("vm-image: building berth-agent and berth-monitor for {target}");
+    let mut cmd = shell::cargo();
+    cmd.args(["build", "--release", "--package", "berth-agent", "--package", "berth-monitor", "--target", target])
+        // Not position-independent, so the agent does not relocate itself at start.
+        // Measured with `cargo xtask bench vm-boot`, the effect on boot under TCG was
+        // within the run-to-run noise (the uncompressed initramfs was what counted).
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", "-C relocation-model=static")
+        .current_dir(crate::root());
+    if arch == Arch::Arm64 {
+        // Debian's aarch64 cross gcc links (Rust brings musl's own start files and
+        // libc); zig compiles the C the dependencies have (ring, SQLite, zstd) against
+        // musl's headers.
+        let (cc, ar) = crate::cross::zig_musl_cc()?;
+        cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "aarch64-linux-gnu-gcc")
+            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", "-C relocation-model=static")
+            .env("CC_aarch64_unknown_linux_musl", cc)
+            .env("AR_aarch64_unknown_linux_musl", ar);
+    }
+    shell::run(&mut cmd).with_context(|| format!("build the static agent (needs `rustup target add {target}`; `cargo xtask setup` does that)"))?;
+    Ok(crate::root().join(format!("target/{target}/release/berth-agent")))
 }
 
-fn read_module_list(path: &Path) -> Result<Vec<String>> {
+/// A module list: a name per line, `#` comments, and `name @ARCH` for one architecture's.
+fn read_module_list(path: &Path, arch: Arch) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect())
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        match line.split_once('@') {
+            Some((name, only)) if Arch::parse(only.trim())? == arch => out.push(name.trim().to_owned()),
+            Some(_) => {}
+            None => out.push(line.to_owned()),
+        }
+    }
+    Ok(out)
 }
 
 /// The wanted modules and their dependencies, dependencies first. Debian's package has

@@ -427,7 +427,12 @@ impl DockerApi {
 
     fn version(&self) -> Value {
         let facts = crate::system::MachineFacts::read();
-        let arch = if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH };
+        // Go's names, as dockerd reports them.
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
         json!({
             "Platform": {"Name": "Berth"},
             "Components": [{

@@ -16,7 +16,82 @@ pub struct ImageMissing {
     pub looked: String,
 }
 
+/// A guest architecture: the host's own, or arm64 on an x86_64 host (TCG) for testing
+/// what Apple Silicon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    /// `BERTH_VM_ARCH`'s values (and Debian's and Rust's names for them).
+    pub fn parse(text: &str) -> Result<Arch, String> {
+        match text {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            other => Err(format!("BERTH_VM_ARCH={other:?}: expected x86_64 or arm64")),
+        }
+    }
+
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The QEMU program that emulates it.
+    pub fn qemu_program(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Arm64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// The QEMU machine: q35 on x86_64, virt (PCIe, no firmware needed) on arm64.
+    pub fn machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "q35",
+            Arch::Arm64 => "virt",
+        }
+    }
+
+    /// The first serial port's name in the guest (the console).
+    pub fn console(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "ttyS0",
+            Arch::Arm64 => "ttyAMA0",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl VmImage {
+    /// The architecture the image was built for (its manifest's `arch`, or for an image
+    /// from before that field its agent's target); `None` when the image says nothing.
+    pub fn arch(&self) -> Option<Arch> {
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(self.dir.join("manifest.json")).ok()?).ok()?;
+        if let Some(arch) = manifest.get("arch").and_then(|a| a.as_str()) {
+            return Arch::parse(arch).ok();
+        }
+        let target = manifest.get("agent_target")?.as_str()?;
+        Arch::parse(target.split('-').next()?).ok()
+    }
+
     /// The image in `dir`, if its kernel and initramfs are both there.
     /// Whether the image's kernel has `module` (from its `manifest.json`); `None` when
     /// the image says nothing (no manifest).

@@ -21,7 +21,7 @@ use tokio::process::{Child, Command};
 use crate::agent::{self, AgentClient, AgentEndpoint, WaitError};
 use crate::home::BerthHome;
 use accel::{Accel, AccelChoice, Verdict};
-pub use image::VmImage;
+pub use image::{Arch, VmImage};
 use qemu::{QemuArgs, VsockDevice};
 use state::VmRecord;
 pub use status::{EngineVersion, VmState};
@@ -35,6 +35,8 @@ const MAX_SOCKET_PATH: usize = 100;
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     pub image: VmImage,
+    /// The guest's architecture (`BERTH_VM_ARCH`; the host's by default).
+    pub arch: Arch,
     pub qemu: PathBuf,
     /// vsock, or the serial mux where the host has no vsock.
     pub transport: Transport,
@@ -70,10 +72,15 @@ impl VmConfig {
     /// `BERTH_BOOT_TIMEOUT_SECS`.
     pub fn from_env() -> Result<VmConfig, StartError> {
         let image = VmImage::locate()?;
+        let arch = match std::env::var("BERTH_VM_ARCH") {
+            Ok(text) if !text.is_empty() => Arch::parse(&text).map_err(StartError::InvalidConfig)?,
+            _ => Arch::host(),
+        };
         let qemu = match std::env::var_os("BERTH_QEMU") {
             Some(path) => PathBuf::from(path),
-            None => find_program(qemu_binary_name()).ok_or(StartError::QemuMissing { program: qemu_binary_name().to_owned() })?,
+            None => find_program(arch.qemu_program()).ok_or(StartError::QemuMissing { program: arch.qemu_program().to_owned() })?,
         };
+        check_arch(arch, &image, &qemu)?;
         let (transport, vhost_device_vsock) = transport_from_env()?;
         let accel = AccelChoice::parse(&std::env::var("BERTH_ACCEL").unwrap_or_default()).map_err(StartError::InvalidConfig)?;
         let number = |name: &str, default: u64| -> Result<u64, StartError> {
@@ -84,6 +91,7 @@ impl VmConfig {
         };
         Ok(VmConfig {
             image,
+            arch,
             qemu,
             transport,
             vhost_device_vsock,
@@ -104,12 +112,21 @@ impl VmConfig {
     }
 }
 
-fn qemu_binary_name() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        "qemu-system-aarch64"
-    } else {
-        "qemu-system-x86_64"
+/// Refuses a VM whose image or QEMU is for another architecture, before anything boots:
+/// an arm64 image on qemu-system-x86_64 would hang without a word.
+fn check_arch(arch: Arch, image: &VmImage, qemu: &Path) -> Result<(), StartError> {
+    if let Some(built) = image.arch().filter(|built| *built != arch) {
+        return Err(StartError::InvalidConfig(format!(
+            "the VM image in {} is for {built}, but the VM is {arch} (BERTH_VM_ARCH); build one with `cargo xtask vm-image --arch {arch}` or set BERTH_VM_IMAGE",
+            image.dir.display()
+        )));
     }
+    let name = qemu.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let other = [Arch::X86_64, Arch::Arm64].into_iter().find(|a| *a != arch && name.starts_with(a.qemu_program()));
+    if let Some(other) = other {
+        return Err(StartError::InvalidConfig(format!("{} emulates {other}, but the VM is {arch}: use {}", qemu.display(), arch.qemu_program())));
+    }
+    Ok(())
 }
 
 /// How the host reaches the agent.
@@ -471,7 +488,8 @@ async fn boot_once(paths: &VmPaths, config: &VmConfig, accel: Accel, timeout: Du
         mem_mib: config.mem_mib,
         kernel: config.image.kernel.clone(),
         initrd: config.image.initrd.clone(),
-        cmdline: "console=ttyS0 quiet panic=-1 rdinit=/init".to_owned(),
+        cmdline: format!("console={} quiet panic=-1 rdinit=/init", config.arch.console()),
+        arch: config.arch,
         qmp_socket: paths.qmp.clone(),
         console_log: paths.console_log.clone(),
         vsock,
@@ -905,6 +923,29 @@ async fn cleanup(paths: &VmPaths, record: Option<&VmRecord>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_or_qemu_for_another_arch_is_refused() {
+        assert_eq!(Arch::parse("aarch64"), Ok(Arch::Arm64));
+        assert_eq!(Arch::parse("amd64"), Ok(Arch::X86_64));
+        assert_eq!(Arch::parse("riscv64").expect_err("unknown"), "BERTH_VM_ARCH=\"riscv64\": expected x86_64 or arm64");
+        let dir = std::env::temp_dir().join(format!("berth-arch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let image = VmImage { dir: dir.clone(), kernel: dir.join("vmlinuz"), initrd: dir.join("initramfs.cpio") };
+        // No manifest: nothing to check against.
+        assert!(check_arch(Arch::X86_64, &image, Path::new("/usr/bin/qemu-system-x86_64")).is_ok());
+        std::fs::write(dir.join("manifest.json"), r#"{"arch": "arm64", "agent_target": "aarch64-unknown-linux-musl"}"#).expect("manifest");
+        assert_eq!(image.arch(), Some(Arch::Arm64));
+        let err = check_arch(Arch::X86_64, &image, Path::new("/usr/bin/qemu-system-x86_64")).expect_err("arm64 image, x86_64 VM").to_string();
+        assert!(err.contains("is for arm64, but the VM is x86_64") && err.contains("--arch x86_64"), "{err}");
+        let err = check_arch(Arch::Arm64, &image, Path::new("/usr/bin/qemu-system-x86_64")).expect_err("x86_64 QEMU").to_string();
+        assert!(err.contains("emulates x86_64, but the VM is arm64: use qemu-system-aarch64"), "{err}");
+        assert!(check_arch(Arch::Arm64, &image, Path::new("/opt/qemu/bin/qemu-system-aarch64")).is_ok());
+        // An image from before the manifest said its arch: its agent's target says.
+        std::fs::write(dir.join("manifest.json"), r#"{"agent_target": "x86_64-unknown-linux-musl"}"#).expect("manifest");
+        assert_eq!(image.arch(), Some(Arch::X86_64));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     #[test]
     fn tail_takes_the_last_lines() {

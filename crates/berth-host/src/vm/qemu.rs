@@ -19,6 +19,8 @@ pub enum VsockDevice {
 #[derive(Debug, Clone)]
 pub struct QemuArgs {
     pub accel: Accel,
+    /// The guest's architecture: its machine type.
+    pub arch: super::Arch,
     pub cpus: u32,
     pub mem_mib: u32,
     pub kernel: PathBuf,
@@ -84,7 +86,7 @@ impl QemuArgs {
     pub fn to_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
-        let mut machine = format!("q35,accel={}", self.accel.as_str());
+        let mut machine = format!("{},accel={}", self.arch.machine(), self.accel.as_str());
         // vhost-user devices (vsock's backend, virtiofsd) map the guest's memory.
         let shared_memory = matches!(self.vsock, VsockDevice::VhostUser { .. }) || self.shares.iter().any(|(_, d)| matches!(d, ShareDevice::Virtiofs { .. }));
         if shared_memory {
@@ -153,6 +155,7 @@ mod tests {
     fn base(vsock: VsockDevice) -> QemuArgs {
         QemuArgs {
             accel: Accel::Tcg,
+            arch: crate::vm::Arch::X86_64,
             cpus: 1,
             mem_mib: 512,
             kernel: "/img/vmlinuz".into(),
@@ -225,6 +228,15 @@ mod tests {
         assert!(text.contains("-device virtserialport,bus=mux0.0,chardev=muxc,name=org.berth.mux"), "{text}");
         assert!(!text.contains("vsock") && !text.contains("memfd"), "no vsock device, no shared memory: {text}");
         assert!(text.contains("-qmp unix:/h/qmp.sock,server=on,wait=off"), "{text}");
+    }
+
+    #[test]
+    fn an_arm64_guest_is_a_virt_machine() {
+        let a = QemuArgs { arch: crate::vm::Arch::Arm64, ..base(VsockDevice::None) };
+        let text = a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
+        assert!(text.contains("-machine virt,accel=tcg -cpu max"), "{text}");
+        assert!(!text.contains("q35"), "{text}");
+        assert_eq!(crate::vm::Arch::Arm64.console(), "ttyAMA0");
     }
 
     #[test]
