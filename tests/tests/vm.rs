@@ -16,7 +16,7 @@ use futures::StreamExt;
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn manifest_kernel_release() -> String {
-    let manifest = berth_tests::root().join("build/vm-image/manifest.json");
+    let manifest = berth_tests::vm::image_dir().join("manifest.json");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest).expect("build/vm-image/manifest.json (cargo xtask vm-image)")).expect("manifest json");
     json["kernel_release"].as_str().expect("kernel_release").to_owned()
@@ -34,7 +34,11 @@ async fn boots_answers_over_vsock_streams_events_and_powers_off() {
         assert_eq!(version.kernel_version, manifest_kernel_release());
         assert_eq!(version.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(version.api_version, berth_proto::API_VERSION);
-        assert_eq!((version.os.as_str(), version.arch.as_str()), ("linux", "x86_64"));
+        let arch = match berth_tests::vm::arch() {
+            berth_host::vm::Arch::X86_64 => "x86_64",
+            berth_host::vm::Arch::Arm64 => "aarch64",
+        };
+        assert_eq!((version.os.as_str(), version.arch.as_str()), ("linux", arch));
         let info = client.info(Duration::from_secs(10)).await.expect("info");
         assert_eq!(info.placement, "vm");
         assert_eq!(info.hostname, "berth");
