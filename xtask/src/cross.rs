@@ -127,31 +127,26 @@ pub fn zig_venv() -> PathBuf {
 /// (`aarch64-linux-musl`): musl's own headers, where Debian's cross gcc has glibc's
 /// (whose `open64` and friends musl no longer has).
 pub fn zig_musl_cc() -> Result<(PathBuf, PathBuf)> {
-    let (_, ar) = zig_wrappers()?;
-    let python = zig_venv().join("bin/python");
-    let cc = format!(
-        "#!/bin/sh\n# zig as the C compiler for aarch64-unknown-linux-musl (written by cargo xtask)\nskip=\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    --target=*) continue ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec '{}' -m ziglang cc -target aarch64-linux-musl -fno-sanitize=all \"$@\"\n",
-        python.display()
-    );
-    let path = zig_venv().join("cc-aarch64-linux-musl");
-    std::fs::write(&path, cc).with_context(|| format!("write {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok((path, ar))
+    zig_tools("cc-aarch64-linux-musl", "aarch64-linux-musl -fno-sanitize=all")
 }
 
-/// Writes `build/zig/cc-aarch64-macos` and `build/zig/ar` (each run, so a moved tree
-/// still points at its own zig).
+/// `build/zig/cc-aarch64-macos` and `build/zig/ar`, for the macOS check.
 fn zig_wrappers() -> Result<(PathBuf, PathBuf)> {
+    zig_tools("cc-aarch64-macos", "aarch64-macos")
+}
+
+/// Writes `build/zig/<cc_name>` (zig's C compiler for `target`, after it the flags in
+/// `target`) and `build/zig/ar`, each run, so a moved tree still points at its own zig.
+fn zig_tools(cc_name: &str, target: &str) -> Result<(PathBuf, PathBuf)> {
     let venv = zig_venv();
     let python = venv.join("bin/python");
     if !python.exists() {
         bail!("zig is missing: run `cargo xtask setup` (it installs PyPI's ziglang {ZIG_VERSION} in {})", venv.display());
     }
-    // cc-rs passes `-arch arm64` and a `--target` for Apple's clang; zig takes its own
-    // `-target`, and knows no `arm64` arch name.
+    // cc-rs passes `-arch arm64` and a `--target` for Apple's clang (and a `--target`
+    // for others); zig takes its own `-target`, and knows no `arm64` arch name.
     let cc = format!(
-        "#!/bin/sh\n# zig as the C compiler for {MACOS} (written by cargo xtask cross-check)\nskip=\nfor a in \"$@\"; do\n  shift\n  if [ -n \"$skip\" ]; then skip=; continue; fi\n  case \"$a\" in\n    -arch) skip=1; continue ;;\n    --target=*|-mmacosx-version-min=*) continue ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec '{}' -m ziglang cc -target aarch64-macos \"$@\"\n",
+        "#!/bin/sh\n# zig as a C compiler (written by cargo xtask)\nskip=\nfor a in \"$@\"; do\n  shift\n  if [ -n \"$skip\" ]; then skip=; continue; fi\n  case \"$a\" in\n    -arch) skip=1; continue ;;\n    --target=*|-mmacosx-version-min=*) continue ;;\n  esac\n  set -- \"$@\" \"$a\"\ndone\nexec '{}' -m ziglang cc -target {target} \"$@\"\n",
         python.display()
     );
     let ar = format!("#!/bin/sh\nexec '{}' -m ziglang ar \"$@\"\n", python.display());
@@ -162,5 +157,5 @@ fn zig_wrappers() -> Result<(PathBuf, PathBuf)> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         Ok(path)
     };
-    Ok((write("cc-aarch64-macos", &cc)?, write("ar", &ar)?))
+    Ok((write(cc_name, &cc)?, write("ar", &ar)?))
 }

@@ -200,34 +200,31 @@ pub fn python_venv() -> std::path::PathBuf {
 fn python_packages() -> Result<()> {
     let requirements = crate::root().join("tests/testcontainers/requirements.txt");
     let wanted = std::fs::read_to_string(&requirements).context("read tests/testcontainers/requirements.txt")?;
-    let venv = python_venv();
-    let stamp = venv.join("berth-requirements.txt");
-    if venv.join("bin/python").exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        println!("setup: python packages in build/py up to date");
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    // Debian's python, not a pyenv one that PATH may offer.
-    shell::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
-    shell::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
-    std::fs::write(&stamp, wanted).context("write the venv's stamp")?;
-    Ok(())
+    let install = ["-r".into(), requirements.into_os_string()];
+    pip_venv(&python_venv(), "berth-requirements.txt", &wanted, "python packages in build/py up to date", &install)
 }
 
 /// zig (PyPI's `ziglang`; Debian has none) in `build/zig`: the C compiler of the macOS
-/// cross-check.
+/// cross-check and of the arm64 agent's C.
 fn zig() -> Result<()> {
-    let venv = crate::cross::zig_venv();
     let version = crate::cross::ZIG_VERSION;
-    let stamp = venv.join("berth-ziglang");
-    if venv.join("bin/python").exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == version) {
-        println!("setup: zig {version} in build/zig present");
+    let present = format!("zig {version} in build/zig present");
+    pip_venv(&crate::cross::zig_venv(), "berth-ziglang", version, &present, &[format!("ziglang=={version}").into()])
+}
+
+/// A venv at `venv` with `pip install ARGS`, made again whenever `wanted` differs from
+/// what its stamp file says it was made for.
+fn pip_venv(venv: &Path, stamp_name: &str, wanted: &str, up_to_date: &str, install: &[std::ffi::OsString]) -> Result<()> {
+    let stamp = venv.join(stamp_name);
+    if venv.join("bin/python").exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        println!("setup: {up_to_date}");
         return Ok(());
     }
-    let _ = std::fs::remove_dir_all(&venv);
-    shell::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
-    shell::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check"]).arg(format!("ziglang=={version}")))?;
-    std::fs::write(&stamp, version).context("write zig's stamp")?;
+    let _ = std::fs::remove_dir_all(venv);
+    // Debian's python, not a pyenv one that PATH may offer.
+    shell::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(venv))?;
+    shell::run(Command::new(venv.join("bin/pip")).args(["install", "-q", "--disable-pip-version-check"]).args(install))?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("write {}", stamp.display()))?;
     Ok(())
 }
 

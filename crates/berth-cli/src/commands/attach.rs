@@ -31,7 +31,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
     let tty = json["Config"]["Tty"] == true;
     let stdin = !args.no_stdin && json["Config"]["OpenStdin"] == true;
     let attached = super::run::attach_streams(&agent, &args.container, stdin, tty).await?;
-    let _raw = (tty && stdin && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
+    let _raw = (tty && stdin && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(crate::terminal::RawTerminal::enable);
     let code = agent
         .containers()
         .wait(WaitContainerRequest { id: args.container, condition: "not-running".into() })

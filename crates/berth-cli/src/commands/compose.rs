@@ -425,7 +425,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
             let mut waiter = agent.containers();
             let wait_id = id.clone();
             let wait = tokio::spawn(async move { waiter.wait(berth_proto::v1::WaitContainerRequest { id: wait_id, condition: condition.to_owned() }).await });
-            let _raw = (tty && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
+            let _raw = (tty && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(crate::terminal::RawTerminal::enable);
             if let Err(status) = agent.containers().start(ContainerRef { id: id.clone() }).await {
                 wait.abort();
                 attached.abort();

@@ -50,12 +50,12 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         detach: args.detach,
         privileged: args.privileged,
     };
-    let (rows, cols) = if args.tty { super::run::terminal_size() } else { (0, 0) };
+    let (rows, cols) = if args.tty { crate::terminal::terminal_size() } else { (0, 0) };
     sender.send(ExecInput { spec: Some(spec), rows, cols, ..Default::default() }).await.map_err(|e| e.to_string())?;
     let mut output =
         agent.containers().exec(tokio_stream::wrappers::ReceiverStream::new(receiver)).await.map_err(|s| CallError::from_status("exec", s))?.into_inner();
     if args.tty {
-        super::run::forward_resizes(sender.clone(), |rows, cols| ExecInput { rows, cols, ..Default::default() });
+        crate::terminal::forward_resizes(sender.clone(), |rows, cols| ExecInput { rows, cols, ..Default::default() });
     }
     if args.interactive {
         super::run::forward_stdin(
@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context, args: Args) -> CommandResult {
         );
     }
     let _keep_open = sender;
-    let _raw = (args.tty && args.interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(super::run::RawTerminal::enable);
+    let _raw = (args.tty && args.interactive && std::io::IsTerminal::is_terminal(&std::io::stdin())).then(crate::terminal::RawTerminal::enable);
     let mut code = 0;
     while let Some(message) = output.next().await {
         let message = message.map_err(|s| CallError::from_status("exec", s))?;

@@ -21,7 +21,7 @@ pub struct Args {
     container: ContainerArgs,
 }
 
-pub use crate::terminal::{forward_resizes, terminal_size, RawTerminal};
+use crate::terminal::{forward_resizes, terminal_size, RawTerminal};
 
 /// Sends our stdin as messages (on a thread: reading stdin blocks), then the end.
 pub fn forward_stdin<T: Send + 'static>(
