@@ -152,9 +152,13 @@ fn zig_tools(cc_name: &str, target: &str) -> Result<(PathBuf, PathBuf)> {
     let ar = format!("#!/bin/sh\nexec '{}' -m ziglang ar \"$@\"\n", python.display());
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         use std::os::unix::fs::PermissionsExt;
+        // Written aside and renamed: the arm64 image and the macOS check may run at
+        // once (`cargo xtask test`), and one must never run the other's half-written `ar`.
         let path = venv.join(name);
-        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        let aside = venv.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&aside, text).with_context(|| format!("write {}", aside.display()))?;
+        std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&aside, &path).with_context(|| format!("write {}", path.display()))?;
         Ok(path)
     };
     Ok((write(cc_name, &cc)?, write("ar", &ar)?))

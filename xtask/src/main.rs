@@ -71,6 +71,16 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// Cargo's target folder: `CARGO_TARGET_DIR` if set (the work `cargo xtask test` runs
+/// beside the VM tests has one of its own), else the tree's.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
+}
+
 /// Where built artefacts that are not cargo's go.
 pub fn build_dir() -> PathBuf {
     root().join("build")

@@ -25,14 +25,17 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     crate::setup::run(&[])?;
+    // With the VM tier in the run, the unit tier's cross-checks run beside the VM tests
+    // (they take a core the VM tests leave idle; CI's time).
+    let cross_beside_vm = tiers.contains(&"vm");
     let mut timings = Vec::new();
     for tier in tiers {
         let started = Instant::now();
         println!("\n=== test tier: {tier} ===");
         match tier {
-            "unit" => unit()?,
+            "unit" => unit(!cross_beside_vm)?,
             "native" => native()?,
-            "vm" => vm()?,
+            "vm" => vm(cross_beside_vm)?,
             "gui" => gui()?,
             _ => unreachable!("checked above"),
         }
@@ -55,7 +58,7 @@ fn build(packages: &[&str]) -> Result<()> {
     shell::run(&mut cmd)
 }
 
-fn unit() -> Result<()> {
+fn unit(cross_checks: bool) -> Result<()> {
     // Formatting and lints first: a failure there is quick to say. The desktop crate
     // embeds the built UI, so the UI is built before clippy reads it.
     shell::run(shell::cargo().args(["fmt", "--all", "--check"]).current_dir(crate::root())).context("rustfmt (run `cargo fmt --all`)")?;
@@ -65,7 +68,11 @@ fn unit() -> Result<()> {
     cargo_test(&["--workspace", "--exclude", "berth-tests", "--exclude", "berth-desktop"])?;
     crate::codegen::run(&["--check".to_owned()])?;
     // The host crates and the app for Windows and macOS.
-    crate::cross::run(&[])?;
+    if cross_checks {
+        crate::cross::run(&[])?;
+    } else {
+        println!("cross-check: run beside the VM tests, in the vm tier");
+    }
     shell::run(Command::new("npm").args(["run", "--silent", "typecheck"]).current_dir(crate::root().join("ui"))).context("type-check the UI")?;
     // The UI's component tests (Vitest, jsdom).
     shell::run(Command::new("npm").args(["run", "--silent", "test"]).current_dir(crate::root().join("ui"))).context("the UI's component tests")
@@ -107,7 +114,12 @@ fn native() -> Result<()> {
     ])
 }
 
-fn vm() -> Result<()> {
+fn vm(cross_checks: bool) -> Result<()> {
+    // Beside the x86_64 VM tests, niced: the arm64 image (its agent's release build is
+    // minutes), and the cross-checks when the unit tier left them here. A TCG guest keeps
+    // one core busy and the tests wait on it, which leaves the other mostly idle.
+    let arm64_image = Beside::start("arm64-image", &["vm-image", "--arch", "arm64"])?;
+    let cross = if cross_checks { Some(Beside::start("cross-check", &["cross-check"])?) } else { None };
     crate::vm_image::build()?;
     // The generic kernel's image too: it has 9p, which the shares' 9p test needs.
     crate::vm_image::build_with(crate::vm_image::Kernel::Generic)?;
@@ -139,7 +151,7 @@ fn vm() -> Result<()> {
     // the VM tests that cover boot, pull, run, ports and shares.
     println!("\n--- the core VM tests on the arm64 guest ---");
     let arm64 = crate::vm_image::Arch::Arm64;
-    crate::vm_image::build_for(arm64.default_kernel(), arm64)?;
+    arm64_image.wait()?;
     shell::run(
         shell::cargo()
             .args(["build", "--package", "berth-netprobe", "--target", arm64.musl_target()])
@@ -148,7 +160,62 @@ fn vm() -> Result<()> {
     )?;
     let mut core = vec!["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"];
     core.extend(ARM64_CORE);
-    cargo_test_with(&[("BERTH_VM_ARCH", "arm64")], &core)
+    cargo_test_with(&[("BERTH_VM_ARCH", "arm64")], &core)?;
+    match cross {
+        Some(cross) => cross.wait(),
+        None => Ok(()),
+    }
+}
+
+/// A `cargo xtask` verb run beside the tests: niced, with a target folder of its own
+/// (cargo's lock on the tree's would hold up the tests' own builds), its output in
+/// `build/logs/<name>.log` and printed when it is waited for. Dropped unwaited (a test
+/// failed first), it is killed with everything it started.
+struct Beside {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    started: Instant,
+}
+
+impl Beside {
+    fn start(name: &'static str, args: &[&str]) -> Result<Beside> {
+        let logs = crate::build_dir().join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut cmd = Command::new("nice");
+        cmd.arg("-n").arg("10").arg(std::env::current_exe()?).args(args);
+        cmd.env("CARGO_TARGET_DIR", crate::root().join("target/beside").join(name))
+            .current_dir(crate::root())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().context("run nice (coreutils)")?;
+        println!("beside the tests: cargo xtask {} (log in {})", args.join(" "), log.display());
+        Ok(Beside { name, child, log, started: Instant::now() })
+    }
+
+    fn wait(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+        println!("\n--- beside the tests: {} ({}, {:.0} s) ---\n{output}", self.name, status, self.started.elapsed().as_secs_f64());
+        if !status.success() {
+            bail!("{} failed ({status}); its output is above and in {}", self.name, self.log.display());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // The process group this child leads: nice's program, its cargo and rustc.
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// The VM tests the arm64 guest runs: boot and power off, pull, run, published TCP and

@@ -544,7 +544,7 @@ fn build_agent(arch: Arch) -> Result<PathBuf> {
             .env("AR_aarch64_unknown_linux_musl", ar);
     }
     shell::run(&mut cmd).with_context(|| format!("build the static agent (needs `rustup target add {target}`; `cargo xtask setup` does that)"))?;
-    Ok(crate::root().join(format!("target/{target}/release/berth-agent")))
+    Ok(crate::target_dir().join(format!("{target}/release/berth-agent")))
 }
 
 /// A module list: a name per line, `#` comments, and `name @ARCH` for one architecture's.

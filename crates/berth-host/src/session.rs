@@ -196,8 +196,12 @@ impl Session {
             }
         };
         let running = vm::start(home, config, |state| {
-            record.state = state.clone();
-            save_record(home, &record);
+            // Ready is recorded below, with the boot time, once the sockets serve:
+            // a reader that sees Ready must find both.
+            if !matches!(state, VmState::Ready { .. }) {
+                record.state = state.clone();
+                save_record(home, &record);
+            }
             on_state(state);
         })
         .await;
