@@ -94,7 +94,7 @@ impl QemuArgs {
             machine.push_str(",memory-backend=mem0");
         }
         push(&["-name", "berth", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
-        push(&["-machine", &machine, "-cpu", self.accel.cpu_model()]);
+        push(&["-machine", &machine, "-cpu", self.accel.cpu_model(self.arch)]);
         push(&["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.mem_mib)]);
         if shared_memory {
             push(&["-object", &format!("memory-backend-memfd,id=mem0,size={}M,share=on", self.mem_mib)]);
@@ -234,7 +234,7 @@ mod tests {
     fn an_arm64_guest_is_a_virt_machine() {
         let a = QemuArgs { arch: crate::vm::Arch::Arm64, ..base(VsockDevice::None) };
         let text = a.to_args().iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
-        assert!(text.contains("-machine virt,accel=tcg -cpu max"), "{text}");
+        assert!(text.contains("-machine virt,accel=tcg -cpu cortex-a72"), "{text}");
         assert!(!text.contains("q35"), "{text}");
         assert_eq!(crate::vm::Arch::Arm64.console(), "ttyAMA0");
     }
