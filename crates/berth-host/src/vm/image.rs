@@ -16,6 +16,17 @@ pub struct ImageMissing {
     pub looked: String,
 }
 
+/// Where each installer puts the VM image, from the folder of the running binary (the
+/// app's or the CLI's, which the installers put side by side):
+/// - the .deb: `/usr/bin` and `/usr/share/berth/vm-image`;
+/// - the macOS app: `Berth.app/Contents/MacOS` and its `Contents/Resources/vm-image`
+///   (`bundle.resources` in `src-tauri/release/macos.json`);
+/// - the Windows installers: the install folder, with `vm-image` in it
+///   (`src-tauri/release/windows.json`).
+pub fn installed_image_dirs(bin_dir: &Path) -> Vec<PathBuf> {
+    vec![bin_dir.join("../share/berth/vm-image"), bin_dir.join("../Resources/vm-image"), bin_dir.join("vm-image")]
+}
+
 /// A guest architecture: the host's own, or arm64 on an x86_64 host (TCG) for testing
 /// what Apple Silicon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,16 +118,16 @@ impl VmImage {
         (kernel.is_file() && initrd.is_file()).then(|| VmImage { dir: dir.to_owned(), kernel, initrd })
     }
 
-    /// `BERTH_VM_IMAGE`, else beside the installed binary (`../share/berth/vm-image`),
-    /// else the workspace's `build/vm-image` above the running binary (development).
+    /// `BERTH_VM_IMAGE`, else where an installed binary has it (see
+    /// [`installed_image_dirs`]), else the workspace's `build/vm-image` above the running
+    /// binary (development).
     pub fn locate() -> Result<VmImage, ImageMissing> {
         let mut candidates = Vec::new();
         if let Some(dir) = std::env::var_os("BERTH_VM_IMAGE") {
             candidates.push(PathBuf::from(dir));
         } else if let Ok(exe) = std::env::current_exe() {
             if let Some(bin_dir) = exe.parent() {
-                candidates.push(bin_dir.join("../share/berth/vm-image"));
-                candidates.push(bin_dir.join("vm-image"));
+                candidates.extend(installed_image_dirs(bin_dir));
                 for ancestor in bin_dir.ancestors().skip(1).take(4) {
                     candidates.push(ancestor.join("build/vm-image"));
                 }

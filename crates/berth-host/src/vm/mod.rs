@@ -176,12 +176,20 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
-    // The helpers an installed package carries beside its binaries (`cargo xtask bundle`).
     if let Some(bin_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.to_path_buf())) {
-        dirs.push(bin_dir.join("../lib/berth"));
+        dirs.extend(installed_program_dirs(&bin_dir));
     }
     let file = crate::os::program_file_name(name);
     dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file())
+}
+
+/// Where each installer puts QEMU and the VM's helpers, from the folder of the running
+/// binary: the .deb's `/usr/lib/berth` (`cargo xtask bundle`); the macOS app's
+/// `Contents/Resources/qemu/bin` (QEMU finds its data in `../share/qemu` from there);
+/// the Windows install folder's `qemu` (QEMU for Windows' own flat layout, its DLLs and
+/// data beside it). The installers' resources are in `src-tauri/release`.
+pub fn installed_program_dirs(bin_dir: &Path) -> Vec<PathBuf> {
+    vec![bin_dir.join("../lib/berth"), bin_dir.join("../Resources/qemu/bin"), bin_dir.join("qemu")]
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1021,5 +1029,32 @@ mod tests {
         assert!(matches!(choose_transport("vsock", false, None), Err(StartError::VhostMissing)));
         let err = choose_transport("pipe", true, None).expect_err("unknown");
         assert!(err.to_string().contains("BERTH_TRANSPORT=\"pipe\": expected vsock, serial or auto"), "{err}");
+    }
+
+    /// Each installer's layout, from the folder its binaries are in: the .deb, the macOS
+    /// app (`src-tauri/release/macos.json` puts QEMU in Contents/Resources/qemu) and the
+    /// Windows install folder (`release/windows.json`). The image and QEMU are found in
+    /// each.
+    #[test]
+    fn installed_images_and_qemu_are_found_where_each_installer_puts_them() {
+        let root = std::env::temp_dir().join(format!("berth-installed-{}", std::process::id()));
+        let layouts = [
+            ("deb/usr/bin", "deb/usr/share/berth/vm-image", "deb/usr/lib/berth", "qemu-system-x86_64"),
+            ("Berth.app/Contents/MacOS", "Berth.app/Contents/Resources/vm-image", "Berth.app/Contents/Resources/qemu/bin", "qemu-system-aarch64"),
+            ("Berth", "Berth/vm-image", "Berth/qemu", "qemu-system-x86_64.exe"),
+        ];
+        for (bin, image, qemu_dir, qemu) in layouts {
+            std::fs::create_dir_all(root.join(bin)).unwrap();
+            std::fs::create_dir_all(root.join(image)).unwrap();
+            std::fs::create_dir_all(root.join(qemu_dir)).unwrap();
+            std::fs::write(root.join(image).join("vmlinuz"), b"k").unwrap();
+            std::fs::write(root.join(image).join("initramfs.cpio"), b"i").unwrap();
+            std::fs::write(root.join(qemu_dir).join(qemu), b"q").unwrap();
+            let found = image::installed_image_dirs(&root.join(bin)).into_iter().find_map(|d| VmImage::in_dir(&d)).expect(image);
+            assert_eq!(std::fs::canonicalize(&found.dir).unwrap(), std::fs::canonicalize(root.join(image)).unwrap());
+            let program = installed_program_dirs(&root.join(bin)).into_iter().map(|d| d.join(qemu)).find(|p| p.is_file()).expect(qemu);
+            assert_eq!(std::fs::canonicalize(program).unwrap(), std::fs::canonicalize(root.join(qemu_dir).join(qemu)).unwrap());
+        }
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
