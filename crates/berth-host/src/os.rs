@@ -67,6 +67,13 @@ pub fn private_file() -> std::fs::OpenOptions {
     options
 }
 
+/// Makes `file` sparse, so the space it has not written takes none on disk. Linux's and
+/// macOS's file systems make a file grown with `set_len` sparse by themselves; NTFS
+/// allocates the whole length unless the file is marked (`FSCTL_SET_SPARSE`) first.
+pub fn make_sparse(file: &std::fs::File) -> std::io::Result<()> {
+    imp::make_sparse(file)
+}
+
 /// Starts `command` in a process group of its own, so a Ctrl-C meant for the caller
 /// does not reach it (QEMU, virtiofsd, the session).
 pub fn own_process_group(command: &mut tokio::process::Command) -> &mut tokio::process::Command {
@@ -160,6 +167,10 @@ mod imp {
     pub fn own_process_group(command: &mut tokio::process::Command) -> &mut tokio::process::Command {
         command.process_group(0)
     }
+
+    pub fn make_sparse(_file: &std::fs::File) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(windows)]
@@ -169,10 +180,11 @@ mod imp {
 
     use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, STILL_ACTIVE};
     use windows_sys::Win32::Storage::FileSystem::{LockFileEx, UnlockFileEx, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY};
+    use windows_sys::Win32::System::Ioctl::FSCTL_SET_SPARSE;
     use windows_sys::Win32::System::Threading::{
         GetExitCodeProcess, OpenProcess, QueryFullProcessImageNameW, TerminateProcess, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_TERMINATE,
     };
-    use windows_sys::Win32::System::IO::OVERLAPPED;
+    use windows_sys::Win32::System::IO::{DeviceIoControl, OVERLAPPED};
 
     use super::Stop;
 
@@ -244,6 +256,20 @@ mod imp {
     pub fn own_process_group(command: &mut tokio::process::Command) -> &mut tokio::process::Command {
         // CREATE_NEW_PROCESS_GROUP: Ctrl-C in the caller's console does not reach it.
         command.creation_flags(0x0000_0200)
+    }
+
+    pub fn make_sparse(file: &std::fs::File) -> std::io::Result<()> {
+        let mut returned = 0u32;
+        // SAFETY: a valid file handle; FSCTL_SET_SPARSE takes no buffers (no input means
+        // "set"), and the call is synchronous (no OVERLAPPED).
+        let ok = unsafe {
+            DeviceIoControl(file.as_raw_handle() as HANDLE, FSCTL_SET_SPARSE, std::ptr::null(), 0, std::ptr::null_mut(), 0, &mut returned, std::ptr::null_mut())
+        };
+        if ok != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }
 

@@ -38,12 +38,14 @@ impl DataDisk {
                 }
                 if meta.len() < self.size_bytes {
                     let file = std::fs::OpenOptions::new().write(true).open(&self.path).map_err(io("open the data disk"))?;
+                    crate::os::make_sparse(&file).map_err(io("make sparse the data disk"))?;
                     file.set_len(self.size_bytes).map_err(io("grow the data disk"))?;
                 }
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::write(self.fresh_marker(), b"").map_err(io("mark the new data disk"))?;
                 let file = std::fs::File::create_new(&self.path).map_err(io("create the data disk"))?;
+                crate::os::make_sparse(&file).map_err(io("make sparse the data disk"))?;
                 file.set_len(self.size_bytes).map_err(io("size the data disk"))?;
             }
             Err(err) => return Err(io("read the data disk")(err)),
@@ -292,6 +294,12 @@ mod tests {
         assert_eq!(meta.len(), 1 << 30);
         #[cfg(unix)]
         assert!(std::os::unix::fs::MetadataExt::blocks(&meta) < 64, "sparse: {} blocks", std::os::unix::fs::MetadataExt::blocks(&meta));
+        // FILE_ATTRIBUTE_SPARSE_FILE: marked before it was sized. Wine (where CI runs this,
+        // with WINEPREFIX set) accepts FSCTL_SET_SPARSE but keeps no such attribute.
+        #[cfg(windows)]
+        if std::env::var_os("WINEPREFIX").is_none() {
+            assert_ne!(std::os::windows::fs::MetadataExt::file_attributes(&meta) & 0x200, 0, "sparse attribute");
+        }
         disk.made();
         assert!(!disk.prepare().expect("again"), "made once");
         let bigger = DataDisk { size_bytes: 2 << 30, ..disk.clone() };
