@@ -281,6 +281,12 @@ pub struct NetnsRegistry {
 }
 
 impl DockerTarget {
+    /// A server that answers as Docker Hub's index does (search, a refused pull), on
+    /// 127.0.0.1 in this engine's network namespace.
+    pub fn hub_index(&self) -> crate::fixtures::hub::HubIndex {
+        crate::fixtures::hub::HubIndex::start(Some(self.netns_pid()))
+    }
+
     pub fn registry(&self, user: &str, password: &str) -> NetnsRegistry {
         let root = self.home().join("registry");
         std::fs::create_dir_all(&root).expect("registry folder");

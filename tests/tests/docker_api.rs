@@ -462,6 +462,44 @@ fn files_and_images(target: &DockerTarget) {
     assert!(!done && ["unauthorized", "no basic auth credentials", "authentication required"].iter().any(|m| err.to_lowercase().contains(m)), "{err}");
 }
 
+on_both!(search_a_hub_like_index);
+fn search_a_hub_like_index(target: &DockerTarget) {
+    // A server that answers as Docker Hub's index does; `docker search HOST:PORT/TERM`
+    // asks the index at HOST:PORT.
+    let hub = target.hub_index();
+    let search = |extra: &[&str], term: &str| -> Vec<String> {
+        let term = format!("{}/{term}", hub.addr);
+        let mut args = vec!["search", "--format", "{{.Name}}|{{.StarCount}}|{{.IsOfficial}}"];
+        args.extend(extra);
+        args.push(&term);
+        target.ok(&args).lines().map(str::to_owned).collect()
+    };
+    // Names as the index gives them (dockerd adds no registry), most stars first.
+    assert_eq!(search(&[], "redis"), ["redis|13087|[OK]", "bitnami/redis|339|", "redislabs/redisearch|61|"]);
+    assert_eq!(search(&["--limit", "1"], "redis"), ["redis|13087|[OK]"]);
+    assert!(hub.requests().iter().any(|r| r == "GET /v1/search?q=redis&n=1"), "the limit is the index's page size: {:?}", hub.requests());
+    assert_eq!(search(&["--filter", "is-official=true"], "nginx"), ["nginx|20755|[OK]"]);
+    assert_eq!(search(&["--filter", "stars=100"], "redis"), ["redis|13087|[OK]", "bitnami/redis|339|"]);
+    assert!(search(&[], "postgres").is_empty());
+    let table = target.ok(&["search", &format!("{}/redis", hub.addr)]);
+    assert!(table.starts_with("NAME ") && table.contains("Bitnami container image for Redis"), "{table}");
+    let (status, _, body) = target.http("GET", &format!("/images/search?term={}/redis&limit=2", hub.addr), "");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    let results: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(results.as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(results[0]["name"], "redis");
+    assert_eq!(results[0]["star_count"], 13087);
+    assert_eq!(results[0]["is_official"], true);
+    // A pull Docker Hub refuses for its rate limit: its words, and on Berth the limit its
+    // headers give.
+    let (pulled, _, err) = target.docker(&["pull", &format!("{}/library/redis:7", hub.addr)]);
+    assert!(!pulled);
+    assert!(err.contains(&format!("toomanyrequests: {}", fixtures::hub::RATE_LIMIT_MESSAGE)), "{err}");
+    if target.is_berth() {
+        assert!(err.contains("(pull limit: 100 per 6 hours, 0 left)"), "{err}");
+    }
+}
+
 on_both!(python_sdk);
 fn python_sdk(target: &DockerTarget) {
     with_image(target);

@@ -38,6 +38,10 @@ pub enum RegistryError {
     Denied { reference: String, detail: String },
     #[error("registry answered {status} for {what} of {reference}")]
     Status { status: u16, what: String, reference: String },
+    /// 429: Docker Hub's pull rate limit (or any registry's), in docker's words, with the
+    /// limit Docker Hub's headers give.
+    #[error("toomanyrequests: {message}{limit}")]
+    RateLimited { message: String, limit: String },
     #[error("manifest of {reference} is over the {limit} byte limit")]
     ManifestTooLarge { reference: String, limit: usize },
     #[error("manifest of {reference} does not match its digest {expected} (got {actual})")]
@@ -55,11 +59,57 @@ impl RegistryError {
             RegistryError::NotFound { .. } => ErrorKind::NotFound,
             RegistryError::Denied { .. } => ErrorKind::InvalidArgument,
             RegistryError::Status { status, .. } if *status >= 500 => ErrorKind::Unavailable,
+            RegistryError::RateLimited { .. } => ErrorKind::Unavailable,
             RegistryError::Status { .. } => ErrorKind::Internal,
             RegistryError::ManifestTooLarge { .. } | RegistryError::ManifestDigest { .. } => ErrorKind::InvalidArgument,
             RegistryError::Content(e) => e.kind(),
         }
     }
+}
+
+/// A registry's answer that is not what was asked for: a pull rate limit (429; its
+/// message from the registry's error body, at most 64 KiB of it read, and Docker Hub's
+/// `ratelimit-limit` and `ratelimit-remaining` headers), else the bare status.
+async fn refusal(response: reqwest::Response, what: &str, reference: &Reference) -> RegistryError {
+    let status = response.status().as_u16();
+    if status != 429 {
+        return RegistryError::Status { status, what: what.to_owned(), reference: reference.to_string() };
+    }
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let limit = rate_limit_note(header("ratelimit-limit").as_deref(), header("ratelimit-remaining").as_deref());
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            body.clear();
+            break;
+        }
+    }
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{} refused {what} of {reference}: too many requests", reference.registry));
+    RegistryError::RateLimited { message, limit }
+}
+
+/// Docker Hub's `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 0;w=21600`, as
+/// " (pull limit: 100 per 6 hours, 0 left)"; empty without them.
+fn rate_limit_note(limit: Option<&str>, remaining: Option<&str>) -> String {
+    let parse = |v: &str| -> Option<(u64, Option<u64>)> {
+        let mut parts = v.split(';');
+        let count = parts.next()?.trim().parse().ok()?;
+        let window = parts.find_map(|p| p.trim().strip_prefix("w=")?.parse().ok());
+        Some((count, window))
+    };
+    let Some((count, window)) = limit.and_then(parse) else { return String::new() };
+    let per = match window {
+        Some(w) if w % 3600 == 0 => format!(" per {} hour{}", w / 3600, if w == 3600 { "" } else { "s" }),
+        Some(w) => format!(" per {w} s"),
+        None => String::new(),
+    };
+    let left = remaining.and_then(parse).map(|(n, _)| format!(", {n} left")).unwrap_or_default();
+    format!(" (pull limit: {count}{per}{left})")
 }
 
 /// The engine's config file is not what it should be.
@@ -384,7 +434,7 @@ impl RegistryClient {
             return Err(RegistryError::NotFound { what: format!("manifest {}", reference.lookup()), reference: reference.name() });
         }
         if status != 200 {
-            return Err(RegistryError::Status { status, what: "manifest".into(), reference: reference.to_string() });
+            return Err(refusal(response, "manifest", reference).await);
         }
         let media_type = response
             .headers()
@@ -445,7 +495,7 @@ impl RegistryClient {
             return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
         }
         if status != 200 {
-            return Err(RegistryError::Status { status, what: format!("blob {digest}"), reference: reference.to_string() });
+            return Err(refusal(response, &format!("blob {digest}"), reference).await);
         }
         let mut writer = store.writer(digest.clone(), Some(size)).await?;
         let mut stream = response.bytes_stream();
@@ -481,6 +531,15 @@ impl RegistryClient {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docker_hubs_rate_limit_headers_are_read() {
+        assert_eq!(super::rate_limit_note(Some("100;w=21600"), Some("0;w=21600")), " (pull limit: 100 per 6 hours, 0 left)");
+        assert_eq!(super::rate_limit_note(Some("200;w=3600"), None), " (pull limit: 200 per 1 hour)");
+        assert_eq!(super::rate_limit_note(Some("5;w=90"), Some("2")), " (pull limit: 5 per 90 s, 2 left)");
+        assert_eq!(super::rate_limit_note(Some("many"), Some("0")), "");
+        assert_eq!(super::rate_limit_note(None, Some("0;w=21600")), "");
+    }
+
     use super::*;
 
     /// A hostile server on loopback: answers each request with `answer(head)` and keeps

@@ -45,13 +45,14 @@ impl RegistryClient {
         let status = response.status();
         if status.is_success() {
             let body: serde_json::Value = response.json().await.map_err(|e| unexpected(&registry, e.to_string()))?;
-            let prefix = if registry == DOCKER_HUB { String::new() } else { format!("{registry}/") };
             let results = body["results"].as_array().cloned().unwrap_or_default();
+            // Names as the index gives them, as dockerd returns them (Docker Hub's
+            // official images without `library/`).
             return Ok(results
                 .iter()
                 .take(limit)
                 .map(|r| SearchResult {
-                    name: format!("{prefix}{}", r["name"].as_str().unwrap_or_default()),
+                    name: r["name"].as_str().unwrap_or_default().to_owned(),
                     description: r["description"].as_str().unwrap_or_default().to_owned(),
                     star_count: r["star_count"].as_u64().unwrap_or(0),
                     is_official: r["is_official"].as_bool().unwrap_or(false),
