@@ -7,7 +7,7 @@ use berth_compose::desktop::Projects;
 use berth_host::ui::engine::ContainerAction;
 use berth_host::ui::names::{Channel, EngineTarget};
 use berth_host::ui::rows::ComposeProjectRow;
-use berth_host::ui::rows::{ContainerDetail, ContainerRow, ImageRow, LogLine, NetworkDetail, NetworkRequest, NetworkRow, RunRequest, VolumeRow};
+use berth_host::ui::rows::{ContainerDetail, ContainerRow, ImageRow, LogLine, NetworkDetail, NetworkRequest, NetworkRow, RunRequest, SearchRow, VolumeRow};
 use berth_host::ui::rows::{FileRow, HistoryRow, Pruned, StatsSample, TerminalEvent};
 use berth_host::ui::settings::{self, SettingsForm};
 use berth_host::ui::UiError;
@@ -72,6 +72,12 @@ pub async fn list_images(desktop: State<'_, Desktop>) -> Result<Vec<ImageRow>, U
 pub async fn pull_image(app: AppHandle, desktop: State<'_, Desktop>, reference: String) -> Result<Option<String>, UiError> {
     let engine = desktop.engine().await?;
     desktop.pulls().run(&reference, engine.pull(&reference, |step| drop(app.emit(Channel::PullProgress.name(), step)))).await
+}
+
+/// Docker Hub's (or a registry's) images matching `term`, as `docker search` finds them.
+#[tauri::command]
+pub async fn search_images(desktop: State<'_, Desktop>, term: String, limit: u32) -> Result<Vec<SearchRow>, UiError> {
+    desktop.engine().await?.search_images(&term, limit).await
 }
 
 /// Stops a pull under way; false when none of that name runs.

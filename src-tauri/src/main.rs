@@ -96,6 +96,7 @@ fn main() {
             commands::open_url,
             commands::choose_path,
             commands::compose_build,
+            commands::search_images,
         ])
         .build(tauri::generate_context!());
     let app = match app {

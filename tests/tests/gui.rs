@@ -358,6 +358,23 @@ fn every_view_against_the_native_engine() {
         if !refused.contains("registry.invalid") {
             return Err(format!("the failed pull says {refused:?}"));
         }
+        // Search an index that answers as Docker Hub's does, and pull a result: the index
+        // refuses it for its rate limit, which the view shows with the limit.
+        let hub = berth_tests::fixtures::hub::HubIndex::start(Some(holder));
+        session.type_into("#search-term", &format!("{}/redis", hub.addr))?;
+        session.click("#search")?;
+        let results = format!("section[aria-label=\"Search results for {}/redis\"]", hub.addr);
+        let stars = session.wait_text(&format!("{results} {} td:nth-child(3)", row("bitnami/redis")), wait, |t| !t.is_empty())?;
+        if stars != "339" {
+            return Err(format!("the search result bitnami/redis shows {stars:?} stars"));
+        }
+        shot("image-search")?;
+        session.click(&button("Pull bitnami/redis"))?;
+        let refused = session.wait_text(".error", wait, |t| t.contains("toomanyrequests"))?;
+        // Pulled from the index searched, not from Docker Hub.
+        if !refused.contains("(pull limit: 100 per 6 hours, 0 left)") || !hub.requests().iter().any(|r| r.contains("/v2/bitnami/redis/manifests/")) {
+            return Err(format!("the refused pull of a search result says {refused:?}; the index saw {:?}", hub.requests()));
+        }
         // Run it from the Run dialog with a published port; fetch that port.
         session.click(&button(&format!("Run {IMAGE}")))?;
         session.wait_for("[role=\"dialog\"]", wait)?;

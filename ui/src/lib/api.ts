@@ -21,6 +21,7 @@ import type { NetworkRequest } from "../bindings/NetworkRequest";
 import type { NetworkRow } from "../bindings/NetworkRow";
 import type { PullProgress } from "../bindings/PullProgress";
 import type { RunRequest } from "../bindings/RunRequest";
+import type { SearchRow } from "../bindings/SearchRow";
 import type { SettingsForm } from "../bindings/SettingsForm";
 import type { StatsSample } from "../bindings/StatsSample";
 import type { TerminalEvent } from "../bindings/TerminalEvent";
@@ -85,6 +86,7 @@ export interface Commands {
   open_url: [{ url: string }, null];
   choose_path: [{ folder: boolean }, string | null];
   compose_build: [{ name: string }, string[]];
+  search_images: [{ term: string; limit: number }, SearchRow[]];
 }
 
 /// The commands that stream to the window, and what each sends.

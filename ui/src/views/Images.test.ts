@@ -30,6 +30,49 @@ describe("Images", () => {
     expect(fake.called("pull_image")[0].args).toEqual({ reference: "registry.test/app:1" });
   });
 
+  it("searches and pulls a result, from the registry the search named", async () => {
+    const fake = new FakeApi({
+      list_images: () => [],
+      search_images: ({ term }) =>
+        term === "registry.test:5000/redis"
+          ? [
+              { name: "redis", description: "Redis, the official image", stars: 13087, official: true },
+              { name: "bitnami/redis", description: "Bitnami container image for Redis", stars: 339, official: false },
+            ]
+          : [],
+      pull_image: () => "sha256:" + "e".repeat(64),
+    });
+    render(Images, { api: fake });
+    await fireEvent.input(screen.getByRole("textbox", { name: "Search images" }), { target: { value: " registry.test:5000/redis " } });
+    await fireEvent.click(screen.getByRole("button", { name: "Search" }));
+    const results = await screen.findByRole("region", { name: "Search results for registry.test:5000/redis" });
+    expect(fake.called("search_images")[0].args).toEqual({ term: "registry.test:5000/redis", limit: 25 });
+    const rows = [...results.querySelectorAll("tbody tr")].map((r) => [...r.querySelectorAll("td")].slice(0, 4).map((c) => c.textContent));
+    expect(rows).toEqual([
+      ["redis", "Redis, the official image", "13087", "official"],
+      ["bitnami/redis", "Bitnami container image for Redis", "339", ""],
+    ]);
+    await fireEvent.click(screen.getByRole("button", { name: "Pull bitnami/redis" }));
+    await waitFor(() => expect(fake.called("pull_image")).toHaveLength(1));
+    expect(fake.called("pull_image")[0].args).toEqual({ reference: "registry.test:5000/bitnami/redis" });
+    expect((await screen.findByRole("status")).textContent).toBe("Pulled registry.test:5000/bitnami/redis (eeeeeeeeeeee)");
+  });
+
+  it("says when a search finds nothing, and shows a refused search in the engine's words", async () => {
+    let refuse = false;
+    const fake = new FakeApi({
+      list_images: () => [],
+      search_images: () => (refuse ? refusal("unavailable", "search: cannot reach registry index.docker.io: dns error") : []),
+    });
+    render(Images, { api: fake });
+    await fireEvent.input(screen.getByRole("textbox", { name: "Search images" }), { target: { value: "nothing-like-this" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Search" }));
+    expect(await screen.findByText("Nothing found for “nothing-like-this”.")).toBeTruthy();
+    refuse = true;
+    await fireEvent.click(screen.getByRole("button", { name: "Search" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("search: cannot reach registry index.docker.io: dns error");
+  });
+
   it("cancels a pull under way and says so", async () => {
     let finish: (id: string | null) => void = () => {};
     const fake = new FakeApi({

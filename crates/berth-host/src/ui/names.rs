@@ -63,6 +63,7 @@ pub enum Command {
     OpenUrl,
     ChoosePath,
     ComposeBuild,
+    SearchImages,
 }
 
 /// Every event the app sends the window.

@@ -6,12 +6,12 @@ use std::path::{Component, Path, PathBuf};
 
 use berth_proto::v1::{
     CloneVolumeRequest, ConnectNetworkRequest, DisconnectNetworkRequest, InspectImageRequest, PruneImagesRequest, PruneVolumesRequest, PushRequest,
-    VolumeImportChunk, VolumeRef,
+    SearchImagesRequest, VolumeImportChunk, VolumeRef,
 };
 use futures::StreamExt;
 
 use super::engine::Engine;
-use super::rows::{FileRow, HistoryRow, Pruned};
+use super::rows::{FileRow, HistoryRow, Pruned, SearchRow};
 use super::{status, UiError};
 use crate::ErrorKind;
 
@@ -52,6 +52,26 @@ impl Engine {
             .steps
             .into_iter()
             .map(|s| HistoryRow { created: s.created, created_by: s.created_by, size: s.size, empty_layer: s.empty_layer })
+            .collect())
+    }
+
+    /// Searches Docker Hub for `term` (or the registry a `host[:port]/words` term names,
+    /// with the login stored for it), at most `limit` results, as `docker search` does.
+    pub async fn search_images(&self, term: &str, limit: u32) -> Result<Vec<SearchRow>, UiError> {
+        let term = term.trim();
+        if term.is_empty() {
+            return Err(UiError::invalid("type what to search for"));
+        }
+        let auth = crate::credentials::load(&crate::credentials::registry_of(term))
+            .map_err(|e| UiError::new(e.kind(), e.to_string()))?
+            .map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
+        let found =
+            self.client().images().search(SearchImagesRequest { term: term.to_owned(), limit, filters: Vec::new(), auth }).await.map_err(status("search"))?;
+        Ok(found
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|r| SearchRow { name: r.name, description: r.description, stars: r.star_count, official: r.is_official })
             .collect())
     }
 

@@ -213,6 +213,16 @@ pub struct FileRow {
     pub size: u64,
 }
 
+/// One result of an image search (Docker Hub's, or a registry's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct SearchRow {
+    pub name: String,
+    pub description: String,
+    pub stars: u64,
+    pub official: bool,
+}
+
 /// One step of an image's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
