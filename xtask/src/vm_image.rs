@@ -255,6 +255,7 @@ pub fn build_for(flavor: Kernel, arch: Arch) -> Result<Built> {
         "kernel_release": release,
         "arch": arch.name(),
         "agent_target": arch.musl_target(),
+        "agent_profile": agent_profile(),
         "modules": modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "net_modules": net_modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         "files": files,
@@ -525,9 +526,10 @@ fn add_runtime(archive: &mut Archive, cache: &Path, arch: Arch) -> Result<()> {
 
 fn build_agent(arch: Arch) -> Result<PathBuf> {
     let target = arch.musl_target();
-    println!("vm-image: building berth-agent and berth-monitor for {target}");
+    let profile = agent_profile();
+    println!("vm-image: building berth-agent and berth-monitor for {target} ({profile} profile)");
     let mut cmd = shell::cargo();
-    cmd.args(["build", "--release", "--package", "berth-agent", "--package", "berth-monitor", "--target", target])
+    cmd.args(["build", "--profile", &profile, "--package", "berth-agent", "--package", "berth-monitor", "--target", target])
         // Not position-independent, so the agent does not relocate itself at start.
         // Measured with `cargo xtask bench vm-boot`, the effect on boot under TCG was
         // within the run-to-run noise (the uncompressed initramfs was what counted).
@@ -544,7 +546,13 @@ fn build_agent(arch: Arch) -> Result<PathBuf> {
             .env("AR_aarch64_unknown_linux_musl", ar);
     }
     shell::run(&mut cmd).with_context(|| format!("build the static agent (needs `rustup target add {target}`; `cargo xtask setup` does that)"))?;
-    Ok(crate::target_dir().join(format!("{target}/release/berth-agent")))
+    Ok(crate::target_dir().join(format!("{target}/{profile}/berth-agent")))
+}
+
+/// The cargo profile the agent is built with: `release`, or `BERTH_AGENT_PROFILE`'s
+/// (CI's arm64 test image uses `guest-test`, see the workspace's Cargo.toml).
+fn agent_profile() -> String {
+    std::env::var("BERTH_AGENT_PROFILE").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "release".to_owned())
 }
 
 /// A module list: a name per line, `#` comments, and `name @ARCH` for one architecture's.
