@@ -284,7 +284,7 @@ impl DockerTarget {
     /// A server that answers as Docker Hub's index does (search, a refused pull), on
     /// 127.0.0.1 in this engine's network namespace.
     pub fn hub_index(&self) -> crate::fixtures::hub::HubIndex {
-        crate::fixtures::hub::HubIndex::start(Some(self.netns_pid()))
+        crate::fixtures::hub::HubIndex::start(self.netns_pid())
     }
 
     pub fn registry(&self, user: &str, password: &str) -> NetnsRegistry {

@@ -360,7 +360,7 @@ fn every_view_against_the_native_engine() {
         }
         // Search an index that answers as Docker Hub's does, and pull a result: the index
         // refuses it for its rate limit, which the view shows with the limit.
-        let hub = berth_tests::fixtures::hub::HubIndex::start(Some(holder));
+        let hub = berth_tests::fixtures::hub::HubIndex::start(holder);
         session.type_into("#search-term", &format!("{}/redis", hub.addr))?;
         session.click("#search")?;
         let results = format!("section[aria-label=\"Search results for {}/redis\"]", hub.addr);
