@@ -16,7 +16,7 @@ struct Pulled {
 }
 
 async fn pull(client: &AgentClient, reference: &str, platform: &str) -> Result<Pulled, CallError> {
-    let request = PullRequest { reference: reference.into(), platform: platform.into(), auth: None };
+    let request = PullRequest { reference: reference.into(), platform: platform.into(), auth: None, require_signature: false };
     let mut stream = client.images().pull(request).await.map_err(|s| CallError::from_status("pull", s))?.into_inner();
     let mut cached = Vec::new();
     while let Some(event) = stream.next().await {

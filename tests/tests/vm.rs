@@ -500,7 +500,7 @@ async fn the_engine_in_the_vm_pulls_from_a_registry_on_the_hosts_loopback() {
         let mut vm = TestVm::builder("vm-pull").start().await;
         let client = vm.client();
         // "127.0.0.1" is the user's machine: the engine in the VM reaches it through QEMU.
-        let request = PullRequest { reference: registry.reference(&fixture), platform: String::new(), auth: None };
+        let request = PullRequest { reference: registry.reference(&fixture), platform: String::new(), auth: None, require_signature: false };
         let mut stream = client.images().pull(request).await.expect("pull").into_inner();
         let mut image = None;
         while let Some(event) = stream.next().await {
@@ -535,7 +535,7 @@ async fn containers_run_in_the_vm_with_cgroup_v2_limits() {
         let reference = registry.reference(&fixture);
         let mut stream = client
             .images()
-            .pull(PullRequest { reference: reference.clone(), platform: String::new(), auth: None })
+            .pull(PullRequest { reference: reference.clone(), platform: String::new(), auth: None, require_signature: false })
             .await
             .expect("pull")
             .into_inner();

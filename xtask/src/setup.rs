@@ -58,6 +58,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "python3-docker",
     // testcontainers-python comes from PyPI, into a venv of its own (`python_packages`).
     "python3-venv",
+    // The signed-image tests check signatures against OpenSSL with it.
+    "python3-cryptography",
     // virtiofsd (cargo install, below) links libseccomp and libcap-ng.
     "libseccomp-dev",
     "libcap-ng-dev",
@@ -127,7 +129,20 @@ fn debian_packages() -> Result<()> {
         return Ok(());
     }
     println!("setup: installing {}", missing.join(" "));
-    shell::run(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    // Some machines come with a newer qemu-utils from bookworm-backports (and no
+    // backports source to match it): Debian's QEMU 7.2 system emulators break against
+    // it, so qemu-utils goes back to bookworm's own version with them.
+    if qemu_utils_from_backports() {
+        println!("setup: qemu-utils is bookworm-backports'; installing bookworm's with QEMU");
+        install.args(["--allow-downgrades", "qemu-utils/bookworm"]);
+    }
+    shell::run(&mut install)
+}
+
+fn qemu_utils_from_backports() -> bool {
+    shell::output(Command::new("dpkg-query").args(["-W", "-f=${Version}", "qemu-utils"])).is_ok_and(|v| v.contains("bpo"))
 }
 
 fn debian_installed(package: &str) -> bool {

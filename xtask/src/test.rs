@@ -98,6 +98,8 @@ fn native() -> Result<()> {
         "--test",
         "images",
         "--test",
+        "trust",
+        "--test",
         "containers",
         "--test",
         "volumes",

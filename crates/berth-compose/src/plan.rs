@@ -462,6 +462,9 @@ fn plan_service(
     let create = CreateContainerRequest {
         name: String::new(),
         image,
+        // The engine's trust policy applies whatever this says; DOCKER_CONTENT_TRUST
+        // reaches compose's pulls (`credentials::pull_request`).
+        require_signature: false,
         cmd: s.command.clone().unwrap_or_default(),
         entrypoint: s.entrypoint.clone().unwrap_or_default(),
         entrypoint_set: s.entrypoint.is_some(),

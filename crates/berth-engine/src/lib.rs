@@ -109,6 +109,7 @@ impl Engine {
         let registries = registry::RegistryConfig::load(&config.root_dir.join("daemon.json")).map_err(image::OpenError::from)?;
         let events = Arc::new(EventBus::new(256));
         let images = Arc::new(image::Images::open(&config.root_dir, registries)?.publishing_to(events.clone()));
+        images.take_trust_policy_from(&config.root_dir.join("daemon.json"))?;
         let volumes = Arc::new(volume::Volumes::open(&config.root_dir)?.publishing_to(events.clone()));
         let networks = Arc::new(network::Networks::open(&config.root_dir)?.publishing_to(events.clone()));
         let containers = Arc::new(container::Containers::open(

@@ -123,10 +123,22 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<String, Credentia
 
 /// A pull of `reference` carrying the user's login for its registry (docker's
 /// config.json and credential helpers): what the CLI, compose and the desktop app all
-/// send, so no path pulls without it.
+/// send, so no path pulls without it. With `DOCKER_CONTENT_TRUST` set, the pull asks for
+/// a signature (see [`content_trust`]).
 pub fn pull_request(reference: &str, platform: &str) -> Result<berth_proto::v1::PullRequest, CredentialsError> {
     let auth = load(&registry_of(reference))?.map(|l| berth_proto::v1::RegistryAuth { username: l.username, password: l.password });
-    Ok(berth_proto::v1::PullRequest { reference: reference.to_owned(), platform: platform.to_owned(), auth })
+    Ok(berth_proto::v1::PullRequest { reference: reference.to_owned(), platform: platform.to_owned(), auth, require_signature: content_trust() })
+}
+
+/// Whether `DOCKER_CONTENT_TRUST` asks for signed images (docker reads it as a boolean:
+/// `1`, `t`, `true`, in any case). Berth maps it to "a signature by a key of the trust
+/// policy is required", on pull and on create.
+pub fn content_trust() -> bool {
+    std::env::var("DOCKER_CONTENT_TRUST").is_ok_and(|v| parse_bool(&v))
+}
+
+fn parse_bool(value: &str) -> bool {
+    matches!(value.trim(), "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 /// The stored login for a registry host, if any.

@@ -49,6 +49,10 @@ pub struct Settings {
     /// Where the engine's DNS server forwards names it does not know (`ip[:port]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns_upstream: Vec<String>,
+    /// Which repositories need a signature by which keys (`berth trust policy`); the
+    /// engine enforces it on pull and on create.
+    #[serde(skip_serializing_if = "berth_trust::Policy::is_empty")]
+    pub trust_policy: berth_trust::Policy,
     /// Other daemon.json keys, passed to the engine as they are.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub engine: serde_json::Map<String, Value>,
@@ -129,6 +133,7 @@ impl Settings {
         out.insert("registry-mirrors".into(), self.registry_mirrors.clone().into());
         out.insert("dns-upstream".into(), self.dns_upstream.clone().into());
         out.insert("engine".into(), Value::Object(self.engine.clone()));
+        out.insert("trust-policy".into(), serde_json::to_value(&self.trust_policy).unwrap_or_default());
         out
     }
 
@@ -208,6 +213,8 @@ impl Settings {
         if !self.registry_mirrors.is_empty() {
             daemon.insert("registry-mirrors".into(), self.registry_mirrors.clone().into());
         }
+        // The engine takes its trust policy from here at each start.
+        daemon.insert(berth_proto::TRUST_POLICY_KEY.into(), serde_json::to_value(&self.trust_policy).unwrap_or_default());
         Value::Object(daemon)
     }
 
@@ -317,7 +324,7 @@ mod tests {
         s.set("engine", &[r#"{"debug": true}"#.into()]).expect("engine");
         assert_eq!(s.cpus, Some(2));
         assert_eq!(s.shares(), vec![PathBuf::from(a), PathBuf::from(b), PathBuf::from(c)]);
-        assert_eq!(s.daemon_json(), serde_json::json!({"debug": true, "insecure-registries": ["r:5000"]}));
+        assert_eq!(s.daemon_json(), serde_json::json!({"debug": true, "insecure-registries": ["r:5000"], "berth-trust-policy": {"rules": []}}));
         assert!(s.set("cpus", &["lots".into()]).is_err());
         assert!(s.set("shares", &["relative".into()]).is_err());
         assert!(s.set("disk-gib", &["10".into()]).is_err(), "the disk only grows");

@@ -14,6 +14,10 @@ pub mod units;
 
 pub use kind::{is_missing_image, mark_missing_image, ErrorKind};
 
+/// The daemon.json key under which the host's settings give the engine its trust policy
+/// (`berth_trust::Policy` as JSON), taken at each engine start.
+pub const TRUST_POLICY_KEY: &str = "berth-trust-policy";
+
 /// Generated code of the `berth.v1` package.
 pub mod v1 {
     #![allow(missing_docs, missing_debug_implementations, clippy::all)]

@@ -297,6 +297,7 @@ impl ContainerArgs {
             mounts.push(berth_proto::mounts::parse_mount_flag(m)?);
         }
         Ok(CreateContainerRequest {
+            require_signature: berth_host::credentials::content_trust(),
             name: self.name.clone().unwrap_or_default(),
             image: self.image.clone(),
             cmd: self.command.clone(),

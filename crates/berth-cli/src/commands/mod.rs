@@ -43,6 +43,7 @@ mod stop;
 mod system;
 mod tag;
 mod top;
+mod trust;
 mod update;
 mod version;
 mod vm;
@@ -154,6 +155,10 @@ enum Command {
     Save(save::Args),
     /// Search a registry for images (Docker Hub, or `host[:port]/term`).
     Search(search::Args),
+    /// Signed images, as cosign signs them: keys, sign, verify, and the policy the
+    /// engine enforces on pull and run.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Load images from a tar (`berth save`, `docker save`, an OCI layout).
     Load(load::Args),
     /// The steps that made an image.
@@ -240,6 +245,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Compose(args) => compose::run(&ctx, args).await,
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Search(args) => search::run(&ctx, args).await,
+        Command::Trust(cmd) => trust::run(&ctx, cmd).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Import(args) => import::run(&ctx, args).await,

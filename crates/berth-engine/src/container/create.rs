@@ -14,6 +14,9 @@ use super::{caps, new_id, now_rfc3339, signal, ContainerError, Containers};
 pub struct CreateRequest {
     pub name: String,
     pub image: String,
+    /// A verified signature by a key of the trust policy is required even where no
+    /// rule covers the image's repository (`DOCKER_CONTENT_TRUST=1`).
+    pub require_signature: bool,
     pub cmd: Vec<String>,
     pub entrypoint: Option<Vec<String>>,
     pub env: Vec<String>,
@@ -402,6 +405,7 @@ impl Containers {
             ));
         }
         let image = self.images.resolve(&request.image)?.ok_or_else(|| ContainerError::NoImage(request.image.clone()))?;
+        self.images.enforce_on_create(&request.image, &image, request.require_signature)?;
         let blob = self.images.content.read(&image.id).await.map_err(|e| ContainerError::Invalid(format!("image {}: {e}", request.image)))?;
         let image_config = ImageConfig::parse(&blob);
 

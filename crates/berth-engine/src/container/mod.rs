@@ -82,6 +82,8 @@ pub enum ContainerError {
     Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
     Commit(#[from] crate::image::CommitError),
+    #[error(transparent)]
+    Trust(#[from] crate::image::TrustError),
     #[error("the OCI runtime failed: {0}")]
     Runtime(String),
     /// The command is nowhere or cannot be run, as the container's files show.
@@ -101,6 +103,7 @@ impl ContainerError {
             ContainerError::Rootfs(e) => e.kind(),
             ContainerError::Network(e) => e.kind(),
             ContainerError::Commit(e) => e.kind(),
+            ContainerError::Trust(e) => e.kind(),
             ContainerError::Runtime(_) | ContainerError::Spec(_) | ContainerError::Image(_) | ContainerError::Io { .. } => ErrorKind::Internal,
         }
     }

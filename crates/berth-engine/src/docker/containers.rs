@@ -267,6 +267,8 @@ pub fn create_request(name: &str, body: &Value) -> Result<CreateRequest, ApiErro
     Ok(CreateRequest {
         name: name.to_owned(),
         image: body["Image"].as_str().unwrap_or_default().to_owned(),
+        // The docker CLI checks content trust itself; the engine's policy still applies.
+        require_signature: false,
         cmd: strings(&body["Cmd"]),
         entrypoint,
         env: strings(&body["Env"]),

@@ -89,6 +89,7 @@ impl From<CreateContainerRequest> for CreateRequest {
         CreateRequest {
             name: r.name,
             image: r.image,
+            require_signature: r.require_signature,
             cmd: r.cmd,
             entrypoint: r.entrypoint_set.then_some(r.entrypoint),
             env: r.env,

@@ -43,7 +43,20 @@ pub fn to_proto(r: ImageRecord) -> Image {
         os: r.os,
         layers: r.layers.iter().map(ToString::to_string).collect(),
         config_json: String::new(),
+        signed_by: Vec::new(),
     }
+}
+
+impl ImagesApi {
+    /// The image with the keys that verified it.
+    fn with_signatures(&self, record: ImageRecord) -> Image {
+        let signed_by = self.images.signed_by(&record).unwrap_or_default();
+        Image { signed_by, ..to_proto(record) }
+    }
+}
+
+fn creds_of(auth: Option<&berth_proto::v1::RegistryAuth>) -> Option<crate::registry::Credentials> {
+    auth.filter(|a| !a.username.is_empty()).map(|a| crate::registry::Credentials { username: a.username.clone(), password: a.password.clone() })
 }
 
 fn status(kind: berth_proto::ErrorKind, message: String) -> Status {
@@ -95,7 +108,7 @@ impl ImagesApiTrait for ImagesApi {
             // A client that goes away (a cancelled pull) stops the pull, as in dockerd:
             // what is downloaded stays for the next one, nothing half-made is recorded.
             let result = tokio::select! {
-                result = images.pull(&request.reference, Some(&request.platform), creds.as_ref(), ptx) => result,
+                result = images.pull_signed(&request.reference, Some(&request.platform), creds.as_ref(), ptx, request.require_signature) => result,
                 () = tx.closed() => {
                     forward.abort();
                     tracing::info!(reference = %request.reference, "pull cancelled: its client went away");
@@ -104,7 +117,10 @@ impl ImagesApiTrait for ImagesApi {
             };
             let _ = forward.await;
             let message = match result {
-                Ok(record) => Ok(PullEvent { event: Some(pull_event::Event::Done(to_proto(record))) }),
+                Ok(record) => {
+                    let signed_by = images.signed_by(&record).unwrap_or_default();
+                    Ok(PullEvent { event: Some(pull_event::Event::Done(Image { signed_by, ..to_proto(record) })) })
+                }
                 Err(err) => {
                     tracing::warn!(reference = %request.reference, error = %err, "pull failed");
                     Err(status(err.kind(), crate::error_chain(&err)))
@@ -120,7 +136,7 @@ impl ImagesApiTrait for ImagesApi {
         // A build's unnamed steps are its cache, not images to list.
         let steps = self.images.catalog.build_steps().map_err(|e| status(e.kind(), e.to_string()))?;
         images.retain(|r| !r.tags.is_empty() || !steps.contains(&r.id.to_string()));
-        Ok(Response::new(ListImagesResponse { images: images.into_iter().map(to_proto).collect() }))
+        Ok(Response::new(ListImagesResponse { images: images.into_iter().map(|r| self.with_signatures(r)).collect() }))
     }
 
     async fn inspect(&self, request: Request<InspectImageRequest>) -> Result<Response<Image>, Status> {
@@ -131,7 +147,7 @@ impl ImagesApiTrait for ImagesApi {
             Some(record) => {
                 let config: serde_json::Value =
                     self.images.content.read(&record.id).await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-                let mut image = to_proto(record);
+                let mut image = self.with_signatures(record);
                 image.config_json = config.get("config").map(|c| c.to_string()).unwrap_or_else(|| "{}".to_owned());
                 Ok(Response::new(image))
             }
@@ -340,6 +356,81 @@ impl ImagesApiTrait for ImagesApi {
             })
             .collect();
         Ok(Response::new(berth_proto::v1::SearchImagesResponse { results }))
+    }
+
+    async fn signature_payload(
+        &self,
+        request: Request<berth_proto::v1::SignaturePayloadRequest>,
+    ) -> Result<Response<berth_proto::v1::SignaturePayloadResponse>, Status> {
+        let request = request.into_inner();
+        let creds = creds_of(request.auth.as_ref());
+        let to_sign = self.images.signature_payload(&request.reference, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(berth_proto::v1::SignaturePayloadResponse {
+            repository: to_sign.repository,
+            digest: to_sign.digest.to_string(),
+            payload: to_sign.payload,
+        }))
+    }
+
+    async fn attach_signature(
+        &self,
+        request: Request<berth_proto::v1::AttachSignatureRequest>,
+    ) -> Result<Response<berth_proto::v1::AttachSignatureResponse>, Status> {
+        let request = request.into_inner();
+        let creds = creds_of(request.auth.as_ref());
+        let (tag, count) = self
+            .images
+            .attach_signature(&request.reference, &request.payload, &request.signature, creds.as_ref())
+            .await
+            .map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(berth_proto::v1::AttachSignatureResponse { tag, signatures: u32::try_from(count).unwrap_or(u32::MAX) }))
+    }
+
+    async fn verify_signatures(
+        &self,
+        request: Request<berth_proto::v1::VerifySignaturesRequest>,
+    ) -> Result<Response<berth_proto::v1::VerifySignaturesResponse>, Status> {
+        let request = request.into_inner();
+        let creds = creds_of(request.auth.as_ref());
+        let invalid = |e: String| status(berth_proto::ErrorKind::InvalidArgument, e);
+        let reference: crate::registry::Reference = request.reference.parse().map_err(|e: crate::registry::InvalidReference| invalid(e.to_string()))?;
+        let keys = if request.keys.is_empty() {
+            let policy = self.images.trust_policy().map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+            match policy.requirement(&reference.name(), false) {
+                berth_trust::policy::Requirement::Signed { keys, .. } => keys,
+                berth_trust::policy::Requirement::None => {
+                    return Err(invalid(format!("no key given, and the trust policy has no rule for {}", reference.name())));
+                }
+            }
+        } else {
+            request
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| berth_trust::PublicKey::from_pem(k).map_err(|e| invalid(format!("key {}: {e}", i + 1))))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let checked = self.images.check_signatures(&reference, None, &keys, creds.as_ref()).await.map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        // What verified is remembered, so the image shows as signed.
+        let _ = self.images.catalog.record_signatures(&reference.name(), &checked.digest, &checked.verified_by);
+        Ok(Response::new(berth_proto::v1::VerifySignaturesResponse {
+            digest: checked.digest.to_string(),
+            found: u32::try_from(checked.found).unwrap_or(u32::MAX),
+            verified_by: checked.verified_by,
+            identities: checked.identities,
+        }))
+    }
+
+    async fn get_trust_policy(&self, _: Request<berth_proto::v1::GetTrustPolicyRequest>) -> Result<Response<berth_proto::v1::TrustPolicy>, Status> {
+        let policy = self.images.trust_policy().map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(berth_proto::v1::TrustPolicy { json: String::from_utf8_lossy(&policy.to_bytes()).into_owned() }))
+    }
+
+    async fn set_trust_policy(&self, request: Request<berth_proto::v1::TrustPolicy>) -> Result<Response<berth_proto::v1::TrustPolicy>, Status> {
+        let policy =
+            berth_trust::Policy::parse(request.into_inner().json.as_bytes()).map_err(|e| status(berth_proto::ErrorKind::InvalidArgument, e.to_string()))?;
+        self.images.set_trust_policy(&policy).map_err(|e| status(e.kind(), crate::error_chain(&e)))?;
+        Ok(Response::new(berth_proto::v1::TrustPolicy { json: String::from_utf8_lossy(&policy.to_bytes()).into_owned() }))
     }
 
     async fn history(&self, request: Request<InspectImageRequest>) -> Result<Response<HistoryResponse>, Status> {

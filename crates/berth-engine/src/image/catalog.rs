@@ -67,6 +67,12 @@ impl Catalog {
                  kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
                  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
              );
+             CREATE TABLE IF NOT EXISTS signatures (
+                 repository TEXT NOT NULL,
+                 digest TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 PRIMARY KEY (repository, digest, key)
+             );
              CREATE TABLE IF NOT EXISTS build_cache (
                  key TEXT PRIMARY KEY,
                  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
@@ -163,6 +169,33 @@ impl Catalog {
     }
 
     /// Every image, by id.
+    /// Records that the key with this fingerprint verified a signature of `digest` in
+    /// `repository` (`registry/path`).
+    pub fn record_signature(&self, repository: &str, digest: &Digest, key: &str) -> Result<(), CatalogError> {
+        self.db().execute("INSERT OR IGNORE INTO signatures (repository, digest, key) VALUES (?1, ?2, ?3)", params![repository, digest.to_string(), key])?;
+        Ok(())
+    }
+
+    /// [`Catalog::record_signature`] for each of `keys`.
+    pub fn record_signatures(&self, repository: &str, digest: &Digest, keys: &[String]) -> Result<(), CatalogError> {
+        keys.iter().try_for_each(|key| self.record_signature(repository, digest, key))
+    }
+
+    /// The (repository, key) pairs recorded for any of `repo_digests`
+    /// (`registry/path@sha256:...`).
+    pub fn signatures_of(&self, repo_digests: &[String]) -> Result<Vec<(String, String)>, CatalogError> {
+        let db = self.db();
+        let mut query = db.prepare("SELECT key FROM signatures WHERE repository = ?1 AND digest = ?2")?;
+        let mut found = Vec::new();
+        for name in repo_digests {
+            let Some((repository, digest)) = name.split_once('@') else { continue };
+            for key in query.query_map(params![repository, digest], |row| row.get::<_, String>(0))? {
+                found.push((repository.to_owned(), key?));
+            }
+        }
+        Ok(found)
+    }
+
     pub fn list(&self) -> Result<Vec<ImageRecord>, CatalogError> {
         self.select(None)
     }

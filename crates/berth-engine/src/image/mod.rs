@@ -12,6 +12,7 @@ pub mod manifest;
 mod pull;
 mod push;
 mod remove;
+pub mod signatures;
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ pub use history::{HistoryStep, Pruned};
 pub use pull::{PullError, PullProgress};
 pub use push::{PushError, Pushed};
 pub use remove::{RemoveError, Removed};
+pub use signatures::{Checked, ToSign, TrustError};
 
 use crate::content::{ContentError, ContentStore};
 use crate::registry::{RegistryClient, RegistryConfig};

@@ -41,6 +41,8 @@ pub enum PullError {
     Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error("unpacking was interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Trust(#[from] super::TrustError),
 }
 
 impl PullError {
@@ -54,6 +56,7 @@ impl PullError {
             PullError::Catalog(e) => e.kind(),
             PullError::Snapshot(e) => e.kind(),
             PullError::Interrupted => ErrorKind::Internal,
+            PullError::Trust(e) => e.kind(),
         }
     }
 }
@@ -79,7 +82,20 @@ impl Images {
         creds: Option<&crate::registry::Credentials>,
         progress: mpsc::UnboundedSender<PullProgress>,
     ) -> Result<ImageRecord, PullError> {
-        let record = self.fetch(reference, platform, creds, progress).await?;
+        self.pull_signed(reference, platform, creds, progress, false).await
+    }
+
+    /// [`Images::pull`], asking for a signature by a key of the trust policy even where
+    /// no rule of it covers the repository (`DOCKER_CONTENT_TRUST=1`).
+    pub async fn pull_signed(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        creds: Option<&crate::registry::Credentials>,
+        progress: mpsc::UnboundedSender<PullProgress>,
+        require_signature: bool,
+    ) -> Result<ImageRecord, PullError> {
+        let record = self.fetch(reference, platform, creds, progress, require_signature).await?;
         self.announce_reference("pull", reference);
         Ok(record)
     }
@@ -90,6 +106,7 @@ impl Images {
         platform: Option<&str>,
         creds: Option<&crate::registry::Credentials>,
         progress: mpsc::UnboundedSender<PullProgress>,
+        require_signature: bool,
     ) -> Result<ImageRecord, PullError> {
         let reference: Reference = reference.parse()?;
         let wanted = match platform.filter(|p| !p.is_empty()) {
@@ -102,6 +119,8 @@ impl Images {
 
         let mut top = self.registry.manifest(&reference, creds).await?;
         let repo_digest = top.digest.clone();
+        // The trust policy decides before anything is downloaded.
+        let verified_by = self.enforce_on_pull(&reference, &repo_digest, require_signature, creds).await?;
         if manifest::is_index(&top.media_type, &top.bytes) {
             let index: Index = serde_json::from_slice(&top.bytes).map_err(|e| invalid(e.to_string()))?;
             let chosen =
@@ -211,6 +230,7 @@ impl Images {
         };
         let tag = record.tags.first().cloned();
         self.catalog.put(&record, tag.as_deref(), record.repo_digests.first().map(String::as_str))?;
+        self.record_verified(&reference.name(), &repo_digest, &verified_by)?;
         Ok(self.catalog.find(&record.id.to_string())?.unwrap_or(record))
     }
 }

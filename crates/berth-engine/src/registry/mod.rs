@@ -473,6 +473,38 @@ impl RegistryClient {
         Ok(Fetched { media_type, digest, bytes })
     }
 
+    /// A small blob's bytes (a signature's payload), at most `limit` of them, checked
+    /// against its digest; nothing is stored.
+    pub async fn blob_bytes(&self, reference: &Reference, digest: &Digest, limit: u64, creds: Option<&Credentials>) -> Result<Vec<u8>, RegistryError> {
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let response = self.get(reference, &url, None, creds).await?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
+        }
+        if status != 200 {
+            return Err(refusal(response, &format!("blob {digest}"), reference).await);
+        }
+        let too_large = || RegistryError::Status { status: 200, what: format!("blob {digest} (over {limit} bytes)"), reference: reference.to_string() };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::Unreachable { registry: reference.registry.clone(), detail: e.to_string() })?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(RegistryError::Content(ContentError::DigestMismatch { expected: digest.clone(), actual }));
+        }
+        Ok(bytes)
+    }
+
     /// Streams a blob into the store, verifying digest and size; `progress` hears the
     /// bytes done so far. A blob already in the store is not fetched again.
     pub async fn blob(
