@@ -262,6 +262,18 @@ fn every_view_against_the_native_engine() {
     let holder = engine.netns_holder.as_ref().expect("an isolated engine").id();
     let _served = registry.serve_in_netns(holder);
     let (medium, large) = (registry.reference(&medium), registry.reference(&large));
+    // The medium image is signed, and the trust policy asks for its key: once pulled,
+    // the Images view shows it as signed.
+    let key = engine.home.join("gui-key").display().to_string();
+    let password = [("COSIGN_PASSWORD", std::ffi::OsStr::new(""))];
+    for args in [
+        vec!["trust", "key", "generate", key.as_str()],
+        vec!["trust", "sign", "--key", &format!("{key}.key"), &medium],
+        vec!["trust", "policy", "set", &format!("{}/gui/medium", registry.addr), "--key", &format!("{key}.pub")],
+    ] {
+        let (ok, out, err) = engine.berth_with(&args, &password, "");
+        assert!(ok, "berth {args:?}: {out}{err}");
+    }
     // The browser: an xdg-open on the app's PATH that writes down what it was asked to open.
     let opened = engine.home.join("opened-url");
     let fake_bin = engine.home.join("bin");
@@ -322,6 +334,13 @@ fn every_view_against_the_native_engine() {
             return Err(format!("the pull of {medium} ended with {said:?}"));
         }
         session.wait_for(&row(&medium), wait)?;
+        let pulled = session.text(&row(&medium))?;
+        if !pulled.contains("signed (") {
+            return Err(format!("the signed image's row says {pulled:?}"));
+        }
+        if session.text(&row(IMAGE))?.contains("signed (") {
+            return Err("the loaded image shows as signed".into());
+        }
         // Cancel one midway: the app says so, the engine stops it and records no image.
         session.type_into("#pull-reference", &large)?;
         session.click("#pull")?;

@@ -175,6 +175,24 @@ fn the_policy_blocks_unsigned_images_on_pull_and_on_run() {
     let (ok, _, err) = berth(&engine, &["run", "--rm", &format!("{scope}/tool:v2"), "true"]);
     assert!(!ok && err.contains("refused by the trust policy") && err.contains("no signature of this image was verified"), "{err}");
 
+    // The Docker API enforces the same policy: the docker CLI is refused in dockerd's
+    // shape of a pull error and of a create error.
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", engine.home.join("run/docker.sock").display()))
+            .env("DOCKER_CONFIG", engine.home.join("docker-config"))
+            .output()
+            .expect("docker CLI");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = docker(&["pull", &unsigned_ref]);
+    assert!(!ok && err.contains("refused by the trust policy"), "{err}");
+    let (ok, err) = docker(&["run", "--rm", &format!("{scope}/tool:v2"), "true"]);
+    assert!(!ok && err.contains("refused by the trust policy"), "{err}");
+    let (ok, err) = docker(&["run", "--rm", &signed_ref, "true"]);
+    assert!(ok, "{err}");
+
     // Outside the policy's scopes nothing is asked, unless DOCKER_CONTENT_TRUST is set.
     let dct = [("COSIGN_PASSWORD", OsStr::new(PASSWORD)), ("DOCKER_CONTENT_TRUST", OsStr::new("1"))];
     let (ok, _, err) = engine.berth_with(&["pull", &elsewhere_ref], &dct, "");

@@ -1075,3 +1075,55 @@ fn image_cp_and_seccomp_defences_hold_in_the_vm() {
     assert_eq!(syscall(&[], "io-uring"), "errno 1", "io_uring must be refused by the filter");
     assert_ne!(syscall(&["--security-opt", "seccomp=unconfined"], "socket-vsock"), "errno 1");
 }
+
+/// Signed images in the VM: signed through the VM's engine, the policy enforced there on
+/// pull and run (the Docker API too), and taken from the settings at each start.
+#[test]
+#[ignore = "boots a VM: cargo xtask test vm"]
+fn the_trust_policy_holds_in_the_vm_and_comes_from_the_settings() {
+    use berth_tests::fixtures::{self, registry::Registry};
+    let registry = Registry::start("vm-trust");
+    let image = |repo: &str, label: &str| fixtures::single(repo, "v1", fixtures::container_image(serde_json::json!({"Labels": {"which": label}})));
+    let (signed, unsigned) = (image("secure/app", "signed"), image("secure/tool", "unsigned"));
+    registry.push(&signed);
+    registry.push(&unsigned);
+    let (signed_ref, unsigned_ref) = (registry.reference(&signed), registry.reference(&unsigned));
+    let scope = format!("{}/secure", registry.addr);
+    let session = SessionHome::new("vm-trust", berth_tests::vm::image_dir(), 1024).env("COSIGN_PASSWORD", "vm pw");
+    let ok = |args: &[&str]| {
+        let (done, out, err) = session.berth(args);
+        assert!(done, "berth {args:?}: {out}{err}");
+        out
+    };
+    let refused = |args: &[&str]| {
+        let (done, out, err) = session.berth(args);
+        assert!(!done && err.contains("refused by the trust policy"), "berth {args:?} should be refused: {out}{err}");
+    };
+    ok(&["vm", "start"]);
+    let key_base = session.home.join("release").display().to_string();
+    ok(&["trust", "key", "generate", &key_base]);
+    ok(&["trust", "sign", "--key", &format!("{key_base}.key"), &signed_ref]);
+    let out = ok(&["trust", "policy", "set", &scope, "--key", &format!("{key_base}.pub")]);
+    assert!(out.contains("enforces it now"), "{out}");
+
+    refused(&["pull", &unsigned_ref]);
+    let (done, _, err) = session.docker(&["pull", &unsigned_ref]);
+    assert!(!done && err.contains("refused by the trust policy"), "{err}");
+    ok(&["pull", &signed_ref]);
+    assert_eq!(ok(&["run", "--rm", &signed_ref, "cat", "/srv/data.txt"]), "from the image\n");
+    let archive = session.home.join("unsigned.tar");
+    let loaded = format!("{scope}/tool:loaded");
+    std::fs::write(&archive, fixtures::oci_archive(&fixtures::container_image(serde_json::json!({"Labels": {"which": "loaded"}})), &loaded)).expect("archive");
+    ok(&["load", "-i", &archive.display().to_string()]);
+    refused(&["run", "--rm", &loaded, "true"]);
+
+    // With the VM stopped the rule goes from the settings only; the next start's
+    // engine takes the settings' policy, and the image pulls.
+    ok(&["vm", "stop"]);
+    let out = ok(&["trust", "policy", "rm", &scope]);
+    assert!(out.contains("when it starts"), "{out}");
+    ok(&["vm", "start"]);
+    ok(&["pull", &unsigned_ref]);
+    ok(&["run", "--rm", &loaded, "true"]);
+    ok(&["vm", "stop"]);
+}

@@ -15,4 +15,9 @@ created: string,
 /**
  * How many containers (running or not) use it.
  */
-containers: number, };
+containers: number, 
+/**
+ * Fingerprints (`sha256:<hex>`) of the keys that verified a signature of it when it
+ * was pulled or checked; empty when none did (or it was never checked).
+ */
+signed_by: Array<string>, };

@@ -9,5 +9,5 @@ export function container(over: Partial<ContainerRow>): ContainerRow {
 }
 
 export function image(over: Partial<ImageRow>): ImageRow {
-  return { id: "sha256:" + "a".repeat(64), tags: ["busybox:latest"], size: 1_200_000, created: "2026-12-04T10:00:00Z", containers: 0, ...over };
+  return { id: "sha256:" + "a".repeat(64), tags: ["busybox:latest"], size: 1_200_000, created: "2026-12-04T10:00:00Z", containers: 0, signed_by: [], ...over };
 }

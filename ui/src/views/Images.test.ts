@@ -13,6 +13,17 @@ describe("Images", () => {
     expect(screen.getByText("<none>")).toBeTruthy();
   });
 
+  it("shows which images a key verified", async () => {
+    const key = "sha256:" + "c".repeat(12) + "d".repeat(52);
+    render(Images, {
+      api: new FakeApi({ list_images: () => [image({ signed_by: [key] }), image({ id: "sha256:" + "b".repeat(64), tags: ["plain:1"] })] }),
+    });
+    const signed = await screen.findByText("signed (cccccccccccc)");
+    expect(signed.getAttribute("title")).toBe(key);
+    const plainRow = screen.getByText("plain:1").closest("tr");
+    expect(plainRow?.textContent).not.toContain("signed");
+  });
+
   it("pulls with one progress bar per layer", async () => {
     let finish: (id: string | null) => void = () => {};
     const fake = new FakeApi({ list_images: () => [], pull_image: () => new Promise<string | null>((r) => (finish = r)) });

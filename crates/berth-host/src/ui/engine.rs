@@ -173,7 +173,14 @@ impl Engine {
         }
         let mut rows: Vec<ImageRow> = images
             .into_iter()
-            .map(|i| ImageRow { containers: use_count.get(&i.id).copied().unwrap_or(0), id: i.id, tags: i.tags, size: i.size, created: i.created })
+            .map(|i| ImageRow {
+                containers: use_count.get(&i.id).copied().unwrap_or(0),
+                id: i.id,
+                tags: i.tags,
+                size: i.size,
+                created: i.created,
+                signed_by: i.signed_by,
+            })
             .collect();
         rows.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.tags.cmp(&b.tags)));
         Ok(rows)

@@ -45,6 +45,9 @@ pub struct ImageRow {
     pub created: String,
     /// How many containers (running or not) use it.
     pub containers: u32,
+    /// Fingerprints (`sha256:<hex>`) of the keys that verified a signature of it when it
+    /// was pulled or checked; empty when none did (or it was never checked).
+    pub signed_by: Vec<String>,
 }
 
 /// A volume in the Volumes list.
