@@ -11,6 +11,7 @@ pub mod dotenv;
 pub mod fuzzing;
 pub mod graph;
 pub mod interpolate;
+pub mod kube;
 pub mod load;
 pub mod merge;
 pub mod model;

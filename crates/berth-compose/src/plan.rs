@@ -282,7 +282,31 @@ fn config_hash(project: &Project, service: &str) -> String {
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn resolve_path(dir: &Path, path: &str) -> PathBuf {
+/// A service's environment: env_file entries first, `environment` over them; a bare
+/// name takes the value from the environment compose runs in, or is left out.
+pub(crate) fn service_env(project: &Project, service: &str, s: &crate::model::Service) -> Result<BTreeMap<String, String>, PlanError> {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for file in &s.env_file {
+        let path = resolve_path(&project.dir, file);
+        let text = std::fs::read_to_string(&path).map_err(|e| err(service, format!("env_file {}: {e}", path.display())))?;
+        let outer = |name: &str| project.env.get(name).cloned();
+        let parsed = crate::dotenv::parse(&text, &path.display().to_string(), &outer).map_err(|e| err(service, e.to_string()))?;
+        env.extend(parsed);
+    }
+    for (key, value) in &s.environment {
+        match value.clone().or_else(|| project.env.get(key).cloned()) {
+            Some(value) => {
+                env.insert(key.clone(), value);
+            }
+            None => {
+                env.remove(key);
+            }
+        }
+    }
+    Ok(env)
+}
+
+pub(crate) fn resolve_path(dir: &Path, path: &str) -> PathBuf {
     let expanded = match path.strip_prefix("~/") {
         Some(rest) => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(rest),
         None => PathBuf::from(path),
@@ -320,26 +344,7 @@ fn plan_service(
     labels.insert(LABEL_VERSION.into(), COMPOSE_VERSION.into());
     labels.insert(LABEL_IMAGE.into(), image.clone());
 
-    // Environment: env_file entries first, `environment` over them; a bare name takes
-    // the value from the environment compose runs in, or is left out.
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for file in &s.env_file {
-        let path = resolve_path(dir, file);
-        let text = std::fs::read_to_string(&path).map_err(|e| err(service, format!("env_file {}: {e}", path.display())))?;
-        let outer = |name: &str| project.env.get(name).cloned();
-        let parsed = crate::dotenv::parse(&text, &path.display().to_string(), &outer).map_err(|e| err(service, e.to_string()))?;
-        env.extend(parsed);
-    }
-    for (key, value) in &s.environment {
-        match value.clone().or_else(|| project.env.get(key).cloned()) {
-            Some(value) => {
-                env.insert(key.clone(), value);
-            }
-            None => {
-                env.remove(key);
-            }
-        }
-    }
+    let env = service_env(project, service, s)?;
 
     let mut ports = Vec::new();
     for port in &s.ports {

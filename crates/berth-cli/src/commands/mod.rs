@@ -37,6 +37,7 @@ mod save;
 mod search;
 mod serve;
 mod settings;
+mod stack;
 mod start;
 mod stats;
 mod stop;
@@ -155,6 +156,9 @@ enum Command {
     Save(save::Args),
     /// Search a registry for images (Docker Hub, or `host[:port]/term`).
     Search(search::Args),
+    /// Compose projects on an orchestrator (so far: Kubernetes manifests, `--dry-run`).
+    #[command(subcommand)]
+    Stack(stack::StackCommand),
     /// Signed images, as cosign signs them: keys, sign, verify, and the policy the
     /// engine enforces on pull and run.
     #[command(subcommand)]
@@ -246,6 +250,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Search(args) => search::run(&ctx, args).await,
         Command::Trust(cmd) => trust::run(&ctx, cmd).await,
+        Command::Stack(cmd) => stack::run(cmd).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Import(args) => import::run(&ctx, args).await,
