@@ -131,9 +131,8 @@ fn vm(cross_checks: bool) -> Result<()> {
     // The static UDP helper, for the image the VM test publishes a UDP port from.
     shell::run(shell::cargo().args(["build", "--package", "berth-netprobe", "--target", crate::vm_image::MUSL_TARGET]).current_dir(crate::root()))?;
     // The VM tests on each transport: vsock (vhost-device-vsock here) and the serial
-    // mux (what macOS and Windows hosts use). Over serial, not the three whose subject
-    // is the disk, the 9p share and the engine's defences, which no transport touches
-    // (CI's time; they pass over serial too).
+    // mux (what macOS and Windows hosts use). Over serial, not those whose subject no
+    // transport touches (`SERIAL_SKIPS`; CI's time; they pass over serial too).
     println!("\n--- the VM tests over vsock ---");
     cargo_test_with(&[("BERTH_TRANSPORT", "vsock")], &["--package", "berth-tests", "--test", "vm", "--", "--ignored", "--test-threads=1"])?;
     println!("\n--- the VM tests over serial ---");
@@ -235,9 +234,14 @@ const ARM64_CORE: &[&str] = &[
     "shares_work_over_9p_too",
 ];
 
-/// The VM tests the serial pass leaves to the vsock pass.
-const SERIAL_SKIPS: &[&str] =
-    &["bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing", "shares_work_over_9p_too", "image_cp_and_seccomp_defences_hold_in_the_vm"];
+/// The VM tests the serial pass leaves to the vsock pass: their subjects (the disk, the
+/// 9p share, the engine's defences, the trust policy) are the same on every transport.
+const SERIAL_SKIPS: &[&str] = &[
+    "bad_shares_and_damaged_or_busy_disks_are_clear_errors_and_lose_nothing",
+    "shares_work_over_9p_too",
+    "image_cp_and_seccomp_defences_hold_in_the_vm",
+    "the_trust_policy_holds_in_the_vm_and_comes_from_the_settings",
+];
 
 /// The compatibility scenarios the VM tier also runs over the serial transport.
 const SERIAL_SCENARIOS: &[&str] = &["streams_and_filters::in_vm", "attach_logs_replay::in_vm", "detach_keys::in_vm", "user_data_is_kept::in_vm"];

@@ -222,7 +222,7 @@ pub fn render(project: &Project, services: &BTreeSet<String>) -> Result<Rendered
         let label_selector = LabelSelector { match_labels: Some(selector.clone()), ..Default::default() };
         if !claim_templates.is_empty() {
             objects.push(to_json(&StatefulSet {
-                metadata: meta(&object, &labels),
+                metadata: workload_meta(&object, &labels, s),
                 spec: Some(StatefulSetSpec {
                     replicas: Some(replicas),
                     selector: label_selector,
@@ -236,12 +236,16 @@ pub fn render(project: &Project, services: &BTreeSet<String>) -> Result<Rendered
         } else {
             let uses_claim = s.volumes.iter().any(|v| v.kind == "volume" && v.source.is_some());
             objects.push(to_json(&Deployment {
-                metadata: meta(&object, &labels),
+                metadata: workload_meta(&object, &labels, s),
                 spec: Some(DeploymentSpec {
                     replicas: Some(replicas),
                     selector: label_selector,
                     // A ReadWriteOnce claim is released by the old pod before the new one mounts it.
-                    strategy: uses_claim.then(|| DeploymentStrategy { type_: Some("Recreate".to_owned()), ..Default::default() }),
+                    strategy: if uses_claim {
+                        Some(DeploymentStrategy { type_: Some("Recreate".to_owned()), ..Default::default() })
+                    } else {
+                        rolling_update(name, s)?
+                    },
                     template,
                     ..Default::default()
                 }),
@@ -249,6 +253,9 @@ pub fn render(project: &Project, services: &BTreeSet<String>) -> Result<Rendered
             }));
         }
         let stateful = objects.last().is_some_and(|o| o["kind"] == "StatefulSet");
+        if dnsrr(s) && s.ports.iter().any(|p| p.published.is_some()) {
+            return Err(refused(name, "deploy.endpoint_mode", "dnsrr with published ports: a LoadBalancer Service needs a cluster IP"));
+        }
         if !service_ports.is_empty() || stateful {
             let published = s.ports.iter().any(|p| p.published.is_some());
             objects.push(to_json(&Service {
@@ -258,7 +265,8 @@ pub fn render(project: &Project, services: &BTreeSet<String>) -> Result<Rendered
                     ports: (!service_ports.is_empty()).then_some(service_ports),
                     type_: Some(if published { "LoadBalancer" } else { "ClusterIP" }.to_owned()),
                     // A StatefulSet's governing Service with no ports is headless.
-                    cluster_ip: (stateful && !published && s.ports.is_empty() && s.expose.is_empty()).then(|| "None".to_owned()),
+                    // dnsrr, or a StatefulSet's governing Service with no ports: headless.
+                    cluster_ip: ((dnsrr(s) && !published) || (stateful && !published && s.ports.is_empty() && s.expose.is_empty())).then(|| "None".to_owned()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -268,8 +276,39 @@ pub fn render(project: &Project, services: &BTreeSet<String>) -> Result<Rendered
     Ok(Rendered { objects, warnings })
 }
 
+/// A Deployment's or StatefulSet's metadata: `deploy.labels` (the service's own, not its
+/// containers') as annotations.
+fn workload_meta(name: &str, labels: &BTreeMap<String, String>, s: &ComposeService) -> ObjectMeta {
+    let deploy_labels: BTreeMap<String, String> =
+        s.deploy.as_ref().map(|d| d.labels.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect()).unwrap_or_default();
+    ObjectMeta { annotations: (!deploy_labels.is_empty()).then_some(deploy_labels), ..meta(name, labels) }
+}
+
 fn to_json<T: serde::Serialize>(object: &T) -> serde_json::Value {
     serde_json::to_value(object).expect("k8s-openapi objects serialize")
+}
+
+fn dnsrr(s: &ComposeService) -> bool {
+    s.deploy.as_ref().and_then(|d| d.endpoint_mode.as_deref()) == Some("dnsrr")
+}
+
+/// `deploy.update_config` as a Deployment's rolling update: `parallelism` pods at a time,
+/// surged first with `order: start-first`, else stopped first; `delay` as the seconds a
+/// new pod must be ready before the next step. A failed rollout stops where it is (its
+/// `failure_action` is the cluster's: `kubectl rollout undo` rolls back).
+fn rolling_update(service: &str, s: &ComposeService) -> Result<Option<DeploymentStrategy>, KubeError> {
+    use k8s_openapi::api::apps::v1::RollingUpdateDeployment;
+    let Some(update) = s.deploy.as_ref().and_then(|d| d.update_config.as_ref()) else { return Ok(None) };
+    let step = IntOrString::Int(i32::try_from(update.parallelism.unwrap_or(1).max(1)).unwrap_or(i32::MAX));
+    let (surge, unavailable) = match update.order.as_deref() {
+        Some("start-first") => (step, IntOrString::Int(0)),
+        None | Some("stop-first") => (IntOrString::Int(0), step),
+        Some(other) => return Err(refused(service, "deploy.update_config.order", format!("{other:?} is not stop-first or start-first"))),
+    };
+    Ok(Some(DeploymentStrategy {
+        type_: Some("RollingUpdate".to_owned()),
+        rolling_update: Some(RollingUpdateDeployment { max_surge: Some(surge), max_unavailable: Some(unavailable) }),
+    }))
 }
 
 fn replicas(s: &ComposeService) -> u32 {
@@ -311,6 +350,9 @@ fn parse_port(service: &str, text: &str, key: &str) -> Result<i32, KubeError> {
 fn service_ports(service: &str, s: &ComposeService) -> Result<Vec<ServicePort>, KubeError> {
     let mut ports = Vec::new();
     for port in &s.ports {
+        if port.mode.as_deref() == Some("host") {
+            return Err(refused(service, "ports", "mode: host publishes on a Swarm node; a cluster publishes through its Service"));
+        }
         if port.host_ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
             return Err(refused(service, "ports", "a host IP has no Kubernetes meaning (a LoadBalancer listens where the cluster puts it)"));
         }
@@ -379,6 +421,19 @@ fn pod_spec(
     set(s.container_name.is_some(), "container_name", "pods are named by their controller")?;
     set(s.init.is_some(), "init", "no Kubernetes meaning (put an init such as tini in the image)")?;
     set(s.stop_signal.is_some(), "stop_signal", "no Kubernetes meaning (pods are stopped with SIGTERM)")?;
+    if let Some(deploy) = &s.deploy {
+        set(
+            deploy.mode.as_deref().is_some_and(|m| m != "replicated"),
+            "deploy.mode",
+            "only replicated services are rendered (a global one would be a DaemonSet)",
+        )?;
+        set(deploy.placement.is_some(), "deploy.placement", "Swarm's node constraints have no Kubernetes meaning (use node selectors or affinity)")?;
+        set(deploy.rollback_config.is_some(), "deploy.rollback_config", "a Deployment rolls back with `kubectl rollout undo`")?;
+        set(deploy.endpoint_mode.as_deref().is_some_and(|m| m != "vip" && m != "dnsrr"), "deploy.endpoint_mode", "expected vip or dnsrr")?;
+        if let Some(condition) = deploy.restart_policy.as_ref().and_then(|r| r.condition.as_deref()).filter(|c| *c != "any") {
+            return Err(refused(name, "deploy.restart_policy.condition", format!("{condition:?}: a Deployment's pods always restart")));
+        }
+    }
     if let Some(restart) = s.restart.as_deref() {
         if restart == "no" || restart.starts_with("on-failure") {
             return Err(refused(name, "restart", format!("{restart:?}: a Deployment's pods always restart")));

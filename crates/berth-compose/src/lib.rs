@@ -17,3 +17,4 @@ pub mod merge;
 pub mod model;
 pub mod plan;
 pub mod project;
+pub mod swarm;

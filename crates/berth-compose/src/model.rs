@@ -159,6 +159,8 @@ pub struct Port {
     pub host_ip: Option<String>,
     /// "tcp" or "udp".
     pub protocol: String,
+    /// The long syntax's `mode`: `ingress` (Swarm's routing mesh) or `host`.
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -215,8 +217,58 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deploy {
+    /// `replicated` (the default) or `global`.
+    pub mode: Option<String>,
     pub replicas: Option<u32>,
     pub resources: Option<DeployResources>,
+    /// `vip` (the default) or `dnsrr`. Swarm only, as the next ones.
+    pub endpoint_mode: Option<String>,
+    #[serde(default, deserialize_with = "list_or_map")]
+    pub labels: BTreeMap<String, Option<String>>,
+    pub update_config: Option<UpdateConfig>,
+    pub rollback_config: Option<UpdateConfig>,
+    pub restart_policy: Option<RestartPolicy>,
+    pub placement: Option<Placement>,
+}
+
+/// `deploy.update_config` and `deploy.rollback_config`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    pub parallelism: Option<u64>,
+    pub delay: Option<String>,
+    /// `continue`, `pause` or (updates only) `rollback`.
+    pub failure_action: Option<String>,
+    pub monitor: Option<String>,
+    pub max_failure_ratio: Option<f64>,
+    /// `stop-first` or `start-first`.
+    pub order: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// `none`, `on-failure` or `any`.
+    pub condition: Option<String>,
+    pub delay: Option<String>,
+    pub max_attempts: Option<u64>,
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placement {
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    #[serde(default)]
+    pub preferences: Vec<PlacementPreference>,
+    pub max_replicas_per_node: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementPreference {
+    pub spread: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -264,6 +316,9 @@ pub struct Network {
     pub driver: Option<String>,
     #[serde(default)]
     pub internal: bool,
+    /// Swarm: containers outside the stack may join the overlay network.
+    #[serde(default)]
+    pub attachable: bool,
     #[serde(default)]
     pub external: bool,
     pub name: Option<String>,
@@ -501,6 +556,7 @@ fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Port>, D::Error> {
                     published: get("published"),
                     host_ip: get("host_ip"),
                     protocol: get("protocol").unwrap_or_else(|| "tcp".into()),
+                    mode: get("mode"),
                 })
             }
             other => {
@@ -539,7 +595,7 @@ pub fn parse_port(text: &str) -> Result<Port, String> {
             return Err(format!("invalid published port in {text:?}"));
         }
     }
-    Ok(Port { target, published: published.map(str::to_owned), host_ip: host_ip.map(str::to_owned), protocol })
+    Ok(Port { target, published: published.map(str::to_owned), host_ip: host_ip.map(str::to_owned), protocol, mode: None })
 }
 
 /// `volumes`: `"[SOURCE:]TARGET[:MODE]"` or the long form.
@@ -709,7 +765,7 @@ x-common: {}
         assert_eq!(web.command.as_deref(), Some(&["nginx".to_owned(), "-g".into(), "daemon off;".into()][..]));
         assert_eq!(web.environment["A"], Some("1".into()));
         assert_eq!(web.environment["B"], None);
-        assert_eq!(web.ports[0], Port { target: 80, published: Some("8080".into()), host_ip: None, protocol: "tcp".into() });
+        assert_eq!(web.ports[0], Port { target: 80, published: Some("8080".into()), host_ip: None, protocol: "tcp".into(), mode: None });
         assert_eq!(web.ports[1].protocol, "udp");
         assert_eq!(web.ports[1].host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(web.ports[2].published, None);

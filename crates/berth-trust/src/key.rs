@@ -1,9 +1,11 @@
 //! Key files in cosign's format.
 //!
 //! The private key is PKCS#8 DER sealed with NaCl's secretbox under a key scrypt derives
-//! from the password (N = 65536, r = 8, p = 1, as cosign 2 writes it; a 32-byte salt, a 24-byte nonce), the
+//! from the password (N = 32768, r = 8, p = 1: what every cosign release reads, where
+//! cosign 2.2 and later write 65536 and read both; a 32-byte salt, a 24-byte nonce), the
 //! parameters and the sealed bytes kept as JSON inside an `ENCRYPTED SIGSTORE PRIVATE
-//! KEY` PEM block. cosign, and containers/image (podman, skopeo), open such files.
+//! KEY` PEM block, as cosign writes it since 2.0.1 (containers/image reads that label from
+//! 5.25).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -20,7 +22,7 @@ pub const SEALED_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 /// The label older cosign releases wrote; still read.
 pub const OLD_SEALED_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 
-const SCRYPT_LOG_N: u8 = 16;
+const SCRYPT_LOG_N: u8 = 15;
 const SCRYPT_R: u32 = 8;
 const SCRYPT_P: u32 = 1;
 
@@ -235,7 +237,7 @@ mod tests {
         assert_eq!(label, SEALED_LABEL);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["kdf"]["name"], "scrypt");
-        assert_eq!(json["kdf"]["params"], serde_json::json!({"N": 65536, "r": 8, "p": 1}));
+        assert_eq!(json["kdf"]["params"], serde_json::json!({"N": 32768, "r": 8, "p": 1}));
         assert_eq!(B64.decode(json["kdf"]["salt"].as_str().unwrap()).unwrap().len(), 32);
         assert_eq!(json["cipher"]["name"], "nacl/secretbox");
         assert_eq!(B64.decode(json["cipher"]["nonce"].as_str().unwrap()).unwrap().len(), 24);

@@ -156,7 +156,7 @@ enum Command {
     Save(save::Args),
     /// Search a registry for images (Docker Hub, or `host[:port]/term`).
     Search(search::Args),
-    /// Compose projects on an orchestrator (so far: Kubernetes manifests, `--dry-run`).
+    /// Compose projects on an orchestrator, Swarm or Kubernetes (so far `--dry-run`).
     #[command(subcommand)]
     Stack(stack::StackCommand),
     /// Signed images, as cosign signs them: keys, sign, verify, and the policy the

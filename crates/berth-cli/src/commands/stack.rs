@@ -1,6 +1,6 @@
-//! `berth stack deploy`: a compose project onto an orchestrator. So far Kubernetes, as
-//! manifests (`--dry-run`); applying them to a cluster, and Swarm, are not built yet and
-//! say so.
+//! `berth stack deploy`: a compose project onto an orchestrator. So far as what would be
+//! sent (`--dry-run`): Kubernetes manifests, or the Docker API bodies of a Swarm stack;
+//! applying them to a cluster or a Swarm manager is not built yet and says so.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +24,8 @@ pub enum StackCommand {
         compose_file: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "swarm")]
         orchestrator: Orchestrator,
-        /// Print the manifests instead of applying them (Kubernetes).
+        /// Print what would be made (Kubernetes manifests, or a Swarm stack's Docker API
+        /// bodies) instead of making it.
         #[arg(long)]
         dry_run: bool,
         /// The stack's name (the project's name).
@@ -44,7 +45,15 @@ pub async fn run(cmd: StackCommand) -> CommandResult {
             };
             let project = load_project(&options)?;
             match orchestrator {
-                Orchestrator::Swarm => Err("stack deploy to a Swarm is not built yet (only --orchestrator kubernetes --dry-run is)".into()),
+                Orchestrator::Swarm => {
+                    let services = berth_compose::plan::enabled_services(&project.model, &[], &[])?;
+                    let stack = berth_compose::swarm::render(&project, &project.name, &services)?;
+                    if !dry_run {
+                        return Err("deploying to a Swarm manager is not built yet: --dry-run prints the Docker API bodies it would send".into());
+                    }
+                    println!("{}", serde_json::to_string_pretty(&stack.to_dry_run_json())?);
+                    Ok(ExitCode::SUCCESS)
+                }
                 Orchestrator::Kubernetes => {
                     let services = berth_compose::plan::enabled_services(&project.model, &[], &[])?;
                     let rendered = berth_compose::kube::render(&project, &services)?;
