@@ -100,6 +100,8 @@ fn native() -> Result<()> {
         "--test",
         "trust",
         "--test",
+        "swarm",
+        "--test",
         "containers",
         "--test",
         "volumes",

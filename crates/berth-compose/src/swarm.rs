@@ -526,6 +526,184 @@ fn service_spec(
     Ok(spec)
 }
 
+/// Against a Swarm manager: what `berth stack` and `berth node` do through its Docker
+/// Engine API.
+pub mod manager {
+    use berth_host::docker_client::{filters, DockerApiError, DockerClient};
+    use serde_json::Value;
+
+    use super::{Stack, LABEL_NAMESPACE};
+
+    /// Refuses an engine that is not an active Swarm manager, in docker's words.
+    pub async fn check_manager(api: &DockerClient) -> Result<(), DockerApiError> {
+        let info = api.call("GET", "/info", None).await?;
+        let swarm = &info["Swarm"];
+        if swarm["LocalNodeState"] != "active" || swarm["ControlAvailable"] != true {
+            return Err(DockerApiError::Refused {
+                method: "GET".into(),
+                path: "/info".into(),
+                status: 503,
+                message: format!("{} is not a swarm manager. Use `docker swarm init` or `docker swarm join` on it first", api.endpoint()),
+            });
+        }
+        Ok(())
+    }
+
+    async fn find(api: &DockerClient, kind: &str, name: &str) -> Result<Option<Value>, DockerApiError> {
+        let list = api.call("GET", &format!("/{kind}?{}", filters(&[("name", name)])), None).await?;
+        // The name filter matches prefixes: the exact name is wanted.
+        Ok(list.as_array().into_iter().flatten().find(|o| o["Spec"]["Name"] == name || o["Name"] == name).cloned())
+    }
+
+    /// Creates what is missing and updates the services that exist (a rolling update
+    /// as their update config says); returns what it did, a line each.
+    pub async fn deploy(api: &DockerClient, stack: &Stack) -> Result<Vec<String>, DockerApiError> {
+        check_manager(api).await?;
+        let mut said = Vec::new();
+        for external in &stack.external {
+            let (kind, name) = external.split_once(' ').unwrap_or(("", external));
+            let path = match kind {
+                "network" => "networks",
+                "secret" => "secrets",
+                _ => "configs",
+            };
+            if find(api, path, name).await?.is_none() {
+                return Err(DockerApiError::Refused {
+                    method: "GET".into(),
+                    path: format!("/{path}"),
+                    status: 404,
+                    message: format!("external {kind} {name} not found"),
+                });
+            }
+        }
+        for network in &stack.networks {
+            if find(api, "networks", &network.name).await?.is_none() {
+                api.call("POST", "/networks/create", Some(&network.body)).await?;
+                said.push(format!("Creating network {}", network.name));
+            }
+        }
+        let mut ids = std::collections::BTreeMap::new();
+        for (kind, objects) in [("secrets", &stack.secrets), ("configs", &stack.configs)] {
+            for object in objects {
+                let id = match find(api, kind, &object.name).await? {
+                    // Secrets and configs cannot change: one that exists is used as it is.
+                    Some(existing) => existing["ID"].as_str().unwrap_or_default().to_owned(),
+                    None => {
+                        let created = api.call("POST", &format!("/{kind}/create"), Some(&object.body)).await?;
+                        said.push(format!("Creating {} {}", &kind[..kind.len() - 1], object.name));
+                        created["ID"].as_str().unwrap_or_default().to_owned()
+                    }
+                };
+                ids.insert(object.name.clone(), id);
+            }
+        }
+        for service in &stack.services {
+            let mut spec = service.body.clone();
+            for (list, name_key, id_key, kind) in [("Secrets", "SecretName", "SecretID", "secrets"), ("Configs", "ConfigName", "ConfigID", "configs")] {
+                let Some(items) = spec["TaskTemplate"]["ContainerSpec"][list].as_array_mut() else { continue };
+                for item in items {
+                    let name = item[name_key].as_str().unwrap_or_default().to_owned();
+                    let id = match ids.get(&name) {
+                        Some(id) => id.clone(),
+                        None => find(api, kind, &name).await?.and_then(|o| o["ID"].as_str().map(str::to_owned)).unwrap_or_default(),
+                    };
+                    item[id_key] = id.into();
+                }
+            }
+            match find(api, "services", &service.name).await? {
+                Some(existing) => {
+                    let id = existing["ID"].as_str().unwrap_or_default();
+                    let version = existing["Version"]["Index"].as_u64().unwrap_or(0);
+                    api.call("POST", &format!("/services/{id}/update?version={version}"), Some(&spec)).await?;
+                    said.push(format!("Updating service {} (id: {id})", service.name));
+                }
+                None => {
+                    api.call("POST", "/services/create", Some(&spec)).await?;
+                    said.push(format!("Creating service {}", service.name));
+                }
+            }
+        }
+        Ok(said)
+    }
+
+    fn stack_filter(stack: &str) -> String {
+        filters(&[("label", &format!("{LABEL_NAMESPACE}={stack}"))])
+    }
+
+    /// The stacks the manager runs: name and service count.
+    pub async fn list(api: &DockerClient) -> Result<Vec<(String, usize)>, DockerApiError> {
+        let services = api.call("GET", &format!("/services?{}", filters(&[("label", LABEL_NAMESPACE)])), None).await?;
+        let mut stacks: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in services.as_array().into_iter().flatten() {
+            if let Some(name) = s["Spec"]["Labels"][LABEL_NAMESPACE].as_str() {
+                *stacks.entry(name.to_owned()).or_default() += 1;
+            }
+        }
+        Ok(stacks.into_iter().collect())
+    }
+
+    /// A stack's services: name, mode, running/desired replicas, image, ports.
+    pub async fn services(api: &DockerClient, stack: &str) -> Result<Vec<Value>, DockerApiError> {
+        let services = api.call("GET", &format!("/services?status=true&{}", stack_filter(stack)), None).await?;
+        Ok(services.as_array().cloned().unwrap_or_default())
+    }
+
+    /// A stack's tasks, with their service's name.
+    pub async fn tasks(api: &DockerClient, stack: &str) -> Result<Vec<Value>, DockerApiError> {
+        let mut out = Vec::new();
+        for service in services(api, stack).await? {
+            let name = service["Spec"]["Name"].as_str().unwrap_or_default().to_owned();
+            let tasks = api.call("GET", &format!("/tasks?{}", filters(&[("service", &name)])), None).await?;
+            for mut task in tasks.as_array().cloned().unwrap_or_default() {
+                task["ServiceName"] = name.clone().into();
+                out.push(task);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a stack: its services, then its networks, secrets and configs.
+    pub async fn remove(api: &DockerClient, stack: &str) -> Result<Vec<String>, DockerApiError> {
+        check_manager(api).await?;
+        let mut said = Vec::new();
+        let filter = stack_filter(stack);
+        for kind in ["services", "secrets", "configs", "networks"] {
+            let objects = api.call("GET", &format!("/{kind}?{filter}"), None).await?;
+            for object in objects.as_array().into_iter().flatten() {
+                let id = object["ID"].as_str().or_else(|| object["Id"].as_str()).unwrap_or_default();
+                let name = object["Spec"]["Name"].as_str().or_else(|| object["Name"].as_str()).unwrap_or(id);
+                // A network goes once the removed services' tasks have left it.
+                let mut attempts = 0;
+                loop {
+                    match api.call("DELETE", &format!("/{kind}/{id}"), None).await {
+                        Ok(_) => break,
+                        Err(e) if attempts < 60 && e_is_busy(&e) => {
+                            attempts += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                said.push(format!("Removing {} {name}", &kind[..kind.len() - 1]));
+            }
+        }
+        if said.is_empty() {
+            said.push(format!("Nothing found in stack: {stack}"));
+        }
+        Ok(said)
+    }
+
+    fn e_is_busy(e: &DockerApiError) -> bool {
+        matches!(e, DockerApiError::Refused { message, .. } if message.contains("in use") || message.contains("has active endpoints"))
+    }
+
+    /// The Swarm's nodes.
+    pub async fn nodes(api: &DockerClient) -> Result<Vec<Value>, DockerApiError> {
+        check_manager(api).await?;
+        Ok(api.call("GET", "/nodes", None).await?.as_array().cloned().unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod build;
 pub mod credentials;
 pub mod diagnose;
+pub mod docker_client;
 pub mod docker_context;
 pub mod home;
 pub mod os;

@@ -159,6 +159,9 @@ enum Command {
     /// Compose projects on an orchestrator, Swarm or Kubernetes (so far `--dry-run`).
     #[command(subcommand)]
     Stack(stack::StackCommand),
+    /// A Swarm's nodes (through its manager's Docker API).
+    #[command(subcommand)]
+    Node(stack::NodeCommand),
     /// Signed images, as cosign signs them: keys, sign, verify, and the policy the
     /// engine enforces on pull and run.
     #[command(subcommand)]
@@ -250,7 +253,8 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Save(args) => save::run(&ctx, args).await,
         Command::Search(args) => search::run(&ctx, args).await,
         Command::Trust(cmd) => trust::run(&ctx, cmd).await,
-        Command::Stack(cmd) => stack::run(cmd).await,
+        Command::Stack(cmd) => stack::run(&ctx, cmd).await,
+        Command::Node(cmd) => stack::node(&ctx, cmd).await,
         Command::Load(args) => load::run(&ctx, args).await,
         Command::History(args) => history::run(&ctx, args).await,
         Command::Import(args) => import::run(&ctx, args).await,

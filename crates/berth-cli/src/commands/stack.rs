@@ -1,13 +1,17 @@
-//! `berth stack deploy`: a compose project onto an orchestrator. So far as what would be
-//! sent (`--dry-run`): Kubernetes manifests, or the Docker API bodies of a Swarm stack;
-//! applying them to a cluster or a Swarm manager is not built yet and says so.
+//! `berth stack` and `berth node`: a compose project onto an orchestrator. On a Swarm,
+//! through its manager's Docker Engine API (`--host tcp://MANAGER:2375` or
+//! `unix:///path`, else `DOCKER_HOST`): deploy (create, or update with a rolling update),
+//! ls, ps, services, rm, and the nodes. On Kubernetes, the manifests (`--dry-run`);
+//! applying them to a cluster is not built yet and says so.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth_compose::project::{load_project, LoadOptions};
+use berth_compose::swarm::manager;
+use berth_host::docker_client::DockerClient;
 
-use super::CommandResult;
+use super::{CommandResult, Context};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Orchestrator {
@@ -31,9 +35,67 @@ pub enum StackCommand {
         /// The stack's name (the project's name).
         name: String,
     },
+    /// The stacks on the Swarm.
+    Ls,
+    /// A stack's tasks.
+    Ps { name: String },
+    /// A stack's services.
+    Services { name: String },
+    /// Remove a stack: its services, networks, secrets and configs.
+    Rm { name: String },
 }
 
-pub async fn run(cmd: StackCommand) -> CommandResult {
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// The Swarm's nodes.
+    Ls,
+}
+
+/// The Swarm manager: `--host` when it is a Docker endpoint, else `DOCKER_HOST`.
+fn manager_api(ctx: &Context) -> Result<DockerClient, Box<dyn std::error::Error + Send + Sync>> {
+    let docker_endpoint = |h: &String| h.starts_with("tcp://") || h.starts_with("unix://");
+    let url = ctx
+        .host
+        .clone()
+        .filter(docker_endpoint)
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(docker_endpoint))
+        .ok_or("name the Swarm manager: --host tcp://MANAGER:2375 (or unix:///path/docker.sock), or DOCKER_HOST")?;
+    Ok(DockerClient::new(&url)?)
+}
+
+pub async fn node(ctx: &Context, cmd: NodeCommand) -> CommandResult {
+    match cmd {
+        NodeCommand::Ls => {
+            let nodes = manager::nodes(&manager_api(ctx)?).await?;
+            println!("{:<27} {:<20} {:<8} {:<13} {:<15} ENGINE VERSION", "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS");
+            for n in &nodes {
+                let manager = match n["ManagerStatus"]["Leader"].as_bool() {
+                    Some(true) => "Leader",
+                    Some(false) => {
+                        n["ManagerStatus"]["Reachability"].as_str().map(|r| if r == "reachable" { "Reachable" } else { "Unreachable" }).unwrap_or("")
+                    }
+                    None => "",
+                };
+                let title = |v: &serde_json::Value| {
+                    let t = v.as_str().unwrap_or_default();
+                    t.chars().next().map(|c| c.to_uppercase().collect::<String>() + &t[c.len_utf8()..]).unwrap_or_default()
+                };
+                println!(
+                    "{:<27} {:<20} {:<8} {:<13} {:<15} {}",
+                    n["ID"].as_str().unwrap_or_default(),
+                    n["Description"]["Hostname"].as_str().unwrap_or_default(),
+                    title(&n["Status"]["State"]),
+                    title(&n["Spec"]["Availability"]),
+                    manager,
+                    n["Description"]["Engine"]["EngineVersion"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
     match cmd {
         StackCommand::Deploy { compose_file, orchestrator, dry_run, name } => {
             let options = LoadOptions {
@@ -48,10 +110,13 @@ pub async fn run(cmd: StackCommand) -> CommandResult {
                 Orchestrator::Swarm => {
                     let services = berth_compose::plan::enabled_services(&project.model, &[], &[])?;
                     let stack = berth_compose::swarm::render(&project, &project.name, &services)?;
-                    if !dry_run {
-                        return Err("deploying to a Swarm manager is not built yet: --dry-run prints the Docker API bodies it would send".into());
+                    if dry_run {
+                        println!("{}", serde_json::to_string_pretty(&stack.to_dry_run_json())?);
+                        return Ok(ExitCode::SUCCESS);
                     }
-                    println!("{}", serde_json::to_string_pretty(&stack.to_dry_run_json())?);
+                    for line in manager::deploy(&manager_api(ctx)?, &stack).await? {
+                        println!("{line}");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Orchestrator::Kubernetes => {
@@ -67,6 +132,64 @@ pub async fn run(cmd: StackCommand) -> CommandResult {
                     Ok(ExitCode::SUCCESS)
                 }
             }
+        }
+        StackCommand::Ls => {
+            println!("{:<20} SERVICES", "NAME");
+            for (name, count) in manager::list(&manager_api(ctx)?).await? {
+                println!("{name:<20} {count}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Services { name } => {
+            println!("{:<27} {:<24} {:<11} {:<9} {:<40} PORTS", "ID", "NAME", "MODE", "REPLICAS", "IMAGE");
+            for s in manager::services(&manager_api(ctx)?, &name).await? {
+                let global = s["Spec"]["Mode"].get("Global").is_some();
+                let replicas =
+                    format!("{}/{}", s["ServiceStatus"]["RunningTasks"].as_u64().unwrap_or(0), s["ServiceStatus"]["DesiredTasks"].as_u64().unwrap_or(0));
+                let ports: Vec<String> = s["Endpoint"]["Ports"]
+                    .as_array()
+                    .or_else(|| s["Spec"]["EndpointSpec"]["Ports"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .map(|p| format!("*:{}->{}/{}", p["PublishedPort"], p["TargetPort"], p["Protocol"].as_str().unwrap_or("tcp")))
+                    .collect();
+                println!(
+                    "{:<27} {:<24} {:<11} {:<9} {:<40} {}",
+                    s["ID"].as_str().unwrap_or_default(),
+                    s["Spec"]["Name"].as_str().unwrap_or_default(),
+                    if global { "global" } else { "replicated" },
+                    replicas,
+                    s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].as_str().unwrap_or_default(),
+                    ports.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Ps { name } => {
+            println!("{:<27} {:<28} {:<40} {:<27} {:<14} {:<12} ERROR", "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE");
+            for t in manager::tasks(&manager_api(ctx)?, &name).await? {
+                let task_name = match t["Slot"].as_u64() {
+                    Some(slot) => format!("{}.{slot}", t["ServiceName"].as_str().unwrap_or_default()),
+                    None => format!("{}.{}", t["ServiceName"].as_str().unwrap_or_default(), t["NodeID"].as_str().unwrap_or_default()),
+                };
+                println!(
+                    "{:<27} {:<28} {:<40} {:<27} {:<14} {:<12} {}",
+                    t["ID"].as_str().unwrap_or_default(),
+                    task_name,
+                    t["Spec"]["ContainerSpec"]["Image"].as_str().unwrap_or_default(),
+                    t["NodeID"].as_str().unwrap_or_default(),
+                    t["DesiredState"].as_str().unwrap_or_default(),
+                    t["Status"]["State"].as_str().unwrap_or_default(),
+                    t["Status"]["Err"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Rm { name } => {
+            for line in manager::remove(&manager_api(ctx)?, &name).await? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
