@@ -5,9 +5,12 @@
 //! update), updated to a failing one (rolled back by Swarm), and removed, leaving no
 //! service, secret, config or network.
 //!
-//! What this does not cover yet: the issue's three-node Swarm (node failure and
-//! rescheduling) and the routing mesh. These machines have no ip_vs, so Swarm's virtual
-//! IPs and ingress cannot work: the services use `endpoint_mode: dnsrr`, as the machine
+//! And a three-node Swarm (three dockerd, each in a network namespace of its own, on a
+//! bridge): the stack spreads, services reach each other across nodes, a stopped
+//! worker's tasks are scheduled again elsewhere.
+//!
+//! Not covered: Swarm's virtual IPs and the routing mesh. These machines have no ip_vs,
+//! so they cannot work here: the services use `endpoint_mode: dnsrr`, as the machine
 //! notes advise.
 
 use std::time::{Duration, Instant};
@@ -173,4 +176,200 @@ fn a_stack_deploys_updates_rolls_back_and_goes_on_a_real_swarm() {
     assert!(ok);
     let (ok, _, err) = berth(&["stack", "deploy", "-c", "compose.yaml", "shop"]);
     assert!(!ok && err.contains("is not a swarm manager"), "{err}");
+}
+
+/// Runs `ip ARGS` in the network namespace `pid` holds.
+fn ip_in(pid: u32, args: &[&str]) {
+    let out = std::process::Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("--").arg("ip").args(args).output().expect("nsenter ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+const THREE_NODE_STACK: &str = r#"
+services:
+  web:
+    image: berth.test/swarm:1
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: 3
+      endpoint_mode: dnsrr
+      placement:
+        preferences:
+          - spread: node.id
+  worker:
+    image: berth.test/swarm:1
+    command: ["sleep", "3600"]
+    deploy:
+      endpoint_mode: dnsrr
+      placement:
+        constraints: ["node.role == worker"]
+  db:
+    image: berth.test/swarm:1
+    command: ["sleep", "3600"]
+    secrets: [db_password]
+    volumes: ["dbdata:/var/lib/db"]
+    deploy:
+      endpoint_mode: dnsrr
+      placement:
+        constraints: ["node.role == manager"]
+volumes:
+  dbdata: {}
+secrets:
+  db_password:
+    file: ./db_password.txt
+"#;
+
+/// Three dockerd nodes, each in a network namespace of its own, joined by a bridge in a
+/// fourth: one manager, two workers. The stack spreads across them, its services find
+/// each other by name across nodes over the overlay network (VXLAN between the
+/// namespaces), and when a worker node stops its tasks are scheduled again on the
+/// nodes left.
+/// The namespace that holds the nodes' bridge, gone with the test whatever happens.
+struct Switch(std::process::Child);
+
+impl Switch {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_stack_spreads_over_three_nodes_and_survives_a_node_stopping() {
+    let switch = Switch(berth_tests::native::netns_holder());
+    // The holder drops forwarded traffic, and with br_netfilter a bridge's traffic is
+    // forwarded traffic: this bridge is the nodes' switch.
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", switch.id()))
+        .args(["--", "iptables", "-w", "-P", "FORWARD", "ACCEPT"])
+        .output()
+        .expect("iptables");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ip_in(switch.id(), &["link", "add", "br0", "type", "bridge"]);
+    ip_in(switch.id(), &["link", "set", "br0", "up"]);
+    let mut nodes: Vec<DockerTarget> = Vec::new();
+    for n in 1..=3u32 {
+        let node = DockerTarget::start("dockerd", &format!("swarm-node{n}"));
+        let pid = node.netns_pid().to_string();
+        let port = format!("sw{n}");
+        ip_in(switch.id(), &["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &pid]);
+        ip_in(switch.id(), &["link", "set", &port, "master", "br0", "up"]);
+        ip_in(node.netns_pid(), &["addr", "add", &format!("10.231.0.{n}/24"), "dev", "eth0"]);
+        ip_in(node.netns_pid(), &["link", "set", "eth0", "up"]);
+        node.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), "berth.test/swarm:1"));
+        nodes.push(node);
+    }
+    let (ok, out, err) = nodes[0].docker(&["swarm", "init", "--advertise-addr", "10.231.0.1", "--listen-addr", "10.231.0.1:2377"]);
+    assert!(ok, "swarm init: {out}{err}");
+    let token = nodes[0].ok(&["swarm", "join-token", "-q", "worker"]);
+    for (n, joining) in nodes.iter().enumerate().skip(1) {
+        let (ok, out, err) = joining.docker(&["swarm", "join", "--token", token.trim(), "--advertise-addr", &format!("10.231.0.{}", n + 1), "10.231.0.1:2377"]);
+        assert!(ok, "node {} joins: {out}{err}", n + 1);
+    }
+    let dir = nodes[0].home().join("stack");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("compose.yaml"), THREE_NODE_STACK).expect("write");
+    std::fs::write(dir.join("db_password.txt"), "pw\n").expect("write");
+    let host = format!("unix://{}", nodes[0].socket().display());
+    let berth = |args: &[&str]| {
+        let out = std::process::Command::new(berth_tests::bin("berth"))
+            .args(["--host", &host])
+            .args(args)
+            .current_dir(&dir)
+            .env("BERTH_HOME", dir.join("berth-home"))
+            .output()
+            .expect("berth");
+        assert!(out.status.success(), "berth {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("three ready nodes", Duration::from_secs(60), || {
+        let out = berth(&["node", "ls"]);
+        (out.matches("Ready").count() == 3).then_some(out)
+    });
+
+    let started = Instant::now();
+    berth(&["stack", "deploy", "-c", "compose.yaml", "shop"]);
+    wait_for("every replica running", Duration::from_secs(120), || {
+        let out = berth(&["stack", "services", "shop"]);
+        // web 3/3, db 1/1, worker 1/1.
+        (out.contains(" 3/3 ") && out.matches(" 1/1 ").count() == 2).then_some(out)
+    });
+    let berth_took = started.elapsed().as_secs_f64();
+    // The same file with the docker CLI's `docker stack deploy`, for the issue's
+    // side-by-side number (printed, not asserted), then removed.
+    let started = Instant::now();
+    let compose_file = dir.join("compose.yaml").display().to_string();
+    let (ok, out, err) = nodes[0].docker(&["stack", "deploy", "-c", &compose_file, "dockershop"]);
+    assert!(ok, "docker stack deploy: {out}{err}");
+    wait_for("docker's stack running", Duration::from_secs(120), || {
+        let out = nodes[0].docker(&["stack", "services", "dockershop", "--format", "{{.Replicas}}"]).1;
+        (out.lines().filter(|l| l.starts_with("3/3") || l.starts_with("1/1")).count() == 3).then_some(out)
+    });
+    let docker_took = started.elapsed().as_secs_f64();
+    println!("deploy to every replica running on three nodes: berth stack deploy {berth_took:.1} s, docker stack deploy {docker_took:.1} s");
+    nodes[0].ok(&["stack", "rm", "dockershop"]);
+    wait_for("docker's stack gone", Duration::from_secs(60), || {
+        nodes[0].docker(&["service", "ls", "-q", "--filter", "label=com.docker.stack.namespace=dockershop"]).1.trim().is_empty().then(String::new)
+    });
+    let web_nodes = |out: &str| -> std::collections::BTreeSet<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|c| c.len() >= 6 && c[1].starts_with("shop_web.") && c[5] == "running")
+            .map(|c| c[3].to_owned())
+            .collect()
+    };
+    let tasks = berth(&["stack", "ps", "shop"]);
+    assert!(web_nodes(&tasks).len() >= 2, "web spreads over the nodes: {tasks}");
+
+    // Discovery by name across nodes: from the manager's db task, every web task's
+    // address, and each answers over the overlay network.
+    let (_, db, _) = nodes[0].docker(&["ps", "-q", "--filter", "label=com.docker.swarm.service.name=shop_db"]);
+    let db = db.lines().next().expect("db runs on the manager").to_owned();
+    // (Records of tasks on other nodes arrive by gossip, within seconds.)
+    let answer = wait_for("three addresses for web", Duration::from_secs(30), || {
+        let answer = nodes[0].docker(&["exec", &db, "nslookup", "web"]).1;
+        (answer.lines().filter(|l| l.starts_with("Address") && !l.contains("127.0.0.11")).count() == 3).then_some(answer)
+    });
+    let addresses: Vec<&str> =
+        answer.lines().filter(|l| l.starts_with("Address") && !l.contains("127.0.0.11")).filter_map(|l| l.split_whitespace().last()).collect();
+    for address in &addresses {
+        let (ok, out, err) = nodes[0].docker(&["exec", &db, "ping", "-c", "1", "-W", "5", address]);
+        assert!(ok, "ping {address} across the overlay: {out}{err}");
+    }
+
+    // A worker node stops: Swarm sees it down and runs its tasks on the nodes left.
+    let stopped_id = nodes[0].ok(&["node", "ls", "--filter", "role=worker", "--format", "{{.ID}} {{.Hostname}}"]);
+    let third_id = nodes[2].ok(&["info", "--format", "{{.Swarm.NodeID}}"]).trim().to_owned();
+    assert!(stopped_id.contains(&third_id));
+    drop(nodes.pop());
+    wait_for("the stopped node's tasks to run elsewhere", Duration::from_secs(120), || {
+        let out = berth(&["stack", "ps", "shop"]);
+        // Columns: ID, NAME, IMAGE, NODE, DESIRED STATE, CURRENT STATE. A task of the
+        // stopped node stays "running" as last reported, with "shutdown" desired.
+        let placed: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|c| c.len() >= 6 && c[1].starts_with("shop_web.") && c[4] == "running" && c[5] == "running")
+            .collect();
+        (placed.len() == 3 && placed.iter().all(|c| c[3] != third_id)).then_some(out)
+    });
+
+    berth(&["stack", "rm", "shop"]);
+    wait_for("nothing of the stack left", Duration::from_secs(60), || {
+        let label = "label=com.docker.stack.namespace=shop";
+        let left = nodes[0].docker(&["service", "ls", "-q", "--filter", label]).1 + &nodes[0].docker(&["secret", "ls", "-q", "--filter", label]).1;
+        left.trim().is_empty().then(String::new)
+    });
+    for left in &nodes {
+        wait_for("the tasks' containers gone", Duration::from_secs(60), || {
+            left.docker(&["ps", "-aq", "--filter", "label=com.docker.stack.namespace=shop"]).1.trim().is_empty().then(String::new)
+        });
+    }
+    drop(nodes);
+    drop(switch);
 }
