@@ -2,6 +2,7 @@
 //! `berth stack` and `berth node`): JSON requests over HTTP/1.1 on `unix://PATH` or
 //! `tcp://HOST:PORT` (plain TCP: only where the user asks for it, as docker does).
 
+#[cfg(unix)]
 use std::path::PathBuf;
 
 use http_body_util::{BodyExt, Full};
