@@ -473,18 +473,22 @@ impl RegistryClient {
         Ok(Fetched { media_type, digest, bytes })
     }
 
+    /// GET of a blob, answered 200 (a 404 is NotFound, another status the registry's
+    /// refusal).
+    async fn blob_response(&self, reference: &Reference, digest: &Digest, creds: Option<&Credentials>) -> Result<reqwest::Response, RegistryError> {
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let response = self.get(reference, &url, None, creds).await?;
+        match response.status().as_u16() {
+            200 => Ok(response),
+            404 => Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() }),
+            _ => Err(refusal(response, &format!("blob {digest}"), reference).await),
+        }
+    }
+
     /// A small blob's bytes (a signature's payload), at most `limit` of them, checked
     /// against its digest; nothing is stored.
     pub async fn blob_bytes(&self, reference: &Reference, digest: &Digest, limit: u64, creds: Option<&Credentials>) -> Result<Vec<u8>, RegistryError> {
-        let url = self.url(reference, &format!("blobs/{digest}"));
-        let response = self.get(reference, &url, None, creds).await?;
-        let status = response.status().as_u16();
-        if status == 404 {
-            return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
-        }
-        if status != 200 {
-            return Err(refusal(response, &format!("blob {digest}"), reference).await);
-        }
+        let response = self.blob_response(reference, digest, creds).await?;
         let too_large = || RegistryError::Status { status: 200, what: format!("blob {digest} (over {limit} bytes)"), reference: reference.to_string() };
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(too_large());
@@ -520,15 +524,7 @@ impl RegistryClient {
             progress(size);
             return Ok(());
         }
-        let url = self.url(reference, &format!("blobs/{digest}"));
-        let response = self.get(reference, &url, None, creds).await?;
-        let status = response.status().as_u16();
-        if status == 404 {
-            return Err(RegistryError::NotFound { what: format!("blob {digest}"), reference: reference.name() });
-        }
-        if status != 200 {
-            return Err(refusal(response, &format!("blob {digest}"), reference).await);
-        }
+        let response = self.blob_response(reference, digest, creds).await?;
         let mut writer = store.writer(digest.clone(), Some(size)).await?;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
