@@ -29,6 +29,8 @@ use k8s_openapi::ByteString;
 use crate::model::{FileObject, Service as ComposeService};
 use crate::project::Project;
 
+pub mod cluster;
+
 /// The label that selects a service's pods, with the project's.
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";

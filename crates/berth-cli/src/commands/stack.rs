@@ -1,12 +1,16 @@
 //! `berth stack` and `berth node`: a compose project onto an orchestrator. On a Swarm,
 //! through its manager's Docker Engine API (`--host tcp://MANAGER:2375` or
 //! `unix:///path`, else `DOCKER_HOST`): deploy (create, or update with a rolling update),
-//! ls, ps, services, rm, and the nodes. On Kubernetes, the manifests (`--dry-run`);
-//! applying them to a cluster is not built yet and says so.
+//! ls, ps, services, rm, and the nodes. On Kubernetes (`--orchestrator kubernetes`, or
+//! `DOCKER_STACK_ORCHESTRATOR` as the docker CLI reads it), on the cluster of the
+//! kubeconfig (`--kubeconfig`, else `KUBECONFIG`, else `~/.kube/config`; `--context`,
+//! `--namespace`): deploy with server-side apply, ls, ps, services, rm; `--dry-run`
+//! prints the manifests.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use berth_compose::kube::cluster::Cluster;
 use berth_compose::project::{load_project, LoadOptions};
 use berth_compose::swarm::manager;
 use berth_host::docker_client::DockerClient;
@@ -19,6 +23,29 @@ pub enum Orchestrator {
     Kubernetes,
 }
 
+/// Where a stack goes: a Swarm (its manager from `--host` or `DOCKER_HOST`) or a
+/// Kubernetes cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    #[arg(long, value_enum, env = "DOCKER_STACK_ORCHESTRATOR", default_value = "swarm")]
+    orchestrator: Orchestrator,
+    /// Kubernetes: the kubeconfig (else `KUBECONFIG`, else `~/.kube/config`).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig's context (else its current one).
+    #[arg(long)]
+    context: Option<String>,
+    /// Kubernetes: the namespace (else the context's, else `default`).
+    #[arg(long)]
+    namespace: Option<String>,
+}
+
+impl Target {
+    async fn cluster(&self) -> Result<Cluster, berth_compose::kube::cluster::ClusterError> {
+        Cluster::connect(self.kubeconfig.as_deref(), self.context.as_deref(), self.namespace.as_deref()).await
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum StackCommand {
     /// Deploy a compose project as a stack named NAME.
@@ -26,8 +53,8 @@ pub enum StackCommand {
         /// The compose files (in order, merged as compose merges them).
         #[arg(short = 'c', long = "compose-file", required = true)]
         compose_file: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value = "swarm")]
-        orchestrator: Orchestrator,
+        #[command(flatten)]
+        target: Target,
         /// Print what would be made (Kubernetes manifests, or a Swarm stack's Docker API
         /// bodies) instead of making it.
         #[arg(long)]
@@ -35,14 +62,30 @@ pub enum StackCommand {
         /// The stack's name (the project's name).
         name: String,
     },
-    /// The stacks on the Swarm.
-    Ls,
-    /// A stack's tasks.
-    Ps { name: String },
-    /// A stack's services.
-    Services { name: String },
-    /// Remove a stack: its services, networks, secrets and configs.
-    Rm { name: String },
+    /// The stacks on the Swarm, or in the namespace.
+    Ls {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// A stack's tasks (pods on Kubernetes).
+    Ps {
+        #[command(flatten)]
+        target: Target,
+        name: String,
+    },
+    /// A stack's services (Deployments and StatefulSets on Kubernetes).
+    Services {
+        #[command(flatten)]
+        target: Target,
+        name: String,
+    },
+    /// Remove a stack: its services, networks, secrets and configs (volumes and their
+    /// claims are kept).
+    Rm {
+        #[command(flatten)]
+        target: Target,
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,7 +140,7 @@ pub async fn node(ctx: &Context, cmd: NodeCommand) -> CommandResult {
 
 pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
     match cmd {
-        StackCommand::Deploy { compose_file, orchestrator, dry_run, name } => {
+        StackCommand::Deploy { compose_file, target, dry_run, name } => {
             let options = LoadOptions {
                 files: compose_file,
                 project_name: Some(name),
@@ -106,7 +149,7 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
                 environ: std::env::vars().collect(),
             };
             let project = load_project(&options)?;
-            match orchestrator {
+            match target.orchestrator {
                 Orchestrator::Swarm => {
                     let services = berth_compose::plan::enabled_services(&project.model, &[], &[])?;
                     let stack = berth_compose::swarm::render(&project, &project.name, &services)?;
@@ -125,22 +168,57 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
                     for warning in &rendered.warnings {
                         eprintln!("warning: {warning}");
                     }
-                    if !dry_run {
-                        return Err("applying to a cluster is not built yet: use --dry-run, and `kubectl apply --server-side -f -` on its output".into());
+                    if dry_run {
+                        print!("{}", rendered.to_yaml());
+                        return Ok(ExitCode::SUCCESS);
                     }
-                    print!("{}", rendered.to_yaml());
+                    let cluster = target.cluster().await?;
+                    for line in cluster.deploy(&rendered).await? {
+                        println!("{line}");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
             }
         }
-        StackCommand::Ls => {
+        StackCommand::Ls { target } if target.orchestrator == Orchestrator::Kubernetes => {
+            let stacks = target.cluster().await?.stacks().await?;
             println!("{:<20} SERVICES", "NAME");
-            for (name, count) in manager::list(&manager_api(ctx)?).await? {
+            for (name, count) in stacks {
                 println!("{name:<20} {count}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Services { name } => {
+        StackCommand::Services { target, name } if target.orchestrator == Orchestrator::Kubernetes => {
+            let workloads = target.cluster().await?.workloads(&kube_name(&name)?).await?;
+            println!("{:<24} {:<12} {:<9} IMAGE", "NAME", "KIND", "REPLICAS");
+            for w in workloads {
+                println!("{:<24} {:<12} {:<9} {}", w.name, w.kind, format!("{}/{}", w.ready, w.desired), w.image);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Ps { target, name } if target.orchestrator == Orchestrator::Kubernetes => {
+            let pods = target.cluster().await?.pods(&kube_name(&name)?).await?;
+            println!("{:<36} {:<16} {:<32} {:<20} {:<6} {:<10} RESTARTS", "NAME", "SERVICE", "IMAGE", "NODE", "READY", "STATUS");
+            for p in pods {
+                println!("{:<36} {:<16} {:<32} {:<20} {:<6} {:<10} {}", p.name, p.service, p.image, p.node, p.ready, p.phase, p.restarts);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Rm { target, name } if target.orchestrator == Orchestrator::Kubernetes => {
+            for line in target.cluster().await?.remove(&kube_name(&name)?).await? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Ls { .. } => {
+            let stacks = manager::list(&manager_api(ctx)?).await?;
+            println!("{:<20} SERVICES", "NAME");
+            for (name, count) in stacks {
+                println!("{name:<20} {count}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StackCommand::Services { name, .. } => {
             println!("{:<27} {:<24} {:<11} {:<9} {:<40} PORTS", "ID", "NAME", "MODE", "REPLICAS", "IMAGE");
             for s in manager::services(&manager_api(ctx)?, &name).await? {
                 let global = s["Spec"]["Mode"].get("Global").is_some();
@@ -165,7 +243,7 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Ps { name } => {
+        StackCommand::Ps { name, .. } => {
             println!("{:<27} {:<28} {:<40} {:<27} {:<14} {:<12} ERROR", "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE");
             for t in manager::tasks(&manager_api(ctx)?, &name).await? {
                 let task_name = match t["Slot"].as_u64() {
@@ -185,11 +263,16 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Rm { name } => {
+        StackCommand::Rm { name, .. } => {
             for line in manager::remove(&manager_api(ctx)?, &name).await? {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A stack's name as its objects carry it on Kubernetes.
+fn kube_name(name: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    berth_compose::kube::object_name(name).ok_or_else(|| format!("{name:?} is not a valid Kubernetes name").into())
 }
