@@ -1,5 +1,7 @@
 //! `berth stack` and `berth node` against a real Swarm: Debian's dockerd in a network
-//! namespace of its own, made a one-node Swarm manager. A stack of three services (a web
+//! namespace of its own, made a one-node Swarm manager, its API on TCP with mutual TLS
+//! and reached through a docker context the docker CLI made (`docker context create`,
+//! `docker context use`), as a remote manager is. A stack of three services (a web
 //! service with replicas, a worker, a database with a secret and a volume) is deployed,
 //! found by name across the stack's overlay network, updated with a new image (a rolling
 //! update), updated to a failing one (rolled back by Swarm), and removed, leaving no
@@ -67,7 +69,12 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> Option<Strin
 
 #[test]
 fn a_stack_deploys_updates_rolls_back_and_goes_on_a_real_swarm() {
-    let dockerd = DockerTarget::start("dockerd", "swarm-stack");
+    const TLS_HOST: &str = "tcp://127.0.0.1:2376";
+    let certs = berth_tests::temp_home("swarm-stack-certs");
+    let tls = fixtures::tls::make(&certs);
+    let mut args = tls.daemon_args();
+    args.extend(["--tlsverify".to_owned(), "-H".to_owned(), TLS_HOST.to_owned()]);
+    let dockerd = DockerTarget::start_with("dockerd", "swarm-stack", &args);
     let (ok, out, err) = dockerd.docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
     assert!(ok, "swarm init: {out}{err}");
     // The services' image, on the node (no registry: Swarm then runs what the node has).
@@ -79,25 +86,65 @@ fn a_stack_deploys_updates_rolls_back_and_goes_on_a_real_swarm() {
     std::fs::write(dir.join("compose.yaml"), STACK).expect("write");
     std::fs::write(dir.join("db_password.txt"), "pw-in-the-swarm\n").expect("write");
     std::fs::write(dir.join("settings.conf"), "mode = swarm\n").expect("write");
-    let host = format!("unix://{}", dockerd.socket().display());
-    let berth = |args: &[&str]| {
-        let out = std::process::Command::new(berth_tests::bin("berth"))
-            .args(["--host", &host])
+    // The manager as a docker context, made by the docker CLI with the client's TLS
+    // files, and made current; one with a certificate the manager does not trust.
+    let docker_config = dockerd.home().join("docker-config");
+    let docker_cli = |args: &[&str]| {
+        let out = std::process::Command::new("docker").args(args).env("DOCKER_CONFIG", &docker_config).env_remove("DOCKER_HOST").output().expect("docker");
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    for (name, dir) in [("manager", &tls.client_dir), ("stranger", &tls.stranger_dir)] {
+        let files = format!("host={TLS_HOST},ca={0}/ca.pem,cert={0}/cert.pem,key={0}/key.pem", dir.display());
+        docker_cli(&["context", "create", name, "--docker", &files]);
+    }
+    docker_cli(&["context", "use", "manager"]);
+    // berth in the manager's network namespace, where its TCP port is, with the docker
+    // CLI's configuration and nothing else naming an engine.
+    let berth_with = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", dockerd.netns_pid()))
+            .arg("--")
+            .arg(berth_tests::bin("berth"))
             .args(args)
             .current_dir(&dir)
             .env("BERTH_HOME", dockerd.home().join("berth-home"))
+            .env("DOCKER_CONFIG", &docker_config)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .envs(env.iter().copied())
             .output()
             .expect("berth");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
+    let berth = |args: &[&str]| berth_with(args, &[]);
     let ok_berth = |args: &[&str]| {
         let (ok, out, err) = berth(args);
         assert!(ok, "berth {args:?}: {out}{err}");
         out
     };
 
+    // The current context reaches the manager over TLS; so do --context, the unix socket
+    // by --host, and DOCKER_HOST with DOCKER_TLS_VERIFY. A certificate the manager does
+    // not trust, and plain HTTP to its TLS port, are refused with the reason.
     let out = ok_berth(&["node", "ls"]);
     assert!(out.contains("Leader") && out.contains("Ready"), "{out}");
+    let unix = format!("unix://{}", dockerd.socket().display());
+    for (args, env) in [
+        (vec!["node", "ls", "--context", "manager"], vec![]),
+        (vec!["--host", unix.as_str(), "node", "ls"], vec![]),
+        (vec!["node", "ls"], vec![("DOCKER_HOST", TLS_HOST), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", tls.client_dir.to_str().expect("utf-8"))]),
+    ] {
+        let (ok, out, err) = berth_with(&args, &env);
+        assert!(ok && out.contains("Leader"), "berth {args:?} {env:?}: {out}{err}");
+    }
+    let (ok, _, err) = berth(&["node", "ls", "--context", "stranger"]);
+    assert!(!ok && err.to_lowercase().contains("certificate"), "a stranger's certificate: {err}");
+    let (ok, _, err) = berth_with(&["node", "ls"], &[("DOCKER_HOST", TLS_HOST)]);
+    assert!(!ok && err.contains("HTTPS"), "plain HTTP to the TLS port: {err}");
+    let (ok, _, err) = berth(&["node", "ls", "--context", "nowhere"]);
+    assert!(!ok && err.contains("context \"nowhere\" does not exist"), "{err}");
     let started = Instant::now();
     let out = ok_berth(&["stack", "deploy", "-c", "compose.yaml", "shop"]);
     for line in ["Creating network shop_default", "Creating secret shop_db_password", "Creating config shop_settings", "Creating service shop_web"] {

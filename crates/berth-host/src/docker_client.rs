@@ -1,9 +1,13 @@
 //! A small client of another engine's Docker Engine API (a Swarm manager's, for
 //! `berth stack` and `berth node`): JSON requests over HTTP/1.1 on `unix://PATH` or
-//! `tcp://HOST:PORT` (plain TCP: only where the user asks for it, as docker does).
+//! `tcp://HOST:PORT`, with TLS when the endpoint has its files (`DOCKER_TLS_VERIFY`, or a
+//! docker context's), plain only where the user asks for it, as docker does.
 
 #[cfg(unix)]
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_proto::tls::ClientConfig;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -18,6 +22,8 @@ pub const API_VERSION: &str = "v1.41";
 pub enum DockerApiError {
     #[error("{0:?} is not a Docker endpoint: expected unix:///path or tcp://host:port")]
     Endpoint(String),
+    #[error("the TLS files of {from}: {detail}")]
+    Tls { from: String, detail: String },
     #[error("cannot reach the Docker API at {endpoint}: {detail}")]
     Unreachable { endpoint: String, detail: String },
     /// The engine's refusal, in its words.
@@ -40,7 +46,8 @@ impl DockerApiError {
 enum Endpoint {
     #[cfg(unix)]
     Unix(PathBuf),
-    Tcp(String),
+    /// `host:port`, and TLS settings with the server's name.
+    Tcp(String, Option<(Arc<ClientConfig>, String)>),
 }
 
 #[derive(Debug, Clone)]
@@ -66,11 +73,31 @@ impl DockerClient {
             if authority.is_empty() {
                 return Err(DockerApiError::Endpoint(url.to_owned()));
             }
-            Endpoint::Tcp(if authority.contains(':') { authority.to_owned() } else { format!("{authority}:2375") })
+            Endpoint::Tcp(if authority.contains(':') { authority.to_owned() } else { format!("{authority}:2375") }, None)
         } else {
             return Err(DockerApiError::Endpoint(url.to_owned()));
         };
         Ok(DockerClient { endpoint, text: url.to_owned() })
+    }
+
+    /// The endpoint a docker context or the environment names, with its TLS files.
+    pub fn for_endpoint(endpoint: &crate::docker_context::DockerEndpoint) -> Result<DockerClient, DockerApiError> {
+        let mut client = DockerClient::new(&endpoint.host)?;
+        if let Some(tls) = &endpoint.tls {
+            let tls_err = |detail: String| DockerApiError::Tls { from: endpoint.from.clone(), detail };
+            let Endpoint::Tcp(authority, settings) = &mut client.endpoint else {
+                return Err(tls_err(format!("TLS is for tcp:// endpoints, not {}", endpoint.host)));
+            };
+            let identity = tls.identity.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
+            let config = berth_proto::tls::client_config(&tls.ca, identity).map_err(|e| tls_err(e.to_string()))?;
+            let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).trim_start_matches('[').trim_end_matches(']').to_owned();
+            // A TLS endpoint without a port is on docker's TLS port.
+            if !endpoint.host.trim_start_matches("tcp://").contains(':') {
+                *authority = format!("{host}:2376");
+            }
+            *settings = Some((config, host));
+        }
+        Ok(client)
     }
 
     pub fn endpoint(&self) -> &str {
@@ -95,9 +122,15 @@ impl DockerClient {
                 let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| unreachable(e.to_string()))?;
                 send(stream, request).await.map_err(unreachable)?
             }
-            Endpoint::Tcp(authority) => {
+            Endpoint::Tcp(authority, tls) => {
                 let stream = tokio::net::TcpStream::connect(authority).await.map_err(|e| unreachable(e.to_string()))?;
-                send(stream, request).await.map_err(unreachable)?
+                match tls {
+                    Some((config, host)) => {
+                        let stream = berth_proto::tls::connect(config.clone(), host, stream).await.map_err(|e| unreachable(format!("TLS: {e}")))?;
+                        send(stream, request).await.map_err(unreachable)?
+                    }
+                    None => send(stream, request).await.map_err(unreachable)?,
+                }
             }
         };
         let status = response.status().as_u16();
@@ -120,11 +153,33 @@ async fn send<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> Result<hype
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| with_causes(&e))?;
+    let (ended, ended_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let _ = connection.await;
+        let _ = ended.send(connection.await);
     });
-    sender.send_request(request).await.map_err(|e| e.to_string())
+    match sender.send_request(request).await {
+        Ok(response) => Ok(response),
+        // The connection's own end says why the request failed (a TLS alert: the server
+        // refused the client's certificate).
+        Err(e) => match tokio::time::timeout(std::time::Duration::from_secs(2), ended_rx).await {
+            Ok(Ok(Err(connection_error))) => Err(with_causes(&connection_error)),
+            _ => Err(with_causes(&e)),
+        },
+    }
+}
+
+/// An error with what caused it (hyper's "connection error" says why only in its source:
+/// a TLS alert, a reset).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `?filters=` for the Docker API: `{"key":["value",...]}`, URL-encoded.
@@ -152,7 +207,7 @@ mod tests {
     #[test]
     fn endpoints_are_docker_urls() {
         assert!(DockerClient::new("tcp://10.0.0.1").is_ok());
-        assert!(matches!(DockerClient::new("tcp://10.0.0.1").map(|c| c.endpoint), Ok(Endpoint::Tcp(a)) if a == "10.0.0.1:2375"));
+        assert!(matches!(DockerClient::new("tcp://10.0.0.1").map(|c| c.endpoint), Ok(Endpoint::Tcp(a, None)) if a == "10.0.0.1:2375"));
         assert!(DockerClient::new("unix:/x").is_err());
         assert!(DockerClient::new("tcp://").is_err());
         assert!(DockerClient::new("ssh://host").is_err());

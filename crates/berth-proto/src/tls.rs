@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
+pub use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 pub use tokio_rustls::TlsAcceptor;
 
@@ -76,6 +77,43 @@ pub fn server_config(tls: &TcpTls) -> Result<Arc<ServerConfig>, TlsError> {
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(Arc::new(config))
+}
+
+/// A client's TLS settings, as the docker CLI's `DOCKER_TLS_VERIFY` and a docker
+/// context's TLS files give them: the server checked against `ca`, and the client's own
+/// certificate and key (`identity`) shown when the server asks.
+pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in certificates("CA certificate", ca)? {
+        roots.add(cert).map_err(|e| TlsError::File { what: "CA certificate", path: ca.to_owned(), detail: e.to_string() })?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = certificates("certificate", cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File { what: "private key", path: key.to_owned(), detail: e.to_string() })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| TlsError::Config(e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// A TLS client stream to a server.
+pub type ClientStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// The handshake on `stream` with the server named `host` (a DNS name or an IP address,
+/// which its certificate must carry).
+pub async fn connect(config: Arc<ClientConfig>, host: &str, stream: TcpStream) -> std::io::Result<ClientStream> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the TLS handshake timed out")),
+    }
 }
 
 /// Reads the TLS files and binds the address: every mistake is an error before the

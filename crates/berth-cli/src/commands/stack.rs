@@ -1,6 +1,7 @@
 //! `berth stack` and `berth node`: a compose project onto an orchestrator. On a Swarm,
-//! through its manager's Docker Engine API (`--host tcp://MANAGER:2375` or
-//! `unix:///path`, else `DOCKER_HOST`): deploy (create, or update with a rolling update),
+//! through its manager's Docker Engine API (`--host tcp://MANAGER:2376` or
+//! `unix:///path`, a docker context, or `DOCKER_HOST`, as the docker CLI finds it, TLS
+//! included): deploy (create, or update with a rolling update),
 //! ls, ps, services, rm, and the nodes. On Kubernetes (`--orchestrator kubernetes`, or
 //! `DOCKER_STACK_ORCHESTRATOR` as the docker CLI reads it), on the cluster of the
 //! kubeconfig (`--kubeconfig`, else `KUBECONFIG`, else `~/.kube/config`; `--context`,
@@ -14,6 +15,7 @@ use berth_compose::kube::cluster::Cluster;
 use berth_compose::project::{load_project, LoadOptions};
 use berth_compose::swarm::manager;
 use berth_host::docker_client::DockerClient;
+use berth_host::docker_context;
 
 use super::{CommandResult, Context};
 
@@ -32,7 +34,8 @@ pub struct Target {
     /// Kubernetes: the kubeconfig (else `KUBECONFIG`, else `~/.kube/config`).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Kubernetes: the kubeconfig's context (else its current one).
+    /// The docker context of the Swarm manager, or the kubeconfig's context on
+    /// Kubernetes (else the current one).
     #[arg(long)]
     context: Option<String>,
     /// Kubernetes: the namespace (else the context's, else `default`).
@@ -91,25 +94,29 @@ pub enum StackCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum NodeCommand {
     /// The Swarm's nodes.
-    Ls,
+    Ls {
+        /// The docker context of the Swarm manager.
+        #[arg(long)]
+        context: Option<String>,
+    },
 }
 
-/// The Swarm manager: `--host` when it is a Docker endpoint, else `DOCKER_HOST`.
-fn manager_api(ctx: &Context) -> Result<DockerClient, Box<dyn std::error::Error + Send + Sync>> {
-    let docker_endpoint = |h: &String| h.starts_with("tcp://") || h.starts_with("unix://");
-    let url = ctx
-        .host
-        .clone()
-        .filter(docker_endpoint)
-        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(docker_endpoint))
-        .ok_or("name the Swarm manager: --host tcp://MANAGER:2375 (or unix:///path/docker.sock), or DOCKER_HOST")?;
-    Ok(DockerClient::new(&url)?)
+/// The Swarm manager, found as the docker CLI finds its engine: `--host` when it is a
+/// Docker endpoint, else `--context`, else `DOCKER_HOST` (TLS with `DOCKER_TLS_VERIFY`),
+/// else `DOCKER_CONTEXT`, else the docker CLI's current context.
+fn manager_api(ctx: &Context, context: Option<&str>) -> Result<DockerClient, Box<dyn std::error::Error + Send + Sync>> {
+    let host = ctx.host.as_deref().filter(|h| h.starts_with("tcp://") || h.starts_with("unix://"));
+    let env = |name: &str| std::env::var(name).ok();
+    let endpoint = docker_context::resolve(&berth_host::credentials::docker_config_dir(), host, context, &env)?.ok_or(
+        "name the Swarm manager: --host tcp://MANAGER:2376 (or unix:///path/docker.sock), --context NAME (a docker context), DOCKER_HOST, or docker context use NAME",
+    )?;
+    Ok(DockerClient::for_endpoint(&endpoint)?)
 }
 
 pub async fn node(ctx: &Context, cmd: NodeCommand) -> CommandResult {
     match cmd {
-        NodeCommand::Ls => {
-            let nodes = manager::nodes(&manager_api(ctx)?).await?;
+        NodeCommand::Ls { context } => {
+            let nodes = manager::nodes(&manager_api(ctx, context.as_deref())?).await?;
             println!("{:<27} {:<20} {:<8} {:<13} {:<15} ENGINE VERSION", "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS");
             for n in &nodes {
                 let manager = match n["ManagerStatus"]["Leader"].as_bool() {
@@ -157,7 +164,7 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
                         println!("{}", serde_json::to_string_pretty(&stack.to_dry_run_json())?);
                         return Ok(ExitCode::SUCCESS);
                     }
-                    for line in manager::deploy(&manager_api(ctx)?, &stack).await? {
+                    for line in manager::deploy(&manager_api(ctx, target.context.as_deref())?, &stack).await? {
                         println!("{line}");
                     }
                     Ok(ExitCode::SUCCESS)
@@ -210,17 +217,17 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Ls { .. } => {
-            let stacks = manager::list(&manager_api(ctx)?).await?;
+        StackCommand::Ls { target } => {
+            let stacks = manager::list(&manager_api(ctx, target.context.as_deref())?).await?;
             println!("{:<20} SERVICES", "NAME");
             for (name, count) in stacks {
                 println!("{name:<20} {count}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Services { name, .. } => {
+        StackCommand::Services { target, name } => {
             println!("{:<27} {:<24} {:<11} {:<9} {:<40} PORTS", "ID", "NAME", "MODE", "REPLICAS", "IMAGE");
-            for s in manager::services(&manager_api(ctx)?, &name).await? {
+            for s in manager::services(&manager_api(ctx, target.context.as_deref())?, &name).await? {
                 let global = s["Spec"]["Mode"].get("Global").is_some();
                 let replicas =
                     format!("{}/{}", s["ServiceStatus"]["RunningTasks"].as_u64().unwrap_or(0), s["ServiceStatus"]["DesiredTasks"].as_u64().unwrap_or(0));
@@ -243,9 +250,9 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Ps { name, .. } => {
+        StackCommand::Ps { target, name } => {
             println!("{:<27} {:<28} {:<40} {:<27} {:<14} {:<12} ERROR", "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE");
-            for t in manager::tasks(&manager_api(ctx)?, &name).await? {
+            for t in manager::tasks(&manager_api(ctx, target.context.as_deref())?, &name).await? {
                 let task_name = match t["Slot"].as_u64() {
                     Some(slot) => format!("{}.{slot}", t["ServiceName"].as_str().unwrap_or_default()),
                     None => format!("{}.{}", t["ServiceName"].as_str().unwrap_or_default(), t["NodeID"].as_str().unwrap_or_default()),
@@ -263,8 +270,8 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StackCommand::Rm { name, .. } => {
-            for line in manager::remove(&manager_api(ctx)?, &name).await? {
+        StackCommand::Rm { target, name } => {
+            for line in manager::remove(&manager_api(ctx, target.context.as_deref())?, &name).await? {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
