@@ -12,8 +12,8 @@
 //! worker's tasks are scheduled again elsewhere.
 //!
 //! Not covered: Swarm's virtual IPs and the routing mesh. These machines have no ip_vs,
-//! so they cannot work here: the services use `endpoint_mode: dnsrr`, as the machine
-//! notes advise.
+//! so they cannot work here: the services use `endpoint_mode: dnsrr`, and a port is
+//! published in host mode (on its task's node only), as the machine notes advise.
 
 use std::time::{Duration, Instant};
 
@@ -242,9 +242,16 @@ services:
       placement:
         preferences:
           - spread: node.id
+      update_config: {parallelism: 1, delay: 1s, order: start-first, failure_action: rollback, monitor: 4s}
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      retries: 1
   worker:
     image: berth.test/swarm:1
-    command: ["sleep", "3600"]
+    command: ["httpd", "-f", "-p", "8080", "-h", "/srv"]
+    ports:
+      - {target: 8080, published: 18080, mode: host}
     deploy:
       endpoint_mode: dnsrr
       placement:
@@ -268,8 +275,9 @@ secrets:
 /// Three dockerd nodes, each in a network namespace of its own, joined by a bridge in a
 /// fourth: one manager, two workers. The stack spreads across them, its services find
 /// each other by name across nodes over the overlay network (VXLAN between the
-/// namespaces), and when a worker node stops its tasks are scheduled again on the
-/// nodes left.
+/// namespaces), the worker's port is published in host mode on its node, a rolling
+/// update goes across the nodes and a failing one is rolled back, and when a worker
+/// node stops its tasks are scheduled again on the nodes left.
 /// The namespace that holds the nodes' bridge, gone with the test whatever happens.
 struct Switch(std::process::Child);
 
@@ -308,7 +316,9 @@ fn a_stack_spreads_over_three_nodes_and_survives_a_node_stopping() {
         ip_in(switch.id(), &["link", "set", &port, "master", "br0", "up"]);
         ip_in(node.netns_pid(), &["addr", "add", &format!("10.231.0.{n}/24"), "dev", "eth0"]);
         ip_in(node.netns_pid(), &["link", "set", "eth0", "up"]);
-        node.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({})), "berth.test/swarm:1"));
+        for tag in ["1", "2"] {
+            node.load(&fixtures::oci_archive(&fixtures::container_image(serde_json::json!({"Labels": {"version": tag}})), &format!("berth.test/swarm:{tag}")));
+        }
         nodes.push(node);
     }
     let (ok, out, err) = nodes[0].docker(&["swarm", "init", "--advertise-addr", "10.231.0.1", "--listen-addr", "10.231.0.1:2377"]);
@@ -363,6 +373,11 @@ fn a_stack_spreads_over_three_nodes_and_survives_a_node_stopping() {
     wait_for("docker's stack gone", Duration::from_secs(60), || {
         nodes[0].docker(&["service", "ls", "-q", "--filter", "label=com.docker.stack.namespace=dockershop"]).1.trim().is_empty().then(String::new)
     });
+    for node in &nodes {
+        wait_for("docker's tasks' containers gone", Duration::from_secs(60), || {
+            node.docker(&["ps", "-aq", "--filter", "label=com.docker.stack.namespace=dockershop"]).1.trim().is_empty().then(String::new)
+        });
+    }
     let web_nodes = |out: &str| -> std::collections::BTreeSet<String> {
         out.lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -372,6 +387,30 @@ fn a_stack_spreads_over_three_nodes_and_survives_a_node_stopping() {
     };
     let tasks = berth(&["stack", "ps", "shop"]);
     assert!(web_nodes(&tasks).len() >= 2, "web spreads over the nodes: {tasks}");
+
+    // The worker's port, published in host mode: on the node its task runs on, and on no
+    // other (the routing mesh, which would publish it on every node, needs ip_vs).
+    let worker_node = tasks
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|c| c.len() >= 6 && c[1].starts_with("shop_worker.") && c[5] == "running")
+        .map(|c| c[3].to_owned())
+        .expect("the worker runs");
+    let mut served = 0;
+    for (n, node) in nodes.iter().enumerate() {
+        let url = format!("http://10.231.0.{}:18080/data.txt", n + 1);
+        if node.ok(&["info", "--format", "{{.Swarm.NodeID}}"]).trim() == worker_node {
+            wait_for("the worker's published port", Duration::from_secs(30), || {
+                let (ok, out) = nodes[0].in_netns(&["wget", "-qO-", "-T", "5", &url]);
+                (ok && out == "from the image\n").then_some(out)
+            });
+            served += 1;
+        } else {
+            let (ok, out) = nodes[0].in_netns(&["wget", "-qO-", "-T", "5", &url]);
+            assert!(!ok, "{url} answers on a node the worker does not run on: {out}");
+        }
+    }
+    assert_eq!(served, 1, "the worker's node is one of the three");
 
     // Discovery by name across nodes: from the manager's db task, every web task's
     // address, and each answers over the overlay network.
@@ -388,6 +427,36 @@ fn a_stack_spreads_over_three_nodes_and_survives_a_node_stopping() {
         let (ok, out, err) = nodes[0].docker(&["exec", &db, "ping", "-c", "1", "-W", "5", address]);
         assert!(ok, "ping {address} across the overlay: {out}{err}");
     }
+
+    // A new image: a rolling update across the nodes, one task at a time; then an update
+    // whose tasks fail their health check, rolled back by Swarm.
+    std::fs::write(dir.join("compose.yaml"), THREE_NODE_STACK.replace("berth.test/swarm:1", "berth.test/swarm:2")).expect("write");
+    berth(&["stack", "deploy", "-c", "compose.yaml", "shop"]);
+    let inspect_web = |format: &str| nodes[0].docker(&["service", "inspect", "shop_web", "--format", format]).1.trim().to_owned();
+    wait_for("the rolling update to complete", Duration::from_secs(120), || {
+        let out = inspect_web("{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}");
+        (out == "berth.test/swarm:2 completed").then_some(out)
+    });
+    let tasks = berth(&["stack", "ps", "shop"]);
+    let updated: Vec<&str> =
+        tasks.lines().filter(|l| l.contains("shop_web.") && l.contains("berth.test/swarm:2") && l.trim_end().ends_with("running")).collect();
+    assert_eq!(updated.len(), 3, "every web task runs the new image: {tasks}");
+    assert!(web_nodes(&tasks).len() >= 2, "still spread: {tasks}");
+    std::fs::write(
+        dir.join("compose.yaml"),
+        THREE_NODE_STACK.replace("berth.test/swarm:1", "berth.test/swarm:2").replace(r#"test: ["CMD", "true"]"#, r#"test: ["CMD", "false"]"#),
+    )
+    .expect("write");
+    berth(&["stack", "deploy", "-c", "compose.yaml", "shop"]);
+    wait_for("the failed update to roll back", Duration::from_secs(180), || {
+        let out = inspect_web("{{.UpdateStatus.State}}");
+        (out == "rollback_completed").then_some(out)
+    });
+    assert_eq!(inspect_web("{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck.Test}}"), r#"["CMD","true"]"#, "the last good spec is back");
+    wait_for("three healthy web tasks again", Duration::from_secs(60), || {
+        let out = berth(&["stack", "services", "shop"]);
+        out.lines().any(|l| l.contains("shop_web") && l.contains(" 3/3 ")).then_some(out)
+    });
 
     // A worker node stops: Swarm sees it down and runs its tasks on the nodes left.
     let stopped_id = nodes[0].ok(&["node", "ls", "--filter", "role=worker", "--format", "{{.ID}} {{.Hostname}}"]);

@@ -85,8 +85,10 @@ impl DockerClient {
         let mut client = DockerClient::new(&endpoint.host)?;
         if let Some(tls) = &endpoint.tls {
             let tls_err = |detail: String| DockerApiError::Tls { from: endpoint.from.clone(), detail };
-            let Endpoint::Tcp(authority, settings) = &mut client.endpoint else {
-                return Err(tls_err(format!("TLS is for tcp:// endpoints, not {}", endpoint.host)));
+            let (authority, settings) = match &mut client.endpoint {
+                Endpoint::Tcp(authority, settings) => (authority, settings),
+                #[cfg(unix)]
+                Endpoint::Unix(_) => return Err(tls_err(format!("TLS is for tcp:// endpoints, not {}", endpoint.host))),
             };
             let identity = tls.identity.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
             let config = berth_proto::tls::client_config(&tls.ca, identity).map_err(|e| tls_err(e.to_string()))?;
@@ -211,6 +213,25 @@ mod tests {
         assert!(DockerClient::new("unix:/x").is_err());
         assert!(DockerClient::new("tcp://").is_err());
         assert!(DockerClient::new("ssh://host").is_err());
+    }
+
+    #[test]
+    fn tls_is_for_tcp_and_its_files_are_named() {
+        use crate::docker_context::{DockerEndpoint, TlsFiles};
+        let endpoint = |host: &str| DockerEndpoint {
+            host: host.to_owned(),
+            tls: Some(TlsFiles { ca: std::path::PathBuf::from("/nonexistent/ca.pem"), identity: None }),
+            from: "context \"m\"".to_owned(),
+        };
+        let err = DockerClient::for_endpoint(&endpoint("tcp://manager")).expect_err("no CA file").to_string();
+        assert!(err.starts_with("the TLS files of context \"m\": ") && err.contains("/nonexistent/ca.pem"), "{err}");
+        #[cfg(unix)]
+        {
+            let err = DockerClient::for_endpoint(&endpoint("unix:///run/d.sock")).expect_err("TLS on a socket").to_string();
+            assert!(err.contains("TLS is for tcp://"), "{err}");
+        }
+        let plain = DockerClient::for_endpoint(&DockerEndpoint { host: "tcp://manager".to_owned(), tls: None, from: "--host".to_owned() }).expect("plain");
+        assert!(matches!(plain.endpoint, Endpoint::Tcp(a, None) if a == "manager:2375"));
     }
 
     #[test]
