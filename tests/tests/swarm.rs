@@ -197,6 +197,18 @@ fn a_stack_deploys_updates_rolls_back_and_goes_on_a_real_swarm() {
     let (_, test, _) = dockerd.docker(&["service", "inspect", "shop_web", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck.Test}}"]);
     assert_eq!(test.trim(), r#"["CMD","true"]"#, "the rolled-back spec is the last good one");
 
+    // A file without the worker: deployed, the worker stays (as docker's does); with
+    // --prune, it goes, and nothing else changes.
+    let worker = "  worker:\n    image: berth.test/swarm:1\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      endpoint_mode: dnsrr\n";
+    assert!(STACK.contains(worker));
+    std::fs::write(dir.join("compose.yaml"), STACK.replace(worker, "").replace("berth.test/swarm:1", "berth.test/swarm:2")).expect("write");
+    ok_berth(&["stack", "deploy", "-c", "compose.yaml", "shop"]);
+    assert_eq!(ok_berth(&["stack", "services", "shop"]).matches("shop_worker").count(), 1, "not pruned unless asked");
+    let out = ok_berth(&["stack", "deploy", "--prune", "-c", "compose.yaml", "shop"]);
+    assert!(out.contains("Removing service shop_worker") && !out.contains("Removing service shop_web"), "{out}");
+    let services = ok_berth(&["stack", "services", "shop"]);
+    assert!(!services.contains("shop_worker") && services.contains("shop_web") && services.contains("shop_db"), "{services}");
+
     // Removed: no service, secret, config or network of the stack is left (the volume is
     // kept, as docker stack rm keeps it).
     let out = ok_berth(&["stack", "rm", "shop"]);

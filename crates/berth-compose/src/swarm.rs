@@ -42,6 +42,8 @@ pub struct Object {
 /// A stack's objects, in the order they are made.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stack {
+    /// The stack's name, its services' namespace label.
+    pub name: String,
     pub networks: Vec<Object>,
     pub secrets: Vec<Object>,
     pub configs: Vec<Object>,
@@ -89,7 +91,7 @@ fn labels(map: &BTreeMap<String, Option<String>>, stack: &str) -> BTreeMap<Strin
 /// Renders `services` of `project` as the stack `stack`.
 pub fn render(project: &Project, stack: &str, services: &BTreeSet<String>) -> Result<Stack, SwarmError> {
     let file = &project.model;
-    let mut out = Stack::default();
+    let mut out = Stack { name: stack.to_owned(), ..Stack::default() };
     let scoped = |name: &str| format!("{stack}_{name}");
 
     // Networks: those the services use (the default one when a service names none).
@@ -556,8 +558,9 @@ pub mod manager {
     }
 
     /// Creates what is missing and updates the services that exist (a rolling update
-    /// as their update config says); returns what it did, a line each.
-    pub async fn deploy(api: &DockerClient, stack: &Stack) -> Result<Vec<String>, DockerApiError> {
+    /// as their update config says); with `prune`, removes the stack's services the file
+    /// no longer has (as `docker stack deploy --prune`). Returns what it did, a line each.
+    pub async fn deploy(api: &DockerClient, stack: &Stack, prune: bool) -> Result<Vec<String>, DockerApiError> {
         check_manager(api).await?;
         let mut said = Vec::new();
         for external in &stack.external {
@@ -620,6 +623,15 @@ pub mod manager {
                 None => {
                     api.call("POST", "/services/create", Some(&spec)).await?;
                     said.push(format!("Creating service {}", service.name));
+                }
+            }
+        }
+        if prune {
+            for existing in services(api, &stack.name).await? {
+                let (id, name) = (existing["ID"].as_str().unwrap_or_default(), existing["Spec"]["Name"].as_str().unwrap_or_default());
+                if !stack.services.iter().any(|s| s.name == name) {
+                    api.call("DELETE", &format!("/services/{id}"), None).await?;
+                    said.push(format!("Removing service {name}"));
                 }
             }
         }

@@ -62,6 +62,10 @@ pub enum StackCommand {
         /// bodies) instead of making it.
         #[arg(long)]
         dry_run: bool,
+        /// Remove what the stack has and the files no longer name: services on a Swarm,
+        /// workloads, Services, Secrets and ConfigMaps on Kubernetes (claims are kept).
+        #[arg(long)]
+        prune: bool,
         /// The stack's name (the project's name).
         name: String,
     },
@@ -147,7 +151,7 @@ pub async fn node(ctx: &Context, cmd: NodeCommand) -> CommandResult {
 
 pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
     match cmd {
-        StackCommand::Deploy { compose_file, target, dry_run, name } => {
+        StackCommand::Deploy { compose_file, target, dry_run, prune, name } => {
             let options = LoadOptions {
                 files: compose_file,
                 project_name: Some(name),
@@ -164,7 +168,7 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
                         println!("{}", serde_json::to_string_pretty(&stack.to_dry_run_json())?);
                         return Ok(ExitCode::SUCCESS);
                     }
-                    for line in manager::deploy(&manager_api(ctx, target.context.as_deref())?, &stack).await? {
+                    for line in manager::deploy(&manager_api(ctx, target.context.as_deref())?, &stack, prune).await? {
                         println!("{line}");
                     }
                     Ok(ExitCode::SUCCESS)
@@ -180,7 +184,7 @@ pub async fn run(ctx: &Context, cmd: StackCommand) -> CommandResult {
                         return Ok(ExitCode::SUCCESS);
                     }
                     let cluster = target.cluster().await?;
-                    for line in cluster.deploy(&rendered).await? {
+                    for line in cluster.deploy(&kube_name(&project.name)?, &rendered, prune).await? {
                         println!("{line}");
                     }
                     Ok(ExitCode::SUCCESS)

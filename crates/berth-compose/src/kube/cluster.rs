@@ -127,11 +127,14 @@ impl Cluster {
         Api::namespaced_with(self.client.clone(), &self.namespace, resource)
     }
 
-    /// Applies every object of `rendered`, in its order; a line per object, as
-    /// `kubectl apply --server-side` prints them.
-    pub async fn deploy(&self, rendered: &Rendered) -> Result<Vec<String>, ClusterError> {
+    /// Applies every object of `rendered`, in its order; with `prune`, then deletes the
+    /// objects of the stack `rendered` no longer has (its claims excepted, as `remove`
+    /// keeps them). A line per object, as `kubectl apply --server-side --prune` prints
+    /// them.
+    pub async fn deploy(&self, stack: &str, rendered: &Rendered, prune: bool) -> Result<Vec<String>, ClusterError> {
         let kinds = kinds();
         let mut lines = Vec::new();
+        let mut applied = std::collections::BTreeSet::new();
         for object in &rendered.objects {
             let (kind, version) = (object["kind"].as_str().unwrap_or_default(), object["apiVersion"].as_str().unwrap_or_default());
             let resource = kinds
@@ -147,8 +150,31 @@ impl Cluster {
                 .await
                 .map_err(|e| api_error(what.clone(), e))?;
             lines.push(format!("{what} serverside-applied"));
+            applied.insert(what);
+        }
+        if prune {
+            for resource in kinds.iter().rev().filter(|r| r.kind != "PersistentVolumeClaim") {
+                for object in self.list(resource, &stack_selector(stack)).await? {
+                    let name = object.metadata.name.unwrap_or_default();
+                    let what = display_name(resource, &name);
+                    if !applied.contains(&what) {
+                        self.delete(resource, &name, &what).await?;
+                        lines.push(format!("{what} pruned"));
+                    }
+                }
+            }
         }
         Ok(lines)
+    }
+
+    /// Deletes an object; one gone already (another client, the garbage collector) is
+    /// what was asked.
+    async fn delete(&self, resource: &ApiResource, name: &str, what: &str) -> Result<(), ClusterError> {
+        match self.api(resource).delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(::kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(api_error(what.to_owned(), e)),
+        }
     }
 
     async fn list(&self, resource: &ApiResource, selector: &str) -> Result<Vec<DynamicObject>, ClusterError> {
@@ -173,12 +199,8 @@ impl Cluster {
                     kept.push(what);
                     continue;
                 }
-                match self.api(resource).delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => lines.push(format!("{what} deleted")),
-                    // Gone already (another client, or the garbage collector): what was asked.
-                    Err(::kube::Error::Api(status)) if status.code == 404 => {}
-                    Err(e) => return Err(api_error(what, e)),
-                }
+                self.delete(resource, &name, &what).await?;
+                lines.push(format!("{what} deleted"));
             }
         }
         if !kept.is_empty() {
@@ -402,7 +424,7 @@ mod tests {
         let cluster = Cluster::connect(Some(&kubeconfig), None, None).await.expect("connects");
         assert_eq!(cluster.namespace(), "dev", "the context's namespace");
 
-        let lines = cluster.deploy(&stack).await.expect("applies");
+        let lines = cluster.deploy(&project, &stack, false).await.expect("applies");
         assert_eq!(lines.len(), stack.objects.len());
         assert_eq!(lines[0], format!("persistentvolumeclaim/{} serverside-applied", stack.objects[0]["metadata"]["name"].as_str().expect("name")));
         let requests = server.lock().expect("lock").requests.clone();
@@ -429,6 +451,21 @@ mod tests {
         assert_eq!(rows.len(), workloads);
         assert!(rows.iter().all(|w| w.ready == 0 && !w.image.is_empty()), "{rows:?}");
 
+        // Deployed again without a service: with prune its Deployment and Service go (and
+        // nothing else); without, they stay, as docker stack deploy leaves them.
+        let dropped = "worker";
+        let without =
+            Rendered { objects: stack.objects.iter().filter(|o| o["metadata"]["labels"][LABEL_NAME] != dropped).cloned().collect(), warnings: Vec::new() };
+        assert!(without.objects.len() < stack.objects.len(), "the case has a {dropped}");
+        cluster.deploy(&project, &without, false).await.expect("applies");
+        assert_eq!(cluster.workloads(&project).await.expect("workloads").len(), workloads, "not pruned unless asked");
+        let lines = cluster.deploy(&project, &without, true).await.expect("applies");
+        let pruned: Vec<&String> = lines.iter().filter(|l| l.ends_with(" pruned")).collect();
+        let dropped_objects = stack.objects.len() - without.objects.len();
+        assert_eq!(pruned.len(), dropped_objects, "{lines:?}");
+        assert!(pruned.iter().all(|l| l.ends_with(&format!("/{dropped} pruned"))), "{pruned:?}");
+        cluster.deploy(&project, &stack, false).await.expect("applies again");
+
         // Another namespace holds nothing of it.
         let other = Cluster::connect(Some(&kubeconfig), Some("other"), None).await.expect("connects");
         assert_eq!(other.namespace(), "default");
@@ -454,7 +491,7 @@ mod tests {
         server.lock().expect("lock").refuse = Some(name.clone());
         let cluster = Cluster::connect(Some(&kubeconfig), None, Some("team")).await.expect("connects");
         assert_eq!(cluster.namespace(), "team", "--namespace wins");
-        let error = cluster.deploy(&stack).await.expect_err("refused").to_string();
+        let error = cluster.deploy("tool", &stack, false).await.expect_err("refused").to_string();
         assert!(error.starts_with(&format!("deployment.apps/{name}: ")) && error.contains("Invalid value"), "{error}");
         assert!(!error.contains("s3cret-token"));
 
