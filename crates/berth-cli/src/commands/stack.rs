@@ -29,6 +29,8 @@ pub enum Orchestrator {
 /// Kubernetes cluster.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
+    /// A Swarm (its manager: --host, --context, DOCKER_HOST, or the docker CLI's current
+    /// context), or the Kubernetes cluster of the kubeconfig.
     #[arg(long, value_enum, env = "DOCKER_STACK_ORCHESTRATOR", default_value = "swarm")]
     orchestrator: Orchestrator,
     /// Kubernetes: the kubeconfig (else `KUBECONFIG`, else `~/.kube/config`).
