@@ -28,6 +28,7 @@ use k8s_openapi::ByteString;
 
 use crate::model::{FileObject, Service as ComposeService};
 use crate::project::Project;
+use crate::refused;
 
 pub mod cluster;
 
@@ -38,19 +39,8 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The size a named volume's claim asks for unless its `driver_opts` give `size`.
 pub const DEFAULT_VOLUME_SIZE: &str = "1Gi";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum KubeError {
-    /// `key` of `service` (or of the project, when `service` is empty) has no Kubernetes
-    /// meaning, or a value Kubernetes cannot take.
-    #[error("{}{key}: {why}", if service.is_empty() { String::new() } else { format!("service {service}: ") })]
-    Refused { service: String, key: String, why: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-fn refused(service: &str, key: &str, why: impl Into<String>) -> KubeError {
-    KubeError::Refused { service: service.to_owned(), key: key.to_owned(), why: why.into() }
-}
+/// What has no Kubernetes meaning, by its key.
+pub type KubeError = crate::RenderError;
 
 /// The objects, in apply order (claims, secrets and configs before what mounts them),
 /// and what the cluster will do differently from compose.

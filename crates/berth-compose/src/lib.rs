@@ -18,3 +18,18 @@ pub mod model;
 pub mod plan;
 pub mod project;
 pub mod swarm;
+
+/// Why a project cannot go onto an orchestrator (Kubernetes, a Swarm) as it is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    /// `key` of `service` (or of the project, when `service` is empty) has no meaning
+    /// there, or a value it cannot take.
+    #[error("{}{key}: {why}", if service.is_empty() { String::new() } else { format!("service {service}: ") })]
+    Refused { service: String, key: String, why: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub(crate) fn refused(service: &str, key: &str, why: impl Into<String>) -> RenderError {
+    RenderError::Refused { service: service.to_owned(), key: key.to_owned(), why: why.into() }
+}

@@ -16,21 +16,13 @@ use serde_json::{json, Value};
 
 use crate::model::{FileObject, Service as ComposeService, UpdateConfig};
 use crate::project::Project;
+use crate::refused;
 
 pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
 pub const LABEL_IMAGE: &str = "com.docker.stack.image";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SwarmError {
-    #[error("{}{key}: {why}", if service.is_empty() { String::new() } else { format!("service {service}: ") })]
-    Refused { service: String, key: String, why: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-fn refused(service: &str, key: &str, why: impl Into<String>) -> SwarmError {
-    SwarmError::Refused { service: service.to_owned(), key: key.to_owned(), why: why.into() }
-}
+/// What a Swarm cannot take, by its key.
+pub type SwarmError = crate::RenderError;
 
 /// One object to create: its name and the body the API takes.
 #[derive(Debug, Clone, PartialEq)]
