@@ -58,16 +58,22 @@ fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'s
     Ok(certs)
 }
 
+/// The certificates of the CA file `ca`, as the roots a peer is checked against.
+fn roots(ca: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates("CA certificate", ca)? {
+        roots.add(cert).map_err(|e| TlsError::File { what: "CA certificate", path: ca.to_owned(), detail: e.to_string() })?;
+    }
+    Ok(roots)
+}
+
 /// The server's TLS settings: its certificate and key, and clients verified against
 /// the CA (a client without a certificate, or with one the CA did not sign, is refused
 /// in the handshake).
 pub fn server_config(tls: &TcpTls) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    for ca in certificates("CA certificate", &tls.ca)? {
-        roots.add(ca).map_err(|e| TlsError::File { what: "CA certificate", path: tls.ca.clone(), detail: e.to_string() })?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().map_err(|e| TlsError::Config(e.to_string()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&tls.ca)?), provider.clone()).build().map_err(|e| TlsError::Config(e.to_string()))?;
     let chain = certificates("certificate", &tls.cert)?;
     let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| TlsError::File { what: "private key", path: tls.key.clone(), detail: e.to_string() })?;
     let config = ServerConfig::builder_with_provider(provider)
@@ -84,14 +90,10 @@ pub fn server_config(tls: &TcpTls) -> Result<Arc<ServerConfig>, TlsError> {
 /// certificate and key (`identity`) shown when the server asks.
 pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    for cert in certificates("CA certificate", ca)? {
-        roots.add(cert).map_err(|e| TlsError::File { what: "CA certificate", path: ca.to_owned(), detail: e.to_string() })?;
-    }
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots);
+        .with_root_certificates(roots(ca)?);
     let config = match identity {
         Some((cert, key)) => {
             let chain = certificates("certificate", cert)?;

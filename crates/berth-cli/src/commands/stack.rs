@@ -25,8 +25,8 @@ pub enum Orchestrator {
     Kubernetes,
 }
 
-/// Where a stack goes: a Swarm (its manager from `--host` or `DOCKER_HOST`) or a
-/// Kubernetes cluster.
+/// Where a stack goes: a Swarm (its manager found as the docker CLI finds its engine) or
+/// a Kubernetes cluster (the kubeconfig's).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// A Swarm (its manager: --host, --context, DOCKER_HOST, or the docker CLI's current

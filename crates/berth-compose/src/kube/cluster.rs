@@ -5,7 +5,7 @@
 //! Removing a stack keeps its PersistentVolumeClaims, as `docker compose down` keeps
 //! named volumes: their data goes only when the user deletes them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -50,6 +50,11 @@ fn kinds() -> [ApiResource; 6] {
         ApiResource::erase::<StatefulSet>(&()),
         ApiResource::erase::<Service>(&()),
     ]
+}
+
+/// The kinds of a stack's workloads.
+fn workload_kinds() -> impl Iterator<Item = ApiResource> {
+    kinds().into_iter().filter(|r| r.kind == "Deployment" || r.kind == "StatefulSet")
 }
 
 /// `kind.group/name`, as kubectl names an object in what it prints.
@@ -134,7 +139,7 @@ impl Cluster {
     pub async fn deploy(&self, stack: &str, rendered: &Rendered, prune: bool) -> Result<Vec<String>, ClusterError> {
         let kinds = kinds();
         let mut lines = Vec::new();
-        let mut applied = std::collections::BTreeSet::new();
+        let mut applied = BTreeSet::new();
         for object in &rendered.objects {
             let (kind, version) = (object["kind"].as_str().unwrap_or_default(), object["apiVersion"].as_str().unwrap_or_default());
             let resource = kinds
@@ -153,18 +158,29 @@ impl Cluster {
             applied.insert(what);
         }
         if prune {
-            for resource in kinds.iter().rev().filter(|r| r.kind != "PersistentVolumeClaim") {
-                for object in self.list(resource, &stack_selector(stack)).await? {
-                    let name = object.metadata.name.unwrap_or_default();
-                    let what = display_name(resource, &name);
-                    if !applied.contains(&what) {
-                        self.delete(resource, &name, &what).await?;
-                        lines.push(format!("{what} pruned"));
-                    }
+            lines.extend(self.sweep(stack, &applied, "pruned").await?.0);
+        }
+        Ok(lines)
+    }
+
+    /// Deletes the stack's objects not named in `keep`, workloads first, a line each
+    /// (`<object> <verb>`); its claims are never deleted, and are returned beside.
+    async fn sweep(&self, stack: &str, keep: &BTreeSet<String>, verb: &str) -> Result<(Vec<String>, Vec<String>), ClusterError> {
+        let selector = stack_selector(stack);
+        let (mut lines, mut claims) = (Vec::new(), Vec::new());
+        for resource in kinds().iter().rev() {
+            for object in self.list(resource, &selector).await? {
+                let name = object.metadata.name.unwrap_or_default();
+                let what = display_name(resource, &name);
+                if resource.kind == "PersistentVolumeClaim" {
+                    claims.push(what);
+                } else if !keep.contains(&what) {
+                    self.delete(resource, &name, &what).await?;
+                    lines.push(format!("{what} {verb}"));
                 }
             }
         }
-        Ok(lines)
+        Ok((lines, claims))
     }
 
     /// Deletes an object; one gone already (another client, the garbage collector) is
@@ -188,21 +204,7 @@ impl Cluster {
 
     /// Removes a stack's objects, workloads first; its claims are kept, and said.
     pub async fn remove(&self, stack: &str) -> Result<Vec<String>, ClusterError> {
-        let selector = stack_selector(stack);
-        let mut lines = Vec::new();
-        let mut kept = Vec::new();
-        for resource in kinds().iter().rev() {
-            for object in self.list(resource, &selector).await? {
-                let name = object.metadata.name.unwrap_or_default();
-                let what = display_name(resource, &name);
-                if resource.kind == "PersistentVolumeClaim" {
-                    kept.push(what);
-                    continue;
-                }
-                self.delete(resource, &name, &what).await?;
-                lines.push(format!("{what} deleted"));
-            }
-        }
+        let (mut lines, kept) = self.sweep(stack, &BTreeSet::new(), "deleted").await?;
         if !kept.is_empty() {
             lines.push(format!("kept the volumes' claims (their data): {} (kubectl delete removes them)", kept.join(", ")));
         }
@@ -212,7 +214,7 @@ impl Cluster {
     /// The stacks in the namespace, with their number of workloads.
     pub async fn stacks(&self) -> Result<BTreeMap<String, usize>, ClusterError> {
         let mut stacks = BTreeMap::new();
-        for resource in [ApiResource::erase::<Deployment>(&()), ApiResource::erase::<StatefulSet>(&())] {
+        for resource in workload_kinds() {
             for object in self.list(&resource, &format!("{LABEL_MANAGED_BY}=berth,{LABEL_PART_OF}")).await? {
                 if let Some(stack) = object.metadata.labels.as_ref().and_then(|l| l.get(LABEL_PART_OF)) {
                     *stacks.entry(stack.clone()).or_insert(0) += 1;
@@ -225,7 +227,7 @@ impl Cluster {
     /// A stack's Deployments and StatefulSets.
     pub async fn workloads(&self, stack: &str) -> Result<Vec<Workload>, ClusterError> {
         let mut rows = Vec::new();
-        for resource in [ApiResource::erase::<Deployment>(&()), ApiResource::erase::<StatefulSet>(&())] {
+        for resource in workload_kinds() {
             for object in self.list(&resource, &stack_selector(stack)).await? {
                 let data = &object.data;
                 rows.push(Workload {
